@@ -1,0 +1,96 @@
+import { z } from 'zod';
+
+/**
+ * The configuration file's shape, with every default in one place. Objects are
+ * strict: a misspelt key (`threshold_minute`) is an error naming its path, not a
+ * silently ignored setting that leaves a threshold at its default.
+ */
+
+const positiveNumber = z.number().positive();
+
+const environmentSchema = z
+  .strictObject({
+    database_url: z.string().min(1).optional(),
+    supabase_url: z.url({ protocol: /^https?$/ }).optional(),
+    postgrest_url: z.url({ protocol: /^https?$/ }).optional(),
+    service_role_key: z.string().min(1).optional(),
+  })
+  .refine((env) => !(env.supabase_url && env.postgrest_url), {
+    message: 'set supabase_url or postgrest_url, not both',
+  });
+
+const stuckBatchesSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  threshold_minutes: positiveNumber.default(10),
+  timeout_seconds: positiveNumber.default(10),
+});
+
+const errorSpikeSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  threshold_pct: z.number().min(0).max(100).default(15),
+  min_rows: z.number().int().min(1).default(100),
+  timeout_seconds: positiveNumber.default(10),
+});
+
+const schemaCacheSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  auto_reload: z.boolean().default(true),
+  /** At most one NOTIFY per cooldown, across loop iterations and cron runs. */
+  cooldown_minutes: z.number().min(0).default(5),
+  /** How many times to probe again after a reload before calling it unrecovered. */
+  reprobe_attempts: z.number().int().min(1).max(20).default(5),
+  reprobe_interval_seconds: positiveNumber.default(2),
+  /** One HTTP probe's timeout. */
+  request_timeout_seconds: positiveNumber.default(5),
+  /** The whole check's budget, reload and re-probes included. */
+  timeout_seconds: positiveNumber.default(30),
+  /** The role PostgREST logs in as; inspected when a reload does not help. */
+  postgrest_role: z.string().min(1).default('authenticator'),
+});
+
+const sourceSchema = z.strictObject({
+  error_spike_threshold_pct: z.number().min(0).max(100).optional(),
+});
+
+export const configSchema = z.strictObject({
+  environments: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'environment names use letters, digits, _ and -'), environmentSchema).default({}),
+  checks: z
+    .strictObject({
+      stuck_batches: stuckBatchesSchema.prefault({}),
+      error_spike: errorSpikeSchema.prefault({}),
+      schema_cache: schemaCacheSchema.prefault({}),
+    })
+    .prefault({}),
+  sources: z.record(z.string().min(1), sourceSchema).default({}),
+  /** Where small persistent state (reload cooldown) lives; SENTINEL_STATE_DIR overrides. */
+  state_dir: z.string().min(1).optional(),
+  /** Default statement_timeout for every check query, in milliseconds. */
+  statement_timeout_ms: z.number().int().min(100).default(5000),
+  // Alerting (SPEC.md §7) is accepted so that files written for it validate; the
+  // notifiers themselves arrive with the alerting work.
+  alerting: z.record(z.string(), z.unknown()).optional(),
+  notifiers: z.array(z.unknown()).optional(),
+  heartbeat_url: z.string().optional(),
+});
+
+/** The file as written, before defaults. */
+export type ConfigFile = z.input<typeof configSchema>;
+/** The file after defaults and validation. */
+export type FileConfig = z.output<typeof configSchema>;
+
+/** Connection settings of the environment being checked, after precedence is applied. */
+export interface ResolvedEnvironment {
+  name: string;
+  databaseUrl: string;
+  /** PostgREST root (for Supabase: `SUPABASE_URL/rest/v1`), if configured. */
+  restUrl?: string;
+  serviceRoleKey?: string;
+}
+
+/** Everything a run needs: the validated file plus the resolved environment. */
+export interface SentinelConfig extends FileConfig {
+  env: ResolvedEnvironment;
+  stateDir: string;
+  /** Every secret value found in the configuration, for redaction of all output. */
+  secrets: string[];
+}

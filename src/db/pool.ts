@@ -1,0 +1,57 @@
+import pg from 'pg';
+
+/** The part of `pg.Pool` / `pg.Client` that checks use; tests pass either. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+export interface PoolOptions {
+  /** statement_timeout for every session, in milliseconds. */
+  statementTimeoutMs?: number;
+  /** How long to wait for a connection before failing, in milliseconds. */
+  connectTimeoutMs?: number;
+  max?: number;
+}
+
+// Return numeric and bigint columns as JS numbers. Every count and rate Sentinel
+// reads fits comfortably in a double; strings would leak into reports as "18.50".
+pg.types.setTypeParser(pg.types.builtins.NUMERIC, (v) => Number.parseFloat(v));
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
+
+/**
+ * A pool for the monitored database. Sessions identify themselves as `sentinel`
+ * (visible in pg_stat_activity), default to read-only transactions and carry a
+ * statement_timeout, so a check can neither write by accident nor hang a run.
+ * Idle-client errors (a restarted server) are swallowed here: the next query
+ * reconnects, which is what a loop that survives outages needs.
+ */
+export function createPool(connectionString: string, options: PoolOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    application_name: 'sentinel',
+    max: options.max ?? 4,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: options.statementTimeoutMs ?? 5000,
+    options: '-c default_transaction_read_only=on',
+  });
+  pool.on('error', () => {
+    /* an idle client died; the pool replaces it on the next query */
+  });
+  return pool;
+}
+
+/** A pool that may write (migrations, the schema-cache NOTIFY, demo data). */
+export function createWritePool(connectionString: string, options: PoolOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    application_name: 'sentinel',
+    max: options.max ?? 2,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    statement_timeout: options.statementTimeoutMs ?? 60_000,
+  });
+  pool.on('error', () => {
+    /* see createPool */
+  });
+  return pool;
+}

@@ -1,0 +1,47 @@
+import { Redactor } from './util/redact.js';
+
+export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40 };
+
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  redactor?: Redactor;
+  /** Where lines go; stderr by default so stdout stays pure report. */
+  write?: (line: string) => void;
+  now?: () => Date;
+  name?: string;
+}
+
+/**
+ * Log lines in the guide's shape:
+ * `2025-01-04 10:15:30 | INFO     | sentinel | Running stuck_batches check...`
+ * Times are UTC. Every line passes through the redactor.
+ */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const min = ORDER[options.level ?? 'info'];
+  const redactor = options.redactor ?? new Redactor();
+  const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  const now = options.now ?? (() => new Date());
+  const name = options.name ?? 'sentinel';
+  const emit = (level: LogLevel, label: string, message: string): void => {
+    if (ORDER[level] < min) return;
+    const ts = now().toISOString().slice(0, 19).replace('T', ' ');
+    write(redactor.redact(`${ts} | ${label.padEnd(8)} | ${name} | ${message}`));
+  };
+  return {
+    debug: (m) => emit('debug', 'DEBUG', m),
+    info: (m) => emit('info', 'INFO', m),
+    warn: (m) => emit('warning', 'WARNING', m),
+    error: (m) => emit('error', 'ERROR', m),
+  };
+}
+
+/** A logger that drops everything (tests, library use). */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
