@@ -1,0 +1,116 @@
+import type { Check, CheckContext } from './types.js';
+import type { Alert } from '../types.js';
+import { isoSeconds, pct1, round, trimNumber } from '../util/format.js';
+
+const HOUR_MS = 3_600_000;
+
+interface BucketRow {
+  bucket: 'current' | 'previous';
+  source: string;
+  total_rows: number;
+  error_rows: number;
+}
+
+interface Totals {
+  total_rows: number;
+  error_rows: number;
+}
+
+/** The bucket a rate is judged on, per SPEC.md §5.2. */
+export interface JudgedBucket extends Totals {
+  hour_bucket: Date;
+}
+
+/**
+ * The current UTC hour, or the previous one when the current has fewer than
+ * `minRows` rows (early in an hour the current bucket is too small to mean much).
+ * Returns undefined when the chosen bucket is still below `minRows`: a rate over a
+ * handful of rows never alerts.
+ */
+export function chooseBucket(current: Totals, previous: Totals, currentStart: Date, minRows: number): JudgedBucket | undefined {
+  if (current.total_rows >= minRows) return { ...current, hour_bucket: currentStart };
+  if (previous.total_rows >= minRows) return { ...previous, hour_bucket: new Date(currentStart.getTime() - HOUR_MS) };
+  return undefined;
+}
+
+/** Error rate in percent, rounded to 2 decimals like `ops.v_batch_performance.error_rate_pct`. */
+export function ratePct(part: number, total: number): number {
+  return round((100 * part) / total, 2);
+}
+
+/**
+ * Hourly error rate over a threshold. Sources with their own threshold
+ * (`sources.<name>.error_spike_threshold_pct`) are judged alone and left out of
+ * the overall rate, so one noisy vendor neither hides nor causes a global alert.
+ * Reads only the last two hours of batches through the `(created_at)` index.
+ */
+export const errorSpikeCheck: Check = {
+  name: 'error_spike',
+  async run(ctx: CheckContext): Promise<Alert[]> {
+    const cfg = ctx.config.checks.error_spike;
+    const now = ctx.now();
+    const currentStart = new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS);
+    const previousStart = new Date(currentStart.getTime() - HOUR_MS);
+    const nextStart = new Date(currentStart.getTime() + HOUR_MS);
+
+    const { rows } = await ctx.db.query<BucketRow>(
+      `select case when created_at >= $2::timestamptz then 'current' else 'previous' end as bucket,
+              source,
+              coalesce(sum(total_rows), 0)::bigint as total_rows,
+              coalesce(sum(error_rows), 0)::bigint as error_rows
+         from intake.simplicity_batches
+        where created_at >= $1::timestamptz and created_at < $3::timestamptz
+        group by 1, 2`,
+      [previousStart.toISOString(), currentStart.toISOString(), nextStart.toISOString()],
+    );
+
+    const ownThreshold = new Map<string, number>();
+    for (const [source, settings] of Object.entries(ctx.config.sources)) {
+      if (settings.error_spike_threshold_pct !== undefined) ownThreshold.set(source, settings.error_spike_threshold_pct);
+    }
+
+    const empty = (): { current: Totals; previous: Totals } => ({
+      current: { total_rows: 0, error_rows: 0 },
+      previous: { total_rows: 0, error_rows: 0 },
+    });
+    const overall = empty();
+    const perSource = new Map<string, ReturnType<typeof empty>>();
+    for (const row of rows) {
+      let target = overall;
+      if (ownThreshold.has(row.source)) {
+        target = perSource.get(row.source) ?? empty();
+        perSource.set(row.source, target);
+      }
+      target[row.bucket].total_rows += row.total_rows;
+      target[row.bucket].error_rows += row.error_rows;
+    }
+
+    const alerts: Alert[] = [];
+    const judge = (totals: ReturnType<typeof empty>, threshold: number, source?: string): void => {
+      const bucket = chooseBucket(totals.current, totals.previous, currentStart, cfg.min_rows);
+      if (!bucket) return;
+      const rate = ratePct(bucket.error_rows, bucket.total_rows);
+      if (rate <= threshold) return;
+      alerts.push({
+        check: 'error_spike',
+        level: 'warning',
+        message: `Error rate ${pct1(rate)}% > ${pct1(threshold)}% threshold${source ? ` for source ${source}` : ''}`,
+        subject: source,
+        details: {
+          error_rate_pct: rate,
+          threshold_pct: threshold,
+          hour_bucket: isoSeconds(bucket.hour_bucket),
+          error_rows: bucket.error_rows,
+          total_rows: bucket.total_rows,
+          ...(source ? { source } : {}),
+          min_rows: cfg.min_rows,
+        },
+      });
+    };
+
+    judge(overall, cfg.threshold_pct);
+    for (const source of [...perSource.keys()].sort()) judge(perSource.get(source)!, ownThreshold.get(source)!, source);
+    ctx.logger.debug(`error_spike: judged ${rows.length} source-hour rows, thresholds overall ${trimNumber(cfg.threshold_pct)}%`);
+    return alerts;
+  },
+};

@@ -1,0 +1,72 @@
+import type { Check, CheckContext } from './types.js';
+import type { Alert } from '../types.js';
+import { PROCESSING_STATUSES, pipelineIndex } from './statuses.js';
+import { plural, trimNumber } from '../util/format.js';
+
+/** How many of the oldest stuck batches are named in the details. */
+const OLDEST_LIMIT = 5;
+
+interface StatusRow {
+  status: string;
+  batch_count: number;
+  oldest_age_minutes: number;
+}
+
+interface BatchRow {
+  id: string;
+  source: string;
+  status: string;
+  age_minutes: number;
+}
+
+/**
+ * Batches held in a processing status longer than `threshold_minutes`. Only the
+ * stuck batches are counted (not every batch in that status), and the query reads
+ * the in-flight partial index, so its cost does not grow with history.
+ */
+export const stuckBatchesCheck: Check = {
+  name: 'stuck_batches',
+  async run(ctx: CheckContext): Promise<Alert[]> {
+    const threshold = ctx.config.checks.stuck_batches.threshold_minutes;
+    const now = ctx.now();
+    const params = [now.toISOString(), threshold, [...PROCESSING_STATUSES]];
+    const where = `status = any($3::text[]) and updated_at < $1::timestamptz - make_interval(secs => $2::float8 * 60)`;
+
+    const byStatus = await ctx.db.query<StatusRow>(
+      `select status, count(*)::int as batch_count,
+              round((extract(epoch from ($1::timestamptz - min(updated_at))) / 60)::numeric, 1) as oldest_age_minutes
+         from intake.simplicity_batches
+        where ${where}
+        group by status`,
+      params,
+    );
+    if (byStatus.rows.length === 0) return [];
+
+    const oldest = await ctx.db.query<BatchRow>(
+      `select id::text, source, status,
+              round((extract(epoch from ($1::timestamptz - updated_at)) / 60)::numeric, 1) as age_minutes
+         from intake.simplicity_batches
+        where ${where}
+        order by updated_at, id
+        limit ${OLDEST_LIMIT}`,
+      params,
+    );
+
+    const rows = [...byStatus.rows].sort((a, b) => pipelineIndex(a.status) - pipelineIndex(b.status));
+    const total = rows.reduce((n, r) => n + r.batch_count, 0);
+    const breakdown = rows.map((r) => `${r.status}(${r.batch_count})`).join(', ');
+    return [
+      {
+        check: 'stuck_batches',
+        level: 'critical',
+        message: `${plural(total, 'batch')} stuck > ${trimNumber(threshold)}m: ${breakdown}`,
+        details: {
+          stuck_batches: rows.map((r) => ({ status: r.status, batch_count: r.batch_count, oldest_age_minutes: r.oldest_age_minutes })),
+          total_stuck: total,
+          threshold_minutes: threshold,
+          oldest_batches: oldest.rows,
+        },
+      },
+    ];
+  },
+};

@@ -1,0 +1,21 @@
+import { setup } from './check.js';
+import { migrate, MigrationError } from '../db/migrate.js';
+import type { LogLevel } from '../log.js';
+import type { ConfigFlags } from '../config/load.js';
+
+/** `sentinel migrate [--with-intake]`: returns 0 when every file is applied or unchanged, 3 otherwise. */
+export async function migrateCommand(flags: ConfigFlags & { withIntake?: boolean; logLevel?: LogLevel }): Promise<number> {
+  const { config, logger, redactor } = await setup(flags);
+  try {
+    const results = await migrate(config.env.databaseUrl, { withIntake: Boolean(flags.withIntake), logger });
+    for (const r of results) logger.info(`${r.name}: ${r.status}`);
+    logger.info(`Migration complete for environment ${config.env.name}`);
+    return 0;
+  } catch (err) {
+    if (err instanceof MigrationError) {
+      process.stderr.write(redactor.redact(`sentinel: migration failed: ${err.message}`) + '\n');
+      return 3;
+    }
+    throw err;
+  }
+}

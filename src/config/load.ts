@@ -1,0 +1,232 @@
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type FileConfig, type ResolvedEnvironment, type SentinelConfig } from './schema.js';
+import { secretsOfUrl } from '../util/redact.js';
+
+/**
+ * Every problem found in the configuration, each naming its path
+ * (`checks.error_spike.threshold_pct: expected a number`). Sentinel reports them
+ * all at once and exits 3, so one edit fixes a file instead of one per run.
+ */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.length === 1 ? problems[0] : `${problems.length} configuration problems: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Settings given on the command line; they win over everything else. */
+export interface ConfigFlags {
+  config?: string;
+  env?: string;
+  databaseUrl?: string;
+  postgrestUrl?: string;
+}
+
+export interface LoadOptions {
+  flags?: ConfigFlags;
+  /** The process environment (injected for tests). */
+  env?: NodeJS.ProcessEnv;
+}
+
+const DB_PROTOCOLS = new Set(['postgres:', 'postgresql:']);
+const ENV_NAME = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Loads the configuration: defaults, then the YAML file (with `${VAR}` taken from
+ * the environment), then environment variables, then flags. Validates everything
+ * and throws one ConfigError listing every problem.
+ */
+export async function loadConfig(options: LoadOptions = {}): Promise<SentinelConfig> {
+  const flags = options.flags ?? {};
+  const env = options.env ?? process.env;
+  const problems: string[] = [];
+
+  const path = flags.config ?? nonEmpty(env.SENTINEL_CONFIG);
+  let raw: unknown = {};
+  if (path) {
+    const label = flags.config ? '--config' : 'SENTINEL_CONFIG';
+    raw = await readConfigFile(path, label, env, problems);
+  }
+
+  const parsed = configSchema.safeParse(raw ?? {});
+  if (!parsed.success) problems.push(...formatIssues(parsed.error.issues));
+  const file: FileConfig = parsed.success ? parsed.data : configSchema.parse({});
+
+  const envName = flags.env ?? nonEmpty(env.SUPABASE_MODE) ?? 'dev';
+  const envLabel = flags.env ? '--env' : 'SUPABASE_MODE';
+  if (!ENV_NAME.test(envName)) {
+    problems.push(`${envLabel}: "${envName}" is not an environment name (letters, digits, _ and - only)`);
+  }
+
+  const resolved = resolveEnvironment(envName, file, flags, env, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const stateDir = resolve(
+    nonEmpty(env.SENTINEL_STATE_DIR) ??
+      file.state_dir ??
+      join(nonEmpty(env.XDG_STATE_HOME) ?? join(homedir(), '.local', 'state'), 'sentinel'),
+  );
+  return { ...file, env: resolved!, stateDir, secrets: collectSecrets(resolved!, raw) };
+}
+
+async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEnv, problems: string[]): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    problems.push(`${label}: cannot read config file ${path}: ${why}`);
+    return {};
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true });
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
+    const reason = err instanceof YAMLParseError ? err.code.toLowerCase().replace(/_/g, ' ') : 'invalid YAML';
+    problems.push(`${path}: invalid YAML${where} (${reason})`);
+    return {};
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    problems.push(`${path}: expected a mapping of settings at the top level`);
+    return {};
+  }
+  return substituteEnv(doc, [], env, problems);
+}
+
+/**
+ * Replaces `${VAR}` (and `${VAR:-fallback}`) in every string value. Done on the
+ * parsed tree rather than the text so that a value containing `:` or `#` cannot
+ * change the YAML's structure. `$${VAR}` is a literal `${VAR}`.
+ */
+export function substituteEnv(node: unknown, path: string[], env: NodeJS.ProcessEnv, problems: string[]): unknown {
+  if (typeof node === 'string') {
+    return node.replace(/\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (whole, escaped: string, name: string, fallback?: string) => {
+      if (escaped) return whole.slice(1);
+      const value = env[name];
+      if (value !== undefined && value !== '') return value;
+      if (fallback !== undefined) return fallback;
+      problems.push(`${path.join('.') || '(root)'}: environment variable ${name} is not set`);
+      return '';
+    });
+  }
+  if (Array.isArray(node)) return node.map((item, i) => substituteEnv(item, [...path, String(i)], env, problems));
+  if (node !== null && typeof node === 'object') {
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, substituteEnv(v, [...path, k], env, problems)]));
+  }
+  return node;
+}
+
+function resolveEnvironment(
+  name: string,
+  file: FileConfig,
+  flags: ConfigFlags,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): ResolvedEnvironment | undefined {
+  const fromFile = file.environments[name];
+  const known = Object.keys(file.environments);
+
+  const databaseUrl = flags.databaseUrl ?? nonEmpty(env.DATABASE_URL) ?? fromFile?.database_url;
+  const dbLabel = flags.databaseUrl ? '--database-url' : nonEmpty(env.DATABASE_URL) ? 'DATABASE_URL' : `environments.${name}.database_url`;
+  if (!databaseUrl) {
+    const hint = known.length > 0 && !fromFile ? ` (the config file defines: ${known.join(', ')})` : '';
+    problems.push(
+      `no database configured for environment "${name}"${hint}: set DATABASE_URL or environments.${name}.database_url in the config file`,
+    );
+  } else if (!isUrlWith(databaseUrl, DB_PROTOCOLS)) {
+    // Never echo the value: it usually carries a password.
+    problems.push(`${dbLabel}: expected a postgres:// or postgresql:// connection URL`);
+  }
+
+  const envPostgrest = nonEmpty(env.POSTGREST_URL);
+  const envSupabase = nonEmpty(env.SUPABASE_URL);
+  if (envPostgrest && envSupabase && !flags.postgrestUrl) {
+    problems.push('POSTGREST_URL and SUPABASE_URL are both set: set only one (SUPABASE_URL for Supabase, POSTGREST_URL for a plain PostgREST)');
+  }
+  let restUrl: string | undefined;
+  let restLabel = '';
+  if (flags.postgrestUrl) [restUrl, restLabel] = [flags.postgrestUrl, '--postgrest-url'];
+  else if (envPostgrest) [restUrl, restLabel] = [envPostgrest, 'POSTGREST_URL'];
+  else if (envSupabase) [restUrl, restLabel] = [supabaseRest(envSupabase), 'SUPABASE_URL'];
+  else if (fromFile?.postgrest_url) [restUrl, restLabel] = [fromFile.postgrest_url, `environments.${name}.postgrest_url`];
+  else if (fromFile?.supabase_url) [restUrl, restLabel] = [supabaseRest(fromFile.supabase_url), `environments.${name}.supabase_url`];
+  if (restUrl && !isUrlWith(restUrl, new Set(['http:', 'https:']))) {
+    problems.push(`${restLabel}: expected an http:// or https:// URL`);
+  }
+
+  const serviceRoleKey = nonEmpty(env.SUPABASE_SERVICE_ROLE_KEY) ?? fromFile?.service_role_key;
+  if (!databaseUrl) return undefined;
+  return { name, databaseUrl, restUrl: restUrl?.replace(/\/+$/, ''), serviceRoleKey };
+}
+
+function supabaseRest(base: string): string {
+  return `${base.replace(/\/+$/, '')}/rest/v1`;
+}
+
+function isUrlWith(value: string, protocols: Set<string>): boolean {
+  try {
+    return protocols.has(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
+
+const SECRET_KEY = /(key|token|secret|password|webhook_url|auth)/i;
+
+/** Secret values to mask in every output: connection passwords, keys, webhook URLs. */
+function collectSecrets(env: ResolvedEnvironment, raw: unknown): string[] {
+  const found = new Set<string>([...secretsOfUrl(env.databaseUrl)]);
+  if (env.serviceRoleKey) found.add(env.serviceRoleKey);
+  const walk = (node: unknown, key: string): void => {
+    if (typeof node === 'string') {
+      if (SECRET_KEY.test(key) && node.length > 0) found.add(node);
+      if (/url/i.test(key)) for (const s of secretsOfUrl(node)) found.add(s);
+    } else if (Array.isArray(node)) node.forEach((item) => walk(item, key));
+    else if (node !== null && typeof node === 'object') for (const [k, v] of Object.entries(node)) walk(v, k);
+  };
+  walk(raw, '');
+  return [...found];
+}
+
+/** zod issues as `path: message` lines, phrased for a person editing YAML. */
+export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
+  const out: string[] = [];
+  for (const issue of issues) {
+    const path = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) out.push(`${path ? path + '.' : ''}${key}: unknown setting`);
+      continue;
+    }
+    out.push(`${path || '(root)'}: ${describeIssue(issue)}`);
+  }
+  return out;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${article(issue.expected)}`;
+    case 'too_small':
+      return issue.origin === 'string' ? 'must not be empty' : `must be ${issue.inclusive ? 'at least' : 'greater than'} ${String(issue.minimum)}`;
+    case 'too_big':
+      return `must be ${issue.inclusive ? 'at most' : 'less than'} ${String(issue.maximum)}`;
+    default:
+      return issue.message;
+  }
+}
+
+function article(expected: string): string {
+  const word = expected === 'record' || expected === 'object' ? 'mapping' : expected === 'int' ? 'whole number' : expected;
+  return /^[aeiou]/.test(word) ? `an ${word}` : `a ${word}`;
+}

@@ -1,0 +1,41 @@
+import type { Logger } from './log.js';
+import type { RunResult } from './types.js';
+import { sleep } from './run.js';
+
+export interface LoopOptions {
+  intervalMs: number;
+  runOnce: (signal: AbortSignal) => Promise<RunResult>;
+  onResult: (result: RunResult) => void;
+  logger: Logger;
+  /** Aborted by SIGINT/SIGTERM: the current run finishes, then the loop returns. */
+  stop: AbortSignal;
+  now?: () => number;
+}
+
+/**
+ * Runs checks every `intervalMs`, measured start to start, so a slow run does not
+ * push the schedule back. A run that takes longer than the interval is followed
+ * by the next one at once (with a warning) rather than overlapping it. Database
+ * outages do not end the loop: each run reports what it saw.
+ */
+export async function runLoop(options: LoopOptions): Promise<number> {
+  const now = options.now ?? Date.now;
+  let runs = 0;
+  // The checks themselves are not aborted by a stop signal: the run in progress
+  // finishes and is reported, which is what "exit after the current run" means.
+  const never = new AbortController().signal;
+  while (!options.stop.aborted) {
+    const started = now();
+    const result = await options.runOnce(never);
+    runs += 1;
+    options.onResult(result);
+    if (options.stop.aborted) break;
+    const wait = started + options.intervalMs - now();
+    if (wait <= 0) {
+      options.logger.warn(`Run took ${Math.round((now() - started) / 1000)}s, longer than the ${Math.round(options.intervalMs / 1000)}s interval; starting the next run now`);
+      continue;
+    }
+    await sleep(wait, options.stop);
+  }
+  return runs;
+}

@@ -1,0 +1,25 @@
+import type { RunResult } from '../types.js';
+
+/**
+ * The JSON report (SPEC.md §6): the guide's fields first, extras after. One line
+ * by default so log shippers see one event per run; `pretty` indents.
+ */
+export function renderJson(result: RunResult, options: { pretty?: boolean } = {}): string {
+  const report = {
+    timestamp: result.timestamp,
+    environment: result.environment,
+    overall_status: result.overall_status,
+    alerts: result.alerts.map((a) => ({
+      check: a.check,
+      level: a.level,
+      message: a.message,
+      details: a.details,
+      ...(a.subject !== undefined ? { subject: a.subject } : {}),
+      ...(a.remediation !== undefined ? { remediation: a.remediation } : {}),
+    })),
+    metrics: result.metrics,
+    checks: result.checks,
+    duration_ms: result.duration_ms,
+  };
+  return JSON.stringify(report, null, options.pretty ? 2 : undefined);
+}

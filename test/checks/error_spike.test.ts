@@ -1,0 +1,137 @@
+import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { insertBatch } from '../helpers/fixtures.js';
+import { testConfig, testContext } from '../helpers/context.js';
+import { errorSpikeCheck, chooseBucket } from '../../src/checks/error_spike.js';
+
+// 10:15 UTC: the current bucket is 10:00, the previous one 09:00.
+const NOW = new Date('2025-01-04T10:15:30Z');
+const CURRENT = new Date('2025-01-04T10:05:00Z');
+const PREVIOUS = new Date('2025-01-04T09:30:00Z');
+
+let db: TestDb;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+beforeEach(async () => {
+  await db.pool.query('truncate intake.simplicity_batches cascade');
+});
+
+async function rows(at: Date, total: number, errors: number, source = 'vendor_a'): Promise<void> {
+  await insertBatch(db.pool, { source, status: 'completed', total_rows: total, error_rows: errors, inserted_rows: total - errors, created_at: at, updated_at: at });
+}
+
+const run = (file = {}) => errorSpikeCheck.run(testContext(db.pool, NOW, testConfig(file)));
+
+describe('error_spike', () => {
+  it('reports the guide example for the current hour', async () => {
+    await rows(CURRENT, 1000, 185);
+    const alerts = await run();
+    expect(alerts).toEqual([
+      {
+        check: 'error_spike',
+        level: 'warning',
+        message: 'Error rate 18.5% > 15.0% threshold',
+        subject: undefined,
+        details: { error_rate_pct: 18.5, threshold_pct: 15, hour_bucket: '2025-01-04T10:00:00Z', error_rows: 185, total_rows: 1000, min_rows: 100 },
+      },
+    ]);
+  });
+
+  it('alerts just over the threshold and not at or just under it', async () => {
+    await rows(CURRENT, 10000, 1500); // 15.00% is not above 15%
+    expect(await run()).toEqual([]);
+    await db.pool.query('truncate intake.simplicity_batches cascade');
+    await rows(CURRENT, 10000, 1499);
+    expect(await run()).toEqual([]);
+    await db.pool.query('truncate intake.simplicity_batches cascade');
+    await rows(CURRENT, 10000, 1501); // 15.01%
+    const [alert] = await run();
+    expect(alert!.details.error_rate_pct).toBe(15.01);
+    expect(alert!.message).toBe('Error rate 15.0% > 15.0% threshold');
+  });
+
+  it('falls back to the previous hour when the current one has fewer than min_rows rows', async () => {
+    await rows(CURRENT, 99, 99); // 100% but too small to judge
+    await rows(PREVIOUS, 200, 60);
+    const [alert] = await run();
+    expect(alert!.message).toBe('Error rate 30.0% > 15.0% threshold');
+    expect(alert!.details).toMatchObject({ hour_bucket: '2025-01-04T09:00:00Z', total_rows: 200, error_rows: 60 });
+  });
+
+  it('judges the current hour once it reaches min_rows, even if the previous hour was bad', async () => {
+    await rows(CURRENT, 100, 1);
+    await rows(PREVIOUS, 1000, 900);
+    expect(await run()).toEqual([]);
+  });
+
+  it('never alerts on a bucket below min_rows', async () => {
+    await rows(CURRENT, 50, 50);
+    await rows(PREVIOUS, 99, 99);
+    expect(await run()).toEqual([]);
+    expect(await run({ checks: { error_spike: { min_rows: 40 } } })).toHaveLength(1);
+  });
+
+  it('ignores batches older than the previous hour', async () => {
+    await rows(new Date('2025-01-04T08:59:59Z'), 1000, 900);
+    expect(await run()).toEqual([]);
+  });
+
+  it('judges sources with their own threshold alone and leaves them out of the overall rate', async () => {
+    await rows(CURRENT, 1000, 300, 'vendor_x'); // 30% > its own 25%
+    await rows(CURRENT, 1000, 100, 'vendor_a'); // 10%: healthy overall
+    const alerts = await run({ sources: { vendor_x: { error_spike_threshold_pct: 25 } } });
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]).toMatchObject({
+      message: 'Error rate 30.0% > 25.0% threshold for source vendor_x',
+      subject: 'vendor_x',
+      details: { source: 'vendor_x', threshold_pct: 25, error_rate_pct: 30 },
+    });
+    // Without its own threshold, vendor_x would have pushed the overall rate to 20%.
+    expect((await run())[0]!.message).toBe('Error rate 20.0% > 15.0% threshold');
+  });
+
+  it('a source under its own higher threshold does not alert', async () => {
+    await rows(CURRENT, 1000, 200, 'vendor_x');
+    expect(await run({ sources: { vendor_x: { error_spike_threshold_pct: 25 } } })).toEqual([]);
+  });
+
+  it('applies the min_rows fallback per source', async () => {
+    await rows(CURRENT, 10, 10, 'vendor_x');
+    await rows(PREVIOUS, 400, 160, 'vendor_x');
+    const [alert] = await run({ sources: { vendor_x: { error_spike_threshold_pct: 25 } } });
+    expect(alert!.message).toBe('Error rate 40.0% > 25.0% threshold for source vendor_x');
+    expect(alert!.details.hour_bucket).toBe('2025-01-04T09:00:00Z');
+  });
+
+  it('reports both the overall and a per-source spike in one run', async () => {
+    await rows(CURRENT, 1000, 500, 'vendor_x');
+    await rows(CURRENT, 1000, 200, 'vendor_a');
+    const alerts = await run({ sources: { vendor_x: { error_spike_threshold_pct: 25 } } });
+    expect(alerts.map((a) => a.message)).toEqual([
+      'Error rate 20.0% > 15.0% threshold',
+      'Error rate 50.0% > 25.0% threshold for source vendor_x',
+    ]);
+  });
+
+  it('counts zero-row batches without dividing by zero', async () => {
+    await rows(CURRENT, 0, 0);
+    expect(await run()).toEqual([]);
+  });
+});
+
+describe('chooseBucket', () => {
+  const start = new Date('2025-01-04T10:00:00Z');
+  it.each([
+    { current: 100, previous: 500, expected: '10:00' },
+    { current: 99, previous: 100, expected: '09:00' },
+    { current: 99, previous: 99, expected: undefined },
+    { current: 0, previous: 0, expected: undefined },
+  ])('current $current rows, previous $previous rows -> $expected', ({ current, previous, expected }) => {
+    const bucket = chooseBucket({ total_rows: current, error_rows: 0 }, { total_rows: previous, error_rows: 0 }, start, 100);
+    expect(bucket?.hour_bucket.toISOString().slice(11, 16)).toBe(expected);
+  });
+});

@@ -1,0 +1,203 @@
+import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { insertBatch } from '../helpers/fixtures.js';
+import { CLI, cliEnv, runCli } from '../helpers/cli.js';
+
+const LOG_LINE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| (INFO |WARNING|ERROR|DEBUG) {0,4} +\| sentinel \| .+$/;
+
+let db: TestDb;
+let stateDir: string;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  stateDir = await mkdtemp(join(tmpdir(), 'sentinel-cli-state-'));
+});
+afterAll(async () => {
+  await db?.drop();
+  await rm(stateDir, { recursive: true, force: true });
+});
+beforeEach(async () => {
+  await db.pool.query('truncate intake.simplicity_batches cascade');
+});
+
+const env = (extra: Record<string, string | undefined> = {}) => ({ DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir, ...extra });
+const minutesAgo = (m: number): Date => new Date(Date.now() - m * 60_000);
+
+async function stuckBatch(): Promise<void> {
+  await insertBatch(db.pool, { source: 'vendor_a', status: 'processing', created_at: minutesAgo(30), updated_at: minutesAgo(25) });
+}
+async function errorSpike(): Promise<void> {
+  // In both the current and the previous hour so the test does not depend on the minute it runs in.
+  for (const m of [0.5, 61]) {
+    await insertBatch(db.pool, { source: 'vendor_a', status: 'completed', total_rows: 1000, error_rows: 400, created_at: minutesAgo(m), updated_at: minutesAgo(m) });
+  }
+}
+
+describe('sentinel (one run)', () => {
+  it('exits 0 with pure JSON on stdout and guide-shaped logs on stderr when healthy', async () => {
+    const r = await runCli(['--json'], env());
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    const report = JSON.parse(lines[0]!);
+    expect(report).toMatchObject({ environment: 'dev', overall_status: 'healthy', alerts: [], metrics: { total_checks: 2, alerts_triggered: 0, critical_alerts: 0, warning_alerts: 0 } });
+    expect(report.checks.find((c: { name: string }) => c.name === 'schema_cache')).toMatchObject({ outcome: 'skipped' });
+    const logLines = r.stderr.trimEnd().split('\n');
+    expect(logLines.every((l) => LOG_LINE.test(l))).toBe(true);
+    expect(logLines.some((l) => l.endsWith('| INFO     | sentinel | Running stuck_batches check...'))).toBe(true);
+  });
+
+  it('exits 2 on a stuck batch and 1 on an error spike alone', async () => {
+    await errorSpike();
+    const degraded = await runCli(['--json'], env());
+    expect(degraded.code).toBe(1);
+    expect(JSON.parse(degraded.stdout).overall_status).toBe('degraded');
+    await stuckBatch();
+    const critical = await runCli(['--json'], env());
+    expect(critical.code).toBe(2);
+    const report = JSON.parse(critical.stdout);
+    expect(report.overall_status).toBe('critical');
+    expect(report.alerts.map((a: { message: string }) => a.message)).toEqual(['1 batch stuck > 10m: processing(1)', 'Error rate 40.0% > 15.0% threshold']);
+  });
+
+  it('prints the human banner on stdout, nothing else', async () => {
+    await stuckBatch();
+    const r = await runCli([], env({ SUPABASE_MODE: 'prod' }));
+    expect(r.code).toBe(2);
+    expect(r.stdout).toContain('🔴 HEALTH CHECK COMPLETE - Status: CRITICAL');
+    expect(r.stdout).toContain('Environment: prod');
+    expect(r.stdout).not.toMatch(/\| INFO/);
+    expect(r.stdout).not.toContain('\u001b[');
+  });
+
+  it('indents the JSON with --pretty', async () => {
+    const r = await runCli(['--pretty'], env());
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n').length).toBeGreaterThan(10);
+    expect(JSON.parse(r.stdout).overall_status).toBe('healthy');
+  });
+
+  it('exits 2 with "Check failed:" and no password anywhere when the database is unreachable', async () => {
+    const r = await runCli(['--json'], env({ DATABASE_URL: 'postgres://sentinel:topsecretpw@127.0.0.1:1/app' }));
+    expect(r.code).toBe(2);
+    const report = JSON.parse(r.stdout);
+    expect(report.alerts.length).toBeGreaterThanOrEqual(2);
+    for (const alert of report.alerts) expect(alert.message).toMatch(/^Check failed: /);
+    expect(r.stdout + r.stderr).not.toContain('topsecretpw');
+  });
+});
+
+describe('sentinel: usage and configuration errors exit 3 with one line', () => {
+  it.each([
+    [['--bogus'], /unknown option '--bogus'/],
+    [['--interval', 'abc', '--loop'], /--interval <seconds>.*whole number of seconds/],
+    [['--interval', '0', '--loop'], /whole number of seconds, at least 1/],
+  ])('%j', async (args, pattern) => {
+    const r = await runCli(args, env());
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(pattern);
+    expect(r.stdout).toBe('');
+  });
+
+  it('names every bad setting of the config file, without a stack trace', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sentinel-cli-cfg-'));
+    const path = join(dir, 'bad.yaml');
+    await writeFile(path, 'checks:\n  error_spike: { threshold_pct: "high" }\n  stuck_batches: { threshold_minutes: -1 }\n');
+    const r = await runCli(['--config', path], env());
+    await rm(dir, { recursive: true, force: true });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('sentinel: config error: checks.error_spike.threshold_pct: expected a number');
+    expect(r.stderr).toContain('sentinel: config error: checks.stuck_batches.threshold_minutes: must be greater than 0');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('refuses to run without a database', async () => {
+    const r = await runCli([], env({ DATABASE_URL: undefined }));
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim()).toBe('sentinel: config error: no database configured for environment "dev": set DATABASE_URL or environments.dev.database_url in the config file');
+  });
+
+  it('prints the version and exits 0', async () => {
+    const r = await runCli(['--version'], {});
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+});
+
+describe('sentinel --loop', () => {
+  it('prints one JSON line per run and exits 0 after the current run on SIGTERM', async () => {
+    await stuckBatch();
+    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '1', '--json'], { env: cliEnv(env()), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const twoRuns = new Promise<void>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.split('\n').filter(Boolean).length >= 2) resolve();
+      });
+    });
+    await twoRuns;
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    const code = await exited;
+    expect(code).toBe(0);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    for (const line of lines) expect(JSON.parse(line).overall_status).toBe('critical');
+    expect(stderr).toMatch(/Received SIGTERM: finishing the current run, then exiting/);
+    expect(stderr).toMatch(/Loop stopped after \d+ runs?/);
+  });
+
+  it('keeps running through a database outage, reporting each run', async () => {
+    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '1', '--json'], {
+      env: cliEnv(env({ DATABASE_URL: 'postgres://sentinel:pw-loop-secret@127.0.0.1:1/app' })),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.split('\n').filter(Boolean).length >= 2) resolve();
+      });
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    for (const line of stdout.trimEnd().split('\n')) expect(JSON.parse(line).alerts[0].message).toMatch(/^Check failed:/);
+  });
+});
+
+describe('sentinel migrate', () => {
+  it('creates the intake schema and the ops views on an empty database, then checks run', async () => {
+    const empty = await createTestDatabase({ template: 'empty' });
+    try {
+      const first = await runCli(['migrate', '--with-intake'], { DATABASE_URL: empty.url, SENTINEL_STATE_DIR: stateDir });
+      expect(first.code).toBe(0);
+      expect(first.stderr).toMatch(/20250104_ops_views: applied/);
+      const again = await runCli(['migrate'], { DATABASE_URL: empty.url, SENTINEL_STATE_DIR: stateDir });
+      expect(again.code).toBe(0);
+      expect(again.stderr).toMatch(/20250104_ops_views: unchanged/);
+      const check = await runCli(['--json'], { DATABASE_URL: empty.url, SENTINEL_STATE_DIR: stateDir });
+      expect(check.code).toBe(0);
+    } finally {
+      await empty.drop();
+    }
+  });
+
+  it('fails with exit 3 and a clear message when the intake schema is missing', async () => {
+    const empty = await createTestDatabase({ template: 'empty' });
+    try {
+      const r = await runCli(['migrate'], { DATABASE_URL: empty.url, SENTINEL_STATE_DIR: stateDir });
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/sentinel: migration failed: .*intake\.simplicity_batches/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      await empty.drop();
+    }
+  });
+});

@@ -1,0 +1,144 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sentinel-config-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function file(name: string, text: string): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+async function problemsOf(promise: Promise<unknown>): Promise<string[]> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const DB = 'postgres://sentinel:pw-123456@db.example:5432/app';
+
+describe('loadConfig', () => {
+  it('applies the documented defaults when only DATABASE_URL is set', async () => {
+    const config = await loadConfig({ env: { DATABASE_URL: DB } });
+    expect(config.env).toEqual({ name: 'dev', databaseUrl: DB, restUrl: undefined, serviceRoleKey: undefined });
+    expect(config.checks.stuck_batches.threshold_minutes).toBe(10);
+    expect(config.checks.error_spike).toMatchObject({ threshold_pct: 15, min_rows: 100 });
+    expect(config.checks.schema_cache.auto_reload).toBe(true);
+  });
+
+  it('refuses to run without a database instead of falling back to a demo', async () => {
+    const problems = await problemsOf(loadConfig({ env: {} }));
+    expect(problems).toEqual([
+      'no database configured for environment "dev": set DATABASE_URL or environments.dev.database_url in the config file',
+    ]);
+  });
+
+  it('picks the environment from SUPABASE_MODE and substitutes ${VAR} from the environment', async () => {
+    const path = await file(
+      'envs.yaml',
+      `environments:
+  prod:
+    database_url: \${PROD_DATABASE_URL}
+    supabase_url: https://xyz.supabase.co/
+    service_role_key: \${PROD_KEY}
+  dev:
+    database_url: postgres://localhost/dev
+`,
+    );
+    const config = await loadConfig({ env: { SENTINEL_CONFIG: path, SUPABASE_MODE: 'prod', PROD_DATABASE_URL: DB, PROD_KEY: 'service-key-abcdef' } });
+    expect(config.env).toEqual({ name: 'prod', databaseUrl: DB, restUrl: 'https://xyz.supabase.co/rest/v1', serviceRoleKey: 'service-key-abcdef' });
+    expect(config.secrets).toEqual(expect.arrayContaining(['pw-123456', 'service-key-abcdef']));
+  });
+
+  it('lets flags beat environment variables and environment variables beat the file', async () => {
+    const path = await file('precedence.yaml', `environments:\n  dev:\n    database_url: postgres://file/db\n    postgrest_url: http://file:3000\nchecks:\n  stuck_batches: { threshold_minutes: 20 }\n`);
+    const fromEnv = await loadConfig({ flags: { config: path }, env: { DATABASE_URL: 'postgres://env/db', POSTGREST_URL: 'http://env:3000/' } });
+    expect(fromEnv.env.databaseUrl).toBe('postgres://env/db');
+    expect(fromEnv.env.restUrl).toBe('http://env:3000');
+    expect(fromEnv.checks.stuck_batches.threshold_minutes).toBe(20);
+    const fromFlags = await loadConfig({
+      flags: { config: path, databaseUrl: 'postgres://flag/db', postgrestUrl: 'http://flag:3000' },
+      env: { DATABASE_URL: 'postgres://env/db', POSTGREST_URL: 'http://env:3000' },
+    });
+    expect(fromFlags.env.databaseUrl).toBe('postgres://flag/db');
+    expect(fromFlags.env.restUrl).toBe('http://flag:3000');
+    const fromFile = await loadConfig({ flags: { config: path }, env: {} });
+    expect(fromFile.env.databaseUrl).toBe('postgres://file/db');
+  });
+
+  it('reports every bad setting at once, each by its path', async () => {
+    const path = await file(
+      'bad.yaml',
+      `checks:
+  stuck_batches: { threshold_minutes: "ten" }
+  error_spike: { threshold_pct: 150, min_rows: 0 }
+  stuck_batch: {}
+sources:
+  vendor_x: { error_spike_threshold_pct: -1 }
+`,
+    );
+    const problems = await problemsOf(loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB } }));
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'checks.stuck_batches.threshold_minutes: expected a number',
+        'checks.error_spike.threshold_pct: must be at most 100',
+        'checks.error_spike.min_rows: must be at least 1',
+        'checks.stuck_batch: unknown setting',
+        'sources.vendor_x.error_spike_threshold_pct: must be at least 0',
+      ]),
+    );
+    expect(problems).toHaveLength(5);
+  });
+
+  it('names a missing ${VAR} by the setting that needs it', async () => {
+    const path = await file('missing-var.yaml', 'environments:\n  prod:\n    database_url: ${NOT_SET_ANYWHERE}\n');
+    const problems = await problemsOf(loadConfig({ flags: { config: path, env: 'prod' }, env: {} }));
+    expect(problems[0]).toBe('environments.prod.database_url: environment variable NOT_SET_ANYWHERE is not set');
+  });
+
+  it('says which environments exist when the chosen one is not in the file', async () => {
+    const path = await file('only-prod.yaml', 'environments:\n  prod:\n    database_url: postgres://x/y\n');
+    const problems = await problemsOf(loadConfig({ flags: { config: path }, env: { SUPABASE_MODE: 'staging' } }));
+    expect(problems).toEqual([
+      'no database configured for environment "staging" (the config file defines: prod): set DATABASE_URL or environments.staging.database_url in the config file',
+    ]);
+  });
+
+  it('rejects a malformed database URL without echoing its password', async () => {
+    const problems = await problemsOf(loadConfig({ env: { DATABASE_URL: 'mysql://u:topsecretpw@h/db' } }));
+    expect(problems).toEqual(['DATABASE_URL: expected a postgres:// or postgresql:// connection URL']);
+    expect(problems.join('\n')).not.toContain('topsecretpw');
+  });
+
+  it('reports an unreadable file and invalid YAML with a location', async () => {
+    expect(await problemsOf(loadConfig({ flags: { config: join(dir, 'nope.yaml') }, env: { DATABASE_URL: DB } }))).toEqual([
+      `--config: cannot read config file ${join(dir, 'nope.yaml')}: file not found`,
+    ]);
+    const path = await file('broken.yaml', 'checks:\n  stuck_batches: [unclosed\n');
+    const [problem] = await problemsOf(loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB } }));
+    expect(problem).toMatch(/broken\.yaml: invalid YAML at line \d+, column \d+/);
+  });
+
+  it('refuses both POSTGREST_URL and SUPABASE_URL in the environment', async () => {
+    const problems = await problemsOf(loadConfig({ env: { DATABASE_URL: DB, POSTGREST_URL: 'http://a', SUPABASE_URL: 'https://b' } }));
+    expect(problems[0]).toMatch(/POSTGREST_URL and SUPABASE_URL are both set/);
+  });
+
+  it('keeps state in SENTINEL_STATE_DIR when set', async () => {
+    const config = await loadConfig({ env: { DATABASE_URL: DB, SENTINEL_STATE_DIR: join(dir, 'state') } });
+    expect(config.stateDir).toBe(join(dir, 'state'));
+  });
+});

@@ -1,0 +1,35 @@
+import { configSchema, type ConfigFile, type SentinelConfig } from '../../src/config/schema.js';
+import type { CheckContext } from '../../src/checks/types.js';
+import type { Queryable } from '../../src/db/pool.js';
+import { MemoryStateStore } from '../../src/state/store.js';
+import { silentLogger } from '../../src/log.js';
+
+/** A validated config as a user would write it, plus a resolved environment. */
+export function testConfig(file: ConfigFile = {}, env: Partial<SentinelConfig['env']> = {}): SentinelConfig {
+  const parsed = configSchema.parse(file);
+  return {
+    ...parsed,
+    env: { name: 'test', databaseUrl: 'postgres://unused/unused', ...env },
+    stateDir: '/nonexistent',
+    secrets: [],
+  };
+}
+
+/** A check context on `db` at a pinned time; notify and sleep are recorded, not real. */
+export function testContext(db: Queryable, now: Date, config: SentinelConfig = testConfig()): CheckContext & { notified: Array<[string, string]> } {
+  const notified: Array<[string, string]> = [];
+  return {
+    db,
+    config,
+    environment: config.env.name,
+    now: () => now,
+    logger: silentLogger,
+    signal: new AbortController().signal,
+    state: new MemoryStateStore(),
+    sleep: async () => {},
+    notify: async (channel, payload) => {
+      notified.push([channel, payload]);
+    },
+    notified,
+  };
+}
