@@ -1,0 +1,475 @@
+import type { Alert } from '../types.js';
+import type { Check, CheckContext, CheckOutput } from './types.js';
+import { displayUrl, Redactor } from '../util/redact.js';
+
+/**
+ * Check 3 of the guide (SPEC.md §5.3): is PostgREST's schema cache serving the ops
+ * views? One plain GET through PostgREST, classified by status and PostgREST error
+ * code. A broken or stale cache is reloaded with `NOTIFY pgrst, 'reload schema'`
+ * (at most once per cooldown) and probed again; anything a reload cannot fix
+ * (schema not exposed, database or PostgREST unreachable, bad key) is critical at once.
+ */
+
+/** The view the probe reads; the same one the guide's check queried. */
+const VIEW = 'v_pipeline_health';
+const SCHEMA = 'ops';
+/** What PostgREST (12 and later) listens for. The guide's `'reload'` payload is ignored by PostgREST. */
+const RELOAD_PAYLOAD = 'reload schema';
+const ACTION = `NOTIFY pgrst, '${RELOAD_PAYLOAD}'`;
+/** Error bodies are small; anything bigger is not PostgREST talking. */
+const MAX_BODY_CHARS = 64 * 1024;
+/** Above this, PostgREST may miss the NOTIFY (the queue is 8 GB by default). */
+const QUEUE_USAGE_WARN = 0.5;
+
+/** Codes a schema-cache reload can fix. PGRST002: the cache could not be loaded; PGRST2xx: it is stale. */
+const RELOADABLE_CODES = new Set(['PGRST002', 'PGRST200', 'PGRST202', 'PGRST204', 'PGRST205']);
+/** PostgREST cannot reach or use the database: a reload would be sent to a database it cannot read. */
+const DB_UNREACHABLE_CODES = new Set(['PGRST000', 'PGRST001', 'PGRST003']);
+
+/** PostgREST's error body (`{code, message, details, hint}`), as far as it was sent. */
+interface PostgrestError {
+  code?: string;
+  message?: string;
+  details?: unknown;
+  hint?: unknown;
+}
+
+type Probe =
+  | { kind: 'ok'; status: number; latencyMs: number }
+  | { kind: 'http'; status: number; latencyMs: number; error?: PostgrestError; bodyExcerpt?: string }
+  | { kind: 'network'; latencyMs: number; reason: 'timeout' | 'refused' | 'dns' | 'other'; detail: string };
+
+type Failure = Exclude<Probe, { kind: 'ok' }>;
+
+export const schemaCacheCheck: Check = {
+  name: 'schema_cache',
+  async run(ctx: CheckContext): Promise<CheckOutput> {
+    const restUrl = ctx.config.env.restUrl;
+    if (!restUrl) return { skipped: 'no PostgREST URL configured (set SUPABASE_URL or POSTGREST_URL)' };
+    return new SchemaCacheRun(ctx, restUrl).run();
+  },
+};
+
+/** One run of the check: the probe, the reload decision and the report. */
+class SchemaCacheRun {
+  private readonly settings: CheckContext['config']['checks']['schema_cache'];
+  private readonly probeUrl: string;
+  private readonly shownUrl: string;
+  private readonly key: string | undefined;
+  private readonly redactor: Redactor;
+  /** Monotonic end of the check's budget (ms, performance.now()): the runner aborts here. */
+  private readonly hardDeadline: number;
+  /** Probing stops here, leaving time for the diagnosis and the report. */
+  private readonly deadline: number;
+
+  constructor(
+    private readonly ctx: CheckContext,
+    restUrl: string,
+  ) {
+    this.settings = ctx.config.checks.schema_cache;
+    const root = restUrl.replace(/\/+$/, '');
+    this.probeUrl = `${root}/${VIEW}?limit=1`;
+    this.shownUrl = displayUrl(root);
+    this.key = ctx.config.env.serviceRoleKey;
+    this.redactor = new Redactor([...ctx.config.secrets, ...(this.key ? [this.key] : [])]);
+    // Leave room inside the runner's timeout for the diagnosis queries and the report:
+    // the runner aborts at exactly timeout_seconds and would replace our findings
+    // with a bare "Check failed: timed out".
+    const budgetMs = this.settings.timeout_seconds * 1000;
+    this.hardDeadline = performance.now() + budgetMs;
+    this.deadline = this.hardDeadline - Math.min(3000, budgetMs * 0.2);
+  }
+
+  async run(): Promise<Alert[]> {
+    const first = await this.probe();
+    if (first.kind === 'ok') {
+      this.ctx.logger.debug(`schema_cache: PostgREST answered ${first.status} in ${first.latencyMs}ms`);
+      return [];
+    }
+    if (first.kind === 'http' && isReloadable(first)) return this.reloadPath(first);
+    return [this.notReloadable(first)];
+  }
+
+  // --- The probe -----------------------------------------------------------------
+
+  /** One GET, no retries, bounded by request_timeout_seconds, the check's budget and ctx.signal. */
+  private async probe(): Promise<Probe> {
+    const timeoutMs = Math.max(100, Math.min(this.settings.request_timeout_seconds * 1000, this.deadline - performance.now()));
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([this.ctx.signal, timeout]);
+    const headers: Record<string, string> = { Accept: 'application/json', 'Accept-Profile': SCHEMA };
+    if (this.key) {
+      headers.apikey = this.key;
+      headers.Authorization = `Bearer ${this.key}`;
+    }
+    const started = performance.now();
+    const elapsed = (): number => Math.round(performance.now() - started);
+    try {
+      const res = await fetch(this.probeUrl, { method: 'GET', headers, signal, redirect: 'manual' });
+      const text = await res.text();
+      const latencyMs = elapsed();
+      if (res.status >= 200 && res.status < 300) return { kind: 'ok', status: res.status, latencyMs };
+      const error = parseError(text);
+      return error
+        ? { kind: 'http', status: res.status, latencyMs, error }
+        : { kind: 'http', status: res.status, latencyMs, bodyExcerpt: this.redactor.redact(text.slice(0, 200)) };
+    } catch (err) {
+      // Shutting down or the runner's own timeout: not a finding about PostgREST.
+      if (this.ctx.signal.aborted) throw this.ctx.signal.reason ?? err;
+      const latencyMs = elapsed();
+      if (timeout.aborted) return { kind: 'network', latencyMs, reason: 'timeout', detail: `no answer within ${seconds(timeoutMs)}s` };
+      return { kind: 'network', latencyMs, ...this.networkReason(err) };
+    }
+  }
+
+  private networkReason(err: unknown): { reason: 'refused' | 'dns' | 'other'; detail: string } {
+    const cause = (err as { cause?: unknown }).cause ?? err;
+    const code = (cause as { code?: unknown }).code;
+    const message = this.redactor.redact(cause instanceof Error ? cause.message : String(cause));
+    if (code === 'ECONNREFUSED') return { reason: 'refused', detail: 'connection refused' };
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { reason: 'dns', detail: `host not found (${message})` };
+    return { reason: 'other', detail: typeof code === 'string' ? `${code}: ${message}` : message };
+  }
+
+  // --- Reloadable failures ---------------------------------------------------------
+
+  private async reloadPath(first: Extract<Probe, { kind: 'http' }>): Promise<Alert[]> {
+    const label = labelFor(first);
+    const base = this.errorDetails(first);
+
+    if (!this.settings.auto_reload) {
+      return [
+        this.alert('critical', `${label} - auto-reload disabled`, {
+          ...base,
+          action_taken: 'none: checks.schema_cache.auto_reload is false',
+          recovered: false,
+          diagnosis: await this.diagnose(first),
+        }, `Reload the schema cache by hand (${ACTION}) or enable checks.schema_cache.auto_reload.`),
+      ];
+    }
+
+    const stateKey = `schema_cache.last_reload:${this.ctx.environment}:${this.shownUrl}`;
+    const now = this.ctx.now();
+    const lastReload = await this.lastReload(stateKey);
+    const cooldownMs = this.settings.cooldown_minutes * 60_000;
+    if (lastReload && now.getTime() - lastReload.getTime() < cooldownMs) {
+      return [await this.duringCooldown(first, label, lastReload)];
+    }
+
+    try {
+      await this.ctx.notify('pgrst', RELOAD_PAYLOAD);
+    } catch (err) {
+      if (this.ctx.signal.aborted) throw this.ctx.signal.reason ?? err;
+      const reason = this.redactor.redact(err instanceof Error ? err.message : String(err));
+      this.ctx.logger.warn(`schema_cache: ${label}; could not send ${ACTION}: ${reason}`);
+      return [
+        this.alert('critical', `${label} - auto-reload failed`, {
+          ...base,
+          action_taken: `${ACTION} failed: ${reason}`,
+          recovered: false,
+          diagnosis: [`Could not send ${ACTION} over DATABASE_URL (${reason}): the database may be unreachable from Sentinel.`, ...(await this.diagnose(first))],
+        }, 'Check that DATABASE_URL reaches the database, then reload the schema cache by hand: ' + ACTION + '.'),
+      ];
+    }
+    await this.ctx.state.set(stateKey, now.toISOString());
+    this.ctx.logger.warn(`schema_cache: ${label}; sent ${ACTION}, probing again`);
+
+    const notifiedAt = performance.now();
+    let attempts = 0;
+    let last: Probe = first;
+    while (attempts < this.settings.reprobe_attempts && this.fitsAnotherProbe()) {
+      await this.ctx.sleep(this.settings.reprobe_interval_seconds * 1000, this.ctx.signal);
+      attempts++;
+      last = await this.probe();
+      if (last.kind === 'ok') {
+        return [
+          this.alert('warning', `${label} - auto-reload triggered`, {
+            ...base,
+            action_taken: ACTION,
+            recovered: true,
+            attempts,
+            recovered_after_ms: Math.round(performance.now() - notifiedAt),
+          }, `Sentinel reloaded the schema cache (${ACTION}). If this repeats, make migrations end with ${ACTION} and check the PostgREST role's statement_timeout.`),
+        ];
+      }
+      if (last.kind !== 'http' || !isReloadable(last)) break; // a different problem now; reprobing will not help
+    }
+
+    return [
+      this.alert('critical', `${label} persists after auto-reload`, {
+        ...base,
+        action_taken: ACTION,
+        recovered: false,
+        attempts,
+        ...(last !== first ? { last_error: this.describeFailure(last as Failure) } : {}),
+        diagnosis: await this.diagnose(last as Failure),
+      }, 'Manual intervention needed: see details.diagnosis; check the Supabase dashboard for schema locks or migrations in progress, fix the cause, then ' + ACTION + '.'),
+    ];
+  }
+
+  /** A reload was sent recently: no second NOTIFY, one more look, then report. */
+  private async duringCooldown(first: Extract<Probe, { kind: 'http' }>, label: string, lastReload: Date): Promise<Alert> {
+    const sentAt = lastReload.toISOString();
+    const action = `none: ${ACTION} already sent at ${sentAt} (cooldown ${this.settings.cooldown_minutes}m)`;
+    let again: Probe = first;
+    if (this.fitsAnotherProbe()) {
+      await this.ctx.sleep(this.settings.reprobe_interval_seconds * 1000, this.ctx.signal);
+      again = await this.probe();
+    }
+    if (again.kind === 'ok') {
+      return this.alert('warning', `${label} - recovered during reload cooldown`, {
+        ...this.errorDetails(first),
+        action_taken: action,
+        recovered: true,
+        last_reload_at: sentAt,
+      }, `The schema cache recovered after the reload sent at ${sentAt}. If this repeats, look for migrations that do not reload the cache.`);
+    }
+    return this.alert('critical', `${label} persists - reload already sent at ${sentAt}`, {
+      ...this.errorDetails(first),
+      action_taken: action,
+      recovered: false,
+      last_reload_at: sentAt,
+      ...(again !== first ? { last_error: this.describeFailure(again) } : {}),
+      diagnosis: await this.diagnose(again),
+    }, 'The reload did not help: see details.diagnosis; check the Supabase dashboard for schema locks or migrations in progress, fix the cause, then ' + ACTION + '.');
+  }
+
+  private fitsAnotherProbe(): boolean {
+    const needed = this.settings.reprobe_interval_seconds * 1000 + Math.min(this.settings.request_timeout_seconds * 1000, 1000);
+    return performance.now() + needed <= this.deadline;
+  }
+
+  private async lastReload(key: string): Promise<Date | undefined> {
+    const value = await this.ctx.state.get<unknown>(key);
+    if (typeof value !== 'string') return undefined;
+    const date = new Date(value);
+    return Number.isNaN(date.getTime()) ? undefined : date;
+  }
+
+  // --- Failures a reload cannot fix ------------------------------------------------
+
+  private notReloadable(failure: Failure): Alert {
+    if (failure.kind === 'network') {
+      return this.alert('critical', `PostgREST unreachable at ${this.shownUrl}: ${failure.detail}`, {
+        url: this.shownUrl,
+        error: failure.detail,
+        latency_ms: failure.latencyMs,
+      }, 'Check that PostgREST (Supabase: the project) is running and reachable from this host, and that SUPABASE_URL / POSTGREST_URL is right.');
+    }
+    const details = this.errorDetails(failure);
+    const code = failure.error?.code;
+    if (code === 'PGRST106') {
+      return this.alert('critical', `Schema '${SCHEMA}' is not exposed by PostgREST (PGRST106)`, details,
+        `Add ${SCHEMA} to PostgREST's db-schemas (Supabase: Settings → API → Exposed schemas), then ${ACTION}.`);
+    }
+    if (code && (DB_UNREACHABLE_CODES.has(code) || code.startsWith('08'))) {
+      const what = code === 'PGRST003' ? 'timed out waiting for a database connection' : 'cannot reach the database';
+      return this.alert('critical', `PostgREST ${what} (${code})`, details,
+        'Check the database is up and accepting connections, and the connection pool usage (Supabase dashboard); PostgREST reconnects by itself once it can.');
+    }
+    if (failure.status === 401 || failure.status === 403) {
+      const privilege = code === '42501';
+      return this.alert('critical', `PostgREST rejected the request: HTTP ${failure.status}${code ? ` ${code}` : ''}${privilege ? ' (permission denied)' : ''}`, details,
+        privilege
+          ? `The key's role may not read ${SCHEMA}.${VIEW}: grant usage on schema ${SCHEMA} and select on its views to the API roles.`
+          : 'Check the service-role key (SUPABASE_SERVICE_ROLE_KEY): it must be a valid JWT for this project.');
+    }
+    return this.alert('critical', `Unexpected PostgREST response: HTTP ${failure.status}${code ? ` ${code}` : ''}`, details,
+      `Query ${this.shownUrl}/${VIEW} by hand and check the PostgREST logs.`);
+  }
+
+  // --- Diagnosis -----------------------------------------------------------------
+
+  /**
+   * Why a reload did not help, from what SQL can see (each question asked on its own,
+   * so one failing query does not hide the other answers), plus the usual causes SQL
+   * cannot see. Read-only.
+   */
+  private async diagnose(failure: Failure): Promise<string[]> {
+    const findings: string[] = [];
+    const role = this.settings.postgrest_role;
+    const limitMs = Math.max(500, Math.min(2500, this.hardDeadline - performance.now() - 200));
+    const q = async <R extends Record<string, unknown>>(sql: string, values: unknown[] = []): Promise<R[]> =>
+      (await withTimeout(this.ctx.db.query<R>(sql, values), limitMs)).rows;
+
+    const [view, timeouts, schemas, queue, locks] = await Promise.allSettled([
+      q<{ view_exists: boolean; role_exists: boolean }>(
+        `select to_regclass($1) is not null as view_exists, exists (select 1 from pg_roles where rolname = $2) as role_exists`,
+        [`${SCHEMA}.${VIEW}`, role],
+      ),
+      q<{ scope: string; value: string }>(
+        `select case when s.setrole = 0 then 'database' when s.setdatabase = 0 then 'role' else 'role_in_database' end as scope,
+                substr(c, length('statement_timeout=') + 1) as value
+           from pg_db_role_setting s
+           cross join lateral unnest(s.setconfig) as c
+          where c like 'statement_timeout=%'
+            and ((s.setrole = (select oid from pg_roles where rolname = $1) and s.setdatabase in (0, (select oid from pg_database where datname = current_database())))
+              or (s.setrole = 0 and s.setdatabase = (select oid from pg_database where datname = current_database())))
+          order by s.setdatabase desc, s.setrole desc`,
+        [role],
+      ),
+      q<{ value: string }>(
+        `select substr(c, length('pgrst.db_schemas=') + 1) as value
+           from pg_db_role_setting s
+           cross join lateral unnest(s.setconfig) as c
+          where c like 'pgrst.db_schemas=%'
+            and s.setrole = (select oid from pg_roles where rolname = $1)
+            and s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+          order by s.setdatabase desc
+          limit 1`,
+        [role],
+      ),
+      q<{ usage: number }>(`select pg_notification_queue_usage()::float8 as usage`),
+      q<{ waiting: number }>(
+        `select count(*)::int as waiting from pg_stat_activity where usename = $1 and wait_event_type = 'Lock'`,
+        [role],
+      ),
+    ]);
+
+    const failures = [view, timeouts, schemas, queue, locks].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failures.length === 5) {
+      findings.push(`Database unreachable from Sentinel (${this.describeDbError(failures[0]!.reason)}): nothing could be checked in SQL.`);
+    } else {
+      if (view.status === 'fulfilled') {
+        if (view.value[0]?.role_exists === false) {
+          findings.push(`Role ${role} does not exist in this cluster: set checks.schema_cache.postgrest_role to the role PostgREST logs in as, so its settings can be inspected.`);
+        }
+        if (view.value[0]?.view_exists === false) {
+          findings.push(`${SCHEMA}.${VIEW} does not exist in the database: apply the ops migration (sentinel migrate or supabase db push).`);
+        } else if (failure.kind === 'http' && isMissingRelation(failure)) {
+          findings.push(`${SCHEMA}.${VIEW} exists in the database, yet PostgREST does not find it: check the exposed schemas and that PostgREST serves this database.`);
+        }
+      } else findings.push(`Could not check whether ${SCHEMA}.${VIEW} exists: ${this.describeDbError(view.reason)}`);
+
+      if (timeouts.status === 'fulfilled') {
+        for (const t of timeouts.value) {
+          const where = t.scope === 'database' ? 'on this database (all roles)' : t.scope === 'role' ? `on role ${role}` : `on role ${role} in this database`;
+          const fix = t.scope === 'database'
+            ? 'ALTER DATABASE ... RESET statement_timeout'
+            : `ALTER ROLE ${role}${t.scope === 'role_in_database' ? ' IN DATABASE ...' : ''} RESET statement_timeout`;
+          findings.push(
+            `statement_timeout = ${t.value} is set ${where}: PostgREST's schema-cache query runs as ${role} and fails when it takes longer (PGRST002). Raise it or remove it (${fix}), then ${ACTION}.`,
+          );
+        }
+      } else findings.push(`Could not read the settings of role ${role}: ${this.describeDbError(timeouts.reason)}`);
+
+      if (schemas.status === 'fulfilled' && schemas.value[0]) {
+        const list = schemas.value[0].value;
+        const exposed = list.split(',').map((s) => s.trim().replace(/^"|"$/g, ''));
+        findings.push(
+          exposed.includes(SCHEMA)
+            ? `pgrst.db_schemas on role ${role} is '${list}' and includes ${SCHEMA}.`
+            : `pgrst.db_schemas on role ${role} is '${list}' and does not include ${SCHEMA}: add it (ALTER ROLE ${role} SET pgrst.db_schemas = '${list}, ${SCHEMA}'), then NOTIFY pgrst, 'reload config'.`,
+        );
+      }
+
+      if (queue.status === 'fulfilled') {
+        const usage = queue.value[0]?.usage ?? 0;
+        if (usage > QUEUE_USAGE_WARN) {
+          findings.push(`Notification queue nearly full (${Math.round(usage * 100)}% used): PostgREST may not receive the NOTIFY. Look for a session that LISTENs but never reads (pg_stat_activity).`);
+        }
+      } else findings.push(`Could not read the notification queue usage: ${this.describeDbError(queue.reason)}`);
+
+      if (locks.status === 'fulfilled' && (locks.value[0]?.waiting ?? 0) > 0) {
+        findings.push(`${locks.value[0]!.waiting} session(s) of ${role} are waiting on a lock: a migration or long transaction holds the catalog; PostgREST reloads once it ends.`);
+      }
+    }
+
+    findings.push(
+      `Make sure ${SCHEMA} is an exposed schema: db-schemas in the PostgREST config (Supabase: Settings → API → Exposed schemas).`,
+      'Check the PostgREST logs for the reason the schema cache did not load, and the Supabase dashboard for schema locks or migrations in progress.',
+    );
+    return findings;
+  }
+
+  private describeDbError(err: unknown): string {
+    const e = err as { message?: string; code?: string };
+    const text = e?.message || e?.code || String(err);
+    return this.redactor.redact(text.split('\n')[0]!);
+  }
+
+  // --- Shapes --------------------------------------------------------------------
+
+  private errorDetails(failure: Failure): Record<string, unknown> {
+    if (failure.kind === 'network') return { url: this.shownUrl, error: failure.detail, latency_ms: failure.latencyMs };
+    const e = failure.error;
+    const details: Record<string, unknown> = {
+      url: this.shownUrl,
+      status: failure.status,
+      code: e?.code ?? null,
+      error: e?.message !== undefined ? this.redactor.redact(e.message) : (failure.bodyExcerpt ?? `HTTP ${failure.status}`),
+      latency_ms: failure.latencyMs,
+    };
+    if (e?.details != null) details.error_details = this.redactor.redact(String(e.details));
+    if (e?.hint != null) details.hint = this.redactor.redact(String(e.hint));
+    return details;
+  }
+
+  private describeFailure(failure: Failure): Record<string, unknown> {
+    const { url: _url, ...rest } = this.errorDetails(failure);
+    return rest;
+  }
+
+  private alert(level: Alert['level'], message: string, details: Record<string, unknown>, remediation: string): Alert {
+    return { check: 'schema_cache', level, message, details, remediation };
+  }
+}
+
+function parseError(text: string): PostgrestError | undefined {
+  if (text.length === 0 || text.length > MAX_BODY_CHARS) return undefined;
+  try {
+    const body: unknown = JSON.parse(text);
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+    const b = body as Record<string, unknown>;
+    if (typeof b.code !== 'string' && typeof b.message !== 'string') return undefined;
+    return {
+      ...(typeof b.code === 'string' ? { code: b.code } : {}),
+      ...(typeof b.message === 'string' ? { message: b.message } : {}),
+      details: b.details,
+      hint: b.hint,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * PostgREST 12 does not consult its schema cache to read a table or view: a
+ * relation it cannot find comes back from PostgreSQL as 404 `42P01`. Newer
+ * versions answer PGRST205 for the same request.
+ */
+function isMissingRelation(p: Extract<Probe, { kind: 'http' }>): boolean {
+  return p.error?.code === 'PGRST205' || (p.status === 404 && p.error?.code === '42P01');
+}
+
+function isReloadable(p: Extract<Probe, { kind: 'http' }>): boolean {
+  const code = p.error?.code;
+  return (code !== undefined && RELOADABLE_CODES.has(code)) || isMissingRelation(p);
+}
+
+/** The message stem: `PGRST002 detected`, `Stale schema cache (PGRST205)`, ... */
+function labelFor(p: Extract<Probe, { kind: 'http' }>): string {
+  const code = p.error?.code ?? `HTTP ${p.status}`;
+  if (code === 'PGRST002') return 'PGRST002 detected';
+  if (code === '42P01') return `${SCHEMA}.${VIEW} not found (42P01)`;
+  return `Stale schema cache (${code})`;
+}
+
+/** Milliseconds as seconds with at most one decimal: 300 -> "0.3". */
+function seconds(ms: number): string {
+  return String(Math.round(ms / 100) / 10);
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${seconds(ms)}s`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
