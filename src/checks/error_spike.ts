@@ -44,7 +44,7 @@ export function ratePct(part: number, total: number): number {
  * the overall rate, so one noisy vendor neither hides nor causes a global alert.
  * Reads only the last two hours of batches through the `(created_at)` index.
  */
-export const errorSpikeCheck: Check = {
+export const errorSpikeCheck = {
   name: 'error_spike',
   async run(ctx: CheckContext): Promise<Alert[]> {
     const cfg = ctx.config.checks.error_spike;
@@ -56,8 +56,8 @@ export const errorSpikeCheck: Check = {
     const { rows } = await ctx.db.query<BucketRow>(
       `select case when created_at >= $2::timestamptz then 'current' else 'previous' end as bucket,
               source,
-              coalesce(sum(total_rows), 0)::bigint as total_rows,
-              coalesce(sum(error_rows), 0)::bigint as error_rows
+              coalesce(sum(total_rows), 0)::float8 as total_rows,
+              coalesce(sum(error_rows), 0)::float8 as error_rows
          from intake.simplicity_batches
         where created_at >= $1::timestamptz and created_at < $3::timestamptz
         group by 1, 2`,
@@ -113,4 +113,4 @@ export const errorSpikeCheck: Check = {
     ctx.logger.debug(`error_spike: judged ${rows.length} source-hour rows, thresholds overall ${trimNumber(cfg.threshold_pct)}%`);
     return alerts;
   },
-};
+} satisfies Check;

@@ -24,7 +24,7 @@ interface BatchRow {
  * stuck batches are counted (not every batch in that status), and the query reads
  * the in-flight partial index, so its cost does not grow with history.
  */
-export const stuckBatchesCheck: Check = {
+export const stuckBatchesCheck = {
   name: 'stuck_batches',
   async run(ctx: CheckContext): Promise<Alert[]> {
     const threshold = ctx.config.checks.stuck_batches.threshold_minutes;
@@ -34,7 +34,7 @@ export const stuckBatchesCheck: Check = {
 
     const byStatus = await ctx.db.query<StatusRow>(
       `select status, count(*)::int as batch_count,
-              round((extract(epoch from ($1::timestamptz - min(updated_at))) / 60)::numeric, 1) as oldest_age_minutes
+              round((extract(epoch from ($1::timestamptz - min(updated_at))) / 60)::numeric, 1)::float8 as oldest_age_minutes
          from intake.simplicity_batches
         where ${where}
         group by status`,
@@ -44,7 +44,7 @@ export const stuckBatchesCheck: Check = {
 
     const oldest = await ctx.db.query<BatchRow>(
       `select id::text, source, status,
-              round((extract(epoch from ($1::timestamptz - updated_at)) / 60)::numeric, 1) as age_minutes
+              round((extract(epoch from ($1::timestamptz - updated_at)) / 60)::numeric, 1)::float8 as age_minutes
          from intake.simplicity_batches
         where ${where}
         order by updated_at, id
@@ -69,4 +69,4 @@ export const stuckBatchesCheck: Check = {
       },
     ];
   },
-};
+} satisfies Check;

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
-import { insertBatch } from '../helpers/fixtures.js';
+import { insertBatch, type BatchStatus } from '../helpers/fixtures.js';
 import { testConfig, testContext } from '../helpers/context.js';
 import { stuckBatchesCheck } from '../../src/checks/stuck_batches.js';
 
@@ -18,7 +18,7 @@ beforeEach(async () => {
   await db.pool.query('truncate intake.simplicity_batches cascade');
 });
 
-async function batch(status: string, updatedMinutesAgo: number, source = 'vendor_a'): Promise<string> {
+async function batch(status: BatchStatus, updatedMinutesAgo: number, source = 'vendor_a'): Promise<string> {
   return insertBatch(db.pool, { source, status, created_at: minutesAgo(updatedMinutesAgo + 5), updated_at: minutesAgo(updatedMinutesAgo) });
 }
 
