@@ -1,0 +1,202 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { migrate, MigrationError } from '../../src/db/migrate.js';
+import type { Logger } from '../../src/log.js';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
+
+const INTAKE_SQL = readFileSync(new URL('../../sql/intake.sql', import.meta.url), 'utf8');
+const VIEWS_SQL = readFileSync(new URL('../../supabase/migrations/20250104_ops_views.sql', import.meta.url), 'utf8');
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+const VIEWS = 'ops.v_batch_performance, ops.v_error_distribution, ops.v_pipeline_health';
+
+const databases: TestDb[] = [];
+async function freshDb(template: 'migrated' | 'empty'): Promise<TestDb> {
+  const db = await createTestDatabase({ template });
+  databases.push(db);
+  return db;
+}
+afterAll(async () => {
+  await Promise.all(databases.map((db) => db.drop()));
+});
+
+async function ledger(db: TestDb): Promise<{ name: string; checksum: string; applied_at: Date }[]> {
+  const { rows } = await db.pool.query<{ name: string; checksum: string; applied_at: Date }>(
+    'select name, checksum, applied_at from sentinel.schema_migrations order by name',
+  );
+  return rows;
+}
+
+async function relationExists(db: TestDb, name: string): Promise<boolean> {
+  const { rows } = await db.pool.query<{ found: boolean }>('select to_regclass($1) is not null as found', [name]);
+  return rows[0]?.found === true;
+}
+
+function recordingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    debug: (m) => lines.push(`debug ${m}`),
+    info: (m) => lines.push(`info ${m}`),
+    warn: (m) => lines.push(`warn ${m}`),
+    error: (m) => lines.push(`error ${m}`),
+  };
+}
+
+describe('migrate', () => {
+  it('applies the reference intake schema and the ops views to an empty database and records both', async () => {
+    const db = await freshDb('empty');
+    const logger = recordingLogger();
+
+    const results = await migrate(db.url, { withIntake: true, logger });
+
+    expect(results).toEqual([
+      { name: 'intake_reference', status: 'applied' },
+      { name: '20250104_ops_views', status: 'applied' },
+    ]);
+    for (const rel of ['intake.simplicity_batches', 'intake.row_errors', ...VIEWS.split(', ')]) {
+      expect(await relationExists(db, rel), rel).toBe(true);
+    }
+    const rows = await ledger(db);
+    expect(rows.map((r) => [r.name, r.checksum])).toEqual([
+      ['20250104_ops_views', sha256(VIEWS_SQL)],
+      ['intake_reference', sha256(INTAKE_SQL)],
+    ]);
+    expect(logger.lines).toEqual(['info Applying intake_reference...', 'info Applying 20250104_ops_views...']);
+  });
+
+  it('reports every file unchanged on a second run and does not touch the ledger', async () => {
+    const db = await freshDb('empty');
+    await migrate(db.url, { withIntake: true });
+    const before = await ledger(db);
+    const logger = recordingLogger();
+
+    const results = await migrate(db.url, { withIntake: true, logger });
+
+    expect(results).toEqual([
+      { name: 'intake_reference', status: 'unchanged' },
+      { name: '20250104_ops_views', status: 'unchanged' },
+    ]);
+    expect(await ledger(db)).toEqual(before);
+    expect(logger.lines).toEqual([]);
+  });
+
+  it('leaves the intake schema alone without withIntake', async () => {
+    const db = await freshDb('migrated');
+
+    const results = await migrate(db.url);
+
+    expect(results).toEqual([{ name: '20250104_ops_views', status: 'unchanged' }]);
+  });
+
+  it('serializes two runs started at once on an empty database: both succeed, each file is applied once', async () => {
+    const db = await freshDb('empty');
+
+    const [a, b] = await Promise.all([
+      migrate(db.url, { withIntake: true }),
+      migrate(db.url, { withIntake: true }),
+    ]);
+
+    const statusesOf = (name: string): string[] =>
+      [a, b].map((run) => run.find((r) => r.name === name)?.status ?? 'missing').sort();
+    expect(statusesOf('intake_reference')).toEqual(['applied', 'unchanged']);
+    expect(statusesOf('20250104_ops_views')).toEqual(['applied', 'unchanged']);
+    expect((await ledger(db)).map((r) => r.name)).toEqual(['20250104_ops_views', 'intake_reference']);
+  });
+
+  it('re-runs a file whose checksum changed, restoring what it creates, and reports it reapplied', async () => {
+    const db = await freshDb('migrated');
+    await db.pool.query(`update sentinel.schema_migrations set checksum = 'an older version' where name = '20250104_ops_views'`);
+    await db.pool.query('drop view ops.v_pipeline_health');
+
+    const results = await migrate(db.url);
+
+    expect(results).toEqual([{ name: '20250104_ops_views', status: 'reapplied' }]);
+    expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(true);
+    const row = (await ledger(db)).find((r) => r.name === '20250104_ops_views');
+    expect(row?.checksum).toBe(sha256(VIEWS_SQL));
+  });
+
+  it('fails the views migration with a MigrationError naming the missing intake column and the fix', async () => {
+    const db = await freshDb('empty');
+    await db.pool.query(INTAKE_SQL);
+    await db.pool.query('alter table intake.simplicity_batches drop column parse_ms');
+
+    const error = await migrate(db.url).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    expect(error).toBeInstanceOf(MigrationError);
+    const message = (error as MigrationError).message;
+    expect(message).toContain('supabase/migrations/20250104_ops_views.sql');
+    expect(message).toContain('intake.simplicity_batches.parse_ms');
+    expect(message).toContain('sentinel migrate --with-intake');
+    expect(message).not.toContain('\n');
+    expect((error as MigrationError).cause).toBeInstanceOf(Error);
+    // The failed file's transaction rolled back: nothing half-created, nothing recorded.
+    expect(await relationExists(db, 'ops.v_batch_performance')).toBe(false);
+    const { rows } = await db.pool.query<{ n: string }>(`select count(*)::text as n from pg_namespace where nspname = 'ops'`);
+    expect(rows[0]?.n).toBe('0');
+    expect(await ledger(db)).toEqual([]);
+  });
+
+  it('names every missing intake table when the intake schema is absent', async () => {
+    const db = await freshDb('empty');
+
+    const error = await migrate(db.url).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(MigrationError);
+    expect((error as Error).message).toContain('need tables intake.row_errors, intake.simplicity_batches, which are missing');
+  });
+
+  it('reports an unreachable server as a MigrationError that hides the password', async () => {
+    const url = 'postgres://sentinel:s3cretpw@127.0.0.1:1/monitored';
+
+    const error = await migrate(url).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(MigrationError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/^cannot connect to the database at postgres:\/\/sentinel:\*\*\*@127\.0\.0\.1:1\/monitored: \S/);
+    expect(message).toContain('ECONNREFUSED');
+    expect(message).not.toContain('s3cretpw');
+    expect((error as Error).cause).toBeDefined();
+  });
+
+  it('grants the views to service_role and revokes them from authenticated and anon where those roles exist', async () => {
+    const db = await freshDb('migrated');
+    const client = await db.pool.connect();
+    try {
+      // Roles are cluster-wide, so create them (if missing) only inside a transaction
+      // that is rolled back: nothing leaks onto a shared server.
+      await client.query('begin');
+      for (const role of ['service_role', 'authenticated', 'anon']) {
+        const { rowCount } = await client.query('select 1 from pg_roles where rolname = $1', [role]);
+        if (!rowCount) await client.query(`create role ${role} nologin`);
+      }
+      // As Supabase's default privileges would, hand the views to everyone first.
+      await client.query(`grant usage on schema ops to authenticated, anon`);
+      await client.query(`grant select on ${VIEWS} to authenticated, anon`);
+
+      await client.query(VIEWS_SQL);
+
+      const { rows } = await client.query<{ role: string; schema_usage: boolean; selectable: string[] }>(
+        `select r.role,
+                has_schema_privilege(r.role, 'ops', 'usage') as schema_usage,
+                array(select v from unnest(string_to_array($1, ', ')) v
+                      where has_table_privilege(r.role, v, 'select') order by v) as selectable
+         from unnest(array['service_role', 'authenticated', 'anon']) as r(role)`,
+        [VIEWS],
+      );
+      expect(rows).toEqual([
+        { role: 'service_role', schema_usage: true, selectable: VIEWS.split(', ') },
+        { role: 'authenticated', schema_usage: false, selectable: [] },
+        { role: 'anon', schema_usage: false, selectable: [] },
+      ]);
+    } finally {
+      await client.query('rollback');
+      client.release();
+    }
+  });
+});
