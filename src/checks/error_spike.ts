@@ -1,6 +1,6 @@
 import type { Check, CheckContext } from './types.js';
 import type { Alert } from '../types.js';
-import { isoSeconds, pct1, round, trimNumber } from '../util/format.js';
+import { isoSeconds, pct1, trimNumber } from '../util/format.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -33,9 +33,13 @@ export function chooseBucket(current: Totals, previous: Totals, currentStart: Da
   return undefined;
 }
 
-/** Error rate in percent, rounded to 2 decimals like `ops.v_batch_performance.error_rate_pct`. */
+/**
+ * A rate in percent, rounded half up to 2 decimals exactly as PostgreSQL's
+ * `round(100.0 * part / total, 2)` in `ops.v_batch_performance` does. Integer
+ * arithmetic, because floating point turns 15.005 into 15.00 where numeric says 15.01.
+ */
 export function ratePct(part: number, total: number): number {
-  return round((100 * part) / total, 2);
+  return Math.floor((20_000 * part + total) / (2 * total)) / 100;
 }
 
 /**

@@ -2,7 +2,7 @@ import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { insertBatch } from '../helpers/fixtures.js';
 import { testConfig, testContext } from '../helpers/context.js';
-import { errorSpikeCheck, chooseBucket } from '../../src/checks/error_spike.js';
+import { errorSpikeCheck, chooseBucket, ratePct } from '../../src/checks/error_spike.js';
 
 // 10:15 UTC: the current bucket is 10:00, the previous one 09:00.
 const NOW = new Date('2025-01-04T10:15:30Z');
@@ -133,5 +133,17 @@ describe('chooseBucket', () => {
   ])('current $current rows, previous $previous rows -> $expected', ({ current, previous, expected }) => {
     const bucket = chooseBucket({ total_rows: current, error_rows: 0 }, { total_rows: previous, error_rows: 0 }, start, 100);
     expect(bucket?.hour_bucket.toISOString().slice(11, 16)).toBe(expected);
+  });
+});
+
+describe('ratePct', () => {
+  it('rounds half up at 2 decimals like PostgreSQL numeric round()', async () => {
+    // 100 * 3001 / 20000 = 15.005 exactly; a float computation gives 15.00.
+    expect(ratePct(3001, 20000)).toBe(15.01);
+    const { rows } = await db.pool.query('select round(100.0 * 3001 / 20000, 2)::float8 as r, round(100.0 * 1 / 3, 2)::float8 as third');
+    expect(ratePct(3001, 20000)).toBe(rows[0].r);
+    expect(ratePct(1, 3)).toBe(rows[0].third);
+    expect(ratePct(0, 7)).toBe(0);
+    expect(ratePct(7, 7)).toBe(100);
   });
 });
