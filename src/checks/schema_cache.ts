@@ -139,7 +139,7 @@ class SchemaCacheRun {
 
     if (!this.settings.auto_reload) {
       return [
-        this.alert('critical', `${label} - auto-reload disabled`, {
+        this.alert('critical', `${label.detected} - auto-reload disabled`, {
           ...base,
           action_taken: 'none: checks.schema_cache.auto_reload is false',
           recovered: false,
@@ -161,9 +161,9 @@ class SchemaCacheRun {
     } catch (err) {
       if (this.ctx.signal.aborted) throw this.ctx.signal.reason ?? err;
       const reason = this.redactor.redact(err instanceof Error ? err.message : String(err));
-      this.ctx.logger.warn(`schema_cache: ${label}; could not send ${ACTION}: ${reason}`);
+      this.ctx.logger.warn(`schema_cache: ${label.detected}; could not send ${ACTION}: ${reason}`);
       return [
-        this.alert('critical', `${label} - auto-reload failed`, {
+        this.alert('critical', `${label.detected} - auto-reload failed`, {
           ...base,
           action_taken: `${ACTION} failed: ${reason}`,
           recovered: false,
@@ -171,8 +171,13 @@ class SchemaCacheRun {
         }, 'Check that DATABASE_URL reaches the database, then reload the schema cache by hand: ' + ACTION + '.'),
       ];
     }
-    await this.ctx.state.set(stateKey, now.toISOString());
-    this.ctx.logger.warn(`schema_cache: ${label}; sent ${ACTION}, probing again`);
+    try {
+      await this.ctx.state.set(stateKey, now.toISOString());
+    } catch (err) {
+      // The reload went out; only the cooldown is lost (the next run may reload again).
+      this.ctx.logger.warn(`schema_cache: could not record the reload time: ${this.describeDbError(err)}`);
+    }
+    this.ctx.logger.warn(`schema_cache: ${label.detected}; sent ${ACTION}, probing again`);
 
     const notifiedAt = performance.now();
     let attempts = 0;
@@ -183,7 +188,7 @@ class SchemaCacheRun {
       last = await this.probe();
       if (last.kind === 'ok') {
         return [
-          this.alert('warning', `${label} - auto-reload triggered`, {
+          this.alert('warning', `${label.detected} - auto-reload triggered`, {
             ...base,
             action_taken: ACTION,
             recovered: true,
@@ -196,7 +201,7 @@ class SchemaCacheRun {
     }
 
     return [
-      this.alert('critical', `${label} persists after auto-reload`, {
+      this.alert('critical', `${label.stem} persists after auto-reload`, {
         ...base,
         action_taken: ACTION,
         recovered: false,
@@ -208,7 +213,7 @@ class SchemaCacheRun {
   }
 
   /** A reload was sent recently: no second NOTIFY, one more look, then report. */
-  private async duringCooldown(first: Extract<Probe, { kind: 'http' }>, label: string, lastReload: Date): Promise<Alert> {
+  private async duringCooldown(first: Extract<Probe, { kind: 'http' }>, label: { stem: string; detected: string }, lastReload: Date): Promise<Alert> {
     const sentAt = lastReload.toISOString();
     const action = `none: ${ACTION} already sent at ${sentAt} (cooldown ${this.settings.cooldown_minutes}m)`;
     let again: Probe = first;
@@ -217,14 +222,14 @@ class SchemaCacheRun {
       again = await this.probe();
     }
     if (again.kind === 'ok') {
-      return this.alert('warning', `${label} - recovered during reload cooldown`, {
+      return this.alert('warning', `${label.detected} - recovered during reload cooldown`, {
         ...this.errorDetails(first),
         action_taken: action,
         recovered: true,
         last_reload_at: sentAt,
       }, `The schema cache recovered after the reload sent at ${sentAt}. If this repeats, look for migrations that do not reload the cache.`);
     }
-    return this.alert('critical', `${label} persists - reload already sent at ${sentAt}`, {
+    return this.alert('critical', `${label.stem} persists - reload already sent at ${sentAt}`, {
       ...this.errorDetails(first),
       action_taken: action,
       recovered: false,
@@ -240,7 +245,14 @@ class SchemaCacheRun {
   }
 
   private async lastReload(key: string): Promise<Date | undefined> {
-    const value = await this.ctx.state.get<unknown>(key);
+    let value: unknown;
+    try {
+      value = await this.ctx.state.get<unknown>(key);
+    } catch (err) {
+      // Unreadable state must not stop monitoring; the worst case is one extra reload.
+      this.ctx.logger.warn(`schema_cache: could not read the last reload time: ${this.describeDbError(err)}`);
+      return undefined;
+    }
     if (typeof value !== 'string') return undefined;
     const date = new Date(value);
     return Number.isNaN(date.getTime()) ? undefined : date;
@@ -293,16 +305,19 @@ class SchemaCacheRun {
       (await withTimeout(this.ctx.db.query<R>(sql, values), limitMs)).rows;
 
     const [view, timeouts, schemas, queue, locks] = await Promise.allSettled([
+      // The catalogs, not to_regclass(): that one fails outright for a monitoring role
+      // without USAGE on the schema.
       q<{ view_exists: boolean; role_exists: boolean }>(
-        `select to_regclass($1) is not null as view_exists, exists (select 1 from pg_roles where rolname = $2) as role_exists`,
-        [`${SCHEMA}.${VIEW}`, role],
+        `select exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = $2) as view_exists,
+                exists (select 1 from pg_roles where rolname = $3) as role_exists`,
+        [SCHEMA, VIEW, role],
       ),
       q<{ scope: string; value: string }>(
         `select case when s.setrole = 0 then 'database' when s.setdatabase = 0 then 'role' else 'role_in_database' end as scope,
                 substr(c, length('statement_timeout=') + 1) as value
            from pg_db_role_setting s
            cross join lateral unnest(s.setconfig) as c
-          where c like 'statement_timeout=%'
+          where c like 'statement_timeout=%' and c <> 'statement_timeout=0'
             and ((s.setrole = (select oid from pg_roles where rolname = $1) and s.setdatabase in (0, (select oid from pg_database where datname = current_database())))
               or (s.setrole = 0 and s.setdatabase = (select oid from pg_database where datname = current_database())))
           order by s.setdatabase desc, s.setrole desc`,
@@ -382,6 +397,7 @@ class SchemaCacheRun {
     return findings;
   }
 
+  /** First line of an error's message, secrets masked. */
   private describeDbError(err: unknown): string {
     const e = err as { message?: string; code?: string };
     const text = e?.message || e?.code || String(err);
@@ -447,12 +463,15 @@ function isReloadable(p: Extract<Probe, { kind: 'http' }>): boolean {
   return (code !== undefined && RELOADABLE_CODES.has(code)) || isMissingRelation(p);
 }
 
-/** The message stem: `PGRST002 detected`, `Stale schema cache (PGRST205)`, ... */
-function labelFor(p: Extract<Probe, { kind: 'http' }>): string {
+/**
+ * How messages name the problem: `stem` reads "PGRST002 persists ...", `detected`
+ * reads "PGRST002 detected - auto-reload triggered" (the guide's wording).
+ */
+function labelFor(p: Extract<Probe, { kind: 'http' }>): { stem: string; detected: string } {
   const code = p.error?.code ?? `HTTP ${p.status}`;
-  if (code === 'PGRST002') return 'PGRST002 detected';
-  if (code === '42P01') return `${SCHEMA}.${VIEW} not found (42P01)`;
-  return `Stale schema cache (${code})`;
+  if (code === 'PGRST002') return { stem: 'PGRST002', detected: 'PGRST002 detected' };
+  const stem = code === '42P01' ? `${SCHEMA}.${VIEW} not found (42P01)` : `Stale schema cache (${code})`;
+  return { stem, detected: stem };
 }
 
 /** Milliseconds as seconds with at most one decimal: 300 -> "0.3". */

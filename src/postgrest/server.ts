@@ -48,8 +48,10 @@ export interface PostgrestRoles {
  * are cluster-wide while grants are per database: run it against the database
  * PostgREST will serve, after the schema exists.
  */
-export async function setupPostgrestRoles(db: string | Queryable, roles: PostgrestRoles): Promise<void> {
-  await withQueryable(db, async (q) => {
+export async function setupPostgrestRoles(db: string | pg.Pool | Queryable, roles: PostgrestRoles): Promise<void> {
+  await inTransaction(db, async (q) => {
+    // Role DDL racing on the same names fails with "tuple concurrently updated": serialize.
+    await q.query(`select pg_advisory_xact_lock(hashtext('sentinel.setup_postgrest_roles'))`);
     const schema = roles.schema ?? 'ops';
     const exists = await q.query<{ ok: boolean }>('select exists (select 1 from pg_namespace where nspname = $1) as ok', [schema]);
     if (!exists.rows[0]?.ok) {
@@ -77,8 +79,8 @@ export async function setupPostgrestRoles(db: string | Queryable, roles: Postgre
  * Privileges they hold in the connected database are dropped first; run it while
  * that database still exists, or after it was dropped.
  */
-export async function dropPostgrestRoles(db: string | Queryable, roles: string[]): Promise<void> {
-  await withQueryable(db, async (q) => {
+export async function dropPostgrestRoles(db: string | pg.Pool | Queryable, roles: string[]): Promise<void> {
+  await inTransaction(db, async (q) => {
     const present = await q.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1::text[])', [roles]);
     const names = present.rows.map((r) => r.rolname);
     if (names.length === 0) return;
@@ -90,12 +92,34 @@ export async function dropPostgrestRoles(db: string | Queryable, roles: string[]
 
 async function createRoleIfMissing(q: Queryable, role: string, options: string): Promise<void> {
   const found = await q.query('select 1 from pg_roles where rolname = $1', [role]);
-  if (found.rows.length > 0) return;
+  if (found.rows.length === 0) await q.query(`create role ${pg.escapeIdentifier(role)} ${options}`);
+}
+
+/**
+ * Runs `fn` in one transaction on one session: a fresh connection for a URL, a
+ * checked-out client for a pool, or the given client itself.
+ */
+async function inTransaction<T>(db: string | pg.Pool | Queryable, fn: (q: Queryable) => Promise<T>): Promise<T> {
+  if (db instanceof pg.Pool) {
+    const client = await db.connect();
+    try {
+      return await transaction(client, fn);
+    } finally {
+      client.release();
+    }
+  }
+  return withQueryable(db, (q) => transaction(q, fn));
+}
+
+async function transaction<T>(q: Queryable, fn: (q: Queryable) => Promise<T>): Promise<T> {
+  await q.query('begin');
   try {
-    await q.query(`create role ${pg.escapeIdentifier(role)} ${options}`);
+    const result = await fn(q);
+    await q.query('commit');
+    return result;
   } catch (err) {
-    // Another process created it between the lookup and the CREATE: that is what we wanted.
-    if ((err as { code?: string }).code !== '42710') throw err;
+    await q.query('rollback').catch(() => {});
+    throw err;
   }
 }
 
@@ -154,6 +178,12 @@ export interface RunningPostgrest {
   port: number;
   /** Stops PostgREST and waits for it to exit. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * False once the process has exited, whether stopped or crashed. PostgREST 12.0.2
+   * retries a failing schema-cache load in a tight loop and can die in it
+   * ("prepared statement already exists", then "postgrest: thread killed").
+   */
+  running(): boolean;
   /** The last few KB of PostgREST's output (stdout and stderr), passwords in URLs masked. */
   logs(): string;
 }
@@ -213,7 +243,13 @@ export async function startPostgrest(options: StartPostgrestOptions): Promise<Ru
   child.stdin.on('error', () => {
     /* EPIPE when the shell is already gone; nothing to do */
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let hasExited = false;
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      hasExited = true;
+      resolve(code);
+    }),
+  );
   child.once('exit', () => child.stdin.destroy());
   // Do not keep the event loop alive just for PostgREST: the owner calls stop().
   child.unref();
@@ -230,7 +266,7 @@ export async function startPostgrest(options: StartPostgrestOptions): Promise<Ru
     await stop();
     throw new Error(`PostgREST did not start: ${(err as Error).message}\n--- PostgREST output (tail) ---\n${logs()}`, { cause: err });
   }
-  return { url, port, stop, logs };
+  return { url, port, stop, logs, running: () => !hasExited };
 }
 
 async function stopChild(child: ChildProcess, exited: Promise<number | null>): Promise<void> {
