@@ -33,6 +33,8 @@ export function buildProgram(): Command {
     .description('Health monitor for the Dragonfly ingestion pipeline')
     .version(pkg.version, '-V, --version')
     .showSuggestionAfterError(true)
+    // Options after a subcommand belong to it (`sentinel demo --json`).
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: () => {} });
 

@@ -72,7 +72,7 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       authUrl.username = ROLES.authenticator;
       authUrl.password = password;
       log.info('Starting PostgREST 12.0.2 on the demo database...');
-      const rest = await startPostgrest({ dbUri: authUrl.toString(), schemas: 'ops', anonRole: ROLES.anon, jwtSecret });
+      const rest = await startPostgrest({ dbUri: authUrl.toString(), schemas: 'ops', anonRole: ROLES.anon, jwtSecret, extraEnv: { PGRST_DB_PREPARED_STATEMENTS: 'false' } });
       closers.push({ name: 'postgrest', close: () => rest.stop() });
       env.POSTGREST_URL = rest.url;
       env.SUPABASE_SERVICE_ROLE_KEY = signJwt({ role: ROLES.serviceRole }, jwtSecret);
