@@ -20,6 +20,7 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../src/db/migrate.js';
 import { startEmbeddedPostgres } from '../src/db/embedded.js';
+import { databaseUrl, ident, withAdmin } from './helpers/pg.js';
 
 declare module 'vitest' {
   interface ProvidedContext {
@@ -70,7 +71,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       await dropStaleDatabases(admin);
       await admin.query(`create database ${ident(template)}`);
     });
-    await migrate(urlFor(server.adminUrl, template), { withIntake: true });
+    await migrate(databaseUrl(server.adminUrl, template), { withIntake: true });
     // `create database ... template` refuses while anyone is connected to the
     // template, and a closed connection's backend can linger for a moment.
     await withAdmin(server.adminUrl, (admin) => waitUntilUnused(admin, template));
@@ -144,26 +145,8 @@ async function waitUntilUnused(admin: pg.Client, db: string): Promise<void> {
   throw new Error(`template database ${db} still has connections after migrating`);
 }
 
-async function withAdmin<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, application_name: 'sentinel-tests', connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return await body(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
 
-function urlFor(adminUrl: string, db: string): string {
-  const url = new URL(adminUrl);
-  url.pathname = `/${encodeURIComponent(db)}`;
-  return url.toString();
-}
 
-function ident(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
 
 function reasonOf(err: unknown): string {
   if (err instanceof AggregateError && !err.message) return err.errors.map((e: unknown) => String(e)).join('; ');

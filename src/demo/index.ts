@@ -103,7 +103,7 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
 
     await cleanup();
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    if (!flags.json) process.stdout.write(epilogue(exitCode, seconds));
+    if (!flags.json) process.stdout.write(epilogue(exitCode, seconds, Boolean(binary)));
     return 0;
   } finally {
     await cleanup();
@@ -139,13 +139,16 @@ async function waitForStatus(restUrl: string, key: string, status: number, timeo
   return false;
 }
 
-function epilogue(exitCode: number, seconds: string): string {
+function epilogue(exitCode: number, seconds: string, withPostgrest: boolean): string {
+  const schemaCache = withPostgrest
+    ? `  - schema_cache:  PostgREST could not load its schema cache (PGRST002). Sentinel sent
+                   NOTIFY pgrst, 'reload schema', probed again, and diagnosed why the reload did not help.`
+    : '  - schema_cache:  skipped: PostgREST (Linux x64 binary) is not available on this machine.';
   return `
 What you just saw (demo finished in ${seconds}s; everything it started is stopped and deleted):
   - stuck_batches: three batches whose workers died, held in processing/validating for over 10 minutes.
   - error_spike:   vendor_x, a feed with its own 25% threshold, rejecting about a third of its rows.
-  - schema_cache:  PostgREST could not load its schema cache (PGRST002). Sentinel sent
-                   NOTIFY pgrst, 'reload schema', probed again, and diagnosed why the reload did not help.
+${schemaCache}
   A real run would have exited ${exitCode} (0 healthy, 1 degraded, 2 critical, 3 Sentinel could not run).
 
 Point Sentinel at your own database:

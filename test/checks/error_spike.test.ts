@@ -1,5 +1,5 @@
-import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
-import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { describe, it, expect } from 'vitest';
+import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch } from '../helpers/fixtures.js';
 import { testConfig, testContext } from '../helpers/context.js';
 import { errorSpikeCheck, chooseBucket, ratePct } from '../../src/checks/error_spike.js';
@@ -9,22 +9,13 @@ const NOW = new Date('2025-01-04T10:15:30Z');
 const CURRENT = new Date('2025-01-04T10:05:00Z');
 const PREVIOUS = new Date('2025-01-04T09:30:00Z');
 
-let db: TestDb;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.drop();
-});
-beforeEach(async () => {
-  await db.pool.query('truncate intake.simplicity_batches cascade');
-});
+const database = useTestDatabase();
 
 async function rows(at: Date, total: number, errors: number, source = 'vendor_a'): Promise<void> {
-  await insertBatch(db.pool, { source, status: 'completed', total_rows: total, error_rows: errors, inserted_rows: total - errors, created_at: at, updated_at: at });
+  await insertBatch(database().pool, { source, status: 'completed', total_rows: total, error_rows: errors, inserted_rows: total - errors, created_at: at, updated_at: at });
 }
 
-const run = (file = {}) => errorSpikeCheck.run(testContext(db.pool, NOW, testConfig(file)));
+const run = (file = {}) => errorSpikeCheck.run(testContext(database().pool, NOW, testConfig(file)));
 
 describe('error_spike', () => {
   it('reports the guide example for the current hour', async () => {
@@ -44,10 +35,10 @@ describe('error_spike', () => {
   it('alerts just over the threshold and not at or just under it', async () => {
     await rows(CURRENT, 10000, 1500); // 15.00% is not above 15%
     expect(await run()).toEqual([]);
-    await db.pool.query('truncate intake.simplicity_batches cascade');
+    await database().pool.query('truncate intake.simplicity_batches cascade');
     await rows(CURRENT, 10000, 1499);
     expect(await run()).toEqual([]);
-    await db.pool.query('truncate intake.simplicity_batches cascade');
+    await database().pool.query('truncate intake.simplicity_batches cascade');
     await rows(CURRENT, 10000, 1501); // 15.01%
     const [alert] = await run();
     expect(alert!.details.error_rate_pct).toBe(15.01);
@@ -140,7 +131,7 @@ describe('ratePct', () => {
   it('rounds half up at 2 decimals like PostgreSQL numeric round()', async () => {
     // 100 * 3001 / 20000 = 15.005 exactly; a float computation gives 15.00.
     expect(ratePct(3001, 20000)).toBe(15.01);
-    const { rows } = await db.pool.query('select round(100.0 * 3001 / 20000, 2)::float8 as r, round(100.0 * 1 / 3, 2)::float8 as third');
+    const { rows } = await database().pool.query('select round(100.0 * 3001 / 20000, 2)::float8 as r, round(100.0 * 1 / 3, 2)::float8 as third');
     expect(ratePct(3001, 20000)).toBe(rows[0].r);
     expect(ratePct(1, 3)).toBe(rows[0].third);
     expect(ratePct(0, 7)).toBe(0);

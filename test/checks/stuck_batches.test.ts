@@ -1,5 +1,5 @@
-import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
-import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { describe, it, expect } from 'vitest';
+import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, type BatchStatus } from '../helpers/fixtures.js';
 import { testConfig, testContext } from '../helpers/context.js';
 import { stuckBatchesCheck } from '../../src/checks/stuck_batches.js';
@@ -7,22 +7,13 @@ import { stuckBatchesCheck } from '../../src/checks/stuck_batches.js';
 const NOW = new Date('2025-01-04T10:15:30Z');
 const minutesAgo = (m: number): Date => new Date(NOW.getTime() - m * 60_000);
 
-let db: TestDb;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.drop();
-});
-beforeEach(async () => {
-  await db.pool.query('truncate intake.simplicity_batches cascade');
-});
+const database = useTestDatabase();
 
 async function batch(status: BatchStatus, updatedMinutesAgo: number, source = 'vendor_a'): Promise<string> {
-  return insertBatch(db.pool, { source, status, created_at: minutesAgo(updatedMinutesAgo + 5), updated_at: minutesAgo(updatedMinutesAgo) });
+  return insertBatch(database().pool, { source, status, created_at: minutesAgo(updatedMinutesAgo + 5), updated_at: minutesAgo(updatedMinutesAgo) });
 }
 
-const run = (config = testConfig()) => stuckBatchesCheck.run(testContext(db.pool, NOW, config));
+const run = (config = testConfig()) => stuckBatchesCheck.run(testContext(database().pool, NOW, config));
 
 describe('stuck_batches', () => {
   it('reports the guide example: statuses in pipeline order with counts and oldest ages', async () => {

@@ -10,7 +10,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
+import { databaseUrl, ident, withAdmin } from './pg.js';
+
+export { ident };
 
 export interface TestDb {
   /** Database name (unique to this run). */
@@ -39,9 +42,7 @@ export function adminUrl(): string {
 
 /** The URL of another database on the test cluster, same credentials. */
 export function urlFor(dbName: string): string {
-  const url = new URL(adminUrl());
-  url.pathname = `/${encodeURIComponent(dbName)}`;
-  return url.toString();
+  return databaseUrl(adminUrl(), dbName);
 }
 
 export async function createTestDatabase(opts: CreateTestDatabaseOptions = {}): Promise<TestDb> {
@@ -49,7 +50,7 @@ export async function createTestDatabase(opts: CreateTestDatabaseOptions = {}): 
   // The run id prefix lets the global teardown drop whatever a crashed file left behind.
   const name = `sentinel_test_${inject('sentinelRunId')}_${randomBytes(4).toString('hex')}`;
 
-  await withAdmin(async (admin) => {
+  await withAdmin(adminUrl(), async (admin) => {
     for (let attempt = 1; ; attempt++) {
       try {
         await admin.query(`create database ${ident(name)} template ${ident(template)}`);
@@ -77,25 +78,30 @@ export async function createTestDatabase(opts: CreateTestDatabaseOptions = {}): 
     drop() {
       dropped ??= (async () => {
         await pool.end().catch(() => {});
-        await withAdmin((admin) => admin.query(`drop database if exists ${ident(name)} with (force)`));
+        await withAdmin(adminUrl(), (admin) => admin.query(`drop database if exists ${ident(name)} with (force)`));
       })();
       return dropped;
     },
   };
 }
 
-async function withAdmin<T>(body: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl(), application_name: 'sentinel-tests' });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return await body(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
 
-/** Quotes an SQL identifier. */
-export function ident(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
+
+/**
+ * Registers hooks for a test file: one migrated database for the whole file,
+ * dropped afterwards, with the intake tables emptied before each test. Returns a
+ * getter because the database exists only once `beforeAll` has run.
+ */
+export function useTestDatabase(): () => TestDb {
+  let db: TestDb | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+  beforeEach(async () => {
+    await db!.pool.query('truncate intake.simplicity_batches, intake.row_errors cascade');
+  });
+  return () => db!;
 }
