@@ -1,0 +1,62 @@
+import type { Level } from '../types.js';
+import type { SendContext } from '../notifiers/base.js';
+
+/**
+ * What notifiers receive. One Notification is one message to one notifier and may
+ * carry many events (a storm is one message, not one per alert); PagerDuty, whose
+ * API has one incident per dedup_key, sends one event per request itself.
+ */
+
+/** Why an alert is being notified now. `test` comes only from `sentinel notify test`. */
+export type EventKind = 'firing' | 'escalated' | 'repeat' | 'resolved' | 'test';
+
+export interface NotificationEvent {
+  kind: EventKind;
+  /** Short stable id of the alert identity (what `sentinel ack` takes). */
+  id: string;
+  /** Stable per alert identity (environment + check + subject): PagerDuty dedup_key, Alertmanager fingerprint. */
+  dedupKey: string;
+  environment: string;
+  check: string;
+  /** The per-source subject, e.g. the source of a per-source error spike. */
+  subject?: string;
+  /** The alert's current level (for `resolved`, the highest level it was notified at). */
+  level: Level;
+  message: string;
+  details: Record<string, unknown>;
+  remediation?: string;
+  /** ISO 8601: when the alert started firing. */
+  firingSince: string;
+  /** ISO 8601: when it resolved, for `resolved` events. */
+  resolvedAt?: string;
+}
+
+export interface Notification {
+  /** Unique id of this message (outbox key, idempotency). */
+  id: string;
+  /** Name of the notifier (`notifiers[].name`). */
+  notifier: string;
+  /** ISO 8601 time the notification was recorded. */
+  createdAt: string;
+  /** Sentinel's host name, shown as the source of the message. */
+  host: string;
+  events: NotificationEvent[];
+}
+
+/** A provider, configured. Notifiers are pure senders: the engine decides what and when. */
+export interface Notifier {
+  name: string;
+  type: string;
+  /** Events below this level are not sent to this notifier. */
+  minLevel: Level;
+  /** Whether `resolved` events are sent. */
+  sendResolved: boolean;
+  /**
+   * Delivers one notification with one attempt per request (retries belong to the
+   * engine). Resolves when the provider accepted it; throws a DeliveryError (see
+   * notifiers/http.ts) otherwise. Must respect `ctx.signal`.
+   */
+  send(notification: Notification, ctx: SendContext): Promise<void>;
+  /** Every secret in this notifier's config (keys, tokens, webhook URLs), for redaction. */
+  secrets(): string[];
+}

@@ -1,0 +1,64 @@
+import type { Notification, NotificationEvent } from '../alerting/types.js';
+
+/**
+ * Wording shared by every provider, so a page, an email and a chat message say
+ * the same thing. Providers only lay it out and cut it to their limits.
+ */
+
+export const KIND_LABEL: Record<NotificationEvent['kind'], string> = {
+  firing: 'FIRING',
+  escalated: 'ESCALATED',
+  repeat: 'STILL FIRING',
+  resolved: 'RESOLVED',
+  test: 'TEST',
+};
+
+/** `[prod] 2 critical, 1 warning, 1 resolved`: the one-line summary of a notification. */
+export function headline(n: Notification): string {
+  const env = n.events[0]?.environment ?? 'unknown';
+  if (n.events.every((e) => e.kind === 'test')) return `[${env}] Sentinel test notification`;
+  const active = n.events.filter((e) => e.kind !== 'resolved');
+  const critical = active.filter((e) => e.level === 'critical').length;
+  const warning = active.length - critical;
+  const resolved = n.events.length - active.length;
+  const parts: string[] = [];
+  if (critical) parts.push(`${critical} critical`);
+  if (warning) parts.push(`${warning} warning`);
+  if (resolved) parts.push(`${resolved} resolved`);
+  return `[${env}] Sentinel: ${parts.join(', ')}`;
+}
+
+/** `STILL FIRING critical stuck_batches: 3 batches stuck > 10m: …`. */
+export function eventLine(e: NotificationEvent): string {
+  const subject = e.subject ? ` (${e.subject})` : '';
+  return `${KIND_LABEL[e.kind]} ${e.level} ${e.check}${subject}: ${e.message}`;
+}
+
+/** `firing since 2025-01-04 10:15 UTC` / `resolved at …`. */
+export function eventWhen(e: NotificationEvent): string {
+  if (e.kind === 'resolved' && e.resolvedAt) return `resolved at ${utc(e.resolvedAt)} (firing since ${utc(e.firingSince)})`;
+  return `firing since ${utc(e.firingSince)}`;
+}
+
+export function utc(iso: string): string {
+  return iso.slice(0, 16).replace('T', ' ') + ' UTC';
+}
+
+/** Cuts `text` to at most `max` characters, marking the cut with an ellipsis. */
+export function truncate(text: string, max: number): string {
+  if (text.length <= max) return text;
+  return max <= 1 ? text.slice(0, max) : text.slice(0, max - 1) + '…';
+}
+
+/** Details as `key: value` lines for plain-text bodies (nested values as compact JSON). */
+export function detailLines(details: Record<string, unknown>): string[] {
+  return Object.entries(details)
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+}
+
+/** Events most urgent first: critical before warning, active before resolved; stable otherwise. */
+export function byUrgency(events: NotificationEvent[]): NotificationEvent[] {
+  const rank = (e: NotificationEvent): number => (e.kind === 'resolved' ? 2 : e.level === 'critical' ? 0 : 1);
+  return [...events].sort((a, b) => rank(a) - rank(b));
+}
