@@ -67,7 +67,61 @@ export function buildProgram(): Command {
       process.exitCode = await demoCommand(opts);
     });
 
-  for (const cmd of program.commands) cmd.exitOverride().configureOutput({ outputError: () => {} });
+  const alertOptions = (cmd: Command): Command =>
+    cmd
+      .option('--env <name>', 'environment (overrides SUPABASE_MODE; default dev)')
+      .option('-c, --config <file>', 'YAML config file (overrides SENTINEL_CONFIG)')
+      .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['debug', 'info', 'warning', 'error']).default('info'));
+  const alerts = () => import('./commands/alerts.js');
+
+  const silence = program.command('silence').description('quiet alerts during planned work: reported, not notified, exit code unaffected');
+  alertOptions(silence.command('add'))
+    .description('silence a check (optionally one source) for a while')
+    .requiredOption('--check <name>', 'check to silence (stuck_batches, error_spike, schema_cache)')
+    .option('--source <name>', 'only the alerts of this source')
+    .requiredOption('--duration <duration>', 'how long, e.g. 30m, 2h, 1h30m')
+    .requiredOption('--reason <text>', 'why, shown to whoever looks next')
+    .option('--all-environments', 'silence it in every environment, not only the current one')
+    .action(async (opts) => {
+      process.exitCode = await (await alerts()).silenceAdd(opts);
+    });
+  alertOptions(silence.command('list'))
+    .description('list active silences')
+    .option('--all', 'include expired silences of the last 7 days')
+    .option('--json', 'JSON output')
+    .action(async (opts) => {
+      process.exitCode = await (await alerts()).silenceList(opts);
+    });
+  alertOptions(silence.command('expire'))
+    .description('end a silence now')
+    .argument('<id>', 'silence id (s-…)')
+    .action(async (id: string, opts) => {
+      process.exitCode = await (await alerts()).silenceExpire({ ...opts, id });
+    });
+  alertOptions(program.command('ack'))
+    .description('acknowledge a firing alert: no repeats until it resolves')
+    .argument('<id>', 'alert id from the report or `sentinel alerts`')
+    .action(async (id: string, opts) => {
+      process.exitCode = await (await alerts()).ack({ ...opts, id });
+    });
+  alertOptions(program.command('alerts'))
+    .description("list this host's firing alerts, with their ids")
+    .option('--json', 'JSON output')
+    .action(async (opts) => {
+      process.exitCode = await (await alerts()).listAlerts(opts);
+    });
+  alertOptions(program.command('notify').command('test'))
+    .description('send a clearly marked test message through each configured notifier')
+    .option('--notifier <name>', 'only this notifier')
+    .action(async (opts) => {
+      process.exitCode = await (await alerts()).notifyTest(opts);
+    });
+
+  const quiet = (cmd: Command): void => {
+    cmd.exitOverride().configureOutput({ outputError: () => {} });
+    cmd.commands.forEach(quiet);
+  };
+  quiet(program);
   return program;
 }
 

@@ -22,6 +22,17 @@ export interface Alert {
   subject?: string;
   /** A short next step for the human reading the report. */
   remediation?: string;
+  /**
+   * Set by the runner on `Check failed:` alerts. A failing check is its own
+   * incident: it must page even while an alert of the same check is firing.
+   */
+  failed?: boolean;
+  /** Short stable id of the alert identity (for `sentinel ack`), set by alerting. */
+  id?: string;
+  /** Matched an active silence: reported, not notified, does not raise the exit code. */
+  silenced?: boolean;
+  /** Acknowledged with `sentinel ack`: no repeats until it resolves. */
+  acknowledged?: boolean;
 }
 
 /** How one check ended, for the report and later for metrics. */
@@ -45,6 +56,8 @@ export interface RunResult {
   checks: CheckSummary[];
   duration_ms: number;
   metrics: RunMetrics;
+  /** Per-notifier delivery figures of this run, once alerting ran. */
+  notifications?: Array<{ notifier: string; type: string; sent: number; pending: number; failed: number; errors: string[] }>;
 }
 
 export interface RunMetrics {
@@ -53,4 +66,6 @@ export interface RunMetrics {
   critical_alerts: number;
   warning_alerts: number;
   skipped_checks: number;
+  /** Alerts matched by a silence: reported, not counted above, not notified. */
+  silenced_alerts?: number;
 }

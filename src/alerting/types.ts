@@ -57,6 +57,11 @@ export interface Notifier {
    * notifiers/http.ts) otherwise. Must respect `ctx.signal`.
    */
   send(notification: Notification, ctx: SendContext): Promise<void>;
+  /**
+   * Re-send every firing alert on every run, not only on changes (Alertmanager:
+   * alerts that are not refreshed expire there by themselves).
+   */
+  everyRun?: boolean;
   /** Every secret in this notifier's config (keys, tokens, webhook URLs), for redaction. */
   secrets(): string[];
 }

@@ -62,6 +62,7 @@ export async function runChecks(checks: Check[], base: Omit<CheckContext, 'signa
         message: `Check failed: ${reason}`,
         details: { error: reason, ...errorCode(err) },
         remediation: REMEDIATION.check_failed,
+        failed: true,
       });
       summaries.push({ name: check.name, outcome: 'failed', duration_ms: duration });
     } finally {

@@ -9,6 +9,8 @@ import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
 import { runLoop } from '../loop.js';
 import type { RunResult } from '../types.js';
+import { createAlerting } from '../alerting/setup.js';
+import { pingHeartbeat } from '../alerting/heartbeat.js';
 
 export interface CheckFlags extends ConfigFlags {
   json?: boolean;
@@ -31,9 +33,6 @@ export async function setup(flags: ConfigFlags & { logLevel?: LogLevel }): Promi
 export async function checkCommand(flags: CheckFlags): Promise<number> {
   const { config, logger, redactor } = await setup(flags);
   const json = Boolean(flags.json || flags.pretty);
-  if (config.notifiers?.length || config.alerting || config.heartbeat_url) {
-    logger.warn('alerting, notifiers and heartbeat_url are not supported by this version yet: they are ignored');
-  }
   const color = !json && flags.color !== false && process.stdout.isTTY === true && !process.env.NO_COLOR;
   const print = (result: RunResult): void => {
     const text = json ? renderJson(result, { pretty: flags.pretty }) : renderHuman(result, { color });
@@ -41,9 +40,29 @@ export async function checkCommand(flags: CheckFlags): Promise<number> {
   };
 
   const runner = new Runner({ config, logger, checks: allChecks(), state: new FileStateStore(config.stateDir) });
+  const alerting = createAlerting(config, logger, redactor);
+  // One run: checks, then alerting (silences, lifecycle, delivery), then the report
+  // (which shows silenced and acknowledged marks), then the heartbeat.
+  const runAndAlert = async (signal?: AbortSignal): Promise<RunResult> => {
+    const raw = await runner.runOnce(signal);
+    const { result, outcome } = await alerting.process(raw);
+    const reported: RunResult = { ...result, notifications: outcome.notifications };
+    if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, 'ok', logger, redactor);
+    return reported;
+  };
   try {
+    return await loopOrOnce();
+  } catch (err) {
+    // Sentinel itself failed (not the pipeline): tell the dead man's switch.
+    if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, 'fail', logger, redactor);
+    throw err;
+  } finally {
+    await runner.close();
+  }
+
+  async function loopOrOnce(): Promise<number> {
     if (!flags.loop) {
-      const result = await runner.runOnce();
+      const result = await runAndAlert();
       print(result);
       return exitCodeFor(result.overall_status);
     }
@@ -61,12 +80,10 @@ export async function checkCommand(flags: CheckFlags): Promise<number> {
     process.on('SIGTERM', onSignal);
     const intervalMs = (flags.interval ?? 300) * 1000;
     logger.info(`Starting loop: environment ${config.env.name}, every ${flags.interval ?? 300}s`);
-    const runs = await runLoop({ intervalMs, runOnce: (s) => runner.runOnce(s), onResult: print, logger, stop: stop.signal });
+    const runs = await runLoop({ intervalMs, runOnce: runAndAlert, onResult: print, logger, stop: stop.signal });
     logger.info(`Loop stopped after ${runs} run${runs === 1 ? '' : 's'}`);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     return 0;
-  } finally {
-    await runner.close();
   }
 }

@@ -28,6 +28,11 @@ export interface ConfigFlags {
 
 export interface LoadOptions {
   flags?: ConfigFlags;
+  /**
+   * False for commands that only touch local alert state (silence, ack, notify):
+   * they must work while the database is down, which is when they are needed.
+   */
+  requireDatabase?: boolean;
   /** The process environment (injected for tests). */
   env?: NodeJS.ProcessEnv;
 }
@@ -62,15 +67,15 @@ export async function loadConfig(options: LoadOptions = {}): Promise<SentinelCon
     problems.push(`${envLabel}: "${envName}" is not an environment name (letters, digits, _ and - only)`);
   }
 
-  const resolved = resolveEnvironment(envName, file, flags, env, problems);
+  const resolved = resolveEnvironment(envName, file, flags, env, options.requireDatabase === false ? [] : problems) ?? { name: envName, databaseUrl: '' };
   if (problems.length > 0) throw new ConfigError(problems);
 
   const stateDir = resolve(
     nonEmpty(env.SENTINEL_STATE_DIR) ??
-      file.state_dir ??
+      file.alerting.state_dir ??
       join(nonEmpty(env.XDG_STATE_HOME) ?? join(homedir(), '.local', 'state'), 'sentinel'),
   );
-  return { ...file, env: resolved!, stateDir, secrets: collectSecrets(resolved!, raw) };
+  return { ...file, env: resolved, stateDir, secrets: collectSecrets(resolved, raw) };
 }
 
 async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEnv, problems: string[]): Promise<unknown> {
@@ -182,20 +187,23 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value;
 }
 
-const SECRET_KEY = /(key|token|secret|password|webhook_url|auth)/i;
+const SECRET_KEY = /(key|token|secret|password|webhook_url|heartbeat_url|auth|headers)/i;
 
 /** Secret values to mask in every output: connection passwords, keys, webhook URLs. */
 function collectSecrets(env: ResolvedEnvironment, raw: unknown): string[] {
   const found = new Set<string>([...secretsOfUrl(env.databaseUrl)]);
   if (env.serviceRoleKey) found.add(env.serviceRoleKey);
-  const walk = (node: unknown, key: string): void => {
+  // Everything under a secret-looking key is secret, nested values included
+  // (a webhook's `headers: { Authorization: ... }`, `basic_auth: { password }`).
+  const walk = (node: unknown, key: string, inherited: boolean): void => {
+    const secret = inherited || SECRET_KEY.test(key);
     if (typeof node === 'string') {
-      if (SECRET_KEY.test(key) && node.length > 0) found.add(node);
+      if (secret && node.length > 0) found.add(node);
       if (/url/i.test(key)) for (const s of secretsOfUrl(node)) found.add(s);
-    } else if (Array.isArray(node)) node.forEach((item) => walk(item, key));
-    else if (node !== null && typeof node === 'object') for (const [k, v] of Object.entries(node)) walk(v, k);
+    } else if (Array.isArray(node)) node.forEach((item) => walk(item, key, secret));
+    else if (node !== null && typeof node === 'object') for (const [k, v] of Object.entries(node)) walk(v, k, secret);
   };
-  walk(raw, '');
+  walk(raw, '', false);
   return [...found];
 }
 

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { parseDuration } from '../util/duration.js';
+import { notifierConfigSchema } from '../notifiers/index.js';
 
 /**
  * The configuration file's shape, with every default in one place. Objects are
@@ -48,6 +50,30 @@ const schemaCacheSchema = z.strictObject({
   postgrest_role: z.string().min(1).default('authenticator'),
 });
 
+/** `30s`, `15m`, `4h`, `1h30m`, or a number of seconds; parsed to milliseconds. */
+const durationSchema = z.union([z.number().positive().transform((seconds) => seconds * 1000), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0) {
+    ctx.addIssue({ code: 'custom', message: 'expected a duration such as 30s, 15m, 4h or 1h30m' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const alertingSchema = z.strictObject({
+  /** Re-notify a still-firing, unacknowledged alert this often. */
+  repeat_interval: durationSchema.prefault('4h'),
+  /** Healthy runs in a row before an alert resolves. */
+  resolve_after_runs: z.number().int().min(1).default(2),
+  /** Where alert state lives on this host; SENTINEL_STATE_DIR wins. */
+  state_dir: z.string().min(1).optional(),
+  /** Upper bound on the time one run spends delivering notifications. */
+  delivery_timeout: durationSchema.prefault('30s'),
+  /** Undelivered notifications older than this are given up, loudly. */
+  max_outbox_age: durationSchema.prefault('24h'),
+});
+
 const sourceSchema = z.strictObject({
   error_spike_threshold_pct: z.number().min(0).max(100).optional(),
 });
@@ -62,15 +88,21 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   sources: z.record(z.string().min(1), sourceSchema).default({}),
-  /** Where small persistent state (reload cooldown) lives; SENTINEL_STATE_DIR overrides. */
-  state_dir: z.string().min(1).optional(),
   /** Default statement_timeout for every check query, in milliseconds. */
   statement_timeout_ms: z.number().int().min(100).default(5000),
-  // Alerting (SPEC.md §7) is accepted so that files written for it validate; the
-  // notifiers themselves arrive with the alerting work.
-  alerting: z.record(z.string(), z.unknown()).optional(),
-  notifiers: z.array(z.unknown()).optional(),
-  heartbeat_url: z.string().optional(),
+  alerting: alertingSchema.prefault({}),
+  notifiers: z
+    .array(notifierConfigSchema)
+    .default([])
+    .superRefine((list, ctx) => {
+      const seen = new Set<string>();
+      list.forEach((n, i) => {
+        if (seen.has(n.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${n.name}" is used by another notifier: names must be unique` });
+        seen.add(n.name);
+      });
+    }),
+  /** Pinged after every completed run; `<url>/fail` when Sentinel itself fails. */
+  heartbeat_url: z.url({ protocol: /^https?$/, message: 'expected an http:// or https:// URL' }).optional(),
 });
 
 /** The file as written, before defaults. */

@@ -31,7 +31,10 @@ export function renderHuman(result: RunResult, options: HumanOptions = {}): stri
     result.alerts.forEach((alert, i) => {
       if (i > 0) lines.push('');
       const level = alert.level.toUpperCase().padEnd(8);
-      lines.push(paint(alert.level === 'critical' ? 'red' : 'yellow', `${LEVEL_ICON[alert.level]} ${level} [${alert.check}] ${alert.message}`));
+      const marks = [alert.silenced ? 'SILENCED' : '', alert.acknowledged ? 'ACKNOWLEDGED' : ''].filter(Boolean).map((m) => ` (${m})`).join('');
+      const colour = alert.silenced ? 'dim' : alert.level === 'critical' ? 'red' : 'yellow';
+      lines.push(paint(colour, `${LEVEL_ICON[alert.level]} ${level} [${alert.check}] ${alert.message}${marks}`));
+      if (alert.id) lines.push(`     id: ${alert.id}`);
       for (const line of renderDetails(alert.details)) lines.push(`     ${line}`);
       if (alert.remediation) lines.push(`     → ${alert.remediation}`);
     });
@@ -40,6 +43,14 @@ export function renderHuman(result: RunResult, options: HumanOptions = {}): stri
   if (skipped.length > 0) {
     lines.push('');
     for (const c of skipped) lines.push(paint('dim', `Skipped: ${c.name} (${c.reason ?? 'not configured'})`));
+  }
+  const deliveries = (result.notifications ?? []).filter((n) => n.sent || n.pending || n.failed);
+  if (deliveries.length > 0) {
+    lines.push('');
+    for (const n of deliveries) {
+      const problems = n.errors.length ? `: ${n.errors[n.errors.length - 1]}` : '';
+      lines.push(`Notifications ${n.notifier} (${n.type}): ${n.sent} sent, ${n.pending} pending, ${n.failed} failed${problems}`);
+    }
   }
   lines.push(RULE);
   lines.push(`Metrics: ${JSON.stringify(result.metrics, null, 2)}`);

@@ -16,10 +16,14 @@ export function renderJson(result: RunResult, options: { pretty?: boolean } = {}
       details: a.details,
       ...(a.subject !== undefined ? { subject: a.subject } : {}),
       ...(a.remediation !== undefined ? { remediation: a.remediation } : {}),
+      ...(a.id !== undefined ? { id: a.id } : {}),
+      ...(a.silenced !== undefined ? { silenced: a.silenced } : {}),
+      ...(a.acknowledged !== undefined ? { acknowledged: a.acknowledged } : {}),
     })),
     metrics: result.metrics,
     checks: result.checks,
     duration_ms: result.duration_ms,
+    ...(result.notifications ? { notifications: result.notifications } : {}),
   };
   return JSON.stringify(report, null, options.pretty ? 2 : undefined);
 }

@@ -1,0 +1,148 @@
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Notification } from './types.js';
+import type { TrackedAlert } from './decide.js';
+
+/**
+ * Alert state on this host: tracked alerts, silences and the outbox, in one JSON
+ * file under `state_dir`. Every change is written atomically (temp file + rename)
+ * and every read-modify-write happens under an exclusive lock file, so two
+ * overlapping cron runs neither corrupt the file nor both send the same page.
+ */
+
+export interface Silence {
+  id: string;
+  /** Undefined: every environment sharing this state directory. */
+  environment?: string;
+  check: string;
+  /** Matches the alert's subject (the source of a per-source alert); undefined matches all. */
+  source?: string;
+  reason: string;
+  createdBy: string;
+  createdAt: string;
+  endsAt: string;
+  /** Set by `sentinel silence expire`. */
+  expiredAt?: string;
+}
+
+export interface OutboxEntry {
+  notification: Notification;
+  attempts: number;
+  /** Parts already accepted by the provider (a recipient, a PagerDuty event). */
+  completedParts: string[];
+  /** ISO 8601: do not try before this (backoff, Retry-After). */
+  nextAttemptAt?: string;
+  lastError?: string;
+}
+
+/** A notification that failed for good (a 4xx other than 429), kept so it can be seen. */
+export interface DeadEntry extends OutboxEntry {
+  failedAt: string;
+}
+
+export interface AlertingState {
+  version: 1;
+  alerts: Record<string, TrackedAlert>;
+  silences: Silence[];
+  outbox: OutboxEntry[];
+  dead: DeadEntry[];
+}
+
+export function emptyState(): AlertingState {
+  return { version: 1, alerts: {}, silences: [], outbox: [], dead: [] };
+}
+
+export class StateLockTimeout extends Error {}
+
+export interface LockOptions {
+  /** How long to wait for another run to finish with the state. */
+  waitMs?: number;
+  /** A lock older than this belongs to a process that hung or died on another host's clock. */
+  staleMs?: number;
+}
+
+export class AlertStore {
+  readonly file: string;
+  private readonly lockFile: string;
+
+  constructor(readonly dir: string) {
+    this.file = join(dir, 'alerting.json');
+    this.lockFile = join(dir, 'alerting.lock');
+  }
+
+  async read(): Promise<AlertingState> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
+      throw new Error(`cannot read alert state ${this.file}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      const parsed = JSON.parse(text) as Partial<AlertingState>;
+      return { ...emptyState(), ...parsed, version: 1 };
+    } catch (err) {
+      // Refuse to overwrite what might be the only record of undelivered pages.
+      throw new Error(`alert state ${this.file} is not valid JSON: move it aside to start fresh (pending notifications in it would be lost)`, { cause: err });
+    }
+  }
+
+  async write(state: AlertingState): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    await writeFile(tmp, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
+    await rename(tmp, this.file);
+  }
+
+  /**
+   * Runs `body` holding the state lock. The lock is a file created with O_EXCL
+   * holding the owner's pid; a lock whose process is gone, or that is older than
+   * `staleMs`, is taken over.
+   */
+  async withLock<T>(body: () => Promise<T>, options: LockOptions = {}): Promise<T> {
+    const waitMs = options.waitMs ?? 30_000;
+    const staleMs = options.staleMs ?? 10 * 60_000;
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      try {
+        const handle = await open(this.lockFile, 'wx', 0o600);
+        await handle.writeFile(JSON.stringify({ pid: process.pid, at: new Date().toISOString() }));
+        await handle.close();
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (await this.isStale(staleMs)) {
+          await rm(this.lockFile, { force: true });
+          continue;
+        }
+        if (Date.now() >= deadline) throw new StateLockTimeout(`another Sentinel run has held ${this.lockFile} for over ${Math.round(waitMs / 1000)}s`);
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+      }
+    }
+    try {
+      return await body();
+    } finally {
+      await rm(this.lockFile, { force: true });
+    }
+  }
+
+  private async isStale(staleMs: number): Promise<boolean> {
+    try {
+      const [text, info] = await Promise.all([readFile(this.lockFile, 'utf8'), stat(this.lockFile)]);
+      if (Date.now() - info.mtimeMs > staleMs) return true;
+      const pid = (JSON.parse(text) as { pid?: number }).pid;
+      if (!pid || pid === process.pid) return false;
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code === 'ESRCH';
+      }
+    } catch {
+      // Being written right now (empty or half-written) or already gone: not stale.
+      return false;
+    }
+  }
+}

@@ -1,0 +1,154 @@
+import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
+import { loadConfig, ConfigError, type ConfigFlags } from '../config/load.js';
+import { createLogger, type LogLevel } from '../log.js';
+import { Redactor } from '../util/redact.js';
+import { AlertStore, type Silence } from '../alerting/store.js';
+import { activeSilences } from '../alerting/engine.js';
+import { createAlerting } from '../alerting/setup.js';
+import { CHECK_NAMES } from '../checks/index.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
+
+/**
+ * `sentinel silence add|list|expire`, `sentinel ack`, `sentinel alerts` and
+ * `sentinel notify test`. They work on this host's alert state and need no
+ * database, so they still work while the database is down.
+ */
+
+type Flags = ConfigFlags & { logLevel?: LogLevel; json?: boolean };
+
+async function context(flags: Flags) {
+  const config = await loadConfig({ flags, env: process.env, requireDatabase: false });
+  const redactor = new Redactor(config.secrets);
+  const logger = createLogger({ level: flags.logLevel ?? 'info', redactor });
+  return { config, redactor, logger, store: new AlertStore(config.stateDir) };
+}
+
+function who(): string {
+  const sudo = process.env.SUDO_USER;
+  try {
+    return sudo ?? userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function silenceAdd(flags: Flags & { check: string; source?: string; duration: string; reason: string; allEnvironments?: boolean }): Promise<number> {
+  const problems: string[] = [];
+  if (!(CHECK_NAMES as readonly string[]).includes(flags.check)) problems.push(`--check: "${flags.check}" is not a check (one of: ${CHECK_NAMES.join(', ')})`);
+  const ms = parseDuration(flags.duration);
+  if (ms === undefined || ms <= 0) problems.push(`--duration: "${flags.duration}" is not a duration (e.g. 30m, 2h, 1h30m, 7d)`);
+  if (!flags.reason.trim()) problems.push('--reason: say why, for whoever is paged next');
+  if (problems.length) throw new ConfigError(problems);
+  const { config, store } = await context(flags);
+  const now = new Date();
+  const silence: Silence = {
+    id: `s-${randomBytes(4).toString('hex')}`,
+    ...(flags.allEnvironments ? {} : { environment: config.env.name }),
+    check: flags.check,
+    ...(flags.source ? { source: flags.source } : {}),
+    reason: flags.reason.trim(),
+    createdBy: who(),
+    createdAt: now.toISOString(),
+    endsAt: new Date(now.getTime() + ms!).toISOString(),
+  };
+  await store.withLock(async () => {
+    const state = await store.read();
+    state.silences = state.silences.filter((s) => !s.expiredAt && Date.parse(s.endsAt) > now.getTime() - 7 * 86_400_000);
+    state.silences.push(silence);
+    await store.write(state);
+  });
+  const scope = `${flags.check}${flags.source ? ` for source ${flags.source}` : ''} in ${silence.environment ?? 'every environment'}`;
+  process.stdout.write(`Silenced ${scope} until ${silence.endsAt} (${formatDuration(ms!)}): ${silence.id}\n`);
+  return 0;
+}
+
+export async function silenceList(flags: Flags & { all?: boolean }): Promise<number> {
+  const { store } = await context(flags);
+  const state = await store.read();
+  const now = new Date();
+  const shown = flags.all ? state.silences : activeSilences(state.silences, now);
+  if (flags.json) {
+    process.stdout.write(JSON.stringify(shown.map((s) => ({ ...s, active: activeSilences([s], now).length === 1 }))) + '\n');
+    return 0;
+  }
+  if (shown.length === 0) {
+    process.stdout.write('No active silences.\n');
+    return 0;
+  }
+  for (const s of shown) {
+    const active = activeSilences([s], now).length === 1;
+    const left = active ? `${formatDuration(Date.parse(s.endsAt) - now.getTime())} left` : s.expiredAt ? 'expired' : 'ended';
+    process.stdout.write(
+      `${s.id}  ${s.check}${s.source ? `/${s.source}` : ''}  ${s.environment ?? '*'}  until ${s.endsAt} (${left})  by ${s.createdBy}: ${s.reason}\n`,
+    );
+  }
+  return 0;
+}
+
+export async function silenceExpire(flags: Flags & { id: string }): Promise<number> {
+  const { store } = await context(flags);
+  const found = await store.withLock(async () => {
+    const state = await store.read();
+    const silence = state.silences.find((s) => s.id === flags.id && !s.expiredAt);
+    if (!silence) return false;
+    silence.expiredAt = new Date().toISOString();
+    await store.write(state);
+    return true;
+  });
+  if (!found) throw new ConfigError([`silence ${flags.id}: no active silence with that id (see sentinel silence list)`]);
+  process.stdout.write(`Expired ${flags.id}: its alerts notify again from the next run.\n`);
+  return 0;
+}
+
+export async function ack(flags: Flags & { id: string }): Promise<number> {
+  if (!/^[0-9a-f]{4,8}$/.test(flags.id)) throw new ConfigError([`ack: "${flags.id}" is not an alert id (4 to 8 hex characters, shown as "id" in the report)`]);
+  const { store } = await context(flags);
+  const result = await store.withLock(async () => {
+    const state = await store.read();
+    const matches = Object.values(state.alerts).filter((a) => a.id.startsWith(flags.id));
+    if (matches.length !== 1) return matches.length;
+    const alert = matches[0]!;
+    alert.acknowledged = { at: new Date().toISOString(), by: who() };
+    await store.write(state);
+    return alert;
+  });
+  if (result === 0) throw new ConfigError([`ack: no firing alert with id ${flags.id} (see sentinel alerts)`]);
+  if (typeof result === 'number') throw new ConfigError([`ack: ${flags.id} matches ${result} alerts: give more characters of the id`]);
+  process.stdout.write(`Acknowledged ${result.id} [${result.environment}] ${result.check}: ${result.message}\nNo repeats until it resolves; a rise in level still notifies.\n`);
+  return 0;
+}
+
+export async function listAlerts(flags: Flags): Promise<number> {
+  const { store } = await context(flags);
+  const state = await store.read();
+  const alerts = Object.values(state.alerts).sort((a, b) => a.firingSince.localeCompare(b.firingSince));
+  if (flags.json) {
+    process.stdout.write(JSON.stringify({ alerts, outbox: state.outbox.length, dead: state.dead.length }) + '\n');
+    return 0;
+  }
+  if (alerts.length === 0) process.stdout.write('No firing alerts.\n');
+  for (const a of alerts) {
+    const marks = [a.acknowledged ? `acknowledged by ${a.acknowledged.by}` : '', a.notifiedLevel ? '' : 'not notified (silenced)', a.healthyRuns ? `${a.healthyRuns} healthy run(s)` : '']
+      .filter(Boolean)
+      .join(', ');
+    process.stdout.write(`${a.id}  ${a.level.padEnd(8)} [${a.environment}] ${a.check}${a.subject ? `/${a.subject}` : ''}: ${a.message}  (since ${a.firingSince}${marks ? `; ${marks}` : ''})\n`);
+  }
+  if (state.outbox.length) process.stdout.write(`${state.outbox.length} notification(s) waiting for delivery.\n`);
+  if (state.dead.length) process.stdout.write(`${state.dead.length} notification(s) rejected for good; last: ${state.dead[state.dead.length - 1]!.lastError}\n`);
+  return 0;
+}
+
+export async function notifyTest(flags: Flags & { notifier?: string }): Promise<number> {
+  const { config, redactor, logger } = await context(flags);
+  if (config.notifiers.length === 0) throw new ConfigError(['notify test: no notifiers configured (add a notifiers: list to the config file)']);
+  if (flags.notifier && !config.notifiers.some((n) => n.name === flags.notifier)) {
+    throw new ConfigError([`--notifier: no notifier named "${flags.notifier}" (configured: ${config.notifiers.map((n) => n.name).join(', ')})`]);
+  }
+  const engine = createAlerting(config, logger, redactor);
+  const results = await engine.sendTest(config.env.name, flags.notifier);
+  for (const r of results) {
+    process.stdout.write(redactor.redact(r.ok ? `✅ ${r.notifier} (${r.type}): delivered\n` : `❌ ${r.notifier} (${r.type}): ${r.error}\n`));
+  }
+  return results.every((r) => r.ok) ? 0 : 1;
+}
