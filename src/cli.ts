@@ -28,6 +28,25 @@ function connectionOptions(cmd: Command): Command {
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['debug', 'info', 'warning', 'error']).default('info'));
 }
 
+/**
+ * A subcommand's options plus those given explicitly before it
+ * (`sentinel --env prod migrate`). The subcommand's own explicit values win; a
+ * parent's defaults never override anything (commander's optsWithGlobals lets
+ * them, which would silently drop `migrate --log-level debug`).
+ */
+// Commander has checked required options and choices; the shape is the declared one.
+function withGlobals<T>(cmd: Command): T {
+  const merged: Record<string, unknown> = { ...cmd.opts() };
+  for (let parent = cmd.parent; parent; parent = parent.parent) {
+    for (const [key, value] of Object.entries(parent.opts())) {
+      const explicit = parent.getOptionValueSource(key) === 'cli';
+      const localExplicit = cmd.getOptionValueSource(key) === 'cli';
+      if (explicit && !localExplicit) merged[key] = value;
+    }
+  }
+  return merged as T;
+}
+
 export function buildProgram(): Command {
   const program = new Command('sentinel')
     .description('Health monitor for the Dragonfly ingestion pipeline')
@@ -45,7 +64,9 @@ export function buildProgram(): Command {
     .option('--interval <seconds>', 'seconds between run starts in --loop mode', positiveSeconds, 300)
     .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
     .option('--no-color', 'no ANSI colours in the human report')
-    .action(async (opts: Record<string, unknown>) => {
+    .action(async (opts: Record<string, unknown>, cmd: Command) => {
+      if (opts.loop && opts.pretty) throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--pretty cannot be used with --loop: a loop prints one JSON line per run (use --json)');
+      if (!opts.loop && cmd.getOptionValueSource('interval') === 'cli') throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--interval needs --loop');
       const { checkCommand } = await import('./commands/check.js');
       process.exitCode = await checkCommand(opts);
     });
@@ -53,18 +74,18 @@ export function buildProgram(): Command {
   connectionOptions(program.command('migrate'))
     .description('apply the ops views migration (and the reference intake schema with --with-intake)')
     .option('--with-intake', 'also create the reference intake schema (demos and tests; production has its own)')
-    .action(async (opts: Record<string, unknown>) => {
+    .action(async (_opts: Record<string, unknown>, cmd: Command) => {
       const { migrateCommand } = await import('./commands/migrate.js');
-      process.exitCode = await migrateCommand(opts);
+      process.exitCode = await migrateCommand(withGlobals(cmd));
     });
 
   program
     .command('demo')
     .description('run a self-contained demo on an embedded PostgreSQL with simulated incidents')
     .option('--json', 'print the demo report as JSON')
-    .action(async (opts: Record<string, unknown>) => {
+    .action(async (_opts: Record<string, unknown>, cmd: Command) => {
       const { demoCommand } = await import('./demo/index.js');
-      process.exitCode = await demoCommand(opts);
+      process.exitCode = await demoCommand(withGlobals(cmd));
     });
 
   const alertOptions = (cmd: Command): Command =>
@@ -82,39 +103,39 @@ export function buildProgram(): Command {
     .requiredOption('--duration <duration>', 'how long, e.g. 30m, 2h, 1h30m')
     .requiredOption('--reason <text>', 'why, shown to whoever looks next')
     .option('--all-environments', 'silence it in every environment, not only the current one')
-    .action(async (opts) => {
-      process.exitCode = await (await alerts()).silenceAdd(opts);
+    .action(async (_opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).silenceAdd(withGlobals(cmd));
     });
   alertOptions(silence.command('list'))
     .description('list active silences')
     .option('--all', 'include expired silences of the last 7 days')
     .option('--json', 'JSON output')
-    .action(async (opts) => {
-      process.exitCode = await (await alerts()).silenceList(opts);
+    .action(async (_opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).silenceList(withGlobals(cmd));
     });
   alertOptions(silence.command('expire'))
     .description('end a silence now')
     .argument('<id>', 'silence id (s-…)')
-    .action(async (id: string, opts) => {
-      process.exitCode = await (await alerts()).silenceExpire({ ...opts, id });
+    .action(async (id: string, _opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).silenceExpire({ ...withGlobals(cmd), id });
     });
   alertOptions(program.command('ack'))
     .description('acknowledge a firing alert: no repeats until it resolves')
     .argument('<id>', 'alert id from the report or `sentinel alerts`')
-    .action(async (id: string, opts) => {
-      process.exitCode = await (await alerts()).ack({ ...opts, id });
+    .action(async (id: string, _opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).ack({ ...withGlobals(cmd), id });
     });
   alertOptions(program.command('alerts'))
     .description("list this host's firing alerts, with their ids")
     .option('--json', 'JSON output')
-    .action(async (opts) => {
-      process.exitCode = await (await alerts()).listAlerts(opts);
+    .action(async (_opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).listAlerts(withGlobals(cmd));
     });
   alertOptions(program.command('notify').command('test'))
     .description('send a clearly marked test message through each configured notifier')
     .option('--notifier <name>', 'only this notifier')
-    .action(async (opts) => {
-      process.exitCode = await (await alerts()).notifyTest(opts);
+    .action(async (_opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).notifyTest(withGlobals(cmd));
     });
 
   const quiet = (cmd: Command): void => {
@@ -126,6 +147,12 @@ export function buildProgram(): Command {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // A reader that goes away (`sentinel --loop --json | head -1`) is not an error
+  // to report: stop quietly, like other Unix tools.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
@@ -134,7 +161,9 @@ async function main(argv: string[]): Promise<void> {
         process.exitCode = 0;
         return;
       }
-      process.stderr.write(`sentinel: ${err.message.replace(/^error: /, '')} (see sentinel --help)\n`);
+      const message =
+        err.code === 'commander.excessArguments' ? `unknown command '${argv.slice(2).find((a) => !a.startsWith('-')) ?? ''}'` : err.message.replace(/^error: /, '');
+      process.stderr.write(`sentinel: ${message} (see sentinel --help)\n`);
       process.exitCode = EXIT_USAGE;
       return;
     }
@@ -144,3 +173,8 @@ async function main(argv: string[]): Promise<void> {
 }
 
 await main(process.argv);
+// Everything is printed and every pool was asked to close. A connection to a
+// server that stopped answering can still hold the event loop open; it must not
+// keep a finished run alive (under cron with flock, that would stop monitoring).
+// The timer is unref'd: a clean exit does not wait for it.
+setTimeout(() => process.exit(), 3000).unref();

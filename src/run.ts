@@ -4,7 +4,7 @@ import type { SentinelConfig } from './config/schema.js';
 import type { Logger } from './log.js';
 import type { Check } from './checks/types.js';
 import type { StateStore } from './state/store.js';
-import { createPool, createWritePool } from './db/pool.js';
+import { createPool, createWritePool, endPool } from './db/pool.js';
 import { runChecks } from './checks/runner.js';
 
 export interface RunnerDeps {
@@ -54,19 +54,23 @@ export class Runner {
 
   constructor(private readonly deps: RunnerDeps) {
     this.now = deps.now ?? (() => new Date());
-    this.pool = createPool(deps.config.env.databaseUrl, { statementTimeoutMs: deps.config.statement_timeout_ms });
+    this.pool = createPool(deps.config.env.databaseUrl, {
+      statementTimeoutMs: deps.config.statement_timeout_ms,
+      connectTimeoutMs: deps.config.connect_timeout_seconds * 1000,
+    });
   }
 
   async runOnce(signal?: AbortSignal): Promise<RunResult> {
     const started = performance.now();
     const { config, logger, state } = this.deps;
+    const now = this.deps.now ?? (await this.databaseClock());
     const { alerts, checks } = await runChecks(
       this.deps.checks,
       {
         db: this.pool,
         config,
         environment: config.env.name,
-        now: this.now,
+        now,
         logger,
         state,
         sleep: this.deps.sleep ?? sleep,
@@ -93,13 +97,33 @@ export class Runner {
     };
   }
 
+  /**
+   * Ages and hour buckets are judged on the database's clock, the one that wrote
+   * `updated_at` and `created_at`: a monitor host whose clock is off by minutes
+   * must not call a fresh batch stuck. Read once per run; when the database does
+   * not answer, the local clock stands in (the checks will report the outage).
+   */
+  private async databaseClock(): Promise<() => Date> {
+    try {
+      const { rows } = await this.pool.query<{ now: Date }>('select now() as now');
+      const offset = rows[0]!.now.getTime() - Date.now();
+      return () => new Date(Date.now() + offset);
+    } catch {
+      return () => new Date();
+    }
+  }
+
   /** NOTIFY over a writable connection of its own; the check pool is read-only. */
   private async notify(channel: string, payload: string): Promise<void> {
-    this.writePool ??= createWritePool(this.deps.config.env.databaseUrl, { max: 1, statementTimeoutMs: 5000 });
+    this.writePool ??= createWritePool(this.deps.config.env.databaseUrl, {
+      max: 1,
+      statementTimeoutMs: 5000,
+      connectTimeoutMs: this.deps.config.connect_timeout_seconds * 1000,
+    });
     await this.writePool.query('select pg_notify($1, $2)', [channel, payload]);
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.pool.end(), this.writePool?.end()]);
+    await Promise.all([endPool(this.pool), this.writePool ? endPool(this.writePool) : undefined]);
   }
 }

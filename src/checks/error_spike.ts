@@ -95,10 +95,13 @@ export const errorSpikeCheck = {
       if (!bucket) return;
       const rate = ratePct(bucket.error_rows, bucket.total_rows);
       if (rate <= threshold) return;
+      // One decimal as in the guide, unless that would print "15.0% > 15.0%".
+      const digits = pct1(rate) === pct1(threshold) ? 2 : 1;
+      const [shownRate, shownThreshold] = [rate.toFixed(digits), threshold.toFixed(digits)];
       alerts.push({
         check: 'error_spike',
         level: 'warning',
-        message: `Error rate ${pct1(rate)}% > ${pct1(threshold)}% threshold${source ? ` for source ${source}` : ''}`,
+        message: `Error rate ${shownRate}% > ${shownThreshold}% threshold${source ? ` for source ${source}` : ''}`,
         subject: source,
         details: {
           error_rate_pct: rate,

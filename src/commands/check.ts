@@ -71,7 +71,7 @@ export async function checkCommand(flags: CheckFlags): Promise<number> {
     const onSignal = (signal: NodeJS.Signals): void => {
       if (stop.signal.aborted) {
         logger.warn(`Received ${signal} again: exiting now`);
-        process.exit(130);
+        process.exit(signal === 'SIGTERM' ? 143 : 130);
       }
       logger.info(`Received ${signal}: finishing the current run, then exiting`);
       stop.abort();

@@ -2,10 +2,12 @@ import { setup } from './check.js';
 import { migrate, MigrationError } from '../db/migrate.js';
 import type { LogLevel } from '../log.js';
 import type { ConfigFlags } from '../config/load.js';
+import { displayUrl } from '../util/redact.js';
 
 /** `sentinel migrate [--with-intake]`: returns 0 when every file is applied or unchanged, 3 otherwise. */
 export async function migrateCommand(flags: ConfigFlags & { withIntake?: boolean; logLevel?: LogLevel }): Promise<number> {
   const { config, logger, redactor } = await setup(flags);
+  logger.info(`Migrating ${displayUrl(config.env.databaseUrl)} (environment ${config.env.name})`);
   try {
     const results = await migrate(config.env.databaseUrl, { withIntake: Boolean(flags.withIntake), logger });
     for (const r of results) logger.info(`${r.name}: ${r.status}`);

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type FileConfig, type ResolvedEnvironment, type SentinelConfig } from './schema.js';
@@ -50,41 +50,44 @@ export async function loadConfig(options: LoadOptions = {}): Promise<SentinelCon
   const env = options.env ?? process.env;
   const problems: string[] = [];
 
-  const path = flags.config ?? nonEmpty(env.SENTINEL_CONFIG);
-  let raw: unknown = {};
-  if (path) {
-    const label = flags.config ? '--config' : 'SENTINEL_CONFIG';
-    raw = await readConfigFile(path, label, env, problems);
-  }
-
-  const parsed = configSchema.safeParse(raw ?? {});
-  if (!parsed.success) problems.push(...formatIssues(parsed.error.issues));
-  const file: FileConfig = parsed.success ? parsed.data : configSchema.parse({});
-
   const envName = flags.env ?? nonEmpty(env.SUPABASE_MODE) ?? 'dev';
   const envLabel = flags.env ? '--env' : 'SUPABASE_MODE';
   if (!ENV_NAME.test(envName)) {
     problems.push(`${envLabel}: "${envName}" is not an environment name (letters, digits, _ and - only)`);
   }
 
+  const path = flags.config ?? nonEmpty(env.SENTINEL_CONFIG);
+  let raw: unknown = {};
+  if (path) {
+    const label = flags.config ? '--config' : 'SENTINEL_CONFIG';
+    raw = await readConfigFile(path, label, env, envName, problems);
+  }
+
+  const parsed = configSchema.safeParse(raw ?? {});
+  if (!parsed.success) problems.push(...formatIssues(parsed.error.issues));
+  // A file with errors says nothing reliable about the environment: report what is
+  // wrong with it rather than follow-on complaints ("no database configured").
+  if (problems.length > 0) throw new ConfigError(problems);
+  const file: FileConfig = parsed.data!;
+
   const resolved = resolveEnvironment(envName, file, flags, env, options.requireDatabase === false ? [] : problems) ?? { name: envName, databaseUrl: '' };
   if (problems.length > 0) throw new ConfigError(problems);
 
+  // A relative state_dir in the file is relative to the file, not to wherever cron starts.
+  const fromFile = file.alerting.state_dir && path ? resolve(dirname(resolve(path)), file.alerting.state_dir) : file.alerting.state_dir;
   const stateDir = resolve(
-    nonEmpty(env.SENTINEL_STATE_DIR) ??
-      file.alerting.state_dir ??
-      join(nonEmpty(env.XDG_STATE_HOME) ?? join(homedir(), '.local', 'state'), 'sentinel'),
+    nonEmpty(env.SENTINEL_STATE_DIR) ?? fromFile ?? join(nonEmpty(env.XDG_STATE_HOME) ?? join(homedir(), '.local', 'state'), 'sentinel'),
   );
   return { ...file, env: resolved, stateDir, secrets: collectSecrets(resolved, raw) };
 }
 
-async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEnv, problems: string[]): Promise<unknown> {
+async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEnv, envName: string, problems: string[]): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
     problems.push(`${label}: cannot read config file ${path}: ${why}`);
     return {};
   }
@@ -102,7 +105,10 @@ async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEn
     problems.push(`${path}: expected a mapping of settings at the top level`);
     return {};
   }
-  return substituteEnv(doc, [], env, problems);
+  // Variables of environments other than the one being checked may be unset (a dev
+  // box has no PROD_* secrets): those references are left as they are.
+  const required = (p: string[]): boolean => !(p[0] === 'environments' && p.length > 1 && p[1] !== envName);
+  return substituteEnv(doc, [], env, problems, required);
 }
 
 /**
@@ -110,20 +116,28 @@ async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEn
  * parsed tree rather than the text so that a value containing `:` or `#` cannot
  * change the YAML's structure. `$${VAR}` is a literal `${VAR}`.
  */
-export function substituteEnv(node: unknown, path: string[], env: NodeJS.ProcessEnv, problems: string[]): unknown {
+export function substituteEnv(
+  node: unknown,
+  path: string[],
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+  required: (path: string[]) => boolean = () => true,
+): unknown {
   if (typeof node === 'string') {
     return node.replace(/\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (whole, escaped: string, name: string, fallback?: string) => {
       if (escaped) return whole.slice(1);
       const value = env[name];
       if (value !== undefined && value !== '') return value;
       if (fallback !== undefined) return fallback;
+      if (!required(path)) return whole;
       problems.push(`${path.join('.') || '(root)'}: environment variable ${name} is not set`);
-      return '';
+      // Kept literal so validation does not add "must not be empty" for the same cause.
+      return whole;
     });
   }
-  if (Array.isArray(node)) return node.map((item, i) => substituteEnv(item, [...path, String(i)], env, problems));
+  if (Array.isArray(node)) return node.map((item, i) => substituteEnv(item, [...path, String(i)], env, problems, required));
   if (node !== null && typeof node === 'object') {
-    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, substituteEnv(v, [...path, k], env, problems)]));
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, substituteEnv(v, [...path, k], env, problems, required)]));
   }
   return node;
 }

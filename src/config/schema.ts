@@ -13,8 +13,10 @@ const positiveNumber = z.number().positive();
 const environmentSchema = z
   .strictObject({
     database_url: z.string().min(1).optional(),
-    supabase_url: z.url({ protocol: /^https?$/ }).optional(),
-    postgrest_url: z.url({ protocol: /^https?$/ }).optional(),
+    // URLs are checked when their environment is resolved, with the same wording as
+    // the environment variables; other environments may hold unresolved ${VAR}s.
+    supabase_url: z.string().min(1).optional(),
+    postgrest_url: z.string().min(1).optional(),
     service_role_key: z.string().min(1).optional(),
   })
   .refine((env) => !(env.supabase_url && env.postgrest_url), {
@@ -90,6 +92,8 @@ export const configSchema = z.strictObject({
   sources: z.record(z.string().min(1), sourceSchema).default({}),
   /** Default statement_timeout for every check query, in milliseconds. */
   statement_timeout_ms: z.number().int().min(100).default(5000),
+  /** How long to wait for a database connection before a check fails. */
+  connect_timeout_seconds: z.number().positive().max(120).default(5),
   alerting: alertingSchema.prefault({}),
   notifiers: z
     .array(notifierConfigSchema)

@@ -33,6 +33,11 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     idleTimeoutMillis: 30_000,
     statement_timeout: options.statementTimeoutMs ?? 5000,
+    // The server's statement_timeout cannot help when the server or the network
+    // stops answering: this client-side timeout (a little longer) and TCP
+    // keepalives make sure a query never hangs a run or the process's exit.
+    query_timeout: (options.statementTimeoutMs ?? 5000) + 2000,
+    keepAlive: true,
     options: '-c default_transaction_read_only=on',
   });
   pool.on('error', () => {
@@ -49,9 +54,27 @@ export function createWritePool(connectionString: string, options: PoolOptions =
     max: options.max ?? 2,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     statement_timeout: options.statementTimeoutMs ?? 60_000,
+    query_timeout: (options.statementTimeoutMs ?? 60_000) + 2000,
+    keepAlive: true,
   });
   pool.on('error', () => {
     /* see createPool */
   });
   return pool;
+}
+
+/**
+ * Ends a pool without waiting forever: a client stuck on a dead server would
+ * otherwise keep the process alive after its report was printed.
+ */
+export async function endPool(pool: pg.Pool, timeoutMs = 2000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    pool.end().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
 }

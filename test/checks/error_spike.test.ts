@@ -42,7 +42,7 @@ describe('error_spike', () => {
     await rows(CURRENT, 10000, 1501); // 15.01%
     const [alert] = await run();
     expect(alert!.details.error_rate_pct).toBe(15.01);
-    expect(alert!.message).toBe('Error rate 15.0% > 15.0% threshold');
+    expect(alert!.message).toBe('Error rate 15.01% > 15.00% threshold');
   });
 
   it('falls back to the previous hour when the current one has fewer than min_rows rows', async () => {

@@ -201,3 +201,130 @@ describe('sentinel migrate', () => {
     }
   });
 });
+
+describe('review regressions', () => {
+  it('applies options given before a subcommand to it', async () => {
+    const empty = await createTestDatabase({ template: 'empty' });
+    try {
+      const r = await runCli(['--database-url', empty.url, 'migrate', '--with-intake'], { DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir });
+      expect(r.code).toBe(0);
+      const { rows } = await empty.pool.query(`select name from sentinel.schema_migrations order by name`);
+      expect(rows.map((row) => row.name)).toEqual(['20250104_ops_views', 'intake_reference']);
+      expect(r.stderr).toContain(`Migrating postgres://`);
+    } finally {
+      await empty.drop();
+    }
+  });
+
+  it('names an unknown command', async () => {
+    const r = await runCli(['frobnicate'], env());
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim()).toBe("sentinel: unknown command 'frobnicate' (see sentinel --help)");
+  });
+
+  it.each([
+    [['--loop', '--pretty'], '--pretty cannot be used with --loop'],
+    [['--interval', '5'], '--interval needs --loop'],
+  ])('rejects %j', async (args, message) => {
+    const r = await runCli(args, env());
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(message);
+  });
+
+  it('says when the config path is missing or a directory', async () => {
+    const missing = await runCli(['--config', join(stateDir, 'nope.yaml')], env());
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain('nope.yaml: file not found');
+    const dir = await runCli(['--config', stateDir], env());
+    expect(dir.code).toBe(3);
+    expect(dir.stderr).toContain('it is a directory');
+    expect(dir.stderr).not.toMatch(/no database configured/);
+  });
+
+  it('exits quietly when the reader of stdout goes away', async () => {
+    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '1', '--json'], { env: cliEnv(env()), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      child.stdout.once('data', () => child.stdout.destroy());
+      child.on('close', (c) => resolve(c));
+    });
+    expect(code).toBe(0);
+    expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
+  });
+
+  it('finishes a run against a server that accepts connections and never answers', async () => {
+    const net = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    const blackhole = net.createServer((s) => void sockets.push(s));
+    await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r));
+    const port = (blackhole.address() as import('node:net').AddressInfo).port;
+    const dir = await mkdtemp(join(tmpdir(), 'sentinel-cli-bh-'));
+    await writeFile(join(dir, 'c.yaml'), 'connect_timeout_seconds: 0.5\n');
+    try {
+      const started = Date.now();
+      const r = await runCli(['--json', '--config', join(dir, 'c.yaml')], env({ DATABASE_URL: `postgres://u:bh-secret-77@127.0.0.1:${port}/db` }));
+      expect(r.code).toBe(2);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(JSON.parse(r.stdout).alerts[0].message).toBe('Check failed: timed out connecting to the database');
+      expect(r.stdout + r.stderr).not.toContain('bh-secret-77');
+    } finally {
+      for (const s of sockets) s.destroy();
+      blackhole.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('does not print the password of a host it cannot resolve', async () => {
+    const r = await runCli(['--json'], env({ DATABASE_URL: 'postgres://u:dns-secret-55@no-such-host.invalid:5432/db' }));
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).alerts[0].message).toMatch(/^Check failed: host not found/);
+    expect(r.stdout + r.stderr).not.toContain('dns-secret-55');
+  });
+
+  it('on SIGTERM during a run, finishes and reports that run, then exits 0', async () => {
+    const locker = await db.pool.connect();
+    await locker.query('begin');
+    await locker.query('lock table intake.simplicity_batches in access exclusive mode');
+    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '60', '--json'], { env: cliEnv(env()), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    await new Promise<void>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('Running stuck_batches check...')) resolve();
+      });
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(stdout).toBe(''); // still inside the run, blocked by the lock
+    await locker.query('rollback');
+    locker.release();
+    expect(await exited).toBe(0);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!).overall_status).toBe('healthy');
+  });
+
+  it('reconnects by itself after its connections are killed', async () => {
+    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '1', '--json'], { env: cliEnv(env()), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    const lines = (): string[] => stdout.split('\n').filter(Boolean);
+    const waitFor = (n: number) =>
+      new Promise<void>((resolve) => {
+        const check = () => (lines().length >= n ? resolve() : setTimeout(check, 50));
+        check();
+      });
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    await waitFor(1);
+    const killed = await db.pool.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and application_name = 'sentinel'`, [db.name]);
+    expect(killed.rowCount).toBeGreaterThan(0);
+    await waitFor(4);
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(JSON.parse(lines()[3]!).overall_status).toBe('healthy');
+  });
+});

@@ -141,4 +141,48 @@ sources:
     const config = await loadConfig({ env: { DATABASE_URL: DB, SENTINEL_STATE_DIR: join(dir, 'state') } });
     expect(config.stateDir).toBe(join(dir, 'state'));
   });
+
+  it('ignores unset ${VAR}s of environments other than the one being checked', async () => {
+    const path = await file(
+      'spec-example.yaml',
+      `environments:
+  prod:
+    database_url: \${PROD_DATABASE_URL}
+    supabase_url: https://xyz.supabase.co
+    service_role_key: \${PROD_SERVICE_ROLE_KEY}
+  dev:
+    database_url: postgres://localhost/dev
+`,
+    );
+    const config = await loadConfig({ flags: { config: path }, env: {} });
+    expect(config.env.databaseUrl).toBe('postgres://localhost/dev');
+    const problems = await problemsOf(loadConfig({ flags: { config: path, env: 'prod' }, env: {} }));
+    expect(problems).toEqual([
+      'environments.prod.database_url: environment variable PROD_DATABASE_URL is not set',
+      'environments.prod.service_role_key: environment variable PROD_SERVICE_ROLE_KEY is not set',
+    ]);
+  });
+
+  it('reports file errors without a follow-on "no database" line', async () => {
+    const path = await file('bad-only.yaml', 'checks:\n  stuck_batches: { threshold_minutes: "x" }\n');
+    expect(await problemsOf(loadConfig({ flags: { config: path }, env: {} }))).toEqual(['checks.stuck_batches.threshold_minutes: expected a number']);
+  });
+
+  it('resolves a relative state_dir against the config file, not the working directory', async () => {
+    const path = await file('relative.yaml', 'alerting:\n  state_dir: ./state\n');
+    const config = await loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB } });
+    expect(config.stateDir).toBe(join(dir, 'state'));
+  });
+
+  it('treats every value under a secret-looking key as secret, nested ones included', async () => {
+    const path = await file(
+      'secrets.yaml',
+      `notifiers:
+  - { name: hook, type: webhook, url: "https://h.example/x", headers: { X-Token: nested-token-123 } }
+heartbeat_url: https://hc-ping.com/uuid-abcdef-123
+`,
+    );
+    const config = await loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB } });
+    expect(config.secrets).toEqual(expect.arrayContaining(['nested-token-123', 'https://hc-ping.com/uuid-abcdef-123']));
+  });
 });
