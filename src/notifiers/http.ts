@@ -36,7 +36,7 @@ export interface HttpRequest {
    * Provider-specific reading of a failed response: extra hint text, or a
    * retry-after found in the body (Discord's `retry_after`, in seconds).
    */
-  interpret?: (status: number, body: string) => { hint?: string; retryAfterMs?: number } | undefined;
+  interpret?: (status: number, body: string, headers: Headers) => { hint?: string; retryAfterMs?: number } | undefined;
 }
 
 export interface HttpResponse {
@@ -64,10 +64,11 @@ export async function request(req: HttpRequest, signal?: AbortSignal): Promise<H
   const body = await res.text().catch(() => '');
   if (res.status >= 200 && res.status < 300) return { status: res.status, headers: res.headers, body };
 
-  const extra = req.interpret?.(res.status, body);
+  const extra = req.interpret?.(res.status, body, res.headers);
   const retryAfterMs = extra?.retryAfterMs ?? parseRetryAfter(res.headers.get('retry-after'));
   const retryable = res.status === 429 || res.status >= 500;
-  const excerpt = redactor.redact(oneLine(body).slice(0, MAX_EXCERPT));
+  // Redact before cutting: a secret cut in half by the excerpt would not be recognised.
+  const excerpt = redactor.redact(oneLine(body)).slice(0, MAX_EXCERPT);
   const hint = extra?.hint ?? defaultHint(res.status);
   const message = `${req.label}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${excerpt ? `: ${excerpt}` : ''}${hint ? ` (${hint})` : ''}`;
   throw new DeliveryError(message, retryable, res.status, retryAfterMs);

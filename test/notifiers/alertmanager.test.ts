@@ -1,0 +1,263 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import {
+  alertName,
+  alertmanagerAlerts,
+  alertmanagerConfigSchema,
+  alertsUrl,
+  createAlertmanagerNotifier,
+  type PostableAlert,
+} from '../../src/notifiers/alertmanager.js';
+import { DeliveryError } from '../../src/notifiers/http.js';
+import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
+import { event, notification, sendContext, storm } from '../helpers/notifications.js';
+
+const PASSWORD = 'am-pa55word-0123456789';
+const TOKEN = 'am-bearer-token-0123456789abcdef';
+const BASIC = Buffer.from(`sentinel:${PASSWORD}`).toString('base64');
+const FIFTEEN_MINUTES_AFTER_CREATED = '2025-01-04T10:31:00.000Z';
+
+let server: TestHttpServer;
+beforeEach(async () => {
+  server = await startHttpServer();
+  // Alertmanager answers 200 with an empty body.
+  server.fallback({ status: 200 });
+});
+afterEach(async () => {
+  await server.close();
+});
+
+function config(overrides: Record<string, unknown> = {}): z.output<typeof alertmanagerConfigSchema> {
+  return alertmanagerConfigSchema.parse({ name: 'am', type: 'alertmanager', url: server.url, ...overrides });
+}
+
+function problems(section: unknown): string[] {
+  const parsed = z.strictObject({ notifiers: z.array(alertmanagerConfigSchema) }).safeParse({ notifiers: [section] });
+  if (parsed.success) return [];
+  return parsed.error.issues.flatMap((i) =>
+    i.code === 'unrecognized_keys' ? i.keys.map((k) => `${[...i.path, k].join('.')}: unknown setting`) : [`${i.path.join('.')}: ${i.message}`],
+  );
+}
+
+async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DeliveryError);
+  return err as DeliveryError;
+}
+
+function alertsOf(index = 0): PostableAlert[] {
+  const req = server.requests[index];
+  if (!req) throw new Error(`no request #${index}`);
+  return JSON.parse(req.body) as PostableAlert[];
+}
+
+describe('alertmanager request', () => {
+  it('posts the documented API v2 request: /api/v2/alerts, a JSON array of postable alerts', async () => {
+    const notifier = createAlertmanagerNotifier(config());
+    await notifier.send(notification(), sendContext());
+
+    expect(server.requests).toHaveLength(1);
+    const req = server.requests[0]!;
+    expect(req.method).toBe('POST');
+    expect(req.url).toBe('/api/v2/alerts');
+    expect(req.headers['content-type']).toBe('application/json');
+    expect(req.headers.authorization).toBeUndefined();
+
+    expect(alertsOf()).toEqual([
+      {
+        labels: { alertname: 'SentinelStuckBatches', check: 'stuck_batches', environment: 'prod', severity: 'critical' },
+        annotations: {
+          summary: '3 batches stuck > 10m: processing(2), validating(1)',
+          description: 'stuck_batches: [{"status":"processing","batch_count":2,"oldest_age_minutes":15.3}]\ntotal_stuck: 3\nthreshold_minutes: 10',
+          remediation: 'Check the worker logs for exceptions and database connectivity.',
+        },
+        startsAt: '2025-01-04T10:15:32.123Z',
+        endsAt: FIFTEEN_MINUTES_AFTER_CREATED,
+      },
+    ]);
+  });
+
+  it('labels a per-source alert with source and leaves out empty annotations', () => {
+    const [alert] = alertmanagerAlerts(
+      notification([event({ check: 'error_spike', subject: 'vendor_7', level: 'warning', details: {}, remediation: undefined, message: 'Error rate 31%' })]),
+      15 * 60_000,
+    );
+    expect(alert).toEqual({
+      labels: { alertname: 'SentinelErrorSpike', check: 'error_spike', environment: 'prod', severity: 'warning', source: 'vendor_7' },
+      annotations: { summary: 'Error rate 31%' },
+      startsAt: '2025-01-04T10:15:32.123Z',
+      endsAt: FIFTEEN_MINUTES_AFTER_CREATED,
+    });
+  });
+
+  it('ends a resolved alert at resolvedAt and a firing one at created + resolve_timeout_minutes', async () => {
+    const notifier = createAlertmanagerNotifier(config({ resolve_timeout_minutes: 60 }));
+    await notifier.send(
+      notification([event({ kind: 'repeat' }), event({ kind: 'resolved', check: 'schema_cache', resolvedAt: '2025-01-04T10:15:59.000Z' })]),
+      sendContext(),
+    );
+    expect(alertsOf().map((a) => [a.labels.alertname, a.startsAt, a.endsAt])).toEqual([
+      ['SentinelStuckBatches', '2025-01-04T10:15:32.123Z', '2025-01-04T11:16:00.000Z'],
+      ['SentinelSchemaCache', '2025-01-04T10:15:32.123Z', '2025-01-04T10:15:59.000Z'],
+    ]);
+  });
+
+  it('resolves the warning-severity alert at once when an alert escalates to critical', () => {
+    const alerts = alertmanagerAlerts(notification([event({ kind: 'escalated', level: 'critical' })]), 15 * 60_000);
+    expect(alerts.map((a) => [a.labels.severity, a.endsAt])).toEqual([
+      ['critical', FIFTEEN_MINUTES_AFTER_CREATED],
+      ['warning', '2025-01-04T10:16:00.000Z'],
+    ]);
+    expect(alerts[1]!.labels).toEqual({ ...alerts[0]!.labels, severity: 'warning' });
+  });
+
+  it('sends basic auth or a bearer token', async () => {
+    await createAlertmanagerNotifier(config({ basic_auth: { username: 'sentinel', password: PASSWORD } })).send(notification(), sendContext());
+    await createAlertmanagerNotifier(config({ bearer_token: TOKEN })).send(notification(), sendContext());
+    expect(server.requests[0]!.headers.authorization).toBe(`Basic ${BASIC}`);
+    expect(server.requests[1]!.headers.authorization).toBe(`Bearer ${TOKEN}`);
+  });
+
+  it('appends /api/v2/alerts to the root, tolerating a trailing slash and keeping a path prefix', async () => {
+    expect(alertsUrl('http://alertmanager:9093')).toBe('http://alertmanager:9093/api/v2/alerts');
+    expect(alertsUrl('http://alertmanager:9093/')).toBe('http://alertmanager:9093/api/v2/alerts');
+    expect(alertsUrl('https://ops.example.com/alertmanager/')).toBe('https://ops.example.com/alertmanager/api/v2/alerts');
+    await createAlertmanagerNotifier(config({ url: `${server.url}/am//` })).send(notification(), sendContext());
+    expect(server.requests[0]!.url).toBe('/am/api/v2/alerts');
+  });
+
+  it('names alerts Sentinel + PascalCase(check)', () => {
+    expect(alertName('stuck_batches')).toBe('SentinelStuckBatches');
+    expect(alertName('error_spike')).toBe('SentinelErrorSpike');
+    expect(alertName('slo-latency.p99')).toBe('SentinelSloLatencyP99');
+  });
+
+  it('marks itself for re-posting every run, so firing alerts never expire in Alertmanager while they fire', () => {
+    const notifier = createAlertmanagerNotifier(config());
+    expect(notifier.everyRun).toBe(true);
+    expect(notifier).toMatchObject({ name: 'am', type: 'alertmanager', minLevel: 'warning', sendResolved: true });
+  });
+
+  it('sends a storm of 50 as one request with 50 alerts, one per source', async () => {
+    await createAlertmanagerNotifier(config()).send(storm(50), sendContext());
+    expect(server.requests).toHaveLength(1);
+    const alerts = alertsOf();
+    expect(alerts).toHaveLength(50);
+    expect(new Set(alerts.map((a) => a.labels.source)).size).toBe(50);
+    expect(alerts.every((a) => a.labels.alertname === 'SentinelErrorSpike')).toBe(true);
+  });
+});
+
+describe('alertmanager config', () => {
+  it('applies the defaults to a minimal section', () => {
+    expect(alertmanagerConfigSchema.parse({ name: 'am', type: 'alertmanager', url: 'http://alertmanager:9093' })).toEqual({
+      name: 'am',
+      type: 'alertmanager',
+      url: 'http://alertmanager:9093',
+      min_level: 'warning',
+      send_resolved: true,
+      timeout_seconds: 10,
+      resolve_timeout_minutes: 15,
+    });
+  });
+
+  it('names the path of every bad setting', () => {
+    expect(problems({ name: 'am', type: 'alertmanager' })).toEqual(['notifiers.0.url: expected an http:// or https:// URL']);
+    const bad = problems({
+      name: 'am',
+      type: 'alertmanager',
+      url: `http://sentinel:${PASSWORD}@alertmanager:9093`,
+      resolve_timeout_minutes: 0,
+      basic_auth: { username: 'sentinel' },
+      resolve_timeout: '15m',
+    });
+    expect(bad).toEqual(
+      expect.arrayContaining([
+        'notifiers.0.url: credentials in the URL are not sent: use basic_auth: { username, password } instead',
+        expect.stringMatching(/^notifiers\.0\.resolve_timeout_minutes: /),
+        expect.stringMatching(/^notifiers\.0\.basic_auth\.password: /),
+        'notifiers.0.resolve_timeout: unknown setting',
+      ]),
+    );
+    expect(bad.join('\n')).not.toContain(PASSWORD);
+    expect(
+      problems({ name: 'am', type: 'alertmanager', url: 'http://alertmanager:9093', basic_auth: { username: 'a', password: 'b' }, bearer_token: 'c' }),
+    ).toEqual(['notifiers.0.bearer_token: set basic_auth or bearer_token, not both']);
+  });
+
+  it('reports the password, its base64 form and the bearer token as secrets', () => {
+    expect(createAlertmanagerNotifier(config({ basic_auth: { username: 'sentinel', password: PASSWORD } })).secrets()).toEqual([PASSWORD, BASIC]);
+    expect(createAlertmanagerNotifier(config({ bearer_token: TOKEN })).secrets()).toEqual([TOKEN]);
+    expect(createAlertmanagerNotifier(config()).secrets()).toEqual([]);
+  });
+});
+
+describe('alertmanager responses', () => {
+  it('accepts 200', async () => {
+    await createAlertmanagerNotifier(config()).send(notification(), sendContext());
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('treats 400 (invalid alerts) as final and shows why', async () => {
+    server.queue({ status: 400, headers: { 'content-type': 'application/json' }, body: '"start time must be before end time"' });
+    const err = await sendError(createAlertmanagerNotifier(config()).send(notification(), sendContext()));
+    expect(err.retryable).toBe(false);
+    expect(err.status).toBe(400);
+    expect(err.message).toMatch(/^alertmanager \(127\.0\.0\.1:\d+\): HTTP 400 Bad Request: "start time must be before end time" \(Alertmanager rejected/);
+  });
+
+  it('treats 404 as final and says the URL must be the Alertmanager root', async () => {
+    server.queue({ status: 404, body: '404 page not found' });
+    const err = await sendError(createAlertmanagerNotifier(config({ url: `${server.url}/api/v2/alerts` })).send(notification(), sendContext()));
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain('url must be the Alertmanager root');
+  });
+
+  it('treats 401 as final and points at the credentials', async () => {
+    server.queue({ status: 401, body: 'Unauthorized' });
+    const err = await sendError(createAlertmanagerNotifier(config({ bearer_token: TOKEN })).send(notification(), sendContext()));
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain('check basic_auth or bearer_token');
+  });
+
+  it('retries 5xx and 429 with Retry-After', async () => {
+    server.queue({ status: 500, body: '"failed to store alert"' }, { status: 429, headers: { 'Retry-After': '2' } });
+    const notifier = createAlertmanagerNotifier(config());
+    const e5 = await sendError(notifier.send(notification(), sendContext()));
+    expect([e5.retryable, e5.status]).toEqual([true, 500]);
+    const e429 = await sendError(notifier.send(notification(), sendContext()));
+    expect([e429.retryable, e429.status, e429.retryAfterMs]).toEqual([true, 429, 2000]);
+  });
+
+  it('gives up on a hanging server after timeout_seconds, as a retryable error', async () => {
+    server.queue({ status: 200, hang: true });
+    const started = performance.now();
+    const err = await sendError(createAlertmanagerNotifier(config({ timeout_seconds: 0.2 })).send(notification(), sendContext()));
+    const elapsed = performance.now() - started;
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(/^alertmanager \(127\.0\.0\.1:\d+\): no answer within 0\.2s$/);
+    expect(elapsed).toBeGreaterThanOrEqual(150);
+    expect(elapsed).toBeLessThan(2000);
+  });
+
+  it('treats a refused connection as retryable', async () => {
+    const dead = await startHttpServer();
+    await dead.close();
+    const err = await sendError(createAlertmanagerNotifier(config({ url: dead.url })).send(notification(), sendContext()));
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(/connection refused/);
+  });
+
+  it('never shows the password, its base64 form or the token in an error, even when the answer echoes the headers', async () => {
+    server.fallback((req) => ({ status: 401, body: `denied ${req.headers.authorization}` }));
+    const basic = await sendError(createAlertmanagerNotifier(config({ basic_auth: { username: 'sentinel', password: PASSWORD } })).send(notification(), sendContext()));
+    expect(basic.message).toContain('denied Basic ***');
+    expect(basic.message).not.toContain(BASIC);
+    const bearer = await sendError(createAlertmanagerNotifier(config({ bearer_token: TOKEN })).send(notification(), sendContext()));
+    expect(bearer.message).toContain('denied Bearer ***');
+    expect(bearer.message).not.toContain(TOKEN);
+  });
+});

@@ -1,0 +1,298 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import type { NotificationEvent } from '../../src/alerting/types.js';
+import { DeliveryError } from '../../src/notifiers/http.js';
+import {
+  SLACK_LIMITS,
+  blockTextLength,
+  createSlackNotifier,
+  escapeSlack,
+  slackBody,
+  slackConfigSchema,
+  type SlackBlock,
+  type SlackMessage,
+} from '../../src/notifiers/slack.js';
+import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
+import { event, notification, sendContext, storm } from '../helpers/notifications.js';
+
+const TOKEN = 'xQ7bR2kLmN9pT4vW8yZ1aC3e';
+const WEBHOOK_PATH = `/services/T0123ABCD/B0456EFGH/${TOKEN}`;
+
+let server: TestHttpServer;
+beforeEach(async () => {
+  server = await startHttpServer();
+  server.fallback({ status: 200, body: 'ok' });
+});
+afterEach(async () => {
+  await server.close();
+});
+
+function config(overrides: Record<string, unknown> = {}): z.output<typeof slackConfigSchema> {
+  return slackConfigSchema.parse({ name: 'team', type: 'slack', webhook_url: `${server.url}${WEBHOOK_PATH}`, ...overrides });
+}
+
+function problems(section: unknown): string[] {
+  const parsed = z.strictObject({ notifiers: z.array(slackConfigSchema) }).safeParse({ notifiers: [section] });
+  if (parsed.success) return [];
+  return parsed.error.issues.flatMap((i) =>
+    i.code === 'unrecognized_keys' ? i.keys.map((k) => `${[...i.path, k].join('.')}: unknown setting`) : [`${i.path.join('.')}: ${i.message}`],
+  );
+}
+
+async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DeliveryError);
+  return err as DeliveryError;
+}
+
+function messageOf(index = 0): SlackMessage {
+  const req = server.requests[index];
+  if (!req) throw new Error(`no request #${index}`);
+  return JSON.parse(req.body) as SlackMessage;
+}
+
+function expectWithinSlackLimits(body: SlackMessage): void {
+  expect(body.blocks.length).toBeLessThanOrEqual(SLACK_LIMITS.blocks);
+  for (const b of body.blocks) {
+    if (b.type === 'header') expect(b.text.text.length).toBeLessThanOrEqual(SLACK_LIMITS.header);
+    if (b.type === 'section') expect(b.text.text.length).toBeLessThanOrEqual(SLACK_LIMITS.section);
+    if (b.type === 'context') for (const el of b.elements) expect(el.text.length).toBeLessThanOrEqual(SLACK_LIMITS.section);
+    expect(blockTextLength(b)).toBeGreaterThan(0);
+  }
+  expect(body.blocks.reduce((sum, b) => sum + blockTextLength(b), 0)).toBeLessThanOrEqual(SLACK_LIMITS.totalText);
+  expect(body.text.length).toBeGreaterThan(0);
+  expect(body.text.length).toBeLessThanOrEqual(SLACK_LIMITS.section);
+}
+
+/** Every piece of text a message carries, fallback included. */
+function allText(body: SlackMessage): string {
+  const parts = [body.text];
+  for (const b of body.blocks) parts.push(b.type === 'context' ? b.elements.map((e) => e.text).join('\n') : b.text.text);
+  return parts.join('\n');
+}
+
+function sections(body: SlackMessage): Array<Extract<SlackBlock, { type: 'section' }>> {
+  return body.blocks.filter((b): b is Extract<SlackBlock, { type: 'section' }> => b.type === 'section');
+}
+
+function huge(i: number): NotificationEvent {
+  const details: Record<string, unknown> = {};
+  for (let k = 0; k < 100; k++) details[`detail_key_${k}`] = 'v'.repeat(2000);
+  return event({ id: `huge${i}`, subject: `src_${i}`, message: `${i}: ${'m'.repeat(10_000)}`, remediation: 'r'.repeat(10_000), details });
+}
+
+describe('slack request', () => {
+  it('posts the documented incoming-webhook request: JSON with text and blocks', async () => {
+    const notifier = createSlackNotifier(config());
+    await notifier.send(notification(), sendContext());
+
+    expect(server.requests).toHaveLength(1);
+    const req = server.requests[0]!;
+    expect(req.method).toBe('POST');
+    expect(req.url).toBe(WEBHOOK_PATH);
+    expect(req.headers['content-type']).toBe('application/json');
+
+    expect(messageOf()).toEqual({
+      text: '[prod] Sentinel: 1 critical\nFIRING critical stuck_batches: 3 batches stuck &gt; 10m: processing(2), validating(1)',
+      blocks: [
+        { type: 'header', text: { type: 'plain_text', text: '[prod] Sentinel: 1 critical' } },
+        {
+          type: 'section',
+          text: {
+            type: 'mrkdwn',
+            text:
+              ':red_circle: *FIRING critical* stuck_batches\n' +
+              '3 batches stuck &gt; 10m: processing(2), validating(1)\n' +
+              '• stuck_batches: [{"status":"processing","batch_count":2,"oldest_age_minutes":15.3}]\n' +
+              '• total_stuck: 3\n' +
+              '• threshold_minutes: 10\n' +
+              '*Remediation:* Check the worker logs for exceptions and database connectivity.',
+          },
+        },
+        { type: 'context', elements: [{ type: 'mrkdwn', text: 'firing since 2025-01-04 10:15 UTC · prod · sentinel-host · alert a1b2c3d4' }] },
+      ],
+    });
+  });
+
+  it('orders alerts most urgent first with an emoji per level and kind', () => {
+    const body = slackBody(
+      notification([
+        event({ kind: 'resolved', check: 'a', resolvedAt: '2025-01-04T11:00:00.000Z' }),
+        event({ check: 'b', level: 'warning' }),
+        event({ check: 'c', kind: 'escalated' }),
+      ]),
+    );
+    expect(sections(body).map((s) => s.text.text.split('\n')[0])).toEqual([
+      ':red_circle: *ESCALATED critical* c',
+      ':large_orange_circle: *FIRING warning* b',
+      ':large_green_circle: *RESOLVED critical* a',
+    ]);
+    const contexts = body.blocks.filter((b) => b.type === 'context');
+    expect(contexts.at(-1)).toEqual({
+      type: 'context',
+      elements: [{ type: 'mrkdwn', text: 'resolved at 2025-01-04 11:00 UTC (firing since 2025-01-04 10:15 UTC) · prod · sentinel-host · alert a1b2c3d4' }],
+    });
+    expect(slackBody(notification([event({ kind: 'test' })])).blocks[1]).toMatchObject({ text: { text: expect.stringMatching(/^:large_blue_circle: \*TEST critical\*/) } });
+  });
+
+  it('escapes &, < and > in alert data so it cannot mention <!everyone> or hide a link', async () => {
+    const notifier = createSlackNotifier(config());
+    const evil = 'Hi <!everyone> and <@U123>, see <https://evil.example/x|your bank> & more';
+    await notifier.send(notification([event({ message: evil, subject: '<!channel>', remediation: evil, details: { note: evil, '<!here>': 1 } })]), sendContext());
+    const body = messageOf();
+    const text = allText(body);
+    expect(text).not.toMatch(/<[!@#]|<https?:/);
+    expect(text).toContain(escapeSlack(evil));
+    expect(escapeSlack(evil)).toBe('Hi &lt;!everyone&gt; and &lt;@U123&gt;, see &lt;https://evil.example/x|your bank&gt; &amp; more');
+    expect(sections(body)[0]!.text.text).toContain('(&lt;!channel&gt;)');
+    expect(sections(body)[0]!.text.text).toContain('• &lt;!here&gt;: 1');
+  });
+});
+
+describe('slack limits', () => {
+  it('fits a storm of 50 alerts in 50 blocks: 24 alerts in full, a last section counting the other 26', async () => {
+    const notifier = createSlackNotifier(config());
+    await notifier.send(storm(50), sendContext());
+    expect(server.requests).toHaveLength(1);
+    const body = messageOf();
+    expectWithinSlackLimits(body);
+    expect(body.blocks).toHaveLength(50);
+    expect(body.blocks[0]).toEqual({ type: 'header', text: { type: 'plain_text', text: '[prod] Sentinel: 10 critical, 40 warning' } });
+    const all = sections(body);
+    expect(all).toHaveLength(25);
+    const summary = all.at(-1)!.text.text;
+    expect(summary.split('\n')[0]).toBe('*…and 26 more alerts:*');
+    const listed = summary.split('\n').filter((l) => l.startsWith('• ')).length;
+    const notListed = Number(/\n…(\d+) not listed$/.exec(summary)?.[1] ?? 0);
+    expect(listed + notListed).toBe(26);
+    expect(24 + 26).toBe(50);
+    // Most urgent first: the 10 critical alerts come first.
+    expect(all.slice(0, 10).every((s) => s.text.text.startsWith(':red_circle:'))).toBe(true);
+    expect(body.text).toMatch(/^\[prod\] Sentinel: 10 critical, 40 warning\n(.+\n){3}…and 47 more$/);
+  });
+
+  it('keeps every section under 3000 and the whole message under the text budget with 10k-character alerts', () => {
+    const body = slackBody(notification(Array.from({ length: 30 }, (_, i) => huge(i))));
+    expectWithinSlackLimits(body);
+    expect(body.blocks).toHaveLength(50);
+    expect(sections(body).at(-1)!.text.text.split('\n')[0]).toBe('*…and 6 more alerts:*');
+  });
+
+  it('cuts one huge alert to a 3000-character section that still names the alert, and counts the details left out', () => {
+    const body = slackBody(notification([huge(0)]));
+    expectWithinSlackLimits(body);
+    const text = sections(body)[0]!.text.text;
+    expect(text.length).toBeLessThanOrEqual(3000);
+    expect(text.startsWith(':red_circle: *FIRING critical* stuck_batches (src_0)\n0: mmm')).toBe(true);
+    expect(text).toMatch(/\n• …\d+ more details/);
+  });
+
+  it('never cuts an escaped character in half', () => {
+    const body = slackBody(notification([event({ message: '<'.repeat(5000) })]));
+    expectWithinSlackLimits(body);
+    const line = sections(body)[0]!.text.text.split('\n')[1]!;
+    expect(line).toMatch(/^(&lt;)+…$/);
+  });
+});
+
+describe('slack config', () => {
+  it('applies the defaults to a minimal section', () => {
+    expect(slackConfigSchema.parse({ name: 'team', type: 'slack', webhook_url: 'https://hooks.slack.com/services/T/B/x' })).toEqual({
+      name: 'team',
+      type: 'slack',
+      webhook_url: 'https://hooks.slack.com/services/T/B/x',
+      min_level: 'warning',
+      send_resolved: true,
+      timeout_seconds: 10,
+    });
+  });
+
+  it('names the path of every bad setting without echoing the webhook URL', () => {
+    expect(problems({ name: 'team', type: 'slack' })).toEqual(['notifiers.0.webhook_url: expected an http:// or https:// URL']);
+    const bad = problems({ name: 'team', type: 'slack', webhook_url: `hooks.slack.com/services/T/B/${TOKEN}`, channel: '#ops', timeout_seconds: 0 });
+    expect(bad).toEqual(
+      expect.arrayContaining([
+        'notifiers.0.webhook_url: expected an http:// or https:// URL',
+        'notifiers.0.channel: unknown setting',
+        expect.stringMatching(/^notifiers\.0\.timeout_seconds: /),
+      ]),
+    );
+    expect(bad.join('\n')).not.toContain(TOKEN);
+  });
+
+  it('reports the webhook URL and its token as secrets', () => {
+    const notifier = createSlackNotifier(config({ min_level: 'critical', send_resolved: false }));
+    expect(notifier.secrets()).toEqual(expect.arrayContaining([`${server.url}${WEBHOOK_PATH}`, TOKEN]));
+    expect(notifier).toMatchObject({ name: 'team', type: 'slack', minLevel: 'critical', sendResolved: false });
+  });
+});
+
+describe('slack responses', () => {
+  it('accepts 200 ok', async () => {
+    await createSlackNotifier(config()).send(notification(), sendContext());
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it.each([
+    [400, 'invalid_payload', 'Sentinel bug'],
+    [403, 'invalid_token', 'create a new incoming webhook and update notifiers[].webhook_url'],
+    [403, 'action_prohibited', 'workspace admin'],
+    [404, 'no_service', 'the webhook was removed or its URL is wrong'],
+    [404, 'channel_not_found', "the webhook's channel was deleted"],
+    [410, 'channel_is_archived', "the webhook's channel is archived: unarchive it"],
+  ])('treats %i %s as final with a hint', async (status, code, hint) => {
+    server.queue({ status, body: code });
+    const err = await sendError(createSlackNotifier(config()).send(notification(), sendContext()));
+    expect(err.retryable).toBe(false);
+    expect(err.status).toBe(status);
+    expect(err.message).toContain(`: ${code} (`);
+    expect(err.message).toContain(hint);
+    expect(err.message).toMatch(/^slack webhook \(127\.0\.0\.1:\d+\): HTTP \d{3}/);
+  });
+
+  it('retries 500 rollup_error', async () => {
+    server.queue({ status: 500, body: 'rollup_error' });
+    const err = await sendError(createSlackNotifier(config()).send(notification(), sendContext()));
+    expect(err.retryable).toBe(true);
+    expect(err.status).toBe(500);
+  });
+
+  it('retries 429 after Retry-After seconds', async () => {
+    server.queue({ status: 429, headers: { 'Retry-After': '30' }, body: 'rate_limited' });
+    const err = await sendError(createSlackNotifier(config()).send(notification(), sendContext()));
+    expect(err.retryable).toBe(true);
+    expect(err.retryAfterMs).toBe(30_000);
+    expect(err.message).toContain('rate limited by Slack');
+  });
+
+  it('gives up on a hanging server after timeout_seconds, as a retryable error', async () => {
+    server.queue({ status: 200, hang: true });
+    const started = performance.now();
+    const err = await sendError(createSlackNotifier(config({ timeout_seconds: 0.2 })).send(notification(), sendContext()));
+    const elapsed = performance.now() - started;
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(/: no answer within 0\.2s$/);
+    expect(elapsed).toBeGreaterThanOrEqual(150);
+    expect(elapsed).toBeLessThan(2000);
+  });
+
+  it('treats a refused connection as retryable', async () => {
+    const dead = await startHttpServer();
+    await dead.close();
+    const err = await sendError(createSlackNotifier(config({ webhook_url: `${dead.url}${WEBHOOK_PATH}` })).send(notification(), sendContext()));
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(/connection refused/);
+    expect(err.message).not.toContain(TOKEN);
+  });
+
+  it('never shows the webhook URL or token in an error, even when the answer echoes the request', async () => {
+    server.fallback((req) => ({ status: 404, body: `no_service for ${req.url} ${JSON.stringify(req.headers)}` }));
+    const err = await sendError(createSlackNotifier(config()).send(notification(), sendContext()));
+    expect(err.message).toContain('no_service for ***');
+    expect(err.message).not.toContain(TOKEN);
+    expect(err.message).not.toContain('T0123ABCD/B0456EFGH');
+  });
+});
