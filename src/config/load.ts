@@ -236,6 +236,9 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
+  // A schema's own message (advice such as "use at least 16 characters") is kept;
+  // only zod's generic wording is rephrased for a person editing YAML.
+  if (!/^(Invalid input|Too small|Too big)/.test(issue.message)) return issue.message;
   switch (issue.code) {
     case 'invalid_type':
       return `expected ${article(issue.expected)}`;

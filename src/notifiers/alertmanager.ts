@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, httpUrl, type SendContext } from './base.js';
+import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, timeoutMs, type SendContext } from './base.js';
 import { detailLines } from './format.js';
 import { hostOf, request } from './http.js';
 
@@ -22,7 +22,8 @@ import { hostOf, request } from './http.js';
  * - annotations: `summary` = message, `description` = the details as `key: value`
  *   lines, `remediation` (each left out when empty).
  * - `startsAt` = when it started firing. `endsAt` = for a resolved alert, when it
- *   resolved; for a firing one, the notification's time + `resolve_timeout_minutes`.
+ *   resolved; for a firing one, the time of sending + `resolve_timeout_minutes` (not
+ *   the notification's time: an outbox delivery made late must not arrive expired).
  *   Alertmanager wants firing alerts re-posted (clients "are expected to continuously
  *   re-send alerts as long as they are still active"): the notifier says `everyRun`
  *   and the engine re-posts every firing alert each run, pushing `endsAt` forward.
@@ -54,7 +55,13 @@ export const alertmanagerConfigSchema = z
 
 export type AlertmanagerConfig = z.output<typeof alertmanagerConfigSchema>;
 
-export function createAlertmanagerNotifier(config: AlertmanagerConfig): Notifier & { everyRun: true } {
+export interface AlertmanagerOptions {
+  /** The clock firing alerts' `endsAt` is counted from; injectable for tests. */
+  now?: () => Date;
+}
+
+export function createAlertmanagerNotifier(config: AlertmanagerConfig, options: AlertmanagerOptions = {}): Notifier & { everyRun: true } {
+  const now = options.now ?? (() => new Date());
   const url = alertsUrl(config.url);
   const label = `alertmanager (${hostOf(config.url)})`;
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
@@ -73,22 +80,18 @@ export function createAlertmanagerNotifier(config: AlertmanagerConfig): Notifier
   if (query.length > 1) secrets.push(query.slice(1));
   const resolveTimeoutMs = config.resolve_timeout_minutes * 60_000;
   return {
-    name: config.name,
-    type: config.type,
-    minLevel: config.min_level,
-    sendResolved: config.send_resolved,
+    ...notifierBasics(config, secrets),
     everyRun: true,
-    secrets: () => [...secrets],
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       await request(
         {
           url,
           method: 'POST',
           headers,
-          body: JSON.stringify(alertmanagerAlerts(notification, resolveTimeoutMs)),
+          body: JSON.stringify(alertmanagerAlerts(notification, resolveTimeoutMs, now())),
           label,
           secrets,
-          timeoutMs: config.timeout_seconds * 1000,
+          timeoutMs: timeoutMs(config),
           interpret: interpretAlertmanagerError,
         },
         ctx.signal,
@@ -105,8 +108,14 @@ export interface PostableAlert {
   endsAt: string;
 }
 
-export function alertmanagerAlerts(n: Notification, resolveTimeoutMs: number): PostableAlert[] {
-  const expires = new Date(Date.parse(n.createdAt) + resolveTimeoutMs).toISOString();
+/**
+ * The alerts to post for one notification, sent at `sentAt`. A firing alert expires
+ * `resolveTimeoutMs` after it is sent, not after the notification was made: a
+ * delivery the outbox makes late (after an outage) must not arrive already expired.
+ * Resolved and superseded alerts end when that happened.
+ */
+export function alertmanagerAlerts(n: Notification, resolveTimeoutMs: number, sentAt: Date): PostableAlert[] {
+  const expires = new Date(sentAt.getTime() + resolveTimeoutMs).toISOString();
   const alerts: PostableAlert[] = [];
   for (const e of n.events) {
     const resolved = e.kind === 'resolved';
@@ -162,15 +171,6 @@ export function alertsUrl(root: string): string {
 
 function laterOf(a: string, b: string): string {
   return Date.parse(a) >= Date.parse(b) ? a : b;
-}
-
-function hasCredentials(url: string): boolean {
-  try {
-    const u = new URL(url);
-    return u.username !== '' || u.password !== '';
-  } catch {
-    return false;
-  }
 }
 
 export function interpretAlertmanagerError(status: number): { hint?: string } | undefined {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Notification } from '../alerting/types.js';
+import type { Notification, Notifier } from '../alerting/types.js';
 
 /**
  * Settings every notifier has. Each provider file extends these with its own
@@ -17,8 +17,92 @@ export const baseNotifierFields = {
   timeout_seconds: z.number().positive().max(120).default(10),
 };
 
-/** An http(s) URL. Webhook URLs are secrets; validation messages never echo them. */
-export const httpUrl = z.url({ protocol: /^https?$/, message: 'expected an http:// or https:// URL' });
+/** The validated base settings, as every provider's config carries them. */
+export interface BaseNotifierConfig {
+  name: string;
+  type: string;
+  min_level: z.output<typeof levelSchema>;
+  send_resolved: boolean;
+  timeout_seconds: number;
+}
+
+const URL_EXPECTED = 'expected an http:// or https:// URL';
+
+/**
+ * An http(s) URL. Webhook URLs are secrets; validation messages never echo them.
+ *
+ * A missing URL says `required`. The presence check comes first, as an issue of its
+ * own, because the config loader words type errors itself (`expected a string`)
+ * and would hide a message given to the URL's type check; anything present but not
+ * an http(s) URL says what is expected.
+ */
+export const httpUrl = z
+  .custom<string>((value) => value !== undefined, { error: 'required' })
+  .pipe(z.url({ protocol: /^https?$/, error: URL_EXPECTED }));
+
+/**
+ * A `superRefine` check for a list in which each entry may appear once: every
+ * entry whose `key` was seen earlier in the list is an issue at its own index
+ * (`notifiers.0.to.2: +15550002222 is listed twice`).
+ */
+export function noDuplicates<T>(key: (entry: T) => unknown, message: (entry: T) => string): (list: T[], ctx: z.RefinementCtx<T[]>) => void {
+  return (list, ctx) => {
+    const seen = new Set<unknown>();
+    list.forEach((entry, i) => {
+      const k = key(entry);
+      if (seen.has(k)) ctx.addIssue({ code: 'custom', path: [i], message: message(entry) });
+      seen.add(k);
+    });
+  };
+}
+
+/** Whether `url` carries a user name or password (`https://user:pass@host`), which fetch refuses to send. */
+export function hasCredentials(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The secrets of a URL whose path or query holds a token (a webhook URL): the URL
+ * itself and the parts of it an answer could echo on their own: the path, the
+ * query, and every path segment long enough to be a token (16+ characters).
+ */
+export function urlSecrets(url: string): string[] {
+  const out = [url];
+  try {
+    const u = new URL(url);
+    if (u.pathname.length > 1) out.push(u.pathname);
+    if (u.search.length > 1) out.push(u.search.slice(1));
+    for (const segment of u.pathname.split('/')) if (segment.length >= 16) out.push(segment);
+  } catch {
+    // The schema only lets valid URLs through.
+  }
+  return out;
+}
+
+/**
+ * The part of a Notifier that comes straight from its config: name, type, level
+ * and resolved filters, and its secrets (a fresh copy on every call, so a caller
+ * cannot change what the notifier redacts).
+ */
+export function notifierBasics(config: BaseNotifierConfig, secrets: readonly string[]): Omit<Notifier, 'send' | 'everyRun'> {
+  return {
+    name: config.name,
+    type: config.type,
+    minLevel: config.min_level,
+    sendResolved: config.send_resolved,
+    secrets: () => [...secrets],
+  };
+}
+
+/** One request's timeout in milliseconds, from `timeout_seconds`. */
+export function timeoutMs(config: Pick<BaseNotifierConfig, 'timeout_seconds'>): number {
+  return config.timeout_seconds * 1000;
+}
 
 /** Passed to `send`: lets a notifier that makes several requests per notification (one per recipient, one per alert) resume where a failed attempt stopped instead of sending duplicates. */
 export interface SendContext {

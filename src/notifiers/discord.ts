@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, httpUrl, type SendContext } from './base.js';
-import { KIND_LABEL, byUrgency, eventWhen, headline, truncate } from './format.js';
+import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs, urlSecrets, type SendContext } from './base.js';
+import { KIND_LABEL, byUrgency, cutClean, eventWhen, headline, truncate, waterLevel } from './format.js';
 import { hostOf, request } from './http.js';
 
 /**
@@ -76,13 +76,9 @@ export type DiscordConfig = z.output<typeof discordConfigSchema>;
 export function createDiscordNotifier(config: DiscordConfig): Notifier {
   const url = withWait(config.webhook_url);
   const label = `discord webhook (${hostOf(config.webhook_url)})`;
-  const secrets = [...webhookSecrets(config.webhook_url), url];
+  const secrets = [...urlSecrets(config.webhook_url), url];
   return {
-    name: config.name,
-    type: config.type,
-    minLevel: config.min_level,
-    sendResolved: config.send_resolved,
-    secrets: () => [...secrets],
+    ...notifierBasics(config, secrets),
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       await request(
         {
@@ -92,7 +88,7 @@ export function createDiscordNotifier(config: DiscordConfig): Notifier {
           body: JSON.stringify(discordBody(notification, config)),
           label,
           secrets,
-          timeoutMs: config.timeout_seconds * 1000,
+          timeoutMs: timeoutMs(config),
           interpret: interpretDiscordError,
         },
         ctx.signal,
@@ -168,19 +164,6 @@ export function embedSize(e: DiscordEmbed): number {
 
 function totalSize(embeds: DiscordEmbed[]): number {
   return embeds.reduce((sum, e) => sum + embedSize(e), 0);
-}
-
-/** The largest cap c with Σ min(size, c) ≤ available (every size when they all fit). */
-function waterLevel(sizes: number[], available: number): number {
-  if (sizes.reduce((a, b) => a + b, 0) <= available) return Infinity;
-  const sorted = [...sizes].sort((a, b) => a - b);
-  let remaining = available;
-  for (let i = 0; i < sorted.length; i++) {
-    const share = Math.floor(remaining / (sorted.length - i));
-    if (sorted[i]! > share) return share;
-    remaining -= sorted[i]!;
-  }
-  return Infinity;
 }
 
 /** One alert as an embed whose size is at most `cap` (if the title and footer leave room). */
@@ -309,15 +292,9 @@ export function escapeMarkdown(text: string): string {
   return text.replace(/[\\*_~`|<>[\]]/g, '\\$&');
 }
 
-/** Like truncate(), without leaving half an escape (`\`) or half a surrogate pair before the ellipsis. */
+/** cutClean() that never leaves half a markdown escape (a lone backslash) before the ellipsis. */
 function cut(text: string, max: number): string {
-  if (text.length <= max) return text;
-  if (max <= 1) return text.slice(0, Math.max(0, max));
-  let head = text.slice(0, max - 1);
-  const trailingBackslashes = /\\*$/.exec(head)![0].length;
-  if (trailingBackslashes % 2 === 1) head = head.slice(0, -1);
-  if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
-  return head + '…';
+  return cutClean(text, max, (head) => (/\\*$/.exec(head)![0].length % 2 === 1 ? head.slice(0, -1) : head));
 }
 
 /** The webhook URL with `wait=true`, so Discord confirms the message was created (200, not 204). */
@@ -325,20 +302,6 @@ function withWait(webhookUrl: string): string {
   const u = new URL(webhookUrl);
   u.searchParams.set('wait', 'true');
   return u.toString();
-}
-
-/** The URL and the parts of it an answer could echo on their own: the path (token included), the query, long segments. */
-function webhookSecrets(url: string): string[] {
-  const out = [url];
-  try {
-    const u = new URL(url);
-    if (u.pathname.length > 1) out.push(u.pathname);
-    if (u.search.length > 1) out.push(u.search.slice(1));
-    for (const segment of u.pathname.split('/')) if (segment.length >= 16) out.push(segment);
-  } catch {
-    // The schema only lets valid URLs through.
-  }
-  return out;
 }
 
 /** Reads Discord's JSON error body: the rate-limit wait (seconds) and what to do about a dead webhook. */

@@ -50,6 +50,37 @@ export function truncate(text: string, max: number): string {
   return max <= 1 ? text.slice(0, max) : text.slice(0, max - 1) + '…';
 }
 
+/**
+ * Like truncate(), for text with escapes in it: never leaves half a surrogate pair
+ * before the ellipsis, and `dropIncomplete` removes whatever incomplete escape the
+ * cut left at the end of the kept text (a lone escaping backslash, half an `&amp;`). A `max` of
+ * 1 or less keeps that many characters, without an ellipsis.
+ */
+export function cutClean(text: string, max: number, dropIncomplete: (head: string) => string = (head) => head): string {
+  if (text.length <= max) return text;
+  if (max <= 1) return text.slice(0, Math.max(0, max));
+  let head = dropIncomplete(text.slice(0, max - 1));
+  if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
+  return head + '…';
+}
+
+/**
+ * Shares `available` characters fairly between pieces of the given sizes: the
+ * largest cap c with Σ min(size, c) ≤ available. Pieces no larger than the cap stay
+ * whole; the larger ones are all cut to the cap. Infinity when everything fits.
+ */
+export function waterLevel(sizes: number[], available: number): number {
+  if (sizes.reduce((a, b) => a + b, 0) <= available) return Infinity;
+  const sorted = [...sizes].sort((a, b) => a - b);
+  let remaining = Math.max(0, available);
+  for (let i = 0; i < sorted.length; i++) {
+    const share = Math.floor(remaining / (sorted.length - i));
+    if (sorted[i]! > share) return share;
+    remaining -= sorted[i]!;
+  }
+  return Infinity;
+}
+
 /** Details as `key: value` lines for plain-text bodies (nested values as compact JSON). */
 export function detailLines(details: Record<string, unknown>): string[] {
   return Object.entries(details)

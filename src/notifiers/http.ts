@@ -48,7 +48,7 @@ export interface HttpResponse {
 const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_EXCERPT = 300;
 
-/** Sends one request; resolves on 2xx, throws a classified DeliveryError otherwise. */
+/** Sends one request; resolves on 2xx, throws a classified DeliveryError otherwise, its message redacted of `secrets` and URL passwords. */
 export async function request(req: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {
   const redactor = new Redactor(req.secrets ?? []);
   const timeout = AbortSignal.timeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS);
@@ -57,9 +57,11 @@ export async function request(req: HttpRequest, signal?: AbortSignal): Promise<H
   try {
     res = await fetch(req.url, { method: req.method ?? 'POST', headers: req.headers, body: req.body, signal: combined, redirect: 'error' });
   } catch (err) {
-    if (signal?.aborted) throw new DeliveryError(`${req.label}: delivery aborted`, true);
-    if (timeout.aborted) throw new DeliveryError(`${req.label}: no answer within ${Math.round((req.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 100) / 10}s`, true);
-    throw new DeliveryError(`${req.label}: ${networkReason(err)}`, true);
+    // Every message is redacted: undici's own messages can quote the URL (with its
+    // token, or user:password) and the label is the provider's text.
+    if (signal?.aborted) throw new DeliveryError(redactor.redact(`${req.label}: delivery aborted`), true);
+    if (timeout.aborted) throw new DeliveryError(redactor.redact(`${req.label}: no answer within ${Math.round((req.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 100) / 10}s`), true);
+    throw new DeliveryError(redactor.redact(`${req.label}: ${networkReason(err)}`), true);
   }
   const body = await res.text().catch(() => '');
   if (res.status >= 200 && res.status < 300) return { status: res.status, headers: res.headers, body };
@@ -71,7 +73,7 @@ export async function request(req: HttpRequest, signal?: AbortSignal): Promise<H
   const excerpt = redactor.redact(oneLine(body)).slice(0, MAX_EXCERPT);
   const hint = extra?.hint ?? defaultHint(res.status);
   const message = `${req.label}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${excerpt ? `: ${excerpt}` : ''}${hint ? ` (${hint})` : ''}`;
-  throw new DeliveryError(message, retryable, res.status, retryAfterMs);
+  throw new DeliveryError(redactor.redact(message), retryable, res.status, retryAfterMs);
 }
 
 export interface RetryPolicy {

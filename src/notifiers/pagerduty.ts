@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
 import { Redactor } from '../util/redact.js';
-import { baseNotifierFields, httpUrl, type SendContext } from './base.js';
+import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs, type SendContext } from './base.js';
 import { byUrgency, truncate } from './format.js';
-import { DeliveryError, hostOf, request } from './http.js';
+import { hostOf, request } from './http.js';
+import { sendParts, type Part } from './parts.js';
 
 /**
  * PagerDuty Events API v2: `POST {api_base_url}/v2/enqueue`, one JSON event per
@@ -82,43 +83,38 @@ export function createPagerdutyNotifier(config: PagerdutyConfig): Notifier {
   const redactor = new Redactor(secrets);
   const host = hostOf(config.api_base_url);
   return {
-    name: config.name,
-    type: config.type,
-    minLevel: config.min_level,
-    sendResolved: config.send_resolved,
-    secrets: () => [...secrets],
+    ...notifierBasics(config, secrets),
     async send(notification: Notification, ctx: SendContext): Promise<void> {
-      const failures: DeliveryError[] = [];
-      for (const event of pagerdutyEvents(notification, config)) {
-        const part = `${event.dedup_key}:${event.event_action}`;
-        if (ctx.completed.has(part)) continue;
+      const parts = pagerdutyEvents(notification, config).map((event): Part => {
         const label = `PagerDuty ${event.event_action} ${event.dedup_key} (${host})`;
-        if (ctx.signal.aborted) throw combine([...failures, new DeliveryError(`${label}: delivery aborted`, true)]);
-        try {
-          await request(
-            {
-              url,
-              method: 'POST',
-              headers: { 'Content-Type': 'application/json' },
-              body: JSON.stringify(event),
-              label,
-              secrets,
-              timeoutMs: config.timeout_seconds * 1000,
-              interpret: (status, body) => interpretPagerdutyError(status, body),
-            },
-            ctx.signal,
-          );
-          ctx.markCompleted(part);
-        } catch (err) {
-          const failure = err instanceof DeliveryError ? err : new DeliveryError(`${label}: ${redactor.redact(err instanceof Error ? err.message : String(err))}`, true);
-          // 429 and 5xx concern the integration, not this event: stop and let the
-          // engine back off. An invalid event must not keep the others from being
-          // sent, unless it is invalid for a reason they share (the routing key).
-          if (failure.retryable || failure.status !== 400 || /routing[_ ]key/i.test(failure.message)) throw combine([...failures, failure]);
-          failures.push(failure);
-        }
-      }
-      if (failures.length) throw combine(failures);
+        return {
+          key: `${event.dedup_key}:${event.event_action}`,
+          label,
+          send: async () => {
+            await request(
+              {
+                url,
+                method: 'POST',
+                headers: { 'Content-Type': 'application/json' },
+                body: JSON.stringify(event),
+                label,
+                secrets,
+                timeoutMs: timeoutMs(config),
+                interpret: (status, body) => interpretPagerdutyError(status, body),
+              },
+              ctx.signal,
+            );
+          },
+        };
+      });
+      // 429 and 5xx concern the integration, not this event: stop and let the
+      // engine back off. An invalid event must not keep the others from being
+      // sent, unless it is invalid for a reason they share (the routing key).
+      await sendParts(parts, ctx, {
+        provider: 'PagerDuty',
+        redactor,
+        failsAll: (failure) => failure.status !== 400 || /routing[_ ]key/i.test(failure.message),
+      });
     },
   };
 }
@@ -183,20 +179,6 @@ function trigger(e: NotificationEvent, n: Notification, config: PagerdutyConfig,
 function safeDedupKey(key: string): string {
   if (key.length <= MAX_DEDUP_KEY) return key;
   return `sentinel-sha256-${createHash('sha256').update(key).digest('hex')}`;
-}
-
-/** One error for several events: retryable if any is. */
-function combine(failures: DeliveryError[]): DeliveryError {
-  const [first] = failures;
-  if (!first) return new DeliveryError('PagerDuty: no attempt was made', true);
-  if (failures.length === 1) return first;
-  const waits = failures.map((f) => f.retryAfterMs).filter((ms): ms is number => ms !== undefined);
-  return new DeliveryError(
-    failures.map((f) => f.message).join('; '),
-    failures.some((f) => f.retryable),
-    first.status,
-    waits.length ? Math.max(...waits) : undefined,
-  );
 }
 
 /** Advice for PagerDuty's failures (its message and errors are already in the error's body excerpt). */

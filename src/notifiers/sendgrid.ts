@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, httpUrl, type SendContext } from './base.js';
+import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, timeoutMs, type SendContext } from './base.js';
 import { KIND_LABEL, byUrgency, detailLines, eventLine, eventWhen, headline, truncate, utc } from './format.js';
 import { hostOf, parseRetryAfter, request } from './http.js';
 
@@ -46,15 +46,13 @@ export const sendgridConfigSchema = z.strictObject({
   to: z
     .array(email)
     .min(1)
-    .superRefine((list, ctx) => {
-      // SendGrid answers 400 when an address appears twice in one personalization.
-      const seen = new Set<string>();
-      list.forEach((address, i) => {
-        const key = typeof address === 'string' ? address.toLowerCase() : '';
-        if (seen.has(key)) ctx.addIssue({ code: 'custom', path: [i], message: `${address} is listed twice (SendGrid rejects duplicate recipients)` });
-        seen.add(key);
-      });
-    }),
+    // SendGrid answers 400 when an address appears twice in one personalization.
+    .superRefine(
+      noDuplicates(
+        (address) => (typeof address === 'string' ? address.toLowerCase() : ''),
+        (address) => `${address} is listed twice (SendGrid rejects duplicate recipients)`,
+      ),
+    ),
   /** Put before the subject, e.g. `[Sentinel]` for mail filters. */
   subject_prefix: z.string().max(50).optional(),
   /** `https://api.eu.sendgrid.com` for EU regional subusers; tests point it at a local server. */
@@ -68,11 +66,7 @@ export function createSendgridNotifier(config: SendgridConfig): Notifier {
   const label = `SendGrid mail send (${hostOf(config.api_base_url)})`;
   const secrets = [config.api_key];
   return {
-    name: config.name,
-    type: config.type,
-    minLevel: config.min_level,
-    sendResolved: config.send_resolved,
-    secrets: () => [...secrets],
+    ...notifierBasics(config, secrets),
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       const body = sendgridBody(notification, config);
       await request(
@@ -83,7 +77,7 @@ export function createSendgridNotifier(config: SendgridConfig): Notifier {
           body: JSON.stringify(body),
           label,
           secrets,
-          timeoutMs: config.timeout_seconds * 1000,
+          timeoutMs: timeoutMs(config),
           interpret: (status, text, headers?: Headers) => interpretSendgridError(status, text, headers),
         },
         ctx.signal,
@@ -199,9 +193,8 @@ function oneLine(text: string): string {
 
 /**
  * Advice for SendGrid's failures (its own message is already in the error's body
- * excerpt) and the wait a 429 asks for. `headers` is optional because `request()`
- * passes only status and body today; once it passes the response headers too,
- * `X-RateLimit-Reset` is honoured without a change here.
+ * excerpt) and the wait a 429 asks for: `Retry-After`, else `X-RateLimit-Reset`
+ * from the response headers that `request()` passes.
  */
 export function interpretSendgridError(status: number, body: string, headers?: Headers, now: number = Date.now()): { hint?: string; retryAfterMs?: number } | undefined {
   switch (status) {

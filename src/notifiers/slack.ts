@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, httpUrl, type SendContext } from './base.js';
-import { KIND_LABEL, byUrgency, detailLines, eventWhen, headline, truncate } from './format.js';
+import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs, urlSecrets, type SendContext } from './base.js';
+import { KIND_LABEL, byUrgency, cutClean, detailLines, eventWhen, headline, truncate, waterLevel } from './format.js';
 import { hostOf, request } from './http.js';
 
 /**
@@ -60,13 +60,9 @@ export type SlackConfig = z.output<typeof slackConfigSchema>;
 
 export function createSlackNotifier(config: SlackConfig): Notifier {
   const label = `slack webhook (${hostOf(config.webhook_url)})`;
-  const secrets = webhookSecrets(config.webhook_url);
+  const secrets = urlSecrets(config.webhook_url);
   return {
-    name: config.name,
-    type: config.type,
-    minLevel: config.min_level,
-    sendResolved: config.send_resolved,
-    secrets: () => [...secrets],
+    ...notifierBasics(config, secrets),
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       await request(
         {
@@ -76,7 +72,7 @@ export function createSlackNotifier(config: SlackConfig): Notifier {
           body: JSON.stringify(slackBody(notification)),
           label,
           secrets,
-          timeoutMs: config.timeout_seconds * 1000,
+          timeoutMs: timeoutMs(config),
           interpret: interpretSlackError,
         },
         ctx.signal,
@@ -145,19 +141,6 @@ export function slackBlocks(n: Notification): SlackBlock[] {
 export function blockTextLength(block: SlackBlock): number {
   if (block.type === 'context') return block.elements.reduce((sum, el) => sum + el.text.length, 0);
   return block.text.text.length;
-}
-
-/** The largest cap c with Σ min(size, c) ≤ available. */
-function waterLevel(sizes: number[], available: number): number {
-  if (sizes.reduce((a, b) => a + b, 0) <= available) return Infinity;
-  const sorted = [...sizes].sort((a, b) => a - b);
-  let remaining = Math.max(0, available);
-  for (let i = 0; i < sorted.length; i++) {
-    const share = Math.floor(remaining / (sorted.length - i));
-    if (sorted[i]! > share) return share;
-    remaining -= sorted[i]!;
-  }
-  return Infinity;
 }
 
 /**
@@ -235,27 +218,9 @@ export function escapeSlack(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** Like truncate(), without cutting an `&amp;`-style entity or a surrogate pair in half. */
+/** cutClean() that never cuts an `&amp;`-style entity in half. */
 function cut(text: string, max: number): string {
-  if (text.length <= max) return text;
-  if (max <= 1) return text.slice(0, Math.max(0, max));
-  let head = text.slice(0, max - 1).replace(/&[a-z]*$/, '');
-  if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
-  return head + '…';
-}
-
-/** The URL and the parts of it an answer could echo on their own: the path (token included), the query, long segments. */
-function webhookSecrets(url: string): string[] {
-  const out = [url];
-  try {
-    const u = new URL(url);
-    if (u.pathname.length > 1) out.push(u.pathname);
-    if (u.search.length > 1) out.push(u.search.slice(1));
-    for (const segment of u.pathname.split('/')) if (segment.length >= 16) out.push(segment);
-  } catch {
-    // The schema only lets valid URLs through.
-  }
-  return out;
+  return cutClean(text, max, (head) => head.replace(/&[a-z]*$/, ''));
 }
 
 const NEW_WEBHOOK = 'create a new incoming webhook and update notifiers[].webhook_url';

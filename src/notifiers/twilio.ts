@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import type { Notification, Notifier } from '../alerting/types.js';
 import { Redactor } from '../util/redact.js';
-import { baseNotifierFields, httpUrl, type SendContext } from './base.js';
+import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, timeoutMs, type SendContext } from './base.js';
 import { KIND_LABEL, byUrgency, headline } from './format.js';
-import { DeliveryError, hostOf, request } from './http.js';
+import { hostOf, request } from './http.js';
+import { sendParts, type Part } from './parts.js';
 
 /**
  * Twilio Programmable Messaging: one short SMS per recipient per notification
@@ -42,13 +43,7 @@ export const twilioConfigSchema = z
     to: z
       .array(e164)
       .min(1)
-      .superRefine((list, ctx) => {
-        const seen = new Set<unknown>();
-        list.forEach((number, i) => {
-          if (seen.has(number)) ctx.addIssue({ code: 'custom', path: [i], message: `${number} is listed twice` });
-          seen.add(number);
-        });
-      }),
+      .superRefine(noDuplicates((number) => number, (number) => `${number} is listed twice`)),
     api_base_url: httpUrl.default(DEFAULT_BASE_URL),
   })
   .superRefine((config, ctx) => {
@@ -70,64 +65,46 @@ export function createTwilioNotifier(config: TwilioConfig): Notifier {
   const redactor = new Redactor(secrets);
   const host = hostOf(config.api_base_url);
   return {
-    name: config.name,
-    type: config.type,
-    minLevel: config.min_level,
-    sendResolved: config.send_resolved,
-    secrets: () => [...secrets],
+    ...notifierBasics(config, secrets),
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       const text = smsBody(notification);
-      const failures: DeliveryError[] = [];
-      for (const to of config.to) {
-        if (ctx.completed.has(to)) continue;
+      const parts = config.to.map((to): Part => {
         const label = `Twilio SMS to ${to} (${host})`;
-        if (ctx.signal.aborted) throw combine([...failures, new DeliveryError(`${label}: delivery aborted`, true)]);
-        const form = new URLSearchParams();
-        form.set('To', to);
-        if (config.from) form.set('From', config.from);
-        if (config.messaging_service_sid) form.set('MessagingServiceSid', config.messaging_service_sid);
-        form.set('Body', text);
-        try {
-          await request(
-            {
-              url,
-              method: 'POST',
-              headers: { Authorization: `Basic ${credentials}`, 'Content-Type': 'application/x-www-form-urlencoded' },
-              body: form.toString(),
-              label,
-              secrets,
-              timeoutMs: config.timeout_seconds * 1000,
-              interpret: (status, body) => interpretTwilioError(status, body, redactor),
-            },
-            ctx.signal,
-          );
-          ctx.markCompleted(to);
-        } catch (err) {
-          const failure = err instanceof DeliveryError ? err : new DeliveryError(`${label}: ${redactor.redact(err instanceof Error ? err.message : String(err))}`, true);
-          // Retryable trouble (429, 5xx, network) is Twilio's, not this number's: stop and
-          // let the engine back off. A rejected number (400) must not keep the others
-          // from being texted; a rejected account (401/403/404) fails them all alike.
-          if (failure.retryable || (failure.status !== undefined && ACCOUNT_WIDE_STATUS.has(failure.status))) throw combine([...failures, failure]);
-          failures.push(failure);
-        }
-      }
-      if (failures.length) throw combine(failures);
+        return {
+          key: to,
+          label,
+          send: async () => {
+            const form = new URLSearchParams();
+            form.set('To', to);
+            if (config.from) form.set('From', config.from);
+            if (config.messaging_service_sid) form.set('MessagingServiceSid', config.messaging_service_sid);
+            form.set('Body', text);
+            await request(
+              {
+                url,
+                method: 'POST',
+                headers: { Authorization: `Basic ${credentials}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+                body: form.toString(),
+                label,
+                secrets,
+                timeoutMs: timeoutMs(config),
+                interpret: (status, body) => interpretTwilioError(status, body, redactor),
+              },
+              ctx.signal,
+            );
+          },
+        };
+      });
+      // Retryable trouble (429, 5xx, network) is Twilio's, not this number's: stop and
+      // let the engine back off. A rejected number (400) must not keep the others
+      // from being texted; a rejected account (401/403/404) fails them all alike.
+      await sendParts(parts, ctx, {
+        provider: 'Twilio',
+        redactor,
+        failsAll: (failure) => failure.status !== undefined && ACCOUNT_WIDE_STATUS.has(failure.status),
+      });
     },
   };
-}
-
-/** One error for several recipients: retryable if any is, waiting as long as the longest ask. */
-function combine(failures: DeliveryError[]): DeliveryError {
-  const [first] = failures;
-  if (!first) return new DeliveryError('Twilio: no attempt was made', true);
-  if (failures.length === 1) return first;
-  const waits = failures.map((f) => f.retryAfterMs).filter((ms): ms is number => ms !== undefined);
-  return new DeliveryError(
-    failures.map((f) => f.message).join('; '),
-    failures.some((f) => f.retryable),
-    first.status,
-    waits.length ? Math.max(...waits) : undefined,
-  );
 }
 
 /** What to do about the Twilio error codes an alerting SMS can run into. */

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, httpUrl, type SendContext } from './base.js';
+import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, timeoutMs, urlSecrets, type SendContext } from './base.js';
 import { hostOf, request } from './http.js';
 
 /**
@@ -47,8 +47,15 @@ export const webhookConfigSchema = z.strictObject({
   ...baseNotifierFields,
   type: z.literal('webhook'),
   url: httpUrl.refine((url) => !hasCredentials(url), 'credentials in the URL are not sent by fetch: use headers: { Authorization: … } instead'),
-  /** HMAC-SHA256 key for `X-Sentinel-Signature`. Long enough to be a key, and to be redacted from logs. */
-  secret: z.string().min(16, 'use at least 16 characters, e.g. the output of `openssl rand -hex 32`').optional(),
+  /**
+   * HMAC-SHA256 key for `X-Sentinel-Signature`. Long enough to be a key, and to be redacted from logs.
+   * A refinement rather than `.min(16)`: the config loader words length issues itself
+   * ("must not be empty") and would hide this advice.
+   */
+  secret: z
+    .string()
+    .refine((secret) => secret.length >= 16, 'use at least 16 characters, e.g. the output of `openssl rand -hex 32`')
+    .optional(),
   /** Extra request headers, e.g. `Authorization`. Their values are treated as secrets. */
   headers: headersSchema.optional(),
 });
@@ -72,11 +79,7 @@ export function createWebhookNotifier(config: WebhookConfig): Notifier {
   const extraHeaders = config.headers ?? {};
   const secrets = [...urlSecrets(config.url), ...(config.secret ? [config.secret] : []), ...Object.values(extraHeaders).filter((v) => v.length > 0)];
   return {
-    name: config.name,
-    type: config.type,
-    minLevel: config.min_level,
-    sendResolved: config.send_resolved,
-    secrets: () => [...secrets],
+    ...notifierBasics(config, secrets),
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       const body = JSON.stringify(webhookPayload(notification));
       const headers: Record<string, string> = {
@@ -86,7 +89,7 @@ export function createWebhookNotifier(config: WebhookConfig): Notifier {
       };
       if (config.secret) headers[SIGNATURE_HEADER] = signature(config.secret, body);
       await request(
-        { url: config.url, method: 'POST', headers, body, label, secrets, timeoutMs: config.timeout_seconds * 1000 },
+        { url: config.url, method: 'POST', headers, body, label, secrets, timeoutMs: timeoutMs(config) },
         ctx.signal,
       );
     },
@@ -143,27 +146,4 @@ export function webhookPayload(n: Notification): WebhookPayload {
 /** `sha256=<hex>`: HMAC-SHA256 of the body's UTF-8 bytes, exactly as sent. */
 export function signature(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body, 'utf8').digest('hex')}`;
-}
-
-function hasCredentials(url: string): boolean {
-  try {
-    const u = new URL(url);
-    return u.username !== '' || u.password !== '';
-  } catch {
-    return false;
-  }
-}
-
-/** The URL and the parts of it an answer could echo on their own: the path, the query, long segments (tokens). */
-function urlSecrets(url: string): string[] {
-  const out = [url];
-  try {
-    const u = new URL(url);
-    if (u.pathname.length > 1) out.push(u.pathname);
-    if (u.search.length > 1) out.push(u.search.slice(1));
-    for (const segment of u.pathname.split('/')) if (segment.length >= 16) out.push(segment);
-  } catch {
-    // The schema only lets valid URLs through.
-  }
-  return out;
 }

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach } from 'vitest';
 
 /**
  * A local HTTP server standing in for a provider's API. It records every request
@@ -74,5 +75,37 @@ export async function startHttpServer(): Promise<TestHttpServer> {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * A fresh server for every test of the file (or describe block) that calls this,
+ * answering `fallback` unless a test says otherwise, closed after the test. The
+ * returned object always stands for the current test's server.
+ */
+export function useHttpServer(fallback: Answer | Responder): TestHttpServer {
+  let current: TestHttpServer | undefined;
+  const server = (): TestHttpServer => {
+    if (!current) throw new Error('the test server only exists while a test runs');
+    return current;
+  };
+  beforeEach(async () => {
+    current = await startHttpServer();
+    current.fallback(fallback);
+  });
+  afterEach(async () => {
+    await current?.close();
+    current = undefined;
+  });
+  return {
+    get url() {
+      return server().url;
+    },
+    get requests() {
+      return server().requests;
+    },
+    queue: (...answers) => server().queue(...answers),
+    fallback: (answer) => server().fallback(answer),
+    close: () => server().close(),
   };
 }

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   alertName,
@@ -8,44 +8,24 @@ import {
   createAlertmanagerNotifier,
   type PostableAlert,
 } from '../../src/notifiers/alertmanager.js';
-import { DeliveryError } from '../../src/notifiers/http.js';
-import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
+import { useHttpServer } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
+import { describeDeliveryContract, problems } from './contract.js';
 
 const PASSWORD = 'am-pa55word-0123456789';
 const TOKEN = 'am-bearer-token-0123456789abcdef';
 const BASIC = Buffer.from(`sentinel:${PASSWORD}`).toString('base64');
+/** notification().createdAt: the tests below send at once, as a delivery on time does. */
+const CREATED = '2025-01-04T10:16:00.000Z';
 const FIFTEEN_MINUTES_AFTER_CREATED = '2025-01-04T10:31:00.000Z';
+/** A clock standing still at the notification's creation. */
+const onTime = (): Date => new Date(CREATED);
 
-let server: TestHttpServer;
-beforeEach(async () => {
-  server = await startHttpServer();
-  // Alertmanager answers 200 with an empty body.
-  server.fallback({ status: 200 });
-});
-afterEach(async () => {
-  await server.close();
-});
+// Alertmanager answers 200 with an empty body.
+const server = useHttpServer({ status: 200 });
 
 function config(overrides: Record<string, unknown> = {}): z.output<typeof alertmanagerConfigSchema> {
   return alertmanagerConfigSchema.parse({ name: 'am', type: 'alertmanager', url: server.url, ...overrides });
-}
-
-function problems(section: unknown): string[] {
-  const parsed = z.strictObject({ notifiers: z.array(alertmanagerConfigSchema) }).safeParse({ notifiers: [section] });
-  if (parsed.success) return [];
-  return parsed.error.issues.flatMap((i) =>
-    i.code === 'unrecognized_keys' ? i.keys.map((k) => `${[...i.path, k].join('.')}: unknown setting`) : [`${i.path.join('.')}: ${i.message}`],
-  );
-}
-
-async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeliveryError);
-  return err as DeliveryError;
 }
 
 function alertsOf(index = 0): PostableAlert[] {
@@ -56,7 +36,7 @@ function alertsOf(index = 0): PostableAlert[] {
 
 describe('alertmanager request', () => {
   it('posts the documented API v2 request: /api/v2/alerts, a JSON array of postable alerts', async () => {
-    const notifier = createAlertmanagerNotifier(config());
+    const notifier = createAlertmanagerNotifier(config(), { now: onTime });
     await notifier.send(notification(), sendContext());
 
     expect(server.requests).toHaveLength(1);
@@ -84,6 +64,7 @@ describe('alertmanager request', () => {
     const [alert] = alertmanagerAlerts(
       notification([event({ check: 'error_spike', subject: 'vendor_7', level: 'warning', details: {}, remediation: undefined, message: 'Error rate 31%' })]),
       15 * 60_000,
+      new Date(CREATED),
     );
     expect(alert).toEqual({
       labels: { alertname: 'SentinelErrorSpike', check: 'error_spike', environment: 'prod', severity: 'warning', source: 'vendor_7' },
@@ -93,8 +74,8 @@ describe('alertmanager request', () => {
     });
   });
 
-  it('ends a resolved alert at resolvedAt and a firing one at created + resolve_timeout_minutes', async () => {
-    const notifier = createAlertmanagerNotifier(config({ resolve_timeout_minutes: 60 }));
+  it('ends a resolved alert at resolvedAt and a firing one at the time of sending + resolve_timeout_minutes', async () => {
+    const notifier = createAlertmanagerNotifier(config({ resolve_timeout_minutes: 60 }), { now: onTime });
     await notifier.send(
       notification([event({ kind: 'repeat' }), event({ kind: 'resolved', check: 'schema_cache', resolvedAt: '2025-01-04T10:15:59.000Z' })]),
       sendContext(),
@@ -106,12 +87,43 @@ describe('alertmanager request', () => {
   });
 
   it('resolves the warning-severity alert at once when an alert escalates to critical', () => {
-    const alerts = alertmanagerAlerts(notification([event({ kind: 'escalated', level: 'critical' })]), 15 * 60_000);
+    const alerts = alertmanagerAlerts(notification([event({ kind: 'escalated', level: 'critical' })]), 15 * 60_000, new Date(CREATED));
     expect(alerts.map((a) => [a.labels.severity, a.endsAt])).toEqual([
       ['critical', FIFTEEN_MINUTES_AFTER_CREATED],
       ['warning', '2025-01-04T10:16:00.000Z'],
     ]);
     expect(alerts[1]!.labels).toEqual({ ...alerts[0]!.labels, severity: 'warning' });
+  });
+
+  it('counts endsAt of a late delivery (after an outage) from the time of sending, so it does not arrive expired', async () => {
+    const sentAt = '2025-01-04T12:00:00.000Z';
+    const notifier = createAlertmanagerNotifier(config(), { now: () => new Date(sentAt) });
+    await notifier.send(
+      notification([
+        event({ kind: 'repeat' }),
+        event({ kind: 'escalated', check: 'error_spike' }),
+        event({ kind: 'resolved', check: 'schema_cache', resolvedAt: '2025-01-04T10:15:59.000Z' }),
+      ]),
+      sendContext(),
+    );
+    expect(alertsOf().map((a) => [a.labels.alertname, a.labels.severity, a.endsAt])).toEqual([
+      ['SentinelStuckBatches', 'critical', '2025-01-04T12:15:00.000Z'],
+      ['SentinelErrorSpike', 'critical', '2025-01-04T12:15:00.000Z'],
+      // What already ended keeps the time it ended: in the past, so resolved on arrival.
+      ['SentinelErrorSpike', 'warning', CREATED],
+      ['SentinelSchemaCache', 'critical', '2025-01-04T10:15:59.000Z'],
+    ]);
+    expect(alertmanagerAlerts(notification(), 15 * 60_000, new Date(sentAt))[0]!.endsAt).toBe('2025-01-04T12:15:00.000Z');
+  });
+
+  it('reads the real clock at every send by default', async () => {
+    const notifier = createAlertmanagerNotifier(config());
+    const before = Date.now();
+    await notifier.send(notification(), sendContext());
+    const after = Date.now();
+    const endsAt = Date.parse(alertsOf()[0]!.endsAt);
+    expect(endsAt).toBeGreaterThanOrEqual(before + 15 * 60_000);
+    expect(endsAt).toBeLessThanOrEqual(after + 15 * 60_000);
   });
 
   it('sends basic auth or a bearer token', async () => {
@@ -165,7 +177,7 @@ describe('alertmanager config', () => {
   });
 
   it('names the path of every bad setting', () => {
-    expect(problems({ name: 'am', type: 'alertmanager' })).toEqual(['notifiers.0.url: expected an http:// or https:// URL']);
+    expect(problems({ name: 'am', type: 'alertmanager' })).toEqual(['notifiers.0.url: required']);
     const bad = problems({
       name: 'am',
       type: 'alertmanager',
@@ -195,69 +207,60 @@ describe('alertmanager config', () => {
   });
 });
 
-describe('alertmanager responses', () => {
-  it('accepts 200', async () => {
-    await createAlertmanagerNotifier(config()).send(notification(), sendContext());
-    expect(server.requests).toHaveLength(1);
-  });
+const basicAuth = (): Record<string, unknown> => ({ basic_auth: { username: 'sentinel', password: PASSWORD } });
+const bearer = (): Record<string, unknown> => ({ bearer_token: TOKEN });
 
-  it('treats 400 (invalid alerts) as final and shows why', async () => {
-    server.queue({ status: 400, headers: { 'content-type': 'application/json' }, body: '"start time must be before end time"' });
-    const err = await sendError(createAlertmanagerNotifier(config()).send(notification(), sendContext()));
-    expect(err.retryable).toBe(false);
-    expect(err.status).toBe(400);
-    expect(err.message).toMatch(/^alertmanager \(127\.0\.0\.1:\d+\): HTTP 400 Bad Request: "start time must be before end time" \(Alertmanager rejected/);
-  });
-
-  it('treats 404 as final and says the URL must be the Alertmanager root', async () => {
-    server.queue({ status: 404, body: '404 page not found' });
-    const err = await sendError(createAlertmanagerNotifier(config({ url: `${server.url}/api/v2/alerts` })).send(notification(), sendContext()));
-    expect(err.retryable).toBe(false);
-    expect(err.message).toContain('url must be the Alertmanager root');
-  });
-
-  it('treats 401 as final and points at the credentials', async () => {
-    server.queue({ status: 401, body: 'Unauthorized' });
-    const err = await sendError(createAlertmanagerNotifier(config({ bearer_token: TOKEN })).send(notification(), sendContext()));
-    expect(err.retryable).toBe(false);
-    expect(err.message).toContain('check basic_auth or bearer_token');
-  });
-
-  it('retries 5xx and 429 with Retry-After', async () => {
-    server.queue({ status: 500, body: '"failed to store alert"' }, { status: 429, headers: { 'Retry-After': '2' } });
-    const notifier = createAlertmanagerNotifier(config());
-    const e5 = await sendError(notifier.send(notification(), sendContext()));
-    expect([e5.retryable, e5.status]).toEqual([true, 500]);
-    const e429 = await sendError(notifier.send(notification(), sendContext()));
-    expect([e429.retryable, e429.status, e429.retryAfterMs]).toEqual([true, 429, 2000]);
-  });
-
-  it('gives up on a hanging server after timeout_seconds, as a retryable error', async () => {
-    server.queue({ status: 200, hang: true });
-    const started = performance.now();
-    const err = await sendError(createAlertmanagerNotifier(config({ timeout_seconds: 0.2 })).send(notification(), sendContext()));
-    const elapsed = performance.now() - started;
-    expect(err.retryable).toBe(true);
-    expect(err.message).toMatch(/^alertmanager \(127\.0\.0\.1:\d+\): no answer within 0\.2s$/);
-    expect(elapsed).toBeGreaterThanOrEqual(150);
-    expect(elapsed).toBeLessThan(2000);
-  });
-
-  it('treats a refused connection as retryable', async () => {
-    const dead = await startHttpServer();
-    await dead.close();
-    const err = await sendError(createAlertmanagerNotifier(config({ url: dead.url })).send(notification(), sendContext()));
-    expect(err.retryable).toBe(true);
-    expect(err.message).toMatch(/connection refused/);
-  });
-
-  it('never shows the password, its base64 form or the token in an error, even when the answer echoes the headers', async () => {
-    server.fallback((req) => ({ status: 401, body: `denied ${req.headers.authorization}` }));
-    const basic = await sendError(createAlertmanagerNotifier(config({ basic_auth: { username: 'sentinel', password: PASSWORD } })).send(notification(), sendContext()));
-    expect(basic.message).toContain('denied Basic ***');
-    expect(basic.message).not.toContain(BASIC);
-    const bearer = await sendError(createAlertmanagerNotifier(config({ bearer_token: TOKEN })).send(notification(), sendContext()));
-    expect(bearer.message).toContain('denied Bearer ***');
-    expect(bearer.message).not.toContain(TOKEN);
-  });
+describeDeliveryContract({
+  provider: 'alertmanager',
+  server,
+  create: (overrides) => createAlertmanagerNotifier(config(overrides)),
+  pointAt: (root) => ({ url: root }),
+  path: '/api/v2/alerts',
+  label: (host) => `alertmanager (${host})`,
+  accepts: [{ status: 200 }],
+  failures: [
+    {
+      name: 'treats 400 (invalid alerts) as final and shows why',
+      answers: [{ status: 400, headers: { 'content-type': 'application/json' }, body: '"start time must be before end time"' }],
+      retryable: false,
+      status: 400,
+      matches: [/^alertmanager \(127\.0\.0\.1:\d+\): HTTP 400 Bad Request: "start time must be before end time" \(Alertmanager rejected/],
+    },
+    {
+      name: 'treats 404 as final and says the URL must be the Alertmanager root',
+      answers: [{ status: 404, body: '404 page not found' }],
+      overrides: () => ({ url: `${server.url}/api/v2/alerts` }),
+      retryable: false,
+      status: 404,
+      contains: ['url must be the Alertmanager root'],
+    },
+    {
+      name: 'treats 401 as final and points at the credentials',
+      answers: [{ status: 401, body: 'Unauthorized' }],
+      overrides: bearer,
+      retryable: false,
+      status: 401,
+      contains: ['check basic_auth or bearer_token'],
+    },
+    { name: 'retries 5xx', answers: [{ status: 500, body: '"failed to store alert"' }], retryable: true, status: 500 },
+    { name: 'retries 429 with Retry-After', answers: [{ status: 429, headers: { 'Retry-After': '2' } }], retryable: true, status: 429, retryAfterMs: 2000 },
+  ],
+  secrets: [PASSWORD, BASIC, TOKEN],
+  secretConfigs: [basicAuth, bearer],
+  echoes: [
+    {
+      name: 'never shows the password or its base64 form in an error, even when the answer echoes the headers',
+      overrides: basicAuth,
+      answer: (req) => ({ status: 401, body: `denied ${req.headers.authorization}` }),
+      contains: ['denied Basic ***'],
+      excludes: [BASIC],
+    },
+    {
+      name: 'never shows the bearer token in an error, even when the answer echoes the headers',
+      overrides: bearer,
+      answer: (req) => ({ status: 401, body: `denied ${req.headers.authorization}` }),
+      contains: ['denied Bearer ***'],
+      excludes: [TOKEN],
+    },
+  ],
 });

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { NotificationEvent } from '../../src/alerting/types.js';
 import {
@@ -11,42 +11,18 @@ import {
   escapeMarkdown,
   type DiscordMessage,
 } from '../../src/notifiers/discord.js';
-import { DeliveryError } from '../../src/notifiers/http.js';
-import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
+import { useHttpServer } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
+import { describeDeliveryContract, problems } from './contract.js';
 
 const WEBHOOK_ID = '123456789012345678';
 const TOKEN = 'dQw4w9WgXcQ-SeCrEt_tOkEn-0123456789abcdefABCDEF-ghijklmnopqrstuvwxyz012345';
 const WEBHOOK_PATH = `/api/webhooks/${WEBHOOK_ID}/${TOKEN}`;
 
-let server: TestHttpServer;
-beforeEach(async () => {
-  server = await startHttpServer();
-  server.fallback({ status: 200, body: { id: '1', type: 0, content: '' } });
-});
-afterEach(async () => {
-  await server.close();
-});
+const server = useHttpServer({ status: 200, body: { id: '1', type: 0, content: '' } });
 
 function config(overrides: Record<string, unknown> = {}): z.output<typeof discordConfigSchema> {
   return discordConfigSchema.parse({ name: 'oncall', type: 'discord', webhook_url: `${server.url}${WEBHOOK_PATH}`, ...overrides });
-}
-
-function problems(section: unknown): string[] {
-  const parsed = z.strictObject({ notifiers: z.array(discordConfigSchema) }).safeParse({ notifiers: [section] });
-  if (parsed.success) return [];
-  return parsed.error.issues.flatMap((i) =>
-    i.code === 'unrecognized_keys' ? i.keys.map((k) => `${[...i.path, k].join('.')}: unknown setting`) : [`${i.path.join('.')}: ${i.message}`],
-  );
-}
-
-async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeliveryError);
-  return err as DeliveryError;
 }
 
 function messageOf(index = 0): DiscordMessage {
@@ -272,7 +248,7 @@ describe('discord config', () => {
   });
 
   it('names the path of every bad setting, without echoing the webhook URL', () => {
-    expect(problems({ name: 'oncall', type: 'discord' })).toEqual(['notifiers.0.webhook_url: expected an http:// or https:// URL']);
+    expect(problems({ name: 'oncall', type: 'discord' })).toEqual(['notifiers.0.webhook_url: required']);
     const secretish = `ftp://discord.com/api/webhooks/1/${TOKEN}`;
     const bad = problems({ name: 'oncall', type: 'discord', webhook_url: secretish, webhok_url: 'x', username: 'My Discord bot', min_level: 'info' });
     expect(bad).toEqual(
@@ -296,112 +272,70 @@ describe('discord config', () => {
   });
 });
 
-describe('discord responses', () => {
-  it('accepts 200 (wait=true) and 204 (without wait)', async () => {
-    const notifier = createDiscordNotifier(config());
-    server.queue({ status: 200, body: { id: '1' } }, { status: 204 });
-    await notifier.send(notification(), sendContext());
-    await notifier.send(notification(), sendContext());
-    expect(server.requests).toHaveLength(2);
-  });
-
-  it('treats 404 Unknown Webhook as final and says to create a new webhook', async () => {
-    const notifier = createDiscordNotifier(config());
-    server.queue({ status: 404, body: { message: 'Unknown Webhook', code: 10015 } });
-    const err = await sendError(notifier.send(notification(), sendContext()));
-    expect(err.retryable).toBe(false);
-    expect(err.status).toBe(404);
-    expect(err.message).toContain('Unknown Webhook');
-    expect(err.message).toContain('the webhook was deleted or its URL is wrong: create a new one and update notifiers[].webhook_url');
-    expect(err.message).toMatch(/^discord webhook \(127\.0\.0\.1:\d+\): HTTP 404/);
-  });
-
-  it('treats 400 Invalid Form Body as final and shows what Discord objected to', async () => {
-    const notifier = createDiscordNotifier(config());
-    server.queue({
+describeDeliveryContract({
+  provider: 'discord',
+  server,
+  create: (overrides) => createDiscordNotifier(config(overrides)),
+  pointAt: (root) => ({ webhook_url: `${root}${WEBHOOK_PATH}` }),
+  path: `${WEBHOOK_PATH}?wait=true`,
+  label: (host) => `discord webhook (${host})`,
+  // 200 with the message (wait=true), 204 without wait.
+  accepts: [{ status: 200, body: { id: '1' } }, { status: 204 }],
+  failures: [
+    {
+      name: 'treats 404 Unknown Webhook as final and says to create a new webhook',
+      answers: [{ status: 404, body: { message: 'Unknown Webhook', code: 10015 } }],
+      retryable: false,
+      status: 404,
+      contains: ['Unknown Webhook', 'the webhook was deleted or its URL is wrong: create a new one and update notifiers[].webhook_url'],
+      matches: [/^discord webhook \(127\.0\.0\.1:\d+\): HTTP 404/],
+    },
+    {
+      name: 'treats 400 Invalid Form Body as final and shows what Discord objected to',
+      answers: [
+        {
+          status: 400,
+          body: { code: 50035, message: 'Invalid Form Body', errors: { embeds: { '0': { fields: { '6': { value: { _errors: [{ code: 'BASE_TYPE_MAX_LENGTH' }] } } } } } } },
+        },
+      ],
+      retryable: false,
       status: 400,
-      body: { code: 50035, message: 'Invalid Form Body', errors: { embeds: { '0': { fields: { '6': { value: { _errors: [{ code: 'BASE_TYPE_MAX_LENGTH' }] } } } } } } },
-    });
-    const err = await sendError(notifier.send(notification(), sendContext()));
-    expect(err.retryable).toBe(false);
-    expect(err.status).toBe(400);
-    expect(err.message).toContain('Invalid Form Body');
-    expect(err.message).toContain('BASE_TYPE_MAX_LENGTH');
-    expect(err.message).toContain('Sentinel bug');
-  });
-
-  it('retries 5xx', async () => {
-    const notifier = createDiscordNotifier(config());
-    server.queue({ status: 502, body: 'Bad Gateway' });
-    const err = await sendError(notifier.send(notification(), sendContext()));
-    expect(err.retryable).toBe(true);
-    expect(err.status).toBe(502);
-  });
-
-  it('retries 429 after Discord\'s retry_after (seconds, fractional) from the body', async () => {
-    const notifier = createDiscordNotifier(config());
-    server.queue({ status: 429, headers: { 'Retry-After': '1' }, body: { message: 'You are being rate limited.', retry_after: 0.64, global: false } });
-    const err = await sendError(notifier.send(notification(), sendContext()));
-    expect(err.retryable).toBe(true);
-    expect(err.status).toBe(429);
-    expect(err.retryAfterMs).toBe(640);
-    expect(err.message).toContain('rate limited by Discord');
-  });
-
-  it('falls back to the Retry-After header when the 429 body has no retry_after', async () => {
-    const notifier = createDiscordNotifier(config());
-    server.queue({ status: 429, headers: { 'Retry-After': '3' }, body: 'slow down' });
-    const err = await sendError(notifier.send(notification(), sendContext()));
-    expect(err.retryable).toBe(true);
-    expect(err.retryAfterMs).toBe(3000);
-  });
-
-  it('gives up on a hanging server after timeout_seconds, as a retryable error', async () => {
-    const notifier = createDiscordNotifier(config({ timeout_seconds: 0.2 }));
-    server.queue({ status: 200, hang: true });
-    const started = performance.now();
-    const err = await sendError(notifier.send(notification(), sendContext()));
-    const elapsed = performance.now() - started;
-    expect(err.retryable).toBe(true);
-    expect(err.message).toBe(`discord webhook (${server.url.replace('http://', '')}): no answer within 0.2s`);
-    expect(elapsed).toBeGreaterThanOrEqual(150);
-    expect(elapsed).toBeLessThan(2000);
-  });
-
-  it('treats a refused connection as retryable', async () => {
-    const dead = await startHttpServer();
-    await dead.close();
-    const notifier = createDiscordNotifier(config({ webhook_url: `${dead.url}${WEBHOOK_PATH}` }));
-    const err = await sendError(notifier.send(notification(), sendContext()));
-    expect(err.retryable).toBe(true);
-    expect(err.message).toMatch(/connection refused/);
-    expect(err.message).not.toContain(TOKEN);
-  });
-
-  it('stops when the run is aborted', async () => {
-    const notifier = createDiscordNotifier(config());
-    server.queue({ status: 200, hang: true });
-    const abort = new AbortController();
-    setTimeout(() => abort.abort(), 50);
-    const err = await sendError(notifier.send(notification(), sendContext(abort.signal)));
-    expect(err.message).toMatch(/delivery aborted$/);
-  });
-
-  it('never shows the webhook URL or token in an error, even when the answer echoes the request', async () => {
-    const notifier = createDiscordNotifier(config());
-    server.fallback((req) => ({ status: req.body.length ? 400 : 500, body: `{"message":"bad ${req.url} from ${JSON.stringify(req.headers)}","code":0}` }));
-    const err = await sendError(notifier.send(notification(), sendContext()));
-    expect(err.message).toContain('bad ***');
-    expect(err.message).not.toContain(TOKEN);
-    expect(err.message).not.toContain(WEBHOOK_PATH);
-
-    server.fallback((req) => ({ status: 503, body: `${req.url}` }));
-    const err2 = await sendError(notifier.send(notification(), sendContext()));
-    expect(err2.message).not.toContain(TOKEN);
-
-    // A token straddling the excerpt's cut is masked whole, not cut into an unrecognisable half.
-    server.fallback((req) => ({ status: 500, body: `${'x'.repeat(280)}${req.url}` }));
-    const err3 = await sendError(notifier.send(notification(), sendContext()));
-    expect(err3.message).not.toContain(TOKEN.slice(0, 8));
-  });
+      contains: ['Invalid Form Body', 'BASE_TYPE_MAX_LENGTH', 'Sentinel bug'],
+    },
+    { name: 'retries 5xx', answers: [{ status: 502, body: 'Bad Gateway' }], retryable: true, status: 502 },
+    {
+      name: "retries 429 after Discord's retry_after (seconds, fractional) from the body",
+      answers: [{ status: 429, headers: { 'Retry-After': '1' }, body: { message: 'You are being rate limited.', retry_after: 0.64, global: false } }],
+      retryable: true,
+      status: 429,
+      retryAfterMs: 640,
+      contains: ['rate limited by Discord'],
+    },
+    {
+      name: 'falls back to the Retry-After header when the 429 body has no retry_after',
+      answers: [{ status: 429, headers: { 'Retry-After': '3' }, body: 'slow down' }],
+      retryable: true,
+      status: 429,
+      retryAfterMs: 3000,
+    },
+  ],
+  secrets: [TOKEN, WEBHOOK_PATH],
+  echoes: [
+    {
+      name: 'never shows the webhook URL or token in an error, even when the answer echoes the request',
+      answer: (req) => ({ status: req.body.length ? 400 : 500, body: `{"message":"bad ${req.url} from ${JSON.stringify(req.headers)}","code":0}` }),
+      contains: ['bad ***'],
+      excludes: [TOKEN, WEBHOOK_PATH],
+    },
+    {
+      name: 'never shows the token when a 5xx answer is the request URL',
+      answer: (req) => ({ status: 503, body: `${req.url}` }),
+      excludes: [TOKEN],
+    },
+    {
+      name: 'masks a token straddling the excerpt cut whole, not cut into an unrecognisable half',
+      answer: (req) => ({ status: 500, body: `${'x'.repeat(280)}${req.url}` }),
+      excludes: [TOKEN.slice(0, 8)],
+    },
+  ],
 });

@@ -1,21 +1,13 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { formatIssues } from '../../src/config/load.js';
-import { DeliveryError } from '../../src/notifiers/http.js';
 import { createPagerdutyNotifier, pagerdutyConfigSchema, type PagerdutyEvent } from '../../src/notifiers/pagerduty.js';
-import { startHttpServer, type RecordedHttpRequest, type TestHttpServer } from '../helpers/http-server.js';
+import { useHttpServer, type RecordedHttpRequest } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
+import { describeDeliveryContract, problems, sendError } from './contract.js';
 
 const ROUTING_KEY = 'e93facc04764012d7bfb002500d5d1a6';
 
-let server: TestHttpServer;
-beforeEach(async () => {
-  server = await startHttpServer();
-  server.fallback((req) => accepted(req));
-});
-afterEach(async () => {
-  await server.close();
-});
+const server = useHttpServer((req) => accepted(req));
 
 /** PagerDuty's 202 answer. */
 function accepted(req: RecordedHttpRequest): { status: number; body: unknown } {
@@ -29,21 +21,6 @@ function invalidEvent(...errors: string[]): { status: number; body: unknown } {
 
 function config(overrides: Record<string, unknown> = {}): z.output<typeof pagerdutyConfigSchema> {
   return pagerdutyConfigSchema.parse({ name: 'pager', type: 'pagerduty', routing_key: ROUTING_KEY, api_base_url: server.url, ...overrides });
-}
-
-/** Problems as `sentinel` prints them, for a section at `notifiers.0`. */
-function problems(section: unknown): string[] {
-  const parsed = z.strictObject({ notifiers: z.array(pagerdutyConfigSchema) }).safeParse({ notifiers: [section] });
-  return parsed.success ? [] : formatIssues(parsed.error.issues);
-}
-
-async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeliveryError);
-  return err as DeliveryError;
 }
 
 function sent(): PagerdutyEvent[] {
@@ -183,11 +160,7 @@ describe('pagerduty config', () => {
   });
 });
 
-describe('pagerduty responses', () => {
-  it('resolves on 202 Event processed', async () => {
-    await expect(createPagerdutyNotifier(config()).send(notification(), sendContext())).resolves.toBeUndefined();
-  });
-
+describe('pagerduty partial failures', () => {
   it('400 invalid event: final, with PagerDuty\'s errors; the other events are still sent', async () => {
     server.queue(invalidEvent("'payload.summary' is missing or blank"));
     const ctx = sendContext();
@@ -197,48 +170,6 @@ describe('pagerduty responses', () => {
     expect(err.message).toContain('PagerDuty rejected the event as invalid');
     expect(sent()).toHaveLength(3);
     expect([...ctx.parts]).toEqual(['k-2:trigger', 'k-3:trigger']);
-  });
-
-  it('400 for the routing key: final, and stops (every event would fail alike)', async () => {
-    server.queue(invalidEvent("Length of 'routing_key' is incorrect (should be 32 characters)"));
-    const err = await sendError(createPagerdutyNotifier(config()).send(three(), sendContext()));
-    expect(err).toMatchObject({ retryable: false, status: 400 });
-    expect(err.message).toContain("Length of 'routing_key' is incorrect (should be 32 characters)");
-    expect(err.message).toContain('check routing_key');
-    expect(sent()).toHaveLength(1);
-  });
-
-  it('429: retryable (PagerDuty sends no Retry-After), and stops', async () => {
-    server.queue({ status: 429, body: '' });
-    const err = await sendError(createPagerdutyNotifier(config()).send(three(), sendContext()));
-    expect(err).toMatchObject({ retryable: true, status: 429, retryAfterMs: undefined });
-    expect(err.message).toContain('rate-limits events per routing key');
-    expect(sent()).toHaveLength(1);
-  });
-
-  it.each([500, 502])('%i: retryable', async (status) => {
-    server.queue({ status, body: 'oops' });
-    const err = await sendError(createPagerdutyNotifier(config()).send(notification(), sendContext()));
-    expect(err).toMatchObject({ retryable: true, status });
-  });
-
-  it('a hanging API: retryable timeout after timeout_seconds', async () => {
-    server.queue({ status: 202, hang: true });
-    const started = performance.now();
-    const err = await sendError(createPagerdutyNotifier(config({ timeout_seconds: 0.2 })).send(notification(), sendContext()));
-    const elapsed = performance.now() - started;
-    expect(err.retryable).toBe(true);
-    expect(err.message).toContain('no answer within 0.2s');
-    expect(elapsed).toBeGreaterThanOrEqual(150);
-    expect(elapsed).toBeLessThan(2000);
-  });
-
-  it('connection refused: retryable', async () => {
-    const gone = await startHttpServer();
-    await gone.close();
-    const err = await sendError(createPagerdutyNotifier(config({ api_base_url: gone.url })).send(notification(), sendContext()));
-    expect(err.retryable).toBe(true);
-    expect(err.message).toContain('connection refused');
   });
 
   it('resumes after a partial failure without sending an accepted event again', async () => {
@@ -256,20 +187,47 @@ describe('pagerduty responses', () => {
     expect(sent().map((e) => e.dedup_key)).toEqual(['k-2', 'k-3']);
     expect([...ctx.parts].sort()).toEqual(['k-1:trigger', 'k-2:trigger', 'k-3:trigger']);
   });
+});
 
-  it('stops at an aborted signal', async () => {
-    const controller = new AbortController();
-    controller.abort();
-    const err = await sendError(createPagerdutyNotifier(config()).send(notification(), sendContext(controller.signal)));
-    expect(err.retryable).toBe(true);
-    expect(server.requests).toHaveLength(0);
-  });
-
-  it('never puts the routing key in an error, even when PagerDuty echoes the request back', async () => {
-    server.fallback((req) => ({ status: 400, body: { status: 'invalid event', message: 'Event object is invalid', errors: [`bad key ${ROUTING_KEY}`, `in ${req.body}`] } }));
-    const err = await sendError(createPagerdutyNotifier(config()).send(notification(), sendContext()));
-    expect(err.message).toContain('"bad key ***"');
-    expect(err.message).toContain('routing_key\\":\\"***');
-    expect(err.message).not.toContain(ROUTING_KEY);
-  });
+describeDeliveryContract({
+  provider: 'pagerduty',
+  server,
+  create: (overrides) => createPagerdutyNotifier(config(overrides)),
+  pointAt: (root) => ({ api_base_url: root }),
+  path: '/v2/enqueue',
+  label: (host) => `PagerDuty trigger sentinel-prod-stuck_batches-a1b2c3d4e5f6 (${host})`,
+  accepts: [{ status: 202, body: { status: 'success', message: 'Event processed', dedup_key: 'sentinel-prod-stuck_batches-a1b2c3d4e5f6' } }],
+  failures: [
+    {
+      name: '400 for the routing key: final, and stops (every event would fail alike)',
+      answers: [invalidEvent("Length of 'routing_key' is incorrect (should be 32 characters)")],
+      notification: three,
+      label: (host) => `PagerDuty trigger k-1 (${host})`,
+      retryable: false,
+      status: 400,
+      contains: ["Length of 'routing_key' is incorrect (should be 32 characters)", 'check routing_key'],
+      requests: 1,
+    },
+    {
+      name: '429: retryable (PagerDuty sends no Retry-After), and stops',
+      answers: [{ status: 429, body: '' }],
+      notification: three,
+      label: (host) => `PagerDuty trigger k-1 (${host})`,
+      retryable: true,
+      status: 429,
+      retryAfterMs: undefined,
+      contains: ['rate-limits events per routing key'],
+      requests: 1,
+    },
+    ...[500, 502].map((status) => ({ name: `${status}: retryable`, answers: [{ status, body: 'oops' }], retryable: true, status })),
+  ],
+  secrets: [ROUTING_KEY],
+  echoes: [
+    {
+      name: 'never puts the routing key in an error, even when PagerDuty echoes the request back',
+      answer: (req) => ({ status: 400, body: { status: 'invalid event', message: 'Event object is invalid', errors: [`bad key ${ROUTING_KEY}`, `in ${req.body}`] } }),
+      contains: ['"bad key ***"', 'routing_key\\":\\"***'],
+      excludes: [ROUTING_KEY],
+    },
+  ],
 });

@@ -1,7 +1,5 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { formatIssues } from '../../src/config/load.js';
-import { DeliveryError } from '../../src/notifiers/http.js';
 import {
   createSendgridNotifier,
   interpretSendgridError,
@@ -9,19 +7,13 @@ import {
   sendgridConfigSchema,
   type SendgridMail,
 } from '../../src/notifiers/sendgrid.js';
-import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
+import { useHttpServer } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
+import { describeDeliveryContract, problems } from './contract.js';
 
 const API_KEY = 'SG.test-key-abcdefghijklmnop.qrstuvwxyz0123456789';
 
-let server: TestHttpServer;
-beforeEach(async () => {
-  server = await startHttpServer();
-  server.fallback({ status: 202 });
-});
-afterEach(async () => {
-  await server.close();
-});
+const server = useHttpServer({ status: 202 });
 
 function config(overrides: Record<string, unknown> = {}): z.output<typeof sendgridConfigSchema> {
   return sendgridConfigSchema.parse({
@@ -33,21 +25,6 @@ function config(overrides: Record<string, unknown> = {}): z.output<typeof sendgr
     api_base_url: server.url,
     ...overrides,
   });
-}
-
-/** Problems as `sentinel` prints them, for a section at `notifiers.0`. */
-function problems(section: unknown): string[] {
-  const parsed = z.strictObject({ notifiers: z.array(sendgridConfigSchema) }).safeParse({ notifiers: [section] });
-  return parsed.success ? [] : formatIssues(parsed.error.issues);
-}
-
-async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeliveryError);
-  return err as DeliveryError;
 }
 
 function mailOf(index = 0): SendgridMail {
@@ -200,65 +177,7 @@ describe('sendgrid config', () => {
   });
 });
 
-describe('sendgrid responses', () => {
-  it('resolves on 202 Accepted', async () => {
-    server.queue({ status: 202, body: '' });
-    await expect(createSendgridNotifier(config()).send(notification(), sendContext())).resolves.toBeUndefined();
-  });
-
-  it('400: final, with SendGrid\'s field and message', async () => {
-    server.queue({ status: 400, body: { errors: [{ message: 'The from email does not contain a valid address.', field: 'from.email', help: null }] } });
-    const err = await sendError(createSendgridNotifier(config()).send(notification(), sendContext()));
-    expect(err.retryable).toBe(false);
-    expect(err.status).toBe(400);
-    expect(err.message).toContain('The from email does not contain a valid address.');
-    expect(err.message).toContain('(SendGrid rejected the from.email field)');
-  });
-
-  it('401: final, says to check api_key', async () => {
-    server.queue({ status: 401, body: { errors: [{ field: null, message: 'The provided authorization grant is invalid, expired, or revoked', help: null }] } });
-    const err = await sendError(createSendgridNotifier(config()).send(notification(), sendContext()));
-    expect(err).toMatchObject({ retryable: false, status: 401 });
-    expect(err.message).toMatch(/authorization grant is invalid.*check api_key/);
-  });
-
-  it('403: final, says to verify the sender identity', async () => {
-    server.queue({
-      status: 403,
-      body: { errors: [{ message: 'The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved.', field: 'from', help: null }] },
-    });
-    const err = await sendError(createSendgridNotifier(config()).send(notification(), sendContext()));
-    expect(err).toMatchObject({ retryable: false, status: 403 });
-    expect(err.message).toContain('does not match a verified Sender Identity');
-    expect(err.message).toContain('verify the sender identity');
-  });
-
-  it('413: final, says the email is too large', async () => {
-    server.queue({ status: 413, body: '' });
-    const err = await sendError(createSendgridNotifier(config()).send(notification(), sendContext()));
-    expect(err).toMatchObject({ retryable: false, status: 413 });
-    expect(err.message).toContain('too large');
-  });
-
-  it.each([500, 502, 503])('%i: retryable', async (status) => {
-    server.queue({ status, body: 'upstream trouble' });
-    const err = await sendError(createSendgridNotifier(config()).send(notification(), sendContext()));
-    expect(err).toMatchObject({ retryable: true, status });
-  });
-
-  it('429: retryable, honouring Retry-After', async () => {
-    server.queue({ status: 429, headers: { 'Retry-After': '7' }, body: { errors: [{ field: null, message: 'too many requests' }] } });
-    const err = await sendError(createSendgridNotifier(config()).send(notification(), sendContext()));
-    expect(err).toMatchObject({ retryable: true, status: 429, retryAfterMs: 7000 });
-    expect(err.message).toContain('too many requests');
-  });
-
-  it('429 with only X-RateLimit-Reset: retryable (the reset needs request() to pass headers to interpret)', async () => {
-    server.queue({ status: 429, headers: { 'X-RateLimit-Reset': String(Math.floor(Date.now() / 1000) + 30) }, body: { errors: [{ field: null, message: 'too many requests' }] } });
-    const err = await sendError(createSendgridNotifier(config()).send(notification(), sendContext()));
-    expect(err).toMatchObject({ retryable: true, status: 429 });
-  });
-
+describe('sendgrid rate limits', () => {
   it('reads X-RateLimit-Reset (epoch seconds) as the wait, Retry-After first', () => {
     const now = 1_700_000_000_000;
     expect(interpretSendgridError(429, '', new Headers({ 'X-RateLimit-Reset': '1700000030' }), now)?.retryAfterMs).toBe(30_000);
@@ -266,42 +185,70 @@ describe('sendgrid responses', () => {
     expect(rateLimitResetMs('1699999990', now)).toBe(0);
     expect(rateLimitResetMs('soon', now)).toBeUndefined();
   });
+});
 
-  it('a hanging API: retryable timeout after timeout_seconds', async () => {
-    server.queue({ status: 202, hang: true });
-    const started = performance.now();
-    const err = await sendError(createSendgridNotifier(config({ timeout_seconds: 0.2 })).send(notification(), sendContext()));
-    const elapsed = performance.now() - started;
-    expect(err.retryable).toBe(true);
-    expect(err.message).toContain('no answer within 0.2s');
-    expect(elapsed).toBeGreaterThanOrEqual(150);
-    expect(elapsed).toBeLessThan(2000);
-  });
-
-  it('connection refused: retryable', async () => {
-    const gone = await startHttpServer();
-    await gone.close();
-    const err = await sendError(createSendgridNotifier(config({ api_base_url: gone.url })).send(notification(), sendContext()));
-    expect(err.retryable).toBe(true);
-    expect(err.message).toContain('connection refused');
-  });
-
-  it('an aborted send makes no request', async () => {
-    const controller = new AbortController();
-    controller.abort();
-    const err = await sendError(createSendgridNotifier(config()).send(notification(), sendContext(controller.signal)));
-    expect(err.retryable).toBe(true);
-    expect(server.requests).toHaveLength(0);
-  });
-
-  it('never puts the api key in an error, even when SendGrid echoes it back', async () => {
-    server.fallback((req) => ({
+describeDeliveryContract({
+  provider: 'sendgrid',
+  server,
+  create: (overrides) => createSendgridNotifier(config(overrides)),
+  pointAt: (root) => ({ api_base_url: root }),
+  path: '/v3/mail/send',
+  label: (host) => `SendGrid mail send (${host})`,
+  accepts: [{ status: 202, body: '' }],
+  failures: [
+    {
+      name: "400: final, with SendGrid's field and message",
+      answers: [{ status: 400, body: { errors: [{ message: 'The from email does not contain a valid address.', field: 'from.email', help: null }] } }],
+      retryable: false,
+      status: 400,
+      contains: ['The from email does not contain a valid address.', '(SendGrid rejected the from.email field)'],
+    },
+    {
+      name: '401: final, says to check api_key',
+      answers: [{ status: 401, body: { errors: [{ field: null, message: 'The provided authorization grant is invalid, expired, or revoked', help: null }] } }],
+      retryable: false,
       status: 401,
-      body: { errors: [{ field: null, message: `bad key ${String(req.headers.authorization)}` }], echo: req.headers },
-    }));
-    const err = await sendError(createSendgridNotifier(config()).send(notification(), sendContext()));
-    expect(err.message).toContain('bad key Bearer ***');
-    expect(err.message).not.toContain(API_KEY);
-    expect(err.message).not.toContain(API_KEY.slice(3, 20));
-  });
+      matches: [/authorization grant is invalid.*check api_key/],
+    },
+    {
+      name: '403: final, says to verify the sender identity',
+      answers: [
+        {
+          status: 403,
+          body: { errors: [{ message: 'The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved.', field: 'from', help: null }] },
+        },
+      ],
+      retryable: false,
+      status: 403,
+      contains: ['does not match a verified Sender Identity', 'verify the sender identity'],
+    },
+    { name: '413: final, says the email is too large', answers: [{ status: 413, body: '' }], retryable: false, status: 413, contains: ['too large'] },
+    ...[500, 502, 503].map((status) => ({ name: `${status}: retryable`, answers: [{ status, body: 'upstream trouble' }], retryable: true, status })),
+    {
+      name: '429: retryable, honouring Retry-After',
+      answers: [{ status: 429, headers: { 'Retry-After': '7' }, body: { errors: [{ field: null, message: 'too many requests' }] } }],
+      retryable: true,
+      status: 429,
+      retryAfterMs: 7000,
+      contains: ['too many requests'],
+    },
+    {
+      name: '429 with only X-RateLimit-Reset: retryable',
+      answers: [{ status: 429, headers: { 'X-RateLimit-Reset': String(Math.floor(Date.now() / 1000) + 30) }, body: { errors: [{ field: null, message: 'too many requests' }] } }],
+      retryable: true,
+      status: 429,
+    },
+  ],
+  secrets: [API_KEY, API_KEY.slice(3, 20)],
+  echoes: [
+    {
+      name: 'never puts the api key in an error, even when SendGrid echoes it back',
+      answer: (req) => ({
+        status: 401,
+        body: { errors: [{ field: null, message: `bad key ${String(req.headers.authorization)}` }], echo: req.headers },
+      }),
+      contains: ['bad key Bearer ***'],
+      excludes: [API_KEY, API_KEY.slice(3, 20)],
+    },
+  ],
 });

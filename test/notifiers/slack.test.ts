@@ -1,7 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { NotificationEvent } from '../../src/alerting/types.js';
-import { DeliveryError } from '../../src/notifiers/http.js';
 import {
   SLACK_LIMITS,
   blockTextLength,
@@ -12,40 +11,17 @@ import {
   type SlackBlock,
   type SlackMessage,
 } from '../../src/notifiers/slack.js';
-import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
+import { useHttpServer } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
+import { describeDeliveryContract, problems } from './contract.js';
 
 const TOKEN = 'xQ7bR2kLmN9pT4vW8yZ1aC3e';
 const WEBHOOK_PATH = `/services/T0123ABCD/B0456EFGH/${TOKEN}`;
 
-let server: TestHttpServer;
-beforeEach(async () => {
-  server = await startHttpServer();
-  server.fallback({ status: 200, body: 'ok' });
-});
-afterEach(async () => {
-  await server.close();
-});
+const server = useHttpServer({ status: 200, body: 'ok' });
 
 function config(overrides: Record<string, unknown> = {}): z.output<typeof slackConfigSchema> {
   return slackConfigSchema.parse({ name: 'team', type: 'slack', webhook_url: `${server.url}${WEBHOOK_PATH}`, ...overrides });
-}
-
-function problems(section: unknown): string[] {
-  const parsed = z.strictObject({ notifiers: z.array(slackConfigSchema) }).safeParse({ notifiers: [section] });
-  if (parsed.success) return [];
-  return parsed.error.issues.flatMap((i) =>
-    i.code === 'unrecognized_keys' ? i.keys.map((k) => `${[...i.path, k].join('.')}: unknown setting`) : [`${i.path.join('.')}: ${i.message}`],
-  );
-}
-
-async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeliveryError);
-  return err as DeliveryError;
 }
 
 function messageOf(index = 0): SlackMessage {
@@ -211,7 +187,7 @@ describe('slack config', () => {
   });
 
   it('names the path of every bad setting without echoing the webhook URL', () => {
-    expect(problems({ name: 'team', type: 'slack' })).toEqual(['notifiers.0.webhook_url: expected an http:// or https:// URL']);
+    expect(problems({ name: 'team', type: 'slack' })).toEqual(['notifiers.0.webhook_url: required']);
     const bad = problems({ name: 'team', type: 'slack', webhook_url: `hooks.slack.com/services/T/B/${TOKEN}`, channel: '#ops', timeout_seconds: 0 });
     expect(bad).toEqual(
       expect.arrayContaining([
@@ -230,69 +206,50 @@ describe('slack config', () => {
   });
 });
 
-describe('slack responses', () => {
-  it('accepts 200 ok', async () => {
-    await createSlackNotifier(config()).send(notification(), sendContext());
-    expect(server.requests).toHaveLength(1);
-  });
+/** Slack's documented error codes that are final, and the hint each must carry. */
+const FINAL_CODES: Array<[status: number, code: string, hint: string]> = [
+  [400, 'invalid_payload', 'Sentinel bug'],
+  [403, 'invalid_token', 'create a new incoming webhook and update notifiers[].webhook_url'],
+  [403, 'action_prohibited', 'workspace admin'],
+  [404, 'no_service', 'the webhook was removed or its URL is wrong'],
+  [404, 'channel_not_found', "the webhook's channel was deleted"],
+  [410, 'channel_is_archived', "the webhook's channel is archived: unarchive it"],
+];
 
-  it.each([
-    [400, 'invalid_payload', 'Sentinel bug'],
-    [403, 'invalid_token', 'create a new incoming webhook and update notifiers[].webhook_url'],
-    [403, 'action_prohibited', 'workspace admin'],
-    [404, 'no_service', 'the webhook was removed or its URL is wrong'],
-    [404, 'channel_not_found', "the webhook's channel was deleted"],
-    [410, 'channel_is_archived', "the webhook's channel is archived: unarchive it"],
-  ])('treats %i %s as final with a hint', async (status, code, hint) => {
-    server.queue({ status, body: code });
-    const err = await sendError(createSlackNotifier(config()).send(notification(), sendContext()));
-    expect(err.retryable).toBe(false);
-    expect(err.status).toBe(status);
-    expect(err.message).toContain(`: ${code} (`);
-    expect(err.message).toContain(hint);
-    expect(err.message).toMatch(/^slack webhook \(127\.0\.0\.1:\d+\): HTTP \d{3}/);
-  });
-
-  it('retries 500 rollup_error', async () => {
-    server.queue({ status: 500, body: 'rollup_error' });
-    const err = await sendError(createSlackNotifier(config()).send(notification(), sendContext()));
-    expect(err.retryable).toBe(true);
-    expect(err.status).toBe(500);
-  });
-
-  it('retries 429 after Retry-After seconds', async () => {
-    server.queue({ status: 429, headers: { 'Retry-After': '30' }, body: 'rate_limited' });
-    const err = await sendError(createSlackNotifier(config()).send(notification(), sendContext()));
-    expect(err.retryable).toBe(true);
-    expect(err.retryAfterMs).toBe(30_000);
-    expect(err.message).toContain('rate limited by Slack');
-  });
-
-  it('gives up on a hanging server after timeout_seconds, as a retryable error', async () => {
-    server.queue({ status: 200, hang: true });
-    const started = performance.now();
-    const err = await sendError(createSlackNotifier(config({ timeout_seconds: 0.2 })).send(notification(), sendContext()));
-    const elapsed = performance.now() - started;
-    expect(err.retryable).toBe(true);
-    expect(err.message).toMatch(/: no answer within 0\.2s$/);
-    expect(elapsed).toBeGreaterThanOrEqual(150);
-    expect(elapsed).toBeLessThan(2000);
-  });
-
-  it('treats a refused connection as retryable', async () => {
-    const dead = await startHttpServer();
-    await dead.close();
-    const err = await sendError(createSlackNotifier(config({ webhook_url: `${dead.url}${WEBHOOK_PATH}` })).send(notification(), sendContext()));
-    expect(err.retryable).toBe(true);
-    expect(err.message).toMatch(/connection refused/);
-    expect(err.message).not.toContain(TOKEN);
-  });
-
-  it('never shows the webhook URL or token in an error, even when the answer echoes the request', async () => {
-    server.fallback((req) => ({ status: 404, body: `no_service for ${req.url} ${JSON.stringify(req.headers)}` }));
-    const err = await sendError(createSlackNotifier(config()).send(notification(), sendContext()));
-    expect(err.message).toContain('no_service for ***');
-    expect(err.message).not.toContain(TOKEN);
-    expect(err.message).not.toContain('T0123ABCD/B0456EFGH');
-  });
+describeDeliveryContract({
+  provider: 'slack',
+  server,
+  create: (overrides) => createSlackNotifier(config(overrides)),
+  pointAt: (root) => ({ webhook_url: `${root}${WEBHOOK_PATH}` }),
+  path: WEBHOOK_PATH,
+  label: (host) => `slack webhook (${host})`,
+  accepts: [{ status: 200, body: 'ok' }],
+  failures: [
+    ...FINAL_CODES.map(([status, code, hint]) => ({
+      name: `treats ${status} ${code} as final with a hint`,
+      answers: [{ status, body: code }],
+      retryable: false,
+      status,
+      contains: [`: ${code} (`, hint],
+      matches: [/^slack webhook \(127\.0\.0\.1:\d+\): HTTP \d{3}/],
+    })),
+    { name: 'retries 500 rollup_error', answers: [{ status: 500, body: 'rollup_error' }], retryable: true, status: 500 },
+    {
+      name: 'retries 429 after Retry-After seconds',
+      answers: [{ status: 429, headers: { 'Retry-After': '30' }, body: 'rate_limited' }],
+      retryable: true,
+      status: 429,
+      retryAfterMs: 30_000,
+      contains: ['rate limited by Slack'],
+    },
+  ],
+  secrets: [TOKEN, 'T0123ABCD/B0456EFGH'],
+  echoes: [
+    {
+      name: 'never shows the webhook URL or token in an error, even when the answer echoes the request',
+      answer: (req) => ({ status: 404, body: `no_service for ${req.url} ${JSON.stringify(req.headers)}` }),
+      contains: ['no_service for ***'],
+      excludes: [TOKEN, 'T0123ABCD/B0456EFGH'],
+    },
+  ],
 });

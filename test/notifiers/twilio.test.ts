@@ -1,10 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { formatIssues } from '../../src/config/load.js';
-import { DeliveryError } from '../../src/notifiers/http.js';
 import { MAX_SMS_SEPTETS, createTwilioNotifier, septets, smsBody, toGsm, twilioConfigSchema } from '../../src/notifiers/twilio.js';
-import { startHttpServer, type RecordedHttpRequest, type TestHttpServer } from '../helpers/http-server.js';
+import { useHttpServer, type RecordedHttpRequest } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
+import { describeDeliveryContract, problems, sendError } from './contract.js';
 
 const ACCOUNT_SID = 'AC0123456789abcdef0123456789abcdef';
 const AUTH_TOKEN = 'f00dfeedcafebabe0123456789abcdef';
@@ -15,14 +14,7 @@ const MESSAGES_PATH = `/2010-04-01/Accounts/${ACCOUNT_SID}/Messages.json`;
 /** Every character of the GSM 03.38 default alphabet and its extension table. */
 const GSM = /^[@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&'()*+,\-./0-9:;<=>?¡A-ZÄÖÑÜ§¿a-zäöñüà^{}\\[~\]|€]*$/;
 
-let server: TestHttpServer;
-beforeEach(async () => {
-  server = await startHttpServer();
-  server.fallback((req) => created(req));
-});
-afterEach(async () => {
-  await server.close();
-});
+const server = useHttpServer((req) => created(req));
 
 /** Twilio's 201 answer: the Message resource, queued. */
 function created(req: RecordedHttpRequest): { status: number; body: unknown } {
@@ -45,21 +37,6 @@ function config(overrides: Record<string, unknown> = {}): z.output<typeof twilio
     api_base_url: server.url,
     ...overrides,
   });
-}
-
-/** Problems as `sentinel` prints them, for a section at `notifiers.0`. */
-function problems(section: unknown): string[] {
-  const parsed = z.strictObject({ notifiers: z.array(twilioConfigSchema) }).safeParse({ notifiers: [section] });
-  return parsed.success ? [] : formatIssues(parsed.error.issues);
-}
-
-async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeliveryError);
-  return err as DeliveryError;
 }
 
 function forms(): URLSearchParams[] {
@@ -194,11 +171,7 @@ describe('twilio config', () => {
   });
 });
 
-describe('twilio responses', () => {
-  it('resolves when Twilio answers 201 with the queued message', async () => {
-    await expect(createTwilioNotifier(config()).send(notification(), sendContext())).resolves.toBeUndefined();
-  });
-
+describe('twilio partial failures', () => {
   it('400 21211: final, with Twilio\'s code and message, and the other recipients are still texted', async () => {
     server.queue(twilioError(400, 21211, "The 'To' number +15550002222 is not a valid phone number."));
     const ctx = sendContext();
@@ -209,49 +182,6 @@ describe('twilio responses', () => {
     expect(err.message).toContain('(Twilio error 21211: fix this number in to; see https://www.twilio.com/docs/errors/21211)');
     expect(server.requests).toHaveLength(3);
     expect([...ctx.parts]).toEqual(RECIPIENTS.slice(1));
-  });
-
-  it('401 20003: final, says to check the credentials, and stops (every recipient would fail alike)', async () => {
-    server.queue(twilioError(401, 20003, 'Authenticate'));
-    const err = await sendError(createTwilioNotifier(config()).send(notification(), sendContext()));
-    expect(err).toMatchObject({ retryable: false, status: 401 });
-    expect(err.message).toContain('"message":"Authenticate"');
-    expect(err.message).toContain('Twilio error 20003: check account_sid and auth_token');
-    expect(server.requests).toHaveLength(1);
-  });
-
-  it('429 20429: retryable, honouring Retry-After when given', async () => {
-    server.queue({ ...twilioError(429, 20429, 'Too Many Requests'), headers: { 'Retry-After': '3' } });
-    const err = await sendError(createTwilioNotifier(config()).send(notification(), sendContext()));
-    expect(err).toMatchObject({ retryable: true, status: 429, retryAfterMs: 3000 });
-    expect(err.message).toContain('Too Many Requests');
-    expect(err.message).toContain('Twilio error 20429');
-    expect(server.requests).toHaveLength(1);
-  });
-
-  it.each([500, 503])('%i: retryable', async (status) => {
-    server.queue({ status, body: 'Service Unavailable' });
-    const err = await sendError(createTwilioNotifier(config()).send(notification(), sendContext()));
-    expect(err).toMatchObject({ retryable: true, status });
-  });
-
-  it('a hanging API: retryable timeout after timeout_seconds', async () => {
-    server.queue({ status: 201, hang: true });
-    const started = performance.now();
-    const err = await sendError(createTwilioNotifier(config({ timeout_seconds: 0.2 })).send(notification(), sendContext()));
-    const elapsed = performance.now() - started;
-    expect(err.retryable).toBe(true);
-    expect(err.message).toContain('no answer within 0.2s');
-    expect(elapsed).toBeGreaterThanOrEqual(150);
-    expect(elapsed).toBeLessThan(2000);
-  });
-
-  it('connection refused: retryable', async () => {
-    const gone = await startHttpServer();
-    await gone.close();
-    const err = await sendError(createTwilioNotifier(config({ api_base_url: gone.url })).send(notification(), sendContext()));
-    expect(err.retryable).toBe(true);
-    expect(err.message).toContain('connection refused');
   });
 
   it('resumes after a partial failure without texting anyone twice', async () => {
@@ -270,25 +200,49 @@ describe('twilio responses', () => {
     expect(forms().map((f) => f.get('To'))).toEqual(['+15550003333', '+15550004444']);
     expect([...ctx.parts].sort()).toEqual(RECIPIENTS);
   });
+});
 
-  it('stops at an aborted signal', async () => {
-    const controller = new AbortController();
-    controller.abort();
-    const err = await sendError(createTwilioNotifier(config()).send(notification(), sendContext(controller.signal)));
-    expect(err.retryable).toBe(true);
-    expect(server.requests).toHaveLength(0);
-  });
-
-  it('never puts the auth token in an error, even when Twilio echoes the credentials back', async () => {
-    server.fallback((req) => {
-      const auth = String(req.headers.authorization);
-      const decoded = Buffer.from(auth.slice('Basic '.length), 'base64').toString('utf8');
-      return { status: 401, body: { code: 20003, message: `Authenticate ${auth} ${decoded}`, more_info: 'https://www.twilio.com/docs/errors/20003', status: 401 } };
-    });
-    const err = await sendError(createTwilioNotifier(config()).send(notification(), sendContext()));
-    const base64 = Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64');
-    expect(err.message).toContain('Authenticate Basic ***');
-    expect(err.message).not.toContain(AUTH_TOKEN);
-    expect(err.message).not.toContain(base64);
-  });
+describeDeliveryContract({
+  provider: 'twilio',
+  server,
+  create: (overrides) => createTwilioNotifier(config(overrides)),
+  pointAt: (root) => ({ api_base_url: root }),
+  path: MESSAGES_PATH,
+  // The first recipient's request is the one that fails.
+  label: (host) => `Twilio SMS to ${RECIPIENTS[0]} (${host})`,
+  requestsPerSend: RECIPIENTS.length,
+  accepts: [created({ method: 'POST', url: '', headers: {}, body: `To=${encodeURIComponent(RECIPIENTS[0]!)}` })],
+  failures: [
+    {
+      name: '401 20003: final, says to check the credentials, and stops (every recipient would fail alike)',
+      answers: [twilioError(401, 20003, 'Authenticate')],
+      retryable: false,
+      status: 401,
+      contains: ['"message":"Authenticate"', 'Twilio error 20003: check account_sid and auth_token'],
+      requests: 1,
+    },
+    {
+      name: '429 20429: retryable, honouring Retry-After when given',
+      answers: [{ ...twilioError(429, 20429, 'Too Many Requests'), headers: { 'Retry-After': '3' } }],
+      retryable: true,
+      status: 429,
+      retryAfterMs: 3000,
+      contains: ['Too Many Requests', 'Twilio error 20429'],
+      requests: 1,
+    },
+    ...[500, 503].map((status) => ({ name: `${status}: retryable`, answers: [{ status, body: 'Service Unavailable' }], retryable: true, status })),
+  ],
+  secrets: [AUTH_TOKEN, Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64')],
+  echoes: [
+    {
+      name: 'never puts the auth token in an error, even when Twilio echoes the credentials back',
+      answer: (req) => {
+        const auth = String(req.headers.authorization);
+        const decoded = Buffer.from(auth.slice('Basic '.length), 'base64').toString('utf8');
+        return { status: 401, body: { code: 20003, message: `Authenticate ${auth} ${decoded}`, more_info: 'https://www.twilio.com/docs/errors/20003', status: 401 } };
+      },
+      contains: ['Authenticate Basic ***'],
+      excludes: [AUTH_TOKEN, Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64')],
+    },
+  ],
 });
