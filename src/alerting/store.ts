@@ -1,8 +1,11 @@
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Notification } from './types.js';
 import type { TrackedAlert } from './decide.js';
+import { StateLockTimeout, withFileLock, type FileLockOptions } from '../state/lock.js';
+
+export { StateLockTimeout };
 
 /**
  * Alert state on this host: tracked alerts, silences and the outbox, in one JSON
@@ -53,14 +56,7 @@ export function emptyState(): AlertingState {
   return { version: 1, alerts: {}, silences: [], outbox: [], dead: [] };
 }
 
-export class StateLockTimeout extends Error {}
-
-export interface LockOptions {
-  /** How long to wait for another run to finish with the state. */
-  waitMs?: number;
-  /** A lock older than this belongs to a process that hung or died on another host's clock. */
-  staleMs?: number;
-}
+export type LockOptions = FileLockOptions;
 
 export class AlertStore {
   readonly file: string;
@@ -96,53 +92,11 @@ export class AlertStore {
   }
 
   /**
-   * Runs `body` holding the state lock. The lock is a file created with O_EXCL
-   * holding the owner's pid; a lock whose process is gone, or that is older than
-   * `staleMs`, is taken over.
+   * Runs `body` holding the state lock: see {@link withFileLock} (a file created with
+   * O_EXCL holding the owner's pid; a lock whose process is gone, or that is older
+   * than `staleMs`, is taken over).
    */
-  async withLock<T>(body: () => Promise<T>, options: LockOptions = {}): Promise<T> {
-    const waitMs = options.waitMs ?? 30_000;
-    const staleMs = options.staleMs ?? 10 * 60_000;
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const deadline = Date.now() + waitMs;
-    for (;;) {
-      try {
-        const handle = await open(this.lockFile, 'wx', 0o600);
-        await handle.writeFile(JSON.stringify({ pid: process.pid, at: new Date().toISOString() }));
-        await handle.close();
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        if (await this.isStale(staleMs)) {
-          await rm(this.lockFile, { force: true });
-          continue;
-        }
-        if (Date.now() >= deadline) throw new StateLockTimeout(`another Sentinel run has held ${this.lockFile} for over ${Math.round(waitMs / 1000)}s`);
-        await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
-      }
-    }
-    try {
-      return await body();
-    } finally {
-      await rm(this.lockFile, { force: true });
-    }
-  }
-
-  private async isStale(staleMs: number): Promise<boolean> {
-    try {
-      const [text, info] = await Promise.all([readFile(this.lockFile, 'utf8'), stat(this.lockFile)]);
-      if (Date.now() - info.mtimeMs > staleMs) return true;
-      const pid = (JSON.parse(text) as { pid?: number }).pid;
-      if (!pid || pid === process.pid) return false;
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch (err) {
-        return (err as NodeJS.ErrnoException).code === 'ESRCH';
-      }
-    } catch {
-      // Being written right now (empty or half-written) or already gone: not stale.
-      return false;
-    }
+  withLock<T>(body: () => Promise<T>, options: LockOptions = {}): Promise<T> {
+    return withFileLock(this.lockFile, body, options);
   }
 }

@@ -45,7 +45,8 @@ export const schemaCacheCheck: Check = {
   name: 'schema_cache',
   async run(ctx: CheckContext): Promise<CheckOutput> {
     const restUrl = ctx.config.env.restUrl;
-    if (!restUrl) return { skipped: 'no PostgREST URL configured (set SUPABASE_URL or POSTGREST_URL)' };
+    // No parentheses: the report prints it as "Skipped: schema_cache (<reason>)".
+    if (!restUrl) return { skipped: 'no PostgREST URL configured: set SUPABASE_URL or POSTGREST_URL' };
     return new SchemaCacheRun(ctx, restUrl).run();
   },
 };
@@ -152,8 +153,12 @@ class SchemaCacheRun {
     const now = this.ctx.now();
     const lastReload = await this.lastReload(stateKey);
     const cooldownMs = this.settings.cooldown_minutes * 60_000;
-    if (lastReload && now.getTime() - lastReload.getTime() < cooldownMs) {
-      return [await this.duringCooldown(first, label, lastReload)];
+    // A last reload "in the future" means the clock was set back since (or another
+    // host's clock wrote it): the cooldown cannot be measured, so it is over rather
+    // than stretched by however far the clock jumped.
+    if (lastReload) {
+      const sinceReloadMs = now.getTime() - lastReload.getTime();
+      if (sinceReloadMs >= 0 && sinceReloadMs < cooldownMs) return [await this.duringCooldown(first, label, lastReload)];
     }
 
     try {
@@ -239,6 +244,11 @@ class SchemaCacheRun {
     }, 'The reload did not help: see details.diagnosis; check the Supabase dashboard for schema locks or migrations in progress, fix the cause, then ' + ACTION + '.');
   }
 
+  /** The probed view as printed: `shownUrl` ends with '/' when the REST root has no path. */
+  private viewUrl(): string {
+    return `${this.shownUrl.replace(/\/+$/, '')}/${VIEW}`;
+  }
+
   private fitsAnotherProbe(): boolean {
     const needed = this.settings.reprobe_interval_seconds * 1000 + Math.min(this.settings.request_timeout_seconds * 1000, 1000);
     return performance.now() + needed <= this.deadline;
@@ -287,7 +297,7 @@ class SchemaCacheRun {
           : 'Check the service-role key (SUPABASE_SERVICE_ROLE_KEY): it must be a valid JWT for this project.');
     }
     return this.alert('critical', `Unexpected PostgREST response: HTTP ${failure.status}${code ? ` ${code}` : ''}`, details,
-      `Query ${this.shownUrl}/${VIEW} by hand and check the PostgREST logs.`);
+      `Query ${this.viewUrl()} by hand and check the PostgREST logs.`);
   }
 
   // --- Diagnosis -----------------------------------------------------------------

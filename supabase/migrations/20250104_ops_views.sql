@@ -229,3 +229,11 @@ begin
   end if;
 end;
 $$;
+
+-- 5. Tell PostgREST to reload its schema cache, so that it serves new or changed views
+--    without a restart. `supabase db push` does not send this by itself, and without
+--    it PostgREST keeps its old cache (newer versions answer PGRST205 for the views)
+--    until something else reloads it. NOTIFY is delivered when the transaction
+--    commits (`sentinel migrate` runs this file in one), so PostgREST reloads once the
+--    views exist and a failed migration sends nothing. Harmless where nobody listens.
+notify pgrst, 'reload schema';

@@ -175,7 +175,7 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
 
   it('is skipped, without any request, when no PostgREST URL is configured', async () => {
     const output = await schemaCacheCheck.run(harness({ key: KEY }).ctx);
-    expect(output).toEqual({ skipped: 'no PostgREST URL configured (set SUPABASE_URL or POSTGREST_URL)' });
+    expect(output).toEqual({ skipped: 'no PostgREST URL configured: set SUPABASE_URL or POSTGREST_URL' });
     expect(fake.requests).toHaveLength(0);
   });
 
@@ -276,6 +276,15 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
     expect(await heard()).toEqual([]);
   });
 
+  it('names the view URL without a double slash in the remediation', async () => {
+    fake.setDefault({ status: 500, body: { code: 'XX000', message: 'internal error', details: null, hint: null } });
+    const alert = await onlyAlert(run());
+    expect(alert.remediation).toBe(`Query ${fake.url}/v_pipeline_health by hand and check the PostgREST logs.`);
+
+    const atPath = await onlyAlert(schemaCacheCheck.run(harness({ restUrl: `${fake.url}/rest/v1/`, key: KEY }).ctx));
+    expect(atPath.remediation).toBe(`Query ${fake.url}/rest/v1/v_pipeline_health by hand and check the PostgREST logs.`);
+  });
+
   it('keeps PostgREST\'s message, details and hint in the alert details', async () => {
     fake.setDefault(answers.pgrst106('ops', ['public', 'graphql_public']));
     const alert = await onlyAlert(run());
@@ -352,6 +361,22 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
     const third = await onlyAlert(run({ state, now: () => now, settings }));
     expect(third.details.action_taken).toBe(RELOAD);
     expect(await heard()).toEqual(['reload schema', 'reload schema']);
+  });
+
+  it('treats the cooldown as over when the last reload lies in the future (the clock was set back)', async () => {
+    fake.setDefault(answers.pgrst002());
+    const state = new MemoryStateStore();
+    const settings = { cooldown_minutes: 5 };
+    // Recorded before the clock jumped back an hour: without the jump this would be
+    // well inside the cooldown for the next 65 minutes.
+    const key = `schema_cache.last_reload:test:${fake.url}/`;
+    await state.set(key, new Date(T0.getTime() + 60 * 60_000).toISOString());
+
+    const alert = await onlyAlert(run({ state, settings }));
+
+    expect(alert.details.action_taken).toBe(RELOAD);
+    expect(await heard()).toEqual(['reload schema']);
+    expect(await state.get(key)).toBe(T0.toISOString());
   });
 
   it('keeps the cooldown per environment and PostgREST URL', async () => {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrate, MigrationError } from '../../src/db/migrate.js';
 import type { Logger } from '../../src/log.js';
@@ -32,6 +33,22 @@ async function relationExists(db: TestDb, name: string): Promise<boolean> {
   const { rows } = await db.pool.query<{ found: boolean }>('select to_regclass($1) is not null as found', [name]);
   return rows[0]?.found === true;
 }
+
+/** A session LISTENing on `channel` of the database, collecting the payloads it receives. */
+async function listen(db: TestDb, channel: string): Promise<{ payloads: string[]; close: () => Promise<void> }> {
+  const client = new pg.Client({ connectionString: db.url, application_name: 'sentinel-tests' });
+  client.on('error', () => {});
+  await client.connect();
+  const payloads: string[] = [];
+  client.on('notification', (n) => {
+    if (n.channel === channel) payloads.push(n.payload ?? '');
+  });
+  await client.query(`listen ${channel}`);
+  return { payloads, close: () => client.end().catch(() => {}) };
+}
+
+/** Lets notifications already committed reach the listener: a round trip on it would do, a short wait is simpler. */
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 200));
 
 function recordingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
@@ -162,6 +179,95 @@ describe('migrate', () => {
     expect(message).toContain('ECONNREFUSED');
     expect(message).not.toContain('s3cretpw');
     expect((error as Error).cause).toBeDefined();
+  });
+
+  it('tells PostgREST to reload its schema cache once the ops views are committed, and not when nothing changed', async () => {
+    const db = await freshDb('empty');
+    const listener = await listen(db, 'pgrst');
+    try {
+      await migrate(db.url, { withIntake: true });
+      await settle();
+      expect(listener.payloads).toEqual(['reload schema']);
+
+      await migrate(db.url, { withIntake: true }); // every file unchanged: nothing runs
+      await settle();
+      expect(listener.payloads).toEqual(['reload schema']);
+    } finally {
+      await listener.close();
+    }
+    expect(VIEWS_SQL.trimEnd().endsWith(`notify pgrst, 'reload schema';`)).toBe(true);
+  });
+
+  it('gives up on a table lock held by an open ingestion transaction after lockTimeoutMs, names the table and records nothing', async () => {
+    const db = await freshDb('empty');
+    await db.pool.query(INTAKE_SQL);
+    const listener = await listen(db, 'pgrst');
+    // An ingestion in progress: an uncommitted insert holds RowExclusiveLock on the
+    // table, which `create index` (ShareLock) must wait for.
+    const ingestion = await db.pool.connect();
+    let error: unknown;
+    let elapsedMs = 0;
+    try {
+      await ingestion.query('begin');
+      await ingestion.query(`insert into intake.simplicity_batches (source, status) values ('vendor_a', 'processing')`);
+
+      const started = performance.now();
+      // Without a lock timeout the migration would wait for the insert forever; do
+      // not let this test hang on it, fail it.
+      let timer: NodeJS.Timeout | undefined;
+      error = await Promise.race([
+        migrate(db.url, { lockTimeoutMs: 300 }).then(
+          () => 'migrated while the table was locked',
+          (e: unknown) => e,
+        ),
+        new Promise((r) => {
+          timer = setTimeout(() => r('still waiting for the lock after 5s'), 5000);
+        }),
+      ]);
+      clearTimeout(timer);
+      elapsedMs = performance.now() - started;
+    } finally {
+      await ingestion.query('rollback').catch(() => {});
+      ingestion.release();
+    }
+
+    expect(error).toBeInstanceOf(MigrationError);
+    expect(elapsedMs).toBeLessThan(2000);
+    const message = (error as MigrationError).message;
+    expect(message).toBe(
+      'migration supabase/migrations/20250104_ops_views.sql failed: could not lock intake.simplicity_batches within 300ms: ' +
+        'another transaction holds it (a long-running ingestion?). Retry when it is idle, or create the sentinel_* indexes CONCURRENTLY by hand first',
+    );
+    expect((error as MigrationError).cause).toMatchObject({ code: '55P03' });
+    // Rolled back: no ledger row, no ops schema, and no reload notification either.
+    expect(await ledger(db)).toEqual([]);
+    expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(false);
+    await settle();
+    expect(listener.payloads).toEqual([]);
+    await listener.close();
+
+    // Once the ingestion is done, the same migration goes through.
+    expect(await migrate(db.url, { lockTimeoutMs: 300 })).toEqual([{ name: '20250104_ops_views', status: 'applied' }]);
+  });
+
+  it('does not count waiting for another migrate run as a lock timeout', async () => {
+    const db = await freshDb('empty');
+
+    // Each run waits for the other's file transactions (advisory lock) far longer than 1 ms.
+    const [a, b] = await Promise.all([
+      migrate(db.url, { withIntake: true, lockTimeoutMs: 1 }),
+      migrate(db.url, { withIntake: true, lockTimeoutMs: 1 }),
+    ]);
+
+    expect([...a, ...b].filter((r) => r.status === 'applied').map((r) => r.name).sort()).toEqual([
+      '20250104_ops_views',
+      'intake_reference',
+    ]);
+  });
+
+  it('rejects a lockTimeoutMs that is not a whole number of milliseconds', async () => {
+    const db = await freshDb('migrated');
+    await expect(migrate(db.url, { lockTimeoutMs: 1.5 })).rejects.toThrow(/lockTimeoutMs must be a whole number/);
   });
 
   it('grants the views to service_role and revokes them from authenticated and anon where those roles exist', async () => {

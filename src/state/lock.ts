@@ -1,0 +1,154 @@
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/**
+ * An exclusive lock between Sentinel processes on one host (a cron run, a `--loop`,
+ * `sentinel silence` ...) around a read-modify-write of a state file: a file created
+ * with O_EXCL that holds the owner's pid. Shared by the alert state and the small
+ * key-value state.
+ */
+
+/** Another process held the lock for longer than the caller was willing to wait. */
+export class StateLockTimeout extends Error {}
+
+export interface FileLockOptions {
+  /** How long to wait for another run to finish with the state. Default 30 s. */
+  waitMs?: number;
+  /** A lock older than this belongs to a process that hung or died on another host's clock. Default 10 min. */
+  staleMs?: number;
+}
+
+/** What a lock file holds. `token` tells two locks of the same pid apart (older versions wrote none). */
+interface LockContent {
+  pid?: number;
+  at?: string;
+  token?: string;
+}
+
+/**
+ * Tokens of the locks this process holds right now. On `globalThis` so that it is one
+ * set even if this module were loaded twice: a lock with our pid whose token is not in
+ * it was left by an earlier process that had the same pid (containers restart as pid 1).
+ */
+const HELD_KEY = Symbol.for('sentinel.state.heldFileLocks');
+const held: Set<string> = ((globalThis as Record<symbol, unknown>)[HELD_KEY] ??= new Set<string>()) as Set<string>;
+
+/**
+ * Runs `body` holding the lock file `lockFile` (its directory is created 0700 if
+ * missing). A lock whose process is gone, or that is older than `staleMs`, is taken
+ * over; otherwise this waits up to `waitMs` and then throws {@link StateLockTimeout}.
+ * The lock is released when `body` settles, unless another process has taken it over
+ * as stale in the meantime (then it is that process's lock, and it stays).
+ */
+export async function withFileLock<T>(lockFile: string, body: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
+  const waitMs = options.waitMs ?? 30_000;
+  const staleMs = options.staleMs ?? 10 * 60_000;
+  await mkdir(dirname(lockFile), { recursive: true, mode: 0o700 });
+  const token = randomBytes(8).toString('hex');
+  const content = JSON.stringify({ pid: process.pid, at: new Date().toISOString(), token } satisfies LockContent);
+  const deadline = Date.now() + waitMs;
+  // Registered before the file exists, so that nobody in this process mistakes it,
+  // once written, for a leftover of an earlier process with our pid.
+  held.add(token);
+  try {
+    for (;;) {
+      try {
+        const handle = await open(lockFile, 'wx', 0o600);
+        try {
+          await handle.writeFile(content);
+        } finally {
+          await handle.close();
+        }
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (await takeOverIfStale(lockFile, staleMs)) continue;
+        if (Date.now() >= deadline) throw new StateLockTimeout(`another Sentinel run has held ${lockFile} for over ${Math.round(waitMs / 1000)}s`);
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+      }
+    }
+    try {
+      return await body();
+    } finally {
+      await releaseIfOurs(lockFile, content);
+    }
+  } finally {
+    held.delete(token);
+  }
+}
+
+/** The takeover guard is held for a read and a delete; one older than this was left by a crash. */
+const GUARD_STALE_MS = 2_000;
+
+/**
+ * Removes the lock file if it is stale. Returns true when the caller should try to
+ * take the lock again at once (the stale lock is gone, by our hand or another's).
+ *
+ * Several waiters can find the same stale lock. Had each simply deleted it, a slower
+ * one would delete the lock a faster one had just taken, and both would run. So only
+ * the holder of a second O_EXCL file (`<lock>.takeover`) may delete a stale lock, and
+ * only after reading it again: by then it may be a fresh lock, which stays.
+ */
+async function takeOverIfStale(lockFile: string, staleMs: number): Promise<boolean> {
+  const seen = await readLock(lockFile);
+  if (seen === 'gone') return true;
+  if (!seen || !isStale(seen, staleMs)) return false;
+
+  const guard = `${lockFile}.takeover`;
+  try {
+    await (await open(guard, 'wx', 0o600)).close();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // Another waiter is taking it over right now: wait for that. A guard left behind
+    // by a process that died in that instant is cleared after a while.
+    const info = await stat(guard).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > GUARD_STALE_MS) await rm(guard, { force: true });
+    return false;
+  }
+  try {
+    const again = await readLock(lockFile);
+    if (again === 'gone') return true;
+    if (!again || !isStale(again, staleMs)) return false;
+    await rm(lockFile, { force: true });
+    return true;
+  } finally {
+    await rm(guard, { force: true });
+  }
+}
+
+/** The lock file's text and age; 'gone' if it vanished; undefined if it cannot be read. */
+async function readLock(lockFile: string): Promise<{ text: string; mtimeMs: number } | 'gone' | undefined> {
+  try {
+    const [text, info] = await Promise.all([readFile(lockFile, 'utf8'), stat(lockFile)]);
+    return { text, mtimeMs: info.mtimeMs };
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : undefined;
+  }
+}
+
+function isStale(lock: { text: string; mtimeMs: number }, staleMs: number): boolean {
+  if (Date.now() - lock.mtimeMs > staleMs) return true;
+  let content: LockContent;
+  try {
+    content = JSON.parse(lock.text) as LockContent;
+  } catch {
+    // Being written right now (empty or half-written): not stale.
+    return false;
+  }
+  const pid = content.pid;
+  if (!pid) return false;
+  if (pid === process.pid) return typeof content.token === 'string' && !held.has(content.token);
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    // EPERM: alive, another user's.
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+async function releaseIfOurs(lockFile: string, content: string): Promise<void> {
+  const current = await readFile(lockFile, 'utf8').catch(() => undefined);
+  if (current === content) await rm(lockFile, { force: true });
+}

@@ -1,0 +1,165 @@
+import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, utimes, writeFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FileStateStore } from '../../src/state/store.js';
+import { StateLockTimeout, withFileLock } from '../../src/state/lock.js';
+import { AlertStore, StateLockTimeout as AlertStoreLockTimeout } from '../../src/alerting/store.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sentinel-state-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** The pid of a process that has exited (and been reaped). */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ['-e', '']);
+  if (!child.pid) throw new Error('could not start a child process');
+  return child.pid;
+}
+
+/** A lock file as another Sentinel process would have left it. */
+async function leaveLock(file: string, content: Record<string, unknown>, ageMs = 0): Promise<void> {
+  await writeFile(file, JSON.stringify({ at: new Date().toISOString(), ...content }));
+  if (ageMs) {
+    const then = new Date(Date.now() - ageMs);
+    await utimes(file, then, then);
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('FileStateStore', () => {
+  it('keeps every key of 20 concurrent sets from separate instances on one directory', async () => {
+    const keys = Array.from({ length: 20 }, (_, i) => `schema_cache.last_reload:env${i}`);
+
+    await Promise.all(keys.map((key, i) => new FileStateStore(dir).set(key, `value ${i}`)));
+
+    const reader = new FileStateStore(dir);
+    for (const [i, key] of keys.entries()) expect(await reader.get(key), key).toBe(`value ${i}`);
+    // Released: no lock file and no temp files left behind.
+    expect((await readdir(dir)).sort()).toEqual(['state.json']);
+  });
+
+  it('takes over a lock left by a process that died', async () => {
+    await leaveLock(join(dir, 'state.lock'), { pid: deadPid() });
+    const started = performance.now();
+
+    await new FileStateStore(dir).set('k', 'v');
+
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(await new FileStateStore(dir).get('k')).toBe('v');
+    expect(existsSync(join(dir, 'state.lock'))).toBe(false);
+  });
+
+  it('takes over a lock left by an earlier process that had the same pid (a container restarted as pid 1)', async () => {
+    await leaveLock(join(dir, 'state.lock'), { pid: process.pid, token: 'of-an-earlier-life' });
+
+    await new FileStateStore(dir, { lock: { waitMs: 2000 } }).set('k', 'v');
+
+    expect(await new FileStateStore(dir).get('k')).toBe('v');
+  });
+
+  it('takes over a lock older than staleMs even though its process is alive', async () => {
+    await leaveLock(join(dir, 'state.lock'), { pid: process.ppid }, 2 * 60_000);
+
+    await new FileStateStore(dir).set('k', 'v');
+
+    expect(await new FileStateStore(dir).get('k')).toBe('v');
+  });
+
+  it('waits for a live process holding the lock and gives up with StateLockTimeout, leaving its lock and the state alone', async () => {
+    const store = new FileStateStore(dir, { lock: { waitMs: 300 } });
+    await store.set('k', 'before');
+    const lock = join(dir, 'state.lock');
+    await leaveLock(lock, { pid: process.ppid }); // alive: the process that started this test worker
+    const started = performance.now();
+
+    const error = await store.set('k', 'after').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(StateLockTimeout);
+    expect((error as Error).message).toContain(lock);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    expect(await store.get('k')).toBe('before');
+    expect(existsSync(lock)).toBe(true);
+  });
+});
+
+describe('withFileLock', () => {
+  it('lets only one of many waiters in at a time, also when they all find the same stale lock', async () => {
+    const lock = join(dir, 'x.lock');
+    await leaveLock(lock, { pid: deadPid() });
+    let inside = 0;
+    let most = 0;
+    let done = 0;
+
+    // Staggered, so that some find the stale lock while others are taking it over.
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        sleep(i % 4).then(() => withFileLock(lock, async () => {
+          inside++;
+          most = Math.max(most, inside);
+          await sleep(5);
+          inside--;
+          done++;
+        })),
+      ),
+    );
+
+    expect(done).toBe(10);
+    expect(most).toBe(1);
+    expect(await readdir(dir)).toEqual([]); // neither the lock nor the takeover guard is left
+  });
+
+  it('clears a takeover guard left by a process that died while taking over a stale lock', async () => {
+    const lock = join(dir, 'x.lock');
+    await leaveLock(lock, { pid: deadPid() });
+    await leaveLock(`${lock}.takeover`, {}, 10_000);
+
+    await expect(withFileLock(lock, async () => 'ran', { waitMs: 3000 })).resolves.toBe('ran');
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('does not remove a lock another process took over while the body ran', async () => {
+    const lock = join(dir, 'x.lock');
+    const theirs = JSON.stringify({ pid: process.ppid, at: new Date().toISOString(), token: 'theirs' });
+
+    await withFileLock(lock, async () => {
+      await writeFile(lock, theirs); // what a takeover of our (presumed stale) lock leaves
+    });
+
+    expect(await readFile(lock, 'utf8')).toBe(theirs);
+  });
+
+  it('releases the lock when the body throws', async () => {
+    const lock = join(dir, 'sub', 'x.lock');
+    await expect(withFileLock(lock, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(existsSync(lock)).toBe(false);
+    await expect(withFileLock(lock, async () => 'again', { waitMs: 100 })).resolves.toBe('again');
+  });
+});
+
+describe('AlertStore on the shared lock', () => {
+  it('still exports StateLockTimeout (the same class) and throws it when the lock is held', async () => {
+    expect(AlertStoreLockTimeout).toBe(StateLockTimeout);
+    const store = new AlertStore(dir);
+    await leaveLock(join(dir, 'alerting.lock'), { pid: process.ppid });
+
+    const error = await store.withLock(async () => 'ran', { waitMs: 200 }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(AlertStoreLockTimeout);
+  });
+
+  it('takes over a stale alerting lock and runs the body', async () => {
+    const store = new AlertStore(dir);
+    await leaveLock(join(dir, 'alerting.lock'), { pid: deadPid() });
+
+    expect(await store.withLock(async () => 'ran', { waitMs: 1000 })).toBe('ran');
+    expect(existsSync(join(dir, 'alerting.lock'))).toBe(false);
+  });
+});
