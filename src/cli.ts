@@ -20,6 +20,12 @@ function positiveSeconds(value: string): number {
   return n;
 }
 
+function nonNegativeSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number of seconds, 0 or more');
+  return n;
+}
+
 function connectionOptions(cmd: Command): Command {
   return cmd
     .option('--env <name>', 'environment to check (overrides SUPABASE_MODE; default dev)')
@@ -74,6 +80,7 @@ export function buildProgram(): Command {
   connectionOptions(program.command('migrate'))
     .description('apply the ops views migration (and the reference intake schema with --with-intake)')
     .option('--with-intake', 'also create the reference intake schema (demos and tests; production has its own)')
+    .option('--lock-timeout <seconds>', 'give up when a table stays locked this long (0 waits forever)', nonNegativeSeconds, 5)
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
       const { migrateCommand } = await import('./commands/migrate.js');
       process.exitCode = await migrateCommand(withGlobals(cmd));

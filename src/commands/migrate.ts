@@ -5,11 +5,11 @@ import type { ConfigFlags } from '../config/load.js';
 import { displayUrl } from '../util/redact.js';
 
 /** `sentinel migrate [--with-intake]`: returns 0 when every file is applied or unchanged, 3 otherwise. */
-export async function migrateCommand(flags: ConfigFlags & { withIntake?: boolean; logLevel?: LogLevel }): Promise<number> {
+export async function migrateCommand(flags: ConfigFlags & { withIntake?: boolean; lockTimeout?: number; logLevel?: LogLevel }): Promise<number> {
   const { config, logger, redactor } = await setup(flags);
   logger.info(`Migrating ${displayUrl(config.env.databaseUrl)} (environment ${config.env.name})`);
   try {
-    const results = await migrate(config.env.databaseUrl, { withIntake: Boolean(flags.withIntake), logger });
+    const results = await migrate(config.env.databaseUrl, { withIntake: Boolean(flags.withIntake), logger, lockTimeoutMs: Math.round((flags.lockTimeout ?? 5) * 1000) });
     for (const r of results) logger.info(`${r.name}: ${r.status}`);
     logger.info(`Migration complete for environment ${config.env.name}`);
     return 0;

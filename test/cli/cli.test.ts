@@ -95,6 +95,7 @@ describe('sentinel: usage and configuration errors exit 3 with one line', () => 
     [['--bogus'], /unknown option '--bogus'/],
     [['--interval', 'abc', '--loop'], /--interval <seconds>.*whole number of seconds/],
     [['--interval', '0', '--loop'], /whole number of seconds, at least 1/],
+    [['migrate', '--lock-timeout', 'soon'], /--lock-timeout <seconds>.*0 or more/],
   ])('%j', async (args, pattern) => {
     const r = await runCli(args, env());
     expect(r.code).toBe(3);
