@@ -5,7 +5,9 @@ export function trimNumber(n: number): string {
 
 /** A percentage with one decimal, as in the guide: `18.5`, `15.0`. */
 export function pct1(n: number): string {
-  return n.toFixed(1);
+  // Half up on the decimal value (32.15 → 32.2): toFixed rounds the binary
+  // approximation, which is just below it.
+  return (Math.round(n * 10 + 1e-9) / 10).toFixed(1);
 }
 
 /** Rounds to `digits` decimals, away from floating noise (0.1 + 0.2). */

@@ -91,3 +91,13 @@ describe('human report', () => {
     expect(renderHuman(result([stuck]), { color: true })).toContain('\u001b[31m');
   });
 });
+
+describe('pct1', () => {
+  it('rounds half up on the decimal value, as a person reads it', async () => {
+    const { pct1 } = await import('../../src/util/format.js');
+    expect(pct1(32.15)).toBe('32.2');
+    expect(pct1(18.5)).toBe('18.5');
+    expect(pct1(15)).toBe('15.0');
+    expect(pct1(0.04)).toBe('0.0');
+  });
+});
