@@ -58,6 +58,8 @@ export interface RunResult {
   metrics: RunMetrics;
   /** Per-notifier delivery figures of this run, once alerting ran. */
   notifications?: Array<{ notifier: string; type: string; sent: number; pending: number; failed: number; errors: string[] }>;
+  /** Why alerting could not record or deliver this run's notifications, when it could not. */
+  alerting_error?: string;
 }
 
 export interface RunMetrics {

@@ -50,6 +50,11 @@ export interface TrackedAlert {
   /** Consecutive runs in which its check ran and did not report it. */
   healthyRuns: number;
   acknowledged?: { at: string; by: string };
+  /**
+   * Notifiers that accepted a firing/escalated/repeat notification of this alert,
+   * with the highest level delivered: a `resolved` message goes only to them.
+   */
+  deliveredTo?: Record<string, Level>;
 }
 
 export interface LifecycleSettings {

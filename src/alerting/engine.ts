@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Alert, Level, RunResult } from '../types.js';
 import type { Logger } from '../log.js';
 import type { Notification, NotificationEvent, Notifier } from './types.js';
 import type { SendContext } from '../notifiers/base.js';
 import { DeliveryError, withRetry } from '../notifiers/http.js';
-import { decide, identityKey, levelAtLeast, type LifecycleSettings, type TrackedAlert } from './decide.js';
-import { AlertStore, StateLockTimeout, type AlertingState, type OutboxEntry, type Silence } from './store.js';
+import { decide, identityKey, idsFor, levelAtLeast, type LifecycleSettings, type TrackedAlert } from './decide.js';
+import { AlertStore, type AlertingState, type OutboxEntry, type Silence } from './store.js';
 import { overallStatus } from '../run.js';
 import type { Redactor } from '../util/redact.js';
 
@@ -88,35 +89,64 @@ export class AlertingEngine {
    * Applies silences and acknowledgements to `result` (marking its alerts and
    * recomputing the overall status without silenced ones), advances the alert
    * lifecycle, records and delivers notifications. Never throws for delivery or
-   * state problems: they are logged and returned, the run's report stands.
+   * state problems: they are logged and returned in `outcome.error`, and the
+   * run's report stands.
+   *
+   * The state lock is held only for short read-change-write steps, never across
+   * an HTTP call: a slow provider cannot make an overlapping run wait. Entries
+   * being delivered are claimed (claimedUntil) so that no other run sends them.
    */
   async process(result: RunResult): Promise<{ result: RunResult; outcome: AlertingOutcome }> {
+    const lockWaitMs = this.deps.lockWaitMs ?? 10_000;
+    let annotated: RunResult;
     try {
-      return await this.deps.store.withLock(async () => {
-        const state = await this.deps.store.read();
-        const annotated = this.advance(state, result);
-        await this.deps.store.write(state);
-        const notifications = await this.deliver(state);
-        return { result: annotated, outcome: { notifications } };
-      }, { waitMs: this.deps.lockWaitMs });
+      annotated = await this.deps.store.update((state) => this.advance(state, result), { waitMs: lockWaitMs });
     } catch (err) {
-      const message = err instanceof StateLockTimeout ? `${err.message}; notifications of this run are left to it` : (err as Error).message;
-      this.deps.logger.error(`Alerting: ${message}`);
-      return { result, outcome: { notifications: [], error: this.deps.redactor.redact(message) } };
+      const message = this.deps.redactor.redact((err as Error).message);
+      this.deps.logger.error(`Alerting: ${message}; this run's alerts were not recorded or notified`);
+      // Still honour silences and acknowledgements in the report and exit code.
+      const fallback = await this.deps.store.read().then(
+        (state) => this.annotate(state, result),
+        () => result,
+      );
+      return { result: fallback, outcome: { notifications: [], error: message } };
+    }
+    try {
+      const notifications = await this.deliver(result.environment);
+      return { result: annotated, outcome: { notifications } };
+    } catch (err) {
+      const message = this.deps.redactor.redact((err as Error).message);
+      this.deps.logger.error(`Alerting: delivery failed: ${message}`);
+      return { result: annotated, outcome: { notifications: [], error: message } };
     }
   }
 
-  /** Steps 1 and 2: lifecycle decisions and outbox records. Mutates `state`. */
+  /** Silence and acknowledgement marks plus the status without silenced alerts, read-only. */
+  private annotate(state: AlertingState, result: RunResult): RunResult {
+    const silences = activeSilences(state.silences, this.now());
+    const alerts = result.alerts.map((a) => {
+      const tracked = state.alerts[identityKey(result.environment, a)];
+      return { ...a, id: tracked?.id ?? idsFor(identityKey(result.environment, a)).id, silenced: isSilenced(silences, result.environment, a), acknowledged: Boolean(tracked?.acknowledged) };
+    });
+    return withStatus(result, alerts);
+  }
+
+  /** Lifecycle decisions and outbox records for one run. Mutates `state`. */
   private advance(state: AlertingState, result: RunResult): RunResult {
     const now = this.now();
     const env = result.environment;
     const silences = activeSilences(state.silences, now);
-    const ranChecks = new Set(result.checks.filter((c) => c.outcome !== 'failed').map((c) => c.name));
+    // Absence of an alert is evidence of health only from a check that ran. A check
+    // disabled in config has been retired by its owner: its alerts may resolve.
+    const evidence = new Set(
+      result.checks.filter((c) => c.outcome === 'ok' || c.outcome === 'alert' || (c.outcome === 'skipped' && c.reason === DISABLED)).map((c) => c.name),
+    );
+    const known = new Set(result.checks.map((c) => c.name));
 
     const observed = new Map<string, Alert>();
     for (const alert of result.alerts) observed.set(identityKey(env, alert), alert);
 
-    const events: Array<{ event: NotificationEvent; notifiedLevel?: Level }> = [];
+    const events: Array<{ event: NotificationEvent; deliveredTo: Record<string, Level> }> = [];
     const keys = new Set([...observed.keys(), ...Object.keys(state.alerts).filter((k) => state.alerts[k]!.environment === env)]);
     const annotated = new Map<string, Alert>();
     for (const key of keys) {
@@ -126,8 +156,8 @@ export class AlertingEngine {
       const check = alert?.check ?? previous!.check;
       const decision = decide({
         previous,
-        observed: alert ? { ...alert, environment: env } : undefined,
-        checkRan: ranChecks.has(check) || result.checks.every((c) => c.name !== check),
+        observed: alert ? { ...alert, message: this.deps.redactor.redact(alert.message), details: redactDetails(alert.details, this.deps.redactor), environment: env } : undefined,
+        checkRan: evidence.has(check) || !known.has(check),
         silenced,
         now,
         settings: this.deps.settings,
@@ -136,19 +166,25 @@ export class AlertingEngine {
       else delete state.alerts[key];
       const tracked = decision.next ?? previous!;
       if (alert) annotated.set(key, { ...alert, id: tracked.id, silenced, acknowledged: Boolean(tracked.acknowledged) });
-      if (decision.notify) {
-        events.push({ event: toEvent(tracked, decision.notify, now), notifiedLevel: previous?.notifiedLevel ?? tracked.notifiedLevel });
-      }
+      if (decision.notify) events.push({ event: toEvent(tracked, decision.notify, now), deliveredTo: previous?.deliveredTo ?? {} });
     }
 
     for (const notifier of this.deps.notifiers) {
-      const mine = events
-        .filter(({ event, notifiedLevel }) =>
-          event.kind === 'resolved' ? notifier.sendResolved && notifiedLevel !== undefined && levelAtLeast(notifiedLevel, notifier.minLevel) : levelAtLeast(event.level, notifier.minLevel),
-        )
-        .map(({ event }) => event);
+      const mine: NotificationEvent[] = [];
+      for (const { event, deliveredTo } of events) {
+        if (event.kind !== 'resolved') {
+          if (levelAtLeast(event.level, notifier.minLevel)) mine.push(event);
+          continue;
+        }
+        // A firing message still waiting in the outbox and its resolution cancel
+        // out: nobody needs to hear about a problem that is already over.
+        if (this.cancelPending(state, env, notifier.name, event.dedupKey)) continue;
+        // Resolved only where the firing message was actually delivered.
+        if (notifier.sendResolved && deliveredTo[notifier.name]) mine.push(event);
+      }
       if (notifier.everyRun) {
-        // Alertmanager forgets alerts that are not re-posted: refresh every firing one.
+        // Alertmanager forgets alerts that are not re-posted: refresh every firing one,
+        // and let this refresh replace an older refresh still waiting in the outbox.
         const included = new Set(mine.map((e) => e.dedupKey));
         for (const tracked of Object.values(state.alerts)) {
           if (tracked.environment !== env || !tracked.notifiedLevel || included.has(tracked.dedupKey)) continue;
@@ -156,78 +192,114 @@ export class AlertingEngine {
           if (!alert || alert.silenced || !levelAtLeast(tracked.level, notifier.minLevel)) continue;
           mine.push(toEvent(tracked, 'repeat', now));
         }
+        state.outbox = state.outbox.filter(
+          (e) => !(e.environment === env && e.notification.notifier === notifier.name && !isClaimed(e, now) && e.completedParts.length === 0 && e.notification.events.every((ev) => ev.kind === 'repeat')),
+        );
       }
       if (mine.length === 0) continue;
       const notification: Notification = { id: randomUUID(), notifier: notifier.name, createdAt: now.toISOString(), host: this.deps.host, events: mine };
-      state.outbox.push({ notification, attempts: 0, completedParts: [] });
+      state.outbox.push({ notification, environment: env, attempts: 0, completedParts: [] });
       this.deps.logger.info(`Recorded a notification for ${notifier.name} (${describeKinds(mine)})`);
     }
 
     const alerts = result.alerts.map((a) => annotated.get(identityKey(env, a)) ?? a);
-    const counted = alerts.filter((a) => !a.silenced);
-    const critical = counted.filter((a) => a.level === 'critical').length;
-    return {
-      ...result,
-      alerts,
-      overall_status: overallStatus(counted),
-      metrics: {
-        ...result.metrics,
-        alerts_triggered: counted.length,
-        critical_alerts: critical,
-        warning_alerts: counted.length - critical,
-        silenced_alerts: alerts.length - counted.length,
-      },
-    };
+    return withStatus(result, alerts);
   }
 
-  /** Step 3: deliver what is due, notifiers in parallel, each notifier's entries in order. */
-  private async deliver(state: AlertingState): Promise<NotifierSummary[]> {
-    const started = performance.now();
-    const deadline = started + this.deps.settings.deliveryTimeoutMs;
+  /** Removes a not-yet-delivered firing/repeat/escalated event of `dedupKey` for this notifier; true if one was waiting. */
+  private cancelPending(state: AlertingState, env: string, notifier: string, dedupKey: string): boolean {
+    let cancelled = false;
+    for (const entry of state.outbox) {
+      if (entry.environment !== env || entry.notification.notifier !== notifier || entry.completedParts.length > 0) continue;
+      const before = entry.notification.events.length;
+      entry.notification.events = entry.notification.events.filter((e) => e.dedupKey !== dedupKey || e.kind === 'resolved');
+      if (entry.notification.events.length < before) cancelled = true;
+    }
+    state.outbox = state.outbox.filter((e) => e.notification.events.length > 0);
+    return cancelled;
+  }
+
+  /**
+   * Delivers this environment's due entries: claims them under the lock, sends
+   * without it (notifiers in parallel, each notifier's entries in order), and
+   * records each outcome under the lock again. An entry that cannot be sent holds
+   * back only later entries about the same alerts, not everything behind it.
+   */
+  private async deliver(env: string): Promise<NotifierSummary[]> {
+    const deadline = performance.now() + this.deps.settings.deliveryTimeoutMs;
     const abort = AbortSignal.timeout(this.deps.settings.deliveryTimeoutMs);
+    const token = claimToken();
     const byName = new Map(this.deps.notifiers.map((n) => [n.name, n]));
     const summaries = new Map<string, NotifierSummary>(
       this.deps.notifiers.map((n) => [n.name, { notifier: n.name, type: n.type, sent: 0, pending: 0, failed: 0, errors: [] }]),
     );
-    let saving: Promise<void> = Promise.resolve();
-    const persist = (): Promise<void> => (saving = saving.then(() => this.deps.store.write(state)).catch((err: Error) => this.deps.logger.error(`Alerting: cannot save state: ${err.message}`)));
 
-    // Entries whose notifier was removed from the config, or that waited too long.
-    const now = this.now();
-    for (const entry of [...state.outbox]) {
-      const age = now.getTime() - Date.parse(entry.notification.createdAt);
-      if (!byName.has(entry.notification.notifier)) {
-        this.deps.logger.warn(`Alerting: dropping an undelivered notification for "${entry.notification.notifier}", which is no longer configured`);
-        removeEntry(state, entry);
-      } else if (age > this.deps.settings.maxOutboxAgeMs) {
-        this.deps.logger.error(`Alerting: giving up on a notification for "${entry.notification.notifier}" undelivered for ${Math.round(age / 3_600_000)}h (last error: ${entry.lastError ?? 'none'})`);
-        bury(state, entry, now, 'expired undelivered');
-        summaries.get(entry.notification.notifier)!.failed++;
+    const claimed = await this.deps.store.update((state) => {
+      const now = this.now();
+      for (const entry of [...state.outbox]) {
+        const age = now.getTime() - Date.parse(entry.notification.createdAt);
+        if (age > this.deps.settings.maxOutboxAgeMs && !isClaimed(entry, now)) {
+          this.deps.logger.error(
+            `Alerting: giving up on a notification for "${entry.notification.notifier}" (${entry.environment}) undelivered for ${Math.round(age / 3_600_000)}h (last error: ${entry.lastError ?? 'none'})`,
+          );
+          bury(state, entry, now, 'expired undelivered');
+          const summary = entry.environment === env ? summaries.get(entry.notification.notifier) : undefined;
+          if (summary) summary.failed++;
+        } else if (entry.environment === env && !byName.has(entry.notification.notifier)) {
+          this.deps.logger.warn(`Alerting: dropping an undelivered notification for "${entry.notification.notifier}", which is no longer configured`);
+          removeEntry(state, entry);
+        }
       }
-    }
+      const due: OutboxEntry[] = [];
+      const blocked = new Set<string>();
+      for (const entry of state.outbox) {
+        if (entry.environment !== env) continue;
+        const keys = entry.notification.events.map((e) => `${entry.notification.notifier}|${e.dedupKey}`);
+        const waiting = isClaimed(entry, now) || (entry.nextAttemptAt !== undefined && Date.parse(entry.nextAttemptAt) > now.getTime());
+        if (waiting || keys.some((k) => blocked.has(k))) {
+          keys.forEach((k) => blocked.add(k));
+          continue;
+        }
+        entry.claimedBy = token;
+        entry.claimedUntil = new Date(now.getTime() + this.deps.settings.deliveryTimeoutMs + 60_000).toISOString();
+        due.push(structuredClone(entry));
+        keys.forEach((k) => blocked.add(k));
+      }
+      return due;
+    });
 
     const queues = new Map<string, OutboxEntry[]>();
-    for (const entry of state.outbox) {
-      const list = queues.get(entry.notification.notifier) ?? [];
-      list.push(entry);
-      queues.set(entry.notification.notifier, list);
-    }
+    for (const entry of claimed) queues.set(entry.notification.notifier, [...(queues.get(entry.notification.notifier) ?? []), entry]);
+
+    // Outcomes are written one at a time, in order.
+    let writing: Promise<unknown> = Promise.resolve();
+    const record = (change: (state: AlertingState) => void): Promise<void> => {
+      const next = writing.then(() => this.deps.store.update(change)).catch((err: Error) => this.deps.logger.error(`Alerting: cannot save state: ${err.message}`));
+      writing = next;
+      return next.then(() => undefined);
+    };
 
     await Promise.all(
       [...queues].map(async ([name, entries]) => {
         const notifier = byName.get(name)!;
         const summary = summaries.get(name)!;
+        const held = new Set<string>();
         for (const entry of entries) {
-          // Order matters (firing before resolved): a notifier stops at its first undelivered entry.
-          if (entry.nextAttemptAt && Date.parse(entry.nextAttemptAt) > this.now().getTime()) return;
-          const delivered = await this.deliverOne(notifier, entry, state, deadline, abort, persist, summary);
-          if (!delivered && state.outbox.includes(entry)) return;
+          const keys = entry.notification.events.map((e) => e.dedupKey);
+          if (keys.some((k) => held.has(k))) {
+            await record((state) => release(state, entry.notification.id, token));
+            continue;
+          }
+          const delivered = await this.deliverOne(notifier, entry, deadline, abort, record, summary, token);
+          if (!delivered) keys.forEach((k) => held.add(k));
         }
       }),
     );
-    await persist();
+    await writing;
+
+    const state = await this.deps.store.read();
     for (const entry of state.outbox) {
-      const summary = summaries.get(entry.notification.notifier);
+      const summary = entry.environment === env ? summaries.get(entry.notification.notifier) : undefined;
       if (summary) summary.pending++;
     }
     for (const s of summaries.values()) {
@@ -236,23 +308,28 @@ export class AlertingEngine {
     return [...summaries.values()];
   }
 
-  /** Returns true when the entry left the outbox as delivered. */
+  /** Sends one claimed entry with retries; records the outcome. True when delivered. */
   private async deliverOne(
     notifier: Notifier,
     entry: OutboxEntry,
-    state: AlertingState,
     deadline: number,
     abort: AbortSignal,
-    persist: () => Promise<void>,
+    record: (change: (state: AlertingState) => void) => Promise<void>,
     summary: NotifierSummary,
+    claimToken: string,
   ): Promise<boolean> {
+    const id = entry.notification.id;
+    const completed = new Set(entry.completedParts);
     const ctx: SendContext = {
       signal: abort,
-      completed: new Set(entry.completedParts),
+      completed,
       markCompleted: (part) => {
-        if (!entry.completedParts.includes(part)) entry.completedParts.push(part);
-        (ctx.completed as Set<string>).add(part);
-        void persist();
+        completed.add(part);
+        // Persisted at once: a crash now must not send this part again.
+        void record((state) => {
+          const stored = findEntry(state, id);
+          if (stored && !stored.completedParts.includes(part)) stored.completedParts.push(part);
+        });
       },
     };
     try {
@@ -261,28 +338,47 @@ export class AlertingEngine {
         { attempts: this.deps.settings.attemptsPerRun, baseDelayMs: this.deps.settings.retryBaseMs, maxDelayMs: this.deps.settings.retryMaxMs, deadline, sleep: this.sleep, random: this.random },
         abort,
       );
-      removeEntry(state, entry);
       summary.sent++;
-      await persist();
+      await record((state) => {
+        const stored = findEntry(state, id);
+        if (stored) removeEntry(state, stored);
+        // Remember who heard about each alert, so its resolution goes to them.
+        for (const event of entry.notification.events) {
+          if (event.kind === 'resolved') continue;
+          const tracked = Object.values(state.alerts).find((a) => a.dedupKey === event.dedupKey);
+          if (!tracked) continue;
+          const before = tracked.deliveredTo?.[notifier.name];
+          tracked.deliveredTo = { ...tracked.deliveredTo, [notifier.name]: before && levelAtLeast(before, event.level) ? before : event.level };
+        }
+      });
       return true;
     } catch (err) {
       const error = err instanceof DeliveryError ? err : new DeliveryError(String(err), true);
       const message = this.deps.redactor.redact(error.message);
-      entry.attempts++;
-      entry.lastError = message;
+      summary.errors.push(message);
       if (!error.retryable) {
-        this.deps.logger.error(`Notifier ${notifier.name} (${notifier.type}) rejected a notification for good: ${message}. It will not be retried: fix the notifier's configuration.`);
-        bury(state, entry, this.now(), message);
+        this.deps.logger.error(
+          `Notifier ${notifier.name} (${notifier.type}) refused a notification: ${message}. A 4xx is not retried: check the notifier's settings (URL, key, recipients); the alert is sent again at its next repeat.`,
+        );
         summary.failed++;
-        summary.errors.push(message);
-        await persist();
+        await record((state) => {
+          const stored = findEntry(state, id);
+          if (stored) bury(state, { ...stored, attempts: stored.attempts + 1 }, this.now(), message);
+        });
         return false;
       }
-      const backoff = Math.min(15 * 60_000, 15_000 * 2 ** (entry.attempts - 1));
-      entry.nextAttemptAt = new Date(this.now().getTime() + Math.max(backoff, error.retryAfterMs ?? 0)).toISOString();
-      this.deps.logger.warn(`Notifier ${notifier.name} (${notifier.type}): ${message}; kept in the outbox, next attempt after ${entry.nextAttemptAt}`);
-      summary.errors.push(message);
-      await persist();
+      const attempts = entry.attempts + 1;
+      const backoff = Math.min(15 * 60_000, 15_000 * 2 ** (attempts - 1));
+      const nextAttemptAt = new Date(this.now().getTime() + Math.max(backoff, error.retryAfterMs ?? 0)).toISOString();
+      this.deps.logger.warn(`Notifier ${notifier.name} (${notifier.type}): ${message}; kept in the outbox, next attempt after ${nextAttemptAt}`);
+      await record((state) => {
+        const stored = findEntry(state, id);
+        if (!stored) return;
+        stored.attempts = attempts;
+        stored.lastError = message;
+        stored.nextAttemptAt = nextAttemptAt;
+        release(state, id, claimToken);
+      });
       return false;
     }
   }
@@ -351,14 +447,70 @@ function toEvent(tracked: TrackedAlert, kind: NotificationEvent['kind'], now: Da
   };
 }
 
+const DISABLED = 'disabled in config';
+
+/** `host|pid|uuid`: who is delivering an entry, so a claim of a dead process on this host can be ignored. */
+function claimToken(): string {
+  return `${hostname()}|${process.pid}|${randomUUID()}`;
+}
+
+function isClaimed(entry: OutboxEntry, now: Date): boolean {
+  if (entry.claimedUntil === undefined || Date.parse(entry.claimedUntil) <= now.getTime()) return false;
+  const [host, pid] = (entry.claimedBy ?? '').split('|');
+  if (host !== hostname() || !pid) return true;
+  try {
+    process.kill(Number(pid), 0);
+    return true;
+  } catch (err) {
+    // The process that claimed it died (killed mid-delivery): the claim is void.
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+function findEntry(state: AlertingState, id: string): OutboxEntry | undefined {
+  return state.outbox.find((e) => e.notification.id === id);
+}
+
+/** Gives a claimed entry back (it stays in the outbox for a later run). */
+function release(state: AlertingState, id: string, token: string): void {
+  const entry = findEntry(state, id);
+  if (entry && entry.claimedBy === token) {
+    delete entry.claimedBy;
+    delete entry.claimedUntil;
+  }
+}
+
+/** The report's alerts with the status and metrics recomputed without silenced ones. */
+function withStatus(result: RunResult, alerts: Alert[]): RunResult {
+  const counted = alerts.filter((a) => !a.silenced);
+  const critical = counted.filter((a) => a.level === 'critical').length;
+  return {
+    ...result,
+    alerts,
+    overall_status: overallStatus(counted),
+    metrics: {
+      ...result.metrics,
+      alerts_triggered: counted.length,
+      critical_alerts: critical,
+      warning_alerts: counted.length - critical,
+      silenced_alerts: alerts.length - counted.length,
+    },
+  };
+}
+
+/** Alert data leaves the host in notifications: the same redaction as every other output. */
+function redactDetails(details: Record<string, unknown>, redactor: Redactor): Record<string, unknown> {
+  return JSON.parse(redactor.redact(JSON.stringify(details))) as Record<string, unknown>;
+}
+
 function removeEntry(state: AlertingState, entry: OutboxEntry): void {
-  const i = state.outbox.indexOf(entry);
-  if (i !== -1) state.outbox.splice(i, 1);
+  state.outbox = state.outbox.filter((e) => e.notification.id !== entry.notification.id);
 }
 
 function bury(state: AlertingState, entry: OutboxEntry, now: Date, reason: string): void {
   removeEntry(state, entry);
-  state.dead.push({ ...entry, lastError: reason, failedAt: now.toISOString() });
+  const { claimedBy: _by, claimedUntil: _until, ...rest } = entry;
+  state.dead.push({ ...rest, lastError: reason, failedAt: now.toISOString() });
   if (state.dead.length > DEAD_KEPT) state.dead.splice(0, state.dead.length - DEAD_KEPT);
 }
 

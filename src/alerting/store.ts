@@ -31,7 +31,15 @@ export interface Silence {
 
 export interface OutboxEntry {
   notification: Notification;
+  /** The environment whose run recorded it: only that environment's runs deliver it. */
+  environment: string;
   attempts: number;
+  /**
+   * A run delivering this entry holds it until then (ISO 8601), so an overlapping
+   * run does not send it too, while the state lock is not held across HTTP calls.
+   */
+  claimedUntil?: string;
+  claimedBy?: string;
   /** Parts already accepted by the provider (a recipient, a PagerDuty event). */
   completedParts: string[];
   /** ISO 8601: do not try before this (backoff, Retry-After). */
@@ -89,6 +97,19 @@ export class AlertStore {
     const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     await writeFile(tmp, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
     await rename(tmp, this.file);
+  }
+
+  /**
+   * Reads, lets `change` modify, and writes the state, all under the lock: the
+   * one way to change it while other runs may be doing the same.
+   */
+  async update<T>(change: (state: AlertingState) => T | Promise<T>, options: LockOptions = {}): Promise<T> {
+    return this.withLock(async () => {
+      const state = await this.read();
+      const result = await change(state);
+      await this.write(state);
+      return result;
+    }, options);
   }
 
   /**

@@ -46,8 +46,9 @@ export async function checkCommand(flags: CheckFlags): Promise<number> {
   const runAndAlert = async (signal?: AbortSignal): Promise<RunResult> => {
     const raw = await runner.runOnce(signal);
     const { result, outcome } = await alerting.process(raw);
-    const reported: RunResult = { ...result, notifications: outcome.notifications };
-    if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, 'ok', logger, redactor);
+    const reported: RunResult = { ...result, notifications: outcome.notifications, ...(outcome.error ? { alerting_error: outcome.error } : {}) };
+    // Pages that cannot go out are Sentinel failing: the dead man's switch must say so.
+    if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, outcome.error ? 'fail' : 'ok', logger, redactor);
     return reported;
   };
   try {

@@ -44,6 +44,10 @@ export function renderHuman(result: RunResult, options: HumanOptions = {}): stri
     lines.push('');
     for (const c of skipped) lines.push(paint('dim', `Skipped: ${c.name} (${c.reason ?? 'not configured'})`));
   }
+  if (result.alerting_error) {
+    lines.push('');
+    lines.push(paint('red', `⚠️  Alerting failed, nobody was notified by this run: ${result.alerting_error}`));
+  }
   const deliveries = (result.notifications ?? []).filter((n) => n.sent || n.pending || n.failed);
   if (deliveries.length > 0) {
     lines.push('');

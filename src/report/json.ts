@@ -24,6 +24,7 @@ export function renderJson(result: RunResult, options: { pretty?: boolean } = {}
     checks: result.checks,
     duration_ms: result.duration_ms,
     ...(result.notifications ? { notifications: result.notifications } : {}),
+    ...(result.alerting_error ? { alerting_error: result.alerting_error } : {}),
   };
   return JSON.stringify(report, null, options.pretty ? 2 : undefined);
 }

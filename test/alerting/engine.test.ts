@@ -253,4 +253,117 @@ describe('alerting engine', () => {
     await Promise.all([engine().process(run([stuck])), engine().process(run([stuck]))]);
     expect(bodies()).toHaveLength(1);
   });
+
+  it('keeps environments sharing a state directory apart', async () => {
+    server.fallback({ status: 500 });
+    const dev = engine([notifier('hook'), notifier('am')], { attemptsPerRun: 1 });
+    await dev.process(run([stuck]));
+    server.fallback({ status: 200 });
+    server.requests.length = 0;
+    // prod has only `hook` (pointing elsewhere in real life): it must neither
+    // deliver dev's entries nor drop dev's `am` entry, and is not blocked by them.
+    const prodRun = { ...run([stuck]), environment: 'prod-2' };
+    const prod = engine([notifier('hook')]);
+    const { outcome } = await prod.process(prodRun);
+    expect(outcome.notifications[0]).toMatchObject({ sent: 1, pending: 0 });
+    expect(bodies().map((n) => n.events[0]!.environment)).toEqual(['prod-2']);
+    const state = JSON.parse(await readFile(join(dir, 'alerting.json'), 'utf8'));
+    expect(state.outbox.map((e: { environment: string; notification: { notifier: string } }) => `${e.environment}/${e.notification.notifier}`).sort()).toEqual(['prod/am', 'prod/hook']);
+  });
+
+  it('does not resolve an alert because its check was skipped, but does when the check is disabled', async () => {
+    const e = engine();
+    await e.process(run([stuck]));
+    const skipped = (reason: string): RunResult => ({
+      ...run([]),
+      checks: [{ name: 'stuck_batches', outcome: 'skipped', duration_ms: 0, reason }, { name: 'error_spike', outcome: 'ok', duration_ms: 1 }],
+    });
+    for (let i = 0; i < 3; i++) await e.process(skipped('no PostgREST URL configured'));
+    expect(bodies().map((n) => n.events[0]!.kind)).toEqual(['firing']);
+    await e.process(skipped('disabled in config'));
+    await e.process(skipped('disabled in config'));
+    expect(bodies().map((n) => n.events[0]!.kind)).toEqual(['firing', 'resolved']);
+  });
+
+  it('sends resolved only to notifiers that received the firing message', async () => {
+    server.fallback((req) => (req.url === '/refuses' ? { status: 404, body: 'Unknown Webhook' } : { status: 200 }));
+    const e = engine([notifier('hook'), notifier('refuses')]);
+    await e.process(run([stuck]));
+    server.fallback({ status: 200 });
+    await e.process(run([]));
+    await e.process(run([]));
+    expect(bodies('/hook').map((n) => n.events[0]!.kind)).toEqual(['firing', 'resolved']);
+    expect(bodies('/refuses').map((n) => n.events[0]!.kind)).toEqual(['firing']); // the refused one, nothing after
+  });
+
+  it('a firing message still waiting when the alert resolves is dropped, not followed by a resolved one', async () => {
+    server.fallback({ status: 503 });
+    const e = engine([notifier()], { attemptsPerRun: 1 });
+    await e.process(run([stuck]));
+    await e.process(run([]));
+    await e.process(run([]));
+    server.fallback({ status: 200 });
+    advance(60);
+    const { outcome } = await e.process(run([]));
+    expect(outcome.notifications[0]).toMatchObject({ sent: 0, pending: 0 });
+    expect(server.requests.filter((r) => r.body.includes('"resolved"'))).toEqual([]);
+  });
+
+  it('does not hold the state lock while a provider is slow, and never sends one entry twice', async () => {
+    server.fallback((req) => (req.body.includes('stuck_batches') ? { status: 200, delayMs: 1500 } : { status: 200 }));
+    const slow = engine().process(run([stuck]));
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    const other = await engine().process({ ...run([spike('vendor_x')]), environment: 'prod' });
+    expect(Date.now() - started).toBeLessThan(1000); // did not wait for the slow delivery
+    await slow;
+    const firing = server.requests.map((r) => JSON.parse(r.body) as Notification).flatMap((n) => n.events.map((ev) => ev.check));
+    expect(firing.filter((c) => c === 'stuck_batches')).toHaveLength(1);
+    expect(other.outcome.error).toBeUndefined();
+  });
+
+  it('keeps one pending refresh for an every-run notifier through an outage', async () => {
+    server.fallback({ status: 500 });
+    const am = notifier('am', { everyRun: true });
+    const e = engine([am], { attemptsPerRun: 1 });
+    for (let i = 0; i < 6; i++) {
+      await e.process(run([stuck]));
+      advance(5);
+    }
+    const state = JSON.parse(await readFile(join(dir, 'alerting.json'), 'utf8'));
+    expect(state.outbox.length).toBeLessThanOrEqual(2); // the first firing and the latest refresh
+  });
+
+  it('an undeliverable entry holds back later messages about the same alert only', async () => {
+    server.fallback((req) => (req.body.includes('stuck_batches') ? { status: 503 } : { status: 200 }));
+    const e = engine([notifier()], { attemptsPerRun: 1 });
+    await e.process(run([stuck]));
+    await e.process(run([stuck, spike('vendor_x')]));
+    const delivered = server.requests.filter((r) => !r.body.includes('stuck_batches')).map((r) => (JSON.parse(r.body) as Notification).events[0]!.check);
+    expect(delivered).toEqual(['error_spike']);
+  });
+
+  it('masks secrets in what it sends', async () => {
+    const e = new AlertingEngine({
+      store: new AlertStore(dir),
+      notifiers: [notifier()],
+      settings: { ...DEFAULT_DELIVERY, repeatIntervalMs: 3_600_000, resolveAfterRuns: 2 },
+      logger: silentLogger,
+      redactor: new Redactor(['pw-in-error-77']),
+      host: 'h',
+      now: () => clock,
+    });
+    await e.process(run([{ check: 'error_spike', level: 'critical', failed: true, message: 'Check failed: postgres://u:pw-in-error-77@db/x refused', details: { error: 'pw-in-error-77' } }], ['error_spike']));
+    expect(server.requests[0]!.body).not.toContain('pw-in-error-77');
+    expect(server.requests[0]!.body).toContain('***');
+  });
+
+  it('reports an unreadable state instead of pretending all is well, and still applies silences from it when it can', async () => {
+    const { writeFile: write } = await import('node:fs/promises');
+    await write(join(dir, 'alerting.json'), '{broken');
+    const { result, outcome } = await engine().process(run([stuck]));
+    expect(outcome.error).toMatch(/not valid JSON/);
+    expect(result.overall_status).toBe('critical');
+    expect(server.requests).toHaveLength(0);
+  });
 });
