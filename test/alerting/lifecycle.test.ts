@@ -177,6 +177,23 @@ describe('alert lifecycle across one-shot runs', () => {
     expect(failed.stdout).toMatch(/❌ hook \(webhook\): .*HTTP 410/);
   });
 
+  it('pings the heartbeat after each run, and /fail when alerting cannot work', async () => {
+    const path = await config();
+    const { appendFile, mkdir, writeFile: write } = await import('node:fs/promises');
+    await appendFile(path, `heartbeat_url: "${server.url}/hb/uuid-1234"\n`);
+    expect((await sentinel(['--json'])).code).toBe(0);
+    expect(server.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /hb/uuid-1234']);
+    await mkdir(join(dir, 'state'), { recursive: true });
+    await write(join(dir, 'state', 'alerting.json'), '{broken');
+    await stuckBatch();
+    const r = await sentinel(['--json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).alerting_error).toMatch(/not valid JSON/);
+    expect(server.requests.map((req) => `${req.method} ${req.url}`)).toEqual(['POST /hb/uuid-1234', 'POST /hb/uuid-1234/fail']);
+    const human = await sentinel([]);
+    expect(human.stdout).toContain('Alerting failed, nobody was notified by this run');
+  });
+
   it('never prints the webhook token or the signing secret', () => {
     const all = outputs.map((o) => o.stdout + o.stderr).join('\n');
     expect(outputs.length).toBeGreaterThan(10);
