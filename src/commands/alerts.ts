@@ -4,9 +4,11 @@ import { loadConfig, ConfigError, type ConfigFlags } from '../config/load.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { Redactor } from '../util/redact.js';
 import { AlertStore, type Silence } from '../alerting/store.js';
-import { activeSilences } from '../alerting/engine.js';
+import { activeSilences, isSilenced } from '../alerting/engine.js';
+import type { TrackedAlert } from '../alerting/decide.js';
 import { createAlerting } from '../alerting/setup.js';
-import { CHECK_NAMES } from '../checks/index.js';
+import { createNotifiers } from '../notifiers/index.js';
+import { CHECK_NAMES, type CheckName } from '../checks/index.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 
 /**
@@ -17,9 +19,17 @@ import { formatDuration, parseDuration } from '../util/duration.js';
 
 type Flags = ConfigFlags & { logLevel?: LogLevel; json?: boolean };
 
+/**
+ * The checks whose alerts are per source (the alert's subject is the source): the
+ * only ones a silence with `--source` can match.
+ */
+const SOURCE_CHECKS: readonly CheckName[] = ['error_spike'];
+
+/** Everything printed passes through `redactor`, built like the report's: the config's secrets and the notifiers'. */
 async function context(flags: Flags) {
   const config = await loadConfig({ flags, env: process.env, requireDatabase: false });
   const redactor = new Redactor(config.secrets);
+  for (const n of createNotifiers(config.notifiers)) redactor.add(n.secrets());
   const logger = createLogger({ level: flags.logLevel ?? 'info', redactor });
   return { config, redactor, logger, store: new AlertStore(config.stateDir) };
 }
@@ -36,6 +46,10 @@ function who(): string {
 export async function silenceAdd(flags: Flags & { check: string; source?: string; duration: string; reason: string; allEnvironments?: boolean }): Promise<number> {
   const problems: string[] = [];
   if (!(CHECK_NAMES as readonly string[]).includes(flags.check)) problems.push(`--check: "${flags.check}" is not a check (one of: ${CHECK_NAMES.join(', ')})`);
+  else if (flags.source !== undefined && !flags.source.trim()) problems.push('--source: give a source name (leave --source out to silence every source)');
+  else if (flags.source !== undefined && !(SOURCE_CHECKS as readonly string[]).includes(flags.check)) {
+    problems.push(`--source: ${flags.check} has no per-source alerts, so this silence would match nothing (only ${SOURCE_CHECKS.join(', ')} takes --source)`);
+  }
   const ms = parseDuration(flags.duration);
   if (ms === undefined || ms <= 0) problems.push(`--duration: "${flags.duration}" is not a duration (e.g. 30m, 2h, 1h30m, 7d)`);
   if (!flags.reason.trim()) problems.push('--reason: say why, for whoever is paged next');
@@ -64,12 +78,12 @@ export async function silenceAdd(flags: Flags & { check: string; source?: string
 }
 
 export async function silenceList(flags: Flags & { all?: boolean }): Promise<number> {
-  const { store } = await context(flags);
+  const { store, redactor } = await context(flags);
   const state = await store.read();
   const now = new Date();
   const shown = flags.all ? state.silences : activeSilences(state.silences, now);
   if (flags.json) {
-    process.stdout.write(JSON.stringify(shown.map((s) => ({ ...s, active: activeSilences([s], now).length === 1 }))) + '\n');
+    process.stdout.write(JSON.stringify(redactDeep(shown.map((s) => ({ ...s, active: activeSilences([s], now).length === 1 })), redactor)) + '\n');
     return 0;
   }
   if (shown.length === 0) {
@@ -80,7 +94,7 @@ export async function silenceList(flags: Flags & { all?: boolean }): Promise<num
     const active = activeSilences([s], now).length === 1;
     const left = active ? `${formatDuration(Date.parse(s.endsAt) - now.getTime())} left` : s.expiredAt ? 'expired' : 'ended';
     process.stdout.write(
-      `${s.id}  ${s.check}${s.source ? `/${s.source}` : ''}  ${s.environment ?? '*'}  until ${s.endsAt} (${left})  by ${s.createdBy}: ${s.reason}\n`,
+      redactor.redact(`${s.id}  ${s.check}${s.source ? `/${s.source}` : ''}  ${s.environment ?? '*'}  until ${s.endsAt} (${left})  by ${s.createdBy}: ${s.reason}\n`),
     );
   }
   return 0;
@@ -103,7 +117,7 @@ export async function silenceExpire(flags: Flags & { id: string }): Promise<numb
 
 export async function ack(flags: Flags & { id: string }): Promise<number> {
   if (!/^[0-9a-f]{4,8}$/.test(flags.id)) throw new ConfigError([`ack: "${flags.id}" is not an alert id (4 to 8 hex characters, shown as "id" in the report)`]);
-  const { store } = await context(flags);
+  const { store, redactor } = await context(flags);
   const result = await store.withLock(async () => {
     const state = await store.read();
     const matches = Object.values(state.alerts).filter((a) => a.id.startsWith(flags.id));
@@ -115,27 +129,58 @@ export async function ack(flags: Flags & { id: string }): Promise<number> {
   });
   if (result === 0) throw new ConfigError([`ack: no firing alert with id ${flags.id} (see sentinel alerts)`]);
   if (typeof result === 'number') throw new ConfigError([`ack: ${flags.id} matches ${result} alerts: give more characters of the id`]);
-  process.stdout.write(`Acknowledged ${result.id} [${result.environment}] ${result.check}: ${result.message}\nNo repeats until it resolves; a rise in level still notifies.\n`);
+  process.stdout.write(redactor.redact(`Acknowledged ${result.id} [${result.environment}] ${result.check}: ${result.message}\nNo repeats until it resolves; a rise in level still notifies.\n`));
   return 0;
 }
 
+/** The silences among `silences` that match `alert` (the engine's rule, {@link isSilenced}, one silence at a time). */
+function silencesOf(silences: Silence[], alert: TrackedAlert): Silence[] {
+  return silences.filter((s) => isSilenced([s], alert.environment, alert));
+}
+
+/** `value` with every string in it (keys too) redacted: JSON output is masked value by value, so escaping cannot hide a secret. */
+function redactDeep(value: unknown, redactor: Redactor): unknown {
+  if (typeof value === 'string') return redactor.redact(value);
+  if (Array.isArray(value)) return value.map((item) => redactDeep(item, redactor));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [redactor.redact(k), redactDeep(v, redactor)]));
+  }
+  return value;
+}
+
+/**
+ * Each alert with the ids of the active silences that match it now (`silencedBy`)
+ * and whether it was ever notified: an alert can have been notified and be silenced
+ * since, or never have been notified although no silence covers it any more (it
+ * notifies on the next run that sees it).
+ */
 export async function listAlerts(flags: Flags): Promise<number> {
-  const { store } = await context(flags);
+  const { store, redactor } = await context(flags);
   const state = await store.read();
-  const alerts = Object.values(state.alerts).sort((a, b) => a.firingSince.localeCompare(b.firingSince));
+  const silences = activeSilences(state.silences, new Date());
+  const alerts = Object.values(state.alerts)
+    .sort((a, b) => a.firingSince.localeCompare(b.firingSince))
+    .map((a) => ({ ...a, silencedBy: silencesOf(silences, a).map((s) => s.id) }));
   if (flags.json) {
-    process.stdout.write(JSON.stringify({ alerts, outbox: state.outbox.length, dead: state.dead.length }) + '\n');
+    process.stdout.write(JSON.stringify(redactDeep({ alerts, outbox: state.outbox.length, dead: state.dead.length }, redactor)) + '\n');
     return 0;
   }
-  if (alerts.length === 0) process.stdout.write('No firing alerts.\n');
+  const out: string[] = [];
+  if (alerts.length === 0) out.push('No firing alerts.');
   for (const a of alerts) {
-    const marks = [a.acknowledged ? `acknowledged by ${a.acknowledged.by}` : '', a.notifiedLevel ? '' : 'not notified (silenced)', a.healthyRuns ? `${a.healthyRuns} healthy run(s)` : '']
+    const marks = [
+      a.silencedBy.length ? `silenced by ${a.silencedBy.join(', ')}` : '',
+      a.notifiedLevel ? '' : 'never notified',
+      a.acknowledged ? `acknowledged by ${a.acknowledged.by}` : '',
+      a.healthyRuns ? `${a.healthyRuns} healthy run(s)` : '',
+    ]
       .filter(Boolean)
       .join(', ');
-    process.stdout.write(`${a.id}  ${a.level.padEnd(8)} [${a.environment}] ${a.check}${a.subject ? `/${a.subject}` : ''}: ${a.message}  (since ${a.firingSince}${marks ? `; ${marks}` : ''})\n`);
+    out.push(`${a.id}  ${a.level.padEnd(8)} [${a.environment}] ${a.check}${a.subject ? `/${a.subject}` : ''}: ${a.message}  (since ${a.firingSince}${marks ? `; ${marks}` : ''})`);
   }
-  if (state.outbox.length) process.stdout.write(`${state.outbox.length} notification(s) waiting for delivery.\n`);
-  if (state.dead.length) process.stdout.write(`${state.dead.length} notification(s) rejected for good; last: ${state.dead[state.dead.length - 1]!.lastError}\n`);
+  if (state.outbox.length) out.push(`${state.outbox.length} notification(s) waiting for delivery.`);
+  if (state.dead.length) out.push(`${state.dead.length} notification(s) rejected for good; last: ${state.dead[state.dead.length - 1]!.lastError}`);
+  process.stdout.write(redactor.redact(out.map((line) => `${line}\n`).join('')));
   return 0;
 }
 

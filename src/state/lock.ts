@@ -1,12 +1,20 @@
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 
 /**
- * An exclusive lock between Sentinel processes on one host (a cron run, a `--loop`,
- * `sentinel silence` ...) around a read-modify-write of a state file: a file created
- * with O_EXCL that holds the owner's pid. Shared by the alert state and the small
- * key-value state.
+ * An exclusive lock between Sentinel processes (a cron run, a `--loop`, `sentinel
+ * silence` ...) around a read-modify-write of a state file: a file created with
+ * O_EXCL that holds the owner's host name, pid and a token. Shared by the alert state
+ * and the small key-value state.
+ *
+ * The state directory may be shared by processes that cannot see each other's pids:
+ * containers on one volume (each one pid 1) or hosts on NFS. So a lock is judged by
+ * its pid only when it names this host; a lock of another host (or of an older
+ * version, which wrote no host) is stale only by age. The holder refreshes the lock
+ * file's mtime while its body runs, so the age limit can be short without a long
+ * body losing its lock.
  */
 
 /** Another process held the lock for longer than the caller was willing to wait. */
@@ -15,12 +23,20 @@ export class StateLockTimeout extends Error {}
 export interface FileLockOptions {
   /** How long to wait for another run to finish with the state. Default 30 s. */
   waitMs?: number;
-  /** A lock older than this belongs to a process that hung or died on another host's clock. Default 10 min. */
+  /**
+   * A lock whose mtime is older than this is taken over, whoever holds it: its holder
+   * refreshes it every `staleMs / 3` while alive, so only a process that died, hung or
+   * runs on a clock this far off leaves one. Default 10 min.
+   */
   staleMs?: number;
 }
 
-/** What a lock file holds. `token` tells two locks of the same pid apart (older versions wrote none). */
+/**
+ * What a lock file holds. `token` tells two locks of the same pid apart; `host` says
+ * whose pid it is (older versions wrote neither, or no host).
+ */
 interface LockContent {
+  host?: string;
   pid?: number;
   at?: string;
   token?: string;
@@ -36,17 +52,19 @@ const held: Set<string> = ((globalThis as Record<symbol, unknown>)[HELD_KEY] ??=
 
 /**
  * Runs `body` holding the lock file `lockFile` (its directory is created 0700 if
- * missing). A lock whose process is gone, or that is older than `staleMs`, is taken
- * over; otherwise this waits up to `waitMs` and then throws {@link StateLockTimeout}.
- * The lock is released when `body` settles, unless another process has taken it over
- * as stale in the meantime (then it is that process's lock, and it stays).
+ * missing). A lock older than `staleMs`, or one of this host whose process is gone,
+ * is taken over; otherwise this waits up to `waitMs` and then throws
+ * {@link StateLockTimeout}. While `body` runs, the lock file's mtime is refreshed
+ * every `staleMs / 3` (as long as the lock is still ours). The lock is released when
+ * `body` settles, unless another process has taken it over as stale in the meantime
+ * (then it is that process's lock, and it stays).
  */
 export async function withFileLock<T>(lockFile: string, body: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
   const waitMs = options.waitMs ?? 30_000;
   const staleMs = options.staleMs ?? 10 * 60_000;
   await mkdir(dirname(lockFile), { recursive: true, mode: 0o700 });
   const token = randomBytes(8).toString('hex');
-  const content = JSON.stringify({ pid: process.pid, at: new Date().toISOString(), token } satisfies LockContent);
+  const content = JSON.stringify({ host: hostname(), pid: process.pid, at: new Date().toISOString(), token } satisfies LockContent);
   const deadline = Date.now() + waitMs;
   // Registered before the file exists, so that nobody in this process mistakes it,
   // once written, for a leftover of an earlier process with our pid.
@@ -68,14 +86,51 @@ export async function withFileLock<T>(lockFile: string, body: () => Promise<T>, 
         await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
       }
     }
+    const keepAlive = keepFresh(lockFile, content, staleMs);
     try {
       return await body();
     } finally {
+      await keepAlive.stop();
       await releaseIfOurs(lockFile, content);
     }
   } finally {
     held.delete(token);
   }
+}
+
+/**
+ * Sets the lock file's mtime to now every `staleMs / 3` until stopped, so that a body
+ * running longer than `staleMs` is not taken for a hung one. Only while the file still
+ * holds `content`: the check and the touch go through one file handle, so a lock
+ * another process has taken over in the meantime is never touched. The timer does not
+ * keep the process alive.
+ */
+function keepFresh(lockFile: string, content: string, staleMs: number): { stop(): Promise<void> } {
+  let running: Promise<void> | undefined;
+  const touch = async (): Promise<void> => {
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(lockFile, 'r');
+      if ((await handle.readFile('utf8')) !== content) return;
+      const now = new Date();
+      await handle.utimes(now, now);
+    } catch {
+      // Gone or unreadable: nothing of ours to keep fresh (the release will tell).
+    } finally {
+      await handle?.close().catch(() => {});
+    }
+  };
+  const timer = setInterval(() => {
+    // A refresh slower than the interval (a slow network file system) is not doubled.
+    running ??= touch().finally(() => (running = undefined));
+  }, Math.max(1, Math.floor(staleMs / 3)));
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }
 
 /** The takeover guard is held for a read and a delete; one older than this was left by a crash. */
@@ -127,6 +182,12 @@ async function readLock(lockFile: string): Promise<{ text: string; mtimeMs: numb
   }
 }
 
+/**
+ * Older than `staleMs` (by mtime, which a live holder keeps refreshing); or of this
+ * host and either of a process that is gone or of an earlier process with our pid. A
+ * pid says nothing about another host's lock (another container's pid 1, another NFS
+ * client's process), nor about a lock that names no host: those go by age only.
+ */
 function isStale(lock: { text: string; mtimeMs: number }, staleMs: number): boolean {
   if (Date.now() - lock.mtimeMs > staleMs) return true;
   let content: LockContent;
@@ -136,6 +197,7 @@ function isStale(lock: { text: string; mtimeMs: number }, staleMs: number): bool
     // Being written right now (empty or half-written): not stale.
     return false;
   }
+  if (content.host !== hostname()) return false;
   const pid = content.pid;
   if (!pid) return false;
   if (pid === process.pid) return typeof content.token === 'string' && !held.has(content.token);

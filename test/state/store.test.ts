@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, utimes, writeFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, utimes, writeFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileStateStore } from '../../src/state/store.js';
 import { StateLockTimeout, withFileLock } from '../../src/state/lock.js';
@@ -23,9 +23,9 @@ function deadPid(): number {
   return child.pid;
 }
 
-/** A lock file as another Sentinel process would have left it. */
+/** A lock file as another Sentinel process on this host (unless `host` says otherwise) would have left it. */
 async function leaveLock(file: string, content: Record<string, unknown>, ageMs = 0): Promise<void> {
-  await writeFile(file, JSON.stringify({ at: new Date().toISOString(), ...content }));
+  await writeFile(file, JSON.stringify({ host: hostname(), at: new Date().toISOString(), ...content }));
   if (ageMs) {
     const then = new Date(Date.now() - ageMs);
     await utimes(file, then, then);
@@ -134,6 +134,94 @@ describe('withFileLock', () => {
     });
 
     expect(await readFile(lock, 'utf8')).toBe(theirs);
+  });
+
+  it('records this host, our pid and a token in the lock file', async () => {
+    const lock = join(dir, 'x.lock');
+    const seen = await withFileLock(lock, async () => JSON.parse(await readFile(lock, 'utf8')) as Record<string, unknown>);
+    expect(seen).toMatchObject({ host: hostname(), pid: process.pid, token: expect.any(String), at: expect.any(String) });
+  });
+
+  // Containers sharing a volume are each pid 1; NFS clients see none of each other's
+  // pids: a pid in another host's lock says nothing, so only its age counts.
+  it("does not take another host's live lock that has our pid (another container's pid 1)", async () => {
+    const lock = join(dir, 'x.lock');
+    await leaveLock(lock, { host: 'other-host', pid: process.pid, token: 'theirs' });
+
+    const error = await withFileLock(lock, async () => 'ran', { waitMs: 300 }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(StateLockTimeout);
+    expect(JSON.parse(await readFile(lock, 'utf8'))).toMatchObject({ host: 'other-host', token: 'theirs' });
+  });
+
+  it("does not take another host's live lock whose pid does not exist here", async () => {
+    const lock = join(dir, 'x.lock');
+    await leaveLock(lock, { host: 'other-host', pid: deadPid(), token: 'theirs' });
+
+    const error = await withFileLock(lock, async () => 'ran', { waitMs: 300 }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(StateLockTimeout);
+    expect(JSON.parse(await readFile(lock, 'utf8'))).toMatchObject({ host: 'other-host', token: 'theirs' });
+  });
+
+  it('judges a lock that names no host (an older version) by its age only', async () => {
+    const lock = join(dir, 'x.lock');
+    await writeFile(lock, JSON.stringify({ pid: deadPid(), at: new Date().toISOString() }));
+
+    await expect(withFileLock(lock, async () => 'ran', { waitMs: 300 })).rejects.toBeInstanceOf(StateLockTimeout);
+    const then = new Date(Date.now() - 2000);
+    await utimes(lock, then, then);
+    await expect(withFileLock(lock, async () => 'ran', { waitMs: 300, staleMs: 1000 })).resolves.toBe('ran');
+  });
+
+  it("takes over another host's lock older than staleMs", async () => {
+    const lock = join(dir, 'x.lock');
+    await leaveLock(lock, { host: 'other-host', pid: process.pid, token: 'theirs' }, 2000);
+    const started = performance.now();
+
+    await expect(withFileLock(lock, async () => 'ran', { waitMs: 3000, staleMs: 1000 })).resolves.toBe('ran');
+
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  it('keeps the lock of a body running longer than staleMs: its mtime is refreshed while it runs', async () => {
+    const lock = join(dir, 'x.lock');
+    // Generous margins (refresh every 0.5 s against a 1.5 s limit) so a loaded CI
+    // machine stalling for a moment cannot make the lock look stale.
+    const options = { staleMs: 1500 };
+    const order: string[] = [];
+    const first = withFileLock(lock, async () => {
+      order.push('first in');
+      await sleep(4000);
+      order.push('first out');
+    }, { ...options, waitMs: 0 });
+    await sleep(50);
+
+    // A waiter that gives up before the first is done times out: the lock was not stale.
+    const impatient = await withFileLock(lock, async () => order.push('impatient in'), { ...options, waitMs: 2500 }).catch((e: unknown) => e);
+    expect(impatient).toBeInstanceOf(StateLockTimeout);
+    // One that waits long enough gets in after the first is out.
+    await withFileLock(lock, async () => order.push('patient in'), { ...options, waitMs: 8000 });
+    await first;
+
+    expect(order).toEqual(['first in', 'first out', 'patient in']);
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  it('stops refreshing a lock that another process has taken over', async () => {
+    const lock = join(dir, 'x.lock');
+    const theirs = JSON.stringify({ host: 'other-host', pid: 1, at: new Date().toISOString(), token: 'theirs' });
+    const then = new Date(Date.now() - 60_000);
+
+    await withFileLock(lock, async () => {
+      await writeFile(lock, theirs); // a takeover of our (presumed stale) lock
+      await utimes(lock, then, then);
+      await sleep(400); // several refresh periods
+    }, { staleMs: 150 });
+
+    expect(await readFile(lock, 'utf8')).toBe(theirs);
+    expect(Math.abs((await stat(lock)).mtimeMs - then.getTime())).toBeLessThan(1000);
   });
 
   it('releases the lock when the body throws', async () => {
