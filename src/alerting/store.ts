@@ -114,8 +114,8 @@ export class AlertStore {
 
   /**
    * Runs `body` holding the state lock: see {@link withFileLock} (a file created with
-   * O_EXCL holding the owner's pid; a lock whose process is gone, or that is older
-   * than `staleMs`, is taken over).
+   * O_EXCL naming the owner's host and pid, its mtime refreshed while held; taken
+   * over when older than `staleMs`, or when its owner on this host is gone).
    */
   withLock<T>(body: () => Promise<T>, options: LockOptions = {}): Promise<T> {
     return withFileLock(this.lockFile, body, options);
