@@ -1,11 +1,15 @@
 import type pg from 'pg';
-import type { Alert, OverallStatus, RunResult } from './types.js';
+import type { Alert, OverallStatus, PipelineSnapshot, RunResult } from './types.js';
 import type { SentinelConfig } from './config/schema.js';
 import type { Logger } from './log.js';
-import type { Check } from './checks/types.js';
+import type { Check, CheckContext } from './checks/types.js';
 import type { StateStore } from './state/store.js';
 import { createPool, createWritePool, endPool } from './db/pool.js';
-import { runChecks } from './checks/runner.js';
+import { describeError, runChecks } from './checks/runner.js';
+import { collectSnapshot } from './checks/snapshot.js';
+
+/** The pipeline snapshot's own budget; it never holds up a run longer than this. */
+export const SNAPSHOT_TIMEOUT_MS = 10_000;
 
 export interface RunnerDeps {
   config: SentinelConfig;
@@ -14,6 +18,8 @@ export interface RunnerDeps {
   state: StateStore;
   now?: () => Date;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Budget of the pipeline snapshot after the checks; default {@link SNAPSHOT_TIMEOUT_MS}. */
+  snapshotTimeoutMs?: number;
 }
 
 /** Worst level wins: any critical alert makes the run critical, any warning degraded. */
@@ -64,20 +70,18 @@ export class Runner {
     const started = performance.now();
     const { config, logger, state } = this.deps;
     const now = this.deps.now ?? (await this.databaseClock());
-    const { alerts, checks } = await runChecks(
-      this.deps.checks,
-      {
-        db: this.pool,
-        config,
-        environment: config.env.name,
-        now,
-        logger,
-        state,
-        sleep: this.deps.sleep ?? sleep,
-        notify: (channel, payload) => this.notify(channel, payload),
-      },
-      signal,
-    );
+    const base: Omit<CheckContext, 'signal'> = {
+      db: this.pool,
+      config,
+      environment: config.env.name,
+      now,
+      logger,
+      state,
+      sleep: this.deps.sleep ?? sleep,
+      notify: (channel, payload) => this.notify(channel, payload),
+    };
+    const { alerts, checks } = await runChecks(this.deps.checks, base, signal);
+    const pipeline = await this.snapshot(base, signal);
     const critical = alerts.filter((a) => a.level === 'critical').length;
     const skipped = checks.filter((c) => c.outcome === 'skipped').length;
     return {
@@ -94,7 +98,41 @@ export class Runner {
         warning_alerts: alerts.length - critical,
         skipped_checks: skipped,
       },
+      ...(pipeline ? { pipeline } : {}),
     };
+  }
+
+  /**
+   * The pipeline snapshot for metrics, under its own timeout. It is not a check:
+   * whatever goes wrong is logged as a warning and the run goes on without it, its
+   * status unchanged (the checks report an unreachable database themselves).
+   */
+  private async snapshot(base: Omit<CheckContext, 'signal'>, outer?: AbortSignal): Promise<PipelineSnapshot | undefined> {
+    if (outer?.aborted) return undefined;
+    const timeoutMs = this.deps.snapshotTimeoutMs ?? SNAPSHOT_TIMEOUT_MS;
+    const controller = new AbortController();
+    const signal = outer ? AbortSignal.any([controller.signal, outer]) : controller.signal;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      return await Promise.race([
+        collectSnapshot({ ...base, signal }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            controller.abort();
+            reject(new Error(`timed out after ${timeoutMs / 1000}s`));
+          }, timeoutMs);
+          onAbort = () => reject(new Error('interrupted'));
+          outer?.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+    } catch (err) {
+      base.logger.warn(`Pipeline snapshot failed: ${describeError(err)}; this run reports no pipeline figures`);
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) outer?.removeEventListener('abort', onAbort);
+    }
   }
 
   /**

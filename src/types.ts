@@ -44,7 +44,16 @@ export interface CheckSummary {
   duration_ms: number;
   /** Why the check was skipped, when it was. */
   reason?: string;
+  /**
+   * Figures the check recorded with `ctx.measure` (for metrics), whatever its
+   * outcome; absent when it recorded none. schema_cache records `latency_ms`,
+   * `result`, `up` and `reloads`.
+   */
+  measurements?: Record<string, Measurement>;
 }
+
+/** One value a check measured. */
+export type Measurement = number | string | boolean;
 
 /** Everything one health-check run produced; reports are pure functions of it. */
 export interface RunResult {
@@ -60,6 +69,51 @@ export interface RunResult {
   notifications?: Array<{ notifier: string; type: string; sent: number; pending: number; failed: number; errors: string[] }>;
   /** Why alerting could not record or deliver this run's notifications, when it could not. */
   alerting_error?: string;
+  /**
+   * The pipeline as this run saw it (counts, ages, hourly ratios), for metrics and
+   * dashboards. Collected after the checks; absent when it could not be collected
+   * (the run's status never depends on it).
+   */
+  pipeline?: PipelineSnapshot;
+}
+
+/**
+ * A cheap picture of the pipeline, read from the intake tables on the database's
+ * clock (`src/checks/snapshot.ts`). Statuses are listed in pipeline order; a status
+ * without batches is left out.
+ */
+export interface PipelineSnapshot {
+  /** ISO 8601 UTC time the snapshot describes (the database clock). */
+  taken_at: string;
+  /** Batches per in-flight status (uploaded, processing, validating, inserting) that has any. */
+  in_flight: Array<{ status: string; batch_count: number; oldest_age_seconds: number }>;
+  /** Batches per processing status longer than `threshold_minutes` (as the stuck_batches check counts them). */
+  stuck: { threshold_minutes: number; by_status: Array<{ status: string; batch_count: number }> };
+  /**
+   * Rows of the hour bucket the error_spike check judges: overall (sources with their
+   * own `error_spike_threshold_pct` left out) and per source seen in the last two hours.
+   */
+  hourly: { min_rows: number; overall: HourlyFigures; sources: Array<HourlyFigures & { source: string }> };
+  /** Batches whose `completed_at` lies within the last hour, by final status. */
+  finished_last_hour: { completed: number; failed: number };
+}
+
+/** One hour bucket's rows, as error_spike and dedupe_rate judge them. */
+export interface HourlyFigures {
+  /** ISO 8601 start of the UTC hour. */
+  hour_bucket: string;
+  /**
+   * True when the bucket has at least `min_rows` rows (the check judges it). When
+   * neither hour has enough rows, the figures are the current hour's and false.
+   */
+  judged: boolean;
+  total_rows: number;
+  error_rows: number;
+  skipped_rows: number;
+  /** 100·error/total, 2 decimals as in `ops.v_batch_performance`; null without rows. */
+  error_rate_pct: number | null;
+  /** 100·skipped/total, 2 decimals; null without rows. */
+  dedupe_rate_pct: number | null;
 }
 
 export interface RunMetrics {

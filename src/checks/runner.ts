@@ -1,4 +1,4 @@
-import type { Alert, CheckSummary } from '../types.js';
+import type { Alert, CheckSummary, Measurement } from '../types.js';
 import { isSkipped, type Check, type CheckContext } from './types.js';
 import { REMEDIATION } from '../report/remediation.js';
 
@@ -15,7 +15,10 @@ class CheckTimeout extends Error {}
  * Runs the checks one after another (the log reads in order), each under its own
  * timeout. A check that throws or times out becomes a `critical` alert whose
  * message starts with `Check failed:`; the others still run. A check whose inputs
- * are not configured, or that is disabled, is reported as skipped.
+ * are not configured, or that is disabled, is reported as skipped. What a check
+ * records with `ctx.measure` lands in its summary's `measurements`, whatever the
+ * outcome (a check that timed out keeps what it measured before; later calls are
+ * dropped).
  */
 export async function runChecks(checks: Check[], base: Omit<CheckContext, 'signal'>, outer?: AbortSignal): Promise<RunChecksResult> {
   const alerts: Alert[] = [];
@@ -33,10 +36,21 @@ export async function runChecks(checks: Check[], base: Omit<CheckContext, 'signa
     const controller = new AbortController();
     const signal = outer ? AbortSignal.any([controller.signal, outer]) : controller.signal;
     let timer: NodeJS.Timeout | undefined;
+    const measured = new Map<string, Measurement>();
+    let measuring = true;
+    const measure = (key: string, value: Measurement): void => {
+      if (measuring) measured.set(key, value);
+    };
+    // Taken once the outcome is known: a check still running after its timeout
+    // cannot change the summary any more.
+    const measurements = (): Pick<CheckSummary, 'measurements'> => {
+      measuring = false;
+      return measured.size > 0 ? { measurements: Object.fromEntries(measured) } : {};
+    };
     const started = performance.now();
     try {
       const output = await Promise.race([
-        check.run({ ...base, signal }),
+        check.run({ ...base, signal, measure }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             controller.abort();
@@ -47,11 +61,11 @@ export async function runChecks(checks: Check[], base: Omit<CheckContext, 'signa
       const duration = Math.round(performance.now() - started);
       if (isSkipped(output)) {
         base.logger.info(`Skipped ${check.name}: ${output.skipped}`);
-        summaries.push({ name: check.name, outcome: 'skipped', duration_ms: duration, reason: output.skipped });
+        summaries.push({ name: check.name, outcome: 'skipped', duration_ms: duration, reason: output.skipped, ...measurements() });
         continue;
       }
       for (const alert of output) alerts.push({ ...alert, remediation: alert.remediation ?? REMEDIATION[alert.check] });
-      summaries.push({ name: check.name, outcome: output.length > 0 ? 'alert' : 'ok', duration_ms: duration });
+      summaries.push({ name: check.name, outcome: output.length > 0 ? 'alert' : 'ok', duration_ms: duration, ...measurements() });
     } catch (err) {
       const duration = Math.round(performance.now() - started);
       const reason = describeError(err);
@@ -64,7 +78,7 @@ export async function runChecks(checks: Check[], base: Omit<CheckContext, 'signa
         remediation: REMEDIATION.check_failed,
         failed: true,
       });
-      summaries.push({ name: check.name, outcome: 'failed', duration_ms: duration });
+      summaries.push({ name: check.name, outcome: 'failed', duration_ms: duration, ...measurements() });
     } finally {
       clearTimeout(timer);
     }

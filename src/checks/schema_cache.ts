@@ -62,6 +62,8 @@ class SchemaCacheRun {
   private readonly hardDeadline: number;
   /** Probing stops here, leaving time for the diagnosis and the report. */
   private readonly deadline: number;
+  /** NOTIFYs sent by this run (0 or 1), for metrics. */
+  private reloadsSent = 0;
 
   constructor(
     private readonly ctx: CheckContext,
@@ -93,8 +95,36 @@ class SchemaCacheRun {
 
   // --- The probe -----------------------------------------------------------------
 
-  /** One GET, no retries, bounded by request_timeout_seconds, the check's budget and ctx.signal. */
+  /** One GET (see {@link probeOnce}), its outcome recorded for metrics. */
   private async probe(): Promise<Probe> {
+    const probe = await this.probeOnce();
+    this.measure(probe);
+    return probe;
+  }
+
+  /**
+   * Figures for metrics, replaced at every probe so they describe the last one:
+   * `latency_ms`, `result` (`ok`, PostgREST's code such as `PGRST002`, `http_<status>`
+   * without one, or `timeout` / `refused` / `dns` / `network_error`), `up` and `reloads`
+   * (NOTIFYs sent by this run).
+   */
+  private measure(probe: Probe): void {
+    const result =
+      probe.kind === 'ok'
+        ? 'ok'
+        : probe.kind === 'http'
+          ? (probe.error?.code ?? `http_${probe.status}`)
+          : probe.reason === 'other'
+            ? 'network_error'
+            : probe.reason;
+    this.ctx.measure?.('latency_ms', probe.latencyMs);
+    this.ctx.measure?.('result', result);
+    this.ctx.measure?.('up', probe.kind === 'ok');
+    this.ctx.measure?.('reloads', this.reloadsSent);
+  }
+
+  /** One GET, no retries, bounded by request_timeout_seconds, the check's budget and ctx.signal. */
+  private async probeOnce(): Promise<Probe> {
     const timeoutMs = Math.max(100, Math.min(this.settings.request_timeout_seconds * 1000, this.deadline - performance.now()));
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = AbortSignal.any([this.ctx.signal, timeout]);
@@ -163,6 +193,8 @@ class SchemaCacheRun {
 
     try {
       await this.ctx.notify('pgrst', RELOAD_PAYLOAD);
+      this.reloadsSent++;
+      this.ctx.measure?.('reloads', this.reloadsSent);
     } catch (err) {
       if (this.ctx.signal.aborted) throw this.ctx.signal.reason ?? err;
       const reason = this.redactor.redact(err instanceof Error ? err.message : String(err));

@@ -1,4 +1,4 @@
-import type { Alert } from '../types.js';
+import type { Alert, Measurement } from '../types.js';
 import type { Logger } from '../log.js';
 import type { Queryable } from '../db/pool.js';
 import type { SentinelConfig } from '../config/schema.js';
@@ -29,6 +29,12 @@ export interface CheckContext {
   state: StateStore;
   /** Waits `ms` unless `signal` aborts first. Injected so tests need not sleep. */
   sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * Records a figure for metrics (`CheckSummary.measurements`); a later call with
+   * the same key replaces the value. Optional: the runner provides it, hand-built
+   * contexts may not, so checks call it as `ctx.measure?.(key, value)`.
+   */
+  measure?: (key: string, value: Measurement) => void;
 }
 
 /** Returned by a check whose inputs are not configured (SPEC.md §5: "reported as skipped"). */

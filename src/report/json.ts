@@ -25,6 +25,7 @@ export function renderJson(result: RunResult, options: { pretty?: boolean } = {}
     duration_ms: result.duration_ms,
     ...(result.notifications ? { notifications: result.notifications } : {}),
     ...(result.alerting_error ? { alerting_error: result.alerting_error } : {}),
+    ...(result.pipeline ? { pipeline: result.pipeline } : {}),
   };
   return JSON.stringify(report, null, options.pretty ? 2 : undefined);
 }

@@ -1,5 +1,8 @@
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { runChecks } from '../../src/checks/runner.js';
+import { schemaCacheCheck } from '../../src/checks/schema_cache.js';
+import { freePort } from '../../src/postgrest/server.js';
+import { answers, startFakePostgrest, type FakePostgrest } from '../helpers/fake-postgrest.js';
 import type { Check } from '../../src/checks/types.js';
 import { testConfig, testContext } from '../helpers/context.js';
 
@@ -59,5 +62,135 @@ describe('runChecks', () => {
     const alerting: Check = { name: 'stuck_batches', run: async () => [{ check: 'stuck_batches', level: 'critical', message: 'x', details: {} }] };
     const { alerts } = await runChecks([alerting], base());
     expect(alerts[0]!.remediation).toMatch(/worker logs/);
+  });
+});
+
+describe('runChecks measurements', () => {
+  it('collects what each check measured into its summary, and nothing for checks that measured nothing', async () => {
+    const measuring: Check = {
+      name: 'schema_cache',
+      run: async (ctx) => {
+        ctx.measure?.('latency_ms', 12);
+        ctx.measure?.('result', 'PGRST002');
+        ctx.measure?.('latency_ms', 34); // the last value wins
+        ctx.measure?.('up', false);
+        return [];
+      },
+    };
+    const { checks } = await runChecks([ok, measuring], base());
+    expect(checks[0]).not.toHaveProperty('measurements');
+    expect(checks[1]).toMatchObject({ name: 'schema_cache', outcome: 'ok', measurements: { latency_ms: 34, result: 'PGRST002', up: false } });
+  });
+
+  it('keeps measurements of checks that alert, are skipped or fail, and gives every check its own', async () => {
+    const alerting: Check = {
+      name: 'stuck_batches',
+      run: async (ctx) => {
+        ctx.measure?.('count', 3);
+        return [{ check: 'stuck_batches', level: 'critical', message: 'x', details: {} }];
+      },
+    };
+    const failing: Check = {
+      name: 'error_spike',
+      run: async (ctx) => {
+        ctx.measure?.('rows', 10);
+        throw new Error('boom');
+      },
+    };
+    const skipping: Check = {
+      name: 'schema_cache',
+      run: async (ctx) => {
+        ctx.measure?.('result', 'none');
+        return { skipped: 'not configured' };
+      },
+    };
+    const { checks } = await runChecks([alerting, failing, skipping], base());
+    expect(checks.map((c) => [c.outcome, c.measurements])).toEqual([
+      ['alert', { count: 3 }],
+      ['failed', { rows: 10 }],
+      ['skipped', { result: 'none' }],
+    ]);
+  });
+
+  it('keeps what a timed-out check measured before its timeout and ignores what it measures after', async () => {
+    let late: (() => void) | undefined;
+    const slow: Check = {
+      name: 'schema_cache',
+      run: (ctx) =>
+        new Promise(() => {
+          ctx.measure?.('result', 'timeout');
+          late = () => ctx.measure?.('result', 'ok');
+        }),
+    };
+    const { checks } = await runChecks([slow], base(testConfig({ checks: { schema_cache: { timeout_seconds: 0.1 } } })));
+    late!();
+    expect(checks[0]).toMatchObject({ outcome: 'failed', measurements: { result: 'timeout' } });
+  });
+});
+
+describe('schema_cache measurements through runChecks', () => {
+  let fake: FakePostgrest;
+  beforeEach(async () => {
+    fake = await startFakePostgrest();
+  });
+  afterEach(async () => {
+    await fake.close();
+  });
+
+  const settings = { reprobe_attempts: 3, reprobe_interval_seconds: 0.05, request_timeout_seconds: 1 };
+  const runSchemaCache = async (restUrl: string, extra: Record<string, unknown> = {}) => {
+    const ctx = base(testConfig({ checks: { schema_cache: { ...settings, ...extra } } }, { restUrl }));
+    // PostgREST reloads when the NOTIFY arrives.
+    ctx.notify = async () => fake.reload();
+    const { checks, alerts } = await runChecks([schemaCacheCheck], ctx);
+    return { summary: checks[0]!, alerts };
+  };
+
+  it('records latency, result ok, up and no reload for a healthy PostgREST', async () => {
+    const { summary, alerts } = await runSchemaCache(fake.url);
+    expect(alerts).toEqual([]);
+    expect(summary.outcome).toBe('ok');
+    expect(summary.measurements).toEqual({ latency_ms: expect.any(Number), result: 'ok', up: true, reloads: 0 });
+    expect(summary.measurements!.latency_ms).toBeGreaterThanOrEqual(0);
+    expect(summary.measurements!.latency_ms).toBeLessThan(1000);
+  });
+
+  it('records the last probe after a reload that fixed PGRST002, and the reload', async () => {
+    fake.brokenUntilReload(answers.pgrst002());
+    const { summary, alerts } = await runSchemaCache(fake.url);
+    expect(alerts.map((a) => a.message)).toEqual(['PGRST002 detected - auto-reload triggered']);
+    expect(summary.measurements).toMatchObject({ result: 'ok', up: true, reloads: 1 });
+  });
+
+  it("records PostgREST's code when the cache stays broken", async () => {
+    fake.setDefault(answers.pgrst205());
+    const { summary, alerts } = await runSchemaCache(fake.url);
+    expect(alerts[0]!.message).toBe('Stale schema cache (PGRST205) persists after auto-reload');
+    expect(summary.measurements).toMatchObject({ result: 'PGRST205', up: false, reloads: 1 });
+  });
+
+  it('records no reload when auto_reload is off', async () => {
+    fake.setDefault(answers.pgrst002());
+    const { summary } = await runSchemaCache(fake.url, { auto_reload: false });
+    expect(summary.measurements).toMatchObject({ result: 'PGRST002', up: false, reloads: 0 });
+  });
+
+  it('records http_<status> for an answer without a PostgREST code, refused and timeout for network failures', async () => {
+    fake.setDefault(answers.gateway401());
+    expect((await runSchemaCache(fake.url)).summary.measurements).toMatchObject({ result: 'http_401', up: false, reloads: 0 });
+
+    fake.setDefault(answers.hang());
+    const hung = await runSchemaCache(fake.url, { request_timeout_seconds: 0.2 });
+    expect(hung.summary.measurements).toMatchObject({ result: 'timeout', up: false, reloads: 0 });
+    expect(hung.summary.measurements!.latency_ms).toBeGreaterThanOrEqual(150);
+
+    const closed = await freePort();
+    expect((await runSchemaCache(`http://127.0.0.1:${closed}`)).summary.measurements).toMatchObject({ result: 'refused', up: false, reloads: 0 });
+  });
+
+  it('measures through testContext as well', async () => {
+    const ctx = testContext(db, new Date('2025-01-04T10:00:00Z'), testConfig({ checks: { schema_cache: settings } }, { restUrl: fake.url }));
+    expect(await schemaCacheCheck.run(ctx)).toEqual([]);
+    expect(ctx.measured).toMatchObject({ result: 'ok', up: true, reloads: 0 });
   });
 });

@@ -34,6 +34,8 @@ let writer: pg.Pool;
 beforeAll(async () => {
   db = await createTestDatabase();
   writer = new pg.Pool({ connectionString: db.url, max: 2 });
+  // Dropping the database at teardown may kill a connection that is still closing.
+  writer.on('error', () => {});
 });
 afterAll(async () => {
   await writer?.end();

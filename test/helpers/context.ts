@@ -1,5 +1,6 @@
 import { configSchema, type ConfigFile, type SentinelConfig } from '../../src/config/schema.js';
 import type { CheckContext } from '../../src/checks/types.js';
+import type { Measurement } from '../../src/types.js';
 import type { Queryable } from '../../src/db/pool.js';
 import { MemoryStateStore } from '../../src/state/store.js';
 import { silentLogger } from '../../src/log.js';
@@ -15,9 +16,17 @@ export function testConfig(file: ConfigFile = {}, env: Partial<SentinelConfig['e
   };
 }
 
-/** A check context on `db` at a pinned time; notify and sleep are recorded, not real. */
-export function testContext(db: Queryable, now: Date, config: SentinelConfig = testConfig()): CheckContext & { notified: Array<[string, string]> } {
+/**
+ * A check context on `db` at a pinned time; notify, sleep and measure are recorded,
+ * not real: `notified` holds the NOTIFYs, `measured` what the check measured (last value per key).
+ */
+export function testContext(
+  db: Queryable,
+  now: Date,
+  config: SentinelConfig = testConfig(),
+): CheckContext & { notified: Array<[string, string]>; measured: Record<string, Measurement> } {
   const notified: Array<[string, string]> = [];
+  const measured: Record<string, Measurement> = {};
   return {
     db,
     config,
@@ -30,6 +39,10 @@ export function testContext(db: Queryable, now: Date, config: SentinelConfig = t
     notify: async (channel, payload) => {
       notified.push([channel, payload]);
     },
+    measure: (key, value) => {
+      measured[key] = value;
+    },
     notified,
+    measured,
   };
 }

@@ -1,0 +1,247 @@
+import { readFileSync } from 'node:fs';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CheckSummary, RunResult } from '../types.js';
+import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
+import { METRICS, type MetricName } from './names.js';
+
+/**
+ * Sentinel's Prometheus metrics: a registry of its own (never prom-client's global
+ * one) holding every metric of `names.ts` plus prom-client's process metrics.
+ * Runs write into it with {@link SentinelMetrics.observeRun}; a scrape only renders
+ * it, so it never queries the monitored database and answers in milliseconds.
+ *
+ * Per-run gauges are cleared before each run sets them, so a label set the run no
+ * longer reports (a source gone quiet, a check removed) disappears instead of keeping
+ * its last value. Label values that are known in advance (the in-flight and
+ * processing statuses, completed/failed, the run statuses) are exported as 0 rather
+ * than left out, so queries and alert rules need no `absent()`.
+ */
+export interface SentinelMetrics {
+  registry: Registry;
+  /**
+   * Sets every per-run metric from a finished run (after alerting, so silences and
+   * notifications are in it) and advances the counters. `durationMs` overrides the
+   * run's own `duration_ms` for the duration histogram (pass the time the whole run
+   * took, alerting included, when the caller measures it).
+   */
+  observeRun(result: RunResult, options?: { durationMs?: number }): void;
+  /** `sentinel_leader`: 1 (the default) on the replica that acts, 0 on a standby. */
+  setLeader(leader: boolean): void;
+  /** The Content-Type header of {@link render}'s text. */
+  contentType: string;
+  /** The exposition text. Reads the registry only. */
+  render(): Promise<string>;
+}
+
+/** Run durations range from tens of milliseconds to the checks' timeouts. */
+export const RUN_DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** `sentinel_check_status` values (names.ts). */
+export const CHECK_STATUS = { ok: 0, warning: 1, critical: 2, failed: 3, skipped: -1 } as const;
+
+const RUN_STATUSES = ['healthy', 'degraded', 'critical'] as const;
+const LEVELS = ['critical', 'warning'] as const;
+const NOTIFICATION_RESULTS = ['sent', 'failed', 'retrying'] as const;
+
+type AnyMetric = Gauge | Counter | Histogram;
+type Labels = Record<string, string>;
+
+/**
+ * Whether a run reached the monitored database: its pipeline snapshot was read, or
+ * a check that queries the database (every check but schema_cache, which talks to
+ * PostgREST) ran to an answer.
+ */
+export function databaseReached(result: RunResult): boolean {
+  if (result.pipeline) return true;
+  return result.checks.some((c) => c.name !== 'schema_cache' && (c.outcome === 'ok' || c.outcome === 'alert'));
+}
+
+/** A check's last outcome as `sentinel_check_status` encodes it (silenced alerts count: the check found them). */
+export function checkStatus(summary: CheckSummary, alerts: RunResult['alerts']): number {
+  switch (summary.outcome) {
+    case 'ok':
+      return CHECK_STATUS.ok;
+    case 'skipped':
+      return CHECK_STATUS.skipped;
+    case 'failed':
+      return CHECK_STATUS.failed;
+    case 'alert':
+      return alerts.some((a) => a.check === summary.name && a.level === 'critical') ? CHECK_STATUS.critical : CHECK_STATUS.warning;
+  }
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function createMetrics(opts: { version?: string } = {}): SentinelMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const metrics = new Map<MetricName, AnyMetric>();
+  for (const spec of METRICS) {
+    const config = { name: spec.name, help: spec.help, labelNames: [...spec.labels], registers: [registry] };
+    const metric =
+      spec.type === 'counter'
+        ? new Counter(config)
+        : spec.type === 'histogram'
+          ? new Histogram({ ...config, buckets: RUN_DURATION_BUCKETS })
+          : new Gauge(config);
+    metrics.set(spec.name, metric);
+  }
+  const gauge = (name: MetricName): Gauge => {
+    const m = metrics.get(name);
+    if (!(m instanceof Gauge)) throw new Error(`${name} is not a gauge in names.ts`);
+    return m;
+  };
+  const counter = (name: MetricName): Counter => {
+    const m = metrics.get(name);
+    if (!(m instanceof Counter)) throw new Error(`${name} is not a counter in names.ts`);
+    return m;
+  };
+  const histogram = (name: MetricName): Histogram => {
+    const m = metrics.get(name);
+    if (!(m instanceof Histogram)) throw new Error(`${name} is not a histogram in names.ts`);
+    return m;
+  };
+
+  const g = {
+    inFlight: gauge('sentinel_pipeline_batches_in_flight'),
+    oldestAge: gauge('sentinel_pipeline_oldest_batch_age_seconds'),
+    stuck: gauge('sentinel_pipeline_stuck_batches'),
+    errorRatio: gauge('sentinel_pipeline_error_ratio'),
+    dedupeRatio: gauge('sentinel_pipeline_dedupe_ratio'),
+    bucketRows: gauge('sentinel_pipeline_bucket_rows'),
+    finished: gauge('sentinel_pipeline_batches_finished_last_hour'),
+    cacheUp: gauge('sentinel_schema_cache_up'),
+    probeDuration: gauge('sentinel_schema_cache_probe_duration_seconds'),
+    probeResult: gauge('sentinel_schema_cache_probe_result'),
+    checkStatus: gauge('sentinel_check_status'),
+    checkDuration: gauge('sentinel_check_duration_seconds'),
+    alertsFiring: gauge('sentinel_alerts_firing'),
+    alertsSilenced: gauge('sentinel_alerts_silenced'),
+    pending: gauge('sentinel_notifications_pending'),
+    databaseUp: gauge('sentinel_database_up'),
+    lastRun: gauge('sentinel_last_run_timestamp_seconds'),
+    lastSuccess: gauge('sentinel_last_successful_run_timestamp_seconds'),
+    leader: gauge('sentinel_leader'),
+    buildInfo: gauge('sentinel_build_info'),
+  };
+  const c = {
+    reloads: counter('sentinel_schema_cache_reloads_total'),
+    runs: counter('sentinel_runs_total'),
+    notifications: counter('sentinel_notifications_total'),
+  };
+  const runDuration = histogram('sentinel_run_duration_seconds');
+
+  // Gauges without labels read 0 until set; before the first run (or while a
+  // figure is unknown) they are left out instead, so nothing reports a fake 0.
+  for (const unknown of [g.cacheUp, g.probeDuration, g.databaseUp, g.lastRun, g.lastSuccess]) unknown.remove({});
+  g.leader.set(1);
+  g.buildInfo.set({ version: opts.version ?? packageVersion(), node_version: process.version }, 1);
+  for (const status of RUN_STATUSES) c.runs.inc({ status }, 0);
+  const probeResults = new Set<string>();
+
+  const setOrRemove = (metric: Gauge, value: number | undefined): void => {
+    if (value === undefined || !Number.isFinite(value)) metric.remove({});
+    else metric.set(value);
+  };
+
+  function observePipeline(pipeline: RunResult['pipeline']): void {
+    for (const m of [g.inFlight, g.oldestAge, g.stuck, g.errorRatio, g.dedupeRatio, g.bucketRows, g.finished]) m.reset();
+    if (!pipeline) return;
+    for (const status of IN_FLIGHT_STATUSES) g.inFlight.set({ status }, 0);
+    for (const s of pipeline.in_flight) {
+      g.inFlight.set({ status: s.status }, s.batch_count);
+      g.oldestAge.set({ status: s.status }, s.oldest_age_seconds);
+    }
+    for (const status of PROCESSING_STATUSES) g.stuck.set({ status }, 0);
+    for (const s of pipeline.stuck.by_status) g.stuck.set({ status: s.status }, s.batch_count);
+    const hourly = (labels: Labels, f: { total_rows: number; error_rows: number; skipped_rows: number }): void => {
+      g.bucketRows.set(labels, f.total_rows);
+      if (f.total_rows <= 0) return; // no rows, no ratio
+      g.errorRatio.set(labels, f.error_rows / f.total_rows);
+      g.dedupeRatio.set(labels, f.skipped_rows / f.total_rows);
+    };
+    hourly({}, pipeline.hourly.overall);
+    for (const s of pipeline.hourly.sources) hourly({ source: s.source }, s);
+    g.finished.set({ status: 'completed' }, pipeline.finished_last_hour.completed);
+    g.finished.set({ status: 'failed' }, pipeline.finished_last_hour.failed);
+  }
+
+  function observeSchemaCache(summary: CheckSummary | undefined): void {
+    const m = summary?.measurements ?? {};
+    setOrRemove(g.probeDuration, typeof m.latency_ms === 'number' ? m.latency_ms / 1000 : undefined);
+    setOrRemove(g.cacheUp, typeof m.up === 'boolean' ? Number(m.up) : undefined);
+    for (const result of probeResults) g.probeResult.set({ result }, 0);
+    if (typeof m.result === 'string') {
+      probeResults.add(m.result);
+      g.probeResult.set({ result: m.result }, 1);
+    }
+    if (typeof m.reloads === 'number' && Number.isFinite(m.reloads) && m.reloads > 0) c.reloads.inc(m.reloads);
+  }
+
+  function observeChecks(result: RunResult): void {
+    for (const m of [g.checkStatus, g.checkDuration, g.alertsFiring, g.alertsSilenced]) m.reset();
+    const checks = new Set<string>();
+    for (const summary of result.checks) {
+      checks.add(summary.name);
+      g.checkStatus.set({ check: summary.name }, checkStatus(summary, result.alerts));
+      g.checkDuration.set({ check: summary.name }, summary.duration_ms / 1000);
+    }
+    for (const alert of result.alerts) checks.add(alert.check);
+    for (const check of checks) {
+      g.alertsSilenced.set({ check }, 0);
+      for (const level of LEVELS) g.alertsFiring.set({ check, level }, 0);
+    }
+    for (const alert of result.alerts) {
+      if (alert.silenced) g.alertsSilenced.inc({ check: alert.check });
+      else g.alertsFiring.inc({ check: alert.check, level: alert.level });
+    }
+  }
+
+  /**
+   * The engine's per-notifier figures of one run: `sent` delivered, `failed` given
+   * up (refused with a 4xx or expired), `errors` one message per failed attempt,
+   * retryable or not. Attempts that failed but stay queued (retrying) are the
+   * errors not accounted for by `failed`, at most the pending count.
+   */
+  function observeNotifications(notifications: RunResult['notifications']): void {
+    g.pending.reset();
+    for (const n of notifications ?? []) {
+      const retrying = Math.min(n.pending, Math.max(0, n.errors.length - n.failed));
+      const counts: Record<(typeof NOTIFICATION_RESULTS)[number], number> = { sent: n.sent, failed: n.failed, retrying };
+      for (const result of NOTIFICATION_RESULTS) c.notifications.inc({ notifier: n.notifier, type: n.type, result }, counts[result]);
+      g.pending.set({ notifier: n.notifier }, n.pending);
+    }
+  }
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    setLeader(leader) {
+      g.leader.set(leader ? 1 : 0);
+    },
+    observeRun(result, options = {}) {
+      observePipeline(result.pipeline);
+      observeSchemaCache(result.checks.find((ch) => ch.name === 'schema_cache'));
+      observeChecks(result);
+      observeNotifications(result.notifications);
+
+      c.runs.inc({ status: result.overall_status });
+      const durationMs = options.durationMs ?? result.duration_ms;
+      if (Number.isFinite(durationMs) && durationMs >= 0) runDuration.observe(durationMs / 1000);
+      g.databaseUp.set(databaseReached(result) ? 1 : 0);
+      const finished = Date.parse(result.timestamp);
+      const finishedSeconds = (Number.isNaN(finished) ? Date.now() : finished) / 1000;
+      g.lastRun.set(finishedSeconds);
+      if (!result.checks.some((ch) => ch.outcome === 'failed')) g.lastSuccess.set(finishedSeconds);
+    },
+  };
+}

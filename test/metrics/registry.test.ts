@@ -1,0 +1,403 @@
+import { describe, it, expect } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { register as globalRegistry } from 'prom-client';
+import { createMetrics, RUN_DURATION_BUCKETS } from '../../src/metrics/registry.js';
+import { METRICS } from '../../src/metrics/names.js';
+import type { RunResult } from '../../src/types.js';
+
+// --- The exposition format, parsed --------------------------------------------------
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+interface Exposition {
+  help: Map<string, string>;
+  type: Map<string, string>;
+  samples: Sample[];
+}
+
+function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+  for (const m of text.matchAll(re)) labels[m[1]!] = m[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+  return labels;
+}
+
+function parse(text: string): Exposition {
+  const out: Exposition = { help: new Map(), type: new Map(), samples: [] };
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const meta = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line);
+    if (meta) {
+      (meta[1] === 'HELP' ? out.help : out.type).set(meta[2]!, meta[3]!);
+      continue;
+    }
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!sample) throw new Error(`unparsable exposition line: ${line}`);
+    const raw = sample[3]!;
+    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : raw === 'NaN' || raw === 'Nan' ? NaN : Number(raw);
+    out.samples.push({ name: sample[1]!, labels: parseLabels(sample[2] ?? ''), value });
+  }
+  return out;
+}
+
+const sameLabels = (a: Record<string, string>, b: Record<string, string>): boolean =>
+  Object.keys(a).length === Object.keys(b).length && Object.entries(b).every(([k, v]) => a[k] === v);
+
+/** The value of exactly this label set, or undefined when it is not exported. */
+function value(exp: Exposition, name: string, labels: Record<string, string> = {}): number | undefined {
+  return exp.samples.find((s) => s.name === name && sameLabels(s.labels, labels))?.value;
+}
+
+/** Every label set of a metric, as `{label: value}` objects. */
+function series(exp: Exposition, name: string): Array<Record<string, string>> {
+  return exp.samples.filter((s) => s.name === name).map((s) => s.labels);
+}
+
+async function scrape(m: ReturnType<typeof createMetrics>): Promise<Exposition> {
+  return parse(await m.render());
+}
+
+// --- Runs as Runner + alerting produce them ------------------------------------------
+
+/** A bad hour: stuck batches, an error spike (vendor_x's silenced), PGRST002 reloaded, one notifier retrying. */
+function firstRun(): RunResult {
+  return {
+    timestamp: '2025-01-04T10:15:32.123Z',
+    environment: 'prod',
+    overall_status: 'critical',
+    alerts: [
+      { check: 'stuck_batches', level: 'critical', message: '3 batches stuck > 10m: processing(2), validating(1)', details: {} },
+      { check: 'error_spike', level: 'warning', message: 'Error rate 18.5% > 15.0% threshold', details: {} },
+      { check: 'error_spike', level: 'warning', message: 'Error rate 30.0% > 25.0% threshold for source vendor_x', subject: 'vendor_x', details: {}, silenced: true },
+      { check: 'schema_cache', level: 'warning', message: 'PGRST002 detected - auto-reload triggered', details: {} },
+    ],
+    checks: [
+      { name: 'stuck_batches', outcome: 'alert', duration_ms: 12 },
+      { name: 'error_spike', outcome: 'alert', duration_ms: 8 },
+      { name: 'schema_cache', outcome: 'alert', duration_ms: 2150, measurements: { latency_ms: 42, result: 'ok', up: true, reloads: 1 } },
+    ],
+    duration_ms: 2234,
+    metrics: { total_checks: 3, alerts_triggered: 4, critical_alerts: 1, warning_alerts: 3, skipped_checks: 0, silenced_alerts: 1 },
+    notifications: [
+      { notifier: 'oncall', type: 'discord', sent: 2, pending: 0, failed: 0, errors: [] },
+      // One refused (400, given up) and one 503 kept for the next run.
+      { notifier: 'pager', type: 'pagerduty', sent: 0, pending: 1, failed: 1, errors: ['HTTP 400 Bad Request', 'HTTP 503 Service Unavailable'] },
+    ],
+    pipeline: {
+      taken_at: '2025-01-04T10:15:31.000Z',
+      in_flight: [
+        { status: 'uploaded', batch_count: 2, oldest_age_seconds: 120 },
+        { status: 'processing', batch_count: 3, oldest_age_seconds: 1500.5 },
+        { status: 'validating', batch_count: 1, oldest_age_seconds: 900 },
+      ],
+      stuck: { threshold_minutes: 10, by_status: [{ status: 'processing', batch_count: 2 }, { status: 'validating', batch_count: 1 }] },
+      hourly: {
+        min_rows: 100,
+        overall: { hour_bucket: '2025-01-04T10:00:00.000Z', judged: true, total_rows: 1000, error_rows: 185, skipped_rows: 250, error_rate_pct: 18.5, dedupe_rate_pct: 25 },
+        sources: [
+          { source: 'vendor_a', hour_bucket: '2025-01-04T10:00:00.000Z', judged: true, total_rows: 1000, error_rows: 185, skipped_rows: 250, error_rate_pct: 18.5, dedupe_rate_pct: 25 },
+          { source: 'vendor_x', hour_bucket: '2025-01-04T09:00:00.000Z', judged: true, total_rows: 400, error_rows: 120, skipped_rows: 0, error_rate_pct: 30, dedupe_rate_pct: 0 },
+        ],
+      },
+      finished_last_hour: { completed: 12, failed: 1 },
+    },
+  };
+}
+
+/** Five minutes later: vendor_x quiet, nothing validating, error_spike failed, PGRST002 persisting in the cooldown. */
+function secondRun(): RunResult {
+  return {
+    timestamp: '2025-01-04T10:20:32.000Z',
+    environment: 'prod',
+    overall_status: 'critical',
+    alerts: [
+      { check: 'stuck_batches', level: 'critical', message: '2 batches stuck > 10m: processing(2)', details: {} },
+      { check: 'error_spike', level: 'critical', message: 'Check failed: canceling statement due to statement timeout', details: {}, failed: true },
+      { check: 'schema_cache', level: 'critical', message: 'PGRST002 persists - reload already sent at 2025-01-04T10:15:30.000Z', details: {} },
+    ],
+    checks: [
+      { name: 'stuck_batches', outcome: 'alert', duration_ms: 10 },
+      { name: 'error_spike', outcome: 'failed', duration_ms: 10000 },
+      { name: 'schema_cache', outcome: 'alert', duration_ms: 2500, measurements: { latency_ms: 7, result: 'PGRST002', up: false, reloads: 0 } },
+    ],
+    duration_ms: 12_600,
+    metrics: { total_checks: 3, alerts_triggered: 3, critical_alerts: 3, warning_alerts: 0, skipped_checks: 0 },
+    notifications: [
+      { notifier: 'oncall', type: 'discord', sent: 1, pending: 0, failed: 0, errors: [] },
+      { notifier: 'pager', type: 'pagerduty', sent: 1, pending: 0, failed: 0, errors: [] },
+    ],
+    pipeline: {
+      taken_at: '2025-01-04T10:20:31.000Z',
+      in_flight: [
+        { status: 'uploaded', batch_count: 1, oldest_age_seconds: 30 },
+        { status: 'processing', batch_count: 2, oldest_age_seconds: 1800.5 },
+      ],
+      stuck: { threshold_minutes: 10, by_status: [{ status: 'processing', batch_count: 2 }] },
+      hourly: {
+        min_rows: 100,
+        overall: { hour_bucket: '2025-01-04T10:00:00.000Z', judged: true, total_rows: 2000, error_rows: 200, skipped_rows: 100, error_rate_pct: 10, dedupe_rate_pct: 5 },
+        sources: [{ source: 'vendor_a', hour_bucket: '2025-01-04T10:00:00.000Z', judged: true, total_rows: 2000, error_rows: 200, skipped_rows: 100, error_rate_pct: 10, dedupe_rate_pct: 5 }],
+      },
+      finished_last_hour: { completed: 15, failed: 0 },
+    },
+  };
+}
+
+/** The database down: every database check failed, no snapshot, schema_cache not configured. */
+function outageRun(): RunResult {
+  return {
+    timestamp: '2025-01-04T10:25:32.000Z',
+    environment: 'prod',
+    overall_status: 'critical',
+    alerts: [
+      { check: 'stuck_batches', level: 'critical', message: 'Check failed: connection refused (127.0.0.1:5432)', details: {}, failed: true },
+      { check: 'error_spike', level: 'critical', message: 'Check failed: connection refused (127.0.0.1:5432)', details: {}, failed: true },
+    ],
+    checks: [
+      { name: 'stuck_batches', outcome: 'failed', duration_ms: 3 },
+      { name: 'error_spike', outcome: 'failed', duration_ms: 2 },
+      { name: 'schema_cache', outcome: 'skipped', duration_ms: 0, reason: 'no PostgREST URL configured' },
+    ],
+    duration_ms: 8,
+    metrics: { total_checks: 2, alerts_triggered: 2, critical_alerts: 2, warning_alerts: 0, skipped_checks: 1 },
+  };
+}
+
+const PIPELINE_METRICS = METRICS.map((m) => m.name).filter((n) => n.startsWith('sentinel_pipeline_'));
+
+describe('createMetrics', () => {
+  it('exports every metric of names.ts with its TYPE and HELP, plus the process metrics, on a registry of its own', async () => {
+    const m = createMetrics({ version: '9.9.9' });
+    m.observeRun(firstRun());
+    const exp = await scrape(m);
+    for (const spec of METRICS) {
+      expect(exp.type.get(spec.name), spec.name).toBe(spec.type);
+      expect(exp.help.get(spec.name), spec.name).toBe(spec.help);
+      expect(exp.samples.some((s) => s.name === spec.name || s.name.startsWith(`${spec.name}_`)), `${spec.name} has samples`).toBe(true);
+    }
+    for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+      expect(exp.type.has(name), name).toBe(true);
+    }
+    expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(await globalRegistry.getSingleMetric('sentinel_runs_total')).toBeUndefined();
+    // Two instances do not clash (one registry each).
+    expect(() => createMetrics()).not.toThrow();
+  });
+
+  it('sets the pipeline gauges from the snapshot, in seconds and 0–1 ratios', async () => {
+    const m = createMetrics();
+    m.observeRun(firstRun());
+    const exp = await scrape(m);
+    expect(value(exp, 'sentinel_pipeline_batches_in_flight', { status: 'uploaded' })).toBe(2);
+    expect(value(exp, 'sentinel_pipeline_batches_in_flight', { status: 'processing' })).toBe(3);
+    expect(value(exp, 'sentinel_pipeline_batches_in_flight', { status: 'validating' })).toBe(1);
+    expect(value(exp, 'sentinel_pipeline_batches_in_flight', { status: 'inserting' })).toBe(0);
+    expect(value(exp, 'sentinel_pipeline_oldest_batch_age_seconds', { status: 'processing' })).toBe(1500.5);
+    expect(value(exp, 'sentinel_pipeline_oldest_batch_age_seconds', { status: 'uploaded' })).toBe(120);
+    expect(value(exp, 'sentinel_pipeline_oldest_batch_age_seconds', { status: 'inserting' })).toBeUndefined();
+    expect(series(exp, 'sentinel_pipeline_stuck_batches')).toHaveLength(3);
+    expect(value(exp, 'sentinel_pipeline_stuck_batches', { status: 'processing' })).toBe(2);
+    expect(value(exp, 'sentinel_pipeline_stuck_batches', { status: 'validating' })).toBe(1);
+    expect(value(exp, 'sentinel_pipeline_stuck_batches', { status: 'inserting' })).toBe(0);
+    // Overall: no source label.
+    expect(value(exp, 'sentinel_pipeline_error_ratio')).toBe(0.185);
+    expect(value(exp, 'sentinel_pipeline_dedupe_ratio')).toBe(0.25);
+    expect(value(exp, 'sentinel_pipeline_bucket_rows')).toBe(1000);
+    expect(value(exp, 'sentinel_pipeline_error_ratio', { source: 'vendor_x' })).toBe(0.3);
+    expect(value(exp, 'sentinel_pipeline_dedupe_ratio', { source: 'vendor_x' })).toBe(0);
+    expect(value(exp, 'sentinel_pipeline_bucket_rows', { source: 'vendor_x' })).toBe(400);
+    expect(value(exp, 'sentinel_pipeline_error_ratio', { source: 'vendor_a' })).toBe(0.185);
+    expect(value(exp, 'sentinel_pipeline_batches_finished_last_hour', { status: 'completed' })).toBe(12);
+    expect(value(exp, 'sentinel_pipeline_batches_finished_last_hour', { status: 'failed' })).toBe(1);
+  });
+
+  it('sets the schema-cache, check, alert, notification and run metrics', async () => {
+    const m = createMetrics();
+    m.observeRun(firstRun());
+    const exp = await scrape(m);
+    expect(value(exp, 'sentinel_schema_cache_up')).toBe(1);
+    expect(value(exp, 'sentinel_schema_cache_probe_duration_seconds')).toBe(0.042);
+    expect(series(exp, 'sentinel_schema_cache_probe_result')).toEqual([{ result: 'ok' }]);
+    expect(value(exp, 'sentinel_schema_cache_probe_result', { result: 'ok' })).toBe(1);
+    expect(value(exp, 'sentinel_schema_cache_reloads_total')).toBe(1);
+
+    expect(value(exp, 'sentinel_check_status', { check: 'stuck_batches' })).toBe(2);
+    expect(value(exp, 'sentinel_check_status', { check: 'error_spike' })).toBe(1);
+    expect(value(exp, 'sentinel_check_status', { check: 'schema_cache' })).toBe(1);
+    expect(value(exp, 'sentinel_check_duration_seconds', { check: 'stuck_batches' })).toBe(0.012);
+    expect(value(exp, 'sentinel_check_duration_seconds', { check: 'schema_cache' })).toBe(2.15);
+
+    expect(value(exp, 'sentinel_alerts_firing', { check: 'stuck_batches', level: 'critical' })).toBe(1);
+    expect(value(exp, 'sentinel_alerts_firing', { check: 'stuck_batches', level: 'warning' })).toBe(0);
+    expect(value(exp, 'sentinel_alerts_firing', { check: 'error_spike', level: 'warning' })).toBe(1); // the silenced one left out
+    expect(value(exp, 'sentinel_alerts_firing', { check: 'schema_cache', level: 'warning' })).toBe(1);
+    expect(value(exp, 'sentinel_alerts_silenced', { check: 'error_spike' })).toBe(1);
+    expect(value(exp, 'sentinel_alerts_silenced', { check: 'stuck_batches' })).toBe(0);
+
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'oncall', type: 'discord', result: 'sent' })).toBe(2);
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'oncall', type: 'discord', result: 'failed' })).toBe(0);
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'sent' })).toBe(0);
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'failed' })).toBe(1);
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'retrying' })).toBe(1);
+    expect(value(exp, 'sentinel_notifications_pending', { notifier: 'pager' })).toBe(1);
+    expect(value(exp, 'sentinel_notifications_pending', { notifier: 'oncall' })).toBe(0);
+
+    expect(value(exp, 'sentinel_runs_total', { status: 'critical' })).toBe(1);
+    expect(value(exp, 'sentinel_runs_total', { status: 'healthy' })).toBe(0);
+    expect(value(exp, 'sentinel_runs_total', { status: 'degraded' })).toBe(0);
+    expect(value(exp, 'sentinel_run_duration_seconds_count')).toBe(1);
+    expect(value(exp, 'sentinel_run_duration_seconds_sum')).toBe(2.234);
+    expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '1' })).toBe(0);
+    expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '2.5' })).toBe(1);
+    expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '+Inf' })).toBe(1);
+    expect(series(exp, 'sentinel_run_duration_seconds_bucket').map((l) => l.le)).toEqual([...RUN_DURATION_BUCKETS.map(String), '+Inf']);
+
+    expect(value(exp, 'sentinel_database_up')).toBe(1);
+    expect(value(exp, 'sentinel_last_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:15:32.123Z') / 1000);
+    expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:15:32.123Z') / 1000);
+  });
+
+  it('increments counters across runs and drops label sets a later run no longer reports', async () => {
+    const m = createMetrics();
+    m.observeRun(firstRun());
+    m.observeRun(secondRun());
+    const exp = await scrape(m);
+
+    // Counters add up.
+    expect(value(exp, 'sentinel_runs_total', { status: 'critical' })).toBe(2);
+    expect(value(exp, 'sentinel_schema_cache_reloads_total')).toBe(1); // no NOTIFY in the cooldown
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'oncall', type: 'discord', result: 'sent' })).toBe(3);
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'sent' })).toBe(1);
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'retrying' })).toBe(1);
+    expect(value(exp, 'sentinel_run_duration_seconds_count')).toBe(2);
+    expect(value(exp, 'sentinel_run_duration_seconds_sum')).toBeCloseTo(14.834, 9);
+    expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '2.5' })).toBe(1);
+    expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '30' })).toBe(2);
+
+    // vendor_x and the validating batches are gone, not left at their last values.
+    expect(series(exp, 'sentinel_pipeline_error_ratio')).toEqual([{}, { source: 'vendor_a' }]);
+    expect(series(exp, 'sentinel_pipeline_dedupe_ratio')).toEqual([{}, { source: 'vendor_a' }]);
+    expect(series(exp, 'sentinel_pipeline_bucket_rows')).toEqual([{}, { source: 'vendor_a' }]);
+    expect(value(exp, 'sentinel_pipeline_error_ratio')).toBe(0.1);
+    expect(value(exp, 'sentinel_pipeline_dedupe_ratio')).toBe(0.05);
+    expect(value(exp, 'sentinel_pipeline_oldest_batch_age_seconds', { status: 'validating' })).toBeUndefined();
+    expect(series(exp, 'sentinel_pipeline_oldest_batch_age_seconds')).toEqual([{ status: 'uploaded' }, { status: 'processing' }]);
+    expect(value(exp, 'sentinel_pipeline_oldest_batch_age_seconds', { status: 'processing' })).toBe(1800.5);
+    expect(value(exp, 'sentinel_pipeline_batches_in_flight', { status: 'validating' })).toBe(0);
+    expect(value(exp, 'sentinel_pipeline_stuck_batches', { status: 'validating' })).toBe(0);
+    expect(value(exp, 'sentinel_pipeline_batches_finished_last_hour', { status: 'failed' })).toBe(0);
+
+    // Per-run gauges describe the second run only.
+    expect(value(exp, 'sentinel_check_status', { check: 'error_spike' })).toBe(3);
+    expect(value(exp, 'sentinel_check_status', { check: 'schema_cache' })).toBe(2);
+    expect(value(exp, 'sentinel_alerts_silenced', { check: 'error_spike' })).toBe(0);
+    expect(value(exp, 'sentinel_alerts_firing', { check: 'error_spike', level: 'warning' })).toBe(0);
+    expect(value(exp, 'sentinel_alerts_firing', { check: 'error_spike', level: 'critical' })).toBe(1);
+    expect(value(exp, 'sentinel_notifications_pending', { notifier: 'pager' })).toBe(0);
+    expect(value(exp, 'sentinel_schema_cache_up')).toBe(0);
+    expect(value(exp, 'sentinel_schema_cache_probe_duration_seconds')).toBe(0.007);
+    expect(value(exp, 'sentinel_schema_cache_probe_result', { result: 'PGRST002' })).toBe(1);
+    expect(value(exp, 'sentinel_schema_cache_probe_result', { result: 'ok' })).toBe(0);
+
+    // A check failed: the last successful run is still the first one.
+    expect(value(exp, 'sentinel_last_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:20:32.000Z') / 1000);
+    expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:15:32.123Z') / 1000);
+    expect(value(exp, 'sentinel_database_up')).toBe(1);
+  });
+
+  it('drops every pipeline and schema-cache series when a run has neither, and reports the database down', async () => {
+    const m = createMetrics();
+    m.observeRun(firstRun());
+    m.observeRun(outageRun());
+    const exp = await scrape(m);
+    for (const name of PIPELINE_METRICS) expect(series(exp, name), name).toEqual([]);
+    expect(value(exp, 'sentinel_schema_cache_up')).toBeUndefined();
+    expect(value(exp, 'sentinel_schema_cache_probe_duration_seconds')).toBeUndefined();
+    expect(value(exp, 'sentinel_schema_cache_probe_result', { result: 'ok' })).toBe(0);
+    expect(value(exp, 'sentinel_check_status', { check: 'schema_cache' })).toBe(-1);
+    expect(value(exp, 'sentinel_check_status', { check: 'stuck_batches' })).toBe(3);
+    expect(value(exp, 'sentinel_database_up')).toBe(0);
+    // No alerting outcome in this run: no pending figures, counters kept.
+    expect(series(exp, 'sentinel_notifications_pending')).toEqual([]);
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'oncall', type: 'discord', result: 'sent' })).toBe(2);
+  });
+
+  it('leaves out figures it does not know yet instead of reporting 0, before the first run', async () => {
+    const exp = await scrape(createMetrics());
+    for (const name of ['sentinel_database_up', 'sentinel_last_run_timestamp_seconds', 'sentinel_last_successful_run_timestamp_seconds', 'sentinel_schema_cache_up', 'sentinel_schema_cache_probe_duration_seconds']) {
+      expect(series(exp, name), name).toEqual([]);
+    }
+    for (const name of PIPELINE_METRICS) expect(series(exp, name), name).toEqual([]);
+    expect(value(exp, 'sentinel_runs_total', { status: 'healthy' })).toBe(0);
+    expect(value(exp, 'sentinel_schema_cache_reloads_total')).toBe(0);
+    expect(value(exp, 'sentinel_leader')).toBe(1);
+  });
+
+  it('counts the overall rate only with rows: a bucket without rows exports rows 0 and no ratio', async () => {
+    const m = createMetrics();
+    const run = firstRun();
+    run.pipeline!.hourly = {
+      min_rows: 100,
+      overall: { hour_bucket: '2025-01-04T10:00:00.000Z', judged: false, total_rows: 0, error_rows: 0, skipped_rows: 0, error_rate_pct: null, dedupe_rate_pct: null },
+      sources: [{ source: 'vendor_x', hour_bucket: '2025-01-04T10:00:00.000Z', judged: false, total_rows: 40, error_rows: 4, skipped_rows: 1, error_rate_pct: 10, dedupe_rate_pct: 2.5 }],
+    };
+    m.observeRun(run);
+    const exp = await scrape(m);
+    expect(value(exp, 'sentinel_pipeline_bucket_rows')).toBe(0);
+    expect(value(exp, 'sentinel_pipeline_error_ratio')).toBeUndefined();
+    expect(value(exp, 'sentinel_pipeline_dedupe_ratio')).toBeUndefined();
+    expect(value(exp, 'sentinel_pipeline_error_ratio', { source: 'vendor_x' })).toBe(0.1);
+    expect(value(exp, 'sentinel_pipeline_dedupe_ratio', { source: 'vendor_x' })).toBe(0.025);
+  });
+
+  it('reports leadership and build info', async () => {
+    const m = createMetrics();
+    m.setLeader(false);
+    let exp = await scrape(m);
+    expect(value(exp, 'sentinel_leader')).toBe(0);
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(series(exp, 'sentinel_build_info')).toEqual([{ version: pkg.version, node_version: process.version }]);
+    expect(value(exp, 'sentinel_build_info', { version: pkg.version, node_version: process.version })).toBe(1);
+    m.setLeader(true);
+    exp = await scrape(m);
+    expect(value(exp, 'sentinel_leader')).toBe(1);
+    expect(series(await scrape(createMetrics({ version: '1.2.3' })), 'sentinel_build_info')).toEqual([{ version: '1.2.3', node_version: process.version }]);
+  });
+
+  it('times the whole run when the caller passes its duration', async () => {
+    const m = createMetrics();
+    m.observeRun(firstRun(), { durationMs: 40_000 });
+    const exp = await scrape(m);
+    expect(value(exp, 'sentinel_run_duration_seconds_sum')).toBe(40);
+    expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '30' })).toBe(0);
+    expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '60' })).toBe(1);
+  });
+
+  it('records a healthy run as successful and renders quickly', async () => {
+    const m = createMetrics();
+    const healthy: RunResult = {
+      ...outageRun(),
+      overall_status: 'healthy',
+      alerts: [],
+      checks: [
+        { name: 'stuck_batches', outcome: 'ok', duration_ms: 3 },
+        { name: 'error_spike', outcome: 'ok', duration_ms: 2 },
+        { name: 'schema_cache', outcome: 'ok', duration_ms: 5, measurements: { latency_ms: 5, result: 'ok', up: true, reloads: 0 } },
+      ],
+    };
+    m.observeRun(healthy);
+    const started = performance.now();
+    const exp = await scrape(m);
+    expect(performance.now() - started).toBeLessThan(200);
+    expect(value(exp, 'sentinel_runs_total', { status: 'healthy' })).toBe(1);
+    expect(value(exp, 'sentinel_database_up')).toBe(1); // the checks reached it, even without a snapshot
+    expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(Date.parse(healthy.timestamp) / 1000);
+    expect(value(exp, 'sentinel_check_status', { check: 'error_spike' })).toBe(0);
+    expect(value(exp, 'sentinel_alerts_firing', { check: 'error_spike', level: 'critical' })).toBe(0);
+    expect(value(exp, 'sentinel_schema_cache_reloads_total')).toBe(0);
+  });
+});
