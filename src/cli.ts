@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { DEFAULT_LISTEN, formatHostPort, parseListen, parsePort, type ListenAddress } from './server/listen.js';
 
 /**
  * Entry point: flags -> command. Heavy modules (pg, zod, the checks) are imported
@@ -24,6 +25,22 @@ function nonNegativeSeconds(value: string): number {
   const n = Number(value);
   if (!/^\d+(\.\d+)?$/.test(value.trim()) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number of seconds, 0 or more');
   return n;
+}
+
+function listenAddress(value: string): ListenAddress {
+  try {
+    return parseListen(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function portNumber(value: string): number {
+  try {
+    return parsePort(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
 }
 
 function connectionOptions(cmd: Command): Command {
@@ -70,11 +87,28 @@ export function buildProgram(): Command {
     .option('--interval <seconds>', 'seconds between run starts in --loop mode', positiveSeconds, 300)
     .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
     .option('--no-color', 'no ANSI colours in the human report')
+    .option('--metrics-port <port>', 'with --loop: also serve /metrics, /healthz and /readyz on 127.0.0.1:PORT (see sentinel serve)', portNumber)
     .action(async (opts: Record<string, unknown>, cmd: Command) => {
       if (opts.loop && opts.pretty) throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--pretty cannot be used with --loop: a loop prints one JSON line per run (use --json)');
       if (!opts.loop && cmd.getOptionValueSource('interval') === 'cli') throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--interval needs --loop');
+      if (!opts.loop && opts.metricsPort !== undefined) throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--metrics-port needs --loop (or use sentinel serve)');
       const { checkCommand } = await import('./commands/check.js');
       process.exitCode = await checkCommand(opts);
+    });
+
+  connectionOptions(program.command('serve'))
+    .description('run the checks every --interval seconds and serve /metrics, /healthz and /readyz over HTTP')
+    .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
+    .addOption(
+      new Option('--listen <host:port>', 'address of the HTTP server ([::1]:9464 for IPv6; 0.0.0.0 exposes it on every interface)')
+        .argParser(listenAddress)
+        .default(DEFAULT_LISTEN, formatHostPort(DEFAULT_LISTEN.host, DEFAULT_LISTEN.port)),
+    )
+    .option('--interval <seconds>', 'seconds between run starts', positiveSeconds, 300)
+    .option('--json', "print each run's report as one JSON line on stdout")
+    .action(async (_opts: Record<string, unknown>, cmd: Command) => {
+      const { serveCommand } = await import('./commands/serve.js');
+      process.exitCode = await serveCommand(withGlobals(cmd));
     });
 
   connectionOptions(program.command('migrate'))

@@ -39,3 +39,38 @@ export async function runLoop(options: LoopOptions): Promise<number> {
   }
   return runs;
 }
+
+export interface StopSignals {
+  /** Aborted by the first SIGINT or SIGTERM. */
+  signal: AbortSignal;
+  /** Removes the handlers (the default behaviour of the signals returns). */
+  dispose(): void;
+}
+
+/**
+ * SIGINT/SIGTERM for the long-running modes (`--loop`, `serve`): the first asks to
+ * stop after the current run (whatever listens on `signal` stops too, such as the
+ * HTTP server); a second exits at once, 130 for SIGINT and 143 for SIGTERM, as a
+ * shell would report a process killed by it.
+ */
+export function stopOnSignals(logger: Logger, proc: Pick<NodeJS.Process, 'on' | 'off' | 'exit'> = process): StopSignals {
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stop.signal.aborted) {
+      logger.warn(`Received ${signal} again: exiting now`);
+      proc.exit(signal === 'SIGTERM' ? 143 : 130);
+      return;
+    }
+    logger.info(`Received ${signal}: finishing the current run, then exiting`);
+    stop.abort();
+  };
+  proc.on('SIGINT', onSignal);
+  proc.on('SIGTERM', onSignal);
+  return {
+    signal: stop.signal,
+    dispose() {
+      proc.off('SIGINT', onSignal);
+      proc.off('SIGTERM', onSignal);
+    },
+  };
+}

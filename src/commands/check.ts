@@ -7,10 +7,12 @@ import { allChecks } from '../checks/index.js';
 import { FileStateStore } from '../state/store.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
-import { runLoop } from '../loop.js';
+import { runLoop, stopOnSignals } from '../loop.js';
 import type { RunResult } from '../types.js';
 import { createAlerting } from '../alerting/setup.js';
 import { pingHeartbeat } from '../alerting/heartbeat.js';
+import type { ListenAddress } from '../server/listen.js';
+import type { MonitorServer } from '../server/index.js';
 
 export interface CheckFlags extends ConfigFlags {
   json?: boolean;
@@ -19,31 +21,45 @@ export interface CheckFlags extends ConfigFlags {
   interval?: number;
   color?: boolean;
   logLevel?: LogLevel;
+  /** With --loop: also serve /metrics, /healthz and /readyz on 127.0.0.1:PORT. */
+  metricsPort?: number;
+}
+
+export interface Setup {
+  config: SentinelConfig;
+  logger: Logger;
+  redactor: Redactor;
 }
 
 /** Loads configuration and sets up redacted logging; shared by every command that talks to a database. */
-export async function setup(flags: ConfigFlags & { logLevel?: LogLevel }): Promise<{ config: SentinelConfig; logger: Logger; redactor: Redactor }> {
+export async function setup(flags: ConfigFlags & { logLevel?: LogLevel }): Promise<Setup> {
   const config = await loadConfig({ flags, env: process.env });
   const redactor = new Redactor(config.secrets);
   const logger = createLogger({ level: flags.logLevel ?? 'info', redactor });
   return { config, logger, redactor };
 }
 
-/** `sentinel [--json] [--loop]`: one run or a loop; returns the exit code. */
-export async function checkCommand(flags: CheckFlags): Promise<number> {
-  const { config, logger, redactor } = await setup(flags);
-  const json = Boolean(flags.json || flags.pretty);
-  const color = !json && flags.color !== false && process.stdout.isTTY === true && !process.env.NO_COLOR;
-  const print = (result: RunResult): void => {
-    const text = json ? renderJson(result, { pretty: flags.pretty }) : renderHuman(result, { color });
+/** One whole run: checks, then alerting (silences, lifecycle, delivery), then the heartbeat. */
+export type RunAndAlert = (signal?: AbortSignal) => Promise<RunResult>;
+
+/** Prints each run's report on stdout, redacted: JSON (one line unless pretty) or the human banner. */
+export function reportPrinter(redactor: Redactor, options: { json?: boolean; pretty?: boolean; color?: boolean }): (result: RunResult) => void {
+  return (result) => {
+    const text = options.json || options.pretty ? renderJson(result, { pretty: options.pretty }) : renderHuman(result, { color: options.color ?? false });
     process.stdout.write(redactor.redact(text) + '\n');
   };
+}
 
+/**
+ * Runs `body` with the run function every mode shares (one run, the loop,
+ * `serve`). When Sentinel itself fails (not the pipeline), the dead man's switch
+ * is told; the connections are closed afterwards either way.
+ */
+export async function withRunner<T>({ config, logger, redactor }: Setup, body: (runAndAlert: RunAndAlert) => Promise<T>): Promise<T> {
   const runner = new Runner({ config, logger, checks: allChecks(), state: new FileStateStore(config.stateDir) });
   const alerting = createAlerting(config, logger, redactor);
-  // One run: checks, then alerting (silences, lifecycle, delivery), then the report
-  // (which shows silenced and acknowledged marks), then the heartbeat.
-  const runAndAlert = async (signal?: AbortSignal): Promise<RunResult> => {
+  // The report shows silenced and acknowledged marks, so alerting runs before it is printed.
+  const runAndAlert: RunAndAlert = async (signal) => {
     const raw = await runner.runOnce(signal);
     const { result, outcome } = await alerting.process(raw);
     const reported: RunResult = { ...result, notifications: outcome.notifications, ...(outcome.error ? { alerting_error: outcome.error } : {}) };
@@ -52,39 +68,83 @@ export async function checkCommand(flags: CheckFlags): Promise<number> {
     return reported;
   };
   try {
-    return await loopOrOnce();
+    return await body(runAndAlert);
   } catch (err) {
-    // Sentinel itself failed (not the pipeline): tell the dead man's switch.
     if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, 'fail', logger, redactor);
     throw err;
   } finally {
     await runner.close();
   }
+}
 
-  async function loopOrOnce(): Promise<number> {
-    if (!flags.loop) {
-      const result = await runAndAlert();
-      print(result);
-      return exitCodeFor(result.overall_status);
+export interface ContinuousOptions {
+  intervalSeconds: number;
+  /** Called with each run's result (the report on stdout); nothing printed when absent. */
+  print?: (result: RunResult) => void;
+  /** Serve /metrics, /healthz and /readyz on this address while looping. */
+  listen?: ListenAddress;
+}
+
+/**
+ * `sentinel --loop [--metrics-port N]` and `sentinel serve`: runs every interval
+ * until SIGINT/SIGTERM, optionally with the HTTP server. On the first signal the
+ * server stops accepting connections and the run in progress finishes (its
+ * alerting and outbox delivery included); then everything closes and the exit
+ * code is 0. A second signal exits at once (130/143).
+ */
+export async function runContinuously(s: Setup, options: ContinuousOptions): Promise<number> {
+  const { config, logger } = s;
+  const intervalMs = options.intervalSeconds * 1000;
+  const stop = stopOnSignals(logger);
+  let server: MonitorServer | undefined;
+  try {
+    if (options.listen) {
+      const { startMonitorServer } = await import('../server/index.js');
+      // Bound before the first run: an address in use is a setup error (exit 3),
+      // found before any check runs or anyone is paged.
+      const started = await startMonitorServer({ listen: options.listen, intervalMs, logger, redactor: s.redactor });
+      server = started;
+      stop.signal.addEventListener('abort', () => void started.close(), { once: true });
     }
-
-    const stop = new AbortController();
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stop.signal.aborted) {
-        logger.warn(`Received ${signal} again: exiting now`);
-        process.exit(signal === 'SIGTERM' ? 143 : 130);
-      }
-      logger.info(`Received ${signal}: finishing the current run, then exiting`);
-      stop.abort();
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    const intervalMs = (flags.interval ?? 300) * 1000;
-    logger.info(`Starting loop: environment ${config.env.name}, every ${flags.interval ?? 300}s`);
-    const runs = await runLoop({ intervalMs, runOnce: runAndAlert, onResult: print, logger, stop: stop.signal });
-    logger.info(`Loop stopped after ${runs} run${runs === 1 ? '' : 's'}`);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    return 0;
+    return await withRunner(s, async (runAndAlert) => {
+      logger.info(`Starting loop: environment ${config.env.name}, every ${options.intervalSeconds}s`);
+      // The run's own duration_ms covers the checks; the metric covers the whole run.
+      let runMs: number | undefined;
+      const runOnce: RunAndAlert = async (signal) => {
+        const started = performance.now();
+        const result = await runAndAlert(signal);
+        runMs = performance.now() - started;
+        return result;
+      };
+      const onResult = (result: RunResult): void => {
+        server?.observe(result, runMs);
+        options.print?.(result);
+      };
+      const runs = await runLoop({ intervalMs, runOnce, onResult, logger, stop: stop.signal });
+      logger.info(`Loop stopped after ${runs} run${runs === 1 ? '' : 's'}`);
+      return 0;
+    });
+  } finally {
+    // Still under our signal handlers: a second signal while closing exits at once.
+    await server?.close();
+    stop.dispose();
   }
+}
+
+/** `sentinel [--json] [--loop [--metrics-port N]]`: one run or a loop; returns the exit code. */
+export async function checkCommand(flags: CheckFlags): Promise<number> {
+  const s = await setup(flags);
+  const json = Boolean(flags.json || flags.pretty);
+  const color = !json && flags.color !== false && process.stdout.isTTY === true && !process.env.NO_COLOR;
+  const print = reportPrinter(s.redactor, { json, pretty: flags.pretty, color });
+
+  if (flags.loop) {
+    const listen = flags.metricsPort !== undefined ? { host: '127.0.0.1', port: flags.metricsPort } : undefined;
+    return runContinuously(s, { intervalSeconds: flags.interval ?? 300, print, listen });
+  }
+  return withRunner(s, async (runAndAlert) => {
+    const result = await runAndAlert();
+    print(result);
+    return exitCodeFor(result.overall_status);
+  });
 }

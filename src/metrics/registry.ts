@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CheckSummary, RunResult } from '../types.js';
+import { databaseReached } from '../checks/reachability.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
 import { METRICS, type MetricName } from './names.js';
 
@@ -51,10 +52,7 @@ type Labels = Record<string, string>;
  * a check that queries the database (every check but schema_cache, which talks to
  * PostgREST) ran to an answer.
  */
-export function databaseReached(result: RunResult): boolean {
-  if (result.pipeline) return true;
-  return result.checks.some((c) => c.name !== 'schema_cache' && (c.outcome === 'ok' || c.outcome === 'alert'));
-}
+export { databaseReached };
 
 /** A check's last outcome as `sentinel_check_status` encodes it (silenced alerts count: the check found them). */
 export function checkStatus(summary: CheckSummary, alerts: RunResult['alerts']): number {

@@ -1,0 +1,409 @@
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { useTestDatabase } from '../helpers/db.js';
+import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
+import { CLI, cliEnv, runCli } from '../helpers/cli.js';
+import { waitFor } from '../helpers/processes.js';
+import { startHttpServer } from '../helpers/http-server.js';
+
+/**
+ * `sentinel serve` and `sentinel --loop --metrics-port` as a user runs them: the
+ * built CLI against a real database, scraped over real HTTP.
+ */
+
+const db = useTestDatabase();
+let stateDir: string;
+beforeAll(async () => {
+  stateDir = await mkdtemp(join(tmpdir(), 'sentinel-serve-state-'));
+});
+afterAll(async () => {
+  await rm(stateDir, { recursive: true, force: true });
+});
+
+const env = (extra: Record<string, string | undefined> = {}) => ({ DATABASE_URL: db().url, SENTINEL_STATE_DIR: stateDir, ...extra });
+
+async function stuckBatch(): Promise<void> {
+  await insertBatch(db().pool, { source: 'vendor_a', status: 'processing', created_at: minutesAgo(30), updated_at: minutesAgo(25) });
+}
+async function errorSpike(): Promise<void> {
+  // In both the current and the previous hour: the judged bucket has 40% errors whatever the minute.
+  for (const m of [0.5, 61]) {
+    await insertBatch(db().pool, { source: 'vendor_a', status: 'completed', total_rows: 1000, error_rows: 400, created_at: minutesAgo(m), updated_at: minutesAgo(m) });
+  }
+}
+
+interface Served {
+  child: ChildProcess;
+  /** The URL from `Listening on …`. */
+  url: () => Promise<string>;
+  stdout: () => string;
+  stderr: () => string;
+  /** JSON reports printed so far (--json). */
+  runs: () => Array<{ overall_status: string }>;
+  waitRuns: (n: number, timeoutMs?: number) => Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  running: () => boolean;
+}
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+function start(args: string[], extraEnv: Record<string, string | undefined> = {}): Served {
+  const child = spawn(process.execPath, [CLI, ...args], { env: cliEnv(env(extraEnv)), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  let done = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => {
+      done = true;
+      resolve({ code, signal });
+    }),
+  );
+  const runs = () =>
+    stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { overall_status: string });
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    runs,
+    exited,
+    running: () => !done,
+    async url() {
+      await waitFor(() => /Listening on http:\/\/\S+/.test(stderr) || done, 15_000, `"Listening on" in: ${stderr}`);
+      const m = /Listening on (http:\/\/\S+)/.exec(stderr);
+      if (!m) throw new Error(`not listening: ${stderr}`);
+      return m[1]!;
+    },
+    waitRuns: (n, timeoutMs = 20_000) => waitFor(() => runs().length >= n || done, timeoutMs, `${n} runs; stderr: ${stderr}`),
+  };
+}
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The Prometheus text format, as far as these tests need it. */
+function parseMetrics(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/.exec(line);
+    if (!m) throw new Error(`unparsable metrics line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+/** The one sample of `name` whose labels are exactly `labels`; throws when there is none. */
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+  const wanted = JSON.stringify(Object.entries(labels).sort());
+  const found = samples.filter((s) => s.name === name && JSON.stringify(Object.entries(s.labels).sort()) === wanted);
+  if (found.length !== 1) {
+    const have = samples.filter((s) => s.name === name).map((s) => JSON.stringify(s.labels));
+    throw new Error(`${name}${JSON.stringify(labels)}: ${found.length} samples (have: ${have.join(', ') || 'none'})`);
+  }
+  return found[0]!.value;
+}
+
+async function scrape(url: string): Promise<Sample[]> {
+  const r = await fetch(`${url}/metrics`);
+  expect(r.status).toBe(200);
+  expect(r.headers.get('content-type')).toMatch(/^text\/plain/);
+  return parseMetrics(await r.text());
+}
+
+async function stop(s: Served, signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  s.child.kill(signal);
+  return s.exited;
+}
+
+describe('sentinel serve', () => {
+  it('exposes the values of the last run on /metrics, healthz and readyz', async () => {
+    await stuckBatch();
+    await errorSpike();
+    const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json']);
+    const url = await s.url();
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    await s.waitRuns(1);
+    expect(s.runs()[0]!.overall_status).toBe('critical');
+
+    const m = await scrape(url);
+    expect(value(m, 'sentinel_pipeline_stuck_batches', { status: 'processing' })).toBe(1);
+    expect(value(m, 'sentinel_pipeline_batches_in_flight', { status: 'processing' })).toBe(1);
+    const oldest = value(m, 'sentinel_pipeline_oldest_batch_age_seconds', { status: 'processing' });
+    expect(oldest).toBeGreaterThanOrEqual(25 * 60 - 5);
+    expect(oldest).toBeLessThan(27 * 60);
+    expect(value(m, 'sentinel_pipeline_error_ratio')).toBeCloseTo(0.4, 5);
+    expect(value(m, 'sentinel_pipeline_error_ratio', { source: 'vendor_a' })).toBeCloseTo(0.4, 5);
+    expect(value(m, 'sentinel_pipeline_bucket_rows')).toBe(1000);
+    expect(value(m, 'sentinel_alerts_firing', { check: 'stuck_batches', level: 'critical' })).toBe(1);
+    expect(value(m, 'sentinel_alerts_firing', { check: 'error_spike', level: 'warning' })).toBe(1);
+    expect(value(m, 'sentinel_check_status', { check: 'stuck_batches' })).toBe(2);
+    expect(value(m, 'sentinel_check_status', { check: 'error_spike' })).toBe(1);
+    expect(value(m, 'sentinel_check_status', { check: 'schema_cache' })).toBe(-1);
+    expect(value(m, 'sentinel_runs_total', { status: 'critical' })).toBeGreaterThanOrEqual(1);
+    expect(value(m, 'sentinel_database_up')).toBe(1);
+    expect(value(m, 'sentinel_leader')).toBe(1);
+    const lastRun = value(m, 'sentinel_last_run_timestamp_seconds');
+    expect(Math.abs(lastRun - Date.now() / 1000)).toBeLessThan(30);
+    expect(m.some((x) => x.name === 'sentinel_build_info' && x.labels.version === '0.1.0' && x.value === 1)).toBe(true);
+    // prom-client's process metrics come along.
+    expect(m.some((x) => x.name === 'process_cpu_user_seconds_total')).toBe(true);
+
+    const health = await fetch(`${url}/healthz`);
+    expect([health.status, await health.text()]).toEqual([200, 'ok\n']);
+    const ready = await fetch(`${url}/readyz`);
+    expect([ready.status, await ready.json()]).toEqual([200, { ready: true }]);
+
+    expect(await stop(s)).toEqual({ code: 0, signal: null });
+  });
+
+  it('answers scrapes in milliseconds (20 sequential scrapes, each under 200 ms)', async () => {
+    await stuckBatch();
+    const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json']);
+    const url = await s.url();
+    await s.waitRuns(1);
+    const times: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const t = performance.now();
+      const r = await fetch(`${url}/metrics`);
+      await r.text();
+      times.push(performance.now() - t);
+      expect(r.status).toBe(200);
+    }
+    expect(Math.max(...times)).toBeLessThan(200);
+    expect(await stop(s, 'SIGINT')).toEqual({ code: 0, signal: null });
+  });
+
+  it('is not ready while the database is unreachable, and says why without secrets', async () => {
+    const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json'], { DATABASE_URL: 'postgres://sentinel:ready-secret-9@127.0.0.1:1/app' });
+    const url = await s.url();
+    await s.waitRuns(1);
+    const r = await fetch(`${url}/readyz`);
+    expect(r.status).toBe(503);
+    const body = await r.text();
+    expect(body.endsWith('\n')).toBe(true);
+    expect(body.trimEnd().split('\n')).toHaveLength(1);
+    expect(JSON.parse(body)).toEqual({ ready: false, reason: expect.stringMatching(/^the database was unreachable in the last run: connection refused/) });
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const m = await scrape(url);
+    expect(value(m, 'sentinel_database_up')).toBe(0);
+    expect(value(m, 'sentinel_check_status', { check: 'stuck_batches' })).toBe(3);
+    const all = body + (await (await fetch(`${url}/metrics`)).text()) + s.stdout() + s.stderr();
+    expect(all).not.toContain('ready-secret-9');
+    expect(await stop(s)).toEqual({ code: 0, signal: null });
+  });
+
+  it('turns not ready when no run has finished for two intervals', async () => {
+    const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json']);
+    const url = await s.url();
+    await s.waitRuns(1);
+    // The next runs block on the lock (statement_timeout is 5 s): nothing finishes for a while.
+    const locker = await db().pool.connect();
+    try {
+      await locker.query('begin');
+      await locker.query('lock table intake.simplicity_batches in access exclusive mode');
+      let last: { status: number; body: string } = { status: 0, body: '' };
+      const deadline = Date.now() + 4500;
+      while (Date.now() < deadline) {
+        const r = await fetch(`${url}/readyz`);
+        last = { status: r.status, body: await r.text() };
+        if (r.status === 503) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      expect(last.status).toBe(503);
+      expect(JSON.parse(last.body).reason).toMatch(/^the last run finished \d+s ago, more than two intervals \(2s\)$/);
+      // The scrape still answers while the run is stuck on the database.
+      const t = performance.now();
+      expect((await fetch(`${url}/metrics`)).status).toBe(200);
+      expect(performance.now() - t).toBeLessThan(200);
+    } finally {
+      await locker.query('rollback');
+      locker.release();
+    }
+    const before = s.runs().length;
+    await s.waitRuns(before + 1);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    expect(await stop(s)).toEqual({ code: 0, signal: null });
+  });
+
+  it('on SIGTERM during a run: stops accepting at once, finishes the run and its delivery, exits 0', async () => {
+    await stuckBatch();
+    // The webhook answers slowly: the exit waits for the delivery, not only the checks.
+    const hook = await startHttpServer();
+    hook.fallback({ status: 200, body: {}, delayMs: 500 });
+    const config = join(stateDir, 'sigterm.yaml');
+    await writeFile(config, `notifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n`);
+    const locker = await db().pool.connect();
+    let released = false;
+    try {
+      await locker.query('begin');
+      await locker.query('lock table intake.simplicity_batches in access exclusive mode');
+      const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '60', '--json', '--config', config], { SENTINEL_STATE_DIR: join(stateDir, 'sigterm') });
+      const url = await s.url();
+      await waitFor(() => s.stderr().includes('Running stuck_batches check...'), 15_000, 'the first run to start');
+      // Blocked on the database, the process still serves, and is not ready yet.
+      expect((await fetch(`${url}/metrics`)).status).toBe(200);
+      const notYet = await fetch(`${url}/readyz`);
+      expect([notYet.status, await notYet.json()]).toEqual([503, { ready: false, reason: 'no run has finished yet' }]);
+
+      s.child.kill('SIGTERM');
+      await waitFor(() => s.stderr().includes('Received SIGTERM: finishing the current run, then exiting'), 5000, 'the signal to be handled');
+      // New connections are refused while the run is still going.
+      let refused = false;
+      const deadline = Date.now() + 3000;
+      while (!refused && Date.now() < deadline) {
+        refused = await fetch(`${url}/healthz`).then(
+          () => false,
+          () => true,
+        );
+        if (!refused) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(refused).toBe(true);
+      expect(s.running()).toBe(true);
+      expect(s.stdout()).toBe('');
+
+      expect(hook.requests).toHaveLength(0);
+
+      await locker.query('rollback');
+      released = true;
+      expect(await s.exited).toEqual({ code: 0, signal: null });
+      const runs = s.runs() as Array<{ overall_status: string; notifications?: Array<{ notifier: string; sent: number }> }>;
+      expect(runs).toHaveLength(1);
+      expect(runs[0]!.overall_status).toBe('critical');
+      expect(runs[0]!.notifications).toEqual([expect.objectContaining({ notifier: 'hook', sent: 1 })]);
+      expect(hook.requests).toHaveLength(1);
+      expect(hook.requests[0]!.body).toContain('stuck_batches');
+      expect(s.stderr()).toMatch(/Loop stopped after 1 run\n/);
+    } finally {
+      if (!released) await locker.query('rollback');
+      locker.release();
+      await hook.close();
+    }
+  });
+
+  it('exits at once on a second signal (143 for SIGTERM), mid-run', async () => {
+    const locker = await db().pool.connect();
+    try {
+      await locker.query('begin');
+      await locker.query('lock table intake.simplicity_batches in access exclusive mode');
+      const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '60', '--json']);
+      await s.url();
+      await waitFor(() => s.stderr().includes('Running stuck_batches check...'), 15_000, 'the first run to start');
+      s.child.kill('SIGTERM');
+      await waitFor(() => s.stderr().includes('Received SIGTERM'), 5000, 'the first signal to be handled');
+      s.child.kill('SIGTERM');
+      expect(await s.exited).toEqual({ code: 143, signal: null });
+      expect(s.stderr()).toContain('Received SIGTERM again: exiting now');
+      expect(s.stdout()).toBe('');
+    } finally {
+      await locker.query('rollback');
+      locker.release();
+    }
+  });
+
+  it('prints nothing on stdout without --json, logs on stderr', async () => {
+    const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1']);
+    const url = await s.url();
+    await waitFor(() => (s.stderr().match(/Running stuck_batches check/g) ?? []).length >= 2, 15_000, 'a second run');
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    expect(await stop(s)).toEqual({ code: 0, signal: null });
+    expect(s.stdout()).toBe('');
+  });
+
+  it('serves on IPv6 loopback with --listen [::1]:0', async () => {
+    const s = start(['serve', '--listen', '[::1]:0', '--interval', '60']);
+    const url = await s.url().catch(() => '');
+    if (!url && /address not available/.test(s.stderr())) return; // no IPv6 on this host
+    expect(url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect(await stop(s)).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('sentinel serve: usage errors exit 3 with one line', () => {
+  let blocker: Server | undefined;
+  afterEach(async () => {
+    await new Promise<void>((r) => (blocker ? blocker.close(() => r()) : r()));
+    blocker = undefined;
+  });
+
+  it.each([
+    ['9464', /expected HOST:PORT/],
+    [':9464', /host is missing/],
+    ['127.0.0.1:70000', /port must be a number from 1 to 65535/],
+    ['127.0.0.1:http', /port must be a number from 1 to 65535/],
+    ['::1:9464', /IPv6 address in brackets, e\.g\. \[::1\]:9464/],
+    ['[not-v6]:9464', /is not an IPv6 address/],
+  ])('--listen %s', async (listen, pattern) => {
+    const r = await runCli(['serve', '--listen', listen], env());
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^sentinel: option '--listen <host:port>' argument '.*' is invalid/);
+    expect(r.stderr).toMatch(pattern);
+    expect(r.stdout).toBe('');
+  });
+
+  it('exits 3 with one line when the port is in use, before any run', async () => {
+    blocker = createServer();
+    await new Promise<void>((r) => blocker!.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as AddressInfo).port;
+    const r = await runCli(['serve', '--listen', `127.0.0.1:${port}`, '--json'], env());
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe(`sentinel: cannot listen on 127.0.0.1:${port}: address already in use\n`);
+    expect(r.stdout).toBe('');
+  });
+
+  it('rejects --interval 0 and unknown options', async () => {
+    const bad = await runCli(['serve', '--interval', '0'], env());
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(/whole number of seconds, at least 1/);
+    const pretty = await runCli(['serve', '--pretty'], env());
+    expect(pretty.code).toBe(3);
+    expect(pretty.stderr).toMatch(/unknown option '--pretty'/);
+  });
+});
+
+describe('sentinel --loop --metrics-port', () => {
+  it('serves /metrics, /healthz and /readyz next to the loop on 127.0.0.1', async () => {
+    await stuckBatch();
+    const s = start(['--loop', '--interval', '1', '--json', '--metrics-port', '0']);
+    const url = await s.url();
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    await s.waitRuns(2);
+    const m = await scrape(url);
+    expect(value(m, 'sentinel_pipeline_stuck_batches', { status: 'processing' })).toBe(1);
+    expect(value(m, 'sentinel_runs_total', { status: 'critical' })).toBeGreaterThanOrEqual(2);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    expect(await stop(s, 'SIGINT')).toEqual({ code: 0, signal: null });
+  });
+
+  it.each([
+    [['--metrics-port', '9464'], '--metrics-port needs --loop'],
+    [['--loop', '--metrics-port', 'abc'], "option '--metrics-port <port>' argument 'abc' is invalid"],
+    [['--loop', '--metrics-port', '65536'], 'port must be a number from 1 to 65535'],
+  ])('rejects %j with exit 3', async (args, message) => {
+    const r = await runCli(args, env());
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(message);
+    expect(r.stdout).toBe('');
+  });
+});
