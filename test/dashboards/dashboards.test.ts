@@ -1,0 +1,803 @@
+/**
+ * The Grafana dashboards (grafana/dashboards/*.json) and the Prometheus rules
+ * (prometheus/sentinel-rules.yml) against what Sentinel really exports and the
+ * views that really exist:
+ *
+ * - dashboard structure: schema version, unique panel ids, grid positions, every
+ *   panel and query on the dashboard's data source variable (so it imports anywhere);
+ * - every metric a PromQL expression or variable query names is in
+ *   src/metrics/names.ts (histograms with their _bucket/_sum/_count series), a
+ *   prom-client default metric or Prometheus's `up`, with only labels it has, and
+ *   is in the text the real registry renders (src/metrics/registry.ts, when present);
+ * - every rule is well-formed (recording names level:metric:operations; alerts with
+ *   `for`, severity, summary, description and a runbook pointing at a README section);
+ * - every SQL query of pipeline-sql.json runs against the real ops views of a
+ *   migrated database, with Grafana's macros expanded, and returns the columns the
+ *   panel uses;
+ * - with promtool installed (on PATH or $PROMTOOL; Debian's `prometheus` package has
+ *   it): `promtool check rules` on the rules and on every dashboard expression, and
+ *   `promtool test rules prometheus/sentinel-rules.test.yml`.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import client from 'prom-client';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { METRICS } from '../../src/metrics/names.js';
+import { useTestDatabase } from '../helpers/db.js';
+import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const REGISTRY_MODULE = join(ROOT, 'src/metrics/registry.ts');
+const DS_VAR = '${datasource}';
+
+// ───────────────────────── Dashboard JSON
+
+interface DatasourceRef {
+  type?: string;
+  uid?: string;
+}
+interface Target {
+  refId?: string;
+  datasource?: DatasourceRef;
+  expr?: string;
+  rawSql?: string;
+  format?: string;
+}
+interface FieldOverride {
+  matcher: { id: string; options?: unknown };
+  properties: { id: string; value?: unknown }[];
+}
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos?: { x: number; y: number; w: number; h: number };
+  datasource?: DatasourceRef;
+  targets?: Target[];
+  panels?: Panel[];
+  fieldConfig?: {
+    defaults?: {
+      unit?: string;
+      thresholds?: { steps: { color: string; value: number | null }[] };
+      custom?: { thresholdsStyle?: { mode: string } };
+    };
+    overrides?: FieldOverride[];
+  };
+  options?: Record<string, unknown>;
+}
+interface Variable {
+  name: string;
+  type: string;
+  query?: string | { query?: string };
+  datasource?: DatasourceRef;
+}
+interface Dashboard {
+  uid: string;
+  title: string;
+  schemaVersion: number;
+  panels: Panel[];
+  templating: { list: Variable[] };
+}
+
+function loadDashboard(file: string): Dashboard {
+  return JSON.parse(readFileSync(join(ROOT, 'grafana/dashboards', file), 'utf8')) as Dashboard;
+}
+
+/** Every panel, including those inside (collapsed) rows. */
+function allPanels(d: Dashboard): Panel[] {
+  return d.panels.flatMap((p) => [p, ...(p.panels ?? [])]);
+}
+const queryPanels = (d: Dashboard): Panel[] => allPanels(d).filter((p) => p.type !== 'row');
+
+const DASHBOARDS = [
+  { file: 'sentinel-overview.json', datasourceType: 'prometheus' },
+  { file: 'pipeline-sql.json', datasourceType: 'grafana-postgresql-datasource' },
+] as const;
+
+describe.each(DASHBOARDS)('$file', ({ file, datasourceType }) => {
+  const dashboard = loadDashboard(file);
+
+  it('is a Grafana 10/11 dashboard (schemaVersion ≥ 36) with a uid and title', () => {
+    expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(36);
+    expect(dashboard.uid).toMatch(/^[a-zA-Z0-9_-]{1,40}$/);
+    expect(dashboard.title).toBeTruthy();
+    expect(queryPanels(dashboard).length).toBeGreaterThan(5);
+  });
+
+  it(`declares the data source as a variable of type ${datasourceType}`, () => {
+    const v = dashboard.templating.list.find((x) => x.name === 'datasource');
+    expect(v).toMatchObject({ type: 'datasource', query: datasourceType });
+  });
+
+  it('has unique panel ids', () => {
+    const ids = allPanels(dashboard).map((p) => p.id);
+    expect(ids.every((id) => Number.isInteger(id) && id > 0)).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('places every panel on the 24-column grid without overlaps', () => {
+    const boxes = allPanels(dashboard).map((p) => ({ title: p.title, ...p.gridPos! }));
+    for (const b of boxes) {
+      expect(b, `${b.title}: gridPos`).toEqual(
+        expect.objectContaining({ x: expect.any(Number), y: expect.any(Number), w: expect.any(Number), h: expect.any(Number) }),
+      );
+      expect(b.w, b.title).toBeGreaterThan(0);
+      expect(b.h, b.title).toBeGreaterThan(0);
+      expect(b.x + b.w, b.title).toBeLessThanOrEqual(24);
+    }
+    for (const [i, a] of boxes.entries()) {
+      for (const b of boxes.slice(i + 1)) {
+        const overlap = a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+        expect(overlap, `"${a.title}" overlaps "${b.title}"`).toBe(false);
+      }
+    }
+  });
+
+  it('queries only through the data source variable', () => {
+    const expected = { type: datasourceType, uid: DS_VAR };
+    for (const p of queryPanels(dashboard)) {
+      expect(p.datasource, p.title).toEqual(expected);
+      expect(p.targets?.length, `${p.title}: targets`).toBeGreaterThan(0);
+      for (const t of p.targets!) {
+        expect(t.datasource, `${p.title} ${t.refId}`).toEqual(expected);
+        expect(t.refId, p.title).toBeTruthy();
+      }
+      const refIds = p.targets!.map((t) => t.refId);
+      expect(new Set(refIds).size, `${p.title}: refIds`).toBe(refIds.length);
+    }
+    for (const v of dashboard.templating.list.filter((x) => x.type === 'query')) {
+      expect(v.datasource, `variable ${v.name}`).toEqual(expected);
+    }
+    // No data source uid of somebody's Grafana baked in anywhere.
+    const uids = [...JSON.stringify(dashboard).matchAll(/"uid":"([^"]*)"/g)].map((m) => m[1]);
+    expect(new Set(uids.filter((u) => u !== DS_VAR && u !== '-- Grafana --' && u !== dashboard.uid))).toEqual(new Set());
+  });
+});
+
+// ───────────────────────── PromQL
+
+const AGGREGATIONS = new Set([
+  'sum', 'min', 'max', 'avg', 'group', 'stddev', 'stdvar', 'count', 'count_values', 'bottomk', 'topk', 'quantile',
+  'limitk', 'limit_ratio',
+]);
+const PROMQL_FUNCTIONS = new Set([
+  ...AGGREGATIONS,
+  // functions
+  'abs', 'absent', 'absent_over_time', 'ceil', 'changes', 'clamp', 'clamp_max', 'clamp_min', 'day_of_month',
+  'day_of_week', 'day_of_year', 'days_in_month', 'delta', 'deriv', 'exp', 'floor', 'histogram_avg',
+  'histogram_count', 'histogram_fraction', 'histogram_quantile', 'histogram_stddev', 'histogram_stdvar',
+  'histogram_sum', 'holt_winters', 'double_exponential_smoothing', 'hour', 'idelta', 'increase', 'irate',
+  'label_join', 'label_replace', 'ln', 'log2', 'log10', 'minute', 'month', 'predict_linear', 'rate', 'resets',
+  'round', 'scalar', 'sgn', 'sort', 'sort_desc', 'sort_by_label', 'sort_by_label_desc', 'sqrt', 'time',
+  'timestamp', 'vector', 'year', 'avg_over_time', 'min_over_time', 'max_over_time', 'sum_over_time',
+  'count_over_time', 'quantile_over_time', 'stddev_over_time', 'stdvar_over_time', 'last_over_time',
+  'present_over_time', 'mad_over_time', 'acos', 'acosh', 'asin', 'asinh', 'atan', 'atanh', 'cos', 'cosh', 'sin',
+  'sinh', 'tan', 'tanh', 'deg', 'rad', 'pi',
+  // `@ start()` / `@ end()`
+  'start', 'end',
+]);
+/** Followed by a parenthesised list of label names, not an expression. */
+const GROUPING_KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right']);
+const PROMQL_KEYWORDS = new Set([...GROUPING_KEYWORDS, 'bool', 'and', 'or', 'unless', 'offset', 'atan2', 'inf', 'nan']);
+
+interface MetricRef {
+  name: string;
+  /** Label names in the selector's matchers (`{status="x"}` → status). */
+  labels: string[];
+}
+
+/**
+ * The metric selectors of a PromQL expression. A small scanner rather than a regex
+ * over the whole text: strings, label matchers, range/subquery brackets, durations,
+ * numbers and the label lists of by/without/on/ignoring/group_left/group_right are
+ * skipped; an identifier followed by `(` must be a known function; any other
+ * identifier that is not a keyword is a metric name. Grafana variables
+ * ($job, ${x}, $__rate_interval) are ignored.
+ */
+function promqlMetrics(expr: string): MetricRef[] {
+  const refs: MetricRef[] = [];
+  let i = 0;
+  const n = expr.length;
+  const skipSpace = (): void => {
+    while (i < n && /\s/.test(expr[i]!)) i++;
+  };
+  /** Index just past the string literal that starts at j. */
+  const stringEnd = (j: number): number => {
+    const quote = expr[j]!;
+    for (let k = j + 1; k < n; k++) {
+      if (quote !== '`' && expr[k] === '\\') k++;
+      else if (expr[k] === quote) return k + 1;
+    }
+    throw new Error(`unterminated string in PromQL: ${expr}`);
+  };
+  /** Index of the bracket that closes the one at i, strings skipped. */
+  const closing = (open: string, close: string): number => {
+    let depth = 0;
+    for (let j = i; j < n; j++) {
+      const c = expr[j]!;
+      if (c === '"' || c === "'" || c === '`') j = stringEnd(j) - 1;
+      else if (c === open) depth++;
+      else if (c === close && --depth === 0) return j;
+    }
+    throw new Error(`unbalanced ${open} in PromQL: ${expr}`);
+  };
+  const matcherLabels = (block: string): { labels: string[]; name?: string } => {
+    const labels: string[] = [];
+    let name: string | undefined;
+    for (const m of block.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)/g)) {
+      if (m[1] === '__name__' && m[2] === '=') name = m[3]!.slice(1, -1);
+      else labels.push(m[1]!);
+    }
+    return { labels, name };
+  };
+
+  while (i < n) {
+    const c = expr[i]!;
+    if (/\s/.test(c)) {
+      i++;
+    } else if (c === '"' || c === "'" || c === '`') {
+      i = stringEnd(i); // a function's string argument (label_replace, count_values, ...)
+    } else if (c === '$') {
+      // A Grafana variable: $name, ${name} or ${name:format}.
+      const m = /^\$(\{[^}]*\}|\w+)/.exec(expr.slice(i));
+      i += m ? m[0].length : 1;
+    } else if (c === '[') {
+      i = closing('[', ']') + 1;
+    } else if (c === '{') {
+      // A bare selector: {__name__="metric", ...}
+      const end = closing('{', '}');
+      const { labels, name } = matcherLabels(expr.slice(i + 1, end));
+      if (name) refs.push({ name, labels });
+      else throw new Error(`selector without a metric name in: ${expr}`);
+      i = end + 1;
+    } else if (/[0-9.]/.test(c)) {
+      const m = /^(?:0x[0-9a-fA-F]+|(?:\d+(?:ms|[smhdwy]))+|\d*\.?\d+(?:[eE][+-]?\d+)?)/.exec(expr.slice(i));
+      i += m ? m[0].length : 1;
+    } else if (/[a-zA-Z_:]/.test(c)) {
+      const ident = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(expr.slice(i))![0];
+      i += ident.length;
+      skipSpace();
+      const next = expr[i];
+      const lower = ident.toLowerCase();
+      if (GROUPING_KEYWORDS.has(lower)) {
+        if (next === '(') i = closing('(', ')') + 1;
+      } else if (PROMQL_KEYWORDS.has(lower)) {
+        // operator or modifier
+      } else if (next === '(' || (AGGREGATIONS.has(lower) && /^(by|without)\b/i.test(expr.slice(i)))) {
+        if (!PROMQL_FUNCTIONS.has(lower)) throw new Error(`unknown PromQL function ${ident}() in: ${expr}`);
+      } else {
+        let labels: string[] = [];
+        if (next === '{') {
+          const end = closing('{', '}');
+          labels = matcherLabels(expr.slice(i + 1, end)).labels;
+          i = end + 1;
+        }
+        refs.push({ name: ident, labels });
+      }
+    } else {
+      i++; // operators, commas, parentheses, @
+    }
+  }
+  return refs;
+}
+
+/** Grafana's Prometheus variable queries: label_values(selector, label), query_result(expr), or PromQL. */
+function variableQueryMetrics(query: string): MetricRef[] {
+  const labelValues = /^\s*label_values\(\s*(.*?)\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)\s*$/.exec(query);
+  if (labelValues) return promqlMetrics(labelValues[1]!);
+  const queryResult = /^\s*query_result\(\s*(.*)\s*\)\s*$/.exec(query);
+  if (queryResult) return promqlMetrics(queryResult[1]!);
+  return promqlMetrics(query);
+}
+
+describe('promqlMetrics (the tokenizer these checks rely on)', () => {
+  it.each([
+    ['up', ['up']],
+    ['up{job="sentinel"} == 0', ['up']],
+    [
+      'histogram_quantile(0.95, sum by (le, job) (rate(foo_seconds_bucket{job=~"$job", instance=~"${instance}"}[$__rate_interval])))',
+      ['foo_seconds_bucket'],
+    ],
+    ['sum without (instance) (a) / on (job) group_left (version) b offset 5m', ['a', 'b']],
+    ['max(x{source=""}) > 0.15 and on(job) max by (job) (y) >= 1e2 unless z == bool 1', ['x', 'y', 'z']],
+    ['time() - max(last_ts{l="by (x) rate("}) > 900', ['last_ts']],
+    ['sum(rate(a_total[1h:5m])) or vector(0)', ['a_total']],
+    ['{__name__="weird", job="x"}', ['weird']],
+    ['a:recorded:max > Inf', ['a:recorded:max']],
+    ['label_replace(m{a="x"}, "dst", "$1", "src", "(.*)") > 0', ['m']],
+    ['SUM BY (job) (m)', ['m']],
+    ['sum by (job) (max without (instance) (m))', ['m']],
+  ])('%s', (expr, names) => {
+    expect(promqlMetrics(expr).map((r) => r.name)).toEqual(names);
+  });
+
+  it('collects the label names of a selector', () => {
+    expect(promqlMetrics('m{a="1", b=~"x|y", c!="", d!~"z"}')).toEqual([{ name: 'm', labels: ['a', 'b', 'c', 'd'] }]);
+  });
+
+  it('rejects unknown functions instead of taking them for metrics', () => {
+    expect(() => promqlMetrics('sumx(foo)')).toThrow(/unknown PromQL function sumx/);
+  });
+});
+
+// ───────────────────────── What Sentinel exports
+
+interface Exported {
+  /** Series names (histograms expanded) → allowed selector labels. */
+  series: Map<string, Set<string>>;
+}
+
+const TARGET_LABELS = ['job', 'instance'];
+
+function seriesOf(name: string, type: string): string[] {
+  if (type === 'histogram') return [`${name}_bucket`, `${name}_sum`, `${name}_count`];
+  if (type === 'summary') return [name, `${name}_sum`, `${name}_count`];
+  return [name];
+}
+
+/** names.ts, prom-client's default metrics (as prom-client 15 really names them) and `up`. */
+async function declaredMetrics(): Promise<Exported> {
+  const series = new Map<string, Set<string>>();
+  for (const m of METRICS) {
+    for (const s of seriesOf(m.name, m.type)) {
+      series.set(s, new Set([...m.labels, ...TARGET_LABELS, ...(s.endsWith('_bucket') ? ['le'] : [])]));
+    }
+  }
+  const defaults = new client.Registry();
+  client.collectDefaultMetrics({ register: defaults });
+  for (const m of await defaults.getMetricsAsJSON()) {
+    for (const s of seriesOf(m.name, m.type as unknown as string)) series.set(s, new Set(TARGET_LABELS));
+  }
+  defaults.clear();
+  series.set('up', new Set(TARGET_LABELS));
+  return { series };
+}
+
+/** The series names in the text exposition that createMetrics().render() produces. */
+async function renderedSeries(): Promise<Set<string>> {
+  const mod = (await import(pathToFileURL(REGISTRY_MODULE).href)) as {
+    createMetrics: () => { render(): Promise<string> };
+  };
+  const text = await mod.createMetrics().render();
+  const names = new Set<string>(['up']);
+  for (const line of text.split('\n')) {
+    const type = /^# TYPE (\S+) (\S+)/.exec(line);
+    if (type) for (const s of seriesOf(type[1]!, type[2]!)) names.add(s);
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]/.exec(line);
+    if (sample) names.add(sample[1]!);
+  }
+  return names;
+}
+
+interface Query {
+  where: string;
+  expr: string;
+  refs: MetricRef[];
+}
+
+function overviewQueries(): Query[] {
+  const d = loadDashboard('sentinel-overview.json');
+  const out: Query[] = [];
+  for (const p of queryPanels(d)) {
+    for (const t of p.targets ?? []) {
+      expect(t.expr, `${p.title} ${t.refId}: expr`).toBeTruthy();
+      out.push({ where: `panel "${p.title}" ${t.refId}`, expr: t.expr!, refs: promqlMetrics(t.expr!) });
+    }
+  }
+  for (const v of d.templating.list.filter((x) => x.type === 'query')) {
+    const q = typeof v.query === 'string' ? v.query : v.query?.query;
+    expect(q, `variable ${v.name}`).toBeTruthy();
+    out.push({ where: `variable $${v.name}`, expr: q!, refs: variableQueryMetrics(q!) });
+  }
+  return out;
+}
+
+// ───────────────────────── Rules file
+
+interface Rule {
+  record?: string;
+  alert?: string;
+  expr?: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+interface RuleFile {
+  groups: { name: string; interval?: string; rules: Rule[] }[];
+}
+
+const rulesFile = (): RuleFile =>
+  parseYaml(readFileSync(join(ROOT, 'prometheus/sentinel-rules.yml'), 'utf8')) as RuleFile;
+const allRules = (): Rule[] => rulesFile().groups.flatMap((g) => g.rules);
+const recordedNames = (): Set<string> => new Set(allRules().flatMap((r) => (r.record ? [r.record] : [])));
+
+function ruleQueries(): Query[] {
+  return allRules().map((r) => ({
+    where: `rule ${r.record ?? r.alert}`,
+    expr: r.expr!,
+    refs: promqlMetrics(r.expr!),
+  }));
+}
+
+/** GitHub's anchors for the README's headings. */
+function readmeAnchors(): Set<string> {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const anchors = new Set<string>();
+  let inFence = false;
+  for (const line of readme.split('\n')) {
+    if (line.startsWith('```')) inFence = !inFence;
+    const h = !inFence && /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
+    if (!h) continue;
+    const slug = h[1]!
+      .toLowerCase()
+      .replace(/`/g, '')
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-');
+    anchors.add(slug);
+  }
+  return anchors;
+}
+
+// ───────────────────────── Metric references, dashboards and rules
+
+describe('metrics referenced by the overview dashboard and the rules', () => {
+  const sources = [
+    ['grafana/dashboards/sentinel-overview.json', overviewQueries],
+    ['prometheus/sentinel-rules.yml', ruleQueries],
+  ] as const;
+
+  it.each(sources)('%s names only metrics from names.ts, prom-client defaults or up, with their labels', async (_, queries) => {
+    const { series } = await declaredMetrics();
+    const recorded = recordedNames();
+    const problems: string[] = [];
+    let count = 0;
+    for (const q of queries()) {
+      expect(q.refs.length, `${q.where}: no metric in ${q.expr}`).toBeGreaterThan(0);
+      for (const ref of q.refs) {
+        count++;
+        if (recorded.has(ref.name)) continue;
+        const labels = series.get(ref.name);
+        if (!labels) {
+          problems.push(`${q.where}: ${ref.name} is not exported`);
+          continue;
+        }
+        for (const l of ref.labels) if (!labels.has(l)) problems.push(`${q.where}: ${ref.name} has no label ${l}`);
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(count).toBeGreaterThan(10);
+  });
+
+  it.skipIf(!existsSync(REGISTRY_MODULE)).each(sources)(
+    '%s names only metrics that createMetrics().render() really exports',
+    async (_, queries) => {
+      const rendered = await renderedSeries();
+      const recorded = recordedNames();
+      const missing = queries().flatMap((q) =>
+        q.refs.filter((r) => !recorded.has(r.name) && !rendered.has(r.name)).map((r) => `${q.where}: ${r.name}`),
+      );
+      expect(missing).toEqual([]);
+    },
+  );
+});
+
+describe('sentinel-overview.json', () => {
+  const panels = queryPanels(loadDashboard('sentinel-overview.json'));
+  const panelUsing = (metric: string): Panel[] =>
+    panels.filter((p) => p.type === 'timeseries' && p.targets?.some((t) => t.expr?.includes(metric)));
+  const thresholdValues = (p: Panel): (number | null)[] =>
+    p.fieldConfig?.defaults?.thresholds?.steps.map((s) => s.value) ?? [];
+
+  it.each([
+    ['sentinel_pipeline_error_ratio', 'percentunit', 0.15],
+    ['sentinel_pipeline_dedupe_ratio', 'percentunit', 0.5],
+    ['sentinel_pipeline_oldest_batch_age_seconds', 's', 600],
+  ])('charts %s in %s with a threshold line at %s', (metric, unit, threshold) => {
+    const [p] = panelUsing(metric);
+    expect(p, metric).toBeDefined();
+    expect(p!.fieldConfig?.defaults?.unit).toBe(unit);
+    expect(thresholdValues(p!)).toContain(threshold);
+    expect(p!.fieldConfig?.defaults?.custom?.thresholdsStyle?.mode).toMatch(/line/);
+  });
+
+  it('charts the error and dedupe ratios overall (no source label) and per source', () => {
+    for (const metric of ['sentinel_pipeline_error_ratio', 'sentinel_pipeline_dedupe_ratio']) {
+      const exprs = panelUsing(metric).flatMap((p) => p.targets!.map((t) => t.expr!));
+      expect(exprs.some((e) => e.includes('source=""')), metric).toBe(true);
+      expect(exprs.some((e) => /by \(source\)/.test(e) && e.includes('source!=""')), metric).toBe(true);
+    }
+  });
+
+  it('uses every metric of names.ts somewhere', () => {
+    const used = new Set(overviewQueries().flatMap((q) => q.refs.map((r) => r.name.replace(/_(bucket|sum|count)$/, ''))));
+    expect(METRICS.map((m) => m.name).filter((m) => !used.has(m))).toEqual([]);
+  });
+});
+
+describe('prometheus/sentinel-rules.yml', () => {
+  it('parses into named groups of rules that each have an expression', () => {
+    const file = rulesFile();
+    expect(file.groups.length).toBeGreaterThan(0);
+    const groupNames = file.groups.map((g) => g.name);
+    expect(new Set(groupNames).size).toBe(groupNames.length);
+    for (const g of file.groups) {
+      expect(g.rules.length, g.name).toBeGreaterThan(0);
+      for (const r of g.rules) {
+        expect(typeof r.expr, `${g.name}: ${r.record ?? r.alert}`).toBe('string');
+        expect(Boolean(r.record) !== Boolean(r.alert), `${g.name}: exactly one of record/alert`).toBe(true);
+      }
+    }
+  });
+
+  it('names recording rules level:metric:operations after an exported metric, each once', async () => {
+    const records = allRules().flatMap((r) => (r.record ? [r.record] : []));
+    expect(records.length).toBeGreaterThan(0);
+    expect(new Set(records).size).toBe(records.length);
+    const { series } = await declaredMetrics();
+    for (const name of records) {
+      expect(name).toMatch(/^[a-z_]+:[a-z_]+:[a-z_0-9]+$/);
+      const metric = name.split(':')[1]!;
+      // A rate or increase of a counter drops the _total suffix.
+      const exported = series.has(metric) || series.has(`${metric}_total`) || METRICS.some((m) => m.name === metric);
+      expect(exported, `${name}: ${metric}`).toBe(true);
+    }
+  });
+
+  it('gives every alert a for, a severity, a summary, a description and a README runbook', () => {
+    const anchors = readmeAnchors();
+    const alerts = allRules().filter((r) => r.alert);
+    const names = alerts.map((a) => a.alert);
+    expect(new Set(names).size).toBe(names.length);
+    for (const a of alerts) {
+      expect(a.alert).toMatch(/^Sentinel[A-Z][A-Za-z]+$/);
+      expect(a.for, a.alert).toMatch(/^(\d+(ms|s|m|h|d|w|y))+$/);
+      expect(['critical', 'warning'], a.alert).toContain(a.labels?.severity);
+      expect(a.annotations?.summary, a.alert).toBeTruthy();
+      expect(a.annotations?.description, a.alert).toBeTruthy();
+      const runbook = /^README\.md#([\w-]+)/.exec(a.annotations?.runbook ?? '');
+      expect(runbook, `${a.alert}: runbook`).not.toBeNull();
+      expect(anchors, `${a.alert}: README has no section #${runbook![1]}`).toContain(runbook![1]);
+    }
+  });
+
+  it.each([
+    ['SentinelStuckBatches', 'critical', 'sentinel_pipeline_stuck_batches'],
+    ['SentinelErrorSpike', 'warning', 'sentinel_pipeline_error_ratio'],
+    ['SentinelSchemaCacheDown', 'critical', 'sentinel_schema_cache_up'],
+    ['SentinelDatabaseUnreachable', 'critical', 'sentinel_database_up'],
+    ['SentinelCheckFailing', 'critical', 'sentinel_check_status'],
+    ['SentinelMetricsAbsent', 'critical', 'sentinel_last_run_timestamp_seconds'],
+    ['SentinelNotRunning', 'critical', 'sentinel_last_run_timestamp_seconds'],
+    ['SentinelTargetDown', 'warning', 'up'],
+    ['SentinelNoLeader', 'critical', 'sentinel_leader'],
+    ['SentinelSplitBrain', 'critical', 'sentinel_leader'],
+  ])('has %s (%s) on %s', (alert, severity, metric) => {
+    const rule = allRules().find((r) => r.alert === alert);
+    expect(rule, alert).toBeDefined();
+    expect(rule!.labels?.severity).toBe(severity);
+    expect(promqlMetrics(rule!.expr!).map((r) => r.name)).toContain(metric);
+  });
+
+  it('pages on the thresholds of the checks and of Sentinel going silent', () => {
+    const expr = (alert: string): string => allRules().find((r) => r.alert === alert)!.expr!.replace(/\s+/g, ' ');
+    expect(expr('SentinelStuckBatches')).toMatch(/sentinel_pipeline_stuck_batches\)\) > 0$/);
+    expect(expr('SentinelErrorSpike')).toMatch(/sentinel_pipeline_error_ratio\{source=""\}\) > 0\.15 /);
+    expect(expr('SentinelSchemaCacheDown')).toMatch(/sentinel_schema_cache_up\) == 0 /);
+    expect(expr('SentinelCheckFailing')).toMatch(/sentinel_check_status\) == 3$/);
+    expect(expr('SentinelMetricsAbsent')).toMatch(/^absent\(sentinel_last_run_timestamp_seconds\{job="sentinel"\}\)$/);
+    expect(expr('SentinelNotRunning')).toMatch(/^time\(\) - .*sentinel_last_run_timestamp_seconds.* > 900$/);
+    expect(expr('SentinelTargetDown')).toBe('up{job="sentinel"} == 0');
+    expect(expr('SentinelNoLeader')).toMatch(/sum by \(job\) \(sentinel_leader.*\) < 1$/);
+    expect(expr('SentinelSplitBrain')).toMatch(/sum by \(job\) \(sentinel_leader.*\) > 1$/);
+    expect(allRules().find((r) => r.alert === 'SentinelNoLeader')!.for).toBe('10m');
+  });
+});
+
+// ───────────────────────── pipeline-sql.json against the real views
+
+const RANGE_FROM = `(now() - interval '7 days')`;
+const RANGE_TO = 'now()';
+
+function intervalSeconds(spec: string): number {
+  const m = /^'?(\d+)(s|m|h|d)'?$/.exec(spec.trim());
+  if (!m) throw new Error(`unsupported interval ${spec}`);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
+
+/**
+ * Grafana's PostgreSQL macros, expanded as Grafana does for a 7-day range ending
+ * now. An unknown macro is an error rather than SQL that only fails in Grafana.
+ */
+function expandGrafanaMacros(sql: string): string {
+  const group = (col: string, interval: string): string =>
+    `to_timestamp(floor(extract(epoch from ${col}) / ${intervalSeconds(interval)}) * ${intervalSeconds(interval)})`;
+  const out = sql
+    .replace(/\$__timeFilter\(\s*([^)]+?)\s*\)/g, (_, col: string) => `${col} between ${RANGE_FROM} and ${RANGE_TO}`)
+    .replace(/\$__timeGroupAlias\(\s*([^,]+?)\s*,\s*([^,)]+?)\s*(?:,[^)]*)?\)/g, (_, c: string, i: string) => `${group(c, i)} as "time"`)
+    .replace(/\$__timeGroup\(\s*([^,]+?)\s*,\s*([^,)]+?)\s*(?:,[^)]*)?\)/g, (_, c: string, i: string) => group(c, i))
+    .replace(/\$__time\(\s*([^)]+?)\s*\)/g, (_, col: string) => `${col} as "time"`)
+    .replace(/\$__timeEpoch\(\s*([^)]+?)\s*\)/g, (_, col: string) => `extract(epoch from ${col}) as "time"`)
+    .replace(/\$__timeFrom\(\)/g, RANGE_FROM)
+    .replace(/\$__timeTo\(\)/g, RANGE_TO)
+    .replace(/\$__unixEpochFilter\(\s*([^)]+?)\s*\)/g, (_, col: string) =>
+      `${col} between extract(epoch from ${RANGE_FROM}) and extract(epoch from ${RANGE_TO})`,
+    );
+  const left = /\$\w+|\$\{[^}]*\}/.exec(out);
+  if (left) throw new Error(`unsupported Grafana macro or variable ${left[0]} in: ${sql}`);
+  return out;
+}
+
+/** Per panel: the columns each query must return, in order. */
+const EXPECTED_COLUMNS: Record<string, string[]> = {
+  'Batches in flight': ['batch_count'],
+  'Oldest in-flight batch': ['oldest_age_minutes'],
+  'Failed batches in range': ['failed_batches'],
+  'Error rate in range': ['error_rate_pct'],
+  'Pipeline health': ['status', 'batch_count', 'oldest_batch_at', 'oldest_age_minutes', 'newest_batch_at'],
+  'Batches per hour: completed vs failed': ['hour_bucket', 'completed_batches', 'failed_batches'],
+  'Error rate per hour': ['time', 'error_rate_pct'],
+  'Dedupe rate per hour': ['time', 'dedupe_rate_pct'],
+  'Average timings per hour': ['time', 'avg_parse_ms', 'avg_db_ms', 'avg_total_ms'],
+  'Rows per hour': ['time', 'inserted_rows', 'skipped_rows', 'error_rows'],
+  'Hourly performance': [
+    'hour_bucket', 'total_batches', 'completed_batches', 'failed_batches', 'avg_parse_ms', 'avg_db_ms',
+    'avg_total_ms', 'total_rows', 'inserted_rows', 'skipped_rows', 'error_rows', 'dedupe_rate_pct', 'error_rate_pct',
+  ],
+  'Top 10 error codes': ['error_code', 'occurrence_count', 'affected_batches', 'last_seen_at', 'sample_message'],
+};
+
+// pg type oids
+const TIMESTAMPTZ = 1184;
+const NUMERIC_TYPES = new Set([20, 21, 23, 700, 701, 1700]);
+
+describe('pipeline-sql.json against the real ops views', () => {
+  const db = useTestDatabase();
+  const sqlPanels = queryPanels(loadDashboard('pipeline-sql.json'));
+
+  it('expands the Grafana macros it uses', () => {
+    expect(expandGrafanaMacros('select $__time(hour_bucket), x from t where $__timeFilter(hour_bucket)')).toBe(
+      `select hour_bucket as "time", x from t where hour_bucket between ${RANGE_FROM} and ${RANGE_TO}`,
+    );
+    expect(expandGrafanaMacros("select $__timeGroupAlias(created_at, '1h'), count(*)")).toBe(
+      `select to_timestamp(floor(extract(epoch from created_at) / 3600) * 3600) as "time", count(*)`,
+    );
+    expect(() => expandGrafanaMacros('select $__schema()')).toThrow(/unsupported/);
+  });
+
+  it('has an expectation for every panel', () => {
+    expect(sqlPanels.map((p) => p.title).sort()).toEqual(Object.keys(EXPECTED_COLUMNS).sort());
+  });
+
+  it('reads only the ops views', () => {
+    for (const p of sqlPanels) {
+      for (const t of p.targets!) {
+        const relations = [...t.rawSql!.matchAll(/\b(?:from|join)\s+([a-z_][\w.]*)/gi)].map((m) => m[1]);
+        expect(relations.length, p.title).toBeGreaterThan(0);
+        for (const r of relations) expect(['ops.v_batch_performance', 'ops.v_error_distribution', 'ops.v_pipeline_health'], p.title).toContain(r);
+      }
+    }
+  });
+
+  it('runs every query on a seeded pipeline and gets the columns each panel uses', async () => {
+    const { pool } = db();
+    // Two whole UTC hours before the current one, so the hourly rows do not depend on the clock.
+    const { rows: nowRows } = await pool.query<{ h0: Date }>(`select date_trunc('hour', now(), 'UTC') as h0`);
+    const hour = (h: number, minutes: number): Date => new Date(nowRows[0]!.h0.getTime() - h * 3_600_000 + minutes * 60_000);
+    const rows = { total_rows: 100, inserted_rows: 70, skipped_rows: 10, error_rows: 20, parse_ms: 120, db_ms: 380 };
+    const failed = await insertBatch(pool, { status: 'failed', ...rows, created_at: hour(2, 5), completed_at: hour(2, 8) });
+    await insertBatch(pool, { status: 'completed', ...rows, error_rows: 0, inserted_rows: 90, created_at: hour(2, 20) });
+    await insertBatch(pool, { status: 'completed', ...rows, created_at: hour(1, 5) });
+    await insertBatch(pool, { status: 'processing', total_rows: 0, created_at: hour(1, 10), updated_at: minutesAgo(25) });
+    await insertBatch(pool, { status: 'uploaded', total_rows: 0, created_at: hour(1, 15), updated_at: minutesAgo(3) });
+    // Outside the 7-day range: must not show up in the time-filtered panels.
+    await insertBatch(pool, { status: 'failed', ...rows, created_at: minutesAgo(10 * 24 * 60) });
+    await insertRowErrors(pool, failed, [
+      { error_code: 'E_DATE', error_message: 'bad date "2025-13-01"' },
+      { error_code: 'E_DATE', error_message: 'bad date "2025-02-30"' },
+      { error_code: 'E_AMOUNT', error_message: 'amount is not a number' },
+    ]);
+
+    const results: Record<string, { fields: { name: string; dataTypeID: number }[]; rows: Record<string, unknown>[] }> = {};
+    for (const p of sqlPanels) {
+      for (const t of p.targets!) {
+        const sql = expandGrafanaMacros(t.rawSql!);
+        const result = await pool.query(sql).catch((err: Error) => {
+          throw new Error(`panel "${p.title}" ${t.refId}: ${err.message}\n${sql}`);
+        });
+        const columns = result.fields.map((f) => f.name);
+        expect(columns, p.title).toEqual(EXPECTED_COLUMNS[p.title]);
+
+        // Whatever the panel's options and overrides refer to by name is a column.
+        const referenced = [
+          ...(p.fieldConfig?.overrides ?? []).filter((o) => o.matcher.id === 'byName').map((o) => String(o.matcher.options)),
+          ...(typeof p.options?.xField === 'string' ? [p.options.xField] : []),
+        ];
+        for (const name of referenced) expect(columns, `${p.title}: ${name}`).toContain(name);
+
+        if (t.format === 'time_series') {
+          expect(result.fields[0], p.title).toMatchObject({ name: 'time', dataTypeID: TIMESTAMPTZ });
+          for (const f of result.fields.slice(1)) expect(NUMERIC_TYPES, `${p.title}: ${f.name}`).toContain(f.dataTypeID);
+        }
+        results[p.title] = { fields: result.fields, rows: result.rows as Record<string, unknown>[] };
+      }
+    }
+
+    // The seeded state is what the panels show.
+    const num = (v: unknown): number => Number(v);
+    expect(num(results['Batches in flight']!.rows[0]!.batch_count)).toBe(2);
+    expect(num(results['Oldest in-flight batch']!.rows[0]!.oldest_age_minutes)).toBeGreaterThanOrEqual(24.9);
+    expect(num(results['Failed batches in range']!.rows[0]!.failed_batches)).toBe(1);
+    // 40 error rows of 300 in range (the 10-day-old batch is outside it).
+    expect(num(results['Error rate in range']!.rows[0]!.error_rate_pct)).toBeCloseTo(13.33, 2);
+    expect(results['Pipeline health']!.rows.map((r) => r.status)).toEqual(['uploaded', 'processing']);
+    const hourly = results['Batches per hour: completed vs failed']!.rows;
+    expect(hourly.map((r) => [r.hour_bucket, num(r.completed_batches), num(r.failed_batches)])).toEqual([
+      [hour(2, 0), 1, 1],
+      [hour(1, 0), 1, 0],
+    ]);
+    expect(results['Error rate per hour']!.rows.map((r) => num(r.error_rate_pct))).toEqual([10, 20]);
+    expect(results['Dedupe rate per hour']!.rows.map((r) => num(r.dedupe_rate_pct))).toEqual([10, 10]);
+    expect(results['Average timings per hour']!.rows.map((r) => num(r.avg_total_ms))).toEqual([500, 500]);
+    expect(results['Top 10 error codes']!.rows.map((r) => [r.error_code, num(r.occurrence_count), r.sample_message])).toEqual([
+      ['E_DATE', 2, 'bad date "2025-02-30"'],
+      ['E_AMOUNT', 1, 'amount is not a number'],
+    ]);
+  });
+});
+
+// ───────────────────────── promtool, when installed
+
+function findPromtool(): string | undefined {
+  if (process.env.PROMTOOL) return process.env.PROMTOOL;
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, 'promtool'))) return join(dir, 'promtool');
+  }
+  // Where .ci/run unpacks it.
+  const unpacked = join(ROOT, '.ci', 'tools', 'usr', 'bin', 'promtool');
+  return existsSync(unpacked) ? unpacked : undefined;
+}
+const PROMTOOL = findPromtool();
+
+// CI provides promtool (.ci/run unpacks Debian's package) and must not skip these;
+// on a laptop without it they are skipped with this reason.
+if (!PROMTOOL && process.env.CI === 'true') {
+  throw new Error('promtool is required in CI (.ci/run unpacks it into .ci/tools): the rules were not validated');
+}
+describe.skipIf(!PROMTOOL)('promtool (skipped: promtool not installed; set PROMTOOL or install Debian prometheus)', () => {
+  const promtool = (...args: string[]): { status: number | null; output: string } => {
+    const r = spawnSync(PROMTOOL!, args, { cwd: join(ROOT, 'prometheus'), encoding: 'utf8', timeout: 20_000 });
+    return { status: r.status, output: `${r.stdout}${r.stderr}` };
+  };
+
+  it('accepts the rules file (promtool check rules)', () => {
+    const r = promtool('check', 'rules', 'sentinel-rules.yml');
+    expect(r.output).toMatch(/SUCCESS/);
+    expect(r.status, r.output).toBe(0);
+  });
+
+  it("passes the rules' unit tests (promtool test rules)", () => {
+    const r = promtool('test', 'rules', 'sentinel-rules.test.yml');
+    expect(r.status, r.output).toBe(0);
+  });
+
+  it("parses every PromQL expression of the overview dashboard", () => {
+    // As recording rules, with Grafana's interval variables given a value.
+    const rules = overviewQueries()
+      .filter((q) => !q.where.startsWith('variable'))
+      .map((q, i) => ({ record: `dashboard:expr:n${i}`, expr: q.expr.replace(/\$__(rate_)?interval|\$__range/g, '5m') }));
+    const dir = mkdtempSync(join(tmpdir(), 'sentinel-promql-'));
+    try {
+      const file = join(dir, 'dashboard-rules.yml');
+      writeFileSync(file, stringifyYaml({ groups: [{ name: 'dashboard', rules }] }));
+      const r = promtool('check', 'rules', file);
+      expect(r.status, r.output).toBe(0);
+      expect(r.output).toContain(`SUCCESS: ${rules.length} rules found`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
