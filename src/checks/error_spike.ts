@@ -1,15 +1,10 @@
 import type { Check, CheckContext } from './types.js';
 import type { Alert } from '../types.js';
+import type { Queryable } from '../db/pool.js';
+import type { SentinelConfig } from '../config/schema.js';
 import { isoSeconds, pct1, trimNumber } from '../util/format.js';
 
 const HOUR_MS = 3_600_000;
-
-interface BucketRow {
-  bucket: 'current' | 'previous';
-  source: string;
-  total_rows: number;
-  error_rows: number;
-}
 
 interface Totals {
   total_rows: number;
@@ -42,6 +37,53 @@ export function ratePct(part: number, total: number): number {
   return Math.floor((20_000 * part + total) / (2 * total)) / 100;
 }
 
+/** The two hour buckets a rate is judged on: the current UTC hour and the one before. */
+export interface HourWindow {
+  previousStart: Date;
+  currentStart: Date;
+  nextStart: Date;
+}
+
+/** Row sums of one source in one of the two buckets. */
+export interface HourlyRow {
+  bucket: 'current' | 'previous';
+  source: string;
+  total_rows: number;
+  error_rows: number;
+  skipped_rows: number;
+}
+
+/**
+ * Row sums per source for the current and previous UTC hour: the one query behind
+ * the error_spike check and the pipeline snapshot's ratios. It reads two hours of
+ * batches through the `(created_at)` index, whatever the history's size.
+ */
+export async function queryHourlyRows(db: Queryable, now: Date): Promise<{ window: HourWindow; rows: HourlyRow[] }> {
+  const currentStart = new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS);
+  const window = { previousStart: new Date(currentStart.getTime() - HOUR_MS), currentStart, nextStart: new Date(currentStart.getTime() + HOUR_MS) };
+  const { rows } = await db.query<HourlyRow>(
+    `select case when created_at >= $2::timestamptz then 'current' else 'previous' end as bucket,
+            source,
+            coalesce(sum(total_rows), 0)::float8 as total_rows,
+            coalesce(sum(error_rows), 0)::float8 as error_rows,
+            coalesce(sum(skipped_rows), 0)::float8 as skipped_rows
+       from intake.simplicity_batches
+      where created_at >= $1::timestamptz and created_at < $3::timestamptz
+      group by 1, 2`,
+    [window.previousStart.toISOString(), window.currentStart.toISOString(), window.nextStart.toISOString()],
+  );
+  return { window, rows };
+}
+
+/** Sources judged on their own (`sources.<name>.error_spike_threshold_pct`), with that threshold. */
+export function ownErrorThresholds(config: SentinelConfig): Map<string, number> {
+  const own = new Map<string, number>();
+  for (const [source, settings] of Object.entries(config.sources)) {
+    if (settings.error_spike_threshold_pct !== undefined) own.set(source, settings.error_spike_threshold_pct);
+  }
+  return own;
+}
+
 /**
  * Hourly error rate over a threshold. Sources with their own threshold
  * (`sources.<name>.error_spike_threshold_pct`) are judged alone and left out of
@@ -53,25 +95,10 @@ export const errorSpikeCheck = {
   async run(ctx: CheckContext): Promise<Alert[]> {
     const cfg = ctx.config.checks.error_spike;
     const now = ctx.now();
-    const currentStart = new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS);
-    const previousStart = new Date(currentStart.getTime() - HOUR_MS);
-    const nextStart = new Date(currentStart.getTime() + HOUR_MS);
+    const { window, rows } = await queryHourlyRows(ctx.db, now);
+    const currentStart = window.currentStart;
 
-    const { rows } = await ctx.db.query<BucketRow>(
-      `select case when created_at >= $2::timestamptz then 'current' else 'previous' end as bucket,
-              source,
-              coalesce(sum(total_rows), 0)::float8 as total_rows,
-              coalesce(sum(error_rows), 0)::float8 as error_rows
-         from intake.simplicity_batches
-        where created_at >= $1::timestamptz and created_at < $3::timestamptz
-        group by 1, 2`,
-      [previousStart.toISOString(), currentStart.toISOString(), nextStart.toISOString()],
-    );
-
-    const ownThreshold = new Map<string, number>();
-    for (const [source, settings] of Object.entries(ctx.config.sources)) {
-      if (settings.error_spike_threshold_pct !== undefined) ownThreshold.set(source, settings.error_spike_threshold_pct);
-    }
+    const ownThreshold = ownErrorThresholds(ctx.config);
 
     const empty = (): { current: Totals; previous: Totals } => ({
       current: { total_rows: 0, error_rows: 0 },

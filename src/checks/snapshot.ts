@@ -1,9 +1,8 @@
 import type { CheckContext } from './types.js';
 import type { HourlyFigures, PipelineSnapshot } from '../types.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES, pipelineIndex } from './statuses.js';
-import { chooseBucket, ratePct } from './error_spike.js';
+import { chooseBucket, ownErrorThresholds, queryHourlyRows, ratePct, type HourlyRow } from './error_spike.js';
 
-const HOUR_MS = 3_600_000;
 
 /**
  * How far back (by `created_at`, which is indexed) to look for batches that finished
@@ -20,14 +19,6 @@ interface InFlightRow {
   batch_count: number;
   oldest_age_seconds: number;
   stuck_count: number;
-}
-
-interface BucketRow {
-  bucket: 'current' | 'previous';
-  source: string;
-  total_rows: number;
-  error_rows: number;
-  skipped_rows: number;
 }
 
 interface FinishedRow {
@@ -92,33 +83,15 @@ async function queryInFlight(ctx: CheckContext, now: Date): Promise<Pick<Pipelin
 
 async function queryHourly(ctx: CheckContext, now: Date): Promise<PipelineSnapshot['hourly']> {
   const minRows = ctx.config.checks.error_spike.min_rows;
-  const currentStart = new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS);
-  const previousStart = new Date(currentStart.getTime() - HOUR_MS);
-  const nextStart = new Date(currentStart.getTime() + HOUR_MS);
-
-  // The same window and bucketing as the error_spike check, plus the skipped rows.
-  const { rows } = await ctx.db.query<BucketRow>(
-    `select case when created_at >= $2::timestamptz then 'current' else 'previous' end as bucket,
-            source,
-            coalesce(sum(total_rows), 0)::float8 as total_rows,
-            coalesce(sum(error_rows), 0)::float8 as error_rows,
-            coalesce(sum(skipped_rows), 0)::float8 as skipped_rows
-       from intake.simplicity_batches
-      where created_at >= $1::timestamptz and created_at < $3::timestamptz
-      group by 1, 2`,
-    [previousStart.toISOString(), currentStart.toISOString(), nextStart.toISOString()],
-  );
-
-  const ownThreshold = new Set(
-    Object.entries(ctx.config.sources)
-      .filter(([, settings]) => settings.error_spike_threshold_pct !== undefined)
-      .map(([source]) => source),
-  );
+  // The same window, bucketing and per-source split as the error_spike check.
+  const { window, rows } = await queryHourlyRows(ctx.db, now);
+  const currentStart = window.currentStart;
+  const ownThreshold = new Set(ownErrorThresholds(ctx.config).keys());
   const empty = (): Hours => ({
     current: { total_rows: 0, error_rows: 0, skipped_rows: 0 },
     previous: { total_rows: 0, error_rows: 0, skipped_rows: 0 },
   });
-  const add = (into: Totals, row: BucketRow): void => {
+  const add = (into: Totals, row: HourlyRow): void => {
     into.total_rows += row.total_rows;
     into.error_rows += row.error_rows;
     into.skipped_rows += row.skipped_rows;
@@ -137,7 +110,7 @@ async function queryHourly(ctx: CheckContext, now: Date): Promise<PipelineSnapsh
     const previous = judged !== undefined && judged.hour_bucket.getTime() !== currentStart.getTime();
     const t = previous ? hours.previous : hours.current;
     return {
-      hour_bucket: (previous ? previousStart : currentStart).toISOString(),
+      hour_bucket: (previous ? window.previousStart : currentStart).toISOString(),
       judged: judged !== undefined,
       total_rows: t.total_rows,
       error_rows: t.error_rows,
