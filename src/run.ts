@@ -20,6 +20,11 @@ export interface RunnerDeps {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Budget of the pipeline snapshot after the checks; default {@link SNAPSHOT_TIMEOUT_MS}. */
   snapshotTimeoutMs?: number;
+  /**
+   * Replicas: asked right before the one write a check makes (the schema-cache
+   * NOTIFY). False (leadership lost during the run) skips it: only the leader acts.
+   */
+  mayAct?: () => Promise<boolean>;
 }
 
 /** Worst level wins: any critical alert makes the run critical, any warning degraded. */
@@ -153,6 +158,9 @@ export class Runner {
 
   /** NOTIFY over a writable connection of its own; the check pool is read-only. */
   private async notify(channel: string, payload: string): Promise<void> {
+    if (this.deps.mayAct && !(await this.deps.mayAct())) {
+      throw new Error('not the leader any more (replicas): NOTIFY skipped, the new leader decides');
+    }
     this.writePool ??= createWritePool(this.deps.config.env.databaseUrl, {
       max: 1,
       statementTimeoutMs: 5000,

@@ -70,6 +70,12 @@ export interface RunResult {
   /** Why alerting could not record or deliver this run's notifications, when it could not. */
   alerting_error?: string;
   /**
+   * With `replicas.enabled` only: `leader` for a run of the leader; `follower` for a
+   * run during which this replica lost leadership (its alerts were left to the new
+   * leader). Followers run nothing and print nothing.
+   */
+  role?: 'leader' | 'follower';
+  /**
    * The pipeline as this run saw it (counts, ages, hourly ratios), for metrics and
    * dashboards. Collected after the checks; absent when it could not be collected
    * (the run's status never depends on it).

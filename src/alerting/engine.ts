@@ -6,7 +6,7 @@ import type { Notification, NotificationEvent, Notifier } from './types.js';
 import type { SendContext } from '../notifiers/base.js';
 import { DeliveryError, withRetry } from '../notifiers/http.js';
 import { decide, identityKey, idsFor, levelAtLeast, type LifecycleSettings, type TrackedAlert } from './decide.js';
-import { AlertStore, type AlertingState, type OutboxEntry, type Silence } from './store.js';
+import type { AlertStateStore, AlertingState, OutboxEntry, Silence } from './store.js';
 import { overallStatus } from '../run.js';
 import type { Redactor } from '../util/redact.js';
 
@@ -40,7 +40,7 @@ export const DEFAULT_DELIVERY: Omit<AlertingSettings, keyof LifecycleSettings> =
 };
 
 export interface AlertingDeps {
-  store: AlertStore;
+  store: AlertStateStore;
   notifiers: Notifier[];
   settings: AlertingSettings;
   logger: Logger;
@@ -51,6 +51,12 @@ export interface AlertingDeps {
   random?: () => number;
   /** How long to wait for another run holding the state lock. */
   lockWaitMs?: number;
+  /**
+   * Replicas: asked right before delivery. False (this process lost leadership
+   * since the run started) leaves the recorded notifications in the outbox for the
+   * new leader instead of sending them from here.
+   */
+  mayDeliver?: () => Promise<boolean>;
 }
 
 /** Per-notifier delivery figures of one run, for the report. */
@@ -110,6 +116,10 @@ export class AlertingEngine {
         () => result,
       );
       return { result: fallback, outcome: { notifications: [], error: message } };
+    }
+    if (this.deps.mayDeliver && !(await this.deps.mayDeliver().catch(() => false))) {
+      this.deps.logger.warn('Alerting: not the leader any more; delivery is left to the new leader');
+      return { result: annotated, outcome: { notifications: [] } };
     }
     try {
       const notifications = await this.deliver(result.environment);

@@ -3,15 +3,33 @@ import type { SentinelConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Redactor } from '../util/redact.js';
 import { createNotifiers } from '../notifiers/index.js';
-import { AlertStore } from './store.js';
+import { AlertStore, type AlertStateStore } from './store.js';
+import { PgAlertStore } from './pg-store.js';
 import { AlertingEngine, DEFAULT_DELIVERY, type AlertingDeps } from './engine.js';
 
-/** The alerting engine as configured: notifiers, lifecycle settings, the state directory. */
+/**
+ * Where alert state lives: with `replicas.enabled`, one row in PostgreSQL shared by
+ * every replica (`replicas.state_database_url`, else the monitored database);
+ * otherwise this host's state file. The caller closes it (`store.close?.()`).
+ */
+export function createAlertStore(config: SentinelConfig): AlertStateStore {
+  if (config.replicas.enabled) {
+    return new PgAlertStore(stateDatabaseUrl(config), { connectTimeoutMs: config.connect_timeout_seconds * 1000 });
+  }
+  return new AlertStore(config.stateDir);
+}
+
+/** The database of the replicas' shared state and leader lock. */
+export function stateDatabaseUrl(config: SentinelConfig): string {
+  return config.replicas.state_database_url ?? config.env.databaseUrl;
+}
+
+/** The alerting engine as configured: notifiers, lifecycle settings, the state store. */
 export function createAlerting(config: SentinelConfig, logger: Logger, redactor: Redactor, overrides: Partial<AlertingDeps> = {}): AlertingEngine {
   const notifiers = createNotifiers(config.notifiers);
   for (const n of notifiers) redactor.add(n.secrets());
   return new AlertingEngine({
-    store: new AlertStore(config.stateDir),
+    store: overrides.store ?? createAlertStore(config),
     notifiers,
     settings: {
       ...DEFAULT_DELIVERY,

@@ -66,7 +66,26 @@ export function emptyState(): AlertingState {
 
 export type LockOptions = FileLockOptions;
 
-export class AlertStore {
+/**
+ * Where alert state lives, as the engine and the alert commands use it: this host's
+ * file ({@link AlertStore}) or, for replicas, one row in PostgreSQL
+ * (`PgAlertStore`, src/alerting/pg-store.ts).
+ */
+export interface AlertStateStore {
+  /** The state as it is now (empty when nothing was ever recorded). */
+  read(): Promise<AlertingState>;
+  /** Replaces the state; call it inside {@link withLock} when others may write too. */
+  write(state: AlertingState): Promise<void>;
+  /** Read, change, write as one step that no other process can interleave with. */
+  update<T>(change: (state: AlertingState) => T | Promise<T>, options?: LockOptions): Promise<T>;
+  /** Runs `body` (which may `read` and `write`) holding the state's lock. */
+  withLock<T>(body: () => Promise<T>, options?: LockOptions): Promise<T>;
+  /** Releases connections, if any. */
+  close?(): Promise<void>;
+}
+
+/** This host's alert state file (single-host use; see {@link AlertStateStore}). */
+export class AlertStore implements AlertStateStore {
   readonly file: string;
   private readonly lockFile: string;
 

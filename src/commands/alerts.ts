@@ -3,10 +3,10 @@ import { userInfo } from 'node:os';
 import { loadConfig, ConfigError, type ConfigFlags } from '../config/load.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { Redactor } from '../util/redact.js';
-import { AlertStore, type Silence } from '../alerting/store.js';
+import type { AlertStateStore, Silence } from '../alerting/store.js';
 import { activeSilences, isSilenced } from '../alerting/engine.js';
 import type { TrackedAlert } from '../alerting/decide.js';
-import { createAlerting } from '../alerting/setup.js';
+import { createAlertStore, createAlerting } from '../alerting/setup.js';
 import { createNotifiers } from '../notifiers/index.js';
 import { CHECK_NAMES, type CheckName } from '../checks/index.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
@@ -14,7 +14,9 @@ import { formatDuration, parseDuration } from '../util/duration.js';
 /**
  * `sentinel silence add|list|expire`, `sentinel ack`, `sentinel alerts` and
  * `sentinel notify test`. They work on this host's alert state and need no
- * database, so they still work while the database is down.
+ * database, so they still work while the database is down. With
+ * `replicas.enabled` the state is the replicas' shared one in PostgreSQL
+ * (src/alerting/pg-store.ts), so they need that database.
  */
 
 type Flags = ConfigFlags & { logLevel?: LogLevel; json?: boolean };
@@ -31,7 +33,22 @@ async function context(flags: Flags) {
   const redactor = new Redactor(config.secrets);
   for (const n of createNotifiers(config.notifiers)) redactor.add(n.secrets());
   const logger = createLogger({ level: flags.logLevel ?? 'info', redactor });
-  return { config, redactor, logger, store: new AlertStore(config.stateDir) };
+  const store = createAlertStore(config);
+  opened.push(store);
+  return { config, redactor, logger, store };
+}
+
+/** Stores opened by the command running now, closed when it ends (connections, with replicas). */
+const opened: AlertStateStore[] = [];
+
+function closingStores<A extends unknown[]>(command: (...args: A) => Promise<number>): (...args: A) => Promise<number> {
+  return async (...args) => {
+    try {
+      return await command(...args);
+    } finally {
+      await Promise.all(opened.splice(0).map((s) => s.close?.()));
+    }
+  };
 }
 
 function who(): string {
@@ -43,7 +60,7 @@ function who(): string {
   }
 }
 
-export async function silenceAdd(flags: Flags & { check: string; source?: string; duration: string; reason: string; allEnvironments?: boolean }): Promise<number> {
+async function silenceAddCommand(flags: Flags & { check: string; source?: string; duration: string; reason: string; allEnvironments?: boolean }): Promise<number> {
   const problems: string[] = [];
   if (!(CHECK_NAMES as readonly string[]).includes(flags.check)) problems.push(`--check: "${flags.check}" is not a check (one of: ${CHECK_NAMES.join(', ')})`);
   else if (flags.source !== undefined && !flags.source.trim()) problems.push('--source: give a source name (leave --source out to silence every source)');
@@ -77,7 +94,7 @@ export async function silenceAdd(flags: Flags & { check: string; source?: string
   return 0;
 }
 
-export async function silenceList(flags: Flags & { all?: boolean }): Promise<number> {
+async function silenceListCommand(flags: Flags & { all?: boolean }): Promise<number> {
   const { store, redactor } = await context(flags);
   const state = await store.read();
   const now = new Date();
@@ -100,7 +117,7 @@ export async function silenceList(flags: Flags & { all?: boolean }): Promise<num
   return 0;
 }
 
-export async function silenceExpire(flags: Flags & { id: string }): Promise<number> {
+async function silenceExpireCommand(flags: Flags & { id: string }): Promise<number> {
   const { store } = await context(flags);
   const found = await store.withLock(async () => {
     const state = await store.read();
@@ -115,7 +132,7 @@ export async function silenceExpire(flags: Flags & { id: string }): Promise<numb
   return 0;
 }
 
-export async function ack(flags: Flags & { id: string }): Promise<number> {
+async function ackCommand(flags: Flags & { id: string }): Promise<number> {
   if (!/^[0-9a-f]{4,8}$/.test(flags.id)) throw new ConfigError([`ack: "${flags.id}" is not an alert id (4 to 8 hex characters, shown as "id" in the report)`]);
   const { store, redactor } = await context(flags);
   const result = await store.withLock(async () => {
@@ -154,7 +171,7 @@ function redactDeep(value: unknown, redactor: Redactor): unknown {
  * since, or never have been notified although no silence covers it any more (it
  * notifies on the next run that sees it).
  */
-export async function listAlerts(flags: Flags): Promise<number> {
+async function listAlertsCommand(flags: Flags): Promise<number> {
   const { store, redactor } = await context(flags);
   const state = await store.read();
   const silences = activeSilences(state.silences, new Date());
@@ -197,3 +214,9 @@ export async function notifyTest(flags: Flags & { notifier?: string }): Promise<
   }
   return results.every((r) => r.ok) ? 0 : 1;
 }
+
+export const silenceAdd = closingStores(silenceAddCommand);
+export const silenceList = closingStores(silenceListCommand);
+export const silenceExpire = closingStores(silenceExpireCommand);
+export const ack = closingStores(ackCommand);
+export const listAlerts = closingStores(listAlertsCommand);

@@ -8,8 +8,10 @@ import { FileStateStore } from '../state/store.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
 import { runLoop, stopOnSignals } from '../loop.js';
+import { runReplicaLoop } from '../replicas/loop.js';
 import type { RunResult } from '../types.js';
-import { createAlerting } from '../alerting/setup.js';
+import { createAlertStore, createAlerting, stateDatabaseUrl } from '../alerting/setup.js';
+import type { LeaderElection } from '../replicas/leader.js';
 import { pingHeartbeat } from '../alerting/heartbeat.js';
 import type { ListenAddress } from '../server/listen.js';
 import type { MonitorServer } from '../server/index.js';
@@ -55,14 +57,33 @@ export function reportPrinter(redactor: Redactor, options: { json?: boolean; pre
  * `serve`). When Sentinel itself fails (not the pipeline), the dead man's switch
  * is told; the connections are closed afterwards either way.
  */
-export async function withRunner<T>({ config, logger, redactor }: Setup, body: (runAndAlert: RunAndAlert) => Promise<T>): Promise<T> {
-  const runner = new Runner({ config, logger, checks: allChecks(), state: new FileStateStore(config.stateDir) });
-  const alerting = createAlerting(config, logger, redactor);
+export async function withRunner<T>(
+  { config, logger, redactor }: Setup,
+  body: (runAndAlert: RunAndAlert) => Promise<T>,
+  options: { leadership?: Pick<LeaderElection, 'stillLeader'> } = {},
+): Promise<T> {
+  const { leadership } = options;
+  // Replicas: whoever lost the lock since the run started must not act. The
+  // NOTIFY and the delivery ask right before they happen.
+  const stillLeader = leadership ? () => leadership.stillLeader() : undefined;
+  const runner = new Runner({ config, logger, checks: allChecks(), state: new FileStateStore(config.stateDir), ...(stillLeader ? { mayAct: stillLeader } : {}) });
+  const store = createAlertStore(config);
+  const alerting = createAlerting(config, logger, redactor, { store, ...(stillLeader ? { mayDeliver: stillLeader } : {}) });
   // The report shows silenced and acknowledged marks, so alerting runs before it is printed.
   const runAndAlert: RunAndAlert = async (signal) => {
     const raw = await runner.runOnce(signal);
+    if (stillLeader && !(await stillLeader())) {
+      // Lost the lock during the checks: the new leader records and notifies what it sees.
+      logger.warn('Not the leader any more: this run is neither recorded nor notified');
+      return { ...raw, role: 'follower' };
+    }
     const { result, outcome } = await alerting.process(raw);
-    const reported: RunResult = { ...result, notifications: outcome.notifications, ...(outcome.error ? { alerting_error: outcome.error } : {}) };
+    const reported: RunResult = {
+      ...result,
+      notifications: outcome.notifications,
+      ...(outcome.error ? { alerting_error: outcome.error } : {}),
+      ...(leadership ? { role: 'leader' as const } : {}),
+    };
     // Pages that cannot go out are Sentinel failing: the dead man's switch must say so.
     if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, outcome.error ? 'fail' : 'ok', logger, redactor);
     return reported;
@@ -74,6 +95,7 @@ export async function withRunner<T>({ config, logger, redactor }: Setup, body: (
     throw err;
   } finally {
     await runner.close();
+    await store.close?.();
   }
 }
 
@@ -83,6 +105,22 @@ export interface ContinuousOptions {
   print?: (result: RunResult) => void;
   /** Serve /metrics, /healthz and /readyz on this address while looping. */
   listen?: ListenAddress;
+}
+
+/**
+ * Replicas (`replicas.enabled`): the leader election on its own connection, in the
+ * state database (`replicas.state_database_url`, else the monitored one).
+ */
+async function createElection(s: Setup, onChange: (leader: boolean) => void): Promise<LeaderElection> {
+  const { LeaderElection } = await import('../replicas/leader.js');
+  return new LeaderElection({
+    connectionString: stateDatabaseUrl(s.config),
+    lockKey: s.config.replicas.lock_key,
+    logger: s.logger,
+    redactor: s.redactor,
+    connectTimeoutMs: s.config.connect_timeout_seconds * 1000,
+    onChange,
+  });
 }
 
 /**
@@ -97,17 +135,22 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
   const intervalMs = options.intervalSeconds * 1000;
   const stop = stopOnSignals(logger);
   let server: MonitorServer | undefined;
+  let election: LeaderElection | undefined;
   try {
     if (options.listen) {
       const { startMonitorServer } = await import('../server/index.js');
       // Bound before the first run: an address in use is a setup error (exit 3),
       // found before any check runs or anyone is paged.
-      const started = await startMonitorServer({ listen: options.listen, intervalMs, logger, redactor: s.redactor });
+      const started = await startMonitorServer({ listen: options.listen, intervalMs, logger, redactor: s.redactor, leader: !config.replicas.enabled });
       server = started;
       stop.signal.addEventListener('abort', () => void started.close(), { once: true });
     }
+    if (config.replicas.enabled) {
+      election = await createElection(s, (leader) => server?.metrics.setLeader(leader));
+    }
+    const leadership = election;
     return await withRunner(s, async (runAndAlert) => {
-      logger.info(`Starting loop: environment ${config.env.name}, every ${options.intervalSeconds}s`);
+      logger.info(`Starting loop: environment ${config.env.name}, every ${options.intervalSeconds}s${leadership ? ' (replicas: one leader runs, the others stand by)' : ''}`);
       // The run's own duration_ms covers the checks; the metric covers the whole run.
       let runMs: number | undefined;
       const runOnce: RunAndAlert = async (signal) => {
@@ -120,11 +163,29 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
         server?.observe(result, runMs);
         options.print?.(result);
       };
-      const runs = await runLoop({ intervalMs, runOnce, onResult, logger, stop: stop.signal });
+      let runs: number;
+      if (leadership) {
+        const pollSeconds = config.replicas.takeover_poll_seconds ?? Math.min(5, options.intervalSeconds);
+        runs = await runReplicaLoop({
+          intervalMs,
+          pollMs: pollSeconds * 1000,
+          election: leadership,
+          runOnce,
+          onResult,
+          // Followers print nothing; they stay ready while the lock database answers.
+          onStandby: () => server?.standby(leadership.problem),
+          logger,
+          stop: stop.signal,
+        });
+      } else {
+        runs = await runLoop({ intervalMs, runOnce, onResult, logger, stop: stop.signal });
+      }
       logger.info(`Loop stopped after ${runs} run${runs === 1 ? '' : 's'}`);
       return 0;
-    });
+    }, leadership ? { leadership } : {});
   } finally {
+    // Releases the leader lock (a follower takes over within one poll).
+    await election?.close();
     // Still under our signal handlers: a second signal while closing exits at once.
     await server?.close();
     stop.dispose();

@@ -11,6 +11,13 @@ export async function migrateCommand(flags: ConfigFlags & { withIntake?: boolean
   try {
     const results = await migrate(config.env.databaseUrl, { withIntake: Boolean(flags.withIntake), logger, lockTimeoutMs: Math.round((flags.lockTimeout ?? 5) * 1000) });
     for (const r of results) logger.info(`${r.name}: ${r.status}`);
+    const stateUrl = config.replicas.state_database_url;
+    if (stateUrl) {
+      // Replicas keep their shared alert state (and elect their leader) there.
+      logger.info(`Migrating the replicas' state database ${displayUrl(stateUrl)}`);
+      const state = await migrate(stateUrl, { scope: 'state', logger, lockTimeoutMs: Math.round((flags.lockTimeout ?? 5) * 1000) });
+      for (const r of state) logger.info(`${r.name} (state database): ${r.status}`);
+    }
     logger.info(`Migration complete for environment ${config.env.name}`);
     return 0;
   } catch (err) {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.js';
 import { notifierConfigSchema } from '../notifiers/index.js';
@@ -76,6 +77,53 @@ const alertingSchema = z.strictObject({
   max_outbox_age: durationSchema.prefault('24h'),
 });
 
+/**
+ * The advisory lock key replicas compete for when `replicas.lock_key` is not set:
+ * the first 8 bytes of sha256('sentinel-leader') as a signed 64-bit integer. Fixed
+ * forever, so that every version of Sentinel elects against the same lock.
+ */
+export const DEFAULT_LEADER_LOCK_KEY: bigint = createHash('sha256').update('sentinel-leader').digest().readBigInt64BE(0);
+
+const INT8_MIN = -(2n ** 63n);
+const INT8_MAX = 2n ** 63n - 1n;
+
+/** A PostgreSQL bigint: a whole number, or a string of digits for values beyond 2^53. */
+const lockKeySchema = z.union([z.int(), z.string().regex(/^-?\d{1,19}$/, 'expected a whole number')]).transform((value, ctx) => {
+  const key = BigInt(value);
+  if (key < INT8_MIN || key > INT8_MAX) {
+    ctx.addIssue({ code: 'custom', message: 'must fit in a PostgreSQL bigint (-2^63 to 2^63-1)' });
+    return z.NEVER;
+  }
+  return key;
+});
+
+const replicasSchema = z.strictObject({
+  /**
+   * Several `sentinel serve` processes on one database: one leader (a PostgreSQL
+   * advisory lock) runs the checks and notifies; alert state lives in PostgreSQL.
+   */
+  enabled: z.boolean().default(false),
+  /**
+   * Where the shared alert state (`sentinel.alert_state`) and the leader lock live;
+   * default the monitored database. A postgres:// URL; its password is masked.
+   */
+  state_database_url: z
+    .string()
+    .min(1)
+    .refine((url) => {
+      try {
+        return ['postgres:', 'postgresql:'].includes(new URL(url).protocol);
+      } catch {
+        return false;
+      }
+    }, 'expected a postgres:// or postgresql:// connection URL')
+    .optional(),
+  /** The advisory lock key the replicas compete for (a bigint). */
+  lock_key: lockKeySchema.default(DEFAULT_LEADER_LOCK_KEY),
+  /** How often a follower tries to take over; default min(5, --interval) seconds. */
+  takeover_poll_seconds: positiveNumber.optional(),
+});
+
 const sourceSchema = z.strictObject({
   error_spike_threshold_pct: z.number().min(0).max(100).optional(),
 });
@@ -95,6 +143,7 @@ export const configSchema = z.strictObject({
   /** How long to wait for a database connection before a check fails. */
   connect_timeout_seconds: z.number().positive().max(120).default(5),
   alerting: alertingSchema.prefault({}),
+  replicas: replicasSchema.prefault({}),
   notifiers: z
     .array(notifierConfigSchema)
     .default([])

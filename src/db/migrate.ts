@@ -33,12 +33,19 @@ export interface MigrateOptions {
    * stall ingestion.
    */
   lockTimeoutMs?: number;
+  /**
+   * `all` (default): the intake schema (with `withIntake`), the ops views and the
+   * shared alert state table. `state`: only `sql/sentinel_state.sql`, for a separate
+   * `replicas.state_database_url`, which holds no pipeline.
+   */
+  scope?: 'all' | 'state';
 }
 
 // Resolved from this module so that it works from src/db (tests) and dist/db (the
 // installed package) alike: both sit two levels below the package root.
 const INTAKE_FILE = new URL('../../sql/intake.sql', import.meta.url);
 const MIGRATIONS_DIR = new URL('../../supabase/migrations/', import.meta.url);
+const STATE_FILE = new URL('../../sql/sentinel_state.sql', import.meta.url);
 
 /** Serializes concurrent `migrate` runs against one database (advisory locks are per database). */
 const MIGRATION_LOCK_KEY = '7366746140117261390'; // arbitrary, but fixed forever
@@ -68,7 +75,7 @@ interface MigrationFile {
 export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): Promise<MigrationResult[]> {
   const logger = opts.logger ?? silentLogger;
   const redactor = new Redactor(secretsOfUrl(databaseUrl));
-  const files = await migrationFiles(opts.withIntake ?? false);
+  const files = await migrationFiles(opts.withIntake ?? false, opts.scope ?? 'all');
   const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   if (!Number.isInteger(lockTimeoutMs) || lockTimeoutMs < 0) {
     throw new MigrationError(`lockTimeoutMs must be a whole number of milliseconds (0: wait forever), not ${String(opts.lockTimeoutMs)}`);
@@ -135,7 +142,9 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
   }
 }
 
-async function migrationFiles(withIntake: boolean): Promise<MigrationFile[]> {
+async function migrationFiles(withIntake: boolean, scope: 'all' | 'state'): Promise<MigrationFile[]> {
+  const state: MigrationFile = { name: 'sentinel_state', label: 'sql/sentinel_state.sql', url: STATE_FILE };
+  if (scope === 'state') return [state];
   const files: MigrationFile[] = [];
   if (withIntake) files.push({ name: 'intake_reference', label: 'sql/intake.sql', url: INTAKE_FILE });
   const names = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql'));
@@ -144,6 +153,8 @@ async function migrationFiles(withIntake: boolean): Promise<MigrationFile[]> {
   for (const f of names) {
     files.push({ name: f.slice(0, -'.sql'.length), label: `supabase/migrations/${f}`, url: new URL(f, MIGRATIONS_DIR) });
   }
+  // Last: Sentinel's own table (shared alert state for replicas) after the pipeline's views.
+  files.push(state);
   return files;
 }
 

@@ -26,6 +26,7 @@ export function renderJson(result: RunResult, options: { pretty?: boolean } = {}
     ...(result.notifications ? { notifications: result.notifications } : {}),
     ...(result.alerting_error ? { alerting_error: result.alerting_error } : {}),
     ...(result.pipeline ? { pipeline: result.pipeline } : {}),
+    ...(result.role ? { role: result.role } : {}),
   };
   return JSON.stringify(report, null, options.pretty ? 2 : undefined);
 }

@@ -17,6 +17,11 @@ export interface MonitorServer {
    * the whole run took (checks, alerting, heartbeat), for the duration histogram.
    */
   observe(result: RunResult, durationMs?: number): void;
+  /**
+   * Replicas: a follower's tick (it ran nothing). Keeps `/readyz` ready while the
+   * lock database answers; `unreachable` is why it did not.
+   */
+  standby(unreachable?: string): void;
   /** Stops accepting connections now; resolves once the server is closed. Idempotent. */
   close(): Promise<void>;
 }
@@ -26,6 +31,8 @@ export interface MonitorServerOptions {
   intervalMs: number;
   logger: Logger;
   redactor: Redactor;
+  /** Initial `sentinel_leader`; default true (no replicas). */
+  leader?: boolean;
 }
 
 /** Binds the address (a ListenError when it cannot) and starts serving. Logs `Listening on <url>`. */
@@ -33,7 +40,8 @@ export async function startMonitorServer(options: MonitorServerOptions): Promise
   const { logger, redactor } = options;
   const metrics = createMetrics(); // build info: the package's version
   // One process, no replicas configured: it runs every check and sends every notification.
-  metrics.setLeader(true);
+  // With replicas, the loop sets it from the leader election.
+  metrics.setLeader(options.leader ?? true);
   const readiness = new Readiness(options.intervalMs, Date.now, (text) => redactor.redact(text));
   const server: RunningServer = await startServer({
     host: options.listen.host,
@@ -54,6 +62,9 @@ export async function startMonitorServer(options: MonitorServerOptions): Promise
         // A metrics bug must not stop monitoring: the run was reported and alerted on.
         logger.warn(`Could not update metrics: ${redactor.redact(err instanceof Error ? err.message : String(err))}`);
       }
+    },
+    standby(unreachable) {
+      readiness.standby(unreachable);
     },
     close: () => server.close(),
   };

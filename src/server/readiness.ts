@@ -29,6 +29,15 @@ export class Readiness {
     this.last = { finishedAt: this.now(), ...(unreachable !== undefined ? { unreachable } : {}) };
   }
 
+  /**
+   * A replica standing by as follower runs nothing, yet is healthy when it can reach
+   * the lock database: it counts as a finished run for readiness (so a load balancer
+   * or Kubernetes keeps it, ready to take over). `unreachable` says why it could not.
+   */
+  standby(unreachable?: string): void {
+    this.last = { finishedAt: this.now(), ...(unreachable !== undefined ? { unreachable } : {}) };
+  }
+
   verdict(): ReadinessVerdict {
     if (!this.last) return { ready: false, reason: 'no run has finished yet' };
     const age = this.now() - this.last.finishedAt;

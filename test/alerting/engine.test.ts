@@ -367,3 +367,30 @@ describe('alerting engine', () => {
     expect(server.requests).toHaveLength(0);
   });
 });
+
+describe('alerting engine with replicas (mayDeliver)', () => {
+  it('a process that lost leadership records but does not deliver; the next leader delivers the same notification once', async () => {
+    let leader = false;
+    const deposed = new AlertingEngine({
+      store: new AlertStore(dir),
+      notifiers: [notifier()],
+      settings: { ...DEFAULT_DELIVERY, repeatIntervalMs: 4 * 3_600_000, resolveAfterRuns: 2, retryBaseMs: 10, retryMaxMs: 50 },
+      logger: silentLogger,
+      redactor: new Redactor(),
+      host: 'test-host',
+      now: () => clock,
+      mayDeliver: async () => leader,
+    });
+    const { outcome } = await deposed.process(run([stuck]));
+    expect(outcome.notifications).toEqual([]);
+    expect(server.requests).toHaveLength(0);
+    expect((await new AlertStore(dir).read()).outbox).toHaveLength(1);
+
+    // The new leader (here the same engine, now leading) sends what was recorded, once.
+    leader = true;
+    advance(1);
+    await deposed.process(run([stuck]));
+    expect(bodies().map((n) => n.events.map((ev) => ev.kind))).toEqual([['firing']]);
+    expect((await new AlertStore(dir).read()).outbox).toHaveLength(0);
+  });
+});

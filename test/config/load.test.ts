@@ -186,3 +186,44 @@ heartbeat_url: https://hc-ping.com/uuid-abcdef-123
     expect(config.secrets).toEqual(expect.arrayContaining(['nested-token-123', 'https://hc-ping.com/uuid-abcdef-123']));
   });
 });
+
+describe('replicas settings', () => {
+  it('defaults to off, with a fixed bigint lock key derived from sentinel-leader', async () => {
+    const config = await loadConfig({ env: { DATABASE_URL: DB } });
+    expect(config.replicas.enabled).toBe(false);
+    expect(config.replicas.state_database_url).toBeUndefined();
+    expect(config.replicas.takeover_poll_seconds).toBeUndefined();
+    expect(typeof config.replicas.lock_key).toBe('bigint');
+    // sha256('sentinel-leader'), first 8 bytes, signed: fixed forever.
+    const { createHash } = await import('node:crypto');
+    expect(config.replicas.lock_key).toBe(createHash('sha256').update('sentinel-leader').digest().readBigInt64BE(0));
+  });
+
+  it('resolves ${VAR} in state_database_url and masks its password; takes a lock key beyond 2^53 as a string', async () => {
+    const path = await file(
+      'replicas.yaml',
+      `replicas:\n  enabled: true\n  state_database_url: \${STATE_DB}\n  lock_key: "9007199254740993"\n  takeover_poll_seconds: 2\n`,
+    );
+    const config = await loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB, STATE_DB: 'postgres://state:state-pw-98765@state.example/sentinel' } });
+    expect(config.replicas).toEqual({
+      enabled: true,
+      state_database_url: 'postgres://state:state-pw-98765@state.example/sentinel',
+      lock_key: 9007199254740993n,
+      takeover_poll_seconds: 2,
+    });
+    expect(config.secrets).toContain('state-pw-98765');
+  });
+
+  it('rejects a state_database_url that is not a postgres URL, a lock key out of range and unknown keys', async () => {
+    const path = await file('bad-replicas.yaml', `replicas:\n  enabled: yes-please\n  state_database_url: https://example.com\n  lock_key: "99999999999999999999"\n  poll: 1\n`);
+    const problems = await problemsOf(loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB } }));
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'replicas.enabled: expected a boolean',
+        'replicas.state_database_url: expected a postgres:// or postgresql:// connection URL',
+        'replicas.poll: unknown setting',
+      ]),
+    );
+    expect(problems.some((p) => p.startsWith('replicas.lock_key:'))).toBe(true);
+  });
+});

@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDb } from '../helpers/db.js';
 
 const INTAKE_SQL = readFileSync(new URL('../../sql/intake.sql', import.meta.url), 'utf8');
 const VIEWS_SQL = readFileSync(new URL('../../supabase/migrations/20250104_ops_views.sql', import.meta.url), 'utf8');
+const STATE_SQL = readFileSync(new URL('../../sql/sentinel_state.sql', import.meta.url), 'utf8');
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 const VIEWS = 'ops.v_batch_performance, ops.v_error_distribution, ops.v_pipeline_health';
@@ -71,6 +72,7 @@ describe('migrate', () => {
     expect(results).toEqual([
       { name: 'intake_reference', status: 'applied' },
       { name: '20250104_ops_views', status: 'applied' },
+      { name: 'sentinel_state', status: 'applied' },
     ]);
     for (const rel of ['intake.simplicity_batches', 'intake.row_errors', ...VIEWS.split(', ')]) {
       expect(await relationExists(db, rel), rel).toBe(true);
@@ -79,8 +81,9 @@ describe('migrate', () => {
     expect(rows.map((r) => [r.name, r.checksum])).toEqual([
       ['20250104_ops_views', sha256(VIEWS_SQL)],
       ['intake_reference', sha256(INTAKE_SQL)],
+      ['sentinel_state', sha256(STATE_SQL)],
     ]);
-    expect(logger.lines).toEqual(['info Applying intake_reference...', 'info Applying 20250104_ops_views...']);
+    expect(logger.lines).toEqual(['info Applying intake_reference...', 'info Applying 20250104_ops_views...', 'info Applying sentinel_state...']);
   });
 
   it('reports every file unchanged on a second run and does not touch the ledger', async () => {
@@ -94,6 +97,7 @@ describe('migrate', () => {
     expect(results).toEqual([
       { name: 'intake_reference', status: 'unchanged' },
       { name: '20250104_ops_views', status: 'unchanged' },
+      { name: 'sentinel_state', status: 'unchanged' },
     ]);
     expect(await ledger(db)).toEqual(before);
     expect(logger.lines).toEqual([]);
@@ -104,7 +108,10 @@ describe('migrate', () => {
 
     const results = await migrate(db.url);
 
-    expect(results).toEqual([{ name: '20250104_ops_views', status: 'unchanged' }]);
+    expect(results).toEqual([
+      { name: '20250104_ops_views', status: 'unchanged' },
+      { name: 'sentinel_state', status: 'unchanged' },
+    ]);
   });
 
   it('serializes two runs started at once on an empty database: both succeed, each file is applied once', async () => {
@@ -119,7 +126,8 @@ describe('migrate', () => {
       [a, b].map((run) => run.find((r) => r.name === name)?.status ?? 'missing').sort();
     expect(statusesOf('intake_reference')).toEqual(['applied', 'unchanged']);
     expect(statusesOf('20250104_ops_views')).toEqual(['applied', 'unchanged']);
-    expect((await ledger(db)).map((r) => r.name)).toEqual(['20250104_ops_views', 'intake_reference']);
+    expect(statusesOf('sentinel_state')).toEqual(['applied', 'unchanged']);
+    expect((await ledger(db)).map((r) => r.name)).toEqual(['20250104_ops_views', 'intake_reference', 'sentinel_state']);
   });
 
   it('re-runs a file whose checksum changed, restoring what it creates, and reports it reapplied', async () => {
@@ -129,7 +137,10 @@ describe('migrate', () => {
 
     const results = await migrate(db.url);
 
-    expect(results).toEqual([{ name: '20250104_ops_views', status: 'reapplied' }]);
+    expect(results).toEqual([
+      { name: '20250104_ops_views', status: 'reapplied' },
+      { name: 'sentinel_state', status: 'unchanged' },
+    ]);
     expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(true);
     const row = (await ledger(db)).find((r) => r.name === '20250104_ops_views');
     expect(row?.checksum).toBe(sha256(VIEWS_SQL));
@@ -247,7 +258,10 @@ describe('migrate', () => {
     await listener.close();
 
     // Once the ingestion is done, the same migration goes through.
-    expect(await migrate(db.url, { lockTimeoutMs: 300 })).toEqual([{ name: '20250104_ops_views', status: 'applied' }]);
+    expect(await migrate(db.url, { lockTimeoutMs: 300 })).toEqual([
+      { name: '20250104_ops_views', status: 'applied' },
+      { name: 'sentinel_state', status: 'applied' },
+    ]);
   });
 
   it('does not count waiting for another migrate run as a lock timeout', async () => {
@@ -262,7 +276,38 @@ describe('migrate', () => {
     expect([...a, ...b].filter((r) => r.status === 'applied').map((r) => r.name).sort()).toEqual([
       '20250104_ops_views',
       'intake_reference',
+      'sentinel_state',
     ]);
+  });
+
+  it('creates sentinel.alert_state (one row at most, id 1) after the views, also without withIntake', async () => {
+    const db = await freshDb('empty');
+    await db.pool.query(INTAKE_SQL);
+
+    const results = await migrate(db.url);
+
+    expect(results).toEqual([
+      { name: '20250104_ops_views', status: 'applied' },
+      { name: 'sentinel_state', status: 'applied' },
+    ]);
+    expect(await relationExists(db, 'sentinel.alert_state')).toBe(true);
+    await db.pool.query(`insert into sentinel.alert_state (id, state) values (1, '{}')`);
+    await expect(db.pool.query(`insert into sentinel.alert_state (id, state) values (2, '{}')`)).rejects.toMatchObject({ code: '23514' });
+    // Idempotent: the file applied again (a changed checksum) keeps the row.
+    await db.pool.query(`update sentinel.schema_migrations set checksum = 'older' where name = 'sentinel_state'`);
+    expect((await migrate(db.url)).find((r) => r.name === 'sentinel_state')).toEqual({ name: 'sentinel_state', status: 'reapplied' });
+    expect((await db.pool.query('select id from sentinel.alert_state')).rows).toEqual([{ id: 1 }]);
+  });
+
+  it("scope 'state' applies only sentinel_state.sql, to a database without any pipeline", async () => {
+    const db = await freshDb('empty');
+
+    expect(await migrate(db.url, { scope: 'state' })).toEqual([{ name: 'sentinel_state', status: 'applied' }]);
+
+    expect(await relationExists(db, 'sentinel.alert_state')).toBe(true);
+    expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(false);
+    expect((await ledger(db)).map((r) => r.name)).toEqual(['sentinel_state']);
+    expect(await migrate(db.url, { scope: 'state' })).toEqual([{ name: 'sentinel_state', status: 'unchanged' }]);
   });
 
   it('rejects a lockTimeoutMs that is not a whole number of milliseconds', async () => {
