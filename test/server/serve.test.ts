@@ -165,6 +165,11 @@ describe('sentinel serve', () => {
     expect(m.some((x) => x.name === 'sentinel_build_info' && x.labels.version === '0.1.0' && x.value === 1)).toBe(true);
     // prom-client's process metrics come along.
     expect(m.some((x) => x.name === 'process_cpu_user_seconds_total')).toBe(true);
+    // Every metric of the contract is really exported by the running process; the
+    // dashboards and rules tests hold those files to the same contract.
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const { METRICS } = await import('../../src/metrics/names.js');
+    expect(METRICS.filter((spec) => !text.includes(`# TYPE ${spec.name} ${spec.type}`)).map((spec) => spec.name)).toEqual([]);
 
     const health = await fetch(`${url}/healthz`);
     expect([health.status, await health.text()]).toEqual([200, 'ok\n']);
