@@ -10,11 +10,20 @@ export interface LoopOptions {
   /** Aborted by SIGINT/SIGTERM: the current run finishes, then the loop returns. */
   stop: AbortSignal;
   now?: () => number;
+  /**
+   * Replicas: asked before every run. The leader (true) runs on schedule; a
+   * follower runs nothing and asks again after `pollMs`, so it takes over within
+   * one poll of the leader's lock being released.
+   */
+  election?: { check(): Promise<boolean> };
+  pollMs?: number;
+  /** A follower's tick: nothing ran. */
+  onStandby?: () => void;
 }
 
 /**
  * Runs checks every `intervalMs`, measured start to start, so a slow run does not
- * push the schedule back. A run that takes longer than the interval is followed
+ * push the schedule back (with replicas, only while this process leads). A run that takes longer than the interval is followed
  * by the next one at once (with a warning) rather than overlapping it. Database
  * outages do not end the loop: each run reports what it saw.
  */
@@ -25,6 +34,15 @@ export async function runLoop(options: LoopOptions): Promise<number> {
   // finishes and is reported, which is what "exit after the current run" means.
   const never = new AbortController().signal;
   while (!options.stop.aborted) {
+    if (options.election) {
+      const leader = await options.election.check();
+      if (options.stop.aborted) break;
+      if (!leader) {
+        options.onStandby?.();
+        await sleep(options.pollMs ?? options.intervalMs, options.stop);
+        continue;
+      }
+    }
     const started = now();
     const result = await options.runOnce(never);
     runs += 1;

@@ -8,7 +8,6 @@ import { FileStateStore } from '../state/store.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
 import { runLoop, stopOnSignals } from '../loop.js';
-import { runReplicaLoop } from '../replicas/loop.js';
 import type { RunResult } from '../types.js';
 import { createAlertStore, createAlerting, stateDatabaseUrl } from '../alerting/setup.js';
 import type { LeaderElection } from '../replicas/leader.js';
@@ -163,23 +162,21 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
         server?.observe(result, runMs);
         options.print?.(result);
       };
-      let runs: number;
-      if (leadership) {
-        const pollSeconds = config.replicas.takeover_poll_seconds ?? Math.min(5, options.intervalSeconds);
-        runs = await runReplicaLoop({
-          intervalMs,
-          pollMs: pollSeconds * 1000,
-          election: leadership,
-          runOnce,
-          onResult,
-          // Followers print nothing; they stay ready while the lock database answers.
-          onStandby: () => server?.standby(leadership.problem),
-          logger,
-          stop: stop.signal,
-        });
-      } else {
-        runs = await runLoop({ intervalMs, runOnce, onResult, logger, stop: stop.signal });
-      }
+      const runs = await runLoop({
+        intervalMs,
+        runOnce,
+        onResult,
+        logger,
+        stop: stop.signal,
+        ...(leadership
+          ? {
+              election: leadership,
+              pollMs: (config.replicas.takeover_poll_seconds ?? Math.min(5, options.intervalSeconds)) * 1000,
+              // Followers print nothing; they stay ready while the lock database answers.
+              onStandby: () => server?.standby(leadership.problem),
+            }
+          : {}),
+      });
       logger.info(`Loop stopped after ${runs} run${runs === 1 ? '' : 's'}`);
       return 0;
     }, leadership ? { leadership } : {});
