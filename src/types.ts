@@ -66,13 +66,29 @@ export interface RunResult {
   duration_ms: number;
   metrics: RunMetrics;
   /** Per-notifier delivery figures of this run, once alerting ran. */
-  notifications?: Array<{ notifier: string; type: string; sent: number; pending: number; failed: number; errors: string[] }>;
+  notifications?: Array<{
+    notifier: string;
+    type: string;
+    sent: number;
+    pending: number;
+    failed: number;
+    errors: string[];
+    /**
+     * Failed deliveries of this run by reason (every key present, 0 when none): one
+     * per entry of `errors` (4xx `rejected`, 429 `rate_limited`, 5xx `server_error`,
+     * no answer in time `timeout`, no HTTP answer `network`), plus `expired` per
+     * notification given up after `max_outbox_age`. See src/alerting/types.ts FAILURE_REASONS.
+     */
+    reasons?: Record<'rejected' | 'expired' | 'rate_limited' | 'server_error' | 'timeout' | 'network', number>;
+  }>;
   /** Why alerting could not record or deliver this run's notifications, when it could not. */
   alerting_error?: string;
   /**
    * With `replicas.enabled` only: `leader` for a run of the leader; `follower` for a
    * run during which this replica lost leadership (its alerts were left to the new
-   * leader). Followers run nothing and print nothing.
+   * leader), and for a one-shot run while another process held the leader lock
+   * (checked and reported, neither recorded nor notified). Followers of a loop run
+   * nothing and print nothing.
    */
   role?: 'leader' | 'follower';
   /**

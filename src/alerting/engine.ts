@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Alert, Level, RunResult } from '../types.js';
 import type { Logger } from '../log.js';
-import type { Notification, NotificationEvent, Notifier } from './types.js';
+import { FAILURE_REASONS, type FailureReason, type Notification, type NotificationEvent, type Notifier } from './types.js';
 import type { SendContext } from '../notifiers/base.js';
 import { DeliveryError, withRetry } from '../notifiers/http.js';
 import { decide, identityKey, idsFor, levelAtLeast, type LifecycleSettings, type TrackedAlert } from './decide.js';
@@ -18,6 +18,7 @@ import type { Redactor } from '../util/redact.js';
  *   3. deliver the outbox, oldest first, one notifier in parallel with another,
  *      retrying within a bounded time; what is still undelivered stays for the
  *      next run. Nothing is removed from the outbox before the provider accepted it.
+ * On shutdown, `flush` makes one more bounded delivery pass (see there).
  */
 
 export interface AlertingSettings extends LifecycleSettings {
@@ -52,9 +53,10 @@ export interface AlertingDeps {
   /** How long to wait for another run holding the state lock. */
   lockWaitMs?: number;
   /**
-   * Replicas: asked right before delivery. False (this process lost leadership
-   * since the run started) leaves the recorded notifications in the outbox for the
-   * new leader instead of sending them from here.
+   * Replicas: asked before delivery starts and again before every send attempt
+   * (delivery may last up to `delivery_timeout`). False (this process lost
+   * leadership) stops delivery: what was not sent yet is released and stays in the
+   * outbox for the new leader instead of being sent from here.
    */
   mayDeliver?: () => Promise<boolean>;
 }
@@ -67,6 +69,13 @@ export interface NotifierSummary {
   pending: number;
   failed: number;
   errors: string[];
+  /**
+   * Failed deliveries of this run by why (see {@link FailureReason}): one per
+   * entry in `errors` (a notification refused for good, or kept for a later try
+   * after this run's attempts), plus one `expired` per notification given up after
+   * `max_outbox_age`. Every reason is present, 0 when it did not occur.
+   */
+  reasons: Record<FailureReason, number>;
 }
 
 export interface AlertingOutcome {
@@ -77,10 +86,55 @@ export interface AlertingOutcome {
 
 const DEAD_KEPT = 50;
 
+/** Thrown by a send attempt when this process is not the leader any more: nothing was sent. */
+class LeadershipLost extends DeliveryError {
+  constructor() {
+    super('not the leader any more', false);
+    this.name = 'LeadershipLost';
+  }
+}
+
+/** How one delivery pass may go on: shared by the notifiers delivered in parallel. */
+interface DeliveryGate {
+  /** Set once mayDeliver said no: nothing more is sent in this pass. */
+  stopped: boolean;
+}
+
+/** What one claimed entry came to. */
+type EntryOutcome = 'sent' | 'failed' | 'stopped';
+
+/**
+ * The reason of a failed delivery: status 429 → rate_limited, other 4xx →
+ * rejected, 5xx → server_error; without an HTTP answer, a timeout (the request's
+ * own or `delivery_timeout`, `timedOut`) or an abort → timeout, any other final
+ * refusal → rejected, anything else → network.
+ */
+export function failureReason(error: unknown, timedOut = false): FailureReason {
+  const status = error instanceof DeliveryError ? error.status : undefined;
+  if (status === 429) return 'rate_limited';
+  if (status !== undefined && status >= 500) return 'server_error';
+  if (status !== undefined && status >= 400) return 'rejected';
+  const name = error instanceof Error ? error.name : '';
+  const message = error instanceof Error ? error.message : String(error);
+  if (timedOut || name === 'TimeoutError' || name === 'AbortError' || /no answer within|timed? ?out|delivery aborted/i.test(message)) return 'timeout';
+  if (error instanceof DeliveryError && !error.retryable) return 'rejected';
+  return 'network';
+}
+
+function noReasons(): Record<FailureReason, number> {
+  return Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>;
+}
+
 export class AlertingEngine {
   private readonly now: () => Date;
   private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly random: () => number;
+  /**
+   * Notification id → until when (ms, engine clock) the provider asked us to wait
+   * (429 Retry-After, Discord's retry_after), as this process was told. `flush`
+   * honours these even though it skips Sentinel's own backoff.
+   */
+  private readonly providerWaits = new Map<string, number>();
 
   constructor(private readonly deps: AlertingDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -112,7 +166,7 @@ export class AlertingEngine {
       this.deps.logger.error(`Alerting: ${message}; this run's alerts were not recorded or notified`);
       // Still honour silences and acknowledgements in the report and exit code.
       const fallback = await this.deps.store.read().then(
-        (state) => this.annotate(state, result),
+        (state) => this.annotateWith(state, result),
         () => result,
       );
       return { result: fallback, outcome: { notifications: [], error: message } };
@@ -131,8 +185,51 @@ export class AlertingEngine {
     }
   }
 
+  /**
+   * Delivers this environment's outbox once more before the process exits (after a
+   * loop's last run, on SIGTERM/SIGINT), so a notification that failed during the
+   * run, or was recorded while the loop slept, is not left behind until the next
+   * process runs.
+   *
+   * One pass, like a run's delivery: bounded by `delivery_timeout` (plus the wait
+   * for the state lock, `lockWaitMs`), entries claimed by another run are left
+   * alone, order per alert is kept, and `mayDeliver` is asked before every send.
+   * Unlike a run's delivery it does not wait out Sentinel's own backoff
+   * (`nextAttemptAt` after a 5xx, timeout or network error): this is the process's
+   * last chance to send. A wait the provider asked for (429 Retry-After, as this
+   * process was told) is honoured. Never throws.
+   */
+  async flush(environment: string): Promise<AlertingOutcome> {
+    if (this.deps.mayDeliver && !(await this.deps.mayDeliver().catch(() => false))) {
+      this.deps.logger.info('Alerting: not the leader; the outbox is left to the leader');
+      return { notifications: [] };
+    }
+    try {
+      const notifications = await this.deliver(environment, { ignoreBackoff: true });
+      return { notifications };
+    } catch (err) {
+      const message = this.deps.redactor.redact((err as Error).message);
+      this.deps.logger.error(`Alerting: the final delivery failed: ${message}`);
+      return { notifications: [], error: message };
+    }
+  }
+
+  /**
+   * `result` with the silence and acknowledgement marks and alert ids of the
+   * current state and the status recomputed without silenced alerts, changing
+   * nothing (a run that must not record: a standby replica's report). When the
+   * state cannot be read, `result` as it is.
+   */
+  async annotate(result: RunResult): Promise<RunResult> {
+    try {
+      return this.annotateWith(await this.deps.store.read(), result);
+    } catch {
+      return result;
+    }
+  }
+
   /** Silence and acknowledgement marks plus the status without silenced alerts, read-only. */
-  private annotate(state: AlertingState, result: RunResult): RunResult {
+  private annotateWith(state: AlertingState, result: RunResult): RunResult {
     const silences = activeSilences(state.silences, this.now());
     const alerts = result.alerts.map((a) => {
       const tracked = state.alerts[identityKey(result.environment, a)];
@@ -235,13 +332,14 @@ export class AlertingEngine {
    * records each outcome under the lock again. An entry that cannot be sent holds
    * back only later entries about the same alerts, not everything behind it.
    */
-  private async deliver(env: string): Promise<NotifierSummary[]> {
+  private async deliver(env: string, options: { ignoreBackoff?: boolean } = {}): Promise<NotifierSummary[]> {
     const deadline = performance.now() + this.deps.settings.deliveryTimeoutMs;
     const abort = AbortSignal.timeout(this.deps.settings.deliveryTimeoutMs);
     const token = claimToken();
+    const gate: DeliveryGate = { stopped: false };
     const byName = new Map(this.deps.notifiers.map((n) => [n.name, n]));
     const summaries = new Map<string, NotifierSummary>(
-      this.deps.notifiers.map((n) => [n.name, { notifier: n.name, type: n.type, sent: 0, pending: 0, failed: 0, errors: [] }]),
+      this.deps.notifiers.map((n) => [n.name, { notifier: n.name, type: n.type, sent: 0, pending: 0, failed: 0, errors: [], reasons: noReasons() }]),
     );
 
     const claimed = await this.deps.store.update((state) => {
@@ -253,8 +351,12 @@ export class AlertingEngine {
             `Alerting: giving up on a notification for "${entry.notification.notifier}" (${entry.environment}) undelivered for ${Math.round(age / 3_600_000)}h (last error: ${entry.lastError ?? 'none'})`,
           );
           bury(state, entry, now, 'expired undelivered');
+          this.providerWaits.delete(entry.notification.id);
           const summary = entry.environment === env ? summaries.get(entry.notification.notifier) : undefined;
-          if (summary) summary.failed++;
+          if (summary) {
+            summary.failed++;
+            summary.reasons.expired++;
+          }
         } else if (entry.environment === env && !byName.has(entry.notification.notifier)) {
           this.deps.logger.warn(`Alerting: dropping an undelivered notification for "${entry.notification.notifier}", which is no longer configured`);
           removeEntry(state, entry);
@@ -265,7 +367,7 @@ export class AlertingEngine {
       for (const entry of state.outbox) {
         if (entry.environment !== env) continue;
         const keys = entry.notification.events.map((e) => `${entry.notification.notifier}|${e.dedupKey}`);
-        const waiting = isClaimed(entry, now) || (entry.nextAttemptAt !== undefined && Date.parse(entry.nextAttemptAt) > now.getTime());
+        const waiting = isClaimed(entry, now) || this.backingOff(entry, now, options.ignoreBackoff ?? false);
         if (waiting || keys.some((k) => blocked.has(k))) {
           keys.forEach((k) => blocked.add(k));
           continue;
@@ -276,7 +378,7 @@ export class AlertingEngine {
         keys.forEach((k) => blocked.add(k));
       }
       return due;
-    });
+    }, options.ignoreBackoff ? { waitMs: this.deps.lockWaitMs ?? 10_000 } : undefined);
 
     const queues = new Map<string, OutboxEntry[]>();
     for (const entry of claimed) queues.set(entry.notification.notifier, [...(queues.get(entry.notification.notifier) ?? []), entry]);
@@ -296,12 +398,13 @@ export class AlertingEngine {
         const held = new Set<string>();
         for (const entry of entries) {
           const keys = entry.notification.events.map((e) => e.dedupKey);
-          if (keys.some((k) => held.has(k))) {
+          // Not the leader any more (asked before every send): the rest goes back to the outbox.
+          if (gate.stopped || keys.some((k) => held.has(k))) {
             await record((state) => release(state, entry.notification.id, token));
             continue;
           }
-          const delivered = await this.deliverOne(notifier, entry, deadline, abort, record, summary, token);
-          if (!delivered) keys.forEach((k) => held.add(k));
+          const outcome = await this.deliverOne(notifier, entry, deadline, abort, record, summary, token, gate);
+          if (outcome === 'failed') keys.forEach((k) => held.add(k));
         }
       }),
     );
@@ -318,7 +421,32 @@ export class AlertingEngine {
     return [...summaries.values()];
   }
 
-  /** Sends one claimed entry with retries; records the outcome. True when delivered. */
+  /**
+   * Whether an entry waits for a later attempt: its `nextAttemptAt` lies ahead. With
+   * `ignoreBackoff` (the final flush) only a wait the provider asked for counts.
+   */
+  private backingOff(entry: OutboxEntry, now: Date, ignoreBackoff: boolean): boolean {
+    if (!ignoreBackoff) return entry.nextAttemptAt !== undefined && Date.parse(entry.nextAttemptAt) > now.getTime();
+    return (this.providerWaits.get(entry.notification.id) ?? 0) > now.getTime();
+  }
+
+  /** Asks `mayDeliver` (unless an earlier answer already stopped the pass); false stops the whole pass. */
+  private async mayGoOn(gate: DeliveryGate): Promise<boolean> {
+    if (gate.stopped) return false;
+    if (!this.deps.mayDeliver) return true;
+    const ok = await this.deps.mayDeliver().catch(() => false);
+    if (!ok && !gate.stopped) {
+      gate.stopped = true;
+      this.deps.logger.warn('Alerting: not the leader any more; notifications not sent yet are left in the outbox for the new leader');
+    }
+    return ok && !gate.stopped;
+  }
+
+  /**
+   * Sends one claimed entry with retries, asking `mayDeliver` before every attempt;
+   * records the outcome. `stopped`: leadership was lost before it could be sent,
+   * and the entry is released for the new leader.
+   */
   private async deliverOne(
     notifier: Notifier,
     entry: OutboxEntry,
@@ -327,7 +455,8 @@ export class AlertingEngine {
     record: (change: (state: AlertingState) => void) => Promise<void>,
     summary: NotifierSummary,
     claimToken: string,
-  ): Promise<boolean> {
+    gate: DeliveryGate,
+  ): Promise<EntryOutcome> {
     const id = entry.notification.id;
     const completed = new Set(entry.completedParts);
     const ctx: SendContext = {
@@ -342,13 +471,18 @@ export class AlertingEngine {
         });
       },
     };
+    const attempt = async (): Promise<void> => {
+      if (!(await this.mayGoOn(gate))) throw new LeadershipLost();
+      await notifier.send(entry.notification, ctx);
+    };
     try {
       await withRetry(
-        () => notifier.send(entry.notification, ctx),
+        attempt,
         { attempts: this.deps.settings.attemptsPerRun, baseDelayMs: this.deps.settings.retryBaseMs, maxDelayMs: this.deps.settings.retryMaxMs, deadline, sleep: this.sleep, random: this.random },
         abort,
       );
       summary.sent++;
+      this.providerWaits.delete(id);
       await record((state) => {
         const stored = findEntry(state, id);
         if (stored) removeEntry(state, stored);
@@ -361,12 +495,20 @@ export class AlertingEngine {
           tracked.deliveredTo = { ...tracked.deliveredTo, [notifier.name]: before && levelAtLeast(before, event.level) ? before : event.level };
         }
       });
-      return true;
+      return 'sent';
     } catch (err) {
+      if (err instanceof LeadershipLost) {
+        // Nothing more from here: the attempt was not made. Parts already accepted
+        // stay recorded, so the new leader does not send them again.
+        await record((state) => release(state, id, claimToken));
+        return 'stopped';
+      }
       const error = err instanceof DeliveryError ? err : new DeliveryError(String(err), true);
       const message = this.deps.redactor.redact(error.message);
       summary.errors.push(message);
+      summary.reasons[failureReason(err, abort.aborted)]++;
       if (!error.retryable) {
+        this.providerWaits.delete(id);
         this.deps.logger.error(
           `Notifier ${notifier.name} (${notifier.type}) refused a notification: ${message}. A 4xx is not retried: check the notifier's settings (URL, key, recipients); the alert is sent again at its next repeat.`,
         );
@@ -375,11 +517,13 @@ export class AlertingEngine {
           const stored = findEntry(state, id);
           if (stored) bury(state, { ...stored, attempts: stored.attempts + 1 }, this.now(), message);
         });
-        return false;
+        return 'failed';
       }
       const attempts = entry.attempts + 1;
       const backoff = Math.min(15 * 60_000, 15_000 * 2 ** (attempts - 1));
       const nextAttemptAt = new Date(this.now().getTime() + Math.max(backoff, error.retryAfterMs ?? 0)).toISOString();
+      if (error.retryAfterMs !== undefined) this.providerWaits.set(id, this.now().getTime() + error.retryAfterMs);
+      else this.providerWaits.delete(id);
       this.deps.logger.warn(`Notifier ${notifier.name} (${notifier.type}): ${message}; kept in the outbox, next attempt after ${nextAttemptAt}`);
       await record((state) => {
         const stored = findEntry(state, id);
@@ -389,7 +533,7 @@ export class AlertingEngine {
         stored.nextAttemptAt = nextAttemptAt;
         release(state, id, claimToken);
       });
-      return false;
+      return 'failed';
     }
   }
 

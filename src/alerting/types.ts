@@ -65,3 +65,14 @@ export interface Notifier {
   /** Every secret in this notifier's config (keys, tokens, webhook URLs), for redaction. */
   secrets(): string[];
 }
+
+/**
+ * Why a delivery failed, as counted per notifier in a run's `notifications[].reasons`
+ * (a fixed set, so it can become a metric label): `rejected` a final 4xx refusal,
+ * `rate_limited` a 429, `server_error` a 5xx, `timeout` no answer in time (the
+ * request's timeout or the run's `delivery_timeout`), `network` no HTTP answer at
+ * all (refused, reset, DNS, TLS), `expired` undelivered for longer than
+ * `max_outbox_age` and given up.
+ */
+export const FAILURE_REASONS = ['rejected', 'expired', 'rate_limited', 'server_error', 'timeout', 'network'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];

@@ -10,6 +10,7 @@ import { renderJson } from '../report/json.js';
 import { runLoop, stopOnSignals } from '../loop.js';
 import type { RunResult } from '../types.js';
 import { createAlertStore, createAlerting, stateDatabaseUrl } from '../alerting/setup.js';
+import type { AlertingOutcome } from '../alerting/engine.js';
 import type { LeaderElection } from '../replicas/leader.js';
 import { pingHeartbeat } from '../alerting/heartbeat.js';
 import type { ListenAddress } from '../server/listen.js';
@@ -43,6 +44,34 @@ export async function setup(flags: ConfigFlags & { logLevel?: LogLevel }): Promi
 /** One whole run: checks, then alerting (silences, lifecycle, delivery), then the heartbeat. */
 export type RunAndAlert = (signal?: AbortSignal) => Promise<RunResult>;
 
+/** What else a mode may do with the runner's alerting besides runs. */
+export interface RunnerTools {
+  /**
+   * One final, bounded delivery pass over the outbox (see AlertingEngine.flush):
+   * for the loop's graceful shutdown. With replicas, only the leader sends.
+   */
+  flush(): Promise<AlertingOutcome>;
+}
+
+export interface WithRunnerOptions {
+  /** Replicas: the election, asked right before every act (NOTIFY, each delivery). */
+  leadership?: Pick<LeaderElection, 'stillLeader'>;
+  /**
+   * Replicas, one-shot run without the leader lock: this run only checks and
+   * reports. It sends no NOTIFY, records nothing, delivers nothing and pings no
+   * heartbeat; its report carries `"role": "follower"`.
+   */
+  reportOnly?: ReportOnly;
+}
+
+export interface ReportOnly {
+  /** Logged after the checks: why nothing is recorded or notified. */
+  log: string;
+  level: 'info' | 'warn';
+  /** Why the schema-cache NOTIFY is not sent (shown in that check's alert). */
+  refusal: string;
+}
+
 /** Prints each run's report on stdout, redacted: JSON (one line unless pretty) or the human banner. */
 export function reportPrinter(redactor: Redactor, options: { json?: boolean; pretty?: boolean; color?: boolean }): (result: RunResult) => void {
   return (result) => {
@@ -58,23 +87,32 @@ export function reportPrinter(redactor: Redactor, options: { json?: boolean; pre
  */
 export async function withRunner<T>(
   { config, logger, redactor }: Setup,
-  body: (runAndAlert: RunAndAlert) => Promise<T>,
-  options: { leadership?: Pick<LeaderElection, 'stillLeader'> } = {},
+  body: (runAndAlert: RunAndAlert, tools: RunnerTools) => Promise<T>,
+  options: WithRunnerOptions = {},
 ): Promise<T> {
-  const { leadership } = options;
+  const { leadership, reportOnly } = options;
   // Replicas: whoever lost the lock since the run started must not act. The
-  // NOTIFY and the delivery ask right before they happen.
-  const stillLeader = leadership ? () => leadership.stillLeader() : undefined;
-  const runner = new Runner({ config, logger, checks: allChecks(), state: new FileStateStore(config.stateDir), ...(stillLeader ? { mayAct: stillLeader } : {}) });
+  // NOTIFY and every delivery attempt ask right before they happen.
+  const stillLeader = reportOnly !== undefined ? async () => false : leadership ? () => leadership.stillLeader() : undefined;
+  // A report-only run says why it sends no NOTIFY (the schema-cache check shows it).
+  const mayAct =
+    reportOnly !== undefined
+      ? async (): Promise<boolean> => {
+          throw new Error(reportOnly.refusal);
+        }
+      : stillLeader;
+  const runner = new Runner({ config, logger, checks: allChecks(), state: new FileStateStore(config.stateDir), ...(mayAct ? { mayAct } : {}) });
   const store = createAlertStore(config);
   const alerting = createAlerting(config, logger, redactor, { store, ...(stillLeader ? { mayDeliver: stillLeader } : {}) });
   // The report shows silenced and acknowledged marks, so alerting runs before it is printed.
   const runAndAlert: RunAndAlert = async (signal) => {
     const raw = await runner.runOnce(signal);
     if (stillLeader && !(await stillLeader())) {
+      if (reportOnly !== undefined) logger[reportOnly.level](reportOnly.log);
       // Lost the lock during the checks: the new leader records and notifies what it sees.
-      logger.warn('Not the leader any more: this run is neither recorded nor notified');
-      return { ...raw, role: 'follower' };
+      else logger.warn('Not the leader any more: this run is neither recorded nor notified');
+      // Silences and acknowledgements still shape the report and the exit code (read-only).
+      return { ...(await alerting.annotate(raw)), role: 'follower' };
     }
     const { result, outcome } = await alerting.process(raw);
     const reported: RunResult = {
@@ -87,8 +125,18 @@ export async function withRunner<T>(
     if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, outcome.error ? 'fail' : 'ok', logger, redactor);
     return reported;
   };
+  const tools: RunnerTools = {
+    flush: async () => {
+      const outcome = await alerting.flush(config.env.name);
+      // Shown like a run's figures, for the operator reading the logs of a shutdown.
+      for (const n of outcome.notifications) {
+        if (n.sent || n.failed) logger.info(`Final delivery for ${n.notifier}: ${n.sent} sent, ${n.failed} failed, ${n.pending} still pending`);
+      }
+      return outcome;
+    },
+  };
   try {
-    return await body(runAndAlert);
+    return await body(runAndAlert, tools);
   } catch (err) {
     if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, 'fail', logger, redactor);
     throw err;
@@ -110,7 +158,7 @@ export interface ContinuousOptions {
  * Replicas (`replicas.enabled`): the leader election on its own connection, in the
  * state database (`replicas.state_database_url`, else the monitored one).
  */
-async function createElection(s: Setup, onChange: (leader: boolean) => void): Promise<LeaderElection> {
+async function createElection(s: Setup, onChange: (leader: boolean) => void, deadSessionTimeoutMs?: number): Promise<LeaderElection> {
   const { LeaderElection } = await import('../replicas/leader.js');
   return new LeaderElection({
     connectionString: stateDatabaseUrl(s.config),
@@ -119,6 +167,7 @@ async function createElection(s: Setup, onChange: (leader: boolean) => void): Pr
     redactor: s.redactor,
     connectTimeoutMs: s.config.connect_timeout_seconds * 1000,
     onChange,
+    ...(deadSessionTimeoutMs !== undefined ? { deadSessionTimeoutMs } : {}),
   });
 }
 
@@ -126,8 +175,9 @@ async function createElection(s: Setup, onChange: (leader: boolean) => void): Pr
  * `sentinel --loop [--metrics-port N]` and `sentinel serve`: runs every interval
  * until SIGINT/SIGTERM, optionally with the HTTP server. On the first signal the
  * server stops accepting connections and the run in progress finishes (its
- * alerting and outbox delivery included); then everything closes and the exit
- * code is 0. A second signal exits at once (130/143).
+ * alerting and outbox delivery included); then the outbox gets one final,
+ * bounded delivery pass (`delivery_timeout`; with replicas, by the leader only),
+ * everything closes and the exit code is 0. A second signal exits at once (130/143).
  */
 export async function runContinuously(s: Setup, options: ContinuousOptions): Promise<number> {
   const { config, logger } = s;
@@ -145,10 +195,12 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
       stop.signal.addEventListener('abort', () => void started.close(), { once: true });
     }
     if (config.replicas.enabled) {
-      election = await createElection(s, (leader) => server?.metrics.setLeader(leader));
+      // PostgreSQL frees the lock of a leader cut off from it within about one
+      // interval (at least a few seconds): failover within one interval.
+      election = await createElection(s, (leader) => server?.metrics.setLeader(leader), intervalMs);
     }
     const leadership = election;
-    return await withRunner(s, async (runAndAlert) => {
+    return await withRunner(s, async (runAndAlert, tools) => {
       logger.info(`Starting loop: environment ${config.env.name}, every ${options.intervalSeconds}s${leadership ? ' (replicas: one leader runs, the others stand by)' : ''}`);
       // The run's own duration_ms covers the checks; the metric covers the whole run.
       let runMs: number | undefined;
@@ -178,6 +230,12 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
           : {}),
       });
       logger.info(`Loop stopped after ${runs} run${runs === 1 ? '' : 's'}`);
+      // Graceful shutdown: what is still in the outbox (a failure during the last
+      // run, an entry in backoff) gets one last try. A follower leaves it to the leader.
+      if (!leadership || leadership.isLeader) {
+        logger.info('Delivering what is left in the outbox before exiting');
+        await tools.flush();
+      }
       return 0;
     }, leadership ? { leadership } : {});
   } finally {
@@ -200,9 +258,33 @@ export async function checkCommand(flags: CheckFlags): Promise<number> {
     const listen = flags.metricsPort !== undefined ? { host: '127.0.0.1', port: flags.metricsPort } : undefined;
     return runContinuously(s, { intervalSeconds: flags.interval ?? 300, print, listen });
   }
-  return withRunner(s, async (runAndAlert) => {
+  const once = async (runAndAlert: RunAndAlert): Promise<number> => {
     const result = await runAndAlert();
     print(result);
     return exitCodeFor(result.overall_status);
-  });
+  };
+  if (!s.config.replicas.enabled) return withRunner(s, once);
+  // Replicas and a one-shot run (cron): it acts only while holding the leader lock,
+  // taken once for the run's duration. If another process leads (or the lock
+  // database cannot be reached), it checks and reports, and leaves the NOTIFY,
+  // recording and notifications to the leader.
+  const election = await createElection(s, () => {});
+  try {
+    if (await election.check()) return await withRunner(s, once, { leadership: election });
+    const reportOnly: ReportOnly =
+      election.problem === undefined
+        ? {
+            log: 'Another Sentinel process holds the leader lock (replicas): this run checks and reports only; the leader records and notifies what it sees',
+            level: 'info',
+            refusal: 'another Sentinel process holds the leader lock (replicas): the leader reloads the schema cache',
+          }
+        : {
+            log: `Cannot reach the leader lock database (${election.problem}): this run checks and reports only; nothing is recorded or notified`,
+            level: 'warn',
+            refusal: 'the leader lock database cannot be reached (replicas): only the leader reloads the schema cache',
+          };
+    return await withRunner(s, once, { reportOnly });
+  } finally {
+    await election.close();
+  }
 }

@@ -5,7 +5,10 @@
  *
  * Conventions (prometheus.io/docs/practices/naming): base units in the name
  * (`_seconds`), ratios 0–1 (`_ratio`), counters end in `_total`. Values describe
- * the last run; a scrape never queries the monitored database.
+ * the last run; a scrape never queries the monitored database. With replicas only
+ * the leader runs: a follower exports none of the last run's figures (the pipeline,
+ * schema-cache probe, check, alert and outbox gauges; PER_RUN_METRICS in
+ * registry.ts), only what its HELP says a follower reports.
  */
 export interface MetricSpec {
   name: string;
@@ -31,15 +34,16 @@ export const METRICS = [
   { name: 'sentinel_runs_total', type: 'counter', help: 'Completed runs by overall status.', labels: ['status'] },
   { name: 'sentinel_run_duration_seconds', type: 'histogram', help: 'Duration of a whole run (checks, alerting).', labels: [] },
   { name: 'sentinel_check_status', type: 'gauge', help: 'Last outcome per check: 0 ok, 1 warning, 2 critical, 3 failed to run, -1 skipped.', labels: ['check'] },
-  { name: 'sentinel_check_duration_seconds', type: 'gauge', help: 'Duration of the last run of each check.', labels: ['check'] },
+  { name: 'sentinel_check_duration_seconds', type: 'gauge', help: 'Duration of the last run of each check that ran (skipped checks are left out), to the millisecond.', labels: ['check'] },
   { name: 'sentinel_alerts_firing', type: 'gauge', help: 'Alerts of the last run by check and level (silenced ones excluded).', labels: ['check', 'level'] },
   { name: 'sentinel_alerts_silenced', type: 'gauge', help: 'Alerts of the last run matched by a silence.', labels: ['check'] },
   { name: 'sentinel_notifications_total', type: 'counter', help: 'Notification deliveries by notifier and result (sent, failed, retrying).', labels: ['notifier', 'type', 'result'] },
+  { name: 'sentinel_notification_failures_total', type: 'counter', help: 'Failed delivery attempts by notifier and reason: rejected (4xx), rate_limited (429), server_error (5xx), timeout, network, expired (given up after max_outbox_age).', labels: ['notifier', 'type', 'reason'] },
   { name: 'sentinel_notifications_pending', type: 'gauge', help: 'Notifications waiting in the outbox per notifier.', labels: ['notifier'] },
-  { name: 'sentinel_database_up', type: 'gauge', help: '1 when the last run reached the monitored database.', labels: [] },
-  { name: 'sentinel_last_run_timestamp_seconds', type: 'gauge', help: 'Unix time the last run finished.', labels: [] },
+  { name: 'sentinel_database_up', type: 'gauge', help: '1 when the last run reached the monitored database, 0 when it did not. On a follower replica (sentinel_leader 0), whether it reached the lock database at its last attempt to take the leader lock (the monitored database unless replicas.state_database_url is set).', labels: [] },
+  { name: 'sentinel_last_run_timestamp_seconds', type: 'gauge', help: 'Unix time the last run of this process finished (on a follower: its last run as leader, if any).', labels: [] },
   { name: 'sentinel_last_successful_run_timestamp_seconds', type: 'gauge', help: 'Unix time of the last run in which every check ran (none failed).', labels: [] },
-  { name: 'sentinel_leader', type: 'gauge', help: '1 when this process runs the checks that act and sends notifications, 0 on a standby replica.', labels: [] },
+  { name: 'sentinel_leader', type: 'gauge', help: '1 when this process runs the checks that act and sends notifications, 0 on a standby replica (which exports no per-run figures).', labels: [] },
   { name: 'sentinel_build_info', type: 'gauge', help: 'Always 1; labels carry the version.', labels: ['version', 'node_version'] },
 ] as const satisfies readonly MetricSpec[];
 

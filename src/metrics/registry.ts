@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CheckSummary, RunResult } from '../types.js';
 import { databaseReached } from '../checks/reachability.js';
+import { FAILURE_REASONS } from '../alerting/types.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
 import { METRICS, type MetricName } from './names.js';
 
@@ -16,6 +17,14 @@ import { METRICS, type MetricName } from './names.js';
  * its last value. Label values that are known in advance (the in-flight and
  * processing statuses, completed/failed, the run statuses) are exported as 0 rather
  * than left out, so queries and alert rules need no `absent()`.
+ *
+ * Replicas: only the leader runs. A follower (`setLeader(false)`, and every
+ * follower tick, {@link SentinelMetrics.observeStandby}) exports none of the per-run
+ * figures ({@link PER_RUN_METRICS}): it did not observe the pipeline, so a replica
+ * that lost leadership must not keep reporting what it saw while it led. It keeps
+ * `sentinel_leader 0`, its counters, the run-duration histogram, the build info,
+ * the timestamps of its own last runs (facts about this process, not about the
+ * pipeline), and `sentinel_database_up` for the lock database it polls.
  */
 export interface SentinelMetrics {
   registry: Registry;
@@ -26,8 +35,20 @@ export interface SentinelMetrics {
    * took, alerting included, when the caller measures it).
    */
   observeRun(result: RunResult, options?: { durationMs?: number }): void;
-  /** `sentinel_leader`: 1 (the default) on the replica that acts, 0 on a standby. */
+  /**
+   * `sentinel_leader`: 1 (the default) on the replica that acts, 0 on a standby.
+   * Turning it off clears every per-run series ({@link PER_RUN_METRICS}) and
+   * `sentinel_database_up` (unknown until the next follower tick).
+   */
   setLeader(leader: boolean): void;
+  /** Whether `sentinel_leader` is 1. */
+  readonly leader: boolean;
+  /**
+   * Replicas: a follower's tick (it ran nothing). Clears every per-run series, sets
+   * `sentinel_leader 0`, and `sentinel_database_up` to whether the election reached
+   * the lock database (the monitored one unless `replicas.state_database_url`).
+   */
+  observeStandby(standby: { lockDatabaseReached: boolean }): void;
   /** The Content-Type header of {@link render}'s text. */
   contentType: string;
   /** The exposition text. Reads the registry only. */
@@ -36,6 +57,31 @@ export interface SentinelMetrics {
 
 /** Run durations range from tens of milliseconds to the checks' timeouts. */
 export const RUN_DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/**
+ * What a follower does not export: the figures of a run (the pipeline, the
+ * schema-cache probe, the checks, their alerts and the outbox) that only the
+ * leader observes. Counters, the run-duration histogram, `sentinel_leader`,
+ * `sentinel_database_up` (set from the lock database on a follower), the last-run
+ * timestamps and the build info are not in it.
+ */
+export const PER_RUN_METRICS = [
+  'sentinel_pipeline_batches_in_flight',
+  'sentinel_pipeline_oldest_batch_age_seconds',
+  'sentinel_pipeline_stuck_batches',
+  'sentinel_pipeline_error_ratio',
+  'sentinel_pipeline_dedupe_ratio',
+  'sentinel_pipeline_bucket_rows',
+  'sentinel_pipeline_batches_finished_last_hour',
+  'sentinel_schema_cache_up',
+  'sentinel_schema_cache_probe_duration_seconds',
+  'sentinel_schema_cache_probe_result',
+  'sentinel_check_status',
+  'sentinel_check_duration_seconds',
+  'sentinel_alerts_firing',
+  'sentinel_alerts_silenced',
+  'sentinel_notifications_pending',
+] as const satisfies readonly MetricName[];
 
 /** `sentinel_check_status` values (names.ts). */
 export const CHECK_STATUS = { ok: 0, warning: 1, critical: 2, failed: 3, skipped: -1 } as const;
@@ -134,6 +180,7 @@ export function createMetrics(opts: { version?: string } = {}): SentinelMetrics 
     reloads: counter('sentinel_schema_cache_reloads_total'),
     runs: counter('sentinel_runs_total'),
     notifications: counter('sentinel_notifications_total'),
+    failures: counter('sentinel_notification_failures_total'),
   };
   const runDuration = histogram('sentinel_run_duration_seconds');
 
@@ -190,7 +237,11 @@ export function createMetrics(opts: { version?: string } = {}): SentinelMetrics 
     for (const summary of result.checks) {
       checks.add(summary.name);
       g.checkStatus.set({ check: summary.name }, checkStatus(summary, result.alerts));
-      g.checkDuration.set({ check: summary.name }, summary.duration_ms / 1000);
+      // A skipped check did not run: no duration (its status says -1). The runner
+      // reports whole milliseconds, so durations have millisecond resolution.
+      if (summary.outcome !== 'skipped' && Number.isFinite(summary.duration_ms) && summary.duration_ms >= 0) {
+        g.checkDuration.set({ check: summary.name }, summary.duration_ms / 1000);
+      }
     }
     for (const alert of result.alerts) checks.add(alert.check);
     for (const check of checks) {
@@ -215,7 +266,31 @@ export function createMetrics(opts: { version?: string } = {}): SentinelMetrics 
       const retrying = Math.min(n.pending, Math.max(0, n.errors.length - n.failed));
       const counts: Record<(typeof NOTIFICATION_RESULTS)[number], number> = { sent: n.sent, failed: n.failed, retrying };
       for (const result of NOTIFICATION_RESULTS) c.notifications.inc({ notifier: n.notifier, type: n.type, result }, counts[result]);
+      // Every reason is exported from the first run on (at 0), so rate() sees the first failure.
+      for (const reason of FAILURE_REASONS) c.failures.inc({ notifier: n.notifier, type: n.type, reason }, n.reasons?.[reason] ?? 0);
       g.pending.set({ notifier: n.notifier }, n.pending);
+    }
+  }
+
+  /** A follower reports no run's figures (see PER_RUN_METRICS). */
+  function clearRun(): void {
+    for (const name of PER_RUN_METRICS) {
+      const m = gauge(name);
+      // reset() would leave a gauge without labels at 0: leave it out instead.
+      m.reset();
+      m.remove({});
+    }
+    probeResults.clear();
+  }
+
+  let leader = true;
+  function setLeader(value: boolean): void {
+    leader = value;
+    g.leader.set(value ? 1 : 0);
+    if (!value) {
+      clearRun();
+      // Until the next follower tick says whether the lock database answers.
+      g.databaseUp.remove({});
     }
   }
 
@@ -223,8 +298,14 @@ export function createMetrics(opts: { version?: string } = {}): SentinelMetrics 
     registry,
     contentType: registry.contentType,
     render: () => registry.metrics(),
-    setLeader(leader) {
-      g.leader.set(leader ? 1 : 0);
+    get leader() {
+      return leader;
+    },
+    setLeader,
+    observeStandby({ lockDatabaseReached }) {
+      if (leader) setLeader(false);
+      else clearRun();
+      g.databaseUp.set(lockDatabaseReached ? 1 : 0);
     },
     observeRun(result, options = {}) {
       observePipeline(result.pipeline);

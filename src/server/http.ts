@@ -24,7 +24,7 @@ export interface ServerOptions {
   host: string;
   port: number;
   metrics: MetricsSource;
-  /** The loop's verdict, read on each `/readyz`. */
+  /** The loop's verdict, read on each `/readyz` (served as JSON: `ready`, `role` with replicas, `reason` when not ready). */
   readiness: () => ReadinessVerdict;
   logger?: Logger;
 }
@@ -91,8 +91,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       case '/healthz':
         return send(req, res, 200, { type: 'text/plain; charset=utf-8', body: 'ok\n' });
       case '/readyz': {
+        // One JSON line either way; `role` only with replicas enabled.
         const verdict = readiness();
-        return verdict.ready ? send(req, res, 200, json({ ready: true })) : send(req, res, 503, json({ ready: false, reason: verdict.reason }));
+        const role = verdict.role ? { role: verdict.role } : {};
+        return verdict.ready
+          ? send(req, res, 200, json({ ready: true, ...role }))
+          : send(req, res, 503, json({ ready: false, ...role, reason: verdict.reason }));
       }
     }
   }

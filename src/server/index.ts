@@ -15,11 +15,15 @@ export interface MonitorServer {
   /**
    * Feeds one finished run to `/metrics` and `/readyz`; `durationMs` is how long
    * the whole run took (checks, alerting, heartbeat), for the duration histogram.
+   * A run that ends with `role: 'follower'` (leadership lost during it: neither
+   * recorded nor notified) counts as a follower tick: its figures are not exported.
    */
   observe(result: RunResult, durationMs?: number): void;
   /**
-   * Replicas: a follower's tick (it ran nothing). Keeps `/readyz` ready while the
-   * lock database answers; `unreachable` is why it did not.
+   * Replicas: a follower's tick (it ran nothing). `/metrics` drops every per-run
+   * figure and reports `sentinel_database_up` for the lock database (0 when
+   * `unreachable` is given, the election's problem, else 1); `/readyz` stays ready
+   * while the lock database answers and says "lock database unreachable: …" when not.
    */
   standby(unreachable?: string): void;
   /** Stops accepting connections now; resolves once the server is closed. Idempotent. */
@@ -33,6 +37,12 @@ export interface MonitorServerOptions {
   redactor: Redactor;
   /** Initial `sentinel_leader`; default true (no replicas). */
   leader?: boolean;
+  /**
+   * `replicas.enabled`: `/readyz` then says `"role": "leader" | "follower"`.
+   * Default: true when `leader` starts false (only the election starts a process
+   * as a follower).
+   */
+  replicas?: boolean;
 }
 
 /** Binds the address (a ListenError when it cannot) and starts serving. Logs `Listening on <url>`. */
@@ -42,7 +52,10 @@ export async function startMonitorServer(options: MonitorServerOptions): Promise
   // One process, no replicas configured: it runs every check and sends every notification.
   // With replicas, the loop sets it from the leader election.
   metrics.setLeader(options.leader ?? true);
-  const readiness = new Readiness(options.intervalMs, Date.now, (text) => redactor.redact(text));
+  const replicas = options.replicas ?? options.leader === false;
+  // The role is what `sentinel_leader` says: the election sets both at once.
+  const role = replicas ? () => (metrics.leader ? ('leader' as const) : ('follower' as const)) : undefined;
+  const readiness = new Readiness(options.intervalMs, Date.now, (text) => redactor.redact(text), role);
   const server: RunningServer = await startServer({
     host: options.listen.host,
     port: options.listen.port,
@@ -51,20 +64,33 @@ export async function startMonitorServer(options: MonitorServerOptions): Promise
     logger,
   });
   logger.info(`Listening on ${server.url} (/metrics, /healthz, /readyz)`);
+
+  // A metrics bug must not stop monitoring: the run was reported and alerted on.
+  const safely = (update: () => void): void => {
+    try {
+      update();
+    } catch (err) {
+      logger.warn(`Could not update metrics: ${redactor.redact(err instanceof Error ? err.message : String(err))}`);
+    }
+  };
+
   return {
     url: server.url,
     metrics,
     observe(result, durationMs) {
-      readiness.record(result);
-      try {
-        metrics.observeRun(result, durationMs !== undefined ? { durationMs } : {});
-      } catch (err) {
-        // A metrics bug must not stop monitoring: the run was reported and alerted on.
-        logger.warn(`Could not update metrics: ${redactor.redact(err instanceof Error ? err.message : String(err))}`);
+      if (result.role === 'follower') {
+        // Lost the lock during the run: the new leader reports what it sees. The lock
+        // database answered when the run started; the next tick says whether it still does.
+        readiness.standby();
+        safely(() => metrics.setLeader(false));
+        return;
       }
+      readiness.record(result);
+      safely(() => metrics.observeRun(result, durationMs !== undefined ? { durationMs } : {}));
     },
     standby(unreachable) {
       readiness.standby(unreachable);
+      safely(() => metrics.observeStandby({ lockDatabaseReached: unreachable === undefined }));
     },
     close: () => server.close(),
   };

@@ -2,10 +2,10 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AlertingEngine, DEFAULT_DELIVERY, type AlertingSettings } from '../../src/alerting/engine.js';
+import { AlertingEngine, DEFAULT_DELIVERY, failureReason, type AlertingDeps, type AlertingSettings } from '../../src/alerting/engine.js';
 import { AlertStore } from '../../src/alerting/store.js';
-import type { Notification, Notifier } from '../../src/alerting/types.js';
-import { request } from '../../src/notifiers/http.js';
+import { FAILURE_REASONS, type Notification, type Notifier } from '../../src/alerting/types.js';
+import { DeliveryError, request } from '../../src/notifiers/http.js';
 import { silentLogger } from '../../src/log.js';
 import { Redactor } from '../../src/util/redact.js';
 import type { Alert, RunResult } from '../../src/types.js';
@@ -45,7 +45,7 @@ function notifier(name = 'hook', overrides: Partial<Notifier> = {}): Notifier {
   };
 }
 
-function engine(notifiers: Notifier[] = [notifier()], settings: Partial<AlertingSettings> = {}): AlertingEngine {
+function engine(notifiers: Notifier[] = [notifier()], settings: Partial<AlertingSettings> = {}, deps: Partial<AlertingDeps> = {}): AlertingEngine {
   return new AlertingEngine({
     store: new AlertStore(dir),
     notifiers,
@@ -55,6 +55,7 @@ function engine(notifiers: Notifier[] = [notifier()], settings: Partial<Alerting
     host: 'test-host',
     now: () => clock,
     random: () => 0.5,
+    ...deps,
   });
 }
 
@@ -392,5 +393,215 @@ describe('alerting engine with replicas (mayDeliver)', () => {
     await deposed.process(run([stuck]));
     expect(bodies().map((n) => n.events.map((ev) => ev.kind))).toEqual([['firing']]);
     expect((await new AlertStore(dir).read()).outbox).toHaveLength(0);
+  });
+});
+
+describe('alerting engine with replicas: leadership asked before every send', () => {
+  /** Records one notification per alert for `hook` without delivering (a deposed process records, does not send). */
+  async function twoPending(): Promise<void> {
+    const recorder = engine([notifier()], {}, { mayDeliver: async () => false });
+    await recorder.process(run([stuck]));
+    await recorder.process(run([stuck, spike('vendor_x')]));
+    const { outbox } = await new AlertStore(dir).read();
+    expect(outbox.map((e) => e.notification.events[0]!.check)).toEqual(['stuck_batches', 'error_spike']);
+  }
+
+  it('stops delivering when leadership is lost after the first send, and releases the rest for the new leader', async () => {
+    await twoPending();
+    let leader = true;
+    let asked = 0;
+    // The provider accepts the first message; meanwhile this process loses the lock.
+    server.fallback(() => {
+      leader = false;
+      return { status: 200 };
+    });
+    const e = engine([notifier()], {}, { mayDeliver: async () => (asked++, leader) });
+    advance(1);
+    const { outcome } = await e.process(run([stuck, spike('vendor_x')]));
+    expect(bodies().map((n) => n.events[0]!.check)).toEqual(['stuck_batches']);
+    expect(outcome.notifications[0]).toMatchObject({ sent: 1, pending: 1, failed: 0, errors: [] });
+    // Once before delivery starts, once before each send (the second said no).
+    expect(asked).toBe(3);
+    const { outbox } = await new AlertStore(dir).read();
+    expect(outbox).toHaveLength(1);
+    expect(outbox[0]).toMatchObject({ attempts: 0, notification: { events: [expect.objectContaining({ check: 'error_spike' })] } });
+    expect(outbox[0]!.claimedBy).toBeUndefined();
+    expect(outbox[0]!.claimedUntil).toBeUndefined();
+
+    // The new leader sends what was left, once.
+    server.fallback({ status: 200 });
+    await engine().process(run([stuck, spike('vendor_x')]));
+    expect(bodies().map((n) => n.events[0]!.check)).toEqual(['stuck_batches', 'error_spike']);
+    expect((await new AlertStore(dir).read()).outbox).toEqual([]);
+  });
+
+  it('does not retry after leadership is lost during the backoff between attempts', async () => {
+    let leader = true;
+    server.fallback(() => {
+      leader = false;
+      return { status: 503 };
+    });
+    const e = engine([notifier()], { attemptsPerRun: 4 }, { mayDeliver: async () => leader });
+    const { outcome } = await e.process(run([stuck]));
+    expect(server.requests).toHaveLength(1);
+    // Not counted as a failure of this process: released untouched for the new leader.
+    expect(outcome.notifications[0]).toMatchObject({ sent: 0, pending: 1, failed: 0, errors: [] });
+    const { outbox } = await new AlertStore(dir).read();
+    expect(outbox[0]).toMatchObject({ attempts: 0 });
+    expect(outbox[0]!.claimedBy).toBeUndefined();
+    expect(outbox[0]!.nextAttemptAt).toBeUndefined();
+  });
+
+  it('one answer "not the leader" stops every notifier delivering in parallel', async () => {
+    const recorder = engine([notifier('a'), notifier('b'), notifier('c')], {}, { mayDeliver: async () => false });
+    await recorder.process(run([stuck]));
+    let answers = 0;
+    // Yes before delivery starts, then no: not one message goes out.
+    const e = engine([notifier('a'), notifier('b'), notifier('c')], {}, { mayDeliver: async () => ++answers === 1 });
+    const { outcome } = await e.process(run([stuck]));
+    expect(server.requests).toHaveLength(0);
+    expect(outcome.notifications.map((n) => [n.notifier, n.sent, n.pending])).toEqual([['a', 0, 1], ['b', 0, 1], ['c', 0, 1]]);
+    expect((await new AlertStore(dir).read()).outbox.every((o) => o.claimedBy === undefined)).toBe(true);
+  });
+});
+
+describe('alerting engine: flush (the final delivery on shutdown)', () => {
+  it("delivers an entry waiting in Sentinel's own backoff, which a run would not send yet", async () => {
+    server.fallback({ status: 503 });
+    const e = engine([notifier()], { attemptsPerRun: 1 });
+    await e.process(run([stuck]));
+    const [entry] = (await new AlertStore(dir).read()).outbox;
+    expect(Date.parse(entry!.nextAttemptAt!)).toBeGreaterThan(clock.getTime());
+    server.fallback({ status: 200 });
+    // A run honours the backoff...
+    expect((await e.process(run([stuck]))).outcome.notifications[0]).toMatchObject({ sent: 0, pending: 1 });
+    // ...the final flush does not: it is this process's last chance.
+    const flushed = await e.flush('prod');
+    expect(flushed.notifications[0]).toMatchObject({ sent: 1, pending: 0, failed: 0 });
+    expect(bodies().filter((n) => n.events[0]!.kind === 'firing')).toHaveLength(2); // the failed try, then the flush
+    expect((await new AlertStore(dir).read()).outbox).toEqual([]);
+    // Nothing left: a second flush sends nothing.
+    expect((await e.flush('prod')).notifications[0]).toMatchObject({ sent: 0, pending: 0 });
+    expect(server.requests.filter((r) => r.method === 'POST')).toHaveLength(2);
+  });
+
+  it("honours a wait the provider asked for (429 Retry-After), other runs' claims and other environments", async () => {
+    server.fallback({ status: 429, headers: { 'retry-after': '120' } });
+    const e = engine([notifier()], { attemptsPerRun: 1 });
+    await e.process(run([stuck]));
+    expect(server.requests).toHaveLength(1);
+    server.fallback({ status: 200 });
+    expect((await e.flush('prod')).notifications[0]).toMatchObject({ sent: 0, pending: 1 });
+    expect(server.requests).toHaveLength(1);
+
+    // Claimed by another live run (this very process's pid on this host counts as alive).
+    const store = new AlertStore(dir);
+    await store.update((state) => {
+      state.outbox = [];
+    });
+    const other = engine([notifier()], {}, { mayDeliver: async () => false });
+    await other.process(run([spike('vendor_y')]));
+    const { hostname } = await import('node:os');
+    await store.update((state) => {
+      state.outbox[0]!.claimedBy = `${hostname()}|${process.pid}|someone-else`;
+      state.outbox[0]!.claimedUntil = new Date(clock.getTime() + 60_000).toISOString();
+    });
+    expect((await e.flush('prod')).notifications[0]).toMatchObject({ sent: 0, pending: 1 });
+    // Another environment's entry is not this process's to send.
+    await store.update((state) => {
+      delete state.outbox[0]!.claimedBy;
+      delete state.outbox[0]!.claimedUntil;
+    });
+    expect((await e.flush('staging')).notifications[0]).toMatchObject({ sent: 0, pending: 0 });
+    expect(server.requests).toHaveLength(1);
+    expect((await e.flush('prod')).notifications[0]).toMatchObject({ sent: 1, pending: 0 });
+  });
+
+  it('is bounded by delivery_timeout against a provider that hangs, and keeps the entry', async () => {
+    server.fallback({ status: 503 });
+    const e = engine([notifier()], { attemptsPerRun: 1, deliveryTimeoutMs: 1000 });
+    await e.process(run([stuck]));
+    server.fallback({ status: 200, hang: true });
+    const started = Date.now();
+    const flushed = await e.flush('prod');
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(flushed.notifications[0]).toMatchObject({ sent: 0, pending: 1, reasons: expect.objectContaining({ timeout: 1 }) });
+    expect((await new AlertStore(dir).read()).outbox[0]!.claimedBy).toBeUndefined();
+  });
+
+  it('sends nothing when this process is not the leader', async () => {
+    server.fallback({ status: 503 });
+    await engine([notifier()], { attemptsPerRun: 1 }).process(run([stuck]));
+    server.fallback({ status: 200 });
+    server.requests.length = 0;
+    const flushed = await engine([notifier()], {}, { mayDeliver: async () => false }).flush('prod');
+    expect(flushed).toEqual({ notifications: [] });
+    expect(server.requests).toHaveLength(0);
+  });
+});
+
+describe('alerting engine: failure reasons per notifier', () => {
+  it('maps delivery errors to a fixed set of reasons', () => {
+    expect(failureReason(new DeliveryError('x: HTTP 404', false, 404))).toBe('rejected');
+    expect(failureReason(new DeliveryError('x: HTTP 401', false, 401))).toBe('rejected');
+    expect(failureReason(new DeliveryError('x: HTTP 429', true, 429, 1000))).toBe('rate_limited');
+    expect(failureReason(new DeliveryError('x: HTTP 503', true, 503))).toBe('server_error');
+    expect(failureReason(new DeliveryError('x: HTTP 500', true, 500))).toBe('server_error');
+    expect(failureReason(new DeliveryError('x: no answer within 2s', true))).toBe('timeout');
+    expect(failureReason(new DeliveryError('x: delivery aborted', true))).toBe('timeout');
+    expect(failureReason(new DeliveryError('x: connection refused', true), true)).toBe('timeout');
+    expect(failureReason(new DeliveryError('x: connection refused', true))).toBe('network');
+    expect(failureReason(new DeliveryError('x: host not found', true))).toBe('network');
+    expect(failureReason(new Error('socket hang up'))).toBe('network');
+    expect(FAILURE_REASONS).toEqual(['rejected', 'expired', 'rate_limited', 'server_error', 'timeout', 'network']);
+  });
+
+  it('counts each failed delivery of a run by reason, per notifier, every reason present', async () => {
+    const net = await import('node:net');
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const closedPort = (closed.address() as import('node:net').AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+
+    server.fallback((req) => {
+      if (req.url === '/refused') return { status: 404, body: 'Unknown Webhook' };
+      if (req.url === '/limited') return { status: 429, headers: { 'retry-after': '60' } };
+      if (req.url === '/down') return { status: 502 };
+      if (req.url === '/slow') return { status: 200, hang: true };
+      return { status: 200 };
+    });
+    const unreachable = notifier('unreachable', {
+      async send(n, ctx) {
+        await request({ url: `http://127.0.0.1:${closedPort}/x`, body: JSON.stringify(n), label: 'unreachable', timeoutMs: 2000 }, ctx.signal);
+      },
+    });
+    const slow = notifier('slow', {
+      async send(n, ctx) {
+        await request({ url: `${server.url}/slow`, body: JSON.stringify(n), label: 'slow', timeoutMs: 200 }, ctx.signal);
+      },
+    });
+    const all = [notifier('ok'), notifier('refused'), notifier('limited'), notifier('down'), slow, unreachable];
+    const e = engine(all, { attemptsPerRun: 1, maxOutboxAgeMs: 30 * 60_000 });
+    const { outcome } = await e.process(run([stuck]));
+    const zero = Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0]));
+    const reasons = Object.fromEntries(outcome.notifications.map((n) => [n.notifier, n.reasons]));
+    expect(reasons).toEqual({
+      ok: zero,
+      refused: { ...zero, rejected: 1 },
+      limited: { ...zero, rate_limited: 1 },
+      down: { ...zero, server_error: 1 },
+      slow: { ...zero, timeout: 1 },
+      unreachable: { ...zero, network: 1 },
+    });
+    // One reason per error message; `failed` is the final ones only.
+    for (const n of outcome.notifications) expect(Object.values(n.reasons).reduce((a, b) => a + b, 0)).toBe(n.errors.length);
+    expect(outcome.notifications.find((n) => n.notifier === 'refused')).toMatchObject({ failed: 1, pending: 0 });
+
+    // Still undelivered after max_outbox_age: given up, counted as expired.
+    advance(31);
+    const later = await e.process(run([stuck]));
+    const expired = Object.fromEntries(later.outcome.notifications.filter((n) => n.reasons.expired > 0).map((n) => [n.notifier, n.reasons.expired]));
+    expect(expired).toEqual({ limited: 1, down: 1, slow: 1, unreachable: 1 });
+    expect(later.outcome.notifications.find((n) => n.notifier === 'down')).toMatchObject({ failed: 1 });
   });
 });

@@ -1,11 +1,15 @@
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { insertBatch } from '../helpers/fixtures.js';
 import { CLI, cliEnv, runCli } from '../helpers/cli.js';
+import { startHttpServer } from '../helpers/http-server.js';
+import { answers, startFakePostgrest } from '../helpers/fake-postgrest.js';
+import { waitFor } from '../helpers/processes.js';
 
 const LOG_LINE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| (INFO |WARNING|ERROR|DEBUG) {0,4} +\| sentinel \| .+$/;
 
@@ -328,4 +332,123 @@ describe('review regressions', () => {
     expect(await exited).toBe(0);
     expect(JSON.parse(lines()[3]!).overall_status).toBe('healthy');
   });
+});
+
+describe('graceful shutdown flushes the outbox', () => {
+  it('a notification that failed during the run is delivered after SIGTERM arrives while the loop sleeps, then exit 0', async () => {
+    const hook = await startHttpServer();
+    const dir = await mkdtemp(join(tmpdir(), 'sentinel-cli-flush-'));
+    try {
+      // The provider is down during the run...
+      hook.fallback({ status: 503, body: 'down' });
+      const config = join(dir, 'c.yaml');
+      await writeFile(config, `alerting: { delivery_timeout: 2s }\nnotifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n`);
+      await stuckBatch();
+      const child = spawn(process.execPath, [CLI, '--loop', '--interval', '300', '--json', '--config', config], {
+        env: cliEnv(env({ SENTINEL_STATE_DIR: join(dir, 'state') })),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      await waitFor(() => stdout.includes('\n'), 15_000, 'the first run');
+      const first = JSON.parse(stdout.split('\n')[0]!);
+      expect(first.notifications).toEqual([expect.objectContaining({ notifier: 'hook', sent: 0, pending: 1, reasons: expect.objectContaining({ server_error: 1 }) })]);
+      const failedTries = hook.requests.length;
+      expect(failedTries).toBeGreaterThanOrEqual(1);
+
+      // ...and back while the loop sleeps (the entry is in its 15 s backoff): SIGTERM now.
+      hook.fallback({ status: 200 });
+      const signalledAt = Date.now();
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(Date.now() - signalledAt).toBeLessThan(5000);
+      expect(hook.requests.length).toBe(failedTries + 1);
+      const delivered = JSON.parse(hook.requests.at(-1)!.body) as { events: Array<{ kind: string; check: string }> };
+      expect(delivered.events).toEqual([expect.objectContaining({ kind: 'firing', check: 'stuck_batches' })]);
+      expect(stderr).toContain('Delivering what is left in the outbox before exiting');
+      expect(stderr).toContain('Final delivery for hook: 1 sent, 0 failed, 0 still pending');
+      // One run only: no extra report line for the flush.
+      expect(stdout.trimEnd().split('\n')).toHaveLength(1);
+      const state = JSON.parse(await readFile(join(dir, 'state', 'alerting.json'), 'utf8')) as { outbox: unknown[] };
+      expect(state.outbox).toEqual([]);
+    } finally {
+      await hook.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe('sentinel (one run) with replicas.enabled', () => {
+  const LOCK_KEY = 90417;
+
+  it('acts only while holding the leader lock: while another process leads it checks and reports, but sends no NOTIFY and no notification', async () => {
+    const hook = await startHttpServer();
+    const postgrest = await startFakePostgrest();
+    const listener = new pg.Client({ connectionString: db.url });
+    const otherLeader = new pg.Client({ connectionString: db.url, application_name: 'sentinel-leader' });
+    const dir = await mkdtemp(join(tmpdir(), 'sentinel-cli-oneshot-'));
+    try {
+      await db.pool.query('delete from sentinel.alert_state');
+      await listener.connect();
+      await postgrest.listenForReload(listener);
+      // PostgREST's cache is stale until a NOTIFY pgrst reaches the database.
+      postgrest.brokenUntilReload(answers.pgrst205());
+      const config = join(dir, 'c.yaml');
+      await writeFile(
+        config,
+        [
+          `replicas: { enabled: true, lock_key: ${LOCK_KEY} }`,
+          'checks: { schema_cache: { reprobe_attempts: 1, reprobe_interval_seconds: 0.1 } }',
+          'notifiers:',
+          `  - { name: hook, type: webhook, url: "${hook.url}/hook" }`,
+          '',
+        ].join('\n'),
+      );
+      await stuckBatch();
+      const runEnv = env({ SENTINEL_STATE_DIR: join(dir, 'state'), POSTGREST_URL: postgrest.url });
+
+      // Another process (a `sentinel serve` leader) holds the lock.
+      await otherLeader.connect();
+      await otherLeader.query('select pg_advisory_lock($1::bigint)', [LOCK_KEY]);
+      const standby = await runCli(['--json', '--config', config], runEnv);
+      // The normal exit code and report of what it saw...
+      expect(standby.code).toBe(2);
+      const report = JSON.parse(standby.stdout);
+      expect(report).toMatchObject({ overall_status: 'critical', role: 'follower' });
+      expect(report.alerts.map((a: { check: string }) => a.check)).toEqual(expect.arrayContaining(['stuck_batches', 'schema_cache']));
+      expect(report.notifications).toBeUndefined();
+      expect(JSON.stringify(report.alerts.find((a: { check: string }) => a.check === 'schema_cache').details)).toContain('another Sentinel process holds the leader lock');
+      expect(standby.stderr).toContain('Another Sentinel process holds the leader lock (replicas): this run checks and reports only; the leader records and notifies what it sees');
+      // ...but no NOTIFY, no notification, nothing recorded in the shared state.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(postgrest.notifications).toEqual([]);
+      expect(hook.requests).toEqual([]);
+      const { rows } = await db.pool.query<{ state: { alerts: object; outbox: unknown[] } }>('select state from sentinel.alert_state');
+      expect(rows.every((r) => Object.keys(r.state.alerts).length === 0 && r.state.outbox.length === 0)).toBe(true);
+      // It took no lock of its own and left nothing behind.
+      const holders = await db.pool.query(`select pid from pg_locks where locktype = 'advisory' and granted and objid = $1`, [LOCK_KEY]);
+      expect(holders.rowCount).toBe(1);
+
+      // The leader goes away: the next one-shot run takes the lock for its duration and acts.
+      await otherLeader.query('select pg_advisory_unlock($1::bigint)', [LOCK_KEY]);
+      const leading = await runCli(['--json', '--config', config], runEnv);
+      expect(leading.code).toBe(2);
+      expect(JSON.parse(leading.stdout)).toMatchObject({ overall_status: 'critical', role: 'leader', notifications: [expect.objectContaining({ notifier: 'hook', sent: 1 })] });
+      expect(postgrest.notifications).toEqual(['reload schema']);
+      const sent = hook.requests.flatMap((r) => (JSON.parse(r.body) as { events: Array<{ kind: string; check: string }> }).events);
+      expect(sent.filter((e) => e.check === 'stuck_batches').map((e) => e.kind)).toEqual(['firing']);
+      // The lock was released when the run ended.
+      const after = await db.pool.query(`select pid from pg_locks where locktype = 'advisory' and granted and objid = $1`, [LOCK_KEY]);
+      expect(after.rowCount).toBe(0);
+    } finally {
+      await otherLeader.end().catch(() => {});
+      await listener.end().catch(() => {});
+      await postgrest.close();
+      await hook.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -27,6 +27,7 @@ import client from 'prom-client';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { METRICS } from '../../src/metrics/names.js';
+import { PER_RUN_METRICS } from '../../src/metrics/registry.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
 
@@ -55,6 +56,7 @@ interface Panel {
   id: number;
   type: string;
   title: string;
+  description?: string;
   gridPos?: { x: number; y: number; w: number; h: number };
   datasource?: DatasourceRef;
   targets?: Target[];
@@ -512,6 +514,30 @@ describe('sentinel-overview.json', () => {
     }
   });
 
+  it("shows the last run's figures of the leader only", () => {
+    const perRun = new Set<string>(PER_RUN_METRICS);
+    const LEADER = 'and on (job, instance) sentinel_leader{job=~"$job"} == 1';
+    let checked = 0;
+    for (const q of overviewQueries()) {
+      const refs = q.refs.filter((r) => perRun.has(r.name));
+      if (refs.length === 0) continue;
+      // Right after each selector of a per-run metric.
+      for (const r of refs) {
+        const selector = new RegExp(`${r.name}\\{[^}]*\\} ${LEADER.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
+        expect(q.expr, `${q.where}: ${r.name}`).toMatch(selector);
+      }
+      expect(q.expr.split(LEADER).length - 1, q.where).toBe(refs.length);
+      checked++;
+    }
+    expect(checked).toBeGreaterThanOrEqual(20);
+  });
+
+  it('shows the database down when any replica reports it (a follower: the lock database)', () => {
+    const [p] = panels.filter((x) => x.title === 'Database');
+    expect(p!.targets!.map((t) => t.expr)).toEqual(['min(sentinel_database_up{job=~"$job", instance=~"$instance"})']);
+    expect(p!.description).toMatch(/follower reached the lock database/);
+  });
+
   it('uses every metric of names.ts somewhere', () => {
     const used = new Set(overviewQueries().flatMap((q) => q.refs.map((r) => r.name.replace(/_(bucket|sum|count)$/, ''))));
     expect(METRICS.map((m) => m.name).filter((m) => !used.has(m))).toEqual([]);
@@ -564,14 +590,19 @@ describe('prometheus/sentinel-rules.yml', () => {
     }
   });
 
+  /** The metrics an expression reads, directly or through a recording rule (level:metric:operations). */
+  const readsMetrics = (expr: string): string[] => promqlMetrics(expr).map((r) => (recordedNames().has(r.name) ? r.name.split(':')[1]! : r.name));
+
   it.each([
     ['SentinelStuckBatches', 'critical', 'sentinel_pipeline_stuck_batches'],
     ['SentinelErrorSpike', 'warning', 'sentinel_pipeline_error_ratio'],
     ['SentinelSchemaCacheDown', 'critical', 'sentinel_schema_cache_up'],
     ['SentinelDatabaseUnreachable', 'critical', 'sentinel_database_up'],
     ['SentinelCheckFailing', 'critical', 'sentinel_check_status'],
-    ['SentinelMetricsAbsent', 'critical', 'sentinel_last_run_timestamp_seconds'],
+    ['SentinelMetricsAbsent', 'critical', 'sentinel_build_info'],
     ['SentinelNotRunning', 'critical', 'sentinel_last_run_timestamp_seconds'],
+    ['SentinelReplicaNotRunning', 'warning', 'sentinel_last_run_timestamp_seconds'],
+    ['SentinelReplicaNotRunning', 'warning', 'up'],
     ['SentinelTargetDown', 'warning', 'up'],
     ['SentinelNoLeader', 'critical', 'sentinel_leader'],
     ['SentinelSplitBrain', 'critical', 'sentinel_leader'],
@@ -579,21 +610,69 @@ describe('prometheus/sentinel-rules.yml', () => {
     const rule = allRules().find((r) => r.alert === alert);
     expect(rule, alert).toBeDefined();
     expect(rule!.labels?.severity).toBe(severity);
-    expect(promqlMetrics(rule!.expr!).map((r) => r.name)).toContain(metric);
+    expect(readsMetrics(rule!.expr!)).toContain(metric);
   });
 
   it('pages on the thresholds of the checks and of Sentinel going silent', () => {
-    const expr = (alert: string): string => allRules().find((r) => r.alert === alert)!.expr!.replace(/\s+/g, ' ');
-    expect(expr('SentinelStuckBatches')).toMatch(/sentinel_pipeline_stuck_batches\)\) > 0$/);
-    expect(expr('SentinelErrorSpike')).toMatch(/sentinel_pipeline_error_ratio\{source=""\}\) > 0\.15 /);
-    expect(expr('SentinelSchemaCacheDown')).toMatch(/sentinel_schema_cache_up\) == 0 /);
-    expect(expr('SentinelCheckFailing')).toMatch(/sentinel_check_status\) == 3$/);
-    expect(expr('SentinelMetricsAbsent')).toMatch(/^absent\(sentinel_last_run_timestamp_seconds\{job="sentinel"\}\)$/);
-    expect(expr('SentinelNotRunning')).toMatch(/^time\(\) - .*sentinel_last_run_timestamp_seconds.* > 900$/);
+    const expr = (alert: string): string => allRules().find((r) => r.alert === alert)!.expr!.replace(/\s+/g, ' ').trim();
+    expect(expr('SentinelStuckBatches')).toBe('job:sentinel_pipeline_stuck_batches:leader_sum > 0');
+    expect(expr('SentinelErrorSpike')).toMatch(/^job:sentinel_pipeline_error_ratio:leader_max > 0\.15 and on \(job\) job:sentinel_pipeline_bucket_rows:leader_max >= 100$/);
+    expect(expr('SentinelDedupeSpike')).toMatch(/^job:sentinel_pipeline_dedupe_ratio:leader_max > 0\.5 and on \(job\) job:sentinel_pipeline_bucket_rows:leader_max >= 100$/);
+    expect(expr('SentinelQueueBacklog')).toMatch(/sentinel_pipeline_oldest_batch_age_seconds:leader_max\{status="uploaded"\}\) > 1800$/);
+    expect(expr('SentinelSchemaCacheDown')).toMatch(/^job:sentinel_schema_cache_up:leader_max == 0 /);
+    expect(expr('SentinelCheckFailing')).toBe('job_check:sentinel_check_status:leader_max == 3');
+    // Any replica reporting 0 (a follower reports the lock database it polls).
+    expect(expr('SentinelDatabaseUnreachable')).toBe('count by (job) (sentinel_database_up == 0) > 0');
+    // Every replica exports its build info, whether or not it ever ran.
+    expect(expr('SentinelMetricsAbsent')).toBe('absent(sentinel_build_info{job="sentinel"})');
+    expect(expr('SentinelNotRunning')).toMatch(/^time\(\) - job:sentinel_last_run_timestamp_seconds:leader_max\{job="sentinel"\} > 900$/);
     expect(expr('SentinelTargetDown')).toBe('up{job="sentinel"} == 0');
     expect(expr('SentinelNoLeader')).toMatch(/sum by \(job\) \(sentinel_leader.*\) < 1$/);
     expect(expr('SentinelSplitBrain')).toMatch(/sum by \(job\) \(sentinel_leader.*\) > 1$/);
-    expect(allRules().find((r) => r.alert === 'SentinelNoLeader')!.for).toBe('10m');
+    const rule = (alert: string): Rule => allRules().find((r) => r.alert === alert)!;
+    // Nobody leading lasts one poll at most: 2 minutes means the lock cannot be taken.
+    expect(rule('SentinelNoLeader').for).toBe('2m');
+    expect(rule('SentinelNoLeader').annotations!.description).toMatch(/lock database .*unreachable/);
+    expect(rule('SentinelDatabaseUnreachable').for).toBe('2m');
+    expect(rule('SentinelDatabaseUnreachable').annotations!.description).toMatch(/follower could not reach the lock database/);
+  });
+
+  it("reads the last run's figures of the leader only: per-run metrics only in leader-selecting recording rules", () => {
+    const LEADER = /\band on \(job, instance\) sentinel_leader == 1\b/;
+    const perRun = new Set<string>(PER_RUN_METRICS);
+    const recordings = allRules().filter((r) => r.record);
+    let selecting = 0;
+    for (const r of allRules()) {
+      const refs = promqlMetrics(r.expr!).filter((ref) => perRun.has(ref.name));
+      if (refs.length === 0) continue;
+      expect(r.record, `${r.alert}: reads ${refs.map((x) => x.name).join(', ')} directly instead of a leader recording rule`).toBeDefined();
+      // One leader selection per per-run selector.
+      expect(r.expr!.replace(/\s+/g, ' ').split(LEADER).length - 1, r.record).toBe(refs.length);
+      expect(r.record!, r.record).toMatch(/:leader_(max|sum)$/);
+      selecting++;
+    }
+    expect(selecting).toBeGreaterThanOrEqual(12);
+    // Every leader recording rule of a per-run metric is one of those.
+    for (const r of recordings.filter((x) => /:leader_/.test(x.record!))) expect(r.expr!.replace(/\s+/g, ' '), r.record).toMatch(LEADER);
+    // The leader's last run: from its start when it has not finished one.
+    expect(allRules().find((r) => r.record === 'job:sentinel_last_run_timestamp_seconds:leader_max')!.expr!.replace(/\s+/g, ' ')).toMatch(
+      /sentinel_last_run_timestamp_seconds or on \(job, instance\) process_start_time_seconds\) and on \(job, instance\) sentinel_leader == 1/,
+    );
+  });
+
+  it('judges SentinelReplicaNotRunning by role: the leader by its last run, a follower by being up', () => {
+    const r = allRules().find((x) => x.alert === 'SentinelReplicaNotRunning')!;
+    const e = r.expr!.replace(/\s+/g, ' ');
+    expect(e).toMatch(/sentinel_last_run_timestamp_seconds\{job="sentinel"\} or on \(job, instance\) process_start_time_seconds\{job="sentinel"\}\) > 900 and on \(job, instance\) sentinel_leader\{job="sentinel"\} == 1, "role", "leader"/);
+    expect(e).toMatch(/up\{job="sentinel"\} == 0 unless on \(job, instance\) last_over_time\(sentinel_leader\{job="sentinel"\}\[1h\]\) == 1, "role", "follower"/);
+  });
+
+  it('describes replicas in its header: leader selection, not max across instances', () => {
+    const text = readFileSync(join(ROOT, 'prometheus/sentinel-rules.yml'), 'utf8');
+    const header = text.slice(0, text.indexOf('groups:'));
+    expect(header).toMatch(/only the leader runs the checks/);
+    expect(header).not.toMatch(/exports the pipeline metrics of its own\s+# last run/);
+    expect(header).toMatch(/SentinelNoLeader/);
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { register as globalRegistry } from 'prom-client';
-import { createMetrics, RUN_DURATION_BUCKETS } from '../../src/metrics/registry.js';
+import { createMetrics, PER_RUN_METRICS, RUN_DURATION_BUCKETS } from '../../src/metrics/registry.js';
 import { METRICS } from '../../src/metrics/names.js';
 import type { RunResult } from '../../src/types.js';
 
@@ -399,5 +399,156 @@ describe('createMetrics', () => {
     expect(value(exp, 'sentinel_check_status', { check: 'error_spike' })).toBe(0);
     expect(value(exp, 'sentinel_alerts_firing', { check: 'error_spike', level: 'critical' })).toBe(0);
     expect(value(exp, 'sentinel_schema_cache_reloads_total')).toBe(0);
+  });
+});
+
+describe('a follower replica', () => {
+  /** Gauges a follower keeps exporting (everything else of names.ts that is a gauge is per-run). */
+  const KEPT_GAUGES = ['sentinel_database_up', 'sentinel_last_run_timestamp_seconds', 'sentinel_last_successful_run_timestamp_seconds', 'sentinel_leader', 'sentinel_build_info'];
+
+  it('has a decision for every gauge of names.ts: per-run (cleared) or kept', () => {
+    const gauges = METRICS.filter((m) => m.type === 'gauge').map((m) => m.name);
+    expect([...PER_RUN_METRICS, ...KEPT_GAUGES].sort()).toEqual([...gauges].sort());
+    // Counters and the histogram are never cleared.
+    for (const name of PER_RUN_METRICS) expect(METRICS.find((m) => m.name === name)!.type, name).toBe('gauge');
+  });
+
+  it('exports none of its last run once leadership is lost, and keeps counters, timestamps and build info', async () => {
+    const m = createMetrics({ version: '9.9.9' });
+    m.observeRun(firstRun());
+    m.observeRun(secondRun());
+    const before = await scrape(m);
+    for (const name of PER_RUN_METRICS) expect(series(before, name).length, `${name} before`).toBeGreaterThan(0);
+
+    m.setLeader(false);
+    expect(m.leader).toBe(false);
+    const exp = await scrape(m);
+    for (const name of PER_RUN_METRICS) expect(series(exp, name), name).toEqual([]);
+    expect(value(exp, 'sentinel_leader')).toBe(0);
+    // Unknown until the next follower tick says whether the lock database answers.
+    expect(series(exp, 'sentinel_database_up')).toEqual([]);
+    // Counters and the histogram: as before.
+    expect(value(exp, 'sentinel_runs_total', { status: 'critical' })).toBe(2);
+    expect(value(exp, 'sentinel_schema_cache_reloads_total')).toBe(1);
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'oncall', type: 'discord', result: 'sent' })).toBe(3);
+    expect(value(exp, 'sentinel_run_duration_seconds_count')).toBe(2);
+    // This process's own last runs (as leader): facts about it, not about the pipeline.
+    expect(value(exp, 'sentinel_last_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:20:32.000Z') / 1000);
+    expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:15:32.123Z') / 1000);
+    expect(value(exp, 'sentinel_build_info', { version: '9.9.9', node_version: process.version })).toBe(1);
+    // Every metric keeps its HELP and TYPE, samples or not.
+    for (const spec of METRICS) expect(exp.type.get(spec.name), spec.name).toBe(spec.type);
+  });
+
+  it('reports on each tick whether it reached the lock database in sentinel_database_up', async () => {
+    const m = createMetrics();
+    m.setLeader(false);
+    m.observeStandby({ lockDatabaseReached: true });
+    let exp = await scrape(m);
+    expect(value(exp, 'sentinel_database_up')).toBe(1);
+    expect(value(exp, 'sentinel_leader')).toBe(0);
+    m.observeStandby({ lockDatabaseReached: false });
+    exp = await scrape(m);
+    expect(value(exp, 'sentinel_database_up')).toBe(0);
+    for (const name of PER_RUN_METRICS) expect(series(exp, name), name).toEqual([]);
+    m.observeStandby({ lockDatabaseReached: true });
+    expect(value(await scrape(m), 'sentinel_database_up')).toBe(1);
+  });
+
+  it('a tick of a process the election has not demoted yet demotes it: the old leader with the database gone', async () => {
+    const m = createMetrics();
+    m.observeRun(firstRun());
+    expect(value(await scrape(m), 'sentinel_database_up')).toBe(1);
+    m.observeStandby({ lockDatabaseReached: false });
+    const exp = await scrape(m);
+    expect(m.leader).toBe(false);
+    expect(value(exp, 'sentinel_leader')).toBe(0);
+    expect(value(exp, 'sentinel_database_up')).toBe(0);
+    expect(series(exp, 'sentinel_pipeline_stuck_batches')).toEqual([]);
+    expect(series(exp, 'sentinel_alerts_firing')).toEqual([]);
+    expect(series(exp, 'sentinel_check_status')).toEqual([]);
+  });
+
+  it('exports only the new run once it leads again (no earlier probe outcomes either)', async () => {
+    const m = createMetrics();
+    m.observeRun(firstRun()); // probe result ok
+    m.setLeader(false);
+    m.observeStandby({ lockDatabaseReached: true });
+    m.setLeader(true);
+    expect(m.leader).toBe(true);
+    // Until the first run as leader finishes: still nothing of a run.
+    let exp = await scrape(m);
+    expect(value(exp, 'sentinel_leader')).toBe(1);
+    expect(series(exp, 'sentinel_pipeline_stuck_batches')).toEqual([]);
+    m.observeRun(secondRun()); // PGRST002
+    exp = await scrape(m);
+    expect(series(exp, 'sentinel_schema_cache_probe_result')).toEqual([{ result: 'PGRST002' }]);
+    expect(value(exp, 'sentinel_pipeline_stuck_batches', { status: 'processing' })).toBe(2);
+    expect(value(exp, 'sentinel_check_status', { check: 'error_spike' })).toBe(3);
+    expect(value(exp, 'sentinel_database_up')).toBe(1);
+    expect(value(exp, 'sentinel_runs_total', { status: 'critical' })).toBe(2);
+  });
+
+  it('without replicas setLeader(true) changes nothing of the run', async () => {
+    const m = createMetrics();
+    m.observeRun(firstRun());
+    m.setLeader(true);
+    const exp = await scrape(m);
+    expect(value(exp, 'sentinel_pipeline_stuck_batches', { status: 'processing' })).toBe(2);
+    expect(value(exp, 'sentinel_database_up')).toBe(1);
+  });
+});
+
+describe('sentinel_check_duration_seconds', () => {
+  it('leaves out skipped checks (no 0 s duration for a check that did not run) and keeps their status -1', async () => {
+    const m = createMetrics();
+    m.observeRun(firstRun());
+    expect(value(await scrape(m), 'sentinel_check_duration_seconds', { check: 'schema_cache' })).toBe(2.15);
+    m.observeRun(outageRun());
+    const exp = await scrape(m);
+    expect(series(exp, 'sentinel_check_duration_seconds')).toEqual([{ check: 'stuck_batches' }, { check: 'error_spike' }]);
+    expect(value(exp, 'sentinel_check_duration_seconds', { check: 'stuck_batches' })).toBe(0.003);
+    expect(value(exp, 'sentinel_check_duration_seconds', { check: 'error_spike' })).toBe(0.002);
+    expect(value(exp, 'sentinel_check_status', { check: 'schema_cache' })).toBe(-1);
+  });
+
+  it('leaves out a check skipped after it started (the runner measured it) too', async () => {
+    const m = createMetrics();
+    const run = outageRun();
+    run.checks = [{ name: 'stuck_batches', outcome: 'skipped', duration_ms: 4, reason: 'intake schema missing' }, { name: 'error_spike', outcome: 'ok', duration_ms: 0 }];
+    m.observeRun(run);
+    const exp = await scrape(m);
+    // A check that ran in under a millisecond reports 0 (the runner's resolution); a skipped one nothing.
+    expect(series(exp, 'sentinel_check_duration_seconds')).toEqual([{ check: 'error_spike' }]);
+    expect(value(exp, 'sentinel_check_duration_seconds', { check: 'error_spike' })).toBe(0);
+    expect(value(exp, 'sentinel_check_status', { check: 'stuck_batches' })).toBe(-1);
+  });
+});
+
+describe('notification failure reasons', () => {
+  it('counts failed deliveries by notifier and reason, across runs', async () => {
+    const m = createMetrics({ version: '9.9.9' });
+    const withReasons = (counts: Partial<Record<'rejected' | 'expired' | 'rate_limited' | 'server_error' | 'timeout' | 'network', number>>): RunResult => ({
+      ...firstRun(),
+      notifications: [
+        {
+          notifier: 'oncall',
+          type: 'discord',
+          sent: 0,
+          pending: 1,
+          failed: counts.rejected ?? 0,
+          errors: [],
+          reasons: { rejected: 0, expired: 0, rate_limited: 0, server_error: 0, timeout: 0, network: 0, ...counts },
+        },
+      ],
+    });
+    m.observeRun(withReasons({ rate_limited: 2, server_error: 1 }));
+    m.observeRun(withReasons({ rate_limited: 1, rejected: 1 }));
+    const exp = await scrape(m);
+    const failures = (reason: string) => value(exp, 'sentinel_notification_failures_total', { notifier: 'oncall', type: 'discord', reason });
+    expect(failures('rate_limited')).toBe(3);
+    expect(failures('server_error')).toBe(1);
+    expect(failures('rejected')).toBe(1);
+    expect(failures('timeout')).toBe(0);
   });
 });

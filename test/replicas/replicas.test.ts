@@ -49,9 +49,9 @@ afterEach(async () => {
   await hook.close();
 });
 
-async function config(): Promise<string> {
+async function config(extra = ''): Promise<string> {
   const path = join(dir, `replicas-${Math.random().toString(36).slice(2)}.yaml`);
-  await writeFile(path, `replicas: { enabled: true }\nnotifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n`);
+  await writeFile(path, `replicas: { enabled: true }\nnotifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n${extra}`);
   return path;
 }
 
@@ -91,8 +91,8 @@ async function startReplica(name: string, configPath: string): Promise<Replica> 
   };
 }
 
-async function startReplicas(n: number): Promise<Replica[]> {
-  const path = await config();
+async function startReplicas(n: number, extraConfig = ''): Promise<Replica[]> {
+  const path = await config(extraConfig);
   return Promise.all(Array.from({ length: n }, (_, i) => startReplica(`r${i + 1}`, path)));
 }
 
@@ -159,7 +159,8 @@ describe('replicas: several sentinel serve processes on one database', () => {
       expect(r.stderr()).toContain('Standing by as follower');
       expect(r.stderr()).not.toContain('Running stuck_batches check');
       const ready = await fetch(`${r.url}/readyz`);
-      expect([ready.status, await ready.json()]).toEqual([200, { ready: true }]);
+      // Other fields (such as the role) may accompany `ready`.
+      expect([ready.status, await ready.json()]).toEqual([200, expect.objectContaining({ ready: true })]);
     }
     expect(leader.stderr()).toContain('Became leader');
     // Shared in PostgreSQL, not in the state directories.
@@ -263,6 +264,34 @@ describe('replicas: several sentinel serve processes on one database', () => {
       if (!released) await locker.query('rollback');
       locker.release();
     }
+  }, 60_000);
+});
+
+describe('replicas: graceful shutdown flushes the outbox from the leader only', () => {
+  it('SIGTERM: a follower exits without sending; the leader delivers the entry waiting in backoff before it exits', async () => {
+    hook.fallback({ status: 503 });
+    await stuckBatch();
+    const replicas = await startReplicas(2, 'alerting: { delivery_timeout: 1s }\n');
+    const leader = await waitForOneLeader(replicas);
+    const follower = replicas.find((r) => r !== leader)!;
+    await waitFor(() => leader.runs().some((r) => JSON.stringify(r).includes('"pending":1')), 10_000, 'a failed delivery kept in the outbox');
+    // The provider is back; the entry waits out its 15 s backoff, so no run sends it now.
+    hook.fallback({ status: 200 });
+    const tries = hook.requests.length;
+
+    follower.child.kill('SIGTERM');
+    expect(await follower.exited).toEqual({ code: 0, signal: null });
+    expect(follower.stderr()).not.toContain('Delivering what is left in the outbox');
+    await settle(1500);
+    expect(hook.requests.length).toBe(tries);
+
+    leader.child.kill('SIGTERM');
+    expect(await leader.exited).toEqual({ code: 0, signal: null });
+    expect(leader.stderr()).toContain('Final delivery for hook: 1 sent, 0 failed, 0 still pending');
+    expect(hook.requests.length).toBe(tries + 1);
+    expect(firings()).toHaveLength(tries + 1); // the failed tries and the delivery, one incident
+    const { rows } = await db().pool.query<{ state: { outbox: unknown[] } }>('select state from sentinel.alert_state');
+    expect(rows[0]!.state.outbox).toEqual([]);
   }, 60_000);
 });
 

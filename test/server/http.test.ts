@@ -86,6 +86,39 @@ describe('readiness', () => {
     r.record(run(checks({ stuck_batches: 'failed', error_spike: 'failed' }), [failed('stuck_batches', 'password hunter2 rejected'), failed('error_spike')]));
     expect(r.verdict()).toEqual({ ready: false, reason: 'the database was unreachable in the last run: password *** rejected' });
   });
+
+  it('says its role with replicas: a leader by its runs, a follower by its lock attempts', () => {
+    let now = 1_000_000;
+    let role: 'leader' | 'follower' = 'follower';
+    const r = new Readiness(60_000, () => now, (t) => t.replace('hunter2', '***'), () => role);
+    expect(r.verdict()).toEqual({ ready: false, role: 'follower', reason: 'no run has finished yet' });
+
+    // A follower that reaches the lock database is a ready standby.
+    r.standby();
+    expect(r.verdict()).toEqual({ ready: true, role: 'follower' });
+    // One that cannot says so, in its own words: it ran nothing, so no "last run".
+    r.standby('connect ECONNREFUSED 10.0.0.5:5432 (password hunter2)');
+    expect(r.verdict()).toEqual({ ready: false, role: 'follower', reason: 'lock database unreachable: connect ECONNREFUSED 10.0.0.5:5432 (password ***)' });
+    now += 121_000;
+    expect(r.verdict()).toEqual({ ready: false, role: 'follower', reason: 'the last attempt to take the leader lock was 121s ago, more than two intervals (120s)' });
+
+    role = 'leader';
+    r.record(run(checks({ stuck_batches: 'ok', error_spike: 'ok' })));
+    expect(r.verdict()).toEqual({ ready: true, role: 'leader' });
+    r.record(run(checks({ stuck_batches: 'failed', error_spike: 'failed' }), [failed('stuck_batches'), failed('error_spike')]));
+    expect(r.verdict()).toEqual({ ready: false, role: 'leader', reason: 'the database was unreachable in the last run: connection refused (127.0.0.1:1)' });
+    now += 121_000;
+    expect(r.verdict()).toEqual({ ready: false, role: 'leader', reason: 'the last run finished 121s ago, more than two intervals (120s)' });
+  });
+
+  it('keeps reasons to one short line', () => {
+    const r = new Readiness(60_000, () => 0, (t) => t, () => 'follower');
+    r.standby('x'.repeat(1000));
+    const v = r.verdict();
+    expect(v.ready).toBe(false);
+    expect(v.reason).toHaveLength(300);
+    expect(v.reason!.startsWith('lock database unreachable: xxx')).toBe(true);
+  });
 });
 
 describe('startServer', () => {
@@ -132,6 +165,19 @@ describe('startServer', () => {
     const body = await notReady.text();
     expect(body.trimEnd().split('\n')).toHaveLength(1);
     expect(JSON.parse(body)).toEqual({ ready: false, reason: 'no run has finished yet' });
+
+    // With replicas the role comes along, ready or not; JSON either way.
+    verdict = { ready: true, role: 'leader' };
+    const leader = await fetch(`${url}/readyz`);
+    expect(leader.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect([leader.status, await leader.text()]).toEqual([200, '{"ready":true,"role":"leader"}\n']);
+    verdict = { ready: false, role: 'follower', reason: 'lock database unreachable: connection refused' };
+    const follower = await fetch(`${url}/readyz`);
+    expect([follower.status, await follower.json()]).toEqual([503, { ready: false, role: 'follower', reason: 'lock database unreachable: connection refused' }]);
+    verdict = { ready: true };
+    const plain = await fetch(`${url}/readyz`);
+    expect(plain.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await plain.text()).toBe('{"ready":true}\n');
 
     for (const path of ['/metrics', '/healthz', '/readyz', '/nope']) {
       const r = await fetch(`${url}${path}`);

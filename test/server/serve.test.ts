@@ -342,6 +342,107 @@ describe('sentinel serve', () => {
   });
 });
 
+describe('sentinel serve with replicas: what a leader and a follower export and answer', () => {
+  const replicasConfig = async (): Promise<string> => {
+    const path = join(stateDir, `replicas-${Math.random().toString(36).slice(2)}.yaml`);
+    await writeFile(path, 'replicas: { enabled: true, takeover_poll_seconds: 1 }\n');
+    return path;
+  };
+  const ownState = () => ({ SENTINEL_STATE_DIR: join(stateDir, `replica-${Math.random().toString(36).slice(2)}`) });
+  const has = (samples: Sample[], name: string): boolean => samples.some((x) => x.name === name);
+  const perRun = ['sentinel_pipeline_stuck_batches', 'sentinel_pipeline_batches_in_flight', 'sentinel_check_status', 'sentinel_check_duration_seconds', 'sentinel_alerts_firing', 'sentinel_alerts_silenced', 'sentinel_notifications_pending'];
+  async function readyz(url: string): Promise<[number, Record<string, unknown>]> {
+    const r = await fetch(`${url}/readyz`);
+    return [r.status, (await r.json()) as Record<string, unknown>];
+  }
+  /** Polls an async condition (scrapes) every 50 ms. */
+  async function until(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await condition())) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  const gauge = async (url: string, name: string): Promise<number | undefined> => (await scrape(url)).find((x) => x.name === name && Object.keys(x.labels).length === 0)?.value;
+
+  it('lock database unreachable: a follower, sentinel_database_up 0, no run figures, and /readyz says why', async () => {
+    const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json', '--config', await replicasConfig()], {
+      DATABASE_URL: 'postgres://sentinel:lock-secret-7@127.0.0.1:1/app',
+      ...ownState(),
+    });
+    const url = await s.url();
+    await waitFor(() => s.stderr().includes('cannot reach the lock database'), 15_000, 'the election to fail');
+    let ready: [number, Record<string, unknown>] = [0, {}];
+    await until(async () => (ready = await readyz(url))[1].reason !== 'no run has finished yet', 10_000, 'a follower tick');
+    expect(ready[0]).toBe(503);
+    expect(ready[1]).toEqual({ ready: false, role: 'follower', reason: expect.stringMatching(/^lock database unreachable: .*ECONNREFUSED/) });
+    const m = await scrape(url);
+    expect(value(m, 'sentinel_leader')).toBe(0);
+    expect(value(m, 'sentinel_database_up')).toBe(0);
+    for (const name of [...perRun, 'sentinel_last_run_timestamp_seconds']) expect(has(m, name), name).toBe(false);
+    expect(value(m, 'sentinel_runs_total', { status: 'critical' })).toBe(0);
+    expect(s.stdout()).toBe('');
+    const all = JSON.stringify(ready) + (await (await fetch(`${url}/metrics`)).text()) + s.stderr();
+    expect(all).not.toContain('lock-secret-7');
+    expect(await stop(s)).toEqual({ code: 0, signal: null });
+  });
+
+  it('the leader exports its runs and says so; a follower exports none, reaches the lock database, and takes over cleanly', async () => {
+    await db().pool.query('delete from sentinel.alert_state');
+    await stuckBatch();
+    const config = await replicasConfig();
+    const a = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json', '--config', config], ownState());
+    const aUrl = await a.url();
+    await a.waitRuns(1);
+    const b = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json', '--config', config], ownState());
+    const bUrl = await b.url();
+    await waitFor(() => b.stderr().includes('Standing by as follower'), 15_000, 'the second replica to stand by');
+    await until(async () => (await readyz(bUrl))[0] === 200, 10_000, 'the follower to be ready');
+
+    expect(await readyz(aUrl)).toEqual([200, { ready: true, role: 'leader' }]);
+    expect(await readyz(bUrl)).toEqual([200, { ready: true, role: 'follower' }]);
+    const leader = await scrape(aUrl);
+    expect(value(leader, 'sentinel_leader')).toBe(1);
+    expect(value(leader, 'sentinel_pipeline_stuck_batches', { status: 'processing' })).toBe(1);
+    expect(value(leader, 'sentinel_check_status', { check: 'stuck_batches' })).toBe(2);
+    expect(value(leader, 'sentinel_check_status', { check: 'schema_cache' })).toBe(-1);
+    // Skipped (no PostgREST URL): a status, but no duration.
+    expect(leader.some((x) => x.name === 'sentinel_check_duration_seconds' && x.labels.check === 'schema_cache')).toBe(false);
+    expect(value(leader, 'sentinel_check_duration_seconds', { check: 'stuck_batches' })).toBeGreaterThanOrEqual(0);
+    expect(value(leader, 'sentinel_database_up')).toBe(1);
+    const follower = await scrape(bUrl);
+    expect(value(follower, 'sentinel_leader')).toBe(0);
+    expect(value(follower, 'sentinel_database_up')).toBe(1); // it reached the lock database (the monitored one)
+    for (const name of perRun) expect(has(follower, name), name).toBe(false);
+    expect(has(follower, 'sentinel_build_info')).toBe(true);
+
+    // The leader's lock session is cut: it steps down, the follower takes over.
+    const { rows } = await db().pool.query<{ pid: number }>(
+      `select a.pid from pg_stat_activity a join pg_locks l on l.pid = a.pid
+        where a.application_name = 'sentinel-leader' and a.datname = current_database() and l.locktype = 'advisory' and l.granted`,
+    );
+    expect(rows).toHaveLength(1);
+    await db().pool.query('select pg_terminate_backend($1)', [rows[0]!.pid]);
+    await until(async () => (await gauge(aUrl, 'sentinel_leader')) === 0 && (await gauge(bUrl, 'sentinel_leader')) === 1 && b.runs().length > 0, 15_000, 'the hand-over');
+    // Its first tick as a follower says whether it reaches the lock database.
+    await until(async () => (await gauge(aUrl, 'sentinel_database_up')) !== undefined, 10_000, 'the old leader to tick as a follower');
+
+    // The old leader no longer claims what it saw while it led.
+    const old = await scrape(aUrl);
+    for (const name of perRun) expect(has(old, name), name).toBe(false);
+    expect(value(old, 'sentinel_database_up')).toBe(1);
+    expect(value(old, 'sentinel_runs_total', { status: 'critical' })).toBeGreaterThanOrEqual(1);
+    expect(has(old, 'sentinel_last_run_timestamp_seconds')).toBe(true);
+    expect(await readyz(aUrl)).toEqual([200, { ready: true, role: 'follower' }]);
+    const now = await scrape(bUrl);
+    expect(value(now, 'sentinel_pipeline_stuck_batches', { status: 'processing' })).toBe(1);
+    expect(await readyz(bUrl)).toEqual([200, { ready: true, role: 'leader' }]);
+
+    expect(await stop(a)).toEqual({ code: 0, signal: null });
+    expect(await stop(b)).toEqual({ code: 0, signal: null });
+  }, 60_000);
+});
+
 describe('sentinel serve: usage errors exit 3 with one line', () => {
   let blocker: Server | undefined;
   afterEach(async () => {
