@@ -1,0 +1,88 @@
+import type { Alert, OverallStatus, RunMetrics } from '../types.js';
+
+/**
+ * The dashboard's JSON API (`/api/*`), shared by the server and the web page.
+ * Errors are `{ "error": "<one line>" }` with 400 (bad parameter), 401 (token
+ * needed), 503 (database unreachable).
+ */
+
+/** `GET /api/status` */
+export interface StatusResponse {
+  environment: string;
+  /** `unknown` before the first run. */
+  overall_status: OverallStatus | 'unknown';
+  /** ISO 8601 of the last finished run, or null. */
+  last_run_at: string | null;
+  last_run_age_seconds: number | null;
+  role: 'leader' | 'follower' | 'single';
+  /** Whether the last run reached the monitored database; null before the first run. */
+  database_reachable: boolean | null;
+  version: string;
+  metrics: RunMetrics | null;
+}
+
+/** `GET /api/alerts`: the last run's alerts (silenced and acknowledged ones marked). */
+export interface AlertsResponse {
+  alerts: Array<Alert & { since?: string }>;
+}
+
+/** One row of `ops.v_batch_performance`, numbers as numbers, times as ISO strings. */
+export interface BatchPerformanceRow {
+  hour_bucket: string;
+  total_batches: number;
+  completed_batches: number;
+  failed_batches: number;
+  avg_parse_ms: number | null;
+  avg_db_ms: number | null;
+  avg_total_ms: number | null;
+  total_rows: number;
+  inserted_rows: number;
+  skipped_rows: number;
+  error_rows: number;
+  dedupe_rate_pct: number | null;
+  error_rate_pct: number | null;
+}
+
+/** `GET /api/batch-performance?hours=24` (1–720), newest hour first. */
+export interface BatchPerformanceResponse {
+  hours: number;
+  /** checks.error_spike.threshold_pct, to draw against the error rate. */
+  error_threshold_pct: number;
+  rows: BatchPerformanceRow[];
+}
+
+/** One row of `ops.v_error_distribution`. */
+export interface ErrorDistributionRow {
+  error_code: string;
+  occurrence_count: number;
+  affected_batches: number;
+  sample_message: string | null;
+  last_seen_at: string;
+}
+
+/** `GET /api/error-distribution?limit=10` (1–100), most frequent first. */
+export interface ErrorDistributionResponse {
+  limit: number;
+  rows: ErrorDistributionRow[];
+}
+
+/** One row of `ops.v_pipeline_health`, plus whether it holds stuck batches. */
+export interface PipelineHealthRow {
+  status: string;
+  batch_count: number;
+  oldest_batch_at: string;
+  oldest_age_minutes: number;
+  newest_batch_at: string;
+  /** A processing status whose oldest batch is older than the stuck threshold. */
+  stuck: boolean;
+}
+
+/** `GET /api/pipeline-health`, in pipeline order. */
+export interface PipelineHealthResponse {
+  threshold_minutes: number;
+  rows: PipelineHealthRow[];
+}
+
+export interface ApiError {
+  error: string;
+}
