@@ -97,7 +97,7 @@ export function buildProgram(): Command {
     });
 
   connectionOptions(program.command('serve'))
-    .description('run the checks every --interval seconds and serve /metrics, /healthz and /readyz over HTTP')
+    .description('run the checks every --interval seconds and serve the dashboard (/, /api/*), /metrics, /healthz and /readyz over HTTP')
     .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
     .addOption(
       new Option('--listen <host:port>', 'address of the HTTP server ([::1]:9464 for IPv6; 0.0.0.0 exposes it on every interface)')
@@ -106,6 +106,7 @@ export function buildProgram(): Command {
     )
     .option('--interval <seconds>', 'seconds between run starts', positiveSeconds, 300)
     .option('--json', "print each run's report as one JSON line on stdout")
+    .option('--auth-token <token>', 'bearer token for /api/* and /metrics, required off loopback (prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)')
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
       const { serveCommand } = await import('./commands/serve.js');
       process.exitCode = await serveCommand(withGlobals(cmd));
@@ -172,7 +173,7 @@ export function buildProgram(): Command {
     .action(async (_opts, cmd: Command) => {
       process.exitCode = await (await alerts()).listAlerts(withGlobals(cmd));
     });
-  alertOptions(program.command('notify').command('test'))
+  alertOptions(program.command('notify').description('notifications by hand: `sentinel notify test`').command('test'))
     .description('send a clearly marked test message through each configured notifier')
     .option('--notifier <name>', 'only this notifier')
     .action(async (_opts, cmd: Command) => {

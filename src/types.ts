@@ -33,6 +33,8 @@ export interface Alert {
   silenced?: boolean;
   /** Acknowledged with `sentinel ack`: no repeats until it resolves. */
   acknowledged?: boolean;
+  /** ISO 8601: when this alert started firing (set by alerting). */
+  since?: string;
 }
 
 /** How one check ended, for the report and later for metrics. */

@@ -233,7 +233,13 @@ export class AlertingEngine {
     const silences = activeSilences(state.silences, this.now());
     const alerts = result.alerts.map((a) => {
       const tracked = state.alerts[identityKey(result.environment, a)];
-      return { ...a, id: tracked?.id ?? idsFor(identityKey(result.environment, a)).id, silenced: isSilenced(silences, result.environment, a), acknowledged: Boolean(tracked?.acknowledged) };
+      return {
+        ...a,
+        id: tracked?.id ?? idsFor(identityKey(result.environment, a)).id,
+        silenced: isSilenced(silences, result.environment, a),
+        acknowledged: Boolean(tracked?.acknowledged),
+        ...(tracked ? { since: tracked.firingSince } : {}),
+      };
     });
     return withStatus(result, alerts);
   }
@@ -272,7 +278,7 @@ export class AlertingEngine {
       if (decision.next) state.alerts[key] = decision.next;
       else delete state.alerts[key];
       const tracked = decision.next ?? previous!;
-      if (alert) annotated.set(key, { ...alert, id: tracked.id, silenced, acknowledged: Boolean(tracked.acknowledged) });
+      if (alert) annotated.set(key, { ...alert, id: tracked.id, silenced, acknowledged: Boolean(tracked.acknowledged), since: tracked.firingSince });
       if (decision.notify) events.push({ event: toEvent(tracked, decision.notify, now), deliveredTo: previous?.deliveredTo ?? {} });
     }
 

@@ -152,6 +152,8 @@ export interface ContinuousOptions {
   print?: (result: RunResult) => void;
   /** Serve /metrics, /healthz and /readyz on this address while looping. */
   listen?: ListenAddress;
+  /** `sentinel serve`: also the dashboard (page and `/api/*`) on that address. */
+  dashboard?: { authToken?: string };
 }
 
 /**
@@ -190,7 +192,24 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
       const { startMonitorServer } = await import('../server/index.js');
       // Bound before the first run: an address in use is a setup error (exit 3),
       // found before any check runs or anyone is paged.
-      const started = await startMonitorServer({ listen: options.listen, intervalMs, logger, redactor: s.redactor, leader: !config.replicas.enabled });
+      const dashboard = options.dashboard
+        ? {
+            databaseUrl: config.env.databaseUrl,
+            environment: config.env.name,
+            stuckThresholdMinutes: config.checks.stuck_batches.threshold_minutes,
+            errorThresholdPct: config.checks.error_spike.threshold_pct,
+            connectTimeoutMs: config.connect_timeout_seconds * 1000,
+            ...(options.dashboard.authToken !== undefined ? { authToken: options.dashboard.authToken } : {}),
+          }
+        : undefined;
+      const started = await startMonitorServer({
+        listen: options.listen,
+        intervalMs,
+        logger,
+        redactor: s.redactor,
+        leader: !config.replicas.enabled,
+        ...(dashboard ? { dashboard } : {}),
+      });
       server = started;
       stop.signal.addEventListener('abort', () => void started.close(), { once: true });
     }

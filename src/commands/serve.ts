@@ -1,6 +1,7 @@
 import type { ConfigFlags } from '../config/load.js';
 import type { LogLevel } from '../log.js';
-import { DEFAULT_LISTEN, type ListenAddress } from '../server/listen.js';
+import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from '../server/listen.js';
+import { isLoopbackHost } from '../server/http.js';
 import { reportPrinter, runContinuously, setup } from './check.js';
 
 export interface ServeFlags extends ConfigFlags {
@@ -8,11 +9,14 @@ export interface ServeFlags extends ConfigFlags {
   interval?: number;
   json?: boolean;
   logLevel?: LogLevel;
+  /** Bearer token of the dashboard API (else SENTINEL_DASHBOARD_TOKEN); required off loopback. */
+  authToken?: string;
 }
 
 /**
  * `sentinel serve`: the loop plus the HTTP server (`/metrics`, `/healthz`,
- * `/readyz`). Logs go to stderr; stdout carries each run's JSON line with --json
+ * `/readyz`, the dashboard at `/` and its JSON API at `/api/*`; off loopback a
+ * bearer token guards `/api/*` and `/metrics`, see src/server/http.ts). Logs go to stderr; stdout carries each run's JSON line with --json
  * and nothing otherwise. Returns the exit code (0 after a graceful stop).
  *
  * With `replicas.enabled` any number of processes may serve one database: the
@@ -23,10 +27,22 @@ export interface ServeFlags extends ConfigFlags {
  * standby, not a broken replica).
  */
 export async function serveCommand(flags: ServeFlags): Promise<number> {
+  const listen = flags.listen ?? DEFAULT_LISTEN;
+  const token = flags.authToken ?? (process.env.SENTINEL_DASHBOARD_TOKEN || undefined);
+  // Off loopback the dashboard API and /metrics need a bearer token: refuse to
+  // start without one rather than expose the pipeline's internals.
+  if (!isLoopbackHost(listen.host) && token === undefined) {
+    process.stderr.write(
+      `sentinel: --listen ${formatHostPort(listen.host, listen.port)} is not a loopback address: set SENTINEL_DASHBOARD_TOKEN (or --auth-token) to the bearer token the dashboard and scrapers must send\n`,
+    );
+    return 3;
+  }
   const s = await setup(flags);
+  if (token !== undefined) s.redactor.add([token]);
   return runContinuously(s, {
     intervalSeconds: flags.interval ?? 300,
-    listen: flags.listen ?? DEFAULT_LISTEN,
+    listen,
+    dashboard: token !== undefined ? { authToken: token } : {},
     print: flags.json ? reportPrinter(s.redactor, { json: true }) : undefined,
   });
 }

@@ -19,6 +19,7 @@ export function renderJson(result: RunResult, options: { pretty?: boolean } = {}
       ...(a.id !== undefined ? { id: a.id } : {}),
       ...(a.silenced !== undefined ? { silenced: a.silenced } : {}),
       ...(a.acknowledged !== undefined ? { acknowledged: a.acknowledged } : {}),
+      ...(a.since !== undefined ? { since: a.since } : {}),
     })),
     metrics: result.metrics,
     checks: result.checks,

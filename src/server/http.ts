@@ -1,18 +1,27 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
+import { extname, join, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.js';
 import { formatHostPort } from './listen.js';
 import type { ReadinessVerdict } from './readiness.js';
 
 /**
- * The HTTP side of `sentinel serve`: `/metrics`, `/healthz`, `/readyz`, nothing
- * else. No framework: three read-only endpoints over state the loop already
- * holds. A request never runs a query; `/metrics` renders the registry the last
- * run filled, so a scrape answers in milliseconds whatever the database does.
+ * The HTTP side of `sentinel serve`: `/metrics`, `/healthz`, `/readyz`, and with
+ * the dashboard (`sentinel serve`) the page (`/`, `/assets/*` from `dist/web`)
+ * and its JSON API (`/api/*`, see api.ts). No framework. `/metrics`, `/healthz`
+ * and `/readyz` never run a query; `/metrics` renders the registry the last run
+ * filled, so a scrape answers in milliseconds whatever the database does.
  *
- * Nothing served is secret (figures, check names, a redacted reason), but the
- * default address is loopback all the same: exposing it is a deliberate
- * `--listen 0.0.0.0:9464`.
+ * Access: the default address is loopback. On any other address (`--listen
+ * 0.0.0.0:9464`) a bearer token is required (`--auth-token` /
+ * `SENTINEL_DASHBOARD_TOKEN`) for `/api/*` and `/metrics` (Prometheus sends it
+ * with `authorization: { credentials_file: … }`); `/healthz`, `/readyz` (probes),
+ * `/` and `/assets/*` (the page holds no data; it asks for the token) stay open.
+ * On loopback nothing needs a token, unless one is configured: then `/api/*` needs it.
+ * Everything is read-only (GET/HEAD) and carries the security headers below.
  */
 
 export interface MetricsSource {
@@ -27,6 +36,14 @@ export interface ServerOptions {
   /** The loop's verdict, read on each `/readyz` (served as JSON: `ready`, `role` with replicas, `reason` when not ready). */
   readiness: () => ReadinessVerdict;
   logger?: Logger;
+  /** The dashboard's JSON API (`/api/*`); absent: those paths are 404. */
+  api?: { handle(path: string, query: URLSearchParams): Promise<{ status: number; body: unknown }> };
+  /** Serve the page (`/`, `/assets/*`) from this directory; default `dist/web` of the package when `api` is given, none otherwise. */
+  webRoot?: string;
+  /** The bearer token for `/api/*` and (off loopback) `/metrics`. Required when the address is not loopback and `api` is given. */
+  authToken?: string;
+  /** Whether `host` is a loopback address; computed from `host` by default (tests override). */
+  loopback?: boolean;
 }
 
 export interface RunningServer {
@@ -50,7 +67,62 @@ export class ListenError extends Error {
 
 const ENDPOINTS = ['/metrics', '/healthz', '/readyz'] as const;
 type Endpoint = (typeof ENDPOINTS)[number];
+const DASHBOARD_ENDPOINTS = ['/', '/api/status', '/api/alerts', '/api/batch-performance', '/api/error-distribution', '/api/pipeline-health'] as const;
 const METHODS = ['GET', 'HEAD'];
+
+/** The page's scripts and styles come from this server only; no inline script runs. */
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+  'X-Content-Type-Options': 'nosniff',
+  'Referrer-Policy': 'no-referrer',
+  'X-Frame-Options': 'DENY',
+};
+
+/** `dist/web` of the package (this file is dist/server/http.js or src/server/http.ts). */
+export const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../dist/web', import.meta.url));
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.ico': 'image/x-icon',
+  '.webp': 'image/webp',
+  '.woff': 'font/woff',
+  '.woff2': 'font/woff2',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+/** 127.0.0.0/8, ::1, `localhost` (and IPv4-mapped loopback). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h) || h === '0:0:0:0:0:0:0:1';
+  return false;
+}
+
+/** Compares in constant time (both sides hashed first, so lengths leak nothing either). */
+export function tokenMatches(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** The token of `Authorization: Bearer <token>`, or undefined. */
+function bearerOf(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization;
+  if (typeof header !== 'string') return undefined;
+  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+  return m?.[1];
+}
 /** Requests in flight when closing get this long to finish before their sockets are cut. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -63,7 +135,21 @@ const LISTEN_ERRORS: Record<string, string> = {
 };
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  const { host, metrics, readiness, logger } = options;
+  const { host, metrics, readiness, logger, api } = options;
+  const loopback = options.loopback ?? isLoopbackHost(host);
+  const token = options.authToken;
+  if (api && !loopback && !token) {
+    throw new ListenError(`listening on ${formatHostPort(host, options.port)} (not loopback) needs a bearer token: set SENTINEL_DASHBOARD_TOKEN or --auth-token`);
+  }
+  const webRoot = options.webRoot ?? (api ? DEFAULT_WEB_ROOT : undefined);
+  const endpoints: readonly string[] = api ? [...ENDPOINTS, ...DASHBOARD_ENDPOINTS] : ENDPOINTS;
+
+  /** Whether this path needs the bearer token. */
+  const gated = (path: string): boolean => {
+    if (path.startsWith('/api/')) return !loopback || token !== undefined;
+    if (path === '/metrics') return !loopback && token !== undefined;
+    return false;
+  };
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -79,12 +165,27 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = pathOf(req);
-    if (!(ENDPOINTS as readonly string[]).includes(path)) {
-      return send(req, res, 404, json({ error: 'not found', endpoints: ENDPOINTS }));
+    const isAsset = webRoot !== undefined && path.startsWith('/assets/');
+    const isApi = api !== undefined && path.startsWith('/api/');
+    if (!endpoints.includes(path) && !isAsset && !isApi) {
+      return send(req, res, 404, json({ error: 'not found', endpoints }));
     }
     if (!METHODS.includes(req.method ?? '')) {
       return send(req, res, 405, json({ error: 'method not allowed', allow: METHODS }), { Allow: METHODS.join(', ') });
     }
+    if (gated(path)) {
+      const given = bearerOf(req);
+      if (given === undefined || token === undefined || !tokenMatches(given, token)) {
+        const error = given === undefined ? 'a bearer token is required (Authorization: Bearer <token>)' : 'the bearer token is not valid';
+        return send(req, res, 401, json({ error }), { 'WWW-Authenticate': `Bearer realm="sentinel"${given === undefined ? '' : ', error="invalid_token"'}` });
+      }
+    }
+    if (isApi) {
+      const answer = await api.handle(path, queryOf(req));
+      return send(req, res, answer.status, json(answer.body));
+    }
+    if (path === '/' && webRoot !== undefined) return serveFile(req, res, webRoot, 'index.html');
+    if (isAsset) return serveFile(req, res, webRoot, path.slice(1));
     switch (path as Endpoint) {
       case '/metrics':
         return send(req, res, 200, { type: metrics.contentType, body: await metrics.render() });
@@ -134,6 +235,52 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 }
 
+/**
+ * One file of the built page. The request path is checked segment by segment (no
+ * `..`, no `.` segments, no backslashes or NULs, after percent-decoding) and the
+ * resolved file must lie inside `root`. Hashed assets are cached for a year,
+ * index.html never without revalidation.
+ */
+async function serveFile(req: IncomingMessage, res: ServerResponse, root: string, relative: string): Promise<void> {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(relative);
+  } catch {
+    return send(req, res, 400, json({ error: 'bad path' }));
+  }
+  const segments = decoded.split('/');
+  if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\\') || s.includes('\0'))) {
+    return send(req, res, 404, json({ error: 'not found' }));
+  }
+  const base = resolve(root);
+  const file = resolve(join(base, ...segments));
+  if (!file.startsWith(base + sep)) return send(req, res, 404, json({ error: 'not found' }));
+  try {
+    await stat(join(base, 'index.html'));
+  } catch {
+    return send(req, res, 404, json({ error: `the dashboard page is not built (${base} is missing): run npm run build` }));
+  }
+  let body: Buffer;
+  try {
+    const info = await stat(file);
+    if (!info.isFile()) return send(req, res, 404, json({ error: 'not found' }));
+    body = await readFile(file);
+  } catch {
+    return send(req, res, 404, json({ error: 'not found' }));
+  }
+  const type = CONTENT_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
+  const cache = relative === 'index.html' ? 'no-cache' : 'public, max-age=31536000, immutable';
+  return send(req, res, 200, { type, body }, { 'Cache-Control': cache });
+}
+
+function queryOf(req: IncomingMessage): URLSearchParams {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  if (q === -1) return new URLSearchParams();
+  const hash = url.indexOf('#', q);
+  return new URLSearchParams(url.slice(q + 1, hash === -1 ? undefined : hash));
+}
+
 function pathOf(req: IncomingMessage): string {
   const url = req.url ?? '/';
   const end = url.search(/[?#]/);
@@ -142,18 +289,20 @@ function pathOf(req: IncomingMessage): string {
 
 interface Body {
   type: string;
-  body: string;
+  body: string | Buffer;
 }
 
 function json(value: unknown): Body {
-  return { type: 'application/json; charset=utf-8', body: JSON.stringify(value) + '\n' };
+  // `<`, `>` and `&` as \u escapes: still the same JSON, but never markup, whoever sniffs it.
+  const text = JSON.stringify(value).replace(/[<>&]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return { type: 'application/json; charset=utf-8', body: text + '\n' };
 }
 
 function send(req: IncomingMessage, res: ServerResponse, status: number, { type, body }: Body, extra: Record<string, string> = {}): void {
   res.writeHead(status, {
     'Content-Type': type,
     'Content-Length': Buffer.byteLength(body),
-    'X-Content-Type-Options': 'nosniff',
+    ...SECURITY_HEADERS,
     'Cache-Control': 'no-store',
     ...extra,
   });

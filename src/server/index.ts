@@ -5,6 +5,7 @@ import { createMetrics, type SentinelMetrics } from '../metrics/registry.js';
 import { startServer, type RunningServer } from './http.js';
 import type { ListenAddress } from './listen.js';
 import { Readiness } from './readiness.js';
+import { createDashboardApi, type DashboardApiOptions } from './api.js';
 
 export { ListenError } from './http.js';
 
@@ -43,6 +44,17 @@ export interface MonitorServerOptions {
    * as a follower).
    */
   replicas?: boolean;
+  /**
+   * `sentinel serve`: also the dashboard (`/`, `/assets/*`, `/api/*`). Its token is
+   * required when `listen` is not loopback (a ListenError otherwise).
+   */
+  dashboard?: DashboardApiOptions & {
+    authToken?: string;
+    /** Default: the package's `dist/web`. */
+    webRoot?: string;
+    /** Tests: override the loopback detection of `listen.host`. */
+    loopback?: boolean;
+  };
 }
 
 /** Binds the address (a ListenError when it cannot) and starts serving. Logs `Listening on <url>`. */
@@ -56,14 +68,36 @@ export async function startMonitorServer(options: MonitorServerOptions): Promise
   // The role is what `sentinel_leader` says: the election sets both at once.
   const role = replicas ? () => (metrics.leader ? ('leader' as const) : ('follower' as const)) : undefined;
   const readiness = new Readiness(options.intervalMs, Date.now, (text) => redactor.redact(text), role);
-  const server: RunningServer = await startServer({
-    host: options.listen.host,
-    port: options.listen.port,
-    metrics,
-    readiness: () => readiness.verdict(),
-    logger,
-  });
-  logger.info(`Listening on ${server.url} (/metrics, /healthz, /readyz)`);
+  const dashboard = options.dashboard;
+  // What /api/status and /api/alerts show: the last run a leader (or single process) made.
+  let lastRun: RunResult | undefined;
+  const api = dashboard ? createDashboardApi({ redact: (t) => redactor.redact(t), ...dashboard }) : undefined;
+  const runs = {
+    last: () => lastRun,
+    role: () => (replicas ? (metrics.leader ? ('leader' as const) : ('follower' as const)) : ('single' as const)),
+  };
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      host: options.listen.host,
+      port: options.listen.port,
+      metrics,
+      readiness: () => readiness.verdict(),
+      logger,
+      ...(api && dashboard
+        ? {
+            api: { handle: (path: string, query: URLSearchParams) => api.handle(path, query, runs) },
+            ...(dashboard.authToken !== undefined ? { authToken: dashboard.authToken } : {}),
+            ...(dashboard.webRoot !== undefined ? { webRoot: dashboard.webRoot } : {}),
+            ...(dashboard.loopback !== undefined ? { loopback: dashboard.loopback } : {}),
+          }
+        : {}),
+    });
+  } catch (err) {
+    await api?.close();
+    throw err;
+  }
+  logger.info(`Listening on ${server.url} (${api ? 'dashboard at /, /api/*, ' : ''}/metrics, /healthz, /readyz)`);
 
   // A metrics bug must not stop monitoring: the run was reported and alerted on.
   const safely = (update: () => void): void => {
@@ -86,12 +120,16 @@ export async function startMonitorServer(options: MonitorServerOptions): Promise
         return;
       }
       readiness.record(result);
+      lastRun = result;
       safely(() => metrics.observeRun(result, durationMs !== undefined ? { durationMs } : {}));
     },
     standby(unreachable) {
       readiness.standby(unreachable);
       safely(() => metrics.observeStandby({ lockDatabaseReached: unreachable === undefined }));
     },
-    close: () => server.close(),
+    close: async () => {
+      await server.close();
+      await api?.close();
+    },
   };
 }

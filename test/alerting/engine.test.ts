@@ -199,7 +199,7 @@ describe('alerting engine', () => {
     });
     const e = engine();
     const { result } = await e.process(run([stuck, spike('vendor_x')]));
-    expect(result.alerts.find((a) => a.check === 'stuck_batches')).toMatchObject({ silenced: true });
+    expect(result.alerts.find((a) => a.check === 'stuck_batches')).toMatchObject({ silenced: true, since: clock.toISOString() });
     expect(result.overall_status).toBe('degraded');
     expect(result.metrics).toMatchObject({ alerts_triggered: 1, critical_alerts: 0, warning_alerts: 1, silenced_alerts: 1 });
     expect(bodies().flatMap((n) => n.events.map((ev) => ev.check))).toEqual(['error_spike']);

@@ -1,0 +1,299 @@
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import type { RunResult } from '../types.js';
+import { PROCESSING_STATUSES, pipelineIndex } from '../checks/statuses.js';
+import { databaseUnreachable } from './readiness.js';
+import type {
+  AlertsResponse,
+  BatchPerformanceResponse,
+  BatchPerformanceRow,
+  ErrorDistributionResponse,
+  ErrorDistributionRow,
+  PipelineHealthResponse,
+  PipelineHealthRow,
+  StatusResponse,
+} from './api-types.js';
+
+/**
+ * The dashboard's JSON API (`/api/*`, contract in api-types.ts).
+ *
+ * - `/api/status` and `/api/alerts` answer from the last RunResult the loop fed
+ *   in: no query, like `/metrics`.
+ * - `/api/batch-performance`, `/api/error-distribution` and `/api/pipeline-health`
+ *   read the ops views through a pool of their own (at most 2 connections,
+ *   read-only transactions, `application_name` `sentinel-dashboard`,
+ *   statement_timeout 5 s). Answers are cached per (path, validated parameters)
+ *   for {@link DEFAULT_CACHE_TTL_MS} (5 s), and concurrent requests for the same
+ *   key share one query: however many browsers refresh, the database sees at most
+ *   one query per endpoint and parameter set every 5 s. Errors are not cached.
+ */
+
+export const DEFAULT_CACHE_TTL_MS = 5000;
+export const HOURS_RANGE = { min: 1, max: 720, default: 24 } as const;
+export const LIMIT_RANGE = { min: 1, max: 100, default: 10 } as const;
+export const API_ENDPOINTS = ['/api/status', '/api/alerts', '/api/batch-performance', '/api/error-distribution', '/api/pipeline-health'] as const;
+export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
+
+export interface ApiAnswer {
+  status: number;
+  body: unknown;
+}
+
+export interface DashboardApiOptions {
+  /** The monitored database (read through the dashboard's own pool). */
+  databaseUrl: string;
+  environment: string;
+  /** checks.stuck_batches.threshold_minutes */
+  stuckThresholdMinutes: number;
+  /** checks.error_spike.threshold_pct */
+  errorThresholdPct: number;
+  /** Masks secrets in error messages. */
+  redact?: (text: string) => string;
+  statementTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  cacheTtlMs?: number;
+  /** Clock for the cache and the run's age (tests). */
+  now?: () => number;
+  version?: string;
+}
+
+/** What the loop tells the API: the last run and the replica role. */
+export interface RunSource {
+  last(): RunResult | undefined;
+  role(): StatusResponse['role'];
+}
+
+export interface DashboardApi {
+  handle(path: string, query: URLSearchParams, runs: RunSource): Promise<ApiAnswer>;
+  /** Ends the pool. Idempotent. */
+  close(): Promise<void>;
+}
+
+class BadRequest extends Error {}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** A whole number in range, written as plain digits; anything else is a 400 naming the parameter. */
+function wholeNumber(query: URLSearchParams, name: string, range: { min: number; max: number; default: number }): number {
+  const values = query.getAll(name);
+  const problem = `${name}: expected a whole number from ${range.min} to ${range.max}`;
+  if (values.length === 0) return range.default;
+  if (values.length > 1) throw new BadRequest(`${name}: given more than once`);
+  const text = values[0]!;
+  if (!/^\d{1,6}$/.test(text)) throw new BadRequest(problem);
+  const n = Number(text);
+  if (n < range.min || n > range.max) throw new BadRequest(problem);
+  return n;
+}
+
+function onlyParams(query: URLSearchParams, allowed: readonly string[]): void {
+  const unknown = [...new Set([...query.keys()].filter((k) => !allowed.includes(k)))];
+  if (unknown.length === 0) return;
+  const list = unknown.map((k) => JSON.stringify(k)).join(', ');
+  const accepted = allowed.length ? `accepted: ${allowed.join(', ')}` : 'this endpoint takes none';
+  throw new BadRequest(`unknown query parameter${unknown.length > 1 ? 's' : ''} ${list} (${accepted})`);
+}
+
+const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString());
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/** One line, secrets masked, bounded. */
+function oneLine(text: string, redact: (t: string) => string): string {
+  return redact(text.split('\n')[0] ?? text).slice(0, 300);
+}
+
+export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
+  const now = options.now ?? Date.now;
+  const ttl = options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS;
+  const redact = options.redact ?? ((t: string) => t);
+  const version = options.version ?? packageVersion();
+  const statementTimeoutMs = options.statementTimeoutMs ?? 5000;
+  let pool: pg.Pool | undefined;
+  let closed = false;
+  const cache = new Map<string, { at: number; answer: ApiAnswer }>();
+  const inFlight = new Map<string, Promise<ApiAnswer>>();
+
+  function getPool(): pg.Pool {
+    if (closed) throw new Error('the dashboard API is closed');
+    if (!pool) {
+      pool = new pg.Pool({
+        connectionString: options.databaseUrl,
+        application_name: 'sentinel-dashboard',
+        max: 2,
+        connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+        idleTimeoutMillis: 30_000,
+        statement_timeout: statementTimeoutMs,
+        query_timeout: statementTimeoutMs + 2000,
+        keepAlive: true,
+        options: '-c default_transaction_read_only=on',
+      });
+      pool.on('error', () => {
+        /* an idle client died; the next query reconnects */
+      });
+    }
+    return pool;
+  }
+
+  async function query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<R[]> {
+    return (await getPool().query<R>(text, values)).rows;
+  }
+
+  async function batchPerformance(hours: number): Promise<BatchPerformanceResponse> {
+    const rows = await query<Record<string, unknown>>(
+      `select * from ops.v_batch_performance where hour_bucket >= now() - make_interval(hours => $1::int) order by hour_bucket desc`,
+      [hours],
+    );
+    return {
+      hours,
+      error_threshold_pct: options.errorThresholdPct,
+      rows: rows.map(
+        (r): BatchPerformanceRow => ({
+          hour_bucket: iso(r.hour_bucket),
+          total_batches: num(r.total_batches),
+          completed_batches: num(r.completed_batches),
+          failed_batches: num(r.failed_batches),
+          avg_parse_ms: numOrNull(r.avg_parse_ms),
+          avg_db_ms: numOrNull(r.avg_db_ms),
+          avg_total_ms: numOrNull(r.avg_total_ms),
+          total_rows: num(r.total_rows),
+          inserted_rows: num(r.inserted_rows),
+          skipped_rows: num(r.skipped_rows),
+          error_rows: num(r.error_rows),
+          dedupe_rate_pct: numOrNull(r.dedupe_rate_pct),
+          error_rate_pct: numOrNull(r.error_rate_pct),
+        }),
+      ),
+    };
+  }
+
+  async function errorDistribution(limit: number): Promise<ErrorDistributionResponse> {
+    const rows = await query<Record<string, unknown>>(
+      `select * from ops.v_error_distribution order by occurrence_count desc, error_code limit $1::int`,
+      [limit],
+    );
+    return {
+      limit,
+      rows: rows.map(
+        (r): ErrorDistributionRow => ({
+          error_code: String(r.error_code),
+          occurrence_count: num(r.occurrence_count),
+          affected_batches: num(r.affected_batches),
+          sample_message: r.sample_message === null || r.sample_message === undefined ? null : String(r.sample_message),
+          last_seen_at: iso(r.last_seen_at),
+        }),
+      ),
+    };
+  }
+
+  async function pipelineHealth(): Promise<PipelineHealthResponse> {
+    const threshold = options.stuckThresholdMinutes;
+    // Stuck as the stuck_batches check counts it: a processing status whose oldest
+    // batch changed status more than threshold_minutes ago (same clock: now()).
+    const rows = await query<Record<string, unknown>>(
+      `select h.*, (h.status = any($2::text[]) and h.oldest_batch_at < now() - make_interval(secs => $1::float8 * 60)) as stuck
+         from ops.v_pipeline_health h`,
+      [threshold, [...PROCESSING_STATUSES]],
+    );
+    return {
+      threshold_minutes: threshold,
+      rows: rows
+        .map(
+          (r): PipelineHealthRow => ({
+            status: String(r.status),
+            batch_count: num(r.batch_count),
+            oldest_batch_at: iso(r.oldest_batch_at),
+            oldest_age_minutes: num(r.oldest_age_minutes),
+            newest_batch_at: iso(r.newest_batch_at),
+            stuck: r.stuck === true,
+          }),
+        )
+        .sort((a, b) => pipelineIndex(a.status) - pipelineIndex(b.status)),
+    };
+  }
+
+  /** Cached, single-flight; a database error is a 503 (not cached). */
+  async function cached(key: string, load: () => Promise<unknown>): Promise<ApiAnswer> {
+    const hit = cache.get(key);
+    if (hit && now() - hit.at < ttl) return hit.answer;
+    const pending = inFlight.get(key);
+    if (pending) return pending;
+    const promise = (async (): Promise<ApiAnswer> => {
+      try {
+        const answer = { status: 200, body: await load() };
+        cache.set(key, { at: now(), answer });
+        return answer;
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        return { status: 503, body: { error: `database unreachable: ${oneLine(message, redact)}` } };
+      } finally {
+        inFlight.delete(key);
+      }
+    })();
+    inFlight.set(key, promise);
+    return promise;
+  }
+
+  function status(runs: RunSource): StatusResponse {
+    const last = runs.last();
+    const finished = last ? Date.parse(last.timestamp) : NaN;
+    return {
+      environment: options.environment,
+      overall_status: last?.overall_status ?? 'unknown',
+      last_run_at: last ? last.timestamp : null,
+      last_run_age_seconds: Number.isFinite(finished) ? Math.max(0, Math.round((now() - finished) / 1000)) : null,
+      role: runs.role(),
+      database_reachable: last ? databaseUnreachable(last) === undefined : null,
+      version,
+      metrics: last?.metrics ?? null,
+    };
+  }
+
+  return {
+    async handle(path, params, runs) {
+      try {
+        switch (path as ApiEndpoint) {
+          case '/api/status':
+            onlyParams(params, []);
+            return { status: 200, body: status(runs) };
+          case '/api/alerts': {
+            onlyParams(params, []);
+            const body: AlertsResponse = { alerts: runs.last()?.alerts ?? [] };
+            return { status: 200, body };
+          }
+          case '/api/batch-performance': {
+            onlyParams(params, ['hours']);
+            const hours = wholeNumber(params, 'hours', HOURS_RANGE);
+            return await cached(`${path}?hours=${hours}`, () => batchPerformance(hours));
+          }
+          case '/api/error-distribution': {
+            onlyParams(params, ['limit']);
+            const limit = wholeNumber(params, 'limit', LIMIT_RANGE);
+            return await cached(`${path}?limit=${limit}`, () => errorDistribution(limit));
+          }
+          case '/api/pipeline-health':
+            onlyParams(params, []);
+            return await cached(path, () => pipelineHealth());
+          default:
+            return { status: 404, body: { error: 'not found', endpoints: API_ENDPOINTS } };
+        }
+      } catch (err) {
+        if (err instanceof BadRequest) return { status: 400, body: { error: err.message } };
+        throw err;
+      }
+    },
+    async close() {
+      closed = true;
+      const p = pool;
+      pool = undefined;
+      if (p) await p.end().catch(() => undefined);
+    },
+  };
+}

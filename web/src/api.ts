@@ -1,0 +1,108 @@
+import type {
+  AlertsResponse,
+  BatchPerformanceResponse,
+  ErrorDistributionResponse,
+  PipelineHealthResponse,
+  StatusResponse,
+} from '../../src/server/api-types.js';
+
+export type {
+  AlertsResponse,
+  BatchPerformanceResponse,
+  BatchPerformanceRow,
+  ErrorDistributionResponse,
+  ErrorDistributionRow,
+  PipelineHealthResponse,
+  PipelineHealthRow,
+  StatusResponse,
+} from '../../src/server/api-types.js';
+
+const TOKEN_KEY = 'sentinel.dashboardToken';
+
+export function getToken(): string | null {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+export function setToken(token: string | null): void {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* storage disabled: the token lives only as long as the page */
+  }
+}
+
+/** Why a request failed, as the page shows it. */
+export class ApiFailure extends Error {
+  constructor(
+    /** `network`: no HTTP answer; `unauthorized`: 401; `unavailable`: 503 (database unreachable); `http`: anything else. */
+    readonly kind: 'network' | 'unauthorized' | 'unavailable' | 'http',
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'ApiFailure';
+  }
+}
+
+const TIMEOUT_MS = 10_000;
+
+export async function getJson<T>(path: string): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  let res: Response;
+  try {
+    res = await fetch(path, { headers, signal: controller.signal, cache: 'no-store', credentials: 'omit' });
+  } catch (err) {
+    throw new ApiFailure('network', controller.signal.aborted ? 'no answer within 10 s' : err instanceof Error ? err.message : String(err));
+  } finally {
+    clearTimeout(timer);
+  }
+  if (res.ok) return (await res.json()) as T;
+  let message = `HTTP ${res.status}`;
+  try {
+    const body = (await res.json()) as { error?: unknown };
+    if (typeof body.error === 'string') message = body.error;
+  } catch {
+    /* not JSON */
+  }
+  if (res.status === 401) throw new ApiFailure('unauthorized', message, 401);
+  if (res.status === 503) throw new ApiFailure('unavailable', message, 503);
+  throw new ApiFailure('http', message, res.status);
+}
+
+export interface Snapshot {
+  status: StatusResponse;
+  alerts: AlertsResponse;
+  performance: BatchPerformanceResponse;
+  errors: ErrorDistributionResponse;
+  pipeline: PipelineHealthResponse;
+}
+
+export type Settled<T> = { ok: true; value: T } | { ok: false; error: ApiFailure };
+
+async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
+  try {
+    return { ok: true, value: await p };
+  } catch (err) {
+    return { ok: false, error: err instanceof ApiFailure ? err : new ApiFailure('http', String(err)) };
+  }
+}
+
+/** Every endpoint at once; each part settles on its own so one failure does not blank the page. */
+export async function loadAll(hours: number): Promise<{ [K in keyof Snapshot]: Settled<Snapshot[K]> }> {
+  const [status, alerts, performance, errors, pipeline] = await Promise.all([
+    settle(getJson<StatusResponse>('/api/status')),
+    settle(getJson<AlertsResponse>('/api/alerts')),
+    settle(getJson<BatchPerformanceResponse>(`/api/batch-performance?hours=${hours}`)),
+    settle(getJson<ErrorDistributionResponse>('/api/error-distribution?limit=10')),
+    settle(getJson<PipelineHealthResponse>('/api/pipeline-health')),
+  ]);
+  return { status, alerts, performance, errors, pipeline };
+}
