@@ -97,8 +97,10 @@ const BATCH_NUMERIC = [
 ] as const;
 
 /**
- * The last `hours` hourly rows of `ops.v_batch_performance`, newest first
- * (hours without batches have no row, so this is at most `hours` rows).
+ * The newest `hours` hourly rows of `ops.v_batch_performance`, exactly as the
+ * product guide's snippet reads them (`order(hour_bucket desc).limit(hours)`).
+ * Hours without batches have no row, so with sparse data the rows reach further
+ * back than `hours` hours; `/api/batch-performance` filters by time instead.
  */
 export async function getBatchPerformance(supabase: SupabaseLike, hours = 24): Promise<BatchPerformanceRow[]> {
   positiveInteger('hours', hours, 720);
@@ -111,7 +113,7 @@ export async function getBatchPerformance(supabase: SupabaseLike, hours = 24): P
 
 /** The `limit` most frequent error codes of `ops.v_error_distribution`. */
 export async function getErrorDistribution(supabase: SupabaseLike, limit = 10): Promise<ErrorDistributionRow[]> {
-  positiveInteger('limit', limit, 1000);
+  positiveInteger('limit', limit, 100);
   const data = await rows<ErrorDistributionRow>(
     'v_error_distribution',
     supabase.schema('ops').from('v_error_distribution').select('*').order('occurrence_count', { ascending: false }).limit(limit),

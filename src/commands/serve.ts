@@ -26,9 +26,19 @@ export interface ServeFlags extends ConfigFlags {
  * stay ready on `/readyz` while the lock database answers (a follower is a healthy
  * standby, not a broken replica).
  */
+/** The shortest bearer token `sentinel serve` accepts (after trimming). */
+export const MIN_TOKEN_LENGTH = 16;
+
 export async function serveCommand(flags: ServeFlags): Promise<number> {
   const listen = flags.listen ?? DEFAULT_LISTEN;
-  const token = flags.authToken ?? (process.env.SENTINEL_DASHBOARD_TOKEN || undefined);
+  // An empty SENTINEL_DASHBOARD_TOKEN counts as unset; anything else is trimmed and must be long enough.
+  const source = flags.authToken !== undefined ? '--auth-token' : 'SENTINEL_DASHBOARD_TOKEN';
+  const raw = flags.authToken ?? (process.env.SENTINEL_DASHBOARD_TOKEN || undefined);
+  const token = raw?.trim();
+  if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
+    process.stderr.write(`sentinel: ${source}: use at least ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 24)\n`);
+    return 3;
+  }
   // Off loopback the dashboard API and /metrics need a bearer token: refuse to
   // start without one rather than expose the pipeline's internals.
   if (!isLoopbackHost(listen.host) && token === undefined) {

@@ -21,7 +21,12 @@ import type { ReadinessVerdict } from './readiness.js';
  * with `authorization: { credentials_file: … }`); `/healthz`, `/readyz` (probes),
  * `/` and `/assets/*` (the page holds no data; it asks for the token) stay open.
  * On loopback nothing needs a token, unless one is configured: then `/api/*` needs it.
+ * On loopback without a token, every request must name a loopback `Host`
+ * (`localhost`, `*.localhost`, `127.x.x.x`, `[::1]`, any port), else 421: a web
+ * page that rebinds its own domain to 127.0.0.1 (DNS rebinding) cannot read the API.
  * Everything is read-only (GET/HEAD) and carries the security headers below.
+ * Static files are served from `<file>.gz` (written at build time, see
+ * web/vite.config.ts) when the client accepts gzip.
  */
 
 export interface MetricsSource {
@@ -98,6 +103,7 @@ const CONTENT_TYPES: Record<string, string> = {
   '.woff': 'font/woff',
   '.woff2': 'font/woff2',
   '.txt': 'text/plain; charset=utf-8',
+  '.gz': 'application/gzip',
 };
 
 /** 127.0.0.0/8, ::1, `localhost` (and IPv4-mapped loopback). */
@@ -107,6 +113,33 @@ export function isLoopbackHost(host: string): boolean {
   if (isIP(h) === 4) return h.startsWith('127.');
   if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h) || h === '0:0:0:0:0:0:0:1';
   return false;
+}
+
+/**
+ * Whether a `Host` header names this machine's loopback: `localhost`,
+ * `*.localhost`, a 127.x.x.x address or `[::1]`, with any port. Absent or
+ * anything else (a domain that may have been rebound to 127.0.0.1): false.
+ */
+export function isLoopbackHostHeader(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  const m = /^(\[[^\]]*\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(header.trim().toLowerCase());
+  if (!m) return false;
+  const name = m[1]!;
+  if (name === '[::1]') return true;
+  if (name === 'localhost' || (name.endsWith('.localhost') && /^[a-z0-9.-]+$/.test(name))) return true;
+  return isIP(name) === 4 && name.startsWith('127.');
+}
+
+/** Whether `Accept-Encoding` accepts gzip (`gzip` or `x-gzip` without `q=0`). */
+function acceptsGzip(req: IncomingMessage): boolean {
+  const header = req.headers['accept-encoding'];
+  if (typeof header !== 'string') return false;
+  return header.split(',').some((part) => {
+    const [name, ...params] = part.trim().toLowerCase().split(';');
+    if (name?.trim() !== 'gzip' && name?.trim() !== 'x-gzip') return false;
+    const q = params.map((p) => /^\s*q\s*=\s*([0-9.]+)\s*$/.exec(p)?.[1]).find((v) => v !== undefined);
+    return q === undefined || Number(q) > 0;
+  });
 }
 
 /** Compares in constant time (both sides hashed first, so lengths leak nothing either). */
@@ -144,6 +177,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const webRoot = options.webRoot ?? (api ? DEFAULT_WEB_ROOT : undefined);
   const endpoints: readonly string[] = api ? [...ENDPOINTS, ...DASHBOARD_ENDPOINTS] : ENDPOINTS;
 
+  /** Without a token on loopback, the `Host` header is the protection against DNS rebinding. */
+  const checkHost = loopback && token === undefined;
+  /** Whether the request carries the configured token (true when none is configured). */
+  const authorized = (req: IncomingMessage): boolean => {
+    if (token === undefined) return true;
+    const given = bearerOf(req);
+    return given !== undefined && tokenMatches(given, token);
+  };
+
   /** Whether this path needs the bearer token. */
   const gated = (path: string): boolean => {
     if (path.startsWith('/api/')) return !loopback || token !== undefined;
@@ -165,10 +207,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = pathOf(req);
+    if (checkHost && !isLoopbackHostHeader(req.headers.host)) {
+      return send(req, res, 421, json({ error: 'this server only answers requests for localhost, 127.0.0.1 or [::1] (Host header refused)' }));
+    }
     const isAsset = webRoot !== undefined && path.startsWith('/assets/');
     const isApi = api !== undefined && path.startsWith('/api/');
     if (!endpoints.includes(path) && !isAsset && !isApi) {
-      return send(req, res, 404, json({ error: 'not found', endpoints }));
+      // The list only to whoever could use it: not to a request without the token.
+      return send(req, res, 404, json(authorized(req) ? { error: 'not found', endpoints } : { error: 'not found' }));
     }
     if (!METHODS.includes(req.method ?? '')) {
       return send(req, res, 405, json({ error: 'method not allowed', allow: METHODS }), { Allow: METHODS.join(', ') });
@@ -260,17 +306,33 @@ async function serveFile(req: IncomingMessage, res: ServerResponse, root: string
   } catch {
     return send(req, res, 404, json({ error: `the dashboard page is not built (${base} is missing): run npm run build` }));
   }
-  let body: Buffer;
   try {
     const info = await stat(file);
     if (!info.isFile()) return send(req, res, 404, json({ error: 'not found' }));
-    body = await readFile(file);
+  } catch {
+    return send(req, res, 404, json({ error: 'not found' }));
+  }
+  // The build writes `<file>.gz` next to each compressible file; fall back to the file itself.
+  let body: Buffer | undefined;
+  const extra: Record<string, string> = {
+    'Cache-Control': relative === 'index.html' ? 'no-cache' : 'public, max-age=31536000, immutable',
+    Vary: 'Accept-Encoding',
+  };
+  if (acceptsGzip(req)) {
+    try {
+      body = await readFile(file + '.gz');
+      extra['Content-Encoding'] = 'gzip';
+    } catch {
+      body = undefined;
+    }
+  }
+  try {
+    body ??= await readFile(file);
   } catch {
     return send(req, res, 404, json({ error: 'not found' }));
   }
   const type = CONTENT_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
-  const cache = relative === 'index.html' ? 'no-cache' : 'public, max-age=31536000, immutable';
-  return send(req, res, 200, { type, body }, { 'Cache-Control': cache });
+  return send(req, res, 200, { type, body }, extra);
 }
 
 function queryOf(req: IncomingMessage): URLSearchParams {

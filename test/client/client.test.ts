@@ -138,5 +138,7 @@ describe.skipIf(!binary)('client module against the real PostgREST 12.0.2', () =
   it('validates its arguments before asking', async () => {
     await expect(getBatchPerformance(supabase, 0)).rejects.toThrow('hours: expected a whole number from 1 to 720');
     await expect(getErrorDistribution(supabase, 1.5)).rejects.toThrow(/limit: expected a whole number/);
+    // The same bound as /api/error-distribution.
+    await expect(getErrorDistribution(supabase, 101)).rejects.toThrow('limit: expected a whole number from 1 to 100');
   });
 });

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, insertRowErrors } from '../helpers/fixtures.js';
 import { startMonitorServer, type MonitorServer } from '../../src/server/index.js';
 import { createDashboardApi } from '../../src/server/api.js';
-import { CONTENT_SECURITY_POLICY, isLoopbackHost, tokenMatches, startServer, ListenError } from '../../src/server/http.js';
+import { CONTENT_SECURITY_POLICY, isLoopbackHost, isLoopbackHostHeader, tokenMatches, startServer, ListenError } from '../../src/server/http.js';
 import { createLogger } from '../../src/log.js';
 import { Redactor } from '../../src/util/redact.js';
 import type { RunResult } from '../../src/types.js';
@@ -90,6 +91,34 @@ function rawGet(base: string, path: string): Promise<{ status: number; body: str
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A request with a chosen `Host` header (as curl -H 'Host: …' sends it; fetch would not). */
+function getWithHost(base: string, path: string, host: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: url.hostname, port: url.port, path, method: 'GET', headers: { ...headers, Host: host } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The raw bytes and headers of a response (no automatic decompression, unlike fetch). */
+function getBytes(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: url.hostname, port: url.port, path, method: 'GET', headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
     });
     req.on('error', reject);
     req.end();
@@ -438,6 +467,39 @@ describe('security headers, methods and static files', () => {
     },
   );
 
+  it('serves <file>.gz with Content-Encoding: gzip when the client accepts gzip, else the file, always with Vary', async () => {
+    const js = Buffer.from('console.log("a precompressed asset");'.repeat(50));
+    await writeFile(join(webRoot, 'assets', 'big-9f8e.js'), js);
+    await writeFile(join(webRoot, 'assets', 'big-9f8e.js.gz'), gzipSync(js, { level: 9 }));
+    const server = await serve();
+    for (const accept of ['gzip', 'gzip, deflate, br', 'br;q=1.0, gzip;q=0.8', 'x-gzip']) {
+      const gz = await getBytes(server.url, '/assets/big-9f8e.js', { 'Accept-Encoding': accept });
+      expect(gz.status, accept).toBe(200);
+      expect(gz.headers['content-encoding'], accept).toBe('gzip');
+      expect(gz.headers['vary']).toBe('Accept-Encoding');
+      expect(gz.headers['content-type']).toBe('text/javascript; charset=utf-8');
+      expect(gz.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+      expect(gz.headers['content-length']).toBe(String(gz.body.length));
+      expect(gz.body.length).toBeLessThan(js.length);
+      expect(gunzipSync(gz.body).equals(js)).toBe(true);
+    }
+    for (const headers of [{} as Record<string, string>, { 'Accept-Encoding': 'br' }, { 'Accept-Encoding': 'gzip;q=0' }, { 'Accept-Encoding': 'identity' }]) {
+      const plain = await getBytes(server.url, '/assets/big-9f8e.js', headers);
+      expect(plain.status).toBe(200);
+      expect(plain.headers['content-encoding'], JSON.stringify(headers)).toBeUndefined();
+      expect(plain.headers['vary']).toBe('Accept-Encoding');
+      expect(plain.headers['content-length']).toBe(String(js.length));
+      expect(plain.body.equals(js)).toBe(true);
+    }
+    // No .gz next to the file: the file itself, even to a gzip client.
+    const css = await getBytes(server.url, '/assets/app-1a2b.css', { 'Accept-Encoding': 'gzip' });
+    expect(css.headers['content-encoding']).toBeUndefined();
+    expect(css.headers['vary']).toBe('Accept-Encoding');
+    expect(css.body.toString()).toBe('body{}');
+    // fetch decompresses transparently.
+    expect(await (await fetch(server.url + '/assets/big-9f8e.js')).text()).toBe(js.toString());
+  });
+
   it('says how to build the page when dist/web is missing', async () => {
     const server = await serve({ webRoot: join(webRoot, 'does-not-exist') });
     const res = await get(server.url, '/');
@@ -512,10 +574,68 @@ describe('token gate', () => {
     expect((await get(server.url, '/metrics')).status).toBe(200);
   });
 
+  it('does not list the endpoints in a 404 to a request without the token', async () => {
+    const gated = await serve({ authToken: token });
+    for (const path of ['/nope', '/api/nope']) {
+      const anonymous = await get(gated.url, path);
+      expect([401, 404], path).toContain(anonymous.status);
+      expect(anonymous.body, path).not.toContain('endpoints');
+      expect(anonymous.body, path).not.toContain('/api/status');
+      const wrong = await get(gated.url, path, { Authorization: 'Bearer nope' });
+      expect(wrong.body, path).not.toContain('endpoints');
+    }
+    expect((await get(gated.url, '/nope')).json()).toEqual({ error: 'not found' });
+    const withToken = await get(gated.url, '/nope', { Authorization: `Bearer ${token}` });
+    expect(withToken.status).toBe(404);
+    expect((withToken.json() as { endpoints: string[] }).endpoints).toContain('/api/status');
+    const apiWithToken = await get(gated.url, '/api/nope', { Authorization: `Bearer ${token}` });
+    expect(apiWithToken.status).toBe(404);
+    expect((apiWithToken.json() as { endpoints: string[] }).endpoints).toContain('/api/status');
+    // Off loopback too.
+    const off = await serve({ loopback: false, authToken: token });
+    expect((await get(off.url, '/nope')).json()).toEqual({ error: 'not found' });
+    // Nothing gated (loopback, no token): the list helps whoever mistyped.
+    const open = await serve();
+    expect((await get(open.url, '/nope')).json()).toMatchObject({ error: 'not found', endpoints: expect.arrayContaining(['/api/status']) });
+  });
+
   it('on loopback with a token, /api/* needs it and /metrics stays open', async () => {
     const server = await serve({ authToken: token });
     expect((await get(server.url, '/api/status')).status).toBe(401);
     expect((await get(server.url, '/api/status', { Authorization: `Bearer ${token}` })).status).toBe(200);
     expect((await get(server.url, '/metrics')).status).toBe(200);
+  });
+});
+
+describe('DNS rebinding: on loopback without a token, only loopback Host headers', () => {
+  it('knows loopback Host headers', () => {
+    for (const h of ['localhost', 'localhost:9464', 'LOCALHOST:1', 'dash.localhost:9464', '127.0.0.1', '127.0.0.1:9464', '127.1.2.3:80', '[::1]', '[::1]:9464']) {
+      expect(isLoopbackHostHeader(h), h).toBe(true);
+    }
+    for (const h of [undefined, '', 'attacker.example', 'attacker.example:9464', 'localhost.attacker.example', '127.0.0.1.attacker.example', '127.0.0.1.nip.io:9464', '0.0.0.0:9464', '10.0.0.1', '[::ffff:7f00:1]:9464', '[::2]', 'localhost:abc', 'localhost:9464:1', '::1']) {
+      expect(isLoopbackHostHeader(h), String(h)).toBe(false);
+    }
+  });
+
+  it('answers 421 to a foreign Host on every path, 200 to localhost, 127.0.0.1 and [::1]', async () => {
+    const server = await serve();
+    const port = new URL(server.url).port;
+    for (const path of ['/api/status', '/api/pipeline-health', '/metrics', '/', '/assets/app-1a2b.js', '/healthz', '/readyz', '/nope']) {
+      const foreign = await getWithHost(server.url, path, `attacker.example:${port}`);
+      expect(foreign.status, path).toBe(421);
+      expect(JSON.parse(foreign.body), path).toEqual({ error: expect.stringMatching(/Host header refused/) });
+    }
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'localhost']) {
+      expect((await getWithHost(server.url, '/api/status', host)).status, host).toBe(200);
+    }
+    expect((await getWithHost(server.url, '/healthz', `127.0.0.1:${port}`)).status).toBe(200);
+  });
+
+  it('with a token, the token is the protection: a foreign Host with the token is answered', async () => {
+    const token = 's3cret-dashboard-token';
+    const server = await serve({ authToken: token });
+    const port = new URL(server.url).port;
+    expect((await getWithHost(server.url, '/api/status', `attacker.example:${port}`)).status).toBe(401);
+    expect((await getWithHost(server.url, '/api/status', `monitor.example:${port}`, { Authorization: `Bearer ${token}` })).status).toBe(200);
   });
 });

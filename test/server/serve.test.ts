@@ -476,6 +476,34 @@ describe('sentinel serve: usage errors exit 3 with one line', () => {
     expect(r.stdout).toBe('');
   });
 
+  it.each([
+    ['a whitespace-only', '   \t  '],
+    ['a short', 'short-token'],
+    ['a padded short', '   0123456789abcde   '],
+  ])('refuses %s SENTINEL_DASHBOARD_TOKEN before any run', async (_what, token) => {
+    const r = await runCli(['serve', '--listen', '127.0.0.1:0', '--json'], env({ SENTINEL_DASHBOARD_TOKEN: token }));
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe('sentinel: SENTINEL_DASHBOARD_TOKEN: use at least 16 characters (e.g. openssl rand -hex 24)\n');
+    expect(r.stdout).toBe('');
+  });
+
+  it('refuses an empty or short --auth-token naming the flag', async () => {
+    for (const token of ['', '  ', '0123456789abcde']) {
+      const r = await runCli(['serve', '--listen', '127.0.0.1:0', '--auth-token', token], env());
+      expect(r.code, JSON.stringify(token)).toBe(3);
+      expect(r.stderr).toBe('sentinel: --auth-token: use at least 16 characters (e.g. openssl rand -hex 24)\n');
+    }
+  });
+
+  it('trims the token: a padded 16-character token is the token', async () => {
+    const token = '0123456789abcdef';
+    const s = start(['serve', '--listen', '127.0.0.1:0'], { SENTINEL_DASHBOARD_TOKEN: `  ${token}\n` });
+    const url = await s.url();
+    expect((await fetch(`${url}/api/status`)).status).toBe(401);
+    expect((await fetch(`${url}/api/status`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(200);
+    expect(await stop(s)).toEqual({ code: 0, signal: null });
+  }, 30_000);
+
   it('rejects --interval 0 and unknown options', async () => {
     const bad = await runCli(['serve', '--interval', '0'], env());
     expect(bad.code).toBe(3);

@@ -47,7 +47,9 @@ export function App() {
   const [data, setData] = useState<Data>({});
   const [problems, setProblems] = useState<Problems>({});
   const [loadedAt, setLoadedAt] = useState<number | null>(null);
-  const [lastAttempt, setLastAttempt] = useState<number | null>(null);
+  // When the status now on screen was received: its run age grows from there,
+  // also while the API is down (a failed refresh must not make it look fresh).
+  const [statusAt, setStatusAt] = useState<number | null>(null);
   const [now, setNow] = useState(() => Date.now());
   const inFlight = useRef(0);
 
@@ -73,7 +75,7 @@ export function App() {
     // Keep the last good figures on screen (marked stale) rather than blanking the page mid-incident.
     setData((prev) => ({ ...prev, ...fresh }));
     setProblems(next);
-    setLastAttempt(Date.now());
+    if (fresh.status) setStatusAt(Date.now());
     if (Object.keys(fresh).length === 5) setLoadedAt(Date.now());
   }, []);
 
@@ -99,7 +101,7 @@ export function App() {
   return (
     <div className="mx-auto max-w-7xl space-y-4 p-4 sm:p-6">
       <Banners problems={problems} loadedAt={loadedAt} now={now} />
-      <StatusHeader status={data.status} lastAttempt={lastAttempt} now={now} />
+      <StatusHeader status={data.status} receivedAt={statusAt} now={now} />
       <AlertsCard alerts={data.alerts} now={now} />
       <PerformanceCard performance={data.performance} hours={hours} onHours={chooseHours} now={now} />
       <div className="grid gap-4 lg:grid-cols-2">
@@ -135,9 +137,9 @@ const STATUS_STYLE: Record<string, { word: string; box: string; dot: string }> =
   unknown: { word: 'Unknown', box: 'border-slate-300 bg-slate-100 text-slate-800', dot: 'bg-slate-400' },
 };
 
-function StatusHeader({ status, lastAttempt, now }: { status?: StatusResponse; lastAttempt: number | null; now: number }) {
+function StatusHeader({ status, receivedAt, now }: { status?: StatusResponse; receivedAt: number | null; now: number }) {
   const s = STATUS_STYLE[status?.overall_status ?? 'unknown'] ?? STATUS_STYLE.unknown!;
-  const age = status?.last_run_age_seconds != null && lastAttempt ? status.last_run_age_seconds + (now - lastAttempt) / 1000 : null;
+  const age = status?.last_run_age_seconds != null && receivedAt ? status.last_run_age_seconds + (now - receivedAt) / 1000 : null;
   return (
     <header className={`flex flex-wrap items-center gap-x-8 gap-y-2 rounded-tremor-default border p-4 ${s.box}`}>
       <div className="flex items-center gap-3">
@@ -207,8 +209,8 @@ function AlertsCard({ alerts, now }: { alerts?: AlertsResponse; now: number }) {
                   </Badge>
                 )}
                 {a.since && (
-                  <span className="ml-auto text-xs text-slate-500" title={a.since}>
-                    since {formatTime(a.since)} ({ageSince(a.since, now)})
+                  <span className="ml-auto text-xs text-slate-500" title={`first reported by Sentinel at ${a.since}`}>
+                    firing since {formatTime(a.since)} ({ageSince(a.since, now)})
                   </span>
                 )}
               </div>
