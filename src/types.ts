@@ -68,21 +68,7 @@ export interface RunResult {
   duration_ms: number;
   metrics: RunMetrics;
   /** Per-notifier delivery figures of this run, once alerting ran. */
-  notifications?: Array<{
-    notifier: string;
-    type: string;
-    sent: number;
-    pending: number;
-    failed: number;
-    errors: string[];
-    /**
-     * Failed deliveries of this run by reason (every key present, 0 when none): one
-     * per entry of `errors` (4xx `rejected`, 429 `rate_limited`, 5xx `server_error`,
-     * no answer in time `timeout`, no HTTP answer `network`), plus `expired` per
-     * notification given up after `max_outbox_age`. See src/alerting/types.ts FAILURE_REASONS.
-     */
-    reasons?: Record<'rejected' | 'expired' | 'rate_limited' | 'server_error' | 'timeout' | 'network', number>;
-  }>;
+  notifications?: NotifierSummary[];
   /** Why alerting could not record or deliver this run's notifications, when it could not. */
   alerting_error?: string;
   /**
@@ -148,4 +134,24 @@ export interface RunMetrics {
   skipped_checks: number;
   /** Alerts matched by a silence: reported, not counted above, not notified. */
   silenced_alerts?: number;
+}
+
+/** Why a delivery failed (see src/alerting/types.ts FAILURE_REASONS). */
+export type DeliveryFailureReason = 'rejected' | 'expired' | 'rate_limited' | 'server_error' | 'timeout' | 'network';
+
+/** Per-notifier delivery figures of one run, for the report and the metrics. */
+export interface NotifierSummary {
+  notifier: string;
+  type: string;
+  sent: number;
+  pending: number;
+  failed: number;
+  errors: string[];
+  /**
+   * Failed deliveries of this run by reason (every key present, 0 when none): one
+   * per entry of `errors` (4xx `rejected`, 429 `rate_limited`, 5xx `server_error`,
+   * no answer in time `timeout`, no HTTP answer `network`), plus `expired` per
+   * notification given up after `max_outbox_age`. Optional for summaries built by hand.
+   */
+  reasons?: Record<DeliveryFailureReason, number>;
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Alert, Level, RunResult } from '../types.js';
+import type { Alert, Level, NotifierSummary as BaseNotifierSummary, RunResult } from '../types.js';
 import type { Logger } from '../log.js';
 import { FAILURE_REASONS, type FailureReason, type Notification, type NotificationEvent, type Notifier } from './types.js';
 import type { SendContext } from '../notifiers/base.js';
@@ -61,20 +61,8 @@ export interface AlertingDeps {
   mayDeliver?: () => Promise<boolean>;
 }
 
-/** Per-notifier delivery figures of one run, for the report. */
-export interface NotifierSummary {
-  notifier: string;
-  type: string;
-  sent: number;
-  pending: number;
-  failed: number;
-  errors: string[];
-  /**
-   * Failed deliveries of this run by why (see {@link FailureReason}): one per
-   * entry in `errors` (a notification refused for good, or kept for a later try
-   * after this run's attempts), plus one `expired` per notification given up after
-   * `max_outbox_age`. Every reason is present, 0 when it did not occur.
-   */
+/** The engine's summaries always carry every failure reason. */
+export interface NotifierSummary extends BaseNotifierSummary {
   reasons: Record<FailureReason, number>;
 }
 

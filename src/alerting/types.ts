@@ -1,4 +1,4 @@
-import type { Level } from '../types.js';
+import type { DeliveryFailureReason, Level } from '../types.js';
 import type { SendContext } from '../notifiers/base.js';
 
 /**
@@ -74,5 +74,5 @@ export interface Notifier {
  * all (refused, reset, DNS, TLS), `expired` undelivered for longer than
  * `max_outbox_age` and given up.
  */
-export const FAILURE_REASONS = ['rejected', 'expired', 'rate_limited', 'server_error', 'timeout', 'network'] as const;
+export const FAILURE_REASONS = ['rejected', 'expired', 'rate_limited', 'server_error', 'timeout', 'network'] as const satisfies readonly DeliveryFailureReason[];
 export type FailureReason = (typeof FAILURE_REASONS)[number];
