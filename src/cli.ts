@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { readFileSync } from 'node:fs';
+import { sentinelVersion } from './util/version.js';
 import { DEFAULT_LISTEN, formatHostPort, parseListen, parsePort, type ListenAddress } from './server/listen.js';
 
 /**
@@ -11,7 +11,6 @@ import { DEFAULT_LISTEN, formatHostPort, parseListen, parsePort, type ListenAddr
 
 const EXIT_USAGE = 3;
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 function positiveSeconds(value: string): number {
   const n = Number(value);
@@ -73,7 +72,7 @@ function withGlobals<T>(cmd: Command): T {
 export function buildProgram(): Command {
   const program = new Command('sentinel')
     .description('Health monitor for the Dragonfly ingestion pipeline')
-    .version(pkg.version, '-V, --version')
+    .version(sentinelVersion(), '-V, --version')
     .showSuggestionAfterError(true)
     // Options after a subcommand belong to it (`sentinel demo --json`).
     .enablePositionalOptions()

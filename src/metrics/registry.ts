@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { sentinelVersion } from '../util/version.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CheckSummary, RunResult } from '../types.js';
 import { databaseReached } from '../checks/reachability.js';
@@ -114,14 +114,6 @@ export function checkStatus(summary: CheckSummary, alerts: RunResult['alerts']):
   }
 }
 
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 export function createMetrics(opts: { version?: string } = {}): SentinelMetrics {
   const registry = new Registry();
@@ -188,7 +180,7 @@ export function createMetrics(opts: { version?: string } = {}): SentinelMetrics 
   // figure is unknown) they are left out instead, so nothing reports a fake 0.
   for (const unknown of [g.cacheUp, g.probeDuration, g.databaseUp, g.lastRun, g.lastSuccess]) unknown.remove({});
   g.leader.set(1);
-  g.buildInfo.set({ version: opts.version ?? packageVersion(), node_version: process.version }, 1);
+  g.buildInfo.set({ version: opts.version ?? sentinelVersion(), node_version: process.version }, 1);
   for (const status of RUN_STATUSES) c.runs.inc({ status }, 0);
   const probeResults = new Set<string>();
 

@@ -1,5 +1,5 @@
+import { sentinelVersion } from '../util/version.js';
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
 import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, timeoutMs, urlSecrets, type SendContext } from './base.js';
@@ -63,16 +63,8 @@ export const webhookConfigSchema = z.strictObject({
 export type WebhookConfig = z.output<typeof webhookConfigSchema>;
 
 /** Sentinel's version, from package.json (found from src/notifiers and dist/notifiers alike). */
-export const SENTINEL_VERSION: string = readVersion();
+export const SENTINEL_VERSION: string = sentinelVersion();
 
-function readVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 export function createWebhookNotifier(config: WebhookConfig): Notifier {
   const label = `webhook (${hostOf(config.url)})`;

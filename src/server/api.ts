@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { sentinelVersion } from '../util/version.js';
 import pg from 'pg';
 import type { RunResult } from '../types.js';
 import { PROCESSING_STATUSES, pipelineIndex } from '../checks/statuses.js';
@@ -71,14 +71,6 @@ export interface DashboardApi {
 
 class BadRequest extends Error {}
 
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 /** A whole number in range, written as plain digits; anything else is a 400 naming the parameter. */
 function wholeNumber(query: URLSearchParams, name: string, range: { min: number; max: number; default: number }): number {
@@ -114,7 +106,7 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
   const now = options.now ?? Date.now;
   const ttl = options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS;
   const redact = options.redact ?? ((t: string) => t);
-  const version = options.version ?? packageVersion();
+  const version = options.version ?? sentinelVersion();
   const statementTimeoutMs = options.statementTimeoutMs ?? 5000;
   let pool: pg.Pool | undefined;
   let closed = false;
