@@ -4,7 +4,8 @@ import type { SentinelConfig } from './config/schema.js';
 import type { Logger } from './log.js';
 import type { Check, CheckContext } from './checks/types.js';
 import type { StateStore } from './state/store.js';
-import { createPool, createWritePool, endPool } from './db/pool.js';
+import { createPool, createWritePool, endPool, timedQueries } from './db/pool.js';
+import { refreshErrorRollup, type RollupRefresher } from './db/rollup.js';
 import { describeError, runChecks } from './checks/runner.js';
 import { collectSnapshot } from './checks/snapshot.js';
 
@@ -62,6 +63,7 @@ export class Runner {
   private readonly pool: pg.Pool;
   private writePool: pg.Pool | undefined;
   private readonly now: () => Date;
+  private rollup: RollupRefresher | undefined;
 
   constructor(private readonly deps: RunnerDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -75,8 +77,9 @@ export class Runner {
     const started = performance.now();
     const { config, logger, state } = this.deps;
     const now = this.deps.now ?? (await this.databaseClock());
+    const timed = timedQueries(this.pool);
     const base: Omit<CheckContext, 'signal'> = {
-      db: this.pool,
+      db: timed.db,
       config,
       environment: config.env.name,
       now,
@@ -102,9 +105,21 @@ export class Runner {
         critical_alerts: critical,
         warning_alerts: alerts.length - critical,
         skipped_checks: skipped,
+        database_ms: Math.round(timed.totalMs() * 10) / 10,
       },
       ...(pipeline ? { pipeline } : {}),
     };
+  }
+
+  /**
+   * Keeps the error rollup behind ops.v_error_distribution current (after the run,
+   * so it never delays a check). Only the leader does it when replicas run; the
+   * views are exact whether or not it happens, it only keeps them cheap.
+   */
+  async refreshRollups(): Promise<void> {
+    if (this.deps.mayAct && !(await this.deps.mayAct())) return;
+    this.rollup ??= refreshErrorRollup(() => this.writable(), this.deps.logger);
+    await this.rollup.refresh();
   }
 
   /**
@@ -161,12 +176,17 @@ export class Runner {
     if (this.deps.mayAct && !(await this.deps.mayAct())) {
       throw new Error('not the leader any more (replicas): NOTIFY skipped, the new leader decides');
     }
+    await this.writable().query('select pg_notify($1, $2)', [channel, payload]);
+  }
+
+  /** The writable pool (NOTIFY, rollup refresh), opened on first use. */
+  private writable(): pg.Pool {
     this.writePool ??= createWritePool(this.deps.config.env.databaseUrl, {
       max: 1,
       statementTimeoutMs: 5000,
       connectTimeoutMs: this.deps.config.connect_timeout_seconds * 1000,
     });
-    await this.writePool.query('select pg_notify($1, $2)', [channel, payload]);
+    return this.writePool;
   }
 
   async close(): Promise<void> {

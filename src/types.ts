@@ -132,6 +132,11 @@ export interface RunMetrics {
   critical_alerts: number;
   warning_alerts: number;
   skipped_checks: number;
+  /**
+   * Time spent waiting for the monitored database during the checks and the pipeline
+   * snapshot: the sum of every query's round trip, in milliseconds (0.1 ms).
+   */
+  database_ms?: number;
   /** Alerts matched by a silence: reported, not counted above, not notified. */
   silenced_alerts?: number;
 }

@@ -1,6 +1,7 @@
 import type { Check, CheckContext } from './types.js';
 import type { Alert } from '../types.js';
 import type { Queryable } from '../db/pool.js';
+import { utcHour } from '../db/sql.js';
 import type { SentinelConfig } from '../config/schema.js';
 import { isoSeconds, pct1, trimNumber } from '../util/format.js';
 
@@ -56,7 +57,8 @@ export interface HourlyRow {
 /**
  * Row sums per source for the current and previous UTC hour: the one query behind
  * the error_spike check and the pipeline snapshot's ratios. It reads two hours of
- * batches through the `(created_at)` index, whatever the history's size.
+ * batches through the UTC-hour index, whatever the history's size (the bounds are
+ * hour boundaries, so the hour condition selects exactly the created_at range).
  */
 export async function queryHourlyRows(db: Queryable, now: Date): Promise<{ window: HourWindow; rows: HourlyRow[] }> {
   const currentStart = new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS);
@@ -68,7 +70,8 @@ export async function queryHourlyRows(db: Queryable, now: Date): Promise<{ windo
             coalesce(sum(error_rows), 0)::float8 as error_rows,
             coalesce(sum(skipped_rows), 0)::float8 as skipped_rows
        from intake.simplicity_batches
-      where created_at >= $1::timestamptz and created_at < $3::timestamptz
+      where ${utcHour('created_at')} >= $1::timestamptz and ${utcHour('created_at')} < $3::timestamptz
+        and created_at >= $1::timestamptz and created_at < $3::timestamptz
       group by 1, 2`,
     [window.previousStart.toISOString(), window.currentStart.toISOString(), window.nextStart.toISOString()],
   );
@@ -88,7 +91,7 @@ export function ownErrorThresholds(config: SentinelConfig): Map<string, number> 
  * Hourly error rate over a threshold. Sources with their own threshold
  * (`sources.<name>.error_spike_threshold_pct`) are judged alone and left out of
  * the overall rate, so one noisy vendor neither hides nor causes a global alert.
- * Reads only the last two hours of batches through the `(created_at)` index.
+ * Reads only the last two hours of batches through the UTC-hour index.
  */
 export const errorSpikeCheck = {
   name: 'error_spike',

@@ -1,11 +1,12 @@
 import type { CheckContext } from './types.js';
+import { utcHour } from '../db/sql.js';
 import type { HourlyFigures, PipelineSnapshot } from '../types.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES, pipelineIndex } from './statuses.js';
 import { chooseBucket, ownErrorThresholds, queryHourlyRows, ratePct, type HourlyRow } from './error_spike.js';
 
 
 /**
- * How far back (by `created_at`, which is indexed) to look for batches that finished
+ * How far back (by `created_at`, through the UTC-hour index) to look for batches that finished
  * in the last hour. `completed_at` has no index; a batch that took longer than this
  * from upload to completion is not counted (stuck_batches will have reported it).
  */
@@ -44,8 +45,8 @@ type Hours = { current: Totals; previous: Totals };
  *   (the partial in-flight index on `(status, updated_at)`);
  * - the rows of the hour bucket `error_spike` judges (current UTC hour, or the previous
  *   one when the current has fewer than `min_rows` rows), overall without the sources
- *   that have their own threshold, and per source seen in the two hours (`created_at` index);
- * - batches whose `completed_at` lies in the last hour (`created_at` index, looking
+ *   that have their own threshold, and per source seen in the two hours (UTC-hour index);
+ * - batches whose `completed_at` lies in the last hour (UTC-hour index, looking
  *   back {@link FINISHED_LOOKBACK_HOURS} hours).
  *
  * Read-only; throws on a query error (the runner logs it and reports no snapshot).
@@ -131,7 +132,8 @@ async function queryFinished(ctx: CheckContext, now: Date): Promise<PipelineSnap
   const { rows } = await ctx.db.query<FinishedRow>(
     `select status, count(*)::int as batch_count
        from intake.simplicity_batches
-      where created_at >= $1::timestamptz - make_interval(hours => $2::int)
+      where ${utcHour('created_at')} >= ${utcHour('$1::timestamptz - make_interval(hours => $2::int)')}
+        and created_at >= $1::timestamptz - make_interval(hours => $2::int)
         and status in ('completed', 'failed')
         and completed_at > $1::timestamptz - interval '1 hour'
         and completed_at <= $1::timestamptz

@@ -123,6 +123,8 @@ export async function withRunner<T>(
     };
     // Pages that cannot go out are Sentinel failing: the dead man's switch must say so.
     if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, outcome.error ? 'fail' : 'ok', logger, redactor);
+    // Housekeeping for the views' sake, after everything the run reports on.
+    await runner.refreshRollups();
     return reported;
   };
   const tools: RunnerTools = {

@@ -78,3 +78,22 @@ export async function endPool(pool: pg.Pool, timeoutMs = 2000): Promise<void> {
   ]);
   clearTimeout(timer);
 }
+
+/**
+ * Wraps a Queryable so that the time spent waiting for each query is summed: the
+ * run's `metrics.database_ms`. Concurrent queries each count their own wait.
+ */
+export function timedQueries(db: Queryable): { db: Queryable; totalMs: () => number } {
+  let total = 0;
+  const timed: Queryable = {
+    async query(text, values) {
+      const started = performance.now();
+      try {
+        return await db.query(text, values);
+      } finally {
+        total += performance.now() - started;
+      }
+    },
+  };
+  return { db: timed, totalMs: () => total };
+}

@@ -233,8 +233,8 @@ describe('collectSnapshot', () => {
       await collectSnapshot(testContext(recorder as never, NOW, testConfig()));
       expect(explained).toHaveLength(3);
       expect(explained[0]).toMatch(/sentinel_batches_inflight_idx/);
-      expect(explained[1]).toMatch(/sentinel_batches_created_at_idx/);
-      expect(explained[2]).toMatch(/sentinel_batches_created_at_idx/);
+      expect(explained[1]).toMatch(/sentinel_batches_hour_idx/);
+      expect(explained[2]).toMatch(/sentinel_batches_hour_idx/);
       for (const plan of explained) expect(plan).not.toMatch(/Seq Scan/);
     } finally {
       await client.query('rollback');

@@ -1,0 +1,171 @@
+/**
+ * Sentinel as a process: how long it takes to start (`--version`, and a whole
+ * check run as cron starts it), and whether a long-running loop grows in memory.
+ *
+ * Loop memory: the CLI's shortest interval is 1 s (`--interval` takes a whole
+ * number ≥ 1) and nothing shortens it, so 1000 runs through `sentinel --loop` would
+ * take 17 minutes. Instead a child node process (this file, started with
+ * `--loop-rss-child`) drives the same code path in-process: the built
+ * `runContinuously` of dist/commands/check.js (runLoop + withRunner: checks,
+ * snapshot, alerting with its state file, the JSON report printer) with an interval
+ * below any run's duration, so the runs follow one another at once. Memory is
+ * sampled after a forced GC (`--expose-gc`) so that garbage not yet collected does
+ * not count as growth.
+ */
+import { fork } from 'node:child_process';
+import { DEFAULT_DATABASE_URL, REPO_ROOT, isMain, lastLines, median, quantile, round, runCli, runMain, sentinelEnv, tempDir, timeNode, toMb } from './lib-proc.js';
+
+export interface ProcessFigures {
+  /** `node dist/cli.js --version`: spawn to exit, milliseconds. */
+  versionColdStartMs: { median: number; p95: number; reps: number };
+  /** `node dist/cli.js --json` against the database (one full check run, as cron starts it): spawn to exit. */
+  checkRunColdStartMs: { median: number; p95: number; reps: number };
+  /** Resident memory of a loop after run 10 and after the last run (`runs`), after a GC. */
+  loopRss: { runs: number; intervalMs: number; rssAt10Mb: number; rssAtEndMb: number; growthMb: number };
+}
+
+/** One memory sample of the loop child, taken after a forced GC. */
+export interface LoopMemorySample {
+  run: number;
+  rssMb: number;
+  heapUsedMb: number;
+  externalMb: number;
+}
+
+/** What the loop child reports: samples after run 1, 10, every 100 runs and the last. */
+export interface LoopMemory {
+  runs: number;
+  intervalMs: number;
+  elapsedMs: number;
+  samples: LoopMemorySample[];
+  /** overall_status of each run, counted (a database problem would show here). */
+  statuses: Record<string, number>;
+}
+
+/** The child's interval: any run takes longer, so runs follow each other at once. */
+const CHILD_INTERVAL_MS = 1;
+const CHILD_FLAG = '--loop-rss-child';
+
+export async function measureProcess(opts: { databaseUrl: string; reps?: number; loopRuns?: number }): Promise<ProcessFigures> {
+  const reps = opts.reps ?? 20;
+  const state = await tempDir('sentinel-bench-process');
+  try {
+    const env = sentinelEnv(opts.databaseUrl, state.path);
+
+    // One unmeasured start each first: the figures are cold processes, not a cold disk cache.
+    await runCli(['--version'], env);
+    const version: number[] = [];
+    for (let i = 0; i < reps; i++) version.push((await runCli(['--version'], env)).ms);
+
+    // Exit 0/1/2 are the pipeline's health, all fine here; 3 means Sentinel could not run.
+    await runCli(['--json'], env, [0, 1, 2]);
+    const check: number[] = [];
+    for (let i = 0; i < reps; i++) check.push((await runCli(['--json'], env, [0, 1, 2])).ms);
+
+    const loop = await measureLoopMemory({ databaseUrl: opts.databaseUrl, runs: opts.loopRuns ?? 1000 });
+    const at10 = loop.samples.find((s) => s.run === 10) ?? loop.samples[0]!;
+    const atEnd = loop.samples[loop.samples.length - 1]!;
+    return {
+      versionColdStartMs: spread(version),
+      checkRunColdStartMs: spread(check),
+      loopRss: {
+        runs: loop.runs,
+        intervalMs: loop.intervalMs,
+        rssAt10Mb: round(at10.rssMb),
+        rssAtEndMb: round(atEnd.rssMb),
+        growthMb: round(atEnd.rssMb - at10.rssMb),
+      },
+    };
+  } finally {
+    await state.remove();
+  }
+}
+
+function spread(ms: number[]): { median: number; p95: number; reps: number } {
+  return { median: round(median(ms)), p95: round(quantile(ms, 0.95)), reps: ms.length };
+}
+
+/**
+ * Runs `runs` loop iterations back to back in a child process and returns its
+ * memory samples (rss, heapUsed, external after a GC). Also exported for a closer
+ * look than ProcessFigures gives (heap versus resident memory, the curve).
+ */
+export async function measureLoopMemory(opts: { databaseUrl: string; runs: number }): Promise<LoopMemory> {
+  const state = await tempDir('sentinel-bench-loop');
+  try {
+    const child = fork(new URL(import.meta.url), [CHILD_FLAG, String(opts.runs)], {
+      cwd: REPO_ROOT,
+      env: sentinelEnv(opts.databaseUrl, state.path),
+      execArgv: ['--expose-gc'],
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    let result: LoopMemory | undefined;
+    child.on('message', (m) => (result = m as LoopMemory));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (c) => resolve(c));
+    });
+    if (code !== 0 || !result) throw new Error(`loop memory child exited with ${code}: ${lastLines(stderr)}`);
+    return result;
+  } finally {
+    await state.remove();
+  }
+}
+
+/** The child's side: DATABASE_URL and SENTINEL_STATE_DIR come from the environment. */
+async function loopChild(runs: number): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('start the loop child with --expose-gc');
+  type CheckModule = typeof import('../src/commands/check.js');
+  const check = (await import(new URL('../../dist/commands/check.js', import.meta.url).href)) as CheckModule;
+  // Only errors on stderr: every run warns that it took longer than the interval, by design here.
+  const s = await check.setup({ logLevel: 'error' });
+  const print = check.reportPrinter(s.redactor, { json: true });
+  const samples: LoopMemorySample[] = [];
+  const statuses: Record<string, number> = {};
+  let count = 0;
+  const started = performance.now();
+  const sample = (): void => {
+    gc();
+    const m = process.memoryUsage();
+    samples.push({ run: count, rssMb: round(toMb(m.rss), 2), heapUsedMb: round(toMb(m.heapUsed), 2), externalMb: round(toMb(m.external), 2) });
+  };
+  const code = await check.runContinuously(s, {
+    intervalSeconds: CHILD_INTERVAL_MS / 1000,
+    print: (result) => {
+      print(result); // stdout is /dev/null: the JSON line is rendered and written as in --loop --json
+      count += 1;
+      statuses[result.overall_status] = (statuses[result.overall_status] ?? 0) + 1;
+      if (count === 1 || count === 10 || count % 100 === 0 || count === runs) sample();
+      // Synchronous: the loop sees the stop right after this run, exactly as after a real SIGTERM.
+      if (count === runs) process.emit('SIGTERM', 'SIGTERM');
+    },
+  });
+  if (code !== 0) throw new Error(`the loop ended with ${code}`);
+  const elapsedMs = Math.round(performance.now() - started);
+  const report: LoopMemory = { runs: count, intervalMs: CHILD_INTERVAL_MS, elapsedMs, samples, statuses };
+  await new Promise<void>((resolve, reject) => process.send!(report, (err: Error | null) => (err ? reject(err) : resolve())));
+  process.disconnect();
+}
+
+if (isMain(import.meta.url)) {
+  if (process.argv[2] === CHILD_FLAG) {
+    loopChild(Number(process.argv[3])).catch((err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    });
+  } else {
+    const databaseUrl = process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL;
+    const loopRuns = process.env.BENCH_LOOP_RUNS ? Number(process.env.BENCH_LOOP_RUNS) : undefined;
+    runMain(async () => {
+      const figures = await measureProcess({
+        databaseUrl,
+        ...(process.env.BENCH_REPS ? { reps: Number(process.env.BENCH_REPS) } : {}),
+        ...(loopRuns !== undefined ? { loopRuns } : {}),
+      });
+      return figures;
+    });
+  }
+}

@@ -1,0 +1,69 @@
+import type pg from 'pg';
+import type { Logger } from '../log.js';
+import { describeError } from '../checks/runner.js';
+
+/** Rows of intake.row_errors one refresh may roll up: bounds a first build at scale. */
+export const ROLLUP_MAX_ROWS_PER_RUN = 500_000;
+/** A refresh's own statement_timeout: a first build step or a recompute after deletes. */
+export const ROLLUP_TIMEOUT_MS = 60_000;
+
+const UNDEFINED_FUNCTION = '42883';
+const INSUFFICIENT_PRIVILEGE = '42501';
+const READ_ONLY_TRANSACTION = '25006';
+
+export interface RollupRefresher {
+  refresh(): Promise<void>;
+}
+
+interface RefreshResult {
+  watermark: number;
+  added_rows: number;
+  recomputed_codes: number;
+  pending_rows: number;
+}
+
+/**
+ * Calls sentinel.refresh_error_rollup() (supabase/migrations/…_ops_views_at_scale.sql)
+ * in a short write transaction. A database without the migration, a role that may
+ * not call it or a read-only replica is told about once and left alone for the rest
+ * of the process: the views stay exact without the refresh, only slower.
+ */
+export function refreshErrorRollup(pool: () => pg.Pool, logger: Logger): RollupRefresher {
+  let disabled = false;
+  return {
+    async refresh() {
+      if (disabled) return;
+      let client: pg.PoolClient | undefined;
+      try {
+        client = await pool().connect();
+        await client.query('begin read write');
+        await client.query(`set local statement_timeout = ${ROLLUP_TIMEOUT_MS}`);
+        const { rows } = await client.query<{ result: RefreshResult }>(
+          'select sentinel.refresh_error_rollup($1::bigint) as result',
+          [ROLLUP_MAX_ROWS_PER_RUN],
+        );
+        await client.query('commit');
+        const r = rows[0]?.result;
+        if (r && (r.added_rows > 0 || r.recomputed_codes > 0)) {
+          logger.debug(
+            `Error rollup: ${r.added_rows} rows added, ${r.recomputed_codes} codes recomputed, ${r.pending_rows} pending`,
+          );
+        }
+      } catch (err) {
+        await client?.query('rollback').catch(() => {});
+        const code = (err as { code?: string }).code;
+        if (code === UNDEFINED_FUNCTION || code === INSUFFICIENT_PRIVILEGE || code === READ_ONLY_TRANSACTION) {
+          disabled = true;
+          logger.info(
+            `Not refreshing the error rollup (${describeError(err)}); ops.v_error_distribution stays exact but reads the rows ` +
+              'the rollup does not hold: run `sentinel migrate` / grant execute on sentinel.refresh_error_rollup to keep it fast',
+          );
+          return;
+        }
+        logger.warn(`Error rollup refresh failed: ${describeError(err)}; the next run tries again`);
+      } finally {
+        client?.release();
+      }
+    },
+  };
+}
