@@ -64,13 +64,13 @@ export interface IngestionOptions {
 const ERRORS_PER_BATCH = 200;
 const WARMUP_BATCHES = 50;
 const ERROR_CODES = ['E_REQUIRED_FIELD', 'E_DATE_FORMAT', 'E_DUPLICATE_KEY', 'E_INVALID_EMAIL', 'E_NUMERIC_RANGE', 'E_UNKNOWN_SKU', 'E_ENCODING', 'E_COLUMN_COUNT'];
+const SOURCES = ['vendor_a', 'vendor_b', 'vendor_c', 'vendor_d', 'vendor_e', 'vendor_f', 'vendor_g', 'vendor_h'];
+
 const started = performance.now();
 /** Progress on stderr with BENCH_DEBUG set. */
 function debug(message: string): void {
   if (process.env.BENCH_DEBUG) process.stderr.write(`ingestion +${Math.round((performance.now() - started) / 1000)}s: ${message}\n`);
 }
-
-const SOURCES = ['vendor_a', 'vendor_b', 'vendor_c', 'vendor_d', 'vendor_e', 'vendor_f', 'vendor_g', 'vendor_h'];
 
 type Side = 'without' | 'with';
 type Operation = IngestionFigure['operation'];
@@ -121,8 +121,7 @@ export async function measureIngestionWith(opts: IngestionOptions): Promise<Inge
       status_update: { without: [], with: [] },
       row_error_insert: { without: [], with: [] },
     };
-    let seq = 0;
-    // Unmeasured: connections, plans, caches and the JIT warm up (the first round is always the slowest).
+    // Unmeasured: connections, plans, caches and the JIT warm up.
     await writeRound(db, 0, WARMUP_BATCHES, 'without');
     for (let r = 0; r < rounds; r++) {
       // Both sides write the same values: the same sequence numbers.

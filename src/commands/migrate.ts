@@ -3,6 +3,8 @@ import { migrate, MigrationError } from '../db/migrate.js';
 import type { LogLevel } from '../log.js';
 import type { ConfigFlags } from '../config/load.js';
 import { displayUrl } from '../util/redact.js';
+import { buildErrorRollup } from '../db/rollup.js';
+import { describeError } from '../checks/runner.js';
 
 /** `sentinel migrate [--with-intake]`: returns 0 when every file is applied or unchanged, 3 otherwise. */
 export async function migrateCommand(flags: ConfigFlags & { withIntake?: boolean; lockTimeout?: number; logLevel?: LogLevel }): Promise<number> {
@@ -11,6 +13,12 @@ export async function migrateCommand(flags: ConfigFlags & { withIntake?: boolean
   try {
     const results = await migrate(config.env.databaseUrl, { withIntake: Boolean(flags.withIntake), logger, lockTimeoutMs: Math.round((flags.lockTimeout ?? 5) * 1000) });
     for (const r of results) logger.info(`${r.name}: ${r.status}`);
+    try {
+      await buildErrorRollup(config.env.databaseUrl, logger);
+    } catch (err) {
+      // Not a migration failure: the views are exact without it, and every run refreshes it.
+      logger.warn(`Could not build the error rollup now: ${describeError(err)}; the runs will`);
+    }
     const stateUrl = config.replicas.state_database_url;
     if (stateUrl) {
       // Replicas keep their shared alert state (and elect their leader) there.

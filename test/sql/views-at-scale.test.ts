@@ -290,7 +290,56 @@ describe('v_error_distribution and its rollup', () => {
   });
 });
 
-describe('sentinel runs', () => {
+describe('sentinel migrate and sentinel runs', () => {
+  it('migrate builds the rollup, so the view is cheap from the start', async () => {
+    await db.pool.query('truncate sentinel.error_rollup, sentinel.error_rollup_marks, sentinel.error_rollup_dirty');
+    await db.pool.query('update sentinel.error_rollup_state set watermark = 0');
+    const run = await runCli(['migrate'], { DATABASE_URL: db.url });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/Building the error rollup behind ops\.v_error_distribution \(\d+ rows\)/);
+    expect(run.stderr).toMatch(/Error rollup up to date/);
+    const { rows } = await db.pool.query<{ watermark: string; max: string }>(
+      'select (select watermark from sentinel.error_rollup_state) as watermark, (select max(id) from intake.row_errors) as max',
+    );
+    expect(rows[0]!.watermark).toBe(rows[0]!.max);
+    await expectErrorsIdentical();
+  });
+
+  it('a role that may not refresh the rollup is told once, in one line, and the run goes on', async () => {
+    const role = `sentinel_ro_${process.pid}`;
+    await db.pool.query(`create role ${role} login`);
+    try {
+      await db.pool.query(`grant usage on schema intake, ops to ${role}`);
+      await db.pool.query(`grant select on all tables in schema intake, ops to ${role}`);
+      const url = new URL(db.url);
+      url.username = role;
+      const stateDir = await mkdtemp(join(tmpdir(), 'sentinel-scale-'));
+      try {
+        const run = await runCli(['--json'], { DATABASE_URL: url.toString(), SENTINEL_STATE_DIR: stateDir });
+        expect([0, 1, 2], run.stderr).toContain(run.code);
+        expect(JSON.parse(run.stdout).overall_status).toMatch(/healthy|degraded|critical/);
+        const lines = run.stderr.split('\n').filter((l) => l.includes('Not refreshing the error rollup'));
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(/permission denied for schema sentinel/);
+        expect(run.stderr).not.toMatch(/\n\s+at /);
+        // The views themselves work for such a role (the rollup is read with the view owner's rights).
+        const reader = new pg.Client({ connectionString: url.toString() });
+        await reader.connect();
+        try {
+          const { rows } = await reader.query('select count(*)::int as n from ops.v_error_distribution');
+          expect(rows[0].n).toBeGreaterThan(0);
+        } finally {
+          await reader.end();
+        }
+      } finally {
+        await rm(stateDir, { recursive: true, force: true });
+      }
+    } finally {
+      await db.pool.query(`drop owned by ${role}`);
+      await db.pool.query(`drop role ${role}`);
+    }
+  });
+
   it('report the time spent in the database and keep the rollup moving', async () => {
     const stateDir = await mkdtemp(join(tmpdir(), 'sentinel-scale-'));
     try {
