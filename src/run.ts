@@ -8,6 +8,7 @@ import { createPool, createWritePool, endPool, timedQueries } from './db/pool.js
 import { refreshErrorRollup, type RollupRefresher } from './db/rollup.js';
 import { describeError, runChecks } from './checks/runner.js';
 import { collectSnapshot } from './checks/snapshot.js';
+import { linkedAbort } from './util/abort.js';
 
 /** The pipeline snapshot's own budget; it never holds up a run longer than this. */
 export const SNAPSHOT_TIMEOUT_MS = 10_000;
@@ -130,8 +131,7 @@ export class Runner {
   private async snapshot(base: Omit<CheckContext, 'signal'>, outer?: AbortSignal): Promise<PipelineSnapshot | undefined> {
     if (outer?.aborted) return undefined;
     const timeoutMs = this.deps.snapshotTimeoutMs ?? SNAPSHOT_TIMEOUT_MS;
-    const controller = new AbortController();
-    const signal = outer ? AbortSignal.any([controller.signal, outer]) : controller.signal;
+    const { controller, signal, dispose } = linkedAbort(outer);
     let timer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     try {
@@ -151,6 +151,7 @@ export class Runner {
       return undefined;
     } finally {
       clearTimeout(timer);
+      dispose();
       if (onAbort) outer?.removeEventListener('abort', onAbort);
     }
   }

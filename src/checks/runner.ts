@@ -1,6 +1,7 @@
 import type { Alert, CheckSummary, Measurement } from '../types.js';
 import { isSkipped, type Check, type CheckContext } from './types.js';
 import { REMEDIATION } from '../report/remediation.js';
+import { linkedAbort } from '../util/abort.js';
 
 export interface RunChecksResult {
   alerts: Alert[];
@@ -33,8 +34,7 @@ export async function runChecks(checks: Check[], base: Omit<CheckContext, 'signa
     }
     base.logger.info(`Running ${check.name} check...`);
     const timeoutMs = (cfg.timeout_seconds ?? 30) * 1000;
-    const controller = new AbortController();
-    const signal = outer ? AbortSignal.any([controller.signal, outer]) : controller.signal;
+    const { controller, signal, dispose } = linkedAbort(outer);
     let timer: NodeJS.Timeout | undefined;
     const measured = new Map<string, Measurement>();
     let measuring = true;
@@ -81,6 +81,7 @@ export async function runChecks(checks: Check[], base: Omit<CheckContext, 'signa
       summaries.push({ name: check.name, outcome: 'failed', duration_ms: duration, ...measurements() });
     } finally {
       clearTimeout(timer);
+      dispose();
     }
   }
   return { alerts, checks: summaries };

@@ -10,8 +10,9 @@ export interface MigrationResult {
   name: string;
   /**
    * `applied`: first run on this database. `unchanged`: already applied with the same
-   * content, skipped. `reapplied`: applied before with different content and run again
-   * (every migration is idempotent, so that brings the database up to date).
+   * content, skipped. `reapplied`: applied before with different content, or after an
+   * earlier file that was (re)applied, and run again (every migration is idempotent,
+   * so that brings the database up to date).
    */
   status: 'applied' | 'unchanged' | 'reapplied';
 }
@@ -102,6 +103,10 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
     });
 
     const results: MigrationResult[] = [];
+    // Once a file is applied (or applied again), every later one is applied again too:
+    // a later file may redefine what an earlier one creates (20261128…_at_scale
+    // replaces views of 20250104…), and all of them are idempotent.
+    let cascade = false;
     for (const file of files) {
       const sql = await readFile(file.url, 'utf8');
       const checksum = createHash('sha256').update(sql).digest('hex');
@@ -116,7 +121,7 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
             [file.name],
           );
           const known = previous.rows[0]?.checksum;
-          if (known === checksum) return 'unchanged' as const;
+          if (known === checksum && !cascade) return 'unchanged' as const;
           logger.info(`Applying ${file.name}...`);
           // No parameters: pg sends it as a simple query, which allows many statements.
           await client.query(sql);
@@ -128,6 +133,7 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
           return known === undefined ? ('applied' as const) : ('reapplied' as const);
         });
         results.push({ name: file.name, status });
+        if (status !== 'unchanged') cascade = true;
       } catch (err) {
         const reason =
           (err as { code?: unknown }).code === LOCK_NOT_AVAILABLE

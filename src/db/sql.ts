@@ -7,5 +7,5 @@
  * index Sentinel keeps on the engine's table.
  */
 export function utcHour(expression: string): string {
-  return `(date_trunc('hour', ${expression} at time zone 'UTC') at time zone 'UTC')`;
+  return `(date_trunc('hour', (${expression}) at time zone 'UTC') at time zone 'UTC')`;
 }

@@ -26,6 +26,9 @@ import { METRICS, type MetricName } from './names.js';
  * the timestamps of its own last runs (facts about this process, not about the
  * pipeline), and `sentinel_database_up` for the lock database it polls.
  */
+/** How long a rendered /metrics text may be served again (process metrics move on). */
+export const RENDER_CACHE_MS = 1000;
+
 export interface SentinelMetrics {
   registry: Registry;
   /**
@@ -286,20 +289,46 @@ export function createMetrics(opts: { version?: string } = {}): SentinelMetrics 
     }
   }
 
+  // A scrape storm (or several Prometheus servers) must not cost a registry walk and
+  // a fresh set of process metrics per request: the text is rendered at most once per
+  // RENDER_CACHE_MS and shared, and any change of Sentinel's own figures renders anew.
+  let rendered: { at: number; version: number; text: Promise<string> } | undefined;
+  let version = 0;
+  const changed = (): void => {
+    version++;
+  };
+  function render(): Promise<string> {
+    const now = performance.now();
+    if (!rendered || rendered.version !== version || now - rendered.at >= RENDER_CACHE_MS) {
+      const text = registry.metrics();
+      rendered = { at: now, version, text };
+      // A failed render is not cached.
+      text.catch(() => {
+        if (rendered?.text === text) rendered = undefined;
+      });
+    }
+    return rendered.text;
+  }
+
   return {
     registry,
     contentType: registry.contentType,
-    render: () => registry.metrics(),
+    render,
     get leader() {
       return leader;
     },
-    setLeader,
+    setLeader(value) {
+      setLeader(value);
+      changed();
+    },
     observeStandby({ lockDatabaseReached }) {
+      changed();
       if (leader) setLeader(false);
       else clearRun();
       g.databaseUp.set(lockDatabaseReached ? 1 : 0);
     },
     observeRun(result, options = {}) {
+      changed();
       observePipeline(result.pipeline);
       observeSchemaCache(result.checks.find((ch) => ch.name === 'schema_cache'));
       observeChecks(result);

@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDb } from '../helpers/db.js';
 
 const INTAKE_SQL = readFileSync(new URL('../../sql/intake.sql', import.meta.url), 'utf8');
 const VIEWS_SQL = readFileSync(new URL('../../supabase/migrations/20250104_ops_views.sql', import.meta.url), 'utf8');
+const SCALE_SQL = readFileSync(new URL('../../supabase/migrations/20261128000000_ops_views_at_scale.sql', import.meta.url), 'utf8');
 const STATE_SQL = readFileSync(new URL('../../sql/sentinel_state.sql', import.meta.url), 'utf8');
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -72,6 +73,7 @@ describe('migrate', () => {
     expect(results).toEqual([
       { name: 'intake_reference', status: 'applied' },
       { name: '20250104_ops_views', status: 'applied' },
+      { name: '20261128000000_ops_views_at_scale', status: 'applied' },
       { name: 'sentinel_state', status: 'applied' },
     ]);
     for (const rel of ['intake.simplicity_batches', 'intake.row_errors', ...VIEWS.split(', ')]) {
@@ -80,10 +82,11 @@ describe('migrate', () => {
     const rows = await ledger(db);
     expect(rows.map((r) => [r.name, r.checksum])).toEqual([
       ['20250104_ops_views', sha256(VIEWS_SQL)],
+      ['20261128000000_ops_views_at_scale', sha256(SCALE_SQL)],
       ['intake_reference', sha256(INTAKE_SQL)],
       ['sentinel_state', sha256(STATE_SQL)],
     ]);
-    expect(logger.lines).toEqual(['info Applying intake_reference...', 'info Applying 20250104_ops_views...', 'info Applying sentinel_state...']);
+    expect(logger.lines).toEqual(['info Applying intake_reference...', 'info Applying 20250104_ops_views...', 'info Applying 20261128000000_ops_views_at_scale...', 'info Applying sentinel_state...']);
   });
 
   it('reports every file unchanged on a second run and does not touch the ledger', async () => {
@@ -97,6 +100,7 @@ describe('migrate', () => {
     expect(results).toEqual([
       { name: 'intake_reference', status: 'unchanged' },
       { name: '20250104_ops_views', status: 'unchanged' },
+      { name: '20261128000000_ops_views_at_scale', status: 'unchanged' },
       { name: 'sentinel_state', status: 'unchanged' },
     ]);
     expect(await ledger(db)).toEqual(before);
@@ -110,6 +114,7 @@ describe('migrate', () => {
 
     expect(results).toEqual([
       { name: '20250104_ops_views', status: 'unchanged' },
+      { name: '20261128000000_ops_views_at_scale', status: 'unchanged' },
       { name: 'sentinel_state', status: 'unchanged' },
     ]);
   });
@@ -126,8 +131,9 @@ describe('migrate', () => {
       [a, b].map((run) => run.find((r) => r.name === name)?.status ?? 'missing').sort();
     expect(statusesOf('intake_reference')).toEqual(['applied', 'unchanged']);
     expect(statusesOf('20250104_ops_views')).toEqual(['applied', 'unchanged']);
+    expect(statusesOf('20261128000000_ops_views_at_scale')).toEqual(['applied', 'unchanged']);
     expect(statusesOf('sentinel_state')).toEqual(['applied', 'unchanged']);
-    expect((await ledger(db)).map((r) => r.name)).toEqual(['20250104_ops_views', 'intake_reference', 'sentinel_state']);
+    expect((await ledger(db)).map((r) => r.name)).toEqual(['20250104_ops_views', '20261128000000_ops_views_at_scale', 'intake_reference', 'sentinel_state']);
   });
 
   it('re-runs a file whose checksum changed, restoring what it creates, and reports it reapplied', async () => {
@@ -139,7 +145,9 @@ describe('migrate', () => {
 
     expect(results).toEqual([
       { name: '20250104_ops_views', status: 'reapplied' },
-      { name: 'sentinel_state', status: 'unchanged' },
+      // Later files may redefine what an earlier one creates: they are applied again after it.
+      { name: '20261128000000_ops_views_at_scale', status: 'reapplied' },
+      { name: 'sentinel_state', status: 'reapplied' },
     ]);
     expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(true);
     const row = (await ledger(db)).find((r) => r.name === '20250104_ops_views');
@@ -198,11 +206,12 @@ describe('migrate', () => {
     try {
       await migrate(db.url, { withIntake: true });
       await settle();
-      expect(listener.payloads).toEqual(['reload schema']);
+      // One per migration that changes the views (each must also work alone, under `supabase db push`).
+      expect(listener.payloads).toEqual(['reload schema', 'reload schema']);
 
       await migrate(db.url, { withIntake: true }); // every file unchanged: nothing runs
       await settle();
-      expect(listener.payloads).toEqual(['reload schema']);
+      expect(listener.payloads).toEqual(['reload schema', 'reload schema']);
     } finally {
       await listener.close();
     }
@@ -260,6 +269,7 @@ describe('migrate', () => {
     // Once the ingestion is done, the same migration goes through.
     expect(await migrate(db.url, { lockTimeoutMs: 300 })).toEqual([
       { name: '20250104_ops_views', status: 'applied' },
+      { name: '20261128000000_ops_views_at_scale', status: 'applied' },
       { name: 'sentinel_state', status: 'applied' },
     ]);
   });
@@ -275,6 +285,7 @@ describe('migrate', () => {
 
     expect([...a, ...b].filter((r) => r.status === 'applied').map((r) => r.name).sort()).toEqual([
       '20250104_ops_views',
+      '20261128000000_ops_views_at_scale',
       'intake_reference',
       'sentinel_state',
     ]);
@@ -288,6 +299,7 @@ describe('migrate', () => {
 
     expect(results).toEqual([
       { name: '20250104_ops_views', status: 'applied' },
+      { name: '20261128000000_ops_views_at_scale', status: 'applied' },
       { name: 'sentinel_state', status: 'applied' },
     ]);
     expect(await relationExists(db, 'sentinel.alert_state')).toBe(true);
