@@ -103,9 +103,9 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
     });
 
     const results: MigrationResult[] = [];
-    // Once a file is applied (or applied again), every later one is applied again too:
-    // a later file may redefine what an earlier one creates (20261128…_at_scale
-    // replaces views of 20250104…), and all of them are idempotent.
+    // Once a changed file is applied again, every later one is applied again too: a
+    // later file may redefine what an earlier one creates (20261128…_at_scale replaces
+    // views of 20250104…), and all of them are idempotent.
     let cascade = false;
     for (const file of files) {
       const sql = await readFile(file.url, 'utf8');
@@ -133,7 +133,7 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
           return known === undefined ? ('applied' as const) : ('reapplied' as const);
         });
         results.push({ name: file.name, status });
-        if (status !== 'unchanged') cascade = true;
+        if (status === 'reapplied') cascade = true;
       } catch (err) {
         const reason =
           (err as { code?: unknown }).code === LOCK_NOT_AVAILABLE
