@@ -214,7 +214,7 @@ describe('review regressions', () => {
       const r = await runCli(['--database-url', empty.url, 'migrate', '--with-intake'], { DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir });
       expect(r.code).toBe(0);
       const { rows } = await empty.pool.query(`select name from sentinel.schema_migrations order by name`);
-      expect(rows.map((row) => row.name)).toEqual(['20250104_ops_views', 'intake_reference', 'sentinel_state']);
+      expect(rows.map((row) => row.name)).toEqual(['20250104_ops_views', '20261128000000_ops_views_at_scale', 'intake_reference', 'sentinel_state']);
       expect(r.stderr).toContain(`Migrating postgres://`);
     } finally {
       await empty.drop();
