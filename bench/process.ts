@@ -21,7 +21,9 @@ export interface ProcessFigures {
   /** `node dist/cli.js --json` against the database (one full check run, as cron starts it): spawn to exit. */
   checkRunColdStartMs: { median: number; p95: number; reps: number };
   /** Resident memory of a loop after run 10 and after the last run (`runs`), after a GC. */
-  loopRss: { runs: number; intervalMs: number; rssAt10Mb: number; rssAtEndMb: number; growthMb: number };
+  loopRss: LoopRss;
+  /** The same loop with the node flags deploy/sentinel.service runs Sentinel with (UNIT_NODE_FLAGS). */
+  loopRssUnitFlags: LoopRss;
 }
 
 /** One memory sample of the loop child, taken after a forced GC. */
@@ -45,6 +47,24 @@ export interface LoopMemory {
 /** The child's interval: any run takes longer, so runs follow each other at once. */
 const CHILD_INTERVAL_MS = 1;
 const CHILD_FLAG = '--loop-rss-child';
+/**
+ * What deploy/sentinel.service passes to node. V8 grows its young generation (two
+ * semi-spaces) up to 16 MB each under a busy allocation rate; capped at 1 MB, a
+ * long-running monitor stays ~30 MB smaller for a few more (sub-millisecond) scavenges.
+ */
+export const UNIT_NODE_FLAGS = ['--max-semi-space-size=1'];
+
+export interface LoopRss {
+  runs: number;
+  intervalMs: number;
+  rssAt10Mb: number;
+  rssAtEndMb: number;
+  /** rssAtEndMb − rssAt10Mb. */
+  growthMb: number;
+  /** Heap in use after a forced GC, at run 10 and at the end: a leak shows here first. */
+  heapAt10Mb: number;
+  heapAtEndMb: number;
+}
 
 export async function measureProcess(opts: { databaseUrl: string; reps?: number; loopRuns?: number }): Promise<ProcessFigures> {
   const reps = opts.reps ?? 20;
@@ -62,23 +82,27 @@ export async function measureProcess(opts: { databaseUrl: string; reps?: number;
     const check: number[] = [];
     for (let i = 0; i < reps; i++) check.push((await runCli(['--json'], env, [0, 1, 2])).ms);
 
-    const loop = await measureLoopMemory({ databaseUrl: opts.databaseUrl, runs: opts.loopRuns ?? 1000 });
-    const at10 = loop.samples.find((s) => s.run === 10) ?? loop.samples[0]!;
-    const atEnd = loop.samples[loop.samples.length - 1]!;
-    return {
-      versionColdStartMs: spread(version),
-      checkRunColdStartMs: spread(check),
-      loopRss: {
-        runs: loop.runs,
-        intervalMs: loop.intervalMs,
-        rssAt10Mb: round(at10.rssMb),
-        rssAtEndMb: round(atEnd.rssMb),
-        growthMb: round(atEnd.rssMb - at10.rssMb),
-      },
-    };
+    const runs = opts.loopRuns ?? 1000;
+    const loopRss = summarise(await measureLoopMemory({ databaseUrl: opts.databaseUrl, runs }));
+    const loopRssUnitFlags = summarise(await measureLoopMemory({ databaseUrl: opts.databaseUrl, runs, nodeFlags: UNIT_NODE_FLAGS }));
+    return { versionColdStartMs: spread(version), checkRunColdStartMs: spread(check), loopRss, loopRssUnitFlags };
   } finally {
     await state.remove();
   }
+}
+
+function summarise(loop: LoopMemory): LoopRss {
+  const at10 = loop.samples.find((s) => s.run === 10) ?? loop.samples[0]!;
+  const atEnd = loop.samples[loop.samples.length - 1]!;
+  return {
+    runs: loop.runs,
+    intervalMs: loop.intervalMs,
+    rssAt10Mb: round(at10.rssMb),
+    rssAtEndMb: round(atEnd.rssMb),
+    growthMb: round(atEnd.rssMb - at10.rssMb),
+    heapAt10Mb: round(at10.heapUsedMb),
+    heapAtEndMb: round(atEnd.heapUsedMb),
+  };
 }
 
 function spread(ms: number[]): { median: number; p95: number; reps: number } {
@@ -90,13 +114,13 @@ function spread(ms: number[]): { median: number; p95: number; reps: number } {
  * memory samples (rss, heapUsed, external after a GC). Also exported for a closer
  * look than ProcessFigures gives (heap versus resident memory, the curve).
  */
-export async function measureLoopMemory(opts: { databaseUrl: string; runs: number }): Promise<LoopMemory> {
+export async function measureLoopMemory(opts: { databaseUrl: string; runs: number; nodeFlags?: string[] }): Promise<LoopMemory> {
   const state = await tempDir('sentinel-bench-loop');
   try {
     const child = fork(new URL(import.meta.url), [CHILD_FLAG, String(opts.runs)], {
       cwd: REPO_ROOT,
       env: sentinelEnv(opts.databaseUrl, state.path),
-      execArgv: ['--expose-gc'],
+      execArgv: ['--expose-gc', ...(opts.nodeFlags ?? [])],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
     let stderr = '';

@@ -1,0 +1,220 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { sentinelVersion } from './util/version.js';
+import { DEFAULT_LISTEN, formatHostPort, parseListen, parsePort, type ListenAddress } from './server/listen.js';
+
+/**
+ * Entry point: flags -> command. Heavy modules (pg, zod, the checks) are imported
+ * only once a command runs, so `sentinel --version` and `--help` start fast.
+ * Exit codes (SPEC.md §3): 0 healthy, 1 degraded, 2 critical, 3 Sentinel could not run.
+ */
+
+const EXIT_USAGE = 3;
+
+
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError('expected a whole number of seconds, at least 1');
+  }
+  return n;
+}
+
+function nonNegativeSeconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number of seconds, 0 or more');
+  return n;
+}
+
+function listenAddress(value: string): ListenAddress {
+  try {
+    return parseListen(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function portNumber(value: string): number {
+  try {
+    return parsePort(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function connectionOptions(cmd: Command): Command {
+  return cmd
+    .option('--env <name>', 'environment to check (overrides SUPABASE_MODE; default dev)')
+    .option('-c, --config <file>', 'YAML config file (overrides SENTINEL_CONFIG)')
+    .option('--database-url <url>', 'PostgreSQL URL (prefer DATABASE_URL: flags are visible in ps)')
+    .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['debug', 'info', 'warning', 'error']).default('info'));
+}
+
+/**
+ * A subcommand's options plus those given explicitly before it
+ * (`sentinel --env prod migrate`). The subcommand's own explicit values win; a
+ * parent's defaults never override anything (commander's optsWithGlobals lets
+ * them, which would silently drop `migrate --log-level debug`).
+ */
+// Commander has checked required options and choices; the shape is the declared one.
+function withGlobals<T>(cmd: Command): T {
+  const merged: Record<string, unknown> = { ...cmd.opts() };
+  for (let parent = cmd.parent; parent; parent = parent.parent) {
+    for (const [key, value] of Object.entries(parent.opts())) {
+      const explicit = parent.getOptionValueSource(key) === 'cli';
+      const localExplicit = cmd.getOptionValueSource(key) === 'cli';
+      if (explicit && !localExplicit) merged[key] = value;
+    }
+  }
+  return merged as T;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('sentinel')
+    .description('Health monitor for the Dragonfly ingestion pipeline')
+    .version(sentinelVersion(), '-V, --version')
+    .showSuggestionAfterError(true)
+    // Options after a subcommand belong to it (`sentinel demo --json`).
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({ outputError: () => {} });
+
+  connectionOptions(program)
+    .option('--json', 'print the report as one JSON line on stdout')
+    .option('--pretty', 'indent the JSON report (implies --json)')
+    .option('--loop', 'run checks every --interval seconds until SIGINT/SIGTERM')
+    .option('--interval <seconds>', 'seconds between run starts in --loop mode', positiveSeconds, 300)
+    .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
+    .option('--no-color', 'no ANSI colours in the human report')
+    .option('--metrics-port <port>', 'with --loop: also serve /metrics, /healthz and /readyz on 127.0.0.1:PORT (see sentinel serve)', portNumber)
+    .action(async (opts: Record<string, unknown>, cmd: Command) => {
+      if (opts.loop && opts.pretty) throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--pretty cannot be used with --loop: a loop prints one JSON line per run (use --json)');
+      if (!opts.loop && cmd.getOptionValueSource('interval') === 'cli') throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--interval needs --loop');
+      if (!opts.loop && opts.metricsPort !== undefined) throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--metrics-port needs --loop (or use sentinel serve)');
+      const { checkCommand } = await import('./commands/check.js');
+      process.exitCode = await checkCommand(opts);
+    });
+
+  connectionOptions(program.command('serve'))
+    .description('run the checks every --interval seconds and serve the dashboard (/, /api/*), /metrics, /healthz and /readyz over HTTP')
+    .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
+    .addOption(
+      new Option('--listen <host:port>', 'address of the HTTP server ([::1]:9464 for IPv6; 0.0.0.0 exposes it on every interface)')
+        .argParser(listenAddress)
+        .default(DEFAULT_LISTEN, formatHostPort(DEFAULT_LISTEN.host, DEFAULT_LISTEN.port)),
+    )
+    .option('--interval <seconds>', 'seconds between run starts', positiveSeconds, 300)
+    .option('--json', "print each run's report as one JSON line on stdout")
+    .option('--auth-token <token>', 'bearer token for /api/* and /metrics, required off loopback (prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)')
+    .action(async (_opts: Record<string, unknown>, cmd: Command) => {
+      const { serveCommand } = await import('./commands/serve.js');
+      process.exitCode = await serveCommand(withGlobals(cmd));
+    });
+
+  connectionOptions(program.command('migrate'))
+    .description('apply the ops views migration (and the reference intake schema with --with-intake)')
+    .option('--with-intake', 'also create the reference intake schema (demos and tests; production has its own)')
+    .option('--lock-timeout <seconds>', 'give up when a table stays locked this long (0 waits forever)', nonNegativeSeconds, 5)
+    .action(async (_opts: Record<string, unknown>, cmd: Command) => {
+      const { migrateCommand } = await import('./commands/migrate.js');
+      process.exitCode = await migrateCommand(withGlobals(cmd));
+    });
+
+  program
+    .command('demo')
+    .description('run a self-contained demo on an embedded PostgreSQL with simulated incidents')
+    .option('--json', 'print the demo report as JSON')
+    .action(async (_opts: Record<string, unknown>, cmd: Command) => {
+      const { demoCommand } = await import('./demo/index.js');
+      process.exitCode = await demoCommand(withGlobals(cmd));
+    });
+
+  const alertOptions = (cmd: Command): Command =>
+    cmd
+      .option('--env <name>', 'environment (overrides SUPABASE_MODE; default dev)')
+      .option('-c, --config <file>', 'YAML config file (overrides SENTINEL_CONFIG)')
+      .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['debug', 'info', 'warning', 'error']).default('info'));
+  const alerts = () => import('./commands/alerts.js');
+
+  const silence = program.command('silence').description('quiet alerts during planned work: reported, not notified, exit code unaffected');
+  alertOptions(silence.command('add'))
+    .description('silence a check (optionally one source) for a while')
+    .requiredOption('--check <name>', 'check to silence (stuck_batches, error_spike, schema_cache)')
+    .option('--source <name>', 'only the alerts of this source')
+    .requiredOption('--duration <duration>', 'how long, e.g. 30m, 2h, 1h30m')
+    .requiredOption('--reason <text>', 'why, shown to whoever looks next')
+    .option('--all-environments', 'silence it in every environment, not only the current one')
+    .action(async (_opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).silenceAdd(withGlobals(cmd));
+    });
+  alertOptions(silence.command('list'))
+    .description('list active silences')
+    .option('--all', 'include expired silences of the last 7 days')
+    .option('--json', 'JSON output')
+    .action(async (_opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).silenceList(withGlobals(cmd));
+    });
+  alertOptions(silence.command('expire'))
+    .description('end a silence now')
+    .argument('<id>', 'silence id (s-…)')
+    .action(async (id: string, _opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).silenceExpire({ ...withGlobals(cmd), id });
+    });
+  alertOptions(program.command('ack'))
+    .description('acknowledge a firing alert: no repeats until it resolves')
+    .argument('<id>', 'alert id from the report or `sentinel alerts`')
+    .action(async (id: string, _opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).ack({ ...withGlobals(cmd), id });
+    });
+  alertOptions(program.command('alerts'))
+    .description("list this host's firing alerts, with their ids")
+    .option('--json', 'JSON output')
+    .action(async (_opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).listAlerts(withGlobals(cmd));
+    });
+  alertOptions(program.command('notify').description('notifications by hand: `sentinel notify test`').command('test'))
+    .description('send a clearly marked test message through each configured notifier')
+    .option('--notifier <name>', 'only this notifier')
+    .action(async (_opts, cmd: Command) => {
+      process.exitCode = await (await alerts()).notifyTest(withGlobals(cmd));
+    });
+
+  const quiet = (cmd: Command): void => {
+    cmd.exitOverride().configureOutput({ outputError: () => {} });
+    cmd.commands.forEach(quiet);
+  };
+  quiet(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  // A reader that goes away (`sentinel --loop --json | head -1`) is not an error
+  // to report: stop quietly, like other Unix tools.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+        process.exitCode = 0;
+        return;
+      }
+      const message =
+        err.code === 'commander.excessArguments' ? `unknown command '${argv.slice(2).find((a) => !a.startsWith('-')) ?? ''}'` : err.message.replace(/^error: /, '');
+      process.stderr.write(`sentinel: ${message} (see sentinel --help)\n`);
+      process.exitCode = EXIT_USAGE;
+      return;
+    }
+    const { reportFatal } = await import('./commands/fatal.js');
+    process.exitCode = reportFatal(err);
+  }
+}
+
+await main(process.argv);
+// Everything is printed and every pool was asked to close. A connection to a
+// server that stopped answering can still hold the event loop open; it must not
+// keep a finished run alive (under cron with flock, that would stop monitoring).
+// The timer is unref'd: a clean exit does not wait for it.
+setTimeout(() => process.exit(), 3000).unref();
