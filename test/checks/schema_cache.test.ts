@@ -691,6 +691,9 @@ describe.skipIf(!binary)('schema_cache against the real PostgREST 12.0.2 (postgr
               await repairSchemaCache();
               await writer.query('select pg_notify($1, $2)', [channel, payload]);
             },
+            // 2 s for PostgREST to reload (the default is 5 x 2 s): its schema query reads
+            // every ops view's definition, which takes a few hundred ms on a loaded machine.
+            settings: { postgrest_role: roles.authenticator, reprobe_attempts: 8, reprobe_interval_seconds: 0.25 },
           }),
         );
         expect(alert).toMatchObject({
