@@ -17,7 +17,7 @@ export async function migrateCommand(flags: ConfigFlags & { withIntake?: boolean
       await buildErrorRollup(config.env.databaseUrl, logger);
     } catch (err) {
       // Not a migration failure: the views are exact without it, and every run refreshes it.
-      logger.warn(`Could not build the error rollup now: ${describeError(err)}; the runs will`);
+      logger.warn(`Could not build the error rollup now: ${describeError(err)}; the runs will build it over time`);
     }
     const stateUrl = config.replicas.state_database_url;
     if (stateUrl) {

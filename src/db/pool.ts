@@ -54,7 +54,8 @@ export function createWritePool(connectionString: string, options: PoolOptions =
     max: options.max ?? 2,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     statement_timeout: options.statementTimeoutMs ?? 60_000,
-    query_timeout: (options.statementTimeoutMs ?? 60_000) + 2000,
+    // 0 means no statement_timeout (a long first build of the error rollup): no client-side limit either.
+    query_timeout: options.statementTimeoutMs === 0 ? undefined : (options.statementTimeoutMs ?? 60_000) + 2000,
     keepAlive: true,
   });
   pool.on('error', () => {

@@ -71,7 +71,7 @@ export function refreshErrorRollup(pool: () => pg.Pool, logger: Logger): RollupR
 /**
  * Brings the error rollup up to date right after `sentinel migrate`, so that a
  * database with years of history gets a fast ops.v_error_distribution at once
- * rather than after many runs (about 100 s for 10M rows on a 2-core machine). A
+ * rather than after many runs (about 40 s for 10M rows on a 2-core machine). A
  * mark must be a second old before the watermark may reach it, so the first call
  * only records one. Gives up quietly, leaving the rest to the runs, when a
  * transaction of this database stays open (the rollup may not pass its rows).
