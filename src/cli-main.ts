@@ -25,6 +25,12 @@ function nonNegativeSeconds(value: string): number {
   return n;
 }
 
+function sloDays(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > 365) throw new InvalidArgumentError('expected a whole number of days from 1 to 365');
+  return n;
+}
+
 function listenAddress(value: string): ListenAddress {
   try {
     return parseListen(value);
@@ -81,6 +87,7 @@ export function buildProgram(): Command {
   connectionOptions(program)
     .option('--json', 'print the report as one JSON line on stdout')
     .option('--pretty', 'indent the JSON report (implies --json)')
+    .addOption(new Option('--format <format>', 'report format: human (default), json (= --json) or nagios (one plugin-API line; exit 0/1/2/3)').choices(['human', 'json', 'nagios']))
     .option('--loop', 'run checks every --interval seconds until SIGINT/SIGTERM')
     .option('--interval <seconds>', 'seconds between run starts in --loop mode', positiveSeconds, 300)
     .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
@@ -90,6 +97,14 @@ export function buildProgram(): Command {
       if (opts.loop && opts.pretty) throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--pretty cannot be used with --loop: a loop prints one JSON line per run (use --json)');
       if (!opts.loop && cmd.getOptionValueSource('interval') === 'cli') throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--interval needs --loop');
       if (!opts.loop && opts.metricsPort !== undefined) throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--metrics-port needs --loop (or use sentinel serve)');
+      if ((opts.json || opts.pretty) && opts.format !== undefined && opts.format !== 'json') {
+        throw new CommanderError(EXIT_USAGE, 'sentinel.usage', `--${opts.pretty ? 'pretty' : 'json'} cannot be used with --format ${String(opts.format)}`);
+      }
+      if (opts.format === 'nagios') {
+        if (opts.loop) throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code');
+        // Some plugin runners (Icinga 2) read stderr into the plugin output: only errors are logged unless asked otherwise.
+        if (cmd.getOptionValueSource('logLevel') !== 'cli') opts.logLevel = 'error';
+      }
       const { checkCommand } = await import('./commands/check.js');
       process.exitCode = await checkCommand(opts);
     });
@@ -108,6 +123,15 @@ export function buildProgram(): Command {
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
       const { serveCommand } = await import('./commands/serve.js');
       process.exitCode = await serveCommand(withGlobals(cmd));
+    });
+
+  connectionOptions(program.command('slo'))
+    .description("the guide's four SLOs over the last --days days: value, target, met, error budget left, burn rate (exit 1 when one is missed)")
+    .option('--days <n>', 'length of the window in days, 1 to 365', sloDays, 30)
+    .option('--json', 'print the report as one JSON object')
+    .action(async (_opts: Record<string, unknown>, cmd: Command) => {
+      const { sloCommand } = await import('./commands/slo.js');
+      process.exitCode = await sloCommand(withGlobals(cmd));
     });
 
   connectionOptions(program.command('migrate'))
@@ -178,6 +202,36 @@ export function buildProgram(): Command {
       process.exitCode = await (await alerts()).notifyTest(withGlobals(cmd));
     });
 
+  // Remediation: `sentinel batches stuck | fail-stuck | audit` (src/commands/batches.ts).
+  const batches = () => import('./commands/batches.js');
+  const batchesCmd = program.command('batches').description('stuck batches: list them, fail them safely (dry run first, audited), show the audit');
+  connectionOptions(batchesCmd.command('stuck'))
+    .description('list the batches stuck longer than checks.stuck_batches.threshold_minutes (exit 0 either way)')
+    .option('--json', 'JSON output')
+    .action(async (_opts, cmd: Command) => {
+      process.exitCode = await (await batches()).batchesStuck(withGlobals(cmd));
+    });
+  connectionOptions(batchesCmd.command('fail-stuck'))
+    .description('set the batches stuck longer than --older-than to failed: a dry run unless --yes; one audited transaction')
+    .requiredOption('--older-than <duration>', 'only batches stuck longer than this, e.g. 30m, 2h (at least 1m)')
+    .requiredOption('--reason <text>', 'why, stored as rejection_reason and in the audit record (at most 500 characters)')
+    .option('--source <name>', 'only the batches of this source')
+    .option('--yes', 'apply the change (without it: list what would change, write nothing)')
+    .option('--json', 'JSON output')
+    .action(async (_opts, cmd: Command) => {
+      process.exitCode = await (await batches()).batchesFailStuck(withGlobals(cmd));
+    });
+  connectionOptions(batchesCmd.command('audit'))
+    .description('list who failed which batches with fail-stuck, and why, newest first')
+    .option('--limit <n>', 'how many records (default 20)', (v: string) => {
+      if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new InvalidArgumentError('expected a whole number, at least 1');
+      return Number(v);
+    })
+    .option('--json', 'JSON output')
+    .action(async (_opts, cmd: Command) => {
+      process.exitCode = await (await batches()).batchesAudit(withGlobals(cmd));
+    });
+
   const quiet = (cmd: Command): void => {
     cmd.exitOverride().configureOutput({ outputError: () => {} });
     cmd.commands.forEach(quiet);
@@ -204,6 +258,8 @@ async function main(argv: string[]): Promise<void> {
       const message =
         err.code === 'commander.excessArguments' ? `unknown command '${argv.slice(2).find((a) => !a.startsWith('-')) ?? ''}'` : err.message.replace(/^error: /, '');
       process.stderr.write(`sentinel: ${message} (see sentinel --help)\n`);
+      // A check command with bad arguments is UNKNOWN to Nagios, on stdout like every plugin result.
+      if (argv.some((a, i) => a === '--format=nagios' || (a === '--format' && argv[i + 1] === 'nagios'))) process.stdout.write(`SENTINEL UNKNOWN - ${message.replace(/\|/g, '/')}\n`);
       process.exitCode = EXIT_USAGE;
       return;
     }

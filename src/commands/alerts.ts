@@ -25,7 +25,7 @@ type Flags = ConfigFlags & { logLevel?: LogLevel; json?: boolean };
  * The checks whose alerts are per source (the alert's subject is the source): the
  * only ones a silence with `--source` can match.
  */
-const SOURCE_CHECKS: readonly CheckName[] = ['error_spike'];
+const SOURCE_CHECKS: readonly CheckName[] = ['error_spike', 'dedupe_rate', 'source_freshness'];
 
 /** Everything printed passes through `redactor`, built like the report's: the config's secrets and the notifiers'. */
 async function context(flags: Flags) {
@@ -65,7 +65,7 @@ async function silenceAddCommand(flags: Flags & { check: string; source?: string
   if (!(CHECK_NAMES as readonly string[]).includes(flags.check)) problems.push(`--check: "${flags.check}" is not a check (one of: ${CHECK_NAMES.join(', ')})`);
   else if (flags.source !== undefined && !flags.source.trim()) problems.push('--source: give a source name (leave --source out to silence every source)');
   else if (flags.source !== undefined && !(SOURCE_CHECKS as readonly string[]).includes(flags.check)) {
-    problems.push(`--source: ${flags.check} has no per-source alerts, so this silence would match nothing (only ${SOURCE_CHECKS.join(', ')} takes --source)`);
+    problems.push(`--source: ${flags.check} has no per-source alerts, so this silence would match nothing (only ${SOURCE_CHECKS.join(', ')} take --source)`);
   }
   const ms = parseDuration(flags.duration);
   if (ms === undefined || ms <= 0) problems.push(`--duration: "${flags.duration}" is not a duration (e.g. 30m, 2h, 1h30m, 7d)`);

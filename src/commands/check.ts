@@ -1,24 +1,29 @@
-import { loadConfig, type ConfigFlags } from '../config/load.js';
+import { ConfigError, loadConfig, type ConfigFlags } from '../config/load.js';
 import type { SentinelConfig } from '../config/schema.js';
 import { createLogger, type LogLevel, type Logger } from '../log.js';
-import { Redactor } from '../util/redact.js';
+import { Redactor, redactUrlPasswords } from '../util/redact.js';
 import { Runner, exitCodeFor } from '../run.js';
 import { allChecks } from '../checks/index.js';
 import { FileStateStore } from '../state/store.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
+import { nagiosThresholds, renderNagios, renderNagiosUnknown, type NagiosThresholds } from '../report/nagios.js';
 import { runLoop, stopOnSignals } from '../loop.js';
 import type { RunResult } from '../types.js';
 import { createAlertStore, createAlerting, stateDatabaseUrl } from '../alerting/setup.js';
 import type { AlertingOutcome } from '../alerting/engine.js';
 import type { LeaderElection } from '../replicas/leader.js';
 import { pingHeartbeat } from '../alerting/heartbeat.js';
+import { createRunHistory, recordOf } from '../history/index.js';
+import { describeError } from '../checks/runner.js';
 import type { ListenAddress } from '../server/listen.js';
 import type { MonitorServer } from '../server/index.js';
 
 export interface CheckFlags extends ConfigFlags {
   json?: boolean;
   pretty?: boolean;
+  /** `--format`: `json` is what `--json` means; `nagios` is one plugin-API line (one run only). */
+  format?: 'human' | 'json' | 'nagios';
   loop?: boolean;
   interval?: number;
   color?: boolean;
@@ -72,10 +77,17 @@ export interface ReportOnly {
   refusal: string;
 }
 
-/** Prints each run's report on stdout, redacted: JSON (one line unless pretty) or the human banner. */
-export function reportPrinter(redactor: Redactor, options: { json?: boolean; pretty?: boolean; color?: boolean }): (result: RunResult) => void {
+/** Prints each run's report on stdout, redacted: JSON (one line unless pretty), a Nagios plugin line or the human banner. */
+export function reportPrinter(
+  redactor: Redactor,
+  options: { json?: boolean; pretty?: boolean; color?: boolean; nagios?: NagiosThresholds },
+): (result: RunResult) => void {
   return (result) => {
-    const text = options.json || options.pretty ? renderJson(result, { pretty: options.pretty }) : renderHuman(result, { color: options.color ?? false });
+    const text = options.nagios
+      ? renderNagios(result, { ...options.nagios, redact: (t) => redactor.redact(t) })
+      : options.json || options.pretty
+        ? renderJson(result, { pretty: options.pretty })
+        : renderHuman(result, { color: options.color ?? false });
     process.stdout.write(redactor.redact(text) + '\n');
   };
 }
@@ -103,6 +115,7 @@ export async function withRunner<T>(
       : stillLeader;
   const runner = new Runner({ config, logger, checks: allChecks(), state: new FileStateStore(config.stateDir), ...(mayAct ? { mayAct } : {}) });
   const store = createAlertStore(config);
+  const history = createRunHistory(config);
   const alerting = createAlerting(config, logger, redactor, { store, ...(stillLeader ? { mayDeliver: stillLeader } : {}) });
   // The report shows silenced and acknowledged marks, so alerting runs before it is printed.
   const runAndAlert: RunAndAlert = async (signal) => {
@@ -121,6 +134,8 @@ export async function withRunner<T>(
       ...(outcome.error ? { alerting_error: outcome.error } : {}),
       ...(leadership ? { role: 'leader' as const } : {}),
     };
+    // The record `sentinel slo` reads; losing one must not fail the run it describes.
+    await history.append(recordOf(reported)).catch((err: unknown) => logger.warn(`Could not record this run in the history: ${describeError(err)}`));
     // Pages that cannot go out are Sentinel failing: the dead man's switch must say so.
     if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, outcome.error ? 'fail' : 'ok', logger, redactor);
     // Housekeeping for the views' sake, after everything the run reports on.
@@ -145,6 +160,7 @@ export async function withRunner<T>(
   } finally {
     await runner.close();
     await store.close?.();
+    await history.close?.();
   }
 }
 
@@ -268,12 +284,33 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
   }
 }
 
-/** `sentinel [--json] [--loop [--metrics-port N]]`: one run or a loop; returns the exit code. */
+/**
+ * `sentinel [--json | --format nagios] [--loop [--metrics-port N]]`: one run or a
+ * loop; returns the exit code. With `--format nagios`, Sentinel failing (exit 3)
+ * also prints `SENTINEL UNKNOWN - <reason>` on stdout, as a plugin must.
+ */
 export async function checkCommand(flags: CheckFlags): Promise<number> {
+  if (flags.format !== 'nagios') return check(flags);
+  try {
+    return await check(flags);
+  } catch (err) {
+    const reason =
+      err instanceof ConfigError
+        ? `config error: ${err.problems[0] ?? err.message}${err.problems.length > 1 ? ` (+${err.problems.length - 1} more)` : ''}`
+        : err instanceof Error
+          ? err.message
+          : String(err);
+    process.stdout.write(renderNagiosUnknown(redactUrlPasswords(reason.split('\n')[0] ?? reason)) + '\n');
+    throw err;
+  }
+}
+
+async function check(flags: CheckFlags): Promise<number> {
   const s = await setup(flags);
-  const json = Boolean(flags.json || flags.pretty);
+  const json = Boolean(flags.json || flags.pretty || flags.format === 'json');
   const color = !json && flags.color !== false && process.stdout.isTTY === true && !process.env.NO_COLOR;
-  const print = reportPrinter(s.redactor, { json, pretty: flags.pretty, color });
+  const nagios = flags.format === 'nagios' ? nagiosThresholds(s.config) : undefined;
+  const print = reportPrinter(s.redactor, { json, pretty: flags.pretty, color, ...(nagios ? { nagios } : {}) });
 
   if (flags.loop) {
     const listen = flags.metricsPort !== undefined ? { host: '127.0.0.1', port: flags.metricsPort } : undefined;

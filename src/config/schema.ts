@@ -53,6 +53,33 @@ const schemaCacheSchema = z.strictObject({
   postgrest_role: z.string().min(1).default('authenticator'),
 });
 
+/** Bucket and `min_rows` as error_spike (checks.error_spike.min_rows). */
+const dedupeRateSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  threshold_pct: z.number().min(0).max(100).default(50),
+  timeout_seconds: positiveNumber.default(10),
+});
+
+/** p95 of completed_at - started_at over the batches completed in the last hour. */
+const processingTimeSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  p95_minutes: positiveNumber.default(5),
+  timeout_seconds: positiveNumber.default(10),
+});
+
+/** Batches waiting in `uploaded` longer than this. */
+const queueBacklogSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  threshold_minutes: positiveNumber.default(30),
+  timeout_seconds: positiveNumber.default(10),
+});
+
+/** Judges only the sources with `sources.<name>.expected_every`. */
+const sourceFreshnessSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  timeout_seconds: positiveNumber.default(10),
+});
+
 /** `30s`, `15m`, `4h`, `1h30m`, or a number of seconds; parsed to milliseconds. */
 const durationSchema = z.union([z.number().positive().transform((seconds) => seconds * 1000), z.string()]).transform((value, ctx) => {
   if (typeof value === 'number') return value;
@@ -126,6 +153,10 @@ const replicasSchema = z.strictObject({
 
 const sourceSchema = z.strictObject({
   error_spike_threshold_pct: z.number().min(0).max(100).optional(),
+  /** Judged alone by dedupe_rate, left out of its overall rate. */
+  dedupe_threshold_pct: z.number().min(0).max(100).optional(),
+  /** source_freshness alerts when no batch arrived within this long (milliseconds once parsed). */
+  expected_every: durationSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -135,6 +166,10 @@ export const configSchema = z.strictObject({
       stuck_batches: stuckBatchesSchema.prefault({}),
       error_spike: errorSpikeSchema.prefault({}),
       schema_cache: schemaCacheSchema.prefault({}),
+      dedupe_rate: dedupeRateSchema.prefault({}),
+      processing_time: processingTimeSchema.prefault({}),
+      queue_backlog: queueBacklogSchema.prefault({}),
+      source_freshness: sourceFreshnessSchema.prefault({}),
     })
     .prefault({}),
   sources: z.record(z.string().min(1), sourceSchema).default({}),
@@ -144,6 +179,8 @@ export const configSchema = z.strictObject({
   connect_timeout_seconds: z.number().positive().max(120).default(5),
   alerting: alertingSchema.prefault({}),
   replicas: replicasSchema.prefault({}),
+  /** The run history (`sentinel slo` reads it): how long a run's record is kept. */
+  history: z.strictObject({ retention_days: z.number().int().positive().default(30) }).prefault({}),
   notifiers: z
     .array(notifierConfigSchema)
     .default([])

@@ -182,13 +182,13 @@ describe('sentinel silence', () => {
     expect(JSON.parse(json.stdout)).toEqual([expect.objectContaining({ id: 's-0000aaaa', reason: 'rotating *** and ?***', active: true })]);
   });
 
-  it.each(['stuck_batches', 'schema_cache'])('add --source is rejected for %s, which has no per-source alerts', async (check) => {
+  it.each(['stuck_batches', 'schema_cache', 'queue_backlog'])('add --source is rejected for %s, which has no per-source alerts', async (check) => {
     const r = await sentinel(['silence', 'add', '--check', check, '--source', 'vendor_a', '--duration', '1h', '--reason', 'planned']);
 
     expect(r.code).toBe(3);
     expect(r.stdout).toBe('');
     expect(r.stderr.trim().split('\n')).toEqual([
-      `sentinel: config error: --source: ${check} has no per-source alerts, so this silence would match nothing (only error_spike takes --source)`,
+      `sentinel: config error: --source: ${check} has no per-source alerts, so this silence would match nothing (only error_spike, dedupe_rate, source_freshness take --source)`,
     ]);
     expect((await new AlertStore(stateDir()).read()).silences).toEqual([]);
   });

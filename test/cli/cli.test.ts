@@ -47,8 +47,17 @@ describe('sentinel (one run)', () => {
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(1);
     const report = JSON.parse(lines[0]!);
-    expect(report).toMatchObject({ environment: 'dev', overall_status: 'healthy', alerts: [], metrics: { total_checks: 2, alerts_triggered: 0, critical_alerts: 0, warning_alerts: 0 } });
-    expect(report.checks.find((c: { name: string }) => c.name === 'schema_cache')).toMatchObject({ outcome: 'skipped' });
+    expect(report).toMatchObject({ environment: 'dev', overall_status: 'healthy', alerts: [], metrics: { total_checks: 5, alerts_triggered: 0, critical_alerts: 0, warning_alerts: 0, skipped_checks: 2 } });
+    expect(report.checks.map((c: { name: string; outcome: string }) => [c.name, c.outcome])).toEqual([
+      ['stuck_batches', 'ok'],
+      ['error_spike', 'ok'],
+      ['schema_cache', 'skipped'],
+      ['dedupe_rate', 'ok'],
+      ['processing_time', 'ok'],
+      ['queue_backlog', 'ok'],
+      ['source_freshness', 'skipped'],
+    ]);
+    expect(report.checks.find((c: { name: string }) => c.name === 'source_freshness')).toMatchObject({ reason: 'no source has expected_every' });
     const logLines = r.stderr.trimEnd().split('\n');
     expect(logLines.every((l) => LOG_LINE.test(l))).toBe(true);
     expect(logLines.some((l) => l.endsWith('| INFO     | sentinel | Running stuck_batches check...'))).toBe(true);
