@@ -158,9 +158,8 @@ export async function withRunner<T>(
     if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, 'fail', logger, redactor);
     throw err;
   } finally {
-    await runner.close();
-    await store.close?.();
-    await history.close?.();
+    // Each closes whatever the others do: a failing one must not leave the rest open.
+    await Promise.allSettled([runner.close(), store.close?.(), history.close?.()]);
   }
 }
 
