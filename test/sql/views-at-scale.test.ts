@@ -307,12 +307,15 @@ describe('sentinel migrate and sentinel runs', () => {
 
   it('a role that may not refresh the rollup is told once, in one line, and the run goes on', async () => {
     const role = `sentinel_ro_${process.pid}`;
-    await db.pool.query(`create role ${role} login`);
+    // A password, for servers that ask for one (the embedded fallback does).
+    const password = 'ro-pw-not-to-be-printed';
+    await db.pool.query(`create role ${role} login password '${password}'`);
     try {
       await db.pool.query(`grant usage on schema intake, ops to ${role}`);
       await db.pool.query(`grant select on all tables in schema intake, ops to ${role}`);
       const url = new URL(db.url);
       url.username = role;
+      url.password = password;
       const stateDir = await mkdtemp(join(tmpdir(), 'sentinel-scale-'));
       try {
         const run = await runCli(['--json'], { DATABASE_URL: url.toString(), SENTINEL_STATE_DIR: stateDir });
@@ -322,6 +325,7 @@ describe('sentinel migrate and sentinel runs', () => {
         expect(lines).toHaveLength(1);
         expect(lines[0]).toMatch(/permission denied for schema sentinel/);
         expect(run.stderr).not.toMatch(/\n\s+at /);
+        expect(run.stdout + run.stderr).not.toContain(password);
         // The views themselves work for such a role (the rollup is read with the view owner's rights).
         const reader = new pg.Client({ connectionString: url.toString() });
         await reader.connect();
