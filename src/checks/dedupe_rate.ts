@@ -1,19 +1,12 @@
 import type { Check, CheckContext } from './types.js';
 import type { Alert } from '../types.js';
 import type { SentinelConfig } from '../config/schema.js';
-import { chooseBucket, queryHourlyRows, ratePct, type HourlyRow } from './error_spike.js';
+import { chooseBucket, ownThresholds, queryHourlyRows, ratePct, sumHours, type Hours } from './error_spike.js';
 import { isoSeconds, pct1, trimNumber } from '../util/format.js';
-
-type Totals = Pick<HourlyRow, 'total_rows' | 'error_rows' | 'skipped_rows'>;
-type Hours = { current: Totals; previous: Totals };
 
 /** Sources judged on their own (`sources.<name>.dedupe_threshold_pct`), with that threshold. */
 export function ownDedupeThresholds(config: SentinelConfig): Map<string, number> {
-  const own = new Map<string, number>();
-  for (const [source, settings] of Object.entries(config.sources)) {
-    if (settings.dedupe_threshold_pct !== undefined) own.set(source, settings.dedupe_threshold_pct);
-  }
-  return own;
+  return ownThresholds(config, 'dedupe_threshold_pct');
 }
 
 /**
@@ -31,27 +24,12 @@ export const dedupeRateCheck = {
     const { window, rows } = await queryHourlyRows(ctx.db, ctx.now());
     const ownThreshold = ownDedupeThresholds(ctx.config);
 
-    const empty = (): Hours => ({
-      current: { total_rows: 0, error_rows: 0, skipped_rows: 0 },
-      previous: { total_rows: 0, error_rows: 0, skipped_rows: 0 },
-    });
-    const overall = empty();
-    const perSource = new Map<string, Hours>();
-    for (const row of rows) {
-      let target = overall;
-      if (ownThreshold.has(row.source)) {
-        target = perSource.get(row.source) ?? empty();
-        perSource.set(row.source, target);
-      }
-      target[row.bucket].total_rows += row.total_rows;
-      target[row.bucket].skipped_rows += row.skipped_rows;
-    }
+    const { overall, perSource } = sumHours(rows, ownThreshold);
 
     const alerts: Alert[] = [];
     const judge = (hours: Hours, limit: number, source?: string): void => {
-      const judged = chooseBucket(hours.current, hours.previous, window.currentStart, minRows);
-      if (!judged) return;
-      const bucket = judged.hour_bucket.getTime() === window.currentStart.getTime() ? hours.current : hours.previous;
+      const bucket = chooseBucket(hours.current, hours.previous, window.currentStart, minRows);
+      if (!bucket) return;
       const rate = ratePct(bucket.skipped_rows, bucket.total_rows);
       if (rate <= limit) return;
       // One decimal as in the guide, unless that would print "50.0% > 50.0%".
@@ -64,7 +42,7 @@ export const dedupeRateCheck = {
         details: {
           dedupe_rate_pct: rate,
           threshold_pct: limit,
-          hour_bucket: isoSeconds(judged.hour_bucket),
+          hour_bucket: isoSeconds(bucket.hour_bucket),
           skipped_rows: bucket.skipped_rows,
           total_rows: bucket.total_rows,
           ...(source ? { source } : {}),
@@ -74,7 +52,9 @@ export const dedupeRateCheck = {
     };
 
     judge(overall, threshold);
-    for (const source of [...perSource.keys()].sort()) judge(perSource.get(source)!, ownThreshold.get(source)!, source);
+    for (const source of [...perSource.keys()].filter((s) => ownThreshold.has(s)).sort()) {
+      judge(perSource.get(source)!, ownThreshold.get(source)!, source);
+    }
     ctx.logger.debug(`dedupe_rate: judged ${rows.length} source-hour rows, threshold overall ${trimNumber(threshold)}%`);
     return alerts;
   },

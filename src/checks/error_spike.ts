@@ -12,10 +12,8 @@ interface Totals {
   error_rows: number;
 }
 
-/** The bucket a rate is judged on, per SPEC.md §5.2. */
-export interface JudgedBucket extends Totals {
-  hour_bucket: Date;
-}
+/** The bucket a rate is judged on, per SPEC.md §5.2: its row sums and the hour it starts. */
+export type JudgedBucket<T extends { total_rows: number } = Totals> = T & { hour_bucket: Date };
 
 /**
  * The current UTC hour, or the previous one when the current has fewer than
@@ -23,7 +21,7 @@ export interface JudgedBucket extends Totals {
  * Returns undefined when the chosen bucket is still below `minRows`: a rate over a
  * handful of rows never alerts.
  */
-export function chooseBucket(current: Totals, previous: Totals, currentStart: Date, minRows: number): JudgedBucket | undefined {
+export function chooseBucket<T extends { total_rows: number }>(current: T, previous: T, currentStart: Date, minRows: number): JudgedBucket<T> | undefined {
   if (current.total_rows >= minRows) return { ...current, hour_bucket: currentStart };
   if (previous.total_rows >= minRows) return { ...previous, hour_bucket: new Date(currentStart.getTime() - HOUR_MS) };
   return undefined;
@@ -78,13 +76,51 @@ export async function queryHourlyRows(db: Queryable, now: Date): Promise<{ windo
   return { window, rows };
 }
 
-/** Sources judged on their own (`sources.<name>.error_spike_threshold_pct`), with that threshold. */
-export function ownErrorThresholds(config: SentinelConfig): Map<string, number> {
+/** Sources judged on their own (`sources.<name>.<setting>`), with that threshold. */
+export function ownThresholds(config: SentinelConfig, setting: 'error_spike_threshold_pct' | 'dedupe_threshold_pct'): Map<string, number> {
   const own = new Map<string, number>();
   for (const [source, settings] of Object.entries(config.sources)) {
-    if (settings.error_spike_threshold_pct !== undefined) own.set(source, settings.error_spike_threshold_pct);
+    const threshold = settings[setting];
+    if (threshold !== undefined) own.set(source, threshold);
   }
   return own;
+}
+
+/** Sources judged on their own error threshold (`sources.<name>.error_spike_threshold_pct`). */
+export function ownErrorThresholds(config: SentinelConfig): Map<string, number> {
+  return ownThresholds(config, 'error_spike_threshold_pct');
+}
+
+/** Row sums of one group of sources in the current and the previous hour. */
+export type RowSums = Pick<HourlyRow, 'total_rows' | 'error_rows' | 'skipped_rows'>;
+export interface Hours {
+  current: RowSums;
+  previous: RowSums;
+}
+
+/**
+ * The two hours' rows summed: `overall` over every source not in `alone` (those
+ * are judged on their own threshold), and `perSource` for every source that has rows.
+ */
+export function sumHours(rows: HourlyRow[], alone: { has(source: string): boolean }): { overall: Hours; perSource: Map<string, Hours> } {
+  const empty = (): Hours => ({
+    current: { total_rows: 0, error_rows: 0, skipped_rows: 0 },
+    previous: { total_rows: 0, error_rows: 0, skipped_rows: 0 },
+  });
+  const add = (into: RowSums, row: HourlyRow): void => {
+    into.total_rows += row.total_rows;
+    into.error_rows += row.error_rows;
+    into.skipped_rows += row.skipped_rows;
+  };
+  const overall = empty();
+  const perSource = new Map<string, Hours>();
+  for (const row of rows) {
+    const hours = perSource.get(row.source) ?? empty();
+    perSource.set(row.source, hours);
+    add(hours[row.bucket], row);
+    if (!alone.has(row.source)) add(overall[row.bucket], row);
+  }
+  return { overall, perSource };
 }
 
 /**
@@ -102,25 +138,10 @@ export const errorSpikeCheck = {
     const currentStart = window.currentStart;
 
     const ownThreshold = ownErrorThresholds(ctx.config);
-
-    const empty = (): { current: Totals; previous: Totals } => ({
-      current: { total_rows: 0, error_rows: 0 },
-      previous: { total_rows: 0, error_rows: 0 },
-    });
-    const overall = empty();
-    const perSource = new Map<string, ReturnType<typeof empty>>();
-    for (const row of rows) {
-      let target = overall;
-      if (ownThreshold.has(row.source)) {
-        target = perSource.get(row.source) ?? empty();
-        perSource.set(row.source, target);
-      }
-      target[row.bucket].total_rows += row.total_rows;
-      target[row.bucket].error_rows += row.error_rows;
-    }
+    const { overall, perSource } = sumHours(rows, ownThreshold);
 
     const alerts: Alert[] = [];
-    const judge = (totals: ReturnType<typeof empty>, threshold: number, source?: string): void => {
+    const judge = (totals: Hours, threshold: number, source?: string): void => {
       const bucket = chooseBucket(totals.current, totals.previous, currentStart, cfg.min_rows);
       if (!bucket) return;
       const rate = ratePct(bucket.error_rows, bucket.total_rows);
@@ -146,7 +167,9 @@ export const errorSpikeCheck = {
     };
 
     judge(overall, cfg.threshold_pct);
-    for (const source of [...perSource.keys()].sort()) judge(perSource.get(source)!, ownThreshold.get(source)!, source);
+    for (const source of [...perSource.keys()].filter((s) => ownThreshold.has(s)).sort()) {
+      judge(perSource.get(source)!, ownThreshold.get(source)!, source);
+    }
     ctx.logger.debug(`error_spike: judged ${rows.length} source-hour rows, thresholds overall ${trimNumber(cfg.threshold_pct)}%`);
     return alerts;
   },

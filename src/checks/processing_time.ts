@@ -1,6 +1,6 @@
 import type { Check, CheckContext } from './types.js';
 import type { Alert } from '../types.js';
-import { utcHour } from '../db/sql.js';
+import { createdSince } from '../db/sql.js';
 import { FINISHED_LOOKBACK_HOURS } from './snapshot.js';
 import { pct1, round } from '../util/format.js';
 
@@ -33,8 +33,7 @@ export const processingTimeCheck = {
               max(seconds) as max_seconds
          from (select extract(epoch from (completed_at - started_at))::float8 as seconds
                  from intake.simplicity_batches
-                where ${utcHour('created_at')} >= ${utcHour('$1::timestamptz - make_interval(hours => $2::int)')}
-                  and created_at >= $1::timestamptz - make_interval(hours => $2::int)
+                where ${createdSince('$1::timestamptz - make_interval(hours => $2::int)')}
                   and status = 'completed'
                   and started_at is not null
                   and completed_at > $1::timestamptz - interval '1 hour'

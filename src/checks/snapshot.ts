@@ -1,8 +1,8 @@
 import type { CheckContext } from './types.js';
-import { utcHour } from '../db/sql.js';
+import { createdSince } from '../db/sql.js';
 import type { HourlyFigures, PipelineSnapshot } from '../types.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES, pipelineIndex } from './statuses.js';
-import { chooseBucket, ownErrorThresholds, queryHourlyRows, ratePct, type HourlyRow } from './error_spike.js';
+import { chooseBucket, ownErrorThresholds, queryHourlyRows, ratePct, sumHours, type Hours } from './error_spike.js';
 
 
 /**
@@ -26,14 +26,6 @@ interface FinishedRow {
   status: 'completed' | 'failed';
   batch_count: number;
 }
-
-interface Totals {
-  total_rows: number;
-  error_rows: number;
-  skipped_rows: number;
-}
-
-type Hours = { current: Totals; previous: Totals };
 
 /**
  * The pipeline as metrics and dashboards show it, in three small queries on the
@@ -91,24 +83,7 @@ async function queryHourly(ctx: CheckContext, now: Date): Promise<PipelineSnapsh
   // The same window, bucketing and per-source split as the error_spike check.
   const { window, rows } = await queryHourlyRows(ctx.db, now);
   const currentStart = window.currentStart;
-  const ownThreshold = new Set(ownErrorThresholds(ctx.config).keys());
-  const empty = (): Hours => ({
-    current: { total_rows: 0, error_rows: 0, skipped_rows: 0 },
-    previous: { total_rows: 0, error_rows: 0, skipped_rows: 0 },
-  });
-  const add = (into: Totals, row: HourlyRow): void => {
-    into.total_rows += row.total_rows;
-    into.error_rows += row.error_rows;
-    into.skipped_rows += row.skipped_rows;
-  };
-  const overall = empty();
-  const perSource = new Map<string, Hours>();
-  for (const row of rows) {
-    const hours = perSource.get(row.source) ?? empty();
-    perSource.set(row.source, hours);
-    add(hours[row.bucket], row);
-    if (!ownThreshold.has(row.source)) add(overall[row.bucket], row);
-  }
+  const { overall, perSource } = sumHours(rows, ownErrorThresholds(ctx.config));
 
   const figures = (hours: Hours): HourlyFigures => {
     const judged = chooseBucket(hours.current, hours.previous, currentStart, minRows);
@@ -136,8 +111,7 @@ async function queryFinished(ctx: CheckContext, now: Date): Promise<PipelineSnap
   const { rows } = await ctx.db.query<FinishedRow>(
     `select status, count(*)::int as batch_count
        from intake.simplicity_batches
-      where ${utcHour('created_at')} >= ${utcHour('$1::timestamptz - make_interval(hours => $2::int)')}
-        and created_at >= $1::timestamptz - make_interval(hours => $2::int)
+      where ${createdSince('$1::timestamptz - make_interval(hours => $2::int)')}
         and status in ('completed', 'failed')
         and completed_at > $1::timestamptz - interval '1 hour'
         and completed_at <= $1::timestamptz

@@ -9,3 +9,12 @@
 export function utcHour(expression: string): string {
   return `(date_trunc('hour', (${expression}) at time zone 'UTC') at time zone 'UTC')`;
 }
+
+/**
+ * `created_at >= <since>` (an SQL expression), with the UTC-hour condition that lets
+ * PostgreSQL read it through `sentinel_batches_hour_idx`: the hour condition selects
+ * whole hours, the exact one trims the first.
+ */
+export function createdSince(since: string): string {
+  return `${utcHour('created_at')} >= ${utcHour(since)} and created_at >= ${since}`;
+}

@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import { utcHour } from '../db/sql.js';
+import { createdSince, utcHour } from '../db/sql.js';
 import { ratePct } from '../checks/error_spike.js';
 import { round } from '../util/format.js';
 import type { RunRecord } from '../history/record.js';
@@ -139,8 +139,7 @@ async function queryProcessing(db: Queryable, from: Date, now: Date): Promise<Pr
     `with done as (
        select extract(epoch from completed_at - started_at)::float8 as seconds, completed_at
          from intake.simplicity_batches
-        where ${utcHour('created_at')} >= ${utcHour("$1::timestamptz - interval '24 hours'")}
-          and created_at >= $1::timestamptz - interval '24 hours'
+        where ${createdSince("$1::timestamptz - interval '24 hours'")}
           and status = 'completed' and started_at is not null
           and completed_at >= $1::timestamptz and completed_at <= $2::timestamptz
      )
