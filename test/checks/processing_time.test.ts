@@ -5,6 +5,7 @@ import { testConfig, testContext } from '../helpers/context.js';
 import { processingTimeCheck } from '../../src/checks/processing_time.js';
 import { runChecks } from '../../src/checks/runner.js';
 import type { ConfigFile } from '../../src/config/schema.js';
+import { explainQueries } from '../helpers/explain.js';
 
 const NOW = new Date('2025-01-04T10:15:30Z');
 const ago = (minutes: number): Date => new Date(NOW.getTime() - minutes * 60_000);
@@ -91,26 +92,10 @@ describe('processing_time', () => {
   });
 
   it('finds the finished batches through the UTC-hour index', async () => {
-    const client = await database().pool.connect();
-    try {
-      await client.query('begin');
-      await client.query('set local enable_seqscan = off');
-      const plans: string[] = [];
-      const recorder = {
-        async query(text: string, values?: unknown[]) {
-          const { rows } = await client.query<{ 'QUERY PLAN': string }>(`explain ${text}`, values);
-          plans.push(rows.map((r) => r['QUERY PLAN']).join('\n'));
-          return { rows: [], rowCount: 0, command: 'SELECT', oid: 0, fields: [] };
-        },
-      };
-      await processingTimeCheck.run(testContext(recorder as never, NOW, testConfig()));
-      expect(plans).toHaveLength(1);
-      expect(plans[0]).toMatch(/sentinel_batches_hour_idx/);
-      expect(plans[0]).not.toMatch(/Seq Scan/);
-    } finally {
-      await client.query('rollback');
-      client.release();
-    }
+    const plans = await explainQueries(database().pool, (db) => processingTimeCheck.run(testContext(db, NOW, testConfig())));
+    expect(plans).toHaveLength(1);
+    expect(plans[0]).toMatch(/sentinel_batches_hour_idx/);
+    expect(plans[0]).not.toMatch(/Seq Scan/);
   });
 
   it('is skipped when disabled in config', async () => {

@@ -5,6 +5,7 @@ import { testConfig, testContext } from '../helpers/context.js';
 import { queueBacklogCheck } from '../../src/checks/queue_backlog.js';
 import { runChecks } from '../../src/checks/runner.js';
 import type { ConfigFile } from '../../src/config/schema.js';
+import { explainQueries } from '../helpers/explain.js';
 
 const NOW = new Date('2025-01-04T10:15:30Z');
 const ago = (minutes: number): Date => new Date(NOW.getTime() - minutes * 60_000);
@@ -73,26 +74,10 @@ describe('queue_backlog', () => {
   });
 
   it('reads the in-flight partial index, whatever the history', async () => {
-    const client = await database().pool.connect();
-    try {
-      await client.query('begin');
-      await client.query('set local enable_seqscan = off');
-      const plans: string[] = [];
-      const recorder = {
-        async query(text: string, values?: unknown[]) {
-          const { rows } = await client.query<{ 'QUERY PLAN': string }>(`explain ${text}`, values);
-          plans.push(rows.map((r) => r['QUERY PLAN']).join('\n'));
-          return { rows: [], rowCount: 0, command: 'SELECT', oid: 0, fields: [] };
-        },
-      };
-      await queueBacklogCheck.run(testContext(recorder as never, NOW, testConfig()));
-      expect(plans).toHaveLength(1);
-      expect(plans[0]).toMatch(/sentinel_batches_inflight_idx/);
-      expect(plans[0]).not.toMatch(/Seq Scan/);
-    } finally {
-      await client.query('rollback');
-      client.release();
-    }
+    const plans = await explainQueries(database().pool, (db) => queueBacklogCheck.run(testContext(db, NOW, testConfig())));
+    expect(plans).toHaveLength(1);
+    expect(plans[0]).toMatch(/sentinel_batches_inflight_idx/);
+    expect(plans[0]).not.toMatch(/Seq Scan/);
   });
 
   it('is skipped when disabled in config', async () => {

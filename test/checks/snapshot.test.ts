@@ -15,6 +15,7 @@ import { MemoryStateStore } from '../../src/state/store.js';
 import type { Logger } from '../../src/log.js';
 import type { ConfigFile } from '../../src/config/schema.js';
 import type { HourlyFigures } from '../../src/types.js';
+import { explainQueries } from '../helpers/explain.js';
 
 // 10:15:30 UTC: the current hour bucket is 10:00, the previous one 09:00.
 const NOW = new Date('2025-01-04T10:15:30Z');
@@ -211,35 +212,13 @@ describe('collectSnapshot', () => {
     }
   });
 
-  it('reads the in-flight rows through the partial index and the hour buckets through the created_at index', async () => {
-    const client = await database().pool.connect();
-    try {
-      await client.query('begin');
-      await client.query('set local enable_seqscan = off');
-      const explained: string[] = [];
-      // The snapshot's queries run concurrently; one client takes them one at a time.
-      let queue: Promise<unknown> = Promise.resolve();
-      const recorder = {
-        query: (text: string, values?: unknown[]) => {
-          const next = queue.then(async () => {
-            const { rows: plan } = await client.query<{ 'QUERY PLAN': string }>(`explain ${text}`, values);
-            explained.push(plan.map((p) => p['QUERY PLAN']).join('\n'));
-            return { rows: [], rowCount: 0, command: 'SELECT', oid: 0, fields: [] };
-          });
-          queue = next;
-          return next;
-        },
-      };
-      await collectSnapshot(testContext(recorder as never, NOW, testConfig()));
-      expect(explained).toHaveLength(3);
-      expect(explained[0]).toMatch(/sentinel_batches_inflight_idx/);
-      expect(explained[1]).toMatch(/sentinel_batches_hour_idx/);
-      expect(explained[2]).toMatch(/sentinel_batches_hour_idx/);
-      for (const plan of explained) expect(plan).not.toMatch(/Seq Scan/);
-    } finally {
-      await client.query('rollback');
-      client.release();
-    }
+  it('reads the in-flight rows through the partial index and the hour buckets through the UTC-hour index', async () => {
+    const explained = await explainQueries(database().pool, (db) => collectSnapshot(testContext(db, NOW, testConfig())));
+    expect(explained).toHaveLength(3);
+    expect(explained[0]).toMatch(/sentinel_batches_inflight_idx/);
+    expect(explained[1]).toMatch(/sentinel_batches_hour_idx/);
+    expect(explained[2]).toMatch(/sentinel_batches_hour_idx/);
+    for (const plan of explained) expect(plan).not.toMatch(/Seq Scan/);
   });
 });
 

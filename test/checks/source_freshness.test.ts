@@ -6,6 +6,7 @@ import { freshnessLookbackMs, sourceFreshnessCheck } from '../../src/checks/sour
 import { runChecks } from '../../src/checks/runner.js';
 import { configSchema, type ConfigFile } from '../../src/config/schema.js';
 import { formatIssues } from '../../src/config/load.js';
+import { explainQueries } from '../helpers/explain.js';
 
 const NOW = new Date('2025-01-04T10:15:30Z');
 const ago = (minutes: number): Date => new Date(NOW.getTime() - minutes * 60_000);
@@ -122,26 +123,10 @@ describe('source_freshness', () => {
   });
 
   it('finds the newest batch through the UTC-hour index', async () => {
-    const client = await database().pool.connect();
-    try {
-      await client.query('begin');
-      await client.query('set local enable_seqscan = off');
-      const plans: string[] = [];
-      const recorder = {
-        async query(text: string, values?: unknown[]) {
-          const { rows } = await client.query<{ 'QUERY PLAN': string }>(`explain ${text}`, values);
-          plans.push(rows.map((r) => r['QUERY PLAN']).join('\n'));
-          return { rows: [], rowCount: 0, command: 'SELECT', oid: 0, fields: [] };
-        },
-      };
-      await sourceFreshnessCheck.run(testContext(recorder as never, NOW, testConfig(every({ vendor_x: '2h' }))));
-      expect(plans).toHaveLength(1);
-      expect(plans[0]).toMatch(/sentinel_batches_hour_idx/);
-      expect(plans[0]).not.toMatch(/Seq Scan/);
-    } finally {
-      await client.query('rollback');
-      client.release();
-    }
+    const plans = await explainQueries(database().pool, (db) => sourceFreshnessCheck.run(testContext(db, NOW, testConfig(every({ vendor_x: '2h' })))));
+    expect(plans).toHaveLength(1);
+    expect(plans[0]).toMatch(/sentinel_batches_hour_idx/);
+    expect(plans[0]).not.toMatch(/Seq Scan/);
   });
 
   it('is skipped when disabled in config, even with expected_every set', async () => {
