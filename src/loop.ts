@@ -19,6 +19,13 @@ export interface LoopOptions {
   pollMs?: number;
   /** A follower's tick: nothing ran. */
   onStandby?: () => void;
+  /**
+   * When the first run is due (by `now`): after a configuration reload the loop
+   * resumes its schedule instead of running at once. Default: at once.
+   */
+  firstRunAt?: number;
+  /** Called with the start of each run (by `now`), so a caller can resume the schedule. */
+  onRunStart?: (startedAt: number) => void;
 }
 
 /**
@@ -33,6 +40,8 @@ export async function runLoop(options: LoopOptions): Promise<number> {
   // The checks themselves are not aborted by a stop signal: the run in progress
   // finishes and is reported, which is what "exit after the current run" means.
   const never = new AbortController().signal;
+  const firstWait = options.firstRunAt !== undefined ? options.firstRunAt - now() : 0;
+  if (firstWait > 0) await sleep(firstWait, options.stop);
   while (!options.stop.aborted) {
     if (options.election) {
       const leader = await options.election.check();
@@ -44,6 +53,7 @@ export async function runLoop(options: LoopOptions): Promise<number> {
       }
     }
     const started = now();
+    options.onRunStart?.(started);
     const result = await options.runOnce(never);
     runs += 1;
     options.onResult(result);

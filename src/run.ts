@@ -6,7 +6,8 @@ import type { Check, CheckContext } from './checks/types.js';
 import type { StateStore } from './state/store.js';
 import { createPool, createWritePool, endPool, timedQueries } from './db/pool.js';
 import { refreshErrorRollup, type RollupRefresher } from './db/rollup.js';
-import { describeError, runChecks } from './checks/runner.js';
+import { describeError, runChecks, type DatabaseRootCause } from './checks/runner.js';
+import { isSessionLost } from './db/errors.js';
 import { collectSnapshot } from './checks/snapshot.js';
 import { linkedAbort } from './util/abort.js';
 
@@ -65,6 +66,8 @@ export class Runner {
   private writePool: pg.Pool | undefined;
   private readonly now: () => Date;
   private rollup: RollupRefresher | undefined;
+  /** The last run found the database unreachable or locked. */
+  private databaseTrouble: DatabaseRootCause | undefined;
 
   constructor(private readonly deps: RunnerDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -77,8 +80,11 @@ export class Runner {
   async runOnce(signal?: AbortSignal): Promise<RunResult> {
     const started = performance.now();
     const { config, logger, state } = this.deps;
-    const now = this.deps.now ?? (await this.databaseClock());
     const timed = timedQueries(this.pool);
+    // One connection attempt tells whether the database is there at all, and gives
+    // the database's clock. When it fails, no check tries again: one root cause.
+    const probe = await this.probeDatabase();
+    const now = this.deps.now ?? probe.clock;
     const base: Omit<CheckContext, 'signal'> = {
       db: timed.db,
       config,
@@ -89,8 +95,13 @@ export class Runner {
       sleep: this.deps.sleep ?? sleep,
       notify: (channel, payload) => this.notify(channel, payload),
     };
-    const { alerts, checks } = await runChecks(this.deps.checks, base, signal);
-    const pipeline = await this.snapshot(base, signal);
+    const rootCause: DatabaseRootCause | undefined = probe.error ? { kind: 'unreachable', reason: describeError(probe.error), error: probe.error } : undefined;
+    if (rootCause) logger.error(`Database unreachable: ${rootCause.reason}`);
+    const outcome = await runChecks(this.deps.checks, base, signal, rootCause ? { rootCause } : {});
+    const { alerts, checks } = outcome;
+    // A database found gone or locked is not asked again this run (nor by the rollup refresh after it).
+    this.databaseTrouble = outcome.rootCause;
+    const pipeline = outcome.rootCause ? undefined : await this.snapshot(base, signal);
     const critical = alerts.filter((a) => a.level === 'critical').length;
     const skipped = checks.filter((c) => c.outcome === 'skipped').length;
     return {
@@ -118,6 +129,7 @@ export class Runner {
    * views are exact whether or not it happens, it only keeps them cheap.
    */
   async refreshRollups(): Promise<void> {
+    if (this.databaseTrouble) return;
     if (this.deps.mayAct && !(await this.deps.mayAct())) return;
     this.rollup ??= refreshErrorRollup(() => this.writable(), this.deps.logger);
     await this.rollup.refresh();
@@ -159,16 +171,23 @@ export class Runner {
   /**
    * Ages and hour buckets are judged on the database's clock, the one that wrote
    * `updated_at` and `created_at`: a monitor host whose clock is off by minutes
-   * must not call a fresh batch stuck. Read once per run; when the database does
-   * not answer, the local clock stands in (the checks will report the outage).
+   * must not call a fresh batch stuck. Read once per run, within one connect
+   * timeout even on a pooled connection whose server went silent. A pooled session
+   * that turns out to have been terminated (a failover, a pooler restart) is
+   * replaced once; any other failure is the run's finding, with the local clock
+   * standing in.
    */
-  private async databaseClock(): Promise<() => Date> {
-    try {
-      const { rows } = await this.pool.query<{ now: Date }>('select now() as now');
-      const offset = rows[0]!.now.getTime() - Date.now();
-      return () => new Date(Date.now() + offset);
-    } catch {
-      return () => new Date();
+  private async probeDatabase(): Promise<{ clock: () => Date; error?: unknown }> {
+    const query = { text: 'select now() as now', query_timeout: this.deps.config.connect_timeout_seconds * 1000 };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { rows } = await this.pool.query<{ now: Date }>(query);
+        const offset = rows[0]!.now.getTime() - Date.now();
+        return { clock: () => new Date(Date.now() + offset) };
+      } catch (error) {
+        if (attempt === 1 && isSessionLost(error)) continue;
+        return { clock: () => new Date(), error };
+      }
     }
   }
 

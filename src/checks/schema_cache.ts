@@ -43,6 +43,7 @@ type Failure = Exclude<Probe, { kind: 'ok' }>;
 
 export const schemaCacheCheck: Check = {
   name: 'schema_cache',
+  needsDatabase: false,
   async run(ctx: CheckContext): Promise<CheckOutput> {
     const restUrl = ctx.config.env.restUrl;
     // No parentheses: the report prints it as "Skipped: schema_cache (<reason>)".

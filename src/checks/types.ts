@@ -47,6 +47,12 @@ export type CheckOutput = Alert[] | Skipped;
 export interface Check {
   /** Stable name used in alerts, config (`checks.<name>`) and reports. */
   name: string;
+  /**
+   * False for a check that does its work elsewhere (schema_cache talks to
+   * PostgREST): it still runs while the database is unreachable or locked, when
+   * the checks that need the database are reported as not run. Default true.
+   */
+  needsDatabase?: boolean;
   run(ctx: CheckContext): Promise<CheckOutput>;
 }
 

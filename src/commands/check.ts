@@ -16,6 +16,7 @@ import type { LeaderElection } from '../replicas/leader.js';
 import { pingHeartbeat } from '../alerting/heartbeat.js';
 import { createRunHistory, recordOf } from '../history/index.js';
 import { describeError } from '../checks/runner.js';
+import { markLongRunning } from '../util/crash.js';
 import type { ListenAddress } from '../server/listen.js';
 import type { MonitorServer } from '../server/index.js';
 
@@ -171,6 +172,8 @@ export interface ContinuousOptions {
   listen?: ListenAddress;
   /** `sentinel serve`: also the dashboard (page and `/api/*`) on that address. */
   dashboard?: { authToken?: string };
+  /** Loads the configuration again (SIGHUP); without it SIGHUP changes nothing. */
+  reload?: () => Promise<Setup>;
 }
 
 /**
@@ -199,14 +202,49 @@ async function createElection(s: Setup, onChange: (leader: boolean) => void, dea
  * everything closes and the exit code is 0. A second signal exits at once (130/143).
  */
 export async function runContinuously(s: Setup, options: ContinuousOptions): Promise<number> {
-  const { config, logger } = s;
+  const { logger } = s;
   const intervalMs = options.intervalSeconds * 1000;
+  // From here on an internal error exits 70, which systemd restarts (3 is a config error it must not).
+  markLongRunning();
   const stop = stopOnSignals(logger);
   let server: MonitorServer | undefined;
   let election: LeaderElection | undefined;
+  // SIGHUP: a valid file takes effect from the next run (the current one finishes
+  // with the old); an invalid one is one log line and the old configuration stays.
+  let current = s;
+  let pending: Setup | undefined;
+  let generation: AbortController | undefined;
+  let reloading = false;
+  const onHangup = (): void => {
+    if (reloading) return;
+    reloading = true;
+    void reloadConfiguration().finally(() => (reloading = false));
+  };
+  const reloadConfiguration = async (): Promise<void> => {
+    if (!options.reload) return;
+    logger.info('Received SIGHUP: reloading the configuration');
+    try {
+      const next = await options.reload();
+      const refusal = needsRestart(current.config, next.config);
+      if (refusal) {
+        logger.error(`Configuration not reloaded: ${refusal} only take effect on a restart; the current configuration stays`);
+        return;
+      }
+      // The server logs through the first setup's redactor: it must mask the new secrets too.
+      s.redactor.add(next.config.secrets);
+      pending = next;
+      logger.info('Configuration reloaded: it takes effect from the next run');
+      generation?.abort();
+    } catch (err) {
+      const reason = err instanceof ConfigError ? err.message : describeError(err);
+      logger.error(`Configuration not reloaded: ${reason.replace(/\s*\n\s*/g, ' ')}; the current configuration stays`);
+    }
+  };
+  process.on('SIGHUP', onHangup);
   try {
     if (options.listen) {
       const { startMonitorServer } = await import('../server/index.js');
+      const { config } = s;
       // Bound before the first run: an address in use is a setup error (exit 3),
       // found before any check runs or anyone is paged.
       const dashboard = options.dashboard
@@ -230,57 +268,88 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
       server = started;
       stop.signal.addEventListener('abort', () => void started.close(), { once: true });
     }
-    if (config.replicas.enabled) {
+    if (s.config.replicas.enabled) {
       // PostgreSQL frees the lock of a leader cut off from it within about one
       // interval (at least a few seconds): failover within one interval.
       election = await createElection(s, (leader) => server?.metrics.setLeader(leader), intervalMs);
     }
     const leadership = election;
-    return await withRunner(s, async (runAndAlert, tools) => {
-      logger.info(`Starting loop: environment ${config.env.name}, every ${options.intervalSeconds}s${leadership ? ' (replicas: one leader runs, the others stand by)' : ''}`);
-      // The run's own duration_ms covers the checks; the metric covers the whole run.
-      let runMs: number | undefined;
-      const runOnce: RunAndAlert = async (signal) => {
-        const started = performance.now();
-        const result = await runAndAlert(signal);
-        runMs = performance.now() - started;
-        return result;
-      };
-      const onResult = (result: RunResult): void => {
-        server?.observe(result, runMs);
-        options.print?.(result);
-      };
-      const runs = await runLoop({
-        intervalMs,
-        runOnce,
-        onResult,
-        logger,
-        stop: stop.signal,
-        ...(leadership
-          ? {
-              election: leadership,
-              pollMs: (config.replicas.takeover_poll_seconds ?? Math.min(5, options.intervalSeconds)) * 1000,
-              // Followers print nothing; they stay ready while the lock database answers.
-              onStandby: () => server?.standby(leadership.problem),
-            }
-          : {}),
-      });
-      logger.info(`Loop stopped after ${runs} run${runs === 1 ? '' : 's'}`);
-      // Graceful shutdown: what is still in the outbox (a failure during the last
-      // run, an entry in backoff) gets one last try. A follower leaves it to the leader.
-      if (!leadership || leadership.isLeader) {
-        logger.info('Delivering what is left in the outbox before exiting');
-        await tools.flush();
-      }
-      return 0;
-    }, leadership ? { leadership } : {});
+    logger.info(`Starting loop: environment ${s.config.env.name}, every ${options.intervalSeconds}s${leadership ? ' (replicas: one leader runs, the others stand by)' : ''}`);
+    let runs = 0;
+    let nextRunAt: number | undefined;
+    while (!stop.signal.aborted) {
+      const gen = new AbortController();
+      generation = gen;
+      const onStop = (): void => gen.abort();
+      stop.signal.addEventListener('abort', onStop, { once: true });
+      const setupNow = current;
+      const stopped = await withRunner(
+        setupNow,
+        async (runAndAlert, tools) => {
+          // The run's own duration_ms covers the checks; the metric covers the whole run.
+          let runMs: number | undefined;
+          const runOnce: RunAndAlert = async (signal) => {
+            const started = performance.now();
+            const result = await runAndAlert(signal);
+            runMs = performance.now() - started;
+            return result;
+          };
+          const onResult = (result: RunResult): void => {
+            server?.observe(result, runMs);
+            options.print?.(result);
+          };
+          runs += await runLoop({
+            intervalMs,
+            runOnce,
+            onResult,
+            logger: setupNow.logger,
+            stop: gen.signal,
+            ...(nextRunAt !== undefined ? { firstRunAt: nextRunAt } : {}),
+            onRunStart: (at) => (nextRunAt = at + intervalMs),
+            ...(leadership
+              ? {
+                  election: leadership,
+                  pollMs: (setupNow.config.replicas.takeover_poll_seconds ?? Math.min(5, options.intervalSeconds)) * 1000,
+                  // Followers print nothing; they stay ready while the lock database answers.
+                  onStandby: () => server?.standby(leadership.problem),
+                }
+              : {}),
+          });
+          // A reload: the runner is rebuilt with the new configuration; the outbox stays where it is.
+          if (!stop.signal.aborted) return false;
+          logger.info(`Loop stopped after ${runs} run${runs === 1 ? '' : 's'}`);
+          // Graceful shutdown: what is still in the outbox (a failure during the last
+          // run, an entry in backoff) gets one last try. A follower leaves it to the leader.
+          if (!leadership || leadership.isLeader) {
+            logger.info('Delivering what is left in the outbox before exiting');
+            await tools.flush();
+          }
+          return true;
+        },
+        leadership ? { leadership } : {},
+      );
+      stop.signal.removeEventListener('abort', onStop);
+      if (stopped) break;
+      if (pending) [current, pending] = [pending, undefined];
+    }
+    return 0;
   } finally {
+    process.off('SIGHUP', onHangup);
     // Releases the leader lock (a follower takes over within one poll).
     await election?.close();
     // Still under our signal handlers: a second signal while closing exits at once.
     await server?.close();
     stop.dispose();
   }
+}
+
+/**
+ * Settings a running loop cannot take on: replicas elect on a connection opened at
+ * start. Undefined when the new configuration can be applied from the next run.
+ */
+function needsRestart(before: SentinelConfig, after: SentinelConfig): string | undefined {
+  const r = (c: SentinelConfig): string => JSON.stringify([c.replicas.enabled, c.replicas.state_database_url ?? null, String(c.replicas.lock_key)]);
+  return r(before) === r(after) ? undefined : 'replicas settings';
 }
 
 /**
@@ -313,7 +382,7 @@ async function check(flags: CheckFlags): Promise<number> {
 
   if (flags.loop) {
     const listen = flags.metricsPort !== undefined ? { host: '127.0.0.1', port: flags.metricsPort } : undefined;
-    return runContinuously(s, { intervalSeconds: flags.interval ?? 300, print, listen });
+    return runContinuously(s, { intervalSeconds: flags.interval ?? 300, print, listen, reload: () => setup(flags) });
   }
   const once = async (runAndAlert: RunAndAlert): Promise<number> => {
     const result = await runAndAlert();

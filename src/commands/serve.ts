@@ -2,7 +2,7 @@ import type { ConfigFlags } from '../config/load.js';
 import type { LogLevel } from '../log.js';
 import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from '../server/listen.js';
 import { isLoopbackHost } from '../server/http.js';
-import { reportPrinter, runContinuously, setup } from './check.js';
+import { reportPrinter, runContinuously, setup, type Setup } from './check.js';
 
 export interface ServeFlags extends ConfigFlags {
   listen?: ListenAddress;
@@ -47,9 +47,14 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     );
     return 3;
   }
-  const s = await setup(flags);
-  if (token !== undefined) s.redactor.add([token]);
+  const configure = async (): Promise<Setup> => {
+    const s = await setup(flags);
+    if (token !== undefined) s.redactor.add([token]);
+    return s;
+  };
+  const s = await configure();
   return runContinuously(s, {
+    reload: configure,
     intervalSeconds: flags.interval ?? 300,
     listen,
     dashboard: token !== undefined ? { authToken: token } : {},

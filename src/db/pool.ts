@@ -38,10 +38,34 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
     // keepalives make sure a query never hangs a run or the process's exit.
     query_timeout: (options.statementTimeoutMs ?? 5000) + 2000,
     keepAlive: true,
-    options: '-c default_transaction_read_only=on',
+    // A lock wait gives up a little before the statement's own timeout, so a locked
+    // table is told apart from a slow query (55P03) and diagnosed (src/db/locks.ts).
+    options: `-c default_transaction_read_only=on -c lock_timeout=${lockTimeoutFor(options.statementTimeoutMs ?? 5000)}`,
   });
+  return survivingSessionDeath(pool);
+}
+
+/** lock_timeout for a statement_timeout: 80 % of it, so that a wait on a lock is the error that fires. */
+export function lockTimeoutFor(statementTimeoutMs: number): number {
+  return Math.max(50, Math.floor(statementTimeoutMs * 0.8));
+}
+
+/**
+ * A session can die at any moment (a failover, a pooler restart,
+ * pg_terminate_backend). node-postgres then emits 'error' on the client, and an
+ * 'error' event nobody listens to ends the process. pg-pool listens only while a
+ * client is idle, so a client checked out with `connect()` and between two queries
+ * would crash Sentinel: every client gets a listener of its own for its whole life.
+ * The query in flight still fails (and is reported); the pool drops the client.
+ */
+export function survivingSessionDeath(pool: pg.Pool): pg.Pool {
   pool.on('error', () => {
     /* an idle client died; the pool replaces it on the next query */
+  });
+  pool.on('connect', (client) => {
+    client.on('error', () => {
+      /* reported by the query that was running, or by the next one */
+    });
   });
   return pool;
 }
@@ -58,10 +82,7 @@ export function createWritePool(connectionString: string, options: PoolOptions =
     query_timeout: options.statementTimeoutMs === 0 ? undefined : (options.statementTimeoutMs ?? 60_000) + 2000,
     keepAlive: true,
   });
-  pool.on('error', () => {
-    /* see createPool */
-  });
-  return pool;
+  return survivingSessionDeath(pool);
 }
 
 /**

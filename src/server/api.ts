@@ -1,5 +1,6 @@
 import { sentinelVersion } from '../util/version.js';
 import pg from 'pg';
+import { survivingSessionDeath } from '../db/pool.js';
 import type { RunResult } from '../types.js';
 import { PROCESSING_STATUSES, pipelineIndex } from '../checks/statuses.js';
 import { databaseUnreachable } from './readiness.js';
@@ -127,9 +128,7 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
         keepAlive: true,
         options: '-c default_transaction_read_only=on',
       });
-      pool.on('error', () => {
-        /* an idle client died; the next query reconnects */
-      });
+      survivingSessionDeath(pool);
     }
     return pool;
   }

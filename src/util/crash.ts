@@ -1,0 +1,46 @@
+import { redactUrlPasswords } from './redact.js';
+
+/**
+ * The process-wide safety net. Whatever escapes every other handler (a bug, an
+ * 'error' event nobody listens to, a write to a full disk) ends Sentinel with one
+ * line on stderr, never Node's stack trace (unless SENTINEL_DEBUG=1), and never with
+ * Node's exit code 1, which cron and Nagios read as "warning":
+ *
+ * - a one-shot run exits 3, "Sentinel itself could not run" (UNKNOWN to Nagios,
+ *   which also gets its `SENTINEL UNKNOWN - …` line on stdout);
+ * - `--loop` and `serve` exit 70 (EX_SOFTWARE), so that systemd restarts them
+ *   (the unit keeps Restart=always and prevents restarts only for 3, a config error).
+ *
+ * SIGUSR1 is taken too: Node would open its inspector on it, an open debugging port
+ * on a monitoring host. Sentinel ignores it.
+ */
+export const EXIT_INTERNAL_ERROR = 3;
+export const EXIT_INTERNAL_ERROR_LONG_RUNNING = 70;
+
+let longRunning = false;
+let nagios = false;
+
+/** `--loop` and `serve` call this once they are about to run for good. */
+export function markLongRunning(): void {
+  longRunning = true;
+}
+
+export function installCrashHandlers(options: { nagios?: boolean } = {}): void {
+  nagios = options.nagios ?? false;
+  const crash = (err: unknown): void => {
+    const text = err instanceof Error ? err.message || err.name : String(err);
+    const line = redactUrlPasswords(text.split('\n')[0] ?? text);
+    const debug = process.env.SENTINEL_DEBUG === '1';
+    try {
+      process.stderr.write(`sentinel: internal error: ${line}${debug ? '' : ' (SENTINEL_DEBUG=1 shows where)'}\n`);
+      if (debug && err instanceof Error && err.stack) process.stderr.write(`${redactUrlPasswords(err.stack)}\n`);
+      if (nagios && !longRunning) process.stdout.write(`SENTINEL UNKNOWN - internal error: ${line.replace(/\|/g, '/')}\n`);
+    } catch {
+      // Nothing left to tell it with.
+    }
+    process.exit(longRunning ? EXIT_INTERNAL_ERROR_LONG_RUNNING : EXIT_INTERNAL_ERROR);
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
+  process.on('SIGUSR1', () => {});
+}
