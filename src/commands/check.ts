@@ -204,8 +204,6 @@ async function createElection(s: Setup, onChange: (leader: boolean) => void, dea
 export async function runContinuously(s: Setup, options: ContinuousOptions): Promise<number> {
   const { logger } = s;
   const intervalMs = options.intervalSeconds * 1000;
-  // From here on an internal error exits 70, which systemd restarts (3 is a config error it must not).
-  markLongRunning();
   const stop = stopOnSignals(logger);
   let server: MonitorServer | undefined;
   let election: LeaderElection | undefined;
@@ -274,6 +272,9 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
       election = await createElection(s, (leader) => server?.metrics.setLeader(leader), intervalMs);
     }
     const leadership = election;
+    // Set up (an address in use was exit 3, a setup error): from here on an internal
+    // error exits 70, which systemd restarts (it must not restart a config error).
+    markLongRunning();
     logger.info(`Starting loop: environment ${s.config.env.name}, every ${options.intervalSeconds}s${leadership ? ' (replicas: one leader runs, the others stand by)' : ''}`);
     let runs = 0;
     let nextRunAt: number | undefined;

@@ -1,5 +1,6 @@
 import { ConfigError } from '../config/load.js';
 import { redactUrlPasswords } from '../util/redact.js';
+import { internalErrorExitCode } from '../util/crash.js';
 
 /**
  * The last line of defence: an error nobody handled becomes one line on stderr
@@ -14,5 +15,6 @@ export function reportFatal(err: unknown): number {
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`sentinel: ${redactUrlPasswords(message.split('\n')[0] ?? message)}\n`);
   if (process.env.SENTINEL_DEBUG === '1' && err instanceof Error && err.stack) process.stderr.write(redactUrlPasswords(err.stack) + '\n');
-  return 3;
+  // 3 for a one-shot command; 70 once a loop ran, so that systemd restarts it.
+  return internalErrorExitCode();
 }

@@ -86,3 +86,13 @@ export interface PipelineHealthResponse {
 export interface ApiError {
   error: string;
 }
+
+/**
+ * 503 from a view endpoint while the database is unreachable: answered at once
+ * (no request waits for a connect timeout), with when the API last read good data.
+ */
+export interface ApiUnavailable extends ApiError {
+  /** ISO 8601; null when this process never read the views. */
+  last_good_at: string | null;
+  last_good_age_seconds: number | null;
+}

@@ -1,6 +1,8 @@
 import { sentinelVersion } from '../util/version.js';
 import pg from 'pg';
 import { survivingSessionDeath } from '../db/pool.js';
+import { isConnectionError } from '../db/errors.js';
+import { describeError } from '../checks/runner.js';
 import type { RunResult } from '../types.js';
 import { PROCESSING_STATUSES, pipelineIndex } from '../checks/statuses.js';
 import { databaseUnreachable } from './readiness.js';
@@ -13,6 +15,7 @@ import type {
   PipelineHealthResponse,
   PipelineHealthRow,
   StatusResponse,
+  ApiUnavailable,
 } from './api-types.js';
 
 /**
@@ -210,8 +213,54 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
     };
   }
 
+  /**
+   * The database as the API last found it. While it is unreachable (the API's own
+   * query failed to connect, or the last run said so and nothing good was read since)
+   * view endpoints answer 503 at once with the age of the last good data, and one
+   * background query per cache period finds out when it is back: a dashboard left
+   * open during an outage never stacks requests behind connect timeouts.
+   */
+  let outage: { reason: string } | undefined;
+  let lastGoodAt: number | undefined;
+  let lastProbeAt = Number.NEGATIVE_INFINITY;
+  let probing = false;
+
+  function unavailable(): ApiAnswer {
+    const body: ApiUnavailable = {
+      error: `database unreachable: ${outage?.reason ?? 'unknown'}`,
+      last_good_at: lastGoodAt !== undefined ? new Date(lastGoodAt).toISOString() : null,
+      last_good_age_seconds: lastGoodAt !== undefined ? Math.max(0, Math.round((now() - lastGoodAt) / 1000)) : null,
+    };
+    return { status: 503, body };
+  }
+
+  function probeInBackground(): void {
+    if (probing || now() - lastProbeAt < ttl) return;
+    probing = true;
+    lastProbeAt = now();
+    getPool()
+      .query('select 1')
+      .then(
+        () => (outage = undefined),
+        (err: unknown) => {
+          if (!isConnectionError(err)) outage = undefined;
+        },
+      )
+      .finally(() => (probing = false));
+  }
+
   /** Cached, single-flight; a database error is a 503 (not cached). */
-  async function cached(key: string, load: () => Promise<unknown>): Promise<ApiAnswer> {
+  async function cached(key: string, runs: RunSource, load: () => Promise<unknown>): Promise<ApiAnswer> {
+    const last = runs.last();
+    const runSaysDown = last ? databaseUnreachable(last) : undefined;
+    if (!outage && runSaysDown !== undefined && (lastGoodAt === undefined || lastGoodAt < Date.parse(last!.timestamp))) {
+      outage = { reason: oneLine(runSaysDown, redact) };
+      lastProbeAt = now();
+    }
+    if (outage) {
+      probeInBackground();
+      return unavailable();
+    }
     const hit = cache.get(key);
     if (hit && now() - hit.at < ttl) return hit.answer;
     const pending = inFlight.get(key);
@@ -220,10 +269,16 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
       try {
         const answer = { status: 200, body: await load() };
         cache.set(key, { at: now(), answer });
+        lastGoodAt = now();
         return answer;
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
-        return { status: 503, body: { error: `database unreachable: ${oneLine(message, redact)}` } };
+        if (isConnectionError(err)) {
+          outage = { reason: oneLine(describeError(err), redact) };
+          lastProbeAt = now();
+          return unavailable();
+        }
+        return { status: 503, body: { error: `database error: ${oneLine(message, redact)}` } };
       } finally {
         inFlight.delete(key);
       }
@@ -262,16 +317,16 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
           case '/api/batch-performance': {
             onlyParams(params, ['hours']);
             const hours = wholeNumber(params, 'hours', HOURS_RANGE);
-            return await cached(`${path}?hours=${hours}`, () => batchPerformance(hours));
+            return await cached(`${path}?hours=${hours}`, runs, () => batchPerformance(hours));
           }
           case '/api/error-distribution': {
             onlyParams(params, ['limit']);
             const limit = wholeNumber(params, 'limit', LIMIT_RANGE);
-            return await cached(`${path}?limit=${limit}`, () => errorDistribution(limit));
+            return await cached(`${path}?limit=${limit}`, runs, () => errorDistribution(limit));
           }
           case '/api/pipeline-health':
             onlyParams(params, []);
-            return await cached(path, () => pipelineHealth());
+            return await cached(path, runs, () => pipelineHealth());
           default:
             return { status: 404, body: { error: 'not found', endpoints: API_ENDPOINTS } };
         }

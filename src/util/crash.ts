@@ -25,6 +25,11 @@ export function markLongRunning(): void {
   longRunning = true;
 }
 
+/** The exit code of an internal error right now: 3 for a one-shot command, 70 once a loop runs. */
+export function internalErrorExitCode(): number {
+  return longRunning ? EXIT_INTERNAL_ERROR_LONG_RUNNING : EXIT_INTERNAL_ERROR;
+}
+
 export function installCrashHandlers(options: { nagios?: boolean } = {}): void {
   nagios = options.nagios ?? false;
   const crash = (err: unknown): void => {
@@ -38,7 +43,7 @@ export function installCrashHandlers(options: { nagios?: boolean } = {}): void {
     } catch {
       // Nothing left to tell it with.
     }
-    process.exit(longRunning ? EXIT_INTERNAL_ERROR_LONG_RUNNING : EXIT_INTERNAL_ERROR);
+    process.exit(internalErrorExitCode());
   };
   process.on('uncaughtException', crash);
   process.on('unhandledRejection', crash);
