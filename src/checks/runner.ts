@@ -13,6 +13,9 @@ export interface RunChecksResult {
   rootCause?: DatabaseRootCause;
 }
 
+/** How the reason of a check stopped by a database root cause begins (`not run: the database is locked`). */
+export const NOT_RUN = 'not run:';
+
 /** The alert name of findings about the monitored database itself (not one check's). */
 export const DATABASE_CHECK = 'database';
 
@@ -101,7 +104,7 @@ export async function runChecks(
     const needsDatabase = check.needsDatabase !== false;
     if (rootCause && needsDatabase) {
       stopped.push(check.name);
-      summaries.push({ name: check.name, outcome: 'skipped', duration_ms: 0, reason: `not run: the database is ${rootCause.kind}` });
+      summaries.push({ name: check.name, outcome: 'skipped', duration_ms: 0, reason: `${NOT_RUN} the database is ${rootCause.kind}` });
       continue;
     }
     base.logger.info(`Running ${check.name} check...`);

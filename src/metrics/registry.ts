@@ -2,6 +2,7 @@ import { sentinelVersion } from '../util/version.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CheckSummary, RunResult } from '../types.js';
 import { databaseReached } from '../checks/reachability.js';
+import { NOT_RUN } from '../checks/runner.js';
 import { FAILURE_REASONS } from '../alerting/types.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
 import { METRICS, type MetricName } from './names.js';
@@ -109,7 +110,8 @@ export function checkStatus(summary: CheckSummary, alerts: RunResult['alerts']):
     case 'ok':
       return CHECK_STATUS.ok;
     case 'skipped':
-      return CHECK_STATUS.skipped;
+      // Not run because the database was unreachable or locked: it failed to run, as far as a dashboard is concerned.
+      return summary.reason?.startsWith(NOT_RUN) ? CHECK_STATUS.failed : CHECK_STATUS.skipped;
     case 'failed':
       return CHECK_STATUS.failed;
     case 'alert':

@@ -4,6 +4,7 @@ import { schemaCacheCheck } from '../../src/checks/schema_cache.js';
 import { freePort } from '../../src/postgrest/server.js';
 import { answers, startFakePostgrest, type FakePostgrest } from '../helpers/fake-postgrest.js';
 import type { Check } from '../../src/checks/types.js';
+import type { Queryable } from '../../src/db/pool.js';
 import { testConfig, testContext } from '../helpers/context.js';
 
 const db = { query: async () => ({ rows: [] }) } as never;
@@ -16,7 +17,7 @@ const ok: Check = { name: 'stuck_batches', run: async () => [] };
 const throwing: Check = {
   name: 'error_spike',
   run: async () => {
-    throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    throw Object.assign(new Error('relation "intake.simplicity_batches" does not exist'), { code: '42P01' });
   },
 };
 const skipped: Check = { name: 'schema_cache', run: async () => ({ skipped: 'no PostgREST URL configured' }) };
@@ -25,7 +26,7 @@ describe('runChecks', () => {
   it('turns a throwing check into a critical "Check failed:" alert and still runs the others', async () => {
     const { alerts, checks } = await runChecks([throwing, ok, skipped], base());
     expect(alerts).toHaveLength(1);
-    expect(alerts[0]).toMatchObject({ check: 'error_spike', level: 'critical', message: 'Check failed: connection refused (127.0.0.1:1)' });
+    expect(alerts[0]).toMatchObject({ check: 'error_spike', level: 'critical', message: 'Check failed: relation "intake.simplicity_batches" does not exist' });
     expect(checks.map((c) => [c.name, c.outcome])).toEqual([
       ['error_spike', 'failed'],
       ['stuck_batches', 'ok'],
@@ -62,6 +63,93 @@ describe('runChecks', () => {
     const alerting: Check = { name: 'stuck_batches', run: async () => [{ check: 'stuck_batches', level: 'critical', message: 'x', details: {} }] };
     const { alerts } = await runChecks([alerting], base());
     expect(alerts[0]!.remediation).toMatch(/worker logs/);
+  });
+});
+
+describe('runChecks: the database is one root cause', () => {
+  const sqlError = (message: string, code: string): Error => Object.assign(new Error(message), { code });
+  const queries: string[] = [];
+  /** A database check that queries through the context, as real checks do. */
+  const querying = (name: string): Check => ({
+    name,
+    run: async (ctx) => {
+      await ctx.db.query(`select 1 -- ${name}`);
+      return [];
+    },
+  });
+  const failingDb = (error: Error): Queryable => ({
+    query: async (text: string) => {
+      queries.push(text);
+      throw error;
+    },
+  }) as Queryable;
+  const withDb = (db: Queryable) => ({ ...base(), db });
+  beforeEach(() => void (queries.length = 0));
+
+  it('a connection error: one critical database alert naming the checks not run; nothing else queries', async () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    const postgrest: Check = { name: 'schema_cache', needsDatabase: false, run: async (ctx) => (await ctx.notify('pgrst', 'reload schema'), []) };
+    const { alerts, checks, rootCause } = await runChecks([querying('stuck_batches'), querying('error_spike'), postgrest], withDb(failingDb(refused)));
+    expect(rootCause?.kind).toBe('unreachable');
+    expect(alerts).toEqual([
+      expect.objectContaining({
+        check: 'database',
+        subject: 'unreachable',
+        level: 'critical',
+        message: 'Database unreachable: connection refused (127.0.0.1:1) (2 checks not run)',
+        details: expect.objectContaining({ failed_checks: ['stuck_batches'], not_run: ['error_spike'] }),
+      }),
+      // schema_cache still ran; its NOTIFY was refused without a connection attempt.
+      expect.objectContaining({ check: 'schema_cache', message: expect.stringMatching(/^Check failed: not tried: the database is unreachable/) }),
+    ]);
+    expect(checks.map((c) => [c.name, c.outcome, c.reason])).toEqual([
+      ['stuck_batches', 'failed', undefined],
+      ['error_spike', 'skipped', 'not run: the database is unreachable'],
+      ['schema_cache', 'failed', undefined],
+    ]);
+    expect(queries).toHaveLength(1);
+  });
+
+  it('a lock timeout with a lock holder in pg_locks: one database alert naming it; the rest are not sent to wait', async () => {
+    const holder = { relation: 'intake.simplicity_batches', pid: 4242, mode: 'AccessExclusiveLock', granted: true, blocked_by: [], user: 'app', application: 'psql', state: 'idle in transaction', query: 'lock table intake.simplicity_batches', held_seconds: 72 };
+    const { alerts, checks } = await runChecks([querying('stuck_batches'), querying('error_spike')], withDb(failingDb(sqlError('canceling statement due to lock timeout', '55P03'))), undefined, {
+      findLockHolders: async () => [holder],
+    });
+    expect(alerts.map((a) => a.message)).toEqual([
+      'Database locked: intake.simplicity_batches is locked by pid 4242 (AccessExclusiveLock, user app, application psql, idle in transaction for 1m12s, last statement "lock table intake.simplicity_batches") (2 checks not run)',
+    ]);
+    expect(alerts[0]!.details.lock_holders).toEqual([holder]);
+    expect(checks.map((c) => c.outcome)).toEqual(['failed', 'skipped']);
+    expect(queries).toHaveLength(1);
+  });
+
+  it('a statement timeout with no lock to blame stays that check\'s own failure', async () => {
+    const { alerts, rootCause } = await runChecks([querying('stuck_batches'), querying('error_spike')], withDb(failingDb(sqlError('canceling statement due to statement timeout', '57014'))), undefined, {
+      findLockHolders: async () => [],
+    });
+    expect(rootCause).toBeUndefined();
+    expect(alerts.map((a) => [a.check, a.message])).toEqual([
+      ['stuck_batches', 'Check failed: canceling statement due to statement timeout'],
+      ['error_spike', 'Check failed: canceling statement due to statement timeout'],
+    ]);
+  });
+
+  it('a pooled session terminated since its last use is replaced once, not reported', async () => {
+    let calls = 0;
+    const db = { query: async () => (++calls === 1 ? Promise.reject(sqlError('terminating connection due to administrator command', '57P01')) : { rows: [] }) } as unknown as Queryable;
+    const { alerts, checks } = await runChecks([querying('stuck_batches')], withDb(db));
+    expect(alerts).toEqual([]);
+    expect(checks[0]!.outcome).toBe('ok');
+    expect(calls).toBe(2);
+  });
+
+  it('a root cause known before the run: no database check runs', async () => {
+    let ran = false;
+    const spy: Check = { name: 'stuck_batches', run: async () => ((ran = true), []) };
+    const { alerts, checks } = await runChecks([spy], base(), undefined, { rootCause: { kind: 'unreachable', reason: 'timed out connecting to the database' } });
+    expect(ran).toBe(false);
+    expect(checks[0]).toMatchObject({ outcome: 'skipped', reason: 'not run: the database is unreachable' });
+    expect(alerts.map((a) => a.message)).toEqual(['Database unreachable: timed out connecting to the database (1 check not run)']);
   });
 });
 

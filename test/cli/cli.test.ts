@@ -93,12 +93,12 @@ describe('sentinel (one run)', () => {
     expect(JSON.parse(r.stdout).overall_status).toBe('healthy');
   });
 
-  it('exits 2 with "Check failed:" and no password anywhere when the database is unreachable', async () => {
+  it('exits 2 with one "Database unreachable" alert and no password anywhere when the database is unreachable', async () => {
     const r = await runCli(['--json'], env({ DATABASE_URL: 'postgres://sentinel:topsecretpw@127.0.0.1:1/app' }));
     expect(r.code).toBe(2);
     const report = JSON.parse(r.stdout);
-    expect(report.alerts.length).toBeGreaterThanOrEqual(2);
-    for (const alert of report.alerts) expect(alert.message).toMatch(/^Check failed: /);
+    expect(report.alerts).toHaveLength(1);
+    expect(report.alerts[0].message).toMatch(/^Database unreachable: connection refused/);
     expect(r.stdout + r.stderr).not.toContain('topsecretpw');
   });
 });
@@ -182,7 +182,7 @@ describe('sentinel --loop', () => {
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     child.kill('SIGINT');
     expect(await exited).toBe(0);
-    for (const line of stdout.trimEnd().split('\n')) expect(JSON.parse(line).alerts[0].message).toMatch(/^Check failed:/);
+    for (const line of stdout.trimEnd().split('\n')) expect(JSON.parse(line).alerts[0].message).toMatch(/^Database unreachable:/);
   });
 });
 
@@ -280,7 +280,7 @@ describe('review regressions', () => {
       const r = await runCli(['--json', '--config', join(dir, 'c.yaml')], env({ DATABASE_URL: `postgres://u:bh-secret-77@127.0.0.1:${port}/db` }));
       expect(r.code).toBe(2);
       expect(Date.now() - started).toBeLessThan(10_000);
-      expect(JSON.parse(r.stdout).alerts[0].message).toBe('Check failed: timed out connecting to the database');
+      expect(JSON.parse(r.stdout).alerts[0].message).toBe('Database unreachable: timed out connecting to the database (6 checks not run)');
       expect(r.stdout + r.stderr).not.toContain('bh-secret-77');
     } finally {
       for (const s of sockets) s.destroy();
@@ -292,7 +292,7 @@ describe('review regressions', () => {
   it('does not print the password of a host it cannot resolve', async () => {
     const r = await runCli(['--json'], env({ DATABASE_URL: 'postgres://u:dns-secret-55@no-such-host.invalid:5432/db' }));
     expect(r.code).toBe(2);
-    expect(JSON.parse(r.stdout).alerts[0].message).toMatch(/^Check failed: host not found/);
+    expect(JSON.parse(r.stdout).alerts[0].message).toMatch(/^Database unreachable: host not found/);
     expect(r.stdout + r.stderr).not.toContain('dns-secret-55');
   });
 
