@@ -98,10 +98,12 @@ describe('sessions terminated again and again (failover, pooler restart)', () =>
       // the storm meets dead sessions (at connect, mid-check, in the snapshot, in the rollup refresh).
       const before = reports(s).length;
       let terminated = 0;
-      while (reports(s).length < before + 3) {
+      while (reports(s).length < before + 3 && s.child.exitCode === null) {
         terminated += await terminateBackends(admin, db.name);
         await new Promise((r) => setImmediate(r));
       }
+      expect(s.stderr()).not.toMatch(/Unhandled 'error' event|node:events/);
+      expect(s.child.exitCode).toBeNull();
       expect(terminated).toBeGreaterThan(0);
       // The storm is over: a run reports the pipeline healthy again.
       const stormEnd = reports(s).length;
@@ -132,7 +134,7 @@ describe('sessions terminated again and again (failover, pooler restart)', () =>
     running.push(s);
     // The refresh is waiting for the row lock: terminate exactly that backend.
     let pid: number | undefined;
-    while (pid === undefined) {
+    while (pid === undefined && s.child.exitCode === null) {
       const { rows } = await admin.query<{ pid: number }>(
         `select pid from pg_stat_activity where datname = $1 and query like '%refresh_error_rollup%' and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
         [db.name],
@@ -140,6 +142,7 @@ describe('sessions terminated again and again (failover, pooler restart)', () =>
       pid = rows[0]?.pid;
       if (pid === undefined) await new Promise((r) => setTimeout(r, 20));
     }
+    expect(pid).toBeDefined();
     await admin.query('select pg_terminate_backend($1)', [pid]);
     await s.waitForLog(/Error rollup refresh failed: terminating connection due to administrator command; the next run tries again/);
     await holder.query('rollback');
