@@ -20,26 +20,29 @@ function formatSilence(ms: number): string {
 }
 
 /**
- * The newest `created_at` of `source` in [from, now], or null. The inner query walks
- * the UTC-hour index newest first and stops at the first hour holding a batch of the
- * source; the outer one takes the newest batch of that hour. A feed that is on time
- * costs an hour's batches; a silent one the lookback's, bounded.
+ * The newest `created_at` of each source in [its `from`, now], or null, in one
+ * statement (10,000 sources are one round trip, not 10,000). For each source the
+ * inner query walks the UTC-hour index newest first and stops at the first hour
+ * holding a batch of the source; the outer one takes the newest batch of that hour.
+ * A feed that is on time costs an hour's batches; a silent one the lookback's, bounded.
  */
-async function newestBatch(db: Queryable, source: string, from: Date, now: Date): Promise<Date | null> {
-  const range = `source = $1
-       and ${utcHour('created_at')} >= ${utcHour('$2::timestamptz')} and ${utcHour('created_at')} <= ${utcHour('$3::timestamptz')}
-       and created_at >= $2::timestamptz and created_at <= $3::timestamptz`;
-  const { rows } = await db.query<{ newest: Date | null }>(
-    `select max(created_at) as newest
-       from intake.simplicity_batches
-      where ${range}
-        and ${utcHour('created_at')} = (select ${utcHour('created_at')} from intake.simplicity_batches
-                                         where ${range}
-                                         order by 1 desc
-                                         limit 1)`,
-    [source, from.toISOString(), now.toISOString()],
+async function newestBatches(db: Queryable, sources: Array<{ source: string; from: Date }>, now: Date): Promise<Map<string, Date | null>> {
+  const range = `source = s.source
+       and ${utcHour('created_at')} >= ${utcHour('s.since')} and ${utcHour('created_at')} <= ${utcHour('$3::timestamptz')}
+       and created_at >= s.since and created_at <= $3::timestamptz`;
+  const { rows } = await db.query<{ source: string; newest: Date | null }>(
+    `select s.source,
+            (select max(created_at)
+               from intake.simplicity_batches
+              where ${range}
+                and ${utcHour('created_at')} = (select ${utcHour('created_at')} from intake.simplicity_batches
+                                                 where ${range}
+                                                 order by 1 desc
+                                                 limit 1)) as newest
+       from unnest($1::text[], $2::timestamptz[]) as s(source, since)`,
+    [sources.map((s) => s.source), sources.map((s) => s.from.toISOString()), now.toISOString()],
   );
-  return rows[0]?.newest ?? null;
+  return new Map(rows.map((r) => [r.source, r.newest]));
 }
 
 /**
@@ -57,10 +60,15 @@ export const sourceFreshnessCheck = {
     if (expected.length === 0) return { skipped: 'no source has expected_every' };
 
     const now = ctx.now();
+    const newestOf = await newestBatches(
+      ctx.db,
+      expected.map(({ source, everyMs }) => ({ source, from: new Date(now.getTime() - freshnessLookbackMs(everyMs)) })),
+      now,
+    );
     const alerts: Alert[] = [];
     for (const { source, everyMs } of expected) {
       const lookbackMs = freshnessLookbackMs(everyMs);
-      const newest = await newestBatch(ctx.db, source, new Date(now.getTime() - lookbackMs), now);
+      const newest = newestOf.get(source) ?? null;
       const silentMs = newest === null ? undefined : now.getTime() - newest.getTime();
       if (silentMs !== undefined && silentMs <= everyMs) continue;
       const every = formatDuration(everyMs);

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type ConfigFlags } from '../config/load.js';
+import { ConfigError, loadConfig, prepareStateDir, type ConfigFlags } from '../config/load.js';
 import type { SentinelConfig } from '../config/schema.js';
 import { createLogger, type LogLevel, type Logger } from '../log.js';
 import { Redactor, redactUrlPasswords } from '../util/redact.js';
@@ -103,6 +103,8 @@ export async function withRunner<T>(
   options: WithRunnerOptions = {},
 ): Promise<T> {
   const { leadership, reportOnly } = options;
+  // Before anything runs: a state directory that cannot be made is exit 3 at once.
+  await prepareStateDir(config);
   // Replicas: whoever lost the lock since the run started must not act. The
   // NOTIFY and every delivery attempt ask right before they happen.
   const stillLeader = reportOnly !== undefined ? async () => false : leadership ? () => leadership.stillLeader() : undefined;
