@@ -108,8 +108,8 @@ async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEn
   try {
     const read = await readBounded(path);
     if (read.tooBig) {
-      const size = read.bytes === undefined ? 'more than 4 MiB' : `${(read.bytes / 1024 / 1024).toFixed(1)} MiB`;
-      problems.push(`${label}: config file ${path} is ${size}, over the limit of ${MAX_CONFIG_BYTES / 1024 / 1024} MiB`);
+      const size = read.bytes === undefined ? '' : ` (${read.bytes} bytes)`;
+      problems.push(`${label}: config file ${path} is larger than the limit of ${MAX_CONFIG_BYTES / 1024 / 1024} MiB${size}`);
       return {};
     }
     text = read.text;
@@ -320,7 +320,8 @@ function badKeyCharacter(key: string): string | undefined {
   const at = key.search(/[\s\p{Cc}\p{Cf}]/u);
   if (at < 0) return undefined;
   const char = key[at]!;
-  const what = char === '\n' || char === '\r' ? 'a line break' : char === ' ' ? 'a space' : char === '\t' ? 'a tab' : /\s/.test(char) ? 'whitespace' : 'a control or invisible character';
+  const what =
+    char === '\n' || char === '\r' ? 'a line break' : char === ' ' ? 'a space' : char === '\t' ? 'a tab' : /[\p{Cc}\p{Cf}]/u.test(char) ? 'a control or invisible character' : 'whitespace';
   return `contains ${what} (character ${at + 1} of ${key.length}): a key has no whitespace or control characters; copy it again without them`;
 }
 

@@ -171,7 +171,7 @@ export const configSchema = z.strictObject({
   alerting: alertingSchema.prefault({}),
   replicas: replicasSchema.prefault({}),
   /** The run history (`sentinel slo` reads it): how long a run's record is kept. */
-  history: z.strictObject({ retention_days: bounded(MAX_SPAN_MS / DAY_MS, { min: 1, int: true, unitMs: DAY_MS }).default(30) }).prefault({}),
+  history: z.strictObject({ retention_days: bounded(MAX_SPAN_MS / DAY_MS, { min: 1, int: true }).default(30) }).prefault({}),
   notifiers: z
     .array(notifierConfigSchema)
     .default([])
