@@ -203,6 +203,8 @@ async function createElection(s: Setup, onChange: (leader: boolean) => void, dea
 export async function runContinuously(s: Setup, options: ContinuousOptions): Promise<number> {
   const { config, logger } = s;
   const intervalMs = options.intervalSeconds * 1000;
+  // A setup error like an address in use: before anything listens (withRunner checks again, at no cost).
+  await prepareStateDir(config);
   const stop = stopOnSignals(logger);
   let server: MonitorServer | undefined;
   let election: LeaderElection | undefined;

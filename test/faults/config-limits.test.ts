@@ -303,6 +303,8 @@ describe('a state directory that cannot be created is one line naming its settin
   it('SENTINEL_STATE_DIR=/proc/1/nope (where recursive mkdir never returned)', async () => {
     const line = oneLineExit3(await runCli(['--json'], env({ SENTINEL_STATE_DIR: '/proc/1/nope' }), GUARD));
     expect(line).toMatch(/^sentinel: config error: SENTINEL_STATE_DIR: cannot create \/proc\/1\/nope: .+$/);
+    // serve says so before it listens (no "Listening on" line).
+    expect(oneLineExit3(await runCli(['serve', '--listen', '127.0.0.1:0'], env({ SENTINEL_STATE_DIR: '/proc/1/nope' }), GUARD))).toBe(line);
   });
 
   it('a path under a regular file, for a run and for sentinel silence add', async () => {
