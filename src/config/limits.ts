@@ -35,8 +35,6 @@ export const LIMITS = {
   checkTimeoutSeconds: 3600,
   /** `checks.*.threshold_minutes`, `p95_minutes`: 366 days. */
   thresholdMinutes: MAX_SPAN_MS / MINUTE_MS,
-  /** `--interval` of `sentinel --loop` and `sentinel serve`: one day. */
-  intervalSeconds: 86_400,
   /** One HTTP request (PostgREST probe, notifier). */
   requestTimeoutSeconds: 120,
   /** `statement_timeout_ms`: an hour, far inside PostgreSQL's 2147483647 ms and Node's timers (pg adds 2 s for its own). */

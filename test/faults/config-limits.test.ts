@@ -11,6 +11,7 @@ import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, prepareStateDir } from '../../src/config/load.js';
+import { LIMITS, MAX_TIMER_MS } from '../../src/config/limits.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { CLI, cliEnv, runCli, type CliResult } from '../helpers/cli.js';
 import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
@@ -103,6 +104,12 @@ describe('every number and duration in the config file has a maximum', () => {
     expect(ok).toBeDefined();
     const problems = await problemsOf(loadConfig({ flags: { config: await file('over.yaml', yamlOf(path, over)) }, env: { DATABASE_URL: db.url } }));
     expect(problems).toEqual([`${path}: ${message}`]);
+  });
+
+  it('every timer limit fits Node timers (2^31-1 ms) with room for what is added to it', () => {
+    for (const ms of [LIMITS.checkTimeoutSeconds * 1000, LIMITS.requestTimeoutSeconds * 1000, LIMITS.statementTimeoutMs + 2000, 86_400 * 1000]) {
+      expect(ms).toBeLessThan(MAX_TIMER_MS);
+    }
   });
 
   const notifier = (extra: string) => `notifiers:\n  - { name: n, ${extra} }\n`;
