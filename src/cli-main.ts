@@ -11,17 +11,37 @@ import { DEFAULT_LISTEN, formatHostPort, parseListen, parsePort, type ListenAddr
 const EXIT_USAGE = 3;
 
 
-function positiveSeconds(value: string): number {
+/**
+ * Flag limits (docs/reliability.md). Kept here rather than imported from the config's
+ * limits so that `--help` and `--version` load nothing heavy; the numbers match.
+ */
+/** `--interval`: one day. A longer timer would overflow Node's 2^31-1 ms and fire at once. */
+const MAX_INTERVAL_SECONDS = 86_400;
+/** `migrate --lock-timeout`: an hour (0 waits forever). */
+const MAX_LOCK_TIMEOUT_SECONDS = 3600;
+/** `batches audit --limit`. */
+const MAX_AUDIT_LIMIT = 1000;
+
+/** `--interval`: a whole number of seconds from 1 to one day. */
+function intervalSeconds(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidArgumentError('expected a whole number of seconds, at least 1');
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > MAX_INTERVAL_SECONDS) {
+    throw new InvalidArgumentError(`expected a whole number of seconds from 1 to ${MAX_INTERVAL_SECONDS} (1 day)`);
   }
   return n;
 }
 
-function nonNegativeSeconds(value: string): number {
+function lockTimeoutSeconds(value: string): number {
   const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number of seconds, 0 or more');
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n <= MAX_LOCK_TIMEOUT_SECONDS)) {
+    throw new InvalidArgumentError(`expected a number of seconds from 0 (wait forever) to ${MAX_LOCK_TIMEOUT_SECONDS} (1 hour)`);
+  }
+  return n;
+}
+
+function auditLimit(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > MAX_AUDIT_LIMIT) throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
   return n;
 }
 
@@ -89,7 +109,7 @@ export function buildProgram(): Command {
     .option('--pretty', 'indent the JSON report (implies --json)')
     .addOption(new Option('--format <format>', 'report format: human (default), json (= --json) or nagios (one plugin-API line; exit 0/1/2/3)').choices(['human', 'json', 'nagios']))
     .option('--loop', 'run checks every --interval seconds until SIGINT/SIGTERM')
-    .option('--interval <seconds>', 'seconds between run starts in --loop mode', positiveSeconds, 300)
+    .option('--interval <seconds>', 'seconds between run starts in --loop mode (1 to 86400)', intervalSeconds, 300)
     .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
     .option('--no-color', 'no ANSI colours in the human report')
     .option('--metrics-port <port>', 'with --loop: also serve /metrics, /healthz and /readyz on 127.0.0.1:PORT (see sentinel serve)', portNumber)
@@ -117,7 +137,7 @@ export function buildProgram(): Command {
         .argParser(listenAddress)
         .default(DEFAULT_LISTEN, formatHostPort(DEFAULT_LISTEN.host, DEFAULT_LISTEN.port)),
     )
-    .option('--interval <seconds>', 'seconds between run starts', positiveSeconds, 300)
+    .option('--interval <seconds>', 'seconds between run starts (1 to 86400)', intervalSeconds, 300)
     .option('--json', "print each run's report as one JSON line on stdout")
     .option('--auth-token <token>', 'bearer token for /api/* and /metrics, required off loopback (prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)')
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
@@ -137,7 +157,7 @@ export function buildProgram(): Command {
   connectionOptions(program.command('migrate'))
     .description('apply the ops views migration (and the reference intake schema with --with-intake)')
     .option('--with-intake', 'also create the reference intake schema (demos and tests; production has its own)')
-    .option('--lock-timeout <seconds>', 'give up when a table stays locked this long (0 waits forever)', nonNegativeSeconds, 5)
+    .option('--lock-timeout <seconds>', 'give up when a table stays locked this long, at most 3600 (0 waits forever)', lockTimeoutSeconds, 5)
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
       const { migrateCommand } = await import('./commands/migrate.js');
       process.exitCode = await migrateCommand(withGlobals(cmd));
@@ -164,7 +184,7 @@ export function buildProgram(): Command {
     .description('silence a check (optionally one source) for a while')
     .requiredOption('--check <name>', 'check to silence (stuck_batches, error_spike, schema_cache)')
     .option('--source <name>', 'only the alerts of this source')
-    .requiredOption('--duration <duration>', 'how long, e.g. 30m, 2h, 1h30m')
+    .requiredOption('--duration <duration>', 'how long, e.g. 30m, 2h, 1h30m (at most 366d)')
     .requiredOption('--reason <text>', 'why, shown to whoever looks next')
     .option('--all-environments', 'silence it in every environment, not only the current one')
     .action(async (_opts, cmd: Command) => {
@@ -213,7 +233,7 @@ export function buildProgram(): Command {
     });
   connectionOptions(batchesCmd.command('fail-stuck'))
     .description('set the batches stuck longer than --older-than to failed: a dry run unless --yes; one audited transaction')
-    .requiredOption('--older-than <duration>', 'only batches stuck longer than this, e.g. 30m, 2h (at least 1m)')
+    .requiredOption('--older-than <duration>', 'only batches stuck longer than this, e.g. 30m, 2h (1m to 366d)')
     .requiredOption('--reason <text>', 'why, stored as rejection_reason and in the audit record (at most 500 characters)')
     .option('--source <name>', 'only the batches of this source')
     .option('--yes', 'apply the change (without it: list what would change, write nothing)')
@@ -223,10 +243,7 @@ export function buildProgram(): Command {
     });
   connectionOptions(batchesCmd.command('audit'))
     .description('list who failed which batches with fail-stuck, and why, newest first')
-    .option('--limit <n>', 'how many records (default 20)', (v: string) => {
-      if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new InvalidArgumentError('expected a whole number, at least 1');
-      return Number(v);
-    })
+    .option('--limit <n>', 'how many records, 1 to 1000 (default 20)', auditLimit)
     .option('--json', 'JSON output')
     .action(async (_opts, cmd: Command) => {
       process.exitCode = await (await batches()).batchesAudit(withGlobals(cmd));

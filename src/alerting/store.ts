@@ -1,9 +1,10 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Notification } from './types.js';
 import type { TrackedAlert } from './decide.js';
 import { StateLockTimeout, withFileLock, type FileLockOptions } from '../state/lock.js';
+import { ensureDirectory } from '../state/dir.js';
 
 export { StateLockTimeout };
 
@@ -112,7 +113,7 @@ export class AlertStore implements AlertStateStore {
   }
 
   async write(state: AlertingState): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await ensureDirectory(this.dir);
     const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     await writeFile(tmp, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
     await rename(tmp, this.file);

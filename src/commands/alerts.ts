@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
-import { loadConfig, ConfigError, type ConfigFlags } from '../config/load.js';
+import { loadConfig, ConfigError, prepareStateDir, type ConfigFlags } from '../config/load.js';
 import { createLogger, type LogLevel } from '../log.js';
 import { Redactor } from '../util/redact.js';
 import type { AlertStateStore, Silence } from '../alerting/store.js';
@@ -10,6 +10,7 @@ import { createAlertStore, createAlerting } from '../alerting/setup.js';
 import { createNotifiers } from '../notifiers/index.js';
 import { CHECK_NAMES, type CheckName } from '../checks/index.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
+import { MAX_SPAN_MS } from '../config/limits.js';
 
 /**
  * `sentinel silence add|list|expire`, `sentinel ack`, `sentinel alerts` and
@@ -30,6 +31,7 @@ const SOURCE_CHECKS: readonly CheckName[] = ['error_spike', 'dedupe_rate', 'sour
 /** Everything printed passes through `redactor`, built like the report's: the config's secrets and the notifiers'. */
 async function context(flags: Flags) {
   const config = await loadConfig({ flags, env: process.env, requireDatabase: false });
+  await prepareStateDir(config);
   const redactor = new Redactor(config.secrets);
   for (const n of createNotifiers(config.notifiers)) redactor.add(n.secrets());
   const logger = createLogger({ level: flags.logLevel ?? 'info', redactor });
@@ -69,6 +71,7 @@ async function silenceAddCommand(flags: Flags & { check: string; source?: string
   }
   const ms = parseDuration(flags.duration);
   if (ms === undefined || ms <= 0) problems.push(`--duration: "${flags.duration}" is not a duration (e.g. 30m, 2h, 1h30m, 7d)`);
+  else if (ms > MAX_SPAN_MS) problems.push(`--duration: must be at most ${formatDuration(MAX_SPAN_MS)}`);
   if (!flags.reason.trim()) problems.push('--reason: say why, for whoever is paged next');
   if (problems.length) throw new ConfigError(problems);
   const { config, store } = await context(flags);

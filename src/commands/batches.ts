@@ -5,6 +5,7 @@ import { createPool, createWritePool, endPool } from '../db/pool.js';
 import { describeError } from '../checks/runner.js';
 import { PROCESSING_STATUSES } from '../checks/statuses.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
+import { MAX_SPAN_MS } from '../config/limits.js';
 import { plural, trimNumber } from '../util/format.js';
 import type { Redactor } from '../util/redact.js';
 import { failStuck, findStuck, listAudit, RemediationError, type StuckBatch } from '../remediation/stuck.js';
@@ -49,6 +50,7 @@ export async function batchesFailStuck(flags: Flags & { olderThan: string; reaso
   const problems: string[] = [];
   if (ms === undefined) problems.push(`--older-than: "${flags.olderThan}" is not a duration (e.g. 30m, 2h, 1h30m)`);
   else if (ms < MIN_OLDER_THAN_MS) problems.push(`--older-than: ${flags.olderThan} is under 1m: a batch that young is still being worked on`);
+  else if (ms > MAX_SPAN_MS) problems.push(`--older-than: must be at most ${formatDuration(MAX_SPAN_MS)}`);
   if (!reason) problems.push('--reason: say why, for the audit record and whoever looks at these batches next');
   else if (reason.length > MAX_REASON) problems.push(`--reason: ${reason.length} characters, at most ${MAX_REASON}`);
   if (flags.source !== undefined && !flags.source.trim()) problems.push('--source: give a source name (leave --source out for every source)');

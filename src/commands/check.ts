@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type ConfigFlags } from '../config/load.js';
+import { ConfigError, loadConfig, prepareStateDir, type ConfigFlags } from '../config/load.js';
 import type { SentinelConfig } from '../config/schema.js';
 import { createLogger, type LogLevel, type Logger } from '../log.js';
 import { Redactor, redactUrlPasswords } from '../util/redact.js';
@@ -104,6 +104,8 @@ export async function withRunner<T>(
   options: WithRunnerOptions = {},
 ): Promise<T> {
   const { leadership, reportOnly } = options;
+  // Before anything runs: a state directory that cannot be made is exit 3 at once.
+  await prepareStateDir(config);
   // Replicas: whoever lost the lock since the run started must not act. The
   // NOTIFY and every delivery attempt ask right before they happen.
   const stillLeader = reportOnly !== undefined ? async () => false : leadership ? () => leadership.stillLeader() : undefined;
@@ -204,6 +206,8 @@ async function createElection(s: Setup, onChange: (leader: boolean) => void, dea
 export async function runContinuously(s: Setup, options: ContinuousOptions): Promise<number> {
   const { logger } = s;
   const intervalMs = options.intervalSeconds * 1000;
+  // A setup error like an address in use: before anything listens (withRunner checks again, at no cost).
+  await prepareStateDir(config);
   const stop = stopOnSignals(logger);
   let server: MonitorServer | undefined;
   let election: LeaderElection | undefined;

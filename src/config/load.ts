@@ -1,10 +1,12 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, visit, YAMLParseError, type Document } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type FileConfig, type ResolvedEnvironment, type SentinelConfig } from './schema.js';
+import { MAX_CONFIG_BYTES } from './limits.js';
 import { secretsOfUrl } from '../util/redact.js';
+import { ensureDirectory, StateDirError } from '../state/dir.js';
 
 /**
  * Every problem found in the configuration, each naming its path
@@ -78,13 +80,39 @@ export async function loadConfig(options: LoadOptions = {}): Promise<SentinelCon
   const stateDir = resolve(
     nonEmpty(env.SENTINEL_STATE_DIR) ?? fromFile ?? join(nonEmpty(env.XDG_STATE_HOME) ?? join(homedir(), '.local', 'state'), 'sentinel'),
   );
-  return { ...file, env: resolved, stateDir, secrets: collectSecrets(resolved, raw) };
+  const stateDirSetting = nonEmpty(env.SENTINEL_STATE_DIR)
+    ? 'SENTINEL_STATE_DIR'
+    : fromFile
+      ? 'alerting.state_dir'
+      : `state directory (${nonEmpty(env.XDG_STATE_HOME) ? 'from XDG_STATE_HOME' : 'the default'}; set SENTINEL_STATE_DIR to choose one)`;
+  return { ...file, env: resolved, stateDir, stateDirSetting, secrets: collectSecrets(resolved, raw) };
+}
+
+/**
+ * Creates the state directory if needed, once at startup, for the commands that keep
+ * state (a run, the loop, serve, silences): a directory that cannot be created or
+ * written is a ConfigError naming its setting, at once, not a hang or a failure
+ * halfway through the first run.
+ */
+export async function prepareStateDir(config: Pick<SentinelConfig, 'stateDir' | 'stateDirSetting'>): Promise<void> {
+  try {
+    await ensureDirectory(config.stateDir);
+  } catch (err) {
+    if (err instanceof StateDirError) throw new ConfigError([`${config.stateDirSetting ?? 'state directory'}: ${err.message}`]);
+    throw err;
+  }
 }
 
 async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEnv, envName: string, problems: string[]): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const read = await readBounded(path);
+    if (read.tooBig) {
+      const size = read.bytes === undefined ? '' : ` (${read.bytes} bytes)`;
+      problems.push(`${label}: config file ${path} is larger than the limit of ${MAX_CONFIG_BYTES / 1024 / 1024} MiB${size}`);
+      return {};
+    }
+    text = read.text;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
@@ -93,7 +121,7 @@ async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEn
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text, { prettyErrors: true });
+    doc = parseYamlText(text);
   } catch (err) {
     const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
     const reason = err instanceof YAMLParseError ? err.code.toLowerCase().replace(/_/g, ' ') : 'invalid YAML';
@@ -109,6 +137,73 @@ async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEn
   // box has no PROD_* secrets): those references are left as they are.
   const required = (p: string[]): boolean => !(p[0] === 'environments' && p.length > 1 && p[1] !== envName);
   return substituteEnv(doc, [], env, problems, required);
+}
+
+/**
+ * The file's text, or `tooBig` past MAX_CONFIG_BYTES. A regular file's size is
+ * checked before reading it; anything else (`--config <(envsubst < x)`, a device)
+ * is read up to the limit and no further.
+ */
+async function readBounded(path: string): Promise<{ tooBig: false; text: string } | { tooBig: true; bytes?: number }> {
+  const handle = await open(path, 'r');
+  try {
+    const info = await handle.stat();
+    if (info.isDirectory()) throw Object.assign(new Error('it is a directory'), { code: 'EISDIR' });
+    if (info.isFile() && info.size > MAX_CONFIG_BYTES) return { tooBig: true, bytes: info.size };
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const buffer = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > MAX_CONFIG_BYTES) return { tooBig: true };
+      chunks.push(buffer.subarray(0, bytesRead));
+    }
+    return { tooBig: false, text: Buffer.concat(chunks).toString('utf8') };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Parses one YAML document like `yaml.parse`, with one difference: duplicate keys
+ * are found here, in one pass with a set per mapping, because the library's own
+ * check compares every key with every other (10,000 sources took seconds, the
+ * 4 MiB a file may have would take minutes). Throws the first YAMLParseError.
+ */
+function parseYamlText(text: string): unknown {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: false, lineCounter });
+  if (document.errors.length > 0) throw document.errors[0];
+  const duplicate = firstDuplicateKey(document);
+  if (duplicate !== undefined) {
+    const error = new YAMLParseError([duplicate, duplicate + 1], 'DUPLICATE_KEY', 'Map keys must be unique');
+    error.linePos = [lineCounter.linePos(duplicate)];
+    throw error;
+  }
+  return document.toJS();
+}
+
+/** The offset of the first key that repeats an earlier key of its mapping (compared as `yaml` does: scalar values). */
+function firstDuplicateKey(document: Document): number | undefined {
+  let found: number | undefined;
+  visit(document, {
+    Map(_, map) {
+      if (!isMap(map)) return undefined;
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        if (seen.has(pair.key.value)) {
+          found = pair.key.range?.[0] ?? 0;
+          return visit.BREAK;
+        }
+        seen.add(pair.key.value);
+      }
+      return undefined;
+    },
+  });
+  return found;
 }
 
 /**
@@ -169,18 +264,26 @@ function resolveEnvironment(
   if (envPostgrest && envSupabase && !flags.postgrestUrl) {
     problems.push('POSTGREST_URL and SUPABASE_URL are both set: set only one (SUPABASE_URL for Supabase, POSTGREST_URL for a plain PostgREST)');
   }
-  let restUrl: string | undefined;
+  // The value as given: a Supabase URL gets /rest/v1 appended only once it is known good.
+  let given: string | undefined;
   let restLabel = '';
-  if (flags.postgrestUrl) [restUrl, restLabel] = [flags.postgrestUrl, '--postgrest-url'];
-  else if (envPostgrest) [restUrl, restLabel] = [envPostgrest, 'POSTGREST_URL'];
-  else if (envSupabase) [restUrl, restLabel] = [supabaseRest(envSupabase), 'SUPABASE_URL'];
-  else if (fromFile?.postgrest_url) [restUrl, restLabel] = [fromFile.postgrest_url, `environments.${name}.postgrest_url`];
-  else if (fromFile?.supabase_url) [restUrl, restLabel] = [supabaseRest(fromFile.supabase_url), `environments.${name}.supabase_url`];
-  if (restUrl && !isUrlWith(restUrl, new Set(['http:', 'https:']))) {
-    problems.push(`${restLabel}: expected an http:// or https:// URL`);
+  let supabase = false;
+  if (flags.postgrestUrl) [given, restLabel] = [flags.postgrestUrl, '--postgrest-url'];
+  else if (envPostgrest) [given, restLabel] = [envPostgrest, 'POSTGREST_URL'];
+  else if (envSupabase) [given, restLabel, supabase] = [envSupabase, 'SUPABASE_URL', true];
+  else if (fromFile?.postgrest_url) [given, restLabel] = [fromFile.postgrest_url, `environments.${name}.postgrest_url`];
+  else if (fromFile?.supabase_url) [given, restLabel, supabase] = [fromFile.supabase_url, `environments.${name}.supabase_url`, true];
+  const example = supabase ? 'https://<project>.supabase.co' : 'http://localhost:3000';
+  if (given !== undefined && !isHttpUrlWithHost(given)) {
+    // Never echoed: a URL may carry credentials.
+    problems.push(`${restLabel}: expected an http:// or https:// URL${/^https?:/i.test(given) ? ` with a host, e.g. ${example}` : ''}`);
   }
+  const restUrl = given === undefined ? undefined : supabase ? supabaseRest(given) : given;
 
-  const serviceRoleKey = nonEmpty(env.SUPABASE_SERVICE_ROLE_KEY) ?? fromFile?.service_role_key;
+  const keyFromEnv = nonEmpty(env.SUPABASE_SERVICE_ROLE_KEY);
+  const serviceRoleKey = keyFromEnv ?? fromFile?.service_role_key;
+  const keyProblem = serviceRoleKey === undefined ? undefined : badKeyCharacter(serviceRoleKey);
+  if (keyProblem) problems.push(`${keyFromEnv ? 'SUPABASE_SERVICE_ROLE_KEY' : `environments.${name}.service_role_key`}: ${keyProblem}`);
   if (!databaseUrl) return undefined;
   return { name, databaseUrl, restUrl: restUrl?.replace(/\/+$/, ''), serviceRoleKey };
 }
@@ -195,6 +298,31 @@ function isUrlWith(value: string, protocols: Set<string>): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * An http(s) URL with a host, written with `//`: WHATWG parsing reads `http:///x`
+ * and `http:x` as the host `x`, which is never what was meant.
+ */
+function isHttpUrlWithHost(value: string): boolean {
+  const authority = /^https?:\/\/([^/?#]*)/i.exec(value.trim())?.[1];
+  // The host: after any user info, before any port.
+  if (!authority?.replace(/^.*@/, '').replace(/:\d*$/, '')) return false;
+  return isUrlWith(value, new Set(['http:', 'https:']));
+}
+
+/**
+ * Why a key cannot be what the provider issued (whitespace, a control or invisible
+ * character: a line break pasted along, a BOM from an editor), or undefined. Says
+ * where, never what: the key is a secret.
+ */
+function badKeyCharacter(key: string): string | undefined {
+  const at = key.search(/[\s\p{Cc}\p{Cf}]/u);
+  if (at < 0) return undefined;
+  const char = key[at]!;
+  const what =
+    char === '\n' || char === '\r' ? 'a line break' : char === ' ' ? 'a space' : char === '\t' ? 'a tab' : /[\p{Cc}\p{Cf}]/u.test(char) ? 'a control or invisible character' : 'whitespace';
+  return `contains ${what} (character ${at + 1} of ${key.length}): a key has no whitespace or control characters; copy it again without them`;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { parseDuration } from '../util/duration.js';
+import { bounded, boundedDuration, DAY_MS, HOUR_MS, LIMITS, MAX_SPAN_MS, MINUTE_MS, SECOND_MS } from './limits.js';
 import { notifierConfigSchema } from '../notifiers/index.js';
 
 /**
@@ -9,7 +9,9 @@ import { notifierConfigSchema } from '../notifiers/index.js';
  * silently ignored setting that leaves a threshold at its default.
  */
 
-const positiveNumber = z.number().positive();
+/** Every limit is in ./limits.ts; the comments there say why each is what it is. */
+const checkTimeout = (seconds: number) => bounded(LIMITS.checkTimeoutSeconds, { unitMs: SECOND_MS }).default(seconds);
+const thresholdMinutes = (minutes: number) => bounded(LIMITS.thresholdMinutes, { unitMs: MINUTE_MS }).default(minutes);
 
 const environmentSchema = z
   .strictObject({
@@ -26,29 +28,29 @@ const environmentSchema = z
 
 const stuckBatchesSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  threshold_minutes: positiveNumber.default(10),
-  timeout_seconds: positiveNumber.default(10),
+  threshold_minutes: thresholdMinutes(10),
+  timeout_seconds: checkTimeout(10),
 });
 
 const errorSpikeSchema = z.strictObject({
   enabled: z.boolean().default(true),
   threshold_pct: z.number().min(0).max(100).default(15),
-  min_rows: z.number().int().min(1).default(100),
-  timeout_seconds: positiveNumber.default(10),
+  min_rows: bounded(1_000_000_000, { min: 1, int: true }).default(100),
+  timeout_seconds: checkTimeout(10),
 });
 
 const schemaCacheSchema = z.strictObject({
   enabled: z.boolean().default(true),
   auto_reload: z.boolean().default(true),
   /** At most one NOTIFY per cooldown, across loop iterations and cron runs. */
-  cooldown_minutes: z.number().min(0).default(5),
+  cooldown_minutes: bounded(DAY_MS / MINUTE_MS, { min: 0, unitMs: MINUTE_MS }).default(5),
   /** How many times to probe again after a reload before calling it unrecovered. */
   reprobe_attempts: z.number().int().min(1).max(20).default(5),
-  reprobe_interval_seconds: positiveNumber.default(2),
+  reprobe_interval_seconds: bounded(300, { unitMs: SECOND_MS }).default(2),
   /** One HTTP probe's timeout. */
-  request_timeout_seconds: positiveNumber.default(5),
+  request_timeout_seconds: bounded(LIMITS.requestTimeoutSeconds, { unitMs: SECOND_MS }).default(5),
   /** The whole check's budget, reload and re-probes included. */
-  timeout_seconds: positiveNumber.default(30),
+  timeout_seconds: checkTimeout(30),
   /** The role PostgREST logs in as; inspected when a reload does not help. */
   postgrest_role: z.string().min(1).default('authenticator'),
 });
@@ -57,51 +59,40 @@ const schemaCacheSchema = z.strictObject({
 const dedupeRateSchema = z.strictObject({
   enabled: z.boolean().default(true),
   threshold_pct: z.number().min(0).max(100).default(50),
-  timeout_seconds: positiveNumber.default(10),
+  timeout_seconds: checkTimeout(10),
 });
 
 /** p95 of completed_at - started_at over the batches completed in the last hour. */
 const processingTimeSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  p95_minutes: positiveNumber.default(5),
-  timeout_seconds: positiveNumber.default(10),
+  p95_minutes: thresholdMinutes(5),
+  timeout_seconds: checkTimeout(10),
 });
 
 /** Batches waiting in `uploaded` longer than this. */
 const queueBacklogSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  threshold_minutes: positiveNumber.default(30),
-  timeout_seconds: positiveNumber.default(10),
+  threshold_minutes: thresholdMinutes(30),
+  timeout_seconds: checkTimeout(10),
 });
 
 /** Judges only the sources with `sources.<name>.expected_every`. */
 const sourceFreshnessSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  timeout_seconds: positiveNumber.default(10),
-});
-
-/** `30s`, `15m`, `4h`, `1h30m`, or a number of seconds; parsed to milliseconds. */
-const durationSchema = z.union([z.number().positive().transform((seconds) => seconds * 1000), z.string()]).transform((value, ctx) => {
-  if (typeof value === 'number') return value;
-  const ms = parseDuration(value);
-  if (ms === undefined || ms <= 0) {
-    ctx.addIssue({ code: 'custom', message: 'expected a duration such as 30s, 15m, 4h or 1h30m' });
-    return z.NEVER;
-  }
-  return ms;
+  timeout_seconds: checkTimeout(10),
 });
 
 const alertingSchema = z.strictObject({
   /** Re-notify a still-firing, unacknowledged alert this often. */
-  repeat_interval: durationSchema.prefault('4h'),
+  repeat_interval: boundedDuration(MAX_SPAN_MS).prefault('4h'),
   /** Healthy runs in a row before an alert resolves. */
-  resolve_after_runs: z.number().int().min(1).default(2),
+  resolve_after_runs: bounded(1000, { min: 1, int: true }).default(2),
   /** Where alert state lives on this host; SENTINEL_STATE_DIR wins. */
   state_dir: z.string().min(1).optional(),
-  /** Upper bound on the time one run spends delivering notifications. */
-  delivery_timeout: durationSchema.prefault('30s'),
-  /** Undelivered notifications older than this are given up, loudly. */
-  max_outbox_age: durationSchema.prefault('24h'),
+  /** Upper bound on the time one run spends delivering notifications (a timer: at most an hour). */
+  delivery_timeout: boundedDuration(HOUR_MS).prefault('30s'),
+  /** Undelivered notifications older than this are given up, loudly: a page a month late is noise. */
+  max_outbox_age: boundedDuration(30 * DAY_MS).prefault('24h'),
 });
 
 /**
@@ -148,7 +139,7 @@ const replicasSchema = z.strictObject({
   /** The advisory lock key the replicas compete for (a bigint). */
   lock_key: lockKeySchema.default(DEFAULT_LEADER_LOCK_KEY),
   /** How often a follower tries to take over; default min(5, --interval) seconds. */
-  takeover_poll_seconds: positiveNumber.optional(),
+  takeover_poll_seconds: bounded(3600, { unitMs: SECOND_MS }).optional(),
 });
 
 const sourceSchema = z.strictObject({
@@ -156,7 +147,7 @@ const sourceSchema = z.strictObject({
   /** Judged alone by dedupe_rate, left out of its overall rate. */
   dedupe_threshold_pct: z.number().min(0).max(100).optional(),
   /** source_freshness alerts when no batch arrived within this long (milliseconds once parsed). */
-  expected_every: durationSchema.optional(),
+  expected_every: boundedDuration(MAX_SPAN_MS).optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -174,13 +165,13 @@ export const configSchema = z.strictObject({
     .prefault({}),
   sources: z.record(z.string().min(1), sourceSchema).default({}),
   /** Default statement_timeout for every check query, in milliseconds. */
-  statement_timeout_ms: z.number().int().min(100).default(5000),
+  statement_timeout_ms: bounded(LIMITS.statementTimeoutMs, { min: 100, int: true, unitMs: 1 }).default(5000),
   /** How long to wait for a database connection before a check fails. */
-  connect_timeout_seconds: z.number().positive().max(120).default(5),
+  connect_timeout_seconds: bounded(120, { unitMs: SECOND_MS }).default(5),
   alerting: alertingSchema.prefault({}),
   replicas: replicasSchema.prefault({}),
   /** The run history (`sentinel slo` reads it): how long a run's record is kept. */
-  history: z.strictObject({ retention_days: z.number().int().positive().default(30) }).prefault({}),
+  history: z.strictObject({ retention_days: bounded(MAX_SPAN_MS / DAY_MS, { min: 1, int: true }).default(30) }).prefault({}),
   notifiers: z
     .array(notifierConfigSchema)
     .default([])
@@ -213,6 +204,8 @@ export interface ResolvedEnvironment {
 export interface SentinelConfig extends FileConfig {
   env: ResolvedEnvironment;
   stateDir: string;
+  /** What set `stateDir`, for messages (`SENTINEL_STATE_DIR`, `alerting.state_dir`, ...). */
+  stateDirSetting?: string;
   /** Every secret value found in the configuration, for redaction of all output. */
   secrets: string[];
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { bounded, MINUTE_MS } from '../config/limits.js';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
 import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, timeoutMs, type SendContext } from './base.js';
 import { detailLines } from './format.js';
@@ -47,7 +48,7 @@ export const alertmanagerConfigSchema = z
     /** Alertmanager's root URL; `/api/v2/alerts` is appended. */
     url: httpUrl.refine((url) => !hasCredentials(url), 'credentials in the URL are not sent: use basic_auth: { username, password } instead'),
     /** How long a firing alert stays firing in Alertmanager without being re-posted. */
-    resolve_timeout_minutes: z.number().positive().max(7 * 24 * 60).default(DEFAULT_RESOLVE_TIMEOUT_MINUTES),
+    resolve_timeout_minutes: bounded(7 * 24 * 60, { unitMs: MINUTE_MS }).default(DEFAULT_RESOLVE_TIMEOUT_MINUTES),
     basic_auth: z.strictObject({ username: z.string().min(1), password: z.string().min(1) }).optional(),
     bearer_token: z.string().min(1).optional(),
   })

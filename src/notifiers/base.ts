@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Notification, Notifier } from '../alerting/types.js';
+import { bounded, LIMITS, SECOND_MS } from '../config/limits.js';
 
 /**
  * Settings every notifier has. Each provider file extends these with its own
@@ -14,7 +15,7 @@ export const baseNotifierFields = {
   min_level: levelSchema.default('warning'),
   send_resolved: z.boolean().default(true),
   /** One HTTP request's timeout. */
-  timeout_seconds: z.number().positive().max(120).default(10),
+  timeout_seconds: bounded(LIMITS.requestTimeoutSeconds, { unitMs: SECOND_MS }).default(10),
 };
 
 /** The validated base settings, as every provider's config carries them. */

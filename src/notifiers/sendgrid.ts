@@ -46,6 +46,8 @@ export const sendgridConfigSchema = z.strictObject({
   to: z
     .array(email)
     .min(1)
+    // SendGrid's limit on the recipients of one request.
+    .max(1000, 'at most 1000 addresses (SendGrid accepts no more in one request)')
     // SendGrid answers 400 when an address appears twice in one personalization.
     .superRefine(
       noDuplicates(

@@ -43,6 +43,8 @@ export const twilioConfigSchema = z
     to: z
       .array(e164)
       .min(1)
+      // One request per number, all within alerting.delivery_timeout.
+      .max(100, 'at most 100 numbers (one request each, within alerting.delivery_timeout)')
       .superRefine(noDuplicates((number) => number, (number) => `${number} is listed twice`)),
     api_base_url: httpUrl.default(DEFAULT_BASE_URL),
   })

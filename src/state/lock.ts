@@ -1,7 +1,8 @@
-import { mkdir, open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { ensureDirectory } from './dir.js';
 
 /**
  * An exclusive lock between Sentinel processes (a cron run, a `--loop`, `sentinel
@@ -62,7 +63,8 @@ const held: Set<string> = ((globalThis as Record<symbol, unknown>)[HELD_KEY] ??=
 export async function withFileLock<T>(lockFile: string, body: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
   const waitMs = options.waitMs ?? 30_000;
   const staleMs = options.staleMs ?? 10 * 60_000;
-  await mkdir(dirname(lockFile), { recursive: true, mode: 0o700 });
+  // Not mkdir's recursive mode, which never returns on some file systems (state/dir.ts).
+  await ensureDirectory(dirname(lockFile));
   const token = randomBytes(8).toString('hex');
   const content = JSON.stringify({ host: hostname(), pid: process.pid, at: new Date().toISOString(), token } satisfies LockContent);
   const deadline = Date.now() + waitMs;

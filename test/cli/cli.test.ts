@@ -107,8 +107,8 @@ describe('sentinel: usage and configuration errors exit 3 with one line', () => 
   it.each([
     [['--bogus'], /unknown option '--bogus'/],
     [['--interval', 'abc', '--loop'], /--interval <seconds>.*whole number of seconds/],
-    [['--interval', '0', '--loop'], /whole number of seconds, at least 1/],
-    [['migrate', '--lock-timeout', 'soon'], /--lock-timeout <seconds>.*0 or more/],
+    [['--interval', '0', '--loop'], /whole number of seconds from 1 to 86400/],
+    [['migrate', '--lock-timeout', 'soon'], /--lock-timeout <seconds>.*from 0 \(wait forever\) to 3600/],
   ])('%j', async (args, pattern) => {
     const r = await runCli(args, env());
     expect(r.code).toBe(3);

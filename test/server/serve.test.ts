@@ -507,7 +507,7 @@ describe('sentinel serve: usage errors exit 3 with one line', () => {
   it('rejects --interval 0 and unknown options', async () => {
     const bad = await runCli(['serve', '--interval', '0'], env());
     expect(bad.code).toBe(3);
-    expect(bad.stderr).toMatch(/whole number of seconds, at least 1/);
+    expect(bad.stderr).toMatch(/whole number of seconds from 1 to 86400/);
     const pretty = await runCli(['serve', '--pretty'], env());
     expect(pretty.code).toBe(3);
     expect(pretty.stderr).toMatch(/unknown option '--pretty'/);
