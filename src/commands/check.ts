@@ -87,7 +87,7 @@ export function reportPrinter(
       ? renderNagios(result, { ...options.nagios, redact: (t) => redactor.redact(t) })
       : options.json || options.pretty
         ? renderJson(result, { pretty: options.pretty })
-        : renderHuman(result, { color: options.color ?? false });
+        : renderHuman(result, { color: options.color ?? false, redact: (t) => redactor.redact(t) });
     process.stdout.write(redactor.redact(text) + '\n');
   };
 }
