@@ -225,6 +225,7 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
         logger,
         redactor: s.redactor,
         leader: !config.replicas.enabled,
+        maxSources: config.metrics.max_sources,
         ...(dashboard ? { dashboard } : {}),
       });
       server = started;
