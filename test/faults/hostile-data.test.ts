@@ -301,5 +301,10 @@ describe('/metrics with 10,000 hostile sources and 1 MB names', () => {
     expect(sources.size).toBe(6);
     expect([...sources].filter((s) => s !== 'other').every((s) => /^\d+Z+…$/.test(s))).toBe(true);
     expect(otherRows(text)).toBe((10000 * 10001) / 2 + 20001 + 20002 + 20003 + 20004 + 20005);
+    // Bounded at load like every count.
+    await writeFile(config, 'metrics:\n  max_sources: 1001\n');
+    const bad = await runCli(['--config', config], { DATABASE_URL: big.url, SENTINEL_STATE_DIR: join(stateDir, 'serve') });
+    expect(bad.code).toBe(3);
+    expect(bad.stderr.trim()).toBe('sentinel: config error: metrics.max_sources: must be at most 1000');
   });
 });
