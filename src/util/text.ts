@@ -90,11 +90,6 @@ export function cut(value: string, max: number): string {
   return `${value.slice(0, end)}…`;
 }
 
-/** Whether `text` holds a character {@link oneLine} would escape (tests, assertions). */
-export function hasUnsafeChars(text: string, { allowNewlines = false }: { allowNewlines?: boolean } = {}): boolean {
-  return UNSAFE.test(allowNewlines ? text.replace(/\r?\n/g, '') : text);
-}
-
 /**
  * Cells of a table, cut to `max` and escaped before the widths are measured (a
  * 1 MB name must not pad every row), then padded; the last column is not padded.

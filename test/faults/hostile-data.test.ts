@@ -27,6 +27,8 @@ const EVIL_SHOWN = 'evil\\x1b[2J\\x1b[31msrc\\r\\nFORGED\\u202egnp.exe\\x9b\\x7f
 const QUOTE = "a=b|c'd";
 /** A 1 MB name that starts with an escape. */
 const BIG = `\x1b[31m${'X'.repeat(1_000_000)}`;
+/** 1 MB of `x.x.…`: every position a word boundary where a URL scheme could start (redaction must stay linear). */
+const DOTTED = 'x.'.repeat(500_000);
 /** A silent feed (source_freshness), named with an OSC title sequence ended by BEL. */
 const FRESH = 'silent\x1b]0;pwned\x07feed\u2066';
 const CODE = `E_${ESC}\u202e\r\nCODE`;
@@ -67,6 +69,7 @@ beforeAll(async () => {
   await insertBatch(db.pool, { source: EVIL, filename: `${EVIL}.csv`, status: 'processing', created_at: minutesAgo(40), updated_at: minutesAgo(30) });
   await insertBatch(db.pool, { source: BIG, filename: BIG, status: 'validating', created_at: minutesAgo(50), updated_at: minutesAgo(40) });
   await insertBatch(db.pool, { source: QUOTE, filename: QUOTE, status: 'inserting', created_at: minutesAgo(30), updated_at: minutesAgo(20) });
+  await insertBatch(db.pool, { source: DOTTED, filename: DOTTED, status: 'processing', created_at: minutesAgo(40), updated_at: minutesAgo(35) });
   await insertBatch(db.pool, { source: BIG, filename: `${EVIL}.csv`, status: 'uploaded', created_at: minutesAgo(90), updated_at: minutesAgo(90) });
   for (const source of [EVIL, QUOTE, BIG]) {
     for (const m of [0.5, 61]) {
@@ -132,6 +135,7 @@ describe('hostile data in every human output', () => {
     expectSafe(r);
     expect(r.stdout).toContain('evil\\x1b[2J\\x1b[31msrc\\r\\nFORGED\\u202egnp');
     expect(r.stdout).toMatch(/\\x1b\[31mX+…/);
+    expect(r.stdout).toMatch(/(x\.){31}x…/);
     // 4 columns of at most 64 characters: the 1 MB name does not pad every row.
     for (const l of r.stdout.split('\n')) expect(l.length).toBeLessThanOrEqual(2 + 4 * 64 + 3 * 2);
     // --json stays exact: the machine gets the real name back.

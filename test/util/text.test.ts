@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { cut, hasUnsafeChars, oneLine, tableLines } from '../../src/util/text.js';
+import { cut, oneLine, tableLines } from '../../src/util/text.js';
 
 describe('oneLine', () => {
   it('leaves ordinary text as written, emoji and accents included', () => {
@@ -15,7 +15,7 @@ describe('oneLine', () => {
     expect(oneLine('rlo\u202egnp.exe \u2066iso\u2069 \u200e\u200f\u061c')).toBe('rlo\\u202egnp.exe \\u2066iso\\u2069 \\u200e\\u200f\\u061c');
     expect(oneLine('ls\u2028ps\u2029bom\ufeff')).toBe('ls\\u2028ps\\u2029bom\\ufeff');
     expect(oneLine('lone \ud800 and \udc00')).toBe('lone \\ud800 and \\udc00');
-    expect(hasUnsafeChars(oneLine('\x1b\u202e\x9b\n'))).toBe(false);
+    expect(oneLine('\x1b\u202e\x9b\n')).toMatch(/^[\x20-\x7e]+$/);
   });
 
   it('cuts with … at the maximum, never inside an escape or a surrogate pair', () => {
