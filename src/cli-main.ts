@@ -272,11 +272,19 @@ async function main(argv: string[]): Promise<void> {
         process.exitCode = 0;
         return;
       }
-      const message =
-        err.code === 'commander.excessArguments' ? `unknown command '${argv.slice(2).find((a) => !a.startsWith('-')) ?? ''}'` : err.message.replace(/^error: /, '');
+      // The message echoes what was typed (an unknown option, a bad value): escaped and cut like data.
+      const [{ oneLine }, { redactUrlPasswords }] = await Promise.all([import('./util/text.js'), import('./util/redact.js')]);
+      const text =
+        err.code === 'commander.excessArguments'
+          ? `unknown command '${argv.slice(2).find((a) => !a.startsWith('-')) ?? ''}'`
+          : err.message.replace(/^error: /, '').replace(/\n\(Did you mean /, ' (Did you mean ');
+      const message = oneLine(redactUrlPasswords(text));
       process.stderr.write(`sentinel: ${message} (see sentinel --help)\n`);
       // A check command with bad arguments is UNKNOWN to Nagios, on stdout like every plugin result.
-      if (argv.some((a, i) => a === '--format=nagios' || (a === '--format' && argv[i + 1] === 'nagios'))) process.stdout.write(`SENTINEL UNKNOWN - ${message.replace(/\|/g, '/')}\n`);
+      if (argv.some((a, i) => a === '--format=nagios' || (a === '--format' && argv[i + 1] === 'nagios'))) {
+        const { renderNagiosUnknown } = await import('./report/nagios.js');
+        process.stdout.write(`${renderNagiosUnknown(message)}\n`);
+      }
       process.exitCode = EXIT_USAGE;
       return;
     }

@@ -1,4 +1,5 @@
 import { Redactor } from './util/redact.js';
+import { MAX_CHARS, oneLine } from './util/text.js';
 
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40 };
@@ -22,7 +23,9 @@ export interface LoggerOptions {
 /**
  * Log lines in the guide's shape:
  * `2025-01-04 10:15:30 | INFO     | sentinel | Running stuck_batches check...`
- * Times are UTC. Every line passes through the redactor.
+ * Times are UTC. Every message is redacted, then escaped and cut (src/util/text.ts):
+ * messages carry data (source names, driver and provider errors), and a line on a
+ * terminal or in a log file must be one line with no escape sequences in it.
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const min = ORDER[options.level ?? 'info'];
@@ -33,7 +36,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const emit = (level: LogLevel, label: string, message: string): void => {
     if (ORDER[level] < min) return;
     const ts = now().toISOString().slice(0, 19).replace('T', ' ');
-    write(redactor.redact(`${ts} | ${label.padEnd(8)} | ${name} | ${message}`));
+    // Redacted before it is cut, so a secret cut in half is still masked.
+    write(`${ts} | ${label.padEnd(8)} | ${oneLine(name, MAX_CHARS.name)} | ${oneLine(redactor.redact(message), MAX_CHARS.log)}`);
   };
   return {
     debug: (m) => emit('debug', 'DEBUG', m),

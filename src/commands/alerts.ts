@@ -11,6 +11,7 @@ import { createNotifiers } from '../notifiers/index.js';
 import { CHECK_NAMES, type CheckName } from '../checks/index.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { MAX_SPAN_MS } from '../config/limits.js';
+import { MAX_CHARS, oneLine } from '../util/text.js';
 
 /**
  * `sentinel silence add|list|expire`, `sentinel ack`, `sentinel alerts` and
@@ -28,7 +29,12 @@ type Flags = ConfigFlags & { logLevel?: LogLevel; json?: boolean };
  */
 const SOURCE_CHECKS: readonly CheckName[] = ['error_spike', 'dedupe_rate', 'source_freshness'];
 
-/** Everything printed passes through `redactor`, built like the report's: the config's secrets and the notifiers'. */
+/**
+ * Everything printed passes through `redactor`, built like the report's: the
+ * config's secrets and the notifiers'. Names, messages and reasons are data (from
+ * monitored tables and from whoever added a silence): the human output shows each
+ * masked, then escaped and cut ({@link display}); `--json` keeps them exact.
+ */
 async function context(flags: Flags) {
   const config = await loadConfig({ flags, env: process.env, requireDatabase: false });
   await prepareStateDir(config);
@@ -53,6 +59,11 @@ function closingStores<A extends unknown[]>(command: (...args: A) => Promise<num
   };
 }
 
+/** One data value for a human line: masked, then escaped and cut (src/util/text.ts). */
+function display(redactor: Redactor, value: string, max: number = MAX_CHARS.name): string {
+  return oneLine(redactor.redact(value), max);
+}
+
 function who(): string {
   const sudo = process.env.SUDO_USER;
   try {
@@ -74,7 +85,7 @@ async function silenceAddCommand(flags: Flags & { check: string; source?: string
   else if (ms > MAX_SPAN_MS) problems.push(`--duration: must be at most ${formatDuration(MAX_SPAN_MS)}`);
   if (!flags.reason.trim()) problems.push('--reason: say why, for whoever is paged next');
   if (problems.length) throw new ConfigError(problems);
-  const { config, store } = await context(flags);
+  const { config, store, redactor } = await context(flags);
   const now = new Date();
   const silence: Silence = {
     id: `s-${randomBytes(4).toString('hex')}`,
@@ -92,7 +103,7 @@ async function silenceAddCommand(flags: Flags & { check: string; source?: string
     state.silences.push(silence);
     await store.write(state);
   });
-  const scope = `${flags.check}${flags.source ? ` for source ${flags.source}` : ''} in ${silence.environment ?? 'every environment'}`;
+  const scope = `${flags.check}${flags.source ? ` for source ${display(redactor, flags.source)}` : ''} in ${display(redactor, silence.environment ?? 'every environment')}`;
   process.stdout.write(`Silenced ${scope} until ${silence.endsAt} (${formatDuration(ms!)}): ${silence.id}\n`);
   return 0;
 }
@@ -113,15 +124,18 @@ async function silenceListCommand(flags: Flags & { all?: boolean }): Promise<num
   for (const s of shown) {
     const active = activeSilences([s], now).length === 1;
     const left = active ? `${formatDuration(Date.parse(s.endsAt) - now.getTime())} left` : s.expiredAt ? 'expired' : 'ended';
+    const show = (value: string, max?: number): string => display(redactor, value, max);
     process.stdout.write(
-      redactor.redact(`${s.id}  ${s.check}${s.source ? `/${s.source}` : ''}  ${s.environment ?? '*'}  until ${s.endsAt} (${left})  by ${s.createdBy}: ${s.reason}\n`),
+      redactor.redact(
+        `${show(s.id)}  ${show(s.check)}${s.source ? `/${show(s.source)}` : ''}  ${show(s.environment ?? '*')}  until ${show(s.endsAt)} (${left})  by ${show(s.createdBy)}: ${show(s.reason, MAX_CHARS.message)}\n`,
+      ),
     );
   }
   return 0;
 }
 
 async function silenceExpireCommand(flags: Flags & { id: string }): Promise<number> {
-  const { store } = await context(flags);
+  const { store, redactor } = await context(flags);
   const found = await store.withLock(async () => {
     const state = await store.read();
     const silence = state.silences.find((s) => s.id === flags.id && !s.expiredAt);
@@ -131,7 +145,7 @@ async function silenceExpireCommand(flags: Flags & { id: string }): Promise<numb
     return true;
   });
   if (!found) throw new ConfigError([`silence ${flags.id}: no active silence with that id (see sentinel silence list)`]);
-  process.stdout.write(`Expired ${flags.id}: its alerts notify again from the next run.\n`);
+  process.stdout.write(`Expired ${display(redactor, flags.id)}: its alerts notify again from the next run.\n`);
   return 0;
 }
 
@@ -149,7 +163,11 @@ async function ackCommand(flags: Flags & { id: string }): Promise<number> {
   });
   if (result === 0) throw new ConfigError([`ack: no firing alert with id ${flags.id} (see sentinel alerts)`]);
   if (typeof result === 'number') throw new ConfigError([`ack: ${flags.id} matches ${result} alerts: give more characters of the id`]);
-  process.stdout.write(redactor.redact(`Acknowledged ${result.id} [${result.environment}] ${result.check}: ${result.message}\nNo repeats until it resolves; a rise in level still notifies.\n`));
+  process.stdout.write(
+    redactor.redact(
+      `Acknowledged ${display(redactor, result.id)} [${display(redactor, result.environment)}] ${display(redactor, result.check)}: ${display(redactor, result.message, MAX_CHARS.message)}\nNo repeats until it resolves; a rise in level still notifies.\n`,
+    ),
+  );
   return 0;
 }
 
@@ -186,20 +204,23 @@ async function listAlertsCommand(flags: Flags): Promise<number> {
     return 0;
   }
   const out: string[] = [];
+  const show = (value: string, max?: number): string => display(redactor, value, max);
   if (alerts.length === 0) out.push('No firing alerts.');
   for (const a of alerts) {
     const marks = [
-      a.silencedBy.length ? `silenced by ${a.silencedBy.join(', ')}` : '',
+      a.silencedBy.length ? `silenced by ${show(a.silencedBy.join(', '), MAX_CHARS.message)}` : '',
       a.notifiedLevel ? '' : 'never notified',
-      a.acknowledged ? `acknowledged by ${a.acknowledged.by}` : '',
+      a.acknowledged ? `acknowledged by ${show(a.acknowledged.by)}` : '',
       a.healthyRuns ? `${a.healthyRuns} healthy run(s)` : '',
     ]
       .filter(Boolean)
       .join(', ');
-    out.push(`${a.id}  ${a.level.padEnd(8)} [${a.environment}] ${a.check}${a.subject ? `/${a.subject}` : ''}: ${a.message}  (since ${a.firingSince}${marks ? `; ${marks}` : ''})`);
+    out.push(
+      `${show(a.id)}  ${show(a.level).padEnd(8)} [${show(a.environment)}] ${show(a.check)}${a.subject ? `/${show(a.subject)}` : ''}: ${show(a.message, MAX_CHARS.message)}  (since ${show(a.firingSince)}${marks ? `; ${marks}` : ''})`,
+    );
   }
   if (state.outbox.length) out.push(`${state.outbox.length} notification(s) waiting for delivery.`);
-  if (state.dead.length) out.push(`${state.dead.length} notification(s) rejected for good; last: ${state.dead[state.dead.length - 1]!.lastError}`);
+  if (state.dead.length) out.push(`${state.dead.length} notification(s) rejected for good; last: ${show(String(state.dead[state.dead.length - 1]!.lastError), MAX_CHARS.message)}`);
   process.stdout.write(redactor.redact(out.map((line) => `${line}\n`).join('')));
   return 0;
 }
@@ -213,7 +234,8 @@ export async function notifyTest(flags: Flags & { notifier?: string }): Promise<
   const engine = createAlerting(config, logger, redactor);
   const results = await engine.sendTest(config.env.name, flags.notifier);
   for (const r of results) {
-    process.stdout.write(redactor.redact(r.ok ? `✅ ${r.notifier} (${r.type}): delivered\n` : `❌ ${r.notifier} (${r.type}): ${r.error}\n`));
+    const name = `${display(redactor, r.notifier)} (${display(redactor, r.type)})`;
+    process.stdout.write(redactor.redact(r.ok ? `✅ ${name}: delivered\n` : `❌ ${name}: ${display(redactor, String(r.error), MAX_CHARS.message)}\n`));
   }
   return results.every((r) => r.ok) ? 0 : 1;
 }

@@ -8,6 +8,7 @@ import { formatDuration, parseDuration } from '../util/duration.js';
 import { MAX_SPAN_MS } from '../config/limits.js';
 import { plural, trimNumber } from '../util/format.js';
 import type { Redactor } from '../util/redact.js';
+import { MAX_CHARS, oneLine, tableLines } from '../util/text.js';
 import { failStuck, findStuck, listAudit, RemediationError, type StuckBatch } from '../remediation/stuck.js';
 import { setup } from './check.js';
 
@@ -17,6 +18,8 @@ import { setup } from './check.js';
  * run read on the read-only pool; only `fail-stuck --yes` writes, on its own
  * connection, in one transaction (src/remediation/stuck.ts). Usage and database
  * errors are one line on stderr and exit 3; nothing else changes the exit code.
+ * Sources, reasons and users are data: the human output shows them escaped and
+ * cut (src/util/text.ts), masked first; `--json` keeps them exact.
  */
 
 type Flags = ConfigFlags & { logLevel?: LogLevel; json?: boolean };
@@ -33,7 +36,7 @@ export async function batchesStuck(flags: Flags): Promise<number> {
     if (batches.length === 0) return print(redactor, `No batches stuck > ${trimNumber(threshold)}m.`);
     return print(redactor, [
       `${plural(batches.length, 'batch')} stuck > ${trimNumber(threshold)}m (in ${PROCESSING_STATUSES.join(', ')}; ages on the database clock):`,
-      ...table(batches),
+      ...table(batches, redactor),
       `To fail them: sentinel batches fail-stuck --older-than ${trimNumber(threshold)}m --reason "..." (a dry run; add --yes to apply)`,
     ]);
   });
@@ -57,15 +60,16 @@ export async function batchesFailStuck(flags: Flags & { olderThan: string; reaso
   if (problems.length) throw new ConfigError(problems);
 
   const filter = { olderThanMinutes: ms! / 60_000, ...(flags.source ? { source: flags.source.trim() } : {}) };
-  const scope = `stuck > ${formatDuration(ms!)}${filter.source ? ` from ${filter.source}` : ''}`;
   return withDatabase(flags, async ({ config, redactor, url }) => {
+    const show = (text: string, max: number = MAX_CHARS.name): string => oneLine(redactor.redact(text), max);
+    const scope = `stuck > ${formatDuration(ms!)}${filter.source ? ` from ${show(filter.source)}` : ''}`;
     if (!flags.yes) {
       const batches = await readOnly(url, config.statement_timeout_ms, (db) => findStuck(db, filter));
       if (flags.json) return print(redactor, JSON.stringify({ dry_run: true, older_than_minutes: filter.olderThanMinutes, source: filter.source ?? null, reason, batches }));
       if (batches.length === 0) return print(redactor, `No batches ${scope}: nothing to fail.`);
       return print(redactor, [
-        `Dry run: ${plural(batches.length, 'batch')} ${scope} would be set to failed, reason "${reason}":`,
-        ...table(batches),
+        `Dry run: ${plural(batches.length, 'batch')} ${scope} would be set to failed, reason "${show(reason, MAX_CHARS.message)}":`,
+        ...table(batches, redactor),
         'Nothing was changed. Add --yes to apply: only batches still stuck at that moment are failed, and the change is audited (sentinel batches audit).',
       ]);
     }
@@ -80,8 +84,8 @@ export async function batchesFailStuck(flags: Flags & { olderThan: string; reaso
         }
         if (result.batches.length === 0) return print(redactor, `No batches ${scope}: nothing failed, no audit record written.`);
         return print(redactor, [
-          `Failed ${plural(result.batches.length, 'batch')} ${scope}, reason "${reason}" (audit record ${result.auditId}, role ${result.dbRole}):`,
-          ...table(result.batches.map((b) => ({ ...b, status: `${b.status_before} → failed` }))),
+          `Failed ${plural(result.batches.length, 'batch')} ${scope}, reason "${show(reason, MAX_CHARS.message)}" (audit record ${result.auditId}, role ${show(result.dbRole)}):`,
+          ...table(result.batches.map((b) => ({ ...b, status: `${oneLine(b.status_before, MAX_CHARS.cell)} → failed` })), redactor),
         ]);
       } finally {
         client.release();
@@ -98,11 +102,12 @@ export async function batchesAudit(flags: Flags & { limit?: number }): Promise<n
     const records = await readOnly(url, config.statement_timeout_ms, (db) => listAudit(db, flags.limit ?? 20));
     if (flags.json) return print(redactor, JSON.stringify(records.map((r) => ({ ...r, at: r.at.toISOString() }))));
     if (records.length === 0) return print(redactor, 'No batches failed by sentinel batches fail-stuck yet.');
+    const show = (text: string, max: number = MAX_CHARS.name): string => oneLine(redactor.redact(text), max);
     return print(
       redactor,
       records.flatMap((r) => [
-        `#${r.id}  ${r.at.toISOString()}  ${r.os_user ?? '?'} / ${r.db_role}  [${r.environment ?? '?'}]  ${plural(r.batch_ids.length, 'batch')} stuck > ${formatDuration(r.older_than_minutes * 60_000)}${r.source ? ` from ${r.source}` : ''}: "${r.reason}"`,
-        `    ${r.batch_ids.join(', ')}`,
+        `#${r.id}  ${r.at.toISOString()}  ${show(r.os_user ?? '?')} / ${show(r.db_role)}  [${show(r.environment ?? '?')}]  ${plural(r.batch_ids.length, 'batch')} stuck > ${formatDuration(r.older_than_minutes * 60_000)}${r.source ? ` from ${show(r.source)}` : ''}: "${show(r.reason, MAX_CHARS.message)}"`,
+        `    ${show(r.batch_ids.join(', '), MAX_CHARS.log)}`,
       ]),
     );
   });
@@ -121,7 +126,7 @@ async function withDatabase(flags: Flags, body: (s: Session) => Promise<number>)
     return await body({ config, redactor, url: config.env.databaseUrl });
   } catch (err) {
     const message = err instanceof RemediationError ? err.message : `database error: ${describeError(err)}`;
-    process.stderr.write(redactor.redact(`sentinel: ${message}`) + '\n');
+    process.stderr.write(`sentinel: ${oneLine(redactor.redact(message))}\n`);
     return 3;
   }
 }
@@ -135,10 +140,13 @@ async function readOnly<T>(url: string, statementTimeoutMs: number, body: (db: R
   }
 }
 
-function table(batches: StuckBatch[]): string[] {
-  const rows = [['ID', 'SOURCE', 'STATUS', 'AGE'], ...batches.map((b) => [b.id, b.source, b.status, formatDuration(b.age_minutes * 60_000)])];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => `  ${r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}`);
+/** The batches as a table; cells are masked, then escaped and cut before the columns are measured. */
+function table(batches: StuckBatch[], redactor: Redactor): string[] {
+  const rows = [
+    ['ID', 'SOURCE', 'STATUS', 'AGE'],
+    ...batches.map((b) => [b.id, b.source, b.status, formatDuration(b.age_minutes * 60_000)].map((cell) => redactor.redact(cell))),
+  ];
+  return tableLines(rows, { indent: '  ' });
 }
 
 function print(redactor: Redactor, lines: string | string[]): number {

@@ -88,7 +88,7 @@ export function reportPrinter(
       ? renderNagios(result, { ...options.nagios, redact: (t) => redactor.redact(t) })
       : options.json || options.pretty
         ? renderJson(result, { pretty: options.pretty })
-        : renderHuman(result, { color: options.color ?? false });
+        : renderHuman(result, { color: options.color ?? false, redact: (t) => redactor.redact(t) });
     process.stdout.write(redactor.redact(text) + '\n');
   };
 }
@@ -207,7 +207,7 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
   const { logger } = s;
   const intervalMs = options.intervalSeconds * 1000;
   // A setup error like an address in use: before anything listens (withRunner checks again, at no cost).
-  await prepareStateDir(config);
+  await prepareStateDir(s.config);
   const stop = stopOnSignals(logger);
   let server: MonitorServer | undefined;
   let election: LeaderElection | undefined;
@@ -227,6 +227,8 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
     logger.info('Received SIGHUP: reloading the configuration');
     try {
       const next = await options.reload();
+      // A state directory that cannot be made is refused here, not by the next run.
+      await prepareStateDir(next.config);
       const refusal = needsRestart(current.config, next.config);
       if (refusal) {
         logger.error(`Configuration not reloaded: ${refusal} only take effect on a restart; the current configuration stays`);
@@ -265,6 +267,7 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
         logger,
         redactor: s.redactor,
         leader: !config.replicas.enabled,
+        maxSources: config.metrics.max_sources,
         ...(dashboard ? { dashboard } : {}),
       });
       server = started;

@@ -1,19 +1,22 @@
 import { ConfigError } from '../config/load.js';
 import { redactUrlPasswords } from '../util/redact.js';
 import { internalErrorExitCode } from '../util/crash.js';
+import { oneLine } from '../util/text.js';
 
 /**
  * The last line of defence: an error nobody handled becomes one line on stderr
  * and exit 3. A stack trace is shown only with SENTINEL_DEBUG=1, since what
- * reaches here is usually the user's setup, not a bug to report.
+ * reaches here is usually the user's setup, not a bug to report. Problems and
+ * messages echo flags, config values and driver errors: each is escaped and cut
+ * (src/util/text.ts) after its passwords are masked.
  */
 export function reportFatal(err: unknown): number {
   if (err instanceof ConfigError) {
-    for (const problem of err.problems) process.stderr.write(`sentinel: config error: ${problem}\n`);
+    for (const problem of err.problems) process.stderr.write(`sentinel: config error: ${oneLine(redactUrlPasswords(problem))}\n`);
     return 3;
   }
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`sentinel: ${redactUrlPasswords(message.split('\n')[0] ?? message)}\n`);
+  process.stderr.write(`sentinel: ${oneLine(redactUrlPasswords(message.split('\n')[0] ?? message))}\n`);
   if (process.env.SENTINEL_DEBUG === '1' && err instanceof Error && err.stack) process.stderr.write(redactUrlPasswords(err.stack) + '\n');
   // 3 for a one-shot command; 70 once a loop ran, so that systemd restarts it.
   return internalErrorExitCode();

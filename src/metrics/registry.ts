@@ -6,6 +6,7 @@ import { NOT_RUN } from '../checks/runner.js';
 import { FAILURE_REASONS } from '../alerting/types.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
 import { METRICS, type MetricName } from './names.js';
+import { oneLine } from '../util/text.js';
 
 /**
  * Sentinel's Prometheus metrics: a registry of its own (never prom-client's global
@@ -26,9 +27,56 @@ import { METRICS, type MetricName } from './names.js';
  * `sentinel_leader 0`, its counters, the run-duration histogram, the build info,
  * the timestamps of its own last runs (facts about this process, not about the
  * pipeline), and `sentinel_database_up` for the lock database it polls.
+ *
+ * Source names are data: a scrape stays small whatever the monitored tables hold.
+ * A `source` label value is escaped like every human output and cut at
+ * {@link MAX_LABEL_CHARS}; only the `maxSources` sources with the most rows get
+ * series of their own ({@link sourceSeries}), the rest are summed as
+ * `source="other"`.
  */
 /** How long a rendered /metrics text may be served again (process metrics move on). */
 export const RENDER_CACHE_MS = 1000;
+
+/** `metrics.max_sources` when not configured. */
+export const DEFAULT_MAX_SOURCES = 50;
+/** Longest `source` label value, in characters; a longer one is cut with `…`. */
+export const MAX_LABEL_CHARS = 128;
+/** The `source` label value of the sources without series of their own. */
+export const OTHER_SOURCE = 'other';
+
+type SourceFigures = { total_rows: number; error_rows: number; skipped_rows: number };
+
+/**
+ * The per-source series of one run: each name escaped and cut to
+ * {@link MAX_LABEL_CHARS} (names that become the same label are summed), the
+ * `max` labels with the most rows kept, ties by label so the choice is stable, and
+ * the rest summed as {@link OTHER_SOURCE} (a source really named `other` is part
+ * of it). Figures are summed over each source's judged hour bucket.
+ */
+export function sourceSeries(sources: ReadonlyArray<SourceFigures & { source: string }>, max: number): Array<SourceFigures & { source: string }> {
+  const byLabel = new Map<string, SourceFigures>();
+  const add = (into: SourceFigures, f: SourceFigures): void => {
+    into.total_rows += f.total_rows;
+    into.error_rows += f.error_rows;
+    into.skipped_rows += f.skipped_rows;
+  };
+  for (const s of sources) {
+    const label = oneLine(s.source, MAX_LABEL_CHARS);
+    let figures = byLabel.get(label);
+    if (!figures) byLabel.set(label, (figures = { total_rows: 0, error_rows: 0, skipped_rows: 0 }));
+    add(figures, s);
+  }
+  const other = byLabel.get(OTHER_SOURCE);
+  byLabel.delete(OTHER_SOURCE);
+  const ranked = [...byLabel].sort(([a, fa], [b, fb]) => fb.total_rows - fa.total_rows || (a < b ? -1 : a > b ? 1 : 0));
+  const kept = ranked.slice(0, Math.max(0, max)).map(([source, f]) => ({ source, ...f }));
+  const folded = ranked.slice(Math.max(0, max));
+  if (folded.length === 0 && !other) return kept;
+  const rest = { total_rows: 0, error_rows: 0, skipped_rows: 0 };
+  if (other) add(rest, other);
+  for (const [, f] of folded) add(rest, f);
+  return [...kept, { source: OTHER_SOURCE, ...rest }];
+}
 
 export interface SentinelMetrics {
   registry: Registry;
@@ -120,7 +168,15 @@ export function checkStatus(summary: CheckSummary, alerts: RunResult['alerts']):
 }
 
 
-export function createMetrics(opts: { version?: string } = {}): SentinelMetrics {
+export interface MetricsOptions {
+  /** `sentinel_build_info`'s version; default the package's. */
+  version?: string;
+  /** `metrics.max_sources`: sources with series of their own (default {@link DEFAULT_MAX_SOURCES}). */
+  maxSources?: number;
+}
+
+export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
+  const maxSources = opts.maxSources ?? DEFAULT_MAX_SOURCES;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -211,7 +267,7 @@ export function createMetrics(opts: { version?: string } = {}): SentinelMetrics 
       g.dedupeRatio.set(labels, f.skipped_rows / f.total_rows);
     };
     hourly({}, pipeline.hourly.overall);
-    for (const s of pipeline.hourly.sources) hourly({ source: s.source }, s);
+    for (const s of sourceSeries(pipeline.hourly.sources, maxSources)) hourly({ source: s.source }, s);
     g.finished.set({ status: 'completed' }, pipeline.finished_last_hour.completed);
     g.finished.set({ status: 'failed' }, pipeline.finished_last_hour.failed);
   }

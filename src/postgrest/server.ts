@@ -126,6 +126,8 @@ async function transaction<T>(q: Queryable, fn: (q: Queryable) => Promise<T>): P
 async function withQueryable<T>(db: string | Queryable, fn: (q: Queryable) => Promise<T>): Promise<T> {
   if (typeof db !== 'string') return fn(db);
   const client = new pg.Client({ connectionString: db, application_name: 'sentinel' });
+  // A session that dies between statements is reported by the next one, not by a crash.
+  client.on('error', () => {});
   await client.connect();
   try {
     return await fn(client);

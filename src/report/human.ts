@@ -1,4 +1,5 @@
 import type { Alert, OverallStatus, RunResult } from '../types.js';
+import { MAX_CHARS, oneLine } from '../util/text.js';
 
 const RULE = '='.repeat(80);
 const MAX_ITEMS = 5;
@@ -9,6 +10,11 @@ const LEVEL_ICON: Record<Alert['level'], string> = { critical: '🔴', warning: 
 export interface HumanOptions {
   /** ANSI colours (only when writing to a terminal and NO_COLOR is unset). */
   color?: boolean;
+  /**
+   * Masks secrets in each value before it is escaped and cut, so a secret cut in
+   * half is still masked (the whole text is redacted again by the caller).
+   */
+  redact?: (text: string) => string;
 }
 
 /**
@@ -18,12 +24,16 @@ export interface HumanOptions {
  */
 export function renderHuman(result: RunResult, options: HumanOptions = {}): string {
   const paint = painter(options.color ?? false);
+  const redact = options.redact ?? ((t: string) => t);
+  // Every value that can carry data (names, messages, errors) is shown through
+  // `show`: escaped and cut, so it stays one bounded piece of its line.
+  const show = (value: unknown, max: number = MAX_CHARS.message): string => oneLine(redact(typeof value === 'string' ? value : String(value)), max);
   const lines: string[] = [];
   const statusColor = result.overall_status === 'healthy' ? 'green' : result.overall_status === 'degraded' ? 'yellow' : 'red';
   lines.push(RULE);
   lines.push(paint(statusColor, `${STATUS_ICON[result.overall_status]} HEALTH CHECK COMPLETE - Status: ${result.overall_status.toUpperCase()}`));
-  lines.push(`Environment: ${result.environment}`);
-  lines.push(`Timestamp: ${result.timestamp}`);
+  lines.push(`Environment: ${show(result.environment, MAX_CHARS.name)}`);
+  lines.push(`Timestamp: ${show(result.timestamp, MAX_CHARS.name)}`);
   lines.push(RULE);
   if (result.alerts.length === 0) {
     lines.push('✅ No alerts - all systems operational');
@@ -33,59 +43,62 @@ export function renderHuman(result: RunResult, options: HumanOptions = {}): stri
       const level = alert.level.toUpperCase().padEnd(8);
       const marks = [alert.silenced ? 'SILENCED' : '', alert.acknowledged ? 'ACKNOWLEDGED' : ''].filter(Boolean).map((m) => ` (${m})`).join('');
       const colour = alert.silenced ? 'dim' : alert.level === 'critical' ? 'red' : 'yellow';
-      lines.push(paint(colour, `${LEVEL_ICON[alert.level]} ${level} [${alert.check}] ${alert.message}${marks}`));
-      if (alert.id) lines.push(`     id: ${alert.id}`);
-      for (const line of renderDetails(alert.details)) lines.push(`     ${line}`);
-      if (alert.remediation) lines.push(`     → ${alert.remediation}`);
+      lines.push(paint(colour, `${LEVEL_ICON[alert.level]} ${level} [${show(alert.check, MAX_CHARS.name)}] ${show(alert.message)}${marks}`));
+      if (alert.id) lines.push(`     id: ${show(alert.id, MAX_CHARS.name)}`);
+      for (const line of renderDetails(alert.details, show)) lines.push(`     ${line}`);
+      if (alert.remediation) lines.push(`     → ${show(alert.remediation)}`);
     });
   }
   const skipped = result.checks.filter((c) => c.outcome === 'skipped');
   if (skipped.length > 0) {
     lines.push('');
-    for (const c of skipped) lines.push(paint('dim', `Skipped: ${c.name} (${c.reason ?? 'not configured'})`));
+    for (const c of skipped) lines.push(paint('dim', `Skipped: ${show(c.name, MAX_CHARS.name)} (${show(c.reason ?? 'not configured')})`));
   }
   if (result.alerting_error) {
     lines.push('');
-    lines.push(paint('red', `⚠️  Alerting failed, nobody was notified by this run: ${result.alerting_error}`));
+    lines.push(paint('red', `⚠️  Alerting failed, nobody was notified by this run: ${show(result.alerting_error)}`));
   }
   const deliveries = (result.notifications ?? []).filter((n) => n.sent || n.pending || n.failed);
   if (deliveries.length > 0) {
     lines.push('');
     for (const n of deliveries) {
-      const problems = n.errors.length ? `: ${n.errors[n.errors.length - 1]}` : '';
-      lines.push(`Notifications ${n.notifier} (${n.type}): ${n.sent} sent, ${n.pending} pending, ${n.failed} failed${problems}`);
+      const problems = n.errors.length ? `: ${show(n.errors[n.errors.length - 1])}` : '';
+      lines.push(`Notifications ${show(n.notifier, MAX_CHARS.name)} (${show(n.type, MAX_CHARS.name)}): ${n.sent} sent, ${n.pending} pending, ${n.failed} failed${problems}`);
     }
   }
   lines.push(RULE);
-  lines.push(`Metrics: ${JSON.stringify(result.metrics, null, 2)}`);
+  // Numbers only; JSON.stringify would leave C1 and bidi characters of a string raw.
+  lines.push(`Metrics: ${JSON.stringify(result.metrics, null, 2).split('\n').map((l) => show(l)).join('\n')}`);
   lines.push(RULE);
   return lines.join('\n');
 }
 
-/** Details as short `key: value` lines; lists are cut at a few items. */
-function renderDetails(details: Record<string, unknown>): string[] {
+/** Details as short `key: value` lines, each value escaped and cut by `show`; lists are cut at a few items. */
+function renderDetails(details: Record<string, unknown>, show: (value: unknown, max?: number) => string): string[] {
   const out: string[] = [];
   for (const [key, value] of Object.entries(details)) {
     if (value === undefined || value === null) continue;
     if (Array.isArray(value)) {
       if (value.length === 0) continue;
-      out.push(`${key}:`);
-      for (const item of value.slice(0, MAX_ITEMS)) out.push(`  - ${inline(item)}`);
+      out.push(`${show(key, MAX_CHARS.name)}:`);
+      for (const item of value.slice(0, MAX_ITEMS)) out.push(`  - ${inline(item, show)}`);
       if (value.length > MAX_ITEMS) out.push(`  … and ${value.length - MAX_ITEMS} more`);
     } else {
-      out.push(`${key}: ${inline(value)}`);
+      out.push(`${show(key, MAX_CHARS.name)}: ${inline(value, show)}`);
     }
   }
   return out;
 }
 
-function inline(value: unknown): string {
+/** One detail value on one line: an object as `k=v, …` with each value cut on its own, so one long field does not hide the others. */
+function inline(value: unknown, show: (value: unknown, max?: number) => string): string {
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    return Object.entries(value)
-      .map(([k, v]) => `${k}=${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`)
+    const text = Object.entries(value)
+      .map(([k, v]) => `${show(k, MAX_CHARS.name)}=${show(typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v), MAX_CHARS.field)}`)
       .join(', ');
+    return show(text);
   }
-  return typeof value === 'string' ? value : JSON.stringify(value);
+  return show(typeof value === 'string' ? value : JSON.stringify(value));
 }
 
 type Colour = 'red' | 'yellow' | 'green' | 'dim';

@@ -3,6 +3,7 @@ import type { Alert, OverallStatus, RunResult } from '../types.js';
 import { ownErrorThresholds } from '../checks/error_spike.js';
 import { ownDedupeThresholds } from '../checks/dedupe_rate.js';
 import { plural, round } from '../util/format.js';
+import { MAX_CHARS, oneLine as safeLine } from '../util/text.js';
 
 /**
  * `--format nagios`: one line in the Nagios plugin API's shape
@@ -36,6 +37,8 @@ const STATE: Record<OverallStatus, string> = { healthy: 'OK', degraded: 'WARNING
 
 /** Plugin output is a short status line; a `Check failed:` message can be long. */
 const MAX_MESSAGE = 240;
+/** A per-source label (`error_rate <source>`): the source is data, its name can be any length. */
+const MAX_LABEL = MAX_CHARS.cell + 'dedupe_rate '.length;
 
 /**
  * The perfdata thresholds from the config, read defensively: a check may be absent
@@ -85,10 +88,13 @@ function statusText(result: RunResult, redact: (text: string) => string = (t) =>
   return `${oneLine(redact(first.message))}${more > 0 ? ` (+${more} more)` : ''}`;
 }
 
-/** `|` starts the perfdata and a newline ends the first line: neither may appear in the text. */
+/**
+ * `|` starts the perfdata and a newline ends the first line: neither may appear in
+ * the text. Control and bidi characters are escaped (`\n`, `\x1b`), as in every
+ * human output (src/util/text.ts).
+ */
 function oneLine(text: string): string {
-  const flat = text.replace(/\|/g, '/').replace(/\s+/g, ' ').trim();
-  return flat.length > MAX_MESSAGE ? `${flat.slice(0, MAX_MESSAGE - 1)}…` : flat;
+  return safeLine(text.trim().replace(/\|/g, '/'), MAX_MESSAGE);
 }
 
 /**
@@ -144,9 +150,15 @@ function formatMetric(label: string, value: number, uom: string, bounds: Bounds)
   return [`${quoteLabel(label)}=${num(value)}${uom}`, ...fields].join(';');
 }
 
-/** Always quoted (allowed everywhere, required with spaces or `=`); a quote is doubled, control characters become spaces. */
+/**
+ * Always quoted (allowed everywhere, required with spaces); a quote is doubled.
+ * The plugin API allows no `=` in a label, and `|` would start the long output's
+ * perfdata: both are written as escapes (`\x3d`, `\x7c`) like control and bidi
+ * characters, and a label is cut at {@link MAX_LABEL} characters.
+ */
 function quoteLabel(label: string): string {
-  return `'${label.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/'/g, "''")}'`;
+  const safe = safeLine(label, MAX_LABEL, '=|');
+  return `'${safe.replace(/'/g, "''")}'`;
 }
 
 /** Values are in the class [-0-9.]: plain decimals (3 at most, so never an exponent). */

@@ -53,9 +53,11 @@ export interface BatchPerformanceResponse {
 
 /** One row of `ops.v_error_distribution`. */
 export interface ErrorDistributionRow {
+  /** At most 256 characters: a longer code is cut, ending in `…`. */
   error_code: string;
   occurrence_count: number;
   affected_batches: number;
+  /** The latest message of the code, at most 1024 characters (a longer one is cut, ending in `…`); null when no row has one. */
   sample_message: string | null;
   last_seen_at: string;
 }
@@ -68,6 +70,7 @@ export interface ErrorDistributionResponse {
 
 /** One row of `ops.v_pipeline_health`, plus whether it holds stuck batches. */
 export interface PipelineHealthRow {
+  /** At most 256 characters (cut with `…`). */
   status: string;
   batch_count: number;
   oldest_batch_at: string;

@@ -6,6 +6,7 @@ import { describeError } from '../checks/runner.js';
 import type { RunResult } from '../types.js';
 import { PROCESSING_STATUSES, pipelineIndex } from '../checks/statuses.js';
 import { databaseUnreachable } from './readiness.js';
+import { cut } from '../util/text.js';
 import type {
   AlertsResponse,
   BatchPerformanceResponse,
@@ -35,6 +36,12 @@ import type {
 export const DEFAULT_CACHE_TTL_MS = 5000;
 export const HOURS_RANGE = { min: 1, max: 720, default: 24 } as const;
 export const LIMIT_RANGE = { min: 1, max: 100, default: 10 } as const;
+/**
+ * Longest data strings in an answer, in characters (longer ones are cut with `…`):
+ * error codes, statuses and messages come from the monitored tables, and a 1 MB
+ * value must not make a 100 MB answer.
+ */
+export const MAX_API_CHARS = { code: 256, message: 1024 } as const;
 export const API_ENDPOINTS = ['/api/status', '/api/alerts', '/api/batch-performance', '/api/error-distribution', '/api/pipeline-health'] as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 
@@ -177,10 +184,10 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
       limit,
       rows: rows.map(
         (r): ErrorDistributionRow => ({
-          error_code: String(r.error_code),
+          error_code: cut(String(r.error_code), MAX_API_CHARS.code),
           occurrence_count: num(r.occurrence_count),
           affected_batches: num(r.affected_batches),
-          sample_message: r.sample_message === null || r.sample_message === undefined ? null : String(r.sample_message),
+          sample_message: r.sample_message === null || r.sample_message === undefined ? null : cut(String(r.sample_message), MAX_API_CHARS.message),
           last_seen_at: iso(r.last_seen_at),
         }),
       ),
@@ -201,7 +208,7 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
       rows: rows
         .map(
           (r): PipelineHealthRow => ({
-            status: String(r.status),
+            status: cut(String(r.status), MAX_API_CHARS.code),
             batch_count: num(r.batch_count),
             oldest_batch_at: iso(r.oldest_batch_at),
             oldest_age_minutes: num(r.oldest_age_minutes),

@@ -38,6 +38,8 @@ export interface MonitorServerOptions {
   redactor: Redactor;
   /** Initial `sentinel_leader`; default true (no replicas). */
   leader?: boolean;
+  /** `metrics.max_sources`: sources with series of their own on /metrics (default 50). */
+  maxSources?: number;
   /**
    * `replicas.enabled`: `/readyz` then says `"role": "leader" | "follower"`.
    * Default: true when `leader` starts false (only the election starts a process
@@ -60,7 +62,8 @@ export interface MonitorServerOptions {
 /** Binds the address (a ListenError when it cannot) and starts serving. Logs `Listening on <url>`. */
 export async function startMonitorServer(options: MonitorServerOptions): Promise<MonitorServer> {
   const { logger, redactor } = options;
-  const metrics = createMetrics(); // build info: the package's version
+  // Build info: the package's version.
+  const metrics = createMetrics(options.maxSources !== undefined ? { maxSources: options.maxSources } : {});
   // One process, no replicas configured: it runs every check and sends every notification.
   // With replicas, the loop sets it from the leader election.
   metrics.setLeader(options.leader ?? true);

@@ -1,5 +1,6 @@
 import { FORMULAS, type SloReport, type SloResult } from './compute.js';
 import { pct1, trimNumber } from '../util/format.js';
+import { MAX_CHARS, oneLine, tableLines } from '../util/text.js';
 
 /** `sentinel slo`: a table, the verdict, then one line per formula. */
 export function renderSloHuman(report: SloReport): string {
@@ -13,14 +14,11 @@ export function renderSloHuman(report: SloReport): string {
     s.error_budget_remaining_pct === null ? '-' : `${pct1(s.error_budget_remaining_pct)}%`,
     s.burn_rate === null ? '-' : s.burn_rate.toFixed(2),
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   const missed = report.slos.filter((s) => s.met === false).map((s) => s.name);
   return [
-    `SLO report for ${report.environment}: last ${report.days} day${report.days === 1 ? '' : 's'} (${minute(report.from)} to ${minute(report.to)}, database clock)`,
+    `SLO report for ${oneLine(report.environment, MAX_CHARS.name)}: last ${report.days} day${report.days === 1 ? '' : 's'} (${minute(report.from)} to ${minute(report.to)}, database clock)`,
     '',
-    line(header),
-    ...rows.map(line),
+    ...tableLines([header, ...rows], { max: MAX_CHARS.name }),
     '',
     missed.length ? `Missed: ${missed.join(', ')}` : 'Every SLO with data is met.',
     '',
@@ -30,7 +28,8 @@ export function renderSloHuman(report: SloReport): string {
 }
 
 function valueText(s: SloResult): string {
-  if (s.value === null) return s.name === 'schema_cache' ? 'no probes recorded' : 'no data';
+  // The README's wording for every SLO; why there is none is in the JSON's detail.note.
+  if (s.value === null) return 'no data';
   const d = s.detail;
   const two = s.value.toFixed(2);
   switch (s.name) {

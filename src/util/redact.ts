@@ -6,7 +6,9 @@
  */
 export const MASK = '***';
 
-const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)([^\s@/]+)@/gi;
+// The scheme is bounded (real ones are short): unbounded, a long run like `x.x.x.…` in
+// monitored data is scanned again from every word boundary, quadratic in its length.
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]{0,31}:\/\/[^\s:/@]*:)([^\s@/]+)@/gi;
 
 export function redactUrlPasswords(text: string): string {
   return text.replace(URL_PASSWORD, `$1${MASK}@`);

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { register as globalRegistry } from 'prom-client';
-import { createMetrics, PER_RUN_METRICS, RUN_DURATION_BUCKETS } from '../../src/metrics/registry.js';
+import { createMetrics, PER_RUN_METRICS, RUN_DURATION_BUCKETS, sourceSeries } from '../../src/metrics/registry.js';
 import { METRICS } from '../../src/metrics/names.js';
 import type { RunResult } from '../../src/types.js';
 
@@ -550,5 +550,24 @@ describe('notification failure reasons', () => {
     expect(failures('server_error')).toBe(1);
     expect(failures('rejected')).toBe(1);
     expect(failures('timeout')).toBe(0);
+  });
+});
+
+describe('sourceSeries: a bounded set of source label values', () => {
+  const f = (source: string, total_rows: number, error_rows = 0, skipped_rows = 0) => ({ source, total_rows, error_rows, skipped_rows });
+
+  it('keeps the sources with the most rows, ties by name, and sums the rest as "other"', () => {
+    const series = sourceSeries([f('c', 10, 1), f('b', 10, 2), f('a', 5, 5), f('d', 50), f('e', 1, 1, 1)], 3);
+    expect(series).toEqual([f('d', 50), f('b', 10, 2), f('c', 10, 1), f('other', 6, 6, 1)]);
+    // Nothing folded: no "other".
+    expect(sourceSeries([f('a', 1), f('b', 2)], 3)).toEqual([f('b', 2), f('a', 1)]);
+    // 0: only the sum.
+    expect(sourceSeries([f('a', 1), f('b', 2)], 0)).toEqual([f('other', 3)]);
+  });
+
+  it('escapes and cuts names, sums names that become one label, and folds a source really named "other"', () => {
+    const long = 'x'.repeat(1_000_000);
+    const series = sourceSeries([f(`${long}1`, 3), f(`${long}2`, 4), f('other', 100), f('a\x1b[2J\u202e', 1)], 5);
+    expect(series).toEqual([f(`${'x'.repeat(127)}…`, 7), f('a\\x1b[2J\\u202e', 1), f('other', 100)]);
   });
 });

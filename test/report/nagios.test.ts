@@ -15,8 +15,8 @@ import { runCli } from '../helpers/cli.js';
 // A plugin-output parser written from the Nagios plugin API
 // (https://nagios-plugins.org/doc/guidelines.html#AEN200), independent of the code
 // under test: `TEXT | perfdata` on the first line; perfdata is a space-separated
-// list of `'label'=value[UOM];[warn];[crit];[min];[max]`; quotes around the label are
-// optional, required with spaces, `=` or `'`, and a literal quote is doubled; UOM is
+// list of `'label'=value[UOM];[warn];[crit];[min];[max]`; a label holds no `=`; quotes
+// around it are optional, required with spaces or `'`, and a literal quote is doubled; UOM is
 // none, s/ms/us, %, B/KB/MB/TB or c; value, min and max are in [-0-9.]; warn and
 // crit are ranges; trailing empty fields may be dropped.
 // ---------------------------------------------------------------------------
@@ -88,6 +88,7 @@ function parsePerfdata(text: string): Perf[] {
           i++;
           break;
         }
+        if (text[i] === '=') throw new Error(`"=" inside the label near ${i}`);
         label += text[i++];
       }
     } else {
@@ -138,9 +139,9 @@ const range = (end: number): Range => ({ start: 0, end, inside: false });
 
 describe('the perfdata parser itself', () => {
   it('reads the plugin API examples, quoted labels, doubled quotes and ranges', () => {
-    expect(parsePerfdata("time=0.1s;1;2;0 'a b''c=d'=5%;@10:20;~:30 x=3c")).toEqual([
+    expect(parsePerfdata("time=0.1s;1;2;0 'a b''c d'=5%;@10:20;~:30 x=3c")).toEqual([
       { label: 'time', value: 0.1, uom: 's', warn: range(1), crit: range(2), min: 0 },
-      { label: "a b'c=d", value: 5, uom: '%', warn: { start: 10, end: 20, inside: true }, crit: { start: -Infinity, end: 30, inside: false } },
+      { label: "a b'c d", value: 5, uom: '%', warn: { start: 10, end: 20, inside: true }, crit: { start: -Infinity, end: 30, inside: false } },
       { label: 'x', value: 3, uom: 'c' },
     ]);
     expect(alerts(range(0), 0)).toBe(false);
@@ -151,7 +152,9 @@ describe('the perfdata parser itself', () => {
 
   it('rejects what the API does not allow', () => {
     expect(() => parsePerfdata('a b=1')).toThrow(/unquoted label/);
-    expect(() => parsePerfdata("'a=1")).toThrow(/unterminated/);
+    expect(() => parsePerfdata("'a=1")).toThrow(/inside the label/);
+    expect(() => parsePerfdata("'a")).toThrow(/unterminated/);
+    expect(() => parsePerfdata("'a=b'=1")).toThrow(/inside the label/);
     expect(() => parsePerfdata('a=1xyz')).toThrow(/bad value/);
     expect(() => parsePerfdata('a=1e3')).toThrow(/bad value/);
     expect(() => parsePerfdata('a=1;2;3;4;5;6')).toThrow(/five fields/);
@@ -255,7 +258,8 @@ describe('--format nagios: the status line', () => {
     const line = renderNagios(run([odd]), thresholds);
     expect(line).not.toContain('\n');
     expect(line.split('|')).toHaveLength(2);
-    expect(parsePluginOutput(line).text).toBe('Check failed: a / b second line third');
+    // Newlines are shown escaped, as in every human output (src/util/text.ts).
+    expect(parsePluginOutput(line).text).toBe('Check failed: a / b\\nsecond line\\r\\nthird');
   });
 
   it('masks secrets before replacing "|", so a secret containing one is still masked whole', () => {
@@ -274,7 +278,7 @@ describe('--format nagios: the status line', () => {
   });
 
   it('prints UNKNOWN on one line for Sentinel failing', () => {
-    expect(renderNagiosUnknown('config error: checks.x: bad | worse\nmore')).toBe('SENTINEL UNKNOWN - config error: checks.x: bad / worse more');
+    expect(renderNagiosUnknown('config error: checks.x: bad | worse\nmore')).toBe('SENTINEL UNKNOWN - config error: checks.x: bad / worse\\nmore');
   });
 });
 
@@ -330,18 +334,42 @@ describe('--format nagios: perfdata', () => {
     expect(byLabel(perf, 'dedupe_rate')).toEqual({ label: 'dedupe_rate', value: 31.2, uom: '%', min: 0, max: 100 });
   });
 
-  it("quotes per-source labels and doubles a quote in a source's name", () => {
+  it("quotes per-source labels, doubles a quote in a source's name and escapes its '=' (the plugin API allows none in a label)", () => {
     const name = "vendor x's=feed";
+    const label = "vendor x's\\x3dfeed";
     const config = testConfig({ checks: { error_spike: { threshold_pct: 20 } }, sources: { [name]: { error_spike_threshold_pct: 25, dedupe_threshold_pct: 40 } } });
     const withSource: PipelineSnapshot = { ...pipeline, hourly: { ...pipeline.hourly, sources: [{ source: name, ...figures(300, 450) }, { source: 'vendor_a', ...figures(1, 1) }] } };
     const line = renderNagios(run([], { pipeline: withSource }), nagiosThresholds(config));
-    expect(line).toContain(`'error_rate vendor x''s=feed'=30%;25;;0;100`);
+    expect(line).toContain(`'error_rate vendor x''s\\x3dfeed'=30%;25;;0;100`);
     const perf = parsePluginOutput(line).perf;
     expect(byLabel(perf, 'error_rate')!.warn).toEqual(range(20));
-    expect(byLabel(perf, `error_rate ${name}`)).toEqual({ label: `error_rate ${name}`, value: 30, uom: '%', warn: range(25), min: 0, max: 100 });
-    expect(byLabel(perf, `dedupe_rate ${name}`)).toEqual({ label: `dedupe_rate ${name}`, value: 45, uom: '%', warn: range(40), min: 0, max: 100 });
+    expect(byLabel(perf, `error_rate ${label}`)).toEqual({ label: `error_rate ${label}`, value: 30, uom: '%', warn: range(25), min: 0, max: 100 });
+    expect(byLabel(perf, `dedupe_rate ${label}`)).toEqual({ label: `dedupe_rate ${label}`, value: 45, uom: '%', warn: range(40), min: 0, max: 100 });
     // Sources without their own threshold are part of the overall figure, not listed alone.
     expect(perf.some((p) => p.label.endsWith('vendor_a'))).toBe(false);
+  });
+
+  it('keeps hostile source names parseable: no "=", raw "|", newline or control character in a label, each label cut', () => {
+    const names = ["a=b|c'd", '\x1b[2J\x1b[31mred', 'line\r\nbreak\ttab', 'rlo\u202egnp.exe', 'c1\x9bdel\x7f', 'x'.repeat(1_000_000)];
+    const sources = Object.fromEntries(names.map((n) => [n, { error_spike_threshold_pct: 25 }]));
+    const hourly = names.map((source, i) => ({ source, ...figures(300 + i, 0) }));
+    const line = renderNagios(run([], { pipeline: { ...pipeline, hourly: { ...pipeline.hourly, sources: hourly } } }), nagiosThresholds(testConfig({ sources })));
+    expect(line).not.toContain('\n');
+    expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect(line.split('|')).toHaveLength(2);
+    expect(line.length).toBeLessThan(2000);
+    const perf = parsePluginOutput(line).perf;
+    const labels = perf.filter((p) => p.label.startsWith('error_rate ')).map((p) => p.label);
+    expect(labels).toEqual([
+      "error_rate a\\x3db\\x7cc'd",
+      'error_rate \\x1b[2J\\x1b[31mred',
+      'error_rate line\\r\\nbreak\\ttab',
+      'error_rate rlo\\u202egnp.exe',
+      'error_rate c1\\x9bdel\\x7f',
+      expect.stringMatching(/^error_rate x+…$/),
+    ]);
+    for (const l of labels) expect(l.length).toBeLessThanOrEqual(100);
+    expect(perf.find((p) => p.label === "error_rate a\\x3db\\x7cc'd")).toMatchObject({ value: 30, warn: range(25) });
   });
 
   it('shows the dedupe warn only when the overall figure is the one dedupe_rate judged', () => {
