@@ -44,6 +44,12 @@ export interface OutboxEntry {
   completedParts: string[];
   /** ISO 8601: do not try before this (backoff, Retry-After). */
   nextAttemptAt?: string;
+  /**
+   * The last attempt was sent whole but got no answer, to a provider without
+   * idempotency: it may have been delivered. Even the final flush waits for
+   * `nextAttemptAt` then, rather than risk showing the message twice at once.
+   */
+  deliveryUnknown?: boolean;
   lastError?: string;
 }
 

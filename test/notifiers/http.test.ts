@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createDiscordNotifier, discordConfigSchema } from '../../src/notifiers/discord.js';
-import { request } from '../../src/notifiers/http.js';
-import { startHttpServer, useHttpServer } from '../helpers/http-server.js';
+import { DeliveryError, request, withRetry, type RetryPolicy } from '../../src/notifiers/http.js';
+import { startHttpServer, startSilentTcpServer, useHttpServer } from '../helpers/http-server.js';
 import { notification, sendContext } from '../helpers/notifications.js';
 import { sendError } from './contract.js';
 
@@ -33,7 +33,7 @@ describe('request() redacts every message it builds', () => {
     const label = `hook ${TOKEN}`;
     server.queue({ status: 200, hang: true });
     const timeout = await sendError(request({ url: `${server.url}/hook`, label, secrets: [TOKEN], timeoutMs: 100 }));
-    expect(timeout.message).toBe('hook ***: no answer within 0.1s');
+    expect(timeout.message).toBe('hook ***: delivery unknown (no answer within 0.1s after the request was sent)');
 
     const controller = new AbortController();
     controller.abort();
@@ -61,5 +61,78 @@ describe('request() redacts every message it builds', () => {
     expect(err.message).not.toContain(TOKEN);
     expect(err.message).not.toContain('/api/webhooks/');
     expect(server.requests).toHaveLength(0);
+  });
+});
+
+describe('request() knows whether the request left this process whole ("body sent")', () => {
+  it('a server that accepted the connection but never reads: a small request is in its buffers, so the outcome is unknown', async () => {
+    const silent = await startSilentTcpServer();
+    try {
+      const err = await sendError(request({ url: `${silent.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }));
+      expect(err.retryable).toBe(true);
+      expect(err.deliveryUnknown).toBe(true);
+      expect(err.message).toBe('hook: delivery unknown (no answer within 0.2s after the request was sent)');
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('a server that never reads a request too large for the socket buffers: not sent whole, so known undelivered', async () => {
+    const silent = await startSilentTcpServer();
+    try {
+      const err = await sendError(request({ url: `${silent.url}/hook`, body: 'x'.repeat(32 * 1024 * 1024), label: 'hook', timeoutMs: 300 }));
+      expect(err.retryable).toBe(true);
+      expect(err.deliveryUnknown).toBe(false);
+      expect(err.message).toBe('hook: timed out after 0.3s before the request was sent');
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('a slow-accepting server that reads the body only after the timeout: unknown, and it does receive the request', async () => {
+    server.readLater(400);
+    const err = await sendError(request({ url: `${server.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }));
+    expect(err.deliveryUnknown).toBe(true);
+    await server.received(1);
+    expect(server.requests.map((r) => r.body)).toEqual(['{"text":"hello"}']);
+  });
+
+  it('an answer after the request was sent decides, however slow the body was to be read', async () => {
+    server.readLater(50);
+    await expect(request({ url: `${server.url}/hook`, body: '{}', label: 'hook', timeoutMs: 5000 })).resolves.toMatchObject({ status: 200 });
+  });
+});
+
+describe('withRetry and delivery unknown', () => {
+  const policy = (overrides: Partial<RetryPolicy> = {}): RetryPolicy => ({
+    attempts: 4,
+    baseDelayMs: 1,
+    maxDelayMs: 1,
+    deadline: performance.now() + 60_000,
+    sleep: async () => {},
+    random: () => 0,
+    ...overrides,
+  });
+  const unknown = new DeliveryError('hook: delivery unknown (no answer within 1s after the request was sent)', true, undefined, undefined, true);
+
+  it('does not try again after a delivery unknown unless the receiver deduplicates', async () => {
+    let calls = 0;
+    const attempt = async (): Promise<void> => {
+      calls++;
+      throw unknown;
+    };
+    expect(await withRetry(attempt, policy()).catch((e: unknown) => e)).toBe(unknown);
+    expect(calls).toBe(1);
+    calls = 0;
+    expect(await withRetry(attempt, policy({ retryUnknown: true })).catch((e: unknown) => e)).toBe(unknown);
+    expect(calls).toBe(4);
+  });
+
+  it('still tries again after a failure before the request was sent', async () => {
+    let calls = 0;
+    await withRetry(async () => {
+      if (++calls < 3) throw new DeliveryError('hook: connection refused', true);
+    }, policy());
+    expect(calls).toBe(3);
   });
 });
