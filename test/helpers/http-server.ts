@@ -36,14 +36,16 @@ export type Responder = (req: RecordedHttpRequest) => Answer | undefined;
 export interface TestHttpServer {
   url: string;
   requests: RecordedHttpRequest[];
+  /** Connections accepted so far: one per attempt of a client without keep-alive, received or not. */
+  readonly accepted: number;
   /** Answers for the next requests, in order; after them `fallback` answers. */
   queue(...answers: Answer[]): void;
   /** How to answer once the queue is empty (default 200 `{}`), or a function of the request. */
   fallback(answer: Answer | Responder): void;
   /**
-   * A slow-accepting server: from now on each request's body is read only `ms`
-   * after the request arrived (until then it waits in the socket, unread);
-   * undefined reads at once again.
+   * A slow-accepting server: from now on each connection is read only `ms` after
+   * it was accepted (until then the request waits unread in the kernel's
+   * buffers); Infinity never reads it; undefined reads at once again.
    */
   readLater(ms: number | undefined): void;
   /** Resolves once `count` requests in all have been received (whole body read). */
@@ -51,8 +53,10 @@ export interface TestHttpServer {
   close(): Promise<void>;
 }
 
-export async function startHttpServer(): Promise<TestHttpServer> {
+/** `port`: listen there (a test that brings a provider up after a refused attempt); a free one by default. */
+export async function startHttpServer(options: { port?: number } = {}): Promise<TestHttpServer> {
   const requests: RecordedHttpRequest[] = [];
+  let accepted = 0;
   const queued: Answer[] = [];
   const events = new EventEmitter();
   const timers = new Set<NodeJS.Timeout>();
@@ -90,6 +94,7 @@ export async function startHttpServer(): Promise<TestHttpServer> {
   // buffers, and is still read and handled if the client has given up meanwhile.
   const pending = new Set<net.Socket>();
   const listener = net.createServer({ pauseOnConnect: true }, (socket) => {
+    accepted++;
     socket.on('error', () => {});
     const handOver = (): void => {
       pending.delete(socket);
@@ -98,13 +103,19 @@ export async function startHttpServer(): Promise<TestHttpServer> {
     };
     if (readDelayMs === undefined) return handOver();
     pending.add(socket);
-    later(handOver, readDelayMs);
+    if (readDelayMs !== Infinity) later(handOver, readDelayMs);
   });
-  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(options.port ?? 0, '127.0.0.1', resolve);
+  });
   const { port } = listener.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    get accepted() {
+      return accepted;
+    },
     queue: (...answers) => queued.push(...answers),
     fallback: (answer) => {
       fallback = answer;
@@ -128,54 +139,6 @@ export async function startHttpServer(): Promise<TestHttpServer> {
         for (const socket of pending) socket.destroy();
         server.closeAllConnections();
         server.close(() => listener.close(() => resolve()));
-      }),
-  };
-}
-
-/**
- * A server that accepts TCP connections and never reads from them (a provider
- * stuck before reading the request): what a client writes stays in the kernel's
- * buffers. Counts connections; `connections(n)` resolves once n were accepted.
- */
-export interface SilentTcpServer {
-  url: string;
-  accepted: number;
-  connections(count: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-export async function startSilentTcpServer(): Promise<SilentTcpServer> {
-  const sockets = new Set<net.Socket>();
-  const events = new EventEmitter();
-  const state = { accepted: 0 };
-  const server = net.createServer((socket) => {
-    socket.pause();
-    socket.on('error', () => {});
-    sockets.add(socket);
-    state.accepted++;
-    events.emit('connection');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    get accepted() {
-      return state.accepted;
-    },
-    connections: (count) =>
-      new Promise<void>((resolve) => {
-        const check = (): void => {
-          if (state.accepted < count) return;
-          events.off('connection', check);
-          resolve();
-        };
-        events.on('connection', check);
-        check();
-      }),
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
       }),
   };
 }
@@ -205,6 +168,9 @@ export function useHttpServer(fallback: Answer | Responder): TestHttpServer {
     },
     get requests() {
       return server().requests;
+    },
+    get accepted() {
+      return server().accepted;
     },
     queue: (...answers) => server().queue(...answers),
     fallback: (answer) => server().fallback(answer),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createDiscordNotifier, discordConfigSchema } from '../../src/notifiers/discord.js';
 import { DeliveryError, request, withRetry, type RetryPolicy } from '../../src/notifiers/http.js';
-import { startHttpServer, startSilentTcpServer, useHttpServer } from '../helpers/http-server.js';
+import { startHttpServer, useHttpServer } from '../helpers/http-server.js';
 import { notification, sendContext } from '../helpers/notifications.js';
 import { sendError } from './contract.js';
 
@@ -66,27 +66,21 @@ describe('request() redacts every message it builds', () => {
 
 describe('request() knows whether the request left this process whole ("body sent")', () => {
   it('a server that accepted the connection but never reads: a small request is in its buffers, so the outcome is unknown', async () => {
-    const silent = await startSilentTcpServer();
-    try {
-      const err = await sendError(request({ url: `${silent.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }));
-      expect(err.retryable).toBe(true);
-      expect(err.deliveryUnknown).toBe(true);
-      expect(err.message).toBe('hook: delivery unknown (no answer within 0.2s after the request was sent)');
-    } finally {
-      await silent.close();
-    }
+    server.readLater(Infinity);
+    const err = await sendError(request({ url: `${server.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }));
+    expect(err.retryable).toBe(true);
+    expect(err.deliveryUnknown).toBe(true);
+    expect(err.message).toBe('hook: delivery unknown (no answer within 0.2s after the request was sent)');
+    expect(server.accepted).toBe(1);
+    expect(server.requests).toHaveLength(0);
   });
 
   it('a server that never reads a request too large for the socket buffers: not sent whole, so known undelivered', async () => {
-    const silent = await startSilentTcpServer();
-    try {
-      const err = await sendError(request({ url: `${silent.url}/hook`, body: 'x'.repeat(32 * 1024 * 1024), label: 'hook', timeoutMs: 300 }));
-      expect(err.retryable).toBe(true);
-      expect(err.deliveryUnknown).toBe(false);
-      expect(err.message).toBe('hook: timed out after 0.3s before the request was sent');
-    } finally {
-      await silent.close();
-    }
+    server.readLater(Infinity);
+    const err = await sendError(request({ url: `${server.url}/hook`, body: 'x'.repeat(32 * 1024 * 1024), label: 'hook', timeoutMs: 300 }));
+    expect(err.retryable).toBe(true);
+    expect(err.deliveryUnknown).toBe(false);
+    expect(err.message).toBe('hook: timed out after 0.3s before the request was sent');
   });
 
   it('a slow-accepting server that reads the body only after the timeout: unknown, and it does receive the request', async () => {
