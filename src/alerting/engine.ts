@@ -282,10 +282,12 @@ export class AlertingEngine {
           continue;
         }
         // A firing message still waiting in the outbox and its resolution cancel
-        // out: nobody needs to hear about a problem that is already over.
-        if (this.cancelPending(state, env, notifier.name, event.dedupKey)) continue;
-        // Resolved only where the firing message was actually delivered.
-        if (notifier.sendResolved && deliveredTo[notifier.name]) mine.push(event);
+        // out: nobody needs to hear about a problem that is already over, unless
+        // the waiting message may have been shown already (delivery unknown).
+        const pending = this.cancelPending(state, env, notifier.name, event.dedupKey, now);
+        if (pending === 'cancelled') continue;
+        // Resolved only where the firing message was (or may have been) delivered.
+        if (notifier.sendResolved && (deliveredTo[notifier.name] || pending === 'maybe delivered')) mine.push(event);
       }
       if (notifier.everyRun) {
         // Alertmanager forgets alerts that are not re-posted: refresh every firing one,
@@ -311,17 +313,25 @@ export class AlertingEngine {
     return withStatus(result, alerts);
   }
 
-  /** Removes a not-yet-delivered firing/repeat/escalated event of `dedupKey` for this notifier; true if one was waiting. */
-  private cancelPending(state: AlertingState, env: string, notifier: string, dedupKey: string): boolean {
-    let cancelled = false;
+  /**
+   * Removes a not-yet-delivered firing/repeat/escalated event of `dedupKey` for this
+   * notifier. `cancelled`: one was waiting and never reached the provider;
+   * `maybe delivered`: one was waiting that may have been shown (an attempt got no
+   * answer after the request was sent, or one is in flight now), so the
+   * resolution must follow it; `none`: nothing was waiting.
+   */
+  private cancelPending(state: AlertingState, env: string, notifier: string, dedupKey: string, now: Date): 'none' | 'cancelled' | 'maybe delivered' {
+    let outcome: 'none' | 'cancelled' | 'maybe delivered' = 'none';
     for (const entry of state.outbox) {
       if (entry.environment !== env || entry.notification.notifier !== notifier || entry.completedParts.length > 0) continue;
       const before = entry.notification.events.length;
       entry.notification.events = entry.notification.events.filter((e) => e.dedupKey !== dedupKey || e.kind === 'resolved');
-      if (entry.notification.events.length < before) cancelled = true;
+      if (entry.notification.events.length === before) continue;
+      if (entry.maybeDelivered || isClaimed(entry, now)) outcome = 'maybe delivered';
+      else if (outcome === 'none') outcome = 'cancelled';
     }
     state.outbox = state.outbox.filter((e) => e.notification.events.length > 0);
-    return cancelled;
+    return outcome;
   }
 
   /**
@@ -365,7 +375,7 @@ export class AlertingEngine {
       for (const entry of state.outbox) {
         if (entry.environment !== env) continue;
         const keys = entry.notification.events.map((e) => `${entry.notification.notifier}|${e.dedupKey}`);
-        const waiting = isClaimed(entry, now) || this.backingOff(entry, now, options.ignoreBackoff ?? false);
+        const waiting = isClaimed(entry, now) || this.backingOff(entry, now, options.ignoreBackoff ?? false, byName.get(entry.notification.notifier)?.idempotent ?? false);
         if (waiting || keys.some((k) => blocked.has(k))) {
           keys.forEach((k) => blocked.add(k));
           continue;
@@ -422,11 +432,12 @@ export class AlertingEngine {
   /**
    * Whether an entry waits for a later attempt: its `nextAttemptAt` lies ahead. With
    * `ignoreBackoff` (the final flush) only a wait the provider asked for counts, and
-   * the backoff of a delivery unknown (the provider may have the message already).
+   * the backoff of an entry that may have been delivered already to a provider
+   * that cannot tell a repeat (`idempotent` false).
    */
-  private backingOff(entry: OutboxEntry, now: Date, ignoreBackoff: boolean): boolean {
+  private backingOff(entry: OutboxEntry, now: Date, ignoreBackoff: boolean, idempotent: boolean): boolean {
     const inBackoff = entry.nextAttemptAt !== undefined && Date.parse(entry.nextAttemptAt) > now.getTime();
-    if (!ignoreBackoff || (entry.deliveryUnknown && inBackoff)) return inBackoff;
+    if (!ignoreBackoff || (entry.maybeDelivered && !idempotent && inBackoff)) return inBackoff;
     return (this.providerWaits.get(entry.notification.id) ?? 0) > now.getTime();
   }
 
@@ -541,7 +552,7 @@ export class AlertingEngine {
         const text = `${message}; will retry after ${formatDuration(waitMs)}`;
         summary.errors.push(text);
         this.deps.logger.warn(
-          `Notifier ${notifier.name} (${notifier.type}): ${text} (${nextAttemptAt}), not sooner: ${notifier.type} has no idempotency key, so a retry now could show the message twice`,
+          `Notifier ${notifier.name} (${notifier.type}): ${text} (${nextAttemptAt}), not sooner: ${notifier.type} has no idempotency key, so a retry now could show the message twice; raise timeout_seconds if it is often this slow`,
         );
       } else {
         summary.errors.push(message);
@@ -553,8 +564,8 @@ export class AlertingEngine {
         stored.attempts = attempts;
         stored.lastError = message;
         stored.nextAttemptAt = nextAttemptAt;
-        if (unknown) stored.deliveryUnknown = true;
-        else delete stored.deliveryUnknown;
+        // Once possibly shown, always: its resolution must follow it even if a later attempt fails otherwise.
+        if (error.deliveryUnknown) stored.maybeDelivered = true;
         release(state, id, claimToken);
       });
       return 'failed';

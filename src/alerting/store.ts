@@ -45,11 +45,12 @@ export interface OutboxEntry {
   /** ISO 8601: do not try before this (backoff, Retry-After). */
   nextAttemptAt?: string;
   /**
-   * The last attempt was sent whole but got no answer, to a provider without
-   * idempotency: it may have been delivered. Even the final flush waits for
-   * `nextAttemptAt` then, rather than risk showing the message twice at once.
+   * An attempt was sent whole but got no answer (delivery unknown): the provider
+   * may have shown it. Its resolution is then sent even if the alert resolves
+   * before the entry is delivered, and, for a provider that cannot tell a repeat,
+   * even the final flush waits for `nextAttemptAt`.
    */
-  deliveryUnknown?: boolean;
+  maybeDelivered?: boolean;
   lastError?: string;
 }
 

@@ -129,21 +129,21 @@ function engine(notifier: Notifier, deps: Partial<AlertingDeps> = {}): AlertingE
 
 const stuck: Alert = { check: 'stuck_batches', level: 'critical', message: '3 batches stuck > 10m: processing(3)', details: {} };
 
-function runResult(): RunResult {
+function runResult(alerts: Alert[]): RunResult {
   return {
     timestamp: clock.toISOString(),
     environment: 'prod',
-    overall_status: overallStatus([stuck]),
-    alerts: [stuck],
-    checks: [{ name: 'stuck_batches', outcome: 'alert', duration_ms: 1 }],
+    overall_status: overallStatus(alerts),
+    alerts,
+    checks: [{ name: 'stuck_batches', outcome: alerts.length ? 'alert' : 'ok', duration_ms: 1 }],
     duration_ms: 1,
-    metrics: { total_checks: 1, alerts_triggered: 1, critical_alerts: 1, warning_alerts: 0, skipped_checks: 0 },
+    metrics: { total_checks: 1, alerts_triggered: alerts.length, critical_alerts: alerts.length, warning_alerts: 0, skipped_checks: 0 },
   };
 }
 
-/** One run: the report (human, as printed) and the notifier's figures. */
-async function run(e: AlertingEngine): Promise<{ report: string; summary: NotifierSummary }> {
-  const { result, outcome } = await e.process(runResult());
+/** One run (the batch still stuck unless `alerts` says otherwise): the report (human, as printed) and the notifier's figures. */
+async function run(e: AlertingEngine, alerts: Alert[] = [stuck]): Promise<{ report: string; summary: NotifierSummary }> {
+  const { result, outcome } = await e.process(runResult(alerts));
   const report = renderHuman({ ...result, notifications: outcome.notifications });
   return { report, summary: outcome.notifications[0]! };
 }
@@ -204,6 +204,23 @@ describe('slow and misbehaving providers without an idempotency key get one copy
     advance(1);
     expect((await run(engine(notifierFor(slack, sink.url)))).summary).toMatchObject({ sent: 1, pending: 0 });
     expect(sink.requests).toHaveLength(2);
+  });
+
+  it('discord: when the alert resolves before a message of unknown fate was retried, the resolution is sent (the firing one may be on screen) and the stale firing one is not', async () => {
+    const discord = NON_IDEMPOTENT.find((p) => p.type === 'discord')!;
+    sink.fallback(discord.ok);
+    sink.queue({ status: 200, hang: true });
+    await run(engine(notifierFor(discord, sink.url)));
+    expect(sink.requests).toHaveLength(1);
+    // resolve_after_runs: 2 runs without the alert.
+    advance(0.1);
+    await run(engine(notifierFor(discord, sink.url)), []);
+    advance(0.1);
+    const resolved = await run(engine(notifierFor(discord, sink.url)), []);
+    expect(resolved.summary).toMatchObject({ sent: 1, pending: 0 });
+    const titles = sink.requests.map((r) => (JSON.parse(r.body) as { embeds: Array<{ title: string }> }).embeds.map((e) => e.title.split(' ')[0]));
+    expect(titles).toEqual([['FIRING'], ['RESOLVED']]);
+    expect((await new AlertStore(dir).read()).outbox).toEqual([]);
   });
 
   it('twilio: a recipient whose SMS request got no answer is texted again after the backoff, the one who got it is not', async () => {
