@@ -132,12 +132,14 @@ function exchange(req: HttpRequest, signal: AbortSignal | undefined, fail: (text
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
+    let client: http.ClientRequest | undefined;
+    let timer: NodeJS.Timeout | undefined;
     const finish = (outcome: { error: DeliveryError } | { answer: RawAnswer }): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      client.destroy();
+      client?.destroy();
       if ('error' in outcome) reject(outcome.error);
       else resolve(outcome.answer);
     };
@@ -145,22 +147,29 @@ function exchange(req: HttpRequest, signal: AbortSignal | undefined, fail: (text
     // change the verdict: the status decides, with what was read of the body.
     const end = (whenNoAnswer: () => DeliveryError): void =>
       finish(answer ? { answer: { ...answer, body: Buffer.concat(chunks).toString('utf8') } } : { error: whenNoAnswer() });
+    const onAbort = (): void => end(() => (sent ? fail('delivery unknown (delivery aborted after the request was sent)', true) : fail('delivery aborted')));
 
-    const client = (url.protocol === 'https:' ? https : http).request(url, { method: req.method ?? 'POST', headers, agent: false }, (res) => {
-      const responseHeaders = new Headers();
-      for (const [name, value] of Object.entries(res.headers)) {
-        for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) responseHeaders.append(name, v);
-      }
-      answer = { status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', headers: responseHeaders };
-      res.on('data', (chunk: Buffer) => {
-        if (size >= MAX_ANSWER_BYTES) return;
-        chunks.push(chunk);
-        size += chunk.length;
+    try {
+      client = (url.protocol === 'https:' ? https : http).request(url, { method: req.method ?? 'POST', headers, agent: false }, (res) => {
+        const responseHeaders = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) {
+          for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) responseHeaders.append(name, v);
+        }
+        answer = { status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', headers: responseHeaders };
+        res.on('data', (chunk: Buffer) => {
+          if (size >= MAX_ANSWER_BYTES) return;
+          chunks.push(chunk);
+          size += chunk.length;
+        });
+        res.on('end', () => end(() => fail('no answer')));
+        res.on('error', () => end(() => fail('no answer')));
+        res.on('close', () => end(() => fail('no answer')));
       });
-      res.on('end', () => end(() => fail('no answer')));
-      res.on('error', () => end(() => fail('no answer')));
-      res.on('close', () => end(() => fail('no answer')));
-    });
+    } catch (err) {
+      // Refused before anything left (an invalid header, say): nothing was sent.
+      finish({ error: fail(networkReason(err)) });
+      return;
+    }
     // The last byte of the request is with the operating system: from now on the
     // provider may act on it whatever happens to the answer.
     client.on('finish', () => {
@@ -169,11 +178,10 @@ function exchange(req: HttpRequest, signal: AbortSignal | undefined, fail: (text
     client.on('error', (err) =>
       end(() => (sent ? fail(`delivery unknown (${networkReason(err)} after the request was sent)`, true) : fail(networkReason(err)))),
     );
-    const timer = setTimeout(
+    timer = setTimeout(
       () => end(() => (sent ? fail(`delivery unknown (no answer within ${seconds} after the request was sent)`, true) : fail(`timed out after ${seconds} before the request was sent`))),
       timeoutMs,
     );
-    const onAbort = (): void => end(() => (sent ? fail('delivery unknown (delivery aborted after the request was sent)', true) : fail('delivery aborted')));
     signal?.addEventListener('abort', onAbort, { once: true });
     client.end(body);
   });

@@ -130,3 +130,28 @@ describe('withRetry and delivery unknown', () => {
     expect(calls).toBe(3);
   });
 });
+
+describe('request() without fetch keeps what fetch did', () => {
+  it('does not follow a redirect: final, with a hint and without the Location (it may carry a token)', async () => {
+    server.queue({ status: 301, headers: { location: `https://elsewhere.example/hooks/${TOKEN}` } });
+    const err = await sendError(request({ url: `${server.url}/hook`, label: 'hook', secrets: [TOKEN] }));
+    expect(err.retryable).toBe(false);
+    expect(err.message).toBe('hook: HTTP 301 Moved Permanently (redirects are not followed: set the URL it redirects to)');
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('refuses a header value with a line break before anything is sent, without quoting it', async () => {
+    const err = await sendError(request({ url: `${server.url}/hook`, label: 'hook', headers: { 'X-Token': `${TOKEN}\r\nX-Injected: 1` } }));
+    expect(err.retryable).toBe(true);
+    expect(err.deliveryUnknown).toBe(false);
+    expect(err.message).not.toContain(TOKEN);
+    expect(server.accepted).toBe(0);
+  });
+
+  it('sends the body with its length, a User-Agent and the content type the caller set', async () => {
+    await request({ url: `${server.url}/hook`, label: 'hook', body: new URLSearchParams({ To: '+15550002222' }) });
+    const [req] = server.requests;
+    expect(req).toMatchObject({ method: 'POST', body: 'To=%2B15550002222' });
+    expect(req!.headers).toMatchObject({ 'content-type': 'application/x-www-form-urlencoded;charset=UTF-8', 'content-length': '17', 'user-agent': expect.stringMatching(/^sentinel\//) });
+  });
+});
