@@ -9,6 +9,7 @@ import { decide, identityKey, idsFor, levelAtLeast, type LifecycleSettings, type
 import type { AlertStateStore, AlertingState, OutboxEntry, Silence } from './store.js';
 import { overallStatus } from '../run.js';
 import type { Redactor } from '../util/redact.js';
+import { formatDuration } from '../util/duration.js';
 
 /**
  * From a run's alerts to delivered notifications:
@@ -18,6 +19,9 @@ import type { Redactor } from '../util/redact.js';
  *   3. deliver the outbox, oldest first, one notifier in parallel with another,
  *      retrying within a bounded time; what is still undelivered stays for the
  *      next run. Nothing is removed from the outbox before the provider accepted it.
+ * Delivery is at least once. A request sent whole that got no answer (timeout,
+ * reset) is "delivery unknown": retried in the same run only by a notifier whose
+ * receiver deduplicates (`Notifier.idempotent`), otherwise after the backoff.
  * On shutdown, `flush` makes one more bounded delivery pass (see there).
  */
 
@@ -278,10 +282,12 @@ export class AlertingEngine {
           continue;
         }
         // A firing message still waiting in the outbox and its resolution cancel
-        // out: nobody needs to hear about a problem that is already over.
-        if (this.cancelPending(state, env, notifier.name, event.dedupKey)) continue;
-        // Resolved only where the firing message was actually delivered.
-        if (notifier.sendResolved && deliveredTo[notifier.name]) mine.push(event);
+        // out: nobody needs to hear about a problem that is already over, unless
+        // the waiting message may have been shown already (delivery unknown).
+        const pending = this.cancelPending(state, env, notifier.name, event.dedupKey, now);
+        if (pending === 'cancelled') continue;
+        // Resolved only where the firing message was (or may have been) delivered.
+        if (notifier.sendResolved && (deliveredTo[notifier.name] || pending === 'maybe delivered')) mine.push(event);
       }
       if (notifier.everyRun) {
         // Alertmanager forgets alerts that are not re-posted: refresh every firing one,
@@ -307,17 +313,25 @@ export class AlertingEngine {
     return withStatus(result, alerts);
   }
 
-  /** Removes a not-yet-delivered firing/repeat/escalated event of `dedupKey` for this notifier; true if one was waiting. */
-  private cancelPending(state: AlertingState, env: string, notifier: string, dedupKey: string): boolean {
-    let cancelled = false;
+  /**
+   * Removes a not-yet-delivered firing/repeat/escalated event of `dedupKey` for this
+   * notifier. `cancelled`: one was waiting and never reached the provider;
+   * `maybe delivered`: one was waiting that may have been shown (an attempt got no
+   * answer after the request was sent, or one is in flight now), so the
+   * resolution must follow it; `none`: nothing was waiting.
+   */
+  private cancelPending(state: AlertingState, env: string, notifier: string, dedupKey: string, now: Date): 'none' | 'cancelled' | 'maybe delivered' {
+    let outcome: 'none' | 'cancelled' | 'maybe delivered' = 'none';
     for (const entry of state.outbox) {
       if (entry.environment !== env || entry.notification.notifier !== notifier || entry.completedParts.length > 0) continue;
       const before = entry.notification.events.length;
       entry.notification.events = entry.notification.events.filter((e) => e.dedupKey !== dedupKey || e.kind === 'resolved');
-      if (entry.notification.events.length < before) cancelled = true;
+      if (entry.notification.events.length === before) continue;
+      if (entry.maybeDelivered || isClaimed(entry, now)) outcome = 'maybe delivered';
+      else if (outcome === 'none') outcome = 'cancelled';
     }
     state.outbox = state.outbox.filter((e) => e.notification.events.length > 0);
-    return cancelled;
+    return outcome;
   }
 
   /**
@@ -361,7 +375,7 @@ export class AlertingEngine {
       for (const entry of state.outbox) {
         if (entry.environment !== env) continue;
         const keys = entry.notification.events.map((e) => `${entry.notification.notifier}|${e.dedupKey}`);
-        const waiting = isClaimed(entry, now) || this.backingOff(entry, now, options.ignoreBackoff ?? false);
+        const waiting = isClaimed(entry, now) || this.backingOff(entry, now, options.ignoreBackoff ?? false, byName.get(entry.notification.notifier)?.idempotent ?? false);
         if (waiting || keys.some((k) => blocked.has(k))) {
           keys.forEach((k) => blocked.add(k));
           continue;
@@ -417,10 +431,13 @@ export class AlertingEngine {
 
   /**
    * Whether an entry waits for a later attempt: its `nextAttemptAt` lies ahead. With
-   * `ignoreBackoff` (the final flush) only a wait the provider asked for counts.
+   * `ignoreBackoff` (the final flush) only a wait the provider asked for counts, and
+   * the backoff of an entry that may have been delivered already to a provider
+   * that cannot tell a repeat (`idempotent` false).
    */
-  private backingOff(entry: OutboxEntry, now: Date, ignoreBackoff: boolean): boolean {
-    if (!ignoreBackoff) return entry.nextAttemptAt !== undefined && Date.parse(entry.nextAttemptAt) > now.getTime();
+  private backingOff(entry: OutboxEntry, now: Date, ignoreBackoff: boolean, idempotent: boolean): boolean {
+    const inBackoff = entry.nextAttemptAt !== undefined && Date.parse(entry.nextAttemptAt) > now.getTime();
+    if (!ignoreBackoff || (entry.maybeDelivered && !idempotent && inBackoff)) return inBackoff;
     return (this.providerWaits.get(entry.notification.id) ?? 0) > now.getTime();
   }
 
@@ -472,7 +489,15 @@ export class AlertingEngine {
     try {
       await withRetry(
         attempt,
-        { attempts: this.deps.settings.attemptsPerRun, baseDelayMs: this.deps.settings.retryBaseMs, maxDelayMs: this.deps.settings.retryMaxMs, deadline, sleep: this.sleep, random: this.random },
+        {
+          attempts: this.deps.settings.attemptsPerRun,
+          baseDelayMs: this.deps.settings.retryBaseMs,
+          maxDelayMs: this.deps.settings.retryMaxMs,
+          deadline,
+          sleep: this.sleep,
+          random: this.random,
+          retryUnknown: notifier.idempotent,
+        },
         abort,
       );
       summary.sent++;
@@ -499,9 +524,9 @@ export class AlertingEngine {
       }
       const error = err instanceof DeliveryError ? err : new DeliveryError(String(err), true);
       const message = this.deps.redactor.redact(error.message);
-      summary.errors.push(message);
       summary.reasons[failureReason(err, abort.aborted)]++;
       if (!error.retryable) {
+        summary.errors.push(message);
         this.providerWaits.delete(id);
         this.deps.logger.error(
           `Notifier ${notifier.name} (${notifier.type}) refused a notification: ${message}. A 4xx is not retried: check the notifier's settings (URL, key, recipients); the alert is sent again at its next repeat.`,
@@ -515,16 +540,32 @@ export class AlertingEngine {
       }
       const attempts = entry.attempts + 1;
       const backoff = Math.min(15 * 60_000, 15_000 * 2 ** (attempts - 1));
-      const nextAttemptAt = new Date(this.now().getTime() + Math.max(backoff, error.retryAfterMs ?? 0)).toISOString();
+      const waitMs = Math.max(backoff, error.retryAfterMs ?? 0);
+      const nextAttemptAt = new Date(this.now().getTime() + waitMs).toISOString();
       if (error.retryAfterMs !== undefined) this.providerWaits.set(id, this.now().getTime() + error.retryAfterMs);
       else this.providerWaits.delete(id);
-      this.deps.logger.warn(`Notifier ${notifier.name} (${notifier.type}): ${message}; kept in the outbox, next attempt after ${nextAttemptAt}`);
+      // Sent whole, no answer, and the provider cannot tell a repeat: it may have the
+      // message already, so it gets no second copy before the backoff (not in this
+      // run, not in the final flush). At least once, never a burst of copies.
+      const unknown = error.deliveryUnknown && !notifier.idempotent;
+      if (unknown) {
+        const text = `${message}; will retry after ${formatDuration(waitMs)}`;
+        summary.errors.push(text);
+        this.deps.logger.warn(
+          `Notifier ${notifier.name} (${notifier.type}): ${text} (${nextAttemptAt}), not sooner: ${notifier.type} has no idempotency key, so a retry now could show the message twice; raise timeout_seconds if it is often this slow`,
+        );
+      } else {
+        summary.errors.push(message);
+        this.deps.logger.warn(`Notifier ${notifier.name} (${notifier.type}): ${message}; kept in the outbox, next attempt after ${nextAttemptAt}`);
+      }
       await record((state) => {
         const stored = findEntry(state, id);
         if (!stored) return;
         stored.attempts = attempts;
         stored.lastError = message;
         stored.nextAttemptAt = nextAttemptAt;
+        // Once possibly shown, always: its resolution must follow it even if a later attempt fails otherwise.
+        if (error.deliveryUnknown) stored.maybeDelivered = true;
         release(state, id, claimToken);
       });
       return 'failed';
@@ -555,7 +596,7 @@ export class AlertingEngine {
         try {
           await withRetry(
             () => notifier.send(notification, { signal: abort, completed: parts, markCompleted: (p) => void parts.add(p) }),
-            { attempts: 2, baseDelayMs: this.deps.settings.retryBaseMs, maxDelayMs: this.deps.settings.retryMaxMs, deadline, sleep: this.sleep, random: this.random },
+            { attempts: 2, baseDelayMs: this.deps.settings.retryBaseMs, maxDelayMs: this.deps.settings.retryMaxMs, deadline, sleep: this.sleep, random: this.random, retryUnknown: notifier.idempotent },
             abort,
           );
           return { notifier: notifier.name, type: notifier.type, ok: true };

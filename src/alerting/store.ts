@@ -45,6 +45,13 @@ export interface OutboxEntry {
   completedParts: string[];
   /** ISO 8601: do not try before this (backoff, Retry-After). */
   nextAttemptAt?: string;
+  /**
+   * An attempt was sent whole but got no answer (delivery unknown): the provider
+   * may have shown it. Its resolution is then sent even if the alert resolves
+   * before the entry is delivered, and, for a provider that cannot tell a repeat,
+   * even the final flush waits for `nextAttemptAt`.
+   */
+  maybeDelivered?: boolean;
   lastError?: string;
 }
 

@@ -62,6 +62,15 @@ export interface Notifier {
    * alerts that are not refreshed expire there by themselves).
    */
   everyRun?: boolean;
+  /**
+   * Whether the receiver deduplicates a message sent twice (PagerDuty by
+   * dedup_key, Alertmanager by labels, a webhook receiver by Idempotency-Key).
+   * Only then is a "delivery unknown" failure (the request was sent whole but no
+   * answer came in time) retried within the same run; otherwise it waits for the
+   * outbox backoff, so a slow provider gets a message at most once per attempt
+   * window instead of once per in-run retry.
+   */
+  idempotent: boolean;
   /** Every secret in this notifier's config (keys, tokens, webhook URLs), for redaction. */
   secrets(): string[];
 }

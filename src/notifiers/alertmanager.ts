@@ -82,6 +82,8 @@ export function createAlertmanagerNotifier(config: AlertmanagerConfig, options: 
   const resolveTimeoutMs = config.resolve_timeout_minutes * 60_000;
   return {
     ...notifierBasics(config, secrets),
+    // An alert is identified by its labels: posting it twice is one alert (its endsAt refreshed).
+    idempotent: true,
     everyRun: true,
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       await request(

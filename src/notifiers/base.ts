@@ -90,7 +90,7 @@ export function urlSecrets(url: string): string[] {
  * and resolved filters, and its secrets (a fresh copy on every call, so a caller
  * cannot change what the notifier redacts).
  */
-export function notifierBasics(config: BaseNotifierConfig, secrets: readonly string[]): Omit<Notifier, 'send' | 'everyRun'> {
+export function notifierBasics(config: BaseNotifierConfig, secrets: readonly string[]): Omit<Notifier, 'send' | 'everyRun' | 'idempotent'> {
   return {
     name: config.name,
     type: config.type,

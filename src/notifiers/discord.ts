@@ -79,6 +79,8 @@ export function createDiscordNotifier(config: DiscordConfig): Notifier {
   const secrets = [...urlSecrets(config.webhook_url), url];
   return {
     ...notifierBasics(config, secrets),
+    // Execute Webhook has no idempotency key: a message sent twice is shown twice.
+    idempotent: false,
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       await request(
         {

@@ -84,6 +84,8 @@ export function createPagerdutyNotifier(config: PagerdutyConfig): Notifier {
   const host = hostOf(config.api_base_url);
   return {
     ...notifierBasics(config, secrets),
+    // PagerDuty keeps one alert per dedup_key: a trigger or resolve sent twice is one.
+    idempotent: true,
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       const parts = pagerdutyEvents(notification, config).map((event): Part => {
         const label = `PagerDuty ${event.event_action} ${event.dedup_key} (${host})`;

@@ -59,8 +59,8 @@ export async function sendParts(parts: Iterable<Part>, ctx: SendContext, policy:
 
 /**
  * One error for several failed parts: their messages joined with `; `, retryable if
- * any is, the first one's status, and the longest wait any of them asked for. A
- * single failure is returned as it is.
+ * any is, the first one's status, the longest wait any of them asked for, and
+ * delivery unknown if any part's is. A single failure is returned as it is.
  */
 export function combineFailures(failures: DeliveryError[], provider: string): DeliveryError {
   const [first] = failures;
@@ -72,5 +72,6 @@ export function combineFailures(failures: DeliveryError[], provider: string): De
     failures.some((f) => f.retryable),
     first.status,
     waits.length ? Math.max(...waits) : undefined,
+    failures.some((f) => f.deliveryUnknown),
   );
 }

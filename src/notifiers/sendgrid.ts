@@ -69,6 +69,8 @@ export function createSendgridNotifier(config: SendgridConfig): Notifier {
   const secrets = [config.api_key];
   return {
     ...notifierBasics(config, secrets),
+    // Mail Send has no idempotency key: a request sent twice is two emails.
+    idempotent: false,
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       const body = sendgridBody(notification, config);
       await request(

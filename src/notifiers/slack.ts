@@ -63,6 +63,8 @@ export function createSlackNotifier(config: SlackConfig): Notifier {
   const secrets = urlSecrets(config.webhook_url);
   return {
     ...notifierBasics(config, secrets),
+    // Incoming webhooks have no idempotency key: a message sent twice is posted twice.
+    idempotent: false,
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       await request(
         {

@@ -68,6 +68,8 @@ export function createTwilioNotifier(config: TwilioConfig): Notifier {
   const host = hostOf(config.api_base_url);
   return {
     ...notifierBasics(config, secrets),
+    // Messages.json has no idempotency key: a request sent twice is two SMS.
+    idempotent: false,
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       const text = smsBody(notification);
       const parts = config.to.map((to): Part => {

@@ -10,7 +10,10 @@ import { hostOf, request } from './http.js';
  *
  * `POST <url>` with `Content-Type: application/json`, `User-Agent: sentinel/<version>`,
  * any `headers` from the config and, when `secret` is set,
- * `X-Sentinel-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes, keyed with the secret>`.
+ * `X-Sentinel-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes, keyed with the secret>`,
+ * and `Idempotency-Key: <notification id>`, the same on every attempt: delivery is
+ * at least once (an answer lost after the request was sent is retried), so a
+ * receiver drops an id it has already handled.
  * Only the body is signed: there is no separate timestamp header. The body carries
  * the notification `id` and `created_at`, so a receiver that wants replay protection
  * rejects ids it has seen or `created_at` values that are too old. Any 2xx is
@@ -28,10 +31,12 @@ import { hostOf, request } from './http.js';
  */
 
 export const SIGNATURE_HEADER = 'X-Sentinel-Signature';
+/** The notification id, the same on every attempt: a receiver that has seen it drops the repeat. */
+export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
 export const PAYLOAD_VERSION = 1;
 
 /** Headers Sentinel sets itself; a config that tries to set them is an error, not a silent override. */
-const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'host', 'transfer-encoding', 'connection', SIGNATURE_HEADER.toLowerCase()]);
+const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'host', 'transfer-encoding', 'connection', SIGNATURE_HEADER.toLowerCase(), IDEMPOTENCY_HEADER.toLowerCase()]);
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -72,12 +77,15 @@ export function createWebhookNotifier(config: WebhookConfig): Notifier {
   const secrets = [...urlSecrets(config.url), ...(config.secret ? [config.secret] : []), ...Object.values(extraHeaders).filter((v) => v.length > 0)];
   return {
     ...notifierBasics(config, secrets),
+    // Each request carries the notification id (body `id`, `Idempotency-Key`): receivers deduplicate on it.
+    idempotent: true,
     async send(notification: Notification, ctx: SendContext): Promise<void> {
       const body = JSON.stringify(webhookPayload(notification));
       const headers: Record<string, string> = {
         'User-Agent': `sentinel/${SENTINEL_VERSION}`,
         ...extraHeaders,
         'Content-Type': 'application/json',
+        [IDEMPOTENCY_HEADER]: notification.id,
       };
       if (config.secret) headers[SIGNATURE_HEADER] = signature(config.secret, body);
       await request(

@@ -37,6 +37,7 @@ function notifier(name = 'hook', overrides: Partial<Notifier> = {}): Notifier {
     type: 'test',
     minLevel: 'warning',
     sendResolved: true,
+    idempotent: false,
     secrets: () => [],
     async send(n: Notification, ctx) {
       await request({ url: `${server.url}/${name}`, body: JSON.stringify(n), headers: { 'content-type': 'application/json' }, label: name, timeoutMs: 2000 }, ctx.signal);

@@ -212,6 +212,7 @@ const bearer = (): Record<string, unknown> => ({ bearer_token: TOKEN });
 
 describeDeliveryContract({
   provider: 'alertmanager',
+  idempotent: true,
   server,
   create: (overrides) => createAlertmanagerNotifier(config(overrides)),
   pointAt: (root) => ({ url: root }),

@@ -9,8 +9,10 @@ import { notification, sendContext } from '../helpers/notifications.js';
 /**
  * What every notifier promises about delivery, whatever its provider: 2xx is
  * success; 4xx (but 429) is final; 429 and 5xx are retryable, with the wait the
- * provider asked for; a hanging server is given up after `timeout_seconds`; a
- * refused connection and an aborted run are retryable; and no error message ever
+ * provider asked for; a hanging server is given up after `timeout_seconds`, and
+ * when the request had been sent whole that is "delivery unknown" (as is a reset
+ * after it); a refused connection and an aborted run are retryable; each notifier
+ * declares whether its receiver deduplicates (`idempotent`); and no error message ever
  * shows a secret, even when the answer echoes the request back. Each provider's
  * test file registers these tests with its own factory, request path, error label
  * and documented answers (`describeDeliveryContract`), and keeps the tests of what
@@ -79,6 +81,8 @@ export interface DeliveryContract {
   path: string;
   /** The label errors start with, given the target's `host:port`: `discord webhook (127.0.0.1:4000)`. */
   label: (host: string) => string;
+  /** Whether the provider deduplicates a repeated request (dedup key, labels, id header). */
+  idempotent: boolean;
   /** Requests one `notification()` makes (Twilio: one per recipient). Default 1. */
   requestsPerSend?: number;
   /** Success answers as the provider documents them; each must be accepted. */
@@ -124,23 +128,37 @@ export function describeDeliveryContract(c: DeliveryContract): void {
       });
     }
 
-    it('gives up on a hanging server after timeout_seconds, as a retryable error', async () => {
+    it(`declares idempotent: ${c.idempotent}`, () => {
+      expect(c.create().idempotent).toBe(c.idempotent);
+    });
+
+    it('gives up on a server that read the request and hangs after timeout_seconds, as a retryable delivery unknown', async () => {
       server.queue({ status: 200, hang: true });
       const started = performance.now();
       const err = await sendError(c.create({ timeout_seconds: TIMEOUT_SECONDS }).send(notification(), sendContext()));
       const elapsed = performance.now() - started;
       expect(err.retryable).toBe(true);
-      expect(err.message).toBe(`${c.label(host())}: no answer within ${TIMEOUT_SECONDS}s`);
+      expect(err.deliveryUnknown).toBe(true);
+      expect(err.message).toBe(`${c.label(host())}: delivery unknown (no answer within ${TIMEOUT_SECONDS}s after the request was sent)`);
       expect(elapsed).toBeGreaterThanOrEqual(150);
       expect(elapsed).toBeLessThan(2000);
     });
 
-    it('treats a refused connection as retryable', async () => {
+    it('treats a connection reset after the request was sent as a retryable delivery unknown', async () => {
+      server.queue({ status: 200, reset: true });
+      const err = await sendError(c.create().send(notification(), sendContext()));
+      expect(err.retryable).toBe(true);
+      expect(err.deliveryUnknown).toBe(true);
+      expect(err.message).toBe(`${c.label(host())}: delivery unknown (connection reset after the request was sent)`);
+    });
+
+    it('treats a refused connection as retryable, and known undelivered', async () => {
       const dead = await startHttpServer();
       const root = dead.url;
       await dead.close();
       const err = await sendError(c.create(c.pointAt(root)).send(notification(), sendContext()));
       expect(err.retryable).toBe(true);
+      expect(err.deliveryUnknown).toBe(false);
       expect(err.message).toBe(`${c.label(new URL(root).host)}: connection refused`);
       for (const secret of c.secrets) expect(err.message).not.toContain(secret);
     });
@@ -154,13 +172,14 @@ export function describeDeliveryContract(c: DeliveryContract): void {
       expect(server.requests).toHaveLength(0);
     });
 
-    it('stops when the run is aborted during a request', async () => {
+    it('stops when the run is aborted while waiting for the answer to a request it sent', async () => {
       server.queue({ status: 200, hang: true });
       const controller = new AbortController();
-      setTimeout(() => controller.abort(), 50);
+      void server.received(1).then(() => controller.abort());
       const err = await sendError(c.create().send(notification(), sendContext(controller.signal)));
       expect(err.retryable).toBe(true);
-      expect(err.message).toBe(`${c.label(host())}: delivery aborted`);
+      expect(err.deliveryUnknown).toBe(true);
+      expect(err.message).toBe(`${c.label(host())}: delivery unknown (delivery aborted after the request was sent)`);
     });
 
     it('never shows a secret in an error when the answer echoes the whole request, final or retryable, or cut at the excerpt', async () => {

@@ -274,6 +274,7 @@ describe('discord config', () => {
 
 describeDeliveryContract({
   provider: 'discord',
+  idempotent: false,
   server,
   create: (overrides) => createDiscordNotifier(config(overrides)),
   pointAt: (root) => ({ webhook_url: `${root}${WEBHOOK_PATH}` }),

@@ -191,6 +191,7 @@ describe('pagerduty partial failures', () => {
 
 describeDeliveryContract({
   provider: 'pagerduty',
+  idempotent: true,
   server,
   create: (overrides) => createPagerdutyNotifier(config(overrides)),
   pointAt: (root) => ({ api_base_url: root }),

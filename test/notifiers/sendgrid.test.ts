@@ -189,6 +189,7 @@ describe('sendgrid rate limits', () => {
 
 describeDeliveryContract({
   provider: 'sendgrid',
+  idempotent: false,
   server,
   create: (overrides) => createSendgridNotifier(config(overrides)),
   pointAt: (root) => ({ api_base_url: root }),

@@ -218,6 +218,7 @@ const FINAL_CODES: Array<[status: number, code: string, hint: string]> = [
 
 describeDeliveryContract({
   provider: 'slack',
+  idempotent: false,
   server,
   create: (overrides) => createSlackNotifier(config(overrides)),
   pointAt: (root) => ({ webhook_url: `${root}${WEBHOOK_PATH}` }),

@@ -204,6 +204,7 @@ describe('twilio partial failures', () => {
 
 describeDeliveryContract({
   provider: 'twilio',
+  idempotent: false,
   server,
   create: (overrides) => createTwilioNotifier(config(overrides)),
   pointAt: (root) => ({ api_base_url: root }),

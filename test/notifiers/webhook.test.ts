@@ -38,6 +38,8 @@ describe('webhook request', () => {
     expect(req.headers['user-agent']).toBe(`sentinel/${VERSION}`);
     expect(SENTINEL_VERSION).toBe(VERSION);
     expect(req.headers['x-sentinel-signature']).toBeUndefined();
+    // The notification id, so a receiver can drop an at-least-once repeat.
+    expect(req.headers['idempotency-key']).toBe('n-0001');
 
     expect(JSON.parse(req.body)).toEqual({
       version: 1,
@@ -146,8 +148,9 @@ describe('webhook config', () => {
       ]),
     );
     expect(bad.join('\n')).not.toContain('pa55word');
-    expect(problems({ name: 'hook', type: 'webhook', url: 'https://example.com/hook', headers: { 'x-sentinel-signature': 'forged' } })).toEqual([
+    expect(problems({ name: 'hook', type: 'webhook', url: 'https://example.com/hook', headers: { 'x-sentinel-signature': 'forged', 'Idempotency-Key': 'mine' } })).toEqual([
       'notifiers.0.headers.x-sentinel-signature: Sentinel sets this header itself',
+      'notifiers.0.headers.Idempotency-Key: Sentinel sets this header itself',
     ]);
   });
 
@@ -170,6 +173,7 @@ const ALL_SECRETS = [SECRET, AUTH, 'receiver-token-abcdef123456', 'tok_012345678
 
 describeDeliveryContract({
   provider: 'webhook',
+  idempotent: true,
   server,
   create: (overrides) => createWebhookNotifier(config(overrides)),
   pointAt: (root) => ({ url: `${root}/hook` }),
