@@ -1,6 +1,9 @@
 import type { Alert } from '../types.js';
 import type { Check, CheckContext, CheckOutput } from './types.js';
+import http from 'node:http';
+import https from 'node:https';
 import { displayUrl, Redactor } from '../util/redact.js';
+import { oneLine } from '../util/text.js';
 
 /**
  * Check 3 of the guide (SPEC.md §5.3): is PostgREST's schema cache serving the ops
@@ -36,8 +39,27 @@ interface PostgrestError {
 
 type Probe =
   | { kind: 'ok'; status: number; latencyMs: number }
-  | { kind: 'http'; status: number; latencyMs: number; error?: PostgrestError; bodyExcerpt?: string }
-  | { kind: 'network'; latencyMs: number; reason: 'timeout' | 'refused' | 'dns' | 'other'; detail: string };
+  | { kind: 'http'; status: number; latencyMs: number; error?: PostgrestError; bodyExcerpt?: string; foreign?: Foreign; location?: string }
+  | {
+      kind: 'network';
+      latencyMs: number;
+      reason: 'timeout' | 'refused' | 'dns' | 'other';
+      detail: string;
+      /** How far it got: no connection, a connection but no answer, or an answer cut short. */
+      stage: 'connect' | 'answer' | 'body';
+    };
+
+/** A 2xx that is not PostgREST's answer (a proxy's welcome page, a truncated body, …). */
+interface Foreign {
+  contentType: string;
+  /** The first bytes, escaped and cut. */
+  sample: string;
+  /** What is wrong with it, e.g. `not JSON`. */
+  why: string;
+}
+
+/** What the probe reads of an answer at most: PostgREST's answer for limit=1 is a few hundred bytes. */
+const MAX_PROBE_BYTES = 64 * 1024;
 
 type Failure = Exclude<Probe, { kind: 'ok' }>;
 
@@ -114,7 +136,9 @@ class SchemaCacheRun {
       probe.kind === 'ok'
         ? 'ok'
         : probe.kind === 'http'
-          ? (probe.error?.code ?? `http_${probe.status}`)
+          ? probe.foreign
+            ? 'not_postgrest'
+            : (probe.error?.code ?? `http_${probe.status}`)
           : probe.reason === 'other'
             ? 'network_error'
             : probe.reason;
@@ -124,43 +148,57 @@ class SchemaCacheRun {
     this.ctx.measure?.('reloads', this.reloadsSent);
   }
 
-  /** One GET, no retries, bounded by request_timeout_seconds, the check's budget and ctx.signal. */
+  /**
+   * One GET, no retries, bounded by request_timeout_seconds, the check's budget and
+   * ctx.signal, saying how far it got: no connection, a connection and no answer, an
+   * answer cut short. A 2xx counts only when it is PostgREST's answer (a JSON array);
+   * a redirect is not followed. At most {@link MAX_PROBE_BYTES} of the answer are read.
+   */
   private async probeOnce(): Promise<Probe> {
     const timeoutMs = Math.max(100, Math.min(this.settings.request_timeout_seconds * 1000, this.deadline - performance.now()));
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = AbortSignal.any([this.ctx.signal, timeout]);
     const headers: Record<string, string> = { Accept: 'application/json', 'Accept-Profile': SCHEMA };
     if (this.key) {
       headers.apikey = this.key;
       headers.Authorization = `Bearer ${this.key}`;
     }
     const started = performance.now();
-    const elapsed = (): number => Math.round(performance.now() - started);
-    try {
-      const res = await fetch(this.probeUrl, { method: 'GET', headers, signal, redirect: 'manual' });
-      const text = await res.text();
-      const latencyMs = elapsed();
-      if (res.status >= 200 && res.status < 300) return { kind: 'ok', status: res.status, latencyMs };
-      const error = parseError(text);
-      return error
-        ? { kind: 'http', status: res.status, latencyMs, error }
-        : { kind: 'http', status: res.status, latencyMs, bodyExcerpt: this.redactor.redact(text.slice(0, 200)) };
-    } catch (err) {
-      // Shutting down or the runner's own timeout: not a finding about PostgREST.
-      if (this.ctx.signal.aborted) throw this.ctx.signal.reason ?? err;
-      const latencyMs = elapsed();
-      if (timeout.aborted) return { kind: 'network', latencyMs, reason: 'timeout', detail: `no answer within ${seconds(timeoutMs)}s` };
-      return { kind: 'network', latencyMs, ...this.networkReason(err) };
+    const outcome = await httpGet(this.probeUrl, headers, timeoutMs, this.ctx.signal);
+    const latencyMs = Math.round(performance.now() - started);
+    // Shutting down or the runner's own timeout: not a finding about PostgREST.
+    if (this.ctx.signal.aborted) throw this.ctx.signal.reason ?? new Error('aborted');
+    if (outcome.kind === 'failed') {
+      const wait = seconds(timeoutMs);
+      if (outcome.timedOut) {
+        const detail =
+          outcome.stage === 'connect'
+            ? `no connection within ${wait}s`
+            : outcome.stage === 'answer'
+              ? `it accepted the connection but sent no answer within ${wait}s`
+              : `it answered HTTP ${outcome.status ?? '?'} but did not finish the body within ${wait}s`;
+        return { kind: 'network', latencyMs, reason: 'timeout', detail, stage: outcome.stage };
+      }
+      return { kind: 'network', latencyMs, stage: outcome.stage, ...this.networkReason(outcome.error, outcome.stage) };
     }
+    const { status, contentType, body, truncated } = outcome;
+    if (status >= 300 && status < 400) {
+      return { kind: 'http', status, latencyMs, location: hostOfLocation(outcome.location, this.probeUrl), bodyExcerpt: '' };
+    }
+    if (status >= 200 && status < 300) {
+      const foreign = notPostgrest(contentType, body, truncated);
+      return foreign ? { kind: 'http', status, latencyMs, foreign: { ...foreign, sample: oneLine(this.redactor.redact(body.slice(0, 400)), 80) } } : { kind: 'ok', status, latencyMs };
+    }
+    const error = truncated ? undefined : parseError(body);
+    return error ? { kind: 'http', status, latencyMs, error } : { kind: 'http', status, latencyMs, bodyExcerpt: oneLine(this.redactor.redact(body.slice(0, 400)), 200) };
   }
 
-  private networkReason(err: unknown): { reason: 'refused' | 'dns' | 'other'; detail: string } {
+  private networkReason(err: unknown, stage: 'connect' | 'answer' | 'body'): { reason: 'refused' | 'dns' | 'other'; detail: string } {
     const cause = (err as { cause?: unknown }).cause ?? err;
     const code = (cause as { code?: unknown }).code;
     const message = this.redactor.redact(cause instanceof Error ? cause.message : String(cause));
     if (code === 'ECONNREFUSED') return { reason: 'refused', detail: 'connection refused' };
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { reason: 'dns', detail: `host not found (${message})` };
-    return { reason: 'other', detail: typeof code === 'string' ? `${code}: ${message}` : message };
+    const when = stage === 'connect' ? '' : stage === 'answer' ? ' after the request was sent' : ' while reading the answer';
+    return { reason: 'other', detail: `${typeof code === 'string' ? `${code}: ` : ''}${message}${when}` };
   }
 
   // --- Reloadable failures ---------------------------------------------------------
@@ -305,11 +343,34 @@ class SchemaCacheRun {
 
   private notReloadable(failure: Failure): Alert {
     if (failure.kind === 'network') {
-      return this.alert('critical', `PostgREST unreachable at ${this.shownUrl}: ${failure.detail}`, {
+      const details = { url: this.shownUrl, error: failure.detail, stage: failure.stage, latency_ms: failure.latencyMs };
+      // Say what was seen: a PostgREST that took the request and went quiet is slow
+      // (often a slow or locked database behind it), not unreachable.
+      if (failure.stage !== 'connect') {
+        return this.alert('critical', `PostgREST at ${this.shownUrl} did not answer: ${failure.detail}`, details,
+          'PostgREST took the request but did not answer in time: look for a slow or locked database behind it (a database alert of this run names a lock), an exhausted connection pool (PGRST003) or an overloaded PostgREST; raise checks.schema_cache.request_timeout_seconds if it is only slow.');
+      }
+      return this.alert('critical', `PostgREST unreachable at ${this.shownUrl}: ${failure.detail}`, details,
+        'Check that PostgREST (Supabase: the project) is running and reachable from this host, and that SUPABASE_URL / POSTGREST_URL is right.');
+    }
+    if (failure.foreign) {
+      const f = failure.foreign;
+      return this.alert('critical', `PostgREST probe got HTTP ${failure.status} ${f.contentType || 'without a content type'} that is not PostgREST's answer (${f.why}): "${f.sample}"`, {
         url: this.shownUrl,
-        error: failure.detail,
+        status: failure.status,
+        content_type: f.contentType,
+        body_sample: f.sample,
+        why: f.why,
         latency_ms: failure.latencyMs,
-      }, 'Check that PostgREST (Supabase: the project) is running and reachable from this host, and that SUPABASE_URL / POSTGREST_URL is right.');
+      }, `Something other than PostgREST answers at ${this.shownUrl} (a proxy, a load balancer's default page, a maintenance page): point SUPABASE_URL / POSTGREST_URL at PostgREST and check the proxy's upstream.`);
+    }
+    if (failure.location !== undefined) {
+      return this.alert('critical', `PostgREST probe was redirected (HTTP ${failure.status}${failure.location ? ` to ${failure.location}` : ''}); Sentinel does not follow redirects`, {
+        url: this.shownUrl,
+        status: failure.status,
+        location_host: failure.location,
+        latency_ms: failure.latencyMs,
+      }, 'Point SUPABASE_URL / POSTGREST_URL at the final address (https:// instead of http://, the right host), so the key is never sent on to another host.');
     }
     const details = this.errorDetails(failure);
     const code = failure.error?.code;
@@ -533,5 +594,99 @@ async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     ]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+type GetOutcome =
+  | { kind: 'answer'; status: number; contentType: string; body: string; truncated: boolean; location?: string }
+  | { kind: 'failed'; stage: 'connect' | 'answer' | 'body'; timedOut: boolean; status?: number; error?: unknown };
+
+/**
+ * A GET on a connection of its own that tells how far it got. Reads at most
+ * {@link MAX_PROBE_BYTES} of the body (the rest is dropped, `truncated`), follows
+ * no redirect, never rejects.
+ */
+function httpGet(target: string, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal): Promise<GetOutcome> {
+  return new Promise((resolve) => {
+    let stage: 'connect' | 'answer' | 'body' = 'connect';
+    let status: number | undefined;
+    let settled = false;
+    let req: http.ClientRequest | undefined;
+    const finish = (outcome: GetOutcome): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      req?.destroy();
+      resolve(outcome);
+    };
+    const onAbort = (): void => finish({ kind: 'failed', stage, timedOut: false, error: signal.reason });
+    const timer = setTimeout(() => finish({ kind: 'failed', stage, timedOut: true, ...(status !== undefined ? { status } : {}) }), timeoutMs);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const url = new URL(target);
+      req = (url.protocol === 'https:' ? https : http).request(url, { method: 'GET', headers, agent: false }, (res) => {
+        stage = 'body';
+        status = res.statusCode ?? 0;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        let truncated = false;
+        const answer = (): void =>
+          finish({
+            kind: 'answer',
+            status: status!,
+            contentType: String(res.headers['content-type'] ?? ''),
+            body: Buffer.concat(chunks).toString('utf8'),
+            truncated,
+            ...(typeof res.headers.location === 'string' ? { location: res.headers.location } : {}),
+          });
+        res.on('data', (chunk: Buffer) => {
+          if (size + chunk.length > MAX_PROBE_BYTES) {
+            chunks.push(chunk.subarray(0, MAX_PROBE_BYTES - size));
+            truncated = true;
+            answer();
+            return;
+          }
+          chunks.push(chunk);
+          size += chunk.length;
+        });
+        res.on('end', answer);
+        res.on('error', (error) => finish({ kind: 'failed', stage: 'body', timedOut: false, status: status!, error }));
+      });
+      req.on('socket', (socket) => {
+        // A reused or already connected socket has connected.
+        if (!socket.connecting) stage = 'answer';
+        else socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => (stage = stage === 'connect' ? 'answer' : stage));
+      });
+      req.on('error', (error) => finish({ kind: 'failed', stage, timedOut: false, error }));
+      req.end();
+    } catch (error) {
+      finish({ kind: 'failed', stage: 'connect', timedOut: false, error });
+    }
+  });
+}
+
+/** Why a 2xx is not PostgREST's answer to `…/v_pipeline_health?limit=1`, or undefined when it is. */
+function notPostgrest(contentType: string, body: string, truncated: boolean): { contentType: string; why: string } | undefined {
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  if (truncated) return { contentType: type, why: `more than ${MAX_PROBE_BYTES / 1024} KiB for one row` };
+  if (type !== 'application/json' && !type.endsWith('+json')) return { contentType: type, why: 'not JSON' };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return { contentType: type, why: body.trim() === '' ? 'an empty body' : 'invalid or truncated JSON' };
+  }
+  if (!Array.isArray(parsed)) return { contentType: type, why: 'JSON but not an array of rows' };
+  return undefined;
+}
+
+/** The host of a redirect's target (never its path or query, where tokens live). */
+function hostOfLocation(location: string | undefined, base: string): string {
+  if (!location) return '';
+  try {
+    return new URL(location, base).host;
+  } catch {
+    return 'an invalid location';
   }
 }

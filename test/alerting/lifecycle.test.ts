@@ -161,7 +161,8 @@ describe('alert lifecycle across one-shot runs', () => {
     await config();
     const r = await sentinel(['--json'], { DATABASE_URL: 'postgres://sentinel:db-pass-42x@127.0.0.1:1/app' });
     expect(r.code).toBe(2);
-    expect(events().map((e) => e.message)).toEqual(expect.arrayContaining([expect.stringMatching(/^Check failed: connection refused/)]));
+    // One incident for the one root cause (not one "Check failed:" per check).
+    expect(events().map((e) => e.message)).toEqual([expect.stringMatching(/^Database unreachable: connection refused/)]);
     expect(r.stdout + r.stderr).not.toContain('db-pass-42x');
   });
 

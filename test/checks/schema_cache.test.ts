@@ -317,7 +317,7 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
     const alert = await onlyAlert(run({ settings: { request_timeout_seconds: 0.3 } }));
     const elapsed = performance.now() - started;
     expect(alert.level).toBe('critical');
-    expect(alert.message).toBe(`PostgREST unreachable at ${fake.url}/: no answer within 0.3s`);
+    expect(alert.message).toBe(`PostgREST at ${fake.url}/ did not answer: it accepted the connection but sent no answer within 0.3s`);
     expect(elapsed).toBeGreaterThanOrEqual(250);
     expect(elapsed).toBeLessThan(1500);
     expect(fake.requests).toHaveLength(1);
