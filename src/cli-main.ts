@@ -140,6 +140,7 @@ export function buildProgram(): Command {
     .option('--interval <seconds>', 'seconds between run starts (1 to 86400)', intervalSeconds, 300)
     .option('--json', "print each run's report as one JSON line on stdout")
     .option('--auth-token <token>', 'bearer token for /api/* and /metrics, required off loopback (prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)')
+    .option('--metrics-without-token', 'keep /metrics open although a token is set (a scraper that cannot send one)')
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
       const { serveCommand } = await import('./commands/serve.js');
       process.exitCode = await serveCommand(withGlobals(cmd));

@@ -173,7 +173,7 @@ export interface ContinuousOptions {
   /** Serve /metrics, /healthz and /readyz on this address while looping. */
   listen?: ListenAddress;
   /** `sentinel serve`: also the dashboard (page and `/api/*`) on that address. */
-  dashboard?: { authToken?: string };
+  dashboard?: { authToken?: string; metricsWithoutToken?: boolean };
   /** Loads the configuration again (SIGHUP); without it SIGHUP changes nothing. */
   reload?: () => Promise<Setup>;
 }
@@ -259,6 +259,7 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
             errorThresholdPct: config.checks.error_spike.threshold_pct,
             connectTimeoutMs: config.connect_timeout_seconds * 1000,
             ...(options.dashboard.authToken !== undefined ? { authToken: options.dashboard.authToken } : {}),
+            ...(options.dashboard.metricsWithoutToken ? { metricsWithoutToken: true } : {}),
           }
         : undefined;
       const started = await startMonitorServer({

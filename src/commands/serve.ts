@@ -11,6 +11,8 @@ export interface ServeFlags extends ConfigFlags {
   logLevel?: LogLevel;
   /** Bearer token of the dashboard API (else SENTINEL_DASHBOARD_TOKEN); required off loopback. */
   authToken?: string;
+  /** `/metrics` without the token (a scraper that cannot send one). */
+  metricsWithoutToken?: boolean;
 }
 
 /**
@@ -57,7 +59,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     reload: configure,
     intervalSeconds: flags.interval ?? 300,
     listen,
-    dashboard: token !== undefined ? { authToken: token } : {},
+    dashboard: token !== undefined ? { authToken: token, ...(flags.metricsWithoutToken ? { metricsWithoutToken: true } : {}) } : {},
     print: flags.json ? reportPrinter(s.redactor, { json: true }) : undefined,
   });
 }

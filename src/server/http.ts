@@ -20,7 +20,9 @@ import type { ReadinessVerdict } from './readiness.js';
  * `SENTINEL_DASHBOARD_TOKEN`) for `/api/*` and `/metrics` (Prometheus sends it
  * with `authorization: { credentials_file: … }`); `/healthz`, `/readyz` (probes),
  * `/` and `/assets/*` (the page holds no data; it asks for the token) stay open.
- * On loopback nothing needs a token, unless one is configured: then `/api/*` needs it.
+ * On loopback nothing needs a token, unless one is configured: then `/api/*` and
+ * `/metrics` need it (`--metrics-without-token` keeps `/metrics` open for a
+ * scraper that cannot send one). A request with two `Host` headers is a 400.
  * On loopback without a token, every request must name a loopback `Host`
  * (`localhost`, `*.localhost`, `127.x.x.x`, `[::1]`, any port), else 421: a web
  * page that rebinds its own domain to 127.0.0.1 (DNS rebinding) cannot read the API.
@@ -49,6 +51,12 @@ export interface ServerOptions {
   authToken?: string;
   /** Whether `host` is a loopback address; computed from `host` by default (tests override). */
   loopback?: boolean;
+  /**
+   * `sentinel serve --metrics-without-token`: `/metrics` stays open although a token
+   * is set (a scraper that cannot send one). Without it, a configured token guards
+   * `/metrics` too, on loopback as well (Prometheus sends `authorization` natively).
+   */
+  metricsWithoutToken?: boolean;
 }
 
 export interface RunningServer {
@@ -105,6 +113,13 @@ const CONTENT_TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
   '.gz': 'application/gzip',
 };
+
+/** How many `Host` headers the request carried (rawHeaders keeps them all). */
+function hostHeaders(req: IncomingMessage): number {
+  let n = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') n++;
+  return n;
+}
 
 /** 127.0.0.0/8, ::1, `localhost` (and IPv4-mapped loopback). */
 export function isLoopbackHost(host: string): boolean {
@@ -189,7 +204,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   /** Whether this path needs the bearer token. */
   const gated = (path: string): boolean => {
     if (path.startsWith('/api/')) return !loopback || token !== undefined;
-    if (path === '/metrics') return !loopback && token !== undefined;
+    if (path === '/metrics') return token !== undefined && !options.metricsWithoutToken;
     return false;
   };
 
@@ -207,6 +222,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = pathOf(req);
+    // Node keeps the first of several Host headers and drops the rest: a request that
+    // names two hosts is ambiguous to every proxy in front (request smuggling), so it is refused.
+    if (hostHeaders(req) > 1) return send(req, res, 400, json({ error: 'more than one Host header' }));
     if (checkHost && !isLoopbackHostHeader(req.headers.host)) {
       return send(req, res, 421, json({ error: 'this server only answers requests for localhost, 127.0.0.1 or [::1] (Host header refused)' }));
     }

@@ -52,6 +52,8 @@ export interface MonitorServerOptions {
    */
   dashboard?: DashboardApiOptions & {
     authToken?: string;
+    /** `--metrics-without-token`: `/metrics` stays open although a token is set. */
+    metricsWithoutToken?: boolean;
     /** Default: the package's `dist/web`. */
     webRoot?: string;
     /** Tests: override the loopback detection of `listen.host`. */
@@ -91,6 +93,7 @@ export async function startMonitorServer(options: MonitorServerOptions): Promise
         ? {
             api: { handle: (path: string, query: URLSearchParams) => api.handle(path, query, runs) },
             ...(dashboard.authToken !== undefined ? { authToken: dashboard.authToken } : {}),
+            ...(dashboard.metricsWithoutToken ? { metricsWithoutToken: true } : {}),
             ...(dashboard.webRoot !== undefined ? { webRoot: dashboard.webRoot } : {}),
             ...(dashboard.loopback !== undefined ? { loopback: dashboard.loopback } : {}),
           }

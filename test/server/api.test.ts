@@ -52,6 +52,7 @@ interface StartOptions {
   host?: string;
   webRoot?: string;
   redactor?: Redactor;
+  metricsWithoutToken?: boolean;
 }
 
 async function serve(o: StartOptions = {}): Promise<MonitorServer> {
@@ -71,6 +72,7 @@ async function serve(o: StartOptions = {}): Promise<MonitorServer> {
       ...(o.cacheTtlMs !== undefined ? { cacheTtlMs: o.cacheTtlMs } : {}),
       ...(o.authToken !== undefined ? { authToken: o.authToken } : {}),
       ...(o.loopback !== undefined ? { loopback: o.loopback } : {}),
+      ...(o.metricsWithoutToken ? { metricsWithoutToken: true } : {}),
     },
   });
   servers.push(server);
@@ -599,11 +601,16 @@ describe('token gate', () => {
     expect((await get(open.url, '/nope')).json()).toMatchObject({ error: 'not found', endpoints: expect.arrayContaining(['/api/status']) });
   });
 
-  it('on loopback with a token, /api/* needs it and /metrics stays open', async () => {
+  it('on loopback with a token, /api/* and /metrics need it; --metrics-without-token keeps /metrics open', async () => {
     const server = await serve({ authToken: token });
     expect((await get(server.url, '/api/status')).status).toBe(401);
     expect((await get(server.url, '/api/status', { Authorization: `Bearer ${token}` })).status).toBe(200);
-    expect((await get(server.url, '/metrics')).status).toBe(200);
+    expect((await get(server.url, '/metrics')).status).toBe(401);
+    expect((await get(server.url, '/metrics', { Authorization: `Bearer ${token}` })).status).toBe(200);
+    expect((await get(server.url, '/healthz')).status).toBe(200);
+    const open = await serve({ authToken: token, metricsWithoutToken: true });
+    expect((await get(open.url, '/metrics')).status).toBe(200);
+    expect((await get(open.url, '/api/status')).status).toBe(401);
   });
 });
 
