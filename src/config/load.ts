@@ -7,6 +7,7 @@ import { configSchema, type FileConfig, type ResolvedEnvironment, type SentinelC
 import { MAX_CONFIG_BYTES } from './limits.js';
 import { secretsOfUrl } from '../util/redact.js';
 import { ensureDirectory, StateDirError } from '../state/dir.js';
+import { connectionProblem } from '../db/connect.js';
 
 /**
  * Every problem found in the configuration, each naming its path
@@ -73,6 +74,8 @@ export async function loadConfig(options: LoadOptions = {}): Promise<SentinelCon
   const file: FileConfig = parsed.data!;
 
   const resolved = resolveEnvironment(envName, file, flags, env, options.requireDatabase === false ? [] : problems) ?? { name: envName, databaseUrl: '' };
+  const stateUrlProblem = file.replicas.state_database_url ? connectionProblem(file.replicas.state_database_url, 'replicas.state_database_url') : undefined;
+  if (stateUrlProblem) problems.push(stateUrlProblem);
   if (problems.length > 0) throw new ConfigError(problems);
 
   // A relative state_dir in the file is relative to the file, not to wherever cron starts.
@@ -257,6 +260,9 @@ function resolveEnvironment(
   } else if (!isUrlWith(databaseUrl, DB_PROTOCOLS)) {
     // Never echo the value: it usually carries a password.
     problems.push(`${dbLabel}: expected a postgres:// or postgresql:// connection URL`);
+  } else {
+    const tls = connectionProblem(databaseUrl, dbLabel);
+    if (tls) problems.push(tls);
   }
 
   const envPostgrest = nonEmpty(env.POSTGREST_URL);

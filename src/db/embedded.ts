@@ -11,6 +11,8 @@ export interface EmbeddedPostgresOptions {
   port?: number;
   /** Receives the server's own log output (initdb and postgres stderr). Dropped by default. */
   onLog?: (message: string) => void;
+  /** More server settings, e.g. `['-c', 'ssl=on', …]` (the TLS tests). */
+  postgresFlags?: string[];
 }
 
 /** A running throwaway PostgreSQL cluster. */
@@ -79,7 +81,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
     initdbFlags: ['--encoding=UTF8'],
     // The data dies with the process, so paying for durability is pointless and
     // makes the demo and the tests slower.
-    postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'listen_addresses=127.0.0.1'],
+    postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'listen_addresses=127.0.0.1', ...(opts.postgresFlags ?? [])],
   });
 
   // Registered before initialise(), so that a signal or an exit during initdb or the

@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { silentLogger, type Logger } from '../log.js';
 import { displayUrl, Redactor, secretsOfUrl } from '../util/redact.js';
+import { connectionConfig } from './connect.js';
 
 /** What happened to one migration file. */
 export interface MigrationResult {
@@ -169,7 +170,7 @@ async function connect(databaseUrl: string, redactor: Redactor): Promise<pg.Clie
   let client: pg.Client;
   try {
     client = new pg.Client({
-      connectionString: databaseUrl,
+      ...connectionConfig(databaseUrl),
       application_name: 'sentinel',
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     });

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { connectionConfig } from './connect.js';
 
 /** The part of `pg.Pool` / `pg.Client` that checks use; tests pass either. */
 export interface Queryable {
@@ -27,7 +28,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
  */
 export function createPool(connectionString: string, options: PoolOptions = {}): pg.Pool {
   const pool = new pg.Pool({
-    connectionString,
+    ...connectionConfig(connectionString),
     application_name: 'sentinel',
     max: options.max ?? 4,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
@@ -73,7 +74,7 @@ export function survivingSessionDeath(pool: pg.Pool): pg.Pool {
 /** A pool that may write (migrations, the schema-cache NOTIFY, demo data). */
 export function createWritePool(connectionString: string, options: PoolOptions = {}): pg.Pool {
   const pool = new pg.Pool({
-    connectionString,
+    ...connectionConfig(connectionString),
     application_name: 'sentinel',
     max: options.max ?? 2,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import pg from 'pg';
 import type { Queryable } from '../db/pool.js';
 import { redactUrlPasswords } from '../util/redact.js';
+import { connectionConfig } from '../db/connect.js';
 
 /**
  * A real PostgREST next to a database, for `sentinel demo` and the tests. The binary
@@ -125,7 +126,7 @@ async function transaction<T>(q: Queryable, fn: (q: Queryable) => Promise<T>): P
 
 async function withQueryable<T>(db: string | Queryable, fn: (q: Queryable) => Promise<T>): Promise<T> {
   if (typeof db !== 'string') return fn(db);
-  const client = new pg.Client({ connectionString: db, application_name: 'sentinel' });
+  const client = new pg.Client({ ...connectionConfig(db), application_name: 'sentinel' });
   // A session that dies between statements is reported by the next one, not by a crash.
   client.on('error', () => {});
   await client.connect();

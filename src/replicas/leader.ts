@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '../log.js';
 import type { Redactor } from '../util/redact.js';
+import { connectionConfig } from '../db/connect.js';
 
 /**
  * Leader election between `sentinel serve` replicas with a PostgreSQL session-level
@@ -257,7 +258,7 @@ export class LeaderElection {
   private async open(): Promise<pg.Client> {
     if (this.client) return this.client;
     const client = new pg.Client({
-      connectionString: this.target.connectionString,
+      ...connectionConfig(this.target.connectionString),
       // Server side: PostgreSQL drops this session soon after its client is gone.
       ...(this.withoutOptions ? {} : { options: this.target.options }),
       application_name: LEADER_APPLICATION_NAME,

