@@ -2,7 +2,8 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { loadConfig } from '../../src/config/load.js';
+import { problemsOf } from '../helpers/config-errors.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -18,15 +19,6 @@ async function file(name: string, text: string): Promise<string> {
   return path;
 }
 
-async function problemsOf(promise: Promise<unknown>): Promise<string[]> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 const DB = 'postgres://sentinel:pw-123456@db.example:5432/app';
 

@@ -10,13 +10,14 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, prepareStateDir } from '../../src/config/load.js';
+import { loadConfig, prepareStateDir } from '../../src/config/load.js';
 import { LIMITS, MAX_TIMER_MS } from '../../src/config/limits.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { CLI, cliEnv, runCli, type CliResult } from '../helpers/cli.js';
 import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
 import { startHttpServer } from '../helpers/http-server.js';
 import { waitFor } from '../helpers/processes.js';
+import { problemsOf } from '../helpers/config-errors.js';
 
 let db: TestDb;
 let dir: string;
@@ -41,15 +42,6 @@ async function file(name: string, text: string): Promise<string> {
   return path;
 }
 
-async function problemsOf(promise: Promise<unknown>): Promise<string[]> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 /** Exit 3 and exactly one line on stderr, which is returned. */
 function oneLineExit3(r: CliResult): string {

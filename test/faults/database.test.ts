@@ -8,6 +8,7 @@ import { runCli } from '../helpers/cli.js';
 import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
 import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
 import {
+  reportsOf,
   spawnSentinel,
   startPasswordRejecter,
   startTcpProxy,
@@ -65,13 +66,7 @@ function configFile(body: string): string {
   return path;
 }
 
-function reports(r: RunningSentinel): Report[] {
-  return r
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Report);
-}
+const reports = (r: RunningSentinel): Report[] => reportsOf<Report>(r);
 
 async function withProxy(): Promise<TcpProxy> {
   const u = new URL(db.url);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { CLI, cliEnv } from '../helpers/cli.js';
-import { spawnSentinel, type RunningSentinel } from '../helpers/faults.js';
+import { reportsOf, spawnSentinel, type RunningSentinel } from '../helpers/faults.js';
 import { freePort } from '../../src/postgrest/server.js';
 
 /**
@@ -36,13 +36,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function reports(r: RunningSentinel): Report[] {
-  return r
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Report);
-}
+const reports = (r: RunningSentinel): Report[] => reportsOf<Report>(r);
 
 const outcomeOf = (r: Report, check: string): string | undefined => r.checks.find((c) => c.name === check)?.outcome;
 

@@ -254,3 +254,12 @@ export async function terminateBackends(admin: pg.Pool | pg.Client, database: st
   );
   return rows[0]!.n;
 }
+
+/** The JSON report lines a `--json` loop printed so far. */
+export function reportsOf<T>(r: RunningSentinel): T[] {
+  return r
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as T);
+}
