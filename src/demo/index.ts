@@ -119,6 +119,14 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
 
       log.info("Breaking PostgREST's schema cache the way production does: statement_timeout = 1ms on its role, then a reload...");
       await admin.query(`alter role ${ROLES.authenticator} set statement_timeout = '1ms'`);
+      // A role setting reaches new sessions only: PostgREST's pooled sessions would
+      // reload the cache without it. End them (not its LISTEN session, which would
+      // reconnect late and miss the NOTIFY), so the reload runs with the 1 ms timeout.
+      await admin.query(
+        `select pg_terminate_backend(pid) from (select pid from pg_stat_activity
+           where usename = $1 and datname = current_database() and pid <> pg_backend_pid() and query not ilike 'listen%' offset 0) s`,
+        [ROLES.authenticator],
+      );
       await admin.query(`notify pgrst, 'reload schema'`);
       const broke = await waitForStatus(rest.url, env.SUPABASE_SERVICE_ROLE_KEY, 503, 20_000, checkpoint);
       checkpoint();
