@@ -209,6 +209,7 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
  * Returns the URL to import instead, or undefined when no copy is needed.
  */
 let copied: string | undefined;
+let copyRoot: string | undefined;
 function reachableCopy(): string | undefined {
   if (copied) return copied;
   const require = createRequire(import.meta.url);
@@ -223,6 +224,7 @@ function reachableCopy(): string | undefined {
   }
   if (reachableByOthers(path.join(platformDir, 'native', 'bin'))) return undefined;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sentinel-pg-bin-'));
+  copyRoot = root;
   process.once('exit', () => fs.rmSync(root, { recursive: true, force: true }));
   fs.chmodSync(root, 0o755);
   const modules = path.join(root, 'node_modules');
@@ -310,6 +312,8 @@ function killAllSync(): void {
     killSync(server);
     removeDirSync(server.dir);
   }
+  // The copy of the binaries (see reachableCopy) goes too, also on death by a signal.
+  if (copyRoot) removeDirSync(copyRoot);
 }
 
 /** Immediate shutdown of the server's postmaster, if one runs, waiting briefly for it to go. */
