@@ -48,6 +48,11 @@ const live = new Set<LiveServer>();
  * {@link installExitSafetyNet}.
  */
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgresServer> {
+  // As root, the data directory and any copy of the binaries go under the temp
+  // directory, which `postgres` must be able to enter: say so instead of an EACCES.
+  if (isRoot() && !reachableByOthers(os.tmpdir())) {
+    throw new Error(`embedded PostgreSQL runs as the user postgres, who cannot enter the temp directory ${os.tmpdir()}: set TMPDIR to a directory every user can traverse (e.g. TMPDIR=/tmp)`);
+  }
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const onLog = opts.onLog ?? (() => {});
   const port = opts.port ?? (await freePort());

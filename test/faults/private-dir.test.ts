@@ -4,7 +4,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnWatched, privateTmpdir, waitUntilGone } from '../helpers/processes.js';
-import { cliEnv } from '../helpers/cli.js';
+import { cliEnv, runCli } from '../helpers/cli.js';
 import { requirePart } from '../helpers/parts.js';
 
 /**
@@ -58,4 +58,17 @@ describe.runIf(requirePart('root (the private-directory demo runs PostgreSQL as 
     expect(await waitUntilGone(run.seen)).toEqual([]);
     expect(tmp.entries()).toEqual([]);
   }, 180_000);
+
+  it('a temp directory postgres cannot enter is one line saying what to do, exit 3', async () => {
+    const priv = mkdtempSync(join(tmpdir(), 'sentinel-private-tmp-'));
+    cleanups.push(() => rmSync(priv, { recursive: true, force: true }));
+    chmodSync(priv, 0o700);
+    const r = await runCli(['demo', '--json'], { TMPDIR: priv });
+    expect(r.code).toBe(3);
+    // The demo's "Starting an embedded PostgreSQL" log line, then the one error line.
+    expect(r.stderr.trimEnd().split('\n').at(-1)).toBe(`sentinel: embedded PostgreSQL runs as the user postgres, who cannot enter the temp directory ${priv}: set TMPDIR to a directory every user can traverse (e.g. TMPDIR=/tmp)`);
+    expect(r.stderr).not.toMatch(/EACCES|\n\s+at /);
+    expect(r.stdout).toBe('');
+    expect(readdirSync(priv)).toEqual([]);
+  }, 60_000);
 });

@@ -87,17 +87,43 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
     expect(r.code).toBe(0);
   });
 
-  it('the session really is encrypted', async () => {
+  /** Whether a session made from `url` through connectionConfig() is encrypted (pg_stat_ssl), or the error it got. */
+  async function sessionSsl(url: string): Promise<boolean | string> {
     const pg = (await import('pg')).default;
     const { connectionConfig } = await import('../../src/db/connect.js');
-    const client = new pg.Client(connectionConfig(withParams(server.url, { sslmode: 'require' })));
-    await client.connect();
+    const client = new pg.Client(connectionConfig(url));
+    client.on('error', () => {});
     try {
+      await client.connect();
       const { rows } = await client.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()');
-      expect(rows[0]!.ssl).toBe(true);
+      return rows[0]!.ssl;
+    } catch (err) {
+      return (err as Error).message;
     } finally {
-      await client.end();
+      await client.end().catch(() => {});
     }
+  }
+
+  it('each sslmode means what libpq means (encrypted? verified? host name?)', async () => {
+    expect(await sessionSsl(withParams(server.url, { sslmode: 'disable' }))).toBe(false);
+    // prefer: encrypted when the server offers TLS, certificate not verified.
+    expect(await sessionSsl(withParams(server.url, { sslmode: 'prefer' }))).toBe(true);
+    // require with sslrootcert is verify-ca (libpq): the right CA passes at 127.0.0.1, a wrong one fails.
+    expect(await sessionSsl(withParams(server.url, { sslmode: 'require', sslrootcert: ca }))).toBe(true);
+    expect(await sessionSsl(withParams(server.url, { sslmode: 'require', sslrootcert: otherCa }))).toMatch(/certificate/);
+    // sslrootcert=system: the system's CAs, verify-full; they did not sign this server.
+    expect(await sessionSsl(withParams(server.url, { sslrootcert: 'system' }, 'localhost'))).toMatch(/certificate/);
+    expect(await sessionSsl(withParams(server.url, { sslmode: 'verify-full', sslrootcert: 'system' }, 'localhost'))).toMatch(/certificate/);
+  });
+
+  it('the session made with sslmode=require really is encrypted', async () => {
+    expect(await sessionSsl(withParams(server.url, { sslmode: 'require' }))).toBe(true);
+  });
+
+  it('sslmode=allow is refused at load in one line (node-postgres cannot try plaintext first)', async () => {
+    const r = await runCli(['--json'], { DATABASE_URL: withParams(server.url, { sslmode: 'allow' }) });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toBe('sentinel: config error: DATABASE_URL: sslmode=allow is not supported (it tries plaintext first); use disable, prefer, require, verify-ca or verify-full\n');
   });
 
   it('verify-full with the right CA and host name connects', async () => {
@@ -138,6 +164,9 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
       const r = await nagios(withParams(plain.url, { sslmode: 'require' }));
       expect(r.code).toBe(2);
       expect(r.stdout).toMatch(/^SENTINEL CRITICAL - Database unreachable: The server does not support SSL connections/);
+      // prefer cannot fall back to plaintext as libpq would: it fails the same way (documented).
+      expect(await sessionSsl(withParams(plain.url, { sslmode: 'prefer' }))).toMatch(/does not support SSL/);
+      expect(await sessionSsl(withParams(plain.url, { sslmode: 'disable' }))).toBe(false);
     } finally {
       await plain.stop();
     }
