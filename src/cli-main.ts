@@ -1,5 +1,6 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { sentinelVersion } from './util/version.js';
+import { wantsNagios } from './util/crash.js';
 import { DEFAULT_LISTEN, formatHostPort, parseListen, parsePort, type ListenAddress } from './server/listen.js';
 
 /**
@@ -282,7 +283,7 @@ async function main(argv: string[]): Promise<void> {
       const message = oneLine(redactUrlPasswords(text));
       process.stderr.write(`sentinel: ${message} (see sentinel --help)\n`);
       // A check command with bad arguments is UNKNOWN to Nagios, on stdout like every plugin result.
-      if (argv.some((a, i) => a === '--format=nagios' || (a === '--format' && argv[i + 1] === 'nagios'))) {
+      if (wantsNagios(argv)) {
         const { renderNagiosUnknown } = await import('./report/nagios.js');
         process.stdout.write(`${renderNagiosUnknown(message)}\n`);
       }

@@ -10,7 +10,7 @@ const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   process.stdout.write(`${sentinelVersion()}\n`);
 } else {
-  const { installCrashHandlers } = await import('./util/crash.js');
-  installCrashHandlers({ nagios: args.some((a, i) => a === '--format=nagios' || (a === '--format' && args[i + 1] === 'nagios')) });
+  const { installCrashHandlers, wantsNagios } = await import('./util/crash.js');
+  installCrashHandlers({ nagios: wantsNagios(args) });
   await import('./cli-main.js');
 }

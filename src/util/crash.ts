@@ -1,4 +1,5 @@
 import { redactUrlPasswords } from './redact.js';
+import { MAX_CHARS, oneLine } from './text.js';
 
 /**
  * The process-wide safety net. Whatever escapes every other handler (a bug, an
@@ -18,6 +19,11 @@ export const EXIT_INTERNAL_ERROR = 3;
 export const EXIT_INTERNAL_ERROR_LONG_RUNNING = 70;
 
 let longRunning = false;
+
+/** Whether the command line asks for `--format nagios` (then Sentinel's own failures are `SENTINEL UNKNOWN` lines on stdout too). */
+export function wantsNagios(argv: readonly string[]): boolean {
+  return argv.some((a, i) => a === '--format=nagios' || (a === '--format' && argv[i + 1] === 'nagios'));
+}
 let nagios = false;
 
 /** `--loop` and `serve` call this once they are about to run for good. */
@@ -34,7 +40,8 @@ export function installCrashHandlers(options: { nagios?: boolean } = {}): void {
   nagios = options.nagios ?? false;
   const crash = (err: unknown): void => {
     const text = err instanceof Error ? err.message || err.name : String(err);
-    const line = redactUrlPasswords(text.split('\n')[0] ?? text);
+    // Error messages can quote data (a value from the monitored tables): escaped like every other line.
+    const line = oneLine(redactUrlPasswords(text.split('\n')[0] ?? text), MAX_CHARS.log);
     const debug = process.env.SENTINEL_DEBUG === '1';
     try {
       process.stderr.write(`sentinel: internal error: ${line}${debug ? '' : ' (SENTINEL_DEBUG=1 shows where)'}\n`);
