@@ -19,7 +19,18 @@
  */
 import { spawn } from 'node:child_process';
 import autocannon from 'autocannon';
-import { CLI, DEFAULT_DATABASE_URL, REPO_ROOT, isMain, lastLines, round, runMain, sentinelEnv, stopChild, tempDir } from './lib-proc.js';
+import {
+  CLI,
+  DEFAULT_DATABASE_URL,
+  isMain,
+  lastLines,
+  REPO_ROOT,
+  round,
+  runMain,
+  sentinelEnv,
+  stopChild,
+  tempDir,
+} from './lib-proc.js';
 
 /** One endpoint under load. */
 export interface LoadFigure {
@@ -49,7 +60,11 @@ const READY_TIMEOUT_MS = 60_000;
 /** Each endpoint gets a short unmeasured warm-up (connections, JIT, the API's pool and cache). */
 const WARMUP_SEC = 1;
 
-export async function measureApiLoad(opts: { databaseUrl: string; connections?: number; durationSec?: number }): Promise<LoadFigure[]> {
+export async function measureApiLoad(opts: {
+  databaseUrl: string;
+  connections?: number;
+  durationSec?: number;
+}): Promise<LoadFigure[]> {
   const connections = opts.connections ?? 50;
   const durationSec = opts.durationSec ?? 10;
   const state = await tempDir('sentinel-bench-serve');
@@ -82,7 +97,8 @@ export async function measureApiLoad(opts: { databaseUrl: string; connections?: 
   } finally {
     const end = await stopChild(server);
     await state.remove();
-    if (end.killed) process.stderr.write(`api-load: sentinel serve did not stop within 15 s of SIGTERM and was killed\n`);
+    if (end.killed)
+      process.stderr.write(`api-load: sentinel serve did not stop within 15 s of SIGTERM and was killed\n`);
   }
 }
 
@@ -93,7 +109,9 @@ async function waitForReady(server: ReturnType<typeof spawn>, stderr: () => stri
   let last = 'not listening yet';
   while (Date.now() < deadline) {
     if (server.exitCode !== null || server.signalCode !== null) {
-      throw new Error(`sentinel serve exited with ${server.exitCode ?? server.signalCode} before it was ready: ${lastLines(stderr())}`);
+      throw new Error(
+        `sentinel serve exited with ${server.exitCode ?? server.signalCode} before it was ready: ${lastLines(stderr())}`,
+      );
     }
     base ??= /Listening on (http:\/\/\S+)/.exec(stderr())?.[1];
     if (base) {

@@ -28,7 +28,17 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { DEFAULT_DATABASE_URL, REPO_ROOT, isMain, median, round, runCli, runMain, sentinelEnv, tempDir } from './lib-proc.js';
+import {
+  DEFAULT_DATABASE_URL,
+  isMain,
+  median,
+  REPO_ROOT,
+  round,
+  runCli,
+  runMain,
+  sentinelEnv,
+  tempDir,
+} from './lib-proc.js';
 
 /**
  * One operation's rates. The host's commit latency swings several-fold from one
@@ -73,13 +83,23 @@ export interface IngestionOptions {
 
 const ERRORS_PER_BATCH = 200;
 const WARMUP_BATCHES = 50;
-const ERROR_CODES = ['E_REQUIRED_FIELD', 'E_DATE_FORMAT', 'E_DUPLICATE_KEY', 'E_INVALID_EMAIL', 'E_NUMERIC_RANGE', 'E_UNKNOWN_SKU', 'E_ENCODING', 'E_COLUMN_COUNT'];
+const ERROR_CODES = [
+  'E_REQUIRED_FIELD',
+  'E_DATE_FORMAT',
+  'E_DUPLICATE_KEY',
+  'E_INVALID_EMAIL',
+  'E_NUMERIC_RANGE',
+  'E_UNKNOWN_SKU',
+  'E_ENCODING',
+  'E_COLUMN_COUNT',
+];
 const SOURCES = ['vendor_a', 'vendor_b', 'vendor_c', 'vendor_d', 'vendor_e', 'vendor_f', 'vendor_g', 'vendor_h'];
 
 const started = performance.now();
 /** Progress on stderr with BENCH_DEBUG set. */
 function debug(message: string): void {
-  if (process.env.BENCH_DEBUG) process.stderr.write(`ingestion +${Math.round((performance.now() - started) / 1000)}s: ${message}\n`);
+  if (process.env.BENCH_DEBUG)
+    process.stderr.write(`ingestion +${Math.round((performance.now() - started) / 1000)}s: ${message}\n`);
 }
 
 type Side = 'without' | 'with';
@@ -97,14 +117,21 @@ export async function measureIngestionWith(opts: IngestionOptions): Promise<Inge
     without: `sentinel_bench_ingest_without_${process.pid}`,
     with: `sentinel_bench_ingest_with_${process.pid}`,
   };
-  const urls: Record<Side, string> = { without: databaseUrl(opts.adminUrl, names.without), with: databaseUrl(opts.adminUrl, names.with) };
+  const urls: Record<Side, string> = {
+    without: databaseUrl(opts.adminUrl, names.without),
+    with: databaseUrl(opts.adminUrl, names.with),
+  };
   const admin = new pg.Client({ connectionString: opts.adminUrl });
   await admin.connect();
   const clients: pg.Client[] = [];
   try {
     for (const name of Object.values(names)) await admin.query(`drop database if exists ${name} with (force)`);
     await admin.query(`create database ${names.without}`);
-    await prefill(urls.without, { batches: opts.batches ?? 200_000, errors: opts.errors ?? 1_000_000, days: opts.days ?? 90 });
+    await prefill(urls.without, {
+      batches: opts.batches ?? 200_000,
+      errors: opts.errors ?? 1_000_000,
+      days: opts.days ?? 90,
+    });
     if (opts.engineFkIndex) {
       // Under the migration's own name, so that `sentinel migrate` finds it and skips it.
       const fk = new pg.Client({ connectionString: urls.without });
@@ -170,7 +197,9 @@ export async function measureIngestionWith(opts: IngestionOptions): Promise<Inge
     await Promise.allSettled(clients.map((c) => c.end()));
     for (const name of Object.values(names)) {
       await admin.query(`drop database if exists ${name} with (force)`).catch((err: unknown) => {
-        process.stderr.write(`ingestion: could not drop ${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.stderr.write(
+          `ingestion: could not drop ${name}: ${err instanceof Error ? err.message : String(err)}\n`,
+        );
       });
     }
     await admin.end();
@@ -227,7 +256,12 @@ type Clock = Record<Side, number>;
  * disk or the host falls on both alike: commit latency here varies several-fold
  * within seconds, far more than Sentinel's indexes change it.
  */
-async function writeRound(db: Record<Side, pg.Client>, seq: number, count: number, firstSide: Side): Promise<Record<Operation, Record<Side, number>>> {
+async function writeRound(
+  db: Record<Side, pg.Client>,
+  seq: number,
+  count: number,
+  firstSide: Side,
+): Promise<Record<Operation, Record<Side, number>>> {
   const other: Side = firstSide === 'with' ? 'without' : 'with';
   const both = async (i: number, clock: Clock, statement: (side: Side) => Promise<void>): Promise<void> => {
     for (const side of i % 2 === 0 ? [firstSide, other] : [other, firstSide]) {
@@ -236,7 +270,10 @@ async function writeRound(db: Record<Side, pg.Client>, seq: number, count: numbe
       clock[side] += performance.now() - t;
     }
   };
-  const rates = (done: number, clock: Clock): Record<Side, number> => ({ without: done / (clock.without / 1000), with: done / (clock.with / 1000) });
+  const rates = (done: number, clock: Clock): Record<Side, number> => ({
+    without: done / (clock.without / 1000),
+    with: done / (clock.with / 1000),
+  });
 
   const ids: Record<Side, string[]> = { without: [], with: [] };
   const inserting: Clock = { without: 0, with: 0 };
@@ -301,7 +338,12 @@ function rowErrorValues(batchId: string, n: number): unknown[] {
     // A long tail of codes, as in production: the first few most of the rows.
     const u = ((r * 2654435761 + n * 40503) % 1000) / 1000;
     const code = ERROR_CODES[Math.floor(ERROR_CODES.length * u ** 2.5)]!;
-    values.push(batchId, row, code, `Validation failed: ${code.slice(2).toLowerCase().replaceAll('_', ' ')} (row ${row})`);
+    values.push(
+      batchId,
+      row,
+      code,
+      `Validation failed: ${code.slice(2).toLowerCase().replaceAll('_', ' ')} (row ${row})`,
+    );
   }
   return values;
 }

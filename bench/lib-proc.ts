@@ -3,7 +3,7 @@
  * ingestion.ts): where the built CLI is, a clean environment for it, spawning and
  * timing child processes, and small statistics.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,7 +64,11 @@ export function exited(child: ChildProcess): Promise<Exited> {
 /**
  * Sends `signal`, waits up to `graceMs` for the exit, then SIGKILLs. Returns how it ended.
  */
-export async function stopChild(child: ChildProcess, graceMs = 15_000, signal: NodeJS.Signals = 'SIGTERM'): Promise<Exited & { killed: boolean }> {
+export async function stopChild(
+  child: ChildProcess,
+  graceMs = 15_000,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<Exited & { killed: boolean }> {
   const done = exited(child);
   if (child.exitCode !== null || child.signalCode !== null) return { ...(await done), killed: false };
   child.kill(signal);
@@ -99,7 +103,11 @@ export async function timeNode(args: string[], options: SpawnOptions = {}): Prom
 }
 
 /** Runs `node dist/cli.js args…` to completion; throws with its stderr unless it exits with one of `okCodes`. */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv, okCodes: readonly number[] = [0]): Promise<TimedRun> {
+export async function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  okCodes: readonly number[] = [0],
+): Promise<TimedRun> {
   const run = await timeNode([CLI, ...args], { env, cwd: REPO_ROOT });
   if (run.code === null || !okCodes.includes(run.code)) {
     throw new Error(`sentinel ${args.join(' ')} exited with ${run.code ?? run.signal}: ${lastLines(run.stderr)}`);
@@ -141,7 +149,7 @@ export function isMain(moduleUrl: string): boolean {
 /** The standalone mains: run, print JSON on stdout, exit 1 with the message on failure. */
 export function runMain(body: () => Promise<unknown>): void {
   body().then(
-    (result) => process.stdout.write(JSON.stringify(result, null, 2) + '\n'),
+    (result) => process.stdout.write(`${JSON.stringify(result, null, 2)}\n`),
     (err: unknown) => {
       process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       process.exitCode = 1;

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import pg from 'pg';
-import { REPO_ROOT, quantile } from './lib-proc.js';
+import { quantile, REPO_ROOT } from './lib-proc.js';
 
 /** A path inside the repository, from its root. */
 export function repoPath(relative: string): string {
@@ -83,7 +83,11 @@ export function withDatabase(url: string, database: string): string {
 }
 
 /** Runs `body` with a connected client and closes it afterwards. */
-export async function withClient<T>(url: string, body: (client: pg.Client) => Promise<T>, config: pg.ClientConfig = {}): Promise<T> {
+export async function withClient<T>(
+  url: string,
+  body: (client: pg.Client) => Promise<T>,
+  config: pg.ClientConfig = {},
+): Promise<T> {
   const client = new pg.Client({ connectionString: url, application_name: 'sentinel-bench', ...config });
   client.on('error', () => {
     /* a failing query rejects as well; that is where it is reported */

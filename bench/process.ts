@@ -13,7 +13,20 @@
  * not count as growth.
  */
 import { fork } from 'node:child_process';
-import { DEFAULT_DATABASE_URL, REPO_ROOT, isMain, lastLines, median, quantile, round, runCli, runMain, sentinelEnv, tempDir, timeNode, toMb } from './lib-proc.js';
+import {
+  DEFAULT_DATABASE_URL,
+  isMain,
+  lastLines,
+  median,
+  quantile,
+  REPO_ROOT,
+  round,
+  runCli,
+  runMain,
+  sentinelEnv,
+  tempDir,
+  toMb,
+} from './lib-proc.js';
 
 export interface ProcessFigures {
   /** `node dist/cli.js --version`: spawn to exit, milliseconds. */
@@ -66,7 +79,11 @@ export interface LoopRss {
   heapAtEndMb: number;
 }
 
-export async function measureProcess(opts: { databaseUrl: string; reps?: number; loopRuns?: number }): Promise<ProcessFigures> {
+export async function measureProcess(opts: {
+  databaseUrl: string;
+  reps?: number;
+  loopRuns?: number;
+}): Promise<ProcessFigures> {
   const reps = opts.reps ?? 20;
   const state = await tempDir('sentinel-bench-process');
   try {
@@ -84,7 +101,9 @@ export async function measureProcess(opts: { databaseUrl: string; reps?: number;
 
     const runs = opts.loopRuns ?? 1000;
     const loopRss = summarise(await measureLoopMemory({ databaseUrl: opts.databaseUrl, runs }));
-    const loopRssUnitFlags = summarise(await measureLoopMemory({ databaseUrl: opts.databaseUrl, runs, nodeFlags: UNIT_NODE_FLAGS }));
+    const loopRssUnitFlags = summarise(
+      await measureLoopMemory({ databaseUrl: opts.databaseUrl, runs, nodeFlags: UNIT_NODE_FLAGS }),
+    );
     return { versionColdStartMs: spread(version), checkRunColdStartMs: spread(check), loopRss, loopRssUnitFlags };
   } finally {
     await state.remove();
@@ -114,7 +133,11 @@ function spread(ms: number[]): { median: number; p95: number; reps: number } {
  * memory samples (rss, heapUsed, external after a GC). Also exported for a closer
  * look than ProcessFigures gives (heap versus resident memory, the curve).
  */
-export async function measureLoopMemory(opts: { databaseUrl: string; runs: number; nodeFlags?: string[] }): Promise<LoopMemory> {
+export async function measureLoopMemory(opts: {
+  databaseUrl: string;
+  runs: number;
+  nodeFlags?: string[];
+}): Promise<LoopMemory> {
   const state = await tempDir('sentinel-bench-loop');
   try {
     const child = fork(new URL(import.meta.url), [CHILD_FLAG, String(opts.runs)], {
@@ -154,7 +177,12 @@ async function loopChild(runs: number): Promise<void> {
   const sample = (): void => {
     gc();
     const m = process.memoryUsage();
-    samples.push({ run: count, rssMb: round(toMb(m.rss), 2), heapUsedMb: round(toMb(m.heapUsed), 2), externalMb: round(toMb(m.external), 2) });
+    samples.push({
+      run: count,
+      rssMb: round(toMb(m.rss), 2),
+      heapUsedMb: round(toMb(m.heapUsed), 2),
+      externalMb: round(toMb(m.external), 2),
+    });
   };
   const code = await check.runContinuously(s, {
     intervalSeconds: CHILD_INTERVAL_MS / 1000,
@@ -170,7 +198,9 @@ async function loopChild(runs: number): Promise<void> {
   if (code !== 0) throw new Error(`the loop ended with ${code}`);
   const elapsedMs = Math.round(performance.now() - started);
   const report: LoopMemory = { runs: count, intervalMs: CHILD_INTERVAL_MS, elapsedMs, samples, statuses };
-  await new Promise<void>((resolve, reject) => process.send!(report, (err: Error | null) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    process.send!(report, (err: Error | null) => (err ? reject(err) : resolve())),
+  );
   process.disconnect();
 }
 

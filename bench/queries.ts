@@ -5,15 +5,15 @@
  * views in schema `baseline` (bench/baseline.sql).
  */
 import type pg from 'pg';
-import { loadConfig } from '../src/config/load.js';
-import { createPool, endPool, type Queryable } from '../src/db/pool.js';
 import { allChecks } from '../src/checks/index.js';
 import { runChecks } from '../src/checks/runner.js';
 import { collectSnapshot } from '../src/checks/snapshot.js';
 import type { Check, CheckContext } from '../src/checks/types.js';
+import { loadConfig } from '../src/config/load.js';
+import { createPool, endPool, type Queryable } from '../src/db/pool.js';
 import { silentLogger } from '../src/log.js';
 import { MemoryStateStore } from '../src/state/store.js';
-import { stats, timed, withClient, type Stats } from './lib.js';
+import { type Stats, stats, timed, withClient } from './lib.js';
 
 // ---------------------------------------------------------------------------
 // Timing one query
@@ -34,7 +34,8 @@ export async function measureQuery(client: pg.Client, sql: string, params: unkno
     warmMs = (await timed(() => client.query(sql, params))).ms;
     if (warmMs > SLOW_QUERY_MS) break;
   }
-  const count = warmMs > SLOW_QUERY_MS ? Math.min(reps, Math.max(SLOW_MIN_REPS, Math.floor(SLOW_BUDGET_MS / warmMs))) : reps;
+  const count =
+    warmMs > SLOW_QUERY_MS ? Math.min(reps, Math.max(SLOW_MIN_REPS, Math.floor(SLOW_BUDGET_MS / warmMs))) : reps;
   const samples: number[] = [];
   for (let i = 0; i < count; i++) samples.push((await timed(() => client.query(sql, params))).ms);
   return stats(samples);
@@ -68,7 +69,10 @@ class RecordingQueryable implements Queryable {
 
   constructor(private readonly inner: Queryable) {}
 
-  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
     // Recorded when sent, not when answered: the snapshot sends three at once.
     const call = { source: this.label, sql: text, params: values ? structuredClone(values) : [], firstMs: Number.NaN };
     this.calls.push(call);
@@ -106,7 +110,10 @@ function nameQueries(calls: Array<Omit<CapturedQuery, 'name'>>): CapturedQuery[]
  * skips itself: it needs a PostgREST to probe, and its SQL (the statement-timeout
  * diagnosis) only runs after a failed reload, never on a healthy run.
  */
-export async function captureCheckQueries(databaseUrl: string, stateDir: string): Promise<{ queries: CapturedQuery[]; outcomes: string[] }> {
+export async function captureCheckQueries(
+  databaseUrl: string,
+  stateDir: string,
+): Promise<{ queries: CapturedQuery[]; outcomes: string[] }> {
   const config = await loadConfig({ env: { DATABASE_URL: databaseUrl, SENTINEL_STATE_DIR: stateDir } });
   const pool = createPool(databaseUrl, { statementTimeoutMs: config.statement_timeout_ms });
   const db = new RecordingQueryable(pool);
@@ -138,7 +145,10 @@ export async function captureCheckQueries(databaseUrl: string, stateDir: string)
     const { checks } = await runChecks(labelled, base);
     db.label = 'snapshot';
     await collectSnapshot({ ...base, signal: new AbortController().signal });
-    return { queries: nameQueries(db.calls), outcomes: checks.map((c) => `${c.name}=${c.outcome}${c.reason ? ` (${c.reason})` : ''}`) };
+    return {
+      queries: nameQueries(db.calls),
+      outcomes: checks.map((c) => `${c.name}=${c.outcome}${c.reason ? ` (${c.reason})` : ''}`),
+    };
   } finally {
     await endPool(pool);
   }
@@ -167,7 +177,11 @@ export const DASHBOARD_QUERIES: DashboardQuery[] = [
     name: 'batch_performance 7d',
     sql: `select * from ops.v_batch_performance where hour_bucket >= now() - interval '7 days' order by hour_bucket desc`,
   },
-  { key: 'c', name: 'batch_performance limit 24', sql: `select * from ops.v_batch_performance order by hour_bucket desc limit 24` },
+  {
+    key: 'c',
+    name: 'batch_performance limit 24',
+    sql: `select * from ops.v_batch_performance order by hour_bucket desc limit 24`,
+  },
   {
     key: 'd',
     name: 'error_distribution top10 all',

@@ -16,6 +16,8 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
+import { type LoadFigure, measureApiLoad } from './api-load.js';
+import { type IngestionFigure, measureIngestion } from './ingestion.js';
 import {
   createDatabase,
   databaseComment,
@@ -26,28 +28,25 @@ import {
   log,
   repoPath,
   round3,
+  type Stats,
   setDatabaseComment,
   stats,
   timed,
   withClient,
   withDatabase,
-  type Stats,
 } from './lib.js';
 import { DEFAULT_DATABASE_URL, runCli, sentinelEnv, tempDir } from './lib-proc.js';
+import { measureProcess, type ProcessFigures, UNIT_NODE_FLAGS } from './process.js';
 import {
-  DASHBOARD_QUERIES,
   baselineSql,
+  type CapturedQuery,
   captureCheckQueries,
+  DASHBOARD_QUERIES,
+  type Equivalence,
   explain,
   measureQuery,
   verifyEquivalence,
-  type CapturedQuery,
-  type Equivalence,
 } from './queries.js';
-import { measureApiLoad, type LoadFigure } from './api-load.js';
-import { measureProcess, type ProcessFigures } from './process.js';
-import { measureIngestion, type IngestionFigure } from './ingestion.js';
-import { UNIT_NODE_FLAGS } from './process.js';
 
 // ---------------------------------------------------------------------------
 // Options
@@ -61,7 +60,8 @@ const SCALES: Record<Scale, { batches: number; errors: number; days: number }> =
   L: { batches: 1_000_000, errors: 10_000_000, days: 90 },
 };
 
-const USAGE = 'usage: node dist-bench/bench/run.js [--scale S|M|L|S,L] [--reps 20] [--skip-api] [--skip-process] [--skip-ingestion] [--keep]';
+const USAGE =
+  'usage: node dist-bench/bench/run.js [--scale S|M|L|S,L] [--reps 20] [--skip-api] [--skip-process] [--skip-ingestion] [--keep]';
 
 /** A bad command line: reported in one line with the usage, no stack. */
 class UsageError extends Error {}
@@ -76,9 +76,8 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const parse = () =>
+    parseArgs({
       args: argv,
       options: {
         scale: { type: 'string', default: 'S' },
@@ -90,15 +89,20 @@ function parseOptions(argv: string[]): Options {
       },
       strict: true,
     });
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse();
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const { values } = parsed;
   const scales = values.scale.split(',').map((s) => s.trim().toUpperCase());
   const bad = scales.filter((s) => !(s in SCALES));
-  if (bad.length > 0 || scales.length === 0) throw new UsageError(`--scale: expected S, M, L or a list such as S,L, got "${values.scale}"`);
+  if (bad.length > 0 || scales.length === 0)
+    throw new UsageError(`--scale: expected S, M, L or a list such as S,L, got "${values.scale}"`);
   const reps = Number(values.reps);
-  if (!Number.isInteger(reps) || reps < 1) throw new UsageError(`--reps: expected a whole number >= 1, got "${values.reps}"`);
+  if (!Number.isInteger(reps) || reps < 1)
+    throw new UsageError(`--reps: expected a whole number >= 1, got "${values.reps}"`);
   const order: Scale[] = ['S', 'M', 'L'];
   return {
     // Smallest first, so that L/S ratios can be computed when L runs.
@@ -219,7 +223,13 @@ interface DataMarker {
 }
 
 function sameData(a: DataMarker, b: DataMarker): boolean {
-  return a.scale === b.scale && a.batches === b.batches && a.errors === b.errors && a.days === b.days && a.generator === b.generator;
+  return (
+    a.scale === b.scale &&
+    a.batches === b.batches &&
+    a.errors === b.errors &&
+    a.days === b.days &&
+    a.generator === b.generator
+  );
 }
 
 function parseMarker(comment: string | null | undefined): DataMarker | undefined {
@@ -235,11 +245,20 @@ function parseMarker(comment: string | null | undefined): DataMarker | undefined
 /** bench/generate.sql with its placeholders replaced (`:now` by `now()`; `::type` casts untouched). */
 function generatorSql(template: string, scale: Scale): string {
   const { batches, errors, days } = SCALES[scale];
-  const values: Record<string, string> = { batches: String(batches), errors: String(errors), days: String(days), now: 'now()' };
+  const values: Record<string, string> = {
+    batches: String(batches),
+    errors: String(errors),
+    days: String(days),
+    now: 'now()',
+  };
   return template.replace(/(?<!:):(batches|errors|days|now)\b/g, (_, name: string) => values[name]!);
 }
 
-async function prepareDatabase(serverUrl: string, scale: Scale, keep: boolean): Promise<{ url: string; name: string; setup: SetupFigures }> {
+async function prepareDatabase(
+  serverUrl: string,
+  scale: Scale,
+  keep: boolean,
+): Promise<{ url: string; name: string; setup: SetupFigures }> {
   const name = `sentinel_bench_${scale.toLowerCase()}`;
   const url = withDatabase(serverUrl, name);
   const template = await readFile(repoPath('bench/generate.sql'), 'utf8');
@@ -291,7 +310,19 @@ async function prepareDatabase(serverUrl: string, scale: Scale, keep: boolean): 
     );
     return { batches: Number(rows[0]!.batches), rowErrors: Number(rows[0]!.row_errors) };
   });
-  return { url, name, setup: { reused, generationMs: generationMs === null ? null : Math.round(generationMs), migrateMs: Math.round(migrateMs), baselineMs: Math.round(baselineMs), vacuumMs: Math.round(vacuumMs), rollup, ...counts } };
+  return {
+    url,
+    name,
+    setup: {
+      reused,
+      generationMs: generationMs === null ? null : Math.round(generationMs),
+      migrateMs: Math.round(migrateMs),
+      baselineMs: Math.round(baselineMs),
+      vacuumMs: Math.round(vacuumMs),
+      rollup,
+      ...counts,
+    },
+  };
 }
 
 const ROLLUP_MAX_CALLS = 10;
@@ -326,14 +357,19 @@ async function refreshRollup(url: string, scale: Scale): Promise<SetupFigures['r
         await new Promise((resolve) => setTimeout(resolve, pause));
         pause = Math.min(pause * 2, ROLLUP_MAX_PAUSE_MS);
       }
-      const { value, ms } = await timed(() => c.query<{ result: unknown }>(`select sentinel.refresh_error_rollup(null, interval '0') as result`));
+      const { value, ms } = await timed(() =>
+        c.query<{ result: unknown }>(`select sentinel.refresh_error_rollup(null, interval '0') as result`),
+      );
       const result = value.rows[0]?.result;
       calls.push({ ms: Math.round(ms), result });
       caughtUp = i >= 1 && field(result, 'pending_rows') === 0;
     }
     const totalMs = calls.reduce((n, call) => n + call.ms, 0);
     if (caughtUp) log(`${scale}: error rollup caught up in ${calls.length} calls, ${(totalMs / 1000).toFixed(1)} s`);
-    else log(`${scale}: WARNING the error rollup still reports pending rows after ${ROLLUP_MAX_CALLS} calls${await oldestTransaction(c)}`);
+    else
+      log(
+        `${scale}: WARNING the error rollup still reports pending rows after ${ROLLUP_MAX_CALLS} calls${await oldestTransaction(c)}`,
+      );
     return { available: true, calls, totalMs, caughtUp };
   });
 }
@@ -347,7 +383,9 @@ async function oldestTransaction(c: pg.Client): Promise<string> {
       order by xact_start limit 1`,
   );
   const t = rows[0];
-  return t ? `; a transaction has been open for ${Math.round(t.seconds)} s in database ${t.datname ?? '?'} (pid ${t.pid}) and holds the rollup back` : '';
+  return t
+    ? `; a transaction has been open for ${Math.round(t.seconds)} s in database ${t.datname ?? '?'} (pid ${t.pid}) and holds the rollup back`
+    : '';
 }
 
 /** A numeric field of the refresh function's jsonb answer. */
@@ -380,23 +418,50 @@ async function machineInfo(url: string): Promise<MachineInfo> {
 // ---------------------------------------------------------------------------
 // Measuring one scale
 
-async function measureCheckQueries(client: pg.Client, captured: CapturedQuery[], reps: number): Promise<CheckQueryResult[]> {
+async function measureCheckQueries(
+  client: pg.Client,
+  captured: CapturedQuery[],
+  reps: number,
+): Promise<CheckQueryResult[]> {
   const results: CheckQueryResult[] = [];
   for (const q of captured) {
     const ours = await measureQuery(client, q.sql, q.params, reps);
-    results.push({ name: q.name, source: q.source, sql: q.sql, params: q.params, firstMs: round3(q.firstMs), ours, growthLS: null });
+    results.push({
+      name: q.name,
+      source: q.source,
+      sql: q.sql,
+      params: q.params,
+      firstMs: round3(q.firstMs),
+      ours,
+      growthLS: null,
+    });
   }
   return results;
 }
 
-async function measureDashboard(client: pg.Client, equivalence: Equivalence[], reps: number, scale: Scale): Promise<DashboardResult[]> {
+async function measureDashboard(
+  client: pg.Client,
+  equivalence: Equivalence[],
+  reps: number,
+  scale: Scale,
+): Promise<DashboardResult[]> {
   const results: DashboardResult[] = [];
   for (const q of DASHBOARD_QUERIES) {
     log(`${scale}: dashboard ${q.key}) ${q.name}`);
     const ours = await measureQuery(client, q.sql, [], reps);
     const baseline = await measureQuery(client, baselineSql(q.sql), [], reps);
     const eq = equivalence.find((e) => e.key === q.key)!;
-    results.push({ key: q.key, name: q.name, sql: q.sql, ours, baseline, ratio: round3(baseline.medianMs / ours.medianMs), identical: eq.identical, equivalence: eq, growthLS: null });
+    results.push({
+      key: q.key,
+      name: q.name,
+      sql: q.sql,
+      ours,
+      baseline,
+      ratio: round3(baseline.medianMs / ours.medianMs),
+      identical: eq.identical,
+      equivalence: eq,
+      growthLS: null,
+    });
   }
   return results;
 }
@@ -419,7 +484,11 @@ async function measureSentinelJson(url: string, reps: number): Promise<SentinelJ
       const ms = databaseMs(r.stdout);
       if (ms !== undefined) database.push(ms);
     }
-    return { wall: stats(wall), databaseMs: database.length === reps ? stats(database) : null, exitCodes: [...exitCodes].sort() };
+    return {
+      wall: stats(wall),
+      databaseMs: database.length === reps ? stats(database) : null,
+      exitCodes: [...exitCodes].sort(),
+    };
   } finally {
     await state.remove();
   }
@@ -472,7 +541,9 @@ async function benchScale({ serverUrl, scale, options, date, ingestion }: ScaleC
   log(`${scale}: comparing ours with the baseline`);
   const equivalence = await verifyEquivalence(url);
   for (const e of equivalence.filter((x) => !x.identical)) {
-    log(`${scale}: MISMATCH dashboard ${e.key}): ours ${e.oursRows} rows, baseline ${e.baselineRows}; first difference ${JSON.stringify(e.firstDifference)}`);
+    log(
+      `${scale}: MISMATCH dashboard ${e.key}): ours ${e.oursRows} rows, baseline ${e.baselineRows}; first difference ${JSON.stringify(e.firstDifference)}`,
+    );
   }
 
   // One dedicated connection for every timed query: one session, no pool in the way.
@@ -533,7 +604,9 @@ async function benchScale({ serverUrl, scale, options, date, ingestion }: ScaleC
 async function smallReference(results: ScaleResult[]): Promise<{ result: ScaleResult; source: string } | undefined> {
   const here = results.find((r) => r.scale === 'S');
   if (here) return { result: here, source: 'S of this run' };
-  const files = (await readdir(repoPath('bench/results')).catch(() => [] as string[])).filter((f) => /^\d{4}-\d{2}-\d{2}-S\.json$/.test(f)).sort();
+  const files = (await readdir(repoPath('bench/results')).catch(() => [] as string[]))
+    .filter((f) => /^\d{4}-\d{2}-\d{2}-S\.json$/.test(f))
+    .sort();
   const newest = files.at(-1);
   if (!newest) return undefined;
   const result = JSON.parse(await readFile(repoPath(`bench/results/${newest}`), 'utf8')) as ScaleResult;
@@ -581,7 +654,8 @@ const VERSION_COLD_MS = 150;
 const LOOP_RSS_MB = 10;
 
 /** `median / p95`, with the repetitions when a slow query got fewer than asked for. */
-const medP95 = (s: Stats, asked: number): string => `${fmtMs(s.medianMs)} / ${fmtMs(s.p95Ms)}${s.reps < asked ? ` (n=${s.reps})` : ''}`;
+const medP95 = (s: Stats, asked: number): string =>
+  `${fmtMs(s.medianMs)} / ${fmtMs(s.p95Ms)}${s.reps < asked ? ` (n=${s.reps})` : ''}`;
 const seconds = (ms: number | null): string => (ms === null ? 'n/a' : `${(ms / 1000).toFixed(1)} s`);
 
 /** Builds the table rows of one scale and records every target's verdict in `result.targets`. */
@@ -608,13 +682,24 @@ function rowsOf(result: ScaleResult): Row[] {
   result.targets = [];
 
   const { setup } = result;
-  row('setup', `generate (${setup.batches} batches, ${setup.rowErrors} row errors)`, { ours: seconds(setup.generationMs) + (setup.reused ? ' (kept)' : '') });
+  row('setup', `generate (${setup.batches} batches, ${setup.rowErrors} row errors)`, {
+    ours: seconds(setup.generationMs) + (setup.reused ? ' (kept)' : ''),
+  });
   row('setup', 'sentinel migrate', { ours: seconds(setup.migrateMs) });
-  row('setup', 'error rollup catch-up', { ours: setup.rollup.available ? `${seconds(setup.rollup.totalMs)}, ${setup.rollup.calls.length} calls` : 'function missing' });
+  row('setup', 'error rollup catch-up', {
+    ours: setup.rollup.available
+      ? `${seconds(setup.rollup.totalMs)}, ${setup.rollup.calls.length} calls`
+      : 'function missing',
+  });
 
   for (const q of result.checkQueries) {
     const pass = q.ours.medianMs < CHECK_QUERY_MS && (q.growthLS === null || q.growthLS <= CHECK_GROWTH);
-    row('check', q.name, { ours: medP95(q.ours, result.reps), growth: growth(q.growthLS) }, { target: `<${CHECK_QUERY_MS} ms, L/S<=${CHECK_GROWTH}x`, pass });
+    row(
+      'check',
+      q.name,
+      { ours: medP95(q.ours, result.reps), growth: growth(q.growthLS) },
+      { target: `<${CHECK_QUERY_MS} ms, L/S<=${CHECK_GROWTH}x`, pass },
+    );
   }
   row(
     'check',
@@ -626,7 +711,12 @@ function rowsOf(result: ScaleResult): Row[] {
   const sj = result.sentinelJson;
   row('sentinel', '--json wall time', { ours: medP95(sj.wall, result.reps) });
   if (sj.databaseMs) {
-    row('sentinel', '--json metrics.database_ms', { ours: medP95(sj.databaseMs, result.reps) }, { target: `<${CHECK_RUN_DB_MS} ms`, pass: sj.databaseMs.medianMs < CHECK_RUN_DB_MS });
+    row(
+      'sentinel',
+      '--json metrics.database_ms',
+      { ours: medP95(sj.databaseMs, result.reps) },
+      { target: `<${CHECK_RUN_DB_MS} ms`, pass: sj.databaseMs.medianMs < CHECK_RUN_DB_MS },
+    );
   } else {
     row('sentinel', '--json metrics.database_ms', { ours: 'not in report' });
   }
@@ -636,7 +726,12 @@ function rowsOf(result: ScaleResult): Row[] {
     row(
       'dashboard',
       `${d.key}) ${d.name}${d.identical ? '' : ' ROWS DIFFER'}`,
-      { ours: medP95(d.ours, result.reps), baseline: medP95(d.baseline, result.reps), ratio: fmtRatio(d.ratio), growth: growth(d.growthLS) },
+      {
+        ours: medP95(d.ours, result.reps),
+        baseline: medP95(d.baseline, result.reps),
+        ratio: fmtRatio(d.ratio),
+        growth: growth(d.growthLS),
+      },
       { target: `<${DASHBOARD_MS} ms, >=${DASHBOARD_SPEEDUP}x`, pass },
     );
   }
@@ -646,22 +741,37 @@ function rowsOf(result: ScaleResult): Row[] {
     row(
       'api',
       `${a.path} (${a.connections} conn)`,
-      { ours: `${Math.round(a.requestsPerSec)} req/s, p50 ${fmtMs(a.p50Ms)}, p99 ${fmtMs(a.p99Ms)} ms${failures > 0 ? `, ${failures} failed` : ''}` },
-      { target: `>=${API_RPS} req/s, p99<${API_P99_MS} ms`, pass: a.requestsPerSec >= API_RPS && a.p99Ms < API_P99_MS && failures === 0 },
+      {
+        ours: `${Math.round(a.requestsPerSec)} req/s, p50 ${fmtMs(a.p50Ms)}, p99 ${fmtMs(a.p99Ms)} ms${failures > 0 ? `, ${failures} failed` : ''}`,
+      },
+      {
+        target: `>=${API_RPS} req/s, p99<${API_P99_MS} ms`,
+        pass: a.requestsPerSec >= API_RPS && a.p99Ms < API_P99_MS && failures === 0,
+      },
     );
   }
 
   const p = result.process;
   if (p) {
     const v = p.versionColdStartMs;
-    row('process', 'sentinel --version cold start', { ours: `${fmtMs(v.median)} / ${fmtMs(v.p95)}` }, { target: `<${VERSION_COLD_MS} ms`, pass: v.median < VERSION_COLD_MS });
+    row(
+      'process',
+      'sentinel --version cold start',
+      { ours: `${fmtMs(v.median)} / ${fmtMs(v.p95)}` },
+      { target: `<${VERSION_COLD_MS} ms`, pass: v.median < VERSION_COLD_MS },
+    );
     const c = p.checkRunColdStartMs;
     row('process', 'sentinel --json cold start', { ours: `${fmtMs(c.median)} / ${fmtMs(c.p95)}` });
-    for (const [label, rss] of [['default node flags', p.loopRss], [`node ${UNIT_NODE_FLAGS.join(' ')} (deploy/sentinel.service)`, p.loopRssUnitFlags]] as const) {
+    for (const [label, rss] of [
+      ['default node flags', p.loopRss],
+      [`node ${UNIT_NODE_FLAGS.join(' ')} (deploy/sentinel.service)`, p.loopRssUnitFlags],
+    ] as const) {
       row(
         'process',
         `loop RSS growth, run 10 -> ${rss.runs}, ${label}`,
-        { ours: `${rss.growthMb.toFixed(1)} MB (${rss.rssAt10Mb.toFixed(0)} -> ${rss.rssAtEndMb.toFixed(0)}; heap ${rss.heapAt10Mb.toFixed(1)} -> ${rss.heapAtEndMb.toFixed(1)})` },
+        {
+          ours: `${rss.growthMb.toFixed(1)} MB (${rss.rssAt10Mb.toFixed(0)} -> ${rss.rssAtEndMb.toFixed(0)}; heap ${rss.heapAt10Mb.toFixed(1)} -> ${rss.heapAtEndMb.toFixed(1)})`,
+        },
         { target: `<${LOOP_RSS_MB} MB`, pass: rss.growthMb < LOOP_RSS_MB },
       );
     }
@@ -671,7 +781,9 @@ function rowsOf(result: ScaleResult): Row[] {
     row(
       'ingestion',
       i.variant === 'engine_fk_index' ? `${i.operation} (engine has its FK index)` : i.operation,
-      { ours: `${Math.round(i.withSentinelPerSec)}/s with, ${Math.round(i.withoutSentinelPerSec)}/s without (${i.slowdownPct.toFixed(1)}% slower)` },
+      {
+        ours: `${Math.round(i.withSentinelPerSec)}/s with, ${Math.round(i.withoutSentinelPerSec)}/s without (${i.slowdownPct.toFixed(1)}% slower)`,
+      },
       { target: `<=${INGESTION_SLOWDOWN_PCT}% slower`, pass: i.slowdownPct <= INGESTION_SLOWDOWN_PCT },
     );
   }
@@ -679,8 +791,28 @@ function rowsOf(result: ScaleResult): Row[] {
 }
 
 function printTable(results: ScaleResult[], rows: Row[]): void {
-  const header = ['scale', 'group', 'query', 'ours med / p95 ms', 'baseline med / p95 ms', 'base/ours', 'L/S', 'target', 'verdict'];
-  const cells = rows.map((r) => [r.scale, r.group, r.query, r.ours, r.baseline, r.ratio, r.growth, r.target, r.verdict]);
+  const header = [
+    'scale',
+    'group',
+    'query',
+    'ours med / p95 ms',
+    'baseline med / p95 ms',
+    'base/ours',
+    'L/S',
+    'target',
+    'verdict',
+  ];
+  const cells = rows.map((r) => [
+    r.scale,
+    r.group,
+    r.query,
+    r.ours,
+    r.baseline,
+    r.ratio,
+    r.growth,
+    r.target,
+    r.verdict,
+  ]);
   const lines = [formatTable(header, cells), ''];
   for (const r of results) {
     const m = r.machine;
@@ -689,9 +821,10 @@ function printTable(results: ScaleResult[], rows: Row[]): void {
         (r.growthReference ? `; L/S against ${r.growthReference}` : ''),
     );
   }
-  if (results.some((r) => r.scale !== 'L')) lines.push('Targets are set for L; verdicts in parentheses (other scales) are for information.');
+  if (results.some((r) => r.scale !== 'L'))
+    lines.push('Targets are set for L; verdicts in parentheses (other scales) are for information.');
   lines.push('(n=…) marks fewer repetitions: queries over 2 s get as many as fit in 60 s, at least 5.');
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 // ---------------------------------------------------------------------------
@@ -721,13 +854,18 @@ async function main(): Promise<number> {
 
   const rows = results.flatMap(rowsOf);
   await mkdir(repoPath('bench/results'), { recursive: true });
-  for (const r of results) await writeFile(repoPath(`bench/results/${r.date}-${r.scale}.json`), JSON.stringify(r, null, 2) + '\n');
+  for (const r of results)
+    await writeFile(repoPath(`bench/results/${r.date}-${r.scale}.json`), `${JSON.stringify(r, null, 2)}\n`);
   printTable(results, rows);
   for (const r of results) process.stdout.write(`wrote bench/results/${r.date}-${r.scale}.json and ${r.plansFile}\n`);
 
-  const mismatches = results.flatMap((r) => r.dashboard.filter((d) => !d.identical).map((d) => `${r.scale} ${d.key}) ${d.name}`));
+  const mismatches = results.flatMap((r) =>
+    r.dashboard.filter((d) => !d.identical).map((d) => `${r.scale} ${d.key}) ${d.name}`),
+  );
   if (mismatches.length > 0) {
-    process.stderr.write(`\n*** OURS AND BASELINE DIFFER: ${mismatches.join('; ')} (see "equivalence" in the results JSON) ***\n`);
+    process.stderr.write(
+      `\n*** OURS AND BASELINE DIFFER: ${mismatches.join('; ')} (see "equivalence" in the results JSON) ***\n`,
+    );
     return 1;
   }
   return 0;

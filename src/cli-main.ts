@@ -1,7 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { sentinelVersion } from './util/version.js';
+import { DEFAULT_LISTEN, formatHostPort, type ListenAddress, parseListen, parsePort } from './server/listen.js';
 import { wantsNagios } from './util/crash.js';
-import { DEFAULT_LISTEN, formatHostPort, parseListen, parsePort, type ListenAddress } from './server/listen.js';
+import { sentinelVersion } from './util/version.js';
 
 /**
  * Entry point: flags -> command. Heavy modules (pg, zod, the checks) are imported
@@ -10,7 +10,6 @@ import { DEFAULT_LISTEN, formatHostPort, parseListen, parsePort, type ListenAddr
  */
 
 const EXIT_USAGE = 3;
-
 
 /**
  * Flag limits (docs/reliability.md). Kept here rather than imported from the config's
@@ -35,20 +34,24 @@ function intervalSeconds(value: string): number {
 function lockTimeoutSeconds(value: string): number {
   const n = Number(value);
   if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n <= MAX_LOCK_TIMEOUT_SECONDS)) {
-    throw new InvalidArgumentError(`expected a number of seconds from 0 (wait forever) to ${MAX_LOCK_TIMEOUT_SECONDS} (1 hour)`);
+    throw new InvalidArgumentError(
+      `expected a number of seconds from 0 (wait forever) to ${MAX_LOCK_TIMEOUT_SECONDS} (1 hour)`,
+    );
   }
   return n;
 }
 
 function auditLimit(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n < 1 || n > MAX_AUDIT_LIMIT) throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > MAX_AUDIT_LIMIT)
+    throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
   return n;
 }
 
 function sloDays(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n < 1 || n > 365) throw new InvalidArgumentError('expected a whole number of days from 1 to 365');
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > 365)
+    throw new InvalidArgumentError('expected a whole number of days from 1 to 365');
   return n;
 }
 
@@ -73,7 +76,11 @@ function connectionOptions(cmd: Command): Command {
     .option('--env <name>', 'environment to check (overrides SUPABASE_MODE; default dev)')
     .option('-c, --config <file>', 'YAML config file (overrides SENTINEL_CONFIG)')
     .option('--database-url <url>', 'PostgreSQL URL (prefer DATABASE_URL: flags are visible in ps)')
-    .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['debug', 'info', 'warning', 'error']).default('info'));
+    .addOption(
+      new Option('--log-level <level>', 'log level on stderr')
+        .choices(['debug', 'info', 'warning', 'error'])
+        .default('info'),
+    );
 }
 
 /**
@@ -108,21 +115,46 @@ export function buildProgram(): Command {
   connectionOptions(program)
     .option('--json', 'print the report as one JSON line on stdout')
     .option('--pretty', 'indent the JSON report (implies --json)')
-    .addOption(new Option('--format <format>', 'report format: human (default), json (= --json) or nagios (one plugin-API line; exit 0/1/2/3)').choices(['human', 'json', 'nagios']))
+    .addOption(
+      new Option(
+        '--format <format>',
+        'report format: human (default), json (= --json) or nagios (one plugin-API line; exit 0/1/2/3)',
+      ).choices(['human', 'json', 'nagios']),
+    )
     .option('--loop', 'run checks every --interval seconds until SIGINT/SIGTERM')
     .option('--interval <seconds>', 'seconds between run starts in --loop mode (1 to 86400)', intervalSeconds, 300)
     .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
     .option('--no-color', 'no ANSI colours in the human report')
-    .option('--metrics-port <port>', 'with --loop: also serve /metrics, /healthz and /readyz on 127.0.0.1:PORT (see sentinel serve)', portNumber)
+    .option(
+      '--metrics-port <port>',
+      'with --loop: also serve /metrics, /healthz and /readyz on 127.0.0.1:PORT (see sentinel serve)',
+      portNumber,
+    )
     .action(async (opts: Record<string, unknown>, cmd: Command) => {
-      if (opts.loop && opts.pretty) throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--pretty cannot be used with --loop: a loop prints one JSON line per run (use --json)');
-      if (!opts.loop && cmd.getOptionValueSource('interval') === 'cli') throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--interval needs --loop');
-      if (!opts.loop && opts.metricsPort !== undefined) throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--metrics-port needs --loop (or use sentinel serve)');
+      if (opts.loop && opts.pretty)
+        throw new CommanderError(
+          EXIT_USAGE,
+          'sentinel.usage',
+          '--pretty cannot be used with --loop: a loop prints one JSON line per run (use --json)',
+        );
+      if (!opts.loop && cmd.getOptionValueSource('interval') === 'cli')
+        throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--interval needs --loop');
+      if (!opts.loop && opts.metricsPort !== undefined)
+        throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--metrics-port needs --loop (or use sentinel serve)');
       if ((opts.json || opts.pretty) && opts.format !== undefined && opts.format !== 'json') {
-        throw new CommanderError(EXIT_USAGE, 'sentinel.usage', `--${opts.pretty ? 'pretty' : 'json'} cannot be used with --format ${String(opts.format)}`);
+        throw new CommanderError(
+          EXIT_USAGE,
+          'sentinel.usage',
+          `--${opts.pretty ? 'pretty' : 'json'} cannot be used with --format ${String(opts.format)}`,
+        );
       }
       if (opts.format === 'nagios') {
-        if (opts.loop) throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code');
+        if (opts.loop)
+          throw new CommanderError(
+            EXIT_USAGE,
+            'sentinel.usage',
+            '--format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code',
+          );
         // Some plugin runners (Icinga 2) read stderr into the plugin output: only errors are logged unless asked otherwise.
         if (cmd.getOptionValueSource('logLevel') !== 'cli') opts.logLevel = 'error';
       }
@@ -131,16 +163,24 @@ export function buildProgram(): Command {
     });
 
   connectionOptions(program.command('serve'))
-    .description('run the checks every --interval seconds and serve the dashboard (/, /api/*), /metrics, /healthz and /readyz over HTTP')
+    .description(
+      'run the checks every --interval seconds and serve the dashboard (/, /api/*), /metrics, /healthz and /readyz over HTTP',
+    )
     .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
     .addOption(
-      new Option('--listen <host:port>', 'address of the HTTP server ([::1]:9464 for IPv6; 0.0.0.0 exposes it on every interface)')
+      new Option(
+        '--listen <host:port>',
+        'address of the HTTP server ([::1]:9464 for IPv6; 0.0.0.0 exposes it on every interface)',
+      )
         .argParser(listenAddress)
         .default(DEFAULT_LISTEN, formatHostPort(DEFAULT_LISTEN.host, DEFAULT_LISTEN.port)),
     )
     .option('--interval <seconds>', 'seconds between run starts (1 to 86400)', intervalSeconds, 300)
     .option('--json', "print each run's report as one JSON line on stdout")
-    .option('--auth-token <token>', 'bearer token for /api/* and /metrics, required off loopback (prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)')
+    .option(
+      '--auth-token <token>',
+      'bearer token for /api/* and /metrics, required off loopback (prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)',
+    )
     .option('--metrics-without-token', 'keep /metrics open although a token is set (a scraper that cannot send one)')
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
       const { serveCommand } = await import('./commands/serve.js');
@@ -148,7 +188,9 @@ export function buildProgram(): Command {
     });
 
   connectionOptions(program.command('slo'))
-    .description("the guide's four SLOs over the last --days days: value, target, met, error budget left, burn rate (exit 1 when one is missed)")
+    .description(
+      "the guide's four SLOs over the last --days days: value, target, met, error budget left, burn rate (exit 1 when one is missed)",
+    )
     .option('--days <n>', 'length of the window in days, 1 to 365', sloDays, 30)
     .option('--json', 'print the report as one JSON object')
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
@@ -159,7 +201,12 @@ export function buildProgram(): Command {
   connectionOptions(program.command('migrate'))
     .description('apply the ops views migration (and the reference intake schema with --with-intake)')
     .option('--with-intake', 'also create the reference intake schema (demos and tests; production has its own)')
-    .option('--lock-timeout <seconds>', 'give up when a table stays locked this long, at most 3600 (0 waits forever)', lockTimeoutSeconds, 5)
+    .option(
+      '--lock-timeout <seconds>',
+      'give up when a table stays locked this long, at most 3600 (0 waits forever)',
+      lockTimeoutSeconds,
+      5,
+    )
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
       const { migrateCommand } = await import('./commands/migrate.js');
       process.exitCode = await migrateCommand(withGlobals(cmd));
@@ -178,10 +225,16 @@ export function buildProgram(): Command {
     cmd
       .option('--env <name>', 'environment (overrides SUPABASE_MODE; default dev)')
       .option('-c, --config <file>', 'YAML config file (overrides SENTINEL_CONFIG)')
-      .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['debug', 'info', 'warning', 'error']).default('info'));
+      .addOption(
+        new Option('--log-level <level>', 'log level on stderr')
+          .choices(['debug', 'info', 'warning', 'error'])
+          .default('info'),
+      );
   const alerts = () => import('./commands/alerts.js');
 
-  const silence = program.command('silence').description('quiet alerts during planned work: reported, not notified, exit code unaffected');
+  const silence = program
+    .command('silence')
+    .description('quiet alerts during planned work: reported, not notified, exit code unaffected');
   alertOptions(silence.command('add'))
     .description('silence a check (optionally one source) for a while')
     .requiredOption('--check <name>', 'check to silence (stuck_batches, error_spike, schema_cache)')
@@ -226,7 +279,9 @@ export function buildProgram(): Command {
 
   // Remediation: `sentinel batches stuck | fail-stuck | audit` (src/commands/batches.ts).
   const batches = () => import('./commands/batches.js');
-  const batchesCmd = program.command('batches').description('stuck batches: list them, fail them safely (dry run first, audited), show the audit');
+  const batchesCmd = program
+    .command('batches')
+    .description('stuck batches: list them, fail them safely (dry run first, audited), show the audit');
   connectionOptions(batchesCmd.command('stuck'))
     .description('list the batches stuck longer than checks.stuck_batches.threshold_minutes (exit 0 either way)')
     .option('--json', 'JSON output')
@@ -234,9 +289,14 @@ export function buildProgram(): Command {
       process.exitCode = await (await batches()).batchesStuck(withGlobals(cmd));
     });
   connectionOptions(batchesCmd.command('fail-stuck'))
-    .description('set the batches stuck longer than --older-than to failed: a dry run unless --yes; one audited transaction')
+    .description(
+      'set the batches stuck longer than --older-than to failed: a dry run unless --yes; one audited transaction',
+    )
     .requiredOption('--older-than <duration>', 'only batches stuck longer than this, e.g. 30m, 2h (1m to 366d)')
-    .requiredOption('--reason <text>', 'why, stored as rejection_reason and in the audit record (at most 500 characters)')
+    .requiredOption(
+      '--reason <text>',
+      'why, stored as rejection_reason and in the audit record (at most 500 characters)',
+    )
     .option('--source <name>', 'only the batches of this source')
     .option('--yes', 'apply the change (without it: list what would change, write nothing)')
     .option('--json', 'JSON output')
@@ -275,7 +335,10 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       // The message echoes what was typed (an unknown option, a bad value): escaped and cut like data.
-      const [{ oneLine }, { redactUrlPasswords }] = await Promise.all([import('./util/text.js'), import('./util/redact.js')]);
+      const [{ oneLine }, { redactUrlPasswords }] = await Promise.all([
+        import('./util/text.js'),
+        import('./util/redact.js'),
+      ]);
       const text =
         err.code === 'commander.excessArguments'
           ? `unknown command '${argv.slice(2).find((a) => !a.startsWith('-')) ?? ''}'`

@@ -30,14 +30,16 @@ export interface LoggerOptions {
 export function createLogger(options: LoggerOptions = {}): Logger {
   const min = ORDER[options.level ?? 'info'];
   const redactor = options.redactor ?? new Redactor();
-  const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const now = options.now ?? (() => new Date());
   const name = options.name ?? 'sentinel';
   const emit = (level: LogLevel, label: string, message: string): void => {
     if (ORDER[level] < min) return;
     const ts = now().toISOString().slice(0, 19).replace('T', ' ');
     // Redacted before it is cut, so a secret cut in half is still masked.
-    write(`${ts} | ${label.padEnd(8)} | ${oneLine(name, MAX_CHARS.name)} | ${oneLine(redactor.redact(message), MAX_CHARS.log)}`);
+    write(
+      `${ts} | ${label.padEnd(8)} | ${oneLine(name, MAX_CHARS.name)} | ${oneLine(redactor.redact(message), MAX_CHARS.log)}`,
+    );
   };
   return {
     debug: (m) => emit('debug', 'DEBUG', m),

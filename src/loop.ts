@@ -1,6 +1,6 @@
 import type { Logger } from './log.js';
-import type { RunResult } from './types.js';
 import { sleep } from './run.js';
+import type { RunResult } from './types.js';
 
 export interface LoopOptions {
   intervalMs: number;
@@ -60,7 +60,9 @@ export async function runLoop(options: LoopOptions): Promise<number> {
     if (options.stop.aborted) break;
     const wait = started + options.intervalMs - now();
     if (wait <= 0) {
-      options.logger.warn(`Run took ${Math.round((now() - started) / 1000)}s, longer than the ${Math.round(options.intervalMs / 1000)}s interval; starting the next run now`);
+      options.logger.warn(
+        `Run took ${Math.round((now() - started) / 1000)}s, longer than the ${Math.round(options.intervalMs / 1000)}s interval; starting the next run now`,
+      );
       continue;
     }
     await sleep(wait, options.stop);
@@ -81,7 +83,10 @@ export interface StopSignals {
  * HTTP server); a second exits at once, 130 for SIGINT and 143 for SIGTERM, as a
  * shell would report a process killed by it.
  */
-export function stopOnSignals(logger: Logger, proc: Pick<NodeJS.Process, 'on' | 'off' | 'exit'> = process): StopSignals {
+export function stopOnSignals(
+  logger: Logger,
+  proc: Pick<NodeJS.Process, 'on' | 'off' | 'exit'> = process,
+): StopSignals {
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stop.signal.aborted) {

@@ -1,14 +1,14 @@
 import type pg from 'pg';
-import type { Alert, OverallStatus, PipelineSnapshot, RunResult } from './types.js';
-import type { SentinelConfig } from './config/schema.js';
-import type { Logger } from './log.js';
-import type { Check, CheckContext } from './checks/types.js';
-import type { StateStore } from './state/store.js';
-import { createPool, createWritePool, endPool, timedQueries } from './db/pool.js';
-import { refreshErrorRollup, type RollupRefresher } from './db/rollup.js';
-import { describeError, runChecks, type DatabaseRootCause } from './checks/runner.js';
-import { isSessionLost } from './db/errors.js';
+import { type DatabaseRootCause, describeError, runChecks } from './checks/runner.js';
 import { collectSnapshot } from './checks/snapshot.js';
+import type { Check, CheckContext } from './checks/types.js';
+import type { SentinelConfig } from './config/schema.js';
+import { isSessionLost } from './db/errors.js';
+import { createPool, createWritePool, endPool, timedQueries } from './db/pool.js';
+import { type RollupRefresher, refreshErrorRollup } from './db/rollup.js';
+import type { Logger } from './log.js';
+import type { StateStore } from './state/store.js';
+import type { Alert, OverallStatus, PipelineSnapshot, RunResult } from './types.js';
 import { linkedAbort } from './util/abort.js';
 
 /** The pipeline snapshot's own budget; it never holds up a run longer than this. */
@@ -95,7 +95,9 @@ export class Runner {
       sleep: this.deps.sleep ?? sleep,
       notify: (channel, payload) => this.notify(channel, payload),
     };
-    const rootCause: DatabaseRootCause | undefined = probe.error ? { kind: 'unreachable', reason: describeError(probe.error), error: probe.error } : undefined;
+    const rootCause: DatabaseRootCause | undefined = probe.error
+      ? { kind: 'unreachable', reason: describeError(probe.error), error: probe.error }
+      : undefined;
     if (rootCause) logger.error(`Database unreachable: ${rootCause.reason}`);
     const outcome = await runChecks(this.deps.checks, base, signal, rootCause ? { rootCause } : {});
     const { alerts, checks } = outcome;
@@ -140,7 +142,10 @@ export class Runner {
    * whatever goes wrong is logged as a warning and the run goes on without it, its
    * status unchanged (the checks report an unreachable database themselves).
    */
-  private async snapshot(base: Omit<CheckContext, 'signal'>, outer?: AbortSignal): Promise<PipelineSnapshot | undefined> {
+  private async snapshot(
+    base: Omit<CheckContext, 'signal'>,
+    outer?: AbortSignal,
+  ): Promise<PipelineSnapshot | undefined> {
     if (outer?.aborted) return undefined;
     const timeoutMs = this.deps.snapshotTimeoutMs ?? SNAPSHOT_TIMEOUT_MS;
     const { controller, signal, dispose } = linkedAbort(outer);

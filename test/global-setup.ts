@@ -18,8 +18,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { migrate } from '../src/db/migrate.js';
 import { startEmbeddedPostgres } from '../src/db/embedded.js';
+import { migrate } from '../src/db/migrate.js';
 import { databaseUrl, ident, withAdmin } from './helpers/pg.js';
 
 declare module 'vitest' {
@@ -104,7 +104,11 @@ async function chooseServer(): Promise<Server> {
 
 /** Why this server cannot host the test databases, or undefined when it can. */
 async function unsuitable(url: string, timeoutMs: number): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, application_name: 'sentinel-tests' });
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: timeoutMs,
+    application_name: 'sentinel-tests',
+  });
   client.on('error', () => {});
   try {
     await client.connect();
@@ -138,15 +142,15 @@ async function dropStaleDatabases(admin: pg.Client): Promise<void> {
 
 async function waitUntilUnused(admin: pg.Client, db: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    const { rows } = await admin.query<{ n: string }>('select count(*)::text as n from pg_stat_activity where datname = $1', [db]);
+    const { rows } = await admin.query<{ n: string }>(
+      'select count(*)::text as n from pg_stat_activity where datname = $1',
+      [db],
+    );
     if (rows[0]?.n === '0') return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`template database ${db} still has connections after migrating`);
 }
-
-
-
 
 function reasonOf(err: unknown): string {
   if (err instanceof AggregateError && !err.message) return err.errors.map((e: unknown) => String(e)).join('; ');

@@ -10,7 +10,8 @@ import { defineConfig, type Plugin } from 'vite';
  * `/assets/*`. Everything is bundled (no CDN, no web fonts), and nothing inline:
  * the server's CSP is `script-src 'self'; style-src 'self'`.
  */
-const TREE_SHAKEABLE = /node_modules\/(@tremor\/react|date-fns|react-day-picker|@headlessui\/react|@floating-ui|tailwind-merge)\//;
+const TREE_SHAKEABLE =
+  /node_modules\/(@tremor\/react|date-fns|react-day-picker|@headlessui\/react|@floating-ui|tailwind-merge)\//;
 const root = fileURLToPath(new URL('.', import.meta.url));
 const outDir = fileURLToPath(new URL('../dist/web', import.meta.url));
 
@@ -32,7 +33,7 @@ function precompressGzip(): Plugin {
           else if (entry.isFile() && COMPRESSIBLE.test(entry.name)) {
             const bytes = readFileSync(path);
             const gz = gzipSync(bytes, { level: 9 });
-            if (gz.length < bytes.length) writeFileSync(path + '.gz', gz);
+            if (gz.length < bytes.length) writeFileSync(`${path}.gz`, gz);
           }
         }
       };

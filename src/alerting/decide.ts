@@ -110,7 +110,15 @@ export function decide(input: DecideInput): Decision {
 
   const key = identityKey(observed.environment, observed);
   const base: TrackedAlert = previous
-    ? { ...previous, level: observed.level, message: observed.message, details: observed.details, remediation: observed.remediation, lastSeenAt: nowIso, healthyRuns: 0 }
+    ? {
+        ...previous,
+        level: observed.level,
+        message: observed.message,
+        details: observed.details,
+        remediation: observed.remediation,
+        lastSeenAt: nowIso,
+        healthyRuns: 0,
+      }
     : {
         key,
         ...idsFor(key),

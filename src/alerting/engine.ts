@@ -1,15 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Alert, Level, NotifierSummary as BaseNotifierSummary, RunResult } from '../types.js';
 import type { Logger } from '../log.js';
-import { FAILURE_REASONS, type FailureReason, type Notification, type NotificationEvent, type Notifier } from './types.js';
 import type { SendContext } from '../notifiers/base.js';
 import { DeliveryError, withRetry } from '../notifiers/http.js';
-import { decide, identityKey, idsFor, levelAtLeast, type LifecycleSettings, type TrackedAlert } from './decide.js';
-import type { AlertStateStore, AlertingState, OutboxEntry, Silence } from './store.js';
 import { overallStatus } from '../run.js';
-import type { Redactor } from '../util/redact.js';
+import type { Alert, NotifierSummary as BaseNotifierSummary, Level, RunResult } from '../types.js';
 import { formatDuration } from '../util/duration.js';
+import type { Redactor } from '../util/redact.js';
+import { decide, identityKey, idsFor, type LifecycleSettings, levelAtLeast, type TrackedAlert } from './decide.js';
+import type { AlertingState, AlertStateStore, OutboxEntry, Silence } from './store.js';
+import {
+  FAILURE_REASONS,
+  type FailureReason,
+  type Notification,
+  type NotificationEvent,
+  type Notifier,
+} from './types.js';
 
 /**
  * From a run's alerts to delivered notifications:
@@ -108,7 +114,13 @@ export function failureReason(error: unknown, timedOut = false): FailureReason {
   if (status !== undefined && status >= 400) return 'rejected';
   const name = error instanceof Error ? error.name : '';
   const message = error instanceof Error ? error.message : String(error);
-  if (timedOut || name === 'TimeoutError' || name === 'AbortError' || /no answer within|timed? ?out|delivery aborted/i.test(message)) return 'timeout';
+  if (
+    timedOut ||
+    name === 'TimeoutError' ||
+    name === 'AbortError' ||
+    /no answer within|timed? ?out|delivery aborted/i.test(message)
+  )
+    return 'timeout';
   if (error instanceof DeliveryError && !error.retryable) return 'rejected';
   return 'network';
 }
@@ -130,10 +142,20 @@ export class AlertingEngine {
 
   constructor(private readonly deps: AlertingDeps) {
     this.now = deps.now ?? (() => new Date());
-    this.sleep = deps.sleep ?? ((ms, signal) => new Promise((r) => {
-      const t = setTimeout(r, ms);
-      signal?.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
-    }));
+    this.sleep =
+      deps.sleep ??
+      ((ms, signal) =>
+        new Promise((r) => {
+          const t = setTimeout(r, ms);
+          signal?.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(t);
+              r();
+            },
+            { once: true },
+          );
+        }));
     this.random = deps.random ?? Math.random;
   }
 
@@ -244,7 +266,11 @@ export class AlertingEngine {
     // Absence of an alert is evidence of health only from a check that ran. A check
     // disabled in config has been retired by its owner: its alerts may resolve.
     const evidence = new Set(
-      result.checks.filter((c) => c.outcome === 'ok' || c.outcome === 'alert' || (c.outcome === 'skipped' && c.reason === DISABLED)).map((c) => c.name),
+      result.checks
+        .filter(
+          (c) => c.outcome === 'ok' || c.outcome === 'alert' || (c.outcome === 'skipped' && c.reason === DISABLED),
+        )
+        .map((c) => c.name),
     );
     const known = new Set(result.checks.map((c) => c.name));
 
@@ -252,7 +278,10 @@ export class AlertingEngine {
     for (const alert of result.alerts) observed.set(identityKey(env, alert), alert);
 
     const events: Array<{ event: NotificationEvent; deliveredTo: Record<string, Level> }> = [];
-    const keys = new Set([...observed.keys(), ...Object.keys(state.alerts).filter((k) => state.alerts[k]!.environment === env)]);
+    const keys = new Set([
+      ...observed.keys(),
+      ...Object.keys(state.alerts).filter((k) => state.alerts[k]!.environment === env),
+    ]);
     const annotated = new Map<string, Alert>();
     for (const key of keys) {
       const previous = state.alerts[key];
@@ -261,7 +290,14 @@ export class AlertingEngine {
       const check = alert?.check ?? previous!.check;
       const decision = decide({
         previous,
-        observed: alert ? { ...alert, message: this.deps.redactor.redact(alert.message), details: redactDetails(alert.details, this.deps.redactor), environment: env } : undefined,
+        observed: alert
+          ? {
+              ...alert,
+              message: this.deps.redactor.redact(alert.message),
+              details: redactDetails(alert.details, this.deps.redactor),
+              environment: env,
+            }
+          : undefined,
         checkRan: evidence.has(check) || !known.has(check),
         silenced,
         now,
@@ -270,8 +306,16 @@ export class AlertingEngine {
       if (decision.next) state.alerts[key] = decision.next;
       else delete state.alerts[key];
       const tracked = decision.next ?? previous!;
-      if (alert) annotated.set(key, { ...alert, id: tracked.id, silenced, acknowledged: Boolean(tracked.acknowledged), since: tracked.firingSince });
-      if (decision.notify) events.push({ event: toEvent(tracked, decision.notify, now), deliveredTo: previous?.deliveredTo ?? {} });
+      if (alert)
+        annotated.set(key, {
+          ...alert,
+          id: tracked.id,
+          silenced,
+          acknowledged: Boolean(tracked.acknowledged),
+          since: tracked.firingSince,
+        });
+      if (decision.notify)
+        events.push({ event: toEvent(tracked, decision.notify, now), deliveredTo: previous?.deliveredTo ?? {} });
     }
 
     for (const notifier of this.deps.notifiers) {
@@ -300,11 +344,24 @@ export class AlertingEngine {
           mine.push(toEvent(tracked, 'repeat', now));
         }
         state.outbox = state.outbox.filter(
-          (e) => !(e.environment === env && e.notification.notifier === notifier.name && !isClaimed(e, now) && e.completedParts.length === 0 && e.notification.events.every((ev) => ev.kind === 'repeat')),
+          (e) =>
+            !(
+              e.environment === env &&
+              e.notification.notifier === notifier.name &&
+              !isClaimed(e, now) &&
+              e.completedParts.length === 0 &&
+              e.notification.events.every((ev) => ev.kind === 'repeat')
+            ),
         );
       }
       if (mine.length === 0) continue;
-      const notification: Notification = { id: randomUUID(), notifier: notifier.name, createdAt: now.toISOString(), host: this.deps.host, events: mine };
+      const notification: Notification = {
+        id: randomUUID(),
+        notifier: notifier.name,
+        createdAt: now.toISOString(),
+        host: this.deps.host,
+        events: mine,
+      };
       state.outbox.push({ notification, environment: env, attempts: 0, completedParts: [] });
       this.deps.logger.info(`Recorded a notification for ${notifier.name} (${describeKinds(mine)})`);
     }
@@ -320,12 +377,21 @@ export class AlertingEngine {
    * answer after the request was sent, or one is in flight now), so the
    * resolution must follow it; `none`: nothing was waiting.
    */
-  private cancelPending(state: AlertingState, env: string, notifier: string, dedupKey: string, now: Date): 'none' | 'cancelled' | 'maybe delivered' {
+  private cancelPending(
+    state: AlertingState,
+    env: string,
+    notifier: string,
+    dedupKey: string,
+    now: Date,
+  ): 'none' | 'cancelled' | 'maybe delivered' {
     let outcome: 'none' | 'cancelled' | 'maybe delivered' = 'none';
     for (const entry of state.outbox) {
-      if (entry.environment !== env || entry.notification.notifier !== notifier || entry.completedParts.length > 0) continue;
+      if (entry.environment !== env || entry.notification.notifier !== notifier || entry.completedParts.length > 0)
+        continue;
       const before = entry.notification.events.length;
-      entry.notification.events = entry.notification.events.filter((e) => e.dedupKey !== dedupKey || e.kind === 'resolved');
+      entry.notification.events = entry.notification.events.filter(
+        (e) => e.dedupKey !== dedupKey || e.kind === 'resolved',
+      );
       if (entry.notification.events.length === before) continue;
       if (entry.maybeDelivered || isClaimed(entry, now)) outcome = 'maybe delivered';
       else if (outcome === 'none') outcome = 'cancelled';
@@ -347,54 +413,72 @@ export class AlertingEngine {
     const gate: DeliveryGate = { stopped: false };
     const byName = new Map(this.deps.notifiers.map((n) => [n.name, n]));
     const summaries = new Map<string, NotifierSummary>(
-      this.deps.notifiers.map((n) => [n.name, { notifier: n.name, type: n.type, sent: 0, pending: 0, failed: 0, errors: [], reasons: noReasons() }]),
+      this.deps.notifiers.map((n) => [
+        n.name,
+        { notifier: n.name, type: n.type, sent: 0, pending: 0, failed: 0, errors: [], reasons: noReasons() },
+      ]),
     );
 
-    const claimed = await this.deps.store.update((state) => {
-      const now = this.now();
-      for (const entry of [...state.outbox]) {
-        const age = now.getTime() - Date.parse(entry.notification.createdAt);
-        if (age > this.deps.settings.maxOutboxAgeMs && !isClaimed(entry, now)) {
-          this.deps.logger.error(
-            `Alerting: giving up on a notification for "${entry.notification.notifier}" (${entry.environment}) undelivered for ${Math.round(age / 3_600_000)}h (last error: ${entry.lastError ?? 'none'})`,
-          );
-          bury(state, entry, now, 'expired undelivered');
-          this.providerWaits.delete(entry.notification.id);
-          const summary = entry.environment === env ? summaries.get(entry.notification.notifier) : undefined;
-          if (summary) {
-            summary.failed++;
-            summary.reasons.expired++;
+    const claimed = await this.deps.store.update(
+      (state) => {
+        const now = this.now();
+        for (const entry of [...state.outbox]) {
+          const age = now.getTime() - Date.parse(entry.notification.createdAt);
+          if (age > this.deps.settings.maxOutboxAgeMs && !isClaimed(entry, now)) {
+            this.deps.logger.error(
+              `Alerting: giving up on a notification for "${entry.notification.notifier}" (${entry.environment}) undelivered for ${Math.round(age / 3_600_000)}h (last error: ${entry.lastError ?? 'none'})`,
+            );
+            bury(state, entry, now, 'expired undelivered');
+            this.providerWaits.delete(entry.notification.id);
+            const summary = entry.environment === env ? summaries.get(entry.notification.notifier) : undefined;
+            if (summary) {
+              summary.failed++;
+              summary.reasons.expired++;
+            }
+          } else if (entry.environment === env && !byName.has(entry.notification.notifier)) {
+            this.deps.logger.warn(
+              `Alerting: dropping an undelivered notification for "${entry.notification.notifier}", which is no longer configured`,
+            );
+            removeEntry(state, entry);
           }
-        } else if (entry.environment === env && !byName.has(entry.notification.notifier)) {
-          this.deps.logger.warn(`Alerting: dropping an undelivered notification for "${entry.notification.notifier}", which is no longer configured`);
-          removeEntry(state, entry);
         }
-      }
-      const due: OutboxEntry[] = [];
-      const blocked = new Set<string>();
-      for (const entry of state.outbox) {
-        if (entry.environment !== env) continue;
-        const keys = entry.notification.events.map((e) => `${entry.notification.notifier}|${e.dedupKey}`);
-        const waiting = isClaimed(entry, now) || this.backingOff(entry, now, options.ignoreBackoff ?? false, byName.get(entry.notification.notifier)?.idempotent ?? false);
-        if (waiting || keys.some((k) => blocked.has(k))) {
-          keys.forEach((k) => blocked.add(k));
-          continue;
+        const due: OutboxEntry[] = [];
+        const blocked = new Set<string>();
+        for (const entry of state.outbox) {
+          if (entry.environment !== env) continue;
+          const keys = entry.notification.events.map((e) => `${entry.notification.notifier}|${e.dedupKey}`);
+          const waiting =
+            isClaimed(entry, now) ||
+            this.backingOff(
+              entry,
+              now,
+              options.ignoreBackoff ?? false,
+              byName.get(entry.notification.notifier)?.idempotent ?? false,
+            );
+          if (waiting || keys.some((k) => blocked.has(k))) {
+            for (const k of keys) blocked.add(k);
+            continue;
+          }
+          entry.claimedBy = token;
+          entry.claimedUntil = new Date(now.getTime() + this.deps.settings.deliveryTimeoutMs + 60_000).toISOString();
+          due.push(structuredClone(entry));
+          for (const k of keys) blocked.add(k);
         }
-        entry.claimedBy = token;
-        entry.claimedUntil = new Date(now.getTime() + this.deps.settings.deliveryTimeoutMs + 60_000).toISOString();
-        due.push(structuredClone(entry));
-        keys.forEach((k) => blocked.add(k));
-      }
-      return due;
-    }, options.ignoreBackoff ? { waitMs: this.deps.lockWaitMs ?? 10_000 } : undefined);
+        return due;
+      },
+      options.ignoreBackoff ? { waitMs: this.deps.lockWaitMs ?? 10_000 } : undefined,
+    );
 
     const queues = new Map<string, OutboxEntry[]>();
-    for (const entry of claimed) queues.set(entry.notification.notifier, [...(queues.get(entry.notification.notifier) ?? []), entry]);
+    for (const entry of claimed)
+      queues.set(entry.notification.notifier, [...(queues.get(entry.notification.notifier) ?? []), entry]);
 
     // Outcomes are written one at a time, in order.
     let writing: Promise<unknown> = Promise.resolve();
     const record = (change: (state: AlertingState) => void): Promise<void> => {
-      const next = writing.then(() => this.deps.store.update(change)).catch((err: Error) => this.deps.logger.error(`Alerting: cannot save state: ${err.message}`));
+      const next = writing
+        .then(() => this.deps.store.update(change))
+        .catch((err: Error) => this.deps.logger.error(`Alerting: cannot save state: ${err.message}`));
       writing = next;
       return next.then(() => undefined);
     };
@@ -412,7 +496,7 @@ export class AlertingEngine {
             continue;
           }
           const outcome = await this.deliverOne(notifier, entry, deadline, abort, record, summary, token, gate);
-          if (outcome === 'failed') keys.forEach((k) => held.add(k));
+          if (outcome === 'failed') for (const k of keys) held.add(k);
         }
       }),
     );
@@ -424,7 +508,8 @@ export class AlertingEngine {
       if (summary) summary.pending++;
     }
     for (const s of summaries.values()) {
-      if (s.sent || s.failed || s.pending) this.deps.logger.info(`Notifier ${s.notifier}: ${s.sent} sent, ${s.pending} pending, ${s.failed} failed`);
+      if (s.sent || s.failed || s.pending)
+        this.deps.logger.info(`Notifier ${s.notifier}: ${s.sent} sent, ${s.pending} pending, ${s.failed} failed`);
     }
     return [...summaries.values()];
   }
@@ -448,7 +533,9 @@ export class AlertingEngine {
     const ok = await this.deps.mayDeliver().catch(() => false);
     if (!ok && !gate.stopped) {
       gate.stopped = true;
-      this.deps.logger.warn('Alerting: not the leader any more; notifications not sent yet are left in the outbox for the new leader');
+      this.deps.logger.warn(
+        'Alerting: not the leader any more; notifications not sent yet are left in the outbox for the new leader',
+      );
     }
     return ok && !gate.stopped;
   }
@@ -511,7 +598,10 @@ export class AlertingEngine {
           const tracked = Object.values(state.alerts).find((a) => a.dedupKey === event.dedupKey);
           if (!tracked) continue;
           const before = tracked.deliveredTo?.[notifier.name];
-          tracked.deliveredTo = { ...tracked.deliveredTo, [notifier.name]: before && levelAtLeast(before, event.level) ? before : event.level };
+          tracked.deliveredTo = {
+            ...tracked.deliveredTo,
+            [notifier.name]: before && levelAtLeast(before, event.level) ? before : event.level,
+          };
         }
       });
       return 'sent';
@@ -556,7 +646,9 @@ export class AlertingEngine {
         );
       } else {
         summary.errors.push(message);
-        this.deps.logger.warn(`Notifier ${notifier.name} (${notifier.type}): ${message}; kept in the outbox, next attempt after ${nextAttemptAt}`);
+        this.deps.logger.warn(
+          `Notifier ${notifier.name} (${notifier.type}): ${message}; kept in the outbox, next attempt after ${nextAttemptAt}`,
+        );
       }
       await record((state) => {
         const stored = findEntry(state, id);
@@ -573,7 +665,10 @@ export class AlertingEngine {
   }
 
   /** Sends a marked test message through each notifier now, bypassing state and outbox. */
-  async sendTest(environment: string, only?: string): Promise<Array<{ notifier: string; type: string; ok: boolean; error?: string }>> {
+  async sendTest(
+    environment: string,
+    only?: string,
+  ): Promise<Array<{ notifier: string; type: string; ok: boolean; error?: string }>> {
     const targets = this.deps.notifiers.filter((n) => !only || n.name === only);
     const now = this.now();
     const deadline = performance.now() + this.deps.settings.deliveryTimeoutMs;
@@ -591,17 +686,37 @@ export class AlertingEngine {
           details: { notifier: notifier.name, type: notifier.type },
           firingSince: now.toISOString(),
         };
-        const notification: Notification = { id: randomUUID(), notifier: notifier.name, createdAt: now.toISOString(), host: this.deps.host, events: [event] };
+        const notification: Notification = {
+          id: randomUUID(),
+          notifier: notifier.name,
+          createdAt: now.toISOString(),
+          host: this.deps.host,
+          events: [event],
+        };
         const parts = new Set<string>();
         try {
           await withRetry(
-            () => notifier.send(notification, { signal: abort, completed: parts, markCompleted: (p) => void parts.add(p) }),
-            { attempts: 2, baseDelayMs: this.deps.settings.retryBaseMs, maxDelayMs: this.deps.settings.retryMaxMs, deadline, sleep: this.sleep, random: this.random, retryUnknown: notifier.idempotent },
+            () =>
+              notifier.send(notification, { signal: abort, completed: parts, markCompleted: (p) => void parts.add(p) }),
+            {
+              attempts: 2,
+              baseDelayMs: this.deps.settings.retryBaseMs,
+              maxDelayMs: this.deps.settings.retryMaxMs,
+              deadline,
+              sleep: this.sleep,
+              random: this.random,
+              retryUnknown: notifier.idempotent,
+            },
             abort,
           );
           return { notifier: notifier.name, type: notifier.type, ok: true };
         } catch (err) {
-          return { notifier: notifier.name, type: notifier.type, ok: false, error: this.deps.redactor.redact((err as Error).message) };
+          return {
+            notifier: notifier.name,
+            type: notifier.type,
+            ok: false,
+            error: this.deps.redactor.redact((err as Error).message),
+          };
         }
       }),
     );
@@ -615,7 +730,10 @@ export function activeSilences(silences: Silence[], now: Date): Silence[] {
 /** A silence matches its check (failures included) and, when it names a source, only that subject. */
 export function isSilenced(silences: Silence[], environment: string, alert: Pick<Alert, 'check' | 'subject'>): boolean {
   return silences.some(
-    (s) => s.check === alert.check && (s.environment === undefined || s.environment === environment) && (s.source === undefined || s.source === alert.subject),
+    (s) =>
+      s.check === alert.check &&
+      (s.environment === undefined || s.environment === environment) &&
+      (s.source === undefined || s.source === alert.subject),
   );
 }
 

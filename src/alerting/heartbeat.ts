@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
-import type { Redactor } from '../util/redact.js';
 import { request } from '../notifiers/http.js';
+import type { Redactor } from '../util/redact.js';
 
 /**
  * Dead man's switch (healthchecks.io and the like): a ping after every completed
@@ -8,7 +8,12 @@ import { request } from '../notifiers/http.js';
  * the monitor stops. Best effort: a failed ping is logged, never fatal, and never
  * holds a run for more than a few seconds.
  */
-export async function pingHeartbeat(url: string, outcome: 'ok' | 'fail', logger: Logger, redactor: Redactor): Promise<boolean> {
+export async function pingHeartbeat(
+  url: string,
+  outcome: 'ok' | 'fail',
+  logger: Logger,
+  redactor: Redactor,
+): Promise<boolean> {
   const target = outcome === 'fail' ? `${url.replace(/\/+$/, '')}/fail` : url;
   for (let attempt = 1; attempt <= 2; attempt++) {
     try {

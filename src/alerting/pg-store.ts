@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import pg from 'pg';
+import type pg from 'pg';
 import { createWritePool, endPool } from '../db/pool.js';
-import { emptyState, StateLockTimeout, type AlertStateStore, type AlertingState, type LockOptions } from './store.js';
+import { type AlertingState, type AlertStateStore, emptyState, type LockOptions, StateLockTimeout } from './store.js';
 
 /**
  * Alert state shared by replicas: one row of `sentinel.alert_state` (created by
@@ -46,7 +46,9 @@ export class PgAlertStore implements AlertStateStore {
 
   async read(): Promise<AlertingState> {
     const db = this.inLock.getStore() ?? this.pool;
-    const { rows } = await db.query<{ state: Partial<AlertingState> }>('select state from sentinel.alert_state where id = 1').catch(explain);
+    const { rows } = await db
+      .query<{ state: Partial<AlertingState> }>('select state from sentinel.alert_state where id = 1')
+      .catch(explain);
     return normalize(rows[0]?.state);
   }
 
@@ -73,7 +75,9 @@ export class PgAlertStore implements AlertStateStore {
     return this.transaction(options, async (client) => {
       const state = await this.lockRow(client);
       const result = await change(state);
-      await client.query('update sentinel.alert_state set state = $1::jsonb, updated_at = now() where id = 1', [JSON.stringify(state)]);
+      await client.query('update sentinel.alert_state set state = $1::jsonb, updated_at = now() where id = 1', [
+        JSON.stringify(state),
+      ]);
       return result;
     });
   }
@@ -94,8 +98,13 @@ export class PgAlertStore implements AlertStateStore {
 
   /** Creates the row if missing, then reads it `for update`. */
   private async lockRow(client: pg.PoolClient): Promise<AlertingState> {
-    await client.query(`insert into sentinel.alert_state (id, state) values (1, $1::jsonb) on conflict (id) do nothing`, [JSON.stringify(emptyState())]);
-    const { rows } = await client.query<{ state: Partial<AlertingState> }>('select state from sentinel.alert_state where id = 1 for update');
+    await client.query(
+      `insert into sentinel.alert_state (id, state) values (1, $1::jsonb) on conflict (id) do nothing`,
+      [JSON.stringify(emptyState())],
+    );
+    const { rows } = await client.query<{ state: Partial<AlertingState> }>(
+      'select state from sentinel.alert_state where id = 1 for update',
+    );
     return normalize(rows[0]?.state);
   }
 
@@ -117,7 +126,9 @@ export class PgAlertStore implements AlertStateStore {
         broken = true;
       });
       if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) {
-        throw new StateLockTimeout(`another Sentinel process has held the shared alert state (sentinel.alert_state) for over ${Math.round(waitMs / 1000)}s`);
+        throw new StateLockTimeout(
+          `another Sentinel process has held the shared alert state (sentinel.alert_state) for over ${Math.round(waitMs / 1000)}s`,
+        );
       }
       return explain(err);
     } finally {
@@ -133,7 +144,10 @@ function normalize(state: Partial<AlertingState> | undefined): AlertingState {
 /** A missing table is a missing `sentinel migrate`: say so. */
 function explain(err: unknown): never {
   if ((err as { code?: string }).code === UNDEFINED_TABLE) {
-    throw new Error('the shared alert state table sentinel.alert_state does not exist: run `sentinel migrate` (replicas need it)', { cause: err });
+    throw new Error(
+      'the shared alert state table sentinel.alert_state does not exist: run `sentinel migrate` (replicas need it)',
+      { cause: err },
+    );
   }
   throw err;
 }

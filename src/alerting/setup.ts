@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 import type { SentinelConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { Redactor } from '../util/redact.js';
 import { createNotifiers } from '../notifiers/index.js';
-import { AlertStore, type AlertStateStore } from './store.js';
+import type { Redactor } from '../util/redact.js';
+import { type AlertingDeps, AlertingEngine, DEFAULT_DELIVERY } from './engine.js';
 import { PgAlertStore } from './pg-store.js';
-import { AlertingEngine, DEFAULT_DELIVERY, type AlertingDeps } from './engine.js';
+import { type AlertStateStore, AlertStore } from './store.js';
 
 /**
  * Where alert state lives: with `replicas.enabled`, one row in PostgreSQL shared by
@@ -25,7 +25,12 @@ export function stateDatabaseUrl(config: SentinelConfig): string {
 }
 
 /** The alerting engine as configured: notifiers, lifecycle settings, the state store. */
-export function createAlerting(config: SentinelConfig, logger: Logger, redactor: Redactor, overrides: Partial<AlertingDeps> = {}): AlertingEngine {
+export function createAlerting(
+  config: SentinelConfig,
+  logger: Logger,
+  redactor: Redactor,
+  overrides: Partial<AlertingDeps> = {},
+): AlertingEngine {
   const notifiers = createNotifiers(config.notifiers);
   for (const n of notifiers) redactor.add(n.secrets());
   return new AlertingEngine({

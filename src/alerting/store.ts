@@ -1,10 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import type { Notification } from './types.js';
-import type { TrackedAlert } from './decide.js';
-import { StateLockTimeout, withFileLock, type FileLockOptions } from '../state/lock.js';
 import { ensureDirectory } from '../state/dir.js';
+import { type FileLockOptions, StateLockTimeout, withFileLock } from '../state/lock.js';
+import type { TrackedAlert } from './decide.js';
+import type { Notification } from './types.js';
 
 export { StateLockTimeout };
 
@@ -115,14 +115,17 @@ export class AlertStore implements AlertStateStore {
       return { ...emptyState(), ...parsed, version: 1 };
     } catch (err) {
       // Refuse to overwrite what might be the only record of undelivered pages.
-      throw new Error(`alert state ${this.file} is not valid JSON: move it aside to start fresh (pending notifications in it would be lost)`, { cause: err });
+      throw new Error(
+        `alert state ${this.file} is not valid JSON: move it aside to start fresh (pending notifications in it would be lost)`,
+        { cause: err },
+      );
     }
   }
 
   async write(state: AlertingState): Promise<void> {
     await ensureDirectory(this.dir);
     const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(tmp, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
+    await writeFile(tmp, `${JSON.stringify(state, null, 1)}\n`, { mode: 0o600 });
     await rename(tmp, this.file);
   }
 

@@ -1,5 +1,5 @@
-import type { DeliveryFailureReason, Level } from '../types.js';
 import type { SendContext } from '../notifiers/base.js';
+import type { DeliveryFailureReason, Level } from '../types.js';
 
 /**
  * What notifiers receive. One Notification is one message to one notifier and may
@@ -83,5 +83,12 @@ export interface Notifier {
  * all (refused, reset, DNS, TLS), `expired` undelivered for longer than
  * `max_outbox_age` and given up.
  */
-export const FAILURE_REASONS = ['rejected', 'expired', 'rate_limited', 'server_error', 'timeout', 'network'] as const satisfies readonly DeliveryFailureReason[];
+export const FAILURE_REASONS = [
+  'rejected',
+  'expired',
+  'rate_limited',
+  'server_error',
+  'timeout',
+  'network',
+] as const satisfies readonly DeliveryFailureReason[];
 export type FailureReason = (typeof FAILURE_REASONS)[number];

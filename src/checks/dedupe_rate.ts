@@ -1,8 +1,8 @@
-import type { Check, CheckContext } from './types.js';
-import type { Alert } from '../types.js';
 import type { SentinelConfig } from '../config/schema.js';
-import { chooseBucket, ownThresholds, queryHourlyRows, ratePct, sumHours, type Hours } from './error_spike.js';
+import type { Alert } from '../types.js';
 import { isoSeconds, pct1, trimNumber } from '../util/format.js';
+import { chooseBucket, type Hours, ownThresholds, queryHourlyRows, ratePct, sumHours } from './error_spike.js';
+import type { Check, CheckContext } from './types.js';
 
 /** Sources judged on their own (`sources.<name>.dedupe_threshold_pct`), with that threshold. */
 export function ownDedupeThresholds(config: SentinelConfig): Map<string, number> {
@@ -55,7 +55,9 @@ export const dedupeRateCheck = {
     for (const source of [...perSource.keys()].filter((s) => ownThreshold.has(s)).sort()) {
       judge(perSource.get(source)!, ownThreshold.get(source)!, source);
     }
-    ctx.logger.debug(`dedupe_rate: judged ${rows.length} source-hour rows, threshold overall ${trimNumber(threshold)}%`);
+    ctx.logger.debug(
+      `dedupe_rate: judged ${rows.length} source-hour rows, threshold overall ${trimNumber(threshold)}%`,
+    );
     return alerts;
   },
 } satisfies Check;

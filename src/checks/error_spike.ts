@@ -1,9 +1,9 @@
-import type { Check, CheckContext } from './types.js';
-import type { Alert } from '../types.js';
+import type { SentinelConfig } from '../config/schema.js';
 import type { Queryable } from '../db/pool.js';
 import { utcHour } from '../db/sql.js';
-import type { SentinelConfig } from '../config/schema.js';
+import type { Alert } from '../types.js';
 import { isoSeconds, pct1, trimNumber } from '../util/format.js';
+import type { Check, CheckContext } from './types.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -21,7 +21,12 @@ export type JudgedBucket<T extends { total_rows: number } = Totals> = T & { hour
  * Returns undefined when the chosen bucket is still below `minRows`: a rate over a
  * handful of rows never alerts.
  */
-export function chooseBucket<T extends { total_rows: number }>(current: T, previous: T, currentStart: Date, minRows: number): JudgedBucket<T> | undefined {
+export function chooseBucket<T extends { total_rows: number }>(
+  current: T,
+  previous: T,
+  currentStart: Date,
+  minRows: number,
+): JudgedBucket<T> | undefined {
   if (current.total_rows >= minRows) return { ...current, hour_bucket: currentStart };
   if (previous.total_rows >= minRows) return { ...previous, hour_bucket: new Date(currentStart.getTime() - HOUR_MS) };
   return undefined;
@@ -60,7 +65,11 @@ export interface HourlyRow {
  */
 export async function queryHourlyRows(db: Queryable, now: Date): Promise<{ window: HourWindow; rows: HourlyRow[] }> {
   const currentStart = new Date(Math.floor(now.getTime() / HOUR_MS) * HOUR_MS);
-  const window = { previousStart: new Date(currentStart.getTime() - HOUR_MS), currentStart, nextStart: new Date(currentStart.getTime() + HOUR_MS) };
+  const window = {
+    previousStart: new Date(currentStart.getTime() - HOUR_MS),
+    currentStart,
+    nextStart: new Date(currentStart.getTime() + HOUR_MS),
+  };
   const { rows } = await db.query<HourlyRow>(
     `select case when created_at >= $2::timestamptz then 'current' else 'previous' end as bucket,
             source,
@@ -77,7 +86,10 @@ export async function queryHourlyRows(db: Queryable, now: Date): Promise<{ windo
 }
 
 /** Sources judged on their own (`sources.<name>.<setting>`), with that threshold. */
-export function ownThresholds(config: SentinelConfig, setting: 'error_spike_threshold_pct' | 'dedupe_threshold_pct'): Map<string, number> {
+export function ownThresholds(
+  config: SentinelConfig,
+  setting: 'error_spike_threshold_pct' | 'dedupe_threshold_pct',
+): Map<string, number> {
   const own = new Map<string, number>();
   for (const [source, settings] of Object.entries(config.sources)) {
     const threshold = settings[setting];
@@ -102,7 +114,10 @@ export interface Hours {
  * The two hours' rows summed: `overall` over every source not in `alone` (those
  * are judged on their own threshold), and `perSource` for every source that has rows.
  */
-export function sumHours(rows: HourlyRow[], alone: { has(source: string): boolean }): { overall: Hours; perSource: Map<string, Hours> } {
+export function sumHours(
+  rows: HourlyRow[],
+  alone: { has(source: string): boolean },
+): { overall: Hours; perSource: Map<string, Hours> } {
   const empty = (): Hours => ({
     current: { total_rows: 0, error_rows: 0, skipped_rows: 0 },
     previous: { total_rows: 0, error_rows: 0, skipped_rows: 0 },
@@ -170,7 +185,9 @@ export const errorSpikeCheck = {
     for (const source of [...perSource.keys()].filter((s) => ownThreshold.has(s)).sort()) {
       judge(perSource.get(source)!, ownThreshold.get(source)!, source);
     }
-    ctx.logger.debug(`error_spike: judged ${rows.length} source-hour rows, thresholds overall ${trimNumber(cfg.threshold_pct)}%`);
+    ctx.logger.debug(
+      `error_spike: judged ${rows.length} source-hour rows, thresholds overall ${trimNumber(cfg.threshold_pct)}%`,
+    );
     return alerts;
   },
 } satisfies Check;

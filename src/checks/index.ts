@@ -1,11 +1,11 @@
-import type { Check } from './types.js';
-import { stuckBatchesCheck } from './stuck_batches.js';
-import { errorSpikeCheck } from './error_spike.js';
-import { schemaCacheCheck } from './schema_cache.js';
 import { dedupeRateCheck } from './dedupe_rate.js';
+import { errorSpikeCheck } from './error_spike.js';
 import { processingTimeCheck } from './processing_time.js';
 import { queueBacklogCheck } from './queue_backlog.js';
+import { schemaCacheCheck } from './schema_cache.js';
 import { sourceFreshnessCheck } from './source_freshness.js';
+import { stuckBatchesCheck } from './stuck_batches.js';
+import type { Check } from './types.js';
 
 /** Names of the checks, in the order they run and appear in reports. */
 export const CHECK_NAMES = [

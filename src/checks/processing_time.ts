@@ -1,8 +1,8 @@
-import type { Check, CheckContext } from './types.js';
-import type { Alert } from '../types.js';
 import { createdSince } from '../db/sql.js';
-import { FINISHED_LOOKBACK_HOURS } from './snapshot.js';
+import type { Alert } from '../types.js';
 import { pct1, round } from '../util/format.js';
+import { FINISHED_LOOKBACK_HOURS } from './snapshot.js';
+import type { Check, CheckContext } from './types.js';
 
 interface Figures {
   batch_count: number;

@@ -1,6 +1,6 @@
-import type { Check, CheckContext } from './types.js';
 import type { Alert } from '../types.js';
 import { plural, trimNumber } from '../util/format.js';
+import type { Check, CheckContext } from './types.js';
 
 /** How many of the oldest waiting batches are named in the details. */
 const OLDEST_LIMIT = 5;

@@ -1,10 +1,10 @@
-import type { Alert, CheckSummary, Measurement } from '../types.js';
-import { isSkipped, type Check, type CheckContext } from './types.js';
-import { REMEDIATION } from '../report/remediation.js';
-import { linkedAbort } from '../util/abort.js';
 import { isConnectionError, isSessionLost, isStatementTimeout } from '../db/errors.js';
-import type { Queryable } from '../db/pool.js';
 import { describeLockHolder, findLockHolders, type LockHolder } from '../db/locks.js';
+import type { Queryable } from '../db/pool.js';
+import { REMEDIATION } from '../report/remediation.js';
+import type { Alert, CheckSummary, Measurement } from '../types.js';
+import { linkedAbort } from '../util/abort.js';
+import { type Check, type CheckContext, isSkipped } from './types.js';
 
 export interface RunChecksResult {
   alerts: Alert[];
@@ -104,7 +104,12 @@ export async function runChecks(
     const needsDatabase = check.needsDatabase !== false;
     if (rootCause && needsDatabase) {
       stopped.push(check.name);
-      summaries.push({ name: check.name, outcome: 'skipped', duration_ms: 0, reason: `${NOT_RUN} the database is ${rootCause.kind}` });
+      summaries.push({
+        name: check.name,
+        outcome: 'skipped',
+        duration_ms: 0,
+        reason: `${NOT_RUN} the database is ${rootCause.kind}`,
+      });
       continue;
     }
     base.logger.info(`Running ${check.name} check...`);
@@ -136,16 +141,28 @@ export async function runChecks(
       const duration = Math.round(performance.now() - started);
       if (isSkipped(output)) {
         base.logger.info(`Skipped ${check.name}: ${output.skipped}`);
-        summaries.push({ name: check.name, outcome: 'skipped', duration_ms: duration, reason: output.skipped, ...measurements() });
+        summaries.push({
+          name: check.name,
+          outcome: 'skipped',
+          duration_ms: duration,
+          reason: output.skipped,
+          ...measurements(),
+        });
         continue;
       }
       for (const alert of output) alerts.push({ ...alert, remediation: alert.remediation ?? REMEDIATION[alert.check] });
-      summaries.push({ name: check.name, outcome: output.length > 0 ? 'alert' : 'ok', duration_ms: duration, ...measurements() });
+      summaries.push({
+        name: check.name,
+        outcome: output.length > 0 ? 'alert' : 'ok',
+        duration_ms: duration,
+        ...measurements(),
+      });
     } catch (err) {
       const duration = Math.round(performance.now() - started);
       const reason = describeError(err);
       summaries.push({ name: check.name, outcome: 'failed', duration_ms: duration, ...measurements() });
-      if (needsDatabase && !rootCause) rootCause = await findRootCause(err, reason, options.findLockHolders ?? (() => findLockHolders(base.db)));
+      if (needsDatabase && !rootCause)
+        rootCause = await findRootCause(err, reason, options.findLockHolders ?? (() => findLockHolders(base.db)));
       if (needsDatabase && rootCause) {
         base.logger.error(`${check.name} check failed: the database is ${rootCause.kind}: ${rootCause.reason}`);
         failedBy.push(check.name);
@@ -176,7 +193,11 @@ export async function runChecks(
  * of pg_locks at once, while the lock is likely still held). Anything else is the
  * check's own failure.
  */
-async function findRootCause(err: unknown, reason: string, holders: () => Promise<LockHolder[]>): Promise<DatabaseRootCause | undefined> {
+async function findRootCause(
+  err: unknown,
+  reason: string,
+  holders: () => Promise<LockHolder[]>,
+): Promise<DatabaseRootCause | undefined> {
   if (isConnectionError(err)) return { kind: 'unreachable', reason, error: err };
   if (!isStatementTimeout(err)) return undefined;
   const found = await holders().catch(() => [] as LockHolder[]);

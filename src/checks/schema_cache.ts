@@ -1,9 +1,9 @@
-import type { Alert } from '../types.js';
-import type { Check, CheckContext, CheckOutput } from './types.js';
 import http from 'node:http';
 import https from 'node:https';
+import type { Alert } from '../types.js';
 import { displayUrl, Redactor } from '../util/redact.js';
 import { oneLine } from '../util/text.js';
+import type { Check, CheckContext, CheckOutput } from './types.js';
 
 /**
  * Check 3 of the guide (SPEC.md §5.3): is PostgREST's schema cache serving the ops
@@ -39,7 +39,15 @@ interface PostgrestError {
 
 type Probe =
   | { kind: 'ok'; status: number; latencyMs: number }
-  | { kind: 'http'; status: number; latencyMs: number; error?: PostgrestError; bodyExcerpt?: string; foreign?: Foreign; location?: string }
+  | {
+      kind: 'http';
+      status: number;
+      latencyMs: number;
+      error?: PostgrestError;
+      bodyExcerpt?: string;
+      foreign?: Foreign;
+      location?: string;
+    }
   | {
       kind: 'network';
       latencyMs: number;
@@ -155,7 +163,10 @@ class SchemaCacheRun {
    * a redirect is not followed. At most {@link MAX_PROBE_BYTES} of the answer are read.
    */
   private async probeOnce(): Promise<Probe> {
-    const timeoutMs = Math.max(100, Math.min(this.settings.request_timeout_seconds * 1000, this.deadline - performance.now()));
+    const timeoutMs = Math.max(
+      100,
+      Math.min(this.settings.request_timeout_seconds * 1000, this.deadline - performance.now()),
+    );
     const headers: Record<string, string> = { Accept: 'application/json', 'Accept-Profile': SCHEMA };
     if (this.key) {
       headers.apikey = this.key;
@@ -181,23 +192,42 @@ class SchemaCacheRun {
     }
     const { status, contentType, body, truncated } = outcome;
     if (status >= 300 && status < 400) {
-      return { kind: 'http', status, latencyMs, location: hostOfLocation(outcome.location, this.probeUrl), bodyExcerpt: '' };
+      return {
+        kind: 'http',
+        status,
+        latencyMs,
+        location: hostOfLocation(outcome.location, this.probeUrl),
+        bodyExcerpt: '',
+      };
     }
     if (status >= 200 && status < 300) {
       const foreign = notPostgrest(contentType, body, truncated);
-      return foreign ? { kind: 'http', status, latencyMs, foreign: { ...foreign, sample: oneLine(this.redactor.redact(body.slice(0, 400)), 80) } } : { kind: 'ok', status, latencyMs };
+      return foreign
+        ? {
+            kind: 'http',
+            status,
+            latencyMs,
+            foreign: { ...foreign, sample: oneLine(this.redactor.redact(body.slice(0, 400)), 80) },
+          }
+        : { kind: 'ok', status, latencyMs };
     }
     const error = truncated ? undefined : parseError(body);
-    return error ? { kind: 'http', status, latencyMs, error } : { kind: 'http', status, latencyMs, bodyExcerpt: oneLine(this.redactor.redact(body.slice(0, 400)), 200) };
+    return error
+      ? { kind: 'http', status, latencyMs, error }
+      : { kind: 'http', status, latencyMs, bodyExcerpt: oneLine(this.redactor.redact(body.slice(0, 400)), 200) };
   }
 
-  private networkReason(err: unknown, stage: 'connect' | 'answer' | 'body'): { reason: 'refused' | 'dns' | 'other'; detail: string } {
+  private networkReason(
+    err: unknown,
+    stage: 'connect' | 'answer' | 'body',
+  ): { reason: 'refused' | 'dns' | 'other'; detail: string } {
     const cause = (err as { cause?: unknown }).cause ?? err;
     const code = (cause as { code?: unknown }).code;
     const message = this.redactor.redact(cause instanceof Error ? cause.message : String(cause));
     if (code === 'ECONNREFUSED') return { reason: 'refused', detail: 'connection refused' };
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { reason: 'dns', detail: `host not found (${message})` };
-    const when = stage === 'connect' ? '' : stage === 'answer' ? ' after the request was sent' : ' while reading the answer';
+    const when =
+      stage === 'connect' ? '' : stage === 'answer' ? ' after the request was sent' : ' while reading the answer';
     return { reason: 'other', detail: `${typeof code === 'string' ? `${code}: ` : ''}${message}${when}` };
   }
 
@@ -209,12 +239,17 @@ class SchemaCacheRun {
 
     if (!this.settings.auto_reload) {
       return [
-        this.alert('critical', `${label.detected} - auto-reload disabled`, {
-          ...base,
-          action_taken: 'none: checks.schema_cache.auto_reload is false',
-          recovered: false,
-          diagnosis: await this.diagnose(first),
-        }, `Reload the schema cache by hand (${ACTION}) or enable checks.schema_cache.auto_reload.`),
+        this.alert(
+          'critical',
+          `${label.detected} - auto-reload disabled`,
+          {
+            ...base,
+            action_taken: 'none: checks.schema_cache.auto_reload is false',
+            recovered: false,
+            diagnosis: await this.diagnose(first),
+          },
+          `Reload the schema cache by hand (${ACTION}) or enable checks.schema_cache.auto_reload.`,
+        ),
       ];
     }
 
@@ -227,7 +262,8 @@ class SchemaCacheRun {
     // than stretched by however far the clock jumped.
     if (lastReload) {
       const sinceReloadMs = now.getTime() - lastReload.getTime();
-      if (sinceReloadMs >= 0 && sinceReloadMs < cooldownMs) return [await this.duringCooldown(first, label, lastReload)];
+      if (sinceReloadMs >= 0 && sinceReloadMs < cooldownMs)
+        return [await this.duringCooldown(first, label, lastReload)];
     }
 
     try {
@@ -239,12 +275,20 @@ class SchemaCacheRun {
       const reason = this.redactor.redact(err instanceof Error ? err.message : String(err));
       this.ctx.logger.warn(`schema_cache: ${label.detected}; could not send ${ACTION}: ${reason}`);
       return [
-        this.alert('critical', `${label.detected} - auto-reload failed`, {
-          ...base,
-          action_taken: `${ACTION} failed: ${reason}`,
-          recovered: false,
-          diagnosis: [`Could not send ${ACTION} over DATABASE_URL (${reason}): the database may be unreachable from Sentinel.`, ...(await this.diagnose(first))],
-        }, 'Check that DATABASE_URL reaches the database, then reload the schema cache by hand: ' + ACTION + '.'),
+        this.alert(
+          'critical',
+          `${label.detected} - auto-reload failed`,
+          {
+            ...base,
+            action_taken: `${ACTION} failed: ${reason}`,
+            recovered: false,
+            diagnosis: [
+              `Could not send ${ACTION} over DATABASE_URL (${reason}): the database may be unreachable from Sentinel.`,
+              ...(await this.diagnose(first)),
+            ],
+          },
+          `Check that DATABASE_URL reaches the database, then reload the schema cache by hand: ${ACTION}.`,
+        ),
       ];
     }
     try {
@@ -264,32 +308,48 @@ class SchemaCacheRun {
       last = await this.probe();
       if (last.kind === 'ok') {
         return [
-          this.alert('warning', `${label.detected} - auto-reload triggered`, {
-            ...base,
-            action_taken: ACTION,
-            recovered: true,
-            attempts,
-            recovered_after_ms: Math.round(performance.now() - notifiedAt),
-          }, `Sentinel reloaded the schema cache (${ACTION}). If this repeats, make migrations end with ${ACTION} and check the PostgREST role's statement_timeout.`),
+          this.alert(
+            'warning',
+            `${label.detected} - auto-reload triggered`,
+            {
+              ...base,
+              action_taken: ACTION,
+              recovered: true,
+              attempts,
+              recovered_after_ms: Math.round(performance.now() - notifiedAt),
+            },
+            `Sentinel reloaded the schema cache (${ACTION}). If this repeats, make migrations end with ${ACTION} and check the PostgREST role's statement_timeout.`,
+          ),
         ];
       }
       if (last.kind !== 'http' || !isReloadable(last)) break; // a different problem now; reprobing will not help
     }
 
     return [
-      this.alert('critical', `${label.stem} persists after auto-reload`, {
-        ...base,
-        action_taken: ACTION,
-        recovered: false,
-        attempts,
-        ...(last !== first ? { last_error: this.describeFailure(last as Failure) } : {}),
-        diagnosis: await this.diagnose(last as Failure),
-      }, 'Manual intervention needed: see details.diagnosis; check the Supabase dashboard for schema locks or migrations in progress, fix the cause, then ' + ACTION + '.'),
+      this.alert(
+        'critical',
+        `${label.stem} persists after auto-reload`,
+        {
+          ...base,
+          action_taken: ACTION,
+          recovered: false,
+          attempts,
+          ...(last !== first ? { last_error: this.describeFailure(last as Failure) } : {}),
+          diagnosis: await this.diagnose(last as Failure),
+        },
+        'Manual intervention needed: see details.diagnosis; check the Supabase dashboard for schema locks or migrations in progress, fix the cause, then ' +
+          ACTION +
+          '.',
+      ),
     ];
   }
 
   /** A reload was sent recently: no second NOTIFY, one more look, then report. */
-  private async duringCooldown(first: Extract<Probe, { kind: 'http' }>, label: { stem: string; detected: string }, lastReload: Date): Promise<Alert> {
+  private async duringCooldown(
+    first: Extract<Probe, { kind: 'http' }>,
+    label: { stem: string; detected: string },
+    lastReload: Date,
+  ): Promise<Alert> {
     const sentAt = lastReload.toISOString();
     const action = `none: ${ACTION} already sent at ${sentAt} (cooldown ${this.settings.cooldown_minutes}m)`;
     let again: Probe = first;
@@ -298,21 +358,33 @@ class SchemaCacheRun {
       again = await this.probe();
     }
     if (again.kind === 'ok') {
-      return this.alert('warning', `${label.detected} - recovered during reload cooldown`, {
+      return this.alert(
+        'warning',
+        `${label.detected} - recovered during reload cooldown`,
+        {
+          ...this.errorDetails(first),
+          action_taken: action,
+          recovered: true,
+          last_reload_at: sentAt,
+        },
+        `The schema cache recovered after the reload sent at ${sentAt}. If this repeats, look for migrations that do not reload the cache.`,
+      );
+    }
+    return this.alert(
+      'critical',
+      `${label.stem} persists - reload already sent at ${sentAt}`,
+      {
         ...this.errorDetails(first),
         action_taken: action,
-        recovered: true,
+        recovered: false,
         last_reload_at: sentAt,
-      }, `The schema cache recovered after the reload sent at ${sentAt}. If this repeats, look for migrations that do not reload the cache.`);
-    }
-    return this.alert('critical', `${label.stem} persists - reload already sent at ${sentAt}`, {
-      ...this.errorDetails(first),
-      action_taken: action,
-      recovered: false,
-      last_reload_at: sentAt,
-      ...(again !== first ? { last_error: this.describeFailure(again) } : {}),
-      diagnosis: await this.diagnose(again),
-    }, 'The reload did not help: see details.diagnosis; check the Supabase dashboard for schema locks or migrations in progress, fix the cause, then ' + ACTION + '.');
+        ...(again !== first ? { last_error: this.describeFailure(again) } : {}),
+        diagnosis: await this.diagnose(again),
+      },
+      'The reload did not help: see details.diagnosis; check the Supabase dashboard for schema locks or migrations in progress, fix the cause, then ' +
+        ACTION +
+        '.',
+    );
   }
 
   /** The probed view as printed: `shownUrl` ends with '/' when the REST root has no path. */
@@ -321,7 +393,8 @@ class SchemaCacheRun {
   }
 
   private fitsAnotherProbe(): boolean {
-    const needed = this.settings.reprobe_interval_seconds * 1000 + Math.min(this.settings.request_timeout_seconds * 1000, 1000);
+    const needed =
+      this.settings.reprobe_interval_seconds * 1000 + Math.min(this.settings.request_timeout_seconds * 1000, 1000);
     return performance.now() + needed <= this.deadline;
   }
 
@@ -343,55 +416,94 @@ class SchemaCacheRun {
 
   private notReloadable(failure: Failure): Alert {
     if (failure.kind === 'network') {
-      const details = { url: this.shownUrl, error: failure.detail, stage: failure.stage, latency_ms: failure.latencyMs };
+      const details = {
+        url: this.shownUrl,
+        error: failure.detail,
+        stage: failure.stage,
+        latency_ms: failure.latencyMs,
+      };
       // Say what was seen: a PostgREST that took the request and went quiet is slow
       // (often a slow or locked database behind it), not unreachable.
       if (failure.stage !== 'connect') {
-        return this.alert('critical', `PostgREST at ${this.shownUrl} did not answer: ${failure.detail}`, details,
-          'PostgREST took the request but did not answer in time: look for a slow or locked database behind it (a database alert of this run names a lock), an exhausted connection pool (PGRST003) or an overloaded PostgREST; raise checks.schema_cache.request_timeout_seconds if it is only slow.');
+        return this.alert(
+          'critical',
+          `PostgREST at ${this.shownUrl} did not answer: ${failure.detail}`,
+          details,
+          'PostgREST took the request but did not answer in time: look for a slow or locked database behind it (a database alert of this run names a lock), an exhausted connection pool (PGRST003) or an overloaded PostgREST; raise checks.schema_cache.request_timeout_seconds if it is only slow.',
+        );
       }
-      return this.alert('critical', `PostgREST unreachable at ${this.shownUrl}: ${failure.detail}`, details,
-        'Check that PostgREST (Supabase: the project) is running and reachable from this host, and that SUPABASE_URL / POSTGREST_URL is right.');
+      return this.alert(
+        'critical',
+        `PostgREST unreachable at ${this.shownUrl}: ${failure.detail}`,
+        details,
+        'Check that PostgREST (Supabase: the project) is running and reachable from this host, and that SUPABASE_URL / POSTGREST_URL is right.',
+      );
     }
     if (failure.foreign) {
       const f = failure.foreign;
-      return this.alert('critical', `PostgREST probe got HTTP ${failure.status} ${f.contentType || 'without a content type'} that is not PostgREST's answer (${f.why}): "${f.sample}"`, {
-        url: this.shownUrl,
-        status: failure.status,
-        content_type: f.contentType,
-        body_sample: f.sample,
-        why: f.why,
-        latency_ms: failure.latencyMs,
-      }, `Something other than PostgREST answers at ${this.shownUrl} (a proxy, a load balancer's default page, a maintenance page): point SUPABASE_URL / POSTGREST_URL at PostgREST and check the proxy's upstream.`);
+      return this.alert(
+        'critical',
+        `PostgREST probe got HTTP ${failure.status} ${f.contentType || 'without a content type'} that is not PostgREST's answer (${f.why}): "${f.sample}"`,
+        {
+          url: this.shownUrl,
+          status: failure.status,
+          content_type: f.contentType,
+          body_sample: f.sample,
+          why: f.why,
+          latency_ms: failure.latencyMs,
+        },
+        `Something other than PostgREST answers at ${this.shownUrl} (a proxy, a load balancer's default page, a maintenance page): point SUPABASE_URL / POSTGREST_URL at PostgREST and check the proxy's upstream.`,
+      );
     }
     if (failure.location !== undefined) {
-      return this.alert('critical', `PostgREST probe was redirected (HTTP ${failure.status}${failure.location ? ` to ${failure.location}` : ''}); Sentinel does not follow redirects`, {
-        url: this.shownUrl,
-        status: failure.status,
-        location_host: failure.location,
-        latency_ms: failure.latencyMs,
-      }, 'Point SUPABASE_URL / POSTGREST_URL at the final address (https:// instead of http://, the right host), so the key is never sent on to another host.');
+      return this.alert(
+        'critical',
+        `PostgREST probe was redirected (HTTP ${failure.status}${failure.location ? ` to ${failure.location}` : ''}); Sentinel does not follow redirects`,
+        {
+          url: this.shownUrl,
+          status: failure.status,
+          location_host: failure.location,
+          latency_ms: failure.latencyMs,
+        },
+        'Point SUPABASE_URL / POSTGREST_URL at the final address (https:// instead of http://, the right host), so the key is never sent on to another host.',
+      );
     }
     const details = this.errorDetails(failure);
     const code = failure.error?.code;
     if (code === 'PGRST106') {
-      return this.alert('critical', `Schema '${SCHEMA}' is not exposed by PostgREST (PGRST106)`, details,
-        `Add ${SCHEMA} to PostgREST's db-schemas (Supabase: Settings → API → Exposed schemas), then ${ACTION}.`);
+      return this.alert(
+        'critical',
+        `Schema '${SCHEMA}' is not exposed by PostgREST (PGRST106)`,
+        details,
+        `Add ${SCHEMA} to PostgREST's db-schemas (Supabase: Settings → API → Exposed schemas), then ${ACTION}.`,
+      );
     }
     if (code && (DB_UNREACHABLE_CODES.has(code) || code.startsWith('08'))) {
       const what = code === 'PGRST003' ? 'timed out waiting for a database connection' : 'cannot reach the database';
-      return this.alert('critical', `PostgREST ${what} (${code})`, details,
-        'Check the database is up and accepting connections, and the connection pool usage (Supabase dashboard); PostgREST reconnects by itself once it can.');
+      return this.alert(
+        'critical',
+        `PostgREST ${what} (${code})`,
+        details,
+        'Check the database is up and accepting connections, and the connection pool usage (Supabase dashboard); PostgREST reconnects by itself once it can.',
+      );
     }
     if (failure.status === 401 || failure.status === 403) {
       const privilege = code === '42501';
-      return this.alert('critical', `PostgREST rejected the request: HTTP ${failure.status}${code ? ` ${code}` : ''}${privilege ? ' (permission denied)' : ''}`, details,
+      return this.alert(
+        'critical',
+        `PostgREST rejected the request: HTTP ${failure.status}${code ? ` ${code}` : ''}${privilege ? ' (permission denied)' : ''}`,
+        details,
         privilege
           ? `The key's role may not read ${SCHEMA}.${VIEW}: grant usage on schema ${SCHEMA} and select on its views to the API roles.`
-          : 'Check the service-role key (SUPABASE_SERVICE_ROLE_KEY): it must be a valid JWT for this project.');
+          : 'Check the service-role key (SUPABASE_SERVICE_ROLE_KEY): it must be a valid JWT for this project.',
+      );
     }
-    return this.alert('critical', `Unexpected PostgREST response: HTTP ${failure.status}${code ? ` ${code}` : ''}`, details,
-      `Query ${this.viewUrl()} by hand and check the PostgREST logs.`);
+    return this.alert(
+      'critical',
+      `Unexpected PostgREST response: HTTP ${failure.status}${code ? ` ${code}` : ''}`,
+      details,
+      `Query ${this.viewUrl()} by hand and check the PostgREST logs.`,
+    );
   }
 
   // --- Diagnosis -----------------------------------------------------------------
@@ -445,27 +557,43 @@ class SchemaCacheRun {
       ),
     ]);
 
-    const failures = [view, timeouts, schemas, queue, locks].filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const failures = [view, timeouts, schemas, queue, locks].filter(
+      (r): r is PromiseRejectedResult => r.status === 'rejected',
+    );
     if (failures.length === 5) {
-      findings.push(`Database unreachable from Sentinel (${this.describeDbError(failures[0]!.reason)}): nothing could be checked in SQL.`);
+      findings.push(
+        `Database unreachable from Sentinel (${this.describeDbError(failures[0]!.reason)}): nothing could be checked in SQL.`,
+      );
     } else {
       if (view.status === 'fulfilled') {
         if (view.value[0]?.role_exists === false) {
-          findings.push(`Role ${role} does not exist in this cluster: set checks.schema_cache.postgrest_role to the role PostgREST logs in as, so its settings can be inspected.`);
+          findings.push(
+            `Role ${role} does not exist in this cluster: set checks.schema_cache.postgrest_role to the role PostgREST logs in as, so its settings can be inspected.`,
+          );
         }
         if (view.value[0]?.view_exists === false) {
-          findings.push(`${SCHEMA}.${VIEW} does not exist in the database: apply the ops migration (sentinel migrate or supabase db push).`);
+          findings.push(
+            `${SCHEMA}.${VIEW} does not exist in the database: apply the ops migration (sentinel migrate or supabase db push).`,
+          );
         } else if (failure.kind === 'http' && isMissingRelation(failure)) {
-          findings.push(`${SCHEMA}.${VIEW} exists in the database, yet PostgREST does not find it: check the exposed schemas and that PostgREST serves this database.`);
+          findings.push(
+            `${SCHEMA}.${VIEW} exists in the database, yet PostgREST does not find it: check the exposed schemas and that PostgREST serves this database.`,
+          );
         }
       } else findings.push(`Could not check whether ${SCHEMA}.${VIEW} exists: ${this.describeDbError(view.reason)}`);
 
       if (timeouts.status === 'fulfilled') {
         for (const t of timeouts.value) {
-          const where = t.scope === 'database' ? 'on this database (all roles)' : t.scope === 'role' ? `on role ${role}` : `on role ${role} in this database`;
-          const fix = t.scope === 'database'
-            ? 'ALTER DATABASE ... RESET statement_timeout'
-            : `ALTER ROLE ${role}${t.scope === 'role_in_database' ? ' IN DATABASE ...' : ''} RESET statement_timeout`;
+          const where =
+            t.scope === 'database'
+              ? 'on this database (all roles)'
+              : t.scope === 'role'
+                ? `on role ${role}`
+                : `on role ${role} in this database`;
+          const fix =
+            t.scope === 'database'
+              ? 'ALTER DATABASE ... RESET statement_timeout'
+              : `ALTER ROLE ${role}${t.scope === 'role_in_database' ? ' IN DATABASE ...' : ''} RESET statement_timeout`;
           findings.push(
             `statement_timeout = ${t.value} is set ${where}: PostgREST's schema-cache query runs as ${role} and fails when it takes longer (PGRST002). Raise it or remove it (${fix}), then ${ACTION}.`,
           );
@@ -485,12 +613,16 @@ class SchemaCacheRun {
       if (queue.status === 'fulfilled') {
         const usage = queue.value[0]?.usage ?? 0;
         if (usage > QUEUE_USAGE_WARN) {
-          findings.push(`Notification queue nearly full (${Math.round(usage * 100)}% used): PostgREST may not receive the NOTIFY. Look for a session that LISTENs but never reads (pg_stat_activity).`);
+          findings.push(
+            `Notification queue nearly full (${Math.round(usage * 100)}% used): PostgREST may not receive the NOTIFY. Look for a session that LISTENs but never reads (pg_stat_activity).`,
+          );
         }
       } else findings.push(`Could not read the notification queue usage: ${this.describeDbError(queue.reason)}`);
 
       if (locks.status === 'fulfilled' && (locks.value[0]?.waiting ?? 0) > 0) {
-        findings.push(`${locks.value[0]!.waiting} session(s) of ${role} are waiting on a lock: a migration or long transaction holds the catalog; PostgREST reloads once it ends.`);
+        findings.push(
+          `${locks.value[0]!.waiting} session(s) of ${role} are waiting on a lock: a migration or long transaction holds the catalog; PostgREST reloads once it ends.`,
+        );
       }
     }
 
@@ -517,7 +649,8 @@ class SchemaCacheRun {
       url: this.shownUrl,
       status: failure.status,
       code: e?.code ?? null,
-      error: e?.message !== undefined ? this.redactor.redact(e.message) : (failure.bodyExcerpt ?? `HTTP ${failure.status}`),
+      error:
+        e?.message !== undefined ? this.redactor.redact(e.message) : (failure.bodyExcerpt ?? `HTTP ${failure.status}`),
       latency_ms: failure.latencyMs,
     };
     if (e?.details != null) details.error_details = this.redactor.redact(String(e.details));
@@ -606,7 +739,12 @@ type GetOutcome =
  * {@link MAX_PROBE_BYTES} of the body (the rest is dropped, `truncated`), follows
  * no redirect, never rejects.
  */
-function httpGet(target: string, headers: Record<string, string>, timeoutMs: number, signal: AbortSignal): Promise<GetOutcome> {
+function httpGet(
+  target: string,
+  headers: Record<string, string>,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<GetOutcome> {
   return new Promise((resolve) => {
     let stage: 'connect' | 'answer' | 'body' = 'connect';
     let status: number | undefined;
@@ -621,7 +759,10 @@ function httpGet(target: string, headers: Record<string, string>, timeoutMs: num
       resolve(outcome);
     };
     const onAbort = (): void => finish({ kind: 'failed', stage, timedOut: false, error: signal.reason });
-    const timer = setTimeout(() => finish({ kind: 'failed', stage, timedOut: true, ...(status !== undefined ? { status } : {}) }), timeoutMs);
+    const timer = setTimeout(
+      () => finish({ kind: 'failed', stage, timedOut: true, ...(status !== undefined ? { status } : {}) }),
+      timeoutMs,
+    );
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       const url = new URL(target);
@@ -656,7 +797,11 @@ function httpGet(target: string, headers: Record<string, string>, timeoutMs: num
       req.on('socket', (socket) => {
         // A reused or already connected socket has connected.
         if (!socket.connecting) stage = 'answer';
-        else socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => (stage = stage === 'connect' ? 'answer' : stage));
+        else
+          socket.once(
+            url.protocol === 'https:' ? 'secureConnect' : 'connect',
+            () => (stage = stage === 'connect' ? 'answer' : stage),
+          );
       });
       req.on('error', (error) => finish({ kind: 'failed', stage, timedOut: false, error }));
       req.end();
@@ -667,7 +812,11 @@ function httpGet(target: string, headers: Record<string, string>, timeoutMs: num
 }
 
 /** Why a 2xx is not PostgREST's answer to `…/v_pipeline_health?limit=1`, or undefined when it is. */
-function notPostgrest(contentType: string, body: string, truncated: boolean): { contentType: string; why: string } | undefined {
+function notPostgrest(
+  contentType: string,
+  body: string,
+  truncated: boolean,
+): { contentType: string; why: string } | undefined {
   const type = contentType.split(';')[0]!.trim().toLowerCase();
   if (truncated) return { contentType: type, why: `more than ${MAX_PROBE_BYTES / 1024} KiB for one row` };
   if (type !== 'application/json' && !type.endsWith('+json')) return { contentType: type, why: 'not JSON' };

@@ -1,9 +1,8 @@
-import type { CheckContext } from './types.js';
 import { createdSince } from '../db/sql.js';
 import type { HourlyFigures, PipelineSnapshot } from '../types.js';
+import { chooseBucket, type Hours, ownErrorThresholds, queryHourlyRows, ratePct, sumHours } from './error_spike.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES, pipelineIndex } from './statuses.js';
-import { chooseBucket, ownErrorThresholds, queryHourlyRows, ratePct, sumHours, type Hours } from './error_spike.js';
-
+import type { CheckContext } from './types.js';
 
 /**
  * How far back (by `created_at`, through the UTC-hour index) to look for batches that finished
@@ -70,7 +69,11 @@ async function queryInFlight(ctx: CheckContext, now: Date): Promise<Pick<Pipelin
   );
   const sorted = [...rows].sort((a, b) => pipelineIndex(a.status) - pipelineIndex(b.status));
   return {
-    in_flight: sorted.map((r) => ({ status: r.status, batch_count: r.batch_count, oldest_age_seconds: r.oldest_age_seconds })),
+    in_flight: sorted.map((r) => ({
+      status: r.status,
+      batch_count: r.batch_count,
+      oldest_age_seconds: r.oldest_age_seconds,
+    })),
     stuck: {
       threshold_minutes: threshold,
       by_status: sorted.filter((r) => r.stuck_count > 0).map((r) => ({ status: r.status, batch_count: r.stuck_count })),

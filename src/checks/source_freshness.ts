@@ -1,8 +1,8 @@
-import type { Check, CheckContext, CheckOutput } from './types.js';
-import type { Alert } from '../types.js';
 import type { Queryable } from '../db/pool.js';
 import { utcHour } from '../db/sql.js';
+import type { Alert } from '../types.js';
 import { formatDuration } from '../util/duration.js';
+import type { Check, CheckContext, CheckOutput } from './types.js';
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
@@ -30,7 +30,11 @@ function formatSilence(ms: number): string {
  * nor 10,000 walks of a week of batches when many are silent. Feeds that are all on
  * time cost the last hour's batches; a silent one the longest lookback's, once.
  */
-async function newestBatches(db: Queryable, sources: Array<{ source: string; lookbackMs: number }>, now: Date): Promise<Map<string, Date | null>> {
+async function newestBatches(
+  db: Queryable,
+  sources: Array<{ source: string; lookbackMs: number }>,
+  now: Date,
+): Promise<Map<string, Date | null>> {
   const newest = new Map<string, Date | null>();
   const longest = sources.reduce((max, s) => Math.max(max, s.lookbackMs), 0);
   let pending = sources;

@@ -1,7 +1,7 @@
-import type { Check, CheckContext } from './types.js';
 import type { Alert } from '../types.js';
-import { PROCESSING_STATUSES, pipelineIndex } from './statuses.js';
 import { plural, trimNumber } from '../util/format.js';
+import { PROCESSING_STATUSES, pipelineIndex } from './statuses.js';
+import type { Check, CheckContext } from './types.js';
 
 /** How many of the oldest stuck batches are named in the details. */
 const OLDEST_LIMIT = 5;
@@ -61,7 +61,11 @@ export const stuckBatchesCheck = {
         level: 'critical',
         message: `${plural(total, 'batch')} stuck > ${trimNumber(threshold)}m: ${breakdown}`,
         details: {
-          stuck_batches: rows.map((r) => ({ status: r.status, batch_count: r.batch_count, oldest_age_minutes: r.oldest_age_minutes })),
+          stuck_batches: rows.map((r) => ({
+            status: r.status,
+            batch_count: r.batch_count,
+            oldest_age_minutes: r.oldest_age_minutes,
+          })),
           total_stuck: total,
           threshold_minutes: threshold,
           oldest_batches: oldest.rows,

@@ -1,8 +1,8 @@
-import type { Alert, Measurement } from '../types.js';
-import type { Logger } from '../log.js';
-import type { Queryable } from '../db/pool.js';
 import type { SentinelConfig } from '../config/schema.js';
+import type { Queryable } from '../db/pool.js';
+import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
+import type { Alert, Measurement } from '../types.js';
 
 /**
  * What a check gets to do its work. Checks never read globals, `process.env` or

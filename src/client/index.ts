@@ -64,13 +64,18 @@ async function rows<T>(view: string, query: PromiseLike<PostgrestResponseLike<Re
   const { data, error } = await query;
   if (error) {
     const hint = error.hint ? ` (hint: ${error.hint})` : '';
-    throw new OpsQueryError(view, error.code, `reading ops.${view} failed: ${error.message}${error.code ? ` [${error.code}]` : ''}${hint}`);
+    throw new OpsQueryError(
+      view,
+      error.code,
+      `reading ops.${view} failed: ${error.message}${error.code ? ` [${error.code}]` : ''}${hint}`,
+    );
   }
   return (data ?? []) as T[];
 }
 
 function positiveInteger(name: string, value: number, max: number): void {
-  if (!Number.isInteger(value) || value < 1 || value > max) throw new RangeError(`${name}: expected a whole number from 1 to ${max}, not ${String(value)}`);
+  if (!Number.isInteger(value) || value < 1 || value > max)
+    throw new RangeError(`${name}: expected a whole number from 1 to ${max}, not ${String(value)}`);
 }
 
 const nums = <T extends Record<string, unknown>>(row: T, keys: readonly string[]): T => {
@@ -106,9 +111,16 @@ export async function getBatchPerformance(supabase: SupabaseLike, hours = 24): P
   positiveInteger('hours', hours, 720);
   const data = await rows<BatchPerformanceRow>(
     'v_batch_performance',
-    supabase.schema('ops').from('v_batch_performance').select('*').order('hour_bucket', { ascending: false }).limit(hours),
+    supabase
+      .schema('ops')
+      .from('v_batch_performance')
+      .select('*')
+      .order('hour_bucket', { ascending: false })
+      .limit(hours),
   );
-  return data.map((r) => nums(r as unknown as Record<string, unknown>, BATCH_NUMERIC) as unknown as BatchPerformanceRow);
+  return data.map(
+    (r) => nums(r as unknown as Record<string, unknown>, BATCH_NUMERIC) as unknown as BatchPerformanceRow,
+  );
 }
 
 /** The `limit` most frequent error codes of `ops.v_error_distribution`. */
@@ -116,16 +128,36 @@ export async function getErrorDistribution(supabase: SupabaseLike, limit = 10): 
   positiveInteger('limit', limit, 100);
   const data = await rows<ErrorDistributionRow>(
     'v_error_distribution',
-    supabase.schema('ops').from('v_error_distribution').select('*').order('occurrence_count', { ascending: false }).limit(limit),
+    supabase
+      .schema('ops')
+      .from('v_error_distribution')
+      .select('*')
+      .order('occurrence_count', { ascending: false })
+      .limit(limit),
   );
-  return data.map((r) => nums(r as unknown as Record<string, unknown>, ['occurrence_count', 'affected_batches']) as unknown as ErrorDistributionRow);
+  return data.map(
+    (r) =>
+      nums(r as unknown as Record<string, unknown>, [
+        'occurrence_count',
+        'affected_batches',
+      ]) as unknown as ErrorDistributionRow,
+  );
 }
 
 /** `ops.v_pipeline_health`: batches per in-flight status, in pipeline order. */
 export async function getPipelineHealth(supabase: SupabaseLike): Promise<PipelineHealthViewRow[]> {
-  const data = await rows<PipelineHealthViewRow>('v_pipeline_health', supabase.schema('ops').from('v_pipeline_health').select('*'));
+  const data = await rows<PipelineHealthViewRow>(
+    'v_pipeline_health',
+    supabase.schema('ops').from('v_pipeline_health').select('*'),
+  );
   const order = ['uploaded', 'processing', 'validating', 'inserting'];
   return data
-    .map((r) => nums(r as unknown as Record<string, unknown>, ['batch_count', 'oldest_age_minutes']) as unknown as PipelineHealthViewRow)
+    .map(
+      (r) =>
+        nums(r as unknown as Record<string, unknown>, [
+          'batch_count',
+          'oldest_age_minutes',
+        ]) as unknown as PipelineHealthViewRow,
+    )
     .sort((a, b) => order.indexOf(a.status) - order.indexOf(b.status));
 }

@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
-import { loadConfig, ConfigError, prepareStateDir, type ConfigFlags } from '../config/load.js';
-import { createLogger, type LogLevel } from '../log.js';
-import { Redactor } from '../util/redact.js';
-import type { AlertStateStore, Silence } from '../alerting/store.js';
-import { activeSilences, isSilenced } from '../alerting/engine.js';
 import type { TrackedAlert } from '../alerting/decide.js';
-import { createAlertStore, createAlerting } from '../alerting/setup.js';
-import { createNotifiers } from '../notifiers/index.js';
+import { activeSilences, isSilenced } from '../alerting/engine.js';
+import { createAlerting, createAlertStore } from '../alerting/setup.js';
+import type { AlertStateStore, Silence } from '../alerting/store.js';
 import { CHECK_NAMES, type CheckName } from '../checks/index.js';
-import { formatDuration, parseDuration } from '../util/duration.js';
 import { MAX_SPAN_MS } from '../config/limits.js';
+import { ConfigError, type ConfigFlags, loadConfig, prepareStateDir } from '../config/load.js';
+import { createLogger, type LogLevel } from '../log.js';
+import { createNotifiers } from '../notifiers/index.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
+import { Redactor } from '../util/redact.js';
 import { MAX_CHARS, oneLine } from '../util/text.js';
 
 /**
@@ -73,15 +73,22 @@ function who(): string {
   }
 }
 
-async function silenceAddCommand(flags: Flags & { check: string; source?: string; duration: string; reason: string; allEnvironments?: boolean }): Promise<number> {
+async function silenceAddCommand(
+  flags: Flags & { check: string; source?: string; duration: string; reason: string; allEnvironments?: boolean },
+): Promise<number> {
   const problems: string[] = [];
-  if (!(CHECK_NAMES as readonly string[]).includes(flags.check)) problems.push(`--check: "${flags.check}" is not a check (one of: ${CHECK_NAMES.join(', ')})`);
-  else if (flags.source !== undefined && !flags.source.trim()) problems.push('--source: give a source name (leave --source out to silence every source)');
+  if (!(CHECK_NAMES as readonly string[]).includes(flags.check))
+    problems.push(`--check: "${flags.check}" is not a check (one of: ${CHECK_NAMES.join(', ')})`);
+  else if (flags.source !== undefined && !flags.source.trim())
+    problems.push('--source: give a source name (leave --source out to silence every source)');
   else if (flags.source !== undefined && !(SOURCE_CHECKS as readonly string[]).includes(flags.check)) {
-    problems.push(`--source: ${flags.check} has no per-source alerts, so this silence would match nothing (only ${SOURCE_CHECKS.join(', ')} take --source)`);
+    problems.push(
+      `--source: ${flags.check} has no per-source alerts, so this silence would match nothing (only ${SOURCE_CHECKS.join(', ')} take --source)`,
+    );
   }
   const ms = parseDuration(flags.duration);
-  if (ms === undefined || ms <= 0) problems.push(`--duration: "${flags.duration}" is not a duration (e.g. 30m, 2h, 1h30m, 7d)`);
+  if (ms === undefined || ms <= 0)
+    problems.push(`--duration: "${flags.duration}" is not a duration (e.g. 30m, 2h, 1h30m, 7d)`);
   else if (ms > MAX_SPAN_MS) problems.push(`--duration: must be at most ${formatDuration(MAX_SPAN_MS)}`);
   if (!flags.reason.trim()) problems.push('--reason: say why, for whoever is paged next');
   if (problems.length) throw new ConfigError(problems);
@@ -99,7 +106,9 @@ async function silenceAddCommand(flags: Flags & { check: string; source?: string
   };
   await store.withLock(async () => {
     const state = await store.read();
-    state.silences = state.silences.filter((s) => !s.expiredAt && Date.parse(s.endsAt) > now.getTime() - 7 * 86_400_000);
+    state.silences = state.silences.filter(
+      (s) => !s.expiredAt && Date.parse(s.endsAt) > now.getTime() - 7 * 86_400_000,
+    );
     state.silences.push(silence);
     await store.write(state);
   });
@@ -114,7 +123,14 @@ async function silenceListCommand(flags: Flags & { all?: boolean }): Promise<num
   const now = new Date();
   const shown = flags.all ? state.silences : activeSilences(state.silences, now);
   if (flags.json) {
-    process.stdout.write(JSON.stringify(redactDeep(shown.map((s) => ({ ...s, active: activeSilences([s], now).length === 1 })), redactor)) + '\n');
+    process.stdout.write(
+      `${JSON.stringify(
+        redactDeep(
+          shown.map((s) => ({ ...s, active: activeSilences([s], now).length === 1 })),
+          redactor,
+        ),
+      )}\n`,
+    );
     return 0;
   }
   if (shown.length === 0) {
@@ -123,7 +139,11 @@ async function silenceListCommand(flags: Flags & { all?: boolean }): Promise<num
   }
   for (const s of shown) {
     const active = activeSilences([s], now).length === 1;
-    const left = active ? `${formatDuration(Date.parse(s.endsAt) - now.getTime())} left` : s.expiredAt ? 'expired' : 'ended';
+    const left = active
+      ? `${formatDuration(Date.parse(s.endsAt) - now.getTime())} left`
+      : s.expiredAt
+        ? 'expired'
+        : 'ended';
     const show = (value: string, max?: number): string => display(redactor, value, max);
     process.stdout.write(
       redactor.redact(
@@ -144,13 +164,17 @@ async function silenceExpireCommand(flags: Flags & { id: string }): Promise<numb
     await store.write(state);
     return true;
   });
-  if (!found) throw new ConfigError([`silence ${flags.id}: no active silence with that id (see sentinel silence list)`]);
+  if (!found)
+    throw new ConfigError([`silence ${flags.id}: no active silence with that id (see sentinel silence list)`]);
   process.stdout.write(`Expired ${display(redactor, flags.id)}: its alerts notify again from the next run.\n`);
   return 0;
 }
 
 async function ackCommand(flags: Flags & { id: string }): Promise<number> {
-  if (!/^[0-9a-f]{4,8}$/.test(flags.id)) throw new ConfigError([`ack: "${flags.id}" is not an alert id (4 to 8 hex characters, shown as "id" in the report)`]);
+  if (!/^[0-9a-f]{4,8}$/.test(flags.id))
+    throw new ConfigError([
+      `ack: "${flags.id}" is not an alert id (4 to 8 hex characters, shown as "id" in the report)`,
+    ]);
   const { store, redactor } = await context(flags);
   const result = await store.withLock(async () => {
     const state = await store.read();
@@ -162,7 +186,8 @@ async function ackCommand(flags: Flags & { id: string }): Promise<number> {
     return alert;
   });
   if (result === 0) throw new ConfigError([`ack: no firing alert with id ${flags.id} (see sentinel alerts)`]);
-  if (typeof result === 'number') throw new ConfigError([`ack: ${flags.id} matches ${result} alerts: give more characters of the id`]);
+  if (typeof result === 'number')
+    throw new ConfigError([`ack: ${flags.id} matches ${result} alerts: give more characters of the id`]);
   process.stdout.write(
     redactor.redact(
       `Acknowledged ${display(redactor, result.id)} [${display(redactor, result.environment)}] ${display(redactor, result.check)}: ${display(redactor, result.message, MAX_CHARS.message)}\nNo repeats until it resolves; a rise in level still notifies.\n`,
@@ -200,7 +225,9 @@ async function listAlertsCommand(flags: Flags): Promise<number> {
     .sort((a, b) => a.firingSince.localeCompare(b.firingSince))
     .map((a) => ({ ...a, silencedBy: silencesOf(silences, a).map((s) => s.id) }));
   if (flags.json) {
-    process.stdout.write(JSON.stringify(redactDeep({ alerts, outbox: state.outbox.length, dead: state.dead.length }, redactor)) + '\n');
+    process.stdout.write(
+      `${JSON.stringify(redactDeep({ alerts, outbox: state.outbox.length, dead: state.dead.length }, redactor))}\n`,
+    );
     return 0;
   }
   const out: string[] = [];
@@ -220,22 +247,32 @@ async function listAlertsCommand(flags: Flags): Promise<number> {
     );
   }
   if (state.outbox.length) out.push(`${state.outbox.length} notification(s) waiting for delivery.`);
-  if (state.dead.length) out.push(`${state.dead.length} notification(s) rejected for good; last: ${show(String(state.dead[state.dead.length - 1]!.lastError), MAX_CHARS.message)}`);
+  if (state.dead.length)
+    out.push(
+      `${state.dead.length} notification(s) rejected for good; last: ${show(String(state.dead[state.dead.length - 1]!.lastError), MAX_CHARS.message)}`,
+    );
   process.stdout.write(redactor.redact(out.map((line) => `${line}\n`).join('')));
   return 0;
 }
 
 export async function notifyTest(flags: Flags & { notifier?: string }): Promise<number> {
   const { config, redactor, logger } = await context(flags);
-  if (config.notifiers.length === 0) throw new ConfigError(['notify test: no notifiers configured (add a notifiers: list to the config file)']);
+  if (config.notifiers.length === 0)
+    throw new ConfigError(['notify test: no notifiers configured (add a notifiers: list to the config file)']);
   if (flags.notifier && !config.notifiers.some((n) => n.name === flags.notifier)) {
-    throw new ConfigError([`--notifier: no notifier named "${flags.notifier}" (configured: ${config.notifiers.map((n) => n.name).join(', ')})`]);
+    throw new ConfigError([
+      `--notifier: no notifier named "${flags.notifier}" (configured: ${config.notifiers.map((n) => n.name).join(', ')})`,
+    ]);
   }
   const engine = createAlerting(config, logger, redactor);
   const results = await engine.sendTest(config.env.name, flags.notifier);
   for (const r of results) {
     const name = `${display(redactor, r.notifier)} (${display(redactor, r.type)})`;
-    process.stdout.write(redactor.redact(r.ok ? `✅ ${name}: delivered\n` : `❌ ${name}: ${display(redactor, String(r.error), MAX_CHARS.message)}\n`));
+    process.stdout.write(
+      redactor.redact(
+        r.ok ? `✅ ${name}: delivered\n` : `❌ ${name}: ${display(redactor, String(r.error), MAX_CHARS.message)}\n`,
+      ),
+    );
   }
   return results.every((r) => r.ok) ? 0 : 1;
 }

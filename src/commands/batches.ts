@@ -1,15 +1,15 @@
 import { userInfo } from 'node:os';
-import { ConfigError, type ConfigFlags } from '../config/load.js';
-import type { LogLevel } from '../log.js';
-import { createPool, createWritePool, endPool } from '../db/pool.js';
 import { describeError } from '../checks/runner.js';
 import { PROCESSING_STATUSES } from '../checks/statuses.js';
-import { formatDuration, parseDuration } from '../util/duration.js';
 import { MAX_SPAN_MS } from '../config/limits.js';
+import { ConfigError, type ConfigFlags } from '../config/load.js';
+import { createPool, createWritePool, endPool } from '../db/pool.js';
+import type { LogLevel } from '../log.js';
+import { failStuck, findStuck, listAudit, RemediationError, type StuckBatch } from '../remediation/stuck.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
 import { plural, trimNumber } from '../util/format.js';
 import type { Redactor } from '../util/redact.js';
 import { MAX_CHARS, oneLine, tableLines } from '../util/text.js';
-import { failStuck, findStuck, listAudit, RemediationError, type StuckBatch } from '../remediation/stuck.js';
 import { setup } from './check.js';
 
 /**
@@ -31,7 +31,9 @@ const MIN_OLDER_THAN_MS = 60_000;
 export async function batchesStuck(flags: Flags): Promise<number> {
   return withDatabase(flags, async ({ config, redactor, url }) => {
     const threshold = config.checks.stuck_batches.threshold_minutes;
-    const batches = await readOnly(url, config.statement_timeout_ms, (db) => findStuck(db, { olderThanMinutes: threshold }));
+    const batches = await readOnly(url, config.statement_timeout_ms, (db) =>
+      findStuck(db, { olderThanMinutes: threshold }),
+    );
     if (flags.json) return print(redactor, JSON.stringify(batches));
     if (batches.length === 0) return print(redactor, `No batches stuck > ${trimNumber(threshold)}m.`);
     return print(redactor, [
@@ -47,16 +49,20 @@ export async function batchesStuck(flags: Flags): Promise<number> {
  * Without --yes: what would change, nothing written. With --yes: the batches still
  * stuck at that moment are failed and audited in one transaction.
  */
-export async function batchesFailStuck(flags: Flags & { olderThan: string; reason: string; source?: string; yes?: boolean }): Promise<number> {
+export async function batchesFailStuck(
+  flags: Flags & { olderThan: string; reason: string; source?: string; yes?: boolean },
+): Promise<number> {
   const ms = parseDuration(flags.olderThan);
   const reason = flags.reason.trim();
   const problems: string[] = [];
   if (ms === undefined) problems.push(`--older-than: "${flags.olderThan}" is not a duration (e.g. 30m, 2h, 1h30m)`);
-  else if (ms < MIN_OLDER_THAN_MS) problems.push(`--older-than: ${flags.olderThan} is under 1m: a batch that young is still being worked on`);
+  else if (ms < MIN_OLDER_THAN_MS)
+    problems.push(`--older-than: ${flags.olderThan} is under 1m: a batch that young is still being worked on`);
   else if (ms > MAX_SPAN_MS) problems.push(`--older-than: must be at most ${formatDuration(MAX_SPAN_MS)}`);
   if (!reason) problems.push('--reason: say why, for the audit record and whoever looks at these batches next');
   else if (reason.length > MAX_REASON) problems.push(`--reason: ${reason.length} characters, at most ${MAX_REASON}`);
-  if (flags.source !== undefined && !flags.source.trim()) problems.push('--source: give a source name (leave --source out for every source)');
+  if (flags.source !== undefined && !flags.source.trim())
+    problems.push('--source: give a source name (leave --source out for every source)');
   if (problems.length) throw new ConfigError(problems);
 
   const filter = { olderThanMinutes: ms! / 60_000, ...(flags.source ? { source: flags.source.trim() } : {}) };
@@ -65,7 +71,17 @@ export async function batchesFailStuck(flags: Flags & { olderThan: string; reaso
     const scope = `stuck > ${formatDuration(ms!)}${filter.source ? ` from ${show(filter.source)}` : ''}`;
     if (!flags.yes) {
       const batches = await readOnly(url, config.statement_timeout_ms, (db) => findStuck(db, filter));
-      if (flags.json) return print(redactor, JSON.stringify({ dry_run: true, older_than_minutes: filter.olderThanMinutes, source: filter.source ?? null, reason, batches }));
+      if (flags.json)
+        return print(
+          redactor,
+          JSON.stringify({
+            dry_run: true,
+            older_than_minutes: filter.olderThanMinutes,
+            source: filter.source ?? null,
+            reason,
+            batches,
+          }),
+        );
       if (batches.length === 0) return print(redactor, `No batches ${scope}: nothing to fail.`);
       return print(redactor, [
         `Dry run: ${plural(batches.length, 'batch')} ${scope} would be set to failed, reason "${show(reason, MAX_CHARS.message)}":`,
@@ -80,12 +96,27 @@ export async function batchesFailStuck(flags: Flags & { olderThan: string; reaso
       try {
         const result = await failStuck(client, { ...filter, reason, osUser: osUser(), environment: config.env.name });
         if (flags.json) {
-          return print(redactor, JSON.stringify({ dry_run: false, older_than_minutes: filter.olderThanMinutes, source: filter.source ?? null, reason, db_role: result.dbRole, audit_id: result.auditId, batches: result.batches }));
+          return print(
+            redactor,
+            JSON.stringify({
+              dry_run: false,
+              older_than_minutes: filter.olderThanMinutes,
+              source: filter.source ?? null,
+              reason,
+              db_role: result.dbRole,
+              audit_id: result.auditId,
+              batches: result.batches,
+            }),
+          );
         }
-        if (result.batches.length === 0) return print(redactor, `No batches ${scope}: nothing failed, no audit record written.`);
+        if (result.batches.length === 0)
+          return print(redactor, `No batches ${scope}: nothing failed, no audit record written.`);
         return print(redactor, [
           `Failed ${plural(result.batches.length, 'batch')} ${scope}, reason "${show(reason, MAX_CHARS.message)}" (audit record ${result.auditId}, role ${show(result.dbRole)}):`,
-          ...table(result.batches.map((b) => ({ ...b, status: `${oneLine(b.status_before, MAX_CHARS.cell)} → failed` })), redactor),
+          ...table(
+            result.batches.map((b) => ({ ...b, status: `${oneLine(b.status_before, MAX_CHARS.cell)} → failed` })),
+            redactor,
+          ),
         ]);
       } finally {
         client.release();
@@ -131,7 +162,11 @@ async function withDatabase(flags: Flags, body: (s: Session) => Promise<number>)
   }
 }
 
-async function readOnly<T>(url: string, statementTimeoutMs: number, body: (db: ReturnType<typeof createPool>) => Promise<T>): Promise<T> {
+async function readOnly<T>(
+  url: string,
+  statementTimeoutMs: number,
+  body: (db: ReturnType<typeof createPool>) => Promise<T>,
+): Promise<T> {
   const pool = createPool(url, { max: 1, statementTimeoutMs });
   try {
     return await body(pool);
@@ -144,14 +179,16 @@ async function readOnly<T>(url: string, statementTimeoutMs: number, body: (db: R
 function table(batches: StuckBatch[], redactor: Redactor): string[] {
   const rows = [
     ['ID', 'SOURCE', 'STATUS', 'AGE'],
-    ...batches.map((b) => [b.id, b.source, b.status, formatDuration(b.age_minutes * 60_000)].map((cell) => redactor.redact(cell))),
+    ...batches.map((b) =>
+      [b.id, b.source, b.status, formatDuration(b.age_minutes * 60_000)].map((cell) => redactor.redact(cell)),
+    ),
   ];
   return tableLines(rows, { indent: '  ' });
 }
 
 function print(redactor: Redactor, lines: string | string[]): number {
   const text = typeof lines === 'string' ? lines : lines.join('\n');
-  process.stdout.write(redactor.redact(text) + '\n');
+  process.stdout.write(`${redactor.redact(text)}\n`);
   return 0;
 }
 

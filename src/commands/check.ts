@@ -1,24 +1,24 @@
-import { ConfigError, loadConfig, prepareStateDir, type ConfigFlags } from '../config/load.js';
-import type { SentinelConfig } from '../config/schema.js';
-import { createLogger, type LogLevel, type Logger } from '../log.js';
-import { Redactor, redactUrlPasswords } from '../util/redact.js';
-import { Runner, exitCodeFor } from '../run.js';
+import type { AlertingOutcome } from '../alerting/engine.js';
+import { pingHeartbeat } from '../alerting/heartbeat.js';
+import { createAlerting, createAlertStore, stateDatabaseUrl } from '../alerting/setup.js';
 import { allChecks } from '../checks/index.js';
-import { FileStateStore } from '../state/store.js';
+import { describeError } from '../checks/runner.js';
+import { ConfigError, type ConfigFlags, loadConfig, prepareStateDir } from '../config/load.js';
+import type { SentinelConfig } from '../config/schema.js';
+import { createRunHistory, recordOf } from '../history/index.js';
+import { createLogger, type Logger, type LogLevel } from '../log.js';
+import { runLoop, stopOnSignals } from '../loop.js';
+import type { LeaderElection } from '../replicas/leader.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
-import { nagiosThresholds, renderNagios, renderNagiosUnknown, type NagiosThresholds } from '../report/nagios.js';
-import { runLoop, stopOnSignals } from '../loop.js';
-import type { RunResult } from '../types.js';
-import { createAlertStore, createAlerting, stateDatabaseUrl } from '../alerting/setup.js';
-import type { AlertingOutcome } from '../alerting/engine.js';
-import type { LeaderElection } from '../replicas/leader.js';
-import { pingHeartbeat } from '../alerting/heartbeat.js';
-import { createRunHistory, recordOf } from '../history/index.js';
-import { describeError } from '../checks/runner.js';
-import { markLongRunning } from '../util/crash.js';
-import type { ListenAddress } from '../server/listen.js';
+import { type NagiosThresholds, nagiosThresholds, renderNagios, renderNagiosUnknown } from '../report/nagios.js';
+import { exitCodeFor, Runner } from '../run.js';
 import type { MonitorServer } from '../server/index.js';
+import type { ListenAddress } from '../server/listen.js';
+import { FileStateStore } from '../state/store.js';
+import type { RunResult } from '../types.js';
+import { markLongRunning } from '../util/crash.js';
+import { Redactor, redactUrlPasswords } from '../util/redact.js';
 
 export interface CheckFlags extends ConfigFlags {
   json?: boolean;
@@ -89,7 +89,7 @@ export function reportPrinter(
       : options.json || options.pretty
         ? renderJson(result, { pretty: options.pretty })
         : renderHuman(result, { color: options.color ?? false, redact: (t) => redactor.redact(t) });
-    process.stdout.write(redactor.redact(text) + '\n');
+    process.stdout.write(`${redactor.redact(text)}\n`);
   };
 }
 
@@ -108,7 +108,8 @@ export async function withRunner<T>(
   await prepareStateDir(config);
   // Replicas: whoever lost the lock since the run started must not act. The
   // NOTIFY and every delivery attempt ask right before they happen.
-  const stillLeader = reportOnly !== undefined ? async () => false : leadership ? () => leadership.stillLeader() : undefined;
+  const stillLeader =
+    reportOnly !== undefined ? async () => false : leadership ? () => leadership.stillLeader() : undefined;
   // A report-only run says why it sends no NOTIFY (the schema-cache check shows it).
   const mayAct =
     reportOnly !== undefined
@@ -116,10 +117,19 @@ export async function withRunner<T>(
           throw new Error(reportOnly.refusal);
         }
       : stillLeader;
-  const runner = new Runner({ config, logger, checks: allChecks(), state: new FileStateStore(config.stateDir), ...(mayAct ? { mayAct } : {}) });
+  const runner = new Runner({
+    config,
+    logger,
+    checks: allChecks(),
+    state: new FileStateStore(config.stateDir),
+    ...(mayAct ? { mayAct } : {}),
+  });
   const store = createAlertStore(config);
   const history = createRunHistory(config);
-  const alerting = createAlerting(config, logger, redactor, { store, ...(stillLeader ? { mayDeliver: stillLeader } : {}) });
+  const alerting = createAlerting(config, logger, redactor, {
+    store,
+    ...(stillLeader ? { mayDeliver: stillLeader } : {}),
+  });
   // The report shows silenced and acknowledged marks, so alerting runs before it is printed.
   const runAndAlert: RunAndAlert = async (signal) => {
     const raw = await runner.runOnce(signal);
@@ -138,9 +148,12 @@ export async function withRunner<T>(
       ...(leadership ? { role: 'leader' as const } : {}),
     };
     // The record `sentinel slo` reads; losing one must not fail the run it describes.
-    await history.append(recordOf(reported)).catch((err: unknown) => logger.warn(`Could not record this run in the history: ${describeError(err)}`));
+    await history
+      .append(recordOf(reported))
+      .catch((err: unknown) => logger.warn(`Could not record this run in the history: ${describeError(err)}`));
     // Pages that cannot go out are Sentinel failing: the dead man's switch must say so.
-    if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, outcome.error ? 'fail' : 'ok', logger, redactor);
+    if (config.heartbeat_url)
+      await pingHeartbeat(config.heartbeat_url, outcome.error ? 'fail' : 'ok', logger, redactor);
     // Housekeeping for the views' sake, after everything the run reports on.
     await runner.refreshRollups();
     return reported;
@@ -150,7 +163,10 @@ export async function withRunner<T>(
       const outcome = await alerting.flush(config.env.name);
       // Shown like a run's figures, for the operator reading the logs of a shutdown.
       for (const n of outcome.notifications) {
-        if (n.sent || n.failed) logger.info(`Final delivery for ${n.notifier}: ${n.sent} sent, ${n.failed} failed, ${n.pending} still pending`);
+        if (n.sent || n.failed)
+          logger.info(
+            `Final delivery for ${n.notifier}: ${n.sent} sent, ${n.failed} failed, ${n.pending} still pending`,
+          );
       }
       return outcome;
     },
@@ -182,7 +198,11 @@ export interface ContinuousOptions {
  * Replicas (`replicas.enabled`): the leader election on its own connection, in the
  * state database (`replicas.state_database_url`, else the monitored one).
  */
-async function createElection(s: Setup, onChange: (leader: boolean) => void, deadSessionTimeoutMs?: number): Promise<LeaderElection> {
+async function createElection(
+  s: Setup,
+  onChange: (leader: boolean) => void,
+  deadSessionTimeoutMs?: number,
+): Promise<LeaderElection> {
   const { LeaderElection } = await import('../replicas/leader.js');
   return new LeaderElection({
     connectionString: stateDatabaseUrl(s.config),
@@ -231,7 +251,9 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
       await prepareStateDir(next.config);
       const refusal = needsRestart(current.config, next.config);
       if (refusal) {
-        logger.error(`Configuration not reloaded: ${refusal} only take effect on a restart; the current configuration stays`);
+        logger.error(
+          `Configuration not reloaded: ${refusal} only take effect on a restart; the current configuration stays`,
+        );
         return;
       }
       // The server logs through the first setup's redactor: it must mask the new secrets too.
@@ -283,7 +305,9 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
     // Set up (an address in use was exit 3, a setup error): from here on an internal
     // error exits 70, which systemd restarts (it must not restart a config error).
     markLongRunning();
-    logger.info(`Starting loop: environment ${s.config.env.name}, every ${options.intervalSeconds}s${leadership ? ' (replicas: one leader runs, the others stand by)' : ''}`);
+    logger.info(
+      `Starting loop: environment ${s.config.env.name}, every ${options.intervalSeconds}s${leadership ? ' (replicas: one leader runs, the others stand by)' : ''}`,
+    );
     let runs = 0;
     let nextRunAt: number | undefined;
     while (!stop.signal.aborted) {
@@ -318,7 +342,8 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
             ...(leadership
               ? {
                   election: leadership,
-                  pollMs: (setupNow.config.replicas.takeover_poll_seconds ?? Math.min(5, options.intervalSeconds)) * 1000,
+                  pollMs:
+                    (setupNow.config.replicas.takeover_poll_seconds ?? Math.min(5, options.intervalSeconds)) * 1000,
                   // Followers print nothing; they stay ready while the lock database answers.
                   onStandby: () => server?.standby(leadership.problem),
                 }
@@ -357,7 +382,8 @@ export async function runContinuously(s: Setup, options: ContinuousOptions): Pro
  * start. Undefined when the new configuration can be applied from the next run.
  */
 function needsRestart(before: SentinelConfig, after: SentinelConfig): string | undefined {
-  const r = (c: SentinelConfig): string => JSON.stringify([c.replicas.enabled, c.replicas.state_database_url ?? null, String(c.replicas.lock_key)]);
+  const r = (c: SentinelConfig): string =>
+    JSON.stringify([c.replicas.enabled, c.replicas.state_database_url ?? null, String(c.replicas.lock_key)]);
   return r(before) === r(after) ? undefined : 'replicas settings';
 }
 
@@ -377,7 +403,7 @@ export async function checkCommand(flags: CheckFlags): Promise<number> {
         : err instanceof Error
           ? err.message
           : String(err);
-    process.stdout.write(renderNagiosUnknown(redactUrlPasswords(reason.split('\n')[0] ?? reason)) + '\n');
+    process.stdout.write(`${renderNagiosUnknown(redactUrlPasswords(reason.split('\n')[0] ?? reason))}\n`);
     throw err;
   }
 }

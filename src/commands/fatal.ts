@@ -1,6 +1,6 @@
 import { ConfigError } from '../config/load.js';
-import { redactUrlPasswords } from '../util/redact.js';
 import { internalErrorExitCode } from '../util/crash.js';
+import { redactUrlPasswords } from '../util/redact.js';
 import { oneLine } from '../util/text.js';
 
 /**
@@ -12,12 +12,14 @@ import { oneLine } from '../util/text.js';
  */
 export function reportFatal(err: unknown): number {
   if (err instanceof ConfigError) {
-    for (const problem of err.problems) process.stderr.write(`sentinel: config error: ${oneLine(redactUrlPasswords(problem))}\n`);
+    for (const problem of err.problems)
+      process.stderr.write(`sentinel: config error: ${oneLine(redactUrlPasswords(problem))}\n`);
     return 3;
   }
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`sentinel: ${oneLine(redactUrlPasswords(message.split('\n')[0] ?? message))}\n`);
-  if (process.env.SENTINEL_DEBUG === '1' && err instanceof Error && err.stack) process.stderr.write(redactUrlPasswords(err.stack) + '\n');
+  if (process.env.SENTINEL_DEBUG === '1' && err instanceof Error && err.stack)
+    process.stderr.write(`${redactUrlPasswords(err.stack)}\n`);
   // 3 for a one-shot command; 70 once a loop ran, so that systemd restarts it.
   return internalErrorExitCode();
 }

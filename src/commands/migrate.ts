@@ -1,17 +1,23 @@
-import { setup } from './check.js';
-import { migrate, MigrationError } from '../db/migrate.js';
-import type { LogLevel } from '../log.js';
-import type { ConfigFlags } from '../config/load.js';
-import { displayUrl } from '../util/redact.js';
-import { buildErrorRollup } from '../db/rollup.js';
 import { describeError } from '../checks/runner.js';
+import type { ConfigFlags } from '../config/load.js';
+import { MigrationError, migrate } from '../db/migrate.js';
+import { buildErrorRollup } from '../db/rollup.js';
+import type { LogLevel } from '../log.js';
+import { displayUrl } from '../util/redact.js';
+import { setup } from './check.js';
 
 /** `sentinel migrate [--with-intake]`: returns 0 when every file is applied or unchanged, 3 otherwise. */
-export async function migrateCommand(flags: ConfigFlags & { withIntake?: boolean; lockTimeout?: number; logLevel?: LogLevel }): Promise<number> {
+export async function migrateCommand(
+  flags: ConfigFlags & { withIntake?: boolean; lockTimeout?: number; logLevel?: LogLevel },
+): Promise<number> {
   const { config, logger, redactor } = await setup(flags);
   logger.info(`Migrating ${displayUrl(config.env.databaseUrl)} (environment ${config.env.name})`);
   try {
-    const results = await migrate(config.env.databaseUrl, { withIntake: Boolean(flags.withIntake), logger, lockTimeoutMs: Math.round((flags.lockTimeout ?? 5) * 1000) });
+    const results = await migrate(config.env.databaseUrl, {
+      withIntake: Boolean(flags.withIntake),
+      logger,
+      lockTimeoutMs: Math.round((flags.lockTimeout ?? 5) * 1000),
+    });
     for (const r of results) logger.info(`${r.name}: ${r.status}`);
     try {
       await buildErrorRollup(config.env.databaseUrl, logger);
@@ -23,14 +29,18 @@ export async function migrateCommand(flags: ConfigFlags & { withIntake?: boolean
     if (stateUrl) {
       // Replicas keep their shared alert state (and elect their leader) there.
       logger.info(`Migrating the replicas' state database ${displayUrl(stateUrl)}`);
-      const state = await migrate(stateUrl, { scope: 'state', logger, lockTimeoutMs: Math.round((flags.lockTimeout ?? 5) * 1000) });
+      const state = await migrate(stateUrl, {
+        scope: 'state',
+        logger,
+        lockTimeoutMs: Math.round((flags.lockTimeout ?? 5) * 1000),
+      });
       for (const r of state) logger.info(`${r.name} (state database): ${r.status}`);
     }
     logger.info(`Migration complete for environment ${config.env.name}`);
     return 0;
   } catch (err) {
     if (err instanceof MigrationError) {
-      process.stderr.write(redactor.redact(`sentinel: migration failed: ${err.message}`) + '\n');
+      process.stderr.write(`${redactor.redact(`sentinel: migration failed: ${err.message}`)}\n`);
       return 3;
     }
     throw err;

@@ -1,8 +1,8 @@
 import type { ConfigFlags } from '../config/load.js';
 import type { LogLevel } from '../log.js';
-import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from '../server/listen.js';
 import { isLoopbackHost } from '../server/http.js';
-import { reportPrinter, runContinuously, setup, type Setup } from './check.js';
+import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from '../server/listen.js';
+import { reportPrinter, runContinuously, type Setup, setup } from './check.js';
 
 export interface ServeFlags extends ConfigFlags {
   listen?: ListenAddress;
@@ -38,7 +38,9 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   const raw = flags.authToken ?? (process.env.SENTINEL_DASHBOARD_TOKEN || undefined);
   const token = raw?.trim();
   if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
-    process.stderr.write(`sentinel: ${source}: use at least ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 24)\n`);
+    process.stderr.write(
+      `sentinel: ${source}: use at least ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 24)\n`,
+    );
     return 3;
   }
   // Off loopback the dashboard API and /metrics need a bearer token: refuse to
@@ -59,7 +61,10 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     reload: configure,
     intervalSeconds: flags.interval ?? 300,
     listen,
-    dashboard: token !== undefined ? { authToken: token, ...(flags.metricsWithoutToken ? { metricsWithoutToken: true } : {}) } : {},
+    dashboard:
+      token !== undefined
+        ? { authToken: token, ...(flags.metricsWithoutToken ? { metricsWithoutToken: true } : {}) }
+        : {},
     print: flags.json ? reportPrinter(s.redactor, { json: true }) : undefined,
   });
 }

@@ -1,11 +1,11 @@
-import { setup } from './check.js';
+import { describeError } from '../checks/runner.js';
 import type { ConfigFlags } from '../config/load.js';
-import type { LogLevel } from '../log.js';
 import { createPool, endPool } from '../db/pool.js';
 import { createRunHistory } from '../history/index.js';
+import type { LogLevel } from '../log.js';
 import { computeSlos } from '../slo/compute.js';
 import { renderSloHuman } from '../slo/render.js';
-import { describeError } from '../checks/runner.js';
+import { setup } from './check.js';
 
 /** The SLO queries read up to a year of batches: more time than a check's query gets. */
 const MIN_STATEMENT_TIMEOUT_MS = 30_000;
@@ -15,11 +15,15 @@ const MIN_STATEMENT_TIMEOUT_MS = 30_000;
  * Exit 0 when every SLO with data is met, 1 when one is missed, 3 when Sentinel
  * cannot compute them (bad flags, database unreachable).
  */
-export async function sloCommand(flags: ConfigFlags & { days?: number; json?: boolean; logLevel?: LogLevel }): Promise<number> {
+export async function sloCommand(
+  flags: ConfigFlags & { days?: number; json?: boolean; logLevel?: LogLevel },
+): Promise<number> {
   const { config, logger, redactor } = await setup(flags);
   const days = flags.days ?? 30;
   if (days > config.history.retention_days) {
-    logger.warn(`history.retention_days is ${config.history.retention_days}: the schema-cache SLO covers only the runs of the last ${config.history.retention_days} days`);
+    logger.warn(
+      `history.retention_days is ${config.history.retention_days}: the schema-cache SLO covers only the runs of the last ${config.history.retention_days} days`,
+    );
   }
   const pool = createPool(config.env.databaseUrl, {
     max: 2,
@@ -41,7 +45,7 @@ export async function sloCommand(flags: ConfigFlags & { days?: number; json?: bo
       runs,
     });
     const text = flags.json ? JSON.stringify(report) : renderSloHuman(report);
-    process.stdout.write(redactor.redact(text) + '\n');
+    process.stdout.write(`${redactor.redact(text)}\n`);
     return report.all_met ? 0 : 1;
   } catch (err) {
     throw new Error(`cannot compute the SLOs: ${describeError(err)}`, { cause: err });

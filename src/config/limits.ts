@@ -43,7 +43,12 @@ export const LIMITS = {
 
 /** `366 days`, `1 hour`, `5 minutes`, `24h20m`: a limit as a person reads it. */
 export function spanText(ms: number): string {
-  for (const [unit, size] of [['day', DAY_MS], ['hour', HOUR_MS], ['minute', MINUTE_MS], ['second', SECOND_MS]] as const) {
+  for (const [unit, size] of [
+    ['day', DAY_MS],
+    ['hour', HOUR_MS],
+    ['minute', MINUTE_MS],
+    ['second', SECOND_MS],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size} ${unit}${ms === size ? '' : 's'}`;
   }
   return formatDuration(ms);

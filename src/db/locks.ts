@@ -1,5 +1,5 @@
-import type { Queryable } from './pool.js';
 import { formatDuration } from '../util/duration.js';
+import type { Queryable } from './pool.js';
 
 /** The schemas whose tables Sentinel reads: a lock on one of them stalls the checks. */
 export const WATCHED_SCHEMAS = ['intake', 'ops', 'sentinel'] as const;
@@ -67,7 +67,9 @@ export async function findLockHolders(db: Queryable): Promise<LockHolder[]> {
  */
 export function describeLockHolder(h: LockHolder): string {
   const held = h.held_seconds !== null ? ` for ${formatDuration(h.held_seconds * 1000)}` : '';
-  const who = [h.user ? `user ${h.user}` : undefined, h.application ? `application ${h.application}` : undefined].filter(Boolean).join(', ');
+  const who = [h.user ? `user ${h.user}` : undefined, h.application ? `application ${h.application}` : undefined]
+    .filter(Boolean)
+    .join(', ');
   const running = h.query ? `, ${h.state === 'active' ? 'running' : 'last statement'} "${oneLine(h.query)}"` : '';
   const state = h.state ? `${h.state}${held}` : held.trim();
   const facts = [h.mode, who, state].filter((s) => s && s.length > 0).join(', ');

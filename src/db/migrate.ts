@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
-import { silentLogger, type Logger } from '../log.js';
+import { type Logger, silentLogger } from '../log.js';
 import { displayUrl, Redactor, secretsOfUrl } from '../util/redact.js';
 import { connectionConfig } from './connect.js';
 
@@ -80,7 +80,9 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
   const files = await migrationFiles(opts.withIntake ?? false, opts.scope ?? 'all');
   const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
   if (!Number.isInteger(lockTimeoutMs) || lockTimeoutMs < 0) {
-    throw new MigrationError(`lockTimeoutMs must be a whole number of milliseconds (0: wait forever), not ${String(opts.lockTimeoutMs)}`);
+    throw new MigrationError(
+      `lockTimeoutMs must be a whole number of milliseconds (0: wait forever), not ${String(opts.lockTimeoutMs)}`,
+    );
   }
 
   const client = await connect(databaseUrl, redactor);
@@ -98,9 +100,12 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
           applied_at timestamptz not null default now()
         )`);
     }).catch((err: unknown) => {
-      throw new MigrationError(`cannot create the migration ledger sentinel.schema_migrations: ${describe(err, redactor)}`, {
-        cause: err,
-      });
+      throw new MigrationError(
+        `cannot create the migration ledger sentinel.schema_migrations: ${describe(err, redactor)}`,
+        {
+          cause: err,
+        },
+      );
     });
 
     const results: MigrationResult[] = [];
@@ -158,7 +163,11 @@ async function migrationFiles(withIntake: boolean, scope: 'all' | 'state'): Prom
   // Code-unit order, not locale order: timestamps prefixes must sort the same everywhere.
   names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   for (const f of names) {
-    files.push({ name: f.slice(0, -'.sql'.length), label: `supabase/migrations/${f}`, url: new URL(f, MIGRATIONS_DIR) });
+    files.push({
+      name: f.slice(0, -'.sql'.length),
+      label: `supabase/migrations/${f}`,
+      url: new URL(f, MIGRATIONS_DIR),
+    });
   }
   // Last: Sentinel's own table (shared alert state for replicas) after the pipeline's views.
   files.push(state);

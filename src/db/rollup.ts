@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { Logger } from '../log.js';
 import { describeError } from '../checks/runner.js';
+import type { Logger } from '../log.js';
 
 /** Rows of intake.row_errors one refresh may roll up: bounds a first build at scale. */
 export const ROLLUP_MAX_ROWS_PER_RUN = 500_000;
@@ -76,7 +76,11 @@ export function refreshErrorRollup(pool: () => pg.Pool, logger: Logger): RollupR
  * only records one. Gives up quietly, leaving the rest to the runs, when a
  * transaction of this database stays open (the rollup may not pass its rows).
  */
-export async function buildErrorRollup(databaseUrl: string, logger: Logger, options: { markAgeMs?: number; patience?: number } = {}): Promise<void> {
+export async function buildErrorRollup(
+  databaseUrl: string,
+  logger: Logger,
+  options: { markAgeMs?: number; patience?: number } = {},
+): Promise<void> {
   const markAgeMs = options.markAgeMs ?? 1000;
   const { createWritePool, endPool } = await import('./pool.js');
   const pool = createWritePool(databaseUrl, { max: 1, statementTimeoutMs: 0 });
@@ -94,11 +98,14 @@ export async function buildErrorRollup(databaseUrl: string, logger: Logger, opti
         return;
       }
       if (r.watermark === last) stalled++;
-      else if (last < 0) logger.info(`Building the error rollup behind ops.v_error_distribution (${r.pending_rows} rows)...`);
+      else if (last < 0)
+        logger.info(`Building the error rollup behind ops.v_error_distribution (${r.pending_rows} rows)...`);
       last = r.watermark;
       await new Promise((resolve) => setTimeout(resolve, markAgeMs + 100));
     }
-    logger.info('The error rollup is not complete (a transaction of this database is still open); the runs will finish it');
+    logger.info(
+      'The error rollup is not complete (a transaction of this database is still open); the runs will finish it',
+    );
   } finally {
     await endPool(pool);
   }

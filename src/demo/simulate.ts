@@ -97,11 +97,23 @@ export async function simulateIngestion(db: Queryable, now: Date): Promise<Simul
     // A sample of the rejected rows, as the engine records them.
     for (let i = 0; i < Math.min(errors, 25); i++) {
       const [code, message] = pickWeighted(rand);
-      rowErrors.push({ batch_id: id, row_number: 1 + Math.floor(rand() * rows), error_code: code, error_message: message, created_at: at(minutesAgo - 0.1) });
+      rowErrors.push({
+        batch_id: id,
+        row_number: 1 + Math.floor(rand() * rows),
+        error_code: code,
+        error_message: message,
+        created_at: at(minutesAgo - 0.1),
+      });
     }
   };
 
-  const inFlight = (source: string, status: string, createdMinutesAgo: number, updatedMinutesAgo: number, rows: number): void => {
+  const inFlight = (
+    source: string,
+    status: string,
+    createdMinutesAgo: number,
+    updatedMinutesAgo: number,
+    rows: number,
+  ): void => {
     batches.push({
       id: randomUUID(),
       source,
@@ -151,7 +163,12 @@ export async function simulateIngestion(db: Queryable, now: Date): Promise<Simul
          from json_populate_recordset(null::intake.row_errors, $1::json)`,
     [JSON.stringify(rowErrors)],
   );
-  return { batches: batches.length, rowErrors: rowErrors.length, stuck: 3, sources: ['vendor_a', 'vendor_b', 'vendor_x'] };
+  return {
+    batches: batches.length,
+    rowErrors: rowErrors.length,
+    stuck: 3,
+    sources: ['vendor_a', 'vendor_b', 'vendor_x'],
+  };
 }
 
 function pickWeighted(rand: () => number): [string, string] {

@@ -1,10 +1,10 @@
-import type { SentinelConfig } from '../config/schema.js';
 import { stateDatabaseUrl } from '../alerting/setup.js';
-import { FileRunHistory, type RunHistoryStore } from './store.js';
+import type { SentinelConfig } from '../config/schema.js';
 import { PgRunHistory } from './pg-store.js';
+import { FileRunHistory, type RunHistoryStore } from './store.js';
 
+export { type RunRecord, recordOf } from './record.js';
 export type { RunHistoryStore } from './store.js';
-export { recordOf, type RunRecord } from './record.js';
 
 /**
  * Where runs are recorded, as alert state is kept: with `replicas.enabled` the

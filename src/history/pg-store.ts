@@ -20,8 +20,14 @@ export class PgRunHistory implements RunHistoryStore {
     private readonly retentionDays: number,
     options: { readOnly?: boolean; connectTimeoutMs?: number; statementTimeoutMs?: number } = {},
   ) {
-    const poolOptions = { max: 1, connectTimeoutMs: options.connectTimeoutMs ?? 5000, statementTimeoutMs: options.statementTimeoutMs ?? 10_000 };
-    this.pool = options.readOnly ? createPool(connectionString, poolOptions) : createWritePool(connectionString, poolOptions);
+    const poolOptions = {
+      max: 1,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+      statementTimeoutMs: options.statementTimeoutMs ?? 10_000,
+    };
+    this.pool = options.readOnly
+      ? createPool(connectionString, poolOptions)
+      : createWritePool(connectionString, poolOptions);
   }
 
   async append(record: RunRecord): Promise<void> {
@@ -57,7 +63,10 @@ export class PgRunHistory implements RunHistoryStore {
 
 function explain(err: unknown): never {
   if ((err as { code?: string }).code === UNDEFINED_TABLE) {
-    throw new Error('the run history table sentinel.run_history does not exist: run `sentinel migrate` (replicas need it)', { cause: err });
+    throw new Error(
+      'the run history table sentinel.run_history does not exist: run `sentinel migrate` (replicas need it)',
+      { cause: err },
+    );
   }
   throw err;
 }

@@ -46,7 +46,12 @@ export function recordOf(result: RunResult): RunRecord {
     environment: result.environment,
     overall_status: result.overall_status,
     duration_ms: result.duration_ms,
-    checks: result.checks.map((c) => ({ name: c.name, outcome: c.outcome, level: worst(c.name), duration_ms: c.duration_ms })),
+    checks: result.checks.map((c) => ({
+      name: c.name,
+      outcome: c.outcome,
+      level: worst(c.name),
+      duration_ms: c.duration_ms,
+    })),
     schema_cache: schemaCacheProbe(result),
   };
 }
@@ -55,6 +60,7 @@ function schemaCacheProbe(result: RunResult): SchemaCacheProbe {
   const check = result.checks.find((c) => c.name === 'schema_cache');
   if (!check || check.outcome === 'skipped') return { probed: false, ok: null };
   if (check.outcome === 'ok') return { probed: true, ok: true };
-  const code = result.alerts.find((a) => a.check === 'schema_cache' && typeof a.details.code === 'string')?.details.code as string | undefined;
+  const code = result.alerts.find((a) => a.check === 'schema_cache' && typeof a.details.code === 'string')?.details
+    .code as string | undefined;
   return { probed: true, ok: false, ...(code ? { code } : {}) };
 }

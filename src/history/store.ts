@@ -1,7 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { appendFile, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { withFileLock, type FileLockOptions } from '../state/lock.js';
+import { type FileLockOptions, withFileLock } from '../state/lock.js';
 import type { RunRecord } from './record.js';
 
 /**
@@ -46,7 +46,7 @@ export class FileRunHistory implements RunHistoryStore {
     await withFileLock(
       this.lockFile,
       async () => {
-        await appendFile(this.file, JSON.stringify(record) + '\n', { mode: 0o600 });
+        await appendFile(this.file, `${JSON.stringify(record)}\n`, { mode: 0o600 });
         const cutoff = this.now().getTime() - this.retentionDays * DAY_MS;
         const oldest = await this.firstTimestamp();
         if (oldest !== undefined && oldest < cutoff - HOUR_MS) await this.prune(cutoff);
@@ -97,7 +97,7 @@ export class FileRunHistory implements RunHistoryStore {
   private async prune(cutoff: number): Promise<void> {
     const kept = (await this.lines()).filter((r) => Date.parse(r.timestamp) >= cutoff);
     const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(tmp, kept.map((r) => JSON.stringify(r) + '\n').join(''), { mode: 0o600 });
+    await writeFile(tmp, kept.map((r) => `${JSON.stringify(r)}\n`).join(''), { mode: 0o600 });
     await rename(tmp, this.file);
   }
 }
@@ -108,7 +108,8 @@ function parseRecord(line: string): RunRecord | undefined {
     const value: unknown = JSON.parse(line);
     if (value === null || typeof value !== 'object') return undefined;
     const r = value as Partial<RunRecord>;
-    if (typeof r.timestamp !== 'string' || Number.isNaN(Date.parse(r.timestamp)) || typeof r.environment !== 'string') return undefined;
+    if (typeof r.timestamp !== 'string' || Number.isNaN(Date.parse(r.timestamp)) || typeof r.environment !== 'string')
+      return undefined;
     return r as RunRecord;
   } catch {
     return undefined;

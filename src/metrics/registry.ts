@@ -1,12 +1,12 @@
-import { sentinelVersion } from '../util/version.js';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CheckSummary, RunResult } from '../types.js';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { FAILURE_REASONS } from '../alerting/types.js';
 import { databaseReached } from '../checks/reachability.js';
 import { NOT_RUN } from '../checks/runner.js';
-import { FAILURE_REASONS } from '../alerting/types.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
-import { METRICS, type MetricName } from './names.js';
+import type { CheckSummary, RunResult } from '../types.js';
 import { oneLine } from '../util/text.js';
+import { sentinelVersion } from '../util/version.js';
+import { METRICS, type MetricName } from './names.js';
 
 /**
  * Sentinel's Prometheus metrics: a registry of its own (never prom-client's global
@@ -53,7 +53,10 @@ type SourceFigures = { total_rows: number; error_rows: number; skipped_rows: num
  * the rest summed as {@link OTHER_SOURCE} (a source really named `other` is part
  * of it). Figures are summed over each source's judged hour bucket.
  */
-export function sourceSeries(sources: ReadonlyArray<SourceFigures & { source: string }>, max: number): Array<SourceFigures & { source: string }> {
+export function sourceSeries(
+  sources: ReadonlyArray<SourceFigures & { source: string }>,
+  max: number,
+): Array<SourceFigures & { source: string }> {
   const byLabel = new Map<string, SourceFigures>();
   const add = (into: SourceFigures, f: SourceFigures): void => {
     into.total_rows += f.total_rows;
@@ -63,7 +66,10 @@ export function sourceSeries(sources: ReadonlyArray<SourceFigures & { source: st
   for (const s of sources) {
     const label = oneLine(s.source, MAX_LABEL_CHARS);
     let figures = byLabel.get(label);
-    if (!figures) byLabel.set(label, (figures = { total_rows: 0, error_rows: 0, skipped_rows: 0 }));
+    if (!figures) {
+      figures = { total_rows: 0, error_rows: 0, skipped_rows: 0 };
+      byLabel.set(label, figures);
+    }
     add(figures, s);
   }
   const other = byLabel.get(OTHER_SOURCE);
@@ -163,10 +169,11 @@ export function checkStatus(summary: CheckSummary, alerts: RunResult['alerts']):
     case 'failed':
       return CHECK_STATUS.failed;
     case 'alert':
-      return alerts.some((a) => a.check === summary.name && a.level === 'critical') ? CHECK_STATUS.critical : CHECK_STATUS.warning;
+      return alerts.some((a) => a.check === summary.name && a.level === 'critical')
+        ? CHECK_STATUS.critical
+        : CHECK_STATUS.warning;
   }
 }
-
 
 export interface MetricsOptions {
   /** `sentinel_build_info`'s version; default the package's. */
@@ -251,7 +258,8 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
   };
 
   function observePipeline(pipeline: RunResult['pipeline']): void {
-    for (const m of [g.inFlight, g.oldestAge, g.stuck, g.errorRatio, g.dedupeRatio, g.bucketRows, g.finished]) m.reset();
+    for (const m of [g.inFlight, g.oldestAge, g.stuck, g.errorRatio, g.dedupeRatio, g.bucketRows, g.finished])
+      m.reset();
     if (!pipeline) return;
     for (const status of IN_FLIGHT_STATUSES) g.inFlight.set({ status }, 0);
     for (const s of pipeline.in_flight) {
@@ -317,10 +325,16 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
     g.pending.reset();
     for (const n of notifications ?? []) {
       const retrying = Math.min(n.pending, Math.max(0, n.errors.length - n.failed));
-      const counts: Record<(typeof NOTIFICATION_RESULTS)[number], number> = { sent: n.sent, failed: n.failed, retrying };
-      for (const result of NOTIFICATION_RESULTS) c.notifications.inc({ notifier: n.notifier, type: n.type, result }, counts[result]);
+      const counts: Record<(typeof NOTIFICATION_RESULTS)[number], number> = {
+        sent: n.sent,
+        failed: n.failed,
+        retrying,
+      };
+      for (const result of NOTIFICATION_RESULTS)
+        c.notifications.inc({ notifier: n.notifier, type: n.type, result }, counts[result]);
       // Every reason is exported from the first run on (at 0), so rate() sees the first failure.
-      for (const reason of FAILURE_REASONS) c.failures.inc({ notifier: n.notifier, type: n.type, reason }, n.reasons?.[reason] ?? 0);
+      for (const reason of FAILURE_REASONS)
+        c.failures.inc({ notifier: n.notifier, type: n.type, reason }, n.reasons?.[reason] ?? 0);
       g.pending.set({ notifier: n.notifier }, n.pending);
     }
   }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { bounded, MINUTE_MS } from '../config/limits.js';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, timeoutMs, type SendContext } from './base.js';
+import { bounded, MINUTE_MS } from '../config/limits.js';
+import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, type SendContext, timeoutMs } from './base.js';
 import { detailLines } from './format.js';
 import { hostOf, request } from './http.js';
 
@@ -46,13 +46,19 @@ export const alertmanagerConfigSchema = z
     ...baseNotifierFields,
     type: z.literal('alertmanager'),
     /** Alertmanager's root URL; `/api/v2/alerts` is appended. */
-    url: httpUrl.refine((url) => !hasCredentials(url), 'credentials in the URL are not sent: use basic_auth: { username, password } instead'),
+    url: httpUrl.refine(
+      (url) => !hasCredentials(url),
+      'credentials in the URL are not sent: use basic_auth: { username, password } instead',
+    ),
     /** How long a firing alert stays firing in Alertmanager without being re-posted. */
     resolve_timeout_minutes: bounded(7 * 24 * 60, { unitMs: MINUTE_MS }).default(DEFAULT_RESOLVE_TIMEOUT_MINUTES),
     basic_auth: z.strictObject({ username: z.string().min(1), password: z.string().min(1) }).optional(),
     bearer_token: z.string().min(1).optional(),
   })
-  .refine((c) => !(c.basic_auth && c.bearer_token), { message: 'set basic_auth or bearer_token, not both', path: ['bearer_token'] });
+  .refine((c) => !(c.basic_auth && c.bearer_token), {
+    message: 'set basic_auth or bearer_token, not both',
+    path: ['bearer_token'],
+  });
 
 export type AlertmanagerConfig = z.output<typeof alertmanagerConfigSchema>;
 
@@ -61,14 +67,19 @@ export interface AlertmanagerOptions {
   now?: () => Date;
 }
 
-export function createAlertmanagerNotifier(config: AlertmanagerConfig, options: AlertmanagerOptions = {}): Notifier & { everyRun: true } {
+export function createAlertmanagerNotifier(
+  config: AlertmanagerConfig,
+  options: AlertmanagerOptions = {},
+): Notifier & { everyRun: true } {
   const now = options.now ?? (() => new Date());
   const url = alertsUrl(config.url);
   const label = `alertmanager (${hostOf(config.url)})`;
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
   const secrets: string[] = [];
   if (config.basic_auth) {
-    const encoded = Buffer.from(`${config.basic_auth.username}:${config.basic_auth.password}`, 'utf8').toString('base64');
+    const encoded = Buffer.from(`${config.basic_auth.username}:${config.basic_auth.password}`, 'utf8').toString(
+      'base64',
+    );
     headers.Authorization = `Basic ${encoded}`;
     // The encoded pair reveals the password as surely as the password does.
     secrets.push(config.basic_auth.password, encoded);
@@ -177,10 +188,16 @@ function laterOf(a: string, b: string): string {
 }
 
 export function interpretAlertmanagerError(status: number): { hint?: string } | undefined {
-  if (status === 400) return { hint: 'Alertmanager rejected the alerts as invalid; this is likely a Sentinel bug: please report it with this error' };
-  if (status === 401 || status === 403) return { hint: 'the credentials were rejected: check basic_auth or bearer_token' };
+  if (status === 400)
+    return {
+      hint: 'Alertmanager rejected the alerts as invalid; this is likely a Sentinel bug: please report it with this error',
+    };
+  if (status === 401 || status === 403)
+    return { hint: 'the credentials were rejected: check basic_auth or bearer_token' };
   if (status === 404 || status === 405) {
-    return { hint: 'no Alertmanager API v2 at this URL: url must be the Alertmanager root (e.g. http://alertmanager:9093), and Alertmanager 0.16 or later' };
+    return {
+      hint: 'no Alertmanager API v2 at this URL: url must be the Alertmanager root (e.g. http://alertmanager:9093), and Alertmanager 0.16 or later',
+    };
   }
   return undefined;
 }

@@ -46,7 +46,10 @@ export const httpUrl = z
  * entry whose `key` was seen earlier in the list is an issue at its own index
  * (`notifiers.0.to.2: +15550002222 is listed twice`).
  */
-export function noDuplicates<T>(key: (entry: T) => unknown, message: (entry: T) => string): (list: T[], ctx: z.RefinementCtx<T[]>) => void {
+export function noDuplicates<T>(
+  key: (entry: T) => unknown,
+  message: (entry: T) => string,
+): (list: T[], ctx: z.RefinementCtx<T[]>) => void {
   return (list, ctx) => {
     const seen = new Set<unknown>();
     list.forEach((entry, i) => {
@@ -90,7 +93,10 @@ export function urlSecrets(url: string): string[] {
  * and resolved filters, and its secrets (a fresh copy on every call, so a caller
  * cannot change what the notifier redacts).
  */
-export function notifierBasics(config: BaseNotifierConfig, secrets: readonly string[]): Omit<Notifier, 'send' | 'everyRun' | 'idempotent'> {
+export function notifierBasics(
+  config: BaseNotifierConfig,
+  secrets: readonly string[],
+): Omit<Notifier, 'send' | 'everyRun' | 'idempotent'> {
   return {
     name: config.name,
     type: config.type,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs, urlSecrets, type SendContext } from './base.js';
-import { KIND_LABEL, byUrgency, cutClean, eventWhen, headline, truncate, waterLevel } from './format.js';
+import { baseNotifierFields, httpUrl, notifierBasics, type SendContext, timeoutMs, urlSecrets } from './base.js';
+import { byUrgency, cutClean, eventWhen, headline, KIND_LABEL, truncate, waterLevel } from './format.js';
 import { hostOf, request } from './http.js';
 
 /**
@@ -231,7 +231,8 @@ function describe(e: NotificationEvent, max: number): string {
   const when = `*${eventWhen(e)}*`;
   const message = escapeMarkdown(e.message);
   const remediation = e.remediation ? `**Remediation:** ${escapeMarkdown(e.remediation)}` : '';
-  const layout = (msg: string, rem: string): string => [msg, [rem, when].filter(Boolean).join('\n')].filter(Boolean).join('\n\n');
+  const layout = (msg: string, rem: string): string =>
+    [msg, [rem, when].filter(Boolean).join('\n')].filter(Boolean).join('\n\n');
   const full = layout(message, remediation);
   if (full.length <= max) return full;
   // The when-line and separators are fixed; message and remediation share the rest,
@@ -239,11 +240,16 @@ function describe(e: NotificationEvent, max: number): string {
   const fixed = layout('x', remediation ? 'x' : '').length - (remediation ? 2 : 1);
   const budget = max - fixed;
   if (budget < 2) return cut(when, max);
-  let remBudget = remediation ? Math.min(remediation.length, Math.max(Math.floor(budget / 3), budget - message.length)) : 0;
+  let remBudget = remediation
+    ? Math.min(remediation.length, Math.max(Math.floor(budget / 3), budget - message.length))
+    : 0;
   // A remediation cut to a few characters is noise ("**Remed…"): give the room to the message.
   if (remBudget < 40 && remBudget < remediation.length) remBudget = 0;
   const msgBudget = budget - remBudget;
-  return layout(msgBudget > 0 ? cut(message, msgBudget) : '', remBudget > 0 ? cut(remediation, remBudget) : '').slice(0, max);
+  return layout(msgBudget > 0 ? cut(message, msgBudget) : '', remBudget > 0 ? cut(remediation, remBudget) : '').slice(
+    0,
+    max,
+  );
 }
 
 function detailFields(details: Record<string, unknown>): Array<{ name: string; value: string; inline: boolean }> {
@@ -252,7 +258,8 @@ function detailFields(details: Record<string, unknown>): Array<{ name: string; v
     .map(([k, v]) => {
       const name = truncate(k || '(unnamed)', DISCORD_LIMITS.fieldName);
       // Discord rejects empty field values.
-      const value = cut(escapeMarkdown(typeof v === 'string' ? v : JSON.stringify(v)), DISCORD_LIMITS.fieldValue) || '—';
+      const value =
+        cut(escapeMarkdown(typeof v === 'string' ? v : JSON.stringify(v)), DISCORD_LIMITS.fieldValue) || '—';
       return { name, value, inline: name.length <= 40 && value.length <= 40 };
     });
 }
@@ -263,7 +270,10 @@ function summaryEmbed(hidden: NotificationEvent[], maxDescription: number): Disc
   let length = 0;
   for (const [i, e] of hidden.entries()) {
     const subject = e.subject ? ` (${e.subject})` : '';
-    const line = cut(escapeMarkdown(`• ${KIND_LABEL[e.kind]} ${e.level} ${e.check}${subject}: ${e.message}`), MAX_SUMMARY_LINE);
+    const line = cut(
+      escapeMarkdown(`• ${KIND_LABEL[e.kind]} ${e.level} ${e.check}${subject}: ${e.message}`),
+      MAX_SUMMARY_LINE,
+    );
     const rest = hidden.length - i - 1;
     const tail = rest > 0 ? `\n…and ${rest} more not listed` : '';
     if (length + line.length + 1 + tail.length > maxDescription) {
@@ -307,7 +317,10 @@ function withWait(webhookUrl: string): string {
 }
 
 /** Reads Discord's JSON error body: the rate-limit wait (seconds) and what to do about a dead webhook. */
-export function interpretDiscordError(status: number, body: string): { hint?: string; retryAfterMs?: number } | undefined {
+export function interpretDiscordError(
+  status: number,
+  body: string,
+): { hint?: string; retryAfterMs?: number } | undefined {
   let parsed: { code?: unknown; message?: unknown; retry_after?: unknown; global?: unknown } = {};
   try {
     const value: unknown = JSON.parse(body);
@@ -316,7 +329,10 @@ export function interpretDiscordError(status: number, body: string): { hint?: st
     // Not JSON (a proxy's HTML page, say): the status decides alone.
   }
   if (status === 429) {
-    const seconds = typeof parsed.retry_after === 'number' && Number.isFinite(parsed.retry_after) && parsed.retry_after >= 0 ? parsed.retry_after : undefined;
+    const seconds =
+      typeof parsed.retry_after === 'number' && Number.isFinite(parsed.retry_after) && parsed.retry_after >= 0
+        ? parsed.retry_after
+        : undefined;
     return {
       hint: parsed.global === true ? 'rate limited by Discord (global limit)' : 'rate limited by Discord',
       ...(seconds !== undefined ? { retryAfterMs: Math.ceil(seconds * 1000) } : {}),
@@ -327,8 +343,13 @@ export function interpretDiscordError(status: number, body: string): { hint?: st
     return { hint: 'the webhook was deleted or its URL is wrong: create a new one and update notifiers[].webhook_url' };
   }
   if (status === 400 && parsed.code === 50035) {
-    return { hint: 'Discord rejected the message layout (Invalid Form Body); this is a Sentinel bug: please report it with this error' };
+    return {
+      hint: 'Discord rejected the message layout (Invalid Form Body); this is a Sentinel bug: please report it with this error',
+    };
   }
-  if (status === 403) return { hint: 'the webhook may not post to this channel or thread: check its channel permissions and any thread_id in the URL' };
+  if (status === 403)
+    return {
+      hint: 'the webhook may not post to this channel or thread: check its channel permissions and any thread_id in the URL',
+    };
   return undefined;
 }

@@ -36,18 +36,19 @@ export function eventLine(e: NotificationEvent): string {
 
 /** `firing since 2025-01-04 10:15 UTC` / `resolved at …`. */
 export function eventWhen(e: NotificationEvent): string {
-  if (e.kind === 'resolved' && e.resolvedAt) return `resolved at ${utc(e.resolvedAt)} (firing since ${utc(e.firingSince)})`;
+  if (e.kind === 'resolved' && e.resolvedAt)
+    return `resolved at ${utc(e.resolvedAt)} (firing since ${utc(e.firingSince)})`;
   return `firing since ${utc(e.firingSince)}`;
 }
 
 export function utc(iso: string): string {
-  return iso.slice(0, 16).replace('T', ' ') + ' UTC';
+  return `${iso.slice(0, 16).replace('T', ' ')} UTC`;
 }
 
 /** Cuts `text` to at most `max` characters, marking the cut with an ellipsis. */
 export function truncate(text: string, max: number): string {
   if (text.length <= max) return text;
-  return max <= 1 ? text.slice(0, max) : text.slice(0, max - 1) + '…';
+  return max <= 1 ? text.slice(0, max) : `${text.slice(0, max - 1)}…`;
 }
 
 /**
@@ -61,7 +62,7 @@ export function cutClean(text: string, max: number, dropIncomplete: (head: strin
   if (max <= 1) return text.slice(0, Math.max(0, max));
   let head = dropIncomplete(text.slice(0, max - 1));
   if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
-  return head + '…';
+  return `${head}…`;
 }
 
 /**

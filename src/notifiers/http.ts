@@ -103,7 +103,11 @@ export async function request(req: HttpRequest, signal?: AbortSignal): Promise<H
  * Resolves with any HTTP answer; a failure without one is a DeliveryError whose
  * wording and `deliveryUnknown` say whether the request had been sent whole.
  */
-function exchange(req: HttpRequest, signal: AbortSignal | undefined, fail: (text: string, deliveryUnknown?: boolean) => DeliveryError): Promise<RawAnswer> {
+function exchange(
+  req: HttpRequest,
+  signal: AbortSignal | undefined,
+  fail: (text: string, deliveryUnknown?: boolean) => DeliveryError,
+): Promise<RawAnswer> {
   const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const seconds = `${Math.round(timeoutMs / 100) / 10}s`;
   let url: URL;
@@ -112,9 +116,11 @@ function exchange(req: HttpRequest, signal: AbortSignal | undefined, fail: (text
   } catch {
     return Promise.reject(fail('invalid URL'));
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.reject(fail(`unsupported URL scheme ${url.protocol}`));
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return Promise.reject(fail(`unsupported URL scheme ${url.protocol}`));
   // As fetch does: credentials belong in a header, not the URL (quoted redacted).
-  if (url.username || url.password) return Promise.reject(fail(`a request cannot be sent to a URL that includes credentials: ${url.href}`));
+  if (url.username || url.password)
+    return Promise.reject(fail(`a request cannot be sent to a URL that includes credentials: ${url.href}`));
   const body = req.body === undefined ? undefined : Buffer.from(req.body.toString(), 'utf8');
   const headers: Record<string, string> = { 'User-Agent': `sentinel/${sentinelVersion()}`, Accept: '*/*' };
   if (req.body instanceof URLSearchParams) headers['Content-Type'] = 'application/x-www-form-urlencoded;charset=UTF-8';
@@ -146,25 +152,35 @@ function exchange(req: HttpRequest, signal: AbortSignal | undefined, fail: (text
     // Once the status is in, a body cut short (timeout, abort, reset) does not
     // change the verdict: the status decides, with what was read of the body.
     const end = (whenNoAnswer: () => DeliveryError): void =>
-      finish(answer ? { answer: { ...answer, body: Buffer.concat(chunks).toString('utf8') } } : { error: whenNoAnswer() });
-    const onAbort = (): void => end(() => (sent ? fail('delivery unknown (delivery aborted after the request was sent)', true) : fail('delivery aborted')));
+      finish(
+        answer ? { answer: { ...answer, body: Buffer.concat(chunks).toString('utf8') } } : { error: whenNoAnswer() },
+      );
+    const onAbort = (): void =>
+      end(() =>
+        sent ? fail('delivery unknown (delivery aborted after the request was sent)', true) : fail('delivery aborted'),
+      );
 
     try {
-      client = (url.protocol === 'https:' ? https : http).request(url, { method: req.method ?? 'POST', headers, agent: false }, (res) => {
-        const responseHeaders = new Headers();
-        for (const [name, value] of Object.entries(res.headers)) {
-          for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) responseHeaders.append(name, v);
-        }
-        answer = { status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', headers: responseHeaders };
-        res.on('data', (chunk: Buffer) => {
-          if (size >= MAX_ANSWER_BYTES) return;
-          chunks.push(chunk);
-          size += chunk.length;
-        });
-        res.on('end', () => end(() => fail('no answer')));
-        res.on('error', () => end(() => fail('no answer')));
-        res.on('close', () => end(() => fail('no answer')));
-      });
+      client = (url.protocol === 'https:' ? https : http).request(
+        url,
+        { method: req.method ?? 'POST', headers, agent: false },
+        (res) => {
+          const responseHeaders = new Headers();
+          for (const [name, value] of Object.entries(res.headers)) {
+            for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value])
+              responseHeaders.append(name, v);
+          }
+          answer = { status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', headers: responseHeaders };
+          res.on('data', (chunk: Buffer) => {
+            if (size >= MAX_ANSWER_BYTES) return;
+            chunks.push(chunk);
+            size += chunk.length;
+          });
+          res.on('end', () => end(() => fail('no answer')));
+          res.on('error', () => end(() => fail('no answer')));
+          res.on('close', () => end(() => fail('no answer')));
+        },
+      );
     } catch (err) {
       // Refused before anything left (an invalid header, say): nothing was sent.
       finish({ error: fail(networkReason(err)) });
@@ -176,10 +192,19 @@ function exchange(req: HttpRequest, signal: AbortSignal | undefined, fail: (text
       sent = true;
     });
     client.on('error', (err) =>
-      end(() => (sent ? fail(`delivery unknown (${networkReason(err)} after the request was sent)`, true) : fail(networkReason(err)))),
+      end(() =>
+        sent
+          ? fail(`delivery unknown (${networkReason(err)} after the request was sent)`, true)
+          : fail(networkReason(err)),
+      ),
     );
     timer = setTimeout(
-      () => end(() => (sent ? fail(`delivery unknown (no answer within ${seconds} after the request was sent)`, true) : fail(`timed out after ${seconds} before the request was sent`))),
+      () =>
+        end(() =>
+          sent
+            ? fail(`delivery unknown (no answer within ${seconds} after the request was sent)`, true)
+            : fail(`timed out after ${seconds} before the request was sent`),
+        ),
       timeoutMs,
     );
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -217,8 +242,15 @@ export async function withRetry<T>(attempt: () => Promise<T>, policy: RetryPolic
     try {
       return await attempt();
     } catch (err) {
-      last = err instanceof DeliveryError ? err : new DeliveryError(err instanceof Error ? err.message : String(err), true);
-      if (!last.retryable || (last.deliveryUnknown && !policy.retryUnknown) || signal?.aborted || i === policy.attempts - 1) break;
+      last =
+        err instanceof DeliveryError ? err : new DeliveryError(err instanceof Error ? err.message : String(err), true);
+      if (
+        !last.retryable ||
+        (last.deliveryUnknown && !policy.retryUnknown) ||
+        signal?.aborted ||
+        i === policy.attempts - 1
+      )
+        break;
       const backoff = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** i) * policy.random();
       const wait = Math.max(backoff, last.retryAfterMs ?? 0);
       if (performance.now() + wait > policy.deadline) break;

@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import type { Notifier } from '../alerting/types.js';
-import { discordConfigSchema, createDiscordNotifier } from './discord.js';
-import { slackConfigSchema, createSlackNotifier } from './slack.js';
-import { sendgridConfigSchema, createSendgridNotifier } from './sendgrid.js';
-import { twilioConfigSchema, createTwilioNotifier } from './twilio.js';
-import { pagerdutyConfigSchema, createPagerdutyNotifier } from './pagerduty.js';
-import { webhookConfigSchema, createWebhookNotifier } from './webhook.js';
 import { alertmanagerConfigSchema, createAlertmanagerNotifier } from './alertmanager.js';
+import { createDiscordNotifier, discordConfigSchema } from './discord.js';
+import { createPagerdutyNotifier, pagerdutyConfigSchema } from './pagerduty.js';
+import { createSendgridNotifier, sendgridConfigSchema } from './sendgrid.js';
+import { createSlackNotifier, slackConfigSchema } from './slack.js';
+import { createTwilioNotifier, twilioConfigSchema } from './twilio.js';
+import { createWebhookNotifier, webhookConfigSchema } from './webhook.js';
 
 /** Every provider, listed explicitly: its config schema (validated by itself) and its factory. */
 export const NOTIFIER_TYPES = {

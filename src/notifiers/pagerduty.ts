@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
 import { Redactor } from '../util/redact.js';
-import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs, type SendContext } from './base.js';
+import { baseNotifierFields, httpUrl, notifierBasics, type SendContext, timeoutMs } from './base.js';
 import { byUrgency, truncate } from './format.js';
 import { hostOf, request } from './http.js';
-import { sendParts, type Part } from './parts.js';
+import { type Part, sendParts } from './parts.js';
 
 /**
  * PagerDuty Events API v2: `POST {api_base_url}/v2/enqueue`, one JSON event per
@@ -40,7 +40,9 @@ export const pagerdutyConfigSchema = z.strictObject({
   ...baseNotifierFields,
   type: z.literal('pagerduty'),
   /** The Integration Key of an Events API v2 integration (or an Event Orchestration's routing key). */
-  routing_key: z.string().regex(/^[A-Za-z0-9]{32}$/, 'expected the 32-character Integration Key of an Events API v2 integration'),
+  routing_key: z
+    .string()
+    .regex(/^[A-Za-z0-9]{32}$/, 'expected the 32-character Integration Key of an Events API v2 integration'),
   /** payload.component, e.g. `ingestion-worker`. */
   component: z.string().min(1).max(MAX_FIELD).optional(),
   /** payload.group, e.g. `dragonfly`. */
@@ -139,7 +141,14 @@ export function pagerdutyEvents(n: Notification, config: PagerdutyConfig): Pager
   return out;
 }
 
-function trigger(e: NotificationEvent, n: Notification, config: PagerdutyConfig, dedupKey: string, severity: PagerdutySeverity, message: string): PagerdutyEvent {
+function trigger(
+  e: NotificationEvent,
+  n: Notification,
+  config: PagerdutyConfig,
+  dedupKey: string,
+  severity: PagerdutySeverity,
+  message: string,
+): PagerdutyEvent {
   const customDetails: Record<string, unknown> = {
     kind: e.kind,
     check: e.check,
@@ -172,7 +181,8 @@ function trigger(e: NotificationEvent, n: Notification, config: PagerdutyConfig,
   if (Buffer.byteLength(JSON.stringify(event), 'utf8') > MAX_EVENT_BYTES) {
     customDetails.details = truncate(JSON.stringify(e.details), MAX_DETAILS_CHARS);
     customDetails.details_truncated = true;
-    if (typeof customDetails.remediation === 'string') customDetails.remediation = truncate(customDetails.remediation, 10_000);
+    if (typeof customDetails.remediation === 'string')
+      customDetails.remediation = truncate(customDetails.remediation, 10_000);
   }
   return event;
 }
@@ -195,6 +205,7 @@ export function interpretPagerdutyError(status: number, body: string): { hint?: 
   } catch {
     // Not PagerDuty's JSON: the excerpt says what there is to say.
   }
-  if (errors.some((x) => /routing_key/i.test(x))) return { hint: 'check routing_key: it must be the Integration Key of an Events API v2 integration' };
+  if (errors.some((x) => /routing_key/i.test(x)))
+    return { hint: 'check routing_key: it must be the Integration Key of an Events API v2 integration' };
   return { hint: 'PagerDuty rejected the event as invalid' };
 }

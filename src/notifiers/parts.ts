@@ -44,12 +44,19 @@ export async function sendParts(parts: Iterable<Part>, ctx: SendContext, policy:
   const failures: DeliveryError[] = [];
   for (const part of parts) {
     if (ctx.completed.has(part.key)) continue;
-    if (ctx.signal.aborted) throw combineFailures([...failures, new DeliveryError(`${part.label}: delivery aborted`, true)], policy.provider);
+    if (ctx.signal.aborted)
+      throw combineFailures([...failures, new DeliveryError(`${part.label}: delivery aborted`, true)], policy.provider);
     try {
       await part.send();
       ctx.markCompleted(part.key);
     } catch (err) {
-      const failure = err instanceof DeliveryError ? err : new DeliveryError(`${part.label}: ${policy.redactor.redact(err instanceof Error ? err.message : String(err))}`, true);
+      const failure =
+        err instanceof DeliveryError
+          ? err
+          : new DeliveryError(
+              `${part.label}: ${policy.redactor.redact(err instanceof Error ? err.message : String(err))}`,
+              true,
+            );
       if (failure.retryable || policy.failsAll(failure)) throw combineFailures([...failures, failure], policy.provider);
       failures.push(failure);
     }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, timeoutMs, type SendContext } from './base.js';
-import { KIND_LABEL, byUrgency, detailLines, eventLine, eventWhen, headline, truncate, utc } from './format.js';
+import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, type SendContext, timeoutMs } from './base.js';
+import { byUrgency, detailLines, eventLine, eventWhen, headline, KIND_LABEL, truncate, utc } from './format.js';
 import { hostOf, parseRetryAfter, request } from './http.js';
 
 /**
@@ -98,7 +98,10 @@ export interface SendgridMail {
   content: [{ type: 'text/plain'; value: string }, { type: 'text/html'; value: string }];
 }
 
-export function sendgridBody(n: Notification, config: Pick<SendgridConfig, 'from' | 'to' | 'subject_prefix'>): SendgridMail {
+export function sendgridBody(
+  n: Notification,
+  config: Pick<SendgridConfig, 'from' | 'to' | 'subject_prefix'>,
+): SendgridMail {
   return {
     personalizations: [{ to: config.to.map((address) => ({ email: address })) }],
     from: { email: config.from.email, name: config.from.name ?? DEFAULT_FROM_NAME },
@@ -172,7 +175,9 @@ function html(n: Notification): string {
 }
 
 function ackHint(e: NotificationEvent): string {
-  return e.kind === 'firing' || e.kind === 'escalated' || e.kind === 'repeat' ? ` · alert ${e.id} (sentinel ack ${e.id} stops repeats)` : '';
+  return e.kind === 'firing' || e.kind === 'escalated' || e.kind === 'repeat'
+    ? ` · alert ${e.id} (sentinel ack ${e.id} stops repeats)`
+    : '';
 }
 
 function limitedDetails(e: NotificationEvent): string[] {
@@ -187,12 +192,18 @@ function footer(n: Notification): string {
 
 /** Escapes every character that is markup in HTML text or attribute values. */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
+  return text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c,
+  );
 }
 
 function oneLine(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, ' ').replace(/\s{2,}/g, ' ').trim();
+  return text
+    .replace(/[\u0000-\u001f\u007f\u2028\u2029]+/g, ' ')
+    .replace(/\s{2,}/g, ' ')
+    .trim();
 }
 
 /**
@@ -200,20 +211,31 @@ function oneLine(text: string): string {
  * excerpt) and the wait a 429 asks for: `Retry-After`, else `X-RateLimit-Reset`
  * from the response headers that `request()` passes.
  */
-export function interpretSendgridError(status: number, body: string, headers?: Headers, now: number = Date.now()): { hint?: string; retryAfterMs?: number } | undefined {
+export function interpretSendgridError(
+  status: number,
+  body: string,
+  headers?: Headers,
+  now: number = Date.now(),
+): { hint?: string; retryAfterMs?: number } | undefined {
   switch (status) {
     case 400: {
       const fields = errorFields(body);
-      return { hint: `SendGrid rejected ${fields.length ? `the ${fields.join(', ')} field${fields.length > 1 ? 's' : ''}` : 'the request'}` };
+      return {
+        hint: `SendGrid rejected ${fields.length ? `the ${fields.join(', ')} field${fields.length > 1 ? 's' : ''}` : 'the request'}`,
+      };
     }
     case 401:
       return { hint: 'the API key was rejected: check api_key' };
     case 403:
-      return { hint: 'verify the sender identity of the from address in SendGrid, and check that the API key has the Mail Send permission' };
+      return {
+        hint: 'verify the sender identity of the from address in SendGrid, and check that the API key has the Mail Send permission',
+      };
     case 413:
       return { hint: 'the email is too large for SendGrid' };
     case 429: {
-      const retryAfterMs = parseRetryAfter(headers?.get('retry-after') ?? null, now) ?? rateLimitResetMs(headers?.get('x-ratelimit-reset') ?? null, now);
+      const retryAfterMs =
+        parseRetryAfter(headers?.get('retry-after') ?? null, now) ??
+        rateLimitResetMs(headers?.get('x-ratelimit-reset') ?? null, now);
       return { hint: 'rate limited by SendGrid', retryAfterMs };
     }
     default:
@@ -232,7 +254,9 @@ function errorFields(body: string): string[] {
   try {
     const parsed = JSON.parse(body) as { errors?: Array<{ field?: unknown }> };
     if (!Array.isArray(parsed.errors)) return [];
-    const fields = parsed.errors.map((e) => e?.field).filter((f): f is string => typeof f === 'string' && /^[\w.[\]-]{1,80}$/.test(f));
+    const fields = parsed.errors
+      .map((e) => e?.field)
+      .filter((f): f is string => typeof f === 'string' && /^[\w.[\]-]{1,80}$/.test(f));
     return [...new Set(fields)].slice(0, 5);
   } catch {
     return [];

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs, urlSecrets, type SendContext } from './base.js';
-import { KIND_LABEL, byUrgency, cutClean, detailLines, eventWhen, headline, truncate, waterLevel } from './format.js';
+import { baseNotifierFields, httpUrl, notifierBasics, type SendContext, timeoutMs, urlSecrets } from './base.js';
+import { byUrgency, cutClean, detailLines, eventWhen, headline, KIND_LABEL, truncate, waterLevel } from './format.js';
 import { hostOf, request } from './http.js';
 
 /**
@@ -104,7 +104,9 @@ function fallbackText(n: Notification): string {
   const lines = [escapeSlack(headline(n))];
   for (const e of events.slice(0, FALLBACK_EVENTS)) {
     const subject = e.subject ? ` (${e.subject})` : '';
-    lines.push(cut(escapeSlack(`${KIND_LABEL[e.kind]} ${e.level} ${e.check}${subject}: ${e.message}`), MAX_FALLBACK_LINE));
+    lines.push(
+      cut(escapeSlack(`${KIND_LABEL[e.kind]} ${e.level} ${e.check}${subject}: ${e.message}`), MAX_FALLBACK_LINE),
+    );
   }
   if (events.length > FALLBACK_EVENTS) lines.push(`…and ${events.length - FALLBACK_EVENTS} more`);
   return lines.join('\n');
@@ -121,13 +123,25 @@ export function slackBlocks(n: Notification): SlackBlock[] {
   const shown = events.length > MAX_FULL_EVENTS ? events.slice(0, MAX_FULL_EVENTS) : events;
   const hidden = events.slice(shown.length);
 
-  const header: SlackBlock = { type: 'header', text: { type: 'plain_text', text: truncate(headline(n), SLACK_LIMITS.header) } };
-  const contexts = shown.map((e): SlackBlock => ({ type: 'context', elements: [{ type: 'mrkdwn', text: contextText(e, n.host) }] }));
+  const header: SlackBlock = {
+    type: 'header',
+    text: { type: 'plain_text', text: truncate(headline(n), SLACK_LIMITS.header) },
+  };
+  const contexts = shown.map(
+    (e): SlackBlock => ({ type: 'context', elements: [{ type: 'mrkdwn', text: contextText(e, n.host) }] }),
+  );
   const summary = hidden.length ? summaryText(hidden) : undefined;
 
-  const fixed = header.text.text.length + contexts.reduce((sum, c) => sum + blockTextLength(c), 0) + (summary?.length ?? 0);
+  const fixed =
+    header.text.text.length + contexts.reduce((sum, c) => sum + blockTextLength(c), 0) + (summary?.length ?? 0);
   const full = shown.map((e) => sectionText(e, SLACK_LIMITS.section));
-  const cap = Math.min(SLACK_LIMITS.section, waterLevel(full.map((t) => t.length), SLACK_LIMITS.totalText - fixed));
+  const cap = Math.min(
+    SLACK_LIMITS.section,
+    waterLevel(
+      full.map((t) => t.length),
+      SLACK_LIMITS.totalText - fixed,
+    ),
+  );
   const sections = shown.map((e, i) => (full[i]!.length <= cap ? full[i]! : sectionText(e, cap)));
 
   const blocks: SlackBlock[] = [header];
@@ -153,7 +167,10 @@ export function blockTextLength(block: SlackBlock): number {
  */
 function sectionText(e: NotificationEvent, max: number): string {
   const subject = e.subject ? ` (${escapeSlack(e.subject)})` : '';
-  const head = cut(`${EMOJI[e.kind === 'resolved' || e.kind === 'test' ? e.kind : e.level]} *${KIND_LABEL[e.kind]} ${e.level}* ${escapeSlack(e.check)}${subject}`, MAX_HEAD);
+  const head = cut(
+    `${EMOJI[e.kind === 'resolved' || e.kind === 'test' ? e.kind : e.level]} *${KIND_LABEL[e.kind]} ${e.level}* ${escapeSlack(e.check)}${subject}`,
+    MAX_HEAD,
+  );
   const message = escapeSlack(e.message);
   const details = detailLines(e.details).map((line) => cut(`• ${escapeSlack(line)}`, MAX_DETAIL_LINE));
   const remediation = e.remediation ? `*Remediation:* ${escapeSlack(e.remediation)}` : '';
@@ -202,7 +219,10 @@ function summaryText(hidden: NotificationEvent[]): string {
   let length = lines[0]!.length;
   for (const [i, e] of hidden.entries()) {
     const subject = e.subject ? ` (${e.subject})` : '';
-    const line = cut(`• ${escapeSlack(`${KIND_LABEL[e.kind]} ${e.level} ${e.check}${subject}: ${e.message}`)}`, MAX_SUMMARY_LINE);
+    const line = cut(
+      `• ${escapeSlack(`${KIND_LABEL[e.kind]} ${e.level} ${e.check}${subject}: ${e.message}`)}`,
+      MAX_SUMMARY_LINE,
+    );
     const rest = hidden.length - i - 1;
     const tail = rest > 0 ? `\n…${rest} not listed`.length : 0;
     if (length + 1 + line.length + tail > MAX_SUMMARY) {
@@ -235,7 +255,8 @@ const SLACK_HINTS: Record<string, string> = {
   msg_blocks_too_long: 'Slack found the message too long; this is a Sentinel bug: please report it with this error',
   user_not_found: `the user this webhook posts to no longer exists: ${NEW_WEBHOOK}`,
   invalid_token: `the webhook's token is no longer valid (the webhook was revoked or its app removed): ${NEW_WEBHOOK}`,
-  action_prohibited: 'a workspace admin restricted what this webhook may post: ask them, or use a webhook for another channel',
+  action_prohibited:
+    'a workspace admin restricted what this webhook may post: ask them, or use a webhook for another channel',
   posting_to_general_channel_denied: `only admins may post in this channel: ${NEW_WEBHOOK} for another channel`,
   no_service: `the webhook was removed or its URL is wrong: ${NEW_WEBHOOK}`,
   no_service_id: `the webhook URL is incomplete: ${NEW_WEBHOOK}`,
@@ -253,6 +274,7 @@ export function interpretSlackError(status: number, body: string): { hint?: stri
   if (known) return { hint: known };
   if (status === 429) return { hint: 'rate limited by Slack (about one message per second per webhook)' };
   if (status === 403 || status === 404 || status === 410) return { hint: `Slack refused the webhook: ${NEW_WEBHOOK}` };
-  if (status === 400) return { hint: 'Slack rejected the message; this may be a Sentinel bug: please report it with this error' };
+  if (status === 400)
+    return { hint: 'Slack rejected the message; this may be a Sentinel bug: please report it with this error' };
   return undefined;
 }

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import type { Notification, Notifier } from '../alerting/types.js';
 import { Redactor } from '../util/redact.js';
-import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, timeoutMs, type SendContext } from './base.js';
-import { KIND_LABEL, byUrgency, headline } from './format.js';
+import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, type SendContext, timeoutMs } from './base.js';
+import { byUrgency, headline, KIND_LABEL } from './format.js';
 import { hostOf, request } from './http.js';
-import { sendParts, type Part } from './parts.js';
+import { type Part, sendParts } from './parts.js';
 
 /**
  * Twilio Programmable Messaging: one short SMS per recipient per notification
@@ -34,23 +34,37 @@ export const twilioConfigSchema = z
   .strictObject({
     ...baseNotifierFields,
     type: z.literal('twilio'),
-    account_sid: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'expected the Account SID: AC followed by 32 hexadecimal digits'),
+    account_sid: z
+      .string()
+      .regex(/^AC[0-9a-fA-F]{32}$/, 'expected the Account SID: AC followed by 32 hexadecimal digits'),
     auth_token: z.string().min(1),
     /** An SMS-capable Twilio number of this account. */
     from: e164.optional(),
     /** A Messaging Service (`MG…`) picks the sender from its pool; instead of or in addition to `from`. */
-    messaging_service_sid: z.string().regex(/^MG[0-9a-fA-F]{32}$/, 'expected a Messaging Service SID: MG followed by 32 hexadecimal digits').optional(),
+    messaging_service_sid: z
+      .string()
+      .regex(/^MG[0-9a-fA-F]{32}$/, 'expected a Messaging Service SID: MG followed by 32 hexadecimal digits')
+      .optional(),
     to: z
       .array(e164)
       .min(1)
       // One request per number, all within alerting.delivery_timeout.
       .max(100, 'at most 100 numbers (one request each, within alerting.delivery_timeout)')
-      .superRefine(noDuplicates((number) => number, (number) => `${number} is listed twice`)),
+      .superRefine(
+        noDuplicates(
+          (number) => number,
+          (number) => `${number} is listed twice`,
+        ),
+      ),
     api_base_url: httpUrl.default(DEFAULT_BASE_URL),
   })
   .superRefine((config, ctx) => {
     if (config.from === undefined && config.messaging_service_sid === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['from'], message: 'set from (a Twilio phone number) or messaging_service_sid' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['from'],
+        message: 'set from (a Twilio phone number) or messaging_service_sid',
+      });
     }
   });
 
@@ -136,7 +150,10 @@ export function interpretTwilioError(status: number, body: string, redactor: Red
   }
   if (typeof parsed !== 'object' || parsed === null || typeof parsed.code !== 'number') return undefined;
   const advice = CODE_ADVICE[parsed.code] ?? (status === 401 ? 'check account_sid and auth_token' : undefined);
-  const docs = typeof parsed.more_info === 'string' && /^https:\/\/www\.twilio\.com\/[\w./-]{1,100}$/.test(parsed.more_info) ? redactor.redact(parsed.more_info) : undefined;
+  const docs =
+    typeof parsed.more_info === 'string' && /^https:\/\/www\.twilio\.com\/[\w./-]{1,100}$/.test(parsed.more_info)
+      ? redactor.redact(parsed.more_info)
+      : undefined;
   return { hint: `Twilio error ${parsed.code}${advice ? `: ${advice}` : ''}${docs ? `; see ${docs}` : ''}` };
 }
 
@@ -152,7 +169,9 @@ export function smsBody(n: Notification, maxSeptets: number = MAX_SMS_SEPTETS): 
   const events = byUrgency(n.events);
   const head = cutSeptets(toGsm(headline(n)), Math.min(100, Math.floor(maxSeptets / 2)));
   if (events.length === 0) return head;
-  const items = events.map((e) => toGsm(`${e.kind === 'firing' || e.kind === 'test' ? '' : `${KIND_LABEL[e.kind]} `}${e.message}`));
+  const items = events.map((e) =>
+    toGsm(`${e.kind === 'firing' || e.kind === 'test' ? '' : `${KIND_LABEL[e.kind]} `}${e.message}`),
+  );
   let out = head;
   for (let i = 0; i < items.length; i++) {
     const item = items[i] ?? '';
@@ -204,7 +223,7 @@ const TRANSLITERATION: Record<string, string> = {
   '•': '*',
   '·': '.',
   '°': ' deg',
-  'µ': 'u',
+  µ: 'u',
 };
 
 /** Text an SMS can carry in GSM-7: whitespace collapsed, look-alikes transliterated, the rest `?`. */

@@ -1,8 +1,16 @@
-import { sentinelVersion } from '../util/version.js';
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, timeoutMs, urlSecrets, type SendContext } from './base.js';
+import { sentinelVersion } from '../util/version.js';
+import {
+  baseNotifierFields,
+  hasCredentials,
+  httpUrl,
+  notifierBasics,
+  type SendContext,
+  timeoutMs,
+  urlSecrets,
+} from './base.js';
 import { hostOf, request } from './http.js';
 
 /**
@@ -36,22 +44,37 @@ export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
 export const PAYLOAD_VERSION = 1;
 
 /** Headers Sentinel sets itself; a config that tries to set them is an error, not a silent override. */
-const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'host', 'transfer-encoding', 'connection', SIGNATURE_HEADER.toLowerCase(), IDEMPOTENCY_HEADER.toLowerCase()]);
+const RESERVED_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'host',
+  'transfer-encoding',
+  'connection',
+  SIGNATURE_HEADER.toLowerCase(),
+  IDEMPOTENCY_HEADER.toLowerCase(),
+]);
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** Header names are checked here rather than by a key schema so each problem names its header. */
-const headersSchema = z.record(z.string(), z.string().regex(/^[^\r\n]*$/, 'header values cannot contain line breaks')).superRefine((headers, ctx) => {
-  for (const name of Object.keys(headers)) {
-    if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'expected an HTTP header name' });
-    else if (RESERVED_HEADERS.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [name], message: 'Sentinel sets this header itself' });
-  }
-});
+const headersSchema = z
+  .record(z.string(), z.string().regex(/^[^\r\n]*$/, 'header values cannot contain line breaks'))
+  .superRefine((headers, ctx) => {
+    for (const name of Object.keys(headers)) {
+      if (!HEADER_NAME.test(name))
+        ctx.addIssue({ code: 'custom', path: [name], message: 'expected an HTTP header name' });
+      else if (RESERVED_HEADERS.has(name.toLowerCase()))
+        ctx.addIssue({ code: 'custom', path: [name], message: 'Sentinel sets this header itself' });
+    }
+  });
 
 export const webhookConfigSchema = z.strictObject({
   ...baseNotifierFields,
   type: z.literal('webhook'),
-  url: httpUrl.refine((url) => !hasCredentials(url), 'credentials in the URL are not sent by fetch: use headers: { Authorization: … } instead'),
+  url: httpUrl.refine(
+    (url) => !hasCredentials(url),
+    'credentials in the URL are not sent by fetch: use headers: { Authorization: … } instead',
+  ),
   /**
    * HMAC-SHA256 key for `X-Sentinel-Signature`. Long enough to be a key, and to be redacted from logs.
    * A refinement rather than `.min(16)`: the config loader words length issues itself
@@ -70,11 +93,14 @@ export type WebhookConfig = z.output<typeof webhookConfigSchema>;
 /** Sentinel's version, from package.json (found from src/notifiers and dist/notifiers alike). */
 export const SENTINEL_VERSION: string = sentinelVersion();
 
-
 export function createWebhookNotifier(config: WebhookConfig): Notifier {
   const label = `webhook (${hostOf(config.url)})`;
   const extraHeaders = config.headers ?? {};
-  const secrets = [...urlSecrets(config.url), ...(config.secret ? [config.secret] : []), ...Object.values(extraHeaders).filter((v) => v.length > 0)];
+  const secrets = [
+    ...urlSecrets(config.url),
+    ...(config.secret ? [config.secret] : []),
+    ...Object.values(extraHeaders).filter((v) => v.length > 0),
+  ];
   return {
     ...notifierBasics(config, secrets),
     // Each request carries the notification id (body `id`, `Idempotency-Key`): receivers deduplicate on it.

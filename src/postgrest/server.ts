@@ -1,13 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { createServer } from 'node:net';
-import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
+import { connectionConfig } from '../db/connect.js';
 import type { Queryable } from '../db/pool.js';
 import { redactUrlPasswords } from '../util/redact.js';
-import { connectionConfig } from '../db/connect.js';
 
 /**
  * A real PostgREST next to a database, for `sentinel demo` and the tests. The binary
@@ -54,16 +54,23 @@ export async function setupPostgrestRoles(db: string | pg.Pool | Queryable, role
     // Role DDL racing on the same names fails with "tuple concurrently updated": serialize.
     await q.query(`select pg_advisory_xact_lock(hashtext('sentinel.setup_postgrest_roles'))`);
     const schema = roles.schema ?? 'ops';
-    const exists = await q.query<{ ok: boolean }>('select exists (select 1 from pg_namespace where nspname = $1) as ok', [schema]);
+    const exists = await q.query<{ ok: boolean }>(
+      'select exists (select 1 from pg_namespace where nspname = $1) as ok',
+      [schema],
+    );
     if (!exists.rows[0]?.ok) {
-      throw new Error(`schema ${schema} does not exist in this database: apply the ops migration (sentinel migrate) before setting up PostgREST`);
+      throw new Error(
+        `schema ${schema} does not exist in this database: apply the ops migration (sentinel migrate) before setting up PostgREST`,
+      );
     }
     const id = pg.escapeIdentifier;
     const auth = id(roles.authenticator);
     const apiRoles = [roles.anon, roles.serviceRole];
 
     await createRoleIfMissing(q, roles.authenticator, 'login noinherit');
-    await q.query(`alter role ${auth} with login noinherit${roles.password === undefined ? '' : ` password ${pg.escapeLiteral(roles.password)}`}`);
+    await q.query(
+      `alter role ${auth} with login noinherit${roles.password === undefined ? '' : ` password ${pg.escapeLiteral(roles.password)}`}`,
+    );
     for (const role of apiRoles) await createRoleIfMissing(q, role, 'nologin');
 
     const api = apiRoles.map(id).join(', ');
@@ -82,7 +89,9 @@ export async function setupPostgrestRoles(db: string | pg.Pool | Queryable, role
  */
 export async function dropPostgrestRoles(db: string | pg.Pool | Queryable, roles: string[]): Promise<void> {
   await inTransaction(db, async (q) => {
-    const present = await q.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1::text[])', [roles]);
+    const present = await q.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1::text[])', [
+      roles,
+    ]);
     const names = present.rows.map((r) => r.rolname);
     if (names.length === 0) return;
     const list = names.map(pg.escapeIdentifier).join(', ');
@@ -220,7 +229,8 @@ export async function startPostgrest(options: StartPostgrestOptions): Promise<Ru
   if (!binary) {
     throw new Error(`PostgREST is not available: the optional package ${PACKAGE} is only installed on Linux x64`);
   }
-  if (options.jwtSecret.length < 32) throw new Error('jwtSecret must be at least 32 characters long (PostgREST rejects shorter secrets)');
+  if (options.jwtSecret.length < 32)
+    throw new Error('jwtSecret must be at least 32 characters long (PostgREST rejects shorter secrets)');
   const port = options.port ?? (await freePort());
 
   const env: NodeJS.ProcessEnv = {};
@@ -256,7 +266,8 @@ export async function startPostgrest(options: StartPostgrestOptions): Promise<Ru
   child.once('exit', () => child.stdin.destroy());
   // Do not keep the event loop alive just for PostgREST: the owner calls stop().
   child.unref();
-  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
+  for (const stream of [child.stdin, child.stdout, child.stderr])
+    (stream as unknown as { unref?: () => void }).unref?.();
 
   const url = `http://127.0.0.1:${port}`;
   let stopped: Promise<void> | undefined;
@@ -267,7 +278,9 @@ export async function startPostgrest(options: StartPostgrestOptions): Promise<Ru
     await waitUntilAnswering(url, exited, options.readyTimeoutMs ?? 20_000);
   } catch (err) {
     await stop();
-    throw new Error(`PostgREST did not start: ${(err as Error).message}\n--- PostgREST output (tail) ---\n${logs()}`, { cause: err });
+    throw new Error(`PostgREST did not start: ${(err as Error).message}\n--- PostgREST output (tail) ---\n${logs()}`, {
+      cause: err,
+    });
   }
   return { url, port, stop, logs, running: () => !hasExited };
 }
@@ -277,7 +290,10 @@ async function stopChild(child: ChildProcess, exited: Promise<number | null>): P
   child.stdin?.end(); // the watchdog sends PostgREST a SIGTERM
   const timedOut = Symbol('timeout');
   let timer: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([exited, new Promise<typeof timedOut>((r) => (timer = setTimeout(() => r(timedOut), 5000)))]);
+  const outcome = await Promise.race([
+    exited,
+    new Promise<typeof timedOut>((r) => (timer = setTimeout(() => r(timedOut), 5000))),
+  ]);
   clearTimeout(timer);
   if (outcome === timedOut) {
     child.kill('SIGKILL');

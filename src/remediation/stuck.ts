@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { Queryable } from '../db/pool.js';
 import { PROCESSING_STATUSES } from '../checks/statuses.js';
+import type { Queryable } from '../db/pool.js';
 
 /**
  * Stuck batches, and failing them safely: the guide's manual `UPDATE ... set
@@ -131,7 +131,14 @@ export async function failStuck(client: pg.ClientBase, options: FailStuckOptions
           `insert into sentinel.batch_audit (os_user, db_role, reason, older_than_minutes, source, batch_ids, environment)
            values ($1, current_user, $2, $3, $4, $5::uuid[], $6)
            returning id`,
-          [options.osUser, options.reason, options.olderThanMinutes, options.source ?? null, failed.map((b) => b.id), options.environment],
+          [
+            options.osUser,
+            options.reason,
+            options.olderThanMinutes,
+            options.source ?? null,
+            failed.map((b) => b.id),
+            options.environment,
+          ],
         )
         .catch(privilegeError('INSERT into', 'sentinel.batch_audit', dbRole));
       auditId = Number(rows[0]!.id);
@@ -179,7 +186,9 @@ function privilegeError(privilege: string, table: string, role: string | Queryab
       );
     }
     if (code === '42P01' && detail.includes('batch_audit')) {
-      throw new RemediationError(`${table} does not exist: run \`sentinel migrate\` first. Nothing was changed`, { cause: err });
+      throw new RemediationError(`${table} does not exist: run \`sentinel migrate\` first. Nothing was changed`, {
+        cause: err,
+      });
     }
     if (code === '55P03') {
       throw new RemediationError(

@@ -1,7 +1,7 @@
 import pg from 'pg';
+import { connectionConfig } from '../db/connect.js';
 import type { Logger } from '../log.js';
 import type { Redactor } from '../util/redact.js';
-import { connectionConfig } from '../db/connect.js';
 
 /**
  * Leader election between `sentinel serve` replicas with a PostgreSQL session-level
@@ -94,7 +94,10 @@ export function deadSessionSettings(timeoutMs: number): Record<string, number> {
  * `options` parameter, else PGOPTIONS) are kept and come after ours, so an
  * explicit setting there wins.
  */
-export function leaderConnection(connectionString: string, timeoutMs: number): { connectionString: string; options: string } {
+export function leaderConnection(
+  connectionString: string,
+  timeoutMs: number,
+): { connectionString: string; options: string } {
   const ours = Object.entries(deadSessionSettings(timeoutMs))
     .map(([name, value]) => `-c ${name}=${value}`)
     .join(' ');
@@ -139,7 +142,10 @@ export class LeaderElection {
 
   constructor(private readonly options: LeaderElectionOptions) {
     this.queryTimeoutMs = options.queryTimeoutMs ?? 2000;
-    this.target = leaderConnection(options.connectionString, Math.max(MIN_DEAD_SESSION_TIMEOUT_MS, options.deadSessionTimeoutMs ?? DEFAULT_DEAD_SESSION_TIMEOUT_MS));
+    this.target = leaderConnection(
+      options.connectionString,
+      Math.max(MIN_DEAD_SESSION_TIMEOUT_MS, options.deadSessionTimeoutMs ?? DEFAULT_DEAD_SESSION_TIMEOUT_MS),
+    );
     // How pg_locks shows a bigint advisory key: high 32 bits in classid, low in objid, objsubid 1.
     const unsigned = BigInt.asUintN(64, options.lockKey);
     this.classid = String(unsigned >> 32n);
@@ -182,10 +188,15 @@ export class LeaderElection {
       if (this.standAside) {
         // This process just lost the lock: a healthy follower gets the first chance.
         this.standAside = false;
-        this.announce('follower', 'Standing by as follower: leadership was just lost; competing again at the next poll');
+        this.announce(
+          'follower',
+          'Standing by as follower: leadership was just lost; competing again at the next poll',
+        );
         return false;
       }
-      const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1::bigint) as locked', [String(this.options.lockKey)]);
+      const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1::bigint) as locked', [
+        String(this.options.lockKey),
+      ]);
       if (rows[0]?.locked && this.client === client) {
         this.setLeader(true);
         this.announce('leader', 'Became leader: this replica runs the checks and sends notifications');
@@ -300,7 +311,8 @@ export class LeaderElection {
   private orphan(): void {
     const session = this.session;
     this.session = undefined;
-    if (session && !this.orphans.some((o) => o.pid === session.pid && o.backendStart === session.backendStart)) this.orphans.push(session);
+    if (session && !this.orphans.some((o) => o.pid === session.pid && o.backendStart === session.backendStart))
+      this.orphans.push(session);
   }
 
   /**
@@ -321,7 +333,9 @@ export class LeaderElection {
           [orphan.pid, orphan.backendStart, LEADER_APPLICATION_NAME],
         );
         if (rows.length > 0) {
-          this.options.logger.warn(`Terminated this process's previous lock session (backend pid ${orphan.pid}), which PostgreSQL still kept after the connection was lost, so the leader lock is free`);
+          this.options.logger.warn(
+            `Terminated this process's previous lock session (backend pid ${orphan.pid}), which PostgreSQL still kept after the connection was lost, so the leader lock is free`,
+          );
           await this.waitUntilGone(client, orphan);
         }
         this.orphans = this.orphans.filter((o) => o !== orphan);
@@ -331,7 +345,9 @@ export class LeaderElection {
         // Refused (another role, a pooler in between): not retried at every poll;
         // the server-side keepalives end that session soon enough.
         this.orphans = this.orphans.filter((o) => o !== orphan);
-        this.options.logger.warn(`Could not terminate this process's previous lock session (backend pid ${orphan.pid}): ${this.describe(err)}; it ends when PostgreSQL notices the lost connection`);
+        this.options.logger.warn(
+          `Could not terminate this process's previous lock session (backend pid ${orphan.pid}): ${this.describe(err)}; it ends when PostgreSQL notices the lost connection`,
+        );
       }
     }
   }

@@ -27,11 +27,18 @@ export function renderHuman(result: RunResult, options: HumanOptions = {}): stri
   const redact = options.redact ?? ((t: string) => t);
   // Every value that can carry data (names, messages, errors) is shown through
   // `show`: escaped and cut, so it stays one bounded piece of its line.
-  const show = (value: unknown, max: number = MAX_CHARS.message): string => oneLine(redact(typeof value === 'string' ? value : String(value)), max);
+  const show = (value: unknown, max: number = MAX_CHARS.message): string =>
+    oneLine(redact(typeof value === 'string' ? value : String(value)), max);
   const lines: string[] = [];
-  const statusColor = result.overall_status === 'healthy' ? 'green' : result.overall_status === 'degraded' ? 'yellow' : 'red';
+  const statusColor =
+    result.overall_status === 'healthy' ? 'green' : result.overall_status === 'degraded' ? 'yellow' : 'red';
   lines.push(RULE);
-  lines.push(paint(statusColor, `${STATUS_ICON[result.overall_status]} HEALTH CHECK COMPLETE - Status: ${result.overall_status.toUpperCase()}`));
+  lines.push(
+    paint(
+      statusColor,
+      `${STATUS_ICON[result.overall_status]} HEALTH CHECK COMPLETE - Status: ${result.overall_status.toUpperCase()}`,
+    ),
+  );
   lines.push(`Environment: ${show(result.environment, MAX_CHARS.name)}`);
   lines.push(`Timestamp: ${show(result.timestamp, MAX_CHARS.name)}`);
   lines.push(RULE);
@@ -41,9 +48,17 @@ export function renderHuman(result: RunResult, options: HumanOptions = {}): stri
     result.alerts.forEach((alert, i) => {
       if (i > 0) lines.push('');
       const level = alert.level.toUpperCase().padEnd(8);
-      const marks = [alert.silenced ? 'SILENCED' : '', alert.acknowledged ? 'ACKNOWLEDGED' : ''].filter(Boolean).map((m) => ` (${m})`).join('');
+      const marks = [alert.silenced ? 'SILENCED' : '', alert.acknowledged ? 'ACKNOWLEDGED' : '']
+        .filter(Boolean)
+        .map((m) => ` (${m})`)
+        .join('');
       const colour = alert.silenced ? 'dim' : alert.level === 'critical' ? 'red' : 'yellow';
-      lines.push(paint(colour, `${LEVEL_ICON[alert.level]} ${level} [${show(alert.check, MAX_CHARS.name)}] ${show(alert.message)}${marks}`));
+      lines.push(
+        paint(
+          colour,
+          `${LEVEL_ICON[alert.level]} ${level} [${show(alert.check, MAX_CHARS.name)}] ${show(alert.message)}${marks}`,
+        ),
+      );
       if (alert.id) lines.push(`     id: ${show(alert.id, MAX_CHARS.name)}`);
       for (const line of renderDetails(alert.details, show)) lines.push(`     ${line}`);
       if (alert.remediation) lines.push(`     → ${show(alert.remediation)}`);
@@ -52,7 +67,8 @@ export function renderHuman(result: RunResult, options: HumanOptions = {}): stri
   const skipped = result.checks.filter((c) => c.outcome === 'skipped');
   if (skipped.length > 0) {
     lines.push('');
-    for (const c of skipped) lines.push(paint('dim', `Skipped: ${show(c.name, MAX_CHARS.name)} (${show(c.reason ?? 'not configured')})`));
+    for (const c of skipped)
+      lines.push(paint('dim', `Skipped: ${show(c.name, MAX_CHARS.name)} (${show(c.reason ?? 'not configured')})`));
   }
   if (result.alerting_error) {
     lines.push('');
@@ -63,12 +79,19 @@ export function renderHuman(result: RunResult, options: HumanOptions = {}): stri
     lines.push('');
     for (const n of deliveries) {
       const problems = n.errors.length ? `: ${show(n.errors[n.errors.length - 1])}` : '';
-      lines.push(`Notifications ${show(n.notifier, MAX_CHARS.name)} (${show(n.type, MAX_CHARS.name)}): ${n.sent} sent, ${n.pending} pending, ${n.failed} failed${problems}`);
+      lines.push(
+        `Notifications ${show(n.notifier, MAX_CHARS.name)} (${show(n.type, MAX_CHARS.name)}): ${n.sent} sent, ${n.pending} pending, ${n.failed} failed${problems}`,
+      );
     }
   }
   lines.push(RULE);
   // Numbers only; JSON.stringify would leave C1 and bidi characters of a string raw.
-  lines.push(`Metrics: ${JSON.stringify(result.metrics, null, 2).split('\n').map((l) => show(l)).join('\n')}`);
+  lines.push(
+    `Metrics: ${JSON.stringify(result.metrics, null, 2)
+      .split('\n')
+      .map((l) => show(l))
+      .join('\n')}`,
+  );
   lines.push(RULE);
   return lines.join('\n');
 }
@@ -94,7 +117,10 @@ function renderDetails(details: Record<string, unknown>, show: (value: unknown, 
 function inline(value: unknown, show: (value: unknown, max?: number) => string): string {
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     const text = Object.entries(value)
-      .map(([k, v]) => `${show(k, MAX_CHARS.name)}=${show(typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v), MAX_CHARS.field)}`)
+      .map(
+        ([k, v]) =>
+          `${show(k, MAX_CHARS.name)}=${show(typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v), MAX_CHARS.field)}`,
+      )
       .join(', ');
     return show(text);
   }

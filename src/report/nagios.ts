@@ -1,7 +1,7 @@
+import { ownDedupeThresholds } from '../checks/dedupe_rate.js';
+import { ownErrorThresholds } from '../checks/error_spike.js';
 import type { SentinelConfig } from '../config/schema.js';
 import type { Alert, OverallStatus, RunResult } from '../types.js';
-import { ownErrorThresholds } from '../checks/error_spike.js';
-import { ownDedupeThresholds } from '../checks/dedupe_rate.js';
 import { plural, round } from '../util/format.js';
 import { MAX_CHARS, oneLine as safeLine } from '../util/text.js';
 
@@ -56,7 +56,9 @@ export function nagiosThresholds(config: SentinelConfig): NagiosThresholds {
   const sameSources = ownError.size === ownDedupe.size && [...ownError.keys()].every((source) => ownDedupe.has(source));
   return {
     ...(errorRatePct !== undefined ? { errorRatePct, sourceErrorRatePct: ownError } : {}),
-    ...(dedupeRatePct !== undefined ? { ...(sameSources ? { dedupeRatePct } : {}), sourceDedupeRatePct: ownDedupe } : {}),
+    ...(dedupeRatePct !== undefined
+      ? { ...(sameSources ? { dedupeRatePct } : {}), sourceDedupeRatePct: ownDedupe }
+      : {}),
   };
 }
 
@@ -112,15 +114,19 @@ function perfdata(result: RunResult, options: NagiosThresholds): string[] {
   if (p) {
     metric('stuck_batches', sum(p.stuck.by_status), '', { crit: 0, min: 0 });
     const overall = p.hourly.overall;
-    if (overall.error_rate_pct !== null) metric('error_rate', overall.error_rate_pct, '%', { warn: options.errorRatePct, min: 0, max: 100 });
+    if (overall.error_rate_pct !== null)
+      metric('error_rate', overall.error_rate_pct, '%', { warn: options.errorRatePct, min: 0, max: 100 });
     for (const s of p.hourly.sources) {
       const own = options.sourceErrorRatePct?.get(s.source);
-      if (own !== undefined && s.error_rate_pct !== null) metric(`error_rate ${s.source}`, s.error_rate_pct, '%', { warn: own, min: 0, max: 100 });
+      if (own !== undefined && s.error_rate_pct !== null)
+        metric(`error_rate ${s.source}`, s.error_rate_pct, '%', { warn: own, min: 0, max: 100 });
     }
-    if (overall.dedupe_rate_pct !== null) metric('dedupe_rate', overall.dedupe_rate_pct, '%', { warn: options.dedupeRatePct, min: 0, max: 100 });
+    if (overall.dedupe_rate_pct !== null)
+      metric('dedupe_rate', overall.dedupe_rate_pct, '%', { warn: options.dedupeRatePct, min: 0, max: 100 });
     for (const s of p.hourly.sources) {
       const own = options.sourceDedupeRatePct?.get(s.source);
-      if (own !== undefined && s.dedupe_rate_pct !== null) metric(`dedupe_rate ${s.source}`, s.dedupe_rate_pct, '%', { warn: own, min: 0, max: 100 });
+      if (own !== undefined && s.dedupe_rate_pct !== null)
+        metric(`dedupe_rate ${s.source}`, s.dedupe_rate_pct, '%', { warn: own, min: 0, max: 100 });
     }
     metric('in_flight', sum(p.in_flight), '', { min: 0 });
   }

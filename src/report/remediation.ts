@@ -21,5 +21,6 @@ export const REMEDIATION: Record<string, string> = {
     'Sentinel could not reach the monitored database: check that it is up (a failover or pooler restart in progress?), the host, port, password and sslmode of DATABASE_URL, and the network from this host. The checks run again on the next run.',
   database_locked:
     'A session holds a lock that blocks reads of the pipeline tables: look it up (select * from pg_stat_activity where pid = <pid>), let a migration or maintenance finish, or end a stuck session with pg_terminate_backend(<pid>).',
-  check_failed: 'Sentinel could not run this check: verify DATABASE_URL, network access and that `sentinel migrate` was applied.',
+  check_failed:
+    'Sentinel could not run this check: verify DATABASE_URL, network access and that `sentinel migrate` was applied.',
 };

@@ -1,15 +1,15 @@
-import { sentinelVersion } from '../util/version.js';
 import pg from 'pg';
-import { survivingSessionDeath } from '../db/pool.js';
+import { describeError } from '../checks/runner.js';
+import { PROCESSING_STATUSES, pipelineIndex } from '../checks/statuses.js';
 import { connectionConfig } from '../db/connect.js';
 import { isConnectionError } from '../db/errors.js';
-import { describeError } from '../checks/runner.js';
+import { survivingSessionDeath } from '../db/pool.js';
 import type { RunResult } from '../types.js';
-import { PROCESSING_STATUSES, pipelineIndex } from '../checks/statuses.js';
-import { databaseUnreachable } from './readiness.js';
 import { cut } from '../util/text.js';
+import { sentinelVersion } from '../util/version.js';
 import type {
   AlertsResponse,
+  ApiUnavailable,
   BatchPerformanceResponse,
   BatchPerformanceRow,
   ErrorDistributionResponse,
@@ -17,8 +17,8 @@ import type {
   PipelineHealthResponse,
   PipelineHealthRow,
   StatusResponse,
-  ApiUnavailable,
 } from './api-types.js';
+import { databaseUnreachable } from './readiness.js';
 
 /**
  * The dashboard's JSON API (`/api/*`, contract in api-types.ts).
@@ -43,7 +43,13 @@ export const LIMIT_RANGE = { min: 1, max: 100, default: 10 } as const;
  * value must not make a 100 MB answer.
  */
 export const MAX_API_CHARS = { code: 256, message: 1024 } as const;
-export const API_ENDPOINTS = ['/api/status', '/api/alerts', '/api/batch-performance', '/api/error-distribution', '/api/pipeline-health'] as const;
+export const API_ENDPOINTS = [
+  '/api/status',
+  '/api/alerts',
+  '/api/batch-performance',
+  '/api/error-distribution',
+  '/api/pipeline-health',
+] as const;
 export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
 
 export interface ApiAnswer {
@@ -83,9 +89,12 @@ export interface DashboardApi {
 
 class BadRequest extends Error {}
 
-
 /** A whole number in range, written as plain digits; anything else is a 400 naming the parameter. */
-function wholeNumber(query: URLSearchParams, name: string, range: { min: number; max: number; default: number }): number {
+function wholeNumber(
+  query: URLSearchParams,
+  name: string,
+  range: { min: number; max: number; default: number },
+): number {
   const values = query.getAll(name);
   const problem = `${name}: expected a whole number from ${range.min} to ${range.max}`;
   if (values.length === 0) return range.default;
@@ -188,7 +197,10 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
           error_code: cut(String(r.error_code), MAX_API_CHARS.code),
           occurrence_count: num(r.occurrence_count),
           affected_batches: num(r.affected_batches),
-          sample_message: r.sample_message === null || r.sample_message === undefined ? null : cut(String(r.sample_message), MAX_API_CHARS.message),
+          sample_message:
+            r.sample_message === null || r.sample_message === undefined
+              ? null
+              : cut(String(r.sample_message), MAX_API_CHARS.message),
           last_seen_at: iso(r.last_seen_at),
         }),
       ),
@@ -261,7 +273,11 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
   async function cached(key: string, runs: RunSource, load: () => Promise<unknown>): Promise<ApiAnswer> {
     const last = runs.last();
     const runSaysDown = last ? databaseUnreachable(last) : undefined;
-    if (!outage && runSaysDown !== undefined && (lastGoodAt === undefined || lastGoodAt < Date.parse(last!.timestamp))) {
+    if (
+      !outage &&
+      runSaysDown !== undefined &&
+      (lastGoodAt === undefined || lastGoodAt < Date.parse(last!.timestamp))
+    ) {
       outage = { reason: oneLine(runSaysDown, redact) };
       lastProbeAt = now();
     }

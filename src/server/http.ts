@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { isIP, type AddressInfo } from 'node:net';
+import { type AddressInfo, isIP } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.js';
@@ -80,7 +80,14 @@ export class ListenError extends Error {
 
 const ENDPOINTS = ['/metrics', '/healthz', '/readyz'] as const;
 type Endpoint = (typeof ENDPOINTS)[number];
-const DASHBOARD_ENDPOINTS = ['/', '/api/status', '/api/alerts', '/api/batch-performance', '/api/error-distribution', '/api/pipeline-health'] as const;
+const DASHBOARD_ENDPOINTS = [
+  '/',
+  '/api/status',
+  '/api/alerts',
+  '/api/batch-performance',
+  '/api/error-distribution',
+  '/api/pipeline-health',
+] as const;
 const METHODS = ['GET', 'HEAD'];
 
 /** The page's scripts and styles come from this server only; no inline script runs. */
@@ -187,7 +194,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const loopback = options.loopback ?? isLoopbackHost(host);
   const token = options.authToken;
   if (api && !loopback && !token) {
-    throw new ListenError(`listening on ${formatHostPort(host, options.port)} (not loopback) needs a bearer token: set SENTINEL_DASHBOARD_TOKEN or --auth-token`);
+    throw new ListenError(
+      `listening on ${formatHostPort(host, options.port)} (not loopback) needs a bearer token: set SENTINEL_DASHBOARD_TOKEN or --auth-token`,
+    );
   }
   const webRoot = options.webRoot ?? (api ? DEFAULT_WEB_ROOT : undefined);
   const endpoints: readonly string[] = api ? [...ENDPOINTS, ...DASHBOARD_ENDPOINTS] : ENDPOINTS;
@@ -210,7 +219,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      logger?.warn(`HTTP ${req.method ?? '?'} ${pathOf(req)} failed: ${err instanceof Error ? err.message : String(err)}`);
+      logger?.warn(
+        `HTTP ${req.method ?? '?'} ${pathOf(req)} failed: ${err instanceof Error ? err.message : String(err)}`,
+      );
       if (!res.headersSent) send(req, res, 500, json({ error: 'internal error' }));
       else res.destroy();
     });
@@ -226,7 +237,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // names two hosts is ambiguous to every proxy in front (request smuggling), so it is refused.
     if (hostHeaders(req) > 1) return send(req, res, 400, json({ error: 'more than one Host header' }));
     if (checkHost && !isLoopbackHostHeader(req.headers.host)) {
-      return send(req, res, 421, json({ error: 'this server only answers requests for localhost, 127.0.0.1 or [::1] (Host header refused)' }));
+      return send(
+        req,
+        res,
+        421,
+        json({ error: 'this server only answers requests for localhost, 127.0.0.1 or [::1] (Host header refused)' }),
+      );
     }
     const isAsset = webRoot !== undefined && path.startsWith('/assets/');
     const isApi = api !== undefined && path.startsWith('/api/');
@@ -240,8 +256,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (gated(path)) {
       const given = bearerOf(req);
       if (given === undefined || token === undefined || !tokenMatches(given, token)) {
-        const error = given === undefined ? 'a bearer token is required (Authorization: Bearer <token>)' : 'the bearer token is not valid';
-        return send(req, res, 401, json({ error }), { 'WWW-Authenticate': `Bearer realm="sentinel"${given === undefined ? '' : ', error="invalid_token"'}` });
+        const error =
+          given === undefined
+            ? 'a bearer token is required (Authorization: Bearer <token>)'
+            : 'the bearer token is not valid';
+        return send(req, res, 401, json({ error }), {
+          'WWW-Authenticate': `Bearer realm="sentinel"${given === undefined ? '' : ', error="invalid_token"'}`,
+        });
       }
     }
     if (isApi) {
@@ -322,7 +343,12 @@ async function serveFile(req: IncomingMessage, res: ServerResponse, root: string
   try {
     await stat(join(base, 'index.html'));
   } catch {
-    return send(req, res, 404, json({ error: `the dashboard page is not built (${base} is missing): run npm run build` }));
+    return send(
+      req,
+      res,
+      404,
+      json({ error: `the dashboard page is not built (${base} is missing): run npm run build` }),
+    );
   }
   try {
     const info = await stat(file);
@@ -338,7 +364,7 @@ async function serveFile(req: IncomingMessage, res: ServerResponse, root: string
   };
   if (acceptsGzip(req)) {
     try {
-      body = await readFile(file + '.gz');
+      body = await readFile(`${file}.gz`);
       extra['Content-Encoding'] = 'gzip';
     } catch {
       body = undefined;
@@ -375,10 +401,16 @@ interface Body {
 function json(value: unknown): Body {
   // `<`, `>` and `&` as \u escapes: still the same JSON, but never markup, whoever sniffs it.
   const text = JSON.stringify(value).replace(/[<>&]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return { type: 'application/json; charset=utf-8', body: text + '\n' };
+  return { type: 'application/json; charset=utf-8', body: `${text}\n` };
 }
 
-function send(req: IncomingMessage, res: ServerResponse, status: number, { type, body }: Body, extra: Record<string, string> = {}): void {
+function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  { type, body }: Body,
+  extra: Record<string, string> = {},
+): void {
   res.writeHead(status, {
     'Content-Type': type,
     'Content-Length': Buffer.byteLength(body),

@@ -1,11 +1,11 @@
 import type { Logger } from '../log.js';
+import { createMetrics, type SentinelMetrics } from '../metrics/registry.js';
 import type { RunResult } from '../types.js';
 import type { Redactor } from '../util/redact.js';
-import { createMetrics, type SentinelMetrics } from '../metrics/registry.js';
-import { startServer, type RunningServer } from './http.js';
+import { createDashboardApi, type DashboardApiOptions } from './api.js';
+import { type RunningServer, startServer } from './http.js';
 import type { ListenAddress } from './listen.js';
 import { Readiness } from './readiness.js';
-import { createDashboardApi, type DashboardApiOptions } from './api.js';
 
 export { ListenError } from './http.js';
 

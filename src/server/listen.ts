@@ -14,13 +14,15 @@ export interface ListenAddress {
 
 export const DEFAULT_LISTEN: ListenAddress = { host: '127.0.0.1', port: 9464 };
 
-const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /** A port number: digits only, 0–65535 (0 = any free port). Throws a one-line reason (the caller names the flag and value). */
 export function parsePort(value: string): number {
   const text = value.trim();
   const n = Number(text);
-  if (!/^\d{1,5}$/.test(text) || n > 65535) throw new Error(`the port must be a number from 1 to 65535 (0 picks a free one), not "${value}"`);
+  if (!/^\d{1,5}$/.test(text) || n > 65535)
+    throw new Error(`the port must be a number from 1 to 65535 (0 picks a free one), not "${value}"`);
   return n;
 }
 
@@ -41,7 +43,8 @@ export function parseListen(value: string): ListenAddress {
   if (colons === 0) throw new Error('expected HOST:PORT, e.g. 127.0.0.1:9464');
   const [host, port] = text.split(':') as [string, string];
   if (host === '') throw new Error('the host is missing (expected HOST:PORT, e.g. 127.0.0.1:9464)');
-  if (isIP(host) !== 4 && !HOST_NAME.test(host)) throw new Error(`"${host}" is not a host name or IPv4 address (expected HOST:PORT, e.g. 127.0.0.1:9464)`);
+  if (isIP(host) !== 4 && !HOST_NAME.test(host))
+    throw new Error(`"${host}" is not a host name or IPv4 address (expected HOST:PORT, e.g. 127.0.0.1:9464)`);
   return { host, port: parsePort(port) };
 }
 

@@ -1,5 +1,5 @@
-import type { RunResult } from '../types.js';
 import { databaseFailure } from '../checks/reachability.js';
+import type { RunResult } from '../types.js';
 
 /**
  * Why the database counts as unreachable in a run, or undefined when it was
@@ -58,16 +58,23 @@ export class Readiness {
   verdict(): ReadinessVerdict {
     const role = this.role();
     const withRole = <T extends object>(v: T): T & { role?: ReplicaRole } => (role ? { ...v, role } : v);
-    const notReady = (reason: string): ReadinessVerdict => withRole({ ready: false as const, reason: this.redact(reason).slice(0, MAX_REASON) });
+    const notReady = (reason: string): ReadinessVerdict =>
+      withRole({ ready: false as const, reason: this.redact(reason).slice(0, MAX_REASON) });
     if (!this.last) return notReady('no run has finished yet');
     const age = this.now() - this.last.finishedAt;
     const standby = this.last.kind === 'standby';
     if (age > 2 * this.intervalMs) {
       const what = standby ? 'the last attempt to take the leader lock was' : 'the last run finished';
-      return notReady(`${what} ${Math.round(age / 1000)}s ago, more than two intervals (${Math.round((2 * this.intervalMs) / 1000)}s)`);
+      return notReady(
+        `${what} ${Math.round(age / 1000)}s ago, more than two intervals (${Math.round((2 * this.intervalMs) / 1000)}s)`,
+      );
     }
     if (this.last.unreachable !== undefined) {
-      return notReady(standby ? `lock database unreachable: ${this.last.unreachable}` : `the database was unreachable in the last run: ${this.last.unreachable}`);
+      return notReady(
+        standby
+          ? `lock database unreachable: ${this.last.unreachable}`
+          : `the database was unreachable in the last run: ${this.last.unreachable}`,
+      );
     }
     return withRole({ ready: true as const });
   }

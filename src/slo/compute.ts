@@ -1,8 +1,8 @@
+import { ratePct } from '../checks/error_spike.js';
 import type { Queryable } from '../db/pool.js';
 import { createdSince, utcHour } from '../db/sql.js';
-import { ratePct } from '../checks/error_spike.js';
-import { round } from '../util/format.js';
 import type { RunRecord } from '../history/record.js';
+import { round } from '../util/format.js';
 
 /**
  * The guide's four SLOs ("Metrics & SLOs") over a window ending now, from the
@@ -90,7 +90,10 @@ export const FORMULAS: Record<SloName, string> = {
 
 export async function computeSlos(inputs: SloInputs): Promise<SloReport> {
   const from = new Date(inputs.now.getTime() - inputs.days * DAY_MS);
-  const [processing, hours] = await Promise.all([queryProcessing(inputs.db, from, inputs.now), queryHours(inputs.db, from, inputs.now)]);
+  const [processing, hours] = await Promise.all([
+    queryProcessing(inputs.db, from, inputs.now),
+    queryHours(inputs.db, from, inputs.now),
+  ]);
   const slos = [
     processingSlo(processing),
     errorRateSlo(hours, inputs),
@@ -230,7 +233,8 @@ function errorRateSlo(hours: HourRow[], inputs: SloInputs): SloResult {
       min_rows: inputs.minRows,
       overall_error_rate_pct: total > 0 ? ratePct(errors, total) : null,
       alert_threshold_pct: inputs.alertThresholdPct,
-      hours_above_alert_threshold: judged.filter((h) => ratePct(h.error_rows, h.total_rows) > inputs.alertThresholdPct).length,
+      hours_above_alert_threshold: judged.filter((h) => ratePct(h.error_rows, h.total_rows) > inputs.alertThresholdPct)
+        .length,
       total_rows: total,
       error_rows: errors,
     },
@@ -262,7 +266,9 @@ function schemaCacheSlo(runs: RunRecord[], now: Date): SloResult {
       failed_probes: failed.length,
       failures_by_code: codes,
       probes_last_hour: lastHour.length,
-      ...(probes.length === 0 ? { note: runs.length === 0 ? 'no runs recorded' : 'no probes recorded (PostgREST not configured?)' } : {}),
+      ...(probes.length === 0
+        ? { note: runs.length === 0 ? 'no runs recorded' : 'no probes recorded (PostgREST not configured?)' }
+        : {}),
     },
   };
 }

@@ -1,6 +1,6 @@
-import { FORMULAS, type SloReport, type SloResult } from './compute.js';
 import { pct1, trimNumber } from '../util/format.js';
 import { MAX_CHARS, oneLine, tableLines } from '../util/text.js';
+import { FORMULAS, type SloReport, type SloResult } from './compute.js';
 
 /** `sentinel slo`: a table, the verdict, then one line per formula. */
 export function renderSloHuman(report: SloReport): string {

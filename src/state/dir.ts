@@ -22,7 +22,10 @@ export async function ensureDirectory(dir: string, options: { deadlineMs?: numbe
   const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StateDirError(`${dir}: the file system did not answer within ${deadlineMs / 1000}s`)), deadlineMs);
+    timer = setTimeout(
+      () => reject(new StateDirError(`${dir}: the file system did not answer within ${deadlineMs / 1000}s`)),
+      deadlineMs,
+    );
     timer.unref();
   });
   try {
@@ -39,11 +42,15 @@ async function prepare(dir: string): Promise<void> {
   for (;;) {
     const info = await stat(existing).catch((err: NodeJS.ErrnoException) => err);
     if (!(info instanceof Error)) {
-      if (!info.isDirectory()) throw new StateDirError(missing.length === 0 ? `${dir} is not a directory` : `cannot create ${dir}: ${existing} is not a directory`);
+      if (!info.isDirectory())
+        throw new StateDirError(
+          missing.length === 0 ? `${dir} is not a directory` : `cannot create ${dir}: ${existing} is not a directory`,
+        );
       break;
     }
     // ENOTDIR: a component is a file; walking up finds it and says so.
-    if (info.code !== 'ENOENT' && info.code !== 'ENOTDIR') throw new StateDirError(`cannot use ${dir}: ${reason(info)}`);
+    if (info.code !== 'ENOENT' && info.code !== 'ENOTDIR')
+      throw new StateDirError(`cannot use ${dir}: ${reason(info)}`);
     const parent = dirname(existing);
     if (parent === existing) throw new StateDirError(`cannot create ${dir}: no part of the path exists`);
     missing.unshift(existing);

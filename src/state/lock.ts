@@ -1,7 +1,7 @@
-import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { type FileHandle, open, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 import { ensureDirectory } from './dir.js';
 
 /**
@@ -49,7 +49,9 @@ interface LockContent {
  * it was left by an earlier process that had the same pid (containers restart as pid 1).
  */
 const HELD_KEY = Symbol.for('sentinel.state.heldFileLocks');
-const held: Set<string> = ((globalThis as Record<symbol, unknown>)[HELD_KEY] ??= new Set<string>()) as Set<string>;
+const registry = globalThis as Record<symbol, unknown>;
+registry[HELD_KEY] ??= new Set<string>();
+const held = registry[HELD_KEY] as Set<string>;
 
 /**
  * Runs `body` holding the lock file `lockFile` (its directory is created 0700 if
@@ -60,13 +62,22 @@ const held: Set<string> = ((globalThis as Record<symbol, unknown>)[HELD_KEY] ??=
  * `body` settles, unless another process has taken it over as stale in the meantime
  * (then it is that process's lock, and it stays).
  */
-export async function withFileLock<T>(lockFile: string, body: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
+export async function withFileLock<T>(
+  lockFile: string,
+  body: () => Promise<T>,
+  options: FileLockOptions = {},
+): Promise<T> {
   const waitMs = options.waitMs ?? 30_000;
   const staleMs = options.staleMs ?? 10 * 60_000;
   // Not mkdir's recursive mode, which never returns on some file systems (state/dir.ts).
   await ensureDirectory(dirname(lockFile));
   const token = randomBytes(8).toString('hex');
-  const content = JSON.stringify({ host: hostname(), pid: process.pid, at: new Date().toISOString(), token } satisfies LockContent);
+  const content = JSON.stringify({
+    host: hostname(),
+    pid: process.pid,
+    at: new Date().toISOString(),
+    token,
+  } satisfies LockContent);
   const deadline = Date.now() + waitMs;
   // Registered before the file exists, so that nobody in this process mistakes it,
   // once written, for a leftover of an earlier process with our pid.
@@ -84,7 +95,10 @@ export async function withFileLock<T>(lockFile: string, body: () => Promise<T>, 
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         if (await takeOverIfStale(lockFile, staleMs)) continue;
-        if (Date.now() >= deadline) throw new StateLockTimeout(`another Sentinel run has held ${lockFile} for over ${Math.round(waitMs / 1000)}s`);
+        if (Date.now() >= deadline)
+          throw new StateLockTimeout(
+            `another Sentinel run has held ${lockFile} for over ${Math.round(waitMs / 1000)}s`,
+          );
         await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
       }
     }
@@ -122,10 +136,13 @@ function keepFresh(lockFile: string, content: string, staleMs: number): { stop()
       await handle?.close().catch(() => {});
     }
   };
-  const timer = setInterval(() => {
-    // A refresh slower than the interval (a slow network file system) is not doubled.
-    running ??= touch().finally(() => (running = undefined));
-  }, Math.max(1, Math.floor(staleMs / 3)));
+  const timer = setInterval(
+    () => {
+      // A refresh slower than the interval (a slow network file system) is not doubled.
+      running ??= touch().finally(() => (running = undefined));
+    },
+    Math.max(1, Math.floor(staleMs / 3)),
+  );
   timer.unref();
   return {
     async stop() {

@@ -1,7 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { withFileLock, type FileLockOptions } from './lock.js';
+import { type FileLockOptions, withFileLock } from './lock.js';
 
 /**
  * Small persistent key-value state for one host (for example when the schema cache
@@ -25,7 +25,7 @@ export class FileStateStore implements StateStore {
   private readonly lockOptions: Required<FileLockOptions>;
 
   constructor(
-    private readonly dir: string,
+    readonly dir: string,
     options: { lock?: FileLockOptions } = {},
   ) {
     this.file = join(dir, 'state.json');
@@ -47,7 +47,7 @@ export class FileStateStore implements StateStore {
         const all = await this.readAll();
         all[key] = value;
         const tmp = `${this.file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-        await writeFile(tmp, JSON.stringify(all, null, 2) + '\n', { mode: 0o600 });
+        await writeFile(tmp, `${JSON.stringify(all, null, 2)}\n`, { mode: 0o600 });
         await rename(tmp, this.file);
       },
       this.lockOptions,
@@ -57,7 +57,9 @@ export class FileStateStore implements StateStore {
   private async readAll(): Promise<Record<string, unknown>> {
     try {
       const parsed: unknown = JSON.parse(await readFile(this.file, 'utf8'));
-      return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+      return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
+        ? (parsed as Record<string, unknown>)
+        : {};
     } catch (err) {
       // A missing file is a first run. A corrupt one must not stop monitoring:
       // the worst case is one extra schema reload.

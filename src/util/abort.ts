@@ -4,7 +4,11 @@
  * keeps a reference to every signal ever combined with a long-lived one (the
  * loop's), so a loop grew by a few hundred bytes per run (nodejs/node#55351).
  */
-export function linkedAbort(outer?: AbortSignal): { controller: AbortController; signal: AbortSignal; dispose: () => void } {
+export function linkedAbort(outer?: AbortSignal): {
+  controller: AbortController;
+  signal: AbortSignal;
+  dispose: () => void;
+} {
   const controller = new AbortController();
   if (!outer) return { controller, signal: controller.signal, dispose: () => {} };
   const onAbort = (): void => controller.abort(outer.reason);

@@ -46,7 +46,8 @@ export function installCrashHandlers(options: { nagios?: boolean } = {}): void {
     try {
       process.stderr.write(`sentinel: internal error: ${line}${debug ? '' : ' (SENTINEL_DEBUG=1 shows where)'}\n`);
       if (debug && err instanceof Error && err.stack) process.stderr.write(`${redactUrlPasswords(err.stack)}\n`);
-      if (nagios && !longRunning) process.stdout.write(`SENTINEL UNKNOWN - internal error: ${line.replace(/\|/g, '/')}\n`);
+      if (nagios && !longRunning)
+        process.stdout.write(`SENTINEL UNKNOWN - internal error: ${line.replace(/\|/g, '/')}\n`);
     } catch {
       // Nothing left to tell it with.
     }

@@ -32,7 +32,8 @@ export const MAX_CHARS = {
  * terminals and to JavaScript), the byte-order mark / zero-width no-break space
  * (U+FEFF) and lone surrogates (unprintable; UTF-8 would turn them into U+FFFD).
  */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSAFE =
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
@@ -62,7 +63,8 @@ export function oneLine(value: unknown, max: number = MAX_CHARS.message, also = 
   let length = 0;
   for (let i = 0; i < text.length; ) {
     const code = text.charCodeAt(i);
-    const pair = code >= 0xd800 && code <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+    const pair =
+      code >= 0xd800 && code <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
     const ch = pair ? text.slice(i, i + 2) : text[i]!;
     const shown = !pair && (UNSAFE.test(ch) || reserved(ch)) ? escapeChar(ch) : ch;
     // Room is left for the `…` unless this is the last character and it fits exactly.
@@ -94,9 +96,14 @@ export function cut(value: string, max: number): string {
  * Cells of a table, cut to `max` and escaped before the widths are measured (a
  * 1 MB name must not pad every row), then padded; the last column is not padded.
  */
-export function tableLines(rows: readonly (readonly unknown[])[], { max = MAX_CHARS.cell, indent = '' }: { max?: number; indent?: string } = {}): string[] {
+export function tableLines(
+  rows: readonly (readonly unknown[])[],
+  { max = MAX_CHARS.cell, indent = '' }: { max?: number; indent?: string } = {},
+): string[] {
   const cells = rows.map((r) => r.map((c) => oneLine(c, max)));
   const columns = Math.max(0, ...cells.map((r) => r.length));
   const widths = Array.from({ length: columns }, (_, i) => Math.max(0, ...cells.map((r) => r[i]?.length ?? 0)));
-  return cells.map((r) => `${indent}${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}`.trimEnd());
+  return cells.map((r) =>
+    `${indent}${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}`.trimEnd(),
+  );
 }

@@ -1,10 +1,10 @@
-import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, type CliResult } from '../helpers/cli.js';
-import { AlertStore, emptyState, type AlertingState, type Silence } from '../../src/alerting/store.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { identityKey, idsFor, type TrackedAlert } from '../../src/alerting/decide.js';
+import { type AlertingState, AlertStore, emptyState, type Silence } from '../../src/alerting/store.js';
+import { type CliResult, runCli } from '../helpers/cli.js';
 
 /**
  * `sentinel alerts`, `sentinel silence ...` through the built CLI. They need no
@@ -61,11 +61,24 @@ function tracked(check: string, fields: Partial<TrackedAlert> = {}): TrackedAler
 }
 
 function silence(id: string, check: string, fields: Partial<Silence> = {}): Silence {
-  return { id, check, environment: 'prod', reason: 'planned work', createdBy: 'ops', createdAt: hoursFromNow(-1), endsAt: hoursFromNow(1), ...fields };
+  return {
+    id,
+    check,
+    environment: 'prod',
+    reason: 'planned work',
+    createdBy: 'ops',
+    createdAt: hoursFromNow(-1),
+    endsAt: hoursFromNow(1),
+    ...fields,
+  };
 }
 
 async function writeState(alerts: TrackedAlert[], more: Partial<AlertingState> = {}): Promise<void> {
-  await new AlertStore(stateDir()).write({ ...emptyState(), alerts: Object.fromEntries(alerts.map((a) => [a.key, a])), ...more });
+  await new AlertStore(stateDir()).write({
+    ...emptyState(),
+    alerts: Object.fromEntries(alerts.map((a) => [a.key, a])),
+    ...more,
+  });
 }
 
 /** The line of `sentinel alerts` for the alert with this id. */
@@ -77,7 +90,10 @@ function lineOf(stdout: string, alert: TrackedAlert): string {
 
 describe('sentinel alerts', () => {
   it('shows the active silences matching each alert, and "never notified" apart from them', async () => {
-    const notifiedThenSilenced = tracked('stuck_batches', { notifiedLevel: 'warning', lastNotifiedAt: hoursFromNow(-2) });
+    const notifiedThenSilenced = tracked('stuck_batches', {
+      notifiedLevel: 'warning',
+      lastNotifiedAt: hoursFromNow(-2),
+    });
     const silencedNeverNotified = tracked('error_spike', { subject: 'vendor_a' });
     const silenceEnded = tracked('error_spike', { subject: 'vendor_b' }); // its silence expired: not silenced now
     const plainNotified = tracked('schema_cache', { notifiedLevel: 'critical', level: 'critical' });
@@ -111,7 +127,9 @@ describe('sentinel alerts', () => {
 
   it('says "never notified" (not "silenced") for an alert no silence covers any more', async () => {
     const alert = tracked('stuck_batches');
-    await writeState([alert], { silences: [silence('s-0000aaaa', 'stuck_batches', { expiredAt: hoursFromNow(-0.1) })] });
+    await writeState([alert], {
+      silences: [silence('s-0000aaaa', 'stuck_batches', { expiredAt: hoursFromNow(-0.1) })],
+    });
 
     const line = lineOf((await sentinel(['alerts'])).stdout, alert);
 
@@ -127,7 +145,9 @@ describe('sentinel alerts', () => {
     const r = await sentinel(['alerts', '--json']);
 
     expect(r.code).toBe(0);
-    const parsed = JSON.parse(r.stdout) as { alerts: Array<{ id: string; silencedBy: string[]; notifiedLevel?: string }> };
+    const parsed = JSON.parse(r.stdout) as {
+      alerts: Array<{ id: string; silencedBy: string[]; notifiedLevel?: string }>;
+    };
     expect(parsed.alerts.map((a) => [a.id, a.silencedBy, a.notifiedLevel])).toEqual([
       [silenced.id, ['s-0000aaaa'], 'warning'],
       [other.id, [], undefined],
@@ -160,7 +180,9 @@ describe('sentinel alerts', () => {
       for (const secret of [DB_PASSWORD, HOOK_TOKEN, HMAC_SECRET]) expect(r.stdout).not.toContain(secret);
       expect(r.stdout).toContain('***');
     }
-    const parsed = JSON.parse(json.stdout) as { alerts: Array<{ message: string; details: { nested: Array<{ signature: string }> } }> };
+    const parsed = JSON.parse(json.stdout) as {
+      alerts: Array<{ message: string; details: { nested: Array<{ signature: string }> } }>;
+    };
     expect(parsed.alerts[0]!.message).toBe('PostgREST said: bad password ***');
     expect(parsed.alerts[0]!.details.nested[0]!.signature).toBe('***');
     expect(text.stdout).toContain('last: HTTP 401 from ***'); // the webhook URL is the notifier's secret, as in delivery errors
@@ -169,7 +191,11 @@ describe('sentinel alerts', () => {
 
 describe('sentinel silence', () => {
   it('list masks the secrets of the config and its notifiers (--json and text)', async () => {
-    await writeState([], { silences: [silence('s-0000aaaa', 'stuck_batches', { reason: `rotating ${DB_PASSWORD} and ?token=${HOOK_TOKEN}` })] });
+    await writeState([], {
+      silences: [
+        silence('s-0000aaaa', 'stuck_batches', { reason: `rotating ${DB_PASSWORD} and ?token=${HOOK_TOKEN}` }),
+      ],
+    });
 
     const json = await sentinel(['silence', 'list', '--json']);
     const text = await sentinel(['silence', 'list']);
@@ -179,31 +205,71 @@ describe('sentinel silence', () => {
       expect(r.stdout).not.toContain(DB_PASSWORD);
       expect(r.stdout).not.toContain(HOOK_TOKEN);
     }
-    expect(JSON.parse(json.stdout)).toEqual([expect.objectContaining({ id: 's-0000aaaa', reason: 'rotating *** and ?***', active: true })]);
-  });
-
-  it.each(['stuck_batches', 'schema_cache', 'queue_backlog'])('add --source is rejected for %s, which has no per-source alerts', async (check) => {
-    const r = await sentinel(['silence', 'add', '--check', check, '--source', 'vendor_a', '--duration', '1h', '--reason', 'planned']);
-
-    expect(r.code).toBe(3);
-    expect(r.stdout).toBe('');
-    expect(r.stderr.trim().split('\n')).toEqual([
-      `sentinel: config error: --source: ${check} has no per-source alerts, so this silence would match nothing (only error_spike, dedupe_rate, source_freshness take --source)`,
+    expect(JSON.parse(json.stdout)).toEqual([
+      expect.objectContaining({ id: 's-0000aaaa', reason: 'rotating *** and ?***', active: true }),
     ]);
-    expect((await new AlertStore(stateDir()).read()).silences).toEqual([]);
   });
+
+  it.each(['stuck_batches', 'schema_cache', 'queue_backlog'])(
+    'add --source is rejected for %s, which has no per-source alerts',
+    async (check) => {
+      const r = await sentinel([
+        'silence',
+        'add',
+        '--check',
+        check,
+        '--source',
+        'vendor_a',
+        '--duration',
+        '1h',
+        '--reason',
+        'planned',
+      ]);
+
+      expect(r.code).toBe(3);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toEqual([
+        `sentinel: config error: --source: ${check} has no per-source alerts, so this silence would match nothing (only error_spike, dedupe_rate, source_freshness take --source)`,
+      ]);
+      expect((await new AlertStore(stateDir()).read()).silences).toEqual([]);
+    },
+  );
 
   it('add --source is accepted for error_spike and matches only that source', async () => {
-    const r = await sentinel(['silence', 'add', '--check', 'error_spike', '--source', 'vendor_a', '--duration', '1h', '--reason', 'planned']);
+    const r = await sentinel([
+      'silence',
+      'add',
+      '--check',
+      'error_spike',
+      '--source',
+      'vendor_a',
+      '--duration',
+      '1h',
+      '--reason',
+      'planned',
+    ]);
 
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Silenced error_spike for source vendor_a in prod');
-    expect((await new AlertStore(stateDir()).read()).silences).toEqual([expect.objectContaining({ check: 'error_spike', source: 'vendor_a', environment: 'prod' })]);
+    expect((await new AlertStore(stateDir()).read()).silences).toEqual([
+      expect.objectContaining({ check: 'error_spike', source: 'vendor_a', environment: 'prod' }),
+    ]);
   });
 
   it('add --source "" is rejected rather than silencing every source', async () => {
-    const r = await sentinel(['silence', 'add', '--check', 'error_spike', '--source', '', '--duration', '1h', '--reason', 'planned']);
+    const r = await sentinel([
+      'silence',
+      'add',
+      '--check',
+      'error_spike',
+      '--source',
+      '',
+      '--duration',
+      '1h',
+      '--reason',
+      'planned',
+    ]);
 
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('--source:');

@@ -1,15 +1,21 @@
-import { describe, it, expect, beforeEach, afterEach } from 'vitest';
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AlertingEngine, DEFAULT_DELIVERY, failureReason, type AlertingDeps, type AlertingSettings } from '../../src/alerting/engine.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type AlertingDeps,
+  AlertingEngine,
+  type AlertingSettings,
+  DEFAULT_DELIVERY,
+  failureReason,
+} from '../../src/alerting/engine.js';
 import { AlertStore } from '../../src/alerting/store.js';
 import { FAILURE_REASONS, type Notification, type Notifier } from '../../src/alerting/types.js';
-import { DeliveryError, request } from '../../src/notifiers/http.js';
 import { silentLogger } from '../../src/log.js';
-import { Redactor } from '../../src/util/redact.js';
-import type { Alert, RunResult } from '../../src/types.js';
+import { DeliveryError, request } from '../../src/notifiers/http.js';
 import { overallStatus } from '../../src/run.js';
+import type { Alert, RunResult } from '../../src/types.js';
+import { Redactor } from '../../src/util/redact.js';
 import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
 
 /**
@@ -40,17 +46,37 @@ function notifier(name = 'hook', overrides: Partial<Notifier> = {}): Notifier {
     idempotent: false,
     secrets: () => [],
     async send(n: Notification, ctx) {
-      await request({ url: `${server.url}/${name}`, body: JSON.stringify(n), headers: { 'content-type': 'application/json' }, label: name, timeoutMs: 2000 }, ctx.signal);
+      await request(
+        {
+          url: `${server.url}/${name}`,
+          body: JSON.stringify(n),
+          headers: { 'content-type': 'application/json' },
+          label: name,
+          timeoutMs: 2000,
+        },
+        ctx.signal,
+      );
     },
     ...overrides,
   };
 }
 
-function engine(notifiers: Notifier[] = [notifier()], settings: Partial<AlertingSettings> = {}, deps: Partial<AlertingDeps> = {}): AlertingEngine {
+function engine(
+  notifiers: Notifier[] = [notifier()],
+  settings: Partial<AlertingSettings> = {},
+  deps: Partial<AlertingDeps> = {},
+): AlertingEngine {
   return new AlertingEngine({
     store: new AlertStore(dir),
     notifiers,
-    settings: { ...DEFAULT_DELIVERY, repeatIntervalMs: 4 * 3_600_000, resolveAfterRuns: 2, retryBaseMs: 10, retryMaxMs: 50, ...settings },
+    settings: {
+      ...DEFAULT_DELIVERY,
+      repeatIntervalMs: 4 * 3_600_000,
+      resolveAfterRuns: 2,
+      retryBaseMs: 10,
+      retryMaxMs: 50,
+      ...settings,
+    },
     logger: silentLogger,
     redactor: new Redactor(),
     host: 'test-host',
@@ -60,7 +86,12 @@ function engine(notifiers: Notifier[] = [notifier()], settings: Partial<Alerting
   });
 }
 
-const stuck: Alert = { check: 'stuck_batches', level: 'critical', message: '3 batches stuck > 10m: processing(3)', details: {} };
+const stuck: Alert = {
+  check: 'stuck_batches',
+  level: 'critical',
+  message: '3 batches stuck > 10m: processing(3)',
+  details: {},
+};
 const spike = (source: string, level: Alert['level'] = 'warning'): Alert => ({
   check: 'error_spike',
   level,
@@ -76,13 +107,24 @@ function run(alerts: Alert[], failed: string[] = []): RunResult {
     environment: 'prod',
     overall_status: overallStatus(alerts),
     alerts,
-    checks: names.map((name) => ({ name, outcome: failed.includes(name) ? 'failed' : alerts.some((a) => a.check === name) ? 'alert' : 'ok', duration_ms: 1 })),
+    checks: names.map((name) => ({
+      name,
+      outcome: failed.includes(name) ? 'failed' : alerts.some((a) => a.check === name) ? 'alert' : 'ok',
+      duration_ms: 1,
+    })),
     duration_ms: 1,
-    metrics: { total_checks: 3, alerts_triggered: alerts.length, critical_alerts: 0, warning_alerts: 0, skipped_checks: 0 },
+    metrics: {
+      total_checks: 3,
+      alerts_triggered: alerts.length,
+      critical_alerts: 0,
+      warning_alerts: 0,
+      skipped_checks: 0,
+    },
   };
 }
 
-const bodies = (path = '/hook'): Notification[] => server.requests.filter((r) => r.url === path).map((r) => JSON.parse(r.body) as Notification);
+const bodies = (path = '/hook'): Notification[] =>
+  server.requests.filter((r) => r.url === path).map((r) => JSON.parse(r.body) as Notification);
 const advance = (minutes: number): void => {
   clock = new Date(clock.getTime() + minutes * 60_000);
 };
@@ -122,7 +164,11 @@ describe('alerting engine', () => {
   });
 
   it('sends resolved only to notifiers that want it and were told about the alert', async () => {
-    const e = engine([notifier('team'), notifier('quiet', { sendResolved: false }), notifier('oncall', { minLevel: 'critical' })]);
+    const e = engine([
+      notifier('team'),
+      notifier('quiet', { sendResolved: false }),
+      notifier('oncall', { minLevel: 'critical' }),
+    ]);
     await e.process(run([spike('vendor_x')]));
     await e.process(run([]));
     await e.process(run([]));
@@ -196,34 +242,77 @@ describe('alerting engine', () => {
       alerts: {},
       outbox: [],
       dead: [],
-      silences: [{ id: 's-1', environment: 'prod', check: 'stuck_batches', reason: 'migration', createdBy: 'sre', createdAt: clock.toISOString(), endsAt: new Date(clock.getTime() + 3_600_000).toISOString() }],
+      silences: [
+        {
+          id: 's-1',
+          environment: 'prod',
+          check: 'stuck_batches',
+          reason: 'migration',
+          createdBy: 'sre',
+          createdAt: clock.toISOString(),
+          endsAt: new Date(clock.getTime() + 3_600_000).toISOString(),
+        },
+      ],
     });
     const e = engine();
     const { result } = await e.process(run([stuck, spike('vendor_x')]));
-    expect(result.alerts.find((a) => a.check === 'stuck_batches')).toMatchObject({ silenced: true, since: clock.toISOString() });
+    expect(result.alerts.find((a) => a.check === 'stuck_batches')).toMatchObject({
+      silenced: true,
+      since: clock.toISOString(),
+    });
     expect(result.overall_status).toBe('degraded');
-    expect(result.metrics).toMatchObject({ alerts_triggered: 1, critical_alerts: 0, warning_alerts: 1, silenced_alerts: 1 });
+    expect(result.metrics).toMatchObject({
+      alerts_triggered: 1,
+      critical_alerts: 0,
+      warning_alerts: 1,
+      silenced_alerts: 1,
+    });
     expect(bodies().flatMap((n) => n.events.map((ev) => ev.check))).toEqual(['error_spike']);
     // The silence ends while the alert still fires: now it is notified.
     advance(61);
     await e.process(run([stuck, spike('vendor_x')]));
-    expect(bodies().map((n) => n.events.map((ev) => `${ev.kind} ${ev.check}`))).toEqual([['firing error_spike'], ['firing stuck_batches']]);
+    expect(bodies().map((n) => n.events.map((ev) => `${ev.kind} ${ev.check}`))).toEqual([
+      ['firing error_spike'],
+      ['firing stuck_batches'],
+    ]);
   });
 
   it('a silence with a source only silences that source', async () => {
     const store = new AlertStore(dir);
     await store.write({
-      version: 1, alerts: {}, outbox: [], dead: [],
-      silences: [{ id: 's-2', check: 'error_spike', source: 'vendor_x', reason: 'r', createdBy: 'sre', createdAt: clock.toISOString(), endsAt: new Date(clock.getTime() + 3_600_000).toISOString() }],
+      version: 1,
+      alerts: {},
+      outbox: [],
+      dead: [],
+      silences: [
+        {
+          id: 's-2',
+          check: 'error_spike',
+          source: 'vendor_x',
+          reason: 'r',
+          createdBy: 'sre',
+          createdAt: clock.toISOString(),
+          endsAt: new Date(clock.getTime() + 3_600_000).toISOString(),
+        },
+      ],
     });
     const { result } = await engine().process(run([spike('vendor_x'), spike('vendor_y')]));
-    expect(result.alerts.map((a) => [a.subject, a.silenced])).toEqual([['vendor_x', true], ['vendor_y', false]]);
+    expect(result.alerts.map((a) => [a.subject, a.silenced])).toEqual([
+      ['vendor_x', true],
+      ['vendor_y', false],
+    ]);
   });
 
   it('an absent alert whose check failed stays firing; the failure is its own alert', async () => {
     const e = engine();
     await e.process(run([spike('vendor_x')]));
-    const failure: Alert = { check: 'error_spike', level: 'critical', message: 'Check failed: connection refused', details: {}, failed: true };
+    const failure: Alert = {
+      check: 'error_spike',
+      level: 'critical',
+      message: 'Check failed: connection refused',
+      details: {},
+      failed: true,
+    };
     for (let i = 0; i < 3; i++) await e.process(run([failure], ['error_spike']));
     expect(bodies().map((n) => n.events.map((ev) => `${ev.kind} ${ev.message}`))).toEqual([
       ['firing Error rate 30.0% > 25.0% threshold for source vendor_x'],
@@ -270,7 +359,14 @@ describe('alerting engine', () => {
     expect(outcome.notifications[0]).toMatchObject({ sent: 1, pending: 0 });
     expect(bodies().map((n) => n.events[0]!.environment)).toEqual(['prod-2']);
     const state = JSON.parse(await readFile(join(dir, 'alerting.json'), 'utf8'));
-    expect(state.outbox.map((e: { environment: string; notification: { notifier: string } }) => `${e.environment}/${e.notification.notifier}`).sort()).toEqual(['prod/am', 'prod/hook']);
+    expect(
+      state.outbox
+        .map(
+          (e: { environment: string; notification: { notifier: string } }) =>
+            `${e.environment}/${e.notification.notifier}`,
+        )
+        .sort(),
+    ).toEqual(['prod/am', 'prod/hook']);
   });
 
   it('does not resolve an alert because its check was skipped, but does when the check is disabled', async () => {
@@ -278,7 +374,10 @@ describe('alerting engine', () => {
     await e.process(run([stuck]));
     const skipped = (reason: string): RunResult => ({
       ...run([]),
-      checks: [{ name: 'stuck_batches', outcome: 'skipped', duration_ms: 0, reason }, { name: 'error_spike', outcome: 'ok', duration_ms: 1 }],
+      checks: [
+        { name: 'stuck_batches', outcome: 'skipped', duration_ms: 0, reason },
+        { name: 'error_spike', outcome: 'ok', duration_ms: 1 },
+      ],
     });
     for (let i = 0; i < 3; i++) await e.process(skipped('no PostgREST URL configured'));
     expect(bodies().map((n) => n.events[0]!.kind)).toEqual(['firing']);
@@ -319,7 +418,9 @@ describe('alerting engine', () => {
     const other = await engine().process({ ...run([spike('vendor_x')]), environment: 'prod' });
     expect(Date.now() - started).toBeLessThan(1000); // did not wait for the slow delivery
     await slow;
-    const firing = server.requests.map((r) => JSON.parse(r.body) as Notification).flatMap((n) => n.events.map((ev) => ev.check));
+    const firing = server.requests
+      .map((r) => JSON.parse(r.body) as Notification)
+      .flatMap((n) => n.events.map((ev) => ev.check));
     expect(firing.filter((c) => c === 'stuck_batches')).toHaveLength(1);
     expect(other.outcome.error).toBeUndefined();
   });
@@ -341,7 +442,9 @@ describe('alerting engine', () => {
     const e = engine([notifier()], { attemptsPerRun: 1 });
     await e.process(run([stuck]));
     await e.process(run([stuck, spike('vendor_x')]));
-    const delivered = server.requests.filter((r) => !r.body.includes('stuck_batches')).map((r) => (JSON.parse(r.body) as Notification).events[0]!.check);
+    const delivered = server.requests
+      .filter((r) => !r.body.includes('stuck_batches'))
+      .map((r) => (JSON.parse(r.body) as Notification).events[0]!.check);
     expect(delivered).toEqual(['error_spike']);
   });
 
@@ -355,7 +458,20 @@ describe('alerting engine', () => {
       host: 'h',
       now: () => clock,
     });
-    await e.process(run([{ check: 'error_spike', level: 'critical', failed: true, message: 'Check failed: postgres://u:pw-in-error-77@db/x refused', details: { error: 'pw-in-error-77' } }], ['error_spike']));
+    await e.process(
+      run(
+        [
+          {
+            check: 'error_spike',
+            level: 'critical',
+            failed: true,
+            message: 'Check failed: postgres://u:pw-in-error-77@db/x refused',
+            details: { error: 'pw-in-error-77' },
+          },
+        ],
+        ['error_spike'],
+      ),
+    );
     expect(server.requests[0]!.body).not.toContain('pw-in-error-77');
     expect(server.requests[0]!.body).toContain('***');
   });
@@ -376,7 +492,13 @@ describe('alerting engine with replicas (mayDeliver)', () => {
     const deposed = new AlertingEngine({
       store: new AlertStore(dir),
       notifiers: [notifier()],
-      settings: { ...DEFAULT_DELIVERY, repeatIntervalMs: 4 * 3_600_000, resolveAfterRuns: 2, retryBaseMs: 10, retryMaxMs: 50 },
+      settings: {
+        ...DEFAULT_DELIVERY,
+        repeatIntervalMs: 4 * 3_600_000,
+        resolveAfterRuns: 2,
+        retryBaseMs: 10,
+        retryMaxMs: 50,
+      },
       logger: silentLogger,
       redactor: new Redactor(),
       host: 'test-host',
@@ -416,7 +538,16 @@ describe('alerting engine with replicas: leadership asked before every send', ()
       leader = false;
       return { status: 200 };
     });
-    const e = engine([notifier()], {}, { mayDeliver: async () => (asked++, leader) });
+    const e = engine(
+      [notifier()],
+      {},
+      {
+        mayDeliver: async () => {
+          asked++;
+          return leader;
+        },
+      },
+    );
     advance(1);
     const { outcome } = await e.process(run([stuck, spike('vendor_x')]));
     expect(bodies().map((n) => n.events[0]!.check)).toEqual(['stuck_batches']);
@@ -425,7 +556,10 @@ describe('alerting engine with replicas: leadership asked before every send', ()
     expect(asked).toBe(3);
     const { outbox } = await new AlertStore(dir).read();
     expect(outbox).toHaveLength(1);
-    expect(outbox[0]).toMatchObject({ attempts: 0, notification: { events: [expect.objectContaining({ check: 'error_spike' })] } });
+    expect(outbox[0]).toMatchObject({
+      attempts: 0,
+      notification: { events: [expect.objectContaining({ check: 'error_spike' })] },
+    });
     expect(outbox[0]!.claimedBy).toBeUndefined();
     expect(outbox[0]!.claimedUntil).toBeUndefined();
 
@@ -461,7 +595,11 @@ describe('alerting engine with replicas: leadership asked before every send', ()
     const e = engine([notifier('a'), notifier('b'), notifier('c')], {}, { mayDeliver: async () => ++answers === 1 });
     const { outcome } = await e.process(run([stuck]));
     expect(server.requests).toHaveLength(0);
-    expect(outcome.notifications.map((n) => [n.notifier, n.sent, n.pending])).toEqual([['a', 0, 1], ['b', 0, 1], ['c', 0, 1]]);
+    expect(outcome.notifications.map((n) => [n.notifier, n.sent, n.pending])).toEqual([
+      ['a', 0, 1],
+      ['b', 0, 1],
+      ['c', 0, 1],
+    ]);
     expect((await new AlertStore(dir).read()).outbox.every((o) => o.claimedBy === undefined)).toBe(true);
   });
 });
@@ -526,7 +664,11 @@ describe('alerting engine: flush (the final delivery on shutdown)', () => {
     const started = Date.now();
     const flushed = await e.flush('prod');
     expect(Date.now() - started).toBeLessThan(3000);
-    expect(flushed.notifications[0]).toMatchObject({ sent: 0, pending: 1, reasons: expect.objectContaining({ timeout: 1 }) });
+    expect(flushed.notifications[0]).toMatchObject({
+      sent: 0,
+      pending: 1,
+      reasons: expect.objectContaining({ timeout: 1 }),
+    });
     expect((await new AlertStore(dir).read()).outbox[0]!.claimedBy).toBeUndefined();
   });
 
@@ -573,12 +715,18 @@ describe('alerting engine: failure reasons per notifier', () => {
     });
     const unreachable = notifier('unreachable', {
       async send(n, ctx) {
-        await request({ url: `http://127.0.0.1:${closedPort}/x`, body: JSON.stringify(n), label: 'unreachable', timeoutMs: 2000 }, ctx.signal);
+        await request(
+          { url: `http://127.0.0.1:${closedPort}/x`, body: JSON.stringify(n), label: 'unreachable', timeoutMs: 2000 },
+          ctx.signal,
+        );
       },
     });
     const slow = notifier('slow', {
       async send(n, ctx) {
-        await request({ url: `${server.url}/slow`, body: JSON.stringify(n), label: 'slow', timeoutMs: 200 }, ctx.signal);
+        await request(
+          { url: `${server.url}/slow`, body: JSON.stringify(n), label: 'slow', timeoutMs: 200 },
+          ctx.signal,
+        );
       },
     });
     const all = [notifier('ok'), notifier('refused'), notifier('limited'), notifier('down'), slow, unreachable];
@@ -595,13 +743,16 @@ describe('alerting engine: failure reasons per notifier', () => {
       unreachable: { ...zero, network: 1 },
     });
     // One reason per error message; `failed` is the final ones only.
-    for (const n of outcome.notifications) expect(Object.values(n.reasons).reduce((a, b) => a + b, 0)).toBe(n.errors.length);
+    for (const n of outcome.notifications)
+      expect(Object.values(n.reasons).reduce((a, b) => a + b, 0)).toBe(n.errors.length);
     expect(outcome.notifications.find((n) => n.notifier === 'refused')).toMatchObject({ failed: 1, pending: 0 });
 
     // Still undelivered after max_outbox_age: given up, counted as expired.
     advance(31);
     const later = await e.process(run([stuck]));
-    const expired = Object.fromEntries(later.outcome.notifications.filter((n) => n.reasons.expired > 0).map((n) => [n.notifier, n.reasons.expired]));
+    const expired = Object.fromEntries(
+      later.outcome.notifications.filter((n) => n.reasons.expired > 0).map((n) => [n.notifier, n.reasons.expired]),
+    );
     expect(expired).toEqual({ limited: 1, down: 1, slow: 1, unreachable: 1 });
     expect(later.outcome.notifications.find((n) => n.notifier === 'down')).toMatchObject({ failed: 1 });
   });

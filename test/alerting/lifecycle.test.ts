@@ -1,11 +1,11 @@
-import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CLI, type CliResult, cliEnv, runCli } from '../helpers/cli.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
-import { CLI, cliEnv, runCli, type CliResult } from '../helpers/cli.js';
 import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
 
 /**
@@ -43,16 +43,29 @@ notifiers:
 }
 
 async function sentinel(args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
-  const r = await runCli(args, { DATABASE_URL: database().url, SENTINEL_STATE_DIR: join(dir, 'state'), SENTINEL_CONFIG: join(dir, 'sentinel.yaml'), ...extraEnv });
+  const r = await runCli(args, {
+    DATABASE_URL: database().url,
+    SENTINEL_STATE_DIR: join(dir, 'state'),
+    SENTINEL_CONFIG: join(dir, 'sentinel.yaml'),
+    ...extraEnv,
+  });
   outputs.push(r);
   return r;
 }
 
 const events = (): Array<{ kind: string; check: string; message: string; id: string }> =>
-  server.requests.flatMap((r) => (JSON.parse(r.body) as { events: Array<{ kind: string; check: string; message: string; id: string }> }).events);
+  server.requests.flatMap(
+    (r) =>
+      (JSON.parse(r.body) as { events: Array<{ kind: string; check: string; message: string; id: string }> }).events,
+  );
 
 async function stuckBatch(): Promise<string> {
-  return insertBatch(database().pool, { source: 'vendor_a', status: 'processing', created_at: minutesAgo(40), updated_at: minutesAgo(30) });
+  return insertBatch(database().pool, {
+    source: 'vendor_a',
+    status: 'processing',
+    created_at: minutesAgo(40),
+    updated_at: minutesAgo(30),
+  });
 }
 
 describe('alert lifecycle across one-shot runs', () => {
@@ -91,7 +104,16 @@ describe('alert lifecycle across one-shot runs', () => {
   it('a silence keeps the alert in the report, out of notifications and out of the exit code', async () => {
     await config();
     await stuckBatch();
-    const added = await sentinel(['silence', 'add', '--check', 'stuck_batches', '--duration', '2h', '--reason', 'planned migration']);
+    const added = await sentinel([
+      'silence',
+      'add',
+      '--check',
+      'stuck_batches',
+      '--duration',
+      '2h',
+      '--reason',
+      'planned migration',
+    ]);
     expect(added.code).toBe(0);
     const silenceId = /(s-[0-9a-f]{8})/.exec(added.stdout)![1]!;
     const run = await sentinel(['--json']);
@@ -117,7 +139,9 @@ describe('alert lifecycle across one-shot runs', () => {
     expect(bad.stderr).toContain('--duration: "soon" is not a duration');
     const ack = await sentinel(['ack', 'abcd1234']);
     expect(ack.code).toBe(3);
-    expect(ack.stderr.trim()).toBe('sentinel: config error: ack: no firing alert with id abcd1234 (see sentinel alerts)');
+    expect(ack.stderr.trim()).toBe(
+      'sentinel: config error: ack: no firing alert with id abcd1234 (see sentinel alerts)',
+    );
   });
 
   it('a run killed between recording and sending delivers on the next run', async () => {
@@ -125,7 +149,11 @@ describe('alert lifecycle across one-shot runs', () => {
     await stuckBatch();
     server.fallback({ status: 200, hang: true });
     const child = spawn(process.execPath, [CLI, '--json'], {
-      env: cliEnv({ DATABASE_URL: database().url, SENTINEL_STATE_DIR: join(dir, 'state'), SENTINEL_CONFIG: join(dir, 'sentinel.yaml') }),
+      env: cliEnv({
+        DATABASE_URL: database().url,
+        SENTINEL_STATE_DIR: join(dir, 'state'),
+        SENTINEL_CONFIG: join(dir, 'sentinel.yaml'),
+      }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     await new Promise<void>((resolve) => {
@@ -143,7 +171,9 @@ describe('alert lifecycle across one-shot runs', () => {
 
     server.fallback({ status: 204 });
     const next = await sentinel(['--json']);
-    expect(JSON.parse(next.stdout).notifications).toEqual([expect.objectContaining({ notifier: 'hook', sent: 1, pending: 0 })]);
+    expect(JSON.parse(next.stdout).notifications).toEqual([
+      expect.objectContaining({ notifier: 'hook', sent: 1, pending: 0 }),
+    ]);
     const redelivered = JSON.parse(server.requests[1]!.body) as { id: string; events: Array<{ kind: string }> };
     expect(redelivered.id).toBe(lost.id);
     expect(redelivered.events.map((e) => e.kind)).toEqual(['firing']);
@@ -162,7 +192,9 @@ describe('alert lifecycle across one-shot runs', () => {
     const r = await sentinel(['--json'], { DATABASE_URL: 'postgres://sentinel:db-pass-42x@127.0.0.1:1/app' });
     expect(r.code).toBe(2);
     // One incident for the one root cause (not one "Check failed:" per check).
-    expect(events().map((e) => e.message)).toEqual([expect.stringMatching(/^Database unreachable: connection refused/)]);
+    expect(events().map((e) => e.message)).toEqual([
+      expect.stringMatching(/^Database unreachable: connection refused/),
+    ]);
     expect(r.stdout + r.stderr).not.toContain('db-pass-42x');
   });
 
@@ -190,7 +222,10 @@ describe('alert lifecycle across one-shot runs', () => {
     const r = await sentinel(['--json']);
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout).alerting_error).toMatch(/not valid JSON/);
-    expect(server.requests.map((req) => `${req.method} ${req.url}`)).toEqual(['POST /hb/uuid-1234', 'POST /hb/uuid-1234/fail']);
+    expect(server.requests.map((req) => `${req.method} ${req.url}`)).toEqual([
+      'POST /hb/uuid-1234',
+      'POST /hb/uuid-1234/fail',
+    ]);
     const human = await sentinel([]);
     expect(human.stdout).toContain('Alerting failed, nobody was notified by this run');
   });

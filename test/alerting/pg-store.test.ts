@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PgAlertStore } from '../../src/alerting/pg-store.js';
-import { StateLockTimeout, emptyState, type Silence } from '../../src/alerting/store.js';
+import { emptyState, type Silence, StateLockTimeout } from '../../src/alerting/store.js';
 import { createTestDatabase, useTestDatabase } from '../helpers/db.js';
 
 /** The replicas' shared alert state (one row of sentinel.alert_state) on a real database. */
@@ -19,7 +19,14 @@ afterEach(async () => {
   await Promise.all(stores.splice(0).map((s) => s.close()));
 });
 
-const silence = (id: string): Silence => ({ id, check: 'stuck_batches', reason: 'test', createdBy: 'test', createdAt: '2025-01-04T10:00:00Z', endsAt: '2099-01-01T00:00:00Z' });
+const silence = (id: string): Silence => ({
+  id,
+  check: 'stuck_batches',
+  reason: 'test',
+  createdBy: 'test',
+  createdAt: '2025-01-04T10:00:00Z',
+  endsAt: '2099-01-01T00:00:00Z',
+});
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('PgAlertStore', () => {
@@ -34,7 +41,9 @@ describe('PgAlertStore', () => {
     });
 
     expect(returned).toBe('done');
-    const { rows } = await db().pool.query<{ id: number; state: { silences: Silence[] }; updated_at: Date }>('select id, state, updated_at from sentinel.alert_state');
+    const { rows } = await db().pool.query<{ id: number; state: { silences: Silence[] }; updated_at: Date }>(
+      'select id, state, updated_at from sentinel.alert_state',
+    );
     expect(rows).toHaveLength(1);
     expect(rows[0]!.id).toBe(1);
     expect(rows[0]!.state.silences.map((x) => x.id)).toEqual(['s-1']);
@@ -61,7 +70,9 @@ describe('PgAlertStore', () => {
     const ids = (await a.read()).silences.map((x) => x.id);
     expect(ids).toHaveLength(2 * each);
     // Each update saw every update before it: the counts seen are 0..29, each once.
-    expect(ids.map((id) => Number(id.split('-after-')[1])).sort((x, y) => x - y)).toEqual(Array.from({ length: 2 * each }, (_, i) => i));
+    expect(ids.map((id) => Number(id.split('-after-')[1])).sort((x, y) => x - y)).toEqual(
+      Array.from({ length: 2 * each }, (_, i) => i),
+    );
   });
 
   it('withLock holds off update (and read/write inside it run in its transaction)', async () => {

@@ -1,10 +1,10 @@
-import { describe, it, expect } from 'vitest';
-import { useTestDatabase } from '../helpers/db.js';
-import { insertBatch } from '../helpers/fixtures.js';
-import { testConfig, testContext } from '../helpers/context.js';
+import { describe, expect, it } from 'vitest';
 import { dedupeRateCheck } from '../../src/checks/dedupe_rate.js';
 import { runChecks } from '../../src/checks/runner.js';
 import type { ConfigFile } from '../../src/config/schema.js';
+import { testConfig, testContext } from '../helpers/context.js';
+import { useTestDatabase } from '../helpers/db.js';
+import { insertBatch } from '../helpers/fixtures.js';
 
 // 10:15 UTC: the current bucket is 10:00, the previous one 09:00.
 const NOW = new Date('2025-01-04T10:15:30Z');
@@ -38,7 +38,14 @@ describe('dedupe_rate', () => {
         level: 'warning',
         message: 'Dedupe rate 62.0% > 50.0% threshold',
         subject: undefined,
-        details: { dedupe_rate_pct: 62, threshold_pct: 50, hour_bucket: '2025-01-04T10:00:00Z', skipped_rows: 620, total_rows: 1000, min_rows: 100 },
+        details: {
+          dedupe_rate_pct: 62,
+          threshold_pct: 50,
+          hour_bucket: '2025-01-04T10:00:00Z',
+          skipped_rows: 620,
+          total_rows: 1000,
+          min_rows: 100,
+        },
       },
     ]);
   });
@@ -69,7 +76,9 @@ describe('dedupe_rate', () => {
   it('takes the threshold from checks.dedupe_rate.threshold_pct', async () => {
     await rows(CURRENT, 1000, 350);
     expect(await run()).toEqual([]);
-    expect((await run({ checks: { dedupe_rate: { threshold_pct: 30 } } }))[0]!.message).toBe('Dedupe rate 35.0% > 30.0% threshold');
+    expect((await run({ checks: { dedupe_rate: { threshold_pct: 30 } } }))[0]!.message).toBe(
+      'Dedupe rate 35.0% > 30.0% threshold',
+    );
   });
 
   it('falls back to the previous hour while the current one has fewer than min_rows rows', async () => {
@@ -121,7 +130,9 @@ describe('dedupe_rate', () => {
     await rows(CURRENT, 1000, 600, 'vendor_x');
     expect(await run({ sources: { vendor_x: { dedupe_threshold_pct: 70 } } })).toEqual([]);
     // error_spike_threshold_pct concerns error_spike only: vendor_x stays in the overall dedupe rate.
-    expect((await run({ sources: { vendor_x: { error_spike_threshold_pct: 70 } } }))[0]!.message).toBe('Dedupe rate 60.0% > 50.0% threshold');
+    expect((await run({ sources: { vendor_x: { error_spike_threshold_pct: 70 } } }))[0]!.message).toBe(
+      'Dedupe rate 60.0% > 50.0% threshold',
+    );
   });
 
   it('applies the min_rows fallback per source and reports overall and per-source spikes in one run', async () => {

@@ -1,8 +1,8 @@
-import { describe, it, expect } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { chooseBucket, errorSpikeCheck, ratePct } from '../../src/checks/error_spike.js';
+import { testConfig, testContext } from '../helpers/context.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch } from '../helpers/fixtures.js';
-import { testConfig, testContext } from '../helpers/context.js';
-import { errorSpikeCheck, chooseBucket, ratePct } from '../../src/checks/error_spike.js';
 
 // 10:15 UTC: the current bucket is 10:00, the previous one 09:00.
 const NOW = new Date('2025-01-04T10:15:30Z');
@@ -12,7 +12,15 @@ const PREVIOUS = new Date('2025-01-04T09:30:00Z');
 const database = useTestDatabase();
 
 async function rows(at: Date, total: number, errors: number, source = 'vendor_a'): Promise<void> {
-  await insertBatch(database().pool, { source, status: 'completed', total_rows: total, error_rows: errors, inserted_rows: total - errors, created_at: at, updated_at: at });
+  await insertBatch(database().pool, {
+    source,
+    status: 'completed',
+    total_rows: total,
+    error_rows: errors,
+    inserted_rows: total - errors,
+    created_at: at,
+    updated_at: at,
+  });
 }
 
 const run = (file = {}) => errorSpikeCheck.run(testContext(database().pool, NOW, testConfig(file)));
@@ -27,7 +35,14 @@ describe('error_spike', () => {
         level: 'warning',
         message: 'Error rate 18.5% > 15.0% threshold',
         subject: undefined,
-        details: { error_rate_pct: 18.5, threshold_pct: 15, hour_bucket: '2025-01-04T10:00:00Z', error_rows: 185, total_rows: 1000, min_rows: 100 },
+        details: {
+          error_rate_pct: 18.5,
+          threshold_pct: 15,
+          hour_bucket: '2025-01-04T10:00:00Z',
+          error_rows: 185,
+          total_rows: 1000,
+          min_rows: 100,
+        },
       },
     ]);
   });
@@ -122,7 +137,12 @@ describe('chooseBucket', () => {
     { current: 99, previous: 99, expected: undefined },
     { current: 0, previous: 0, expected: undefined },
   ])('current $current rows, previous $previous rows -> $expected', ({ current, previous, expected }) => {
-    const bucket = chooseBucket({ total_rows: current, error_rows: 0 }, { total_rows: previous, error_rows: 0 }, start, 100);
+    const bucket = chooseBucket(
+      { total_rows: current, error_rows: 0 },
+      { total_rows: previous, error_rows: 0 },
+      start,
+      100,
+    );
     expect(bucket?.hour_bucket.toISOString().slice(11, 16)).toBe(expected);
   });
 });
@@ -131,7 +151,9 @@ describe('ratePct', () => {
   it('rounds half up at 2 decimals like PostgreSQL numeric round()', async () => {
     // 100 * 3001 / 20000 = 15.005 exactly; a float computation gives 15.00.
     expect(ratePct(3001, 20000)).toBe(15.01);
-    const { rows } = await database().pool.query('select round(100.0 * 3001 / 20000, 2)::float8 as r, round(100.0 * 1 / 3, 2)::float8 as third');
+    const { rows } = await database().pool.query(
+      'select round(100.0 * 3001 / 20000, 2)::float8 as r, round(100.0 * 1 / 3, 2)::float8 as third',
+    );
     expect(ratePct(3001, 20000)).toBe(rows[0].r);
     expect(ratePct(1, 3)).toBe(rows[0].third);
     expect(ratePct(0, 7)).toBe(0);

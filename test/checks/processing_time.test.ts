@@ -1,11 +1,11 @@
-import { describe, it, expect } from 'vitest';
-import { useTestDatabase } from '../helpers/db.js';
-import { insertBatch, type BatchFixture } from '../helpers/fixtures.js';
-import { testConfig, testContext } from '../helpers/context.js';
+import { describe, expect, it } from 'vitest';
 import { processingTimeCheck } from '../../src/checks/processing_time.js';
 import { runChecks } from '../../src/checks/runner.js';
 import type { ConfigFile } from '../../src/config/schema.js';
+import { testConfig, testContext } from '../helpers/context.js';
+import { useTestDatabase } from '../helpers/db.js';
 import { explainQueries } from '../helpers/explain.js';
+import { type BatchFixture, insertBatch } from '../helpers/fixtures.js';
 
 const NOW = new Date('2025-01-04T10:15:30Z');
 const ago = (minutes: number): Date => new Date(NOW.getTime() - minutes * 60_000);
@@ -16,7 +16,13 @@ const database = useTestDatabase();
 async function finished(completedMinutesAgo: number, seconds: number, extra: BatchFixture = {}): Promise<void> {
   const completed = ago(completedMinutesAgo);
   const started = new Date(completed.getTime() - seconds * 1000);
-  await insertBatch(database().pool, { status: 'completed', created_at: new Date(started.getTime() - 60_000), started_at: started, completed_at: completed, ...extra });
+  await insertBatch(database().pool, {
+    status: 'completed',
+    created_at: new Date(started.getTime() - 60_000),
+    started_at: started,
+    completed_at: completed,
+    ...extra,
+  });
 }
 
 const run = (file: ConfigFile = {}) => processingTimeCheck.run(testContext(database().pool, NOW, testConfig(file)));
@@ -44,7 +50,13 @@ describe('processing_time', () => {
     expect(await run()).toEqual([]);
     const [alert] = await run({ checks: { processing_time: { p95_minutes: 2.25 } } });
     expect(alert!.message).toBe('p95 batch processing time 2.30m > 2.25m SLO');
-    expect(alert!.details).toEqual({ p50_minutes: 2, p95_minutes: 2.3, max_minutes: 8, batch_count: 20, threshold_minutes: 2.25 });
+    expect(alert!.details).toEqual({
+      p50_minutes: 2,
+      p95_minutes: 2.3,
+      max_minutes: 8,
+      batch_count: 20,
+      threshold_minutes: 2.25,
+    });
   });
 
   it('alerts only strictly above p95_minutes', async () => {
@@ -63,7 +75,9 @@ describe('processing_time', () => {
   it('takes the SLO from checks.processing_time.p95_minutes', async () => {
     await finished(10, 600);
     expect(await run({ checks: { processing_time: { p95_minutes: 10 } } })).toEqual([]);
-    expect((await run({ checks: { processing_time: { p95_minutes: 7.5 } } }))[0]!.message).toBe('p95 batch processing time 10.0m > 7.5m SLO');
+    expect((await run({ checks: { processing_time: { p95_minutes: 7.5 } } }))[0]!.message).toBe(
+      'p95 batch processing time 10.0m > 7.5m SLO',
+    );
   });
 
   it('counts only batches completed in (now - 1h, now]', async () => {
@@ -92,7 +106,9 @@ describe('processing_time', () => {
   });
 
   it('finds the finished batches through the UTC-hour index', async () => {
-    const plans = await explainQueries(database().pool, (db) => processingTimeCheck.run(testContext(db, NOW, testConfig())));
+    const plans = await explainQueries(database().pool, (db) =>
+      processingTimeCheck.run(testContext(db, NOW, testConfig())),
+    );
     expect(plans).toHaveLength(1);
     expect(plans[0]).toMatch(/sentinel_batches_hour_idx/);
     expect(plans[0]).not.toMatch(/Seq Scan/);

@@ -1,11 +1,11 @@
-import { describe, it, expect } from 'vitest';
-import { useTestDatabase } from '../helpers/db.js';
-import { insertBatch, type BatchStatus } from '../helpers/fixtures.js';
-import { testConfig, testContext } from '../helpers/context.js';
+import { describe, expect, it } from 'vitest';
 import { queueBacklogCheck } from '../../src/checks/queue_backlog.js';
 import { runChecks } from '../../src/checks/runner.js';
 import type { ConfigFile } from '../../src/config/schema.js';
+import { testConfig, testContext } from '../helpers/context.js';
+import { useTestDatabase } from '../helpers/db.js';
 import { explainQueries } from '../helpers/explain.js';
+import { type BatchStatus, insertBatch } from '../helpers/fixtures.js';
 
 const NOW = new Date('2025-01-04T10:15:30Z');
 const ago = (minutes: number): Date => new Date(NOW.getTime() - minutes * 60_000);
@@ -13,7 +13,12 @@ const ago = (minutes: number): Date => new Date(NOW.getTime() - minutes * 60_000
 const database = useTestDatabase();
 
 async function batch(minutesWaiting: number, status: BatchStatus = 'uploaded', source = 'vendor_a'): Promise<string> {
-  return insertBatch(database().pool, { source, status, created_at: ago(minutesWaiting), updated_at: ago(minutesWaiting) });
+  return insertBatch(database().pool, {
+    source,
+    status,
+    created_at: ago(minutesWaiting),
+    updated_at: ago(minutesWaiting),
+  });
 }
 
 const run = (file: ConfigFile = {}) => queueBacklogCheck.run(testContext(database().pool, NOW, testConfig(file)));
@@ -27,7 +32,11 @@ describe('queue_backlog', () => {
     await batch(20); // not waiting long enough
     const alerts = await run();
     expect(alerts).toHaveLength(1);
-    expect(alerts[0]).toMatchObject({ check: 'queue_backlog', level: 'warning', message: '4 batches waiting > 30m in uploaded' });
+    expect(alerts[0]).toMatchObject({
+      check: 'queue_backlog',
+      level: 'warning',
+      message: '4 batches waiting > 30m in uploaded',
+    });
     expect(alerts[0]!.details).toMatchObject({ total_waiting: 4, threshold_minutes: 30, oldest_age_minutes: 95.3 });
     const named = alerts[0]!.details.oldest_batches as Array<{ id: string; source: string; age_minutes: number }>;
     expect(named.map((b) => b.age_minutes)).toEqual([95.3, 61, 45, 31]);
@@ -59,14 +68,17 @@ describe('queue_backlog', () => {
   });
 
   it('judges only the uploaded status (stuck_batches watches the others)', async () => {
-    for (const status of ['processing', 'validating', 'inserting', 'completed', 'failed'] as const) await batch(120, status);
+    for (const status of ['processing', 'validating', 'inserting', 'completed', 'failed'] as const)
+      await batch(120, status);
     expect(await run()).toEqual([]);
   });
 
   it('takes the threshold from checks.queue_backlog.threshold_minutes', async () => {
     await batch(20);
     expect(await run()).toEqual([]);
-    expect((await run({ checks: { queue_backlog: { threshold_minutes: 15 } } }))[0]!.message).toBe('1 batch waiting > 15m in uploaded');
+    expect((await run({ checks: { queue_backlog: { threshold_minutes: 15 } } }))[0]!.message).toBe(
+      '1 batch waiting > 15m in uploaded',
+    );
   });
 
   it('returns nothing on empty tables', async () => {
@@ -74,7 +86,9 @@ describe('queue_backlog', () => {
   });
 
   it('reads the in-flight partial index, whatever the history', async () => {
-    const plans = await explainQueries(database().pool, (db) => queueBacklogCheck.run(testContext(db, NOW, testConfig())));
+    const plans = await explainQueries(database().pool, (db) =>
+      queueBacklogCheck.run(testContext(db, NOW, testConfig())),
+    );
     expect(plans).toHaveLength(1);
     expect(plans[0]).toMatch(/sentinel_batches_inflight_idx/);
     expect(plans[0]).not.toMatch(/Seq Scan/);

@@ -1,11 +1,11 @@
-import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runChecks } from '../../src/checks/runner.js';
 import { schemaCacheCheck } from '../../src/checks/schema_cache.js';
-import { freePort } from '../../src/postgrest/server.js';
-import { answers, startFakePostgrest, type FakePostgrest } from '../helpers/fake-postgrest.js';
 import type { Check } from '../../src/checks/types.js';
 import type { Queryable } from '../../src/db/pool.js';
+import { freePort } from '../../src/postgrest/server.js';
 import { testConfig, testContext } from '../helpers/context.js';
+import { answers, type FakePostgrest, startFakePostgrest } from '../helpers/fake-postgrest.js';
 
 const db = { query: async () => ({ rows: [] }) } as never;
 const base = (config = testConfig()) => {
@@ -26,7 +26,11 @@ describe('runChecks', () => {
   it('turns a throwing check into a critical "Check failed:" alert and still runs the others', async () => {
     const { alerts, checks } = await runChecks([throwing, ok, skipped], base());
     expect(alerts).toHaveLength(1);
-    expect(alerts[0]).toMatchObject({ check: 'error_spike', level: 'critical', message: 'Check failed: relation "intake.simplicity_batches" does not exist' });
+    expect(alerts[0]).toMatchObject({
+      check: 'error_spike',
+      level: 'critical',
+      message: 'Check failed: relation "intake.simplicity_batches" does not exist',
+    });
     expect(checks.map((c) => [c.name, c.outcome])).toEqual([
       ['error_spike', 'failed'],
       ['stuck_batches', 'ok'],
@@ -45,7 +49,10 @@ describe('runChecks', () => {
         }),
     };
     const started = Date.now();
-    const { alerts } = await runChecks([hanging, ok], base(testConfig({ checks: { stuck_batches: { timeout_seconds: 0.2 } } })));
+    const { alerts } = await runChecks(
+      [hanging, ok],
+      base(testConfig({ checks: { stuck_batches: { timeout_seconds: 0.2 } } })),
+    );
     expect(Date.now() - started).toBeLessThan(5000);
     expect(alerts[0]!.message).toBe('Check failed: timed out after 0.2s');
     expect(aborted).toBe(true);
@@ -53,14 +60,23 @@ describe('runChecks', () => {
 
   it('skips a check disabled in config without running it', async () => {
     let ran = false;
-    const spy: Check = { name: 'error_spike', run: async () => ((ran = true), []) };
+    const spy: Check = {
+      name: 'error_spike',
+      run: async () => {
+        ran = true;
+        return [];
+      },
+    };
     const { checks } = await runChecks([spy], base(testConfig({ checks: { error_spike: { enabled: false } } })));
     expect(ran).toBe(false);
     expect(checks[0]).toMatchObject({ outcome: 'skipped', reason: 'disabled in config' });
   });
 
   it('adds the guide remediation hint to alerts that have none', async () => {
-    const alerting: Check = { name: 'stuck_batches', run: async () => [{ check: 'stuck_batches', level: 'critical', message: 'x', details: {} }] };
+    const alerting: Check = {
+      name: 'stuck_batches',
+      run: async () => [{ check: 'stuck_batches', level: 'critical', message: 'x', details: {} }],
+    };
     const { alerts } = await runChecks([alerting], base());
     expect(alerts[0]!.remediation).toMatch(/worker logs/);
   });
@@ -77,19 +93,32 @@ describe('runChecks: the database is one root cause', () => {
       return [];
     },
   });
-  const failingDb = (error: Error): Queryable => ({
-    query: async (text: string) => {
-      queries.push(text);
-      throw error;
-    },
-  }) as Queryable;
+  const failingDb = (error: Error): Queryable =>
+    ({
+      query: async (text: string) => {
+        queries.push(text);
+        throw error;
+      },
+    }) as Queryable;
   const withDb = (db: Queryable) => ({ ...base(), db });
-  beforeEach(() => void (queries.length = 0));
+  beforeEach(() => {
+    queries.length = 0;
+  });
 
   it('a connection error: one critical database alert naming the checks not run; nothing else queries', async () => {
     const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
-    const postgrest: Check = { name: 'schema_cache', needsDatabase: false, run: async (ctx) => (await ctx.notify('pgrst', 'reload schema'), []) };
-    const { alerts, checks, rootCause } = await runChecks([querying('stuck_batches'), querying('error_spike'), postgrest], withDb(failingDb(refused)));
+    const postgrest: Check = {
+      name: 'schema_cache',
+      needsDatabase: false,
+      run: async (ctx) => {
+        await ctx.notify('pgrst', 'reload schema');
+        return [];
+      },
+    };
+    const { alerts, checks, rootCause } = await runChecks(
+      [querying('stuck_batches'), querying('error_spike'), postgrest],
+      withDb(failingDb(refused)),
+    );
     expect(rootCause?.kind).toBe('unreachable');
     expect(alerts).toEqual([
       expect.objectContaining({
@@ -100,7 +129,10 @@ describe('runChecks: the database is one root cause', () => {
         details: expect.objectContaining({ failed_checks: ['stuck_batches'], not_run: ['error_spike'] }),
       }),
       // schema_cache still ran; its NOTIFY was refused without a connection attempt.
-      expect.objectContaining({ check: 'schema_cache', message: expect.stringMatching(/^Check failed: not tried: the database is unreachable/) }),
+      expect.objectContaining({
+        check: 'schema_cache',
+        message: expect.stringMatching(/^Check failed: not tried: the database is unreachable/),
+      }),
     ]);
     expect(checks.map((c) => [c.name, c.outcome, c.reason])).toEqual([
       ['stuck_batches', 'failed', undefined],
@@ -111,10 +143,26 @@ describe('runChecks: the database is one root cause', () => {
   });
 
   it('a lock timeout with a lock holder in pg_locks: one database alert naming it; the rest are not sent to wait', async () => {
-    const holder = { relation: 'intake.simplicity_batches', pid: 4242, mode: 'AccessExclusiveLock', granted: true, blocked_by: [], user: 'app', application: 'psql', state: 'idle in transaction', query: 'lock table intake.simplicity_batches', held_seconds: 72 };
-    const { alerts, checks } = await runChecks([querying('stuck_batches'), querying('error_spike')], withDb(failingDb(sqlError('canceling statement due to lock timeout', '55P03'))), undefined, {
-      findLockHolders: async () => [holder],
-    });
+    const holder = {
+      relation: 'intake.simplicity_batches',
+      pid: 4242,
+      mode: 'AccessExclusiveLock',
+      granted: true,
+      blocked_by: [],
+      user: 'app',
+      application: 'psql',
+      state: 'idle in transaction',
+      query: 'lock table intake.simplicity_batches',
+      held_seconds: 72,
+    };
+    const { alerts, checks } = await runChecks(
+      [querying('stuck_batches'), querying('error_spike')],
+      withDb(failingDb(sqlError('canceling statement due to lock timeout', '55P03'))),
+      undefined,
+      {
+        findLockHolders: async () => [holder],
+      },
+    );
     expect(alerts.map((a) => a.message)).toEqual([
       'Database locked: intake.simplicity_batches is locked by pid 4242 (AccessExclusiveLock, user app, application psql, idle in transaction for 1m12s, last statement "lock table intake.simplicity_batches") (2 checks not run)',
     ]);
@@ -123,10 +171,15 @@ describe('runChecks: the database is one root cause', () => {
     expect(queries).toHaveLength(1);
   });
 
-  it('a statement timeout with no lock to blame stays that check\'s own failure', async () => {
-    const { alerts, rootCause } = await runChecks([querying('stuck_batches'), querying('error_spike')], withDb(failingDb(sqlError('canceling statement due to statement timeout', '57014'))), undefined, {
-      findLockHolders: async () => [],
-    });
+  it("a statement timeout with no lock to blame stays that check's own failure", async () => {
+    const { alerts, rootCause } = await runChecks(
+      [querying('stuck_batches'), querying('error_spike')],
+      withDb(failingDb(sqlError('canceling statement due to statement timeout', '57014'))),
+      undefined,
+      {
+        findLockHolders: async () => [],
+      },
+    );
     expect(rootCause).toBeUndefined();
     expect(alerts.map((a) => [a.check, a.message])).toEqual([
       ['stuck_batches', 'Check failed: canceling statement due to statement timeout'],
@@ -136,7 +189,12 @@ describe('runChecks: the database is one root cause', () => {
 
   it('a pooled session terminated since its last use is replaced once, not reported', async () => {
     let calls = 0;
-    const db = { query: async () => (++calls === 1 ? Promise.reject(sqlError('terminating connection due to administrator command', '57P01')) : { rows: [] }) } as unknown as Queryable;
+    const db = {
+      query: async () =>
+        ++calls === 1
+          ? Promise.reject(sqlError('terminating connection due to administrator command', '57P01'))
+          : { rows: [] },
+    } as unknown as Queryable;
     const { alerts, checks } = await runChecks([querying('stuck_batches')], withDb(db));
     expect(alerts).toEqual([]);
     expect(checks[0]!.outcome).toBe('ok');
@@ -145,11 +203,21 @@ describe('runChecks: the database is one root cause', () => {
 
   it('a root cause known before the run: no database check runs', async () => {
     let ran = false;
-    const spy: Check = { name: 'stuck_batches', run: async () => ((ran = true), []) };
-    const { alerts, checks } = await runChecks([spy], base(), undefined, { rootCause: { kind: 'unreachable', reason: 'timed out connecting to the database' } });
+    const spy: Check = {
+      name: 'stuck_batches',
+      run: async () => {
+        ran = true;
+        return [];
+      },
+    };
+    const { alerts, checks } = await runChecks([spy], base(), undefined, {
+      rootCause: { kind: 'unreachable', reason: 'timed out connecting to the database' },
+    });
     expect(ran).toBe(false);
     expect(checks[0]).toMatchObject({ outcome: 'skipped', reason: 'not run: the database is unreachable' });
-    expect(alerts.map((a) => a.message)).toEqual(['Database unreachable: timed out connecting to the database (1 check not run)']);
+    expect(alerts.map((a) => a.message)).toEqual([
+      'Database unreachable: timed out connecting to the database (1 check not run)',
+    ]);
   });
 });
 
@@ -167,7 +235,11 @@ describe('runChecks measurements', () => {
     };
     const { checks } = await runChecks([ok, measuring], base());
     expect(checks[0]).not.toHaveProperty('measurements');
-    expect(checks[1]).toMatchObject({ name: 'schema_cache', outcome: 'ok', measurements: { latency_ms: 34, result: 'PGRST002', up: false } });
+    expect(checks[1]).toMatchObject({
+      name: 'schema_cache',
+      outcome: 'ok',
+      measurements: { latency_ms: 34, result: 'PGRST002', up: false },
+    });
   });
 
   it('keeps measurements of checks that alert, are skipped or fail, and gives every check its own', async () => {
@@ -210,7 +282,10 @@ describe('runChecks measurements', () => {
           late = () => ctx.measure?.('result', 'ok');
         }),
     };
-    const { checks } = await runChecks([slow], base(testConfig({ checks: { schema_cache: { timeout_seconds: 0.1 } } })));
+    const { checks } = await runChecks(
+      [slow],
+      base(testConfig({ checks: { schema_cache: { timeout_seconds: 0.1 } } })),
+    );
     late!();
     expect(checks[0]).toMatchObject({ outcome: 'failed', measurements: { result: 'timeout' } });
   });
@@ -265,7 +340,11 @@ describe('schema_cache measurements through runChecks', () => {
 
   it('records http_<status> for an answer without a PostgREST code, refused and timeout for network failures', async () => {
     fake.setDefault(answers.gateway401());
-    expect((await runSchemaCache(fake.url)).summary.measurements).toMatchObject({ result: 'http_401', up: false, reloads: 0 });
+    expect((await runSchemaCache(fake.url)).summary.measurements).toMatchObject({
+      result: 'http_401',
+      up: false,
+      reloads: 0,
+    });
 
     fake.setDefault(answers.hang());
     const hung = await runSchemaCache(fake.url, { request_timeout_seconds: 0.2 });
@@ -273,11 +352,19 @@ describe('schema_cache measurements through runChecks', () => {
     expect(hung.summary.measurements!.latency_ms).toBeGreaterThanOrEqual(150);
 
     const closed = await freePort();
-    expect((await runSchemaCache(`http://127.0.0.1:${closed}`)).summary.measurements).toMatchObject({ result: 'refused', up: false, reloads: 0 });
+    expect((await runSchemaCache(`http://127.0.0.1:${closed}`)).summary.measurements).toMatchObject({
+      result: 'refused',
+      up: false,
+      reloads: 0,
+    });
   });
 
   it('measures through testContext as well', async () => {
-    const ctx = testContext(db, new Date('2025-01-04T10:00:00Z'), testConfig({ checks: { schema_cache: settings } }, { restUrl: fake.url }));
+    const ctx = testContext(
+      db,
+      new Date('2025-01-04T10:00:00Z'),
+      testConfig({ checks: { schema_cache: settings } }, { restUrl: fake.url }),
+    );
     expect(await schemaCacheCheck.run(ctx)).toEqual([]);
     expect(ctx.measured).toMatchObject({ result: 'ok', up: true, reloads: 0 });
   });

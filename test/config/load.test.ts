@@ -1,7 +1,7 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { problemsOf } from '../helpers/config-errors.js';
 
@@ -18,7 +18,6 @@ async function file(name: string, text: string): Promise<string> {
   await writeFile(path, text);
   return path;
 }
-
 
 const DB = 'postgres://sentinel:pw-123456@db.example:5432/app';
 
@@ -50,14 +49,27 @@ describe('loadConfig', () => {
     database_url: postgres://localhost/dev
 `,
     );
-    const config = await loadConfig({ env: { SENTINEL_CONFIG: path, SUPABASE_MODE: 'prod', PROD_DATABASE_URL: DB, PROD_KEY: 'service-key-abcdef' } });
-    expect(config.env).toEqual({ name: 'prod', databaseUrl: DB, restUrl: 'https://xyz.supabase.co/rest/v1', serviceRoleKey: 'service-key-abcdef' });
+    const config = await loadConfig({
+      env: { SENTINEL_CONFIG: path, SUPABASE_MODE: 'prod', PROD_DATABASE_URL: DB, PROD_KEY: 'service-key-abcdef' },
+    });
+    expect(config.env).toEqual({
+      name: 'prod',
+      databaseUrl: DB,
+      restUrl: 'https://xyz.supabase.co/rest/v1',
+      serviceRoleKey: 'service-key-abcdef',
+    });
     expect(config.secrets).toEqual(expect.arrayContaining(['pw-123456', 'service-key-abcdef']));
   });
 
   it('lets flags beat environment variables and environment variables beat the file', async () => {
-    const path = await file('precedence.yaml', `environments:\n  dev:\n    database_url: postgres://file/db\n    postgrest_url: http://file:3000\nchecks:\n  stuck_batches: { threshold_minutes: 20 }\n`);
-    const fromEnv = await loadConfig({ flags: { config: path }, env: { DATABASE_URL: 'postgres://env/db', POSTGREST_URL: 'http://env:3000/' } });
+    const path = await file(
+      'precedence.yaml',
+      `environments:\n  dev:\n    database_url: postgres://file/db\n    postgrest_url: http://file:3000\nchecks:\n  stuck_batches: { threshold_minutes: 20 }\n`,
+    );
+    const fromEnv = await loadConfig({
+      flags: { config: path },
+      env: { DATABASE_URL: 'postgres://env/db', POSTGREST_URL: 'http://env:3000/' },
+    });
     expect(fromEnv.env.databaseUrl).toBe('postgres://env/db');
     expect(fromEnv.env.restUrl).toBe('http://env:3000');
     expect(fromEnv.checks.stuck_batches.threshold_minutes).toBe(20);
@@ -116,16 +128,18 @@ sources:
   });
 
   it('reports an unreadable file and invalid YAML with a location', async () => {
-    expect(await problemsOf(loadConfig({ flags: { config: join(dir, 'nope.yaml') }, env: { DATABASE_URL: DB } }))).toEqual([
-      `--config: cannot read config file ${join(dir, 'nope.yaml')}: file not found`,
-    ]);
+    expect(
+      await problemsOf(loadConfig({ flags: { config: join(dir, 'nope.yaml') }, env: { DATABASE_URL: DB } })),
+    ).toEqual([`--config: cannot read config file ${join(dir, 'nope.yaml')}: file not found`]);
     const path = await file('broken.yaml', 'checks:\n  stuck_batches: [unclosed\n');
     const [problem] = await problemsOf(loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB } }));
     expect(problem).toMatch(/broken\.yaml: invalid YAML at line \d+, column \d+/);
   });
 
   it('refuses both POSTGREST_URL and SUPABASE_URL in the environment', async () => {
-    const problems = await problemsOf(loadConfig({ env: { DATABASE_URL: DB, POSTGREST_URL: 'http://a', SUPABASE_URL: 'https://b' } }));
+    const problems = await problemsOf(
+      loadConfig({ env: { DATABASE_URL: DB, POSTGREST_URL: 'http://a', SUPABASE_URL: 'https://b' } }),
+    );
     expect(problems[0]).toMatch(/POSTGREST_URL and SUPABASE_URL are both set/);
   });
 
@@ -157,7 +171,9 @@ sources:
 
   it('reports file errors without a follow-on "no database" line', async () => {
     const path = await file('bad-only.yaml', 'checks:\n  stuck_batches: { threshold_minutes: "x" }\n');
-    expect(await problemsOf(loadConfig({ flags: { config: path }, env: {} }))).toEqual(['checks.stuck_batches.threshold_minutes: expected a number']);
+    expect(await problemsOf(loadConfig({ flags: { config: path }, env: {} }))).toEqual([
+      'checks.stuck_batches.threshold_minutes: expected a number',
+    ]);
   });
 
   it('resolves a relative state_dir against the config file, not the working directory', async () => {
@@ -196,7 +212,10 @@ describe('replicas settings', () => {
       'replicas.yaml',
       `replicas:\n  enabled: true\n  state_database_url: \${STATE_DB}\n  lock_key: "9007199254740993"\n  takeover_poll_seconds: 2\n`,
     );
-    const config = await loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB, STATE_DB: 'postgres://state:state-pw-98765@state.example/sentinel' } });
+    const config = await loadConfig({
+      flags: { config: path },
+      env: { DATABASE_URL: DB, STATE_DB: 'postgres://state:state-pw-98765@state.example/sentinel' },
+    });
     expect(config.replicas).toEqual({
       enabled: true,
       state_database_url: 'postgres://state:state-pw-98765@state.example/sentinel',
@@ -207,7 +226,10 @@ describe('replicas settings', () => {
   });
 
   it('rejects a state_database_url that is not a postgres URL, a lock key out of range and unknown keys', async () => {
-    const path = await file('bad-replicas.yaml', `replicas:\n  enabled: yes-please\n  state_database_url: https://example.com\n  lock_key: "99999999999999999999"\n  poll: 1\n`);
+    const path = await file(
+      'bad-replicas.yaml',
+      `replicas:\n  enabled: yes-please\n  state_database_url: https://example.com\n  lock_key: "99999999999999999999"\n  poll: 1\n`,
+    );
     const problems = await problemsOf(loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB } }));
     expect(problems).toEqual(
       expect.arrayContaining([

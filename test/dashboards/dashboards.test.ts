@@ -24,8 +24,8 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import client from 'prom-client';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { METRICS } from '../../src/metrics/names.js';
 import { PER_RUN_METRICS } from '../../src/metrics/registry.js';
 import { useTestDatabase } from '../helpers/db.js';
@@ -125,7 +125,12 @@ describe.each(DASHBOARDS)('$file', ({ file, datasourceType }) => {
     const boxes = allPanels(dashboard).map((p) => ({ title: p.title, ...p.gridPos! }));
     for (const b of boxes) {
       expect(b, `${b.title}: gridPos`).toEqual(
-        expect.objectContaining({ x: expect.any(Number), y: expect.any(Number), w: expect.any(Number), h: expect.any(Number) }),
+        expect.objectContaining({
+          x: expect.any(Number),
+          y: expect.any(Number),
+          w: expect.any(Number),
+          h: expect.any(Number),
+        }),
       );
       expect(b.w, b.title).toBeGreaterThan(0);
       expect(b.h, b.title).toBeGreaterThan(0);
@@ -156,31 +161,113 @@ describe.each(DASHBOARDS)('$file', ({ file, datasourceType }) => {
     }
     // No data source uid of somebody's Grafana baked in anywhere.
     const uids = [...JSON.stringify(dashboard).matchAll(/"uid":"([^"]*)"/g)].map((m) => m[1]);
-    expect(new Set(uids.filter((u) => u !== DS_VAR && u !== '-- Grafana --' && u !== dashboard.uid))).toEqual(new Set());
+    expect(new Set(uids.filter((u) => u !== DS_VAR && u !== '-- Grafana --' && u !== dashboard.uid))).toEqual(
+      new Set(),
+    );
   });
 });
 
 // ───────────────────────── PromQL
 
 const AGGREGATIONS = new Set([
-  'sum', 'min', 'max', 'avg', 'group', 'stddev', 'stdvar', 'count', 'count_values', 'bottomk', 'topk', 'quantile',
-  'limitk', 'limit_ratio',
+  'sum',
+  'min',
+  'max',
+  'avg',
+  'group',
+  'stddev',
+  'stdvar',
+  'count',
+  'count_values',
+  'bottomk',
+  'topk',
+  'quantile',
+  'limitk',
+  'limit_ratio',
 ]);
 const PROMQL_FUNCTIONS = new Set([
   ...AGGREGATIONS,
   // functions
-  'abs', 'absent', 'absent_over_time', 'ceil', 'changes', 'clamp', 'clamp_max', 'clamp_min', 'day_of_month',
-  'day_of_week', 'day_of_year', 'days_in_month', 'delta', 'deriv', 'exp', 'floor', 'histogram_avg',
-  'histogram_count', 'histogram_fraction', 'histogram_quantile', 'histogram_stddev', 'histogram_stdvar',
-  'histogram_sum', 'holt_winters', 'double_exponential_smoothing', 'hour', 'idelta', 'increase', 'irate',
-  'label_join', 'label_replace', 'ln', 'log2', 'log10', 'minute', 'month', 'predict_linear', 'rate', 'resets',
-  'round', 'scalar', 'sgn', 'sort', 'sort_desc', 'sort_by_label', 'sort_by_label_desc', 'sqrt', 'time',
-  'timestamp', 'vector', 'year', 'avg_over_time', 'min_over_time', 'max_over_time', 'sum_over_time',
-  'count_over_time', 'quantile_over_time', 'stddev_over_time', 'stdvar_over_time', 'last_over_time',
-  'present_over_time', 'mad_over_time', 'acos', 'acosh', 'asin', 'asinh', 'atan', 'atanh', 'cos', 'cosh', 'sin',
-  'sinh', 'tan', 'tanh', 'deg', 'rad', 'pi',
+  'abs',
+  'absent',
+  'absent_over_time',
+  'ceil',
+  'changes',
+  'clamp',
+  'clamp_max',
+  'clamp_min',
+  'day_of_month',
+  'day_of_week',
+  'day_of_year',
+  'days_in_month',
+  'delta',
+  'deriv',
+  'exp',
+  'floor',
+  'histogram_avg',
+  'histogram_count',
+  'histogram_fraction',
+  'histogram_quantile',
+  'histogram_stddev',
+  'histogram_stdvar',
+  'histogram_sum',
+  'holt_winters',
+  'double_exponential_smoothing',
+  'hour',
+  'idelta',
+  'increase',
+  'irate',
+  'label_join',
+  'label_replace',
+  'ln',
+  'log2',
+  'log10',
+  'minute',
+  'month',
+  'predict_linear',
+  'rate',
+  'resets',
+  'round',
+  'scalar',
+  'sgn',
+  'sort',
+  'sort_desc',
+  'sort_by_label',
+  'sort_by_label_desc',
+  'sqrt',
+  'time',
+  'timestamp',
+  'vector',
+  'year',
+  'avg_over_time',
+  'min_over_time',
+  'max_over_time',
+  'sum_over_time',
+  'count_over_time',
+  'quantile_over_time',
+  'stddev_over_time',
+  'stdvar_over_time',
+  'last_over_time',
+  'present_over_time',
+  'mad_over_time',
+  'acos',
+  'acosh',
+  'asin',
+  'asinh',
+  'atan',
+  'atanh',
+  'cos',
+  'cosh',
+  'sin',
+  'sinh',
+  'tan',
+  'tanh',
+  'deg',
+  'rad',
+  'pi',
   // `@ start()` / `@ end()`
-  'start', 'end',
+  'start',
+  'end',
 ]);
 /** Followed by a parenthesised list of label names, not an expression. */
 const GROUPING_KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right']);
@@ -230,7 +317,9 @@ function promqlMetrics(expr: string): MetricRef[] {
   const matcherLabels = (block: string): { labels: string[]; name?: string } => {
     const labels: string[] = [];
     let name: string | undefined;
-    for (const m of block.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)/g)) {
+    for (const m of block.matchAll(
+      /([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)/g,
+    )) {
       if (m[1] === '__name__' && m[2] === '=') name = m[3]!.slice(1, -1);
       else labels.push(m[1]!);
     }
@@ -452,27 +541,30 @@ describe('metrics referenced by the overview dashboard and the rules', () => {
     ['prometheus/sentinel-rules.yml', ruleQueries],
   ] as const;
 
-  it.each(sources)('%s names only metrics from names.ts, prom-client defaults or up, with their labels', async (_, queries) => {
-    const { series } = await declaredMetrics();
-    const recorded = recordedNames();
-    const problems: string[] = [];
-    let count = 0;
-    for (const q of queries()) {
-      expect(q.refs.length, `${q.where}: no metric in ${q.expr}`).toBeGreaterThan(0);
-      for (const ref of q.refs) {
-        count++;
-        if (recorded.has(ref.name)) continue;
-        const labels = series.get(ref.name);
-        if (!labels) {
-          problems.push(`${q.where}: ${ref.name} is not exported`);
-          continue;
+  it.each(sources)(
+    '%s names only metrics from names.ts, prom-client defaults or up, with their labels',
+    async (_, queries) => {
+      const { series } = await declaredMetrics();
+      const recorded = recordedNames();
+      const problems: string[] = [];
+      let count = 0;
+      for (const q of queries()) {
+        expect(q.refs.length, `${q.where}: no metric in ${q.expr}`).toBeGreaterThan(0);
+        for (const ref of q.refs) {
+          count++;
+          if (recorded.has(ref.name)) continue;
+          const labels = series.get(ref.name);
+          if (!labels) {
+            problems.push(`${q.where}: ${ref.name} is not exported`);
+            continue;
+          }
+          for (const l of ref.labels) if (!labels.has(l)) problems.push(`${q.where}: ${ref.name} has no label ${l}`);
         }
-        for (const l of ref.labels) if (!labels.has(l)) problems.push(`${q.where}: ${ref.name} has no label ${l}`);
       }
-    }
-    expect(problems).toEqual([]);
-    expect(count).toBeGreaterThan(10);
-  });
+      expect(problems).toEqual([]);
+      expect(count).toBeGreaterThan(10);
+    },
+  );
 
   it.skipIf(!existsSync(REGISTRY_MODULE)).each(sources)(
     '%s names only metrics that createMetrics().render() really exports',
@@ -509,8 +601,14 @@ describe('sentinel-overview.json', () => {
   it('charts the error and dedupe ratios overall (no source label) and per source', () => {
     for (const metric of ['sentinel_pipeline_error_ratio', 'sentinel_pipeline_dedupe_ratio']) {
       const exprs = panelUsing(metric).flatMap((p) => p.targets!.map((t) => t.expr!));
-      expect(exprs.some((e) => e.includes('source=""')), metric).toBe(true);
-      expect(exprs.some((e) => /by \(source\)/.test(e) && e.includes('source!=""')), metric).toBe(true);
+      expect(
+        exprs.some((e) => e.includes('source=""')),
+        metric,
+      ).toBe(true);
+      expect(
+        exprs.some((e) => /by \(source\)/.test(e) && e.includes('source!=""')),
+        metric,
+      ).toBe(true);
     }
   });
 
@@ -539,7 +637,9 @@ describe('sentinel-overview.json', () => {
   });
 
   it('uses every metric of names.ts somewhere', () => {
-    const used = new Set(overviewQueries().flatMap((q) => q.refs.map((r) => r.name.replace(/_(bucket|sum|count)$/, ''))));
+    const used = new Set(
+      overviewQueries().flatMap((q) => q.refs.map((r) => r.name.replace(/_(bucket|sum|count)$/, ''))),
+    );
     expect(METRICS.map((m) => m.name).filter((m) => !used.has(m))).toEqual([]);
   });
 });
@@ -591,7 +691,8 @@ describe('prometheus/sentinel-rules.yml', () => {
   });
 
   /** The metrics an expression reads, directly or through a recording rule (level:metric:operations). */
-  const readsMetrics = (expr: string): string[] => promqlMetrics(expr).map((r) => (recordedNames().has(r.name) ? r.name.split(':')[1]! : r.name));
+  const readsMetrics = (expr: string): string[] =>
+    promqlMetrics(expr).map((r) => (recordedNames().has(r.name) ? r.name.split(':')[1]! : r.name));
 
   it.each([
     ['SentinelStuckBatches', 'critical', 'sentinel_pipeline_stuck_batches'],
@@ -614,18 +715,30 @@ describe('prometheus/sentinel-rules.yml', () => {
   });
 
   it('pages on the thresholds of the checks and of Sentinel going silent', () => {
-    const expr = (alert: string): string => allRules().find((r) => r.alert === alert)!.expr!.replace(/\s+/g, ' ').trim();
+    const expr = (alert: string): string =>
+      allRules()
+        .find((r) => r.alert === alert)!
+        .expr!.replace(/\s+/g, ' ')
+        .trim();
     expect(expr('SentinelStuckBatches')).toBe('job:sentinel_pipeline_stuck_batches:leader_sum > 0');
-    expect(expr('SentinelErrorSpike')).toMatch(/^job:sentinel_pipeline_error_ratio:leader_max > 0\.15 and on \(job\) job:sentinel_pipeline_bucket_rows:leader_max >= 100$/);
-    expect(expr('SentinelDedupeSpike')).toMatch(/^job:sentinel_pipeline_dedupe_ratio:leader_max > 0\.5 and on \(job\) job:sentinel_pipeline_bucket_rows:leader_max >= 100$/);
-    expect(expr('SentinelQueueBacklog')).toMatch(/sentinel_pipeline_oldest_batch_age_seconds:leader_max\{status="uploaded"\}\) > 1800$/);
+    expect(expr('SentinelErrorSpike')).toMatch(
+      /^job:sentinel_pipeline_error_ratio:leader_max > 0\.15 and on \(job\) job:sentinel_pipeline_bucket_rows:leader_max >= 100$/,
+    );
+    expect(expr('SentinelDedupeSpike')).toMatch(
+      /^job:sentinel_pipeline_dedupe_ratio:leader_max > 0\.5 and on \(job\) job:sentinel_pipeline_bucket_rows:leader_max >= 100$/,
+    );
+    expect(expr('SentinelQueueBacklog')).toMatch(
+      /sentinel_pipeline_oldest_batch_age_seconds:leader_max\{status="uploaded"\}\) > 1800$/,
+    );
     expect(expr('SentinelSchemaCacheDown')).toMatch(/^job:sentinel_schema_cache_up:leader_max == 0 /);
     expect(expr('SentinelCheckFailing')).toBe('job_check:sentinel_check_status:leader_max == 3');
     // Any replica reporting 0 (a follower reports the lock database it polls).
     expect(expr('SentinelDatabaseUnreachable')).toBe('count by (job) (sentinel_database_up == 0) > 0');
     // Every replica exports its build info, whether or not it ever ran.
     expect(expr('SentinelMetricsAbsent')).toBe('absent(sentinel_build_info{job="sentinel"})');
-    expect(expr('SentinelNotRunning')).toMatch(/^time\(\) - job:sentinel_last_run_timestamp_seconds:leader_max\{job="sentinel"\} > 900$/);
+    expect(expr('SentinelNotRunning')).toMatch(
+      /^time\(\) - job:sentinel_last_run_timestamp_seconds:leader_max\{job="sentinel"\} > 900$/,
+    );
     expect(expr('SentinelTargetDown')).toBe('up{job="sentinel"} == 0');
     expect(expr('SentinelNoLeader')).toMatch(/sum by \(job\) \(sentinel_leader.*\) < 1$/);
     expect(expr('SentinelSplitBrain')).toMatch(/sum by \(job\) \(sentinel_leader.*\) > 1$/);
@@ -634,7 +747,9 @@ describe('prometheus/sentinel-rules.yml', () => {
     expect(rule('SentinelNoLeader').for).toBe('2m');
     expect(rule('SentinelNoLeader').annotations!.description).toMatch(/lock database .*unreachable/);
     expect(rule('SentinelDatabaseUnreachable').for).toBe('2m');
-    expect(rule('SentinelDatabaseUnreachable').annotations!.description).toMatch(/follower could not reach the lock database/);
+    expect(rule('SentinelDatabaseUnreachable').annotations!.description).toMatch(
+      /follower could not reach the lock database/,
+    );
   });
 
   it("reads the last run's figures of the leader only: per-run metrics only in leader-selecting recording rules", () => {
@@ -645,7 +760,10 @@ describe('prometheus/sentinel-rules.yml', () => {
     for (const r of allRules()) {
       const refs = promqlMetrics(r.expr!).filter((ref) => perRun.has(ref.name));
       if (refs.length === 0) continue;
-      expect(r.record, `${r.alert}: reads ${refs.map((x) => x.name).join(', ')} directly instead of a leader recording rule`).toBeDefined();
+      expect(
+        r.record,
+        `${r.alert}: reads ${refs.map((x) => x.name).join(', ')} directly instead of a leader recording rule`,
+      ).toBeDefined();
       // One leader selection per per-run selector.
       expect(r.expr!.replace(/\s+/g, ' ').split(LEADER).length - 1, r.record).toBe(refs.length);
       expect(r.record!, r.record).toMatch(/:leader_(max|sum)$/);
@@ -653,9 +771,14 @@ describe('prometheus/sentinel-rules.yml', () => {
     }
     expect(selecting).toBeGreaterThanOrEqual(12);
     // Every leader recording rule of a per-run metric is one of those.
-    for (const r of recordings.filter((x) => /:leader_/.test(x.record!))) expect(r.expr!.replace(/\s+/g, ' '), r.record).toMatch(LEADER);
+    for (const r of recordings.filter((x) => /:leader_/.test(x.record!)))
+      expect(r.expr!.replace(/\s+/g, ' '), r.record).toMatch(LEADER);
     // The leader's last run: from its start when it has not finished one.
-    expect(allRules().find((r) => r.record === 'job:sentinel_last_run_timestamp_seconds:leader_max')!.expr!.replace(/\s+/g, ' ')).toMatch(
+    expect(
+      allRules()
+        .find((r) => r.record === 'job:sentinel_last_run_timestamp_seconds:leader_max')!
+        .expr!.replace(/\s+/g, ' '),
+    ).toMatch(
       /sentinel_last_run_timestamp_seconds or on \(job, instance\) process_start_time_seconds\) and on \(job, instance\) sentinel_leader == 1/,
     );
   });
@@ -663,8 +786,12 @@ describe('prometheus/sentinel-rules.yml', () => {
   it('judges SentinelReplicaNotRunning by role: the leader by its last run, a follower by being up', () => {
     const r = allRules().find((x) => x.alert === 'SentinelReplicaNotRunning')!;
     const e = r.expr!.replace(/\s+/g, ' ');
-    expect(e).toMatch(/sentinel_last_run_timestamp_seconds\{job="sentinel"\} or on \(job, instance\) process_start_time_seconds\{job="sentinel"\}\) > 900 and on \(job, instance\) sentinel_leader\{job="sentinel"\} == 1, "role", "leader"/);
-    expect(e).toMatch(/up\{job="sentinel"\} == 0 unless on \(job, instance\) last_over_time\(sentinel_leader\{job="sentinel"\}\[1h\]\) == 1, "role", "follower"/);
+    expect(e).toMatch(
+      /sentinel_last_run_timestamp_seconds\{job="sentinel"\} or on \(job, instance\) process_start_time_seconds\{job="sentinel"\}\) > 900 and on \(job, instance\) sentinel_leader\{job="sentinel"\} == 1, "role", "leader"/,
+    );
+    expect(e).toMatch(
+      /up\{job="sentinel"\} == 0 unless on \(job, instance\) last_over_time\(sentinel_leader\{job="sentinel"\}\[1h\]\) == 1, "role", "follower"/,
+    );
   });
 
   it('describes replicas in its header: leader selection, not max across instances', () => {
@@ -696,14 +823,18 @@ function expandGrafanaMacros(sql: string): string {
     `to_timestamp(floor(extract(epoch from ${col}) / ${intervalSeconds(interval)}) * ${intervalSeconds(interval)})`;
   const out = sql
     .replace(/\$__timeFilter\(\s*([^)]+?)\s*\)/g, (_, col: string) => `${col} between ${RANGE_FROM} and ${RANGE_TO}`)
-    .replace(/\$__timeGroupAlias\(\s*([^,]+?)\s*,\s*([^,)]+?)\s*(?:,[^)]*)?\)/g, (_, c: string, i: string) => `${group(c, i)} as "time"`)
+    .replace(
+      /\$__timeGroupAlias\(\s*([^,]+?)\s*,\s*([^,)]+?)\s*(?:,[^)]*)?\)/g,
+      (_, c: string, i: string) => `${group(c, i)} as "time"`,
+    )
     .replace(/\$__timeGroup\(\s*([^,]+?)\s*,\s*([^,)]+?)\s*(?:,[^)]*)?\)/g, (_, c: string, i: string) => group(c, i))
     .replace(/\$__time\(\s*([^)]+?)\s*\)/g, (_, col: string) => `${col} as "time"`)
     .replace(/\$__timeEpoch\(\s*([^)]+?)\s*\)/g, (_, col: string) => `extract(epoch from ${col}) as "time"`)
     .replace(/\$__timeFrom\(\)/g, RANGE_FROM)
     .replace(/\$__timeTo\(\)/g, RANGE_TO)
-    .replace(/\$__unixEpochFilter\(\s*([^)]+?)\s*\)/g, (_, col: string) =>
-      `${col} between extract(epoch from ${RANGE_FROM}) and extract(epoch from ${RANGE_TO})`,
+    .replace(
+      /\$__unixEpochFilter\(\s*([^)]+?)\s*\)/g,
+      (_, col: string) => `${col} between extract(epoch from ${RANGE_FROM}) and extract(epoch from ${RANGE_TO})`,
     );
   const left = /\$\w+|\$\{[^}]*\}/.exec(out);
   if (left) throw new Error(`unsupported Grafana macro or variable ${left[0]} in: ${sql}`);
@@ -723,8 +854,19 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
   'Average timings per hour': ['time', 'avg_parse_ms', 'avg_db_ms', 'avg_total_ms'],
   'Rows per hour': ['time', 'inserted_rows', 'skipped_rows', 'error_rows'],
   'Hourly performance': [
-    'hour_bucket', 'total_batches', 'completed_batches', 'failed_batches', 'avg_parse_ms', 'avg_db_ms',
-    'avg_total_ms', 'total_rows', 'inserted_rows', 'skipped_rows', 'error_rows', 'dedupe_rate_pct', 'error_rate_pct',
+    'hour_bucket',
+    'total_batches',
+    'completed_batches',
+    'failed_batches',
+    'avg_parse_ms',
+    'avg_db_ms',
+    'avg_total_ms',
+    'total_rows',
+    'inserted_rows',
+    'skipped_rows',
+    'error_rows',
+    'dedupe_rate_pct',
+    'error_rate_pct',
   ],
   'Top 10 error codes': ['error_code', 'occurrence_count', 'affected_batches', 'last_seen_at', 'sample_message'],
 };
@@ -756,7 +898,10 @@ describe('pipeline-sql.json against the real ops views', () => {
       for (const t of p.targets!) {
         const relations = [...t.rawSql!.matchAll(/\b(?:from|join)\s+([a-z_][\w.]*)/gi)].map((m) => m[1]);
         expect(relations.length, p.title).toBeGreaterThan(0);
-        for (const r of relations) expect(['ops.v_batch_performance', 'ops.v_error_distribution', 'ops.v_pipeline_health'], p.title).toContain(r);
+        for (const r of relations)
+          expect(['ops.v_batch_performance', 'ops.v_error_distribution', 'ops.v_pipeline_health'], p.title).toContain(
+            r,
+          );
       }
     }
   });
@@ -765,12 +910,29 @@ describe('pipeline-sql.json against the real ops views', () => {
     const { pool } = db();
     // Two whole UTC hours before the current one, so the hourly rows do not depend on the clock.
     const { rows: nowRows } = await pool.query<{ h0: Date }>(`select date_trunc('hour', now(), 'UTC') as h0`);
-    const hour = (h: number, minutes: number): Date => new Date(nowRows[0]!.h0.getTime() - h * 3_600_000 + minutes * 60_000);
+    const hour = (h: number, minutes: number): Date =>
+      new Date(nowRows[0]!.h0.getTime() - h * 3_600_000 + minutes * 60_000);
     const rows = { total_rows: 100, inserted_rows: 70, skipped_rows: 10, error_rows: 20, parse_ms: 120, db_ms: 380 };
-    const failed = await insertBatch(pool, { status: 'failed', ...rows, created_at: hour(2, 5), completed_at: hour(2, 8) });
-    await insertBatch(pool, { status: 'completed', ...rows, error_rows: 0, inserted_rows: 90, created_at: hour(2, 20) });
+    const failed = await insertBatch(pool, {
+      status: 'failed',
+      ...rows,
+      created_at: hour(2, 5),
+      completed_at: hour(2, 8),
+    });
+    await insertBatch(pool, {
+      status: 'completed',
+      ...rows,
+      error_rows: 0,
+      inserted_rows: 90,
+      created_at: hour(2, 20),
+    });
     await insertBatch(pool, { status: 'completed', ...rows, created_at: hour(1, 5) });
-    await insertBatch(pool, { status: 'processing', total_rows: 0, created_at: hour(1, 10), updated_at: minutesAgo(25) });
+    await insertBatch(pool, {
+      status: 'processing',
+      total_rows: 0,
+      created_at: hour(1, 10),
+      updated_at: minutesAgo(25),
+    });
     await insertBatch(pool, { status: 'uploaded', total_rows: 0, created_at: hour(1, 15), updated_at: minutesAgo(3) });
     // Outside the 7-day range: must not show up in the time-filtered panels.
     await insertBatch(pool, { status: 'failed', ...rows, created_at: minutesAgo(10 * 24 * 60) });
@@ -780,7 +942,8 @@ describe('pipeline-sql.json against the real ops views', () => {
       { error_code: 'E_AMOUNT', error_message: 'amount is not a number' },
     ]);
 
-    const results: Record<string, { fields: { name: string; dataTypeID: number }[]; rows: Record<string, unknown>[] }> = {};
+    const results: Record<string, { fields: { name: string; dataTypeID: number }[]; rows: Record<string, unknown>[] }> =
+      {};
     for (const p of sqlPanels) {
       for (const t of p.targets!) {
         const sql = expandGrafanaMacros(t.rawSql!);
@@ -792,14 +955,17 @@ describe('pipeline-sql.json against the real ops views', () => {
 
         // Whatever the panel's options and overrides refer to by name is a column.
         const referenced = [
-          ...(p.fieldConfig?.overrides ?? []).filter((o) => o.matcher.id === 'byName').map((o) => String(o.matcher.options)),
+          ...(p.fieldConfig?.overrides ?? [])
+            .filter((o) => o.matcher.id === 'byName')
+            .map((o) => String(o.matcher.options)),
           ...(typeof p.options?.xField === 'string' ? [p.options.xField] : []),
         ];
         for (const name of referenced) expect(columns, `${p.title}: ${name}`).toContain(name);
 
         if (t.format === 'time_series') {
           expect(result.fields[0], p.title).toMatchObject({ name: 'time', dataTypeID: TIMESTAMPTZ });
-          for (const f of result.fields.slice(1)) expect(NUMERIC_TYPES, `${p.title}: ${f.name}`).toContain(f.dataTypeID);
+          for (const f of result.fields.slice(1))
+            expect(NUMERIC_TYPES, `${p.title}: ${f.name}`).toContain(f.dataTypeID);
         }
         results[p.title] = { fields: result.fields, rows: result.rows as Record<string, unknown>[] };
       }
@@ -821,7 +987,9 @@ describe('pipeline-sql.json against the real ops views', () => {
     expect(results['Error rate per hour']!.rows.map((r) => num(r.error_rate_pct))).toEqual([10, 20]);
     expect(results['Dedupe rate per hour']!.rows.map((r) => num(r.dedupe_rate_pct))).toEqual([10, 10]);
     expect(results['Average timings per hour']!.rows.map((r) => num(r.avg_total_ms))).toEqual([500, 500]);
-    expect(results['Top 10 error codes']!.rows.map((r) => [r.error_code, num(r.occurrence_count), r.sample_message])).toEqual([
+    expect(
+      results['Top 10 error codes']!.rows.map((r) => [r.error_code, num(r.occurrence_count), r.sample_message]),
+    ).toEqual([
       ['E_DATE', 2, 'bad date "2025-02-30"'],
       ['E_AMOUNT', 1, 'amount is not a number'],
     ]);
@@ -846,37 +1014,43 @@ const PROMTOOL = findPromtool();
 if (!PROMTOOL && process.env.CI === 'true') {
   throw new Error('promtool is required in CI (.ci/run unpacks it into .ci/tools): the rules were not validated');
 }
-describe.skipIf(!PROMTOOL)('promtool (skipped: promtool not installed; set PROMTOOL or install Debian prometheus)', () => {
-  const promtool = (...args: string[]): { status: number | null; output: string } => {
-    const r = spawnSync(PROMTOOL!, args, { cwd: join(ROOT, 'prometheus'), encoding: 'utf8', timeout: 20_000 });
-    return { status: r.status, output: `${r.stdout}${r.stderr}` };
-  };
+describe.skipIf(!PROMTOOL)(
+  'promtool (skipped: promtool not installed; set PROMTOOL or install Debian prometheus)',
+  () => {
+    const promtool = (...args: string[]): { status: number | null; output: string } => {
+      const r = spawnSync(PROMTOOL!, args, { cwd: join(ROOT, 'prometheus'), encoding: 'utf8', timeout: 20_000 });
+      return { status: r.status, output: `${r.stdout}${r.stderr}` };
+    };
 
-  it('accepts the rules file (promtool check rules)', () => {
-    const r = promtool('check', 'rules', 'sentinel-rules.yml');
-    expect(r.output).toMatch(/SUCCESS/);
-    expect(r.status, r.output).toBe(0);
-  });
-
-  it("passes the rules' unit tests (promtool test rules)", () => {
-    const r = promtool('test', 'rules', 'sentinel-rules.test.yml');
-    expect(r.status, r.output).toBe(0);
-  });
-
-  it("parses every PromQL expression of the overview dashboard", () => {
-    // As recording rules, with Grafana's interval variables given a value.
-    const rules = overviewQueries()
-      .filter((q) => !q.where.startsWith('variable'))
-      .map((q, i) => ({ record: `dashboard:expr:n${i}`, expr: q.expr.replace(/\$__(rate_)?interval|\$__range/g, '5m') }));
-    const dir = mkdtempSync(join(tmpdir(), 'sentinel-promql-'));
-    try {
-      const file = join(dir, 'dashboard-rules.yml');
-      writeFileSync(file, stringifyYaml({ groups: [{ name: 'dashboard', rules }] }));
-      const r = promtool('check', 'rules', file);
+    it('accepts the rules file (promtool check rules)', () => {
+      const r = promtool('check', 'rules', 'sentinel-rules.yml');
+      expect(r.output).toMatch(/SUCCESS/);
       expect(r.status, r.output).toBe(0);
-      expect(r.output).toContain(`SUCCESS: ${rules.length} rules found`);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
+    });
+
+    it("passes the rules' unit tests (promtool test rules)", () => {
+      const r = promtool('test', 'rules', 'sentinel-rules.test.yml');
+      expect(r.status, r.output).toBe(0);
+    });
+
+    it('parses every PromQL expression of the overview dashboard', () => {
+      // As recording rules, with Grafana's interval variables given a value.
+      const rules = overviewQueries()
+        .filter((q) => !q.where.startsWith('variable'))
+        .map((q, i) => ({
+          record: `dashboard:expr:n${i}`,
+          expr: q.expr.replace(/\$__(rate_)?interval|\$__range/g, '5m'),
+        }));
+      const dir = mkdtempSync(join(tmpdir(), 'sentinel-promql-'));
+      try {
+        const file = join(dir, 'dashboard-rules.yml');
+        writeFileSync(file, stringifyYaml({ groups: [{ name: 'dashboard', rules }] }));
+        const r = promtool('check', 'rules', file);
+        expect(r.status, r.output).toBe(0);
+        expect(r.output).toContain(`SUCCESS: ${rules.length} rules found`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  },
+);

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../../src/db/embedded.js';
+import { type EmbeddedPostgresServer, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { descendants, privateTmpdir, spawnWatched, waitFor, waitUntilGone } from '../helpers/processes.js';
 
 const EMBEDDED_JS = fileURLToPath(new URL('../../dist/db/embedded.js', import.meta.url));
@@ -18,7 +18,10 @@ describe.skipIf(!linux)('embedded PostgreSQL', () => {
     cleanups.push(tmp.remove);
     const savedTmpdir = process.env.TMPDIR;
     process.env.TMPDIR = tmp.dir;
-    cleanups.push(() => (savedTmpdir === undefined ? delete process.env.TMPDIR : (process.env.TMPDIR = savedTmpdir)));
+    cleanups.push(() => {
+      if (savedTmpdir === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmpdir;
+    });
 
     const first: EmbeddedPostgresServer = await startEmbeddedPostgres();
     cleanups.push(() => first.stop());

@@ -2,13 +2,16 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { migrate, MigrationError } from '../../src/db/migrate.js';
+import { MigrationError, migrate } from '../../src/db/migrate.js';
 import type { Logger } from '../../src/log.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 
 const INTAKE_SQL = readFileSync(new URL('../../sql/intake.sql', import.meta.url), 'utf8');
 const VIEWS_SQL = readFileSync(new URL('../../supabase/migrations/20250104_ops_views.sql', import.meta.url), 'utf8');
-const SCALE_SQL = readFileSync(new URL('../../supabase/migrations/20261128000000_ops_views_at_scale.sql', import.meta.url), 'utf8');
+const SCALE_SQL = readFileSync(
+  new URL('../../supabase/migrations/20261128000000_ops_views_at_scale.sql', import.meta.url),
+  'utf8',
+);
 const STATE_SQL = readFileSync(new URL('../../sql/sentinel_state.sql', import.meta.url), 'utf8');
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -86,7 +89,12 @@ describe('migrate', () => {
       ['intake_reference', sha256(INTAKE_SQL)],
       ['sentinel_state', sha256(STATE_SQL)],
     ]);
-    expect(logger.lines).toEqual(['info Applying intake_reference...', 'info Applying 20250104_ops_views...', 'info Applying 20261128000000_ops_views_at_scale...', 'info Applying sentinel_state...']);
+    expect(logger.lines).toEqual([
+      'info Applying intake_reference...',
+      'info Applying 20250104_ops_views...',
+      'info Applying 20261128000000_ops_views_at_scale...',
+      'info Applying sentinel_state...',
+    ]);
   });
 
   it('reports every file unchanged on a second run and does not touch the ledger', async () => {
@@ -122,10 +130,7 @@ describe('migrate', () => {
   it('serializes two runs started at once on an empty database: both succeed, each file is applied once', async () => {
     const db = await freshDb('empty');
 
-    const [a, b] = await Promise.all([
-      migrate(db.url, { withIntake: true }),
-      migrate(db.url, { withIntake: true }),
-    ]);
+    const [a, b] = await Promise.all([migrate(db.url, { withIntake: true }), migrate(db.url, { withIntake: true })]);
 
     const statusesOf = (name: string): string[] =>
       [a, b].map((run) => run.find((r) => r.name === name)?.status ?? 'missing').sort();
@@ -133,12 +138,19 @@ describe('migrate', () => {
     expect(statusesOf('20250104_ops_views')).toEqual(['applied', 'unchanged']);
     expect(statusesOf('20261128000000_ops_views_at_scale')).toEqual(['applied', 'unchanged']);
     expect(statusesOf('sentinel_state')).toEqual(['applied', 'unchanged']);
-    expect((await ledger(db)).map((r) => r.name)).toEqual(['20250104_ops_views', '20261128000000_ops_views_at_scale', 'intake_reference', 'sentinel_state']);
+    expect((await ledger(db)).map((r) => r.name)).toEqual([
+      '20250104_ops_views',
+      '20261128000000_ops_views_at_scale',
+      'intake_reference',
+      'sentinel_state',
+    ]);
   });
 
   it('re-runs a file whose checksum changed, restoring what it creates, and reports it reapplied', async () => {
     const db = await freshDb('migrated');
-    await db.pool.query(`update sentinel.schema_migrations set checksum = 'an older version' where name = '20250104_ops_views'`);
+    await db.pool.query(
+      `update sentinel.schema_migrations set checksum = 'an older version' where name = '20250104_ops_views'`,
+    );
     await db.pool.query('drop view ops.v_pipeline_health');
 
     const results = await migrate(db.url);
@@ -173,7 +185,9 @@ describe('migrate', () => {
     expect((error as MigrationError).cause).toBeInstanceOf(Error);
     // The failed file's transaction rolled back: nothing half-created, nothing recorded.
     expect(await relationExists(db, 'ops.v_batch_performance')).toBe(false);
-    const { rows } = await db.pool.query<{ n: string }>(`select count(*)::text as n from pg_namespace where nspname = 'ops'`);
+    const { rows } = await db.pool.query<{ n: string }>(
+      `select count(*)::text as n from pg_namespace where nspname = 'ops'`,
+    );
     expect(rows[0]?.n).toBe('0');
     expect(await ledger(db)).toEqual([]);
   });
@@ -184,7 +198,9 @@ describe('migrate', () => {
     const error = await migrate(db.url).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(MigrationError);
-    expect((error as Error).message).toContain('need tables intake.row_errors, intake.simplicity_batches, which are missing');
+    expect((error as Error).message).toContain(
+      'need tables intake.row_errors, intake.simplicity_batches, which are missing',
+    );
   });
 
   it('reports an unreachable server as a MigrationError that hides the password', async () => {
@@ -194,7 +210,9 @@ describe('migrate', () => {
 
     expect(error).toBeInstanceOf(MigrationError);
     const message = (error as Error).message;
-    expect(message).toMatch(/^cannot connect to the database at postgres:\/\/sentinel:\*\*\*@127\.0\.0\.1:1\/monitored: \S/);
+    expect(message).toMatch(
+      /^cannot connect to the database at postgres:\/\/sentinel:\*\*\*@127\.0\.0\.1:1\/monitored: \S/,
+    );
     expect(message).toContain('ECONNREFUSED');
     expect(message).not.toContain('s3cretpw');
     expect((error as Error).cause).toBeDefined();
@@ -283,12 +301,12 @@ describe('migrate', () => {
       migrate(db.url, { withIntake: true, lockTimeoutMs: 1 }),
     ]);
 
-    expect([...a, ...b].filter((r) => r.status === 'applied').map((r) => r.name).sort()).toEqual([
-      '20250104_ops_views',
-      '20261128000000_ops_views_at_scale',
-      'intake_reference',
-      'sentinel_state',
-    ]);
+    expect(
+      [...a, ...b]
+        .filter((r) => r.status === 'applied')
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(['20250104_ops_views', '20261128000000_ops_views_at_scale', 'intake_reference', 'sentinel_state']);
   });
 
   it('creates sentinel.alert_state (one row at most, id 1) after the views, also without withIntake', async () => {
@@ -304,10 +322,15 @@ describe('migrate', () => {
     ]);
     expect(await relationExists(db, 'sentinel.alert_state')).toBe(true);
     await db.pool.query(`insert into sentinel.alert_state (id, state) values (1, '{}')`);
-    await expect(db.pool.query(`insert into sentinel.alert_state (id, state) values (2, '{}')`)).rejects.toMatchObject({ code: '23514' });
+    await expect(db.pool.query(`insert into sentinel.alert_state (id, state) values (2, '{}')`)).rejects.toMatchObject({
+      code: '23514',
+    });
     // Idempotent: the file applied again (a changed checksum) keeps the row.
     await db.pool.query(`update sentinel.schema_migrations set checksum = 'older' where name = 'sentinel_state'`);
-    expect((await migrate(db.url)).find((r) => r.name === 'sentinel_state')).toEqual({ name: 'sentinel_state', status: 'reapplied' });
+    expect((await migrate(db.url)).find((r) => r.name === 'sentinel_state')).toEqual({
+      name: 'sentinel_state',
+      status: 'reapplied',
+    });
     expect((await db.pool.query('select id from sentinel.alert_state')).rows).toEqual([{ id: 1 }]);
   });
 

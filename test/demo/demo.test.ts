@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { epilogue, type EpilogueOptions } from '../../src/demo/index.js';
+import { type EpilogueOptions, epilogue } from '../../src/demo/index.js';
 import type { Alert, CheckSummary, RunResult } from '../../src/types.js';
 import { CLI, cliEnv } from '../helpers/cli.js';
 import { descendants, privateTmpdir, spawnWatched, waitFor, waitUntilGone } from '../helpers/processes.js';
@@ -23,14 +23,28 @@ const SPIKE: Alert = {
   level: 'warning',
   message: 'Error rate 31.8% > 25.0% threshold for source vendor_x',
   subject: 'vendor_x',
-  details: { error_rate_pct: 31.8, threshold_pct: 25, error_rows: 318, total_rows: 1000, source: 'vendor_x', min_rows: 100 },
+  details: {
+    error_rate_pct: 31.8,
+    threshold_pct: 25,
+    error_rows: 318,
+    total_rows: 1000,
+    source: 'vendor_x',
+    min_rows: 100,
+  },
 };
 const RELOAD = "NOTIFY pgrst, 'reload schema'";
 const CACHE_PERSISTS: Alert = {
   check: 'schema_cache',
   level: 'critical',
   message: 'PGRST002 persists after auto-reload',
-  details: { status: 503, code: 'PGRST002', action_taken: RELOAD, recovered: false, attempts: 3, diagnosis: ['statement_timeout = 1ms ...'] },
+  details: {
+    status: 503,
+    code: 'PGRST002',
+    action_taken: RELOAD,
+    recovered: false,
+    attempts: 3,
+    diagnosis: ['statement_timeout = 1ms ...'],
+  },
 };
 const CACHE_RECOVERED: Alert = {
   check: 'schema_cache',
@@ -64,9 +78,15 @@ function result(alerts: Alert[], schemaCache: Partial<CheckSummary> = {}): RunRe
   };
 }
 
-const OPTIONS: EpilogueOptions = { exitCode: 2, seconds: '4.2', postgrestAvailable: true, ownThresholds: { vendor_x: 25 } };
+const OPTIONS: EpilogueOptions = {
+  exitCode: 2,
+  seconds: '4.2',
+  postgrestAvailable: true,
+  ownThresholds: { vendor_x: 25 },
+};
 /** The epilogue with its wrapped lines joined, so phrases can be matched across line breaks. */
-const text = (r: RunResult, o: Partial<EpilogueOptions> = {}): string => epilogue(r, { ...OPTIONS, ...o }).replace(/\n {19}/g, ' ');
+const text = (r: RunResult, o: Partial<EpilogueOptions> = {}): string =>
+  epilogue(r, { ...OPTIONS, ...o }).replace(/\n {19}/g, ' ');
 
 describe('demo epilogue', () => {
   it('tells the story of the run it follows: stuck batches, the spike with its own threshold, the reload that did not help', () => {
@@ -74,12 +94,18 @@ describe('demo epilogue', () => {
     const joined = out.replace(/\n {19}/g, ' ');
 
     expect(out).toContain('What you just saw (demo finished in 4.2s; everything it started is stopped and deleted):');
-    expect(joined).toContain('  - stuck_batches: three batches whose workers died, held in processing/validating for over 10 minutes.');
-    expect(joined).toContain('  - error_spike:   vendor_x, a feed with its own 25% threshold, rejecting 31.8% of its rows this hour.');
+    expect(joined).toContain(
+      '  - stuck_batches: three batches whose workers died, held in processing/validating for over 10 minutes.',
+    );
+    expect(joined).toContain(
+      '  - error_spike:   vendor_x, a feed with its own 25% threshold, rejecting 31.8% of its rows this hour.',
+    );
     expect(joined).toContain(
       `  - schema_cache:  PostgREST could not load its schema cache (PGRST002). Sentinel sent ${RELOAD}, probed again, and diagnosed why the reload did not help`,
     );
-    expect(out).toContain('  A real run would have exited 2 (0 healthy, 1 degraded, 2 critical, 3 Sentinel could not run).');
+    expect(out).toContain(
+      '  A real run would have exited 2 (0 healthy, 1 degraded, 2 critical, 3 Sentinel could not run).',
+    );
     expect(out).toContain('Point Sentinel at your own database:');
     expect(out).toContain('DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/postgres npx sentinel migrate');
     for (const line of out.split('\n')) expect(line.length, line).toBeLessThanOrEqual(106);
@@ -92,9 +118,15 @@ describe('demo epilogue', () => {
   });
 
   it('says schema_cache was skipped when PostgREST is not available, and claims nothing about PGRST002', () => {
-    const out = text(result([STUCK, SPIKE], { outcome: 'skipped', reason: 'no PostgREST URL configured: set SUPABASE_URL or POSTGREST_URL' }), {
-      postgrestAvailable: false,
-    });
+    const out = text(
+      result([STUCK, SPIKE], {
+        outcome: 'skipped',
+        reason: 'no PostgREST URL configured: set SUPABASE_URL or POSTGREST_URL',
+      }),
+      {
+        postgrestAvailable: false,
+      },
+    );
     expect(out).toContain('  - schema_cache:  skipped: PostgREST (Linux x64 binary) is not available on this machine.');
     expect(out).not.toContain('PGRST002');
     expect(out).not.toContain('reload');
@@ -102,12 +134,18 @@ describe('demo epilogue', () => {
 
   it('does not claim a schema-cache problem the run did not find', () => {
     const out = text(result([STUCK, SPIKE]));
-    expect(out).toContain("  - schema_cache:  PostgREST served the ops views normally: the demo's breakage did not take hold in time");
+    expect(out).toContain(
+      "  - schema_cache:  PostgREST served the ops views normally: the demo's breakage did not take hold in time",
+    );
     expect(out).not.toContain('PGRST002');
   });
 
   it('only mentions alerts that fired, with their real figures', () => {
-    const spike = { ...SPIKE, details: { ...SPIKE.details, source: 'vendor_y', error_rate_pct: 22.5, threshold_pct: 15 }, subject: 'vendor_y' };
+    const spike = {
+      ...SPIKE,
+      details: { ...SPIKE.details, source: 'vendor_y', error_rate_pct: 22.5, threshold_pct: 15 },
+      subject: 'vendor_y',
+    };
     const out = text(result([spike, CACHE_PERSISTS]), { exitCode: 2 });
     expect(out).toContain('  - stuck_batches: nothing to report this time.');
     expect(out).toContain('  - error_spike:   vendor_y rejecting 22.5% of its rows this hour, over the 15% threshold.');
@@ -116,10 +154,18 @@ describe('demo epilogue', () => {
   });
 
   it('reports a check that failed as failed', () => {
-    const failed: Alert = { check: 'stuck_batches', level: 'critical', message: 'Check failed: timed out after 10s', details: {}, failed: true };
+    const failed: Alert = {
+      check: 'stuck_batches',
+      level: 'critical',
+      message: 'Check failed: timed out after 10s',
+      details: {},
+      failed: true,
+    };
     const r = result([failed, SPIKE, CACHE_PERSISTS]);
     r.checks[0]!.outcome = 'failed';
-    expect(text(r)).toContain('  - stuck_batches: the check itself failed: timed out after 10s (see the report above).');
+    expect(text(r)).toContain(
+      '  - stuck_batches: the check itself failed: timed out after 10s (see the report above).',
+    );
   });
 });
 
@@ -174,7 +220,9 @@ describe.skipIf(!linux)('sentinel demo interrupted', () => {
       expect(await waitUntilGone(run.seen)).toEqual([]);
       // ... and it said so and exited 130 once all that was done.
       expect(end, run.stderr()).toEqual({ code: 130, signal: null });
-      expect(run.stderr()).toContain(`Interrupted (${signal}): stopping PostgREST and PostgreSQL and deleting the demo's files...`);
+      expect(run.stderr()).toContain(
+        `Interrupted (${signal}): stopping PostgREST and PostgreSQL and deleting the demo's files...`,
+      );
     },
     150_000,
   );

@@ -1,16 +1,16 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { createTestDatabase, ident, adminUrl, type TestDb } from '../helpers/db.js';
-import { withAdmin } from '../helpers/pg.js';
-import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, cliEnv } from '../helpers/cli.js';
+import { adminUrl, createTestDatabase, ident, type TestDb } from '../helpers/db.js';
+import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
+import { withAdmin } from '../helpers/pg.js';
 import { waitFor } from '../helpers/processes.js';
 
 /**
@@ -87,7 +87,9 @@ describe.skipIf(!haveChromium && !inCi)('dashboard in headless Chromium', () => 
   async function firstRun(url: string, token?: string): Promise<void> {
     const deadline = Date.now() + 20_000;
     for (;;) {
-      const res = await fetch(`${url}/api/status`, { headers: token ? { Authorization: `Bearer ${token}` } : {} }).catch(() => undefined);
+      const res = await fetch(`${url}/api/status`, {
+        headers: token ? { Authorization: `Bearer ${token}` } : {},
+      }).catch(() => undefined);
       if (res?.ok && ((await res.json()) as { last_run_at: string | null }).last_run_at) return;
       if (Date.now() > deadline) throw new Error(`no finished run at ${url}`);
       await new Promise((r) => setTimeout(r, 200));
@@ -119,7 +121,11 @@ describe.skipIf(!haveChromium && !inCi)('dashboard in headless Chromium', () => 
     page.on('console', (msg) => {
       // Only the API's own answers are expected here: 401 from the token gate and 503
       // while the database is down. A missing asset (404) must show up.
-      if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of (401|503)/.test(msg.text())) errors.push(msg.text());
+      if (
+        msg.type() === 'error' &&
+        !/Failed to load resource: the server responded with a status of (401|503)/.test(msg.text())
+      )
+        errors.push(msg.text());
     });
     await page.goto(url);
     return { page, violations, errors };
@@ -150,9 +156,20 @@ describe.skipIf(!haveChromium && !inCi)('dashboard in headless Chromium', () => 
       { hoursAgo: 1, completed: 4, failed: 2 },
     ];
     for (const f of fixture) {
-      for (let i = 0; i < f.completed; i++) await insertBatch(db.pool, { status: 'completed', total_rows: 100, inserted_rows: 100, created_at: at(f.hoursAgo) });
+      for (let i = 0; i < f.completed; i++)
+        await insertBatch(db.pool, {
+          status: 'completed',
+          total_rows: 100,
+          inserted_rows: 100,
+          created_at: at(f.hoursAgo),
+        });
       for (let i = 0; i < f.failed; i++)
-        await insertBatch(db.pool, { status: 'failed', total_rows: 100, rejection_reason: 'bad header', created_at: at(f.hoursAgo) });
+        await insertBatch(db.pool, {
+          status: 'failed',
+          total_rows: 100,
+          rejection_reason: 'bad header',
+          created_at: at(f.hoursAgo),
+        });
     }
     const { url } = await serve(db);
     await firstRun(url);
@@ -160,9 +177,11 @@ describe.skipIf(!haveChromium && !inCi)('dashboard in headless Chromium', () => 
     const started = Date.now();
     const { page, violations, errors } = await open(url);
     await page.waitForFunction(() =>
-      Array.from(document.querySelectorAll('[data-testid="batch-chart"] .recharts-bar-rectangle path, [data-testid="batch-chart"] .recharts-bar-rectangle rect')).some(
-        (el) => (el as SVGGraphicsElement).getBBox().height > 0,
-      ),
+      Array.from(
+        document.querySelectorAll(
+          '[data-testid="batch-chart"] .recharts-bar-rectangle path, [data-testid="batch-chart"] .recharts-bar-rectangle rect',
+        ),
+      ).some((el) => (el as SVGGraphicsElement).getBBox().height > 0),
     );
     const loadMs = Date.now() - started;
 
@@ -176,15 +195,21 @@ describe.skipIf(!haveChromium && !inCi)('dashboard in headless Chromium', () => 
     expect(completed).toHaveLength(24);
     expect(failed).toHaveLength(24);
     // Oldest hour first: index 23 is the current hour.
-    const expectedCompleted = Array.from({ length: 24 }, (_, i) => fixture.find((f) => f.hoursAgo === 23 - i)?.completed ?? 0);
-    const expectedFailed = Array.from({ length: 24 }, (_, i) => fixture.find((f) => f.hoursAgo === 23 - i)?.failed ?? 0);
+    const expectedCompleted = Array.from(
+      { length: 24 },
+      (_, i) => fixture.find((f) => f.hoursAgo === 23 - i)?.completed ?? 0,
+    );
+    const expectedFailed = Array.from(
+      { length: 24 },
+      (_, i) => fixture.find((f) => f.hoursAgo === 23 - i)?.failed ?? 0,
+    );
     expect(completed!.filter((h) => h > 0)).toHaveLength(3);
     expect(failed!.filter((h) => h > 0)).toHaveLength(2);
     // Every drawn bar has height = value × the same scale (px per batch).
     const scale = completed![23 - 5]! / 6;
     expect(scale).toBeGreaterThan(5);
-    completed!.forEach((h, i) => expect(h).toBeCloseTo(expectedCompleted[i]! * scale, 0));
-    failed!.forEach((h, i) => expect(h).toBeCloseTo(expectedFailed[i]! * scale, 0));
+    for (const [i, h] of completed!.entries()) expect(h).toBeCloseTo(expectedCompleted[i]! * scale, 0);
+    for (const [i, h] of failed!.entries()) expect(h).toBeCloseTo(expectedFailed[i]! * scale, 0);
 
     // The 7 d toggle survives an auto-refresh (15 s) and shows 168 hours.
     await page.click('[data-testid="range-168"]');
@@ -222,7 +247,12 @@ describe.skipIf(!haveChromium && !inCi)('dashboard in headless Chromium', () => 
   it('shows an incident: a stuck batch as a critical alert, stuck pipeline row, and a <script> error message as text', async () => {
     const db = await database();
     await insertBatch(db.pool, { status: 'processing', created_at: minutesAgo(40), updated_at: minutesAgo(35) });
-    const failed = await insertBatch(db.pool, { status: 'failed', total_rows: 10, error_rows: 10, created_at: minutesAgo(70) });
+    const failed = await insertBatch(db.pool, {
+      status: 'failed',
+      total_rows: 10,
+      error_rows: 10,
+      created_at: minutesAgo(70),
+    });
     const hostile = `<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">`;
     await insertRowErrors(db.pool, failed, [
       { error_code: 'E_HOSTILE', error_message: hostile, created_at: minutesAgo(69) },
@@ -262,7 +292,9 @@ describe.skipIf(!haveChromium && !inCi)('dashboard in headless Chromium', () => 
     const external = Object.values(networkInterfaces())
       .flat()
       .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
-    const { url: printed } = await serve(db, ['--listen', `${external ?? '0.0.0.0'}:0`], { SENTINEL_DASHBOARD_TOKEN: TOKEN });
+    const { url: printed } = await serve(db, ['--listen', `${external ?? '0.0.0.0'}:0`], {
+      SENTINEL_DASHBOARD_TOKEN: TOKEN,
+    });
     const url = printed.replace('://0.0.0.0:', '://127.0.0.1:');
     expect((await fetch(`${url}/api/status`)).status).toBe(401);
     await firstRun(url, TOKEN);
@@ -309,7 +341,10 @@ describe.skipIf(!haveChromium && !inCi)('dashboard in headless Chromium', () => 
     // The database goes away: no new connections, the existing ones cut.
     await withAdmin(adminUrl(), async (admin) => {
       await admin.query(`alter database ${ident(db.name)} allow_connections false`);
-      await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [db.name]);
+      await admin.query(
+        'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+        [db.name],
+      );
     });
     // Past the API's few-second cache and a couple of 1 s runs, then what a reload (or the next refresh) shows.
     await new Promise((r) => setTimeout(r, 3000));

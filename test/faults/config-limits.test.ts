@@ -5,19 +5,20 @@
  * that cannot be made are refused at once. What the user sees: one line naming the
  * setting and its range, exit 3, no secret.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+
 import { spawn } from 'node:child_process';
 import { mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, prepareStateDir } from '../../src/config/load.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LIMITS, MAX_TIMER_MS } from '../../src/config/limits.js';
+import { loadConfig, prepareStateDir } from '../../src/config/load.js';
+import { CLI, type CliResult, cliEnv, runCli } from '../helpers/cli.js';
+import { problemsOf } from '../helpers/config-errors.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
-import { CLI, cliEnv, runCli, type CliResult } from '../helpers/cli.js';
 import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
 import { startHttpServer } from '../helpers/http-server.js';
 import { waitFor } from '../helpers/processes.js';
-import { problemsOf } from '../helpers/config-errors.js';
 
 let db: TestDb;
 let dir: string;
@@ -32,7 +33,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const env = (extra: Record<string, string | undefined> = {}) => ({ DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir, ...extra });
+const env = (extra: Record<string, string | undefined> = {}) => ({
+  DATABASE_URL: db.url,
+  SENTINEL_STATE_DIR: stateDir,
+  ...extra,
+});
 /** Guards only: a run that hangs (the old behaviour of several cases) is killed and fails the test. */
 const GUARD = { timeoutMs: 20_000 };
 
@@ -41,7 +46,6 @@ async function file(name: string, text: string): Promise<string> {
   await writeFile(path, text);
   return path;
 }
-
 
 /** Exit 3 and exactly one line on stderr, which is returned. */
 function oneLineExit3(r: CliResult): string {
@@ -88,18 +92,28 @@ describe('every number and duration in the config file has a maximum', () => {
   const yamlOf = (path: string, value: unknown): string => {
     const keys = path.split('.');
     const scalar = typeof value === 'string' && value !== '.inf' ? JSON.stringify(value) : String(value);
-    return keys.reduceRight((inner, key) => `{ ${key}: ${inner} }`, scalar).slice(2, -2) + '\n';
+    return `${keys.reduceRight((inner, key) => `{ ${key}: ${inner} }`, scalar).slice(2, -2)}\n`;
   };
 
   it.each(table)('%s: %j is accepted, %j is refused with one line naming it', async (path, max, over, message) => {
-    const ok = await loadConfig({ flags: { config: await file('ok.yaml', yamlOf(path, max)) }, env: { DATABASE_URL: db.url } });
+    const ok = await loadConfig({
+      flags: { config: await file('ok.yaml', yamlOf(path, max)) },
+      env: { DATABASE_URL: db.url },
+    });
     expect(ok).toBeDefined();
-    const problems = await problemsOf(loadConfig({ flags: { config: await file('over.yaml', yamlOf(path, over)) }, env: { DATABASE_URL: db.url } }));
+    const problems = await problemsOf(
+      loadConfig({ flags: { config: await file('over.yaml', yamlOf(path, over)) }, env: { DATABASE_URL: db.url } }),
+    );
     expect(problems).toEqual([`${path}: ${message}`]);
   });
 
   it('every timer limit fits Node timers (2^31-1 ms) with room for what is added to it', () => {
-    for (const ms of [LIMITS.checkTimeoutSeconds * 1000, LIMITS.requestTimeoutSeconds * 1000, LIMITS.statementTimeoutMs + 2000, 86_400 * 1000]) {
+    for (const ms of [
+      LIMITS.checkTimeoutSeconds * 1000,
+      LIMITS.requestTimeoutSeconds * 1000,
+      LIMITS.statementTimeoutMs + 2000,
+      86_400 * 1000,
+    ]) {
       expect(ms).toBeLessThan(MAX_TIMER_MS);
     }
   });
@@ -107,8 +121,16 @@ describe('every number and duration in the config file has a maximum', () => {
   const notifier = (extra: string) => `notifiers:\n  - { name: n, ${extra} }\n`;
   const routingKey = 'a'.repeat(32);
   it.each([
-    ['timeout_seconds', `type: pagerduty, routing_key: ${routingKey}, timeout_seconds: 121`, 'notifiers.0.timeout_seconds: must be at most 120 (2 minutes)'],
-    ['resolve_timeout_minutes', 'type: alertmanager, url: "http://am.example:9093", resolve_timeout_minutes: 10081', 'notifiers.0.resolve_timeout_minutes: must be at most 10080 (7 days)'],
+    [
+      'timeout_seconds',
+      `type: pagerduty, routing_key: ${routingKey}, timeout_seconds: 121`,
+      'notifiers.0.timeout_seconds: must be at most 120 (2 minutes)',
+    ],
+    [
+      'resolve_timeout_minutes',
+      'type: alertmanager, url: "http://am.example:9093", resolve_timeout_minutes: 10081',
+      'notifiers.0.resolve_timeout_minutes: must be at most 10080 (7 days)',
+    ],
     [
       'to (Twilio)',
       `type: twilio, account_sid: AC${'0'.repeat(32)}, auth_token: t, from: "+15550000000", to: [${Array.from({ length: 101 }, (_, i) => `"+1555${String(1_000_000 + i)}"`).join(', ')}]`,
@@ -120,7 +142,9 @@ describe('every number and duration in the config file has a maximum', () => {
       'notifiers.0.to: at most 1000 addresses (SendGrid accepts no more in one request)',
     ],
   ])('notifier %s has a maximum', async (_name, fields, message) => {
-    const problems = await problemsOf(loadConfig({ flags: { config: await file('n.yaml', notifier(fields)) }, env: { DATABASE_URL: db.url } }));
+    const problems = await problemsOf(
+      loadConfig({ flags: { config: await file('n.yaml', notifier(fields)) }, env: { DATABASE_URL: db.url } }),
+    );
     expect(problems).toEqual([message]);
   });
 });
@@ -128,18 +152,41 @@ describe('every number and duration in the config file has a maximum', () => {
 describe('oversize values from the command line and the config file are refused before anything runs', () => {
   it('sentinel --loop --interval 2147484 (a timer past 2^31-1 ms that fired ~95 times a second) is exit 3 naming --interval and 1..86400', async () => {
     const line = oneLineExit3(await runCli(['--loop', '--interval', '2147484', '--json'], env(), GUARD));
-    expect(line).toBe("sentinel: option '--interval <seconds>' argument '2147484' is invalid. expected a whole number of seconds from 1 to 86400 (1 day) (see sentinel --help)");
+    expect(line).toBe(
+      "sentinel: option '--interval <seconds>' argument '2147484' is invalid. expected a whole number of seconds from 1 to 86400 (1 day) (see sentinel --help)",
+    );
   });
 
   it('the flags with a maximum name it in one line, exit 3', async () => {
     const cases: Array<[string[], RegExp]> = [
-      [['serve', '--interval', '86401'], /^sentinel: option '--interval <seconds>' argument '86401' is invalid\. expected a whole number of seconds from 1 to 86400 \(1 day\)/],
-      [['migrate', '--lock-timeout', '3601'], /^sentinel: option '--lock-timeout <seconds>' argument '3601' is invalid\. expected a number of seconds from 0 \(wait forever\) to 3600 \(1 hour\)/],
-      [['batches', 'audit', '--limit', '1001'], /^sentinel: option '--limit <n>' argument '1001' is invalid\. expected a whole number from 1 to 1000/],
-      [['--loop', '--metrics-port', '65536'], /^sentinel: option '--metrics-port <port>' argument '65536' is invalid\. the port must be a number from 1 to 65535/],
-      [['slo', '--days', '366'], /^sentinel: option '--days <n>' argument '366' is invalid\. expected a whole number of days from 1 to 365/],
-      [['silence', 'add', '--check', 'stuck_batches', '--duration', '367d', '--reason', 'x'], /^sentinel: config error: --duration: must be at most 366d$/],
-      [['batches', 'fail-stuck', '--older-than', '367d', '--reason', 'x'], /^sentinel: config error: --older-than: must be at most 366d$/],
+      [
+        ['serve', '--interval', '86401'],
+        /^sentinel: option '--interval <seconds>' argument '86401' is invalid\. expected a whole number of seconds from 1 to 86400 \(1 day\)/,
+      ],
+      [
+        ['migrate', '--lock-timeout', '3601'],
+        /^sentinel: option '--lock-timeout <seconds>' argument '3601' is invalid\. expected a number of seconds from 0 \(wait forever\) to 3600 \(1 hour\)/,
+      ],
+      [
+        ['batches', 'audit', '--limit', '1001'],
+        /^sentinel: option '--limit <n>' argument '1001' is invalid\. expected a whole number from 1 to 1000/,
+      ],
+      [
+        ['--loop', '--metrics-port', '65536'],
+        /^sentinel: option '--metrics-port <port>' argument '65536' is invalid\. the port must be a number from 1 to 65535/,
+      ],
+      [
+        ['slo', '--days', '366'],
+        /^sentinel: option '--days <n>' argument '366' is invalid\. expected a whole number of days from 1 to 365/,
+      ],
+      [
+        ['silence', 'add', '--check', 'stuck_batches', '--duration', '367d', '--reason', 'x'],
+        /^sentinel: config error: --duration: must be at most 366d$/,
+      ],
+      [
+        ['batches', 'fail-stuck', '--older-than', '367d', '--reason', 'x'],
+        /^sentinel: config error: --older-than: must be at most 366d$/,
+      ],
     ];
     for (const [args, expected] of cases) {
       expect(oneLineExit3(await runCli(args, env(), GUARD)), args.join(' ')).toMatch(expected);
@@ -156,11 +203,21 @@ describe('oversize values from the command line and the config file are refused 
     const hook = await startHttpServer();
     try {
       await db.pool.query('truncate intake.simplicity_batches cascade');
-      await insertBatch(db.pool, { source: 'vendor_a', status: 'processing', created_at: minutesAgo(30), updated_at: minutesAgo(25) });
-      const config = await file('delivery-1h.yaml', `alerting: { delivery_timeout: 1h }\nnotifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n`);
+      await insertBatch(db.pool, {
+        source: 'vendor_a',
+        status: 'processing',
+        created_at: minutesAgo(30),
+        updated_at: minutesAgo(25),
+      });
+      const config = await file(
+        'delivery-1h.yaml',
+        `alerting: { delivery_timeout: 1h }\nnotifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n`,
+      );
       const r = await runCli(['--json', '--config', config], env({ SENTINEL_STATE_DIR: join(dir, 'state-1h') }), GUARD);
       expect(r.code).toBe(2);
-      expect(JSON.parse(r.stdout).notifications).toEqual([expect.objectContaining({ notifier: 'hook', sent: 1, failed: 0 })]);
+      expect(JSON.parse(r.stdout).notifications).toEqual([
+        expect.objectContaining({ notifier: 'hook', sent: 1, failed: 0 }),
+      ]);
       expect(hook.requests).toHaveLength(1);
     } finally {
       await hook.close();
@@ -169,7 +226,10 @@ describe('oversize values from the command line and the config file are refused 
   });
 
   it('--interval 86400 (the maximum) runs once and waits: no second run before SIGTERM', async () => {
-    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '86400', '--json'], { env: cliEnv(env()), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--loop', '--interval', '86400', '--json'], {
+      env: cliEnv(env()),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -198,14 +258,22 @@ describe('URLs without a host, keys with whitespace or control characters, overs
   });
 
   it('--postgrest-url and the file settings are checked the same way', async () => {
-    expect(await problemsOf(loadConfig({ flags: { postgrestUrl: 'http:///x' }, env: { DATABASE_URL: db.url } }))).toEqual([`--postgrest-url: ${postgrestHint}`]);
+    expect(
+      await problemsOf(loadConfig({ flags: { postgrestUrl: 'http:///x' }, env: { DATABASE_URL: db.url } })),
+    ).toEqual([`--postgrest-url: ${postgrestHint}`]);
     const supa = await file('supa.yaml', 'environments:\n  dev: { supabase_url: "https:///x" }\n');
-    expect(await problemsOf(loadConfig({ flags: { config: supa }, env: { DATABASE_URL: db.url } }))).toEqual([`environments.dev.supabase_url: ${supabaseHint}`]);
+    expect(await problemsOf(loadConfig({ flags: { config: supa }, env: { DATABASE_URL: db.url } }))).toEqual([
+      `environments.dev.supabase_url: ${supabaseHint}`,
+    ]);
     const rest = await file('rest.yaml', 'environments:\n  dev: { postgrest_url: "https://" }\n');
-    expect(await problemsOf(loadConfig({ flags: { config: rest }, env: { DATABASE_URL: db.url } }))).toEqual([`environments.dev.postgrest_url: ${postgrestHint}`]);
+    expect(await problemsOf(loadConfig({ flags: { config: rest }, env: { DATABASE_URL: db.url } }))).toEqual([
+      `environments.dev.postgrest_url: ${postgrestHint}`,
+    ]);
     // Hosts in every form still load.
     for (const url of ['https://abc.supabase.co', 'http://[::1]:3000', 'http://user@localhost:3000/']) {
-      expect((await loadConfig({ env: { DATABASE_URL: db.url, POSTGREST_URL: url } })).env.restUrl).toBe(url.replace(/\/$/, ''));
+      expect((await loadConfig({ env: { DATABASE_URL: db.url, POSTGREST_URL: url } })).env.restUrl).toBe(
+        url.replace(/\/$/, ''),
+      );
     }
   });
 
@@ -220,19 +288,28 @@ describe('URLs without a host, keys with whitespace or control characters, overs
     [`${KEY.slice(0, 20)} ${KEY.slice(20)}`, 'a space', 21],
     [`${KEY}\x1b[2J`, 'a control or invisible character', KEY.length + 1],
     [`\ufeff${KEY}`, 'a control or invisible character', 1],
-  ])('SUPABASE_SERVICE_ROLE_KEY with whitespace or a control character: exit 3, the line names it and never prints the key (%#)', async (key, what, at) => {
-    const r = await runCli(['--json'], env({ SUPABASE_URL: 'https://abc.supabase.co', SUPABASE_SERVICE_ROLE_KEY: key }), GUARD);
-    const line = oneLineExit3(r);
-    expect(line).toBe(
-      `sentinel: config error: SUPABASE_SERVICE_ROLE_KEY: contains ${what} (character ${at} of ${key.length}): a key has no whitespace or control characters; copy it again without them`,
-    );
-    expect(r.stdout + r.stderr).not.toContain(KEY.slice(20, 40));
-  });
+  ])(
+    'SUPABASE_SERVICE_ROLE_KEY with whitespace or a control character: exit 3, the line names it and never prints the key (%#)',
+    async (key, what, at) => {
+      const r = await runCli(
+        ['--json'],
+        env({ SUPABASE_URL: 'https://abc.supabase.co', SUPABASE_SERVICE_ROLE_KEY: key }),
+        GUARD,
+      );
+      const line = oneLineExit3(r);
+      expect(line).toBe(
+        `sentinel: config error: SUPABASE_SERVICE_ROLE_KEY: contains ${what} (character ${at} of ${key.length}): a key has no whitespace or control characters; copy it again without them`,
+      );
+      expect(r.stdout + r.stderr).not.toContain(KEY.slice(20, 40));
+    },
+  );
 
   it('service_role_key in the file is named by its path', async () => {
     const path = await file('key.yaml', `environments:\n  dev: { service_role_key: "${KEY}\\t" }\n`);
     const problems = await problemsOf(loadConfig({ flags: { config: path }, env: { DATABASE_URL: db.url } }));
-    expect(problems).toEqual([`environments.dev.service_role_key: contains a tab (character ${KEY.length + 1} of ${KEY.length + 1}): a key has no whitespace or control characters; copy it again without them`]);
+    expect(problems).toEqual([
+      `environments.dev.service_role_key: contains a tab (character ${KEY.length + 1} of ${KEY.length + 1}): a key has no whitespace or control characters; copy it again without them`,
+    ]);
     expect(problems.join('\n')).not.toContain(KEY);
   });
 
@@ -242,19 +319,23 @@ describe('URLs without a host, keys with whitespace or control characters, overs
     await handle.truncate(1024 ** 3);
     await handle.close();
     const line = oneLineExit3(await runCli(['--json', '--config', path], env(), GUARD));
-    expect(line).toBe(`sentinel: config error: --config: config file ${path} is larger than the limit of 4 MiB (1073741824 bytes)`);
+    expect(line).toBe(
+      `sentinel: config error: --config: config file ${path} is larger than the limit of 4 MiB (1073741824 bytes)`,
+    );
     await rm(path);
   });
 
   it('4 MiB is accepted, one byte more is not; a file without a size (a device) is read no further than the limit', async () => {
     const limit = 4 * 1024 * 1024;
     const body = 'statement_timeout_ms: 5000\n';
-    const exact = await file('exact.yaml', body + '#'.repeat(limit - body.length - 1) + '\n');
-    expect((await loadConfig({ flags: { config: exact }, env: { DATABASE_URL: db.url } })).statement_timeout_ms).toBe(5000);
-    const over = await file('over.yaml', body + '#'.repeat(limit - body.length) + '\n');
-    expect(await problemsOf(loadConfig({ flags: { config: over }, env: { SENTINEL_CONFIG: over, DATABASE_URL: db.url } }))).toEqual([
-      `--config: config file ${over} is larger than the limit of 4 MiB (${limit + 1} bytes)`,
-    ]);
+    const exact = await file('exact.yaml', `${body + '#'.repeat(limit - body.length - 1)}\n`);
+    expect((await loadConfig({ flags: { config: exact }, env: { DATABASE_URL: db.url } })).statement_timeout_ms).toBe(
+      5000,
+    );
+    const over = await file('over.yaml', `${body + '#'.repeat(limit - body.length)}\n`);
+    expect(
+      await problemsOf(loadConfig({ flags: { config: over }, env: { SENTINEL_CONFIG: over, DATABASE_URL: db.url } })),
+    ).toEqual([`--config: config file ${over} is larger than the limit of 4 MiB (${limit + 1} bytes)`]);
     expect(await problemsOf(loadConfig({ env: { SENTINEL_CONFIG: '/dev/zero', DATABASE_URL: db.url } }))).toEqual([
       'SENTINEL_CONFIG: config file /dev/zero is larger than the limit of 4 MiB',
     ]);
@@ -262,7 +343,9 @@ describe('URLs without a host, keys with whitespace or control characters, overs
 
   it('a duplicate key is still an error naming its line (found in one pass)', async () => {
     const path = await file('dup.yaml', 'sources:\n  a: {}\n  b: {}\n  a: {}\n');
-    expect(await problemsOf(loadConfig({ flags: { config: path }, env: { DATABASE_URL: db.url } }))).toEqual([`${path}: invalid YAML at line 4, column 3 (duplicate key)`]);
+    expect(await problemsOf(loadConfig({ flags: { config: path }, env: { DATABASE_URL: db.url } }))).toEqual([
+      `${path}: invalid YAML at line 4, column 3 (duplicate key)`,
+    ]);
   });
 });
 
@@ -270,8 +353,11 @@ describe('10,000 sources', () => {
   it('load and a one-shot run completes with every check run (time printed, not asserted)', async () => {
     // Default timeouts: the old one statement per source took 16 s here, past source_freshness's 10 s.
     const lines = ['sources:'];
-    for (let i = 0; i < 10_000; i++) lines.push(`  src_${String(i).padStart(5, '0')}: { expected_every: 1h, error_spike_threshold_pct: 20, dedupe_threshold_pct: 60 }`);
-    const config = await file('10k.yaml', lines.join('\n') + '\n');
+    for (let i = 0; i < 10_000; i++)
+      lines.push(
+        `  src_${String(i).padStart(5, '0')}: { expected_every: 1h, error_spike_threshold_pct: 20, dedupe_threshold_pct: 60 }`,
+      );
+    const config = await file('10k.yaml', `${lines.join('\n')}\n`);
     await db.pool.query('truncate intake.simplicity_batches cascade');
     // Half the feeds on time, half silent.
     await db.pool.query(
@@ -285,13 +371,22 @@ describe('10,000 sources', () => {
     expect(Object.keys(loaded.sources)).toHaveLength(10_000);
 
     const started = performance.now();
-    const r = await runCli(['--json', '--config', config], env({ SENTINEL_STATE_DIR: join(dir, 'state-10k') }), { timeoutMs: 120_000 });
+    const r = await runCli(['--json', '--config', config], env({ SENTINEL_STATE_DIR: join(dir, 'state-10k') }), {
+      timeoutMs: 120_000,
+    });
     if (r.code !== 1) console.log(r.stderr.slice(-3000));
     const runMs = performance.now() - started;
-    console.log(`10,000 sources: loadConfig ${Math.round(loadMs)} ms; one-shot run (CLI process) ${Math.round(runMs)} ms`);
+    console.log(
+      `10,000 sources: loadConfig ${Math.round(loadMs)} ms; one-shot run (CLI process) ${Math.round(runMs)} ms`,
+    );
     expect(r.code).toBe(1);
-    const report = JSON.parse(r.stdout) as { checks: Array<{ name: string; outcome: string; duration_ms: number }>; alerts: Array<{ check: string }> };
-    console.log(`10,000 sources: source_freshness ${report.checks.find((c) => c.name === 'source_freshness')?.duration_ms} ms inside the run`);
+    const report = JSON.parse(r.stdout) as {
+      checks: Array<{ name: string; outcome: string; duration_ms: number }>;
+      alerts: Array<{ check: string }>;
+    };
+    console.log(
+      `10,000 sources: source_freshness ${report.checks.find((c) => c.name === 'source_freshness')?.duration_ms} ms inside the run`,
+    );
     expect(report.checks.filter((c) => c.outcome === 'failed')).toEqual([]);
     expect(report.alerts.filter((a) => a.check === 'source_freshness')).toHaveLength(5_000);
     await db.pool.query('truncate intake.simplicity_batches cascade');
@@ -303,22 +398,38 @@ describe('a state directory that cannot be created is one line naming its settin
     const line = oneLineExit3(await runCli(['--json'], env({ SENTINEL_STATE_DIR: '/proc/1/nope' }), GUARD));
     expect(line).toMatch(/^sentinel: config error: SENTINEL_STATE_DIR: cannot create \/proc\/1\/nope: .+$/);
     // serve says so before it listens (no "Listening on" line).
-    expect(oneLineExit3(await runCli(['serve', '--listen', '127.0.0.1:0'], env({ SENTINEL_STATE_DIR: '/proc/1/nope' }), GUARD))).toBe(line);
+    expect(
+      oneLineExit3(
+        await runCli(['serve', '--listen', '127.0.0.1:0'], env({ SENTINEL_STATE_DIR: '/proc/1/nope' }), GUARD),
+      ),
+    ).toBe(line);
   });
 
   it('a path under a regular file, for a run and for sentinel silence add', async () => {
     const plain = await file('plain-file', 'x');
     const line = oneLineExit3(await runCli(['--json'], env({ SENTINEL_STATE_DIR: join(plain, 'state') }), GUARD));
-    expect(line).toBe(`sentinel: config error: SENTINEL_STATE_DIR: cannot create ${join(plain, 'state')}: ${plain} is not a directory`);
-    const silence = oneLineExit3(await runCli(['silence', 'add', '--check', 'stuck_batches', '--duration', '1h', '--reason', 'x'], env({ SENTINEL_STATE_DIR: join(plain, 'a', 'b') }), GUARD));
-    expect(silence).toBe(`sentinel: config error: SENTINEL_STATE_DIR: cannot create ${join(plain, 'a', 'b')}: ${plain} is not a directory`);
+    expect(line).toBe(
+      `sentinel: config error: SENTINEL_STATE_DIR: cannot create ${join(plain, 'state')}: ${plain} is not a directory`,
+    );
+    const silence = oneLineExit3(
+      await runCli(
+        ['silence', 'add', '--check', 'stuck_batches', '--duration', '1h', '--reason', 'x'],
+        env({ SENTINEL_STATE_DIR: join(plain, 'a', 'b') }),
+        GUARD,
+      ),
+    );
+    expect(silence).toBe(
+      `sentinel: config error: SENTINEL_STATE_DIR: cannot create ${join(plain, 'a', 'b')}: ${plain} is not a directory`,
+    );
   });
 
   it('alerting.state_dir is named when it comes from the file; a writable one is created 0700 with its parents', async () => {
     const plain = await file('plain-file-2', 'x');
     const config = await file('state-dir.yaml', `alerting: { state_dir: ${JSON.stringify(join(plain, 'x'))} }\n`);
     const loaded = await loadConfig({ flags: { config }, env: { DATABASE_URL: db.url } });
-    expect(await problemsOf(prepareStateDir(loaded))).toEqual([`alerting.state_dir: cannot create ${join(plain, 'x')}: ${plain} is not a directory`]);
+    expect(await problemsOf(prepareStateDir(loaded))).toEqual([
+      `alerting.state_dir: cannot create ${join(plain, 'x')}: ${plain} is not a directory`,
+    ]);
 
     const fresh = join(dir, 'new', 'deeper', 'state');
     await prepareStateDir({ stateDir: fresh, stateDirSetting: 'SENTINEL_STATE_DIR' });
@@ -329,6 +440,8 @@ describe('a state directory that cannot be created is one line naming its settin
 
   it('an existing state directory that is a file is named as such', async () => {
     const plain = await file('plain-file-3', 'x');
-    expect(await problemsOf(prepareStateDir({ stateDir: plain, stateDirSetting: 'SENTINEL_STATE_DIR' }))).toEqual([`SENTINEL_STATE_DIR: ${plain} is not a directory`]);
+    expect(await problemsOf(prepareStateDir({ stateDir: plain, stateDirSetting: 'SENTINEL_STATE_DIR' }))).toEqual([
+      `SENTINEL_STATE_DIR: ${plain} is not a directory`,
+    ]);
   });
 });

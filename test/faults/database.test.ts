@@ -1,23 +1,23 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/postgrest/server.js';
 import { runCli } from '../helpers/cli.js';
-import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
-import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import {
+  type RunningSentinel,
   reportsOf,
   spawnSentinel,
   startPasswordRejecter,
   startTcpProxy,
+  type TcpProxy,
   terminateBackends,
   throughProxy,
-  type RunningSentinel,
-  type TcpProxy,
 } from '../helpers/faults.js';
-import { freePort } from '../../src/postgrest/server.js';
+import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
+import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
 
 /**
  * The monitored database failing under Sentinel, for real: sessions terminated
@@ -85,7 +85,10 @@ async function sink(): Promise<TestHttpServer> {
 describe('sessions terminated again and again (failover, pooler restart)', () => {
   for (const mode of ['--loop', 'serve'] as const) {
     it(`${mode} keeps running while every Sentinel backend is terminated every few ms, and the next runs recover`, async () => {
-      const args = mode === 'serve' ? ['serve', '--listen', `127.0.0.1:${await freePort()}`, '--interval', '1', '--json'] : ['--loop', '--interval', '1', '--json'];
+      const args =
+        mode === 'serve'
+          ? ['serve', '--listen', `127.0.0.1:${await freePort()}`, '--interval', '1', '--json']
+          : ['--loop', '--interval', '1', '--json'];
       const s = spawnSentinel(args, { DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir() });
       running.push(s);
       await s.waitForStdoutLines(1);
@@ -108,7 +111,8 @@ describe('sessions terminated again and again (failover, pooler restart)', () =>
       expect(s.child.exitCode).toBeNull();
       expect(s.stderr()).not.toMatch(/Unhandled 'error' event|node:events|at .*\.js:\d+/);
       // Any run that met the storm said so as one finding about the database, never one per check.
-      for (const r of reports(s)) expect(r.alerts.filter((a) => a.message.startsWith('Check failed:') && /terminat/.test(a.message))).toEqual([]);
+      for (const r of reports(s))
+        expect(r.alerts.filter((a) => a.message.startsWith('Check failed:') && /terminat/.test(a.message))).toEqual([]);
       s.child.kill('SIGTERM');
       expect(await s.ended).toEqual({ code: 0, signal: null });
     }, 120_000);
@@ -125,7 +129,10 @@ describe('sessions terminated again and again (failover, pooler restart)', () =>
     await holder.query('begin');
     await holder.query('select * from sentinel.error_rollup_state for update');
 
-    const s = spawnSentinel(['--loop', '--interval', '1', '--json'], { DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir() });
+    const s = spawnSentinel(['--loop', '--interval', '1', '--json'], {
+      DATABASE_URL: db.url,
+      SENTINEL_STATE_DIR: stateDir(),
+    });
     running.push(s);
     // The refresh is waiting for the row lock: terminate exactly that backend.
     let pid: number | undefined;
@@ -139,12 +146,16 @@ describe('sessions terminated again and again (failover, pooler restart)', () =>
     }
     expect(pid).toBeDefined();
     await admin.query('select pg_terminate_backend($1)', [pid]);
-    await s.waitForLog(/Error rollup refresh failed: terminating connection due to administrator command; the next run tries again/);
+    await s.waitForLog(
+      /Error rollup refresh failed: terminating connection due to administrator command; the next run tries again/,
+    );
     await holder.query('rollback');
     // The loop goes on, and a later refresh completes: it stamps the rollup state.
     const rolledBackAt = (await admin.query<{ t: Date }>('select now() as t')).rows[0]!.t;
     for (;;) {
-      const { rows } = await admin.query<{ refreshed_at: Date | null }>('select refreshed_at from sentinel.error_rollup_state');
+      const { rows } = await admin.query<{ refreshed_at: Date | null }>(
+        'select refreshed_at from sentinel.error_rollup_state',
+      );
       if (rows[0]?.refreshed_at && rows[0].refreshed_at > rolledBackAt) break;
       await s.waitForStdoutLines(reports(s).length + 1);
     }
@@ -159,16 +170,31 @@ describe('the database unreachable is one root cause', () => {
     const proxy = await withProxy();
     await proxy.close(); // nothing listens on its port any more: connection refused
     const hook = await sink();
-    const config = configFile(`notifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook", secret: "0123456789abcdef0123" }\n`);
+    const config = configFile(
+      `notifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook", secret: "0123456789abcdef0123" }\n`,
+    );
     const url = throughProxy(db.url, proxy);
     const r = await runCli(['--json', '-c', config], { DATABASE_URL: url, SENTINEL_STATE_DIR: stateDir() });
     expect(r.code).toBe(2);
     const report = JSON.parse(r.stdout) as Report;
     expect(report.alerts).toHaveLength(1);
     expect(report.alerts[0]).toMatchObject({ check: 'database', level: 'critical', subject: 'unreachable' });
-    expect(report.alerts[0]!.message).toMatch(/^Database unreachable: connection refused \(127\.0\.0\.1:\d+\) \(6 checks not run\)$/);
-    expect(report.alerts[0]!.details.not_run).toEqual(['stuck_batches', 'error_spike', 'dedupe_rate', 'processing_time', 'queue_backlog', 'source_freshness']);
-    expect(report.checks.filter((c) => c.name !== 'schema_cache').every((c) => c.outcome === 'skipped' && c.reason === 'not run: the database is unreachable')).toBe(true);
+    expect(report.alerts[0]!.message).toMatch(
+      /^Database unreachable: connection refused \(127\.0\.0\.1:\d+\) \(6 checks not run\)$/,
+    );
+    expect(report.alerts[0]!.details.not_run).toEqual([
+      'stuck_batches',
+      'error_spike',
+      'dedupe_rate',
+      'processing_time',
+      'queue_backlog',
+      'source_freshness',
+    ]);
+    expect(
+      report.checks
+        .filter((c) => c.name !== 'schema_cache')
+        .every((c) => c.outcome === 'skipped' && c.reason === 'not run: the database is unreachable'),
+    ).toBe(true);
     // One incident: the webhook got one request carrying one event.
     expect(hook.requests).toHaveLength(1);
     const payload = JSON.parse(hook.requests[0]!.body) as { events: Array<{ check: string; kind: string }> };
@@ -183,7 +209,9 @@ describe('the database unreachable is one root cause', () => {
     expect(r.code).toBe(2);
     expect(rejecter.logins()).toBe(1);
     const report = JSON.parse(r.stdout) as Report;
-    expect(report.alerts.map((a) => a.message)).toEqual(['Database unreachable: password authentication failed for user "sentinel" (6 checks not run)']);
+    expect(report.alerts.map((a) => a.message)).toEqual([
+      'Database unreachable: password authentication failed for user "sentinel" (6 checks not run)',
+    ]);
     expect(r.stdout + r.stderr).not.toContain('not-the-password');
   });
 
@@ -192,14 +220,22 @@ describe('the database unreachable is one root cause', () => {
     proxy.blackhole();
     const config = configFile('connect_timeout_seconds: 1\n');
     const started = performance.now();
-    const r = await runCli(['--json', '-c', config], { DATABASE_URL: throughProxy(db.url, proxy), SENTINEL_STATE_DIR: stateDir() }, { timeoutMs: 60_000 });
+    const r = await runCli(
+      ['--json', '-c', config],
+      { DATABASE_URL: throughProxy(db.url, proxy), SENTINEL_STATE_DIR: stateDir() },
+      { timeoutMs: 60_000 },
+    );
     const wallMs = Math.round(performance.now() - started);
     expect(r.code).toBe(2);
     const report = JSON.parse(r.stdout) as Report;
-    expect(report.alerts.map((a) => a.message)).toEqual(['Database unreachable: timed out connecting to the database (6 checks not run)']);
+    expect(report.alerts.map((a) => a.message)).toEqual([
+      'Database unreachable: timed out connecting to the database (6 checks not run)',
+    ]);
     // One connection attempt for the whole run.
     expect(proxy.accepted()).toBe(1);
-    console.log(`blackholed database, connect_timeout_seconds 1: run duration_ms ${report.duration_ms}, process wall ${wallMs} ms`);
+    console.log(
+      `blackholed database, connect_timeout_seconds 1: run duration_ms ${report.duration_ms}, process wall ${wallMs} ms`,
+    );
   });
 
   it('serve: /api/* answers 503 "database unreachable" with the age of the last good data while the database is gone', async () => {
@@ -217,12 +253,17 @@ describe('the database unreachable is one root cause', () => {
     proxy.blackhole();
     proxy.cutAll();
     // Wait for a run that found the database gone.
-    while (!reports(s).some((r) => r.alerts.some((a) => a.check === 'database'))) await s.waitForStdoutLines(reports(s).length + 1);
+    while (!reports(s).some((r) => r.alerts.some((a) => a.check === 'database')))
+      await s.waitForStdoutLines(reports(s).length + 1);
     const started = performance.now();
     const res = await fetch(api);
     const ms = Math.round(performance.now() - started);
     expect(res.status).toBe(503);
-    const body = (await res.json()) as { error: string; last_good_at: string | null; last_good_age_seconds: number | null };
+    const body = (await res.json()) as {
+      error: string;
+      last_good_at: string | null;
+      last_good_age_seconds: number | null;
+    };
     expect(body.error).toMatch(/^database unreachable: /);
     expect(body.last_good_at).not.toBeNull();
     expect(body.last_good_age_seconds).toBeGreaterThanOrEqual(0);
@@ -243,7 +284,11 @@ describe('a locked table is diagnosed, not misreported', () => {
     await holder.query('begin');
     await holder.query('lock table intake.simplicity_batches in access exclusive mode');
     const config = configFile('statement_timeout_ms: 1000\n');
-    const r = await runCli(['--json', '-c', config], { DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir() }, { timeoutMs: 60_000 });
+    const r = await runCli(
+      ['--json', '-c', config],
+      { DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir() },
+      { timeoutMs: 60_000 },
+    );
     await holder.query('rollback');
     expect(r.code).toBe(2);
     const report = JSON.parse(r.stdout) as Report;
@@ -251,9 +296,18 @@ describe('a locked table is diagnosed, not misreported', () => {
     const alert = report.alerts[0]!;
     expect(alert).toMatchObject({ check: 'database', subject: 'locked', level: 'critical' });
     expect(alert.message).toMatch(
-      new RegExp(`^Database locked: intake\\.simplicity_batches is locked by pid ${rows[0]!.pid} \\(AccessExclusiveLock, user \\w+, application migration-job, idle in transaction for \\d+s, last statement "lock table intake\\.simplicity_batches in access exclusive mode"\\) \\(6 checks not run\\)$`),
+      new RegExp(
+        `^Database locked: intake\\.simplicity_batches is locked by pid ${rows[0]!.pid} \\(AccessExclusiveLock, user \\w+, application migration-job, idle in transaction for \\d+s, last statement "lock table intake\\.simplicity_batches in access exclusive mode"\\) \\(6 checks not run\\)$`,
+      ),
     );
-    expect(alert.details.lock_holders).toEqual([expect.objectContaining({ pid: rows[0]!.pid, mode: 'AccessExclusiveLock', granted: true, relation: 'intake.simplicity_batches' })]);
+    expect(alert.details.lock_holders).toEqual([
+      expect.objectContaining({
+        pid: rows[0]!.pid,
+        mode: 'AccessExclusiveLock',
+        granted: true,
+        relation: 'intake.simplicity_batches',
+      }),
+    ]);
     // One check waited for the lock; the others were not sent to wait behind it.
     expect(report.checks.filter((c) => c.outcome === 'failed').map((c) => c.name)).toEqual(['stuck_batches']);
     expect(report.checks.filter((c) => c.reason === 'not run: the database is locked')).toHaveLength(5);
@@ -272,7 +326,9 @@ describe('a locked table is diagnosed, not misreported', () => {
     const alterPid = (await alter.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
     await reader.query('begin');
     await reader.query('select count(*) from intake.simplicity_batches');
-    const altering = alter.query('alter table intake.simplicity_batches add column if not exists fault_test int').catch(() => undefined);
+    const altering = alter
+      .query('alter table intake.simplicity_batches add column if not exists fault_test int')
+      .catch(() => undefined);
     // Wait until the ALTER is queued for its lock.
     for (;;) {
       const { rows } = await admin.query(`select 1 from pg_locks where pid = $1 and not granted`, [alterPid]);
@@ -280,14 +336,20 @@ describe('a locked table is diagnosed, not misreported', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     const config = configFile('statement_timeout_ms: 1000\n');
-    const r = await runCli(['--json', '-c', config], { DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir() }, { timeoutMs: 60_000 });
+    const r = await runCli(
+      ['--json', '-c', config],
+      { DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir() },
+      { timeoutMs: 60_000 },
+    );
     await admin.query('select pg_terminate_backend($1)', [alterPid]);
     await altering;
     await reader.query('rollback');
     const report = JSON.parse(r.stdout) as Report;
     expect(report.alerts).toHaveLength(1);
     expect(report.alerts[0]!.message).toMatch(
-      new RegExp(`^Database locked: intake\\.simplicity_batches has pid ${alterPid} queued for AccessExclusiveLock, itself waiting for pid ${readerPid}: every reader waits behind it`),
+      new RegExp(
+        `^Database locked: intake\\.simplicity_batches has pid ${alterPid} queued for AccessExclusiveLock, itself waiting for pid ${readerPid}: every reader waits behind it`,
+      ),
     );
   });
 });

@@ -1,15 +1,15 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestDatabase, type TestDb } from '../helpers/db.js';
-import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
-import { CLI, cliEnv, runCli, type CliResult } from '../helpers/cli.js';
-import { waitFor } from '../helpers/processes.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
 import { createDashboardApi } from '../../src/server/api.js';
 import type { ErrorDistributionResponse } from '../../src/server/api-types.js';
-import { createLogger } from '../../src/log.js';
+import { CLI, type CliResult, cliEnv, runCli } from '../helpers/cli.js';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
+import { waitFor } from '../helpers/processes.js';
 
 /**
  * Hostile data (SPEC.md §9, issue 12 item 6): names, filenames, error codes and
@@ -47,7 +47,10 @@ let configPath: string;
 
 /** JSON is YAML; C1, bidi and separator characters are written as escapes too (YAML wants printable text). */
 function yamlOf(value: unknown): string {
-  return JSON.stringify(value).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value).replace(
+    /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 beforeAll(async () => {
@@ -66,14 +69,52 @@ beforeAll(async () => {
   );
   // Stuck (stuck_batches, `batches stuck`), waiting (queue_backlog's details) and
   // erroring (error_spike per source, in both hours so the judged bucket has rows).
-  await insertBatch(db.pool, { source: EVIL, filename: `${EVIL}.csv`, status: 'processing', created_at: minutesAgo(40), updated_at: minutesAgo(30) });
-  await insertBatch(db.pool, { source: BIG, filename: BIG, status: 'validating', created_at: minutesAgo(50), updated_at: minutesAgo(40) });
-  await insertBatch(db.pool, { source: QUOTE, filename: QUOTE, status: 'inserting', created_at: minutesAgo(30), updated_at: minutesAgo(20) });
-  await insertBatch(db.pool, { source: DOTTED, filename: DOTTED, status: 'processing', created_at: minutesAgo(40), updated_at: minutesAgo(35) });
-  await insertBatch(db.pool, { source: BIG, filename: `${EVIL}.csv`, status: 'uploaded', created_at: minutesAgo(90), updated_at: minutesAgo(90) });
+  await insertBatch(db.pool, {
+    source: EVIL,
+    filename: `${EVIL}.csv`,
+    status: 'processing',
+    created_at: minutesAgo(40),
+    updated_at: minutesAgo(30),
+  });
+  await insertBatch(db.pool, {
+    source: BIG,
+    filename: BIG,
+    status: 'validating',
+    created_at: minutesAgo(50),
+    updated_at: minutesAgo(40),
+  });
+  await insertBatch(db.pool, {
+    source: QUOTE,
+    filename: QUOTE,
+    status: 'inserting',
+    created_at: minutesAgo(30),
+    updated_at: minutesAgo(20),
+  });
+  await insertBatch(db.pool, {
+    source: DOTTED,
+    filename: DOTTED,
+    status: 'processing',
+    created_at: minutesAgo(40),
+    updated_at: minutesAgo(35),
+  });
+  await insertBatch(db.pool, {
+    source: BIG,
+    filename: `${EVIL}.csv`,
+    status: 'uploaded',
+    created_at: minutesAgo(90),
+    updated_at: minutesAgo(90),
+  });
   for (const source of [EVIL, QUOTE, BIG]) {
     for (const m of [0.5, 61]) {
-      const id = await insertBatch(db.pool, { source, filename: EVIL, status: 'completed', total_rows: 1000, error_rows: 500, created_at: minutesAgo(m), updated_at: minutesAgo(m) });
+      const id = await insertBatch(db.pool, {
+        source,
+        filename: EVIL,
+        status: 'completed',
+        total_rows: 1000,
+        error_rows: 500,
+        created_at: minutesAgo(m),
+        updated_at: minutesAgo(m),
+      });
       await insertRowErrors(db.pool, id, [{ error_code: CODE, error_message: MESSAGE, created_at: minutesAgo(m) }]);
     }
   }
@@ -83,13 +124,25 @@ afterAll(async () => {
   await rm(stateDir, { recursive: true, force: true });
 });
 
-const env = (extra: Record<string, string | undefined> = {}) => ({ DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir, SENTINEL_CONFIG: configPath, SUDO_USER: EVIL, ...extra });
+const env = (extra: Record<string, string | undefined> = {}) => ({
+  DATABASE_URL: db.url,
+  SENTINEL_STATE_DIR: stateDir,
+  SENTINEL_CONFIG: configPath,
+  SUDO_USER: EVIL,
+  ...extra,
+});
 
 /** No raw control or bidi character on either stream, and every line bounded. */
 function expectSafe(r: CliResult): void {
-  for (const [name, text, max] of [['stdout', r.stdout, MAX_STDOUT_LINE], ['stderr', r.stderr, MAX_STDERR_LINE]] as const) {
+  for (const [name, text, max] of [
+    ['stdout', r.stdout, MAX_STDOUT_LINE],
+    ['stderr', r.stderr, MAX_STDERR_LINE],
+  ] as const) {
     const raw = UNSAFE.exec(text);
-    expect(raw, `${name} holds a raw U+${raw?.[0].charCodeAt(0).toString(16).padStart(4, '0')}: ${JSON.stringify(text.slice(Math.max(0, (raw?.index ?? 0) - 80), (raw?.index ?? 0) + 80))}`).toBeNull();
+    expect(
+      raw,
+      `${name} holds a raw U+${raw?.[0].charCodeAt(0).toString(16).padStart(4, '0')}: ${JSON.stringify(text.slice(Math.max(0, (raw?.index ?? 0) - 80), (raw?.index ?? 0) + 80))}`,
+    ).toBeNull();
     const longest = Math.max(0, ...text.split('\n').map((l) => l.length));
     expect(longest, `${name} has a line of ${longest} characters`).toBeLessThanOrEqual(max);
   }
@@ -151,7 +204,9 @@ describe('hostile data in every human output', () => {
     const audit = await runCli(['batches', 'audit'], env());
     expect(audit.code, audit.stderr).toBe(0);
     expectSafe(audit);
-    expect(audit.stdout).toContain('"oops \\x1b[2J\\x1b[31m\\u202e\\r\\n2025-01-04 10:15:30 | INFO     | sentinel | forged"');
+    expect(audit.stdout).toContain(
+      '"oops \\x1b[2J\\x1b[31m\\u202e\\r\\n2025-01-04 10:15:30 | INFO     | sentinel | forged"',
+    );
     expect(audit.stdout).toContain(`${EVIL_SHOWN} / `); // the OS user (SUDO_USER)
     // The forged log line stays inside its quotes: no line of the output starts with it.
     expect(audit.stdout.split('\n').some((l) => l.startsWith('2025-01-04 10:15:30 | INFO'))).toBe(false);
@@ -162,7 +217,10 @@ describe('hostile data in every human output', () => {
     expect(alerts.code, alerts.stderr).toBe(0);
     expectSafe(alerts);
     expect(alerts.stdout).toContain(`error_spike/${EVIL_SHOWN}: Error rate`);
-    const add = await runCli(['silence', 'add', '--check', 'error_spike', '--source', EVIL, '--duration', '1h', '--reason', REASON], env());
+    const add = await runCli(
+      ['silence', 'add', '--check', 'error_spike', '--source', EVIL, '--duration', '1h', '--reason', REASON],
+      env(),
+    );
     expect(add.code, add.stderr).toBe(0);
     expectSafe(add);
     const list = await runCli(['silence', 'list'], env());
@@ -180,7 +238,9 @@ describe('hostile data in every human output', () => {
     const bad = await runCli(['slo', '--env', `prod${ESC}\u202e`], env());
     expect(bad.code).toBe(3);
     expectSafe(bad);
-    expect(bad.stderr).toContain('sentinel: config error: --env: "prod\\x1b[2J\\x1b[31m\\u202e" is not an environment name');
+    expect(bad.stderr).toContain(
+      'sentinel: config error: --env: "prod\\x1b[2J\\x1b[31m\\u202e" is not an environment name',
+    );
   });
 
   it('error lines echo what was typed escaped: an unknown option, a bad flag value', async () => {
@@ -203,7 +263,7 @@ describe('hostile data in every human output', () => {
     const logger = createLogger({ write: (l) => lines.push(l), now: () => new Date('2025-01-04T10:15:30Z') });
     logger.info(`refresh failed for ${EVIL}\n2025-01-04 10:15:31 | ERROR    | sentinel | forged ${BIG}`);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^2025-01-04 10:15:30 \| INFO     \| sentinel \| refresh failed for evil\\x1b\[2J/);
+    expect(lines[0]).toMatch(/^2025-01-04 10:15:30 \| INFO {5}\| sentinel \| refresh failed for evil\\x1b\[2J/);
     expect(lines[0]).toContain('\\n2025-01-04 10:15:31 | ERROR');
     expect(lines[0]).not.toMatch(UNSAFE);
     expect(lines[0]!.length).toBeLessThanOrEqual(MAX_STDERR_LINE);
@@ -213,9 +273,17 @@ describe('hostile data in every human output', () => {
 
 describe('hostile data in machine answers', () => {
   it('/api/error-distribution cuts messages at 1 KiB and codes at 256 characters', async () => {
-    const api = createDashboardApi({ databaseUrl: db.url, environment: 'dev', stuckThresholdMinutes: 10, errorThresholdPct: 15 });
+    const api = createDashboardApi({
+      databaseUrl: db.url,
+      environment: 'dev',
+      stuckThresholdMinutes: 10,
+      errorThresholdPct: 15,
+    });
     try {
-      const answer = await api.handle('/api/error-distribution', new URLSearchParams('limit=100'), { last: () => undefined, role: () => 'single' });
+      const answer = await api.handle('/api/error-distribution', new URLSearchParams('limit=100'), {
+        last: () => undefined,
+        role: () => 'single',
+      });
       expect(answer.status).toBe(200);
       const { rows } = answer.body as ErrorDistributionResponse;
       const row = rows.find((r) => r.error_code === CODE)!;
@@ -256,14 +324,22 @@ describe('/metrics with 10,000 hostile sources and 1 MB names', () => {
 
   /** Starts `sentinel serve` on a free port and returns the first /metrics text that has per-source series. */
   async function firstScrape(extraArgs: string[]): Promise<string> {
-    const child = spawn(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--interval', '3600', ...extraArgs], {
-      env: cliEnv({ DATABASE_URL: big.url, SENTINEL_STATE_DIR: join(stateDir, 'serve') }),
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--listen', '127.0.0.1:0', '--interval', '3600', ...extraArgs],
+      {
+        env: cliEnv({ DATABASE_URL: big.url, SENTINEL_STATE_DIR: join(stateDir, 'serve') }),
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     children.push(child);
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    await waitFor(() => /Listening on http:\/\/\S+/.test(stderr) || child.exitCode !== null, 30_000, `"Listening on" in: ${stderr}`);
+    await waitFor(
+      () => /Listening on http:\/\/\S+/.test(stderr) || child.exitCode !== null,
+      30_000,
+      `"Listening on" in: ${stderr}`,
+    );
     const url = /Listening on (http:\/\/\S+)/.exec(stderr)?.[1];
     if (!url) throw new Error(`not listening: ${stderr}`);
     // The first run's figures: wait for the per-source series to appear.
@@ -279,8 +355,10 @@ describe('/metrics with 10,000 hostile sources and 1 MB names', () => {
   }
 
   /** The distinct `source` label values, as written in the exposition (prom-client doubles backslashes). */
-  const sourcesOf = (text: string): Set<string> => new Set([...text.matchAll(/source="((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!));
-  const otherRows = (text: string): number => Number(/sentinel_pipeline_bucket_rows\{source="other"\} (\d+)/.exec(text)?.[1]);
+  const sourcesOf = (text: string): Set<string> =>
+    new Set([...text.matchAll(/source="((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!));
+  const otherRows = (text: string): number =>
+    Number(/sentinel_pipeline_bucket_rows\{source="other"\} (\d+)/.exec(text)?.[1]);
 
   it('exports the 50 busiest sources plus "other", labels escaped and cut, and the scrape stays small', async () => {
     const text = await firstScrape([]);
@@ -307,7 +385,10 @@ describe('/metrics with 10,000 hostile sources and 1 MB names', () => {
     expect(otherRows(text)).toBe((10000 * 10001) / 2 + 20001 + 20002 + 20003 + 20004 + 20005);
     // Bounded at load like every count.
     await writeFile(config, 'metrics:\n  max_sources: 1001\n');
-    const bad = await runCli(['--config', config], { DATABASE_URL: big.url, SENTINEL_STATE_DIR: join(stateDir, 'serve') });
+    const bad = await runCli(['--config', config], {
+      DATABASE_URL: big.url,
+      SENTINEL_STATE_DIR: join(stateDir, 'serve'),
+    });
     expect(bad.code).toBe(3);
     expect(bad.stderr.trim()).toBe('sentinel: config error: metrics.max_sources: must be at most 1000');
   });

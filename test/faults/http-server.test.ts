@@ -1,11 +1,11 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestDatabase, type TestDb } from '../helpers/db.js';
-import { spawnSentinel, type RunningSentinel } from '../helpers/faults.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/postgrest/server.js';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { type RunningSentinel, spawnSentinel } from '../helpers/faults.js';
 
 /**
  * `sentinel serve` taking hostile and ambiguous requests on a raw socket: two Host
@@ -59,8 +59,15 @@ describe('sentinel serve: strict HTTP', () => {
     const port = await serve();
     const one = await raw(port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
     expect(one.status).toBe(200);
-    for (const hosts of [['127.0.0.1', 'attacker.example'], ['attacker.example', 'localhost'], ['localhost', 'localhost']]) {
-      const two = await raw(port, `GET /metrics HTTP/1.1\r\nHost: ${hosts[0]}\r\nhost: ${hosts[1]}\r\nConnection: close\r\n\r\n`);
+    for (const hosts of [
+      ['127.0.0.1', 'attacker.example'],
+      ['attacker.example', 'localhost'],
+      ['localhost', 'localhost'],
+    ]) {
+      const two = await raw(
+        port,
+        `GET /metrics HTTP/1.1\r\nHost: ${hosts[0]}\r\nhost: ${hosts[1]}\r\nConnection: close\r\n\r\n`,
+      );
       expect(two.status, hosts.join(' + ')).toBe(400);
       expect(two.text).toContain('more than one Host header');
     }
@@ -82,6 +89,8 @@ describe('sentinel serve: strict HTTP', () => {
   it('--metrics-without-token keeps /metrics open for a scraper that cannot send one; /api/* still needs it', async () => {
     const port = await serve(['--metrics-without-token'], { SENTINEL_DASHBOARD_TOKEN: TOKEN });
     expect((await raw(port, 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')).status).toBe(200);
-    expect((await raw(port, 'GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')).status).toBe(401);
+    expect((await raw(port, 'GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')).status).toBe(
+      401,
+    );
   });
 });

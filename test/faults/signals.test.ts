@@ -1,12 +1,12 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestDatabase, type TestDb } from '../helpers/db.js';
-import { CLI, cliEnv } from '../helpers/cli.js';
-import { reportsOf, spawnSentinel, type RunningSentinel } from '../helpers/faults.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/postgrest/server.js';
+import { CLI, cliEnv } from '../helpers/cli.js';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { type RunningSentinel, reportsOf, spawnSentinel } from '../helpers/faults.js';
 
 /**
  * Signals as a daemon takes them: SIGHUP reloads the configuration file (a valid
@@ -46,7 +46,10 @@ describe('SIGHUP reloads the configuration file', () => {
       const config = join(dir, `hup-${mode.replace(/-/g, '')}.yaml`);
       writeFileSync(config, 'checks: {}\n');
       const args = mode === 'serve' ? ['serve', '--listen', `127.0.0.1:${await freePort()}`] : ['--loop'];
-      const s = spawnSentinel([...args, '--interval', '1', '--json', '-c', config], { DATABASE_URL: db.url, SENTINEL_STATE_DIR: join(dir, `state-${mode}`) });
+      const s = spawnSentinel([...args, '--interval', '1', '--json', '-c', config], {
+        DATABASE_URL: db.url,
+        SENTINEL_STATE_DIR: join(dir, `state-${mode}`),
+      });
       running.push(s);
       await s.waitForStdoutLines(1);
       expect(outcomeOf(reports(s)[0]!, 'dedupe_rate')).toBe('ok');
@@ -61,7 +64,9 @@ describe('SIGHUP reloads the configuration file', () => {
       writeFileSync(config, 'checks:\n  dedupe_rate: { enabled: true, threshold_pct: 500 }\n  nope: {}\n');
       s.child.kill('SIGHUP');
       const line = await s.waitForLog(/Configuration not reloaded/);
-      expect(line).toMatch(/\| ERROR +\| sentinel \| Configuration not reloaded: 2 configuration problems: checks\.dedupe_rate\.threshold_pct: must be at most 100; checks\.nope: unknown setting; the current configuration stays$/);
+      expect(line).toMatch(
+        /\| ERROR +\| sentinel \| Configuration not reloaded: 2 configuration problems: checks\.dedupe_rate\.threshold_pct: must be at most 100; checks\.nope: unknown setting; the current configuration stays$/,
+      );
       const rejectedAt = reports(s).length;
       await s.waitForStdoutLines(rejectedAt + 1);
       // Still the configuration of the last good reload.
@@ -75,7 +80,10 @@ describe('SIGHUP reloads the configuration file', () => {
 
 describe('SIGUSR1 does nothing', () => {
   it('opens no inspector and the loop goes on', async () => {
-    const s = spawnSentinel(['--loop', '--interval', '1', '--json'], { DATABASE_URL: db.url, SENTINEL_STATE_DIR: join(dir, 'usr1') });
+    const s = spawnSentinel(['--loop', '--interval', '1', '--json'], {
+      DATABASE_URL: db.url,
+      SENTINEL_STATE_DIR: join(dir, 'usr1'),
+    });
     running.push(s);
     await s.waitForStdoutLines(1);
     s.child.kill('SIGUSR1');
@@ -93,7 +101,11 @@ describe('an internal error is one line, exit 3 (70 in a loop), no stack', () =>
     // stdout on /dev/full: every report write fails with ENOSPC.
     const full = openSync('/dev/full', 'w');
     const child = spawn(process.execPath, [CLI, ...args], {
-      env: cliEnv({ DATABASE_URL: db.url, SENTINEL_STATE_DIR: join(dir, 'full'), ...(debug ? { SENTINEL_DEBUG: '1' } : {}) }),
+      env: cliEnv({
+        DATABASE_URL: db.url,
+        SENTINEL_STATE_DIR: join(dir, 'full'),
+        ...(debug ? { SENTINEL_DEBUG: '1' } : {}),
+      }),
       stdio: ['ignore', full, 'pipe'],
     });
     closeSync(full);
@@ -105,16 +117,22 @@ describe('an internal error is one line, exit 3 (70 in a loop), no stack', () =>
   it('a one-shot run whose report cannot be written exits 3 with one line', async () => {
     const r = await runToFullDisk(['--json', '--log-level', 'error']);
     expect(r.code).toBe(3);
-    expect(r.stderr).toBe('sentinel: internal error: ENOSPC: no space left on device, write (SENTINEL_DEBUG=1 shows where)\n');
+    expect(r.stderr).toBe(
+      'sentinel: internal error: ENOSPC: no space left on device, write (SENTINEL_DEBUG=1 shows where)\n',
+    );
   });
 
   it('--loop exits 70 (so systemd restarts it), one line; SENTINEL_DEBUG=1 adds the stack', async () => {
     const r = await runToFullDisk(['--loop', '--interval', '60', '--json', '--log-level', 'error']);
     expect(r.code).toBe(70);
-    expect(r.stderr).toBe('sentinel: internal error: ENOSPC: no space left on device, write (SENTINEL_DEBUG=1 shows where)\n');
+    expect(r.stderr).toBe(
+      'sentinel: internal error: ENOSPC: no space left on device, write (SENTINEL_DEBUG=1 shows where)\n',
+    );
     const debug = await runToFullDisk(['--json', '--log-level', 'error'], true);
     expect(debug.code).toBe(3);
-    expect(debug.stderr).toMatch(/^sentinel: internal error: ENOSPC: no space left on device, write\nError: ENOSPC[^\n]*\n\s+at /);
+    expect(debug.stderr).toMatch(
+      /^sentinel: internal error: ENOSPC: no space left on device, write\nError: ENOSPC[^\n]*\n\s+at /,
+    );
   }, 60_000);
 
   it('/dev/full is there (the test needs it)', () => {

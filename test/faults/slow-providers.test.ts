@@ -1,17 +1,22 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AlertingEngine, DEFAULT_DELIVERY, type AlertingDeps, type NotifierSummary } from '../../src/alerting/engine.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type AlertingDeps,
+  AlertingEngine,
+  DEFAULT_DELIVERY,
+  type NotifierSummary,
+} from '../../src/alerting/engine.js';
 import { AlertStore } from '../../src/alerting/store.js';
 import type { Notifier } from '../../src/alerting/types.js';
-import { createNotifiers, notifierConfigSchema } from '../../src/notifiers/index.js';
 import { createLogger } from '../../src/log.js';
+import { createNotifiers, notifierConfigSchema } from '../../src/notifiers/index.js';
 import { renderHuman } from '../../src/report/human.js';
 import { overallStatus } from '../../src/run.js';
 import type { Alert, RunResult } from '../../src/types.js';
 import { Redactor } from '../../src/util/redact.js';
-import { startHttpServer, useHttpServer, type Answer, type TestHttpServer } from '../helpers/http-server.js';
+import { type Answer, startHttpServer, type TestHttpServer, useHttpServer } from '../helpers/http-server.js';
 
 /**
  * Fault suite, notification sinks: providers that are slow or misbehave, served
@@ -51,7 +56,16 @@ const NON_IDEMPOTENT: Provider[] = [
     config: (root) => ({ webhook_url: `${root}/api/webhooks/123456789012345678/${TOKEN}` }),
     label: (host) => `discord webhook (${host})`,
     // Execute Webhook with ?wait=true (as Sentinel sends it): 200 and the created message.
-    ok: { status: 200, body: { id: '1182736451234567890', type: 0, channel_id: '1182736450000000000', content: 'Sentinel', webhook_id: '123456789012345678' } },
+    ok: {
+      status: 200,
+      body: {
+        id: '1182736451234567890',
+        type: 0,
+        channel_id: '1182736450000000000',
+        content: 'Sentinel',
+        webhook_id: '123456789012345678',
+      },
+    },
   },
   {
     type: 'slack',
@@ -63,14 +77,35 @@ const NON_IDEMPOTENT: Provider[] = [
   {
     type: 'twilio',
     name: 'sms',
-    config: (root) => ({ account_sid: ACCOUNT_SID, auth_token: 'f00dfeedcafebabe0123456789abcdef', from: '+15550001111', to: ['+15550002222'], api_base_url: root }),
+    config: (root) => ({
+      account_sid: ACCOUNT_SID,
+      auth_token: 'f00dfeedcafebabe0123456789abcdef',
+      from: '+15550001111',
+      to: ['+15550002222'],
+      api_base_url: root,
+    }),
     label: (host) => `Twilio SMS to +15550002222 (${host})`,
-    ok: { status: 201, body: { sid: `SM${'a'.repeat(32)}`, account_sid: ACCOUNT_SID, to: '+15550002222', from: '+15550001111', status: 'queued', error_code: null } },
+    ok: {
+      status: 201,
+      body: {
+        sid: `SM${'a'.repeat(32)}`,
+        account_sid: ACCOUNT_SID,
+        to: '+15550002222',
+        from: '+15550001111',
+        status: 'queued',
+        error_code: null,
+      },
+    },
   },
   {
     type: 'sendgrid',
     name: 'mail',
-    config: (root) => ({ api_key: 'SG.test-key-abcdefghijklmnop.qrstuvwxyz0123456789', from: 'sentinel@example.com', to: ['sre@example.com'], api_base_url: root }),
+    config: (root) => ({
+      api_key: 'SG.test-key-abcdefghijklmnop.qrstuvwxyz0123456789',
+      from: 'sentinel@example.com',
+      to: ['sre@example.com'],
+      api_base_url: root,
+    }),
     label: (host) => `SendGrid mail send (${host})`,
     ok: { status: 202, body: '' },
   },
@@ -86,10 +121,26 @@ const PAGERDUTY: Provider = {
 
 /** The ways a sink misbehaves on the first run; `received`: whether it ends up reading the request. */
 const MISBEHAVIOURS: Array<{ name: string; arrange: (sink: TestHttpServer, ok: Answer) => void; received: boolean }> = [
-  { name: 'reads the whole request, then never answers', arrange: (sink) => sink.queue({ status: 200, hang: true }), received: true },
-  { name: 'accepts the connection but never reads the request', arrange: (sink) => sink.readLater(Infinity), received: false },
-  { name: 'answers success just past the timeout', arrange: (sink, ok) => sink.queue({ ...ok, delayMs: PAST_TIMEOUT_MS }), received: true },
-  { name: 'reads the request only after the timeout (slow accept), then answers success', arrange: (sink) => sink.readLater(PAST_TIMEOUT_MS), received: true },
+  {
+    name: 'reads the whole request, then never answers',
+    arrange: (sink) => sink.queue({ status: 200, hang: true }),
+    received: true,
+  },
+  {
+    name: 'accepts the connection but never reads the request',
+    arrange: (sink) => sink.readLater(Infinity),
+    received: false,
+  },
+  {
+    name: 'answers success just past the timeout',
+    arrange: (sink, ok) => sink.queue({ ...ok, delayMs: PAST_TIMEOUT_MS }),
+    received: true,
+  },
+  {
+    name: 'reads the request only after the timeout (slow accept), then answers success',
+    arrange: (sink) => sink.readLater(PAST_TIMEOUT_MS),
+    received: true,
+  },
 ];
 
 const sink = useHttpServer({ status: 200 });
@@ -107,7 +158,13 @@ afterEach(async () => {
 });
 
 function notifierFor(p: Provider, root: string, overrides: Record<string, unknown> = {}): Notifier {
-  const config = notifierConfigSchema.parse({ name: p.name, type: p.type, timeout_seconds: TIMEOUT_SECONDS, ...p.config(root), ...overrides });
+  const config = notifierConfigSchema.parse({
+    name: p.name,
+    type: p.type,
+    timeout_seconds: TIMEOUT_SECONDS,
+    ...p.config(root),
+    ...overrides,
+  });
   return createNotifiers([config])[0]!;
 }
 
@@ -117,7 +174,13 @@ function engine(notifier: Notifier, deps: Partial<AlertingDeps> = {}): AlertingE
   return new AlertingEngine({
     store: new AlertStore(dir),
     notifiers: [notifier],
-    settings: { ...DEFAULT_DELIVERY, repeatIntervalMs: 4 * 3_600_000, resolveAfterRuns: 2, retryBaseMs: 10, retryMaxMs: 50 },
+    settings: {
+      ...DEFAULT_DELIVERY,
+      repeatIntervalMs: 4 * 3_600_000,
+      resolveAfterRuns: 2,
+      retryBaseMs: 10,
+      retryMaxMs: 50,
+    },
     logger: createLogger({ write: (line) => logs.push(line), redactor, now: () => clock }),
     redactor,
     host: 'test-host',
@@ -127,7 +190,12 @@ function engine(notifier: Notifier, deps: Partial<AlertingDeps> = {}): AlertingE
   });
 }
 
-const stuck: Alert = { check: 'stuck_batches', level: 'critical', message: '3 batches stuck > 10m: processing(3)', details: {} };
+const stuck: Alert = {
+  check: 'stuck_batches',
+  level: 'critical',
+  message: '3 batches stuck > 10m: processing(3)',
+  details: {},
+};
 
 function runResult(alerts: Alert[]): RunResult {
   return {
@@ -137,12 +205,21 @@ function runResult(alerts: Alert[]): RunResult {
     alerts,
     checks: [{ name: 'stuck_batches', outcome: alerts.length ? 'alert' : 'ok', duration_ms: 1 }],
     duration_ms: 1,
-    metrics: { total_checks: 1, alerts_triggered: alerts.length, critical_alerts: alerts.length, warning_alerts: 0, skipped_checks: 0 },
+    metrics: {
+      total_checks: 1,
+      alerts_triggered: alerts.length,
+      critical_alerts: alerts.length,
+      warning_alerts: 0,
+      skipped_checks: 0,
+    },
   };
 }
 
 /** One run (the batch still stuck unless `alerts` says otherwise): the report (human, as printed) and the notifier's figures. */
-async function run(e: AlertingEngine, alerts: Alert[] = [stuck]): Promise<{ report: string; summary: NotifierSummary }> {
+async function run(
+  e: AlertingEngine,
+  alerts: Alert[] = [stuck],
+): Promise<{ report: string; summary: NotifierSummary }> {
   const { result, outcome } = await e.process(runResult(alerts));
   const report = renderHuman({ ...result, notifications: outcome.notifications });
   return { report, summary: outcome.notifications[0]! };
@@ -168,14 +245,19 @@ describe('slow and misbehaving providers without an idempotency key get one copy
         expect(first.summary.reasons.timeout).toBe(1);
         expect(first.report).toContain(`Notifications ${p.name} (${p.type}): 0 sent, 1 pending, 0 failed: ${unknown}`);
         const warning = logs.find((l) => l.includes('delivery unknown'));
-        expect(warning).toContain(`| WARNING  | sentinel | Notifier ${p.name} (${p.type}): ${unknown} (2025-01-04T10:00:15.000Z), not sooner: ${p.type} has no idempotency key`);
+        expect(warning).toContain(
+          `| WARNING  | sentinel | Notifier ${p.name} (${p.type}): ${unknown} (2025-01-04T10:00:15.000Z), not sooner: ${p.type} has no idempotency key`,
+        );
         // The provider does get it (a slow one late), exactly once.
         if (m.received) await sink.received(1);
 
         // Neither a run within the backoff nor the final flush of a loop sends it again.
         advance(0.1);
         expect((await run(engine(notifierFor(p, sink.url)))).summary).toMatchObject({ sent: 0, pending: 1 });
-        expect((await engine(notifierFor(p, sink.url)).flush('prod')).notifications[0]).toMatchObject({ sent: 0, pending: 1 });
+        expect((await engine(notifierFor(p, sink.url)).flush('prod')).notifications[0]).toMatchObject({
+          sent: 0,
+          pending: 1,
+        });
         expect(sink.accepted).toBe(1);
 
         // After the backoff, the provider answering again: exactly one more request.
@@ -199,7 +281,9 @@ describe('slow and misbehaving providers without an idempotency key get one copy
     sink.queue({ status: 200, reset: true });
     const first = await run(engine(notifierFor(slack, sink.url)));
     expect(sink.requests).toHaveLength(1);
-    expect(first.summary.errors).toEqual([`${slack.label(host())}: delivery unknown (connection reset after the request was sent); will retry after 15s`]);
+    expect(first.summary.errors).toEqual([
+      `${slack.label(host())}: delivery unknown (connection reset after the request was sent); will retry after 15s`,
+    ]);
     expect(first.summary.reasons.network).toBe(1);
     advance(1);
     expect((await run(engine(notifierFor(slack, sink.url)))).summary).toMatchObject({ sent: 1, pending: 0 });
@@ -218,7 +302,9 @@ describe('slow and misbehaving providers without an idempotency key get one copy
     advance(0.1);
     const resolved = await run(engine(notifierFor(discord, sink.url)), []);
     expect(resolved.summary).toMatchObject({ sent: 1, pending: 0 });
-    const titles = sink.requests.map((r) => (JSON.parse(r.body) as { embeds: Array<{ title: string }> }).embeds.map((e) => e.title.split(' ')[0]));
+    const titles = sink.requests.map((r) =>
+      (JSON.parse(r.body) as { embeds: Array<{ title: string }> }).embeds.map((e) => e.title.split(' ')[0]),
+    );
     expect(titles).toEqual([['FIRING'], ['RESOLVED']]);
     expect((await new AlertStore(dir).read()).outbox).toEqual([]);
   });
@@ -231,10 +317,16 @@ describe('slow and misbehaving providers without an idempotency key get one copy
     const notifier = (): Notifier => notifierFor(twilio, sink.url, { to: ['+15550002222', '+15550003333'] });
     const first = await run(engine(notifier()));
     expect(sink.requests.map((r) => new URLSearchParams(r.body).get('To'))).toEqual(['+15550002222', '+15550003333']);
-    expect(first.summary.errors).toEqual([`Twilio SMS to +15550003333 (${host()}): delivery unknown (no answer within ${TIMEOUT_SECONDS}s after the request was sent); will retry after 15s`]);
+    expect(first.summary.errors).toEqual([
+      `Twilio SMS to +15550003333 (${host()}): delivery unknown (no answer within ${TIMEOUT_SECONDS}s after the request was sent); will retry after 15s`,
+    ]);
     advance(1);
     expect((await run(engine(notifier()))).summary).toMatchObject({ sent: 1, pending: 0 });
-    expect(sink.requests.map((r) => new URLSearchParams(r.body).get('To'))).toEqual(['+15550002222', '+15550003333', '+15550003333']);
+    expect(sink.requests.map((r) => new URLSearchParams(r.body).get('To'))).toEqual([
+      '+15550002222',
+      '+15550003333',
+      '+15550003333',
+    ]);
   });
 
   it('discord: a failure before the request was sent (connection refused) is still retried within the run', async () => {
@@ -266,7 +358,9 @@ describe('providers that deduplicate may be sent the same message again within t
     const first = await run(engine(notifierFor(PAGERDUTY, sink.url)));
     expect(first.summary).toMatchObject({ sent: 1, pending: 0, failed: 0 });
     expect(sink.requests).toHaveLength(2);
-    const keys = sink.requests.map((r) => (JSON.parse(r.body) as { dedup_key: string; event_action: string }).dedup_key);
+    const keys = sink.requests.map(
+      (r) => (JSON.parse(r.body) as { dedup_key: string; event_action: string }).dedup_key,
+    );
     expect(new Set(keys).size).toBe(1);
   });
 
@@ -275,8 +369,12 @@ describe('providers that deduplicate may be sent the same message again within t
     const first = await run(engine(notifierFor(PAGERDUTY, sink.url)));
     expect(sink.requests).toHaveLength(DEFAULT_DELIVERY.attemptsPerRun);
     expect(first.summary).toMatchObject({ sent: 0, pending: 1 });
-    expect(first.summary.errors).toEqual([expect.stringMatching(/: delivery unknown \(no answer within 0\.3s after the request was sent\)$/)]);
-    expect(logs.find((l) => l.includes('delivery unknown'))).toMatch(/kept in the outbox, next attempt after 2025-01-04T10:00:15\.000Z$/);
+    expect(first.summary.errors).toEqual([
+      expect.stringMatching(/: delivery unknown \(no answer within 0\.3s after the request was sent\)$/),
+    ]);
+    expect(logs.find((l) => l.includes('delivery unknown'))).toMatch(
+      /kept in the outbox, next attempt after 2025-01-04T10:00:15\.000Z$/,
+    );
     sink.fallback(PAGERDUTY.ok);
     advance(1);
     expect((await run(engine(notifierFor(PAGERDUTY, sink.url)))).summary).toMatchObject({ sent: 1, pending: 0 });
@@ -285,7 +383,10 @@ describe('providers that deduplicate may be sent the same message again within t
 
   it('webhook: a request that got no answer is sent again at once, with the same Idempotency-Key', async () => {
     sink.queue({ status: 200, hang: true });
-    const webhook = notifierFor({ ...PAGERDUTY, type: 'webhook', name: 'hook', config: (root) => ({ url: `${root}/hook` }) }, sink.url);
+    const webhook = notifierFor(
+      { ...PAGERDUTY, type: 'webhook', name: 'hook', config: (root) => ({ url: `${root}/hook` }) },
+      sink.url,
+    );
     expect((await run(engine(webhook))).summary).toMatchObject({ sent: 1, pending: 0 });
     expect(sink.requests).toHaveLength(2);
     expect(sink.requests[0]!.headers['idempotency-key']).toMatch(/^[0-9a-f-]{36}$/);
@@ -294,9 +395,14 @@ describe('providers that deduplicate may be sent the same message again within t
 
   it('alertmanager: alerts that got no answer are posted again at once, with the same labels', async () => {
     sink.queue({ status: 200, hang: true });
-    const am = notifierFor({ ...PAGERDUTY, type: 'alertmanager', name: 'am', config: (root) => ({ url: root }) }, sink.url);
+    const am = notifierFor(
+      { ...PAGERDUTY, type: 'alertmanager', name: 'am', config: (root) => ({ url: root }) },
+      sink.url,
+    );
     expect((await run(engine(am))).summary).toMatchObject({ sent: 1, pending: 0 });
-    const labels = sink.requests.map((r) => JSON.stringify((JSON.parse(r.body) as Array<{ labels: unknown }>).map((a) => a.labels)));
+    const labels = sink.requests.map((r) =>
+      JSON.stringify((JSON.parse(r.body) as Array<{ labels: unknown }>).map((a) => a.labels)),
+    );
     expect(labels).toHaveLength(2);
     expect(labels[1]).toBe(labels[0]);
   });

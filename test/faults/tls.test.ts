@@ -1,9 +1,9 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../../src/db/embedded.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EmbeddedPostgresServer, startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { runCli } from '../helpers/cli.js';
 import { requirePart } from '../helpers/parts.js';
 
@@ -41,11 +41,66 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
     dir = mkdtempSync(join(tmpdir(), 'sentinel-tls-'));
     chmodSync(dir, 0o755); // PostgreSQL runs as `postgres` when we are root: it reads the server key from here
     // A CA, a server certificate for DNS:localhost only (so 127.0.0.1 is a host-name mismatch), and an unrelated CA.
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=Sentinel test CA', '-keyout', 'ca.key', '-out', 'ca.crt');
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=Sentinel test CA',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+    );
+    openssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=localhost',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.csr',
+    );
     writeFileSync(join(dir, 'san.ext'), 'subjectAltName=DNS:localhost\n');
-    openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', 'server.crt');
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=Someone else', '-keyout', 'other.key', '-out', 'other.crt');
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      'san.ext',
+      '-out',
+      'server.crt',
+    );
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=Someone else',
+      '-keyout',
+      'other.key',
+      '-out',
+      'other.crt',
+    );
     const key = join(dir, 'server.key');
     chmodSync(key, 0o600);
     if (userInfo().uid === 0) {
@@ -56,8 +111,14 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
     }
     ca = join(dir, 'ca.crt');
     otherCa = join(dir, 'other.crt');
-    server = await startEmbeddedPostgres({ postgresFlags: ['-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${key}`] });
-    const migrated = await runCli(['migrate', '--with-intake'], { DATABASE_URL: withParams(server.url, { sslmode: 'require' }) }, { timeoutMs: 120_000 });
+    server = await startEmbeddedPostgres({
+      postgresFlags: ['-c', 'ssl=on', '-c', `ssl_cert_file=${join(dir, 'server.crt')}`, '-c', `ssl_key_file=${key}`],
+    });
+    const migrated = await runCli(
+      ['migrate', '--with-intake'],
+      { DATABASE_URL: withParams(server.url, { sslmode: 'require' }) },
+      { timeoutMs: 120_000 },
+    );
     expect(migrated.code, migrated.stderr).toBe(0);
   }, 180_000);
 
@@ -81,7 +142,7 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
     return r;
   }
 
-  it('sslmode=require (Supabase\'s strings): encrypted, not verified, connects, and prints no SECURITY WARNING', async () => {
+  it("sslmode=require (Supabase's strings): encrypted, not verified, connects, and prints no SECURITY WARNING", async () => {
     const r = await nagios(withParams(server.url, { sslmode: 'require' }));
     expect(r.stdout).not.toContain('Database unreachable');
     expect(r.code).toBe(0);
@@ -110,10 +171,14 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
     expect(await sessionSsl(withParams(server.url, { sslmode: 'prefer' }))).toBe(true);
     // require with sslrootcert is verify-ca (libpq): the right CA passes at 127.0.0.1, a wrong one fails.
     expect(await sessionSsl(withParams(server.url, { sslmode: 'require', sslrootcert: ca }))).toBe(true);
-    expect(await sessionSsl(withParams(server.url, { sslmode: 'require', sslrootcert: otherCa }))).toMatch(/certificate/);
+    expect(await sessionSsl(withParams(server.url, { sslmode: 'require', sslrootcert: otherCa }))).toMatch(
+      /certificate/,
+    );
     // sslrootcert=system: the system's CAs, verify-full; they did not sign this server.
     expect(await sessionSsl(withParams(server.url, { sslrootcert: 'system' }, 'localhost'))).toMatch(/certificate/);
-    expect(await sessionSsl(withParams(server.url, { sslmode: 'verify-full', sslrootcert: 'system' }, 'localhost'))).toMatch(/certificate/);
+    expect(
+      await sessionSsl(withParams(server.url, { sslmode: 'verify-full', sslrootcert: 'system' }, 'localhost')),
+    ).toMatch(/certificate/);
   });
 
   it('the session made with sslmode=require really is encrypted', async () => {
@@ -123,7 +188,9 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
   it('sslmode=allow is refused at load in one line (node-postgres cannot try plaintext first)', async () => {
     const r = await runCli(['--json'], { DATABASE_URL: withParams(server.url, { sslmode: 'allow' }) });
     expect(r.code).toBe(3);
-    expect(r.stderr).toBe('sentinel: config error: DATABASE_URL: sslmode=allow is not supported (it tries plaintext first); use disable, prefer, require, verify-ca or verify-full\n');
+    expect(r.stderr).toBe(
+      'sentinel: config error: DATABASE_URL: sslmode=allow is not supported (it tries plaintext first); use disable, prefer, require, verify-ca or verify-full\n',
+    );
   });
 
   it('verify-full with the right CA and host name connects', async () => {
@@ -139,23 +206,33 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
   it('verify-full with a CA that did not sign the server: one line, the certificate named, exit 2', async () => {
     const r = await nagios(withParams(server.url, { sslmode: 'verify-full', sslrootcert: otherCa }, 'localhost'));
     expect(r.code).toBe(2);
-    expect(r.stdout).toMatch(/^SENTINEL CRITICAL - Database unreachable: (self[- ]signed certificate in certificate chain|unable to verify the first certificate|unable to get local issuer certificate)/);
+    expect(r.stdout).toMatch(
+      /^SENTINEL CRITICAL - Database unreachable: (self[- ]signed certificate in certificate chain|unable to verify the first certificate|unable to get local issuer certificate)/,
+    );
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('verify-full to a host name the certificate does not name: refused', async () => {
     const r = await nagios(withParams(server.url, { sslmode: 'verify-full', sslrootcert: ca }, '127.0.0.1'));
     expect(r.code).toBe(2);
-    expect(r.stdout).toMatch(/^SENTINEL CRITICAL - Database unreachable: Hostname\/IP does not match certificate's altnames/);
+    expect(r.stdout).toMatch(
+      /^SENTINEL CRITICAL - Database unreachable: Hostname\/IP does not match certificate's altnames/,
+    );
   });
 
   it('an unreadable sslrootcert or a bad sslmode is a config error naming the setting, exit 3', async () => {
-    const missing = await runCli(['--json'], { DATABASE_URL: withParams(server.url, { sslmode: 'verify-full', sslrootcert: join(dir, 'nope.crt') }) });
+    const missing = await runCli(['--json'], {
+      DATABASE_URL: withParams(server.url, { sslmode: 'verify-full', sslrootcert: join(dir, 'nope.crt') }),
+    });
     expect(missing.code).toBe(3);
-    expect(missing.stderr).toBe(`sentinel: config error: DATABASE_URL: cannot read sslrootcert ${join(dir, 'nope.crt')}: file not found\n`);
+    expect(missing.stderr).toBe(
+      `sentinel: config error: DATABASE_URL: cannot read sslrootcert ${join(dir, 'nope.crt')}: file not found\n`,
+    );
     const bad = await runCli(['--json'], { DATABASE_URL: withParams(server.url, { sslmode: 'verify_full' }) });
     expect(bad.code).toBe(3);
-    expect(bad.stderr).toBe('sentinel: config error: DATABASE_URL: sslmode must be one of disable, prefer, require, verify-ca, verify-full (got "verify_full")\n');
+    expect(bad.stderr).toBe(
+      'sentinel: config error: DATABASE_URL: sslmode must be one of disable, prefer, require, verify-ca, verify-full (got "verify_full")\n',
+    );
   });
 
   it('sslmode=require against a server without TLS fails (no plaintext fallback)', async () => {
@@ -163,7 +240,9 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
     try {
       const r = await nagios(withParams(plain.url, { sslmode: 'require' }));
       expect(r.code).toBe(2);
-      expect(r.stdout).toMatch(/^SENTINEL CRITICAL - Database unreachable: The server does not support SSL connections/);
+      expect(r.stdout).toMatch(
+        /^SENTINEL CRITICAL - Database unreachable: The server does not support SSL connections/,
+      );
       // prefer cannot fall back to plaintext as libpq would: it fails the same way (documented).
       expect(await sessionSsl(withParams(plain.url, { sslmode: 'prefer' }))).toMatch(/does not support SSL/);
       expect(await sessionSsl(withParams(plain.url, { sslmode: 'disable' }))).toBe(false);

@@ -12,7 +12,16 @@ export interface CliResult {
 }
 
 /** Variables that would leak the developer's own setup into a test run. */
-const SCRUBBED = ['DATABASE_URL', 'SUPABASE_URL', 'POSTGREST_URL', 'SUPABASE_SERVICE_ROLE_KEY', 'SUPABASE_MODE', 'SENTINEL_CONFIG', 'SENTINEL_STATE_DIR', 'NO_COLOR'];
+const SCRUBBED = [
+  'DATABASE_URL',
+  'SUPABASE_URL',
+  'POSTGREST_URL',
+  'SUPABASE_SERVICE_ROLE_KEY',
+  'SUPABASE_MODE',
+  'SENTINEL_CONFIG',
+  'SENTINEL_STATE_DIR',
+  'NO_COLOR',
+];
 
 export function cliEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -22,7 +31,11 @@ export function cliEnv(extra: Record<string, string | undefined>): NodeJS.Proces
 }
 
 /** Runs the built CLI as a user would (a child process) and collects its output. */
-export function runCli(args: string[], env: Record<string, string | undefined>, options: { timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  env: Record<string, string | undefined>,
+  options: { timeoutMs?: number } = {},
+): Promise<CliResult> {
   if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: run `npm run build` (npm test does it first)');
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,9 +1,9 @@
-import { configSchema, type ConfigFile, type SentinelConfig } from '../../src/config/schema.js';
 import type { CheckContext } from '../../src/checks/types.js';
-import type { Measurement } from '../../src/types.js';
+import { type ConfigFile, configSchema, type SentinelConfig } from '../../src/config/schema.js';
 import type { Queryable } from '../../src/db/pool.js';
-import { MemoryStateStore } from '../../src/state/store.js';
 import { silentLogger } from '../../src/log.js';
+import { MemoryStateStore } from '../../src/state/store.js';
+import type { Measurement } from '../../src/types.js';
 
 /** A validated config as a user would write it, plus a resolved environment. */
 export function testConfig(file: ConfigFile = {}, env: Partial<SentinelConfig['env']> = {}): SentinelConfig {

@@ -85,8 +85,6 @@ export async function createTestDatabase(opts: CreateTestDatabaseOptions = {}): 
   };
 }
 
-
-
 /**
  * Registers hooks for a test file: one migrated database for the whole file,
  * dropped afterwards, with the intake tables emptied before each test. Returns a

@@ -29,7 +29,13 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders;
 }
 
-function pgrstError(status: number, code: string, message: string, details: string | null = null, hint: string | null = null): FakeAnswer {
+function pgrstError(
+  status: number,
+  code: string,
+  message: string,
+  details: string | null = null,
+  hint: string | null = null,
+): FakeAnswer {
   return {
     status,
     body: { code, details, hint, message },
@@ -39,26 +45,52 @@ function pgrstError(status: number, code: string, message: string, details: stri
 
 /** PostgREST's answers, texts as in its source (src/PostgREST/Error.hs) and docs (references/errors.rst). */
 export const answers = {
-  ok: (rows: unknown[] = []): FakeAnswer => ({ status: 200, body: rows, headers: { 'Content-Range': rows.length ? `0-${rows.length - 1}/*` : '*/*' } }),
+  ok: (rows: unknown[] = []): FakeAnswer => ({
+    status: 200,
+    body: rows,
+    headers: { 'Content-Range': rows.length ? `0-${rows.length - 1}/*` : '*/*' },
+  }),
   /** The connection to the database failed. */
   pgrst000: (): FakeAnswer =>
-    pgrstError(503, 'PGRST000', 'Database connection error. Retrying the connection.',
-      'connection to server at "127.0.0.1", port 5432 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n'),
+    pgrstError(
+      503,
+      'PGRST000',
+      'Database connection error. Retrying the connection.',
+      'connection to server at "127.0.0.1", port 5432 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n',
+    ),
   /** An internal database client error. */
-  pgrst001: (): FakeAnswer => pgrstError(503, 'PGRST001', 'Database client error. Retrying the connection.', 'no connection to the server\n'),
+  pgrst001: (): FakeAnswer =>
+    pgrstError(503, 'PGRST001', 'Database client error. Retrying the connection.', 'no connection to the server\n'),
   /** The schema cache could not be loaded. */
-  pgrst002: (): FakeAnswer => ({ ...pgrstError(503, 'PGRST002', 'Could not query the database for the schema cache. Retrying.'), headers: { 'Proxy-Status': 'PostgREST; error=PGRST002', 'Retry-After': '0' } }),
+  pgrst002: (): FakeAnswer => ({
+    ...pgrstError(503, 'PGRST002', 'Could not query the database for the schema cache. Retrying.'),
+    headers: { 'Proxy-Status': 'PostgREST; error=PGRST002', 'Retry-After': '0' },
+  }),
   /** No connection free in the pool within db-pool-acquisition-timeout. */
   pgrst003: (): FakeAnswer => pgrstError(504, 'PGRST003', 'Timed out acquiring connection from connection pool.'),
   /** Accept-Profile names a schema that is not in db-schemas. */
   pgrst106: (schema = 'ops', exposed = ['public', 'graphql_public']): FakeAnswer =>
-    pgrstError(406, 'PGRST106', `Invalid schema: ${schema}`, null, `Only the following schemas are exposed: ${exposed.join(', ')}`),
+    pgrstError(
+      406,
+      'PGRST106',
+      `Invalid schema: ${schema}`,
+      null,
+      `Only the following schemas are exposed: ${exposed.join(', ')}`,
+    ),
   pgrst200: (parent = 'v_pipeline_health', child = 'simplicity_batches', schema = 'ops'): FakeAnswer =>
-    pgrstError(400, 'PGRST200', `Could not find a relationship between '${parent}' and '${child}' in the schema cache`,
-      `Searched for a foreign key relationship between '${parent}' and '${child}' in the schema '${schema}', but no matches were found.`),
+    pgrstError(
+      400,
+      'PGRST200',
+      `Could not find a relationship between '${parent}' and '${child}' in the schema cache`,
+      `Searched for a foreign key relationship between '${parent}' and '${child}' in the schema '${schema}', but no matches were found.`,
+    ),
   pgrst202: (fn = 'ops.reload_views'): FakeAnswer =>
-    pgrstError(404, 'PGRST202', `Could not find the function ${fn} without parameters in the schema cache`,
-      `Searched for the function ${fn} without parameters, but no matches were found in the schema cache.`),
+    pgrstError(
+      404,
+      'PGRST202',
+      `Could not find the function ${fn} without parameters in the schema cache`,
+      `Searched for the function ${fn} without parameters, but no matches were found in the schema cache.`,
+    ),
   pgrst204: (column = 'status', relation = 'v_pipeline_health'): FakeAnswer =>
     pgrstError(400, 'PGRST204', `Could not find the '${column}' column of '${relation}' in the schema cache`),
   /** The table or view is not in the schema cache (PostgREST 13+). */
@@ -67,20 +99,34 @@ export const answers = {
   /** A JWT that does not verify with the server's secret. */
   pgrst301: (): FakeAnswer => ({
     ...pgrstError(401, 'PGRST301', 'No suitable key or wrong key type', 'None of the keys was able to decode the JWT'),
-    headers: { 'WWW-Authenticate': 'Bearer error="invalid_token", error_description="No suitable key or wrong key type"', 'Proxy-Status': 'PostgREST; error=PGRST301' },
+    headers: {
+      'WWW-Authenticate': 'Bearer error="invalid_token", error_description="No suitable key or wrong key type"',
+      'Proxy-Status': 'PostgREST; error=PGRST301',
+    },
   }),
   /** No JWT and no anonymous role. */
-  pgrst302: (): FakeAnswer => ({ ...pgrstError(401, 'PGRST302', 'Anonymous access is disabled'), headers: { 'WWW-Authenticate': 'Bearer', 'Proxy-Status': 'PostgREST; error=PGRST302' } }),
+  pgrst302: (): FakeAnswer => ({
+    ...pgrstError(401, 'PGRST302', 'Anonymous access is disabled'),
+    headers: { 'WWW-Authenticate': 'Bearer', 'Proxy-Status': 'PostgREST; error=PGRST302' },
+  }),
   pgrst303: (): FakeAnswer => ({
     ...pgrstError(401, 'PGRST303', 'JWT expired'),
-    headers: { 'WWW-Authenticate': 'Bearer error="invalid_token", error_description="JWT expired"', 'Proxy-Status': 'PostgREST; error=PGRST303' },
+    headers: {
+      'WWW-Authenticate': 'Bearer error="invalid_token", error_description="JWT expired"',
+      'Proxy-Status': 'PostgREST; error=PGRST303',
+    },
   }),
   /** The role may not read the view (an authenticated request gets 403). */
-  permissionDenied: (view = 'v_pipeline_health'): FakeAnswer => pgrstError(403, '42501', `permission denied for view ${view}`),
+  permissionDenied: (view = 'v_pipeline_health'): FakeAnswer =>
+    pgrstError(403, '42501', `permission denied for view ${view}`),
   /** PostgREST 12's answer for a relation it cannot find (verified against the 12.0.2 binary). */
-  undefinedTable12: (relation = 'ops.v_pipeline_health'): FakeAnswer => pgrstError(404, '42P01', `relation "${relation}" does not exist`),
+  undefinedTable12: (relation = 'ops.v_pipeline_health'): FakeAnswer =>
+    pgrstError(404, '42P01', `relation "${relation}" does not exist`),
   /** An API gateway in front (Kong on Supabase) rejecting the key: no PostgREST code. */
-  gateway401: (): FakeAnswer => ({ status: 401, body: { message: 'Invalid API key', hint: 'Double check your Supabase `anon` or `service_role` API key.' } }),
+  gateway401: (): FakeAnswer => ({
+    status: 401,
+    body: { message: 'Invalid API key', hint: 'Double check your Supabase `anon` or `service_role` API key.' },
+  }),
   hang: (): FakeAnswer => ({ status: 0, hang: true }),
 };
 
@@ -127,7 +173,8 @@ export async function startFakePostgrest(initial: FakeAnswer = answers.ok()): Pr
   const respond = (res: ServerResponse, answer: FakeAnswer): void => {
     if (answer.hang) return;
     const send = (): void => {
-      const body = answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
+      const body =
+        answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
       res.writeHead(answer.status, {
         'Content-Type': 'application/json; charset=utf-8',
         Server: 'postgrest/14.0 (fake)',

@@ -10,9 +10,9 @@
  * - {@link spawnSentinel}: the built CLI as a long-running child whose output a
  *   test waits on line by line (never on fixed sleeps).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import net, { type AddressInfo } from 'node:net';
-import pg from 'pg';
+import type pg from 'pg';
 import { CLI, cliEnv } from './cli.js';
 
 export interface TcpProxy {
@@ -62,8 +62,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     host: '127.0.0.1',
     port,
     accepted: () => accepted,
-    blackhole: () => void (silent = true),
-    restore: () => void (silent = false),
+    blackhole: () => {
+      silent = true;
+    },
+    restore: () => {
+      silent = false;
+    },
     cutAll: () => {
       for (const s of sockets) s.resetAndDestroy();
     },
@@ -182,7 +186,9 @@ export function spawnSentinel(args: string[], env: Record<string, string | undef
   let stdout = '';
   let stderr = '';
   const waiters = new Set<() => void>();
-  const poke = (): void => waiters.forEach((w) => w());
+  const poke = (): void => {
+    for (const w of waiters) w();
+  };
   child.stdout!.on('data', (d: Buffer) => {
     stdout += d.toString();
     poke();
@@ -227,7 +233,11 @@ export function spawnSentinel(args: string[], env: Record<string, string | undef
     stdout: () => stdout,
     stderr: () => stderr,
     waitForLog: (pattern, occurrence = 1, timeoutMs = 60_000) =>
-      waitUntil(() => stderr.split('\n').filter((line) => pattern.test(line))[occurrence - 1], `log line #${occurrence} matching ${String(pattern)}`, timeoutMs),
+      waitUntil(
+        () => stderr.split('\n').filter((line) => pattern.test(line))[occurrence - 1],
+        `log line #${occurrence} matching ${String(pattern)}`,
+        timeoutMs,
+      ),
     countLog: (pattern) => stderr.split('\n').filter((line) => pattern.test(line)).length,
     waitForStdoutLines: (count, timeoutMs = 60_000) =>
       waitUntil(
@@ -246,7 +256,11 @@ export function spawnSentinel(args: string[], env: Record<string, string | undef
 }
 
 /** Terminates every backend of `application_name` (Sentinel's sessions are `sentinel`); returns how many. */
-export async function terminateBackends(admin: pg.Pool | pg.Client, database: string, applicationName = 'sentinel'): Promise<number> {
+export async function terminateBackends(
+  admin: pg.Pool | pg.Client,
+  database: string,
+  applicationName = 'sentinel',
+): Promise<number> {
   const { rows } = await admin.query<{ n: number }>(
     `select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
       where datname = $1 and application_name = $2 and pid <> pg_backend_pid()`,

@@ -61,7 +61,10 @@ export async function startHttpServer(options: { port?: number } = {}): Promise<
   const events = new EventEmitter();
   const timers = new Set<NodeJS.Timeout>();
   const later = (fn: () => void, ms: number): void => {
-    const t = setTimeout(() => (timers.delete(t), fn()), ms);
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
     timers.add(t);
   };
   let fallback: Answer | Responder = { status: 200, body: {} };
@@ -70,18 +73,28 @@ export async function startHttpServer(options: { port?: number } = {}): Promise<
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const recorded: RecordedHttpRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      const recorded: RecordedHttpRequest = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       requests.push(recorded);
       events.emit('request');
-      const answer = queued.shift() ?? (typeof fallback === 'function' ? fallback(recorded) : fallback) ?? { status: 200, body: {} };
+      const answer = queued.shift() ??
+        (typeof fallback === 'function' ? fallback(recorded) : fallback) ?? { status: 200, body: {} };
       if (answer.hang) return;
       if (answer.reset) {
         req.socket.resetAndDestroy();
         return;
       }
       const send = (): void => {
-        const body = answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
-        const headers = { ...(typeof answer.body === 'object' && answer.body !== null ? { 'content-type': 'application/json' } : {}), ...answer.headers };
+        const body =
+          answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
+        const headers = {
+          ...(typeof answer.body === 'object' && answer.body !== null ? { 'content-type': 'application/json' } : {}),
+          ...answer.headers,
+        };
         res.writeHead(answer.status, headers);
         res.end(body);
       };

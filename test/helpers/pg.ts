@@ -4,7 +4,11 @@ import pg from 'pg';
 
 /** Runs `body` on a short-lived admin connection to `url`, always closing it. */
 export async function withAdmin<T>(url: string, body: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, application_name: 'sentinel-tests', connectionTimeoutMillis: 10_000 });
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: 'sentinel-tests',
+    connectionTimeoutMillis: 10_000,
+  });
   client.on('error', () => {});
   await client.connect();
   try {

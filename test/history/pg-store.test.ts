@@ -1,13 +1,20 @@
-import { describe, it, expect, afterEach } from 'vitest';
-import { useTestDatabase } from '../helpers/db.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { PgRunHistory } from '../../src/history/pg-store.js';
 import type { RunRecord } from '../../src/history/record.js';
+import { useTestDatabase } from '../helpers/db.js';
 
 const database = useTestDatabase();
 const DAY = 86_400_000;
 
 function record(timestamp: Date, environment = 'prod'): RunRecord {
-  return { timestamp: timestamp.toISOString(), environment, overall_status: 'healthy', duration_ms: 5, checks: [], schema_cache: { probed: true, ok: true } };
+  return {
+    timestamp: timestamp.toISOString(),
+    environment,
+    overall_status: 'healthy',
+    duration_ms: 5,
+    checks: [],
+    schema_cache: { probed: true, ok: true },
+  };
 }
 
 const opened: PgRunHistory[] = [];
@@ -39,14 +46,22 @@ describe('PgRunHistory (replicas)', () => {
     for (const at of [old, edge]) await store().append(record(at));
     await store('dev').append(record(old, 'dev'));
     await store().append(record(new Date(now)));
-    const { rows } = await database().pool.query<{ environment: string; at: Date }>('select environment, at from sentinel.run_history order by environment, at');
-    expect(rows.map((r) => `${r.environment} ${r.at.toISOString()}`)).toEqual([`dev ${old.toISOString()}`, `prod ${edge.toISOString()}`, `prod ${new Date(now).toISOString()}`]);
+    const { rows } = await database().pool.query<{ environment: string; at: Date }>(
+      'select environment, at from sentinel.run_history order by environment, at',
+    );
+    expect(rows.map((r) => `${r.environment} ${r.at.toISOString()}`)).toEqual([
+      `dev ${old.toISOString()}`,
+      `prod ${edge.toISOString()}`,
+      `prod ${new Date(now).toISOString()}`,
+    ]);
   });
 
   it('says to run sentinel migrate when the table is missing', async () => {
     await database().pool.query('alter table sentinel.run_history rename to run_history_moved');
     try {
-      await expect(store().append(record(new Date()))).rejects.toThrow('the run history table sentinel.run_history does not exist: run `sentinel migrate` (replicas need it)');
+      await expect(store().append(record(new Date()))).rejects.toThrow(
+        'the run history table sentinel.run_history does not exist: run `sentinel migrate` (replicas need it)',
+      );
     } finally {
       await database().pool.query('alter table sentinel.run_history_moved rename to run_history');
     }

@@ -1,8 +1,8 @@
-import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { register as globalRegistry } from 'prom-client';
-import { createMetrics, PER_RUN_METRICS, RUN_DURATION_BUCKETS, sourceSeries } from '../../src/metrics/registry.js';
+import { describe, expect, it } from 'vitest';
 import { METRICS } from '../../src/metrics/names.js';
+import { createMetrics, PER_RUN_METRICS, RUN_DURATION_BUCKETS, sourceSeries } from '../../src/metrics/registry.js';
 import type { RunResult } from '../../src/types.js';
 
 // --- The exposition format, parsed --------------------------------------------------
@@ -22,7 +22,8 @@ interface Exposition {
 function parseLabels(text: string): Record<string, string> {
   const labels: Record<string, string> = {};
   const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
-  for (const m of text.matchAll(re)) labels[m[1]!] = m[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+  for (const m of text.matchAll(re))
+    labels[m[1]!] = m[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
   return labels;
 }
 
@@ -38,7 +39,8 @@ function parse(text: string): Exposition {
     const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!sample) throw new Error(`unparsable exposition line: ${line}`);
     const raw = sample[3]!;
-    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : raw === 'NaN' || raw === 'Nan' ? NaN : Number(raw);
+    const value =
+      raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : raw === 'NaN' || raw === 'Nan' ? NaN : Number(raw);
     out.samples.push({ name: sample[1]!, labels: parseLabels(sample[2] ?? ''), value });
   }
   return out;
@@ -70,22 +72,53 @@ function firstRun(): RunResult {
     environment: 'prod',
     overall_status: 'critical',
     alerts: [
-      { check: 'stuck_batches', level: 'critical', message: '3 batches stuck > 10m: processing(2), validating(1)', details: {} },
+      {
+        check: 'stuck_batches',
+        level: 'critical',
+        message: '3 batches stuck > 10m: processing(2), validating(1)',
+        details: {},
+      },
       { check: 'error_spike', level: 'warning', message: 'Error rate 18.5% > 15.0% threshold', details: {} },
-      { check: 'error_spike', level: 'warning', message: 'Error rate 30.0% > 25.0% threshold for source vendor_x', subject: 'vendor_x', details: {}, silenced: true },
+      {
+        check: 'error_spike',
+        level: 'warning',
+        message: 'Error rate 30.0% > 25.0% threshold for source vendor_x',
+        subject: 'vendor_x',
+        details: {},
+        silenced: true,
+      },
       { check: 'schema_cache', level: 'warning', message: 'PGRST002 detected - auto-reload triggered', details: {} },
     ],
     checks: [
       { name: 'stuck_batches', outcome: 'alert', duration_ms: 12 },
       { name: 'error_spike', outcome: 'alert', duration_ms: 8 },
-      { name: 'schema_cache', outcome: 'alert', duration_ms: 2150, measurements: { latency_ms: 42, result: 'ok', up: true, reloads: 1 } },
+      {
+        name: 'schema_cache',
+        outcome: 'alert',
+        duration_ms: 2150,
+        measurements: { latency_ms: 42, result: 'ok', up: true, reloads: 1 },
+      },
     ],
     duration_ms: 2234,
-    metrics: { total_checks: 3, alerts_triggered: 4, critical_alerts: 1, warning_alerts: 3, skipped_checks: 0, silenced_alerts: 1 },
+    metrics: {
+      total_checks: 3,
+      alerts_triggered: 4,
+      critical_alerts: 1,
+      warning_alerts: 3,
+      skipped_checks: 0,
+      silenced_alerts: 1,
+    },
     notifications: [
       { notifier: 'oncall', type: 'discord', sent: 2, pending: 0, failed: 0, errors: [] },
       // One refused (400, given up) and one 503 kept for the next run.
-      { notifier: 'pager', type: 'pagerduty', sent: 0, pending: 1, failed: 1, errors: ['HTTP 400 Bad Request', 'HTTP 503 Service Unavailable'] },
+      {
+        notifier: 'pager',
+        type: 'pagerduty',
+        sent: 0,
+        pending: 1,
+        failed: 1,
+        errors: ['HTTP 400 Bad Request', 'HTTP 503 Service Unavailable'],
+      },
     ],
     pipeline: {
       taken_at: '2025-01-04T10:15:31.000Z',
@@ -94,13 +127,45 @@ function firstRun(): RunResult {
         { status: 'processing', batch_count: 3, oldest_age_seconds: 1500.5 },
         { status: 'validating', batch_count: 1, oldest_age_seconds: 900 },
       ],
-      stuck: { threshold_minutes: 10, by_status: [{ status: 'processing', batch_count: 2 }, { status: 'validating', batch_count: 1 }] },
+      stuck: {
+        threshold_minutes: 10,
+        by_status: [
+          { status: 'processing', batch_count: 2 },
+          { status: 'validating', batch_count: 1 },
+        ],
+      },
       hourly: {
         min_rows: 100,
-        overall: { hour_bucket: '2025-01-04T10:00:00.000Z', judged: true, total_rows: 1000, error_rows: 185, skipped_rows: 250, error_rate_pct: 18.5, dedupe_rate_pct: 25 },
+        overall: {
+          hour_bucket: '2025-01-04T10:00:00.000Z',
+          judged: true,
+          total_rows: 1000,
+          error_rows: 185,
+          skipped_rows: 250,
+          error_rate_pct: 18.5,
+          dedupe_rate_pct: 25,
+        },
         sources: [
-          { source: 'vendor_a', hour_bucket: '2025-01-04T10:00:00.000Z', judged: true, total_rows: 1000, error_rows: 185, skipped_rows: 250, error_rate_pct: 18.5, dedupe_rate_pct: 25 },
-          { source: 'vendor_x', hour_bucket: '2025-01-04T09:00:00.000Z', judged: true, total_rows: 400, error_rows: 120, skipped_rows: 0, error_rate_pct: 30, dedupe_rate_pct: 0 },
+          {
+            source: 'vendor_a',
+            hour_bucket: '2025-01-04T10:00:00.000Z',
+            judged: true,
+            total_rows: 1000,
+            error_rows: 185,
+            skipped_rows: 250,
+            error_rate_pct: 18.5,
+            dedupe_rate_pct: 25,
+          },
+          {
+            source: 'vendor_x',
+            hour_bucket: '2025-01-04T09:00:00.000Z',
+            judged: true,
+            total_rows: 400,
+            error_rows: 120,
+            skipped_rows: 0,
+            error_rate_pct: 30,
+            dedupe_rate_pct: 0,
+          },
         ],
       },
       finished_last_hour: { completed: 12, failed: 1 },
@@ -116,13 +181,29 @@ function secondRun(): RunResult {
     overall_status: 'critical',
     alerts: [
       { check: 'stuck_batches', level: 'critical', message: '2 batches stuck > 10m: processing(2)', details: {} },
-      { check: 'error_spike', level: 'critical', message: 'Check failed: canceling statement due to statement timeout', details: {}, failed: true },
-      { check: 'schema_cache', level: 'critical', message: 'PGRST002 persists - reload already sent at 2025-01-04T10:15:30.000Z', details: {} },
+      {
+        check: 'error_spike',
+        level: 'critical',
+        message: 'Check failed: canceling statement due to statement timeout',
+        details: {},
+        failed: true,
+      },
+      {
+        check: 'schema_cache',
+        level: 'critical',
+        message: 'PGRST002 persists - reload already sent at 2025-01-04T10:15:30.000Z',
+        details: {},
+      },
     ],
     checks: [
       { name: 'stuck_batches', outcome: 'alert', duration_ms: 10 },
       { name: 'error_spike', outcome: 'failed', duration_ms: 10000 },
-      { name: 'schema_cache', outcome: 'alert', duration_ms: 2500, measurements: { latency_ms: 7, result: 'PGRST002', up: false, reloads: 0 } },
+      {
+        name: 'schema_cache',
+        outcome: 'alert',
+        duration_ms: 2500,
+        measurements: { latency_ms: 7, result: 'PGRST002', up: false, reloads: 0 },
+      },
     ],
     duration_ms: 12_600,
     metrics: { total_checks: 3, alerts_triggered: 3, critical_alerts: 3, warning_alerts: 0, skipped_checks: 0 },
@@ -139,8 +220,27 @@ function secondRun(): RunResult {
       stuck: { threshold_minutes: 10, by_status: [{ status: 'processing', batch_count: 2 }] },
       hourly: {
         min_rows: 100,
-        overall: { hour_bucket: '2025-01-04T10:00:00.000Z', judged: true, total_rows: 2000, error_rows: 200, skipped_rows: 100, error_rate_pct: 10, dedupe_rate_pct: 5 },
-        sources: [{ source: 'vendor_a', hour_bucket: '2025-01-04T10:00:00.000Z', judged: true, total_rows: 2000, error_rows: 200, skipped_rows: 100, error_rate_pct: 10, dedupe_rate_pct: 5 }],
+        overall: {
+          hour_bucket: '2025-01-04T10:00:00.000Z',
+          judged: true,
+          total_rows: 2000,
+          error_rows: 200,
+          skipped_rows: 100,
+          error_rate_pct: 10,
+          dedupe_rate_pct: 5,
+        },
+        sources: [
+          {
+            source: 'vendor_a',
+            hour_bucket: '2025-01-04T10:00:00.000Z',
+            judged: true,
+            total_rows: 2000,
+            error_rows: 200,
+            skipped_rows: 100,
+            error_rate_pct: 10,
+            dedupe_rate_pct: 5,
+          },
+        ],
       },
       finished_last_hour: { completed: 15, failed: 0 },
     },
@@ -154,8 +254,20 @@ function outageRun(): RunResult {
     environment: 'prod',
     overall_status: 'critical',
     alerts: [
-      { check: 'stuck_batches', level: 'critical', message: 'Check failed: connection refused (127.0.0.1:5432)', details: {}, failed: true },
-      { check: 'error_spike', level: 'critical', message: 'Check failed: connection refused (127.0.0.1:5432)', details: {}, failed: true },
+      {
+        check: 'stuck_batches',
+        level: 'critical',
+        message: 'Check failed: connection refused (127.0.0.1:5432)',
+        details: {},
+        failed: true,
+      },
+      {
+        check: 'error_spike',
+        level: 'critical',
+        message: 'Check failed: connection refused (127.0.0.1:5432)',
+        details: {},
+        failed: true,
+      },
     ],
     checks: [
       { name: 'stuck_batches', outcome: 'failed', duration_ms: 3 },
@@ -177,9 +289,18 @@ describe('createMetrics', () => {
     for (const spec of METRICS) {
       expect(exp.type.get(spec.name), spec.name).toBe(spec.type);
       expect(exp.help.get(spec.name), spec.name).toBe(spec.help);
-      expect(exp.samples.some((s) => s.name === spec.name || s.name.startsWith(`${spec.name}_`)), `${spec.name} has samples`).toBe(true);
+      expect(
+        exp.samples.some((s) => s.name === spec.name || s.name.startsWith(`${spec.name}_`)),
+        `${spec.name} has samples`,
+      ).toBe(true);
     }
-    for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+    for (const name of [
+      'process_cpu_user_seconds_total',
+      'process_resident_memory_bytes',
+      'process_start_time_seconds',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_eventloop_lag_seconds',
+    ]) {
       expect(exp.type.has(name), name).toBe(true);
     }
     expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
@@ -239,10 +360,18 @@ describe('createMetrics', () => {
     expect(value(exp, 'sentinel_alerts_silenced', { check: 'stuck_batches' })).toBe(0);
 
     expect(value(exp, 'sentinel_notifications_total', { notifier: 'oncall', type: 'discord', result: 'sent' })).toBe(2);
-    expect(value(exp, 'sentinel_notifications_total', { notifier: 'oncall', type: 'discord', result: 'failed' })).toBe(0);
-    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'sent' })).toBe(0);
-    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'failed' })).toBe(1);
-    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'retrying' })).toBe(1);
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'oncall', type: 'discord', result: 'failed' })).toBe(
+      0,
+    );
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'sent' })).toBe(
+      0,
+    );
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'failed' })).toBe(
+      1,
+    );
+    expect(
+      value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'retrying' }),
+    ).toBe(1);
     expect(value(exp, 'sentinel_notifications_pending', { notifier: 'pager' })).toBe(1);
     expect(value(exp, 'sentinel_notifications_pending', { notifier: 'oncall' })).toBe(0);
 
@@ -254,11 +383,16 @@ describe('createMetrics', () => {
     expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '1' })).toBe(0);
     expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '2.5' })).toBe(1);
     expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '+Inf' })).toBe(1);
-    expect(series(exp, 'sentinel_run_duration_seconds_bucket').map((l) => l.le)).toEqual([...RUN_DURATION_BUCKETS.map(String), '+Inf']);
+    expect(series(exp, 'sentinel_run_duration_seconds_bucket').map((l) => l.le)).toEqual([
+      ...RUN_DURATION_BUCKETS.map(String),
+      '+Inf',
+    ]);
 
     expect(value(exp, 'sentinel_database_up')).toBe(1);
     expect(value(exp, 'sentinel_last_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:15:32.123Z') / 1000);
-    expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:15:32.123Z') / 1000);
+    expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(
+      Date.parse('2025-01-04T10:15:32.123Z') / 1000,
+    );
   });
 
   it('increments counters across runs and drops label sets a later run no longer reports', async () => {
@@ -271,8 +405,12 @@ describe('createMetrics', () => {
     expect(value(exp, 'sentinel_runs_total', { status: 'critical' })).toBe(2);
     expect(value(exp, 'sentinel_schema_cache_reloads_total')).toBe(1); // no NOTIFY in the cooldown
     expect(value(exp, 'sentinel_notifications_total', { notifier: 'oncall', type: 'discord', result: 'sent' })).toBe(3);
-    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'sent' })).toBe(1);
-    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'retrying' })).toBe(1);
+    expect(value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'sent' })).toBe(
+      1,
+    );
+    expect(
+      value(exp, 'sentinel_notifications_total', { notifier: 'pager', type: 'pagerduty', result: 'retrying' }),
+    ).toBe(1);
     expect(value(exp, 'sentinel_run_duration_seconds_count')).toBe(2);
     expect(value(exp, 'sentinel_run_duration_seconds_sum')).toBeCloseTo(14.834, 9);
     expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '2.5' })).toBe(1);
@@ -285,7 +423,10 @@ describe('createMetrics', () => {
     expect(value(exp, 'sentinel_pipeline_error_ratio')).toBe(0.1);
     expect(value(exp, 'sentinel_pipeline_dedupe_ratio')).toBe(0.05);
     expect(value(exp, 'sentinel_pipeline_oldest_batch_age_seconds', { status: 'validating' })).toBeUndefined();
-    expect(series(exp, 'sentinel_pipeline_oldest_batch_age_seconds')).toEqual([{ status: 'uploaded' }, { status: 'processing' }]);
+    expect(series(exp, 'sentinel_pipeline_oldest_batch_age_seconds')).toEqual([
+      { status: 'uploaded' },
+      { status: 'processing' },
+    ]);
     expect(value(exp, 'sentinel_pipeline_oldest_batch_age_seconds', { status: 'processing' })).toBe(1800.5);
     expect(value(exp, 'sentinel_pipeline_batches_in_flight', { status: 'validating' })).toBe(0);
     expect(value(exp, 'sentinel_pipeline_stuck_batches', { status: 'validating' })).toBe(0);
@@ -305,7 +446,9 @@ describe('createMetrics', () => {
 
     // A check failed: the last successful run is still the first one.
     expect(value(exp, 'sentinel_last_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:20:32.000Z') / 1000);
-    expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:15:32.123Z') / 1000);
+    expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(
+      Date.parse('2025-01-04T10:15:32.123Z') / 1000,
+    );
     expect(value(exp, 'sentinel_database_up')).toBe(1);
   });
 
@@ -328,7 +471,13 @@ describe('createMetrics', () => {
 
   it('leaves out figures it does not know yet instead of reporting 0, before the first run', async () => {
     const exp = await scrape(createMetrics());
-    for (const name of ['sentinel_database_up', 'sentinel_last_run_timestamp_seconds', 'sentinel_last_successful_run_timestamp_seconds', 'sentinel_schema_cache_up', 'sentinel_schema_cache_probe_duration_seconds']) {
+    for (const name of [
+      'sentinel_database_up',
+      'sentinel_last_run_timestamp_seconds',
+      'sentinel_last_successful_run_timestamp_seconds',
+      'sentinel_schema_cache_up',
+      'sentinel_schema_cache_probe_duration_seconds',
+    ]) {
       expect(series(exp, name), name).toEqual([]);
     }
     for (const name of PIPELINE_METRICS) expect(series(exp, name), name).toEqual([]);
@@ -342,8 +491,27 @@ describe('createMetrics', () => {
     const run = firstRun();
     run.pipeline!.hourly = {
       min_rows: 100,
-      overall: { hour_bucket: '2025-01-04T10:00:00.000Z', judged: false, total_rows: 0, error_rows: 0, skipped_rows: 0, error_rate_pct: null, dedupe_rate_pct: null },
-      sources: [{ source: 'vendor_x', hour_bucket: '2025-01-04T10:00:00.000Z', judged: false, total_rows: 40, error_rows: 4, skipped_rows: 1, error_rate_pct: 10, dedupe_rate_pct: 2.5 }],
+      overall: {
+        hour_bucket: '2025-01-04T10:00:00.000Z',
+        judged: false,
+        total_rows: 0,
+        error_rows: 0,
+        skipped_rows: 0,
+        error_rate_pct: null,
+        dedupe_rate_pct: null,
+      },
+      sources: [
+        {
+          source: 'vendor_x',
+          hour_bucket: '2025-01-04T10:00:00.000Z',
+          judged: false,
+          total_rows: 40,
+          error_rows: 4,
+          skipped_rows: 1,
+          error_rate_pct: 10,
+          dedupe_rate_pct: 2.5,
+        },
+      ],
     };
     m.observeRun(run);
     const exp = await scrape(m);
@@ -365,7 +533,9 @@ describe('createMetrics', () => {
     m.setLeader(true);
     exp = await scrape(m);
     expect(value(exp, 'sentinel_leader')).toBe(1);
-    expect(series(await scrape(createMetrics({ version: '1.2.3' })), 'sentinel_build_info')).toEqual([{ version: '1.2.3', node_version: process.version }]);
+    expect(series(await scrape(createMetrics({ version: '1.2.3' })), 'sentinel_build_info')).toEqual([
+      { version: '1.2.3', node_version: process.version },
+    ]);
   });
 
   it('times the whole run when the caller passes its duration', async () => {
@@ -386,7 +556,12 @@ describe('createMetrics', () => {
       checks: [
         { name: 'stuck_batches', outcome: 'ok', duration_ms: 3 },
         { name: 'error_spike', outcome: 'ok', duration_ms: 2 },
-        { name: 'schema_cache', outcome: 'ok', duration_ms: 5, measurements: { latency_ms: 5, result: 'ok', up: true, reloads: 0 } },
+        {
+          name: 'schema_cache',
+          outcome: 'ok',
+          duration_ms: 5,
+          measurements: { latency_ms: 5, result: 'ok', up: true, reloads: 0 },
+        },
       ],
     };
     m.observeRun(healthy);
@@ -404,7 +579,13 @@ describe('createMetrics', () => {
 
 describe('a follower replica', () => {
   /** Gauges a follower keeps exporting (everything else of names.ts that is a gauge is per-run). */
-  const KEPT_GAUGES = ['sentinel_database_up', 'sentinel_last_run_timestamp_seconds', 'sentinel_last_successful_run_timestamp_seconds', 'sentinel_leader', 'sentinel_build_info'];
+  const KEPT_GAUGES = [
+    'sentinel_database_up',
+    'sentinel_last_run_timestamp_seconds',
+    'sentinel_last_successful_run_timestamp_seconds',
+    'sentinel_leader',
+    'sentinel_build_info',
+  ];
 
   it('has a decision for every gauge of names.ts: per-run (cleared) or kept', () => {
     const gauges = METRICS.filter((m) => m.type === 'gauge').map((m) => m.name);
@@ -434,7 +615,9 @@ describe('a follower replica', () => {
     expect(value(exp, 'sentinel_run_duration_seconds_count')).toBe(2);
     // This process's own last runs (as leader): facts about it, not about the pipeline.
     expect(value(exp, 'sentinel_last_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:20:32.000Z') / 1000);
-    expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:15:32.123Z') / 1000);
+    expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(
+      Date.parse('2025-01-04T10:15:32.123Z') / 1000,
+    );
     expect(value(exp, 'sentinel_build_info', { version: '9.9.9', node_version: process.version })).toBe(1);
     // Every metric keeps its HELP and TYPE, samples or not.
     for (const spec of METRICS) expect(exp.type.get(spec.name), spec.name).toBe(spec.type);
@@ -506,7 +689,10 @@ describe('sentinel_check_duration_seconds', () => {
     expect(value(await scrape(m), 'sentinel_check_duration_seconds', { check: 'schema_cache' })).toBe(2.15);
     m.observeRun(outageRun());
     const exp = await scrape(m);
-    expect(series(exp, 'sentinel_check_duration_seconds')).toEqual([{ check: 'stuck_batches' }, { check: 'error_spike' }]);
+    expect(series(exp, 'sentinel_check_duration_seconds')).toEqual([
+      { check: 'stuck_batches' },
+      { check: 'error_spike' },
+    ]);
     expect(value(exp, 'sentinel_check_duration_seconds', { check: 'stuck_batches' })).toBe(0.003);
     expect(value(exp, 'sentinel_check_duration_seconds', { check: 'error_spike' })).toBe(0.002);
     expect(value(exp, 'sentinel_check_status', { check: 'schema_cache' })).toBe(-1);
@@ -515,7 +701,10 @@ describe('sentinel_check_duration_seconds', () => {
   it('leaves out a check skipped after it started (the runner measured it) too', async () => {
     const m = createMetrics();
     const run = outageRun();
-    run.checks = [{ name: 'stuck_batches', outcome: 'skipped', duration_ms: 4, reason: 'intake schema missing' }, { name: 'error_spike', outcome: 'ok', duration_ms: 0 }];
+    run.checks = [
+      { name: 'stuck_batches', outcome: 'skipped', duration_ms: 4, reason: 'intake schema missing' },
+      { name: 'error_spike', outcome: 'ok', duration_ms: 0 },
+    ];
     m.observeRun(run);
     const exp = await scrape(m);
     // A check that ran in under a millisecond reports 0 (the runner's resolution); a skipped one nothing.
@@ -528,7 +717,9 @@ describe('sentinel_check_duration_seconds', () => {
 describe('notification failure reasons', () => {
   it('counts failed deliveries by notifier and reason, across runs', async () => {
     const m = createMetrics({ version: '9.9.9' });
-    const withReasons = (counts: Partial<Record<'rejected' | 'expired' | 'rate_limited' | 'server_error' | 'timeout' | 'network', number>>): RunResult => ({
+    const withReasons = (
+      counts: Partial<Record<'rejected' | 'expired' | 'rate_limited' | 'server_error' | 'timeout' | 'network', number>>,
+    ): RunResult => ({
       ...firstRun(),
       notifications: [
         {
@@ -545,7 +736,8 @@ describe('notification failure reasons', () => {
     m.observeRun(withReasons({ rate_limited: 2, server_error: 1 }));
     m.observeRun(withReasons({ rate_limited: 1, rejected: 1 }));
     const exp = await scrape(m);
-    const failures = (reason: string) => value(exp, 'sentinel_notification_failures_total', { notifier: 'oncall', type: 'discord', reason });
+    const failures = (reason: string) =>
+      value(exp, 'sentinel_notification_failures_total', { notifier: 'oncall', type: 'discord', reason });
     expect(failures('rate_limited')).toBe(3);
     expect(failures('server_error')).toBe(1);
     expect(failures('rejected')).toBe(1);
@@ -554,7 +746,12 @@ describe('notification failure reasons', () => {
 });
 
 describe('sourceSeries: a bounded set of source label values', () => {
-  const f = (source: string, total_rows: number, error_rows = 0, skipped_rows = 0) => ({ source, total_rows, error_rows, skipped_rows });
+  const f = (source: string, total_rows: number, error_rows = 0, skipped_rows = 0) => ({
+    source,
+    total_rows,
+    error_rows,
+    skipped_rows,
+  });
 
   it('keeps the sources with the most rows, ties by name, and sums the rest as "other"', () => {
     const series = sourceSeries([f('c', 10, 1), f('b', 10, 2), f('a', 5, 5), f('d', 50), f('e', 1, 1, 1)], 3);

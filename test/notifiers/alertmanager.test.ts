@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import type { z } from 'zod';
 import {
-  alertName,
   alertmanagerAlerts,
   alertmanagerConfigSchema,
+  alertName,
   alertsUrl,
   createAlertmanagerNotifier,
   type PostableAlert,
@@ -48,10 +48,16 @@ describe('alertmanager request', () => {
 
     expect(alertsOf()).toEqual([
       {
-        labels: { alertname: 'SentinelStuckBatches', check: 'stuck_batches', environment: 'prod', severity: 'critical' },
+        labels: {
+          alertname: 'SentinelStuckBatches',
+          check: 'stuck_batches',
+          environment: 'prod',
+          severity: 'critical',
+        },
         annotations: {
           summary: '3 batches stuck > 10m: processing(2), validating(1)',
-          description: 'stuck_batches: [{"status":"processing","batch_count":2,"oldest_age_minutes":15.3}]\ntotal_stuck: 3\nthreshold_minutes: 10',
+          description:
+            'stuck_batches: [{"status":"processing","batch_count":2,"oldest_age_minutes":15.3}]\ntotal_stuck: 3\nthreshold_minutes: 10',
           remediation: 'Check the worker logs for exceptions and database connectivity.',
         },
         startsAt: '2025-01-04T10:15:32.123Z',
@@ -62,12 +68,27 @@ describe('alertmanager request', () => {
 
   it('labels a per-source alert with source and leaves out empty annotations', () => {
     const [alert] = alertmanagerAlerts(
-      notification([event({ check: 'error_spike', subject: 'vendor_7', level: 'warning', details: {}, remediation: undefined, message: 'Error rate 31%' })]),
+      notification([
+        event({
+          check: 'error_spike',
+          subject: 'vendor_7',
+          level: 'warning',
+          details: {},
+          remediation: undefined,
+          message: 'Error rate 31%',
+        }),
+      ]),
       15 * 60_000,
       new Date(CREATED),
     );
     expect(alert).toEqual({
-      labels: { alertname: 'SentinelErrorSpike', check: 'error_spike', environment: 'prod', severity: 'warning', source: 'vendor_7' },
+      labels: {
+        alertname: 'SentinelErrorSpike',
+        check: 'error_spike',
+        environment: 'prod',
+        severity: 'warning',
+        source: 'vendor_7',
+      },
       annotations: { summary: 'Error rate 31%' },
       startsAt: '2025-01-04T10:15:32.123Z',
       endsAt: FIFTEEN_MINUTES_AFTER_CREATED,
@@ -77,7 +98,10 @@ describe('alertmanager request', () => {
   it('ends a resolved alert at resolvedAt and a firing one at the time of sending + resolve_timeout_minutes', async () => {
     const notifier = createAlertmanagerNotifier(config({ resolve_timeout_minutes: 60 }), { now: onTime });
     await notifier.send(
-      notification([event({ kind: 'repeat' }), event({ kind: 'resolved', check: 'schema_cache', resolvedAt: '2025-01-04T10:15:59.000Z' })]),
+      notification([
+        event({ kind: 'repeat' }),
+        event({ kind: 'resolved', check: 'schema_cache', resolvedAt: '2025-01-04T10:15:59.000Z' }),
+      ]),
       sendContext(),
     );
     expect(alertsOf().map((a) => [a.labels.alertname, a.startsAt, a.endsAt])).toEqual([
@@ -87,7 +111,11 @@ describe('alertmanager request', () => {
   });
 
   it('resolves the warning-severity alert at once when an alert escalates to critical', () => {
-    const alerts = alertmanagerAlerts(notification([event({ kind: 'escalated', level: 'critical' })]), 15 * 60_000, new Date(CREATED));
+    const alerts = alertmanagerAlerts(
+      notification([event({ kind: 'escalated', level: 'critical' })]),
+      15 * 60_000,
+      new Date(CREATED),
+    );
     expect(alerts.map((a) => [a.labels.severity, a.endsAt])).toEqual([
       ['critical', FIFTEEN_MINUTES_AFTER_CREATED],
       ['warning', '2025-01-04T10:16:00.000Z'],
@@ -113,7 +141,9 @@ describe('alertmanager request', () => {
       ['SentinelErrorSpike', 'warning', CREATED],
       ['SentinelSchemaCache', 'critical', '2025-01-04T10:15:59.000Z'],
     ]);
-    expect(alertmanagerAlerts(notification(), 15 * 60_000, new Date(sentAt))[0]!.endsAt).toBe('2025-01-04T12:15:00.000Z');
+    expect(alertmanagerAlerts(notification(), 15 * 60_000, new Date(sentAt))[0]!.endsAt).toBe(
+      '2025-01-04T12:15:00.000Z',
+    );
   });
 
   it('reads the real clock at every send by default', async () => {
@@ -127,7 +157,10 @@ describe('alertmanager request', () => {
   });
 
   it('sends basic auth or a bearer token', async () => {
-    await createAlertmanagerNotifier(config({ basic_auth: { username: 'sentinel', password: PASSWORD } })).send(notification(), sendContext());
+    await createAlertmanagerNotifier(config({ basic_auth: { username: 'sentinel', password: PASSWORD } })).send(
+      notification(),
+      sendContext(),
+    );
     await createAlertmanagerNotifier(config({ bearer_token: TOKEN })).send(notification(), sendContext());
     expect(server.requests[0]!.headers.authorization).toBe(`Basic ${BASIC}`);
     expect(server.requests[1]!.headers.authorization).toBe(`Bearer ${TOKEN}`);
@@ -136,7 +169,9 @@ describe('alertmanager request', () => {
   it('appends /api/v2/alerts to the root, tolerating a trailing slash and keeping a path prefix', async () => {
     expect(alertsUrl('http://alertmanager:9093')).toBe('http://alertmanager:9093/api/v2/alerts');
     expect(alertsUrl('http://alertmanager:9093/')).toBe('http://alertmanager:9093/api/v2/alerts');
-    expect(alertsUrl('https://ops.example.com/alertmanager/')).toBe('https://ops.example.com/alertmanager/api/v2/alerts');
+    expect(alertsUrl('https://ops.example.com/alertmanager/')).toBe(
+      'https://ops.example.com/alertmanager/api/v2/alerts',
+    );
     await createAlertmanagerNotifier(config({ url: `${server.url}/am//` })).send(notification(), sendContext());
     expect(server.requests[0]!.url).toBe('/am/api/v2/alerts');
   });
@@ -165,7 +200,9 @@ describe('alertmanager request', () => {
 
 describe('alertmanager config', () => {
   it('applies the defaults to a minimal section', () => {
-    expect(alertmanagerConfigSchema.parse({ name: 'am', type: 'alertmanager', url: 'http://alertmanager:9093' })).toEqual({
+    expect(
+      alertmanagerConfigSchema.parse({ name: 'am', type: 'alertmanager', url: 'http://alertmanager:9093' }),
+    ).toEqual({
       name: 'am',
       type: 'alertmanager',
       url: 'http://alertmanager:9093',
@@ -196,12 +233,20 @@ describe('alertmanager config', () => {
     );
     expect(bad.join('\n')).not.toContain(PASSWORD);
     expect(
-      problems({ name: 'am', type: 'alertmanager', url: 'http://alertmanager:9093', basic_auth: { username: 'a', password: 'b' }, bearer_token: 'c' }),
+      problems({
+        name: 'am',
+        type: 'alertmanager',
+        url: 'http://alertmanager:9093',
+        basic_auth: { username: 'a', password: 'b' },
+        bearer_token: 'c',
+      }),
     ).toEqual(['notifiers.0.bearer_token: set basic_auth or bearer_token, not both']);
   });
 
   it('reports the password, its base64 form and the bearer token as secrets', () => {
-    expect(createAlertmanagerNotifier(config({ basic_auth: { username: 'sentinel', password: PASSWORD } })).secrets()).toEqual([PASSWORD, BASIC]);
+    expect(
+      createAlertmanagerNotifier(config({ basic_auth: { username: 'sentinel', password: PASSWORD } })).secrets(),
+    ).toEqual([PASSWORD, BASIC]);
     expect(createAlertmanagerNotifier(config({ bearer_token: TOKEN })).secrets()).toEqual([TOKEN]);
     expect(createAlertmanagerNotifier(config()).secrets()).toEqual([]);
   });
@@ -222,10 +267,14 @@ describeDeliveryContract({
   failures: [
     {
       name: 'treats 400 (invalid alerts) as final and shows why',
-      answers: [{ status: 400, headers: { 'content-type': 'application/json' }, body: '"start time must be before end time"' }],
+      answers: [
+        { status: 400, headers: { 'content-type': 'application/json' }, body: '"start time must be before end time"' },
+      ],
       retryable: false,
       status: 400,
-      matches: [/^alertmanager \(127\.0\.0\.1:\d+\): HTTP 400 Bad Request: "start time must be before end time" \(Alertmanager rejected/],
+      matches: [
+        /^alertmanager \(127\.0\.0\.1:\d+\): HTTP 400 Bad Request: "start time must be before end time" \(Alertmanager rejected/,
+      ],
     },
     {
       name: 'treats 404 as final and says the URL must be the Alertmanager root',
@@ -244,7 +293,13 @@ describeDeliveryContract({
       contains: ['check basic_auth or bearer_token'],
     },
     { name: 'retries 5xx', answers: [{ status: 500, body: '"failed to store alert"' }], retryable: true, status: 500 },
-    { name: 'retries 429 with Retry-After', answers: [{ status: 429, headers: { 'Retry-After': '2' } }], retryable: true, status: 429, retryAfterMs: 2000 },
+    {
+      name: 'retries 429 with Retry-After',
+      answers: [{ status: 429, headers: { 'Retry-After': '2' } }],
+      retryable: true,
+      status: 429,
+      retryAfterMs: 2000,
+    },
   ],
   secrets: [PASSWORD, BASIC, TOKEN],
   secretConfigs: [basicAuth, bearer],

@@ -5,30 +5,52 @@ import { problems } from './contract.js';
 
 /** A valid section of each provider with a required URL, and that URL's setting. */
 const REQUIRED_URLS: Array<[type: string, field: string, section: Record<string, unknown>]> = [
-  ['discord', 'webhook_url', { name: 'oncall', type: 'discord', webhook_url: 'https://discord.com/api/webhooks/1/abc' }],
+  [
+    'discord',
+    'webhook_url',
+    { name: 'oncall', type: 'discord', webhook_url: 'https://discord.com/api/webhooks/1/abc' },
+  ],
   ['slack', 'webhook_url', { name: 'team', type: 'slack', webhook_url: 'https://hooks.slack.com/services/T/B/x' }],
   ['webhook', 'url', { name: 'hook', type: 'webhook', url: 'https://example.com/hook' }],
   ['alertmanager', 'url', { name: 'am', type: 'alertmanager', url: 'http://alertmanager:9093' }],
 ];
 
 describe('URL settings, as `sentinel` reports them (configSchema + formatIssues)', () => {
-  it.each(REQUIRED_URLS)('%s %s: a missing URL is required, a bad one is not an http(s) URL', (_type, field, section) => {
-    expect(problems(section)).toEqual([]);
-    const { [field]: _url, ...missing } = section;
-    expect(problems(missing)).toEqual([`notifiers.0.${field}: required`]);
-    expect(problems({ ...section, [field]: 'ftp://example.com/hook' })).toEqual([`notifiers.0.${field}: expected an http:// or https:// URL`]);
-    expect(problems({ ...section, [field]: 'not a url' })).toEqual([`notifiers.0.${field}: expected an http:// or https:// URL`]);
-    expect(problems({ ...section, [field]: 42 })).toEqual([`notifiers.0.${field}: expected an http:// or https:// URL`]);
-  });
+  it.each(REQUIRED_URLS)(
+    '%s %s: a missing URL is required, a bad one is not an http(s) URL',
+    (_type, field, section) => {
+      expect(problems(section)).toEqual([]);
+      const { [field]: _url, ...missing } = section;
+      expect(problems(missing)).toEqual([`notifiers.0.${field}: required`]);
+      expect(problems({ ...section, [field]: 'ftp://example.com/hook' })).toEqual([
+        `notifiers.0.${field}: expected an http:// or https:// URL`,
+      ]);
+      expect(problems({ ...section, [field]: 'not a url' })).toEqual([
+        `notifiers.0.${field}: expected an http:// or https:// URL`,
+      ]);
+      expect(problems({ ...section, [field]: 42 })).toEqual([
+        `notifiers.0.${field}: expected an http:// or https:// URL`,
+      ]);
+    },
+  );
 
   it('leaves optional URLs optional and defaulted ones defaulted', () => {
     const pagerduty = { name: 'pager', type: 'pagerduty', routing_key: 'e93facc04764012d7bfb002500d5d1a6' };
     expect(problems(pagerduty)).toEqual([]);
-    expect(problems({ ...pagerduty, client_url: 'javascript:alert(1)' })).toEqual(['notifiers.0.client_url: expected an http:// or https:// URL']);
-    expect(problems({ name: 'oncall', type: 'discord', webhook_url: 'https://discord.com/api/webhooks/1/abc', avatar_url: 'ftp://x/a.png' })).toEqual([
-      'notifiers.0.avatar_url: expected an http:// or https:// URL',
+    expect(problems({ ...pagerduty, client_url: 'javascript:alert(1)' })).toEqual([
+      'notifiers.0.client_url: expected an http:// or https:// URL',
     ]);
-    expect(problems({ name: 'mail', type: 'sendgrid', api_key: 'SG.x', from: 'a@example.com', to: ['b@example.com'] })).toEqual([]);
+    expect(
+      problems({
+        name: 'oncall',
+        type: 'discord',
+        webhook_url: 'https://discord.com/api/webhooks/1/abc',
+        avatar_url: 'ftp://x/a.png',
+      }),
+    ).toEqual(['notifiers.0.avatar_url: expected an http:// or https:// URL']);
+    expect(
+      problems({ name: 'mail', type: 'sendgrid', api_key: 'SG.x', from: 'a@example.com', to: ['b@example.com'] }),
+    ).toEqual([]);
   });
 });
 

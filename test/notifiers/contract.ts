@@ -3,7 +3,7 @@ import type { Notification, Notifier } from '../../src/alerting/types.js';
 import { formatIssues } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { DeliveryError } from '../../src/notifiers/http.js';
-import { startHttpServer, type Answer, type Responder, type TestHttpServer } from '../helpers/http-server.js';
+import { type Answer, type Responder, startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
 import { notification, sendContext } from '../helpers/notifications.js';
 
 /**
@@ -139,7 +139,9 @@ export function describeDeliveryContract(c: DeliveryContract): void {
       const elapsed = performance.now() - started;
       expect(err.retryable).toBe(true);
       expect(err.deliveryUnknown).toBe(true);
-      expect(err.message).toBe(`${c.label(host())}: delivery unknown (no answer within ${TIMEOUT_SECONDS}s after the request was sent)`);
+      expect(err.message).toBe(
+        `${c.label(host())}: delivery unknown (no answer within ${TIMEOUT_SECONDS}s after the request was sent)`,
+      );
       expect(elapsed).toBeGreaterThanOrEqual(150);
       expect(elapsed).toBeLessThan(2000);
     });
@@ -190,7 +192,10 @@ export function describeDeliveryContract(c: DeliveryContract): void {
           // A secret straddling the excerpt's cut is masked whole, not cut into an unrecognisable half.
           [500, 'x'.repeat(280)],
         ] as const) {
-          server.fallback((req) => ({ status, body: `${padding}${req.url} ${JSON.stringify(req.headers)} ${req.body}` }));
+          server.fallback((req) => ({
+            status,
+            body: `${padding}${req.url} ${JSON.stringify(req.headers)} ${req.body}`,
+          }));
           const err = await sendError(c.create(overrides()).send(notification(), sendContext()));
           if (!padding) expect(err.message).toContain('***');
           for (const secret of c.secrets) {

@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { NotificationEvent } from '../../src/alerting/types.js';
 import {
+  createDiscordNotifier,
   DISCORD_COLORS,
   DISCORD_LIMITS,
-  createDiscordNotifier,
+  type DiscordMessage,
   discordBody,
   discordConfigSchema,
   embedSize,
   escapeMarkdown,
-  type DiscordMessage,
 } from '../../src/notifiers/discord.js';
 import { useHttpServer } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
@@ -22,7 +22,12 @@ const WEBHOOK_PATH = `/api/webhooks/${WEBHOOK_ID}/${TOKEN}`;
 const server = useHttpServer({ status: 200, body: { id: '1', type: 0, content: '' } });
 
 function config(overrides: Record<string, unknown> = {}): z.output<typeof discordConfigSchema> {
-  return discordConfigSchema.parse({ name: 'oncall', type: 'discord', webhook_url: `${server.url}${WEBHOOK_PATH}`, ...overrides });
+  return discordConfigSchema.parse({
+    name: 'oncall',
+    type: 'discord',
+    webhook_url: `${server.url}${WEBHOOK_PATH}`,
+    ...overrides,
+  });
 }
 
 function messageOf(index = 0): DiscordMessage {
@@ -95,7 +100,11 @@ describe('discord request', () => {
         '*firing since 2025-01-04 10:15 UTC*',
       color: DISCORD_COLORS.critical,
       fields: [
-        { name: 'stuck_batches', value: '\\[{"status":"processing","batch\\_count":2,"oldest\\_age\\_minutes":15.3}\\]', inline: false },
+        {
+          name: 'stuck_batches',
+          value: '\\[{"status":"processing","batch\\_count":2,"oldest\\_age\\_minutes":15.3}\\]',
+          inline: false,
+        },
         { name: 'total_stuck', value: '3', inline: true },
         { name: 'threshold_minutes', value: '10', inline: true },
       ],
@@ -111,7 +120,9 @@ describe('discord request', () => {
   });
 
   it('posts as the configured username and avatar', async () => {
-    const notifier = createDiscordNotifier(config({ username: 'Sentinel prod', avatar_url: 'https://example.com/sentinel.png' }));
+    const notifier = createDiscordNotifier(
+      config({ username: 'Sentinel prod', avatar_url: 'https://example.com/sentinel.png' }),
+    );
     await notifier.send(notification(), sendContext());
     expect(messageOf()).toMatchObject({ username: 'Sentinel prod', avatar_url: 'https://example.com/sentinel.png' });
   });
@@ -130,11 +141,15 @@ describe('discord request', () => {
       ['FIRING warning b\\_warning', DISCORD_COLORS.warning],
       ['RESOLVED critical a\\_resolved', DISCORD_COLORS.resolved],
     ]);
-    expect(body.embeds[2]!.description).toContain('*resolved at 2025-01-04 11:00 UTC (firing since 2025-01-04 10:15 UTC)*');
+    expect(body.embeds[2]!.description).toContain(
+      '*resolved at 2025-01-04 11:00 UTC (firing since 2025-01-04 10:15 UTC)*',
+    );
     expect(body.embeds[2]!.timestamp).toBe('2025-01-04T11:00:00.000Z');
     expect(body.content).toBe('[prod] Sentinel: 1 critical, 1 warning, 1 resolved');
 
-    const test = discordBody(notification([event({ kind: 'test', level: 'warning', check: 'sentinel_test' })]), { username: 'Sentinel' });
+    const test = discordBody(notification([event({ kind: 'test', level: 'warning', check: 'sentinel_test' })]), {
+      username: 'Sentinel',
+    });
     expect(test.embeds[0]!.color).toBe(DISCORD_COLORS.test);
     expect(test.content).toBe('[prod] Sentinel test notification');
   });
@@ -142,12 +157,17 @@ describe('discord request', () => {
   it('escapes markdown in alert data so it cannot render masked links or mention markup, and never pings', async () => {
     const notifier = createDiscordNotifier(config());
     const evil = '@everyone <@&123456> [click here](https://evil.example/x) **bold** `code`';
-    await notifier.send(notification([event({ message: evil, subject: '<@999>', details: { note: evil } })]), sendContext());
+    await notifier.send(
+      notification([event({ message: evil, subject: '<@999>', details: { note: evil } })]),
+      sendContext(),
+    );
     const body = messageOf();
     expect(body.allowed_mentions).toEqual({ parse: [] });
     const embed = body.embeds[0]!;
     expect(embed.title).toBe('FIRING critical stuck\\_batches (\\<@999\\>)');
-    expect(embed.description).toContain('@everyone \\<@&123456\\> \\[click here\\](https://evil.example/x) \\*\\*bold\\*\\* \\`code\\`');
+    expect(embed.description).toContain(
+      '@everyone \\<@&123456\\> \\[click here\\](https://evil.example/x) \\*\\*bold\\*\\* \\`code\\`',
+    );
     expect(embed.fields![0]!.value).toBe(escapeMarkdown(evil));
     // Unescaped, nothing of the markup remains.
     expect(embed.description).not.toMatch(/(^|[^\\])\[click/);
@@ -176,7 +196,14 @@ describe('discord limits', () => {
     const notListed = Number(/…and (\d+) more not listed$/.exec(summary.description!)?.[1] ?? 0);
     expect(listed + notListed).toBe(41);
     // Each shown alert keeps its details in a storm (they are small).
-    expect(alertEmbeds[0]!.fields!.map((f) => f.name)).toEqual(['error_rate_pct', 'threshold_pct', 'hour_bucket', 'error_rows', 'total_rows', 'source']);
+    expect(alertEmbeds[0]!.fields!.map((f) => f.name)).toEqual([
+      'error_rate_pct',
+      'threshold_pct',
+      'hour_bucket',
+      'error_rows',
+      'total_rows',
+      'source',
+    ]);
   });
 
   it('keeps every limit with 12 alerts of 10k-character messages, remediations and 100 detail keys of 2000 characters', () => {
@@ -222,7 +249,10 @@ describe('discord limits', () => {
   });
 
   it('never cuts an escape in half: a cut description does not end in a lone backslash', () => {
-    const body = discordBody(notification(Array.from({ length: 10 }, (_, i) => event({ id: `u${i}`, message: '_'.repeat(9000) }))), { username: 'Sentinel' });
+    const body = discordBody(
+      notification(Array.from({ length: 10 }, (_, i) => event({ id: `u${i}`, message: '_'.repeat(9000) }))),
+      { username: 'Sentinel' },
+    );
     expectWithinDiscordLimits(body);
     for (const e of body.embeds) {
       const message = e.description!.split('\n\n')[0]!;
@@ -235,7 +265,11 @@ describe('discord limits', () => {
 
 describe('discord config', () => {
   it('applies the defaults and validates a minimal section', () => {
-    const parsed = discordConfigSchema.parse({ name: 'oncall', type: 'discord', webhook_url: 'https://discord.com/api/webhooks/1/abc' });
+    const parsed = discordConfigSchema.parse({
+      name: 'oncall',
+      type: 'discord',
+      webhook_url: 'https://discord.com/api/webhooks/1/abc',
+    });
     expect(parsed).toEqual({
       name: 'oncall',
       type: 'discord',
@@ -250,7 +284,14 @@ describe('discord config', () => {
   it('names the path of every bad setting, without echoing the webhook URL', () => {
     expect(problems({ name: 'oncall', type: 'discord' })).toEqual(['notifiers.0.webhook_url: required']);
     const secretish = `ftp://discord.com/api/webhooks/1/${TOKEN}`;
-    const bad = problems({ name: 'oncall', type: 'discord', webhook_url: secretish, webhok_url: 'x', username: 'My Discord bot', min_level: 'info' });
+    const bad = problems({
+      name: 'oncall',
+      type: 'discord',
+      webhook_url: secretish,
+      webhok_url: 'x',
+      username: 'My Discord bot',
+      min_level: 'info',
+    });
     expect(bad).toEqual(
       expect.arrayContaining([
         'notifiers.0.webhook_url: expected an http:// or https:// URL',
@@ -260,9 +301,14 @@ describe('discord config', () => {
       ]),
     );
     expect(bad.join('\n')).not.toContain(TOKEN);
-    expect(problems({ name: 'oncall', type: 'discord', webhook_url: 'https://discord.com/api/webhooks/1/abc', username: 'x'.repeat(81) })).toEqual([
-      expect.stringMatching(/^notifiers\.0\.username: /),
-    ]);
+    expect(
+      problems({
+        name: 'oncall',
+        type: 'discord',
+        webhook_url: 'https://discord.com/api/webhooks/1/abc',
+        username: 'x'.repeat(81),
+      }),
+    ).toEqual([expect.stringMatching(/^notifiers\.0\.username: /)]);
   });
 
   it('reports the webhook URL and its token as secrets, and names the target without them', async () => {
@@ -288,7 +334,10 @@ describeDeliveryContract({
       answers: [{ status: 404, body: { message: 'Unknown Webhook', code: 10015 } }],
       retryable: false,
       status: 404,
-      contains: ['Unknown Webhook', 'the webhook was deleted or its URL is wrong: create a new one and update notifiers[].webhook_url'],
+      contains: [
+        'Unknown Webhook',
+        'the webhook was deleted or its URL is wrong: create a new one and update notifiers[].webhook_url',
+      ],
       matches: [/^discord webhook \(127\.0\.0\.1:\d+\): HTTP 404/],
     },
     {
@@ -296,7 +345,13 @@ describeDeliveryContract({
       answers: [
         {
           status: 400,
-          body: { code: 50035, message: 'Invalid Form Body', errors: { embeds: { '0': { fields: { '6': { value: { _errors: [{ code: 'BASE_TYPE_MAX_LENGTH' }] } } } } } } },
+          body: {
+            code: 50035,
+            message: 'Invalid Form Body',
+            errors: {
+              embeds: { '0': { fields: { '6': { value: { _errors: [{ code: 'BASE_TYPE_MAX_LENGTH' }] } } } } },
+            },
+          },
         },
       ],
       retryable: false,
@@ -306,7 +361,13 @@ describeDeliveryContract({
     { name: 'retries 5xx', answers: [{ status: 502, body: 'Bad Gateway' }], retryable: true, status: 502 },
     {
       name: "retries 429 after Discord's retry_after (seconds, fractional) from the body",
-      answers: [{ status: 429, headers: { 'Retry-After': '1' }, body: { message: 'You are being rate limited.', retry_after: 0.64, global: false } }],
+      answers: [
+        {
+          status: 429,
+          headers: { 'Retry-After': '1' },
+          body: { message: 'You are being rate limited.', retry_after: 0.64, global: false },
+        },
+      ],
       retryable: true,
       status: 429,
       retryAfterMs: 640,
@@ -324,7 +385,10 @@ describeDeliveryContract({
   echoes: [
     {
       name: 'never shows the webhook URL or token in an error, even when the answer echoes the request',
-      answer: (req) => ({ status: req.body.length ? 400 : 500, body: `{"message":"bad ${req.url} from ${JSON.stringify(req.headers)}","code":0}` }),
+      answer: (req) => ({
+        status: req.body.length ? 400 : 500,
+        body: `{"message":"bad ${req.url} from ${JSON.stringify(req.headers)}","code":0}`,
+      }),
       contains: ['bad ***'],
       excludes: [TOKEN, WEBHOOK_PATH],
     },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createDiscordNotifier, discordConfigSchema } from '../../src/notifiers/discord.js';
-import { DeliveryError, request, withRetry, type RetryPolicy } from '../../src/notifiers/http.js';
+import { DeliveryError, type RetryPolicy, request, withRetry } from '../../src/notifiers/http.js';
 import { startHttpServer, useHttpServer } from '../helpers/http-server.js';
 import { notification, sendContext } from '../helpers/notifications.js';
 import { sendError } from './contract.js';
@@ -54,7 +54,9 @@ describe('request() redacts every message it builds', () => {
 
   it('keeps a Discord webhook URL with credentials out of the error fetch raises for it', async () => {
     const webhookUrl = `http://sentinel:${PASSWORD}@${new URL(server.url).host}/api/webhooks/123456789012345678/${TOKEN}`;
-    const notifier = createDiscordNotifier(discordConfigSchema.parse({ name: 'oncall', type: 'discord', webhook_url: webhookUrl }));
+    const notifier = createDiscordNotifier(
+      discordConfigSchema.parse({ name: 'oncall', type: 'discord', webhook_url: webhookUrl }),
+    );
     const err = await sendError(notifier.send(notification(), sendContext()));
     expect(err.message.startsWith(`discord webhook (${new URL(server.url).host}): `)).toBe(true);
     expect(err.message).not.toContain(PASSWORD);
@@ -67,7 +69,9 @@ describe('request() redacts every message it builds', () => {
 describe('request() knows whether the request left this process whole ("body sent")', () => {
   it('a server that accepted the connection but never reads: a small request is in its buffers, so the outcome is unknown', async () => {
     server.readLater(Infinity);
-    const err = await sendError(request({ url: `${server.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }));
+    const err = await sendError(
+      request({ url: `${server.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }),
+    );
     expect(err.retryable).toBe(true);
     expect(err.deliveryUnknown).toBe(true);
     expect(err.message).toBe('hook: delivery unknown (no answer within 0.2s after the request was sent)');
@@ -77,7 +81,9 @@ describe('request() knows whether the request left this process whole ("body sen
 
   it('a server that never reads a request too large for the socket buffers: not sent whole, so known undelivered', async () => {
     server.readLater(Infinity);
-    const err = await sendError(request({ url: `${server.url}/hook`, body: 'x'.repeat(32 * 1024 * 1024), label: 'hook', timeoutMs: 300 }));
+    const err = await sendError(
+      request({ url: `${server.url}/hook`, body: 'x'.repeat(32 * 1024 * 1024), label: 'hook', timeoutMs: 300 }),
+    );
     expect(err.retryable).toBe(true);
     expect(err.deliveryUnknown).toBe(false);
     expect(err.message).toBe('hook: timed out after 0.3s before the request was sent');
@@ -85,7 +91,9 @@ describe('request() knows whether the request left this process whole ("body sen
 
   it('a slow-accepting server that reads the body only after the timeout: unknown, and it does receive the request', async () => {
     server.readLater(400);
-    const err = await sendError(request({ url: `${server.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }));
+    const err = await sendError(
+      request({ url: `${server.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }),
+    );
     expect(err.deliveryUnknown).toBe(true);
     await server.received(1);
     expect(server.requests.map((r) => r.body)).toEqual(['{"text":"hello"}']);
@@ -93,7 +101,9 @@ describe('request() knows whether the request left this process whole ("body sen
 
   it('an answer after the request was sent decides, however slow the body was to be read', async () => {
     server.readLater(50);
-    await expect(request({ url: `${server.url}/hook`, body: '{}', label: 'hook', timeoutMs: 5000 })).resolves.toMatchObject({ status: 200 });
+    await expect(
+      request({ url: `${server.url}/hook`, body: '{}', label: 'hook', timeoutMs: 5000 }),
+    ).resolves.toMatchObject({ status: 200 });
   });
 });
 
@@ -107,7 +117,13 @@ describe('withRetry and delivery unknown', () => {
     random: () => 0,
     ...overrides,
   });
-  const unknown = new DeliveryError('hook: delivery unknown (no answer within 1s after the request was sent)', true, undefined, undefined, true);
+  const unknown = new DeliveryError(
+    'hook: delivery unknown (no answer within 1s after the request was sent)',
+    true,
+    undefined,
+    undefined,
+    true,
+  );
 
   it('does not try again after a delivery unknown unless the receiver deduplicates', async () => {
     let calls = 0;
@@ -136,12 +152,16 @@ describe('request() without fetch keeps what fetch did', () => {
     server.queue({ status: 301, headers: { location: `https://elsewhere.example/hooks/${TOKEN}` } });
     const err = await sendError(request({ url: `${server.url}/hook`, label: 'hook', secrets: [TOKEN] }));
     expect(err.retryable).toBe(false);
-    expect(err.message).toBe('hook: HTTP 301 Moved Permanently (redirects are not followed: set the URL it redirects to)');
+    expect(err.message).toBe(
+      'hook: HTTP 301 Moved Permanently (redirects are not followed: set the URL it redirects to)',
+    );
     expect(server.requests).toHaveLength(1);
   });
 
   it('refuses a header value with a line break before anything is sent, without quoting it', async () => {
-    const err = await sendError(request({ url: `${server.url}/hook`, label: 'hook', headers: { 'X-Token': `${TOKEN}\r\nX-Injected: 1` } }));
+    const err = await sendError(
+      request({ url: `${server.url}/hook`, label: 'hook', headers: { 'X-Token': `${TOKEN}\r\nX-Injected: 1` } }),
+    );
     expect(err.retryable).toBe(true);
     expect(err.deliveryUnknown).toBe(false);
     expect(err.message).not.toContain(TOKEN);
@@ -152,6 +172,10 @@ describe('request() without fetch keeps what fetch did', () => {
     await request({ url: `${server.url}/hook`, label: 'hook', body: new URLSearchParams({ To: '+15550002222' }) });
     const [req] = server.requests;
     expect(req).toMatchObject({ method: 'POST', body: 'To=%2B15550002222' });
-    expect(req!.headers).toMatchObject({ 'content-type': 'application/x-www-form-urlencoded;charset=UTF-8', 'content-length': '17', 'user-agent': expect.stringMatching(/^sentinel\//) });
+    expect(req!.headers).toMatchObject({
+      'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
+      'content-length': '17',
+      'user-agent': expect.stringMatching(/^sentinel\//),
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { createPagerdutyNotifier, pagerdutyConfigSchema, type PagerdutyEvent } from '../../src/notifiers/pagerduty.js';
-import { useHttpServer, type RecordedHttpRequest } from '../helpers/http-server.js';
+import type { z } from 'zod';
+import { createPagerdutyNotifier, type PagerdutyEvent, pagerdutyConfigSchema } from '../../src/notifiers/pagerduty.js';
+import { type RecordedHttpRequest, useHttpServer } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
 import { describeDeliveryContract, problems, sendError } from './contract.js';
 
@@ -20,7 +20,13 @@ function invalidEvent(...errors: string[]): { status: number; body: unknown } {
 }
 
 function config(overrides: Record<string, unknown> = {}): z.output<typeof pagerdutyConfigSchema> {
-  return pagerdutyConfigSchema.parse({ name: 'pager', type: 'pagerduty', routing_key: ROUTING_KEY, api_base_url: server.url, ...overrides });
+  return pagerdutyConfigSchema.parse({
+    name: 'pager',
+    type: 'pagerduty',
+    routing_key: ROUTING_KEY,
+    api_base_url: server.url,
+    ...overrides,
+  });
 }
 
 function sent(): PagerdutyEvent[] {
@@ -37,7 +43,9 @@ const three = () =>
 describe('pagerduty request', () => {
   it('posts a documented Events API v2 trigger for a firing alert', async () => {
     const ctx = sendContext();
-    await createPagerdutyNotifier(config({ component: 'ingestion-worker', group: 'dragonfly', client_url: 'https://sentinel.example.com/' })).send(notification(), ctx);
+    await createPagerdutyNotifier(
+      config({ component: 'ingestion-worker', group: 'dragonfly', client_url: 'https://sentinel.example.com/' }),
+    ).send(notification(), ctx);
 
     expect(server.requests).toHaveLength(1);
     const req = server.requests[0]!;
@@ -63,7 +71,11 @@ describe('pagerduty request', () => {
           environment: 'prod',
           alert_id: 'a1b2c3d4',
           firing_since: '2025-01-04T10:15:32.123Z',
-          details: { stuck_batches: [{ status: 'processing', batch_count: 2, oldest_age_minutes: 15.3 }], total_stuck: 3, threshold_minutes: 10 },
+          details: {
+            stuck_batches: [{ status: 'processing', batch_count: 2, oldest_age_minutes: 15.3 }],
+            total_stuck: 3,
+            threshold_minutes: 10,
+          },
           remediation: 'Check the worker logs for exceptions and database connectivity.',
         },
       },
@@ -74,7 +86,10 @@ describe('pagerduty request', () => {
   });
 
   it('maps warning to severity warning, keeps the subject, and lets class be configured', async () => {
-    await createPagerdutyNotifier(config({ class: 'pipeline health' })).send(notification([event({ kind: 'escalated', level: 'warning', subject: 'vendor_7' })]), sendContext());
+    await createPagerdutyNotifier(config({ class: 'pipeline health' })).send(
+      notification([event({ kind: 'escalated', level: 'warning', subject: 'vendor_7' })]),
+      sendContext(),
+    );
     const [e] = sent();
     expect(e!.event_action).toBe('trigger');
     expect(e!.payload).toMatchObject({ severity: 'warning', class: 'pipeline health' });
@@ -85,8 +100,13 @@ describe('pagerduty request', () => {
 
   it('resolves by the same dedup_key, with nothing else', async () => {
     const ctx = sendContext();
-    await createPagerdutyNotifier(config()).send(notification([event({ kind: 'resolved', resolvedAt: '2025-01-04T11:00:00.000Z' })]), ctx);
-    expect(sent()).toEqual([{ routing_key: ROUTING_KEY, event_action: 'resolve', dedup_key: 'sentinel-prod-stuck_batches-a1b2c3d4e5f6' }]);
+    await createPagerdutyNotifier(config()).send(
+      notification([event({ kind: 'resolved', resolvedAt: '2025-01-04T11:00:00.000Z' })]),
+      ctx,
+    );
+    expect(sent()).toEqual([
+      { routing_key: ROUTING_KEY, event_action: 'resolve', dedup_key: 'sentinel-prod-stuck_batches-a1b2c3d4e5f6' },
+    ]);
     expect([...ctx.parts]).toEqual(['sentinel-prod-stuck_batches-a1b2c3d4e5f6:resolve']);
   });
 
@@ -96,16 +116,34 @@ describe('pagerduty request', () => {
   });
 
   it('a test triggers an info event with its own key and resolves it at once', async () => {
-    const n = notification([event({ kind: 'test', dedupKey: 'sentinel-test-1234', check: 'notify_test', message: 'Test notification from Sentinel on sentinel-host: if you can read this, notifier "pager" works.' })], { id: 'n-test' });
+    const n = notification(
+      [
+        event({
+          kind: 'test',
+          dedupKey: 'sentinel-test-1234',
+          check: 'notify_test',
+          message: 'Test notification from Sentinel on sentinel-host: if you can read this, notifier "pager" works.',
+        }),
+      ],
+      { id: 'n-test' },
+    );
     await createPagerdutyNotifier(config()).send(n, sendContext());
     const [trigger, resolve] = sent();
     expect(sent()).toHaveLength(2);
     expect(trigger).toMatchObject({
       event_action: 'trigger',
       dedup_key: 'sentinel-test-1234-n-test',
-      payload: { severity: 'info', summary: '[prod] Test notification from Sentinel on sentinel-host: if you can read this, notifier "pager" works.' },
+      payload: {
+        severity: 'info',
+        summary:
+          '[prod] Test notification from Sentinel on sentinel-host: if you can read this, notifier "pager" works.',
+      },
     });
-    expect(resolve).toEqual({ routing_key: ROUTING_KEY, event_action: 'resolve', dedup_key: 'sentinel-test-1234-n-test' });
+    expect(resolve).toEqual({
+      routing_key: ROUTING_KEY,
+      event_action: 'resolve',
+      dedup_key: 'sentinel-test-1234-n-test',
+    });
   });
 
   it('sends a storm of 50 alerts as 50 trigger events, one per dedup_key, critical first', async () => {
@@ -122,7 +160,10 @@ describe('pagerduty request', () => {
 
   it('keeps the summary within 1024 characters and the event within 512 KB', async () => {
     const huge = { rows: Array.from({ length: 20_000 }, (_, i) => ({ id: i, error: 'x'.repeat(40) })) };
-    await createPagerdutyNotifier(config()).send(notification([event({ message: `line one\n${'m'.repeat(5000)}`, details: huge })]), sendContext());
+    await createPagerdutyNotifier(config()).send(
+      notification([event({ message: `line one\n${'m'.repeat(5000)}`, details: huge })]),
+      sendContext(),
+    );
     const [e] = sent();
     expect(e!.payload!.summary.length).toBeLessThanOrEqual(1024);
     expect(e!.payload!.summary.startsWith('[prod] line one mmm')).toBe(true);
@@ -134,7 +175,13 @@ describe('pagerduty request', () => {
     await createPagerdutyNotifier(config({ api_base_url: `${server.url}/` })).send(notification(), sendContext());
     expect(server.requests[0]!.url).toBe('/v2/enqueue');
     const parsed = pagerdutyConfigSchema.parse({ name: 'pager', type: 'pagerduty', routing_key: ROUTING_KEY });
-    expect(parsed).toMatchObject({ api_base_url: 'https://events.pagerduty.com', client: 'Sentinel', min_level: 'warning', send_resolved: true, timeout_seconds: 10 });
+    expect(parsed).toMatchObject({
+      api_base_url: 'https://events.pagerduty.com',
+      client: 'Sentinel',
+      min_level: 'warning',
+      send_resolved: true,
+      timeout_seconds: 10,
+    });
     const notifier = createPagerdutyNotifier(parsed);
     expect(notifier).toMatchObject({ name: 'pager', type: 'pagerduty', minLevel: 'warning', sendResolved: true });
     expect(notifier.secrets()).toEqual([ROUTING_KEY]);
@@ -143,7 +190,15 @@ describe('pagerduty request', () => {
 
 describe('pagerduty config', () => {
   it('names the path of every bad setting at once', () => {
-    expect(problems({ name: 'pager', type: 'pagerduty', routing_key: 'short', client_url: 'javascript:alert(1)', severity: 'high' })).toEqual([
+    expect(
+      problems({
+        name: 'pager',
+        type: 'pagerduty',
+        routing_key: 'short',
+        client_url: 'javascript:alert(1)',
+        severity: 'high',
+      }),
+    ).toEqual([
       'notifiers.0.routing_key: expected the 32-character Integration Key of an Events API v2 integration',
       'notifiers.0.client_url: expected an http:// or https:// URL',
       'notifiers.0.severity: unknown setting',
@@ -161,7 +216,7 @@ describe('pagerduty config', () => {
 });
 
 describe('pagerduty partial failures', () => {
-  it('400 invalid event: final, with PagerDuty\'s errors; the other events are still sent', async () => {
+  it("400 invalid event: final, with PagerDuty's errors; the other events are still sent", async () => {
     server.queue(invalidEvent("'payload.summary' is missing or blank"));
     const ctx = sendContext();
     const err = await sendError(createPagerdutyNotifier(config()).send(three(), ctx));
@@ -173,7 +228,10 @@ describe('pagerduty partial failures', () => {
   });
 
   it('resumes after a partial failure without sending an accepted event again', async () => {
-    server.queue({ status: 202, body: { status: 'success', message: 'Event processed', dedup_key: 'k-1' } }, { status: 503, body: 'unavailable' });
+    server.queue(
+      { status: 202, body: { status: 'success', message: 'Event processed', dedup_key: 'k-1' } },
+      { status: 503, body: 'unavailable' },
+    );
     const ctx = sendContext();
     const notifier = createPagerdutyNotifier(config());
 
@@ -197,7 +255,12 @@ describeDeliveryContract({
   pointAt: (root) => ({ api_base_url: root }),
   path: '/v2/enqueue',
   label: (host) => `PagerDuty trigger sentinel-prod-stuck_batches-a1b2c3d4e5f6 (${host})`,
-  accepts: [{ status: 202, body: { status: 'success', message: 'Event processed', dedup_key: 'sentinel-prod-stuck_batches-a1b2c3d4e5f6' } }],
+  accepts: [
+    {
+      status: 202,
+      body: { status: 'success', message: 'Event processed', dedup_key: 'sentinel-prod-stuck_batches-a1b2c3d4e5f6' },
+    },
+  ],
   failures: [
     {
       name: '400 for the routing key: final, and stops (every event would fail alike)',
@@ -220,13 +283,25 @@ describeDeliveryContract({
       contains: ['rate-limits events per routing key'],
       requests: 1,
     },
-    ...[500, 502].map((status) => ({ name: `${status}: retryable`, answers: [{ status, body: 'oops' }], retryable: true, status })),
+    ...[500, 502].map((status) => ({
+      name: `${status}: retryable`,
+      answers: [{ status, body: 'oops' }],
+      retryable: true,
+      status,
+    })),
   ],
   secrets: [ROUTING_KEY],
   echoes: [
     {
       name: 'never puts the routing key in an error, even when PagerDuty echoes the request back',
-      answer: (req) => ({ status: 400, body: { status: 'invalid event', message: 'Event object is invalid', errors: [`bad key ${ROUTING_KEY}`, `in ${req.body}`] } }),
+      answer: (req) => ({
+        status: 400,
+        body: {
+          status: 'invalid event',
+          message: 'Event object is invalid',
+          errors: [`bad key ${ROUTING_KEY}`, `in ${req.body}`],
+        },
+      }),
       contains: ['"bad key ***"', 'routing_key\\":\\"***'],
       excludes: [ROUTING_KEY],
     },

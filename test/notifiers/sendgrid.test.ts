@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import type { z } from 'zod';
 import {
   createSendgridNotifier,
   interpretSendgridError,
   rateLimitResetMs,
-  sendgridConfigSchema,
   type SendgridMail,
+  sendgridConfigSchema,
 } from '../../src/notifiers/sendgrid.js';
 import { useHttpServer } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
@@ -67,14 +67,25 @@ describe('sendgrid request', () => {
   });
 
   it('takes a from name and appends the path to an api_base_url with a trailing slash or a path prefix', async () => {
-    await createSendgridNotifier(config({ from: { email: 'alerts@example.com', name: 'Sentinel prod' }, api_base_url: `${server.url}/` })).send(notification(), sendContext());
-    await createSendgridNotifier(config({ api_base_url: `${server.url}/proxy/sendgrid/` })).send(notification(), sendContext());
+    await createSendgridNotifier(
+      config({ from: { email: 'alerts@example.com', name: 'Sentinel prod' }, api_base_url: `${server.url}/` }),
+    ).send(notification(), sendContext());
+    await createSendgridNotifier(config({ api_base_url: `${server.url}/proxy/sendgrid/` })).send(
+      notification(),
+      sendContext(),
+    );
     expect(server.requests.map((r) => r.url)).toEqual(['/v3/mail/send', '/proxy/sendgrid/v3/mail/send']);
     expect(mailOf(0).from).toEqual({ email: 'alerts@example.com', name: 'Sentinel prod' });
   });
 
   it('defaults api_base_url to https://api.sendgrid.com', () => {
-    const parsed = sendgridConfigSchema.parse({ name: 'mail', type: 'sendgrid', api_key: API_KEY, from: 'a@example.com', to: ['b@example.com'] });
+    const parsed = sendgridConfigSchema.parse({
+      name: 'mail',
+      type: 'sendgrid',
+      api_key: API_KEY,
+      from: 'a@example.com',
+      to: ['b@example.com'],
+    });
     expect(parsed.api_base_url).toBe('https://api.sendgrid.com');
     expect(parsed).toMatchObject({ min_level: 'warning', send_resolved: true, timeout_seconds: 10 });
     const notifier = createSendgridNotifier(parsed);
@@ -87,7 +98,9 @@ describe('sendgrid request', () => {
 
     expect(server.requests).toHaveLength(1);
     const mail = mailOf();
-    expect(mail.subject).toBe('[prod] Sentinel: 10 critical, 40 warning: Error rate 30.0% > 25.0% threshold for source vendor_0 (+49 more)');
+    expect(mail.subject).toBe(
+      '[prod] Sentinel: 10 critical, 40 warning: Error rate 30.0% > 25.0% threshold for source vendor_0 (+49 more)',
+    );
     const [text, html] = mail.content;
     for (const body of [text.value, html.value]) {
       const listed = [...body.matchAll(/threshold for source vendor_(\d+)/g)].map((m) => Number(m[1]));
@@ -106,12 +119,17 @@ describe('sendgrid request', () => {
     const { subject } = mailOf();
     expect(subject.length).toBeLessThanOrEqual(200);
     expect(subject).not.toMatch(/[\r\n]/);
-    expect(subject.startsWith('[Sentinel] [prod] Sentinel: 1 critical: first line Bcc: victim@example.com xxx')).toBe(true);
+    expect(subject.startsWith('[Sentinel] [prod] Sentinel: 1 critical: first line Bcc: victim@example.com xxx')).toBe(
+      true,
+    );
     expect(subject.endsWith('…')).toBe(true);
   });
 
   it('names a test notification as such', async () => {
-    await createSendgridNotifier(config()).send(notification([event({ kind: 'test', message: 'Sentinel test notification' })]), sendContext());
+    await createSendgridNotifier(config()).send(
+      notification([event({ kind: 'test', message: 'Sentinel test notification' })]),
+      sendContext(),
+    );
     expect(mailOf().subject).toBe('[prod] Sentinel test notification');
   });
 
@@ -137,7 +155,9 @@ describe('sendgrid request', () => {
     expect(html).toContain('host&lt;script&gt;');
     // Only Sentinel's own tags remain: no element carries an on* handler or a script.
     const tags = html.match(/<[a-zA-Z!/][^>]*>/g) ?? [];
-    expect(new Set(tags.map((t) => t.match(/^<\/?!?([a-zA-Z][a-zA-Z0-9]*)/)?.[1]?.toLowerCase()))).toEqual(new Set(['doctype', 'html', 'head', 'meta', 'body', 'h1', 'div', 'span', 'ul', 'li', 'p']));
+    expect(new Set(tags.map((t) => t.match(/^<\/?!?([a-zA-Z][a-zA-Z0-9]*)/)?.[1]?.toLowerCase()))).toEqual(
+      new Set(['doctype', 'html', 'head', 'meta', 'body', 'h1', 'div', 'span', 'ul', 'li', 'p']),
+    );
     // The plain-text part carries the text as is, and the subject stays one line.
     expect(content[0].value).toContain(`boom ${evil}`);
     expect(subject).not.toMatch(/[\r\n]/);
@@ -145,7 +165,13 @@ describe('sendgrid request', () => {
 });
 
 describe('sendgrid config', () => {
-  const valid = { name: 'mail', type: 'sendgrid', api_key: API_KEY, from: 'sentinel@example.com', to: ['sre@example.com'] };
+  const valid = {
+    name: 'mail',
+    type: 'sendgrid',
+    api_key: API_KEY,
+    from: 'sentinel@example.com',
+    to: ['sre@example.com'],
+  };
 
   it('accepts from as an address or as { email, name }', () => {
     expect(problems(valid)).toEqual([]);
@@ -153,7 +179,9 @@ describe('sendgrid config', () => {
   });
 
   it('names the path of every bad setting at once', () => {
-    expect(problems({ name: 'mail', type: 'sendgrid', to: [], from: 'not-an-email', subject: 'x', api_base_url: 'ftp://x' })).toEqual([
+    expect(
+      problems({ name: 'mail', type: 'sendgrid', to: [], from: 'not-an-email', subject: 'x', api_base_url: 'ftp://x' }),
+    ).toEqual([
       'notifiers.0.api_key: expected a string',
       'notifiers.0.from.email: expected an email address like sre@example.com',
       'notifiers.0.to: must be at least 1',
@@ -163,7 +191,13 @@ describe('sendgrid config', () => {
   });
 
   it('rejects bad recipient addresses, duplicates and unknown keys in from', () => {
-    expect(problems({ ...valid, to: ['sre@example.com', 'bob', 'SRE@example.com'], from: { email: 'a@example.com', nmae: 'x' } })).toEqual([
+    expect(
+      problems({
+        ...valid,
+        to: ['sre@example.com', 'bob', 'SRE@example.com'],
+        from: { email: 'a@example.com', nmae: 'x' },
+      }),
+    ).toEqual([
       'notifiers.0.from.nmae: unknown setting',
       'notifiers.0.to.1: expected an email address like sre@example.com',
       'notifiers.0.to.2: SRE@example.com is listed twice (SendGrid rejects duplicate recipients)',
@@ -180,8 +214,13 @@ describe('sendgrid config', () => {
 describe('sendgrid rate limits', () => {
   it('reads X-RateLimit-Reset (epoch seconds) as the wait, Retry-After first', () => {
     const now = 1_700_000_000_000;
-    expect(interpretSendgridError(429, '', new Headers({ 'X-RateLimit-Reset': '1700000030' }), now)?.retryAfterMs).toBe(30_000);
-    expect(interpretSendgridError(429, '', new Headers({ 'X-RateLimit-Reset': '1700000030', 'Retry-After': '5' }), now)?.retryAfterMs).toBe(5_000);
+    expect(interpretSendgridError(429, '', new Headers({ 'X-RateLimit-Reset': '1700000030' }), now)?.retryAfterMs).toBe(
+      30_000,
+    );
+    expect(
+      interpretSendgridError(429, '', new Headers({ 'X-RateLimit-Reset': '1700000030', 'Retry-After': '5' }), now)
+        ?.retryAfterMs,
+    ).toBe(5_000);
     expect(rateLimitResetMs('1699999990', now)).toBe(0);
     expect(rateLimitResetMs('soon', now)).toBeUndefined();
   });
@@ -199,14 +238,30 @@ describeDeliveryContract({
   failures: [
     {
       name: "400: final, with SendGrid's field and message",
-      answers: [{ status: 400, body: { errors: [{ message: 'The from email does not contain a valid address.', field: 'from.email', help: null }] } }],
+      answers: [
+        {
+          status: 400,
+          body: {
+            errors: [{ message: 'The from email does not contain a valid address.', field: 'from.email', help: null }],
+          },
+        },
+      ],
       retryable: false,
       status: 400,
       contains: ['The from email does not contain a valid address.', '(SendGrid rejected the from.email field)'],
     },
     {
       name: '401: final, says to check api_key',
-      answers: [{ status: 401, body: { errors: [{ field: null, message: 'The provided authorization grant is invalid, expired, or revoked', help: null }] } }],
+      answers: [
+        {
+          status: 401,
+          body: {
+            errors: [
+              { field: null, message: 'The provided authorization grant is invalid, expired, or revoked', help: null },
+            ],
+          },
+        },
+      ],
       retryable: false,
       status: 401,
       matches: [/authorization grant is invalid.*check api_key/],
@@ -216,18 +271,44 @@ describeDeliveryContract({
       answers: [
         {
           status: 403,
-          body: { errors: [{ message: 'The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved.', field: 'from', help: null }] },
+          body: {
+            errors: [
+              {
+                message:
+                  'The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved.',
+                field: 'from',
+                help: null,
+              },
+            ],
+          },
         },
       ],
       retryable: false,
       status: 403,
       contains: ['does not match a verified Sender Identity', 'verify the sender identity'],
     },
-    { name: '413: final, says the email is too large', answers: [{ status: 413, body: '' }], retryable: false, status: 413, contains: ['too large'] },
-    ...[500, 502, 503].map((status) => ({ name: `${status}: retryable`, answers: [{ status, body: 'upstream trouble' }], retryable: true, status })),
+    {
+      name: '413: final, says the email is too large',
+      answers: [{ status: 413, body: '' }],
+      retryable: false,
+      status: 413,
+      contains: ['too large'],
+    },
+    ...[500, 502, 503].map((status) => ({
+      name: `${status}: retryable`,
+      answers: [{ status, body: 'upstream trouble' }],
+      retryable: true,
+      status,
+    })),
     {
       name: '429: retryable, honouring Retry-After',
-      answers: [{ status: 429, headers: { 'Retry-After': '7' }, body: { errors: [{ field: null, message: 'too many requests' }] } }],
+      answers: [
+        {
+          status: 429,
+          headers: { 'Retry-After': '7' },
+          body: { errors: [{ field: null, message: 'too many requests' }] },
+        },
+      ],
       retryable: true,
       status: 429,
       retryAfterMs: 7000,
@@ -235,7 +316,13 @@ describeDeliveryContract({
     },
     {
       name: '429 with only X-RateLimit-Reset: retryable',
-      answers: [{ status: 429, headers: { 'X-RateLimit-Reset': String(Math.floor(Date.now() / 1000) + 30) }, body: { errors: [{ field: null, message: 'too many requests' }] } }],
+      answers: [
+        {
+          status: 429,
+          headers: { 'X-RateLimit-Reset': String(Math.floor(Date.now() / 1000) + 30) },
+          body: { errors: [{ field: null, message: 'too many requests' }] },
+        },
+      ],
       retryable: true,
       status: 429,
     },

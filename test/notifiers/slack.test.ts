@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { NotificationEvent } from '../../src/alerting/types.js';
 import {
-  SLACK_LIMITS,
   blockTextLength,
   createSlackNotifier,
   escapeSlack,
-  slackBody,
-  slackConfigSchema,
+  SLACK_LIMITS,
   type SlackBlock,
   type SlackMessage,
+  slackBody,
+  slackConfigSchema,
 } from '../../src/notifiers/slack.js';
 import { useHttpServer } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
@@ -21,7 +21,12 @@ const WEBHOOK_PATH = `/services/T0123ABCD/B0456EFGH/${TOKEN}`;
 const server = useHttpServer({ status: 200, body: 'ok' });
 
 function config(overrides: Record<string, unknown> = {}): z.output<typeof slackConfigSchema> {
-  return slackConfigSchema.parse({ name: 'team', type: 'slack', webhook_url: `${server.url}${WEBHOOK_PATH}`, ...overrides });
+  return slackConfigSchema.parse({
+    name: 'team',
+    type: 'slack',
+    webhook_url: `${server.url}${WEBHOOK_PATH}`,
+    ...overrides,
+  });
 }
 
 function messageOf(index = 0): SlackMessage {
@@ -35,7 +40,8 @@ function expectWithinSlackLimits(body: SlackMessage): void {
   for (const b of body.blocks) {
     if (b.type === 'header') expect(b.text.text.length).toBeLessThanOrEqual(SLACK_LIMITS.header);
     if (b.type === 'section') expect(b.text.text.length).toBeLessThanOrEqual(SLACK_LIMITS.section);
-    if (b.type === 'context') for (const el of b.elements) expect(el.text.length).toBeLessThanOrEqual(SLACK_LIMITS.section);
+    if (b.type === 'context')
+      for (const el of b.elements) expect(el.text.length).toBeLessThanOrEqual(SLACK_LIMITS.section);
     expect(blockTextLength(b)).toBeGreaterThan(0);
   }
   expect(body.blocks.reduce((sum, b) => sum + blockTextLength(b), 0)).toBeLessThanOrEqual(SLACK_LIMITS.totalText);
@@ -46,7 +52,8 @@ function expectWithinSlackLimits(body: SlackMessage): void {
 /** Every piece of text a message carries, fallback included. */
 function allText(body: SlackMessage): string {
   const parts = [body.text];
-  for (const b of body.blocks) parts.push(b.type === 'context' ? b.elements.map((e) => e.text).join('\n') : b.text.text);
+  for (const b of body.blocks)
+    parts.push(b.type === 'context' ? b.elements.map((e) => e.text).join('\n') : b.text.text);
   return parts.join('\n');
 }
 
@@ -57,7 +64,13 @@ function sections(body: SlackMessage): Array<Extract<SlackBlock, { type: 'sectio
 function huge(i: number): NotificationEvent {
   const details: Record<string, unknown> = {};
   for (let k = 0; k < 100; k++) details[`detail_key_${k}`] = 'v'.repeat(2000);
-  return event({ id: `huge${i}`, subject: `src_${i}`, message: `${i}: ${'m'.repeat(10_000)}`, remediation: 'r'.repeat(10_000), details });
+  return event({
+    id: `huge${i}`,
+    subject: `src_${i}`,
+    message: `${i}: ${'m'.repeat(10_000)}`,
+    remediation: 'r'.repeat(10_000),
+    details,
+  });
 }
 
 describe('slack request', () => {
@@ -88,7 +101,12 @@ describe('slack request', () => {
               '*Remediation:* Check the worker logs for exceptions and database connectivity.',
           },
         },
-        { type: 'context', elements: [{ type: 'mrkdwn', text: 'firing since 2025-01-04 10:15 UTC · prod · sentinel-host · alert a1b2c3d4' }] },
+        {
+          type: 'context',
+          elements: [
+            { type: 'mrkdwn', text: 'firing since 2025-01-04 10:15 UTC · prod · sentinel-host · alert a1b2c3d4' },
+          ],
+        },
       ],
     });
   });
@@ -109,20 +127,34 @@ describe('slack request', () => {
     const contexts = body.blocks.filter((b) => b.type === 'context');
     expect(contexts.at(-1)).toEqual({
       type: 'context',
-      elements: [{ type: 'mrkdwn', text: 'resolved at 2025-01-04 11:00 UTC (firing since 2025-01-04 10:15 UTC) · prod · sentinel-host · alert a1b2c3d4' }],
+      elements: [
+        {
+          type: 'mrkdwn',
+          text: 'resolved at 2025-01-04 11:00 UTC (firing since 2025-01-04 10:15 UTC) · prod · sentinel-host · alert a1b2c3d4',
+        },
+      ],
     });
-    expect(slackBody(notification([event({ kind: 'test' })])).blocks[1]).toMatchObject({ text: { text: expect.stringMatching(/^:large_blue_circle: \*TEST critical\*/) } });
+    expect(slackBody(notification([event({ kind: 'test' })])).blocks[1]).toMatchObject({
+      text: { text: expect.stringMatching(/^:large_blue_circle: \*TEST critical\*/) },
+    });
   });
 
   it('escapes &, < and > in alert data so it cannot mention <!everyone> or hide a link', async () => {
     const notifier = createSlackNotifier(config());
     const evil = 'Hi <!everyone> and <@U123>, see <https://evil.example/x|your bank> & more';
-    await notifier.send(notification([event({ message: evil, subject: '<!channel>', remediation: evil, details: { note: evil, '<!here>': 1 } })]), sendContext());
+    await notifier.send(
+      notification([
+        event({ message: evil, subject: '<!channel>', remediation: evil, details: { note: evil, '<!here>': 1 } }),
+      ]),
+      sendContext(),
+    );
     const body = messageOf();
     const text = allText(body);
     expect(text).not.toMatch(/<[!@#]|<https?:/);
     expect(text).toContain(escapeSlack(evil));
-    expect(escapeSlack(evil)).toBe('Hi &lt;!everyone&gt; and &lt;@U123&gt;, see &lt;https://evil.example/x|your bank&gt; &amp; more');
+    expect(escapeSlack(evil)).toBe(
+      'Hi &lt;!everyone&gt; and &lt;@U123&gt;, see &lt;https://evil.example/x|your bank&gt; &amp; more',
+    );
     expect(sections(body)[0]!.text.text).toContain('(&lt;!channel&gt;)');
     expect(sections(body)[0]!.text.text).toContain('• &lt;!here&gt;: 1');
   });
@@ -136,7 +168,10 @@ describe('slack limits', () => {
     const body = messageOf();
     expectWithinSlackLimits(body);
     expect(body.blocks).toHaveLength(50);
-    expect(body.blocks[0]).toEqual({ type: 'header', text: { type: 'plain_text', text: '[prod] Sentinel: 10 critical, 40 warning' } });
+    expect(body.blocks[0]).toEqual({
+      type: 'header',
+      text: { type: 'plain_text', text: '[prod] Sentinel: 10 critical, 40 warning' },
+    });
     const all = sections(body);
     expect(all).toHaveLength(25);
     const summary = all.at(-1)!.text.text;
@@ -176,7 +211,9 @@ describe('slack limits', () => {
 
 describe('slack config', () => {
   it('applies the defaults to a minimal section', () => {
-    expect(slackConfigSchema.parse({ name: 'team', type: 'slack', webhook_url: 'https://hooks.slack.com/services/T/B/x' })).toEqual({
+    expect(
+      slackConfigSchema.parse({ name: 'team', type: 'slack', webhook_url: 'https://hooks.slack.com/services/T/B/x' }),
+    ).toEqual({
       name: 'team',
       type: 'slack',
       webhook_url: 'https://hooks.slack.com/services/T/B/x',
@@ -188,7 +225,13 @@ describe('slack config', () => {
 
   it('names the path of every bad setting without echoing the webhook URL', () => {
     expect(problems({ name: 'team', type: 'slack' })).toEqual(['notifiers.0.webhook_url: required']);
-    const bad = problems({ name: 'team', type: 'slack', webhook_url: `hooks.slack.com/services/T/B/${TOKEN}`, channel: '#ops', timeout_seconds: 0 });
+    const bad = problems({
+      name: 'team',
+      type: 'slack',
+      webhook_url: `hooks.slack.com/services/T/B/${TOKEN}`,
+      channel: '#ops',
+      timeout_seconds: 0,
+    });
     expect(bad).toEqual(
       expect.arrayContaining([
         'notifiers.0.webhook_url: expected an http:// or https:// URL',
@@ -234,7 +277,12 @@ describeDeliveryContract({
       contains: [`: ${code} (`, hint],
       matches: [/^slack webhook \(127\.0\.0\.1:\d+\): HTTP \d{3}/],
     })),
-    { name: 'retries 500 rollup_error', answers: [{ status: 500, body: 'rollup_error' }], retryable: true, status: 500 },
+    {
+      name: 'retries 500 rollup_error',
+      answers: [{ status: 500, body: 'rollup_error' }],
+      retryable: true,
+      status: 500,
+    },
     {
       name: 'retries 429 after Retry-After seconds',
       answers: [{ status: 429, headers: { 'Retry-After': '30' }, body: 'rate_limited' }],

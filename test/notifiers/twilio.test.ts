@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { MAX_SMS_SEPTETS, createTwilioNotifier, septets, smsBody, toGsm, twilioConfigSchema } from '../../src/notifiers/twilio.js';
-import { useHttpServer, type RecordedHttpRequest } from '../helpers/http-server.js';
+import type { z } from 'zod';
+import {
+  createTwilioNotifier,
+  MAX_SMS_SEPTETS,
+  septets,
+  smsBody,
+  toGsm,
+  twilioConfigSchema,
+} from '../../src/notifiers/twilio.js';
+import { type RecordedHttpRequest, useHttpServer } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
 import { describeDeliveryContract, problems, sendError } from './contract.js';
 
@@ -19,7 +26,18 @@ const server = useHttpServer((req) => created(req));
 /** Twilio's 201 answer: the Message resource, queued. */
 function created(req: RecordedHttpRequest): { status: number; body: unknown } {
   const form = new URLSearchParams(req.body);
-  return { status: 201, body: { sid: 'SM' + 'a'.repeat(32), account_sid: ACCOUNT_SID, to: form.get('To'), from: form.get('From'), body: form.get('Body'), status: 'queued', error_code: null } };
+  return {
+    status: 201,
+    body: {
+      sid: `SM${'a'.repeat(32)}`,
+      account_sid: ACCOUNT_SID,
+      to: form.get('To'),
+      from: form.get('From'),
+      body: form.get('Body'),
+      status: 'queued',
+      error_code: null,
+    },
+  };
 }
 
 function twilioError(status: number, code: number, message: string): { status: number; body: unknown } {
@@ -72,17 +90,34 @@ describe('twilio request', () => {
   });
 
   it('sends MessagingServiceSid when a messaging service is configured instead of from', async () => {
-    await createTwilioNotifier(config({ from: undefined, messaging_service_sid: SERVICE_SID, to: [RECIPIENTS[0]] })).send(notification(), sendContext());
+    await createTwilioNotifier(
+      config({ from: undefined, messaging_service_sid: SERVICE_SID, to: [RECIPIENTS[0]] }),
+    ).send(notification(), sendContext());
     const [form] = forms();
     expect([...form!.keys()].sort()).toEqual(['Body', 'MessagingServiceSid', 'To']);
     expect(form!.get('MessagingServiceSid')).toBe(SERVICE_SID);
   });
 
   it('appends the documented path to an api_base_url with a trailing slash; defaults to https://api.twilio.com', async () => {
-    await createTwilioNotifier(config({ api_base_url: `${server.url}/`, to: [RECIPIENTS[0]] })).send(notification(), sendContext());
+    await createTwilioNotifier(config({ api_base_url: `${server.url}/`, to: [RECIPIENTS[0]] })).send(
+      notification(),
+      sendContext(),
+    );
     expect(server.requests[0]!.url).toBe(MESSAGES_PATH);
-    const parsed = twilioConfigSchema.parse({ name: 'sms', type: 'twilio', account_sid: ACCOUNT_SID, auth_token: AUTH_TOKEN, from: '+15550001111', to: ['+15550002222'] });
-    expect(parsed).toMatchObject({ api_base_url: 'https://api.twilio.com', min_level: 'warning', send_resolved: true, timeout_seconds: 10 });
+    const parsed = twilioConfigSchema.parse({
+      name: 'sms',
+      type: 'twilio',
+      account_sid: ACCOUNT_SID,
+      auth_token: AUTH_TOKEN,
+      from: '+15550001111',
+      to: ['+15550002222'],
+    });
+    expect(parsed).toMatchObject({
+      api_base_url: 'https://api.twilio.com',
+      min_level: 'warning',
+      send_resolved: true,
+      timeout_seconds: 10,
+    });
     const notifier = createTwilioNotifier(parsed);
     expect(notifier).toMatchObject({ name: 'sms', type: 'twilio', minLevel: 'warning', sendResolved: true });
     expect(notifier.secrets()).toContain(AUTH_TOKEN);
@@ -111,12 +146,19 @@ describe('twilio request', () => {
     expect(smsBody(n)).toBe(
       '[prod] Sentinel: 2 critical, 1 warning: 3 batches stuck > 10m: processing(2), validating(1); PostgREST schema cache is stale; Error rate 31.0% > 25.0% for source acme',
     );
-    expect(smsBody(n, 110)).toBe('[prod] Sentinel: 2 critical, 1 warning: 3 batches stuck > 10m: processing(2), validating(1) (+2 more)');
-    expect(smsBody(notification([event({ kind: 'resolved' })]))).toBe('[prod] Sentinel: 1 resolved: RESOLVED 3 batches stuck > 10m: processing(2), validating(1)');
+    expect(smsBody(n, 110)).toBe(
+      '[prod] Sentinel: 2 critical, 1 warning: 3 batches stuck > 10m: processing(2), validating(1) (+2 more)',
+    );
+    expect(smsBody(notification([event({ kind: 'resolved' })]))).toBe(
+      '[prod] Sentinel: 1 resolved: RESOLVED 3 batches stuck > 10m: processing(2), validating(1)',
+    );
   });
 
   it('cuts a 5000-character message to two segments', async () => {
-    await createTwilioNotifier(config({ to: [RECIPIENTS[0]] })).send(notification([event({ message: 'y'.repeat(5000) }), event({ message: 'z'.repeat(5000) })]), sendContext());
+    await createTwilioNotifier(config({ to: [RECIPIENTS[0]] })).send(
+      notification([event({ message: 'y'.repeat(5000) }), event({ message: 'z'.repeat(5000) })]),
+      sendContext(),
+    );
     const body = forms()[0]!.get('Body') ?? '';
     expectSmsSized(body);
     expect(body).toMatch(/^\[prod\] Sentinel: 2 critical: y+\.\.\. \(\+1 more\)$/);
@@ -130,13 +172,29 @@ describe('twilio request', () => {
   });
 
   it('names a test notification as such', () => {
-    const body = smsBody(notification([event({ kind: 'test', message: 'Test notification from Sentinel on sentinel-host: if you can read this, notifier "sms" works.' })]));
-    expect(body).toBe('[prod] Sentinel test notification: Test notification from Sentinel on sentinel-host: if you can read this, notifier "sms" works.');
+    const body = smsBody(
+      notification([
+        event({
+          kind: 'test',
+          message: 'Test notification from Sentinel on sentinel-host: if you can read this, notifier "sms" works.',
+        }),
+      ]),
+    );
+    expect(body).toBe(
+      '[prod] Sentinel test notification: Test notification from Sentinel on sentinel-host: if you can read this, notifier "sms" works.',
+    );
   });
 });
 
 describe('twilio config', () => {
-  const valid = { name: 'sms', type: 'twilio', account_sid: ACCOUNT_SID, auth_token: AUTH_TOKEN, from: '+15550001111', to: ['+15550002222'] };
+  const valid = {
+    name: 'sms',
+    type: 'twilio',
+    account_sid: ACCOUNT_SID,
+    auth_token: AUTH_TOKEN,
+    from: '+15550001111',
+    to: ['+15550002222'],
+  };
 
   it('accepts from, messaging_service_sid, or both', () => {
     expect(problems(valid)).toEqual([]);
@@ -145,7 +203,16 @@ describe('twilio config', () => {
   });
 
   it('names the path of every bad setting at once', () => {
-    expect(problems({ name: 'sms', type: 'twilio', account_sid: 'AC123', from: '555-0001', to: ['+15550002222', '0044 20 7946 0000', '+15550002222'], authtoken: 'x' })).toEqual([
+    expect(
+      problems({
+        name: 'sms',
+        type: 'twilio',
+        account_sid: 'AC123',
+        from: '555-0001',
+        to: ['+15550002222', '0044 20 7946 0000', '+15550002222'],
+        authtoken: 'x',
+      }),
+    ).toEqual([
       'notifiers.0.account_sid: expected the Account SID: AC followed by 32 hexadecimal digits',
       'notifiers.0.auth_token: expected a string',
       'notifiers.0.from: expected a phone number in E.164 form, like +15550002222',
@@ -166,26 +233,35 @@ describe('twilio config', () => {
   });
 
   it('never echoes the auth token in a validation message', () => {
-    const out = [...problems({ ...valid, account_sid: AUTH_TOKEN }), ...problems({ ...valid, auth_token: 42 }), ...problems({ ...valid, to: [AUTH_TOKEN] })].join('\n');
+    const out = [
+      ...problems({ ...valid, account_sid: AUTH_TOKEN }),
+      ...problems({ ...valid, auth_token: 42 }),
+      ...problems({ ...valid, to: [AUTH_TOKEN] }),
+    ].join('\n');
     expect(out).not.toContain(AUTH_TOKEN);
   });
 });
 
 describe('twilio partial failures', () => {
-  it('400 21211: final, with Twilio\'s code and message, and the other recipients are still texted', async () => {
+  it("400 21211: final, with Twilio's code and message, and the other recipients are still texted", async () => {
     server.queue(twilioError(400, 21211, "The 'To' number +15550002222 is not a valid phone number."));
     const ctx = sendContext();
     const err = await sendError(createTwilioNotifier(config()).send(notification(), ctx));
     expect(err).toMatchObject({ retryable: false, status: 400 });
     expect(err.message).toContain('Twilio SMS to +15550002222');
     expect(err.message).toContain("The 'To' number +15550002222 is not a valid phone number.");
-    expect(err.message).toContain('(Twilio error 21211: fix this number in to; see https://www.twilio.com/docs/errors/21211)');
+    expect(err.message).toContain(
+      '(Twilio error 21211: fix this number in to; see https://www.twilio.com/docs/errors/21211)',
+    );
     expect(server.requests).toHaveLength(3);
     expect([...ctx.parts]).toEqual(RECIPIENTS.slice(1));
   });
 
   it('resumes after a partial failure without texting anyone twice', async () => {
-    server.queue(created({ method: 'POST', url: '', headers: {}, body: '' }), { status: 500, body: 'Internal Server Error' });
+    server.queue(created({ method: 'POST', url: '', headers: {}, body: '' }), {
+      status: 500,
+      body: 'Internal Server Error',
+    });
     const ctx = sendContext();
     const notifier = createTwilioNotifier(config());
 
@@ -231,7 +307,12 @@ describeDeliveryContract({
       contains: ['Too Many Requests', 'Twilio error 20429'],
       requests: 1,
     },
-    ...[500, 503].map((status) => ({ name: `${status}: retryable`, answers: [{ status, body: 'Service Unavailable' }], retryable: true, status })),
+    ...[500, 503].map((status) => ({
+      name: `${status}: retryable`,
+      answers: [{ status, body: 'Service Unavailable' }],
+      retryable: true,
+      status,
+    })),
   ],
   secrets: [AUTH_TOKEN, Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64')],
   echoes: [
@@ -240,7 +321,15 @@ describeDeliveryContract({
       answer: (req) => {
         const auth = String(req.headers.authorization);
         const decoded = Buffer.from(auth.slice('Basic '.length), 'base64').toString('utf8');
-        return { status: 401, body: { code: 20003, message: `Authenticate ${auth} ${decoded}`, more_info: 'https://www.twilio.com/docs/errors/20003', status: 401 } };
+        return {
+          status: 401,
+          body: {
+            code: 20003,
+            message: `Authenticate ${auth} ${decoded}`,
+            more_info: 'https://www.twilio.com/docs/errors/20003',
+            status: 401,
+          },
+        };
       },
       contains: ['Authenticate Basic ***'],
       excludes: [AUTH_TOKEN, Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64')],

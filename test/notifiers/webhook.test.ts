@@ -1,20 +1,33 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { z } from 'zod';
-import { SENTINEL_VERSION, createWebhookNotifier, signature, webhookConfigSchema, type WebhookPayload } from '../../src/notifiers/webhook.js';
+import type { z } from 'zod';
+import {
+  createWebhookNotifier,
+  SENTINEL_VERSION,
+  signature,
+  type WebhookPayload,
+  webhookConfigSchema,
+} from '../../src/notifiers/webhook.js';
 import { useHttpServer } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
 import { describeDeliveryContract, problems } from './contract.js';
 
 const SECRET = 'hook-secret-0123456789abcdef';
 const AUTH = 'Bearer receiver-token-abcdef123456';
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 const server = useHttpServer({ status: 204 });
 
 function config(overrides: Record<string, unknown> = {}): z.output<typeof webhookConfigSchema> {
-  return webhookConfigSchema.parse({ name: 'hook', type: 'webhook', url: `${server.url}/hooks/sentinel`, ...overrides });
+  return webhookConfigSchema.parse({
+    name: 'hook',
+    type: 'webhook',
+    url: `${server.url}/hooks/sentinel`,
+    ...overrides,
+  });
 }
 
 /** What a receiver does: HMAC-SHA256 of the raw body bytes, compared in constant time. */
@@ -56,7 +69,11 @@ describe('webhook request', () => {
           subject: null,
           level: 'critical',
           message: '3 batches stuck > 10m: processing(2), validating(1)',
-          details: { stuck_batches: [{ status: 'processing', batch_count: 2, oldest_age_minutes: 15.3 }], total_stuck: 3, threshold_minutes: 10 },
+          details: {
+            stuck_batches: [{ status: 'processing', batch_count: 2, oldest_age_minutes: 15.3 }],
+            total_stuck: 3,
+            threshold_minutes: 10,
+          },
           remediation: 'Check the worker logs for exceptions and database connectivity.',
           firing_since: '2025-01-04T10:15:32.123Z',
           resolved_at: null,
@@ -68,7 +85,13 @@ describe('webhook request', () => {
   it('passes events through as they are: order, subject, resolved_at, no cutting', async () => {
     const long = 'x'.repeat(50_000);
     const n = notification([
-      event({ kind: 'resolved', level: 'warning', subject: 'vendor_a', resolvedAt: '2025-01-04T11:00:00.000Z', remediation: undefined }),
+      event({
+        kind: 'resolved',
+        level: 'warning',
+        subject: 'vendor_a',
+        resolvedAt: '2025-01-04T11:00:00.000Z',
+        remediation: undefined,
+      }),
       event({ id: 'b', message: long }),
     ]);
     await createWebhookNotifier(config()).send(n, sendContext());
@@ -96,7 +119,9 @@ describe('webhook request', () => {
   });
 
   it('sends the configured headers, but not over the ones Sentinel sets', async () => {
-    const notifier = createWebhookNotifier(config({ headers: { Authorization: AUTH, 'X-Team': 'data-platform', 'User-Agent': 'custom/1' }, secret: SECRET }));
+    const notifier = createWebhookNotifier(
+      config({ headers: { Authorization: AUTH, 'X-Team': 'data-platform', 'User-Agent': 'custom/1' }, secret: SECRET }),
+    );
     await notifier.send(notification(), sendContext());
     const req = server.requests[0]!;
     expect(req.headers.authorization).toBe(AUTH);
@@ -148,16 +173,35 @@ describe('webhook config', () => {
       ]),
     );
     expect(bad.join('\n')).not.toContain('pa55word');
-    expect(problems({ name: 'hook', type: 'webhook', url: 'https://example.com/hook', headers: { 'x-sentinel-signature': 'forged', 'Idempotency-Key': 'mine' } })).toEqual([
+    expect(
+      problems({
+        name: 'hook',
+        type: 'webhook',
+        url: 'https://example.com/hook',
+        headers: { 'x-sentinel-signature': 'forged', 'Idempotency-Key': 'mine' },
+      }),
+    ).toEqual([
       'notifiers.0.headers.x-sentinel-signature: Sentinel sets this header itself',
       'notifiers.0.headers.Idempotency-Key: Sentinel sets this header itself',
     ]);
   });
 
   it('reports the URL, the secret and every header value as secrets', () => {
-    const notifier = createWebhookNotifier(config({ url: `${server.url}/hooks/tok_0123456789abcdef?key=query-secret-1`, secret: SECRET, headers: { Authorization: AUTH } }));
+    const notifier = createWebhookNotifier(
+      config({
+        url: `${server.url}/hooks/tok_0123456789abcdef?key=query-secret-1`,
+        secret: SECRET,
+        headers: { Authorization: AUTH },
+      }),
+    );
     expect(notifier.secrets()).toEqual(
-      expect.arrayContaining([`${server.url}/hooks/tok_0123456789abcdef?key=query-secret-1`, 'tok_0123456789abcdef', 'key=query-secret-1', SECRET, AUTH]),
+      expect.arrayContaining([
+        `${server.url}/hooks/tok_0123456789abcdef?key=query-secret-1`,
+        'tok_0123456789abcdef',
+        'key=query-secret-1',
+        SECRET,
+        AUTH,
+      ]),
     );
     expect(notifier).toMatchObject({ name: 'hook', type: 'webhook', minLevel: 'warning', sendResolved: true });
   });
@@ -189,10 +233,28 @@ describeDeliveryContract({
       matches: [new RegExp(`^webhook \\(127\\.0\\.0\\.1:\\d+\\): HTTP ${status}`)],
       contains: ['{"error":"nope"}'],
     })),
-    { name: 'says what to check on 401', answers: [{ status: 401 }], retryable: false, status: 401, contains: ['check the key or token'] },
-    { name: 'says what to check on 404', answers: [{ status: 404 }], retryable: false, status: 404, contains: ['the URL is wrong'] },
+    {
+      name: 'says what to check on 401',
+      answers: [{ status: 401 }],
+      retryable: false,
+      status: 401,
+      contains: ['check the key or token'],
+    },
+    {
+      name: 'says what to check on 404',
+      answers: [{ status: 404 }],
+      retryable: false,
+      status: 404,
+      contains: ['the URL is wrong'],
+    },
     { name: 'retries 5xx', answers: [{ status: 503, body: 'maintenance' }], retryable: true, status: 503 },
-    { name: 'retries 429 with Retry-After', answers: [{ status: 429, headers: { 'Retry-After': '7' } }], retryable: true, status: 429, retryAfterMs: 7000 },
+    {
+      name: 'retries 429 with Retry-After',
+      answers: [{ status: 429, headers: { 'Retry-After': '7' } }],
+      retryable: true,
+      status: 429,
+      retryAfterMs: 7000,
+    },
   ],
   secrets: ALL_SECRETS,
   secretConfigs: [withSecrets],

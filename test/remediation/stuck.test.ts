@@ -1,8 +1,8 @@
-import { describe, it, expect, beforeEach } from 'vitest';
 import pg from 'pg';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { type FailStuckOptions, failStuck, findStuck, listAudit } from '../../src/remediation/stuck.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
-import { failStuck, findStuck, listAudit, type FailStuckOptions } from '../../src/remediation/stuck.js';
 
 const getDb = useTestDatabase();
 beforeEach(async () => {
@@ -46,7 +46,9 @@ async function statuses(): Promise<Record<string, { status: string; rejection_re
 }
 
 async function auditRows(): Promise<Array<{ id: number; reason: string; batch_ids: string[] }>> {
-  const { rows } = await getDb().pool.query('select id::int, reason, batch_ids::text[] as batch_ids from sentinel.batch_audit order by id');
+  const { rows } = await getDb().pool.query(
+    'select id::int, reason, batch_ids::text[] as batch_ids from sentinel.batch_audit order by id',
+  );
   return rows;
 }
 
@@ -84,7 +86,9 @@ describe('failStuck', () => {
     try {
       const result = await failStuck(client, options());
       expect(result.dbRole).toBe('postgres');
-      expect(result.batches).toEqual([{ id: stuck, source: 'vendor_b', status_before: 'processing', age_minutes: expect.closeTo(50, 0) }]);
+      expect(result.batches).toEqual([
+        { id: stuck, source: 'vendor_b', status_before: 'processing', age_minutes: expect.closeTo(50, 0) },
+      ]);
       expect(result.auditId).toEqual(expect.any(Number));
     } finally {
       await client.end();
@@ -93,10 +97,21 @@ describe('failStuck', () => {
     expect(after[stuck]).toEqual({ status: 'failed', rejection_reason: 'worker crashed' });
     expect(after[fresh]!.status).toBe('processing');
     expect(after[done]!.status).toBe('completed');
-    const { rows } = await db.query('select completed_at > now() - interval \'1 minute\' as recent, updated_at > now() - interval \'1 minute\' as touched from intake.simplicity_batches where id = $1', [stuck]);
+    const { rows } = await db.query(
+      "select completed_at > now() - interval '1 minute' as recent, updated_at > now() - interval '1 minute' as touched from intake.simplicity_batches where id = $1",
+      [stuck],
+    );
     expect(rows[0]).toEqual({ recent: true, touched: true });
     const [record] = await listAudit(db, 10);
-    expect(record).toMatchObject({ os_user: 'alice', db_role: 'postgres', reason: 'worker crashed', older_than_minutes: 30, source: null, environment: 'test', batch_ids: [stuck] });
+    expect(record).toMatchObject({
+      os_user: 'alice',
+      db_role: 'postgres',
+      reason: 'worker crashed',
+      older_than_minutes: 30,
+      source: null,
+      environment: 'test',
+      batch_ids: [stuck],
+    });
   });
 
   it('writes no audit record when nothing is stuck', async () => {
@@ -118,7 +133,10 @@ describe('failStuck', () => {
     const sentinel = await connect('fail-race');
     try {
       await worker.query('begin');
-      await worker.query(`update intake.simplicity_batches set status = 'completed', completed_at = now() where id = $1`, [finishing]);
+      await worker.query(
+        `update intake.simplicity_batches set status = 'completed', completed_at = now() where id = $1`,
+        [finishing],
+      );
       const pending = failStuck(sentinel, options());
       await waitUntilWaitingForLock(['fail-race']);
       await worker.query('commit');
@@ -138,7 +156,13 @@ describe('failStuck', () => {
     const db = getDb().pool;
     const stuck: string[] = [];
     for (let i = 0; i < 12; i++) {
-      stuck.push(await insertBatch(db, { source: i % 2 ? 'vendor_a' : 'vendor_b', status: 'processing', updated_at: minutesAgo(40 + i) }));
+      stuck.push(
+        await insertBatch(db, {
+          source: i % 2 ? 'vendor_a' : 'vendor_b',
+          status: 'processing',
+          updated_at: minutesAgo(40 + i),
+        }),
+      );
     }
     // A worker holds every stuck batch (without changing them) until both runs wait for it.
     const holder = await connect('holder');
@@ -147,7 +171,10 @@ describe('failStuck', () => {
     try {
       await holder.query('begin');
       await holder.query('select id from intake.simplicity_batches for update');
-      const runs = Promise.all([failStuck(a, options({ reason: 'run a' })), failStuck(b, options({ reason: 'run b', olderThanMinutes: 45 }))]);
+      const runs = Promise.all([
+        failStuck(a, options({ reason: 'run a' })),
+        failStuck(b, options({ reason: 'run b', olderThanMinutes: 45 })),
+      ]);
       await waitUntilWaitingForLock(['fail-a', 'fail-b']);
       await holder.query('commit');
       const [ra, rb] = await runs;
@@ -160,6 +187,7 @@ describe('failStuck', () => {
     expect(new Set(ids).size).toBe(ids.length);
     expect([...ids].sort()).toEqual([...stuck].sort());
     const after = await statuses();
-    for (const r of records) for (const id of r.batch_ids) expect(after[id]).toEqual({ status: 'failed', rejection_reason: r.reason });
+    for (const r of records)
+      for (const id of r.batch_ids) expect(after[id]).toEqual({ status: 'failed', rejection_reason: r.reason });
   });
 });

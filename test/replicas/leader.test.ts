@@ -1,8 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import type pg from 'pg';
-import { LeaderElection, deadSessionSettings, leaderConnection, type LeaderElectionOptions } from '../../src/replicas/leader.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/log.js';
+import {
+  deadSessionSettings,
+  LeaderElection,
+  type LeaderElectionOptions,
+  leaderConnection,
+} from '../../src/replicas/leader.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { waitFor } from '../helpers/processes.js';
 
@@ -14,11 +19,25 @@ afterEach(async () => {
   await Promise.all(elections.splice(0).map((e) => e.close()));
 });
 
-function election(key = 4242n, options: Partial<LeaderElectionOptions> = {}): { e: LeaderElection; lines: string[]; changes: boolean[] } {
+function election(
+  key = 4242n,
+  options: Partial<LeaderElectionOptions> = {},
+): { e: LeaderElection; lines: string[]; changes: boolean[] } {
   const lines: string[] = [];
   const changes: boolean[] = [];
-  const logger: Logger = { debug: () => {}, info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
-  const e = new LeaderElection({ connectionString: db().url, lockKey: key, logger, onChange: (l) => changes.push(l), ...options });
+  const logger: Logger = {
+    debug: () => {},
+    info: (m) => lines.push(m),
+    warn: (m) => lines.push(m),
+    error: (m) => lines.push(m),
+  };
+  const e = new LeaderElection({
+    connectionString: db().url,
+    lockKey: key,
+    logger,
+    onChange: (l) => changes.push(l),
+    ...options,
+  });
   elections.push(e);
   return { e, lines, changes };
 }
@@ -72,7 +91,10 @@ async function startCuttableProxy(target: { host: string; port: number }) {
 }
 
 const settingsOf = async (client: pg.Client, names: string[]): Promise<Record<string, string>> => {
-  const { rows } = await client.query<{ name: string; setting: string }>('select name, setting from pg_settings where name = any($1)', [names]);
+  const { rows } = await client.query<{ name: string; setting: string }>(
+    'select name, setting from pg_settings where name = any($1)',
+    [names],
+  );
   return Object.fromEntries(rows.map((r) => [r.name, r.setting]));
 };
 
@@ -106,7 +128,9 @@ describe('LeaderElection', () => {
     const a = election();
     const b = election();
     expect(await a.e.check()).toBe(true);
-    await db().pool.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sentinel-leader' and datname = current_database() and pid in (select pid from pg_locks where locktype = 'advisory' and granted)`);
+    await db().pool.query(
+      `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sentinel-leader' and datname = current_database() and pid in (select pid from pg_locks where locktype = 'advisory' and granted)`,
+    );
     await waitFor(() => !a.e.isLeader, 5000, 'the connection error to be noticed');
     expect(a.lines.at(-1)).toMatch(/^Lost leadership: the lock connection (failed|ended)/);
     expect(await a.e.stillLeader()).toBe(false);
@@ -123,7 +147,15 @@ describe('LeaderElection after a network cut (the orphaned lock session)', () =>
     const client = lockClient(a.e);
     // SHOW reads the live socket options of this TCP session.
     expect((await client.query('show tcp_keepalives_idle')).rows[0]).toEqual({ tcp_keepalives_idle: '3' });
-    expect(await settingsOf(client, ['tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count', 'tcp_user_timeout', 'idle_session_timeout'])).toEqual({
+    expect(
+      await settingsOf(client, [
+        'tcp_keepalives_idle',
+        'tcp_keepalives_interval',
+        'tcp_keepalives_count',
+        'tcp_user_timeout',
+        'idle_session_timeout',
+      ]),
+    ).toEqual({
       tcp_keepalives_idle: '3',
       tcp_keepalives_interval: '1',
       tcp_keepalives_count: '3',
@@ -131,14 +163,22 @@ describe('LeaderElection after a network cut (the orphaned lock session)', () =>
       // Not set: the lock session is idle between runs and must stay.
       idle_session_timeout: '0',
     });
-    const { rows } = await client.query<{ application_name: string }>('select application_name from pg_stat_activity where pid = pg_backend_pid()');
+    const { rows } = await client.query<{ application_name: string }>(
+      'select application_name from pg_stat_activity where pid = pg_backend_pid()',
+    );
     expect(rows[0]!.application_name).toBe('sentinel-leader');
     expect(a.e.backendPid).toBe((await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid);
   });
 
   it('keepalive settings: about the timeout in total, never below 5 s; operator options in the URL are kept', async () => {
-    const total = (s: Record<string, number>) => s.tcp_keepalives_idle! + s.tcp_keepalives_interval! * s.tcp_keepalives_count!;
-    expect(deadSessionSettings(1000)).toEqual({ tcp_keepalives_idle: 2, tcp_keepalives_interval: 1, tcp_keepalives_count: 3, tcp_user_timeout: 5000 });
+    const total = (s: Record<string, number>) =>
+      s.tcp_keepalives_idle! + s.tcp_keepalives_interval! * s.tcp_keepalives_count!;
+    expect(deadSessionSettings(1000)).toEqual({
+      tcp_keepalives_idle: 2,
+      tcp_keepalives_interval: 1,
+      tcp_keepalives_count: 3,
+      tcp_user_timeout: 5000,
+    });
     for (const ms of [5000, 10_000, 60_000, 300_000, 3_600_000]) {
       const s = deadSessionSettings(ms);
       expect(total(s)).toBeLessThanOrEqual(ms / 1000);
@@ -148,10 +188,15 @@ describe('LeaderElection after a network cut (the orphaned lock session)', () =>
     const withOptions = `${db().url}?options=${encodeURIComponent('-c search_path=ops,public')}`;
     const target = leaderConnection(withOptions, 5000);
     expect(target.connectionString).not.toContain('options=');
-    expect(target.options).toBe('-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3 -c tcp_user_timeout=5000 -c search_path=ops,public');
+    expect(target.options).toBe(
+      '-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3 -c tcp_user_timeout=5000 -c search_path=ops,public',
+    );
     const a = election(4243n, { connectionString: withOptions });
     expect(await a.e.check()).toBe(true);
-    expect(await settingsOf(lockClient(a.e), ['search_path', 'tcp_user_timeout'])).toEqual({ search_path: 'ops,public', tcp_user_timeout: '10000' });
+    expect(await settingsOf(lockClient(a.e), ['search_path', 'tcp_user_timeout'])).toEqual({
+      search_path: 'ops,public',
+      tcp_user_timeout: '10000',
+    });
   });
 
   it('a leader cut off without PostgreSQL noticing terminates its old backend on reconnect, and a follower takes over within its poll', async () => {
@@ -193,10 +238,14 @@ describe('LeaderElection after a network cut (the orphaned lock session)', () =>
         stop = true;
         await Promise.all(loops);
       }
-      console.log(`[leader] network cut of the leader's lock connection: follower leads after ${takeoverMs} ms (lock query timeout 500 ms, poll ${POLL_MS} ms)`);
+      console.log(
+        `[leader] network cut of the leader's lock connection: follower leads after ${takeoverMs} ms (lock query timeout 500 ms, poll ${POLL_MS} ms)`,
+      );
       // Noticing the cut (query timeout) + giving up on the old socket (1 s) + a poll, with room.
       expect(takeoverMs!).toBeLessThan(500 + 1000 + POLL_MS + 2000);
-      expect(a.lines).toContain(`Terminated this process's previous lock session (backend pid ${orphan}), which PostgreSQL still kept after the connection was lost, so the leader lock is free`);
+      expect(a.lines).toContain(
+        `Terminated this process's previous lock session (backend pid ${orphan}), which PostgreSQL still kept after the connection was lost, so the leader lock is free`,
+      );
       expect(a.lines.some((l) => /^Lost leadership: the lock connection failed/.test(l))).toBe(true);
       expect([a.e.isLeader, b.e.isLeader]).toEqual([false, true]);
       // The orphan is gone; exactly one session holds the lock, the follower's.
@@ -248,7 +297,9 @@ describe('LeaderElection after a network cut (the orphaned lock session)', () =>
       const a = election(4246n, { connectionString: viaPooler.toString() });
       expect(await a.e.check()).toBe(true);
       expect(refused).toEqual(['options']);
-      expect(a.lines[0]).toMatch(/^The lock database refused the keepalive settings in the startup options \(unsupported startup parameter: options\): connecting without them/);
+      expect(a.lines[0]).toMatch(
+        /^The lock database refused the keepalive settings in the startup options \(unsupported startup parameter: options\): connecting without them/,
+      );
       expect(await settingsOf(lockClient(a.e), ['tcp_user_timeout'])).toEqual({ tcp_user_timeout: '0' });
       // Remembered: it does not try (and warn) again on every reconnect.
       await a.e.close();

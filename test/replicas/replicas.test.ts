@@ -1,13 +1,13 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CLI, cliEnv, runCli } from '../helpers/cli.js';
 import { createTestDatabase, useTestDatabase } from '../helpers/db.js';
 import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
-import { CLI, cliEnv, runCli } from '../helpers/cli.js';
-import { waitFor } from '../helpers/processes.js';
 import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
+import { waitFor } from '../helpers/processes.js';
 
 /**
  * Replicas as operators run them: several real `sentinel serve` processes (the built
@@ -51,15 +51,25 @@ afterEach(async () => {
 
 async function config(extra = ''): Promise<string> {
   const path = join(dir, `replicas-${Math.random().toString(36).slice(2)}.yaml`);
-  await writeFile(path, `replicas: { enabled: true }\nnotifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n${extra}`);
+  await writeFile(
+    path,
+    `replicas: { enabled: true }\nnotifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n${extra}`,
+  );
   return path;
 }
 
 async function startReplica(name: string, configPath: string): Promise<Replica> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--interval', String(INTERVAL_S), '--json', '--config', configPath], {
-    env: cliEnv({ DATABASE_URL: db().url, SENTINEL_STATE_DIR: join(dir, `state-${name}-${Math.random().toString(36).slice(2)}`) }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--listen', '127.0.0.1:0', '--interval', String(INTERVAL_S), '--json', '--config', configPath],
+    {
+      env: cliEnv({
+        DATABASE_URL: db().url,
+        SENTINEL_STATE_DIR: join(dir, `state-${name}-${Math.random().toString(36).slice(2)}`),
+      }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   children.push(child);
   let stdout = '';
   let stderr = '';
@@ -122,11 +132,18 @@ async function waitForOneLeader(replicas: Replica[], timeoutMs = 15_000): Promis
 
 /** Firing events the webhook received (across all requests). */
 function firings(): Array<{ check: string }> {
-  return hook.requests.flatMap((r) => (JSON.parse(r.body) as { events: Array<{ kind: string; check: string }> }).events).filter((e) => e.kind === 'firing');
+  return hook.requests
+    .flatMap((r) => (JSON.parse(r.body) as { events: Array<{ kind: string; check: string }> }).events)
+    .filter((e) => e.kind === 'firing');
 }
 
 async function stuckBatch(): Promise<void> {
-  await insertBatch(db().pool, { source: 'vendor_a', status: 'processing', created_at: minutesAgo(30), updated_at: minutesAgo(25) });
+  await insertBatch(db().pool, {
+    source: 'vendor_a',
+    status: 'processing',
+    created_at: minutesAgo(30),
+    updated_at: minutesAgo(25),
+  });
 }
 
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -142,31 +159,37 @@ async function neverTwoLeaders(replicas: Replica[], ms: number): Promise<void> {
 }
 
 describe('replicas: several sentinel serve processes on one database', () => {
-  it.each([2, 3])('%i processes: exactly one leader, one firing notification over several intervals', async (n) => {
-    await stuckBatch();
-    const replicas = await startReplicas(n);
-    const leader = await waitForOneLeader(replicas);
+  it.each([2, 3])(
+    '%i processes: exactly one leader, one firing notification over several intervals',
+    async (n) => {
+      await stuckBatch();
+      const replicas = await startReplicas(n);
+      const leader = await waitForOneLeader(replicas);
 
-    await waitFor(() => leader.runs().length >= 4, 20_000, 'four runs of the leader');
-    await neverTwoLeaders(replicas, 1000);
-    expect(await gauges(replicas)).toEqual(replicas.map((r) => (r === leader ? 1 : 0)));
-    expect(firings()).toEqual([expect.objectContaining({ check: 'stuck_batches' })]);
-    expect(hook.requests).toHaveLength(1);
-    // The leader's report says so; followers run nothing and print nothing, but stay ready.
-    expect(leader.runs().every((r) => r.role === 'leader' && r.overall_status === 'critical')).toBe(true);
-    for (const r of replicas.filter((x) => x !== leader)) {
-      expect(r.stdout()).toBe('');
-      expect(r.stderr()).toContain('Standing by as follower');
-      expect(r.stderr()).not.toContain('Running stuck_batches check');
-      const ready = await fetch(`${r.url}/readyz`);
-      // Other fields (such as the role) may accompany `ready`.
-      expect([ready.status, await ready.json()]).toEqual([200, expect.objectContaining({ ready: true })]);
-    }
-    expect(leader.stderr()).toContain('Became leader');
-    // Shared in PostgreSQL, not in the state directories.
-    const { rows } = await db().pool.query<{ state: { alerts: Record<string, { check: string }> } }>('select state from sentinel.alert_state');
-    expect(Object.values(rows[0]!.state.alerts).map((a) => a.check)).toEqual(['stuck_batches']);
-  }, 60_000);
+      await waitFor(() => leader.runs().length >= 4, 20_000, 'four runs of the leader');
+      await neverTwoLeaders(replicas, 1000);
+      expect(await gauges(replicas)).toEqual(replicas.map((r) => (r === leader ? 1 : 0)));
+      expect(firings()).toEqual([expect.objectContaining({ check: 'stuck_batches' })]);
+      expect(hook.requests).toHaveLength(1);
+      // The leader's report says so; followers run nothing and print nothing, but stay ready.
+      expect(leader.runs().every((r) => r.role === 'leader' && r.overall_status === 'critical')).toBe(true);
+      for (const r of replicas.filter((x) => x !== leader)) {
+        expect(r.stdout()).toBe('');
+        expect(r.stderr()).toContain('Standing by as follower');
+        expect(r.stderr()).not.toContain('Running stuck_batches check');
+        const ready = await fetch(`${r.url}/readyz`);
+        // Other fields (such as the role) may accompany `ready`.
+        expect([ready.status, await ready.json()]).toEqual([200, expect.objectContaining({ ready: true })]);
+      }
+      expect(leader.stderr()).toContain('Became leader');
+      // Shared in PostgreSQL, not in the state directories.
+      const { rows } = await db().pool.query<{ state: { alerts: Record<string, { check: string }> } }>(
+        'select state from sentinel.alert_state',
+      );
+      expect(Object.values(rows[0]!.state.alerts).map((a) => a.check)).toEqual(['stuck_batches']);
+    },
+    60_000,
+  );
 
   it('kill -9 of the leader: a follower takes over within one interval plus one poll, and does not page again', async () => {
     await stuckBatch();
@@ -180,12 +203,17 @@ describe('replicas: several sentinel serve processes on one database', () => {
     const before = survivors.map((r) => r.runs().length);
     let next: Replica | undefined;
     await waitFor(
-      () => (next = survivors.find((r, i) => r.stderr().includes('Became leader') && r.runs().length > before[i]!)) !== undefined,
+      () => {
+        next = survivors.find((r, i) => r.stderr().includes('Became leader') && r.runs().length > before[i]!);
+        return next !== undefined;
+      },
       15_000,
       'a follower to take over and run',
     );
     const failoverMs = Date.now() - killedAt;
-    console.log(`[replicas] failover after kill -9 of the leader: ${failoverMs} ms to the new leader's first finished run (interval ${INTERVAL_S}s, poll ${INTERVAL_S}s)`);
+    console.log(
+      `[replicas] failover after kill -9 of the leader: ${failoverMs} ms to the new leader's first finished run (interval ${INTERVAL_S}s, poll ${INTERVAL_S}s)`,
+    );
     // One interval plus one poll, with room for a loaded test machine.
     expect(failoverMs).toBeLessThan(2 * INTERVAL_S * 1000 + 2500);
 
@@ -211,10 +239,16 @@ describe('replicas: several sentinel serve processes on one database', () => {
     const terminatedAt = Date.now();
     await db().pool.query('select pg_terminate_backend($1)', [rows[0]!.pid]);
 
-    await waitFor(() => /Lost leadership: the lock connection (failed|ended)/.test(leader.stderr()), 5000, 'the leader to step down');
+    await waitFor(
+      () => /Lost leadership: the lock connection (failed|ended)/.test(leader.stderr()),
+      5000,
+      'the leader to step down',
+    );
     const stepDownMs = Date.now() - terminatedAt;
     const after = await waitForOneLeader(replicas, 10_000);
-    console.log(`[replicas] after pg_terminate_backend: old leader stepped down in ${stepDownMs} ms; ${after === leader ? 'it won the lock again' : `${after.name} took over`} after ${Date.now() - terminatedAt} ms`);
+    console.log(
+      `[replicas] after pg_terminate_backend: old leader stepped down in ${stepDownMs} ms; ${after === leader ? 'it won the lock again' : `${after.name} took over`} after ${Date.now() - terminatedAt} ms`,
+    );
     const runsAfter = after.runs().length;
     await waitFor(() => after.runs().length >= runsAfter + 3, 15_000, 'three more runs of the leader');
     await neverTwoLeaders(replicas, 1500);
@@ -244,10 +278,18 @@ describe('replicas: several sentinel serve processes on one database', () => {
       await locker.query('begin');
       await locker.query('lock table intake.simplicity_batches in access exclusive mode');
       // The next run blocks on the table: SIGTERM arrives while it is in progress.
-      await waitFor(() => (leader.stderr().match(/Running stuck_batches check/g) ?? []).length > started, 10_000, 'a run to start');
+      await waitFor(
+        () => (leader.stderr().match(/Running stuck_batches check/g) ?? []).length > started,
+        10_000,
+        'a run to start',
+      );
       const runsBefore = leader.runs().length;
       leader.child.kill('SIGTERM');
-      await waitFor(() => leader.stderr().includes('Received SIGTERM: finishing the current run, then exiting'), 5000, 'the signal to be handled');
+      await waitFor(
+        () => leader.stderr().includes('Received SIGTERM: finishing the current run, then exiting'),
+        5000,
+        'the signal to be handled',
+      );
       expect(leader.running()).toBe(true);
       await locker.query('rollback');
       released = true;
@@ -255,8 +297,14 @@ describe('replicas: several sentinel serve processes on one database', () => {
       // The run in progress was finished and reported.
       expect(leader.runs().length).toBe(runsBefore + 1);
       const stoppedAt = Date.now();
-      await waitFor(() => follower.stderr().includes('Became leader') && follower.runs().length > 0, 10_000, 'the follower to take over');
-      console.log(`[replicas] handover after SIGTERM: ${Date.now() - stoppedAt} ms from the leader's exit to the new leader's first run`);
+      await waitFor(
+        () => follower.stderr().includes('Became leader') && follower.runs().length > 0,
+        10_000,
+        'the follower to take over',
+      );
+      console.log(
+        `[replicas] handover after SIGTERM: ${Date.now() - stoppedAt} ms from the leader's exit to the new leader's first run`,
+      );
       expect(await leaderGauge(follower)).toBe(1);
       await waitFor(() => follower.runs().length >= 2, 10_000, 'a second run of the new leader');
       expect(firings()).toHaveLength(1);
@@ -274,7 +322,11 @@ describe('replicas: graceful shutdown flushes the outbox from the leader only', 
     const replicas = await startReplicas(2, 'alerting: { delivery_timeout: 1s }\n');
     const leader = await waitForOneLeader(replicas);
     const follower = replicas.find((r) => r !== leader)!;
-    await waitFor(() => leader.runs().some((r) => JSON.stringify(r).includes('"pending":1')), 10_000, 'a failed delivery kept in the outbox');
+    await waitFor(
+      () => leader.runs().some((r) => JSON.stringify(r).includes('"pending":1')),
+      10_000,
+      'a failed delivery kept in the outbox',
+    );
     // The provider is back; the entry waits out its 15 s backoff, so no run sends it now.
     hook.fallback({ status: 200 });
     const tries = hook.requests.length;
@@ -302,15 +354,23 @@ describe('sentinel migrate with replicas.state_database_url', () => {
     try {
       const path = join(dir, 'state-db.yaml');
       await writeFile(path, 'replicas:\n  enabled: true\n  state_database_url: ${STATE_DB}\n');
-      const r = await runCli(['migrate', '--with-intake', '--config', path], { DATABASE_URL: monitored.url, STATE_DB: state.url, SENTINEL_STATE_DIR: join(dir, 'migrate-state') });
+      const r = await runCli(['migrate', '--with-intake', '--config', path], {
+        DATABASE_URL: monitored.url,
+        STATE_DB: state.url,
+        SENTINEL_STATE_DIR: join(dir, 'migrate-state'),
+      });
       expect(r.stderr).toContain('sentinel_state (state database): applied');
       expect(r.code).toBe(0);
       for (const d of [monitored, state]) {
-        const { rows } = await d.pool.query<{ found: boolean }>(`select to_regclass('sentinel.alert_state') is not null as found`);
+        const { rows } = await d.pool.query<{ found: boolean }>(
+          `select to_regclass('sentinel.alert_state') is not null as found`,
+        );
         expect(rows[0]!.found).toBe(true);
       }
       // The state database holds Sentinel's table only, no pipeline.
-      const { rows } = await state.pool.query<{ name: string }>('select name from sentinel.schema_migrations order by name');
+      const { rows } = await state.pool.query<{ name: string }>(
+        'select name from sentinel.schema_migrations order by name',
+      );
       expect(rows.map((x) => x.name)).toEqual(['sentinel_state']);
     } finally {
       await monitored.drop();

@@ -1,15 +1,15 @@
-import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { nagiosThresholds, renderNagios, renderNagiosUnknown } from '../../src/report/nagios.js';
 import { overallStatus } from '../../src/run.js';
-import { Redactor } from '../../src/util/redact.js';
 import type { Alert, PipelineSnapshot, RunResult } from '../../src/types.js';
+import { Redactor } from '../../src/util/redact.js';
+import { runCli } from '../helpers/cli.js';
 import { testConfig } from '../helpers/context.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { insertBatch } from '../helpers/fixtures.js';
-import { runCli } from '../helpers/cli.js';
 
 // ---------------------------------------------------------------------------
 // A plugin-output parser written from the Nagios plugin API
@@ -141,7 +141,13 @@ describe('the perfdata parser itself', () => {
   it('reads the plugin API examples, quoted labels, doubled quotes and ranges', () => {
     expect(parsePerfdata("time=0.1s;1;2;0 'a b''c d'=5%;@10:20;~:30 x=3c")).toEqual([
       { label: 'time', value: 0.1, uom: 's', warn: range(1), crit: range(2), min: 0 },
-      { label: "a b'c d", value: 5, uom: '%', warn: { start: 10, end: 20, inside: true }, crit: { start: -Infinity, end: 30, inside: false } },
+      {
+        label: "a b'c d",
+        value: 5,
+        uom: '%',
+        warn: { start: 10, end: 20, inside: true },
+        crit: { start: -Infinity, end: 30, inside: false },
+      },
       { label: 'x', value: 3, uom: 'c' },
     ]);
     expect(alerts(range(0), 0)).toBe(false);
@@ -165,10 +171,31 @@ describe('the perfdata parser itself', () => {
 // The formatter on hand-made runs
 // ---------------------------------------------------------------------------
 
-const stuck: Alert = { check: 'stuck_batches', level: 'critical', message: '3 batches stuck > 10m: processing(2), validating(1)', details: {} };
-const spike: Alert = { check: 'error_spike', level: 'warning', message: 'Error rate 18.5% > 15.0% threshold', details: {} };
-const dedupe: Alert = { check: 'dedupe_rate', level: 'warning', message: 'Dedupe rate 62.0% > 50.0% threshold', details: {} };
-const failed: Alert = { check: 'error_spike', level: 'critical', message: 'Check failed: connect ECONNREFUSED 127.0.0.1:5432', details: {}, failed: true };
+const stuck: Alert = {
+  check: 'stuck_batches',
+  level: 'critical',
+  message: '3 batches stuck > 10m: processing(2), validating(1)',
+  details: {},
+};
+const spike: Alert = {
+  check: 'error_spike',
+  level: 'warning',
+  message: 'Error rate 18.5% > 15.0% threshold',
+  details: {},
+};
+const dedupe: Alert = {
+  check: 'dedupe_rate',
+  level: 'warning',
+  message: 'Dedupe rate 62.0% > 50.0% threshold',
+  details: {},
+};
+const failed: Alert = {
+  check: 'error_spike',
+  level: 'critical',
+  message: 'Check failed: connect ECONNREFUSED 127.0.0.1:5432',
+  details: {},
+  failed: true,
+};
 
 const figures = (error: number, skipped: number, total = 1000) => ({
   hour_bucket: '2025-01-04T10:00:00Z',
@@ -187,7 +214,13 @@ const pipeline: PipelineSnapshot = {
     { status: 'processing', batch_count: 2, oldest_age_seconds: 900 },
     { status: 'validating', batch_count: 1, oldest_age_seconds: 700 },
   ],
-  stuck: { threshold_minutes: 10, by_status: [{ status: 'processing', batch_count: 2 }, { status: 'validating', batch_count: 1 }] },
+  stuck: {
+    threshold_minutes: 10,
+    by_status: [
+      { status: 'processing', batch_count: 2 },
+      { status: 'validating', batch_count: 1 },
+    ],
+  },
   hourly: { min_rows: 100, overall: figures(185, 312), sources: [{ source: 'vendor_a', ...figures(185, 312) }] },
   finished_last_hour: { completed: 12, failed: 1 },
 };
@@ -203,7 +236,12 @@ function run(alerts: Alert[], extra: Partial<RunResult> = {}): RunResult {
     checks: [
       { name: 'stuck_batches', outcome: 'ok', duration_ms: 3 },
       { name: 'error_spike', outcome: 'ok', duration_ms: 2 },
-      { name: 'schema_cache', outcome: 'ok', duration_ms: 14, measurements: { latency_ms: 12.5, up: true, result: 'ok', reloads: 0 } },
+      {
+        name: 'schema_cache',
+        outcome: 'ok',
+        duration_ms: 14,
+        measurements: { latency_ms: 12.5, up: true, result: 'ok', reloads: 0 },
+      },
     ],
     duration_ms: 31,
     metrics: {
@@ -249,8 +287,14 @@ describe('--format nagios: the status line', () => {
 
   it('neither leads with nor counts silenced alerts', () => {
     const silencedStuck = { ...stuck, silenced: true };
-    expect(parsePluginOutput(renderNagios(run([silencedStuck, spike]), thresholds))).toMatchObject({ state: 'WARNING', text: 'Error rate 18.5% > 15.0% threshold' });
-    expect(parsePluginOutput(renderNagios(run([silencedStuck]), thresholds))).toMatchObject({ state: 'OK', text: '3 checks passed (1 silenced alert)' });
+    expect(parsePluginOutput(renderNagios(run([silencedStuck, spike]), thresholds))).toMatchObject({
+      state: 'WARNING',
+      text: 'Error rate 18.5% > 15.0% threshold',
+    });
+    expect(parsePluginOutput(renderNagios(run([silencedStuck]), thresholds))).toMatchObject({
+      state: 'OK',
+      text: '3 checks passed (1 silenced alert)',
+    });
   });
 
   it('keeps the text on one line with no "|" (which would start the perfdata)', () => {
@@ -265,11 +309,16 @@ describe('--format nagios: the status line', () => {
   it('masks secrets before replacing "|", so a secret containing one is still masked whole', () => {
     const secret = 'pa|ss-word-123';
     const redactor = new Redactor([secret]);
-    const leaky: Alert = { ...stuck, message: `Check failed: password authentication failed for ${secret} at postgres://u:hunter22@db/x` };
+    const leaky: Alert = {
+      ...stuck,
+      message: `Check failed: password authentication failed for ${secret} at postgres://u:hunter22@db/x`,
+    };
     const line = renderNagios(run([leaky]), { ...thresholds, redact: (t) => redactor.redact(t) });
     expect(line).not.toContain('ss-word-123');
     expect(line).not.toContain('hunter22');
-    expect(parsePluginOutput(line).text).toBe('Check failed: password authentication failed for *** at postgres://u:***@db/x');
+    expect(parsePluginOutput(line).text).toBe(
+      'Check failed: password authentication failed for *** at postgres://u:***@db/x',
+    );
   });
 
   it('cuts a very long message', () => {
@@ -278,7 +327,9 @@ describe('--format nagios: the status line', () => {
   });
 
   it('prints UNKNOWN on one line for Sentinel failing', () => {
-    expect(renderNagiosUnknown('config error: checks.x: bad | worse\nmore')).toBe('SENTINEL UNKNOWN - config error: checks.x: bad / worse\\nmore');
+    expect(renderNagiosUnknown('config error: checks.x: bad | worse\nmore')).toBe(
+      'SENTINEL UNKNOWN - config error: checks.x: bad / worse\\nmore',
+    );
   });
 });
 
@@ -318,7 +369,11 @@ describe('--format nagios: perfdata', () => {
   });
 
   it('leaves out what the run does not have instead of inventing it', () => {
-    const bare = run([], { pipeline: undefined, checks: [], metrics: { total_checks: 0, alerts_triggered: 0, critical_alerts: 0, warning_alerts: 0, skipped_checks: 0 } });
+    const bare = run([], {
+      pipeline: undefined,
+      checks: [],
+      metrics: { total_checks: 0, alerts_triggered: 0, critical_alerts: 0, warning_alerts: 0, skipped_checks: 0 },
+    });
     expect(parsePluginOutput(renderNagios(bare, thresholds)).perf.map((p) => p.label)).toEqual(['alerts', 'run_time']);
     const noRows: PipelineSnapshot = { ...pipeline, hourly: { min_rows: 100, overall: figures(0, 0, 0), sources: [] } };
     const labels = parsePluginOutput(renderNagios(run([], { pipeline: noRows }), thresholds)).perf.map((p) => p.label);
@@ -328,7 +383,9 @@ describe('--format nagios: perfdata', () => {
   });
 
   it('shows no warn threshold for a disabled check', () => {
-    const off = nagiosThresholds(testConfig({ checks: { error_spike: { enabled: false }, dedupe_rate: { enabled: false } } }));
+    const off = nagiosThresholds(
+      testConfig({ checks: { error_spike: { enabled: false }, dedupe_rate: { enabled: false } } }),
+    );
     const perf = parsePluginOutput(renderNagios(run([]), off)).perf;
     expect(byLabel(perf, 'error_rate')).toEqual({ label: 'error_rate', value: 18.5, uom: '%', min: 0, max: 100 });
     expect(byLabel(perf, 'dedupe_rate')).toEqual({ label: 'dedupe_rate', value: 31.2, uom: '%', min: 0, max: 100 });
@@ -337,23 +394,59 @@ describe('--format nagios: perfdata', () => {
   it("quotes per-source labels, doubles a quote in a source's name and escapes its '=' (the plugin API allows none in a label)", () => {
     const name = "vendor x's=feed";
     const label = "vendor x's\\x3dfeed";
-    const config = testConfig({ checks: { error_spike: { threshold_pct: 20 } }, sources: { [name]: { error_spike_threshold_pct: 25, dedupe_threshold_pct: 40 } } });
-    const withSource: PipelineSnapshot = { ...pipeline, hourly: { ...pipeline.hourly, sources: [{ source: name, ...figures(300, 450) }, { source: 'vendor_a', ...figures(1, 1) }] } };
+    const config = testConfig({
+      checks: { error_spike: { threshold_pct: 20 } },
+      sources: { [name]: { error_spike_threshold_pct: 25, dedupe_threshold_pct: 40 } },
+    });
+    const withSource: PipelineSnapshot = {
+      ...pipeline,
+      hourly: {
+        ...pipeline.hourly,
+        sources: [
+          { source: name, ...figures(300, 450) },
+          { source: 'vendor_a', ...figures(1, 1) },
+        ],
+      },
+    };
     const line = renderNagios(run([], { pipeline: withSource }), nagiosThresholds(config));
     expect(line).toContain(`'error_rate vendor x''s\\x3dfeed'=30%;25;;0;100`);
     const perf = parsePluginOutput(line).perf;
     expect(byLabel(perf, 'error_rate')!.warn).toEqual(range(20));
-    expect(byLabel(perf, `error_rate ${label}`)).toEqual({ label: `error_rate ${label}`, value: 30, uom: '%', warn: range(25), min: 0, max: 100 });
-    expect(byLabel(perf, `dedupe_rate ${label}`)).toEqual({ label: `dedupe_rate ${label}`, value: 45, uom: '%', warn: range(40), min: 0, max: 100 });
+    expect(byLabel(perf, `error_rate ${label}`)).toEqual({
+      label: `error_rate ${label}`,
+      value: 30,
+      uom: '%',
+      warn: range(25),
+      min: 0,
+      max: 100,
+    });
+    expect(byLabel(perf, `dedupe_rate ${label}`)).toEqual({
+      label: `dedupe_rate ${label}`,
+      value: 45,
+      uom: '%',
+      warn: range(40),
+      min: 0,
+      max: 100,
+    });
     // Sources without their own threshold are part of the overall figure, not listed alone.
     expect(perf.some((p) => p.label.endsWith('vendor_a'))).toBe(false);
   });
 
   it('keeps hostile source names parseable: no "=", raw "|", newline or control character in a label, each label cut', () => {
-    const names = ["a=b|c'd", '\x1b[2J\x1b[31mred', 'line\r\nbreak\ttab', 'rlo\u202egnp.exe', 'c1\x9bdel\x7f', 'x'.repeat(1_000_000)];
+    const names = [
+      "a=b|c'd",
+      '\x1b[2J\x1b[31mred',
+      'line\r\nbreak\ttab',
+      'rlo\u202egnp.exe',
+      'c1\x9bdel\x7f',
+      'x'.repeat(1_000_000),
+    ];
     const sources = Object.fromEntries(names.map((n) => [n, { error_spike_threshold_pct: 25 }]));
     const hourly = names.map((source, i) => ({ source, ...figures(300 + i, 0) }));
-    const line = renderNagios(run([], { pipeline: { ...pipeline, hourly: { ...pipeline.hourly, sources: hourly } } }), nagiosThresholds(testConfig({ sources })));
+    const line = renderNagios(
+      run([], { pipeline: { ...pipeline, hourly: { ...pipeline.hourly, sources: hourly } } }),
+      nagiosThresholds(testConfig({ sources })),
+    );
     expect(line).not.toContain('\n');
     expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
     expect(line.split('|')).toHaveLength(2);
@@ -399,12 +492,26 @@ describe('sentinel --format nagios', () => {
   beforeEach(async () => {
     await db.pool.query('truncate intake.simplicity_batches cascade');
   });
-  const env = (extra: Record<string, string | undefined> = {}) => ({ DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir, ...extra });
+  const env = (extra: Record<string, string | undefined> = {}) => ({
+    DATABASE_URL: db.url,
+    SENTINEL_STATE_DIR: stateDir,
+    ...extra,
+  });
   const minutesAgo = (m: number): Date => new Date(Date.now() - m * 60_000);
 
   it('exits 2 with one parseable CRITICAL line on a stuck batch, and logs nothing below errors', async () => {
-    await insertBatch(db.pool, { source: 'vendor_a', status: 'processing', created_at: minutesAgo(30), updated_at: minutesAgo(25) });
-    await insertBatch(db.pool, { source: 'vendor_b', status: 'uploaded', created_at: minutesAgo(2), updated_at: minutesAgo(2) });
+    await insertBatch(db.pool, {
+      source: 'vendor_a',
+      status: 'processing',
+      created_at: minutesAgo(30),
+      updated_at: minutesAgo(25),
+    });
+    await insertBatch(db.pool, {
+      source: 'vendor_b',
+      status: 'uploaded',
+      created_at: minutesAgo(2),
+      updated_at: minutesAgo(2),
+    });
     const r = await runCli(['--format', 'nagios'], env());
     expect(r.code).toBe(2);
     expect(r.stdout.endsWith('\n')).toBe(true);
@@ -412,7 +519,13 @@ describe('sentinel --format nagios', () => {
     const out = parsePluginOutput(r.stdout);
     expect(out.state).toBe('CRITICAL');
     expect(out.text).toMatch(/^1 batch stuck > 10m: processing\(1\)( \(\+\d+ more\))?$/);
-    expect(byLabel(out.perf, 'stuck_batches')).toEqual({ label: 'stuck_batches', value: 1, uom: '', crit: range(0), min: 0 });
+    expect(byLabel(out.perf, 'stuck_batches')).toEqual({
+      label: 'stuck_batches',
+      value: 1,
+      uom: '',
+      crit: range(0),
+      min: 0,
+    });
     expect(byLabel(out.perf, 'in_flight')).toEqual({ label: 'in_flight', value: 2, uom: '', min: 0 });
     expect(byLabel(out.perf, 'alerts')!.value).toBeGreaterThanOrEqual(1);
     expect(byLabel(out.perf, 'run_time')!.uom).toBe('s');
@@ -436,7 +549,10 @@ describe('sentinel --format nagios', () => {
     const dir = await mkdtemp(join(tmpdir(), 'sentinel-nagios-config-'));
     try {
       const path = join(dir, 'bad.yaml');
-      await writeFile(path, 'checks:\n  error_spike: { threshold_pct: "high" }\n  stuck_batches: { threshold_minutes: -1 }\n');
+      await writeFile(
+        path,
+        'checks:\n  error_spike: { threshold_pct: "high" }\n  stuck_batches: { threshold_minutes: -1 }\n',
+      );
       const r = await runCli(['--format', 'nagios', '--config', path], env());
       expect(r.code).toBe(3);
       expect(r.stdout).toMatch(/^SENTINEL UNKNOWN - config error: checks\.\S+: .+ \(\+1 more\)\n$/);
@@ -453,7 +569,9 @@ describe('sentinel --format nagios', () => {
   it('rejects --loop, --json alongside it and an unknown format with a one-line error, exit 3', async () => {
     const loop = await runCli(['--format', 'nagios', '--loop'], env());
     expect(loop.code).toBe(3);
-    expect(loop.stderr).toBe('sentinel: --format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code (see sentinel --help)\n');
+    expect(loop.stderr).toBe(
+      'sentinel: --format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code (see sentinel --help)\n',
+    );
     expect(loop.stdout).toMatch(/^SENTINEL UNKNOWN - --format nagios cannot be used with --loop/);
     const both = await runCli(['--json', '--format', 'nagios'], env());
     expect(both.code).toBe(3);

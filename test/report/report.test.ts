@@ -1,7 +1,7 @@
-import { describe, it, expect } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { renderHuman } from '../../src/report/human.js';
 import { renderJson } from '../../src/report/json.js';
-import { overallStatus, exitCodeFor } from '../../src/run.js';
+import { exitCodeFor, overallStatus } from '../../src/run.js';
 import type { Alert, RunResult } from '../../src/types.js';
 
 const stuck: Alert = {
@@ -11,7 +11,12 @@ const stuck: Alert = {
   details: { stuck_batches: [{ status: 'processing', batch_count: 2, oldest_age_minutes: 15.3 }] },
   remediation: 'Check the worker logs',
 };
-const spike: Alert = { check: 'error_spike', level: 'warning', message: 'Error rate 18.5% > 15.0% threshold', details: { error_rate_pct: 18.5 } };
+const spike: Alert = {
+  check: 'error_spike',
+  level: 'warning',
+  message: 'Error rate 18.5% > 15.0% threshold',
+  details: { error_rate_pct: 18.5 },
+};
 
 function result(alerts: Alert[]): RunResult {
   const critical = alerts.filter((a) => a.level === 'critical').length;
@@ -26,7 +31,13 @@ function result(alerts: Alert[]): RunResult {
       { name: 'schema_cache', outcome: 'skipped', duration_ms: 0, reason: 'no PostgREST URL configured' },
     ],
     duration_ms: 5,
-    metrics: { total_checks: 2, alerts_triggered: alerts.length, critical_alerts: critical, warning_alerts: alerts.length - critical, skipped_checks: 1 },
+    metrics: {
+      total_checks: 2,
+      alerts_triggered: alerts.length,
+      critical_alerts: critical,
+      warning_alerts: alerts.length - critical,
+      skipped_checks: 1,
+    },
   };
 }
 
@@ -47,7 +58,13 @@ describe('JSON report', () => {
     const text = renderJson(result([]));
     expect(text).not.toContain('\n');
     const parsed = JSON.parse(text);
-    expect(Object.keys(parsed).slice(0, 5)).toEqual(['timestamp', 'environment', 'overall_status', 'alerts', 'metrics']);
+    expect(Object.keys(parsed).slice(0, 5)).toEqual([
+      'timestamp',
+      'environment',
+      'overall_status',
+      'alerts',
+      'metrics',
+    ]);
     expect(parsed).toMatchObject({
       timestamp: '2025-01-04T10:15:32.123Z',
       environment: 'prod',

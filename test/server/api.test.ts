@@ -1,18 +1,11 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { networkInterfaces } from 'node:os';
-import { join } from 'node:path';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { useTestDatabase } from '../helpers/db.js';
-import { insertBatch, insertRowErrors } from '../helpers/fixtures.js';
-import { startMonitorServer, type MonitorServer } from '../../src/server/index.js';
-import { createDashboardApi } from '../../src/server/api.js';
-import { CONTENT_SECURITY_POLICY, isLoopbackHost, isLoopbackHostHeader, tokenMatches, startServer, ListenError } from '../../src/server/http.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { Redactor } from '../../src/util/redact.js';
-import type { RunResult } from '../../src/types.js';
+import { createDashboardApi } from '../../src/server/api.js';
 import type {
   AlertsResponse,
   BatchPerformanceResponse,
@@ -20,6 +13,19 @@ import type {
   PipelineHealthResponse,
   StatusResponse,
 } from '../../src/server/api-types.js';
+import {
+  CONTENT_SECURITY_POLICY,
+  isLoopbackHost,
+  isLoopbackHostHeader,
+  ListenError,
+  startServer,
+  tokenMatches,
+} from '../../src/server/http.js';
+import { type MonitorServer, startMonitorServer } from '../../src/server/index.js';
+import type { RunResult } from '../../src/types.js';
+import { Redactor } from '../../src/util/redact.js';
+import { useTestDatabase } from '../helpers/db.js';
+import { insertBatch, insertRowErrors } from '../helpers/fixtures.js';
 
 /** The dashboard's JSON API and access rules, against a real seeded database. */
 
@@ -30,7 +36,10 @@ let webRoot: string;
 beforeAll(async () => {
   webRoot = await mkdtemp(join(tmpdir(), 'sentinel-web-'));
   await mkdir(join(webRoot, 'assets'));
-  await writeFile(join(webRoot, 'index.html'), '<!doctype html><title>Sentinel</title><script type="module" src="/assets/app-1a2b.js"></script>');
+  await writeFile(
+    join(webRoot, 'index.html'),
+    '<!doctype html><title>Sentinel</title><script type="module" src="/assets/app-1a2b.js"></script>',
+  );
   await writeFile(join(webRoot, 'assets', 'app-1a2b.js'), 'console.log("app");');
   await writeFile(join(webRoot, 'assets', 'app-1a2b.css'), 'body{}');
 });
@@ -79,7 +88,11 @@ async function serve(o: StartOptions = {}): Promise<MonitorServer> {
   return server;
 }
 
-async function get(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: string; json: () => unknown }> {
+async function get(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: string; json: () => unknown }> {
   const res = await fetch(base + path, { headers });
   const body = await res.text();
   return { status: res.status, headers: res.headers, body, json: () => JSON.parse(body) };
@@ -100,21 +113,33 @@ function rawGet(base: string, path: string): Promise<{ status: number; body: str
 }
 
 /** A request with a chosen `Host` header (as curl -H 'Host: …' sends it; fetch would not). */
-function getWithHost(base: string, path: string, host: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+function getWithHost(
+  base: string,
+  path: string,
+  host: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: url.hostname, port: url.port, path, method: 'GET', headers: { ...headers, Host: host } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = httpRequest(
+      { host: url.hostname, port: url.port, path, method: 'GET', headers: { ...headers, Host: host } },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
 }
 
 /** The raw bytes and headers of a response (no automatic decompression, unlike fetch). */
-function getBytes(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function getBytes(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: url.hostname, port: url.port, path, method: 'GET', headers }, (res) => {
@@ -148,7 +173,13 @@ function runResult(overrides: Partial<RunResult> = {}): RunResult {
         remediation: 'Look at the workers',
         id: 'a1b2c3',
       },
-      { check: 'error_spike', level: 'warning', message: 'vendor <script>alert(1)</script> errors', details: {}, silenced: true },
+      {
+        check: 'error_spike',
+        level: 'warning',
+        message: 'vendor <script>alert(1)</script> errors',
+        details: {},
+        silenced: true,
+      },
     ],
     checks: [
       { name: 'stuck_batches', outcome: 'alert', duration_ms: 3 },
@@ -199,7 +230,13 @@ describe('/api/status and /api/alerts (the last run, no query)', () => {
 
   it('reports an unreachable database in the last run', async () => {
     const server = await serve({ databaseUrl: 'postgres://nobody@127.0.0.1:1/none' });
-    const failed = (check: string) => ({ check, level: 'critical' as const, message: 'Check failed: connection refused', details: {}, failed: true });
+    const failed = (check: string) => ({
+      check,
+      level: 'critical' as const,
+      message: 'Check failed: connection refused',
+      details: {},
+      failed: true,
+    });
     server.observe(
       runResult({
         alerts: [failed('stuck_batches'), failed('error_spike')],
@@ -219,10 +256,46 @@ describe('/api/batch-performance', () => {
     const h = await dbHour();
     const a = plus(h, -120);
     const b = plus(h, -60);
-    await insertBatch(db.pool, { status: 'completed', total_rows: 100, inserted_rows: 90, skipped_rows: 5, error_rows: 5, parse_ms: 10, db_ms: 20, created_at: plus(a, 10) });
-    await insertBatch(db.pool, { status: 'failed', total_rows: 50, inserted_rows: 0, skipped_rows: 0, error_rows: 50, parse_ms: 30, db_ms: null, created_at: plus(a, 20) });
-    await insertBatch(db.pool, { status: 'completed', total_rows: 0, inserted_rows: 0, skipped_rows: 0, error_rows: 0, parse_ms: null, db_ms: null, created_at: plus(b, 5) });
-    await insertBatch(db.pool, { status: 'completed', total_rows: 10, inserted_rows: 10, skipped_rows: 0, error_rows: 0, parse_ms: 1, db_ms: 2, created_at: plus(h, -48 * 60 + 1) });
+    await insertBatch(db.pool, {
+      status: 'completed',
+      total_rows: 100,
+      inserted_rows: 90,
+      skipped_rows: 5,
+      error_rows: 5,
+      parse_ms: 10,
+      db_ms: 20,
+      created_at: plus(a, 10),
+    });
+    await insertBatch(db.pool, {
+      status: 'failed',
+      total_rows: 50,
+      inserted_rows: 0,
+      skipped_rows: 0,
+      error_rows: 50,
+      parse_ms: 30,
+      db_ms: null,
+      created_at: plus(a, 20),
+    });
+    await insertBatch(db.pool, {
+      status: 'completed',
+      total_rows: 0,
+      inserted_rows: 0,
+      skipped_rows: 0,
+      error_rows: 0,
+      parse_ms: null,
+      db_ms: null,
+      created_at: plus(b, 5),
+    });
+    await insertBatch(db.pool, {
+      status: 'completed',
+      total_rows: 10,
+      inserted_rows: 10,
+      skipped_rows: 0,
+      error_rows: 0,
+      parse_ms: 1,
+      db_ms: 2,
+      created_at: plus(h, -48 * 60 + 1),
+    });
     const server = await serve();
 
     const rowA = {
@@ -257,17 +330,29 @@ describe('/api/batch-performance', () => {
     };
     const day = await get(server.url, '/api/batch-performance?hours=24');
     expect(day.status).toBe(200);
-    expect(day.json()).toEqual({ hours: 24, error_threshold_pct: 15, rows: [rowB, rowA] } satisfies BatchPerformanceResponse);
+    expect(day.json()).toEqual({
+      hours: 24,
+      error_threshold_pct: 15,
+      rows: [rowB, rowA],
+    } satisfies BatchPerformanceResponse);
     // Default: 24 hours.
-    expect((await get(server.url, '/api/batch-performance')).json()).toEqual({ hours: 24, error_threshold_pct: 15, rows: [rowB, rowA] });
+    expect((await get(server.url, '/api/batch-performance')).json()).toEqual({
+      hours: 24,
+      error_threshold_pct: 15,
+      rows: [rowB, rowA],
+    });
     const old = plus(h, -48 * 60);
-    expect(((await get(server.url, '/api/batch-performance?hours=72')).json() as BatchPerformanceResponse).rows.map((r) => r.hour_bucket)).toEqual([
-      b.toISOString(),
-      a.toISOString(),
-      old.toISOString(),
-    ]);
+    expect(
+      ((await get(server.url, '/api/batch-performance?hours=72')).json() as BatchPerformanceResponse).rows.map(
+        (r) => r.hour_bucket,
+      ),
+    ).toEqual([b.toISOString(), a.toISOString(), old.toISOString()]);
     // hours=2: buckets starting at or after now() - 2h; the bucket of h-2h started before that.
-    expect(((await get(server.url, '/api/batch-performance?hours=2')).json() as BatchPerformanceResponse).rows.map((r) => r.hour_bucket)).toEqual([b.toISOString()]);
+    expect(
+      ((await get(server.url, '/api/batch-performance?hours=2')).json() as BatchPerformanceResponse).rows.map(
+        (r) => r.hour_bucket,
+      ),
+    ).toEqual([b.toISOString()]);
   });
 });
 
@@ -289,13 +374,29 @@ describe('/api/error-distribution', () => {
     expect(all.json()).toEqual({
       limit: 10,
       rows: [
-        { error_code: 'E_DATE', occurrence_count: 3, affected_batches: 2, sample_message: '<script>alert("x")</script>', last_seen_at: '2025-01-04T10:06:00.000Z' },
-        { error_code: 'E_NUM', occurrence_count: 1, affected_batches: 1, sample_message: 'not a number', last_seen_at: '2025-01-04T09:00:00.000Z' },
+        {
+          error_code: 'E_DATE',
+          occurrence_count: 3,
+          affected_batches: 2,
+          sample_message: '<script>alert("x")</script>',
+          last_seen_at: '2025-01-04T10:06:00.000Z',
+        },
+        {
+          error_code: 'E_NUM',
+          occurrence_count: 1,
+          affected_batches: 1,
+          sample_message: 'not a number',
+          last_seen_at: '2025-01-04T09:00:00.000Z',
+        },
       ],
     } satisfies ErrorDistributionResponse);
     expect(all.body).not.toContain('<script>');
     expect(all.headers.get('content-type')).toBe('application/json; charset=utf-8');
-    expect(((await get(server.url, '/api/error-distribution?limit=1')).json() as ErrorDistributionResponse).rows.map((r) => r.error_code)).toEqual(['E_DATE']);
+    expect(
+      ((await get(server.url, '/api/error-distribution?limit=1')).json() as ErrorDistributionResponse).rows.map(
+        (r) => r.error_code,
+      ),
+    ).toEqual(['E_DATE']);
   });
 });
 
@@ -315,9 +416,27 @@ describe('/api/pipeline-health', () => {
     expect(body.threshold_minutes).toBe(10);
     expect(body.rows.map(({ oldest_age_minutes, ...rest }) => rest)).toEqual([
       // uploaded is not a processing status: never stuck, however old.
-      { status: 'uploaded', batch_count: 1, oldest_batch_at: at(60).toISOString(), newest_batch_at: at(60).toISOString(), stuck: false },
-      { status: 'processing', batch_count: 2, oldest_batch_at: at(30).toISOString(), newest_batch_at: at(12).toISOString(), stuck: true },
-      { status: 'validating', batch_count: 1, oldest_batch_at: at(2).toISOString(), newest_batch_at: at(2).toISOString(), stuck: false },
+      {
+        status: 'uploaded',
+        batch_count: 1,
+        oldest_batch_at: at(60).toISOString(),
+        newest_batch_at: at(60).toISOString(),
+        stuck: false,
+      },
+      {
+        status: 'processing',
+        batch_count: 2,
+        oldest_batch_at: at(30).toISOString(),
+        newest_batch_at: at(12).toISOString(),
+        stuck: true,
+      },
+      {
+        status: 'validating',
+        batch_count: 1,
+        oldest_batch_at: at(2).toISOString(),
+        newest_batch_at: at(2).toISOString(),
+        stuck: false,
+      },
     ]);
     // Ages on the database clock at query time (1 decimal): a few seconds after the fixture.
     const ages = body.rows.map((r) => r.oldest_age_minutes);
@@ -358,7 +477,12 @@ describe('query parameters', () => {
 
   it('accepts the bounds', async () => {
     const server = await serve();
-    for (const path of ['/api/batch-performance?hours=1', '/api/batch-performance?hours=720', '/api/error-distribution?limit=1', '/api/error-distribution?limit=100']) {
+    for (const path of [
+      '/api/batch-performance?hours=1',
+      '/api/batch-performance?hours=720',
+      '/api/error-distribution?limit=1',
+      '/api/error-distribution?limit=100',
+    ]) {
       expect((await get(server.url, path)).status, path).toBe(200);
     }
   });
@@ -370,11 +494,18 @@ describe('cache', () => {
     let clock = 1_000_000;
     const server = await serve({ now: () => clock, cacheTtlMs: 5000 });
     const b = await insertBatch(db.pool, { status: 'failed' });
-    await insertRowErrors(db.pool, b, [{ error_code: 'E_ONE', error_message: 'one', created_at: '2025-01-04T10:00:00Z' }]);
-    const codes = async (path = '/api/error-distribution') => ((await get(server.url, path)).json() as ErrorDistributionResponse).rows.map((r) => `${r.error_code}:${r.occurrence_count}`);
+    await insertRowErrors(db.pool, b, [
+      { error_code: 'E_ONE', error_message: 'one', created_at: '2025-01-04T10:00:00Z' },
+    ]);
+    const codes = async (path = '/api/error-distribution') =>
+      ((await get(server.url, path)).json() as ErrorDistributionResponse).rows.map(
+        (r) => `${r.error_code}:${r.occurrence_count}`,
+      );
     expect(await codes()).toEqual(['E_ONE:1']);
 
-    await insertRowErrors(db.pool, b, [{ error_code: 'E_TWO', error_message: 'two', created_at: '2025-01-04T10:01:00Z' }]);
+    await insertRowErrors(db.pool, b, [
+      { error_code: 'E_TWO', error_message: 'two', created_at: '2025-01-04T10:01:00Z' },
+    ]);
     clock += 4999;
     expect(await codes()).toEqual(['E_ONE:1']); // cached: the database was not asked
     // Another parameter set is its own cache entry.
@@ -384,12 +515,21 @@ describe('cache', () => {
   });
 
   it('shares one query between concurrent requests', async () => {
-    const api = createDashboardApi({ databaseUrl: getDb().url, environment: 'x', stuckThresholdMinutes: 10, errorThresholdPct: 15 });
+    const api = createDashboardApi({
+      databaseUrl: getDb().url,
+      environment: 'x',
+      stuckThresholdMinutes: 10,
+      errorThresholdPct: 15,
+    });
     try {
-      const { rows } = await getDb().pool.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where application_name = 'sentinel-dashboard' and datname = current_database()`);
+      const { rows } = await getDb().pool.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity where application_name = 'sentinel-dashboard' and datname = current_database()`,
+      );
       expect(rows[0]!.n).toBe(0);
       const runs = { last: () => undefined, role: () => 'single' as const };
-      const answers = await Promise.all(Array.from({ length: 20 }, () => api.handle('/api/pipeline-health', new URLSearchParams(), runs)));
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () => api.handle('/api/pipeline-health', new URLSearchParams(), runs)),
+      );
       expect(answers.every((a) => a.status === 200)).toBe(true);
       expect(new Set(answers).size).toBe(1); // the very same answer object: one query
       const sessions = await getDb().pool.query<{ n: number }>(
@@ -422,7 +562,16 @@ describe('database unreachable', () => {
 describe('security headers, methods and static files', () => {
   it('sets the security headers on every response', async () => {
     const server = await serve();
-    for (const path of ['/', '/assets/app-1a2b.js', '/api/status', '/api/batch-performance?hours=0', '/metrics', '/healthz', '/readyz', '/nope']) {
+    for (const path of [
+      '/',
+      '/assets/app-1a2b.js',
+      '/api/status',
+      '/api/batch-performance?hours=0',
+      '/metrics',
+      '/healthz',
+      '/readyz',
+      '/nope',
+    ]) {
       const res = await get(server.url, path);
       expect(res.headers.get('content-security-policy'), path).toBe(CONTENT_SECURITY_POLICY);
       expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
@@ -437,7 +586,7 @@ describe('security headers, methods and static files', () => {
   it('is read-only: other methods get 405', async () => {
     const server = await serve();
     for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
-      const res = await fetch(server.url + '/api/status', { method });
+      const res = await fetch(`${server.url}/api/status`, { method });
       expect(res.status, method).toBe(405);
       expect(res.headers.get('allow')).toBe('GET, HEAD');
     }
@@ -455,19 +604,24 @@ describe('security headers, methods and static files', () => {
     expect(js.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
     expect((await get(server.url, '/assets/app-1a2b.css')).headers.get('content-type')).toBe('text/css; charset=utf-8');
     expect((await get(server.url, '/assets/missing.js')).status).toBe(404);
-    expect((await fetch(server.url + '/', { method: 'HEAD' })).status).toBe(200);
+    expect((await fetch(`${server.url}/`, { method: 'HEAD' })).status).toBe(200);
   });
 
-  it.each(['/assets/../../package.json', '/assets/..%2f..%2fpackage.json', '/assets/%2e%2e/%2e%2e/package.json', '/assets/..\\..\\package.json', '/assets/', '/assets//etc/passwd', '/assets/%00'])(
-    'refuses %s',
-    async (path) => {
-      const server = await serve();
-      const res = await rawGet(server.url, path);
-      expect([400, 404]).toContain(res.status);
-      expect(res.body).not.toContain('"name"');
-      expect(res.body).not.toContain('root:');
-    },
-  );
+  it.each([
+    '/assets/../../package.json',
+    '/assets/..%2f..%2fpackage.json',
+    '/assets/%2e%2e/%2e%2e/package.json',
+    '/assets/..\\..\\package.json',
+    '/assets/',
+    '/assets//etc/passwd',
+    '/assets/%00',
+  ])('refuses %s', async (path) => {
+    const server = await serve();
+    const res = await rawGet(server.url, path);
+    expect([400, 404]).toContain(res.status);
+    expect(res.body).not.toContain('"name"');
+    expect(res.body).not.toContain('root:');
+  });
 
   it('serves <file>.gz with Content-Encoding: gzip when the client accepts gzip, else the file, always with Vary', async () => {
     const js = Buffer.from('console.log("a precompressed asset");'.repeat(50));
@@ -478,28 +632,33 @@ describe('security headers, methods and static files', () => {
       const gz = await getBytes(server.url, '/assets/big-9f8e.js', { 'Accept-Encoding': accept });
       expect(gz.status, accept).toBe(200);
       expect(gz.headers['content-encoding'], accept).toBe('gzip');
-      expect(gz.headers['vary']).toBe('Accept-Encoding');
+      expect(gz.headers.vary).toBe('Accept-Encoding');
       expect(gz.headers['content-type']).toBe('text/javascript; charset=utf-8');
       expect(gz.headers['cache-control']).toBe('public, max-age=31536000, immutable');
       expect(gz.headers['content-length']).toBe(String(gz.body.length));
       expect(gz.body.length).toBeLessThan(js.length);
       expect(gunzipSync(gz.body).equals(js)).toBe(true);
     }
-    for (const headers of [{} as Record<string, string>, { 'Accept-Encoding': 'br' }, { 'Accept-Encoding': 'gzip;q=0' }, { 'Accept-Encoding': 'identity' }]) {
+    for (const headers of [
+      {} as Record<string, string>,
+      { 'Accept-Encoding': 'br' },
+      { 'Accept-Encoding': 'gzip;q=0' },
+      { 'Accept-Encoding': 'identity' },
+    ]) {
       const plain = await getBytes(server.url, '/assets/big-9f8e.js', headers);
       expect(plain.status).toBe(200);
       expect(plain.headers['content-encoding'], JSON.stringify(headers)).toBeUndefined();
-      expect(plain.headers['vary']).toBe('Accept-Encoding');
+      expect(plain.headers.vary).toBe('Accept-Encoding');
       expect(plain.headers['content-length']).toBe(String(js.length));
       expect(plain.body.equals(js)).toBe(true);
     }
     // No .gz next to the file: the file itself, even to a gzip client.
     const css = await getBytes(server.url, '/assets/app-1a2b.css', { 'Accept-Encoding': 'gzip' });
     expect(css.headers['content-encoding']).toBeUndefined();
-    expect(css.headers['vary']).toBe('Accept-Encoding');
+    expect(css.headers.vary).toBe('Accept-Encoding');
     expect(css.body.toString()).toBe('body{}');
     // fetch decompresses transparently.
-    expect(await (await fetch(server.url + '/assets/big-9f8e.js')).text()).toBe(js.toString());
+    expect(await (await fetch(`${server.url}/assets/big-9f8e.js`)).text()).toBe(js.toString());
   });
 
   it('says how to build the page when dist/web is missing', async () => {
@@ -523,7 +682,7 @@ describe('token gate', () => {
 
   it('compares tokens in constant time (hash, then timingSafeEqual)', () => {
     expect(tokenMatches(token, token)).toBe(true);
-    expect(tokenMatches(token + 'x', token)).toBe(false);
+    expect(tokenMatches(`${token}x`, token)).toBe(false);
     expect(tokenMatches('', token)).toBe(false);
   });
 
@@ -553,7 +712,7 @@ describe('token gate', () => {
       expect(wrong.status, path).toBe(401);
       expect(wrong.json()).toEqual({ error: 'the bearer token is not valid' });
       expect(wrong.headers.get('content-security-policy')).toBe(CONTENT_SECURITY_POLICY);
-      const basic = await get(base, path, { Authorization: `Basic ${Buffer.from('a:' + token).toString('base64')}` });
+      const basic = await get(base, path, { Authorization: `Basic ${Buffer.from(`a:${token}`).toString('base64')}` });
       expect(basic.status, path).toBe(401);
       expect((await get(base, path, { Authorization: `Bearer ${token}` })).status, path).toBe(200);
     }
@@ -598,7 +757,10 @@ describe('token gate', () => {
     expect((await get(off.url, '/nope')).json()).toEqual({ error: 'not found' });
     // Nothing gated (loopback, no token): the list helps whoever mistyped.
     const open = await serve();
-    expect((await get(open.url, '/nope')).json()).toMatchObject({ error: 'not found', endpoints: expect.arrayContaining(['/api/status']) });
+    expect((await get(open.url, '/nope')).json()).toMatchObject({
+      error: 'not found',
+      endpoints: expect.arrayContaining(['/api/status']),
+    });
   });
 
   it('on loopback with a token, /api/* and /metrics need it; --metrics-without-token keeps /metrics open', async () => {
@@ -616,10 +778,35 @@ describe('token gate', () => {
 
 describe('DNS rebinding: on loopback without a token, only loopback Host headers', () => {
   it('knows loopback Host headers', () => {
-    for (const h of ['localhost', 'localhost:9464', 'LOCALHOST:1', 'dash.localhost:9464', '127.0.0.1', '127.0.0.1:9464', '127.1.2.3:80', '[::1]', '[::1]:9464']) {
+    for (const h of [
+      'localhost',
+      'localhost:9464',
+      'LOCALHOST:1',
+      'dash.localhost:9464',
+      '127.0.0.1',
+      '127.0.0.1:9464',
+      '127.1.2.3:80',
+      '[::1]',
+      '[::1]:9464',
+    ]) {
       expect(isLoopbackHostHeader(h), h).toBe(true);
     }
-    for (const h of [undefined, '', 'attacker.example', 'attacker.example:9464', 'localhost.attacker.example', '127.0.0.1.attacker.example', '127.0.0.1.nip.io:9464', '0.0.0.0:9464', '10.0.0.1', '[::ffff:7f00:1]:9464', '[::2]', 'localhost:abc', 'localhost:9464:1', '::1']) {
+    for (const h of [
+      undefined,
+      '',
+      'attacker.example',
+      'attacker.example:9464',
+      'localhost.attacker.example',
+      '127.0.0.1.attacker.example',
+      '127.0.0.1.nip.io:9464',
+      '0.0.0.0:9464',
+      '10.0.0.1',
+      '[::ffff:7f00:1]:9464',
+      '[::2]',
+      'localhost:abc',
+      'localhost:9464:1',
+      '::1',
+    ]) {
       expect(isLoopbackHostHeader(h), String(h)).toBe(false);
     }
   });
@@ -627,7 +814,16 @@ describe('DNS rebinding: on loopback without a token, only loopback Host headers
   it('answers 421 to a foreign Host on every path, 200 to localhost, 127.0.0.1 and [::1]', async () => {
     const server = await serve();
     const port = new URL(server.url).port;
-    for (const path of ['/api/status', '/api/pipeline-health', '/metrics', '/', '/assets/app-1a2b.js', '/healthz', '/readyz', '/nope']) {
+    for (const path of [
+      '/api/status',
+      '/api/pipeline-health',
+      '/metrics',
+      '/',
+      '/assets/app-1a2b.js',
+      '/healthz',
+      '/readyz',
+      '/nope',
+    ]) {
       const foreign = await getWithHost(server.url, path, `attacker.example:${port}`);
       expect(foreign.status, path).toBe(421);
       expect(JSON.parse(foreign.body), path).toEqual({ error: expect.stringMatching(/Host header refused/) });
@@ -643,6 +839,9 @@ describe('DNS rebinding: on loopback without a token, only loopback Host headers
     const server = await serve({ authToken: token });
     const port = new URL(server.url).port;
     expect((await getWithHost(server.url, '/api/status', `attacker.example:${port}`)).status).toBe(401);
-    expect((await getWithHost(server.url, '/api/status', `monitor.example:${port}`, { Authorization: `Bearer ${token}` })).status).toBe(200);
+    expect(
+      (await getWithHost(server.url, '/api/status', `monitor.example:${port}`, { Authorization: `Bearer ${token}` }))
+        .status,
+    ).toBe(200);
   });
 });

@@ -1,9 +1,9 @@
-import { describe, it, expect, afterEach } from 'vitest';
-import { request as httpRequest, Agent } from 'node:http';
-import { createServer, type AddressInfo, type Server } from 'node:net';
-import { startServer, ListenError, type RunningServer } from '../../src/server/http.js';
-import { parseListen, formatHostPort } from '../../src/server/listen.js';
-import { Readiness, databaseUnreachable, type ReadinessVerdict } from '../../src/server/readiness.js';
+import { Agent, request as httpRequest } from 'node:http';
+import { type AddressInfo, createServer, type Server } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ListenError, type RunningServer, startServer } from '../../src/server/http.js';
+import { formatHostPort, parseListen } from '../../src/server/listen.js';
+import { databaseUnreachable, Readiness, type ReadinessVerdict } from '../../src/server/readiness.js';
 import type { RunResult } from '../../src/types.js';
 
 /** The HTTP server and its parts on their own: no database, no CLI. */
@@ -16,10 +16,22 @@ function run(checks: RunResult['checks'], alerts: RunResult['alerts'] = []): Run
     alerts,
     checks,
     duration_ms: 1,
-    metrics: { total_checks: checks.length, alerts_triggered: alerts.length, critical_alerts: alerts.length, warning_alerts: 0, skipped_checks: 0 },
+    metrics: {
+      total_checks: checks.length,
+      alerts_triggered: alerts.length,
+      critical_alerts: alerts.length,
+      warning_alerts: 0,
+      skipped_checks: 0,
+    },
   };
 }
-const failed = (check: string, reason = 'connection refused (127.0.0.1:1)') => ({ check, level: 'critical' as const, message: `Check failed: ${reason}`, details: {}, failed: true });
+const failed = (check: string, reason = 'connection refused (127.0.0.1:1)') => ({
+  check,
+  level: 'critical' as const,
+  message: `Check failed: ${reason}`,
+  details: {},
+  failed: true,
+});
 
 describe('parseListen', () => {
   it.each([
@@ -58,12 +70,19 @@ describe('readiness', () => {
     Object.entries(outcomes).map(([name, outcome]) => ({ name, outcome, duration_ms: 1 }));
 
   it('calls the database unreachable only when every database check that ran failed', () => {
-    const down = run(checks({ stuck_batches: 'failed', error_spike: 'failed', schema_cache: 'skipped' }), [failed('stuck_batches'), failed('error_spike')]);
+    const down = run(checks({ stuck_batches: 'failed', error_spike: 'failed', schema_cache: 'skipped' }), [
+      failed('stuck_batches'),
+      failed('error_spike'),
+    ]);
     expect(databaseUnreachable(down)).toBe('connection refused (127.0.0.1:1)');
-    const oneBroken = run(checks({ stuck_batches: 'failed', error_spike: 'ok', schema_cache: 'skipped' }), [failed('stuck_batches', 'syntax error')]);
+    const oneBroken = run(checks({ stuck_batches: 'failed', error_spike: 'ok', schema_cache: 'skipped' }), [
+      failed('stuck_batches', 'syntax error'),
+    ]);
     expect(databaseUnreachable(oneBroken)).toBeUndefined();
     // PostgREST failing says nothing about the database.
-    const restDown = run(checks({ stuck_batches: 'ok', error_spike: 'ok', schema_cache: 'failed' }), [failed('schema_cache')]);
+    const restDown = run(checks({ stuck_batches: 'ok', error_spike: 'ok', schema_cache: 'failed' }), [
+      failed('schema_cache'),
+    ]);
     expect(databaseUnreachable(restDown)).toBeUndefined();
     const oneDisabled = run(checks({ stuck_batches: 'skipped', error_spike: 'failed' }), [failed('error_spike')]);
     expect(databaseUnreachable(oneDisabled)).toBe('connection refused (127.0.0.1:1)');
@@ -75,22 +94,42 @@ describe('readiness', () => {
 
   it('is ready after a run within two intervals that reached the database', () => {
     let now = 1_000_000;
-    const r = new Readiness(60_000, () => now, (t) => t.replace('hunter2', '***'));
+    const r = new Readiness(
+      60_000,
+      () => now,
+      (t) => t.replace('hunter2', '***'),
+    );
     expect(r.verdict()).toEqual({ ready: false, reason: 'no run has finished yet' });
     r.record(run(checks({ stuck_batches: 'ok', error_spike: 'alert' })));
     expect(r.verdict()).toEqual({ ready: true });
     now += 120_000;
     expect(r.verdict().ready).toBe(true);
     now += 1000;
-    expect(r.verdict()).toEqual({ ready: false, reason: 'the last run finished 121s ago, more than two intervals (120s)' });
-    r.record(run(checks({ stuck_batches: 'failed', error_spike: 'failed' }), [failed('stuck_batches', 'password hunter2 rejected'), failed('error_spike')]));
-    expect(r.verdict()).toEqual({ ready: false, reason: 'the database was unreachable in the last run: password *** rejected' });
+    expect(r.verdict()).toEqual({
+      ready: false,
+      reason: 'the last run finished 121s ago, more than two intervals (120s)',
+    });
+    r.record(
+      run(checks({ stuck_batches: 'failed', error_spike: 'failed' }), [
+        failed('stuck_batches', 'password hunter2 rejected'),
+        failed('error_spike'),
+      ]),
+    );
+    expect(r.verdict()).toEqual({
+      ready: false,
+      reason: 'the database was unreachable in the last run: password *** rejected',
+    });
   });
 
   it('says its role with replicas: a leader by its runs, a follower by its lock attempts', () => {
     let now = 1_000_000;
     let role: 'leader' | 'follower' = 'follower';
-    const r = new Readiness(60_000, () => now, (t) => t.replace('hunter2', '***'), () => role);
+    const r = new Readiness(
+      60_000,
+      () => now,
+      (t) => t.replace('hunter2', '***'),
+      () => role,
+    );
     expect(r.verdict()).toEqual({ ready: false, role: 'follower', reason: 'no run has finished yet' });
 
     // A follower that reaches the lock database is a ready standby.
@@ -98,21 +137,44 @@ describe('readiness', () => {
     expect(r.verdict()).toEqual({ ready: true, role: 'follower' });
     // One that cannot says so, in its own words: it ran nothing, so no "last run".
     r.standby('connect ECONNREFUSED 10.0.0.5:5432 (password hunter2)');
-    expect(r.verdict()).toEqual({ ready: false, role: 'follower', reason: 'lock database unreachable: connect ECONNREFUSED 10.0.0.5:5432 (password ***)' });
+    expect(r.verdict()).toEqual({
+      ready: false,
+      role: 'follower',
+      reason: 'lock database unreachable: connect ECONNREFUSED 10.0.0.5:5432 (password ***)',
+    });
     now += 121_000;
-    expect(r.verdict()).toEqual({ ready: false, role: 'follower', reason: 'the last attempt to take the leader lock was 121s ago, more than two intervals (120s)' });
+    expect(r.verdict()).toEqual({
+      ready: false,
+      role: 'follower',
+      reason: 'the last attempt to take the leader lock was 121s ago, more than two intervals (120s)',
+    });
 
     role = 'leader';
     r.record(run(checks({ stuck_batches: 'ok', error_spike: 'ok' })));
     expect(r.verdict()).toEqual({ ready: true, role: 'leader' });
-    r.record(run(checks({ stuck_batches: 'failed', error_spike: 'failed' }), [failed('stuck_batches'), failed('error_spike')]));
-    expect(r.verdict()).toEqual({ ready: false, role: 'leader', reason: 'the database was unreachable in the last run: connection refused (127.0.0.1:1)' });
+    r.record(
+      run(checks({ stuck_batches: 'failed', error_spike: 'failed' }), [failed('stuck_batches'), failed('error_spike')]),
+    );
+    expect(r.verdict()).toEqual({
+      ready: false,
+      role: 'leader',
+      reason: 'the database was unreachable in the last run: connection refused (127.0.0.1:1)',
+    });
     now += 121_000;
-    expect(r.verdict()).toEqual({ ready: false, role: 'leader', reason: 'the last run finished 121s ago, more than two intervals (120s)' });
+    expect(r.verdict()).toEqual({
+      ready: false,
+      role: 'leader',
+      reason: 'the last run finished 121s ago, more than two intervals (120s)',
+    });
   });
 
   it('keeps reasons to one short line', () => {
-    const r = new Readiness(60_000, () => 0, (t) => t, () => 'follower');
+    const r = new Readiness(
+      60_000,
+      () => 0,
+      (t) => t,
+      () => 'follower',
+    );
     r.standby('x'.repeat(1000));
     const v = r.verdict();
     expect(v.ready).toBe(false);
@@ -173,7 +235,10 @@ describe('startServer', () => {
     expect([leader.status, await leader.text()]).toEqual([200, '{"ready":true,"role":"leader"}\n']);
     verdict = { ready: false, role: 'follower', reason: 'lock database unreachable: connection refused' };
     const follower = await fetch(`${url}/readyz`);
-    expect([follower.status, await follower.json()]).toEqual([503, { ready: false, role: 'follower', reason: 'lock database unreachable: connection refused' }]);
+    expect([follower.status, await follower.json()]).toEqual([
+      503,
+      { ready: false, role: 'follower', reason: 'lock database unreachable: connection refused' },
+    ]);
     verdict = { ready: true };
     const plain = await fetch(`${url}/readyz`);
     expect(plain.headers.get('content-type')).toBe('application/json; charset=utf-8');
@@ -236,7 +301,9 @@ describe('startServer', () => {
     blocker = createServer();
     await new Promise<void>((r) => blocker!.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as AddressInfo).port;
-    const err = await startServer({ host: '127.0.0.1', port, metrics, readiness: () => verdict }).catch((e: unknown) => e);
+    const err = await startServer({ host: '127.0.0.1', port, metrics, readiness: () => verdict }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ListenError);
     expect((err as Error).message).toBe(`cannot listen on 127.0.0.1:${port}: address already in use`);
   });
@@ -258,7 +325,12 @@ describe('startServer', () => {
       new Promise<{ status: number; socketClosed: Promise<void> }>((resolve, reject) => {
         const req = httpRequest(`${s.url}${path}`, { agent }, (res) => {
           res.resume();
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, socketClosed: new Promise((r) => req.socket!.once('close', () => r())) }));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              socketClosed: new Promise((r) => req.socket!.once('close', () => r())),
+            }),
+          );
         });
         req.on('error', reject);
         req.end();

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startMonitorServer, type MonitorServer } from '../../src/server/index.js';
-import { PER_RUN_METRICS } from '../../src/metrics/registry.js';
 import type { Logger } from '../../src/log.js';
-import { Redactor } from '../../src/util/redact.js';
+import { PER_RUN_METRICS } from '../../src/metrics/registry.js';
+import { type MonitorServer, startMonitorServer } from '../../src/server/index.js';
 import type { RunResult } from '../../src/types.js';
+import { Redactor } from '../../src/util/redact.js';
 
 /**
  * The server of `sentinel serve` as the loop drives it with replicas: the election
@@ -12,7 +12,12 @@ import type { RunResult } from '../../src/types.js';
  */
 
 const lines: string[] = [];
-const logger: Logger = { debug: () => {}, info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
+const logger: Logger = {
+  debug: () => {},
+  info: (m) => lines.push(m),
+  warn: (m) => lines.push(m),
+  error: (m) => lines.push(m),
+};
 const redactor = new Redactor(['s3cr3t-pw']);
 
 let server: MonitorServer | undefined;
@@ -23,7 +28,13 @@ afterEach(async () => {
 });
 
 const start = async (options: { leader?: boolean; replicas?: boolean } = {}): Promise<MonitorServer> =>
-  (server = await startMonitorServer({ listen: { host: '127.0.0.1', port: 0 }, intervalMs: 60_000, logger, redactor, ...options }));
+  (server = await startMonitorServer({
+    listen: { host: '127.0.0.1', port: 0 },
+    intervalMs: 60_000,
+    logger,
+    redactor,
+    ...options,
+  }));
 
 /** A leader's run: one stuck batch, the stuck_batches alert, schema_cache skipped. */
 function leaderRun(role: RunResult['role'] = 'leader'): RunResult {
@@ -46,7 +57,15 @@ function leaderRun(role: RunResult['role'] = 'leader'): RunResult {
       stuck: { threshold_minutes: 10, by_status: [{ status: 'processing', batch_count: 1 }] },
       hourly: {
         min_rows: 100,
-        overall: { hour_bucket: new Date().toISOString(), judged: false, total_rows: 0, error_rows: 0, skipped_rows: 0, error_rate_pct: null, dedupe_rate_pct: null },
+        overall: {
+          hour_bucket: new Date().toISOString(),
+          judged: false,
+          total_rows: 0,
+          error_rows: 0,
+          skipped_rows: 0,
+          error_rate_pct: null,
+          dedupe_rate_pct: null,
+        },
         sources: [],
       },
       finished_last_hour: { completed: 0, failed: 0 },
@@ -69,7 +88,8 @@ async function scrape(url: string): Promise<Sample[]> {
       return { name: m[1]!, labels: m[2] ?? '', value: Number(m[3]) };
     });
 }
-const one = (samples: Sample[], name: string, labels = ''): number | undefined => samples.find((s) => s.name === name && s.labels === labels)?.value;
+const one = (samples: Sample[], name: string, labels = ''): number | undefined =>
+  samples.find((s) => s.name === name && s.labels === labels)?.value;
 const names = (samples: Sample[]): Set<string> => new Set(samples.map((s) => s.name));
 async function readyz(url: string): Promise<[number, unknown]> {
   const r = await fetch(`${url}/readyz`);
@@ -108,7 +128,11 @@ describe('startMonitorServer with replicas', () => {
     expect(one(m, 'sentinel_last_run_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
     const [status, body] = await readyz(s.url);
     expect(status).toBe(503);
-    expect(body).toEqual({ ready: false, role: 'follower', reason: 'lock database unreachable: connect ECONNREFUSED 10.1.2.3:5432 (password ***)' });
+    expect(body).toEqual({
+      ready: false,
+      role: 'follower',
+      reason: 'lock database unreachable: connect ECONNREFUSED 10.1.2.3:5432 (password ***)',
+    });
 
     // It reaches the lock database again, another replica leads: a ready standby.
     s.standby();
@@ -144,7 +168,10 @@ describe('startMonitorServer with replicas', () => {
     expect(one(m, 'sentinel_leader')).toBe(0);
     expect(one(m, 'sentinel_database_up')).toBe(0);
     expect(names(m).has('sentinel_pipeline_stuck_batches')).toBe(false);
-    expect(await readyz(s.url)).toEqual([503, { ready: false, role: 'follower', reason: 'lock database unreachable: Connection terminated unexpectedly' }]);
+    expect(await readyz(s.url)).toEqual([
+      503,
+      { ready: false, role: 'follower', reason: 'lock database unreachable: Connection terminated unexpectedly' },
+    ]);
   });
 });
 

@@ -1,14 +1,14 @@
-import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, cliEnv, runCli } from '../helpers/cli.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
-import { CLI, cliEnv, runCli } from '../helpers/cli.js';
-import { waitFor } from '../helpers/processes.js';
 import { startHttpServer } from '../helpers/http-server.js';
+import { waitFor } from '../helpers/processes.js';
 
 /**
  * `sentinel serve` and `sentinel --loop --metrics-port` as a user runs them: the
@@ -24,15 +24,31 @@ afterAll(async () => {
   await rm(stateDir, { recursive: true, force: true });
 });
 
-const env = (extra: Record<string, string | undefined> = {}) => ({ DATABASE_URL: db().url, SENTINEL_STATE_DIR: stateDir, ...extra });
+const env = (extra: Record<string, string | undefined> = {}) => ({
+  DATABASE_URL: db().url,
+  SENTINEL_STATE_DIR: stateDir,
+  ...extra,
+});
 
 async function stuckBatch(): Promise<void> {
-  await insertBatch(db().pool, { source: 'vendor_a', status: 'processing', created_at: minutesAgo(30), updated_at: minutesAgo(25) });
+  await insertBatch(db().pool, {
+    source: 'vendor_a',
+    status: 'processing',
+    created_at: minutesAgo(30),
+    updated_at: minutesAgo(25),
+  });
 }
 async function errorSpike(): Promise<void> {
   // In both the current and the previous hour: the judged bucket has 40% errors whatever the minute.
   for (const m of [0.5, 61]) {
-    await insertBatch(db().pool, { source: 'vendor_a', status: 'completed', total_rows: 1000, error_rows: 400, created_at: minutesAgo(m), updated_at: minutesAgo(m) });
+    await insertBatch(db().pool, {
+      source: 'vendor_a',
+      status: 'completed',
+      total_rows: 1000,
+      error_rows: 400,
+      created_at: minutesAgo(m),
+      updated_at: minutesAgo(m),
+    });
   }
 }
 
@@ -55,7 +71,10 @@ afterEach(() => {
 });
 
 function start(args: string[], extraEnv: Record<string, string | undefined> = {}): Served {
-  const child = spawn(process.execPath, [CLI, ...args], { env: cliEnv(env(extraEnv)), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: cliEnv(env(extraEnv)),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let stdout = '';
   let stderr = '';
@@ -86,7 +105,8 @@ function start(args: string[], extraEnv: Record<string, string | undefined> = {}
       if (!m) throw new Error(`not listening: ${stderr}`);
       return m[1]!;
     },
-    waitRuns: (n, timeoutMs = 20_000) => waitFor(() => runs().length >= n || done, timeoutMs, `${n} runs; stderr: ${stderr}`),
+    waitRuns: (n, timeoutMs = 20_000) =>
+      waitFor(() => runs().length >= n || done, timeoutMs, `${n} runs; stderr: ${stderr}`),
   };
 }
 
@@ -128,7 +148,10 @@ async function scrape(url: string): Promise<Sample[]> {
   return parseMetrics(await r.text());
 }
 
-async function stop(s: Served, signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+async function stop(
+  s: Served,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   s.child.kill(signal);
   return s.exited;
 }
@@ -169,7 +192,9 @@ describe('sentinel serve', () => {
     // dashboards and rules tests hold those files to the same contract.
     const text = await (await fetch(`${url}/metrics`)).text();
     const { METRICS } = await import('../../src/metrics/names.js');
-    expect(METRICS.filter((spec) => !text.includes(`# TYPE ${spec.name} ${spec.type}`)).map((spec) => spec.name)).toEqual([]);
+    expect(
+      METRICS.filter((spec) => !text.includes(`# TYPE ${spec.name} ${spec.type}`)).map((spec) => spec.name),
+    ).toEqual([]);
 
     const health = await fetch(`${url}/healthz`);
     expect([health.status, await health.text()]).toEqual([200, 'ok\n']);
@@ -197,7 +222,9 @@ describe('sentinel serve', () => {
   });
 
   it('is not ready while the database is unreachable, and says why without secrets', async () => {
-    const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json'], { DATABASE_URL: 'postgres://sentinel:ready-secret-9@127.0.0.1:1/app' });
+    const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json'], {
+      DATABASE_URL: 'postgres://sentinel:ready-secret-9@127.0.0.1:1/app',
+    });
     const url = await s.url();
     await s.waitRuns(1);
     const r = await fetch(`${url}/readyz`);
@@ -205,7 +232,10 @@ describe('sentinel serve', () => {
     const body = await r.text();
     expect(body.endsWith('\n')).toBe(true);
     expect(body.trimEnd().split('\n')).toHaveLength(1);
-    expect(JSON.parse(body)).toEqual({ ready: false, reason: expect.stringMatching(/^the database was unreachable in the last run: connection refused/) });
+    expect(JSON.parse(body)).toEqual({
+      ready: false,
+      reason: expect.stringMatching(/^the database was unreachable in the last run: connection refused/),
+    });
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     const m = await scrape(url);
     expect(value(m, 'sentinel_database_up')).toBe(0);
@@ -260,7 +290,9 @@ describe('sentinel serve', () => {
     try {
       await locker.query('begin');
       await locker.query('lock table intake.simplicity_batches in access exclusive mode');
-      const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '60', '--json', '--config', config], { SENTINEL_STATE_DIR: join(stateDir, 'sigterm') });
+      const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '60', '--json', '--config', config], {
+        SENTINEL_STATE_DIR: join(stateDir, 'sigterm'),
+      });
       const url = await s.url();
       await waitFor(() => s.stderr().includes('Running stuck_batches check...'), 15_000, 'the first run to start');
       // Blocked on the database, the process still serves, and is not ready yet.
@@ -269,7 +301,11 @@ describe('sentinel serve', () => {
       expect([notYet.status, await notYet.json()]).toEqual([503, { ready: false, reason: 'no run has finished yet' }]);
 
       s.child.kill('SIGTERM');
-      await waitFor(() => s.stderr().includes('Received SIGTERM: finishing the current run, then exiting'), 5000, 'the signal to be handled');
+      await waitFor(
+        () => s.stderr().includes('Received SIGTERM: finishing the current run, then exiting'),
+        5000,
+        'the signal to be handled',
+      );
       // New connections are refused while the run is still going.
       let refused = false;
       const deadline = Date.now() + 3000;
@@ -289,7 +325,10 @@ describe('sentinel serve', () => {
       await locker.query('rollback');
       released = true;
       expect(await s.exited).toEqual({ code: 0, signal: null });
-      const runs = s.runs() as Array<{ overall_status: string; notifications?: Array<{ notifier: string; sent: number }> }>;
+      const runs = s.runs() as Array<{
+        overall_status: string;
+        notifications?: Array<{ notifier: string; sent: number }>;
+      }>;
       expect(runs).toHaveLength(1);
       expect(runs[0]!.overall_status).toBe('critical');
       expect(runs[0]!.notifications).toEqual([expect.objectContaining({ notifier: 'hook', sent: 1 })]);
@@ -350,7 +389,15 @@ describe('sentinel serve with replicas: what a leader and a follower export and 
   };
   const ownState = () => ({ SENTINEL_STATE_DIR: join(stateDir, `replica-${Math.random().toString(36).slice(2)}`) });
   const has = (samples: Sample[], name: string): boolean => samples.some((x) => x.name === name);
-  const perRun = ['sentinel_pipeline_stuck_batches', 'sentinel_pipeline_batches_in_flight', 'sentinel_check_status', 'sentinel_check_duration_seconds', 'sentinel_alerts_firing', 'sentinel_alerts_silenced', 'sentinel_notifications_pending'];
+  const perRun = [
+    'sentinel_pipeline_stuck_batches',
+    'sentinel_pipeline_batches_in_flight',
+    'sentinel_check_status',
+    'sentinel_check_duration_seconds',
+    'sentinel_alerts_firing',
+    'sentinel_alerts_silenced',
+    'sentinel_notifications_pending',
+  ];
   async function readyz(url: string): Promise<[number, Record<string, unknown>]> {
     const r = await fetch(`${url}/readyz`);
     return [r.status, (await r.json()) as Record<string, unknown>];
@@ -363,19 +410,34 @@ describe('sentinel serve with replicas: what a leader and a follower export and 
       await new Promise((r) => setTimeout(r, 50));
     }
   }
-  const gauge = async (url: string, name: string): Promise<number | undefined> => (await scrape(url)).find((x) => x.name === name && Object.keys(x.labels).length === 0)?.value;
+  const gauge = async (url: string, name: string): Promise<number | undefined> =>
+    (await scrape(url)).find((x) => x.name === name && Object.keys(x.labels).length === 0)?.value;
 
   it('lock database unreachable: a follower, sentinel_database_up 0, no run figures, and /readyz says why', async () => {
-    const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json', '--config', await replicasConfig()], {
-      DATABASE_URL: 'postgres://sentinel:lock-secret-7@127.0.0.1:1/app',
-      ...ownState(),
-    });
+    const s = start(
+      ['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json', '--config', await replicasConfig()],
+      {
+        DATABASE_URL: 'postgres://sentinel:lock-secret-7@127.0.0.1:1/app',
+        ...ownState(),
+      },
+    );
     const url = await s.url();
     await waitFor(() => s.stderr().includes('cannot reach the lock database'), 15_000, 'the election to fail');
     let ready: [number, Record<string, unknown>] = [0, {}];
-    await until(async () => (ready = await readyz(url))[1].reason !== 'no run has finished yet', 10_000, 'a follower tick');
+    await until(
+      async () => {
+        ready = await readyz(url);
+        return ready[1].reason !== 'no run has finished yet';
+      },
+      10_000,
+      'a follower tick',
+    );
     expect(ready[0]).toBe(503);
-    expect(ready[1]).toEqual({ ready: false, role: 'follower', reason: expect.stringMatching(/^lock database unreachable: .*ECONNREFUSED/) });
+    expect(ready[1]).toEqual({
+      ready: false,
+      role: 'follower',
+      reason: expect.stringMatching(/^lock database unreachable: .*ECONNREFUSED/),
+    });
     const m = await scrape(url);
     expect(value(m, 'sentinel_leader')).toBe(0);
     expect(value(m, 'sentinel_database_up')).toBe(0);
@@ -407,7 +469,9 @@ describe('sentinel serve with replicas: what a leader and a follower export and 
     expect(value(leader, 'sentinel_check_status', { check: 'stuck_batches' })).toBe(2);
     expect(value(leader, 'sentinel_check_status', { check: 'schema_cache' })).toBe(-1);
     // Skipped (no PostgREST URL): a status, but no duration.
-    expect(leader.some((x) => x.name === 'sentinel_check_duration_seconds' && x.labels.check === 'schema_cache')).toBe(false);
+    expect(leader.some((x) => x.name === 'sentinel_check_duration_seconds' && x.labels.check === 'schema_cache')).toBe(
+      false,
+    );
     expect(value(leader, 'sentinel_check_duration_seconds', { check: 'stuck_batches' })).toBeGreaterThanOrEqual(0);
     expect(value(leader, 'sentinel_database_up')).toBe(1);
     const follower = await scrape(bUrl);
@@ -423,9 +487,20 @@ describe('sentinel serve with replicas: what a leader and a follower export and 
     );
     expect(rows).toHaveLength(1);
     await db().pool.query('select pg_terminate_backend($1)', [rows[0]!.pid]);
-    await until(async () => (await gauge(aUrl, 'sentinel_leader')) === 0 && (await gauge(bUrl, 'sentinel_leader')) === 1 && b.runs().length > 0, 15_000, 'the hand-over');
+    await until(
+      async () =>
+        (await gauge(aUrl, 'sentinel_leader')) === 0 &&
+        (await gauge(bUrl, 'sentinel_leader')) === 1 &&
+        b.runs().length > 0,
+      15_000,
+      'the hand-over',
+    );
     // Its first tick as a follower says whether it reaches the lock database.
-    await until(async () => (await gauge(aUrl, 'sentinel_database_up')) !== undefined, 10_000, 'the old leader to tick as a follower');
+    await until(
+      async () => (await gauge(aUrl, 'sentinel_database_up')) !== undefined,
+      10_000,
+      'the old leader to tick as a follower',
+    );
 
     // The old leader no longer claims what it saw while it led.
     const old = await scrape(aUrl);
@@ -483,7 +558,9 @@ describe('sentinel serve: usage errors exit 3 with one line', () => {
   ])('refuses %s SENTINEL_DASHBOARD_TOKEN before any run', async (_what, token) => {
     const r = await runCli(['serve', '--listen', '127.0.0.1:0', '--json'], env({ SENTINEL_DASHBOARD_TOKEN: token }));
     expect(r.code).toBe(3);
-    expect(r.stderr).toBe('sentinel: SENTINEL_DASHBOARD_TOKEN: use at least 16 characters (e.g. openssl rand -hex 24)\n');
+    expect(r.stderr).toBe(
+      'sentinel: SENTINEL_DASHBOARD_TOKEN: use at least 16 characters (e.g. openssl rand -hex 24)\n',
+    );
     expect(r.stdout).toBe('');
   });
 

@@ -1,11 +1,11 @@
-import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { RunRecord } from '../../src/history/record.js';
+import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { insertBatch } from '../helpers/fixtures.js';
-import { runCli } from '../helpers/cli.js';
-import type { RunRecord } from '../../src/history/record.js';
 
 let db: TestDb;
 let stateDir: string;
@@ -21,12 +21,24 @@ beforeEach(async () => {
   stateDir = await mkdtemp(join(tmpdir(), 'sentinel-slo-state-'));
 });
 
-const env = (extra: Record<string, string | undefined> = {}) => ({ DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir, ...extra });
+const env = (extra: Record<string, string | undefined> = {}) => ({
+  DATABASE_URL: db.url,
+  SENTINEL_STATE_DIR: stateDir,
+  ...extra,
+});
 const minutesAgo = (m: number): Date => new Date(Date.now() - m * 60_000);
 
 /** A healthy hour: 1000 rows, 2 % errors, 20 % duplicates, processed in 2 minutes. */
 async function healthyBatch(): Promise<void> {
-  await insertBatch(db.pool, { created_at: minutesAgo(30), started_at: minutesAgo(30), completed_at: minutesAgo(28), total_rows: 1000, error_rows: 20, skipped_rows: 200, inserted_rows: 780 });
+  await insertBatch(db.pool, {
+    created_at: minutesAgo(30),
+    started_at: minutesAgo(30),
+    completed_at: minutesAgo(28),
+    total_rows: 1000,
+    error_rows: 20,
+    skipped_rows: 200,
+    inserted_rows: 780,
+  });
 }
 
 describe('run history', () => {
@@ -37,7 +49,11 @@ describe('run history', () => {
     const lines = (await readFile(join(stateDir, 'history-dev.jsonl'), 'utf8')).trimEnd().split('\n');
     expect(lines).toHaveLength(2);
     const record = JSON.parse(lines[0]!) as RunRecord;
-    expect(record).toMatchObject({ environment: 'dev', overall_status: 'healthy', schema_cache: { probed: false, ok: null } });
+    expect(record).toMatchObject({
+      environment: 'dev',
+      overall_status: 'healthy',
+      schema_cache: { probed: false, ok: null },
+    });
     expect(record.checks.find((c) => c.name === 'stuck_batches')).toMatchObject({ outcome: 'ok', level: null });
     expect(Math.abs(Date.parse(record.timestamp) - Date.now())).toBeLessThan(60_000);
     expect((await readFile(join(stateDir, 'history-prod.jsonl'), 'utf8')).trimEnd().split('\n')).toHaveLength(1);
@@ -63,7 +79,13 @@ describe('sentinel slo', () => {
     const report = JSON.parse(r.stdout);
     expect(report).toMatchObject({ days: 7, environment: 'dev', all_met: true });
     const by = Object.fromEntries(report.slos.map((s: { name: string }) => [s.name, s]));
-    expect(by.processing_time).toMatchObject({ value: 100, met: true, error_budget_remaining_pct: 100, burn_rate: 0, detail: { p95_minutes: 2 } });
+    expect(by.processing_time).toMatchObject({
+      value: 100,
+      met: true,
+      error_budget_remaining_pct: 100,
+      burn_rate: 0,
+      detail: { p95_minutes: 2 },
+    });
     expect(by.error_rate).toMatchObject({ value: 100, met: true, detail: { overall_error_rate_pct: 2 } });
     expect(by.dedupe_rate).toMatchObject({ value: 20, met: true });
     // The run recorded above did not probe PostgREST (none configured).
@@ -72,7 +94,11 @@ describe('sentinel slo', () => {
   });
 
   it('prints the table and exits 1 when an SLO is missed', async () => {
-    await insertBatch(db.pool, { created_at: minutesAgo(30), started_at: minutesAgo(30), completed_at: minutesAgo(20) });
+    await insertBatch(db.pool, {
+      created_at: minutesAgo(30),
+      started_at: minutesAgo(30),
+      completed_at: minutesAgo(20),
+    });
     const r = await runCli(['slo'], env());
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^SLO report for dev: last 30 days \(/);
@@ -85,7 +111,8 @@ describe('sentinel slo', () => {
     const r = await runCli(['slo', '--days', '1'], env());
     expect(r.code).toBe(0);
     // Every row, schema_cache's too (no probes recorded: PostgREST not configured).
-    for (const name of ['processing_time', 'error_rate', 'schema_cache', 'dedupe_rate']) expect(r.stdout).toMatch(new RegExp(`\\n${name} +no data `));
+    for (const name of ['processing_time', 'error_rate', 'schema_cache', 'dedupe_rate'])
+      expect(r.stdout).toMatch(new RegExp(`\\n${name} +no data `));
     expect(r.stdout).toContain('Every SLO with data is met.');
   });
 

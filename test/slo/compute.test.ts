@@ -1,9 +1,9 @@
-import { describe, it, expect } from 'vitest';
-import { useTestDatabase } from '../helpers/db.js';
-import { insertBatch } from '../helpers/fixtures.js';
+import { describe, expect, it } from 'vitest';
+import type { RunRecord } from '../../src/history/record.js';
 import { computeSlos, type SloResult } from '../../src/slo/compute.js';
 import { renderSloHuman } from '../../src/slo/render.js';
-import type { RunRecord } from '../../src/history/record.js';
+import { useTestDatabase } from '../helpers/db.js';
+import { insertBatch } from '../helpers/fixtures.js';
 
 // A one-day window: 2025-01-03 10:30 to 2025-01-04 10:30 UTC. The current hour bucket is 10:00.
 const NOW = new Date('2025-01-04T10:30:00Z');
@@ -12,16 +12,29 @@ const database = useTestDatabase();
 
 const slos = (runs: RunRecord[] = [], days = 1) =>
   computeSlos({ db: database().pool, now: NOW, days, environment: 'prod', minRows: 100, alertThresholdPct: 15, runs });
-const find = (report: { slos: SloResult[] }, name: SloResult['name']): SloResult => report.slos.find((s) => s.name === name)!;
+const find = (report: { slos: SloResult[] }, name: SloResult['name']): SloResult =>
+  report.slos.find((s) => s.name === name)!;
 
 /** A completed batch that started at `start` and took `minutes`. */
 async function processed(start: string, minutes: number, extra: Parameters<typeof insertBatch>[1] = {}): Promise<void> {
   const started = new Date(start);
-  await insertBatch(database().pool, { created_at: started, started_at: started, completed_at: new Date(started.getTime() + minutes * 60_000), ...extra });
+  await insertBatch(database().pool, {
+    created_at: started,
+    started_at: started,
+    completed_at: new Date(started.getTime() + minutes * 60_000),
+    ...extra,
+  });
 }
 
 async function hour(at: string, total: number, errors: number, skipped = 0): Promise<void> {
-  await insertBatch(database().pool, { status: 'completed', created_at: at, total_rows: total, error_rows: errors, skipped_rows: skipped, inserted_rows: total - errors - skipped });
+  await insertBatch(database().pool, {
+    status: 'completed',
+    created_at: at,
+    total_rows: total,
+    error_rows: errors,
+    skipped_rows: skipped,
+    inserted_rows: total - errors - skipped,
+  });
 }
 
 function run(at: string, ok: boolean | null, code?: string): RunRecord {
@@ -42,12 +55,25 @@ describe('computeSlos', () => {
     await processed('2025-01-04T09:50:00Z', 5); // exactly 5m: within; completed 09:55, last hour
     await processed('2025-01-04T10:00:00Z', 7); // slow, last hour
     // Created 22.5 h before the window starts, completed inside it: counted.
-    await insertBatch(database().pool, { created_at: '2025-01-02T12:00:00Z', started_at: '2025-01-03T11:00:00Z', completed_at: '2025-01-03T11:03:00Z' });
+    await insertBatch(database().pool, {
+      created_at: '2025-01-02T12:00:00Z',
+      started_at: '2025-01-03T11:00:00Z',
+      completed_at: '2025-01-03T11:03:00Z',
+    });
     // Not counted: completed before the window, failed, never started, still running.
     await processed('2025-01-03T10:00:00Z', 29);
     await processed('2025-01-04T09:00:00Z', 30, { status: 'failed' });
-    await insertBatch(database().pool, { created_at: '2025-01-04T09:00:00Z', started_at: null, completed_at: '2025-01-04T09:30:00Z' });
-    await insertBatch(database().pool, { status: 'processing', created_at: '2025-01-04T09:00:00Z', started_at: '2025-01-04T09:00:00Z', completed_at: null });
+    await insertBatch(database().pool, {
+      created_at: '2025-01-04T09:00:00Z',
+      started_at: null,
+      completed_at: '2025-01-04T09:30:00Z',
+    });
+    await insertBatch(database().pool, {
+      status: 'processing',
+      created_at: '2025-01-04T09:00:00Z',
+      started_at: '2025-01-04T09:00:00Z',
+      completed_at: null,
+    });
 
     const p = find(await slos(), 'processing_time');
     // 5 batches (3, 4, 5, 7, 10 minutes), 2 slower than 5 minutes: 60 % within, 40 % slow.
@@ -59,7 +85,15 @@ describe('computeSlos', () => {
       met: false,
       error_budget_remaining_pct: -700, // 100 × (1 − 0.4 / 0.05)
       burn_rate: 10, // last hour: 1 slow of 2 → 0.5 / 0.05
-      detail: { batches: 5, slow_batches: 2, p50_minutes: 5, p95_minutes: 9.4, max_minutes: 10, batches_last_hour: 2, slow_batches_last_hour: 1 },
+      detail: {
+        batches: 5,
+        slow_batches: 2,
+        p50_minutes: 5,
+        p95_minutes: 9.4,
+        max_minutes: 10,
+        batches_last_hour: 2,
+        slow_batches_last_hour: 1,
+      },
     });
   });
 
@@ -109,7 +143,14 @@ describe('computeSlos', () => {
       met: true,
       error_budget_remaining_pct: null,
       burn_rate: null,
-      detail: { total_rows: 2950, skipped_rows: 420, hours_judged: 5, hours_above_investigate: 1, hours_above_investigate_pct: 20, investigate_pct: 50 },
+      detail: {
+        total_rows: 2950,
+        skipped_rows: 420,
+        hours_judged: 5,
+        hours_above_investigate: 1,
+        hours_above_investigate_pct: 20,
+        investigate_pct: 50,
+      },
     });
   });
 
@@ -123,7 +164,14 @@ describe('computeSlos', () => {
   it('schema_cache: probes that found PostgREST healthy, from the run history, by hand', async () => {
     const runs: RunRecord[] = [];
     // 2000 probes every 30 s up to 09:25 (none in the last hour), one failed; plus runs that did not probe.
-    for (let i = 0; i < 2000; i++) runs.push(run(new Date(Date.parse('2025-01-04T09:25:00Z') - i * 30_000).toISOString(), i !== 1000, i === 1000 ? 'PGRST002' : undefined));
+    for (let i = 0; i < 2000; i++)
+      runs.push(
+        run(
+          new Date(Date.parse('2025-01-04T09:25:00Z') - i * 30_000).toISOString(),
+          i !== 1000,
+          i === 1000 ? 'PGRST002' : undefined,
+        ),
+      );
     runs.push(run('2025-01-04T10:00:00Z', null));
     const s = find(await slos(runs), 'schema_cache');
     expect(s).toEqual({
@@ -137,23 +185,43 @@ describe('computeSlos', () => {
       detail: { runs: 2001, probes: 2000, failed_probes: 1, failures_by_code: { PGRST002: 1 }, probes_last_hour: 0 },
     });
     // Two probes in the last hour, one failed: burn 0.5 / 0.001. 2 failed of 2002 is still within 0.1 %, just.
-    const recent = find(await slos([...runs, run('2025-01-04T10:10:00Z', true), run('2025-01-04T10:20:00Z', false)]), 'schema_cache');
-    expect(recent).toMatchObject({ value: 99.9, met: true, error_budget_remaining_pct: 0.1, burn_rate: 500, detail: { failed_probes: 2, failures_by_code: { PGRST002: 1, unknown: 1 } } });
+    const recent = find(
+      await slos([...runs, run('2025-01-04T10:10:00Z', true), run('2025-01-04T10:20:00Z', false)]),
+      'schema_cache',
+    );
+    expect(recent).toMatchObject({
+      value: 99.9,
+      met: true,
+      error_budget_remaining_pct: 0.1,
+      burn_rate: 500,
+      detail: { failed_probes: 2, failures_by_code: { PGRST002: 1, unknown: 1 } },
+    });
     // One more failure overspends it.
-    const missed = find(await slos([...runs, run('2025-01-04T10:10:00Z', false), run('2025-01-04T10:20:00Z', false)]), 'schema_cache');
+    const missed = find(
+      await slos([...runs, run('2025-01-04T10:10:00Z', false), run('2025-01-04T10:20:00Z', false)]),
+      'schema_cache',
+    );
     expect(missed).toMatchObject({ met: false, error_budget_remaining_pct: -49.85, burn_rate: 1000 });
   });
 
   it('an empty window: every value null, nothing judged, all met', async () => {
     await hour('2025-01-02T10:00:00Z', 1000, 900, 900); // outside the window
     const report = await slos([run('2025-01-04T10:00:00Z', null)]);
-    expect(report).toMatchObject({ from: '2025-01-03T10:30:00.000Z', to: '2025-01-04T10:30:00.000Z', days: 1, environment: 'prod', all_met: true });
-    for (const s of report.slos) expect(s).toMatchObject({ value: null, met: null, error_budget_remaining_pct: null, burn_rate: null });
+    expect(report).toMatchObject({
+      from: '2025-01-03T10:30:00.000Z',
+      to: '2025-01-04T10:30:00.000Z',
+      days: 1,
+      environment: 'prod',
+      all_met: true,
+    });
+    for (const s of report.slos)
+      expect(s).toMatchObject({ value: null, met: null, error_budget_remaining_pct: null, burn_rate: null });
     expect(find(report, 'schema_cache').detail.note).toBe('no probes recorded (PostgREST not configured?)');
     const text = renderSloHuman(report);
     // The table says `no data` for every SLO without data, schema_cache included (README); the JSON keeps the note.
     expect(text).not.toContain('no probes recorded');
-    for (const name of ['processing_time', 'error_rate', 'schema_cache', 'dedupe_rate']) expect(text).toMatch(new RegExp(`\\n${name} +no data `));
+    for (const name of ['processing_time', 'error_rate', 'schema_cache', 'dedupe_rate'])
+      expect(text).toMatch(new RegExp(`\\n${name} +no data `));
     expect(text).toContain('Every SLO with data is met.');
   });
 
@@ -165,6 +233,8 @@ describe('computeSlos', () => {
     expect(lines[2]).toMatch(/^SLO +value +target +met +budget left +burn rate$/);
     expect(lines[3]).toMatch(/^processing_time +0\.00% within 5m, p95 10m \(1 batches\) +>= 95% .* +NO +-1900\.0% +-$/);
     expect(text).toContain('Missed: processing_time');
-    expect(lines.filter((l) => /^ {2}(processing_time|error_rate|schema_cache|dedupe_rate): value = /.test(l))).toHaveLength(4);
+    expect(
+      lines.filter((l) => /^ {2}(processing_time|error_rate|schema_cache|dedupe_rate): value = /.test(l)),
+    ).toHaveLength(4);
   });
 });

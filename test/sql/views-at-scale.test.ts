@@ -6,13 +6,14 @@
  * deleted, updated or truncated rows, and with a writer still in flight while
  * the refresh runs. The plans read indexes only, whatever the history's size.
  */
-import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDb } from '../helpers/db.js';
-import { runCli } from '../helpers/cli.js';
+
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { createTestDatabase, type TestDb } from '../helpers/db.js';
 
 const BASELINE_SQL = new URL('../../bench/baseline.sql', import.meta.url);
 const GENERATE_SQL = new URL('../../bench/generate.sql', import.meta.url);
@@ -61,7 +62,10 @@ async function both(query: string): Promise<{ ours: string[]; baseline: string[]
   try {
     await client.query('begin isolation level repeatable read read only');
     const read = async (sql: string): Promise<string[]> => {
-      const { rows } = await client.query({ text: `select to_jsonb(q)::text as row from (${sql}) q`, rowMode: 'array' });
+      const { rows } = await client.query({
+        text: `select to_jsonb(q)::text as row from (${sql}) q`,
+        rowMode: 'array',
+      });
       return rows.map((r) => String(r[0]));
     };
     const ours = await read(query);
@@ -92,7 +96,7 @@ afterAll(async () => {
 });
 
 describe('v_batch_performance', () => {
-  it('returns the baseline rows for all hours, a window, and the guide\'s last-24 query', async () => {
+  it("returns the baseline rows for all hours, a window, and the guide's last-24 query", async () => {
     const all = await both(ALL_HOURS);
     expect(all.ours.length).toBeGreaterThan(200);
     expect(all.ours).toEqual(all.baseline);
@@ -235,7 +239,9 @@ describe('v_error_distribution and its rollup', () => {
 
     await db.pool.query('truncate intake.row_errors');
     expect(await expectErrorsIdentical()).toEqual([]);
-    const { rows: state } = await db.pool.query<{ watermark: number }>('select watermark from sentinel.error_rollup_state');
+    const { rows: state } = await db.pool.query<{ watermark: number }>(
+      'select watermark from sentinel.error_rollup_state',
+    );
     expect(Number(state[0]!.watermark)).toBe(0);
     // Restore the fixture for the tests after this one.
     await db.pool.query('delete from intake.simplicity_batches');
@@ -361,4 +367,3 @@ describe('sentinel migrate and sentinel runs', () => {
     }
   });
 });
-

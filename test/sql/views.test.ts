@@ -154,14 +154,67 @@ describe('ops.v_batch_performance', () => {
   // 14:00Z: b9, rows but no duplicates or errors: rates 0.00, not null.
   async function insertHourlyFixture(client: pg.PoolClient): Promise<void> {
     const base = { source: 'vendor_a' } as const;
-    await insertBatch(client, { ...base, status: 'completed', created_at: '2025-01-04T10:00:00Z', total_rows: 1000, inserted_rows: 900, skipped_rows: 50, error_rows: 50, parse_ms: 100, db_ms: 200 }); // b1, first instant of the hour
-    await insertBatch(client, { ...base, status: 'failed', created_at: '2025-01-04T10:59:59.999Z', total_rows: 200, error_rows: 200, parse_ms: 50, db_ms: null }); // b2, last instant
+    await insertBatch(client, {
+      ...base,
+      status: 'completed',
+      created_at: '2025-01-04T10:00:00Z',
+      total_rows: 1000,
+      inserted_rows: 900,
+      skipped_rows: 50,
+      error_rows: 50,
+      parse_ms: 100,
+      db_ms: 200,
+    }); // b1, first instant of the hour
+    await insertBatch(client, {
+      ...base,
+      status: 'failed',
+      created_at: '2025-01-04T10:59:59.999Z',
+      total_rows: 200,
+      error_rows: 200,
+      parse_ms: 50,
+      db_ms: null,
+    }); // b2, last instant
     await insertBatch(client, { ...base, status: 'processing', created_at: '2025-01-04T10:30:00Z', total_rows: 0 }); // b3
-    await insertBatch(client, { ...base, status: 'completed', created_at: '2025-01-04T11:00:00Z', total_rows: 3, inserted_rows: 0, skipped_rows: 2, error_rows: 1, parse_ms: 10, db_ms: 11 }); // b4
-    await insertBatch(client, { ...base, status: 'uploaded', created_at: '2025-01-04T11:10:00Z', parse_ms: 11, db_ms: 12 }); // b6
-    await insertBatch(client, { ...base, status: 'validating', created_at: '2025-01-04T11:20:00Z', parse_ms: 11, db_ms: null }); // b7
-    await insertBatch(client, { ...base, status: 'completed', created_at: '2025-01-04T12:15:00Z', total_rows: 0, parse_ms: 5, db_ms: 5 }); // b8
-    await insertBatch(client, { ...base, status: 'completed', created_at: '2025-01-04T14:45:00Z', total_rows: 10, inserted_rows: 10 }); // b9
+    await insertBatch(client, {
+      ...base,
+      status: 'completed',
+      created_at: '2025-01-04T11:00:00Z',
+      total_rows: 3,
+      inserted_rows: 0,
+      skipped_rows: 2,
+      error_rows: 1,
+      parse_ms: 10,
+      db_ms: 11,
+    }); // b4
+    await insertBatch(client, {
+      ...base,
+      status: 'uploaded',
+      created_at: '2025-01-04T11:10:00Z',
+      parse_ms: 11,
+      db_ms: 12,
+    }); // b6
+    await insertBatch(client, {
+      ...base,
+      status: 'validating',
+      created_at: '2025-01-04T11:20:00Z',
+      parse_ms: 11,
+      db_ms: null,
+    }); // b7
+    await insertBatch(client, {
+      ...base,
+      status: 'completed',
+      created_at: '2025-01-04T12:15:00Z',
+      total_rows: 0,
+      parse_ms: 5,
+      db_ms: 5,
+    }); // b8
+    await insertBatch(client, {
+      ...base,
+      status: 'completed',
+      created_at: '2025-01-04T14:45:00Z',
+      total_rows: 10,
+      inserted_rows: 10,
+    }); // b9
   }
 
   const EXPECTED: PerfRow[] = [
@@ -299,10 +352,34 @@ describe('ops.v_error_distribution', () => {
     });
 
     expect(rows).toEqual([
-      { error_code: 'E_DATE', occurrence_count: '3', affected_batches: '2', sample_message: 'bad date 3', last_seen_at: '2025-01-04T10:05:00.000Z' },
-      { error_code: 'E_OLD', occurrence_count: '2', affected_batches: '1', sample_message: 'newer', last_seen_at: '2025-01-04T09:00:00.000Z' },
-      { error_code: 'E_REQUIRED', occurrence_count: '2', affected_batches: '1', sample_message: 'missing field sku', last_seen_at: '2025-01-04T12:00:00.000Z' },
-      { error_code: 'E_SILENT', occurrence_count: '1', affected_batches: '1', sample_message: null, last_seen_at: '2025-01-04T06:00:00.000Z' },
+      {
+        error_code: 'E_DATE',
+        occurrence_count: '3',
+        affected_batches: '2',
+        sample_message: 'bad date 3',
+        last_seen_at: '2025-01-04T10:05:00.000Z',
+      },
+      {
+        error_code: 'E_OLD',
+        occurrence_count: '2',
+        affected_batches: '1',
+        sample_message: 'newer',
+        last_seen_at: '2025-01-04T09:00:00.000Z',
+      },
+      {
+        error_code: 'E_REQUIRED',
+        occurrence_count: '2',
+        affected_batches: '1',
+        sample_message: 'missing field sku',
+        last_seen_at: '2025-01-04T12:00:00.000Z',
+      },
+      {
+        error_code: 'E_SILENT',
+        occurrence_count: '1',
+        affected_batches: '1',
+        sample_message: null,
+        last_seen_at: '2025-01-04T06:00:00.000Z',
+      },
     ]);
   });
 });
@@ -311,8 +388,16 @@ describe('ops.v_pipeline_health', () => {
   it('has one row per in-flight status with batches: count, oldest and newest updated_at, age in minutes to 1 decimal', async () => {
     const { now, rows } = await rolledBack(async (client) => {
       const now = await txNow(client);
-      await insertBatch(client, { status: 'uploaded', created_at: minutesBefore(now, 40), updated_at: minutesBefore(now, 30) });
-      await insertBatch(client, { status: 'uploaded', created_at: minutesBefore(now, 6), updated_at: minutesBefore(now, 5) });
+      await insertBatch(client, {
+        status: 'uploaded',
+        created_at: minutesBefore(now, 40),
+        updated_at: minutesBefore(now, 30),
+      });
+      await insertBatch(client, {
+        status: 'uploaded',
+        created_at: minutesBefore(now, 6),
+        updated_at: minutesBefore(now, 5),
+      });
       await insertBatch(client, { status: 'processing', updated_at: minutesBefore(now, 15 + 20 / 60) }); // 15.333 -> 15.3
       await insertBatch(client, { status: 'processing', updated_at: minutesBefore(now, 12) });
       await insertBatch(client, { status: 'processing', updated_at: minutesBefore(now, 1) });
@@ -336,10 +421,34 @@ describe('ops.v_pipeline_health', () => {
     });
 
     const at = (minutes: number): number => minutesBefore(now, minutes).getTime();
-    expect(rows.map((r) => ({ ...r, oldest_batch_at: r.oldest_batch_at.getTime(), newest_batch_at: r.newest_batch_at.getTime() }))).toEqual([
-      { status: 'uploaded', batch_count: '2', oldest_batch_at: at(30), oldest_age_minutes: '30.0', newest_batch_at: at(5) },
-      { status: 'processing', batch_count: '3', oldest_batch_at: at(15 + 20 / 60), oldest_age_minutes: '15.3', newest_batch_at: at(1) },
-      { status: 'validating', batch_count: '1', oldest_batch_at: at(12 + 40 / 60), oldest_age_minutes: '12.7', newest_batch_at: at(12 + 40 / 60) },
+    expect(
+      rows.map((r) => ({
+        ...r,
+        oldest_batch_at: r.oldest_batch_at.getTime(),
+        newest_batch_at: r.newest_batch_at.getTime(),
+      })),
+    ).toEqual([
+      {
+        status: 'uploaded',
+        batch_count: '2',
+        oldest_batch_at: at(30),
+        oldest_age_minutes: '30.0',
+        newest_batch_at: at(5),
+      },
+      {
+        status: 'processing',
+        batch_count: '3',
+        oldest_batch_at: at(15 + 20 / 60),
+        oldest_age_minutes: '15.3',
+        newest_batch_at: at(1),
+      },
+      {
+        status: 'validating',
+        batch_count: '1',
+        oldest_batch_at: at(12 + 40 / 60),
+        oldest_age_minutes: '12.7',
+        newest_batch_at: at(12 + 40 / 60),
+      },
     ]);
   });
 
@@ -384,7 +493,9 @@ describe('intake.simplicity_batches updated_at trigger', () => {
   });
 
   it('keeps an updated_at set explicitly, with or without a status change', async () => {
-    const withStatus = await rolledBack((c) => updatedAtAfter(c, `status = 'inserting', updated_at = '2025-01-04T11:00:00Z'`));
+    const withStatus = await rolledBack((c) =>
+      updatedAtAfter(c, `status = 'inserting', updated_at = '2025-01-04T11:00:00Z'`),
+    );
     const withoutStatus = await rolledBack((c) => updatedAtAfter(c, `updated_at = '2025-01-04T12:00:00Z'`));
     expect(withStatus.updated_at).toBe('2025-01-04T11:00:00.000Z');
     expect(withoutStatus.updated_at).toBe('2025-01-04T12:00:00.000Z');

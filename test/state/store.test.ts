@@ -1,12 +1,12 @@
-import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, utimes, writeFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileStateStore } from '../../src/state/store.js';
-import { StateLockTimeout, withFileLock } from '../../src/state/lock.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AlertStore, StateLockTimeout as AlertStoreLockTimeout } from '../../src/alerting/store.js';
+import { StateLockTimeout, withFileLock } from '../../src/state/lock.js';
+import { FileStateStore } from '../../src/state/store.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -101,13 +101,15 @@ describe('withFileLock', () => {
     // Staggered, so that some find the stale lock while others are taking it over.
     await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
-        sleep(i % 4).then(() => withFileLock(lock, async () => {
-          inside++;
-          most = Math.max(most, inside);
-          await sleep(5);
-          inside--;
-          done++;
-        })),
+        sleep(i % 4).then(() =>
+          withFileLock(lock, async () => {
+            inside++;
+            most = Math.max(most, inside);
+            await sleep(5);
+            inside--;
+            done++;
+          }),
+        ),
       ),
     );
 
@@ -138,8 +140,16 @@ describe('withFileLock', () => {
 
   it('records this host, our pid and a token in the lock file', async () => {
     const lock = join(dir, 'x.lock');
-    const seen = await withFileLock(lock, async () => JSON.parse(await readFile(lock, 'utf8')) as Record<string, unknown>);
-    expect(seen).toMatchObject({ host: hostname(), pid: process.pid, token: expect.any(String), at: expect.any(String) });
+    const seen = await withFileLock(
+      lock,
+      async () => JSON.parse(await readFile(lock, 'utf8')) as Record<string, unknown>,
+    );
+    expect(seen).toMatchObject({
+      host: hostname(),
+      pid: process.pid,
+      token: expect.any(String),
+      at: expect.any(String),
+    });
   });
 
   // Containers sharing a volume are each pid 1; NFS clients see none of each other's
@@ -191,15 +201,22 @@ describe('withFileLock', () => {
     // machine stalling for a moment cannot make the lock look stale.
     const options = { staleMs: 1500 };
     const order: string[] = [];
-    const first = withFileLock(lock, async () => {
-      order.push('first in');
-      await sleep(4000);
-      order.push('first out');
-    }, { ...options, waitMs: 0 });
+    const first = withFileLock(
+      lock,
+      async () => {
+        order.push('first in');
+        await sleep(4000);
+        order.push('first out');
+      },
+      { ...options, waitMs: 0 },
+    );
     await sleep(50);
 
     // A waiter that gives up before the first is done times out: the lock was not stale.
-    const impatient = await withFileLock(lock, async () => order.push('impatient in'), { ...options, waitMs: 2500 }).catch((e: unknown) => e);
+    const impatient = await withFileLock(lock, async () => order.push('impatient in'), {
+      ...options,
+      waitMs: 2500,
+    }).catch((e: unknown) => e);
     expect(impatient).toBeInstanceOf(StateLockTimeout);
     // One that waits long enough gets in after the first is out.
     await withFileLock(lock, async () => order.push('patient in'), { ...options, waitMs: 8000 });
@@ -214,11 +231,15 @@ describe('withFileLock', () => {
     const theirs = JSON.stringify({ host: 'other-host', pid: 1, at: new Date().toISOString(), token: 'theirs' });
     const then = new Date(Date.now() - 60_000);
 
-    await withFileLock(lock, async () => {
-      await writeFile(lock, theirs); // a takeover of our (presumed stale) lock
-      await utimes(lock, then, then);
-      await sleep(400); // several refresh periods
-    }, { staleMs: 150 });
+    await withFileLock(
+      lock,
+      async () => {
+        await writeFile(lock, theirs); // a takeover of our (presumed stale) lock
+        await utimes(lock, then, then);
+        await sleep(400); // several refresh periods
+      },
+      { staleMs: 150 },
+    );
 
     expect(await readFile(lock, 'utf8')).toBe(theirs);
     expect(Math.abs((await stat(lock)).mtimeMs - then.getTime())).toBeLessThan(1000);

@@ -1,4 +1,4 @@
-import { describe, it, expect } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { cut, oneLine, tableLines } from '../../src/util/text.js';
 
 describe('oneLine', () => {
@@ -12,7 +12,9 @@ describe('oneLine', () => {
     expect(oneLine('\x1b[2J\x1b[31mred')).toBe('\\x1b[2J\\x1b[31mred');
     expect(oneLine('a\r\nb\tc\0')).toBe('a\\r\\nb\\tc\\x00');
     expect(oneLine('del\x7f c1\x9b\x80')).toBe('del\\x7f c1\\x9b\\x80');
-    expect(oneLine('rlo\u202egnp.exe \u2066iso\u2069 \u200e\u200f\u061c')).toBe('rlo\\u202egnp.exe \\u2066iso\\u2069 \\u200e\\u200f\\u061c');
+    expect(oneLine('rlo\u202egnp.exe \u2066iso\u2069 \u200e\u200f\u061c')).toBe(
+      'rlo\\u202egnp.exe \\u2066iso\\u2069 \\u200e\\u200f\\u061c',
+    );
     expect(oneLine('ls\u2028ps\u2029bom\ufeff')).toBe('ls\\u2028ps\\u2029bom\\ufeff');
     expect(oneLine('lone \ud800 and \udc00')).toBe('lone \\ud800 and \\udc00');
     expect(oneLine('\x1b\u202e\x9b\n')).toMatch(/^[\x20-\x7e]+$/);
@@ -44,7 +46,14 @@ describe('cut', () => {
 
 describe('tableLines', () => {
   it('cuts cells before measuring the columns, so a huge cell does not widen the table', () => {
-    const lines = tableLines([['ID', 'SOURCE', 'AGE'], ['1', 'x'.repeat(1_000_000), '5m'], ['2', 'a\x1bb', '7m']], { max: 10, indent: '  ' });
+    const lines = tableLines(
+      [
+        ['ID', 'SOURCE', 'AGE'],
+        ['1', 'x'.repeat(1_000_000), '5m'],
+        ['2', 'a\x1bb', '7m'],
+      ],
+      { max: 10, indent: '  ' },
+    );
     expect(lines).toEqual(['  ID  SOURCE      AGE', '  1   xxxxxxxxx…  5m', '  2   a\\x1bb      7m']);
   });
 });

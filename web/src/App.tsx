@@ -2,14 +2,14 @@ import { Badge, BarChart, Card, LineChart, Subtitle, Text, Title } from '@tremor
 import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import {
   type AlertsResponse,
-  ApiFailure,
+  type ApiFailure,
   type BatchPerformanceResponse,
   type ErrorDistributionResponse,
   getToken,
   loadAll,
   type PipelineHealthResponse,
-  setToken,
   type StatusResponse,
+  setToken,
 } from './api.js';
 import { ageSince, formatAge, formatHour, formatTime, pct } from './format.js';
 
@@ -69,9 +69,14 @@ export function App() {
       const e: ApiFailure = part.error;
       if (e.kind === 'unauthorized') next.unauthorized = e.message;
       else if (e.kind === 'unavailable') next.database ??= e.message.replace(/^database unreachable:\s*/i, '');
-      else next.api ??= e.kind === 'network' ? `no answer from the Sentinel server (${e.message})` : `${e.message} (HTTP ${e.status ?? '?'})`;
+      else
+        next.api ??=
+          e.kind === 'network'
+            ? `no answer from the Sentinel server (${e.message})`
+            : `${e.message} (HTTP ${e.status ?? '?'})`;
     }
-    if (fresh.status?.database_reachable === false) next.database ??= 'the last check run could not reach the monitored database';
+    if (fresh.status?.database_reachable === false)
+      next.database ??= 'the last check run could not reach the monitored database';
     // Keep the last good figures on screen (marked stale) rather than blanking the page mid-incident.
     setData((prev) => ({ ...prev, ...fresh }));
     setProblems(next);
@@ -117,13 +122,23 @@ function Banners({ problems, loadedAt, now }: { problems: Problems; loadedAt: nu
   return (
     <>
       {problems.api && (
-        <div role="alert" data-testid="banner-api" className="rounded-tremor-default border border-red-300 bg-red-50 p-4 text-red-900">
-          <strong className="font-semibold">Sentinel API unreachable:</strong> {problems.api}.{stale} Retrying every {REFRESH_MS / 1000} s.
+        <div
+          role="alert"
+          data-testid="banner-api"
+          className="rounded-tremor-default border border-red-300 bg-red-50 p-4 text-red-900"
+        >
+          <strong className="font-semibold">Sentinel API unreachable:</strong> {problems.api}.{stale} Retrying every{' '}
+          {REFRESH_MS / 1000} s.
         </div>
       )}
       {problems.database && (
-        <div role="alert" data-testid="banner-db" className="rounded-tremor-default border border-red-300 bg-red-50 p-4 text-red-900">
-          <strong className="font-semibold">Database unreachable:</strong> {problems.database}.{stale} Retrying every {REFRESH_MS / 1000} s.
+        <div
+          role="alert"
+          data-testid="banner-db"
+          className="rounded-tremor-default border border-red-300 bg-red-50 p-4 text-red-900"
+        >
+          <strong className="font-semibold">Database unreachable:</strong> {problems.database}.{stale} Retrying every{' '}
+          {REFRESH_MS / 1000} s.
         </div>
       )}
     </>
@@ -137,14 +152,27 @@ const STATUS_STYLE: Record<string, { word: string; box: string; dot: string }> =
   unknown: { word: 'Unknown', box: 'border-slate-300 bg-slate-100 text-slate-800', dot: 'bg-slate-400' },
 };
 
-function StatusHeader({ status, receivedAt, now }: { status?: StatusResponse; receivedAt: number | null; now: number }) {
+function StatusHeader({
+  status,
+  receivedAt,
+  now,
+}: {
+  status?: StatusResponse;
+  receivedAt: number | null;
+  now: number;
+}) {
   const s = STATUS_STYLE[status?.overall_status ?? 'unknown'] ?? STATUS_STYLE.unknown!;
-  const age = status?.last_run_age_seconds != null && receivedAt ? status.last_run_age_seconds + (now - receivedAt) / 1000 : null;
+  const age =
+    status?.last_run_age_seconds != null && receivedAt ? status.last_run_age_seconds + (now - receivedAt) / 1000 : null;
   return (
     <header className={`flex flex-wrap items-center gap-x-8 gap-y-2 rounded-tremor-default border p-4 ${s.box}`}>
       <div className="flex items-center gap-3">
         <span aria-hidden="true" className={`inline-block h-4 w-4 rounded-full ${s.dot}`} />
-        <h1 className="text-2xl font-bold" data-testid="overall-status" data-status={status?.overall_status ?? 'unknown'}>
+        <h1
+          className="text-2xl font-bold"
+          data-testid="overall-status"
+          data-status={status?.overall_status ?? 'unknown'}
+        >
           {s.word}
         </h1>
       </div>
@@ -153,7 +181,13 @@ function StatusHeader({ status, receivedAt, now }: { status?: StatusResponse; re
         <Field
           label="Last run"
           testid="last-run"
-          value={status ? (status.last_run_at ? `${formatTime(status.last_run_at)} (${age != null ? formatAge(age) : '?'} ago)` : 'not yet') : '…'}
+          value={
+            status
+              ? status.last_run_at
+                ? `${formatTime(status.last_run_at)} (${age != null ? formatAge(age) : '?'} ago)`
+                : 'not yet'
+              : '…'
+          }
         />
         <Field label="Role" value={status?.role ?? '…'} testid="role" />
         {status?.version && <Field label="Version" value={status.version} />}
@@ -191,7 +225,13 @@ function AlertsCard({ alerts, now }: { alerts?: AlertsResponse; now: number }) {
       ) : (
         <ul className="mt-3 divide-y divide-slate-200" data-testid="alerts">
           {sorted.map((a, i) => (
-            <li key={a.id ?? `${a.check}-${a.subject ?? ''}-${i}`} className="py-3" data-testid="alert" data-level={a.level} data-check={a.check}>
+            <li
+              key={a.id ?? `${a.check}-${a.subject ?? ''}-${i}`}
+              className="py-3"
+              data-testid="alert"
+              data-level={a.level}
+              data-check={a.check}
+            >
               <div className="flex flex-wrap items-center gap-2">
                 <Badge color={a.level === 'critical' ? 'red' : 'amber'} size="xs">
                   {a.level === 'critical' ? 'CRITICAL' : 'WARNING'}
@@ -270,8 +310,13 @@ function PerformanceCard({
     const rows = current?.rows ?? [];
     const completed = rows.reduce((n, r) => n + r.completed_batches, 0);
     const failed = rows.reduce((n, r) => n + r.failed_batches, 0);
-    const over = rows.filter((r) => r.error_rate_pct != null && current && r.error_rate_pct > current.error_threshold_pct).length;
-    const worst = rows.reduce<number | null>((m, r) => (r.error_rate_pct != null && (m == null || r.error_rate_pct > m) ? r.error_rate_pct : m), null);
+    const over = rows.filter(
+      (r) => r.error_rate_pct != null && current && r.error_rate_pct > current.error_threshold_pct,
+    ).length;
+    const worst = rows.reduce<number | null>(
+      (m, r) => (r.error_rate_pct != null && (m == null || r.error_rate_pct > m) ? r.error_rate_pct : m),
+      null,
+    );
     return { completed, failed, over, worst };
   }, [current]);
 
@@ -282,7 +327,10 @@ function PerformanceCard({
           <Title>Hourly batch performance</Title>
           <Subtitle>Completed vs failed batches per hour (ops.v_batch_performance)</Subtitle>
         </div>
-        <div role="group" aria-label="Time range" className="inline-flex overflow-hidden rounded-tremor-small border border-slate-300">
+        <fieldset
+          aria-label="Time range"
+          className="inline-flex overflow-hidden rounded-tremor-small border border-slate-300"
+        >
           {RANGES.map((r) => (
             <button
               key={r.hours}
@@ -295,7 +343,7 @@ function PerformanceCard({
               {r.label}
             </button>
           ))}
-        </div>
+        </fieldset>
       </div>
       {!current ? (
         <Text className="mt-4">Loading…</Text>
@@ -321,7 +369,9 @@ function PerformanceCard({
               noDataText="No batches in this window"
             />
           </div>
-          <Subtitle className="mt-6">Error rate per hour against the error-spike threshold ({pct(current.error_threshold_pct)})</Subtitle>
+          <Subtitle className="mt-6">
+            Error rate per hour against the error-spike threshold ({pct(current.error_threshold_pct)})
+          </Subtitle>
           <div data-testid="error-rate-chart">
             <LineChart
               className="mt-2 h-40"
@@ -387,7 +437,9 @@ function PipelineCard({ pipeline }: { pipeline?: PipelineHealthResponse }) {
   return (
     <Card>
       <Title>Pipeline health</Title>
-      <Subtitle>In-flight batches per status{pipeline ? `; stuck after ${pipeline.threshold_minutes} min` : ''}</Subtitle>
+      <Subtitle>
+        In-flight batches per status{pipeline ? `; stuck after ${pipeline.threshold_minutes} min` : ''}
+      </Subtitle>
       {!pipeline ? (
         <Text>Loading…</Text>
       ) : pipeline.rows.length === 0 ? (
@@ -404,7 +456,13 @@ function PipelineCard({ pipeline }: { pipeline?: PipelineHealthResponse }) {
           </thead>
           <tbody className="divide-y divide-slate-200">
             {pipeline.rows.map((r) => (
-              <tr key={r.status} data-testid="pipeline-row" data-status={r.status} data-stuck={r.stuck} className={r.stuck ? 'bg-red-50 text-red-900' : ''}>
+              <tr
+                key={r.status}
+                data-testid="pipeline-row"
+                data-status={r.status}
+                data-stuck={r.stuck}
+                className={r.stuck ? 'bg-red-50 text-red-900' : ''}
+              >
                 <td className="py-1 pr-3 font-mono">{r.status}</td>
                 <td className="py-1 pr-3 text-right tabular-nums">{r.batch_count}</td>
                 <td className="py-1 pr-3 text-right tabular-nums">{formatAge(r.oldest_age_minutes * 60)}</td>
@@ -439,8 +497,8 @@ function TokenForm({ reason, onSubmit }: { reason: string; onSubmit: () => void 
         <form onSubmit={submit} className="space-y-3" data-testid="token-form">
           <Title>Sentinel dashboard</Title>
           <Text>
-            {hadToken ? `The token was refused (${reason}). ` : ''}This dashboard needs its access token (the server's --auth-token or
-            SENTINEL_DASHBOARD_TOKEN). It is kept for this browser tab only.
+            {hadToken ? `The token was refused (${reason}). ` : ''}This dashboard needs its access token (the server's
+            --auth-token or SENTINEL_DASHBOARD_TOKEN). It is kept for this browser tab only.
           </Text>
           <label className="block text-sm font-medium" htmlFor="token">
             Access token
@@ -453,9 +511,14 @@ function TokenForm({ reason, onSubmit }: { reason: string; onSubmit: () => void 
             value={value}
             onChange={(e) => setValue(e.target.value)}
             className="w-full rounded-tremor-small border border-slate-300 px-3 py-2"
+            // The token form is the whole page until it is answered: focus belongs in its only field.
+            // biome-ignore lint/a11y/noAutofocus: see above
             autoFocus
           />
-          <button type="submit" className="rounded-tremor-small bg-blue-600 px-4 py-2 text-sm font-medium text-white hover:bg-blue-700">
+          <button
+            type="submit"
+            className="rounded-tremor-small bg-blue-600 px-4 py-2 text-sm font-medium text-white hover:bg-blue-700"
+          >
             Open dashboard
           </button>
         </form>

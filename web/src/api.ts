@@ -60,7 +60,10 @@ export async function getJson<T>(path: string): Promise<T> {
   try {
     res = await fetch(path, { headers, signal: controller.signal, cache: 'no-store', credentials: 'omit' });
   } catch (err) {
-    throw new ApiFailure('network', controller.signal.aborted ? 'no answer within 10 s' : err instanceof Error ? err.message : String(err));
+    throw new ApiFailure(
+      'network',
+      controller.signal.aborted ? 'no answer within 10 s' : err instanceof Error ? err.message : String(err),
+    );
   } finally {
     clearTimeout(timer);
   }
