@@ -1,4 +1,5 @@
--- Reference schema of the Dragonfly ingestion engine's tables (SPEC.md §1).
+-- Reference schema of the Dragonfly ingestion engine's tables (docs/contract.md,
+-- "The monitored database").
 --
 -- These tables belong to the engine, not to Sentinel: production databases already
 -- have them. This file exists so that demos and tests have something realistic to

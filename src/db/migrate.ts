@@ -36,8 +36,9 @@ export interface MigrateOptions {
    */
   lockTimeoutMs?: number;
   /**
-   * `all` (default): the intake schema (with `withIntake`), the ops views and the
-   * shared alert state table. `state`: only `sql/sentinel_state.sql`, for a separate
+   * `all` (default): the intake schema (with `withIntake`), then every file of
+   * `supabase/migrations/` (the ops views, Sentinel's own tables). `state`: only the
+   * migration of Sentinel's own tables (`…_sentinel_state.sql`), for a separate
    * `replicas.state_database_url`, which holds no pipeline.
    */
   scope?: 'all' | 'state';
@@ -47,7 +48,36 @@ export interface MigrateOptions {
 // installed package) alike: both sit two levels below the package root.
 const INTAKE_FILE = new URL('../../sql/intake.sql', import.meta.url);
 const MIGRATIONS_DIR = new URL('../../supabase/migrations/', import.meta.url);
-const STATE_FILE = new URL('../../sql/sentinel_state.sql', import.meta.url);
+/** Sentinel's own tables: the last migration, and the only one a separate state database gets. */
+export const STATE_MIGRATION = '20261205000000_sentinel_state';
+
+/**
+ * What earlier releases recorded in the ledger for a migration of today: its former
+ * name (before every file followed Supabase's `<14-digit timestamp>_<name>.sql`, and
+ * before Sentinel's tables moved from `sql/` into `supabase/migrations/`), and the
+ * checksums of released contents that differ from today's in comments only. A
+ * database migrated by an earlier release thus has its rows renamed and its
+ * checksums brought up to date without running anything again: re-running
+ * `create index` would queue behind the engine's writers for nothing.
+ * test/db/migrate-rename.test.ts keeps the released files and checks both claims.
+ */
+export const RELEASED_MIGRATIONS: Readonly<Record<string, { formerName?: string; commentOnlyChecksums: string[] }>> =
+  {
+    intake_reference: {
+      commentOnlyChecksums: ['7094c1ff9994f7017a7096f2a69ec8bad86c880c3010f9cf5372958c2770edc0'],
+    },
+    '20250104000000_ops_views': {
+      formerName: '20250104_ops_views',
+      commentOnlyChecksums: ['a68497b47e9bc0096961d36e508d2d53afb300d6e4eb511457330a8afd40a7d1'],
+    },
+    '20261128000000_ops_views_at_scale': {
+      commentOnlyChecksums: ['e498413bbce235a64479d94c4820859939b19513add2c0fb9e5b13f545e56f58'],
+    },
+    [STATE_MIGRATION]: {
+      formerName: 'sentinel_state',
+      commentOnlyChecksums: ['384e3af2c24042830517b1ffcd45f48933d83389705fa72ac43e4152da3d05dc'],
+    },
+  };
 
 /** Serializes concurrent `migrate` runs against one database (advisory locks are per database). */
 const MIGRATION_LOCK_KEY = '7366746140117261390'; // arbitrary, but fixed forever
@@ -66,7 +96,8 @@ interface MigrationFile {
 /**
  * Applies the reference intake schema (with `withIntake`) and then every
  * `supabase/migrations/*.sql` in name order, recording each in
- * `sentinel.schema_migrations` by name and sha256 checksum.
+ * `sentinel.schema_migrations` by name and sha256 checksum. Rows that an earlier
+ * release wrote under a former name are adopted (see {@link RELEASED_MIGRATIONS}).
  *
  * Each file runs in its own transaction that first takes a fixed advisory lock, so
  * two `migrate` runs at once (two cron hosts, parallel CI jobs) queue up instead of
@@ -122,12 +153,23 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
           // After the advisory lock, so that a second `migrate` still queues behind a
           // first one for as long as it takes; from here on, lock waits are bounded.
           await client.query(`set local lock_timeout = ${lockTimeoutMs}`);
+          const released = RELEASED_MIGRATIONS[file.name];
+          if (released?.formerName) await adoptFormerName(client, released.formerName, file.name);
           const previous = await client.query<{ checksum: string }>(
             'select checksum from sentinel.schema_migrations where name = $1',
             [file.name],
           );
           const known = previous.rows[0]?.checksum;
           if (known === checksum && !cascade) return 'unchanged' as const;
+          if (known !== undefined && !cascade && released?.commentOnlyChecksums.includes(known)) {
+            // The released file differs from this one in comments only: nothing to run.
+            await client.query('update sentinel.schema_migrations set checksum = $2 where name = $1', [
+              file.name,
+              checksum,
+            ]);
+            logger.debug(`${file.name}: recorded the current checksum (comments changed only)`);
+            return 'unchanged' as const;
+          }
           logger.info(`Applying ${file.name}...`);
           // No parameters: pg sends it as a simple query, which allows many statements.
           await client.query(sql);
@@ -155,23 +197,35 @@ export async function migrate(databaseUrl: string, opts: MigrateOptions = {}): P
 }
 
 async function migrationFiles(withIntake: boolean, scope: 'all' | 'state'): Promise<MigrationFile[]> {
-  const state: MigrationFile = { name: 'sentinel_state', label: 'sql/sentinel_state.sql', url: STATE_FILE };
-  if (scope === 'state') return [state];
+  const migrationFile = (f: string): MigrationFile => ({
+    name: f.slice(0, -'.sql'.length),
+    label: `supabase/migrations/${f}`,
+    url: new URL(f, MIGRATIONS_DIR),
+  });
+  if (scope === 'state') return [migrationFile(`${STATE_MIGRATION}.sql`)];
   const files: MigrationFile[] = [];
+  // Not under supabase/migrations/: the engine's tables exist in production, and
+  // `supabase db push` must not create or change them there.
   if (withIntake) files.push({ name: 'intake_reference', label: 'sql/intake.sql', url: INTAKE_FILE });
   const names = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql'));
-  // Code-unit order, not locale order: timestamps prefixes must sort the same everywhere.
+  // Code-unit order, not locale order: timestamps prefixes must sort the same everywhere
+  // (and as `supabase db push` applies them).
   names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  for (const f of names) {
-    files.push({
-      name: f.slice(0, -'.sql'.length),
-      label: `supabase/migrations/${f}`,
-      url: new URL(f, MIGRATIONS_DIR),
-    });
-  }
-  // Last: Sentinel's own table (shared alert state for replicas) after the pipeline's views.
-  files.push(state);
+  for (const f of names) files.push(migrationFile(f));
   return files;
+}
+
+/**
+ * Renames the ledger row an earlier release wrote under `formerName`, or drops it
+ * when `name` is recorded already (an older Sentinel ran `migrate` again since).
+ */
+async function adoptFormerName(client: pg.Client, formerName: string, name: string): Promise<void> {
+  await client.query(
+    `delete from sentinel.schema_migrations f
+      where f.name = $1 and exists (select 1 from sentinel.schema_migrations n where n.name = $2)`,
+    [formerName, name],
+  );
+  await client.query('update sentinel.schema_migrations set name = $2 where name = $1', [formerName, name]);
 }
 
 async function connect(databaseUrl: string, redactor: Redactor): Promise<pg.Client> {

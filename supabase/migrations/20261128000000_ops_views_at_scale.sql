@@ -1,9 +1,9 @@
--- Sentinel ops views at production size (issue 6).
+-- Sentinel ops views at production size (1M batches, 10M row errors).
 --
--- The first version of the views (20250104_ops_views.sql) aggregated the whole
+-- The first version of the views (20250104000000_ops_views.sql) aggregated the whole
 -- history on every call: at 1M batches / 10M row errors `v_batch_performance`
 -- took about 1 s and `v_error_distribution` about 17 s. This migration keeps their
--- contract (SPEC.md §2: same columns, types and results; `bench/baseline.sql` keeps
+-- contract (docs/contract.md: same columns, types and results; `bench/baseline.sql` keeps
 -- the old definitions and the tests compare both on the same data) and makes them
 -- cost what the question asks, not what the history holds:
 --

@@ -232,10 +232,10 @@ describe('sentinel migrate', () => {
         SENTINEL_STATE_DIR: stateDir,
       });
       expect(first.code).toBe(0);
-      expect(first.stderr).toMatch(/20250104_ops_views: applied/);
+      expect(first.stderr).toMatch(/20250104000000_ops_views: applied/);
       const again = await runCli(['migrate'], { DATABASE_URL: empty.url, SENTINEL_STATE_DIR: stateDir });
       expect(again.code).toBe(0);
-      expect(again.stderr).toMatch(/20250104_ops_views: unchanged/);
+      expect(again.stderr).toMatch(/20250104000000_ops_views: unchanged/);
       const check = await runCli(['--json'], { DATABASE_URL: empty.url, SENTINEL_STATE_DIR: stateDir });
       expect(check.code).toBe(0);
     } finally {
@@ -267,10 +267,10 @@ describe('review regressions', () => {
       expect(r.code).toBe(0);
       const { rows } = await empty.pool.query(`select name from sentinel.schema_migrations order by name`);
       expect(rows.map((row) => row.name)).toEqual([
-        '20250104_ops_views',
+        '20250104000000_ops_views',
         '20261128000000_ops_views_at_scale',
+        '20261205000000_sentinel_state',
         'intake_reference',
-        'sentinel_state',
       ]);
       expect(r.stderr).toContain(`Migrating postgres://`);
     } finally {

@@ -7,12 +7,12 @@ import type { Logger } from '../../src/log.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 
 const INTAKE_SQL = readFileSync(new URL('../../sql/intake.sql', import.meta.url), 'utf8');
-const VIEWS_SQL = readFileSync(new URL('../../supabase/migrations/20250104_ops_views.sql', import.meta.url), 'utf8');
+const VIEWS_SQL = readFileSync(new URL('../../supabase/migrations/20250104000000_ops_views.sql', import.meta.url), 'utf8');
 const SCALE_SQL = readFileSync(
   new URL('../../supabase/migrations/20261128000000_ops_views_at_scale.sql', import.meta.url),
   'utf8',
 );
-const STATE_SQL = readFileSync(new URL('../../sql/sentinel_state.sql', import.meta.url), 'utf8');
+const STATE_SQL = readFileSync(new URL('../../supabase/migrations/20261205000000_sentinel_state.sql', import.meta.url), 'utf8');
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 const VIEWS = 'ops.v_batch_performance, ops.v_error_distribution, ops.v_pipeline_health';
@@ -75,25 +75,25 @@ describe('migrate', () => {
 
     expect(results).toEqual([
       { name: 'intake_reference', status: 'applied' },
-      { name: '20250104_ops_views', status: 'applied' },
+      { name: '20250104000000_ops_views', status: 'applied' },
       { name: '20261128000000_ops_views_at_scale', status: 'applied' },
-      { name: 'sentinel_state', status: 'applied' },
+      { name: '20261205000000_sentinel_state', status: 'applied' },
     ]);
     for (const rel of ['intake.simplicity_batches', 'intake.row_errors', ...VIEWS.split(', ')]) {
       expect(await relationExists(db, rel), rel).toBe(true);
     }
     const rows = await ledger(db);
     expect(rows.map((r) => [r.name, r.checksum])).toEqual([
-      ['20250104_ops_views', sha256(VIEWS_SQL)],
+      ['20250104000000_ops_views', sha256(VIEWS_SQL)],
       ['20261128000000_ops_views_at_scale', sha256(SCALE_SQL)],
+      ['20261205000000_sentinel_state', sha256(STATE_SQL)],
       ['intake_reference', sha256(INTAKE_SQL)],
-      ['sentinel_state', sha256(STATE_SQL)],
     ]);
     expect(logger.lines).toEqual([
       'info Applying intake_reference...',
-      'info Applying 20250104_ops_views...',
+      'info Applying 20250104000000_ops_views...',
       'info Applying 20261128000000_ops_views_at_scale...',
-      'info Applying sentinel_state...',
+      'info Applying 20261205000000_sentinel_state...',
     ]);
   });
 
@@ -107,9 +107,9 @@ describe('migrate', () => {
 
     expect(results).toEqual([
       { name: 'intake_reference', status: 'unchanged' },
-      { name: '20250104_ops_views', status: 'unchanged' },
+      { name: '20250104000000_ops_views', status: 'unchanged' },
       { name: '20261128000000_ops_views_at_scale', status: 'unchanged' },
-      { name: 'sentinel_state', status: 'unchanged' },
+      { name: '20261205000000_sentinel_state', status: 'unchanged' },
     ]);
     expect(await ledger(db)).toEqual(before);
     expect(logger.lines).toEqual([]);
@@ -121,9 +121,9 @@ describe('migrate', () => {
     const results = await migrate(db.url);
 
     expect(results).toEqual([
-      { name: '20250104_ops_views', status: 'unchanged' },
+      { name: '20250104000000_ops_views', status: 'unchanged' },
       { name: '20261128000000_ops_views_at_scale', status: 'unchanged' },
-      { name: 'sentinel_state', status: 'unchanged' },
+      { name: '20261205000000_sentinel_state', status: 'unchanged' },
     ]);
   });
 
@@ -135,34 +135,34 @@ describe('migrate', () => {
     const statusesOf = (name: string): string[] =>
       [a, b].map((run) => run.find((r) => r.name === name)?.status ?? 'missing').sort();
     expect(statusesOf('intake_reference')).toEqual(['applied', 'unchanged']);
-    expect(statusesOf('20250104_ops_views')).toEqual(['applied', 'unchanged']);
+    expect(statusesOf('20250104000000_ops_views')).toEqual(['applied', 'unchanged']);
     expect(statusesOf('20261128000000_ops_views_at_scale')).toEqual(['applied', 'unchanged']);
-    expect(statusesOf('sentinel_state')).toEqual(['applied', 'unchanged']);
+    expect(statusesOf('20261205000000_sentinel_state')).toEqual(['applied', 'unchanged']);
     expect((await ledger(db)).map((r) => r.name)).toEqual([
-      '20250104_ops_views',
+      '20250104000000_ops_views',
       '20261128000000_ops_views_at_scale',
+      '20261205000000_sentinel_state',
       'intake_reference',
-      'sentinel_state',
     ]);
   });
 
   it('re-runs a file whose checksum changed, restoring what it creates, and reports it reapplied', async () => {
     const db = await freshDb('migrated');
     await db.pool.query(
-      `update sentinel.schema_migrations set checksum = 'an older version' where name = '20250104_ops_views'`,
+      `update sentinel.schema_migrations set checksum = 'an older version' where name = '20250104000000_ops_views'`,
     );
     await db.pool.query('drop view ops.v_pipeline_health');
 
     const results = await migrate(db.url);
 
     expect(results).toEqual([
-      { name: '20250104_ops_views', status: 'reapplied' },
+      { name: '20250104000000_ops_views', status: 'reapplied' },
       // Later files may redefine what an earlier one creates: they are applied again after it.
       { name: '20261128000000_ops_views_at_scale', status: 'reapplied' },
-      { name: 'sentinel_state', status: 'reapplied' },
+      { name: '20261205000000_sentinel_state', status: 'reapplied' },
     ]);
     expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(true);
-    const row = (await ledger(db)).find((r) => r.name === '20250104_ops_views');
+    const row = (await ledger(db)).find((r) => r.name === '20250104000000_ops_views');
     expect(row?.checksum).toBe(sha256(VIEWS_SQL));
   });
 
@@ -178,7 +178,7 @@ describe('migrate', () => {
 
     expect(error).toBeInstanceOf(MigrationError);
     const message = (error as MigrationError).message;
-    expect(message).toContain('supabase/migrations/20250104_ops_views.sql');
+    expect(message).toContain('supabase/migrations/20250104000000_ops_views.sql');
     expect(message).toContain('intake.simplicity_batches.parse_ms');
     expect(message).toContain('sentinel migrate --with-intake');
     expect(message).not.toContain('\n');
@@ -273,7 +273,7 @@ describe('migrate', () => {
     expect(elapsedMs).toBeLessThan(2000);
     const message = (error as MigrationError).message;
     expect(message).toBe(
-      'migration supabase/migrations/20250104_ops_views.sql failed: could not lock intake.simplicity_batches within 300ms: ' +
+      'migration supabase/migrations/20250104000000_ops_views.sql failed: could not lock intake.simplicity_batches within 300ms: ' +
         'another transaction holds it (a long-running ingestion?). Retry when it is idle, or create the sentinel_* indexes CONCURRENTLY by hand first',
     );
     expect((error as MigrationError).cause).toMatchObject({ code: '55P03' });
@@ -286,9 +286,9 @@ describe('migrate', () => {
 
     // Once the ingestion is done, the same migration goes through.
     expect(await migrate(db.url, { lockTimeoutMs: 300 })).toEqual([
-      { name: '20250104_ops_views', status: 'applied' },
+      { name: '20250104000000_ops_views', status: 'applied' },
       { name: '20261128000000_ops_views_at_scale', status: 'applied' },
-      { name: 'sentinel_state', status: 'applied' },
+      { name: '20261205000000_sentinel_state', status: 'applied' },
     ]);
   });
 
@@ -306,7 +306,7 @@ describe('migrate', () => {
         .filter((r) => r.status === 'applied')
         .map((r) => r.name)
         .sort(),
-    ).toEqual(['20250104_ops_views', '20261128000000_ops_views_at_scale', 'intake_reference', 'sentinel_state']);
+    ).toEqual(['20250104000000_ops_views', '20261128000000_ops_views_at_scale', '20261205000000_sentinel_state', 'intake_reference']);
   });
 
   it('creates sentinel.alert_state (one row at most, id 1) after the views, also without withIntake', async () => {
@@ -316,9 +316,9 @@ describe('migrate', () => {
     const results = await migrate(db.url);
 
     expect(results).toEqual([
-      { name: '20250104_ops_views', status: 'applied' },
+      { name: '20250104000000_ops_views', status: 'applied' },
       { name: '20261128000000_ops_views_at_scale', status: 'applied' },
-      { name: 'sentinel_state', status: 'applied' },
+      { name: '20261205000000_sentinel_state', status: 'applied' },
     ]);
     expect(await relationExists(db, 'sentinel.alert_state')).toBe(true);
     await db.pool.query(`insert into sentinel.alert_state (id, state) values (1, '{}')`);
@@ -326,23 +326,23 @@ describe('migrate', () => {
       code: '23514',
     });
     // Idempotent: the file applied again (a changed checksum) keeps the row.
-    await db.pool.query(`update sentinel.schema_migrations set checksum = 'older' where name = 'sentinel_state'`);
-    expect((await migrate(db.url)).find((r) => r.name === 'sentinel_state')).toEqual({
-      name: 'sentinel_state',
+    await db.pool.query(`update sentinel.schema_migrations set checksum = 'older' where name = '20261205000000_sentinel_state'`);
+    expect((await migrate(db.url)).find((r) => r.name === '20261205000000_sentinel_state')).toEqual({
+      name: '20261205000000_sentinel_state',
       status: 'reapplied',
     });
     expect((await db.pool.query('select id from sentinel.alert_state')).rows).toEqual([{ id: 1 }]);
   });
 
-  it("scope 'state' applies only sentinel_state.sql, to a database without any pipeline", async () => {
+  it("scope 'state' applies only the sentinel_state migration, to a database without any pipeline", async () => {
     const db = await freshDb('empty');
 
-    expect(await migrate(db.url, { scope: 'state' })).toEqual([{ name: 'sentinel_state', status: 'applied' }]);
+    expect(await migrate(db.url, { scope: 'state' })).toEqual([{ name: '20261205000000_sentinel_state', status: 'applied' }]);
 
     expect(await relationExists(db, 'sentinel.alert_state')).toBe(true);
     expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(false);
-    expect((await ledger(db)).map((r) => r.name)).toEqual(['sentinel_state']);
-    expect(await migrate(db.url, { scope: 'state' })).toEqual([{ name: 'sentinel_state', status: 'unchanged' }]);
+    expect((await ledger(db)).map((r) => r.name)).toEqual(['20261205000000_sentinel_state']);
+    expect(await migrate(db.url, { scope: 'state' })).toEqual([{ name: '20261205000000_sentinel_state', status: 'unchanged' }]);
   });
 
   it('rejects a lockTimeoutMs that is not a whole number of milliseconds', async () => {

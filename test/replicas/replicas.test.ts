@@ -359,7 +359,7 @@ describe('sentinel migrate with replicas.state_database_url', () => {
         STATE_DB: state.url,
         SENTINEL_STATE_DIR: join(dir, 'migrate-state'),
       });
-      expect(r.stderr).toContain('sentinel_state (state database): applied');
+      expect(r.stderr).toContain('20261205000000_sentinel_state (state database): applied');
       expect(r.code).toBe(0);
       for (const d of [monitored, state]) {
         const { rows } = await d.pool.query<{ found: boolean }>(
@@ -371,7 +371,7 @@ describe('sentinel migrate with replicas.state_database_url', () => {
       const { rows } = await state.pool.query<{ name: string }>(
         'select name from sentinel.schema_migrations order by name',
       );
-      expect(rows.map((x) => x.name)).toEqual(['sentinel_state']);
+      expect(rows.map((x) => x.name)).toEqual(['20261205000000_sentinel_state']);
     } finally {
       await monitored.drop();
       await state.drop();
