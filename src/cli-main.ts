@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CHECK_LIST } from './checks/index.js';
 import { DEFAULT_LISTEN, formatHostPort, type ListenAddress, parseListen, parsePort } from './server/listen.js';
 import { wantsNagios } from './util/crash.js';
 import { sentinelVersion } from './util/version.js';
@@ -237,11 +238,12 @@ export function buildProgram(): Command {
     .description('quiet alerts during planned work: reported, not notified, exit code unaffected');
   alertOptions(silence.command('add'))
     .description('silence a check (optionally one source) for a while')
-    .requiredOption('--check <name>', 'check to silence (stuck_batches, error_spike, schema_cache)')
+    .requiredOption('--check <name>', `check to silence (${CHECK_LIST.map((c) => c.name).join(', ')})`)
     .option('--source <name>', 'only the alerts of this source')
     .requiredOption('--duration <duration>', 'how long, e.g. 30m, 2h, 1h30m (at most 366d)')
     .requiredOption('--reason <text>', 'why, shown to whoever looks next')
     .option('--all-environments', 'silence it in every environment, not only the current one')
+    .addHelpText('after', checksHelp)
     .action(async (_opts, cmd: Command) => {
       process.exitCode = await (await alerts()).silenceAdd(withGlobals(cmd));
     });
@@ -364,3 +366,11 @@ await main(process.argv);
 // keep a finished run alive (under cron with flock, that would stop monitoring).
 // The timer is unref'd: a clean exit does not wait for it.
 setTimeout(() => process.exit(), 3000).unref();
+
+/** Every check with its one line, from the registry (`*`: takes --source). */
+const checksHelp = (): string =>
+  [
+    '',
+    'Checks (* = per source, takes --source):',
+    ...CHECK_LIST.map((c) => `  ${`${c.name}${c.perSource ? ' *' : ''}`.padEnd(20)} ${c.description}`),
+  ].join('\n');

@@ -1,9 +1,11 @@
+import { z } from 'zod';
+import { bounded } from '../config/limits.js';
 import type { SentinelConfig } from '../config/schema.js';
 import type { Queryable } from '../db/pool.js';
 import { utcHour } from '../db/sql.js';
 import type { Alert } from '../types.js';
 import { isoSeconds, pct1, trimNumber } from '../util/format.js';
-import type { Check, CheckContext } from './types.js';
+import { type CheckContext, checkSettings, defineCheck } from './types.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -144,8 +146,21 @@ export function sumHours(
  * the overall rate, so one noisy vendor neither hides nor causes a global alert.
  * Reads only the last two hours of batches through the UTC-hour index.
  */
-export const errorSpikeCheck = {
+export const errorSpikeCheck = defineCheck({
   name: 'error_spike',
+  description:
+    "Rejected rows over threshold_pct of the hour's rows, overall and for each source with its own " + 'threshold.',
+  settings: checkSettings(10, {
+    threshold_pct: z.number().min(0).max(100).default(15),
+    min_rows: bounded(1_000_000_000, { min: 1, int: true }).default(100),
+  }),
+  remediation:
+    'Query ops.v_error_distribution for the top error codes; check whether a bad file was uploaded; ' +
+    'review validation rules or give the source its own threshold ' +
+    '(sources.<name>.error_spike_threshold_pct).',
+  perSource: true,
+  needsDatabase: true,
+  measurements: [],
   async run(ctx: CheckContext): Promise<Alert[]> {
     const cfg = ctx.config.checks.error_spike;
     const now = ctx.now();
@@ -190,4 +205,4 @@ export const errorSpikeCheck = {
     );
     return alerts;
   },
-} satisfies Check;
+});

@@ -4,7 +4,7 @@ import type { TrackedAlert } from '../alerting/decide.js';
 import { activeSilences, isSilenced } from '../alerting/engine.js';
 import { createAlerting, createAlertStore } from '../alerting/setup.js';
 import type { AlertStateStore, Silence } from '../alerting/store.js';
-import { CHECK_NAMES, type CheckName } from '../checks/index.js';
+import { CHECK_NAMES, SOURCE_CHECKS } from '../checks/index.js';
 import { MAX_SPAN_MS } from '../config/limits.js';
 import { ConfigError, type ConfigFlags, loadConfig, prepareStateDir } from '../config/load.js';
 import { createLogger, type LogLevel } from '../log.js';
@@ -22,12 +22,6 @@ import { MAX_CHARS, oneLine } from '../util/text.js';
  */
 
 type Flags = ConfigFlags & { logLevel?: LogLevel; json?: boolean };
-
-/**
- * The checks whose alerts are per source (the alert's subject is the source): the
- * only ones a silence with `--source` can match.
- */
-const SOURCE_CHECKS: readonly CheckName[] = ['error_spike', 'dedupe_rate', 'source_freshness'];
 
 /**
  * Everything printed passes through `redactor`, built like the report's: the
