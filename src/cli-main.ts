@@ -368,9 +368,10 @@ await main(process.argv);
 setTimeout(() => process.exit(), 3000).unref();
 
 /** Every check with its one line, from the registry (`*`: takes --source). */
-const checksHelp = (): string =>
-  [
+function checksHelp(): string {
+  return [
     '',
     'Checks (* = per source, takes --source):',
     ...CHECK_LIST.map((c) => `  ${`${c.name}${c.perSource ? ' *' : ''}`.padEnd(20)} ${c.description}`),
   ].join('\n');
+}

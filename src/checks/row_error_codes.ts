@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { utcHour } from '../db/sql.js';
 import type { Alert } from '../types.js';
 import { plural } from '../util/format.js';
 import { cut, MAX_CHARS, oneLine } from '../util/text.js';
@@ -19,20 +20,26 @@ interface NewCodeRow {
   sample_message: string | null;
 }
 
+/** `b.created_at` in [from, to) through the UTC-hour index (the only created_at index kept on batches). */
+const batchesBetween = (b: string, from: string, to: string): string =>
+  `${utcHour(`${b}.created_at`)} >= ${utcHour(from)} and ${utcHour(`${b}.created_at`)} <= ${utcHour(to)}
+     and ${b}.created_at >= ${from} and ${b}.created_at < ${to}`;
+
 /**
- * Per source, the error codes of the recent window that the source never produced
- * in the `lookback_days` before it: one query for every source. The recent rows are
- * found through the created_at index (only the window is read); whether a code was
- * seen before is one probe per (source, code) pair of the window through the
- * (error_code, created_at desc, id desc) index, which stops at the first earlier row
- * of that source. The sample is fetched by primary key for the named codes only.
+ * Per source, the error codes of the batches of the recent window that the source's
+ * batches of the `lookback_days` before never had: one query for every source. A row
+ * error is dated by its batch (`created_at` of the batch: when the source sent it).
+ * The batches are found through the UTC-hour index and their row errors through the
+ * row_errors (batch_id) index; whether a code was seen before is one anti-join
+ * probe per (source, code) pair of the window, which stops at the first earlier
+ * batch with that code. The sample is fetched by primary key, for the named codes only.
  */
 const NEW_CODES_SQL = `
 with recent as (
   select b.source, e.error_code, count(*)::int as occurrences, max(e.id) as sample_id
-    from intake.row_errors e
-    join intake.simplicity_batches b on b.id = e.batch_id
-   where e.created_at >= $2::timestamptz and e.created_at < $1::timestamptz
+    from intake.simplicity_batches b
+    join intake.row_errors e on e.batch_id = b.id
+   where ${batchesBetween('b', '$2::timestamptz', '$1::timestamptz')}
    group by b.source, e.error_code
 ), fresh as (
   select r.*,
@@ -41,11 +48,10 @@ with recent as (
     from recent r
    where not exists (
      select 1
-       from intake.row_errors p
-       join intake.simplicity_batches pb on pb.id = p.batch_id
-      where p.error_code = r.error_code
-        and p.created_at >= $3::timestamptz and p.created_at < $2::timestamptz
-        and pb.source = r.source)
+       from intake.simplicity_batches pb
+       join intake.row_errors p on p.batch_id = pb.id
+      where pb.source = r.source and p.error_code = r.error_code
+        and ${batchesBetween('pb', '$3::timestamptz', '$2::timestamptz')})
 )
 select f.source, left(f.error_code, ${MAX_CODE_CHARS + 1}) as error_code, f.occurrences, f.new_codes,
        left(s.error_message, ${MAX_CHARS.message + 1}) as sample_message

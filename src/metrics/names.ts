@@ -108,7 +108,9 @@ export const METRICS = [
   {
     name: 'sentinel_check_measurement',
     type: 'gauge',
-    help: 'Figures a check records and declares in its registry entry (docs/checks.md), from its last run; true is 1, false 0.',
+    help:
+      'Figures a check records and declares in its registry entry (docs/checks.md), from its last run; ' +
+      'true is 1, false 0.',
     labels: ['check', 'measurement'],
   },
   {
