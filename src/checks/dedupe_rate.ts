@@ -21,7 +21,9 @@ export const dedupeRateCheck = defineCheck({
   name: 'dedupe_rate',
   description:
     "Skipped (duplicate) rows over threshold_pct of the hour's rows; bucket and min_rows as " + 'error_spike.',
-  settings: checkSettings(10, { threshold_pct: z.number().min(0).max(100).default(50) }),
+  settings: checkSettings(10, {
+    threshold_pct: z.number().min(0).max(100).default(50).describe('skipped rows in percent above which it alerts'),
+  }),
   remediation:
     'Check whether a file was uploaded twice or a vendor is resending old data (compare filenames ' +
     'and row counts of the hour); give a source that is always high its own threshold ' +

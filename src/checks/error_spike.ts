@@ -151,8 +151,15 @@ export const errorSpikeCheck = defineCheck({
   description:
     "Rejected rows over threshold_pct of the hour's rows, overall and for each source with its own " + 'threshold.',
   settings: checkSettings(10, {
-    threshold_pct: z.number().min(0).max(100).default(15),
-    min_rows: bounded(1_000_000_000, { min: 1, int: true }).default(100),
+    threshold_pct: z
+      .number()
+      .min(0)
+      .max(100)
+      .default(15)
+      .describe("error rows in percent of the bucket's rows above which it alerts (overall)"),
+    min_rows: bounded(1_000_000_000, { min: 1, int: true })
+      .default(100)
+      .describe('an hour with fewer rows is judged on the previous hour, or not at all (also dedupe_rate)'),
   }),
   remediation:
     'Query ops.v_error_distribution for the top error codes; check whether a bad file was uploaded; ' +

@@ -25,7 +25,9 @@ const minutes = (seconds: number): number => round(seconds / 60, 2);
 export const processingTimeCheck = defineCheck({
   name: 'processing_time',
   description: 'p95 of completed_at - started_at over the batches completed in the last hour above p95_minutes.',
-  settings: checkSettings(10, { p95_minutes: thresholdMinutes(5) }),
+  settings: checkSettings(10, {
+    p95_minutes: thresholdMinutes(5).describe('p95 processing time above which it alerts'),
+  }),
   remediation:
     'Look at parse_ms and db_ms in ops.v_batch_performance to see which stage is slow; check the ' +
     'workers for CPU or memory pressure and the database for locks and slow inserts.',

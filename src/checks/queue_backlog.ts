@@ -22,7 +22,9 @@ interface WaitingRow {
 export const queueBacklogCheck = defineCheck({
   name: 'queue_backlog',
   description: 'Batches waiting in uploaded (no worker picked them up) longer than threshold_minutes.',
-  settings: checkSettings(10, { threshold_minutes: thresholdMinutes(30) }),
+  settings: checkSettings(10, {
+    threshold_minutes: thresholdMinutes(30).describe('a batch waiting in uploaded longer than this alerts'),
+  }),
   remediation:
     'Batches are uploaded but no worker picks them up: check that the workers are running, connected ' +
     'and not all busy; scale them out if the queue keeps growing.',

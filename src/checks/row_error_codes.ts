@@ -70,15 +70,20 @@ export const rowErrorCodesCheck = defineCheck({
   description:
     'Error codes a source produced in the last window_minutes that it never produced in the lookback_days ' + 'before.',
   settings: checkSettings(10, {
-    /** The recent window judged, as the other checks' last hour. */
     window_minutes: z
       .number()
       .int()
       .min(1)
       .max(24 * 60)
-      .default(60),
-    /** How far back a code counts as already seen for the source. */
-    lookback_days: z.number().int().min(1).max(90).default(7),
+      .default(60)
+      .describe("the recent window judged (by batch created_at), as the other checks' last hour"),
+    lookback_days: z
+      .number()
+      .int()
+      .min(1)
+      .max(90)
+      .default(7)
+      .describe('a code the source produced within this many days before the window is not new'),
   }),
   remediation:
     'A source sends rows failing in a way it did not before: look at the sample rows (intake.row_errors ' +

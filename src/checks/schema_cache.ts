@@ -78,16 +78,26 @@ export const schemaCacheCheck = defineCheck({
   description:
     'Probes PostgREST for a stale schema cache (PGRST002, PGRST205), reloads it with NOTIFY and probes again.',
   settings: checkSettings(30, {
-    auto_reload: z.boolean().default(true),
-    /** At most one NOTIFY per cooldown, across loop iterations and cron runs. */
-    cooldown_minutes: bounded(DAY_MS / MINUTE_MS, { min: 0, unitMs: MINUTE_MS }).default(5),
-    /** How many times to probe again after a reload before calling it unrecovered. */
-    reprobe_attempts: z.number().int().min(1).max(20).default(5),
-    reprobe_interval_seconds: bounded(300, { unitMs: SECOND_MS }).default(2),
-    /** One HTTP probe's timeout. */
-    request_timeout_seconds: bounded(LIMITS.requestTimeoutSeconds, { unitMs: SECOND_MS }).default(5),
-    /** The role PostgREST logs in as; inspected when a reload does not help. */
-    postgrest_role: z.string().min(1).default('authenticator'),
+    auto_reload: z.boolean().default(true).describe("send NOTIFY pgrst, 'reload schema' when the cache is stale"),
+    cooldown_minutes: bounded(DAY_MS / MINUTE_MS, { min: 0, unitMs: MINUTE_MS })
+      .default(5)
+      .describe('at most one NOTIFY per cooldown, across loop iterations and cron runs'),
+    reprobe_attempts: z
+      .number()
+      .int()
+      .min(1)
+      .max(20)
+      .default(5)
+      .describe('probes after a reload before calling it unrecovered'),
+    reprobe_interval_seconds: bounded(300, { unitMs: SECOND_MS }).default(2).describe('pause between those probes'),
+    request_timeout_seconds: bounded(LIMITS.requestTimeoutSeconds, { unitMs: SECOND_MS })
+      .default(5)
+      .describe("one HTTP probe's timeout"),
+    postgrest_role: z
+      .string()
+      .min(1)
+      .default('authenticator')
+      .describe('the role PostgREST logs in as; inspected when a reload does not help'),
   }),
   remediation:
     "Sentinel reloads the schema cache with NOTIFY pgrst, 'reload schema'; if that does not help, check the " +

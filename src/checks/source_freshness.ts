@@ -45,7 +45,8 @@ async function newestBatches(
       `select b.source, max(b.created_at) as newest
          from intake.simplicity_batches b
          join unnest($1::text[]) as wanted(source) on wanted.source = b.source
-        where ${utcHour('b.created_at')} >= ${utcHour('$2::timestamptz')} and ${utcHour('b.created_at')} <= ${utcHour('$3::timestamptz')}
+        where ${utcHour('b.created_at')} >= ${utcHour('$2::timestamptz')}
+          and ${utcHour('b.created_at')} <= ${utcHour('$3::timestamptz')}
           and b.created_at >= $2::timestamptz and b.created_at <= $3::timestamptz
         group by b.source`,
       [pending.map((s) => s.source), from.toISOString(), to.toISOString()],

@@ -28,7 +28,9 @@ export const stuckBatchesCheck = defineCheck({
   name: 'stuck_batches',
   description:
     'Batches held in a processing status (processing, validating, inserting) longer than ' + 'threshold_minutes.',
-  settings: checkSettings(10, { threshold_minutes: thresholdMinutes(10) }),
+  settings: checkSettings(10, {
+    threshold_minutes: thresholdMinutes(10).describe('a batch in a processing status longer than this is stuck'),
+  }),
   remediation:
     'Check the worker logs for exceptions and database connectivity; restart the workers if needed; ' +
     'fail batches that cannot finish with a rejection reason.',
@@ -43,7 +45,8 @@ export const stuckBatchesCheck = defineCheck({
 
     const byStatus = await ctx.db.query<StatusRow>(
       `select status, count(*)::int as batch_count,
-              round((extract(epoch from ($1::timestamptz - min(updated_at))) / 60)::numeric, 1)::float8 as oldest_age_minutes
+              round((extract(epoch from ($1::timestamptz - min(updated_at))) / 60)::numeric, 1)::float8
+                as oldest_age_minutes
          from intake.simplicity_batches
         where ${where}
         group by status`,

@@ -114,9 +114,9 @@ export function defineCheck<const D extends CheckDefinition>(definition: D): D {
  */
 export function checkSettings<T extends z.ZodRawShape>(timeoutSeconds: number, shape: T) {
   return z.strictObject({
-    enabled: z.boolean().default(true),
+    enabled: z.boolean().default(true).describe('run the check (a disabled check is reported as skipped)'),
     ...shape,
-    timeout_seconds: checkTimeout(timeoutSeconds),
+    timeout_seconds: checkTimeout(timeoutSeconds).describe("the whole check's budget; it fails when it passes"),
   });
 }
 

@@ -141,7 +141,10 @@ export const configSchema = z.strictObject({
     }),
   /** Pinged after every completed run; `<url>/fail` when Sentinel itself fails. */
   heartbeat_url: z.url({ protocol: /^https?$/, message: 'expected an http:// or https:// URL' }).optional(),
-  /** `/metrics`: how many sources get series of their own (most rows first); the rest are summed as `source="other"`. */
+  /**
+   * `/metrics`: how many sources get series of their own (most rows first); the
+   * rest are summed as `source="other"`.
+   */
   metrics: z.strictObject({ max_sources: z.number().int().min(0).max(1000).default(50) }).prefault({}),
 });
 
