@@ -39,7 +39,7 @@ function rangeText(f: JsonField): string {
 }
 
 /** Prose for Markdown: `<name>` would be taken for an HTML tag and vanish. */
-const md = (text: string): string => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const md = (text: string): string => text.replace(/</g, '&lt;');
 /** Prose for a table cell: also no `|` or line break. */
 const cell = (text: string): string => md(text).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
