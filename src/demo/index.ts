@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { allChecks } from '../checks/index.js';
+import { schemaCacheCheck } from '../checks/schema_cache.js';
 import { loadConfig } from '../config/load.js';
 import { type EmbeddedPostgresServer, startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
@@ -281,7 +282,7 @@ Point Sentinel at your own database:
 
 function describeCheck(check: CheckSummary, alerts: Alert[], o: EpilogueOptions): string[] {
   if (check.outcome === 'skipped') {
-    if (check.name === 'schema_cache' && !o.postgrestAvailable)
+    if (check.name === schemaCacheCheck.name && !o.postgrestAvailable)
       return ['skipped: PostgREST (Linux x64 binary) is not available on this machine.'];
     return [`skipped: ${check.reason ?? 'not configured'}.`];
   }
@@ -290,7 +291,7 @@ function describeCheck(check: CheckSummary, alerts: Alert[], o: EpilogueOptions)
     return [`the check itself failed${why ? `: ${why}` : ''} (see the report above).`];
   }
   if (check.outcome === 'ok' || alerts.length === 0) {
-    return check.name === 'schema_cache'
+    return check.name === schemaCacheCheck.name
       ? [
           "PostgREST served the ops views normally: the demo's breakage did not take hold in time, so there was nothing to reload.",
         ]
@@ -319,7 +320,7 @@ function describeAlert(a: Alert, o: EpilogueOptions): string {
     }
     return `${source} rejecting ${rate}% of its rows this hour, over the ${threshold}% threshold.`;
   }
-  if (a.check === 'schema_cache') {
+  if (a.check === schemaCacheCheck.name) {
     const code = typeof d.code === 'string' ? d.code : undefined;
     const problem = code === 'PGRST002' ? 'PostgREST could not load its schema cache (PGRST002).' : `${a.message}.`;
     const action = typeof d.action_taken === 'string' ? d.action_taken : '';

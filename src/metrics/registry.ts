@@ -3,6 +3,7 @@ import { FAILURE_REASONS } from '../alerting/types.js';
 import { findCheck } from '../checks/index.js';
 import { databaseReached } from '../checks/reachability.js';
 import { NOT_RUN } from '../checks/runner.js';
+import { schemaCacheCheck } from '../checks/schema_cache.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
 import type { CheckSummary, RunResult } from '../types.js';
 import { oneLine } from '../util/text.js';
@@ -422,7 +423,7 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
     observeRun(result, options = {}) {
       changed();
       observePipeline(result.pipeline);
-      observeSchemaCache(result.checks.find((ch) => ch.name === 'schema_cache'));
+      observeSchemaCache(result.checks.find((ch) => ch.name === schemaCacheCheck.name));
       observeChecks(result);
       observeNotifications(result.notifications);
 
