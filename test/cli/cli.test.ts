@@ -67,7 +67,7 @@ describe('sentinel (one run)', () => {
       environment: 'dev',
       overall_status: 'healthy',
       alerts: [],
-      metrics: { total_checks: 5, alerts_triggered: 0, critical_alerts: 0, warning_alerts: 0, skipped_checks: 2 },
+      metrics: { total_checks: 6, alerts_triggered: 0, critical_alerts: 0, warning_alerts: 0, skipped_checks: 2 },
     });
     expect(report.checks.map((c: { name: string; outcome: string }) => [c.name, c.outcome])).toEqual([
       ['stuck_batches', 'ok'],
@@ -77,6 +77,7 @@ describe('sentinel (one run)', () => {
       ['processing_time', 'ok'],
       ['queue_backlog', 'ok'],
       ['source_freshness', 'skipped'],
+      ['row_error_codes', 'ok'],
     ]);
     expect(report.checks.find((c: { name: string }) => c.name === 'source_freshness')).toMatchObject({
       reason: 'no source has expected_every',
@@ -335,7 +336,7 @@ describe('review regressions', () => {
       expect(r.code).toBe(2);
       expect(Date.now() - started).toBeLessThan(10_000);
       expect(JSON.parse(r.stdout).alerts[0].message).toBe(
-        'Database unreachable: timed out connecting to the database (6 checks not run)',
+        'Database unreachable: timed out connecting to the database (7 checks not run)',
       );
       expect(r.stdout + r.stderr).not.toContain('bh-secret-77');
     } finally {

@@ -180,7 +180,7 @@ describe('the database unreachable is one root cause', () => {
     expect(report.alerts).toHaveLength(1);
     expect(report.alerts[0]).toMatchObject({ check: 'database', level: 'critical', subject: 'unreachable' });
     expect(report.alerts[0]!.message).toMatch(
-      /^Database unreachable: connection refused \(127\.0\.0\.1:\d+\) \(6 checks not run\)$/,
+      /^Database unreachable: connection refused \(127\.0\.0\.1:\d+\) \(7 checks not run\)$/,
     );
     expect(report.alerts[0]!.details.not_run).toEqual([
       'stuck_batches',
@@ -189,6 +189,7 @@ describe('the database unreachable is one root cause', () => {
       'processing_time',
       'queue_backlog',
       'source_freshness',
+      'row_error_codes',
     ]);
     expect(
       report.checks
@@ -210,7 +211,7 @@ describe('the database unreachable is one root cause', () => {
     expect(rejecter.logins()).toBe(1);
     const report = JSON.parse(r.stdout) as Report;
     expect(report.alerts.map((a) => a.message)).toEqual([
-      'Database unreachable: password authentication failed for user "sentinel" (6 checks not run)',
+      'Database unreachable: password authentication failed for user "sentinel" (7 checks not run)',
     ]);
     expect(r.stdout + r.stderr).not.toContain('not-the-password');
   });
@@ -229,7 +230,7 @@ describe('the database unreachable is one root cause', () => {
     expect(r.code).toBe(2);
     const report = JSON.parse(r.stdout) as Report;
     expect(report.alerts.map((a) => a.message)).toEqual([
-      'Database unreachable: timed out connecting to the database (6 checks not run)',
+      'Database unreachable: timed out connecting to the database (7 checks not run)',
     ]);
     // One connection attempt for the whole run.
     expect(proxy.accepted()).toBe(1);
@@ -297,7 +298,7 @@ describe('a locked table is diagnosed, not misreported', () => {
     expect(alert).toMatchObject({ check: 'database', subject: 'locked', level: 'critical' });
     expect(alert.message).toMatch(
       new RegExp(
-        `^Database locked: intake\\.simplicity_batches is locked by pid ${rows[0]!.pid} \\(AccessExclusiveLock, user \\w+, application migration-job, idle in transaction for \\d+s, last statement "lock table intake\\.simplicity_batches in access exclusive mode"\\) \\(6 checks not run\\)$`,
+        `^Database locked: intake\\.simplicity_batches is locked by pid ${rows[0]!.pid} \\(AccessExclusiveLock, user \\w+, application migration-job, idle in transaction for \\d+s, last statement "lock table intake\\.simplicity_batches in access exclusive mode"\\) \\(7 checks not run\\)$`,
       ),
     );
     expect(alert.details.lock_holders).toEqual([
@@ -310,7 +311,7 @@ describe('a locked table is diagnosed, not misreported', () => {
     ]);
     // One check waited for the lock; the others were not sent to wait behind it.
     expect(report.checks.filter((c) => c.outcome === 'failed').map((c) => c.name)).toEqual(['stuck_batches']);
-    expect(report.checks.filter((c) => c.reason === 'not run: the database is locked')).toHaveLength(5);
+    expect(report.checks.filter((c) => c.reason === 'not run: the database is locked')).toHaveLength(6);
     console.log(`locked table, statement_timeout_ms 1000: run duration_ms ${report.duration_ms}`);
   });
 
