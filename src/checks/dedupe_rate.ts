@@ -1,12 +1,11 @@
 import { z } from 'zod';
-import type { SentinelConfig } from '../config/schema.js';
 import type { Alert } from '../types.js';
 import { isoSeconds, pct1, trimNumber } from '../util/format.js';
 import { chooseBucket, type Hours, ownThresholds, queryHourlyRows, ratePct, sumHours } from './error_spike.js';
 import { type CheckContext, checkSettings, defineCheck } from './types.js';
 
 /** Sources judged on their own (`sources.<name>.dedupe_threshold_pct`), with that threshold. */
-export function ownDedupeThresholds(config: SentinelConfig): Map<string, number> {
+export function ownDedupeThresholds(config: CheckContext['config']): Map<string, number> {
   return ownThresholds(config, 'dedupe_threshold_pct');
 }
 

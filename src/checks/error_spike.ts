@@ -1,10 +1,9 @@
 import { z } from 'zod';
-import { bounded } from '../config/limits.js';
-import type { SentinelConfig } from '../config/schema.js';
 import type { Queryable } from '../db/pool.js';
 import { utcHour } from '../db/sql.js';
 import type { Alert } from '../types.js';
 import { isoSeconds, pct1, trimNumber } from '../util/format.js';
+import { bounded } from '../util/limits.js';
 import { type CheckContext, checkSettings, defineCheck } from './types.js';
 
 const HOUR_MS = 3_600_000;
@@ -89,7 +88,7 @@ export async function queryHourlyRows(db: Queryable, now: Date): Promise<{ windo
 
 /** Sources judged on their own (`sources.<name>.<setting>`), with that threshold. */
 export function ownThresholds(
-  config: SentinelConfig,
+  config: CheckContext['config'],
   setting: 'error_spike_threshold_pct' | 'dedupe_threshold_pct',
 ): Map<string, number> {
   const own = new Map<string, number>();
@@ -101,7 +100,7 @@ export function ownThresholds(
 }
 
 /** Sources judged on their own error threshold (`sources.<name>.error_spike_threshold_pct`). */
-export function ownErrorThresholds(config: SentinelConfig): Map<string, number> {
+export function ownErrorThresholds(config: CheckContext['config']): Map<string, number> {
   return ownThresholds(config, 'error_spike_threshold_pct');
 }
 

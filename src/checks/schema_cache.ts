@@ -1,8 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { z } from 'zod';
-import { bounded, DAY_MS, LIMITS, MINUTE_MS, SECOND_MS } from '../config/limits.js';
 import type { Alert } from '../types.js';
+import { bounded, DAY_MS, LIMITS, MINUTE_MS, SECOND_MS } from '../util/limits.js';
 import { displayUrl, Redactor } from '../util/redact.js';
 import { oneLine } from '../util/text.js';
 import { type CheckContext, type CheckOutput, checkSettings, defineCheck } from './types.js';

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { bounded, LIMITS, MINUTE_MS, SECOND_MS } from '../config/limits.js';
 import type { SentinelConfig } from '../config/schema.js';
 import type { Queryable } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
 import type { Alert, Measurement } from '../types.js';
+import { bounded, LIMITS, MINUTE_MS, SECOND_MS } from '../util/limits.js';
 
 /**
  * What a check gets to do its work. Checks never read globals, `process.env` or
@@ -120,7 +120,7 @@ export function checkSettings<T extends z.ZodRawShape>(timeoutSeconds: number, s
   });
 }
 
-/** `timeout_seconds`: at most an hour (config/limits.ts says why). */
+/** `timeout_seconds`: at most an hour (util/limits.ts says why). */
 export const checkTimeout = (seconds: number) =>
   bounded(LIMITS.checkTimeoutSeconds, { unitMs: SECOND_MS }).default(seconds);
 /** `threshold_minutes` and the like: at most 366 days. */

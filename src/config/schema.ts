@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CHECK_LIST, type RegisteredCheck } from '../checks/index.js';
 import { notifierConfigSchema } from '../notifiers/index.js';
-import { bounded, boundedDuration, DAY_MS, HOUR_MS, LIMITS, MAX_SPAN_MS, SECOND_MS } from './limits.js';
+import { bounded, boundedDuration, DAY_MS, HOUR_MS, LIMITS, MAX_SPAN_MS, SECOND_MS } from '../util/limits.js';
 
 /**
  * The configuration file's shape, with every default in one place. Objects are
@@ -10,7 +10,7 @@ import { bounded, boundedDuration, DAY_MS, HOUR_MS, LIMITS, MAX_SPAN_MS, SECOND_
  * silently ignored setting that leaves a threshold at its default.
  */
 
-/** Every limit is in ./limits.ts; the comments there say why each is what it is. */
+/** Every limit is in ../util/limits.ts; the comments there say why each is what it is. */
 
 const environmentSchema = z
   .strictObject({
