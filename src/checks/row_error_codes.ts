@@ -29,10 +29,14 @@ const batchesBetween = (b: string, from: string, to: string): string =>
  * Per source, the error codes of the batches of the recent window that the source's
  * batches of the `lookback_days` before never had: one query for every source. A row
  * error is dated by its batch (`created_at` of the batch: when the source sent it).
- * The batches are found through the UTC-hour index and their row errors through the
- * row_errors (batch_id) index; whether a code was seen before is one anti-join
- * probe per (source, code) pair of the window, which stops at the first earlier
- * batch with that code. The sample is fetched by primary key, for the named codes only.
+ * Everything goes through existing indexes: batches through the UTC-hour index, their
+ * row errors through row_errors (batch_id), the sample by primary key. Whether a
+ * (source, code) pair of the window was seen before is one probe that walks the
+ * lookback newest first and stops at the first hit, so a code the source keeps
+ * producing costs a few index lookups; only a code that is really new reads the
+ * source's whole lookback (measured: 1M row errors over 8 days, 50 sources, 1203
+ * pairs in the window, 3 of them new: 128 ms; a hash anti-join over the lookback
+ * took 555 ms and grows with the table).
  */
 const NEW_CODES_SQL = `
 with recent as (
@@ -46,12 +50,18 @@ with recent as (
          row_number() over (partition by r.source order by r.occurrences desc, r.error_code) as rank,
          count(*) over (partition by r.source)::int as new_codes
     from recent r
-   where not exists (
-     select 1
-       from intake.simplicity_batches pb
-       join intake.row_errors p on p.batch_id = pb.id
-      where pb.source = r.source and p.error_code = r.error_code
-        and ${batchesBetween('pb', '$3::timestamptz', '$2::timestamptz')})
+    left join lateral (
+      -- Newest batches first, stopping at the first one with the code: a code the
+      -- source keeps producing is found within its last few batches.
+      select 1 as seen
+        from intake.simplicity_batches pb
+        join intake.row_errors p on p.batch_id = pb.id and p.error_code = r.error_code
+       where pb.source = r.source
+         and ${batchesBetween('pb', '$3::timestamptz', '$2::timestamptz')}
+       order by ${utcHour('pb.created_at')} desc
+       limit 1
+    ) before on true
+   where before.seen is null
 )
 select f.source, left(f.error_code, ${MAX_CODE_CHARS + 1}) as error_code, f.occurrences, f.new_codes,
        left(s.error_message, ${MAX_CHARS.message + 1}) as sample_message
@@ -67,8 +77,7 @@ select f.source, left(f.error_code, ${MAX_CODE_CHARS + 1}) as error_code, f.occu
  */
 export const rowErrorCodesCheck = defineCheck({
   name: 'row_error_codes',
-  description:
-    'Error codes a source produced in the last window_minutes that it never produced in the lookback_days ' + 'before.',
+  description: 'Error codes a source produced in the last window_minutes and never in the lookback_days before.',
   settings: checkSettings(10, {
     window_minutes: z
       .number()

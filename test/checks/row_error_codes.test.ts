@@ -156,6 +156,8 @@ describe('row_error_codes', () => {
     expect(plan).toMatch(/sentinel_batches_hour_idx/);
     expect(plan).toMatch(/sentinel_row_errors_batch_id_idx/);
     expect(plan).not.toMatch(/Seq Scan/);
+    // The probe of the lookback walks it newest first and stops at the first hit.
+    expect(plan).toMatch(/Limit[\s\S]*Index Scan Backward using sentinel_batches_hour_idx/);
   });
 });
 
