@@ -75,7 +75,7 @@ export interface MeasurementSpec {
   key: string;
   /** What the figure means, for the generated check reference. */
   meaning: string;
-  /** Nagios perfdata: the label and unit of measure (`ms`, `%`, `` for a count). */
+  /** Nagios perfdata: the label and unit of measure (`ms`, `%`, or '' for a count). */
   perfdata?: { label: string; uom: string };
 }
 
