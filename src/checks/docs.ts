@@ -56,7 +56,7 @@ function checkSection(check: CheckDefinition): string[] {
   const perSource = 'yes (alerts name the source; `silence add --source` matches them)';
   const databaseFree = 'no (it still runs while the database is unreachable or locked)';
   return [
-    `## ${check.name}`,
+    `### ${check.name}`,
     '',
     md(check.description),
     '',
@@ -85,6 +85,10 @@ function checkSection(check: CheckDefinition): string[] {
 /** The generated reference: an index, then one section per check in registry order. */
 export function renderChecksReference(checks: readonly CheckDefinition[] = CHECK_LIST): string {
   return [
+    '## Reference',
+    '',
+    'Generated from the registry (`src/checks/index.ts`) by `npm run docs:checks`; edit the check files, not this.',
+    '',
     '| Check | Per source | Needs the database | What it alerts on |',
     '| --- | --- | --- | --- |',
     ...checks.map((c) => {

@@ -14,7 +14,7 @@ describe('docs/checks.md', () => {
   it('documents every check with its settings, defaults and remediation', () => {
     const reference = renderChecksReference();
     for (const check of CHECK_LIST) {
-      expect(reference).toContain(`## ${check.name}\n`);
+      expect(reference).toContain(`### ${check.name}\n`);
       expect(reference).toContain(`Settings (\`checks.${check.name}\`)`);
     }
     expect(reference).toContain('| `lookback_days` | `7` | integer, ≥ 1, ≤ 90 |');
