@@ -367,11 +367,29 @@ await main(process.argv);
 // The timer is unref'd: a clean exit does not wait for it.
 setTimeout(() => process.exit(), 3000).unref();
 
-/** Every check with its one line, from the registry (`*`: takes --source). */
+/** Every check with its one line, from the registry (`*`: takes --source), wrapped to 80 columns. */
 function checksHelp(): string {
+  const indent = 23;
+  const wrap = (text: string): string[] => {
+    const lines: string[] = [];
+    let line = '';
+    for (const word of text.split(' ')) {
+      if (line && indent + line.length + 1 + word.length > 80) {
+        lines.push(line);
+        line = word;
+      } else line = line ? `${line} ${word}` : word;
+    }
+    return [...lines, line];
+  };
   return [
     '',
     'Checks (* = per source, takes --source):',
-    ...CHECK_LIST.map((c) => `  ${`${c.name}${c.perSource ? ' *' : ''}`.padEnd(20)} ${c.description}`),
+    ...CHECK_LIST.flatMap((c) =>
+      wrap(c.description).map((text, i) =>
+        i === 0
+          ? `  ${`${c.name}${c.perSource ? ' *' : ''}`.padEnd(indent - 3)} ${text}`
+          : `${' '.repeat(indent)}${text}`,
+      ),
+    ),
   ].join('\n');
 }
