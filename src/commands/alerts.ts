@@ -2,15 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { TrackedAlert } from '../alerting/decide.js';
 import { activeSilences, isSilenced } from '../alerting/engine.js';
-import { createAlerting, createAlertStore } from '../alerting/setup.js';
+import { createAlerting } from '../alerting/setup.js';
 import type { AlertStateStore, Silence } from '../alerting/store.js';
 import { CHECK_NAMES, type CheckName } from '../checks/index.js';
 import { MAX_SPAN_MS } from '../config/limits.js';
-import { ConfigError, type ConfigFlags, loadConfig, prepareStateDir } from '../config/load.js';
-import { createLogger, type LogLevel } from '../log.js';
-import { createNotifiers } from '../notifiers/index.js';
+import type { Environment } from '../config/env.js';
+import { ConfigError, type ConfigFlags, prepareStateDir } from '../config/load.js';
+import type { LogLevel } from '../log.js';
+import { createRuntime } from '../runtime.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
-import { Redactor } from '../util/redact.js';
+import type { Redactor } from '../util/redact.js';
 import { MAX_CHARS, oneLine } from '../util/text.js';
 
 /**
@@ -36,14 +37,11 @@ const SOURCE_CHECKS: readonly CheckName[] = ['error_spike', 'dedupe_rate', 'sour
  * masked, then escaped and cut ({@link display}); `--json` keeps them exact.
  */
 async function context(flags: Flags) {
-  const config = await loadConfig({ flags, env: process.env, requireDatabase: false });
-  await prepareStateDir(config);
-  const redactor = new Redactor(config.secrets);
-  for (const n of createNotifiers(config.notifiers)) redactor.add(n.secrets());
-  const logger = createLogger({ level: flags.logLevel ?? 'info', redactor });
-  const store = createAlertStore(config);
+  const runtime = await createRuntime(flags, { requireDatabase: false });
+  await prepareStateDir(runtime.config);
+  const store = runtime.deployment.alertStore();
   opened.push(store);
-  return { config, redactor, logger, store };
+  return { ...runtime, store };
 }
 
 /** Stores opened by the command running now, closed when it ends (connections, with replicas). */
@@ -64,8 +62,8 @@ function display(redactor: Redactor, value: string, max: number = MAX_CHARS.name
   return oneLine(redactor.redact(value), max);
 }
 
-function who(): string {
-  const sudo = process.env.SUDO_USER;
+function who(environment: Environment): string {
+  const sudo = environment.sudoUser;
   try {
     return sudo ?? userInfo().username;
   } catch {
@@ -92,7 +90,7 @@ async function silenceAddCommand(
   else if (ms > MAX_SPAN_MS) problems.push(`--duration: must be at most ${formatDuration(MAX_SPAN_MS)}`);
   if (!flags.reason.trim()) problems.push('--reason: say why, for whoever is paged next');
   if (problems.length) throw new ConfigError(problems);
-  const { config, store, redactor } = await context(flags);
+  const { config, environment, store, redactor } = await context(flags);
   const now = new Date();
   const silence: Silence = {
     id: `s-${randomBytes(4).toString('hex')}`,
@@ -100,7 +98,7 @@ async function silenceAddCommand(
     check: flags.check,
     ...(flags.source ? { source: flags.source } : {}),
     reason: flags.reason.trim(),
-    createdBy: who(),
+    createdBy: who(environment),
     createdAt: now.toISOString(),
     endsAt: new Date(now.getTime() + ms!).toISOString(),
   };
@@ -175,13 +173,13 @@ async function ackCommand(flags: Flags & { id: string }): Promise<number> {
     throw new ConfigError([
       `ack: "${flags.id}" is not an alert id (4 to 8 hex characters, shown as "id" in the report)`,
     ]);
-  const { store, redactor } = await context(flags);
+  const { environment, store, redactor } = await context(flags);
   const result = await store.withLock(async () => {
     const state = await store.read();
     const matches = Object.values(state.alerts).filter((a) => a.id.startsWith(flags.id));
     if (matches.length !== 1) return matches.length;
     const alert = matches[0]!;
-    alert.acknowledged = { at: new Date().toISOString(), by: who() };
+    alert.acknowledged = { at: new Date().toISOString(), by: who(environment) };
     await store.write(state);
     return alert;
   });
@@ -255,8 +253,8 @@ async function listAlertsCommand(flags: Flags): Promise<number> {
   return 0;
 }
 
-export async function notifyTest(flags: Flags & { notifier?: string }): Promise<number> {
-  const { config, redactor, logger } = await context(flags);
+async function notifyTestCommand(flags: Flags & { notifier?: string }): Promise<number> {
+  const { config, redactor, logger, notifiers, store } = await context(flags);
   if (config.notifiers.length === 0)
     throw new ConfigError(['notify test: no notifiers configured (add a notifiers: list to the config file)']);
   if (flags.notifier && !config.notifiers.some((n) => n.name === flags.notifier)) {
@@ -264,7 +262,7 @@ export async function notifyTest(flags: Flags & { notifier?: string }): Promise<
       `--notifier: no notifier named "${flags.notifier}" (configured: ${config.notifiers.map((n) => n.name).join(', ')})`,
     ]);
   }
-  const engine = createAlerting(config, logger, redactor);
+  const engine = createAlerting(config, logger, redactor, { store, notifiers });
   const results = await engine.sendTest(config.env.name, flags.notifier);
   for (const r of results) {
     const name = `${display(redactor, r.notifier)} (${display(redactor, r.type)})`;
@@ -282,3 +280,4 @@ export const silenceList = closingStores(silenceListCommand);
 export const silenceExpire = closingStores(silenceExpireCommand);
 export const ack = closingStores(ackCommand);
 export const listAlerts = closingStores(listAlertsCommand);
+export const notifyTest = closingStores(notifyTestCommand);

@@ -10,7 +10,8 @@ import { formatDuration, parseDuration } from '../util/duration.js';
 import { plural, trimNumber } from '../util/format.js';
 import type { Redactor } from '../util/redact.js';
 import { MAX_CHARS, oneLine, tableLines } from '../util/text.js';
-import { setup } from './check.js';
+import { createRuntime, type Runtime } from '../runtime.js';
+import type { Environment } from '../config/env.js';
 
 /**
  * `sentinel batches stuck | fail-stuck | audit`: the guide's remediation step
@@ -66,7 +67,7 @@ export async function batchesFailStuck(
   if (problems.length) throw new ConfigError(problems);
 
   const filter = { olderThanMinutes: ms! / 60_000, ...(flags.source ? { source: flags.source.trim() } : {}) };
-  return withDatabase(flags, async ({ config, redactor, url }) => {
+  return withDatabase(flags, async ({ config, environment, redactor, url }) => {
     const show = (text: string, max: number = MAX_CHARS.name): string => oneLine(redactor.redact(text), max);
     const scope = `stuck > ${formatDuration(ms!)}${filter.source ? ` from ${show(filter.source)}` : ''}`;
     if (!flags.yes) {
@@ -94,7 +95,7 @@ export async function batchesFailStuck(
     try {
       const client = await pool.connect();
       try {
-        const result = await failStuck(client, { ...filter, reason, osUser: osUser(), environment: config.env.name });
+        const result = await failStuck(client, { ...filter, reason, osUser: osUser(environment), environment: config.env.name });
         if (flags.json) {
           return print(
             redactor,
@@ -145,16 +146,17 @@ export async function batchesAudit(flags: Flags & { limit?: number }): Promise<n
 }
 
 interface Session {
-  config: Awaited<ReturnType<typeof setup>>['config'];
+  config: Runtime['config'];
+  environment: Environment;
   redactor: Redactor;
   url: string;
 }
 
 /** Config, then `body`; a database refusal or an unreachable database becomes one redacted line and exit 3. */
 async function withDatabase(flags: Flags, body: (s: Session) => Promise<number>): Promise<number> {
-  const { config, redactor } = await setup(flags);
+  const { config, environment, redactor } = await createRuntime(flags);
   try {
-    return await body({ config, redactor, url: config.env.databaseUrl });
+    return await body({ config, environment, redactor, url: config.env.databaseUrl });
   } catch (err) {
     const message = err instanceof RemediationError ? err.message : `database error: ${describeError(err)}`;
     process.stderr.write(`sentinel: ${oneLine(redactor.redact(message))}\n`);
@@ -193,10 +195,10 @@ function print(redactor: Redactor, lines: string | string[]): number {
 }
 
 /** Who ran it, for the audit record: the person behind sudo if any, else the OS user. */
-function osUser(): string {
+function osUser(environment: Environment): string {
   try {
-    return process.env.SUDO_USER || userInfo().username;
+    return environment.sudoUser || userInfo().username;
   } catch {
-    return process.env.USER || 'unknown';
+    return environment.user || 'unknown';
   }
 }

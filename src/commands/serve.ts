@@ -1,8 +1,10 @@
+import { type Environment, readEnvironment } from '../config/env.js';
 import type { ConfigFlags } from '../config/load.js';
 import type { LogLevel } from '../log.js';
 import { isLoopbackHost } from '../server/http.js';
 import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from '../server/listen.js';
-import { reportPrinter, runContinuously, type Setup, setup } from './check.js';
+import { createRuntime, type Runtime, runContinuously } from '../runtime.js';
+import { reportPrinter } from './check.js';
 
 export interface ServeFlags extends ConfigFlags {
   listen?: ListenAddress;
@@ -31,11 +33,11 @@ export interface ServeFlags extends ConfigFlags {
 /** The shortest bearer token `sentinel serve` accepts (after trimming). */
 export const MIN_TOKEN_LENGTH = 16;
 
-export async function serveCommand(flags: ServeFlags): Promise<number> {
+export async function serveCommand(flags: ServeFlags, environment: Environment = readEnvironment()): Promise<number> {
   const listen = flags.listen ?? DEFAULT_LISTEN;
   // An empty SENTINEL_DASHBOARD_TOKEN counts as unset; anything else is trimmed and must be long enough.
   const source = flags.authToken !== undefined ? '--auth-token' : 'SENTINEL_DASHBOARD_TOKEN';
-  const raw = flags.authToken ?? (process.env.SENTINEL_DASHBOARD_TOKEN || undefined);
+  const raw = flags.authToken ?? environment.dashboardToken;
   const token = raw?.trim();
   if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
     process.stderr.write(
@@ -51,8 +53,8 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     );
     return 3;
   }
-  const configure = async (): Promise<Setup> => {
-    const s = await setup(flags);
+  const configure = async (): Promise<Runtime> => {
+    const s = await createRuntime(flags);
     if (token !== undefined) s.redactor.add([token]);
     return s;
   };

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { allChecks } from '../checks/index.js';
-import { loadConfig } from '../config/load.js';
 import { type EmbeddedPostgresServer, startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
 import { createWritePool } from '../db/pool.js';
@@ -17,6 +16,8 @@ import { MemoryStateStore } from '../state/store.js';
 import type { Alert, CheckSummary, RunResult } from '../types.js';
 import { Redactor } from '../util/redact.js';
 import { simulateIngestion } from './simulate.js';
+import { readEnvironment } from '../config/env.js';
+import { createRuntime } from '../runtime.js';
 
 /** Role names as Supabase has them, so the demo reads like a real project. */
 const ROLES = { authenticator: 'authenticator', anon: 'anon', serviceRole: 'service_role' };
@@ -157,10 +158,12 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
     checkpoint();
     const configPath = join(dir, 'sentinel.yaml');
     await writeFile(configPath, DEMO_CONFIG);
-    const config = await loadConfig({ flags: { config: configPath }, env });
+    // The configuration comes from the demo's own environment; the process settings (NO_COLOR) from the real one.
+    const { config, redactor, logger, environment } = await createRuntime(
+      { config: configPath },
+      { env, environment: readEnvironment() },
+    );
     checkpoint();
-    const redactor = new Redactor(config.secrets);
-    const logger = createLogger({ redactor });
     const runner = new Runner({ config, logger, checks: allChecks(), state: new MemoryStateStore() });
     closers.push({ name: 'runner', close: () => runner.close() });
 
@@ -172,7 +175,7 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       `${redactor.redact(
         flags.json
           ? renderJson(result)
-          : renderHuman(result, { color: process.stdout.isTTY === true && !process.env.NO_COLOR }),
+          : renderHuman(result, { color: process.stdout.isTTY === true && !environment.noColor }),
       )}\n`,
     );
 

@@ -53,6 +53,8 @@ export interface LeaderElectionOptions {
    * Default {@link DEFAULT_DEAD_SESSION_TIMEOUT_MS}; at least {@link MIN_DEAD_SESSION_TIMEOUT_MS}.
    */
   deadSessionTimeoutMs?: number;
+  /** `PGOPTIONS` (src/config/env.ts): the operator's startup options, kept after ours. */
+  pgOptions?: string;
 }
 
 export const DEFAULT_DEAD_SESSION_TIMEOUT_MS = 10_000;
@@ -91,18 +93,19 @@ export function deadSessionSettings(timeoutMs: number): Record<string, number> {
 /**
  * The lock connection's target: `connectionString` with the dead-session settings
  * in its startup `options`. Options the operator already gives (in the URL's
- * `options` parameter, else PGOPTIONS) are kept and come after ours, so an
- * explicit setting there wins.
+ * `options` parameter, else `pgOptions`, PGOPTIONS read by src/config/env.ts) are
+ * kept and come after ours, so an explicit setting there wins.
  */
 export function leaderConnection(
   connectionString: string,
   timeoutMs: number,
+  pgOptions?: string,
 ): { connectionString: string; options: string } {
   const ours = Object.entries(deadSessionSettings(timeoutMs))
     .map(([name, value]) => `-c ${name}=${value}`)
     .join(' ');
   let target = connectionString;
-  let theirs = process.env.PGOPTIONS?.trim() || undefined;
+  let theirs = pgOptions?.trim() || undefined;
   try {
     const url = new URL(connectionString);
     const inUrl = url.searchParams.get('options');
@@ -145,6 +148,7 @@ export class LeaderElection {
     this.target = leaderConnection(
       options.connectionString,
       Math.max(MIN_DEAD_SESSION_TIMEOUT_MS, options.deadSessionTimeoutMs ?? DEFAULT_DEAD_SESSION_TIMEOUT_MS),
+      options.pgOptions,
     );
     // How pg_locks shows a bigint advisory key: high 32 bits in classid, low in objid, objsubid 1.
     const unsigned = BigInt.asUintN(64, options.lockKey);
