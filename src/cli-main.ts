@@ -335,15 +335,12 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       // The message echoes what was typed (an unknown option, a bad value): escaped and cut like data.
-      const [{ oneLine }, { redactUrlPasswords }] = await Promise.all([
-        import('./util/text.js'),
-        import('./util/redact.js'),
-      ]);
+      const { errorLine } = await import('./util/errors.js');
       const text =
         err.code === 'commander.excessArguments'
           ? `unknown command '${argv.slice(2).find((a) => !a.startsWith('-')) ?? ''}'`
           : err.message.replace(/^error: /, '').replace(/\n\(Did you mean /, ' (Did you mean ');
-      const message = oneLine(redactUrlPasswords(text));
+      const message = errorLine(text, { firstLine: false });
       process.stderr.write(`sentinel: ${message} (see sentinel --help)\n`);
       // A check command with bad arguments is UNKNOWN to Nagios, on stdout like every plugin result.
       if (wantsNagios(argv)) {
@@ -353,8 +350,11 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT_USAGE;
       return;
     }
-    const { reportFatal } = await import('./commands/fatal.js');
-    process.exitCode = reportFatal(err);
+    const [{ reportFatal }, { readEnvironment }] = await Promise.all([
+      import('./commands/fatal.js'),
+      import('./config/env.js'),
+    ]);
+    process.exitCode = reportFatal(err, { debug: readEnvironment().debug });
   }
 }
 

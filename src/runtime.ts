@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import type { AlertingOutcome } from './alerting/engine.js';
 import { pingHeartbeat } from './alerting/heartbeat.js';
 import { PgAlertStore } from './alerting/pg-store.js';
@@ -437,4 +436,3 @@ function needsRestart(before: SentinelConfig, after: SentinelConfig): string | u
     JSON.stringify([c.replicas.enabled, c.replicas.state_database_url ?? null, String(c.replicas.lock_key)]);
   return r(before) === r(after) ? undefined : 'replicas settings';
 }
-

@@ -1,17 +1,17 @@
 import { userInfo } from 'node:os';
 import { describeError } from '../checks/runner.js';
 import { PROCESSING_STATUSES } from '../checks/statuses.js';
+import type { Environment } from '../config/env.js';
 import { MAX_SPAN_MS } from '../config/limits.js';
 import { ConfigError, type ConfigFlags } from '../config/load.js';
 import { createPool, createWritePool, endPool } from '../db/pool.js';
 import type { LogLevel } from '../log.js';
 import { failStuck, findStuck, listAudit, RemediationError, type StuckBatch } from '../remediation/stuck.js';
+import { createRuntime, type Runtime } from '../runtime.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { plural, trimNumber } from '../util/format.js';
 import type { Redactor } from '../util/redact.js';
 import { MAX_CHARS, oneLine, tableLines } from '../util/text.js';
-import { createRuntime, type Runtime } from '../runtime.js';
-import type { Environment } from '../config/env.js';
 
 /**
  * `sentinel batches stuck | fail-stuck | audit`: the guide's remediation step
@@ -95,7 +95,12 @@ export async function batchesFailStuck(
     try {
       const client = await pool.connect();
       try {
-        const result = await failStuck(client, { ...filter, reason, osUser: osUser(environment), environment: config.env.name });
+        const result = await failStuck(client, {
+          ...filter,
+          reason,
+          osUser: osUser(environment),
+          environment: config.env.name,
+        });
         if (flags.json) {
           return print(
             redactor,

@@ -1,12 +1,13 @@
 import { ConfigError, type ConfigFlags } from '../config/load.js';
 import type { LogLevel } from '../log.js';
-import { type NagiosThresholds, nagiosThresholds, renderNagios, renderNagiosUnknown } from '../report/nagios.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
+import { type NagiosThresholds, nagiosThresholds, renderNagios, renderNagiosUnknown } from '../report/nagios.js';
 import { exitCodeFor } from '../run.js';
 import { createRuntime, type ReportOnly, type RunAndAlert, runContinuously, withRunner } from '../runtime.js';
 import type { RunResult } from '../types.js';
-import { type Redactor, redactUrlPasswords } from '../util/redact.js';
+import { errorLine } from '../util/errors.js';
+import type { Redactor } from '../util/redact.js';
 
 export interface CheckFlags extends ConfigFlags {
   json?: boolean;
@@ -49,10 +50,10 @@ export async function checkCommand(flags: CheckFlags): Promise<number> {
     const reason =
       err instanceof ConfigError
         ? `config error: ${err.problems[0] ?? err.message}${err.problems.length > 1 ? ` (+${err.problems.length - 1} more)` : ''}`
-        : err instanceof Error
-          ? err.message
-          : String(err);
-    process.stdout.write(`${renderNagiosUnknown(redactUrlPasswords(reason.split('\n')[0] ?? reason))}\n`);
+        : err;
+    // Unescaped and uncut here: the plugin line escapes and cuts it itself.
+    const line = errorLine(reason, { escape: false, max: Number.POSITIVE_INFINITY });
+    process.stdout.write(`${renderNagiosUnknown(line)}\n`);
     throw err;
   }
 }
@@ -66,7 +67,12 @@ async function check(flags: CheckFlags): Promise<number> {
 
   if (flags.loop) {
     const listen = flags.metricsPort !== undefined ? { host: '127.0.0.1', port: flags.metricsPort } : undefined;
-    return runContinuously(s, { intervalSeconds: flags.interval ?? 300, print, listen, reload: () => createRuntime(flags) });
+    return runContinuously(s, {
+      intervalSeconds: flags.interval ?? 300,
+      print,
+      listen,
+      reload: () => createRuntime(flags),
+    });
   }
   const once = async (runAndAlert: RunAndAlert): Promise<number> => {
     const result = await runAndAlert();

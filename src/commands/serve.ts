@@ -1,9 +1,9 @@
 import { type Environment, readEnvironment } from '../config/env.js';
 import type { ConfigFlags } from '../config/load.js';
 import type { LogLevel } from '../log.js';
+import { createRuntime, type Runtime, runContinuously } from '../runtime.js';
 import { isLoopbackHost } from '../server/http.js';
 import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from '../server/listen.js';
-import { createRuntime, type Runtime, runContinuously } from '../runtime.js';
 import { reportPrinter } from './check.js';
 
 export interface ServeFlags extends ConfigFlags {

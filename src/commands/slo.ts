@@ -2,9 +2,9 @@ import { describeError } from '../checks/runner.js';
 import type { ConfigFlags } from '../config/load.js';
 import { createPool, endPool } from '../db/pool.js';
 import type { LogLevel } from '../log.js';
+import { createRuntime } from '../runtime.js';
 import { computeSlos } from '../slo/compute.js';
 import { renderSloHuman } from '../slo/render.js';
-import { createRuntime } from '../runtime.js';
 
 /** The SLO queries read up to a year of batches: more time than a check's query gets. */
 const MIN_STATEMENT_TIMEOUT_MS = 30_000;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { allChecks } from '../checks/index.js';
+import { readEnvironment } from '../config/env.js';
 import { type EmbeddedPostgresServer, startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
 import { createWritePool } from '../db/pool.js';
@@ -12,12 +13,10 @@ import { postgrestBinary, setupPostgrestRoles, signJwt, startPostgrest } from '.
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
 import { Runner, sleep } from '../run.js';
+import { createRuntime } from '../runtime.js';
 import { MemoryStateStore } from '../state/store.js';
 import type { Alert, CheckSummary, RunResult } from '../types.js';
-import { Redactor } from '../util/redact.js';
 import { simulateIngestion } from './simulate.js';
-import { readEnvironment } from '../config/env.js';
-import { createRuntime } from '../runtime.js';
 
 /** Role names as Supabase has them, so the demo reads like a real project. */
 const ROLES = { authenticator: 'authenticator', anon: 'anon', serviceRole: 'service_role' };

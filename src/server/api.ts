@@ -5,6 +5,7 @@ import { connectionConfig } from '../db/connect.js';
 import { isConnectionError } from '../db/errors.js';
 import { survivingSessionDeath } from '../db/pool.js';
 import type { RunResult } from '../types.js';
+import { errorLine } from '../util/errors.js';
 import { cut } from '../util/text.js';
 import { sentinelVersion } from '../util/version.js';
 import type {
@@ -118,9 +119,9 @@ const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : new D
 const num = (v: unknown): number => Number(v);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
-/** One line, secrets masked, bounded. */
+/** One line, secrets masked, bounded; not escaped (JSON escapes what it must). */
 function oneLine(text: string, redact: (t: string) => string): string {
-  return redact(text.split('\n')[0] ?? text).slice(0, 300);
+  return errorLine(text, { redact, max: 300, escape: false });
 }
 
 export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
