@@ -20,6 +20,7 @@ import type {
   StatusResponse,
 } from './api-types.js';
 import { databaseUnreachable } from './readiness.js';
+import { API_PATHS, type ApiPath } from './routes.js';
 
 /**
  * The dashboard's JSON API (`/api/*`, contract in api-types.ts).
@@ -44,14 +45,9 @@ export const LIMIT_RANGE = { min: 1, max: 100, default: 10 } as const;
  * value must not make a 100 MB answer.
  */
 export const MAX_API_CHARS = { code: 256, message: 1024 } as const;
-export const API_ENDPOINTS = [
-  '/api/status',
-  '/api/alerts',
-  '/api/batch-performance',
-  '/api/error-distribution',
-  '/api/pipeline-health',
-] as const;
-export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
+/** The API's paths (from the route table, src/server/routes.ts), listed in its 404. */
+export const API_ENDPOINTS: readonly ApiPath[] = Object.values(API_PATHS);
+export type ApiEndpoint = ApiPath;
 
 export interface ApiAnswer {
   status: number;
@@ -331,25 +327,25 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
     async handle(path, params, runs) {
       try {
         switch (path as ApiEndpoint) {
-          case '/api/status':
+          case API_PATHS.status:
             onlyParams(params, []);
             return { status: 200, body: status(runs) };
-          case '/api/alerts': {
+          case API_PATHS.alerts: {
             onlyParams(params, []);
             const body: AlertsResponse = { alerts: runs.last()?.alerts ?? [] };
             return { status: 200, body };
           }
-          case '/api/batch-performance': {
+          case API_PATHS.batchPerformance: {
             onlyParams(params, ['hours']);
             const hours = wholeNumber(params, 'hours', HOURS_RANGE);
             return await cached(`${path}?hours=${hours}`, runs, () => batchPerformance(hours));
           }
-          case '/api/error-distribution': {
+          case API_PATHS.errorDistribution: {
             onlyParams(params, ['limit']);
             const limit = wholeNumber(params, 'limit', LIMIT_RANGE);
             return await cached(`${path}?limit=${limit}`, runs, () => errorDistribution(limit));
           }
-          case '/api/pipeline-health':
+          case API_PATHS.pipelineHealth:
             onlyParams(params, []);
             return await cached(path, runs, () => pipelineHealth());
           default:
