@@ -68,7 +68,7 @@ export interface Runtime {
 export interface RuntimeOptions {
   /** False for commands that only touch alert state (silence, ack, notify): they work while the database is down. */
   requireDatabase?: boolean;
-  /** The environment the configuration is read from (the demo's own; tests); default `process.env`. */
+  /** The environment the configuration is read from (the demo's own; tests); default the process's. */
   env?: NodeJS.ProcessEnv;
   /** The process settings; default read from `env` (src/config/env.ts). */
   environment?: Environment;
@@ -79,13 +79,13 @@ export async function createRuntime(
   flags: ConfigFlags & { logLevel?: LogLevel },
   options: RuntimeOptions = {},
 ): Promise<Runtime> {
-  const env = options.env ?? process.env;
+  // Both default to process.env, read in src/config/ only.
   const config = await loadConfig({
     flags,
-    env,
+    ...(options.env ? { env: options.env } : {}),
     ...(options.requireDatabase === false ? { requireDatabase: false } : {}),
   });
-  const environment = options.environment ?? readEnvironment(env);
+  const environment = options.environment ?? readEnvironment(options.env);
   const redactor = new Redactor(config.secrets);
   const notifiers = createNotifiers(config.notifiers);
   for (const n of notifiers) redactor.add(n.secrets());

@@ -233,6 +233,8 @@ export async function startPostgrest(options: StartPostgrestOptions): Promise<Ru
     throw new Error('jwtSecret must be at least 32 characters long (PostgREST rejects shorter secrets)');
   const port = options.port ?? (await freePort());
 
+  // Not a setting Sentinel reads (those are in src/config/): the child inherits the
+  // environment as any child would, less the PGRST_* variables that would override ours.
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('PGRST_')) env[key] = value;
   Object.assign(env, {
