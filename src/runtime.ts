@@ -356,7 +356,8 @@ export async function runContinuously(s: Runtime, options: ContinuousOptions): P
     // error exits 70, which systemd restarts (it must not restart a config error).
     markLongRunning();
     logger.info(
-      `Starting loop: environment ${s.config.env.name}, every ${options.intervalSeconds}s${leadership ? ' (replicas: one leader runs, the others stand by)' : ''}`,
+      `Starting loop: environment ${s.config.env.name}, every ${options.intervalSeconds}s` +
+        `${leadership ? ' (replicas: one leader runs, the others stand by)' : ''}`,
     );
     let runs = 0;
     let nextRunAt: number | undefined;

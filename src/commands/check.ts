@@ -22,7 +22,10 @@ export interface CheckFlags extends ConfigFlags {
   metricsPort?: number;
 }
 
-/** Prints each run's report on stdout, redacted: JSON (one line unless pretty), a Nagios plugin line or the human banner. */
+/**
+ * Prints each run's report on stdout, redacted: JSON (one line unless pretty), a
+ * Nagios plugin line or the human banner.
+ */
 export function reportPrinter(
   redactor: Redactor,
   options: { json?: boolean; pretty?: boolean; color?: boolean; nagios?: NagiosThresholds },
@@ -49,7 +52,8 @@ export async function checkCommand(flags: CheckFlags): Promise<number> {
   } catch (err) {
     const reason =
       err instanceof ConfigError
-        ? `config error: ${err.problems[0] ?? err.message}${err.problems.length > 1 ? ` (+${err.problems.length - 1} more)` : ''}`
+        ? `config error: ${err.problems[0] ?? err.message}` +
+          `${err.problems.length > 1 ? ` (+${err.problems.length - 1} more)` : ''}`
         : err;
     // Unescaped and uncut here: the plugin line escapes and cuts it itself.
     const line = errorLine(reason, { escape: false, max: Number.POSITIVE_INFINITY });
@@ -90,12 +94,16 @@ async function check(flags: CheckFlags): Promise<number> {
     const reportOnly: ReportOnly =
       election.problem === undefined
         ? {
-            log: 'Another Sentinel process holds the leader lock (replicas): this run checks and reports only; the leader records and notifies what it sees',
+            log:
+              'Another Sentinel process holds the leader lock (replicas): this run checks and reports only; ' +
+              'the leader records and notifies what it sees',
             level: 'info',
             refusal: 'another Sentinel process holds the leader lock (replicas): the leader reloads the schema cache',
           }
         : {
-            log: `Cannot reach the leader lock database (${election.problem}): this run checks and reports only; nothing is recorded or notified`,
+            log:
+              `Cannot reach the leader lock database (${election.problem}): ` +
+              `this run checks and reports only; nothing is recorded or notified`,
             level: 'warn',
             refusal: 'the leader lock database cannot be reached (replicas): only the leader reloads the schema cache',
           };

@@ -17,11 +17,15 @@ export interface ServeFlags extends ConfigFlags {
   metricsWithoutToken?: boolean;
 }
 
+/** The shortest bearer token `sentinel serve` accepts (after trimming). */
+export const MIN_TOKEN_LENGTH = 16;
+
 /**
  * `sentinel serve`: the loop plus the HTTP server (`/metrics`, `/healthz`,
  * `/readyz`, the dashboard at `/` and its JSON API at `/api/*`; off loopback a
- * bearer token guards `/api/*` and `/metrics`, see src/server/http.ts). Logs go to stderr; stdout carries each run's JSON line with --json
- * and nothing otherwise. Returns the exit code (0 after a graceful stop).
+ * bearer token guards `/api/*` and `/metrics`, see src/server/routes.ts). Logs go
+ * to stderr; stdout carries each run's JSON line with --json and nothing otherwise.
+ * Returns the exit code (0 after a graceful stop).
  *
  * With `replicas.enabled` any number of processes may serve one database: the
  * leader (src/replicas/leader.ts) runs the checks and notifies, its JSON lines
@@ -30,9 +34,6 @@ export interface ServeFlags extends ConfigFlags {
  * stay ready on `/readyz` while the lock database answers (a follower is a healthy
  * standby, not a broken replica).
  */
-/** The shortest bearer token `sentinel serve` accepts (after trimming). */
-export const MIN_TOKEN_LENGTH = 16;
-
 export async function serveCommand(flags: ServeFlags, environment: Environment = readEnvironment()): Promise<number> {
   const listen = flags.listen ?? DEFAULT_LISTEN;
   // An empty SENTINEL_DASHBOARD_TOKEN counts as unset; anything else is trimmed and must be long enough.
@@ -49,7 +50,8 @@ export async function serveCommand(flags: ServeFlags, environment: Environment =
   // start without one rather than expose the pipeline's internals.
   if (!isLoopbackHost(listen.host) && token === undefined) {
     process.stderr.write(
-      `sentinel: --listen ${formatHostPort(listen.host, listen.port)} is not a loopback address: set SENTINEL_DASHBOARD_TOKEN (or --auth-token) to the bearer token the dashboard and scrapers must send\n`,
+      `sentinel: --listen ${formatHostPort(listen.host, listen.port)} is not a loopback address: ` +
+        `set SENTINEL_DASHBOARD_TOKEN (or --auth-token) to the bearer token the dashboard and scrapers must send\n`,
     );
     return 3;
   }

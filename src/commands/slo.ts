@@ -21,7 +21,8 @@ export async function sloCommand(
   const days = flags.days ?? 30;
   if (days > config.history.retention_days) {
     logger.warn(
-      `history.retention_days is ${config.history.retention_days}: the schema-cache SLO covers only the runs of the last ${config.history.retention_days} days`,
+      `history.retention_days is ${config.history.retention_days}: ` +
+        `the schema-cache SLO covers only the runs of the last ${config.history.retention_days} days`,
     );
   }
   const pool = createPool(config.env.databaseUrl, {

@@ -19,8 +19,8 @@ export { isLoopbackHostHeader, tokenMatches } from './access.js';
  * and `/readyz` never run a query; `/metrics` renders the registry the last run
  * filled, so a scrape answers in milliseconds whatever the database does.
  *
- * Access (the rules: src/server/routes.ts and access.ts): the default address is loopback. On any other address (`--listen
- * 0.0.0.0:9464`) a bearer token is required (`--auth-token` /
+ * Access (the table: routes.ts; the rule: access.ts): the default address is
+ * loopback. On any other address (`--listen 0.0.0.0:9464`) a bearer token is required (`--auth-token` /
  * `SENTINEL_DASHBOARD_TOKEN`) for `/api/*` and `/metrics` (Prometheus sends it
  * with `authorization: { credentials_file: … }`); `/healthz`, `/readyz` (probes),
  * `/` and `/assets/*` (the page holds no data; it asks for the token) stay open.
@@ -44,14 +44,23 @@ export interface ServerOptions {
   host: string;
   port: number;
   metrics: MetricsSource;
-  /** The loop's verdict, read on each `/readyz` (served as JSON: `ready`, `role` with replicas, `reason` when not ready). */
+  /**
+   * The loop's verdict, read on each `/readyz` (served as JSON: `ready`, `role`
+   * with replicas, `reason` when not ready).
+   */
   readiness: () => ReadinessVerdict;
   logger?: Logger;
   /** The dashboard's JSON API (`/api/*`); absent: those paths are 404. */
   api?: { handle(path: string, query: URLSearchParams): Promise<{ status: number; body: unknown }> };
-  /** Serve the page (`/`, `/assets/*`) from this directory; default `dist/web` of the package when `api` is given, none otherwise. */
+  /**
+   * Serve the page (`/`, `/assets/*`) from this directory; default `dist/web` of
+   * the package when `api` is given, none otherwise.
+   */
   webRoot?: string;
-  /** The bearer token for `/api/*` and (off loopback) `/metrics`. Required when the address is not loopback and `api` is given. */
+  /**
+   * The bearer token for `/api/*` and (off loopback) `/metrics`. Required when the
+   * address is not loopback and `api` is given.
+   */
   authToken?: string;
   /** Whether `host` is a loopback address; computed from `host` by default (tests override). */
   loopback?: boolean;
@@ -84,7 +93,8 @@ export class ListenError extends Error {
 
 /** The page's scripts and styles come from this server only; no inline script runs. */
 export const CONTENT_SECURITY_POLICY =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Content-Security-Policy': CONTENT_SECURITY_POLICY,
   'X-Content-Type-Options': 'nosniff',
@@ -165,7 +175,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const token = options.authToken;
   if (api && !loopback && !token) {
     throw new ListenError(
-      `listening on ${formatHostPort(host, options.port)} (not loopback) needs a bearer token: set SENTINEL_DASHBOARD_TOKEN or --auth-token`,
+      `listening on ${formatHostPort(host, options.port)} (not loopback) needs a bearer token: ` +
+        `set SENTINEL_DASHBOARD_TOKEN or --auth-token`,
     );
   }
   const webRoot = options.webRoot ?? (api ? DEFAULT_WEB_ROOT : undefined);

@@ -21,7 +21,10 @@ export const EXIT_INTERNAL_ERROR_LONG_RUNNING = 70;
 
 let longRunning = false;
 
-/** Whether the command line asks for `--format nagios` (then Sentinel's own failures are `SENTINEL UNKNOWN` lines on stdout too). */
+/**
+ * Whether the command line asks for `--format nagios` (then Sentinel's own failures
+ * are `SENTINEL UNKNOWN` lines on stdout too).
+ */
 export function wantsNagios(argv: readonly string[]): boolean {
   return argv.some((a, i) => a === '--format=nagios' || (a === '--format' && argv[i + 1] === 'nagios'));
 }

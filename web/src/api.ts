@@ -39,7 +39,10 @@ export function setToken(token: string | null): void {
 /** Why a request failed, as the page shows it. */
 export class ApiFailure extends Error {
   constructor(
-    /** `network`: no HTTP answer; `unauthorized`: 401; `unavailable`: 503 (database unreachable); `http`: anything else. */
+    /**
+     * `network`: no HTTP answer; `unauthorized`: 401; `unavailable`: 503 (database
+     * unreachable); `http`: anything else.
+     */
     readonly kind: 'network' | 'unauthorized' | 'unavailable' | 'http',
     message: string,
     readonly status?: number,
