@@ -155,7 +155,8 @@ export function buildProgram(): Command {
             'sentinel.usage',
             '--format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code',
           );
-        // Some plugin runners (Icinga 2) read stderr into the plugin output: only errors are logged unless asked otherwise.
+        // Some plugin runners (Icinga 2) read stderr into the plugin output: only errors
+        // are logged unless asked otherwise.
         if (cmd.getOptionValueSource('logLevel') !== 'cli') opts.logLevel = 'error';
       }
       const { checkCommand } = await import('./commands/check.js');
@@ -164,7 +165,8 @@ export function buildProgram(): Command {
 
   connectionOptions(program.command('serve'))
     .description(
-      'run the checks every --interval seconds and serve the dashboard (/, /api/*), /metrics, /healthz and /readyz over HTTP',
+      'run the checks every --interval seconds and serve the dashboard (/, /api/*), ' +
+        '/metrics, /healthz and /readyz over HTTP',
     )
     .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
     .addOption(
@@ -179,7 +181,8 @@ export function buildProgram(): Command {
     .option('--json', "print each run's report as one JSON line on stdout")
     .option(
       '--auth-token <token>',
-      'bearer token for /api/* and /metrics, required off loopback (prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)',
+      'bearer token for /api/* and /metrics, required off loopback ' +
+        '(prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)',
     )
     .option('--metrics-without-token', 'keep /metrics open although a token is set (a scraper that cannot send one)')
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
@@ -189,7 +192,8 @@ export function buildProgram(): Command {
 
   connectionOptions(program.command('slo'))
     .description(
-      "the guide's four SLOs over the last --days days: value, target, met, error budget left, burn rate (exit 1 when one is missed)",
+      "the guide's four SLOs over the last --days days: value, target, met, error budget left, " +
+        'burn rate (exit 1 when one is missed)',
     )
     .option('--days <n>', 'length of the window in days, 1 to 365', sloDays, 30)
     .option('--json', 'print the report as one JSON object')

@@ -81,7 +81,8 @@ async function silenceAddCommand(
     problems.push('--source: give a source name (leave --source out to silence every source)');
   else if (flags.source !== undefined && !(SOURCE_CHECKS as readonly string[]).includes(flags.check)) {
     problems.push(
-      `--source: ${flags.check} has no per-source alerts, so this silence would match nothing (only ${SOURCE_CHECKS.join(', ')} take --source)`,
+      `--source: ${flags.check} has no per-source alerts, so this silence would match nothing ` +
+        `(only ${SOURCE_CHECKS.join(', ')} take --source)`,
     );
   }
   const ms = parseDuration(flags.duration);
@@ -110,7 +111,9 @@ async function silenceAddCommand(
     state.silences.push(silence);
     await store.write(state);
   });
-  const scope = `${flags.check}${flags.source ? ` for source ${display(redactor, flags.source)}` : ''} in ${display(redactor, silence.environment ?? 'every environment')}`;
+  const scope =
+    `${flags.check}${flags.source ? ` for source ${display(redactor, flags.source)}` : ''}` +
+    ` in ${display(redactor, silence.environment ?? 'every environment')}`;
   process.stdout.write(`Silenced ${scope} until ${silence.endsAt} (${formatDuration(ms!)}): ${silence.id}\n`);
   return 0;
 }
@@ -145,7 +148,8 @@ async function silenceListCommand(flags: Flags & { all?: boolean }): Promise<num
     const show = (value: string, max?: number): string => display(redactor, value, max);
     process.stdout.write(
       redactor.redact(
-        `${show(s.id)}  ${show(s.check)}${s.source ? `/${show(s.source)}` : ''}  ${show(s.environment ?? '*')}  until ${show(s.endsAt)} (${left})  by ${show(s.createdBy)}: ${show(s.reason, MAX_CHARS.message)}\n`,
+        `${show(s.id)}  ${show(s.check)}${s.source ? `/${show(s.source)}` : ''}  ${show(s.environment ?? '*')}` +
+          `  until ${show(s.endsAt)} (${left})  by ${show(s.createdBy)}: ${show(s.reason, MAX_CHARS.message)}\n`,
       ),
     );
   }
@@ -188,7 +192,9 @@ async function ackCommand(flags: Flags & { id: string }): Promise<number> {
     throw new ConfigError([`ack: ${flags.id} matches ${result} alerts: give more characters of the id`]);
   process.stdout.write(
     redactor.redact(
-      `Acknowledged ${display(redactor, result.id)} [${display(redactor, result.environment)}] ${display(redactor, result.check)}: ${display(redactor, result.message, MAX_CHARS.message)}\nNo repeats until it resolves; a rise in level still notifies.\n`,
+      `Acknowledged ${display(redactor, result.id)} [${display(redactor, result.environment)}] ` +
+        `${display(redactor, result.check)}: ${display(redactor, result.message, MAX_CHARS.message)}\n` +
+        `No repeats until it resolves; a rise in level still notifies.\n`,
     ),
   );
   return 0;
@@ -199,7 +205,10 @@ function silencesOf(silences: Silence[], alert: TrackedAlert): Silence[] {
   return silences.filter((s) => isSilenced([s], alert.environment, alert));
 }
 
-/** `value` with every string in it (keys too) redacted: JSON output is masked value by value, so escaping cannot hide a secret. */
+/**
+ * `value` with every string in it (keys too) redacted: JSON output is masked value
+ * by value, so escaping cannot hide a secret.
+ */
 function redactDeep(value: unknown, redactor: Redactor): unknown {
   if (typeof value === 'string') return redactor.redact(value);
   if (Array.isArray(value)) return value.map((item) => redactDeep(item, redactor));
@@ -241,13 +250,16 @@ async function listAlertsCommand(flags: Flags): Promise<number> {
       .filter(Boolean)
       .join(', ');
     out.push(
-      `${show(a.id)}  ${show(a.level).padEnd(8)} [${show(a.environment)}] ${show(a.check)}${a.subject ? `/${show(a.subject)}` : ''}: ${show(a.message, MAX_CHARS.message)}  (since ${show(a.firingSince)}${marks ? `; ${marks}` : ''})`,
+      `${show(a.id)}  ${show(a.level).padEnd(8)} [${show(a.environment)}] ` +
+        `${show(a.check)}${a.subject ? `/${show(a.subject)}` : ''}: ${show(a.message, MAX_CHARS.message)}` +
+        `  (since ${show(a.firingSince)}${marks ? `; ${marks}` : ''})`,
     );
   }
   if (state.outbox.length) out.push(`${state.outbox.length} notification(s) waiting for delivery.`);
   if (state.dead.length)
     out.push(
-      `${state.dead.length} notification(s) rejected for good; last: ${show(String(state.dead[state.dead.length - 1]!.lastError), MAX_CHARS.message)}`,
+      `${state.dead.length} notification(s) rejected for good; ` +
+        `last: ${show(String(state.dead[state.dead.length - 1]!.lastError), MAX_CHARS.message)}`,
     );
   process.stdout.write(redactor.redact(out.map((line) => `${line}\n`).join('')));
   return 0;
@@ -259,7 +271,8 @@ async function notifyTestCommand(flags: Flags & { notifier?: string }): Promise<
     throw new ConfigError(['notify test: no notifiers configured (add a notifiers: list to the config file)']);
   if (flags.notifier && !config.notifiers.some((n) => n.name === flags.notifier)) {
     throw new ConfigError([
-      `--notifier: no notifier named "${flags.notifier}" (configured: ${config.notifiers.map((n) => n.name).join(', ')})`,
+      `--notifier: no notifier named "${flags.notifier}" ` +
+        `(configured: ${config.notifiers.map((n) => n.name).join(', ')})`,
     ]);
   }
   const engine = createAlerting(config, logger, redactor, { store, notifiers });

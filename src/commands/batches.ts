@@ -38,9 +38,11 @@ export async function batchesStuck(flags: Flags): Promise<number> {
     if (flags.json) return print(redactor, JSON.stringify(batches));
     if (batches.length === 0) return print(redactor, `No batches stuck > ${trimNumber(threshold)}m.`);
     return print(redactor, [
-      `${plural(batches.length, 'batch')} stuck > ${trimNumber(threshold)}m (in ${PROCESSING_STATUSES.join(', ')}; ages on the database clock):`,
+      `${plural(batches.length, 'batch')} stuck > ${trimNumber(threshold)}m ` +
+        `(in ${PROCESSING_STATUSES.join(', ')}; ages on the database clock):`,
       ...table(batches, redactor),
-      `To fail them: sentinel batches fail-stuck --older-than ${trimNumber(threshold)}m --reason "..." (a dry run; add --yes to apply)`,
+      `To fail them: sentinel batches fail-stuck --older-than ${trimNumber(threshold)}m --reason "..." ` +
+        `(a dry run; add --yes to apply)`,
     ]);
   });
 }
@@ -85,9 +87,11 @@ export async function batchesFailStuck(
         );
       if (batches.length === 0) return print(redactor, `No batches ${scope}: nothing to fail.`);
       return print(redactor, [
-        `Dry run: ${plural(batches.length, 'batch')} ${scope} would be set to failed, reason "${show(reason, MAX_CHARS.message)}":`,
+        `Dry run: ${plural(batches.length, 'batch')} ${scope} would be set to failed, ` +
+          `reason "${show(reason, MAX_CHARS.message)}":`,
         ...table(batches, redactor),
-        'Nothing was changed. Add --yes to apply: only batches still stuck at that moment are failed, and the change is audited (sentinel batches audit).',
+        'Nothing was changed. Add --yes to apply: only batches still stuck at that moment are failed, ' +
+          'and the change is audited (sentinel batches audit).',
       ]);
     }
 
@@ -118,7 +122,8 @@ export async function batchesFailStuck(
         if (result.batches.length === 0)
           return print(redactor, `No batches ${scope}: nothing failed, no audit record written.`);
         return print(redactor, [
-          `Failed ${plural(result.batches.length, 'batch')} ${scope}, reason "${show(reason, MAX_CHARS.message)}" (audit record ${result.auditId}, role ${show(result.dbRole)}):`,
+          `Failed ${plural(result.batches.length, 'batch')} ${scope}, reason "${show(reason, MAX_CHARS.message)}" ` +
+            `(audit record ${result.auditId}, role ${show(result.dbRole)}):`,
           ...table(
             result.batches.map((b) => ({ ...b, status: `${oneLine(b.status_before, MAX_CHARS.cell)} → failed` })),
             redactor,
@@ -143,7 +148,10 @@ export async function batchesAudit(flags: Flags & { limit?: number }): Promise<n
     return print(
       redactor,
       records.flatMap((r) => [
-        `#${r.id}  ${r.at.toISOString()}  ${show(r.os_user ?? '?')} / ${show(r.db_role)}  [${show(r.environment ?? '?')}]  ${plural(r.batch_ids.length, 'batch')} stuck > ${formatDuration(r.older_than_minutes * 60_000)}${r.source ? ` from ${show(r.source)}` : ''}: "${show(r.reason, MAX_CHARS.message)}"`,
+        `#${r.id}  ${r.at.toISOString()}  ${show(r.os_user ?? '?')} / ${show(r.db_role)}  ` +
+          `[${show(r.environment ?? '?')}]  ${plural(r.batch_ids.length, 'batch')} stuck > ` +
+          `${formatDuration(r.older_than_minutes * 60_000)}${r.source ? ` from ${show(r.source)}` : ''}: ` +
+          `"${show(r.reason, MAX_CHARS.message)}"`,
         `    ${show(r.batch_ids.join(', '), MAX_CHARS.log)}`,
       ]),
     );

@@ -264,7 +264,9 @@ export class LeaderElection {
       if (this.withoutOptions || !/unsupported startup parameter/i.test((err as Error).message ?? '')) throw err;
       this.withoutOptions = true;
       this.options.logger.warn(
-        `The lock database refused the keepalive settings in the startup options (${this.describe(err)}): connecting without them; after a network cut the leader lock may be held until that server notices the lost connection. Connect replicas to PostgreSQL directly, not through a pooler.`,
+        `The lock database refused the keepalive settings in the startup options (${this.describe(err)}): ` +
+          `connecting without them; after a network cut the leader lock may be held until that server ` +
+          `notices the lost connection. Connect replicas to PostgreSQL directly, not through a pooler.`,
       );
       return this.open();
     }
@@ -338,7 +340,8 @@ export class LeaderElection {
         );
         if (rows.length > 0) {
           this.options.logger.warn(
-            `Terminated this process's previous lock session (backend pid ${orphan.pid}), which PostgreSQL still kept after the connection was lost, so the leader lock is free`,
+            `Terminated this process's previous lock session (backend pid ${orphan.pid}), ` +
+              `which PostgreSQL still kept after the connection was lost, so the leader lock is free`,
           );
           await this.waitUntilGone(client, orphan);
         }
@@ -350,7 +353,8 @@ export class LeaderElection {
         // the server-side keepalives end that session soon enough.
         this.orphans = this.orphans.filter((o) => o !== orphan);
         this.options.logger.warn(
-          `Could not terminate this process's previous lock session (backend pid ${orphan.pid}): ${this.describe(err)}; it ends when PostgreSQL notices the lost connection`,
+          `Could not terminate this process's previous lock session (backend pid ${orphan.pid}): ` +
+            `${this.describe(err)}; it ends when PostgreSQL notices the lost connection`,
         );
       }
     }

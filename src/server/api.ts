@@ -156,7 +156,8 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
 
   async function batchPerformance(hours: number): Promise<BatchPerformanceResponse> {
     const rows = await query<Record<string, unknown>>(
-      `select * from ops.v_batch_performance where hour_bucket >= now() - make_interval(hours => $1::int) order by hour_bucket desc`,
+      `select * from ops.v_batch_performance where hour_bucket >= now() - make_interval(hours => $1::int) ` +
+        `order by hour_bucket desc`,
       [hours],
     );
     return {
@@ -209,7 +210,8 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
     // Stuck as the stuck_batches check counts it: a processing status whose oldest
     // batch changed status more than threshold_minutes ago (same clock: now()).
     const rows = await query<Record<string, unknown>>(
-      `select h.*, (h.status = any($2::text[]) and h.oldest_batch_at < now() - make_interval(secs => $1::float8 * 60)) as stuck
+      `select h.*, (h.status = any($2::text[]) and ` +
+        `h.oldest_batch_at < now() - make_interval(secs => $1::float8 * 60)) as stuck
          from ops.v_pipeline_health h`,
       [threshold, [...PROCESSING_STATUSES]],
     );
