@@ -156,7 +156,8 @@ export function buildProgram(): Command {
             'sentinel.usage',
             '--format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code',
           );
-        // Some plugin runners (Icinga 2) read stderr into the plugin output: only errors are logged unless asked otherwise.
+        // Some plugin runners (Icinga 2) read stderr into the plugin output: only errors
+        // are logged unless asked otherwise.
         if (cmd.getOptionValueSource('logLevel') !== 'cli') opts.logLevel = 'error';
       }
       const { checkCommand } = await import('./commands/check.js');
@@ -165,7 +166,8 @@ export function buildProgram(): Command {
 
   connectionOptions(program.command('serve'))
     .description(
-      'run the checks every --interval seconds and serve the dashboard (/, /api/*), /metrics, /healthz and /readyz over HTTP',
+      'run the checks every --interval seconds and serve the dashboard (/, /api/*), ' +
+        '/metrics, /healthz and /readyz over HTTP',
     )
     .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
     .addOption(
@@ -180,7 +182,8 @@ export function buildProgram(): Command {
     .option('--json', "print each run's report as one JSON line on stdout")
     .option(
       '--auth-token <token>',
-      'bearer token for /api/* and /metrics, required off loopback (prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)',
+      'bearer token for /api/* and /metrics, required off loopback ' +
+        '(prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)',
     )
     .option('--metrics-without-token', 'keep /metrics open although a token is set (a scraper that cannot send one)')
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
@@ -190,7 +193,8 @@ export function buildProgram(): Command {
 
   connectionOptions(program.command('slo'))
     .description(
-      "the guide's four SLOs over the last --days days: value, target, met, error budget left, burn rate (exit 1 when one is missed)",
+      "the guide's four SLOs over the last --days days: value, target, met, error budget left, " +
+        'burn rate (exit 1 when one is missed)',
     )
     .option('--days <n>', 'length of the window in days, 1 to 365', sloDays, 30)
     .option('--json', 'print the report as one JSON object')
@@ -337,15 +341,12 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       // The message echoes what was typed (an unknown option, a bad value): escaped and cut like data.
-      const [{ oneLine }, { redactUrlPasswords }] = await Promise.all([
-        import('./util/text.js'),
-        import('./util/redact.js'),
-      ]);
+      const { errorLine } = await import('./util/errors.js');
       const text =
         err.code === 'commander.excessArguments'
           ? `unknown command '${argv.slice(2).find((a) => !a.startsWith('-')) ?? ''}'`
           : err.message.replace(/^error: /, '').replace(/\n\(Did you mean /, ' (Did you mean ');
-      const message = oneLine(redactUrlPasswords(text));
+      const message = errorLine(text, { firstLine: false });
       process.stderr.write(`sentinel: ${message} (see sentinel --help)\n`);
       // A check command with bad arguments is UNKNOWN to Nagios, on stdout like every plugin result.
       if (wantsNagios(argv)) {
@@ -355,8 +356,11 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT_USAGE;
       return;
     }
-    const { reportFatal } = await import('./commands/fatal.js');
-    process.exitCode = reportFatal(err);
+    const [{ reportFatal }, { readEnvironment }] = await Promise.all([
+      import('./commands/fatal.js'),
+      import('./config/env.js'),
+    ]);
+    process.exitCode = reportFatal(err, { debug: readEnvironment().debug });
   }
 }
 
