@@ -18,6 +18,7 @@ import {
 } from '../helpers/faults.js';
 import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
 import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
+import { until } from '../helpers/wait.js';
 
 /**
  * The monitored database failing under Sentinel, for real: sessions terminated
@@ -135,16 +136,14 @@ describe('sessions terminated again and again (failover, pooler restart)', () =>
     });
     running.push(s);
     // The refresh is waiting for the row lock: terminate exactly that backend.
-    let pid: number | undefined;
-    while (pid === undefined && s.child.exitCode === null) {
+    const pid = await until(async () => {
+      if (s.child.exitCode !== null) throw new Error('sentinel exited before its refresh waited for the lock');
       const { rows } = await admin.query<{ pid: number }>(
         `select pid from pg_stat_activity where datname = $1 and query like '%refresh_error_rollup%' and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
         [db.name],
       );
-      pid = rows[0]?.pid;
-      if (pid === undefined) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(pid).toBeDefined();
+      return rows[0]?.pid;
+    }, 'the rollup refresh to wait for the row lock');
     await admin.query('select pg_terminate_backend($1)', [pid]);
     await s.waitForLog(
       /Error rollup refresh failed: terminating connection due to administrator command; the next run tries again/,
@@ -331,11 +330,11 @@ describe('a locked table is diagnosed, not misreported', () => {
       .query('alter table intake.simplicity_batches add column if not exists fault_test int')
       .catch(() => undefined);
     // Wait until the ALTER is queued for its lock.
-    for (;;) {
-      const { rows } = await admin.query(`select 1 from pg_locks where pid = $1 and not granted`, [alterPid]);
-      if (rows.length > 0) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(
+      async () =>
+        (await admin.query(`select 1 from pg_locks where pid = $1 and not granted`, [alterPid])).rows.length > 0,
+      'the ALTER to queue for its lock',
+    );
     const config = configFile('statement_timeout_ms: 1000\n');
     const r = await runCli(
       ['--json', '-c', config],
