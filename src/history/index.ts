@@ -1,5 +1,5 @@
-import { stateDatabaseUrl } from '../alerting/setup.js';
 import type { SentinelConfig } from '../config/schema.js';
+import { stateDatabaseUrl } from '../config/state-database.js';
 import { PgRunHistory } from './pg-store.js';
 import { FileRunHistory, type RunHistoryStore } from './store.js';
 
