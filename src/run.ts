@@ -10,6 +10,7 @@ import type { Logger } from './log.js';
 import type { StateStore } from './state/store.js';
 import { type OverallStatus, overallStatus, type PipelineSnapshot, type RunResult } from './types.js';
 import { linkedAbort } from './util/abort.js';
+import { sleep } from './util/sleep.js';
 
 /** The pipeline snapshot's own budget; it never holds up a run longer than this. */
 export const SNAPSHOT_TIMEOUT_MS = 10_000;
@@ -38,18 +39,8 @@ export function exitCodeFor(status: OverallStatus): 0 | 1 | 2 {
   return status === 'critical' ? 2 : status === 'degraded' ? 1 : 0;
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
+/** Moved to util/ (alerting waits the same way); re-exported for the runner's existing importers. */
+export { sleep };
 
 /**
  * Holds the connections of a Sentinel process and runs health checks on demand.
