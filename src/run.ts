@@ -8,8 +8,9 @@ import { createPool, createWritePool, endPool, timedQueries } from './db/pool.js
 import { type RollupRefresher, refreshErrorRollup } from './db/rollup.js';
 import type { Logger } from './log.js';
 import type { StateStore } from './state/store.js';
-import type { Alert, OverallStatus, PipelineSnapshot, RunResult } from './types.js';
+import { type OverallStatus, overallStatus, type PipelineSnapshot, type RunResult } from './types.js';
 import { linkedAbort } from './util/abort.js';
+import { sleep } from './util/sleep.js';
 
 /** The pipeline snapshot's own budget; it never holds up a run longer than this. */
 export const SNAPSHOT_TIMEOUT_MS = 10_000;
@@ -30,30 +31,16 @@ export interface RunnerDeps {
   mayAct?: () => Promise<boolean>;
 }
 
-/** Worst level wins: any critical alert makes the run critical, any warning degraded. */
-export function overallStatus(alerts: Alert[]): OverallStatus {
-  if (alerts.some((a) => a.level === 'critical')) return 'critical';
-  if (alerts.length > 0) return 'degraded';
-  return 'healthy';
-}
+/** Defined with the types (alerting needs it too); re-exported for the runner's existing importers. */
+export { overallStatus };
 
 /** Exit codes of SPEC.md §3 (3 is reserved for "Sentinel itself could not run"). */
 export function exitCodeFor(status: OverallStatus): 0 | 1 | 2 {
   return status === 'critical' ? 2 : status === 'degraded' ? 1 : 0;
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
+/** Moved to util/ (alerting waits the same way); re-exported for the runner's existing importers. */
+export { sleep };
 
 /**
  * Holds the connections of a Sentinel process and runs health checks on demand.

@@ -9,6 +9,17 @@ export type Level = 'critical' | 'warning';
 /** Overall verdict of one run; maps onto exit codes 0 / 1 / 2. */
 export type OverallStatus = 'healthy' | 'degraded' | 'critical';
 
+/**
+ * Worst level wins: any critical alert makes the run critical, any warning degraded.
+ * Here, with the types it maps, because both the runner and alerting (which recounts
+ * without silenced alerts) need it and alerting may not import the runner.
+ */
+export function overallStatus(alerts: ReadonlyArray<Pick<Alert, 'level'>>): OverallStatus {
+  if (alerts.some((a) => a.level === 'critical')) return 'critical';
+  if (alerts.length > 0) return 'degraded';
+  return 'healthy';
+}
+
 /** One finding of a check, exactly the guide's alert shape plus optional extras. */
 export interface Alert {
   check: string;
@@ -141,8 +152,17 @@ export interface RunMetrics {
   silenced_alerts?: number;
 }
 
-/** Why a delivery failed (see src/alerting/types.ts FAILURE_REASONS). */
-export type DeliveryFailureReason = 'rejected' | 'expired' | 'rate_limited' | 'server_error' | 'timeout' | 'network';
+/**
+ * Why a delivery failed, as counted per notifier in a run's `notifications[].reasons`
+ * (a fixed set, so it can become a metric label): `rejected` a final 4xx refusal,
+ * `rate_limited` a 429, `server_error` a 5xx, `timeout` no answer in time (the
+ * request's timeout or the run's `delivery_timeout`), `network` no HTTP answer at
+ * all (refused, reset, DNS, TLS), `expired` undelivered for longer than
+ * `max_outbox_age` and given up.
+ */
+export const FAILURE_REASONS = ['rejected', 'expired', 'rate_limited', 'server_error', 'timeout', 'network'] as const;
+/** One of {@link FAILURE_REASONS}. */
+export type DeliveryFailureReason = (typeof FAILURE_REASONS)[number];
 
 /** Per-notifier delivery figures of one run, for the report and the metrics. */
 export interface NotifierSummary {

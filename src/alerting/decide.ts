@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { EventKind } from '../notifiers/contract.js';
 import type { Alert, Level } from '../types.js';
-import type { EventKind } from './types.js';
 
 /**
  * The alert lifecycle as a pure function (Alertmanager's `needsUpdate`): given what

@@ -1,10 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '../log.js';
-import type { SendContext } from '../notifiers/base.js';
+import type { SendContext } from '../notifiers/contract.js';
 import { DeliveryError, withRetry } from '../notifiers/http.js';
-import { overallStatus } from '../run.js';
-import type { Alert, NotifierSummary as BaseNotifierSummary, Level, RunResult } from '../types.js';
+import {
+  type Alert,
+  type NotifierSummary as BaseNotifierSummary,
+  type Level,
+  overallStatus,
+  type RunResult,
+} from '../types.js';
 import { formatDuration } from '../util/duration.js';
 import type { Redactor } from '../util/redact.js';
 import { decide, identityKey, idsFor, type LifecycleSettings, levelAtLeast, type TrackedAlert } from './decide.js';

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { SentinelConfig } from '../config/schema.js';
+import { stateDatabaseUrl } from '../config/state-database.js';
 import type { Logger } from '../log.js';
 import { createNotifiers } from '../notifiers/index.js';
 import type { Redactor } from '../util/redact.js';
@@ -19,10 +20,8 @@ export function createAlertStore(config: SentinelConfig): AlertStateStore {
   return new AlertStore(config.stateDir);
 }
 
-/** The database of the replicas' shared state and leader lock. */
-export function stateDatabaseUrl(config: SentinelConfig): string {
-  return config.replicas.state_database_url ?? config.env.databaseUrl;
-}
+/** Moved to config/ (history needs it too); re-exported for this module's existing importers. */
+export { stateDatabaseUrl };
 
 /** The alerting engine as configured: notifiers, lifecycle settings, the state store. */
 export function createAlerting(

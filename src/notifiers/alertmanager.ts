@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { bounded, MINUTE_MS } from '../config/limits.js';
-import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, type SendContext, timeoutMs } from './base.js';
+import { bounded, MINUTE_MS } from '../util/limits.js';
+import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, timeoutMs } from './base.js';
+import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
 import { detailLines } from './format.js';
 import { hostOf, request } from './http.js';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { Notification, Notifier } from '../alerting/types.js';
-import { bounded, LIMITS, SECOND_MS } from '../config/limits.js';
+import { bounded, LIMITS, SECOND_MS } from '../util/limits.js';
+import type { Notifier } from './contract.js';
 
 /**
  * Settings every notifier has. Each provider file extends these with its own
@@ -110,13 +110,3 @@ export function notifierBasics(
 export function timeoutMs(config: Pick<BaseNotifierConfig, 'timeout_seconds'>): number {
   return config.timeout_seconds * 1000;
 }
-
-/** Passed to `send`: lets a notifier that makes several requests per notification (one per recipient, one per alert) resume where a failed attempt stopped instead of sending duplicates. */
-export interface SendContext {
-  signal: AbortSignal;
-  /** Parts already delivered by earlier attempts (persisted in the outbox). */
-  completed: ReadonlySet<string>;
-  markCompleted(part: string): void;
-}
-
-export type SendFn = (notification: Notification, ctx: SendContext) => Promise<void>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, httpUrl, notifierBasics, type SendContext, timeoutMs, urlSecrets } from './base.js';
+import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs, urlSecrets } from './base.js';
+import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
 import { byUrgency, cutClean, eventWhen, headline, KIND_LABEL, truncate, waterLevel } from './format.js';
 import { hostOf, request } from './http.js';
 

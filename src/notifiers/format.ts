@@ -1,4 +1,4 @@
-import type { Notification, NotificationEvent } from '../alerting/types.js';
+import type { Notification, NotificationEvent } from './contract.js';
 
 /**
  * Wording shared by every provider, so a page, an email and a chat message say

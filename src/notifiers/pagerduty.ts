@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
 import { Redactor } from '../util/redact.js';
-import { baseNotifierFields, httpUrl, notifierBasics, type SendContext, timeoutMs } from './base.js';
+import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs } from './base.js';
+import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
 import { byUrgency, truncate } from './format.js';
 import { hostOf, request } from './http.js';
 import { type Part, sendParts } from './parts.js';

@@ -1,5 +1,5 @@
 import type { Redactor } from '../util/redact.js';
-import type { SendContext } from './base.js';
+import type { SendContext } from './contract.js';
 import { DeliveryError } from './http.js';
 
 /**

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
-import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, type SendContext, timeoutMs } from './base.js';
+import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, timeoutMs } from './base.js';
+import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
 import { byUrgency, detailLines, eventLine, eventWhen, headline, KIND_LABEL, truncate, utc } from './format.js';
 import { hostOf, parseRetryAfter, request } from './http.js';
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { Notification, Notifier } from '../alerting/types.js';
 import { Redactor } from '../util/redact.js';
-import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, type SendContext, timeoutMs } from './base.js';
+import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, timeoutMs } from './base.js';
+import type { Notification, Notifier, SendContext } from './contract.js';
 import { byUrgency, headline, KIND_LABEL } from './format.js';
 import { hostOf, request } from './http.js';
 import { type Part, sendParts } from './parts.js';

@@ -1,16 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import type { Notification, NotificationEvent, Notifier } from '../alerting/types.js';
 import { sentinelVersion } from '../util/version.js';
-import {
-  baseNotifierFields,
-  hasCredentials,
-  httpUrl,
-  notifierBasics,
-  type SendContext,
-  timeoutMs,
-  urlSecrets,
-} from './base.js';
+import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, timeoutMs, urlSecrets } from './base.js';
+import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
 import { hostOf, request } from './http.js';
 
 /**

@@ -9,12 +9,11 @@ import {
   type NotifierSummary,
 } from '../../src/alerting/engine.js';
 import { AlertStore } from '../../src/alerting/store.js';
-import type { Notifier } from '../../src/alerting/types.js';
 import { createLogger } from '../../src/log.js';
+import type { Notifier } from '../../src/notifiers/contract.js';
 import { createNotifiers, notifierConfigSchema } from '../../src/notifiers/index.js';
 import { renderHuman } from '../../src/report/human.js';
-import { overallStatus } from '../../src/run.js';
-import type { Alert, RunResult } from '../../src/types.js';
+import { type Alert, overallStatus, type RunResult } from '../../src/types.js';
 import { Redactor } from '../../src/util/redact.js';
 import { type Answer, startHttpServer, type TestHttpServer, useHttpServer } from '../helpers/http-server.js';
 

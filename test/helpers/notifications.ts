@@ -1,5 +1,4 @@
-import type { Notification, NotificationEvent } from '../../src/alerting/types.js';
-import type { SendContext } from '../../src/notifiers/base.js';
+import type { Notification, NotificationEvent, SendContext } from '../../src/notifiers/contract.js';
 
 /** A realistic event; override what a test cares about. */
 export function event(overrides: Partial<NotificationEvent> = {}): NotificationEvent {
