@@ -110,7 +110,8 @@ async function waitForReady(server: ReturnType<typeof spawn>, stderr: () => stri
   while (Date.now() < deadline) {
     if (server.exitCode !== null || server.signalCode !== null) {
       throw new Error(
-        `sentinel serve exited with ${server.exitCode ?? server.signalCode} before it was ready: ${lastLines(stderr())}`,
+        `sentinel serve exited with ${server.exitCode ?? server.signalCode} before it was ready: ` +
+          `${lastLines(stderr())}`,
       );
     }
     base ??= /Listening on (http:\/\/\S+)/.exec(stderr())?.[1];

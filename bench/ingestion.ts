@@ -212,7 +212,9 @@ function databaseUrl(adminUrl: string, name: string): string {
   return url.toString();
 }
 
-/** The engine's schema (sql/intake.sql) and history (bench/generate.sql), foreign keys and triggers off while loading. */
+/**
+ * The engine's schema (sql/intake.sql) and history (bench/generate.sql), foreign keys and triggers off while loading.
+ */
 async function prefill(url: string, size: { batches: number; errors: number; days: number }): Promise<void> {
   const intake = await readFile(join(REPO_ROOT, 'sql', 'intake.sql'), 'utf8');
   const generate = await readFile(join(REPO_ROOT, 'bench', 'generate.sql'), 'utf8');
@@ -282,7 +284,8 @@ async function writeRound(
     const source = SOURCES[n % SOURCES.length]!;
     await both(i, inserting, async (side) => {
       const { rows } = await db[side].query<{ id: string }>(
-        `insert into intake.simplicity_batches (source, filename, status, total_rows, created_at) values ($1, $2, 'uploaded', $3, now()) returning id`,
+        `insert into intake.simplicity_batches (source, filename, status, total_rows, created_at) values ($1, $2, ` +
+          `'uploaded', $3, now()) returning id`,
         [source, `${source}/bench-${n}.csv`, 1000 + (n % 5000)],
       );
       ids[side].push(rows[0]!.id);
@@ -298,7 +301,8 @@ async function writeRound(
       [`update intake.simplicity_batches set status = 'inserting' where id = $1`, []],
       [
         `update intake.simplicity_batches
-            set status = 'completed', inserted_rows = $2, skipped_rows = $3, error_rows = $4, db_ms = $5, completed_at = now()
+            set status = 'completed', inserted_rows = $2, skipped_rows = $3, error_rows = $4, db_ms = $5,
+                completed_at = now()
           where id = $1`,
         [total - ERRORS_PER_BATCH - 100, 100, ERRORS_PER_BATCH, 500 + (i % 2000)],
       ],

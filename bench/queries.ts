@@ -18,7 +18,9 @@ import { type Stats, stats, timed, withClient } from './lib.js';
 // ---------------------------------------------------------------------------
 // Timing one query
 
-/** Above this, a query gets fewer repetitions: as many as fit in {@link SLOW_BUDGET_MS}, at least {@link SLOW_MIN_REPS}. */
+/**
+ * Above this, a query gets fewer repetitions: as many as fit in {@link SLOW_BUDGET_MS}, at least {@link SLOW_MIN_REPS}.
+ */
 const SLOW_QUERY_MS = 2_000;
 const SLOW_BUDGET_MS = 60_000;
 const SLOW_MIN_REPS = 5;
@@ -170,12 +172,16 @@ export const DASHBOARD_QUERIES: DashboardQuery[] = [
   {
     key: 'a',
     name: 'batch_performance 24h',
-    sql: `select * from ops.v_batch_performance where hour_bucket >= now() - interval '24 hours' order by hour_bucket desc`,
+    sql:
+      `select * from ops.v_batch_performance where hour_bucket >= now() - interval '24 hours' order by ` +
+      `hour_bucket desc`,
   },
   {
     key: 'b',
     name: 'batch_performance 7d',
-    sql: `select * from ops.v_batch_performance where hour_bucket >= now() - interval '7 days' order by hour_bucket desc`,
+    sql:
+      `select * from ops.v_batch_performance where hour_bucket >= now() - interval '7 days' order by ` +
+      `hour_bucket desc`,
   },
   {
     key: 'c',
@@ -190,7 +196,9 @@ export const DASHBOARD_QUERIES: DashboardQuery[] = [
   {
     key: 'e',
     name: 'error_distribution top10 7d',
-    sql: `select * from ops.v_error_distribution where last_seen_at >= now() - interval '7 days' order by occurrence_count desc, error_code limit 10`,
+    sql:
+      `select * from ops.v_error_distribution where last_seen_at >= now() - interval '7 days' order by ` +
+      `occurrence_count desc, error_code limit 10`,
   },
   { key: 'f', name: 'pipeline_health', sql: `select * from ops.v_pipeline_health`, sortBy: 'status' },
 ];

@@ -61,7 +61,8 @@ const SCALES: Record<Scale, { batches: number; errors: number; days: number }> =
 };
 
 const USAGE =
-  'usage: node dist-bench/bench/run.js [--scale S|M|L|S,L] [--reps 20] [--skip-api] [--skip-process] [--skip-ingestion] [--keep]';
+  'usage: node dist-bench/bench/run.js [--scale S|M|L|S,L] [--reps 20] [--skip-api] [--skip-process] ' +
+  '[--skip-ingestion] [--keep]';
 
 /** A bad command line: reported in one line with the usage, no stack. */
 class UsageError extends Error {}
@@ -306,7 +307,8 @@ async function prepareDatabase(
   if (rollup.available) await withClient(url, (c) => c.query('analyze'));
   const counts = await withClient(url, async (c) => {
     const { rows } = await c.query<{ batches: string; row_errors: string }>(
-      `select (select count(*) from intake.simplicity_batches) as batches, (select count(*) from intake.row_errors) as row_errors`,
+      `select (select count(*) from intake.simplicity_batches) as batches, (select count(*) from ` +
+        `intake.row_errors) as row_errors`,
     );
     return { batches: Number(rows[0]!.batches), rowErrors: Number(rows[0]!.row_errors) };
   });
@@ -368,7 +370,8 @@ async function refreshRollup(url: string, scale: Scale): Promise<SetupFigures['r
     if (caughtUp) log(`${scale}: error rollup caught up in ${calls.length} calls, ${(totalMs / 1000).toFixed(1)} s`);
     else
       log(
-        `${scale}: WARNING the error rollup still reports pending rows after ${ROLLUP_MAX_CALLS} calls${await oldestTransaction(c)}`,
+        `${scale}: WARNING the error rollup still reports pending rows after ${ROLLUP_MAX_CALLS} calls` +
+          `${await oldestTransaction(c)}`,
       );
     return { available: true, calls, totalMs, caughtUp };
   });
@@ -384,7 +387,8 @@ async function oldestTransaction(c: pg.Client): Promise<string> {
   );
   const t = rows[0];
   return t
-    ? `; a transaction has been open for ${Math.round(t.seconds)} s in database ${t.datname ?? '?'} (pid ${t.pid}) and holds the rollup back`
+    ? `; a transaction has been open for ${Math.round(t.seconds)} s in database ${t.datname ?? '?'} (pid ` +
+        `${t.pid}) and holds the rollup back`
     : '';
 }
 
@@ -542,7 +546,8 @@ async function benchScale({ serverUrl, scale, options, date, ingestion }: ScaleC
   const equivalence = await verifyEquivalence(url);
   for (const e of equivalence.filter((x) => !x.identical)) {
     log(
-      `${scale}: MISMATCH dashboard ${e.key}): ours ${e.oursRows} rows, baseline ${e.baselineRows}; first difference ${JSON.stringify(e.firstDifference)}`,
+      `${scale}: MISMATCH dashboard ${e.key}): ours ${e.oursRows} rows, baseline ${e.baselineRows}; first ` +
+        `difference ${JSON.stringify(e.firstDifference)}`,
     );
   }
 
@@ -742,7 +747,9 @@ function rowsOf(result: ScaleResult): Row[] {
       'api',
       `${a.path} (${a.connections} conn)`,
       {
-        ours: `${Math.round(a.requestsPerSec)} req/s, p50 ${fmtMs(a.p50Ms)}, p99 ${fmtMs(a.p99Ms)} ms${failures > 0 ? `, ${failures} failed` : ''}`,
+        ours:
+          `${Math.round(a.requestsPerSec)} req/s, p50 ${fmtMs(a.p50Ms)}, p99 ${fmtMs(a.p99Ms)} ms` +
+          `${failures > 0 ? `, ${failures} failed` : ''}`,
       },
       {
         target: `>=${API_RPS} req/s, p99<${API_P99_MS} ms`,
@@ -770,7 +777,9 @@ function rowsOf(result: ScaleResult): Row[] {
         'process',
         `loop RSS growth, run 10 -> ${rss.runs}, ${label}`,
         {
-          ours: `${rss.growthMb.toFixed(1)} MB (${rss.rssAt10Mb.toFixed(0)} -> ${rss.rssAtEndMb.toFixed(0)}; heap ${rss.heapAt10Mb.toFixed(1)} -> ${rss.heapAtEndMb.toFixed(1)})`,
+          ours:
+            `${rss.growthMb.toFixed(1)} MB (${rss.rssAt10Mb.toFixed(0)} -> ${rss.rssAtEndMb.toFixed(0)}; heap ` +
+            `${rss.heapAt10Mb.toFixed(1)} -> ${rss.heapAtEndMb.toFixed(1)})`,
         },
         { target: `<${LOOP_RSS_MB} MB`, pass: rss.growthMb < LOOP_RSS_MB },
       );
@@ -782,7 +791,9 @@ function rowsOf(result: ScaleResult): Row[] {
       'ingestion',
       i.variant === 'engine_fk_index' ? `${i.operation} (engine has its FK index)` : i.operation,
       {
-        ours: `${Math.round(i.withSentinelPerSec)}/s with, ${Math.round(i.withoutSentinelPerSec)}/s without (${i.slowdownPct.toFixed(1)}% slower)`,
+        ours:
+          `${Math.round(i.withSentinelPerSec)}/s with, ${Math.round(i.withoutSentinelPerSec)}/s without ` +
+          `(${i.slowdownPct.toFixed(1)}% slower)`,
       },
       { target: `<=${INGESTION_SLOWDOWN_PCT}% slower`, pass: i.slowdownPct <= INGESTION_SLOWDOWN_PCT },
     );
@@ -817,7 +828,8 @@ function printTable(results: ScaleResult[], rows: Row[]): void {
   for (const r of results) {
     const m = r.machine;
     lines.push(
-      `${r.scale}: ${r.reps} reps; ${m.cpuModel} x${m.cpuCount}, ${m.totalMemoryGb} GB, node ${m.node}, PostgreSQL ${m.postgres} (shared_buffers ${m.settings.shared_buffers ?? '?'})` +
+      `${r.scale}: ${r.reps} reps; ${m.cpuModel} x${m.cpuCount}, ${m.totalMemoryGb} GB, node ${m.node}, ` +
+        `PostgreSQL ${m.postgres} (shared_buffers ${m.settings.shared_buffers ?? '?'})` +
         (r.growthReference ? `; L/S against ${r.growthReference}` : ''),
     );
   }

@@ -38,7 +38,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     const ts = now().toISOString().slice(0, 19).replace('T', ' ');
     // Redacted before it is cut, so a secret cut in half is still masked.
     write(
-      `${ts} | ${label.padEnd(8)} | ${oneLine(name, MAX_CHARS.name)} | ${oneLine(redactor.redact(message), MAX_CHARS.log)}`,
+      `${ts} | ${label.padEnd(8)} | ${oneLine(name, MAX_CHARS.name)} | ` +
+        `${oneLine(redactor.redact(message), MAX_CHARS.log)}`,
     );
   };
   return {

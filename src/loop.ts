@@ -30,7 +30,8 @@ export interface LoopOptions {
 
 /**
  * Runs checks every `intervalMs`, measured start to start, so a slow run does not
- * push the schedule back (with replicas, only while this process leads). A run that takes longer than the interval is followed
+ * push the schedule back (with replicas, only while this process leads). A run that takes longer than the interval is
+ * followed
  * by the next one at once (with a warning) rather than overlapping it. Database
  * outages do not end the loop: each run reports what it saw.
  */
@@ -61,7 +62,9 @@ export async function runLoop(options: LoopOptions): Promise<number> {
     const wait = started + options.intervalMs - now();
     if (wait <= 0) {
       options.logger.warn(
-        `Run took ${Math.round((now() - started) / 1000)}s, longer than the ${Math.round(options.intervalMs / 1000)}s interval; starting the next run now`,
+        `Run took ${Math.round((now() - started) / 1000)}s, ` +
+          `longer than the ${Math.round(options.intervalMs / 1000)}s ` +
+          `interval; starting the next run now`,
       );
       continue;
     }

@@ -1,9 +1,9 @@
 import type pg from 'pg';
-import { type DatabaseRootCause, describeError, runChecks } from './checks/runner.js';
+import { type DatabaseRootCause, runChecks } from './checks/runner.js';
 import { collectSnapshot } from './checks/snapshot.js';
 import type { Check, CheckContext } from './checks/types.js';
 import type { SentinelConfig } from './config/schema.js';
-import { isSessionLost } from './db/errors.js';
+import { describeError, isSessionLost } from './db/errors.js';
 import { createPool, createWritePool, endPool, timedQueries } from './db/pool.js';
 import { type RollupRefresher, refreshErrorRollup } from './db/rollup.js';
 import type { Logger } from './log.js';

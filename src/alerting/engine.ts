@@ -431,7 +431,8 @@ export class AlertingEngine {
           const age = now.getTime() - Date.parse(entry.notification.createdAt);
           if (age > this.deps.settings.maxOutboxAgeMs && !isClaimed(entry, now)) {
             this.deps.logger.error(
-              `Alerting: giving up on a notification for "${entry.notification.notifier}" (${entry.environment}) undelivered for ${Math.round(age / 3_600_000)}h (last error: ${entry.lastError ?? 'none'})`,
+              `Alerting: giving up on a notification for "${entry.notification.notifier}" (${entry.environment}) ` +
+                `undelivered for ${Math.round(age / 3_600_000)}h (last error: ${entry.lastError ?? 'none'})`,
             );
             bury(state, entry, now, 'expired undelivered');
             this.providerWaits.delete(entry.notification.id);
@@ -442,7 +443,8 @@ export class AlertingEngine {
             }
           } else if (entry.environment === env && !byName.has(entry.notification.notifier)) {
             this.deps.logger.warn(
-              `Alerting: dropping an undelivered notification for "${entry.notification.notifier}", which is no longer configured`,
+              `Alerting: dropping an undelivered notification for "${entry.notification.notifier}", which is no ` +
+                `longer configured`,
             );
             removeEntry(state, entry);
           }
@@ -624,7 +626,8 @@ export class AlertingEngine {
         summary.errors.push(message);
         this.providerWaits.delete(id);
         this.deps.logger.error(
-          `Notifier ${notifier.name} (${notifier.type}) refused a notification: ${message}. A 4xx is not retried: check the notifier's settings (URL, key, recipients); the alert is sent again at its next repeat.`,
+          `Notifier ${notifier.name} (${notifier.type}) refused a notification: ${message}. A 4xx is not retried: ` +
+            `check the notifier's settings (URL, key, recipients); the alert is sent again at its next repeat.`,
         );
         summary.failed++;
         await record((state) => {
@@ -647,12 +650,15 @@ export class AlertingEngine {
         const text = `${message}; will retry after ${formatDuration(waitMs)}`;
         summary.errors.push(text);
         this.deps.logger.warn(
-          `Notifier ${notifier.name} (${notifier.type}): ${text} (${nextAttemptAt}), not sooner: ${notifier.type} has no idempotency key, so a retry now could show the message twice; raise timeout_seconds if it is often this slow`,
+          `Notifier ${notifier.name} (${notifier.type}): ${text} (${nextAttemptAt}), not sooner: ${notifier.type} ` +
+            `has no idempotency key, so a retry now could show the message twice; raise timeout_seconds if it is ` +
+            `often this slow`,
         );
       } else {
         summary.errors.push(message);
         this.deps.logger.warn(
-          `Notifier ${notifier.name} (${notifier.type}): ${message}; kept in the outbox, next attempt after ${nextAttemptAt}`,
+          `Notifier ${notifier.name} (${notifier.type}): ${message}; kept in the outbox, next attempt after ` +
+            `${nextAttemptAt}`,
         );
       }
       await record((state) => {
@@ -687,7 +693,9 @@ export class AlertingEngine {
           environment,
           check: 'notify_test',
           level: notifier.minLevel,
-          message: `Test notification from Sentinel on ${this.deps.host}: if you can read this, notifier "${notifier.name}" works.`,
+          message:
+            `Test notification from Sentinel on ${this.deps.host}: if you can read this, notifier ` +
+            `"${notifier.name}" works.`,
           details: { notifier: notifier.name, type: notifier.type },
           firingSince: now.toISOString(),
         };

@@ -127,7 +127,8 @@ export class PgAlertStore implements AlertStateStore {
       });
       if ((err as { code?: string }).code === LOCK_NOT_AVAILABLE) {
         throw new StateLockTimeout(
-          `another Sentinel process has held the shared alert state (sentinel.alert_state) for over ${Math.round(waitMs / 1000)}s`,
+          `another Sentinel process has held the shared alert state (sentinel.alert_state) for over ` +
+            `${Math.round(waitMs / 1000)}s`,
         );
       }
       return explain(err);

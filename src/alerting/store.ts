@@ -116,7 +116,8 @@ export class AlertStore implements AlertStateStore {
     } catch (err) {
       // Refuse to overwrite what might be the only record of undelivered pages.
       throw new Error(
-        `alert state ${this.file} is not valid JSON: move it aside to start fresh (pending notifications in it would be lost)`,
+        `alert state ${this.file} is not valid JSON: move it aside to start fresh (pending notifications in it ` +
+          `would be lost)`,
         { cause: err },
       );
     }

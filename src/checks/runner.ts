@@ -1,4 +1,4 @@
-import { isConnectionError, isSessionLost, isStatementTimeout } from '../db/errors.js';
+import { describeError, isConnectionError, isSessionLost, isStatementTimeout } from '../db/errors.js';
 import { describeLockHolder, findLockHolders, type LockHolder } from '../db/locks.js';
 import type { Queryable } from '../db/pool.js';
 import type { Alert, CheckSummary, Measurement } from '../types.js';
@@ -248,23 +248,10 @@ export function databaseAlert(cause: DatabaseRootCause, failed: string[], notRun
   };
 }
 
-/** One line a person can act on, from whatever a driver threw. */
-export function describeError(err: unknown): string {
-  if (err instanceof AggregateError && err.errors.length > 0) return describeError(err.errors[0]);
-  if (err instanceof Error) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const message = err.message || code || err.name;
-    if (code === 'ECONNREFUSED') return `connection refused (${message.replace(/^connect ECONNREFUSED /, '')})`;
-    if (code === 'ENOTFOUND') return `host not found (${message.replace(/^getaddrinfo ENOTFOUND /, '')})`;
-    if (/Connection terminated due to connection timeout|timeout exceeded when trying to connect/i.test(message)) {
-      return 'timed out connecting to the database';
-    }
-    return message.split('\n')[0]!;
-  }
-  return String(err);
-}
-
 function errorCode(err: unknown): Record<string, string> {
   const code = err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
   return typeof code === 'string' ? { code } : {};
 }
+
+/** Re-exported: tests and callers that describe a check's error import it from here. */
+export { describeError };

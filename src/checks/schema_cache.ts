@@ -359,7 +359,8 @@ class SchemaCacheRun {
               attempts,
               recovered_after_ms: Math.round(performance.now() - notifiedAt),
             },
-            `Sentinel reloaded the schema cache (${ACTION}). If this repeats, make migrations end with ${ACTION} and check the PostgREST role's statement_timeout.`,
+            `Sentinel reloaded the schema cache (${ACTION}). If this repeats, make migrations end with ${ACTION} ` +
+              `and check the PostgREST role's statement_timeout.`,
           ),
         ];
       }
@@ -378,7 +379,8 @@ class SchemaCacheRun {
           ...(last !== first ? { last_error: this.describeFailure(last as Failure) } : {}),
           diagnosis: await this.diagnose(last as Failure),
         },
-        'Manual intervention needed: see details.diagnosis; check the Supabase dashboard for schema locks or migrations in progress, fix the cause, then ' +
+        'Manual intervention needed: see details.diagnosis; check the Supabase dashboard for schema locks or ' +
+          'migrations in progress, fix the cause, then ' +
           ACTION +
           '.',
       ),
@@ -408,7 +410,8 @@ class SchemaCacheRun {
           recovered: true,
           last_reload_at: sentAt,
         },
-        `The schema cache recovered after the reload sent at ${sentAt}. If this repeats, look for migrations that do not reload the cache.`,
+        `The schema cache recovered after the reload sent at ${sentAt}. If this repeats, look for migrations that ` +
+          `do not reload the cache.`,
       );
     }
     return this.alert(
@@ -422,7 +425,8 @@ class SchemaCacheRun {
         ...(again !== first ? { last_error: this.describeFailure(again) } : {}),
         diagnosis: await this.diagnose(again),
       },
-      'The reload did not help: see details.diagnosis; check the Supabase dashboard for schema locks or migrations in progress, fix the cause, then ' +
+      'The reload did not help: see details.diagnosis; check the Supabase dashboard for schema locks or ' +
+        'migrations in progress, fix the cause, then ' +
         ACTION +
         '.',
     );
@@ -470,21 +474,25 @@ class SchemaCacheRun {
           'critical',
           `PostgREST at ${this.shownUrl} did not answer: ${failure.detail}`,
           details,
-          'PostgREST took the request but did not answer in time: look for a slow or locked database behind it (a database alert of this run names a lock), an exhausted connection pool (PGRST003) or an overloaded PostgREST; raise checks.schema_cache.request_timeout_seconds if it is only slow.',
+          'PostgREST took the request but did not answer in time: look for a slow or locked database behind it ' +
+            '(a database alert of this run names a lock), an exhausted connection pool (PGRST003) or an ' +
+            'overloaded PostgREST; raise checks.schema_cache.request_timeout_seconds if it is only slow.',
         );
       }
       return this.alert(
         'critical',
         `PostgREST unreachable at ${this.shownUrl}: ${failure.detail}`,
         details,
-        'Check that PostgREST (Supabase: the project) is running and reachable from this host, and that SUPABASE_URL / POSTGREST_URL is right.',
+        'Check that PostgREST (Supabase: the project) is running and reachable from this host, and that ' +
+          'SUPABASE_URL / POSTGREST_URL is right.',
       );
     }
     if (failure.foreign) {
       const f = failure.foreign;
       return this.alert(
         'critical',
-        `PostgREST probe got HTTP ${failure.status} ${f.contentType || 'without a content type'} that is not PostgREST's answer (${f.why}): "${f.sample}"`,
+        `PostgREST probe got HTTP ${failure.status} ${f.contentType || 'without a content type'} that is not ` +
+          `PostgREST's answer (${f.why}): "${f.sample}"`,
         {
           url: this.shownUrl,
           status: failure.status,
@@ -493,20 +501,23 @@ class SchemaCacheRun {
           why: f.why,
           latency_ms: failure.latencyMs,
         },
-        `Something other than PostgREST answers at ${this.shownUrl} (a proxy, a load balancer's default page, a maintenance page): point SUPABASE_URL / POSTGREST_URL at PostgREST and check the proxy's upstream.`,
+        `Something other than PostgREST answers at ${this.shownUrl} (a proxy, a load balancer's default page, a ` +
+          `maintenance page): point SUPABASE_URL / POSTGREST_URL at PostgREST and check the proxy's upstream.`,
       );
     }
     if (failure.location !== undefined) {
+      const target = failure.location ? ` to ${failure.location}` : '';
       return this.alert(
         'critical',
-        `PostgREST probe was redirected (HTTP ${failure.status}${failure.location ? ` to ${failure.location}` : ''}); Sentinel does not follow redirects`,
+        `PostgREST probe was redirected (HTTP ${failure.status}${target}); Sentinel does not follow redirects`,
         {
           url: this.shownUrl,
           status: failure.status,
           location_host: failure.location,
           latency_ms: failure.latencyMs,
         },
-        'Point SUPABASE_URL / POSTGREST_URL at the final address (https:// instead of http://, the right host), so the key is never sent on to another host.',
+        'Point SUPABASE_URL / POSTGREST_URL at the final address (https:// instead of http://, the right host), ' +
+          'so the key is never sent on to another host.',
       );
     }
     const details = this.errorDetails(failure);
@@ -525,17 +536,20 @@ class SchemaCacheRun {
         'critical',
         `PostgREST ${what} (${code})`,
         details,
-        'Check the database is up and accepting connections, and the connection pool usage (Supabase dashboard); PostgREST reconnects by itself once it can.',
+        'Check the database is up and accepting connections, and the connection pool usage (Supabase dashboard); ' +
+          'PostgREST reconnects by itself once it can.',
       );
     }
     if (failure.status === 401 || failure.status === 403) {
       const privilege = code === '42501';
       return this.alert(
         'critical',
-        `PostgREST rejected the request: HTTP ${failure.status}${code ? ` ${code}` : ''}${privilege ? ' (permission denied)' : ''}`,
+        `PostgREST rejected the request: HTTP ${failure.status}${code ? ` ${code}` : ''}` +
+          `${privilege ? ' (permission denied)' : ''}`,
         details,
         privilege
-          ? `The key's role may not read ${SCHEMA}.${VIEW}: grant usage on schema ${SCHEMA} and select on its views to the API roles.`
+          ? `The key's role may not read ${SCHEMA}.${VIEW}: grant usage on schema ${SCHEMA} and select on its ` +
+              `views to the API roles.`
           : 'Check the service-role key (SUPABASE_SERVICE_ROLE_KEY): it must be a valid JWT for this project.',
       );
     }
@@ -565,17 +579,20 @@ class SchemaCacheRun {
       // The catalogs, not to_regclass(): that one fails outright for a monitoring role
       // without USAGE on the schema.
       q<{ view_exists: boolean; role_exists: boolean }>(
-        `select exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = $2) as view_exists,
+        `select exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                         where n.nspname = $1 and c.relname = $2) as view_exists,
                 exists (select 1 from pg_roles where rolname = $3) as role_exists`,
         [SCHEMA, VIEW, role],
       ),
       q<{ scope: string; value: string }>(
-        `select case when s.setrole = 0 then 'database' when s.setdatabase = 0 then 'role' else 'role_in_database' end as scope,
+        `select case when s.setrole = 0 then 'database' when s.setdatabase = 0 then 'role'
+                     else 'role_in_database' end as scope,
                 substr(c, length('statement_timeout=') + 1) as value
            from pg_db_role_setting s
            cross join lateral unnest(s.setconfig) as c
           where c like 'statement_timeout=%' and c <> 'statement_timeout=0'
-            and ((s.setrole = (select oid from pg_roles where rolname = $1) and s.setdatabase in (0, (select oid from pg_database where datname = current_database())))
+            and ((s.setrole = (select oid from pg_roles where rolname = $1)
+                  and s.setdatabase in (0, (select oid from pg_database where datname = current_database())))
               or (s.setrole = 0 and s.setdatabase = (select oid from pg_database where datname = current_database())))
           order by s.setdatabase desc, s.setrole desc`,
         [role],
@@ -603,22 +620,26 @@ class SchemaCacheRun {
     );
     if (failures.length === 5) {
       findings.push(
-        `Database unreachable from Sentinel (${this.describeDbError(failures[0]!.reason)}): nothing could be checked in SQL.`,
+        `Database unreachable from Sentinel (${this.describeDbError(failures[0]!.reason)}): nothing could be ` +
+          `checked in SQL.`,
       );
     } else {
       if (view.status === 'fulfilled') {
         if (view.value[0]?.role_exists === false) {
           findings.push(
-            `Role ${role} does not exist in this cluster: set checks.schema_cache.postgrest_role to the role PostgREST logs in as, so its settings can be inspected.`,
+            `Role ${role} does not exist in this cluster: set checks.schema_cache.postgrest_role to the role ` +
+              `PostgREST logs in as, so its settings can be inspected.`,
           );
         }
         if (view.value[0]?.view_exists === false) {
           findings.push(
-            `${SCHEMA}.${VIEW} does not exist in the database: apply the ops migration (sentinel migrate or supabase db push).`,
+            `${SCHEMA}.${VIEW} does not exist in the database: apply the ops migration (sentinel migrate or ` +
+              `supabase db push).`,
           );
         } else if (failure.kind === 'http' && isMissingRelation(failure)) {
           findings.push(
-            `${SCHEMA}.${VIEW} exists in the database, yet PostgREST does not find it: check the exposed schemas and that PostgREST serves this database.`,
+            `${SCHEMA}.${VIEW} exists in the database, yet PostgREST does not find it: check the exposed schemas ` +
+              `and that PostgREST serves this database.`,
           );
         }
       } else findings.push(`Could not check whether ${SCHEMA}.${VIEW} exists: ${this.describeDbError(view.reason)}`);
@@ -636,7 +657,8 @@ class SchemaCacheRun {
               ? 'ALTER DATABASE ... RESET statement_timeout'
               : `ALTER ROLE ${role}${t.scope === 'role_in_database' ? ' IN DATABASE ...' : ''} RESET statement_timeout`;
           findings.push(
-            `statement_timeout = ${t.value} is set ${where}: PostgREST's schema-cache query runs as ${role} and fails when it takes longer (PGRST002). Raise it or remove it (${fix}), then ${ACTION}.`,
+            `statement_timeout = ${t.value} is set ${where}: PostgREST's schema-cache query runs as ${role} and ` +
+              `fails when it takes longer (PGRST002). Raise it or remove it (${fix}), then ${ACTION}.`,
           );
         }
       } else findings.push(`Could not read the settings of role ${role}: ${this.describeDbError(timeouts.reason)}`);
@@ -647,7 +669,8 @@ class SchemaCacheRun {
         findings.push(
           exposed.includes(SCHEMA)
             ? `pgrst.db_schemas on role ${role} is '${list}' and includes ${SCHEMA}.`
-            : `pgrst.db_schemas on role ${role} is '${list}' and does not include ${SCHEMA}: add it (ALTER ROLE ${role} SET pgrst.db_schemas = '${list}, ${SCHEMA}'), then NOTIFY pgrst, 'reload config'.`,
+            : `pgrst.db_schemas on role ${role} is '${list}' and does not include ${SCHEMA}: add it (ALTER ROLE ` +
+                `${role} SET pgrst.db_schemas = '${list}, ${SCHEMA}'), then NOTIFY pgrst, 'reload config'.`,
         );
       }
 
@@ -655,21 +678,25 @@ class SchemaCacheRun {
         const usage = queue.value[0]?.usage ?? 0;
         if (usage > QUEUE_USAGE_WARN) {
           findings.push(
-            `Notification queue nearly full (${Math.round(usage * 100)}% used): PostgREST may not receive the NOTIFY. Look for a session that LISTENs but never reads (pg_stat_activity).`,
+            `Notification queue nearly full (${Math.round(usage * 100)}% used): PostgREST may not receive the ` +
+              `NOTIFY. Look for a session that LISTENs but never reads (pg_stat_activity).`,
           );
         }
       } else findings.push(`Could not read the notification queue usage: ${this.describeDbError(queue.reason)}`);
 
       if (locks.status === 'fulfilled' && (locks.value[0]?.waiting ?? 0) > 0) {
         findings.push(
-          `${locks.value[0]!.waiting} session(s) of ${role} are waiting on a lock: a migration or long transaction holds the catalog; PostgREST reloads once it ends.`,
+          `${locks.value[0]!.waiting} session(s) of ${role} are waiting on a lock: a migration or long ` +
+            `transaction holds the catalog; PostgREST reloads once it ends.`,
         );
       }
     }
 
     findings.push(
-      `Make sure ${SCHEMA} is an exposed schema: db-schemas in the PostgREST config (Supabase: Settings → API → Exposed schemas).`,
-      'Check the PostgREST logs for the reason the schema cache did not load, and the Supabase dashboard for schema locks or migrations in progress.',
+      `Make sure ${SCHEMA} is an exposed schema: db-schemas in the PostgREST config (Supabase: Settings → API → ` +
+        `Exposed schemas).`,
+      'Check the PostgREST logs for the reason the schema cache did not load, and the Supabase dashboard for ' +
+        'schema locks or migrations in progress.',
     );
     return findings;
   }

@@ -1,9 +1,9 @@
 import { userInfo } from 'node:os';
-import { describeError } from '../checks/runner.js';
 import { PROCESSING_STATUSES } from '../checks/statuses.js';
 import type { Environment } from '../config/env.js';
 import { MAX_SPAN_MS } from '../config/limits.js';
 import { ConfigError, type ConfigFlags } from '../config/load.js';
+import { describeError } from '../db/errors.js';
 import { createPool, createWritePool, endPool } from '../db/pool.js';
 import type { LogLevel } from '../log.js';
 import { failStuck, findStuck, listAudit, RemediationError, type StuckBatch } from '../remediation/stuck.js';

@@ -1,5 +1,5 @@
-import { describeError } from '../checks/runner.js';
 import type { ConfigFlags } from '../config/load.js';
+import { describeError } from '../db/errors.js';
 import { MigrationError, migrate } from '../db/migrate.js';
 import { buildErrorRollup } from '../db/rollup.js';
 import type { LogLevel } from '../log.js';

@@ -1,5 +1,5 @@
-import { describeError } from '../checks/runner.js';
 import type { ConfigFlags } from '../config/load.js';
+import { describeError } from '../db/errors.js';
 import { createPool, endPool } from '../db/pool.js';
 import type { LogLevel } from '../log.js';
 import { createRuntime } from '../runtime.js';

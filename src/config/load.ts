@@ -97,7 +97,8 @@ export async function loadConfig(options: LoadOptions = {}): Promise<SentinelCon
     ? 'SENTINEL_STATE_DIR'
     : fromFile
       ? 'alerting.state_dir'
-      : `state directory (${nonEmpty(env.XDG_STATE_HOME) ? 'from XDG_STATE_HOME' : 'the default'}; set SENTINEL_STATE_DIR to choose one)`;
+      : `state directory (${nonEmpty(env.XDG_STATE_HOME) ? 'from XDG_STATE_HOME' : 'the default'}; set ` +
+        `SENTINEL_STATE_DIR to choose one)`;
   return { ...file, env: resolved, stateDir, stateDirSetting, secrets: collectSecrets(resolved, raw) };
 }
 
@@ -294,7 +295,8 @@ function resolveEnvironment(
   if (!databaseUrl) {
     const hint = known.length > 0 && !fromFile ? ` (the config file defines: ${known.join(', ')})` : '';
     problems.push(
-      `no database configured for environment "${name}"${hint}: set DATABASE_URL or environments.${name}.database_url in the config file`,
+      `no database configured for environment "${name}"${hint}: set DATABASE_URL or ` +
+        `environments.${name}.database_url in the config file`,
     );
   } else if (!isUrlWith(databaseUrl, DB_PROTOCOLS)) {
     // Never echo the value: it usually carries a password.
@@ -308,7 +310,8 @@ function resolveEnvironment(
   const envSupabase = nonEmpty(env.SUPABASE_URL);
   if (envPostgrest && envSupabase && !flags.postgrestUrl) {
     problems.push(
-      'POSTGREST_URL and SUPABASE_URL are both set: set only one (SUPABASE_URL for Supabase, POSTGREST_URL for a plain PostgREST)',
+      'POSTGREST_URL and SUPABASE_URL are both set: set only one (SUPABASE_URL for Supabase, POSTGREST_URL for a ' +
+        'plain PostgREST)',
     );
   }
   // The value as given: a Supabase URL gets /rest/v1 appended only once it is known good.
@@ -325,7 +328,8 @@ function resolveEnvironment(
   if (given !== undefined && !isHttpUrlWithHost(given)) {
     // Never echoed: a URL may carry credentials.
     problems.push(
-      `${restLabel}: expected an http:// or https:// URL${/^https?:/i.test(given) ? ` with a host, e.g. ${example}` : ''}`,
+      `${restLabel}: expected an http:// or https:// URL` +
+        `${/^https?:/i.test(given) ? ` with a host, e.g. ${example}` : ''}`,
     );
   }
   const restUrl = given === undefined ? undefined : supabase ? supabaseRest(given) : given;
@@ -383,7 +387,10 @@ function badKeyCharacter(key: string): string | undefined {
           : /[\p{Cc}\p{Cf}]/u.test(char)
             ? 'a control or invisible character'
             : 'whitespace';
-  return `contains ${what} (character ${at + 1} of ${key.length}): a key has no whitespace or control characters; copy it again without them`;
+  return (
+    `contains ${what} (character ${at + 1} of ${key.length}): a key has no whitespace or control characters; ` +
+    `copy it again without them`
+  );
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

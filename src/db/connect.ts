@@ -24,7 +24,10 @@ import { parse, toClientConfig } from 'pg-connection-string';
 /** The sslmode values Sentinel accepts. */
 export const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 
-/** node-postgres client settings for `url`, sslmode read as libpq does. Throws on a URL {@link connectionProblem} refuses. */
+/**
+ * node-postgres client settings for `url`, sslmode read as libpq does. Throws on a URL {@link connectionProblem}
+ * refuses.
+ */
 export function connectionConfig(url: string): pg.ClientConfig {
   const parsed = new URL(url);
   const params = parsed.searchParams;
@@ -55,7 +58,8 @@ export function connectionProblem(url: string, label: string): string | undefine
   const mode = params.get('sslmode');
   if (mode !== null && !(SSL_MODES as readonly string[]).includes(mode)) {
     return mode === 'allow'
-      ? `${label}: sslmode=allow is not supported (it tries plaintext first); use disable, prefer, require, verify-ca or verify-full`
+      ? `${label}: sslmode=allow is not supported (it tries plaintext first); use disable, prefer, require, ` +
+          `verify-ca or verify-full`
       : `${label}: sslmode must be one of ${SSL_MODES.join(', ')} (got "${mode.slice(0, 40)}")`;
   }
   const root = params.get('sslrootcert');
@@ -76,7 +80,10 @@ export function connectionProblem(url: string, label: string): string | undefine
     }
   }
   if (mode === 'verify-ca' && root === null) {
-    return `${label}: sslmode=verify-ca needs sslrootcert=/path/to/ca.crt (the CA that signed the server's certificate), or use verify-full`;
+    return (
+      `${label}: sslmode=verify-ca needs sslrootcert=/path/to/ca.crt (the CA that signed the server's ` +
+      `certificate), or use verify-full`
+    );
   }
   for (const file of ['sslcert', 'sslkey']) {
     const path = params.get(file);

@@ -52,7 +52,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
   // directory, which `postgres` must be able to enter: say so instead of an EACCES.
   if (isRoot() && !reachableByOthers(os.tmpdir())) {
     throw new Error(
-      `embedded PostgreSQL runs as the user postgres, who cannot enter the temp directory ${os.tmpdir()}: set TMPDIR to a directory every user can traverse (e.g. TMPDIR=/tmp)`,
+      `embedded PostgreSQL runs as the user postgres, who cannot enter the temp directory ${os.tmpdir()}: set ` +
+        `TMPDIR to a directory every user can traverse (e.g. TMPDIR=/tmp)`,
     );
   }
   const EmbeddedPostgres = await loadEmbeddedPostgres();

@@ -42,10 +42,16 @@ function isSessionSqlState(code: string): boolean {
 }
 
 /** Messages node-postgres uses for a connection that failed or died, without a code. */
-const CONNECTION_MESSAGE =
-  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|not queryable|server does not support SSL|self[- ]signed certificate|unable to verify the first certificate|socket hang up/i;
+const CONNECTION_MESSAGE_TIMEOUT =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|not queryable/;
+const CONNECTION_MESSAGE_TLS =
+  /server does not support SSL|self[- ]signed certificate|unable to verify the first certificate|socket hang up/;
+const CONNECTION_MESSAGE = new RegExp(`${CONNECTION_MESSAGE_TIMEOUT.source}|${CONNECTION_MESSAGE_TLS.source}`, 'i');
 
-/** True when the error means the database could not be reached or the session died: the rest of the run will not fare better. */
+/**
+ * True when the error means the database could not be reached or the session died: the rest of the run will not fare
+ * better.
+ */
 export function isConnectionError(err: unknown): boolean {
   if (err instanceof AggregateError) return err.errors.some(isConnectionError);
   if (!(err instanceof Error)) return false;
@@ -79,4 +85,20 @@ export function isSessionLost(err: unknown): boolean {
 export function isStatementTimeout(err: unknown): boolean {
   const code = err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
   return code === '55P03' || code === '57014';
+}
+
+/** One line a person can act on, from whatever a driver threw. */
+export function describeError(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return describeError(err.errors[0]);
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const message = err.message || code || err.name;
+    if (code === 'ECONNREFUSED') return `connection refused (${message.replace(/^connect ECONNREFUSED /, '')})`;
+    if (code === 'ENOTFOUND') return `host not found (${message.replace(/^getaddrinfo ENOTFOUND /, '')})`;
+    if (/Connection terminated due to connection timeout|timeout exceeded when trying to connect/i.test(message)) {
+      return 'timed out connecting to the database';
+    }
+    return message.split('\n')[0]!;
+  }
+  return String(err);
 }

@@ -75,7 +75,11 @@ export function describeLockHolder(h: LockHolder): string {
   const facts = [h.mode, who, state].filter((s) => s && s.length > 0).join(', ');
   if (h.granted) return `${h.relation} is locked by pid ${h.pid} (${facts}${running})`;
   const behind = h.blocked_by.length > 0 ? `, itself waiting for pid ${h.blocked_by.join(', ')}` : '';
-  return `${h.relation} has pid ${h.pid} queued for ${h.mode}${behind}: every reader waits behind it (${[who, state].filter(Boolean).join(', ')}${running})`;
+  const context = [who, state].filter(Boolean).join(', ');
+  return (
+    `${h.relation} has pid ${h.pid} queued for ${h.mode}${behind}: ` +
+    `every reader waits behind it (${context}${running})`
+  );
 }
 
 function oneLine(text: string): string {

@@ -61,23 +61,22 @@ export const STATE_MIGRATION = '20261205000000_sentinel_state';
  * `create index` would queue behind the engine's writers for nothing.
  * test/db/migrate-rename.test.ts keeps the released files and checks both claims.
  */
-export const RELEASED_MIGRATIONS: Readonly<Record<string, { formerName?: string; commentOnlyChecksums: string[] }>> =
-  {
-    intake_reference: {
-      commentOnlyChecksums: ['7094c1ff9994f7017a7096f2a69ec8bad86c880c3010f9cf5372958c2770edc0'],
-    },
-    '20250104000000_ops_views': {
-      formerName: '20250104_ops_views',
-      commentOnlyChecksums: ['a68497b47e9bc0096961d36e508d2d53afb300d6e4eb511457330a8afd40a7d1'],
-    },
-    '20261128000000_ops_views_at_scale': {
-      commentOnlyChecksums: ['e498413bbce235a64479d94c4820859939b19513add2c0fb9e5b13f545e56f58'],
-    },
-    [STATE_MIGRATION]: {
-      formerName: 'sentinel_state',
-      commentOnlyChecksums: ['384e3af2c24042830517b1ffcd45f48933d83389705fa72ac43e4152da3d05dc'],
-    },
-  };
+export const RELEASED_MIGRATIONS: Readonly<Record<string, { formerName?: string; commentOnlyChecksums: string[] }>> = {
+  intake_reference: {
+    commentOnlyChecksums: ['7094c1ff9994f7017a7096f2a69ec8bad86c880c3010f9cf5372958c2770edc0'],
+  },
+  '20250104000000_ops_views': {
+    formerName: '20250104_ops_views',
+    commentOnlyChecksums: ['a68497b47e9bc0096961d36e508d2d53afb300d6e4eb511457330a8afd40a7d1'],
+  },
+  '20261128000000_ops_views_at_scale': {
+    commentOnlyChecksums: ['e498413bbce235a64479d94c4820859939b19513add2c0fb9e5b13f545e56f58'],
+  },
+  [STATE_MIGRATION]: {
+    formerName: 'sentinel_state',
+    commentOnlyChecksums: ['384e3af2c24042830517b1ffcd45f48933d83389705fa72ac43e4152da3d05dc'],
+  },
+};
 
 /** Serializes concurrent `migrate` runs against one database (advisory locks are per database). */
 const MIGRATION_LOCK_KEY = '7366746140117261390'; // arbitrary, but fixed forever
@@ -297,13 +296,23 @@ async function describeLockTimeout(client: pg.Client, sql: string, lockTimeoutMs
     // The connection is gone or pg_locks is not readable: fall back to the generic line.
   }
   if (!held) {
-    return `could not take a lock ${within}: another transaction holds a table or view this migration changes (a long-running ingestion?). Retry when it is idle`;
+    return (
+      `could not take a lock ${within}: another transaction holds a table or view this migration changes (a ` +
+      `long-running ingestion?). Retry when it is idle`
+    );
   }
   const isTable = held.relkind === 'r' || held.relkind === 'p';
   if (isTable && createsIndexOn(sql, held.rel)) {
-    return `could not lock ${held.rel} ${within}: another transaction holds it (a long-running ingestion?). Retry when it is idle, or create the sentinel_* indexes CONCURRENTLY by hand first`;
+    return (
+      `could not lock ${held.rel} ${within}: another transaction holds it (a long-running ingestion?). Retry ` +
+      `when it is idle, or create the sentinel_* indexes CONCURRENTLY by hand first`
+    );
   }
-  return `could not lock ${held.rel} ${within}: another transaction holds it (${isTable ? 'a long-running ingestion?' : 'a long-running query?'}). Retry when it is idle`;
+  return (
+    `could not lock ${held.rel} ${within}: another transaction holds it ` +
+    `(${isTable ? 'a long-running ingestion?' : 'a long-running query?'}). ` +
+    `Retry when it is idle`
+  );
 }
 
 /** Schema-qualified unquoted names in the SQL (`intake.row_errors`), folded to lower case, first occurrence first. */

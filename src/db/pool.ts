@@ -27,6 +27,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
  * reconnects, which is what a loop that survives outages needs.
  */
 export function createPool(connectionString: string, options: PoolOptions = {}): pg.Pool {
+  const lockTimeout = lockTimeoutFor(options.statementTimeoutMs ?? 5000);
   const pool = new pg.Pool({
     ...connectionConfig(connectionString),
     application_name: 'sentinel',
@@ -41,7 +42,7 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
     keepAlive: true,
     // A lock wait gives up a little before the statement's own timeout, so a locked
     // table is told apart from a slow query (55P03) and diagnosed (src/db/locks.ts).
-    options: `-c default_transaction_read_only=on -c lock_timeout=${lockTimeoutFor(options.statementTimeoutMs ?? 5000)}`,
+    options: `-c default_transaction_read_only=on -c lock_timeout=${lockTimeout}`,
   });
   return survivingSessionDeath(pool);
 }

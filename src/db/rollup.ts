@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { describeError } from '../checks/runner.js';
 import type { Logger } from '../log.js';
+import { describeError } from './errors.js';
 
 /** Rows of intake.row_errors one refresh may roll up: bounds a first build at scale. */
 export const ROLLUP_MAX_ROWS_PER_RUN = 500_000;
@@ -46,7 +46,8 @@ export function refreshErrorRollup(pool: () => pg.Pool, logger: Logger): RollupR
         const r = rows[0]?.result;
         if (r && (r.added_rows > 0 || r.recomputed_codes > 0)) {
           logger.debug(
-            `Error rollup: ${r.added_rows} rows added, ${r.recomputed_codes} codes recomputed, ${r.pending_rows} pending`,
+            `Error rollup: ${r.added_rows} rows added, ${r.recomputed_codes} codes recomputed, ${r.pending_rows} ` +
+              `pending`,
           );
         }
       } catch (err) {
@@ -55,8 +56,10 @@ export function refreshErrorRollup(pool: () => pg.Pool, logger: Logger): RollupR
         if (code === UNDEFINED_FUNCTION || code === INSUFFICIENT_PRIVILEGE || code === READ_ONLY_TRANSACTION) {
           disabled = true;
           logger.info(
-            `Not refreshing the error rollup (${describeError(err)}); ops.v_error_distribution stays exact but reads the rows ` +
-              'the rollup does not hold: run `sentinel migrate`, or grant usage on schema sentinel and execute on sentinel.refresh_error_rollup to the role Sentinel connects as, to keep it fast',
+            `Not refreshing the error rollup (${describeError(err)}); ops.v_error_distribution stays exact but ` +
+              `reads the rows ` +
+              'the rollup does not hold: run `sentinel migrate`, or grant usage on schema sentinel and execute ' +
+              'on sentinel.refresh_error_rollup to the role Sentinel connects as, to keep it fast',
           );
           return;
         }

@@ -40,7 +40,9 @@ export const METRICS = [
   {
     name: 'sentinel_pipeline_error_ratio',
     type: 'gauge',
-    help: 'Rejected rows / total rows of the hour bucket the error_spike check judges; no source label = overall (sources with their own threshold excluded).',
+    help:
+      'Rejected rows / total rows of the hour bucket the error_spike check judges; no source label = overall ' +
+      '(sources with their own threshold excluded).',
     labels: ['source'],
   },
   {
@@ -134,7 +136,9 @@ export const METRICS = [
   {
     name: 'sentinel_notification_failures_total',
     type: 'counter',
-    help: 'Failed delivery attempts by notifier and reason: rejected (4xx), rate_limited (429), server_error (5xx), timeout, network, expired (given up after max_outbox_age).',
+    help:
+      'Failed delivery attempts by notifier and reason: rejected (4xx), rate_limited (429), server_error ' +
+      '(5xx), timeout, network, expired (given up after max_outbox_age).',
     labels: ['notifier', 'type', 'reason'],
   },
   {
@@ -146,7 +150,10 @@ export const METRICS = [
   {
     name: 'sentinel_database_up',
     type: 'gauge',
-    help: '1 when the last run reached the monitored database, 0 when it did not. On a follower replica (sentinel_leader 0), whether it reached the lock database at its last attempt to take the leader lock (the monitored database unless replicas.state_database_url is set).',
+    help:
+      '1 when the last run reached the monitored database, 0 when it did not. On a follower replica ' +
+      '(sentinel_leader 0), whether it reached the lock database at its last attempt to take the leader lock ' +
+      '(the monitored database unless replicas.state_database_url is set).',
     labels: [],
   },
   {
@@ -164,7 +171,9 @@ export const METRICS = [
   {
     name: 'sentinel_leader',
     type: 'gauge',
-    help: '1 when this process runs the checks that act and sends notifications, 0 on a standby replica (which exports no per-run figures).',
+    help:
+      '1 when this process runs the checks that act and sends notifications, 0 on a standby replica (which ' +
+      'exports no per-run figures).',
     labels: [],
   },
   {

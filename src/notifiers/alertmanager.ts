@@ -190,13 +190,17 @@ function laterOf(a: string, b: string): string {
 export function interpretAlertmanagerError(status: number): { hint?: string } | undefined {
   if (status === 400)
     return {
-      hint: 'Alertmanager rejected the alerts as invalid; this is likely a Sentinel bug: please report it with this error',
+      hint:
+        'Alertmanager rejected the alerts as invalid; this is likely a Sentinel bug: please report it with ' +
+        'this error',
     };
   if (status === 401 || status === 403)
     return { hint: 'the credentials were rejected: check basic_auth or bearer_token' };
   if (status === 404 || status === 405) {
     return {
-      hint: 'no Alertmanager API v2 at this URL: url must be the Alertmanager root (e.g. http://alertmanager:9093), and Alertmanager 0.16 or later',
+      hint:
+        'no Alertmanager API v2 at this URL: url must be the Alertmanager root (e.g. ' +
+        'http://alertmanager:9093), and Alertmanager 0.16 or later',
     };
   }
   return undefined;

@@ -344,12 +344,16 @@ export function interpretDiscordError(
   }
   if (status === 400 && parsed.code === 50035) {
     return {
-      hint: 'Discord rejected the message layout (Invalid Form Body); this is a Sentinel bug: please report it with this error',
+      hint:
+        'Discord rejected the message layout (Invalid Form Body); this is a Sentinel bug: please report it ' +
+        'with this error',
     };
   }
   if (status === 403)
     return {
-      hint: 'the webhook may not post to this channel or thread: check its channel permissions and any thread_id in the URL',
+      hint:
+        'the webhook may not post to this channel or thread: check its channel permissions and any thread_id ' +
+        'in the URL',
     };
   return undefined;
 }

@@ -77,7 +77,10 @@ interface RawAnswer {
   body: string;
 }
 
-/** Sends one request; resolves on 2xx, throws a classified DeliveryError otherwise, its message redacted of `secrets` and URL passwords. */
+/**
+ * Sends one request; resolves on 2xx, throws a classified DeliveryError otherwise, its message redacted of `secrets`
+ * and URL passwords.
+ */
 export async function request(req: HttpRequest, signal?: AbortSignal): Promise<HttpResponse> {
   const redactor = new Redactor(req.secrets ?? []);
   // Every message is redacted: Node's own messages can quote the URL (with its
@@ -94,7 +97,9 @@ export async function request(req: HttpRequest, signal?: AbortSignal): Promise<H
   // Redact before cutting: a secret cut in half by the excerpt would not be recognised.
   const excerpt = redactor.redact(oneLine(res.body)).slice(0, MAX_EXCERPT);
   const hint = extra?.hint ?? defaultHint(res.status);
-  const message = `${req.label}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}${excerpt ? `: ${excerpt}` : ''}${hint ? ` (${hint})` : ''}`;
+  const message =
+    `${req.label}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}` +
+    `${excerpt ? `: ${excerpt}` : ''}${hint ? ` (${hint})` : ''}`;
   throw new DeliveryError(redactor.redact(message), retryable, res.status, retryAfterMs);
 }
 

@@ -16,7 +16,8 @@ import { type Part, sendParts } from './parts.js';
  * |------------------------------|----------------------------------------------------------|
  * | firing / escalated / repeat  | `trigger`, dedup_key = the alert's dedupKey, full payload |
  * | resolved                     | `resolve`, same dedup_key                                |
- * | test                         | `trigger` (severity info, a key unique to the notification) then `resolve` of that key: the test proves delivery and leaves no open incident behind |
+ * | test                         | `trigger` (severity info, a key unique to the notification) then `resolve` of that
+ * key: the test proves delivery and leaves no open incident behind |
  *
  * Each event is a part keyed `<dedup_key>:<event_action>`: a retry after event 2
  * of 3 failed sends only events 2 and 3. PagerDuty answers 202
@@ -187,7 +188,9 @@ function trigger(
   return event;
 }
 
-/** dedup_key as given, or (past PagerDuty's 255 characters) a stable digest of it, so trigger and resolve still match. */
+/**
+ * dedup_key as given, or (past PagerDuty's 255 characters) a stable digest of it, so trigger and resolve still match.
+ */
 function safeDedupKey(key: string): string {
   if (key.length <= MAX_DEDUP_KEY) return key;
   return `sentinel-sha256-${createHash('sha256').update(key).digest('hex')}`;

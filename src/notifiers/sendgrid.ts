@@ -124,7 +124,8 @@ export function emailSubject(n: Notification, prefix?: string): string {
   let subject = headline(n);
   if (first && first.kind !== 'test') {
     const more = events.length > 1 ? ` (+${events.length - 1} more)` : '';
-    subject = `${subject}: ${truncate(oneLine(first.message), Math.max(20, MAX_SUBJECT - subject.length - more.length - 2))}${more}`;
+    const room = Math.max(20, MAX_SUBJECT - subject.length - more.length - 2);
+    subject = `${subject}: ${truncate(oneLine(first.message), room)}${more}`;
   }
   if (prefix) subject = `${prefix} ${subject}`;
   return truncate(oneLine(subject), MAX_SUBJECT);
@@ -150,23 +151,29 @@ function html(n: Notification): string {
     const color = e.kind === 'resolved' ? LEVEL_COLOR.resolved : LEVEL_COLOR[e.level];
     const subject = e.subject ? ` (${escapeHtml(e.subject)})` : '';
     const details = limitedDetails(e);
+    const label = escapeHtml(`${KIND_LABEL[e.kind]} ${e.level}`);
     return [
       `<div style="border-left:4px solid ${color};background:#f6f8fa;padding:8px 12px;margin:0 0 12px 0;">`,
-      `<div style="font-weight:bold;"><span style="color:${color};">${escapeHtml(`${KIND_LABEL[e.kind]} ${e.level}`)}</span> ${escapeHtml(e.check)}${subject}</div>`,
+      `<div style="font-weight:bold;"><span style="color:${color};">${label}</span> ` +
+        `${escapeHtml(e.check)}${subject}</div>`,
       `<div style="margin:4px 0;white-space:pre-wrap;">${escapeHtml(truncate(e.message, MAX_MESSAGE))}</div>`,
       `<div style="color:#59636e;font-size:12px;">${escapeHtml(eventWhen(e) + ackHint(e))}</div>`,
       details.length
-        ? `<ul style="margin:6px 0 0 0;padding-left:18px;font-family:Menlo,Consolas,monospace;font-size:12px;color:#1f2328;">${details.map((d) => `<li style="white-space:pre-wrap;">${escapeHtml(d)}</li>`).join('')}</ul>`
+        ? '<ul style="margin:6px 0 0 0;padding-left:18px;' +
+          'font-family:Menlo,Consolas,monospace;font-size:12px;color:#1f2328;">' +
+          `${details.map((d) => `<li style="white-space:pre-wrap;">${escapeHtml(d)}</li>`).join('')}</ul>`
         : '',
       e.remediation
-        ? `<div style="margin-top:6px;white-space:pre-wrap;"><span style="font-weight:bold;">What to do:</span> ${escapeHtml(truncate(e.remediation, MAX_REMEDIATION))}</div>`
+        ? `<div style="margin-top:6px;white-space:pre-wrap;"><span style="font-weight:bold;">What to do:</span> ` +
+          `${escapeHtml(truncate(e.remediation, MAX_REMEDIATION))}</div>`
         : '',
       '</div>',
     ].join('');
   });
   return [
     '<!DOCTYPE html><html><head><meta charset="utf-8"></head>',
-    '<body style="margin:0;padding:16px;background:#ffffff;color:#1f2328;font-family:-apple-system,\'Segoe UI\',Helvetica,Arial,sans-serif;font-size:14px;line-height:1.4;">',
+    '<body style="margin:0;padding:16px;background:#ffffff;color:#1f2328;font-family:-apple-system,\'Segoe ' +
+      'UI\',Helvetica,Arial,sans-serif;font-size:14px;line-height:1.4;">',
     `<h1 style="margin:0 0 12px 0;font-size:18px;">${escapeHtml(headline(n))}</h1>`,
     ...blocks,
     `<p style="margin:12px 0 0 0;color:#59636e;font-size:12px;">${escapeHtml(footer(n))}</p>`,
@@ -220,15 +227,16 @@ export function interpretSendgridError(
   switch (status) {
     case 400: {
       const fields = errorFields(body);
-      return {
-        hint: `SendGrid rejected ${fields.length ? `the ${fields.join(', ')} field${fields.length > 1 ? 's' : ''}` : 'the request'}`,
-      };
+      const what = fields.length ? `the ${fields.join(', ')} field${fields.length > 1 ? 's' : ''}` : 'the request';
+      return { hint: `SendGrid rejected ${what}` };
     }
     case 401:
       return { hint: 'the API key was rejected: check api_key' };
     case 403:
       return {
-        hint: 'verify the sender identity of the from address in SendGrid, and check that the API key has the Mail Send permission',
+        hint:
+          'verify the sender identity of the from address in SendGrid, and check that the API key has the ' +
+          'Mail Send permission',
       };
     case 413:
       return { hint: 'the email is too large for SendGrid' };

@@ -168,7 +168,8 @@ export function blockTextLength(block: SlackBlock): number {
 function sectionText(e: NotificationEvent, max: number): string {
   const subject = e.subject ? ` (${escapeSlack(e.subject)})` : '';
   const head = cut(
-    `${EMOJI[e.kind === 'resolved' || e.kind === 'test' ? e.kind : e.level]} *${KIND_LABEL[e.kind]} ${e.level}* ${escapeSlack(e.check)}${subject}`,
+    `${EMOJI[e.kind === 'resolved' || e.kind === 'test' ? e.kind : e.level]} *${KIND_LABEL[e.kind]} ${e.level}* ` +
+      `${escapeSlack(e.check)}${subject}`,
     MAX_HEAD,
   );
   const message = escapeSlack(e.message);

@@ -74,7 +74,8 @@ export type TwilioConfig = z.output<typeof twilioConfigSchema>;
 const ACCOUNT_WIDE_STATUS = new Set([401, 403, 404]);
 
 export function createTwilioNotifier(config: TwilioConfig): Notifier {
-  const url = `${config.api_base_url.replace(/\/+$/, '')}/2010-04-01/Accounts/${encodeURIComponent(config.account_sid)}/Messages.json`;
+  const base = config.api_base_url.replace(/\/+$/, '');
+  const url = `${base}/2010-04-01/Accounts/${encodeURIComponent(config.account_sid)}/Messages.json`;
   const credentials = Buffer.from(`${config.account_sid}:${config.auth_token}`, 'utf8').toString('base64');
   // The Authorization header carries the token base64-encoded: mask that spelling too.
   const secrets = [config.auth_token, credentials];
@@ -194,7 +195,8 @@ export function smsBody(n: Notification, maxSeptets: number = MAX_SMS_SEPTETS): 
 
 /** GSM 03.38 basic character set (one septet each). */
 const GSM_BASIC = new Set(
-  '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà',
+  '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ ' +
+    '!"#¤%&\'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà',
 );
 /** GSM 03.38 extension table (escape + character: two septets each). */
 const GSM_EXTENDED = new Set('^{}\\[~]|€');

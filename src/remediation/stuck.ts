@@ -128,7 +128,8 @@ export async function failStuck(client: pg.ClientBase, options: FailStuckOptions
     if (failed.length > 0) {
       const { rows } = await client
         .query<{ id: number }>(
-          `insert into sentinel.batch_audit (os_user, db_role, reason, older_than_minutes, source, batch_ids, environment)
+          `insert into sentinel.batch_audit
+             (os_user, db_role, reason, older_than_minutes, source, batch_ids, environment)
            values ($1, current_user, $2, $3, $4, $5::uuid[], $6)
            returning id`,
           [
@@ -156,7 +157,8 @@ export async function listAudit(db: Queryable, limit: number): Promise<AuditReco
   const { rows } = await db
     .query<AuditRecord>(
       // float8: numbers whatever pg type parsers the caller installed.
-      `select id::float8 as id, at, os_user, db_role, reason, older_than_minutes::float8 as older_than_minutes, source, environment,
+      `select id::float8 as id, at, os_user, db_role, reason,
+              older_than_minutes::float8 as older_than_minutes, source, environment,
               batch_ids::text[] as batch_ids
          from sentinel.batch_audit
         order by id desc
@@ -181,7 +183,8 @@ function privilegeError(privilege: string, table: string, role: string | Queryab
       const name = typeof role === 'string' ? role : await currentUser(role);
       const verb = privilege.split(' ')[0]!;
       throw new RemediationError(
-        `role "${name}" may not ${privilege} ${table} (${detail}); grant it ${verb} or run as a role that has it${verb === 'SELECT' ? '' : '. Nothing was changed'}`,
+        `role "${name}" may not ${privilege} ${table} (${detail}); grant it ${verb} or run as a role that has ` +
+          `it${verb === 'SELECT' ? '' : '. Nothing was changed'}`,
         { cause: err },
       );
     }
@@ -192,7 +195,8 @@ function privilegeError(privilege: string, table: string, role: string | Queryab
     }
     if (code === '55P03') {
       throw new RemediationError(
-        `a stuck batch stayed locked by another transaction for ${LOCK_TIMEOUT_MS / 1000}s (a worker updating it?). Nothing was changed; run it again`,
+        `a stuck batch stayed locked by another transaction for ${LOCK_TIMEOUT_MS / 1000}s (a worker updating ` +
+          `it?). Nothing was changed; run it again`,
         { cause: err },
       );
     }

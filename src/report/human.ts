@@ -80,7 +80,8 @@ export function renderHuman(result: RunResult, options: HumanOptions = {}): stri
     for (const n of deliveries) {
       const problems = n.errors.length ? `: ${show(n.errors[n.errors.length - 1])}` : '';
       lines.push(
-        `Notifications ${show(n.notifier, MAX_CHARS.name)} (${show(n.type, MAX_CHARS.name)}): ${n.sent} sent, ${n.pending} pending, ${n.failed} failed${problems}`,
+        `Notifications ${show(n.notifier, MAX_CHARS.name)} (${show(n.type, MAX_CHARS.name)}): ${n.sent} sent, ` +
+          `${n.pending} pending, ${n.failed} failed${problems}`,
       );
     }
   }
@@ -113,13 +114,17 @@ function renderDetails(details: Record<string, unknown>, show: (value: unknown, 
   return out;
 }
 
-/** One detail value on one line: an object as `k=v, …` with each value cut on its own, so one long field does not hide the others. */
+/**
+ * One detail value on one line: an object as `k=v, …` with each value cut on its own, so one long field does not hide
+ * the others.
+ */
 function inline(value: unknown, show: (value: unknown, max?: number) => string): string {
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     const text = Object.entries(value)
       .map(
         ([k, v]) =>
-          `${show(k, MAX_CHARS.name)}=${show(typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v), MAX_CHARS.field)}`,
+          `${show(k, MAX_CHARS.name)}=` +
+          `${show(typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v), MAX_CHARS.field)}`,
       )
       .join(', ');
     return show(text);

@@ -11,7 +11,8 @@ import { MAX_CHARS, oneLine as safeLine } from '../util/text.js';
  * (https://nagios-plugins.org/doc/guidelines.html#AEN200), so Sentinel runs as a
  * check command under Nagios, Icinga or Zabbix:
  *
- *   SENTINEL CRITICAL - 1 batch stuck > 10m: processing(1) (+1 more) | 'stuck_batches'=1;;0;0 'error_rate'=40%;15;;0;100 ...
+ * SENTINEL CRITICAL - 1 batch stuck > 10m: processing(1) (+1 more) | 'stuck_batches'=1;;0;0 'error_rate'=40%;15;;0;100
+ * ...
  *
  * The exit code is the plugin API's too: 0 OK, 1 WARNING, 2 CRITICAL (Sentinel's
  * own 0/1/2), 3 UNKNOWN when Sentinel could not run.
@@ -71,7 +72,10 @@ function thresholdPct(section: unknown): number | undefined {
 
 /** The run as one plugin-output line (no trailing newline): `SENTINEL <STATE> - <text> | <perfdata>`. */
 export function renderNagios(result: RunResult, options: NagiosOptions = {}): string {
-  return `SENTINEL ${STATE[result.overall_status]} - ${statusText(result, options.redact)} | ${perfdata(result, options).join(' ')}`;
+  return (
+    `SENTINEL ${STATE[result.overall_status]} - ${statusText(result, options.redact)} | ` +
+    `${perfdata(result, options).join(' ')}`
+  );
 }
 
 /** The line printed when Sentinel itself could not run (exit 3). */
@@ -85,7 +89,8 @@ function statusText(result: RunResult, redact: (text: string) => string = (t) =>
   const first: Alert | undefined = firing.find((a) => a.level === 'critical') ?? firing[0];
   if (!first || result.overall_status === 'healthy') {
     const silenced = result.alerts.length - firing.length;
-    return `${plural(result.metrics.total_checks, 'check', 'checks')} passed${silenced > 0 ? ` (${plural(silenced, 'silenced alert', 'silenced alerts')})` : ''}`;
+    const note = silenced > 0 ? ` (${plural(silenced, 'silenced alert', 'silenced alerts')})` : '';
+    return `${plural(result.metrics.total_checks, 'check', 'checks')} passed${note}`;
   }
   const more = firing.length - 1;
   return `${oneLine(redact(first.message))}${more > 0 ? ` (+${more} more)` : ''}`;

@@ -57,7 +57,10 @@ export interface ErrorDistributionRow {
   error_code: string;
   occurrence_count: number;
   affected_batches: number;
-  /** The latest message of the code, at most 1024 characters (a longer one is cut, ending in `…`); null when no row has one. */
+  /**
+   * The latest message of the code, at most 1024 characters (a longer one is cut, ending in `…`); null when no row has
+   * one.
+   */
   sample_message: string | null;
   last_seen_at: string;
 }

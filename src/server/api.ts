@@ -1,8 +1,7 @@
 import pg from 'pg';
-import { describeError } from '../checks/runner.js';
 import { PROCESSING_STATUSES, pipelineIndex } from '../checks/statuses.js';
 import { connectionConfig } from '../db/connect.js';
-import { isConnectionError } from '../db/errors.js';
+import { describeError, isConnectionError } from '../db/errors.js';
 import { survivingSessionDeath } from '../db/pool.js';
 import type { RunResult } from '../types.js';
 import { errorLine } from '../util/errors.js';

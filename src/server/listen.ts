@@ -17,7 +17,10 @@ export const DEFAULT_LISTEN: ListenAddress = { host: '127.0.0.1', port: 9464 };
 const HOST_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-/** A port number: digits only, 0–65535 (0 = any free port). Throws a one-line reason (the caller names the flag and value). */
+/**
+ * A port number: digits only, 0–65535 (0 = any free port). Throws a one-line reason (the caller names the flag and
+ * value).
+ */
 export function parsePort(value: string): number {
   const text = value.trim();
   const n = Number(text);

@@ -66,7 +66,8 @@ export class Readiness {
     if (age > 2 * this.intervalMs) {
       const what = standby ? 'the last attempt to take the leader lock was' : 'the last run finished';
       return notReady(
-        `${what} ${Math.round(age / 1000)}s ago, more than two intervals (${Math.round((2 * this.intervalMs) / 1000)}s)`,
+        `${what} ${Math.round(age / 1000)}s ago, ` +
+          `more than two intervals (${Math.round((2 * this.intervalMs) / 1000)}s)`,
       );
     }
     if (this.last.unreachable !== undefined) {

@@ -22,9 +22,14 @@ export interface SloResult {
   target: string;
   /** null when there is no data to judge. */
   met: boolean | null;
-  /** 100 × (1 − bad share / allowed bad share); negative once the budget is overspent. null without a budget or data. */
+  /**
+   * 100 × (1 − bad share / allowed bad share); negative once the budget is overspent. null without a budget or data.
+   */
   error_budget_remaining_pct: number | null;
-  /** Recent bad share / allowed bad share: 1 spends the budget exactly by the window's end. null without a budget or recent data. */
+  /**
+   * Recent bad share / allowed bad share: 1 spends the budget exactly by the window's end. null without a budget or
+   * recent data.
+   */
   burn_rate: number | null;
   detail: Record<string, unknown>;
 }
@@ -79,13 +84,20 @@ export const OBJECTIVES = {
 /** One line per SLO, printed under the table and in the README. */
 export const FORMULAS: Record<SloName, string> = {
   processing_time:
-    'processing_time: value = share of batches completed in the window (completed_at in it, started_at set) with completed_at - started_at <= 5m; met at >= 95%; budget left = 100 x (1 - slow share / 5%); burn = slow share of the last hour / 5%',
+    'processing_time: value = share of batches completed in the window (completed_at in it, started_at set) with ' +
+    'completed_at - started_at <= 5m; met at >= 95%; budget left = 100 x (1 - slow share / 5%); burn = slow ' +
+    'share of the last hour / 5%',
   error_rate:
-    'error_rate: value = share of UTC hours (created_at in the window, at least min_rows rows) whose error rate 100 x error_rows / total_rows is < 5%; met at >= 99%; budget left = 100 x (1 - bad-hour share / 1%); burn = bad-hour share of the last 6 hours / 1%',
+    'error_rate: value = share of UTC hours (created_at in the window, at least min_rows rows) whose error rate ' +
+    '100 x error_rows / total_rows is < 5%; met at >= 99%; budget left = 100 x (1 - bad-hour share / 1%); burn ' +
+    '= bad-hour share of the last 6 hours / 1%',
   schema_cache:
-    'schema_cache: value = share of recorded schema-cache probes in the window that found PostgREST healthy (a probe that needed a reload counts as failed); met at >= 99.9%; budget left = 100 x (1 - failed share / 0.1%); burn = failed share of the last hour / 0.1%',
+    'schema_cache: value = share of recorded schema-cache probes in the window that found PostgREST healthy (a ' +
+    'probe that needed a reload counts as failed); met at >= 99.9%; budget left = 100 x (1 - failed share / ' +
+    '0.1%); burn = failed share of the last hour / 0.1%',
   dedupe_rate:
-    'dedupe_rate: value = 100 x skipped_rows / total_rows of the batches created in the window; met when 10% <= value <= 30%; no error budget; hours above 50% are counted for investigation',
+    'dedupe_rate: value = 100 x skipped_rows / total_rows of the batches created in the window; met when 10% <= ' +
+    'value <= 30%; no error budget; hours above 50% are counted for investigation',
 };
 
 export async function computeSlos(inputs: SloInputs): Promise<SloReport> {
@@ -149,7 +161,8 @@ async function queryProcessing(db: Queryable, from: Date, now: Date): Promise<Pr
      select count(*)::int as total,
             count(*) filter (where seconds > $3)::int as slow,
             count(*) filter (where completed_at > $2::timestamptz - interval '1 hour')::int as total_last_hour,
-            count(*) filter (where completed_at > $2::timestamptz - interval '1 hour' and seconds > $3)::int as slow_last_hour,
+            count(*) filter (where completed_at > $2::timestamptz - interval '1 hour'
+                               and seconds > $3)::int as slow_last_hour,
             (percentile_cont(0.5) within group (order by seconds) / 60)::float8 as p50_minutes,
             (percentile_cont(0.95) within group (order by seconds) / 60)::float8 as p95_minutes,
             (max(seconds) / 60)::float8 as max_minutes
@@ -198,7 +211,8 @@ async function queryHours(db: Queryable, from: Date, now: Date): Promise<HourRow
             coalesce(sum(error_rows), 0)::float8 as error_rows,
             coalesce(sum(skipped_rows), 0)::float8 as skipped_rows
        from intake.simplicity_batches
-      where ${utcHour('created_at')} >= ${utcHour('$1::timestamptz')} and ${utcHour('created_at')} <= ${utcHour('$2::timestamptz')}
+      where ${utcHour('created_at')} >= ${utcHour('$1::timestamptz')}
+        and ${utcHour('created_at')} <= ${utcHour('$2::timestamptz')}
         and created_at >= $1::timestamptz and created_at <= $2::timestamptz
       group by 1
       order by 1`,

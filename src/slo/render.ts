@@ -16,7 +16,9 @@ export function renderSloHuman(report: SloReport): string {
   ]);
   const missed = report.slos.filter((s) => s.met === false).map((s) => s.name);
   return [
-    `SLO report for ${oneLine(report.environment, MAX_CHARS.name)}: last ${report.days} day${report.days === 1 ? '' : 's'} (${minute(report.from)} to ${minute(report.to)}, database clock)`,
+    `SLO report for ${oneLine(report.environment, MAX_CHARS.name)}: ` +
+      `last ${report.days} day${report.days === 1 ? '' : 's'} ` +
+      `(${minute(report.from)} to ${minute(report.to)}, database clock)`,
     '',
     ...tableLines([header, ...rows], { max: MAX_CHARS.name }),
     '',

@@ -37,7 +37,9 @@ export const LIMITS = {
   thresholdMinutes: MAX_SPAN_MS / MINUTE_MS,
   /** One HTTP request (PostgREST probe, notifier). */
   requestTimeoutSeconds: 120,
-  /** `statement_timeout_ms`: an hour, far inside PostgreSQL's 2147483647 ms and Node's timers (pg adds 2 s for its own). */
+  /**
+   * `statement_timeout_ms`: an hour, far inside PostgreSQL's 2147483647 ms and Node's timers (pg adds 2 s for its own).
+   */
   statementTimeoutMs: HOUR_MS,
 } as const;
 

@@ -32,8 +32,10 @@ export const MAX_CHARS = {
  * terminals and to JavaScript), the byte-order mark / zero-width no-break space
  * (U+FEFF) and lone surrogates (unprintable; UTF-8 would turn them into U+FFFD).
  */
-const UNSAFE =
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSAFE_CHAR = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]/;
+const LONE_HIGH_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])/;
+const LONE_LOW_SURROGATE = /(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSAFE = new RegExp(`${UNSAFE_CHAR.source}|${LONE_HIGH_SURROGATE.source}|${LONE_LOW_SURROGATE.source}`);
 
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 

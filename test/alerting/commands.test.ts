@@ -185,7 +185,8 @@ describe('sentinel alerts', () => {
     };
     expect(parsed.alerts[0]!.message).toBe('PostgREST said: bad password ***');
     expect(parsed.alerts[0]!.details.nested[0]!.signature).toBe('***');
-    expect(text.stdout).toContain('last: HTTP 401 from ***'); // the webhook URL is the notifier's secret, as in delivery errors
+    // the webhook URL is the notifier's secret, as in delivery errors
+    expect(text.stdout).toContain('last: HTTP 401 from ***');
   });
 });
 
@@ -229,7 +230,8 @@ describe('sentinel silence', () => {
       expect(r.code).toBe(3);
       expect(r.stdout).toBe('');
       expect(r.stderr.trim().split('\n')).toEqual([
-        `sentinel: config error: --source: ${check} has no per-source alerts, so this silence would match nothing (only error_spike, dedupe_rate, source_freshness, row_error_codes take --source)`,
+        `sentinel: config error: --source: ${check} has no per-source alerts, so this silence would match nothing ` +
+          `(only error_spike, dedupe_rate, source_freshness, row_error_codes take --source)`,
       ]);
       expect((await new AlertStore(stateDir()).read()).silences).toEqual([]);
     },

@@ -490,47 +490,55 @@ describe('alerting engine', () => {
     expect(server.requests[0]!.body).toContain('***');
   });
 
-  it('reports an unreadable state instead of pretending all is well, and still applies silences from it when it can', async () => {
-    const { writeFile: write } = await import('node:fs/promises');
-    await write(join(dir, 'alerting.json'), '{broken');
-    const { result, outcome } = await engine().process(run([stuck]));
-    expect(outcome.error).toMatch(/not valid JSON/);
-    expect(result.overall_status).toBe('critical');
-    expect(server.requests).toHaveLength(0);
-  });
+  it(
+    'reports an unreadable state instead of pretending all is well, and still applies silences from it when it ' +
+      'can',
+    async () => {
+      const { writeFile: write } = await import('node:fs/promises');
+      await write(join(dir, 'alerting.json'), '{broken');
+      const { result, outcome } = await engine().process(run([stuck]));
+      expect(outcome.error).toMatch(/not valid JSON/);
+      expect(result.overall_status).toBe('critical');
+      expect(server.requests).toHaveLength(0);
+    },
+  );
 });
 
 describe('alerting engine with replicas (mayDeliver)', () => {
-  it('a process that lost leadership records but does not deliver; the next leader delivers the same notification once', async () => {
-    let leader = false;
-    const deposed = new AlertingEngine({
-      store: new AlertStore(dir),
-      notifiers: [notifier()],
-      settings: {
-        ...DEFAULT_DELIVERY,
-        repeatIntervalMs: 4 * 3_600_000,
-        resolveAfterRuns: 2,
-        retryBaseMs: 10,
-        retryMaxMs: 50,
-      },
-      logger: silentLogger,
-      redactor: new Redactor(),
-      host: 'test-host',
-      now: () => clock,
-      mayDeliver: async () => leader,
-    });
-    const { outcome } = await deposed.process(run([stuck]));
-    expect(outcome.notifications).toEqual([]);
-    expect(server.requests).toHaveLength(0);
-    expect((await new AlertStore(dir).read()).outbox).toHaveLength(1);
+  it(
+    'a process that lost leadership records but does not deliver; the next leader delivers the same ' +
+      'notification once',
+    async () => {
+      let leader = false;
+      const deposed = new AlertingEngine({
+        store: new AlertStore(dir),
+        notifiers: [notifier()],
+        settings: {
+          ...DEFAULT_DELIVERY,
+          repeatIntervalMs: 4 * 3_600_000,
+          resolveAfterRuns: 2,
+          retryBaseMs: 10,
+          retryMaxMs: 50,
+        },
+        logger: silentLogger,
+        redactor: new Redactor(),
+        host: 'test-host',
+        now: () => clock,
+        mayDeliver: async () => leader,
+      });
+      const { outcome } = await deposed.process(run([stuck]));
+      expect(outcome.notifications).toEqual([]);
+      expect(server.requests).toHaveLength(0);
+      expect((await new AlertStore(dir).read()).outbox).toHaveLength(1);
 
-    // The new leader (here the same engine, now leading) sends what was recorded, once.
-    leader = true;
-    advance(1);
-    await deposed.process(run([stuck]));
-    expect(bodies().map((n) => n.events.map((ev) => ev.kind))).toEqual([['firing']]);
-    expect((await new AlertStore(dir).read()).outbox).toHaveLength(0);
-  });
+      // The new leader (here the same engine, now leading) sends what was recorded, once.
+      leader = true;
+      advance(1);
+      await deposed.process(run([stuck]));
+      expect(bodies().map((n) => n.events.map((ev) => ev.kind))).toEqual([['firing']]);
+      expect((await new AlertStore(dir).read()).outbox).toHaveLength(0);
+    },
+  );
 });
 
 describe('alerting engine with replicas: leadership asked before every send', () => {
@@ -543,46 +551,49 @@ describe('alerting engine with replicas: leadership asked before every send', ()
     expect(outbox.map((e) => e.notification.events[0]!.check)).toEqual(['stuck_batches', 'error_spike']);
   }
 
-  it('stops delivering when leadership is lost after the first send, and releases the rest for the new leader', async () => {
-    await twoPending();
-    let leader = true;
-    let asked = 0;
-    // The provider accepts the first message; meanwhile this process loses the lock.
-    server.fallback(() => {
-      leader = false;
-      return { status: 200 };
-    });
-    const e = engine(
-      [notifier()],
-      {},
-      {
-        mayDeliver: async () => {
-          asked++;
-          return leader;
+  it(
+    'stops delivering when leadership is lost after the first ' + 'send, and releases the rest for the new leader',
+    async () => {
+      await twoPending();
+      let leader = true;
+      let asked = 0;
+      // The provider accepts the first message; meanwhile this process loses the lock.
+      server.fallback(() => {
+        leader = false;
+        return { status: 200 };
+      });
+      const e = engine(
+        [notifier()],
+        {},
+        {
+          mayDeliver: async () => {
+            asked++;
+            return leader;
+          },
         },
-      },
-    );
-    advance(1);
-    const { outcome } = await e.process(run([stuck, spike('vendor_x')]));
-    expect(bodies().map((n) => n.events[0]!.check)).toEqual(['stuck_batches']);
-    expect(outcome.notifications[0]).toMatchObject({ sent: 1, pending: 1, failed: 0, errors: [] });
-    // Once before delivery starts, once before each send (the second said no).
-    expect(asked).toBe(3);
-    const { outbox } = await new AlertStore(dir).read();
-    expect(outbox).toHaveLength(1);
-    expect(outbox[0]).toMatchObject({
-      attempts: 0,
-      notification: { events: [expect.objectContaining({ check: 'error_spike' })] },
-    });
-    expect(outbox[0]!.claimedBy).toBeUndefined();
-    expect(outbox[0]!.claimedUntil).toBeUndefined();
+      );
+      advance(1);
+      const { outcome } = await e.process(run([stuck, spike('vendor_x')]));
+      expect(bodies().map((n) => n.events[0]!.check)).toEqual(['stuck_batches']);
+      expect(outcome.notifications[0]).toMatchObject({ sent: 1, pending: 1, failed: 0, errors: [] });
+      // Once before delivery starts, once before each send (the second said no).
+      expect(asked).toBe(3);
+      const { outbox } = await new AlertStore(dir).read();
+      expect(outbox).toHaveLength(1);
+      expect(outbox[0]).toMatchObject({
+        attempts: 0,
+        notification: { events: [expect.objectContaining({ check: 'error_spike' })] },
+      });
+      expect(outbox[0]!.claimedBy).toBeUndefined();
+      expect(outbox[0]!.claimedUntil).toBeUndefined();
 
-    // The new leader sends what was left, once.
-    server.fallback({ status: 200 });
-    await engine().process(run([stuck, spike('vendor_x')]));
-    expect(bodies().map((n) => n.events[0]!.check)).toEqual(['stuck_batches', 'error_spike']);
-    expect((await new AlertStore(dir).read()).outbox).toEqual([]);
-  });
+      // The new leader sends what was left, once.
+      server.fallback({ status: 200 });
+      await engine().process(run([stuck, spike('vendor_x')]));
+      expect(bodies().map((n) => n.events[0]!.check)).toEqual(['stuck_batches', 'error_spike']);
+      expect((await new AlertStore(dir).read()).outbox).toEqual([]);
+    },
+  );
 
   it('does not retry after leadership is lost during the backoff between attempts', async () => {
     let leader = true;

@@ -59,29 +59,33 @@ describe('PgAlertStore', () => {
     expect((await store().read()).silences.map((x) => x.id)).toEqual(['s-1']);
   });
 
-  it('serializes concurrent updates from two stores (two processes): no update is lost, and the first-ever row is created once', async () => {
-    const a = store();
-    const b = store();
-    const each = 15;
-    const updates = (s: PgAlertStore, name: string) =>
-      Array.from({ length: each }, (_, i) =>
-        s.update(async (state) => {
-          const seen = state.silences.length;
-          // Slow read-modify-write (a round trip): without serialization the other store would overwrite this.
-          await db().pool.query('select 1');
-          state.silences.push(silence(`${name}-${i}-after-${seen}`));
-        }),
+  it(
+    'serializes concurrent updates from two stores (two processes): no update is lost, and the first-ever row ' +
+      'is created once',
+    async () => {
+      const a = store();
+      const b = store();
+      const each = 15;
+      const updates = (s: PgAlertStore, name: string) =>
+        Array.from({ length: each }, (_, i) =>
+          s.update(async (state) => {
+            const seen = state.silences.length;
+            // Slow read-modify-write (a round trip): without serialization the other store would overwrite this.
+            await db().pool.query('select 1');
+            state.silences.push(silence(`${name}-${i}-after-${seen}`));
+          }),
+        );
+
+      await Promise.all([...updates(a, 'a'), ...updates(b, 'b')]);
+
+      const ids = (await a.read()).silences.map((x) => x.id);
+      expect(ids).toHaveLength(2 * each);
+      // Each update saw every update before it: the counts seen are 0..29, each once.
+      expect(ids.map((id) => Number(id.split('-after-')[1])).sort((x, y) => x - y)).toEqual(
+        Array.from({ length: 2 * each }, (_, i) => i),
       );
-
-    await Promise.all([...updates(a, 'a'), ...updates(b, 'b')]);
-
-    const ids = (await a.read()).silences.map((x) => x.id);
-    expect(ids).toHaveLength(2 * each);
-    // Each update saw every update before it: the counts seen are 0..29, each once.
-    expect(ids.map((id) => Number(id.split('-after-')[1])).sort((x, y) => x - y)).toEqual(
-      Array.from({ length: 2 * each }, (_, i) => i),
-    );
-  });
+    },
+  );
 
   it('withLock holds off update (and read/write inside it run in its transaction)', async () => {
     const a = store();

@@ -126,14 +126,17 @@ describe('dedupe_rate', () => {
     expect((await run())[0]!.message).toBe('Dedupe rate 50.3% > 50.0% threshold');
   });
 
-  it('a source under its own higher threshold does not alert, and its error threshold does not split it out', async () => {
-    await rows(CURRENT, 1000, 600, 'vendor_x');
-    expect(await run({ sources: { vendor_x: { dedupe_threshold_pct: 70 } } })).toEqual([]);
-    // error_spike_threshold_pct concerns error_spike only: vendor_x stays in the overall dedupe rate.
-    expect((await run({ sources: { vendor_x: { error_spike_threshold_pct: 70 } } }))[0]!.message).toBe(
-      'Dedupe rate 60.0% > 50.0% threshold',
-    );
-  });
+  it(
+    'a source under its own higher threshold does not alert, and ' + 'its error threshold does not split it out',
+    async () => {
+      await rows(CURRENT, 1000, 600, 'vendor_x');
+      expect(await run({ sources: { vendor_x: { dedupe_threshold_pct: 70 } } })).toEqual([]);
+      // error_spike_threshold_pct concerns error_spike only: vendor_x stays in the overall dedupe rate.
+      expect((await run({ sources: { vendor_x: { error_spike_threshold_pct: 70 } } }))[0]!.message).toBe(
+        'Dedupe rate 60.0% > 50.0% threshold',
+      );
+    },
+  );
 
   it('applies the min_rows fallback per source and reports overall and per-source spikes in one run', async () => {
     await rows(CURRENT, 10, 10, 'vendor_x');

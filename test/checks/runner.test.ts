@@ -142,34 +142,39 @@ describe('runChecks: the database is one root cause', () => {
     expect(queries).toHaveLength(1);
   });
 
-  it('a lock timeout with a lock holder in pg_locks: one database alert naming it; the rest are not sent to wait', async () => {
-    const holder = {
-      relation: 'intake.simplicity_batches',
-      pid: 4242,
-      mode: 'AccessExclusiveLock',
-      granted: true,
-      blocked_by: [],
-      user: 'app',
-      application: 'psql',
-      state: 'idle in transaction',
-      query: 'lock table intake.simplicity_batches',
-      held_seconds: 72,
-    };
-    const { alerts, checks } = await runChecks(
-      [querying('stuck_batches'), querying('error_spike')],
-      withDb(failingDb(sqlError('canceling statement due to lock timeout', '55P03'))),
-      undefined,
-      {
-        findLockHolders: async () => [holder],
-      },
-    );
-    expect(alerts.map((a) => a.message)).toEqual([
-      'Database locked: intake.simplicity_batches is locked by pid 4242 (AccessExclusiveLock, user app, application psql, idle in transaction for 1m12s, last statement "lock table intake.simplicity_batches") (2 checks not run)',
-    ]);
-    expect(alerts[0]!.details.lock_holders).toEqual([holder]);
-    expect(checks.map((c) => c.outcome)).toEqual(['failed', 'skipped']);
-    expect(queries).toHaveLength(1);
-  });
+  it(
+    'a lock timeout with a lock holder in pg_locks: one database ' + 'alert naming it; the rest are not sent to wait',
+    async () => {
+      const holder = {
+        relation: 'intake.simplicity_batches',
+        pid: 4242,
+        mode: 'AccessExclusiveLock',
+        granted: true,
+        blocked_by: [],
+        user: 'app',
+        application: 'psql',
+        state: 'idle in transaction',
+        query: 'lock table intake.simplicity_batches',
+        held_seconds: 72,
+      };
+      const { alerts, checks } = await runChecks(
+        [querying('stuck_batches'), querying('error_spike')],
+        withDb(failingDb(sqlError('canceling statement due to lock timeout', '55P03'))),
+        undefined,
+        {
+          findLockHolders: async () => [holder],
+        },
+      );
+      expect(alerts.map((a) => a.message)).toEqual([
+        'Database locked: intake.simplicity_batches is locked by pid 4242 (AccessExclusiveLock, user app, ' +
+          'application psql, idle in transaction for 1m12s, last statement "lock table intake.simplicity_batches") ' +
+          '(2 checks not run)',
+      ]);
+      expect(alerts[0]!.details.lock_holders).toEqual([holder]);
+      expect(checks.map((c) => c.outcome)).toEqual(['failed', 'skipped']);
+      expect(queries).toHaveLength(1);
+    },
+  );
 
   it("a statement timeout with no lock to blame stays that check's own failure", async () => {
     const { alerts, rootCause } = await runChecks(
@@ -339,26 +344,29 @@ describe('schema_cache measurements through runChecks', () => {
     expect(summary.measurements).toMatchObject({ result: 'PGRST002', up: false, reloads: 0 });
   });
 
-  it('records http_<status> for an answer without a PostgREST code, refused and timeout for network failures', async () => {
-    fake.setDefault(answers.gateway401());
-    expect((await runSchemaCache(fake.url)).summary.measurements).toMatchObject({
-      result: 'http_401',
-      up: false,
-      reloads: 0,
-    });
+  it(
+    'records http_<status> for an answer without a PostgREST ' + 'code, refused and timeout for network failures',
+    async () => {
+      fake.setDefault(answers.gateway401());
+      expect((await runSchemaCache(fake.url)).summary.measurements).toMatchObject({
+        result: 'http_401',
+        up: false,
+        reloads: 0,
+      });
 
-    fake.setDefault(answers.hang());
-    const hung = await runSchemaCache(fake.url, { request_timeout_seconds: 0.2 });
-    expect(hung.summary.measurements).toMatchObject({ result: 'timeout', up: false, reloads: 0 });
-    expect(hung.summary.measurements!.latency_ms).toBeGreaterThanOrEqual(150);
+      fake.setDefault(answers.hang());
+      const hung = await runSchemaCache(fake.url, { request_timeout_seconds: 0.2 });
+      expect(hung.summary.measurements).toMatchObject({ result: 'timeout', up: false, reloads: 0 });
+      expect(hung.summary.measurements!.latency_ms).toBeGreaterThanOrEqual(150);
 
-    const closed = await freePort();
-    expect((await runSchemaCache(`http://127.0.0.1:${closed}`)).summary.measurements).toMatchObject({
-      result: 'refused',
-      up: false,
-      reloads: 0,
-    });
-  });
+      const closed = await freePort();
+      expect((await runSchemaCache(`http://127.0.0.1:${closed}`)).summary.measurements).toMatchObject({
+        result: 'refused',
+        up: false,
+        reloads: 0,
+      });
+    },
+  );
 
   it('measures through testContext as well', async () => {
     const ctx = testContext(

@@ -166,20 +166,24 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
         .ctx,
     );
 
-  it('reports nothing when PostgREST answers 200, after exactly one plain GET carrying the key and Accept-Profile: ops', async () => {
-    fake.setDefault(answers.ok([{ status: 'processing', batch_count: 2 }]));
-    expect(alertsOf(await run())).toEqual([]);
-    expect(fake.requests).toHaveLength(1);
-    const [req] = fake.requests;
-    expect(req).toMatchObject({ method: 'GET', path: '/v_pipeline_health?limit=1' });
-    expect(req!.headers).toMatchObject({
-      'accept-profile': 'ops',
-      accept: 'application/json',
-      apikey: KEY,
-      authorization: `Bearer ${KEY}`,
-    });
-    expect(await heard()).toEqual([]);
-  });
+  it(
+    'reports nothing when PostgREST answers 200, after exactly one plain GET carrying the key and ' +
+      'Accept-Profile: ops',
+    async () => {
+      fake.setDefault(answers.ok([{ status: 'processing', batch_count: 2 }]));
+      expect(alertsOf(await run())).toEqual([]);
+      expect(fake.requests).toHaveLength(1);
+      const [req] = fake.requests;
+      expect(req).toMatchObject({ method: 'GET', path: '/v_pipeline_health?limit=1' });
+      expect(req!.headers).toMatchObject({
+        'accept-profile': 'ops',
+        accept: 'application/json',
+        apikey: KEY,
+        authorization: `Bearer ${KEY}`,
+      });
+      expect(await heard()).toEqual([]);
+    },
+  );
 
   it('sends no apikey or Authorization header when no key is configured', async () => {
     expect(alertsOf(await run({ key: undefined }))).toEqual([]);
@@ -417,34 +421,37 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
     }
   });
 
-  it('sends one reload per cooldown: a second run right after does not NOTIFY, a run after the cooldown does', async () => {
-    fake.setDefault(answers.pgrst002());
-    const state = new MemoryStateStore();
-    let now = T0;
-    const settings = { cooldown_minutes: 5 };
+  it(
+    'sends one reload per cooldown: a second run right after does ' + 'not NOTIFY, a run after the cooldown does',
+    async () => {
+      fake.setDefault(answers.pgrst002());
+      const state = new MemoryStateStore();
+      let now = T0;
+      const settings = { cooldown_minutes: 5 };
 
-    const first = await onlyAlert(run({ state, now: () => now, settings }));
-    expect(first).toMatchObject({
-      level: 'critical',
-      message: 'PGRST002 persists after auto-reload',
-      details: { recovered: false, action_taken: RELOAD },
-    });
-    expect(await heard()).toEqual(['reload schema']);
+      const first = await onlyAlert(run({ state, now: () => now, settings }));
+      expect(first).toMatchObject({
+        level: 'critical',
+        message: 'PGRST002 persists after auto-reload',
+        details: { recovered: false, action_taken: RELOAD },
+      });
+      expect(await heard()).toEqual(['reload schema']);
 
-    now = new Date(T0.getTime() + 4 * 60_000);
-    const second = await onlyAlert(run({ state, now: () => now, settings }));
-    expect(second.level).toBe('critical');
-    expect(second.details.recovered).toBe(false);
-    expect(second.details.action_taken).toBe(`none: ${RELOAD} already sent at ${T0.toISOString()} (cooldown 5m)`);
-    expect(second.message).toContain(T0.toISOString());
-    expect(second.details.diagnosis).toEqual(expect.arrayContaining([expect.stringMatching(/Exposed schemas/)]));
-    expect(await heard()).toEqual(['reload schema']);
+      now = new Date(T0.getTime() + 4 * 60_000);
+      const second = await onlyAlert(run({ state, now: () => now, settings }));
+      expect(second.level).toBe('critical');
+      expect(second.details.recovered).toBe(false);
+      expect(second.details.action_taken).toBe(`none: ${RELOAD} already sent at ${T0.toISOString()} (cooldown 5m)`);
+      expect(second.message).toContain(T0.toISOString());
+      expect(second.details.diagnosis).toEqual(expect.arrayContaining([expect.stringMatching(/Exposed schemas/)]));
+      expect(await heard()).toEqual(['reload schema']);
 
-    now = new Date(T0.getTime() + 6 * 60_000);
-    const third = await onlyAlert(run({ state, now: () => now, settings }));
-    expect(third.details.action_taken).toBe(RELOAD);
-    expect(await heard()).toEqual(['reload schema', 'reload schema']);
-  });
+      now = new Date(T0.getTime() + 6 * 60_000);
+      const third = await onlyAlert(run({ state, now: () => now, settings }));
+      expect(third.details.action_taken).toBe(RELOAD);
+      expect(await heard()).toEqual(['reload schema', 'reload schema']);
+    },
+  );
 
   it('treats the cooldown as over when the last reload lies in the future (the clock was set back)', async () => {
     fake.setDefault(answers.pgrst002());
@@ -533,7 +540,8 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
           expect.stringMatching(
             new RegExp(`^statement_timeout = 1ms is set on role ${role} in this database: .*RESET statement_timeout`),
           ),
-          `pgrst.db_schemas on role ${role} is 'public, storage' and does not include ops: add it (ALTER ROLE ${role} SET pgrst.db_schemas = 'public, storage, ops'), then NOTIFY pgrst, 'reload config'.`,
+          `pgrst.db_schemas on role ${role} is 'public, storage' and does not include ops: add it (ALTER ROLE ` +
+            `${role} SET pgrst.db_schemas = 'public, storage, ops'), then NOTIFY pgrst, 'reload config'.`,
           expect.stringMatching(/Exposed schemas/),
         ]),
       );
@@ -727,7 +735,8 @@ describe.runIf(
     beforeAll(async () => {
       await setupPostgrestRoles(db.pool, { ...roles, password });
       await db.pool.query(`do $$ begin for i in 1..${PADDING_FUNCTIONS} loop
-      execute format('create function public.sentinel_pad_%s(a int, b text) returns table (x int, y text) language sql stable as $f$ select a, b $f$', i);
+      execute format('create function public.sentinel_pad_%s(a int, b text) returns table (x int, y text) ' +
+        'language sql stable as $f$ select a, b $f$', i);
     end loop; end $$`);
       // Only the service role may read ops, so a healthy probe proves the JWT was accepted.
       await db.pool.query(`revoke select on all tables in schema ops from ${roles.anon}`);
@@ -776,7 +785,8 @@ describe.runIf(
     }
     /** Terminates PostgREST's pooled sessions in this database (its LISTEN session stays). */
     async function endPostgrestSessions(): Promise<void> {
-      // The subquery picks the sessions first: in one WHERE clause the planner may call pg_terminate_backend on any row.
+      // The subquery picks the sessions first: in one WHERE clause the planner may call pg_terminate_backend on any
+      // row.
       await db.pool.query(
         `select pg_terminate_backend(pid) from (select pid from pg_stat_activity
          where usename = $1 and datname = $2 and pid <> pg_backend_pid() and query not ilike 'listen%' offset 0) s`,
@@ -803,7 +813,8 @@ describe.runIf(
     it('reports nothing for a healthy PostgREST, which accepted the service-role JWT and the ops profile', async () => {
       // Preconditions that make the healthy answer meaningful.
       expect((await probe({ 'Accept-Profile': 'ops' })).status).toBe(401); // anon may not read ops
-      expect(await probe({ Authorization: `Bearer ${key}` })).toMatchObject({ status: 404, body: { code: '42P01' } }); // default profile is public
+      // default profile is public
+      expect(await probe({ Authorization: `Bearer ${key}` })).toMatchObject({ status: 404, body: { code: '42P01' } });
       expect(alertsOf(await realRun())).toEqual([]);
       // PostgREST's access log names the role the request ran as.
       const accessLine = new RegExp(
@@ -836,59 +847,63 @@ describe.runIf(
       // backoff and serves on meanwhile), so the persisting case and the recovery are
       // one story: Sentinel finds it broken and says why, then the cause goes and
       // Sentinel's next reload brings it back.
-      it("stays critical while the timeout is set (the diagnosis names it), then recovers once the cause is gone when Sentinel's reload goes out", () =>
-        surviveCrash(async () => {
-          await breakSchemaCache();
-          const before = (await listener.heard()).length;
-          const stuck = await onlyAlert(
-            realRun({
-              settings: { postgrest_role: roles.authenticator, reprobe_attempts: 3, reprobe_interval_seconds: 0.15 },
-            }),
-          );
-          expect(stuck).toMatchObject({
-            level: 'critical',
-            message: 'PGRST002 persists after auto-reload',
-            details: { code: 'PGRST002', status: 503, recovered: false, action_taken: RELOAD, attempts: 3 },
-          });
-          expect(stuck.details.diagnosis).toEqual(
-            expect.arrayContaining([
-              expect.stringMatching(
-                new RegExp(
-                  `^statement_timeout = ${BROKEN_TIMEOUT} is set on role ${roles.authenticator} in this database`,
+      it(
+        'stays critical while the timeout is set (the diagnosis names it), then ' +
+          "recovers once the cause is gone when Sentinel's reload goes out",
+        () =>
+          surviveCrash(async () => {
+            await breakSchemaCache();
+            const before = (await listener.heard()).length;
+            const stuck = await onlyAlert(
+              realRun({
+                settings: { postgrest_role: roles.authenticator, reprobe_attempts: 3, reprobe_interval_seconds: 0.15 },
+              }),
+            );
+            expect(stuck).toMatchObject({
+              level: 'critical',
+              message: 'PGRST002 persists after auto-reload',
+              details: { code: 'PGRST002', status: 503, recovered: false, action_taken: RELOAD, attempts: 3 },
+            });
+            expect(stuck.details.diagnosis).toEqual(
+              expect.arrayContaining([
+                expect.stringMatching(
+                  new RegExp(
+                    `^statement_timeout = ${BROKEN_TIMEOUT} is set on role ${roles.authenticator} in this database`,
+                  ),
                 ),
-              ),
-            ]),
-          );
-          expect((await listener.heard()).slice(before)).toEqual(['reload schema']);
+              ]),
+            );
+            expect((await listener.heard()).slice(before)).toEqual(['reload schema']);
 
-          // PostgREST 12.0.2 retries a failed schema-cache load in a tight loop by itself
-          // and recovers within ~100 ms of the cause going away, with or without a NOTIFY.
-          // So the cause is removed at the moment Sentinel reloads: the first probe must
-          // still see PGRST002, and a re-probe after the NOTIFY must find PostgREST healthy.
-          const again = (await listener.heard()).length;
-          const recovered = await onlyAlert(
-            realRun({
-              notify: async (channel, payload) => {
-                await repairSchemaCache();
-                await writer.query('select pg_notify($1, $2)', [channel, payload]);
+            // PostgREST 12.0.2 retries a failed schema-cache load in a tight loop by itself
+            // and recovers within ~100 ms of the cause going away, with or without a NOTIFY.
+            // So the cause is removed at the moment Sentinel reloads: the first probe must
+            // still see PGRST002, and a re-probe after the NOTIFY must find PostgREST healthy.
+            const again = (await listener.heard()).length;
+            const recovered = await onlyAlert(
+              realRun({
+                notify: async (channel, payload) => {
+                  await repairSchemaCache();
+                  await writer.query('select pg_notify($1, $2)', [channel, payload]);
+                },
+                // 2 s for PostgREST to reload (the default is 5 x 2 s): its schema query reads
+                // every ops view's definition, which takes a few hundred ms on a loaded machine.
+                settings: { postgrest_role: roles.authenticator, reprobe_attempts: 8, reprobe_interval_seconds: 0.25 },
+              }),
+            );
+            expect(recovered).toMatchObject({
+              level: 'warning',
+              message: 'PGRST002 detected - auto-reload triggered',
+              details: {
+                error: 'Could not query the database for the schema cache. Retrying.',
+                code: 'PGRST002',
+                action_taken: RELOAD,
+                recovered: true,
               },
-              // 2 s for PostgREST to reload (the default is 5 x 2 s): its schema query reads
-              // every ops view's definition, which takes a few hundred ms on a loaded machine.
-              settings: { postgrest_role: roles.authenticator, reprobe_attempts: 8, reprobe_interval_seconds: 0.25 },
-            }),
-          );
-          expect(recovered).toMatchObject({
-            level: 'warning',
-            message: 'PGRST002 detected - auto-reload triggered',
-            details: {
-              error: 'Could not query the database for the schema cache. Retrying.',
-              code: 'PGRST002',
-              action_taken: RELOAD,
-              recovered: true,
-            },
-          });
-          expect((await listener.heard()).slice(again)).toEqual(['reload schema']);
-        }));
+            });
+            expect((await listener.heard()).slice(again)).toEqual(['reload schema']);
+          }),
+      );
     });
 
     describe('the view missing from the database', () => {
@@ -900,46 +915,54 @@ describe.runIf(
         definition = res.rows[0]!.def;
       });
 
-      it('is answered 404 42P01 by PostgREST 12.0.2; the reload cannot help and the diagnosis says the view does not exist', async () => {
-        await db.pool.query('alter view ops.v_pipeline_health rename to v_pipeline_health_away');
-        try {
-          expect(await probe()).toEqual({
-            status: 404,
-            body: {
-              code: '42P01',
-              details: null,
-              hint: null,
-              message: 'relation "ops.v_pipeline_health" does not exist',
-            },
-          });
-          const before = (await listener.heard()).length;
-          const alert = await onlyAlert(
-            realRun({
-              settings: { postgrest_role: roles.authenticator, reprobe_attempts: 2, reprobe_interval_seconds: 0.2 },
-            }),
-          );
-          expect(alert).toMatchObject({
-            level: 'critical',
-            message: 'ops.v_pipeline_health not found (42P01) persists after auto-reload',
-            details: { status: 404, code: '42P01', recovered: false },
-          });
-          expect(alert.details.diagnosis).toEqual(
-            expect.arrayContaining([expect.stringMatching(/^ops\.v_pipeline_health does not exist in the database/)]),
-          );
-          expect((await listener.heard()).slice(before)).toEqual(['reload schema']);
-        } finally {
-          await db.pool.query('alter view ops.v_pipeline_health_away rename to v_pipeline_health');
-        }
-      });
+      it(
+        'is answered 404 42P01 by PostgREST 12.0.2; the reload cannot help and the diagnosis says the view does ' +
+          'not exist',
+        async () => {
+          await db.pool.query('alter view ops.v_pipeline_health rename to v_pipeline_health_away');
+          try {
+            expect(await probe()).toEqual({
+              status: 404,
+              body: {
+                code: '42P01',
+                details: null,
+                hint: null,
+                message: 'relation "ops.v_pipeline_health" does not exist',
+              },
+            });
+            const before = (await listener.heard()).length;
+            const alert = await onlyAlert(
+              realRun({
+                settings: { postgrest_role: roles.authenticator, reprobe_attempts: 2, reprobe_interval_seconds: 0.2 },
+              }),
+            );
+            expect(alert).toMatchObject({
+              level: 'critical',
+              message: 'ops.v_pipeline_health not found (42P01) persists after auto-reload',
+              details: { status: 404, code: '42P01', recovered: false },
+            });
+            expect(alert.details.diagnosis).toEqual(
+              expect.arrayContaining([expect.stringMatching(/^ops\.v_pipeline_health does not exist in the database/)]),
+            );
+            expect((await listener.heard()).slice(before)).toEqual(['reload schema']);
+          } finally {
+            await db.pool.query('alter view ops.v_pipeline_health_away rename to v_pipeline_health');
+          }
+        },
+      );
 
-      it('is served at once when created after PostgREST loaded its cache: 12.0.2 reads views without the cache, so no reload is sent', async () => {
-        await db.pool.query(`drop view ops.v_pipeline_health`);
-        await db.pool.query(`create view ops.v_pipeline_health as ${definition}`);
-        await db.pool.query(`grant select on ops.v_pipeline_health to ${roles.serviceRole}`);
-        const before = (await listener.heard()).length;
-        expect(alertsOf(await realRun())).toEqual([]);
-        expect((await listener.heard()).slice(before)).toEqual([]);
-      });
+      it(
+        'is served at once when created after PostgREST loaded its cache: 12.0.2 reads views without the cache, ' +
+          'so no reload is sent',
+        async () => {
+          await db.pool.query(`drop view ops.v_pipeline_health`);
+          await db.pool.query(`create view ops.v_pipeline_health as ${definition}`);
+          await db.pool.query(`grant select on ops.v_pipeline_health to ${roles.serviceRole}`);
+          const before = (await listener.heard()).length;
+          expect(alertsOf(await realRun())).toEqual([]);
+          expect((await listener.heard()).slice(before)).toEqual([]);
+        },
+      );
     });
   },
 );

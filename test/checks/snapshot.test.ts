@@ -74,143 +74,150 @@ describe('collectSnapshot', () => {
     });
   });
 
-  it('counts in-flight batches per status with the oldest age in seconds on the given clock, and stuck ones as stuck_batches does', async () => {
-    await batches([
-      inFlight('uploaded', minutesAgo(30)), // 1800 s, never stuck (not a processing status)
-      inFlight('uploaded', minutesAgo(2)),
-      inFlight('processing', minutesAgo(15)), // stuck
-      inFlight('processing', minutesAgo(10)), // exactly the threshold: not stuck
-      inFlight('processing', minutesAgo(1)),
-      inFlight('validating', at(-(45 * 60 + 30))), // 2730 s, stuck
-      inFlight('inserting', at(30)), // written after "now" (clock skew): age 0, not negative
-      { status: 'completed', created_at: minutesAgo(600), completed_at: minutesAgo(590) },
-      { status: 'failed', created_at: minutesAgo(600), completed_at: minutesAgo(590) },
-    ]);
-    const s = await snapshot();
-    expect(s.in_flight).toEqual([
-      { status: 'uploaded', batch_count: 2, oldest_age_seconds: 1800 },
-      { status: 'processing', batch_count: 3, oldest_age_seconds: 900 },
-      { status: 'validating', batch_count: 1, oldest_age_seconds: 2730 },
-      { status: 'inserting', batch_count: 1, oldest_age_seconds: 0 },
-    ]);
-    expect(s.stuck).toEqual({
-      threshold_minutes: 10,
-      by_status: [
-        { status: 'processing', batch_count: 1 },
-        { status: 'validating', batch_count: 1 },
-      ],
-    });
+  it(
+    'counts in-flight batches per status with the oldest age in seconds on the given clock, and stuck ones as ' +
+      'stuck_batches does',
+    async () => {
+      await batches([
+        inFlight('uploaded', minutesAgo(30)), // 1800 s, never stuck (not a processing status)
+        inFlight('uploaded', minutesAgo(2)),
+        inFlight('processing', minutesAgo(15)), // stuck
+        inFlight('processing', minutesAgo(10)), // exactly the threshold: not stuck
+        inFlight('processing', minutesAgo(1)),
+        inFlight('validating', at(-(45 * 60 + 30))), // 2730 s, stuck
+        inFlight('inserting', at(30)), // written after "now" (clock skew): age 0, not negative
+        { status: 'completed', created_at: minutesAgo(600), completed_at: minutesAgo(590) },
+        { status: 'failed', created_at: minutesAgo(600), completed_at: minutesAgo(590) },
+      ]);
+      const s = await snapshot();
+      expect(s.in_flight).toEqual([
+        { status: 'uploaded', batch_count: 2, oldest_age_seconds: 1800 },
+        { status: 'processing', batch_count: 3, oldest_age_seconds: 900 },
+        { status: 'validating', batch_count: 1, oldest_age_seconds: 2730 },
+        { status: 'inserting', batch_count: 1, oldest_age_seconds: 0 },
+      ]);
+      expect(s.stuck).toEqual({
+        threshold_minutes: 10,
+        by_status: [
+          { status: 'processing', batch_count: 1 },
+          { status: 'validating', batch_count: 1 },
+        ],
+      });
 
-    // The same numbers the check reports.
-    const [alert] = await stuckBatchesCheck.run(testContext(database().pool, NOW, testConfig()));
-    expect(
-      (alert!.details.stuck_batches as Array<{ status: string; batch_count: number }>).map(
-        ({ status, batch_count }) => ({ status, batch_count }),
-      ),
-    ).toEqual(s.stuck.by_status);
+      // The same numbers the check reports.
+      const [alert] = await stuckBatchesCheck.run(testContext(database().pool, NOW, testConfig()));
+      expect(
+        (alert!.details.stuck_batches as Array<{ status: string; batch_count: number }>).map(
+          ({ status, batch_count }) => ({ status, batch_count }),
+        ),
+      ).toEqual(s.stuck.by_status);
 
-    // The configured threshold applies.
-    const five = await snapshot({ checks: { stuck_batches: { threshold_minutes: 5 } } });
-    expect(five.stuck).toEqual({
-      threshold_minutes: 5,
-      by_status: [
-        { status: 'processing', batch_count: 2 },
-        { status: 'validating', batch_count: 1 },
-      ],
-    });
-  });
+      // The configured threshold applies.
+      const five = await snapshot({ checks: { stuck_batches: { threshold_minutes: 5 } } });
+      expect(five.stuck).toEqual({
+        threshold_minutes: 5,
+        by_status: [
+          { status: 'processing', batch_count: 2 },
+          { status: 'validating', batch_count: 1 },
+        ],
+      });
+    },
+  );
 
-  it('reports the judged hour bucket overall (without sources that have their own threshold) and per source', async () => {
-    await batches([
-      rows('2025-01-04T10:05:00Z', 'vendor_a', 600, 60, 120),
-      rows('2025-01-04T10:14:59Z', 'vendor_b', 400, 100, 0),
-      rows('2025-01-04T10:02:00Z', 'vendor_x', 50, 50, 0), // vendor_x: current hour too small ...
-      rows('2025-01-04T09:10:00Z', 'vendor_x', 300, 90, 30), // ... so its previous hour is judged
-      rows('2025-01-04T09:59:59Z', 'vendor_c', 80, 8, 4), // previous hour only, below min_rows
-      rows('2025-01-04T08:59:59Z', 'vendor_a', 5000, 5000, 0), // before the window
-      rows('2025-01-04T11:00:00Z', 'vendor_b', 5000, 5000, 0), // after it
-    ]);
-    const config: ConfigFile = { sources: { vendor_x: { error_spike_threshold_pct: 25 } } };
-    const s = await snapshot(config);
-    expect(s.hourly).toEqual({
-      min_rows: 100,
-      // vendor_a + vendor_b of 10:00 (vendor_c's 80 rows are the previous hour's).
-      overall: {
-        hour_bucket: CURRENT_HOUR,
-        judged: true,
-        total_rows: 1000,
-        error_rows: 160,
-        skipped_rows: 120,
-        error_rate_pct: 16,
-        dedupe_rate_pct: 12,
-      },
-      sources: [
-        {
-          source: 'vendor_a',
+  it(
+    'reports the judged hour bucket overall (without sources ' + 'that have their own threshold) and per source',
+    async () => {
+      await batches([
+        rows('2025-01-04T10:05:00Z', 'vendor_a', 600, 60, 120),
+        rows('2025-01-04T10:14:59Z', 'vendor_b', 400, 100, 0),
+        rows('2025-01-04T10:02:00Z', 'vendor_x', 50, 50, 0), // vendor_x: current hour too small ...
+        rows('2025-01-04T09:10:00Z', 'vendor_x', 300, 90, 30), // ... so its previous hour is judged
+        rows('2025-01-04T09:59:59Z', 'vendor_c', 80, 8, 4), // previous hour only, below min_rows
+        rows('2025-01-04T08:59:59Z', 'vendor_a', 5000, 5000, 0), // before the window
+        rows('2025-01-04T11:00:00Z', 'vendor_b', 5000, 5000, 0), // after it
+      ]);
+      const config: ConfigFile = { sources: { vendor_x: { error_spike_threshold_pct: 25 } } };
+      const s = await snapshot(config);
+      expect(s.hourly).toEqual({
+        min_rows: 100,
+        // vendor_a + vendor_b of 10:00 (vendor_c's 80 rows are the previous hour's).
+        overall: {
           hour_bucket: CURRENT_HOUR,
           judged: true,
-          total_rows: 600,
-          error_rows: 60,
+          total_rows: 1000,
+          error_rows: 160,
           skipped_rows: 120,
-          error_rate_pct: 10,
-          dedupe_rate_pct: 20,
+          error_rate_pct: 16,
+          dedupe_rate_pct: 12,
         },
-        {
-          source: 'vendor_b',
-          hour_bucket: CURRENT_HOUR,
-          judged: true,
-          total_rows: 400,
-          error_rows: 100,
-          skipped_rows: 0,
-          error_rate_pct: 25,
-          dedupe_rate_pct: 0,
-        },
-        // Neither hour has min_rows: the current hour's figures, not judged.
-        { source: 'vendor_c', ...noRows() },
-        {
-          source: 'vendor_x',
-          hour_bucket: PREVIOUS_HOUR,
-          judged: true,
+        sources: [
+          {
+            source: 'vendor_a',
+            hour_bucket: CURRENT_HOUR,
+            judged: true,
+            total_rows: 600,
+            error_rows: 60,
+            skipped_rows: 120,
+            error_rate_pct: 10,
+            dedupe_rate_pct: 20,
+          },
+          {
+            source: 'vendor_b',
+            hour_bucket: CURRENT_HOUR,
+            judged: true,
+            total_rows: 400,
+            error_rows: 100,
+            skipped_rows: 0,
+            error_rate_pct: 25,
+            dedupe_rate_pct: 0,
+          },
+          // Neither hour has min_rows: the current hour's figures, not judged.
+          { source: 'vendor_c', ...noRows() },
+          {
+            source: 'vendor_x',
+            hour_bucket: PREVIOUS_HOUR,
+            judged: true,
+            total_rows: 300,
+            error_rows: 90,
+            skipped_rows: 30,
+            error_rate_pct: 30,
+            dedupe_rate_pct: 10,
+          },
+        ],
+      });
+
+      // error_spike judges exactly these buckets: overall 16% > 15%, vendor_x 30% > 25%.
+      const alerts = await errorSpikeCheck.run(testContext(database().pool, NOW, testConfig(config)));
+      expect(alerts.map((a) => a.details)).toEqual([
+        expect.objectContaining({
+          hour_bucket: '2025-01-04T10:00:00Z',
+          total_rows: 1000,
+          error_rows: 160,
+          error_rate_pct: 16,
+        }),
+        expect.objectContaining({
+          hour_bucket: '2025-01-04T09:00:00Z',
           total_rows: 300,
           error_rows: 90,
-          skipped_rows: 30,
           error_rate_pct: 30,
-          dedupe_rate_pct: 10,
-        },
-      ],
-    });
+          source: 'vendor_x',
+        }),
+      ]);
 
-    // error_spike judges exactly these buckets: overall 16% > 15%, vendor_x 30% > 25%.
-    const alerts = await errorSpikeCheck.run(testContext(database().pool, NOW, testConfig(config)));
-    expect(alerts.map((a) => a.details)).toEqual([
-      expect.objectContaining({
-        hour_bucket: '2025-01-04T10:00:00Z',
-        total_rows: 1000,
-        error_rows: 160,
-        error_rate_pct: 16,
-      }),
-      expect.objectContaining({
-        hour_bucket: '2025-01-04T09:00:00Z',
-        total_rows: 300,
-        error_rows: 90,
-        error_rate_pct: 30,
-        source: 'vendor_x',
-      }),
-    ]);
-
-    // Without the per-source threshold vendor_x counts overall: 1050 rows in 10:00.
-    const plain = await snapshot();
-    expect(plain.hourly.overall).toEqual({
-      hour_bucket: CURRENT_HOUR,
-      judged: true,
-      total_rows: 1050,
-      error_rows: 210,
-      skipped_rows: 120,
-      error_rate_pct: 20,
-      dedupe_rate_pct: 11.43, // 120/1050 = 11.428…
-    });
-    expect(plain.hourly.sources.map((x) => x.source)).toEqual(['vendor_a', 'vendor_b', 'vendor_c', 'vendor_x']);
-  });
+      // Without the per-source threshold vendor_x counts overall: 1050 rows in 10:00.
+      const plain = await snapshot();
+      expect(plain.hourly.overall).toEqual({
+        hour_bucket: CURRENT_HOUR,
+        judged: true,
+        total_rows: 1050,
+        error_rows: 210,
+        skipped_rows: 120,
+        error_rate_pct: 20,
+        dedupe_rate_pct: 11.43, // 120/1050 = 11.428…
+      });
+      expect(plain.hourly.sources.map((x) => x.source)).toEqual(['vendor_a', 'vendor_b', 'vendor_c', 'vendor_x']);
+    },
+  );
 
   it('falls back to the previous hour overall as error_spike does, and follows min_rows', async () => {
     await batches([
@@ -261,10 +268,12 @@ describe('collectSnapshot', () => {
       { status: 'completed', created_at: minutesAgo(70), completed_at: minutesAgo(59) }, // counted
       { status: 'completed', created_at: minutesAgo(20 * 60), completed_at: minutesAgo(10) }, // counted: a slow one
       { status: 'failed', created_at: minutesAgo(6), completed_at: minutesAgo(5) }, // counted
-      { status: 'completed', created_at: minutesAgo(70), completed_at: minutesAgo(60) }, // exactly an hour ago: not within
+      // exactly an hour ago: not within
+      { status: 'completed', created_at: minutesAgo(70), completed_at: minutesAgo(60) },
       { status: 'completed', created_at: minutesAgo(70), completed_at: minutesAgo(61) },
       { status: 'failed', created_at: minutesAgo(1), completed_at: at(300) }, // in the future
-      { status: 'processing', created_at: minutesAgo(30), completed_at: minutesAgo(10), updated_at: minutesAgo(1) }, // not finished
+      // not finished
+      { status: 'processing', created_at: minutesAgo(30), completed_at: minutesAgo(10), updated_at: minutesAgo(1) },
       // Uploaded more than FINISHED_LOOKBACK_HOURS ago: outside the indexed window (documented limit).
       { status: 'completed', created_at: minutesAgo((FINISHED_LOOKBACK_HOURS + 6) * 60), completed_at: minutesAgo(10) },
     ]);
@@ -287,7 +296,8 @@ describe('collectSnapshot', () => {
       batch_count: number;
       oldest_age_minutes: number;
     }>(
-      `select status, batch_count::int as batch_count, oldest_age_minutes::float8 as oldest_age_minutes from ops.v_pipeline_health`,
+      `select status, batch_count::int as batch_count, oldest_age_minutes::float8 as oldest_age_minutes from ` +
+        `ops.v_pipeline_health`,
     );
     const byStatus = new Map(view.map((r) => [r.status, r]));
     expect(s.in_flight.map((x) => x.status)).toEqual(['uploaded', 'processing', 'inserting']);

@@ -148,7 +148,8 @@ describe('source_freshness', () => {
     const plans = await explainQueries(database().pool, (db) =>
       sourceFreshnessCheck.run(testContext(db, NOW, testConfig(every({ vendor_x: '2h' })))),
     );
-    // Silent for the whole 7-day lookback: the doubling slices (1h, 1h, 2h, ... 128h, the rest), each through the index.
+    // Silent for the whole 7-day lookback: the doubling slices (1h, 1h, 2h, ... 128h, the rest), each through the
+    // index.
     expect(plans).toHaveLength(9);
     for (const plan of plans) {
       expect(plan).toMatch(/sentinel_batches_hour_idx/);

@@ -229,7 +229,8 @@ describe('sentinel batches fail-stuck', () => {
       const runs = Promise.all([run('first'), run('second')]);
       await until(async () => {
         const { rows } = await db.pool.query<{ n: number }>(
-          `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'sentinel' and wait_event_type = 'Lock'`,
+          `select count(*)::int as n from pg_stat_activity where datname = current_database() and ` +
+            `application_name = 'sentinel' and wait_event_type = 'Lock'`,
         );
         return rows[0]!.n === 2;
       }, 'the two fail-stuck runs to wait together');
@@ -252,48 +253,53 @@ describe('sentinel batches fail-stuck', () => {
       expect(records.find((r) => r.batch_ids.includes(row.id))!.reason).toBe(row.rejection_reason);
   });
 
-  it('a role without UPDATE gets one line naming the privilege, exit 3, and nothing changes; nor without INSERT on the audit', async () => {
-    const role = `sentinel_noupdate_${process.pid}`;
-    const password = 'pw-not-to-be-printed-7f3a';
-    const stuck = await insertBatch(db.pool, { status: 'processing', updated_at: minutesAgo(45) });
-    await db.pool.query(`create role ${role} login password '${password}'`);
-    try {
-      await db.pool.query(`grant usage on schema intake, sentinel to ${role}`);
-      await db.pool.query(`grant select on intake.simplicity_batches to ${role}`);
-      await db.pool.query(`grant select, insert on sentinel.batch_audit to ${role}`);
-      const url = new URL(db.url);
-      url.username = role;
-      url.password = password;
-      const as = { DATABASE_URL: url.toString() };
+  it(
+    'a role without UPDATE gets one line naming the privilege, exit 3, and nothing changes; nor without INSERT ' +
+      'on the audit',
+    async () => {
+      const role = `sentinel_noupdate_${process.pid}`;
+      const password = 'pw-not-to-be-printed-7f3a';
+      const stuck = await insertBatch(db.pool, { status: 'processing', updated_at: minutesAgo(45) });
+      await db.pool.query(`create role ${role} login password '${password}'`);
+      try {
+        await db.pool.query(`grant usage on schema intake, sentinel to ${role}`);
+        await db.pool.query(`grant select on intake.simplicity_batches to ${role}`);
+        await db.pool.query(`grant select, insert on sentinel.batch_audit to ${role}`);
+        const url = new URL(db.url);
+        url.username = role;
+        url.password = password;
+        const as = { DATABASE_URL: url.toString() };
 
-      const dry = await batches(['fail-stuck', '--older-than', '30m', '--reason', 'stuck'], as);
-      expect(dry.code, dry.stderr).toBe(0);
-      expect(dry.stdout).toContain(stuck);
+        const dry = await batches(['fail-stuck', '--older-than', '30m', '--reason', 'stuck'], as);
+        expect(dry.code, dry.stderr).toBe(0);
+        expect(dry.stdout).toContain(stuck);
 
-      const r = await batches(['fail-stuck', '--older-than', '30m', '--reason', 'stuck', '--yes'], as);
-      expectOneLineError(
-        r,
-        new RegExp(
-          `^sentinel: role "${role}" may not UPDATE intake\\.simplicity_batches \\(permission denied for table simplicity_batches\\); grant it UPDATE or run as a role that has it`,
-        ),
-      );
-      expect(await statusOf(stuck)).toBe('processing');
+        const r = await batches(['fail-stuck', '--older-than', '30m', '--reason', 'stuck', '--yes'], as);
+        expectOneLineError(
+          r,
+          new RegExp(
+            `^sentinel: role "${role}" may not UPDATE intake\\.simplicity_batches \\(permission denied for table ` +
+              `simplicity_batches\\); grant it UPDATE or run as a role that has it`,
+          ),
+        );
+        expect(await statusOf(stuck)).toBe('processing');
 
-      await db.pool.query(`grant update on intake.simplicity_batches to ${role}`);
-      await db.pool.query(`revoke insert on sentinel.batch_audit from ${role}`);
-      const noAudit = await batches(['fail-stuck', '--older-than', '30m', '--reason', 'stuck', '--yes'], as);
-      expectOneLineError(
-        noAudit,
-        new RegExp(`^sentinel: role "${role}" may not INSERT into sentinel\\.batch_audit .*Nothing was changed`),
-      );
-      expect(await statusOf(stuck)).toBe('processing');
-      for (const out of [dry, r, noAudit]) expect(out.stdout + out.stderr).not.toContain(password);
-      expect(await auditRows()).toEqual([]);
-    } finally {
-      await db.pool.query(`drop owned by ${role}`);
-      await db.pool.query(`drop role ${role}`);
-    }
-  });
+        await db.pool.query(`grant update on intake.simplicity_batches to ${role}`);
+        await db.pool.query(`revoke insert on sentinel.batch_audit from ${role}`);
+        const noAudit = await batches(['fail-stuck', '--older-than', '30m', '--reason', 'stuck', '--yes'], as);
+        expectOneLineError(
+          noAudit,
+          new RegExp(`^sentinel: role "${role}" may not INSERT into sentinel\\.batch_audit .*Nothing was changed`),
+        );
+        expect(await statusOf(stuck)).toBe('processing');
+        for (const out of [dry, r, noAudit]) expect(out.stdout + out.stderr).not.toContain(password);
+        expect(await auditRows()).toEqual([]);
+      } finally {
+        await db.pool.query(`drop owned by ${role}`);
+        await db.pool.query(`drop role ${role}`);
+      }
+    },
+  );
 
   it('rejects a bad --older-than, a missing or empty --reason and a bad --limit with one line, exit 3', async () => {
     const stuck = await insertBatch(db.pool, { status: 'processing', updated_at: minutesAgo(45) });

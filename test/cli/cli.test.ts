@@ -121,14 +121,17 @@ describe('sentinel (one run)', () => {
     expect(JSON.parse(r.stdout).overall_status).toBe('healthy');
   });
 
-  it('exits 2 with one "Database unreachable" alert and no password anywhere when the database is unreachable', async () => {
-    const r = await runCli(['--json'], env({ DATABASE_URL: 'postgres://sentinel:topsecretpw@127.0.0.1:1/app' }));
-    expect(r.code).toBe(2);
-    const report = JSON.parse(r.stdout);
-    expect(report.alerts).toHaveLength(1);
-    expect(report.alerts[0].message).toMatch(/^Database unreachable: connection refused/);
-    expect(r.stdout + r.stderr).not.toContain('topsecretpw');
-  });
+  it(
+    'exits 2 with one "Database unreachable" alert and no ' + 'password anywhere when the database is unreachable',
+    async () => {
+      const r = await runCli(['--json'], env({ DATABASE_URL: 'postgres://sentinel:topsecretpw@127.0.0.1:1/app' }));
+      expect(r.code).toBe(2);
+      const report = JSON.parse(r.stdout);
+      expect(report.alerts).toHaveLength(1);
+      expect(report.alerts[0].message).toMatch(/^Database unreachable: connection refused/);
+      expect(r.stdout + r.stderr).not.toContain('topsecretpw');
+    },
+  );
 });
 
 describe('sentinel: usage and configuration errors exit 3 with one line', () => {
@@ -166,7 +169,8 @@ describe('sentinel: usage and configuration errors exit 3 with one line', () => 
     const r = await runCli([], env({ DATABASE_URL: undefined }));
     expect(r.code).toBe(3);
     expect(r.stderr.trim()).toBe(
-      'sentinel: config error: no database configured for environment "dev": set DATABASE_URL or environments.dev.database_url in the config file',
+      'sentinel: config error: no database configured for environment "dev": set DATABASE_URL or ' +
+        'environments.dev.database_url in the config file',
     );
   });
 
@@ -427,7 +431,8 @@ describe('review regressions', () => {
 });
 
 describe('graceful shutdown flushes the outbox', () => {
-  it('a notification that failed during the run is delivered after SIGTERM arrives while the loop sleeps, then exit 0', async () => {
+  it('a notification that failed during the run is delivered after SIGTERM arrives while the loop sleeps, then ' +
+    'exit 0', async () => {
     const hook = await startHttpServer();
     const dir = await mkdtemp(join(tmpdir(), 'sentinel-cli-flush-'));
     try {
@@ -488,7 +493,8 @@ describe('sentinel (one run) with replicas.enabled', () => {
   // suite on the same server hold the same key in their own databases.
   const THIS_DB = '(select oid from pg_database where datname = current_database())';
 
-  it('acts only while holding the leader lock: while another process leads it checks and reports, but sends no NOTIFY and no notification', async () => {
+  it('acts only while holding the leader lock: while another process leads it checks and reports, but sends no ' +
+    'NOTIFY and no notification', async () => {
     const hook = await startHttpServer();
     const postgrest = await startFakePostgrest();
     const listener = new pg.Client({ connectionString: db.url });
@@ -530,7 +536,8 @@ describe('sentinel (one run) with replicas.enabled', () => {
         JSON.stringify(report.alerts.find((a: { check: string }) => a.check === 'schema_cache').details),
       ).toContain('another Sentinel process holds the leader lock');
       expect(standby.stderr).toContain(
-        'Another Sentinel process holds the leader lock (replicas): this run checks and reports only; the leader records and notifies what it sees',
+        'Another Sentinel process holds the leader lock (replicas): this run checks and reports only; the leader ' +
+          'records and notifies what it sees',
       );
       // ...but no NOTIFY, no notification, nothing recorded in the shared state. A NOTIFY of
       // ours, sent after the run ended, arrives after any the run sent (commit order).

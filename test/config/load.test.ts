@@ -33,7 +33,8 @@ describe('loadConfig', () => {
   it('refuses to run without a database instead of falling back to a demo', async () => {
     const problems = await problemsOf(loadConfig({ env: {} }));
     expect(problems).toEqual([
-      'no database configured for environment "dev": set DATABASE_URL or environments.dev.database_url in the config file',
+      'no database configured for environment "dev": set DATABASE_URL or environments.dev.database_url in the ' +
+        'config file',
     ]);
   });
 
@@ -64,7 +65,8 @@ describe('loadConfig', () => {
   it('lets flags beat environment variables and environment variables beat the file', async () => {
     const path = await file(
       'precedence.yaml',
-      `environments:\n  dev:\n    database_url: postgres://file/db\n    postgrest_url: http://file:3000\nchecks:\n  stuck_batches: { threshold_minutes: 20 }\n`,
+      `environments:\n  dev:\n    database_url: postgres://file/db\n    postgrest_url: ` +
+        `http://file:3000\nchecks:\n  stuck_batches: { threshold_minutes: 20 }\n`,
     );
     const fromEnv = await loadConfig({
       flags: { config: path },
@@ -117,7 +119,8 @@ sources:
     const path = await file('only-prod.yaml', 'environments:\n  prod:\n    database_url: postgres://x/y\n');
     const problems = await problemsOf(loadConfig({ flags: { config: path }, env: { SUPABASE_MODE: 'staging' } }));
     expect(problems).toEqual([
-      'no database configured for environment "staging" (the config file defines: prod): set DATABASE_URL or environments.staging.database_url in the config file',
+      'no database configured for environment "staging" (the config file defines: prod): set DATABASE_URL or ' +
+        'environments.staging.database_url in the config file',
     ]);
   });
 
@@ -207,28 +210,33 @@ describe('replicas settings', () => {
     expect(config.replicas.lock_key).toBe(createHash('sha256').update('sentinel-leader').digest().readBigInt64BE(0));
   });
 
-  it('resolves ${VAR} in state_database_url and masks its password; takes a lock key beyond 2^53 as a string', async () => {
-    const path = await file(
-      'replicas.yaml',
-      `replicas:\n  enabled: true\n  state_database_url: \${STATE_DB}\n  lock_key: "9007199254740993"\n  takeover_poll_seconds: 2\n`,
-    );
-    const config = await loadConfig({
-      flags: { config: path },
-      env: { DATABASE_URL: DB, STATE_DB: 'postgres://state:state-pw-98765@state.example/sentinel' },
-    });
-    expect(config.replicas).toEqual({
-      enabled: true,
-      state_database_url: 'postgres://state:state-pw-98765@state.example/sentinel',
-      lock_key: 9007199254740993n,
-      takeover_poll_seconds: 2,
-    });
-    expect(config.secrets).toContain('state-pw-98765');
-  });
+  it(
+    'resolves ${VAR} in state_database_url and masks its ' + 'password; takes a lock key beyond 2^53 as a string',
+    async () => {
+      const path = await file(
+        'replicas.yaml',
+        `replicas:\n  enabled: true\n  state_database_url: \${STATE_DB}\n  lock_key: "9007199254740993"\n  ` +
+          `takeover_poll_seconds: 2\n`,
+      );
+      const config = await loadConfig({
+        flags: { config: path },
+        env: { DATABASE_URL: DB, STATE_DB: 'postgres://state:state-pw-98765@state.example/sentinel' },
+      });
+      expect(config.replicas).toEqual({
+        enabled: true,
+        state_database_url: 'postgres://state:state-pw-98765@state.example/sentinel',
+        lock_key: 9007199254740993n,
+        takeover_poll_seconds: 2,
+      });
+      expect(config.secrets).toContain('state-pw-98765');
+    },
+  );
 
   it('rejects a state_database_url that is not a postgres URL, a lock key out of range and unknown keys', async () => {
     const path = await file(
       'bad-replicas.yaml',
-      `replicas:\n  enabled: yes-please\n  state_database_url: https://example.com\n  lock_key: "99999999999999999999"\n  poll: 1\n`,
+      `replicas:\n  enabled: yes-please\n  state_database_url: https://example.com\n  lock_key: ` +
+        `"99999999999999999999"\n  poll: 1\n`,
     );
     const problems = await problemsOf(loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB } }));
     expect(problems).toEqual(

@@ -391,7 +391,8 @@ describe('promqlMetrics (the tokenizer these checks rely on)', () => {
     ['up', ['up']],
     ['up{job="sentinel"} == 0', ['up']],
     [
-      'histogram_quantile(0.95, sum by (le, job) (rate(foo_seconds_bucket{job=~"$job", instance=~"${instance}"}[$__rate_interval])))',
+      'histogram_quantile(0.95, sum by (le, job) (rate(foo_seconds_bucket{job=~"$job", ' +
+        'instance=~"${instance}"}[$__rate_interval])))',
       ['foo_seconds_bucket'],
     ],
     ['sum without (instance) (a) / on (job) group_left (version) b offset 5m', ['a', 'b']],
@@ -721,10 +722,16 @@ describe('prometheus/sentinel-rules.yml', () => {
         .trim();
     expect(expr('SentinelStuckBatches')).toBe('job:sentinel_pipeline_stuck_batches:leader_sum > 0');
     expect(expr('SentinelErrorSpike')).toMatch(
-      /^job:sentinel_pipeline_error_ratio:leader_max > 0\.15 and on \(job\) job:sentinel_pipeline_bucket_rows:leader_max >= 100$/,
+      new RegExp(
+        '^job:sentinel_pipeline_error_ratio:leader_max > 0\\.15 and on \\(job\\) job:sentinel_pipel' +
+          'ine_bucket_rows:leader_max >= 100$',
+      ),
     );
     expect(expr('SentinelDedupeSpike')).toMatch(
-      /^job:sentinel_pipeline_dedupe_ratio:leader_max > 0\.5 and on \(job\) job:sentinel_pipeline_bucket_rows:leader_max >= 100$/,
+      new RegExp(
+        '^job:sentinel_pipeline_dedupe_ratio:leader_max > 0\\.5 and on \\(job\\) job:sentinel_pipel' +
+          'ine_bucket_rows:leader_max >= 100$',
+      ),
     );
     expect(expr('SentinelQueueBacklog')).toMatch(
       /sentinel_pipeline_oldest_batch_age_seconds:leader_max\{status="uploaded"\}\) > 1800$/,
@@ -751,45 +758,58 @@ describe('prometheus/sentinel-rules.yml', () => {
     );
   });
 
-  it("reads the last run's figures of the leader only: per-run metrics only in leader-selecting recording rules", () => {
-    const LEADER = /\band on \(job, instance\) sentinel_leader == 1\b/;
-    const perRun = new Set<string>(PER_RUN_METRICS);
-    const recordings = allRules().filter((r) => r.record);
-    let selecting = 0;
-    for (const r of allRules()) {
-      const refs = promqlMetrics(r.expr!).filter((ref) => perRun.has(ref.name));
-      if (refs.length === 0) continue;
+  it(
+    "reads the last run's figures of the leader only: per-run " + 'metrics only in leader-selecting recording rules',
+    () => {
+      const LEADER = /\band on \(job, instance\) sentinel_leader == 1\b/;
+      const perRun = new Set<string>(PER_RUN_METRICS);
+      const recordings = allRules().filter((r) => r.record);
+      let selecting = 0;
+      for (const r of allRules()) {
+        const refs = promqlMetrics(r.expr!).filter((ref) => perRun.has(ref.name));
+        if (refs.length === 0) continue;
+        expect(
+          r.record,
+          `${r.alert}: reads ${refs.map((x) => x.name).join(', ')} directly instead of a leader recording rule`,
+        ).toBeDefined();
+        // One leader selection per per-run selector.
+        expect(r.expr!.replace(/\s+/g, ' ').split(LEADER).length - 1, r.record).toBe(refs.length);
+        expect(r.record!, r.record).toMatch(/:leader_(max|sum)$/);
+        selecting++;
+      }
+      expect(selecting).toBeGreaterThanOrEqual(12);
+      // Every leader recording rule of a per-run metric is one of those.
+      for (const r of recordings.filter((x) => /:leader_/.test(x.record!)))
+        expect(r.expr!.replace(/\s+/g, ' '), r.record).toMatch(LEADER);
+      // The leader's last run: from its start when it has not finished one.
       expect(
-        r.record,
-        `${r.alert}: reads ${refs.map((x) => x.name).join(', ')} directly instead of a leader recording rule`,
-      ).toBeDefined();
-      // One leader selection per per-run selector.
-      expect(r.expr!.replace(/\s+/g, ' ').split(LEADER).length - 1, r.record).toBe(refs.length);
-      expect(r.record!, r.record).toMatch(/:leader_(max|sum)$/);
-      selecting++;
-    }
-    expect(selecting).toBeGreaterThanOrEqual(12);
-    // Every leader recording rule of a per-run metric is one of those.
-    for (const r of recordings.filter((x) => /:leader_/.test(x.record!)))
-      expect(r.expr!.replace(/\s+/g, ' '), r.record).toMatch(LEADER);
-    // The leader's last run: from its start when it has not finished one.
-    expect(
-      allRules()
-        .find((r) => r.record === 'job:sentinel_last_run_timestamp_seconds:leader_max')!
-        .expr!.replace(/\s+/g, ' '),
-    ).toMatch(
-      /sentinel_last_run_timestamp_seconds or on \(job, instance\) process_start_time_seconds\) and on \(job, instance\) sentinel_leader == 1/,
-    );
-  });
+        allRules()
+          .find((r) => r.record === 'job:sentinel_last_run_timestamp_seconds:leader_max')!
+          .expr!.replace(/\s+/g, ' '),
+      ).toMatch(
+        new RegExp(
+          'sentinel_last_run_timestamp_seconds or on \\(job, instance\\) process_start_time_seconds' +
+            '\\) and on \\(job, instance\\) sentinel_leader == 1',
+        ),
+      );
+    },
+  );
 
   it('judges SentinelReplicaNotRunning by role: the leader by its last run, a follower by being up', () => {
     const r = allRules().find((x) => x.alert === 'SentinelReplicaNotRunning')!;
     const e = r.expr!.replace(/\s+/g, ' ');
     expect(e).toMatch(
-      /sentinel_last_run_timestamp_seconds\{job="sentinel"\} or on \(job, instance\) process_start_time_seconds\{job="sentinel"\}\) > 900 and on \(job, instance\) sentinel_leader\{job="sentinel"\} == 1, "role", "leader"/,
+      new RegExp(
+        'sentinel_last_run_timestamp_seconds\\{job="sentinel"\\} or on \\(job, instance\\) process_' +
+          'start_time_seconds\\{job="sentinel"\\}\\) > 900 and on \\(job, instance\\) sentinel_leader' +
+          '\\{job="sentinel"\\} == 1, "role", "leader"',
+      ),
     );
     expect(e).toMatch(
-      /up\{job="sentinel"\} == 0 unless on \(job, instance\) last_over_time\(sentinel_leader\{job="sentinel"\}\[1h\]\) == 1, "role", "follower"/,
+      new RegExp(
+        'up\\{job="sentinel"\\} == 0 unless on \\(job, instance\\) last_over_time\\(sentinel_leader' +
+          '\\{job="sentinel"\\}\\[1h\\]\\) == 1, "role", "follower"',
+      ),
     );
   });
 

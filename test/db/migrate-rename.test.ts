@@ -95,61 +95,67 @@ describe('migrations renamed since an earlier release', () => {
     }
   });
 
-  it('adopts a database migrated by the earlier release: rows renamed, checksums updated, nothing run again', async () => {
-    const db = await migratedByRelease();
-    // Every views migration ends with a NOTIFY: one arriving means a file ran again.
-    const listener = new pg.Client({ connectionString: db.url, application_name: 'sentinel-tests' });
-    listener.on('error', () => {});
-    await listener.connect();
-    const notified: string[] = [];
-    listener.on('notification', (n) => notified.push(n.payload ?? ''));
-    await listener.query('listen pgrst');
-    const logger = recordingLogger();
+  it(
+    'adopts a database migrated by the earlier release: rows ' + 'renamed, checksums updated, nothing run again',
+    async () => {
+      const db = await migratedByRelease();
+      // Every views migration ends with a NOTIFY: one arriving means a file ran again.
+      const listener = new pg.Client({ connectionString: db.url, application_name: 'sentinel-tests' });
+      listener.on('error', () => {});
+      await listener.connect();
+      const notified: string[] = [];
+      listener.on('notification', (n) => notified.push(n.payload ?? ''));
+      await listener.query('listen pgrst');
+      const logger = recordingLogger();
 
-    const results = await migrate(db.url, { withIntake: true, logger });
+      const results = await migrate(db.url, { withIntake: true, logger });
 
-    expect(results).toEqual(RELEASE.map((f) => ({ name: f.name, status: 'unchanged' })));
-    expect(await ledger(db)).toEqual(
-      RELEASE.map((f) => [f.name, sha256(CURRENT[f.name]!)] as [string, string]).sort((a, b) =>
-        a[0] < b[0] ? -1 : 1,
-      ),
-    );
-    expect(logger.lines.filter((l) => !l.startsWith('debug'))).toEqual([]);
-    // A round trip on the listener delivers whatever was committed before it.
-    await listener.query('select 1');
-    expect(notified).toEqual([]);
-    await listener.end();
+      expect(results).toEqual(RELEASE.map((f) => ({ name: f.name, status: 'unchanged' })));
+      expect(await ledger(db)).toEqual(
+        RELEASE.map((f) => [f.name, sha256(CURRENT[f.name]!)] as [string, string]).sort((a, b) =>
+          a[0] < b[0] ? -1 : 1,
+        ),
+      );
+      expect(logger.lines.filter((l) => !l.startsWith('debug'))).toEqual([]);
+      // A round trip on the listener delivers whatever was committed before it.
+      await listener.query('select 1');
+      expect(notified).toEqual([]);
+      await listener.end();
 
-    expect(await migrate(db.url, { withIntake: true })).toEqual(
-      RELEASE.map((f) => ({ name: f.name, status: 'unchanged' })),
-    );
-  });
+      expect(await migrate(db.url, { withIntake: true })).toEqual(
+        RELEASE.map((f) => ({ name: f.name, status: 'unchanged' })),
+      );
+    },
+  );
 
-  it('renames a row whose released content is older still, and applies that file again under its new name', async () => {
-    const db = await migratedByRelease();
-    await db.pool.query(
-      `update sentinel.schema_migrations set checksum = 'a release before that' where name = '20250104_ops_views'`,
-    );
-    await db.pool.query('drop view ops.v_pipeline_health');
+  it(
+    'renames a row whose released content is older still, and ' + 'applies that file again under its new name',
+    async () => {
+      const db = await migratedByRelease();
+      await db.pool.query(
+        `update sentinel.schema_migrations set checksum = 'a release before that' where name = '20250104_ops_views'`,
+      );
+      await db.pool.query('drop view ops.v_pipeline_health');
 
-    const results = await migrate(db.url);
+      const results = await migrate(db.url);
 
-    expect(results).toEqual([
-      { name: '20250104000000_ops_views', status: 'reapplied' },
-      { name: '20261128000000_ops_views_at_scale', status: 'reapplied' },
-      { name: STATE_MIGRATION, status: 'reapplied' },
-    ]);
-    const { rows } = await db.pool.query<{ found: boolean }>(
-      `select to_regclass('ops.v_pipeline_health') is not null as found`,
-    );
-    expect(rows[0]?.found).toBe(true);
-    expect((await ledger(db)).map(([name]) => name)).toEqual([
-      '20250104000000_ops_views',
-      '20261128000000_ops_views_at_scale',
-      STATE_MIGRATION,
-      'intake_reference',
-    ]);
-  });
+      expect(results).toEqual([
+        { name: '20250104000000_ops_views', status: 'reapplied' },
+        { name: '20261128000000_ops_views_at_scale', status: 'reapplied' },
+        { name: STATE_MIGRATION, status: 'reapplied' },
+      ]);
+      const { rows } = await db.pool.query<{ found: boolean }>(
+        `select to_regclass('ops.v_pipeline_health') is not null as found`,
+      );
+      expect(rows[0]?.found).toBe(true);
+      expect((await ledger(db)).map(([name]) => name)).toEqual([
+        '20250104000000_ops_views',
+        '20261128000000_ops_views_at_scale',
+        STATE_MIGRATION,
+        'intake_reference',
+      ]);
+    },
+  );
 
   it('drops a former-name row written again by an older Sentinel after the new name was recorded', async () => {
     const db = await migratedByRelease();

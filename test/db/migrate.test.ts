@@ -236,73 +236,84 @@ describe('migrate', () => {
     expect((error as Error).cause).toBeDefined();
   });
 
-  it('tells PostgREST to reload its schema cache once the ops views are committed, and not when nothing changed', async () => {
-    const db = await freshDb('empty');
-    const listener = await listen(db, 'pgrst');
-    try {
-      await migrate(db.url, { withIntake: true });
-      await listener.settle();
-      // One per migration that changes the views (each must also work alone, under `supabase db push`).
-      expect(listener.payloads).toEqual(['reload schema', 'reload schema']);
+  it(
+    'tells PostgREST to reload its schema cache once the ops views ' + 'are committed, and not when nothing changed',
+    async () => {
+      const db = await freshDb('empty');
+      const listener = await listen(db, 'pgrst');
+      try {
+        await migrate(db.url, { withIntake: true });
+        await listener.settle();
+        // One per migration that changes the views (each must also work alone, under `supabase db push`).
+        expect(listener.payloads).toEqual(['reload schema', 'reload schema']);
 
-      await migrate(db.url, { withIntake: true }); // every file unchanged: nothing runs
+        await migrate(db.url, { withIntake: true }); // every file unchanged: nothing runs
+        await listener.settle();
+        expect(listener.payloads).toEqual(['reload schema', 'reload schema']);
+      } finally {
+        await listener.close();
+      }
+      expect(VIEWS_SQL.trimEnd().endsWith(`notify pgrst, 'reload schema';`)).toBe(true);
+    },
+  );
+
+  it(
+    'gives up on a table lock held by an open ingestion transaction after lockTimeoutMs, names the table and ' +
+      'records nothing',
+    async () => {
+      const db = await freshDb('empty');
+      await db.pool.query(INTAKE_SQL);
+      const listener = await listen(db, 'pgrst');
+      // An ingestion in progress: an uncommitted insert holds RowExclusiveLock on the
+      // table, which `create index` (ShareLock) must wait for.
+      const ingestion = await db.pool.connect();
+      let error: unknown;
+      try {
+        await ingestion.query('begin');
+        await ingestion.query(
+          `insert into intake.simplicity_batches (source, status) values ('vendor_a', 'processing')`,
+        );
+
+        // Without a lock timeout the migration would wait for the insert forever; do
+        // not let this test hang on it, fail it. That it gave up after lockTimeoutMs, not
+        // later, is what the message and the SQLSTATE (55P03, lock_not_available) say.
+        error = await within(
+          migrate(db.url, { lockTimeoutMs: 300 }).then(
+            () => 'migrated while the table was locked',
+            (e: unknown) => e,
+          ),
+          20_000,
+          'the migration behind the ingestion lock',
+        ).catch((e: unknown) => (e instanceof Error ? e.message : e));
+      } finally {
+        await ingestion.query('rollback').catch(() => {});
+        ingestion.release();
+      }
+
+      expect(error).toBeInstanceOf(MigrationError);
+      const message = (error as MigrationError).message;
+      expect(message).toBe(
+        'migration supabase/migrations/20250104000000_ops_views.sql failed: could not lock ' +
+          'intake.simplicity_batches within 300ms: ' +
+          'another transaction holds it (a long-running ingestion?). Retry when it is idle, or create the ' +
+          'sentinel_* indexes CONCURRENTLY by hand first',
+      );
+      expect((error as MigrationError).cause).toMatchObject({ code: '55P03' });
+      // Rolled back: no ledger row, no ops schema, and no reload notification either.
+      expect(await ledger(db)).toEqual([]);
+      expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(false);
       await listener.settle();
-      expect(listener.payloads).toEqual(['reload schema', 'reload schema']);
-    } finally {
+      expect(listener.payloads).toEqual([]);
       await listener.close();
-    }
-    expect(VIEWS_SQL.trimEnd().endsWith(`notify pgrst, 'reload schema';`)).toBe(true);
-  });
 
-  it('gives up on a table lock held by an open ingestion transaction after lockTimeoutMs, names the table and records nothing', async () => {
-    const db = await freshDb('empty');
-    await db.pool.query(INTAKE_SQL);
-    const listener = await listen(db, 'pgrst');
-    // An ingestion in progress: an uncommitted insert holds RowExclusiveLock on the
-    // table, which `create index` (ShareLock) must wait for.
-    const ingestion = await db.pool.connect();
-    let error: unknown;
-    try {
-      await ingestion.query('begin');
-      await ingestion.query(`insert into intake.simplicity_batches (source, status) values ('vendor_a', 'processing')`);
-
-      // Without a lock timeout the migration would wait for the insert forever; do
-      // not let this test hang on it, fail it. That it gave up after lockTimeoutMs, not
-      // later, is what the message and the SQLSTATE (55P03, lock_not_available) say.
-      error = await within(
-        migrate(db.url, { lockTimeoutMs: 300 }).then(
-          () => 'migrated while the table was locked',
-          (e: unknown) => e,
-        ),
-        20_000,
-        'the migration behind the ingestion lock',
-      ).catch((e: unknown) => (e instanceof Error ? e.message : e));
-    } finally {
-      await ingestion.query('rollback').catch(() => {});
-      ingestion.release();
-    }
-
-    expect(error).toBeInstanceOf(MigrationError);
-    const message = (error as MigrationError).message;
-    expect(message).toBe(
-      'migration supabase/migrations/20250104000000_ops_views.sql failed: could not lock intake.simplicity_batches within 300ms: ' +
-        'another transaction holds it (a long-running ingestion?). Retry when it is idle, or create the sentinel_* indexes CONCURRENTLY by hand first',
-    );
-    expect((error as MigrationError).cause).toMatchObject({ code: '55P03' });
-    // Rolled back: no ledger row, no ops schema, and no reload notification either.
-    expect(await ledger(db)).toEqual([]);
-    expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(false);
-    await listener.settle();
-    expect(listener.payloads).toEqual([]);
-    await listener.close();
-
-    // Once the ingestion is done, the same migration goes through.
-    expect(await migrate(db.url, { lockTimeoutMs: 300 })).toEqual([
-      { name: '20250104000000_ops_views', status: 'applied' },
-      { name: '20261128000000_ops_views_at_scale', status: 'applied' },
-      { name: '20261205000000_sentinel_state', status: 'applied' },
-    ]);
-  });
+      // Once the ingestion is done, the same migration goes through.
+      expect(await migrate(db.url, { lockTimeoutMs: 300 })).toEqual([
+        { name: '20250104000000_ops_views', status: 'applied' },
+        { name: '20261128000000_ops_views_at_scale', status: 'applied' },
+        { name: '20261205000000_sentinel_state', status: 'applied' },
+      ]);
+    },
+  );
 
   it('does not count waiting for another migrate run as a lock timeout', async () => {
     const db = await freshDb('empty');
@@ -373,39 +384,42 @@ describe('migrate', () => {
     await expect(migrate(db.url, { lockTimeoutMs: 1.5 })).rejects.toThrow(/lockTimeoutMs must be a whole number/);
   });
 
-  it('grants the views to service_role and revokes them from authenticated and anon where those roles exist', async () => {
-    const db = await freshDb('migrated');
-    const client = await db.pool.connect();
-    try {
-      // Roles are cluster-wide, so create them (if missing) only inside a transaction
-      // that is rolled back: nothing leaks onto a shared server.
-      await client.query('begin');
-      for (const role of ['service_role', 'authenticated', 'anon']) {
-        const { rowCount } = await client.query('select 1 from pg_roles where rolname = $1', [role]);
-        if (!rowCount) await client.query(`create role ${role} nologin`);
-      }
-      // As Supabase's default privileges would, hand the views to everyone first.
-      await client.query(`grant usage on schema ops to authenticated, anon`);
-      await client.query(`grant select on ${VIEWS} to authenticated, anon`);
+  it(
+    'grants the views to service_role and revokes them from ' + 'authenticated and anon where those roles exist',
+    async () => {
+      const db = await freshDb('migrated');
+      const client = await db.pool.connect();
+      try {
+        // Roles are cluster-wide, so create them (if missing) only inside a transaction
+        // that is rolled back: nothing leaks onto a shared server.
+        await client.query('begin');
+        for (const role of ['service_role', 'authenticated', 'anon']) {
+          const { rowCount } = await client.query('select 1 from pg_roles where rolname = $1', [role]);
+          if (!rowCount) await client.query(`create role ${role} nologin`);
+        }
+        // As Supabase's default privileges would, hand the views to everyone first.
+        await client.query(`grant usage on schema ops to authenticated, anon`);
+        await client.query(`grant select on ${VIEWS} to authenticated, anon`);
 
-      await client.query(VIEWS_SQL);
+        await client.query(VIEWS_SQL);
 
-      const { rows } = await client.query<{ role: string; schema_usage: boolean; selectable: string[] }>(
-        `select r.role,
+        const { rows } = await client.query<{ role: string; schema_usage: boolean; selectable: string[] }>(
+          `select r.role,
                 has_schema_privilege(r.role, 'ops', 'usage') as schema_usage,
                 array(select v from unnest(string_to_array($1, ', ')) v
                       where has_table_privilege(r.role, v, 'select') order by v) as selectable
          from unnest(array['service_role', 'authenticated', 'anon']) as r(role)`,
-        [VIEWS],
-      );
-      expect(rows).toEqual([
-        { role: 'service_role', schema_usage: true, selectable: VIEWS.split(', ') },
-        { role: 'authenticated', schema_usage: false, selectable: [] },
-        { role: 'anon', schema_usage: false, selectable: [] },
-      ]);
-    } finally {
-      await client.query('rollback');
-      client.release();
-    }
-  });
+          [VIEWS],
+        );
+        expect(rows).toEqual([
+          { role: 'service_role', schema_usage: true, selectable: VIEWS.split(', ') },
+          { role: 'authenticated', schema_usage: false, selectable: [] },
+          { role: 'anon', schema_usage: false, selectable: [] },
+        ]);
+      } finally {
+        await client.query('rollback');
+        client.release();
+      }
+    },
+  );
 });

@@ -90,27 +90,32 @@ const text = (r: RunResult, o: Partial<EpilogueOptions> = {}): string =>
   epilogue(r, { ...OPTIONS, ...o }).replace(/\n {19}/g, ' ');
 
 describe('demo epilogue', () => {
-  it('tells the story of the run it follows: stuck batches, the spike with its own threshold, the reload that did not help', () => {
-    const out = epilogue(result([STUCK, SPIKE, CACHE_PERSISTS]), OPTIONS);
-    const joined = out.replace(/\n {19}/g, ' ');
+  it(
+    'tells the story of the run it follows: stuck batches, the spike with its own threshold, the reload that ' +
+      'did not help',
+    () => {
+      const out = epilogue(result([STUCK, SPIKE, CACHE_PERSISTS]), OPTIONS);
+      const joined = out.replace(/\n {19}/g, ' ');
 
-    expect(out).toContain('What you just saw (demo finished in 4.2s; everything it started is stopped and deleted):');
-    expect(joined).toContain(
-      '  - stuck_batches: three batches whose workers died, held in processing/validating for over 10 minutes.',
-    );
-    expect(joined).toContain(
-      '  - error_spike:   vendor_x, a feed with its own 25% threshold, rejecting 31.8% of its rows this hour.',
-    );
-    expect(joined).toContain(
-      `  - schema_cache:  PostgREST could not load its schema cache (PGRST002). Sentinel sent ${RELOAD}, probed again, and diagnosed why the reload did not help`,
-    );
-    expect(out).toContain(
-      '  A real run would have exited 2 (0 healthy, 1 degraded, 2 critical, 3 Sentinel could not run).',
-    );
-    expect(out).toContain('Point Sentinel at your own database:');
-    expect(out).toContain('DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/postgres npx sentinel migrate');
-    for (const line of out.split('\n')) expect(line.length, line).toBeLessThanOrEqual(106);
-  });
+      expect(out).toContain('What you just saw (demo finished in 4.2s; everything it started is stopped and deleted):');
+      expect(joined).toContain(
+        '  - stuck_batches: three batches whose workers died, held in processing/validating for over 10 minutes.',
+      );
+      expect(joined).toContain(
+        '  - error_spike:   vendor_x, a feed with its own 25% threshold, rejecting 31.8% of its rows this hour.',
+      );
+      expect(joined).toContain(
+        `  - schema_cache:  PostgREST could not load its schema cache (PGRST002). Sentinel sent ${RELOAD}, probed ` +
+          `again, and diagnosed why the reload did not help`,
+      );
+      expect(out).toContain(
+        '  A real run would have exited 2 (0 healthy, 1 degraded, 2 critical, 3 Sentinel could not run).',
+      );
+      expect(out).toContain('Point Sentinel at your own database:');
+      expect(out).toContain('DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/postgres npx sentinel migrate');
+      for (const line of out.split('\n')) expect(line.length, line).toBeLessThanOrEqual(106);
+    },
+  );
 
   it('says the reload worked when the schema cache recovered', () => {
     const out = text(result([STUCK, SPIKE, CACHE_RECOVERED]), { exitCode: 2 });

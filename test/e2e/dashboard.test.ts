@@ -146,7 +146,8 @@ describe.runIf(
     );
   }
 
-  it('shows a healthy pipeline: status, chart bars proportional to the fixture, page weight and load time', async () => {
+  it('shows a healthy pipeline: status, chart bars proportional ' +
+    'to the fixture, page weight and load time', async () => {
     const db = await database();
     // Completed/failed batches in three past hours (10 minutes into each hour: no bucket edge).
     const hourStart = Math.floor(Date.now() / 3_600_000) * 3_600_000;
@@ -180,7 +181,8 @@ describe.runIf(
     await page.waitForFunction(() =>
       Array.from(
         document.querySelectorAll(
-          '[data-testid="batch-chart"] .recharts-bar-rectangle path, [data-testid="batch-chart"] .recharts-bar-rectangle rect',
+          '[data-testid="batch-chart"] .recharts-bar-rectangle path, [data-testid="batch-chart"] ' +
+            '.recharts-bar-rectangle rect',
         ),
       ).some((el) => (el as SVGGraphicsElement).getBBox().height > 0),
     );
@@ -245,7 +247,8 @@ describe.runIf(
     expect(errors, 'page errors').toEqual([]);
   }, 60_000);
 
-  it('shows an incident: a stuck batch as a critical alert, stuck pipeline row, and a <script> error message as text', async () => {
+  it('shows an incident: a stuck batch as a critical alert, stuck pipeline row, and a <script> error message as ' +
+    'text', async () => {
     const db = await database();
     await insertBatch(db.pool, { status: 'processing', created_at: minutesAgo(40), updated_at: minutesAgo(35) });
     const failed = await insertBatch(db.pool, {

@@ -135,12 +135,14 @@ describe('every number and duration in the config file has a maximum', () => {
     ],
     [
       'to (Twilio)',
-      `type: twilio, account_sid: AC${'0'.repeat(32)}, auth_token: t, from: "+15550000000", to: [${Array.from({ length: 101 }, (_, i) => `"+1555${String(1_000_000 + i)}"`).join(', ')}]`,
+      `type: twilio, account_sid: AC${'0'.repeat(32)}, auth_token: t, from: "+15550000000", ` +
+        `to: [${Array.from({ length: 101 }, (_, i) => `"+1555${String(1_000_000 + i)}"`).join(', ')}]`,
       'notifiers.0.to: at most 100 numbers (one request each, within alerting.delivery_timeout)',
     ],
     [
       'to (SendGrid)',
-      `type: sendgrid, api_key: k, from: s@example.com, to: [${Array.from({ length: 1001 }, (_, i) => `u${i}@example.com`).join(', ')}]`,
+      `type: sendgrid, api_key: k, from: s@example.com, ` +
+        `to: [${Array.from({ length: 1001 }, (_, i) => `u${i}@example.com`).join(', ')}]`,
       'notifiers.0.to: at most 1000 addresses (SendGrid accepts no more in one request)',
     ],
   ])('notifier %s has a maximum', async (_name, fields, message) => {
@@ -152,22 +154,33 @@ describe('every number and duration in the config file has a maximum', () => {
 });
 
 describe('oversize values from the command line and the config file are refused before anything runs', () => {
-  it('sentinel --loop --interval 2147484 (a timer past 2^31-1 ms that fired ~95 times a second) is exit 3 naming --interval and 1..86400', async () => {
-    const line = oneLineExit3(await runCli(['--loop', '--interval', '2147484', '--json'], env(), GUARD));
-    expect(line).toBe(
-      "sentinel: option '--interval <seconds>' argument '2147484' is invalid. expected a whole number of seconds from 1 to 86400 (1 day) (see sentinel --help)",
-    );
-  });
+  it(
+    'sentinel --loop --interval 2147484 (a timer past 2^31-1 ms that fired ~95 times a second) is exit 3 naming ' +
+      '--interval and 1..86400',
+    async () => {
+      const line = oneLineExit3(await runCli(['--loop', '--interval', '2147484', '--json'], env(), GUARD));
+      expect(line).toBe(
+        "sentinel: option '--interval <seconds>' argument '2147484' is invalid. " +
+          'expected a whole number of seconds from 1 to 86400 (1 day) (see sentinel --help)',
+      );
+    },
+  );
 
   it('the flags with a maximum name it in one line, exit 3', async () => {
     const cases: Array<[string[], RegExp]> = [
       [
         ['serve', '--interval', '86401'],
-        /^sentinel: option '--interval <seconds>' argument '86401' is invalid\. expected a whole number of seconds from 1 to 86400 \(1 day\)/,
+        new RegExp(
+          "^sentinel: option '--interval <seconds>' argument '86401' is invalid\\. expected a who" +
+            'le number of seconds from 1 to 86400 \\(1 day\\)',
+        ),
       ],
       [
         ['migrate', '--lock-timeout', '3601'],
-        /^sentinel: option '--lock-timeout <seconds>' argument '3601' is invalid\. expected a number of seconds from 0 \(wait forever\) to 3600 \(1 hour\)/,
+        new RegExp(
+          "^sentinel: option '--lock-timeout <seconds>' argument '3601' is invalid\\. expected a " +
+            'number of seconds from 0 \\(wait forever\\) to 3600 \\(1 hour\\)',
+        ),
       ],
       [
         ['batches', 'audit', '--limit', '1001'],
@@ -175,7 +188,10 @@ describe('oversize values from the command line and the config file are refused 
       ],
       [
         ['--loop', '--metrics-port', '65536'],
-        /^sentinel: option '--metrics-port <port>' argument '65536' is invalid\. the port must be a number from 1 to 65535/,
+        new RegExp(
+          "^sentinel: option '--metrics-port <port>' argument '65536' is invalid\\. the port must" +
+            ' be a number from 1 to 65535',
+        ),
       ],
       [
         ['slo', '--days', '366'],
@@ -195,11 +211,15 @@ describe('oversize values from the command line and the config file are refused 
     }
   });
 
-  it('alerting.delivery_timeout: 25d (an overflowing timer that aborted every delivery at once) is exit 3 naming it and its maximum', async () => {
-    const config = await file('delivery-25d.yaml', 'alerting: { delivery_timeout: 25d }\n');
-    const line = oneLineExit3(await runCli(['--json', '--config', config], env(), GUARD));
-    expect(line).toBe('sentinel: config error: alerting.delivery_timeout: must be at most 1h');
-  });
+  it(
+    'alerting.delivery_timeout: 25d (an overflowing timer that aborted every delivery at once) is exit 3 naming ' +
+      'it and its maximum',
+    async () => {
+      const config = await file('delivery-25d.yaml', 'alerting: { delivery_timeout: 25d }\n');
+      const line = oneLineExit3(await runCli(['--json', '--config', config], env(), GUARD));
+      expect(line).toBe('sentinel: config error: alerting.delivery_timeout: must be at most 1h');
+    },
+  );
 
   it('alerting.delivery_timeout at its maximum (1h) still delivers', async () => {
     const hook = await startHttpServer();
@@ -291,7 +311,8 @@ describe('URLs without a host, keys with whitespace or control characters, overs
     [`${KEY}\x1b[2J`, 'a control or invisible character', KEY.length + 1],
     [`\ufeff${KEY}`, 'a control or invisible character', 1],
   ])(
-    'SUPABASE_SERVICE_ROLE_KEY with whitespace or a control character: exit 3, the line names it and never prints the key (%#)',
+    'SUPABASE_SERVICE_ROLE_KEY with whitespace or a control character: exit 3, the line names it and never ' +
+      'prints the key (%#)',
     async (key, what, at) => {
       const r = await runCli(
         ['--json'],
@@ -300,7 +321,8 @@ describe('URLs without a host, keys with whitespace or control characters, overs
       );
       const line = oneLineExit3(r);
       expect(line).toBe(
-        `sentinel: config error: SUPABASE_SERVICE_ROLE_KEY: contains ${what} (character ${at} of ${key.length}): a key has no whitespace or control characters; copy it again without them`,
+        `sentinel: config error: SUPABASE_SERVICE_ROLE_KEY: contains ${what} (character ${at} of ${key.length}): ` +
+          `a key has no whitespace or control characters; copy it again without them`,
       );
       expect(r.stdout + r.stderr).not.toContain(KEY.slice(20, 40));
     },
@@ -310,7 +332,8 @@ describe('URLs without a host, keys with whitespace or control characters, overs
     const path = await file('key.yaml', `environments:\n  dev: { service_role_key: "${KEY}\\t" }\n`);
     const problems = await problemsOf(loadConfig({ flags: { config: path }, env: { DATABASE_URL: db.url } }));
     expect(problems).toEqual([
-      `environments.dev.service_role_key: contains a tab (character ${KEY.length + 1} of ${KEY.length + 1}): a key has no whitespace or control characters; copy it again without them`,
+      `environments.dev.service_role_key: contains a tab (character ${KEY.length + 1} of ${KEY.length + 1}): a ` +
+        `key has no whitespace or control characters; copy it again without them`,
     ]);
     expect(problems.join('\n')).not.toContain(KEY);
   });
@@ -327,21 +350,24 @@ describe('URLs without a host, keys with whitespace or control characters, overs
     await rm(path);
   });
 
-  it('4 MiB is accepted, one byte more is not; a file without a size (a device) is read no further than the limit', async () => {
-    const limit = 4 * 1024 * 1024;
-    const body = 'statement_timeout_ms: 5000\n';
-    const exact = await file('exact.yaml', `${body + '#'.repeat(limit - body.length - 1)}\n`);
-    expect((await loadConfig({ flags: { config: exact }, env: { DATABASE_URL: db.url } })).statement_timeout_ms).toBe(
-      5000,
-    );
-    const over = await file('over.yaml', `${body + '#'.repeat(limit - body.length)}\n`);
-    expect(
-      await problemsOf(loadConfig({ flags: { config: over }, env: { SENTINEL_CONFIG: over, DATABASE_URL: db.url } })),
-    ).toEqual([`--config: config file ${over} is larger than the limit of 4 MiB (${limit + 1} bytes)`]);
-    expect(await problemsOf(loadConfig({ env: { SENTINEL_CONFIG: '/dev/zero', DATABASE_URL: db.url } }))).toEqual([
-      'SENTINEL_CONFIG: config file /dev/zero is larger than the limit of 4 MiB',
-    ]);
-  });
+  it(
+    '4 MiB is accepted, one byte more is not; a file without a size ' + '(a device) is read no further than the limit',
+    async () => {
+      const limit = 4 * 1024 * 1024;
+      const body = 'statement_timeout_ms: 5000\n';
+      const exact = await file('exact.yaml', `${body + '#'.repeat(limit - body.length - 1)}\n`);
+      expect((await loadConfig({ flags: { config: exact }, env: { DATABASE_URL: db.url } })).statement_timeout_ms).toBe(
+        5000,
+      );
+      const over = await file('over.yaml', `${body + '#'.repeat(limit - body.length)}\n`);
+      expect(
+        await problemsOf(loadConfig({ flags: { config: over }, env: { SENTINEL_CONFIG: over, DATABASE_URL: db.url } })),
+      ).toEqual([`--config: config file ${over} is larger than the limit of 4 MiB (${limit + 1} bytes)`]);
+      expect(await problemsOf(loadConfig({ env: { SENTINEL_CONFIG: '/dev/zero', DATABASE_URL: db.url } }))).toEqual([
+        'SENTINEL_CONFIG: config file /dev/zero is larger than the limit of 4 MiB',
+      ]);
+    },
+  );
 
   it('a duplicate key is still an error naming its line (found in one pass)', async () => {
     const path = await file('dup.yaml', 'sources:\n  a: {}\n  b: {}\n  a: {}\n');
@@ -357,14 +383,16 @@ describe('10,000 sources', () => {
     const lines = ['sources:'];
     for (let i = 0; i < 10_000; i++)
       lines.push(
-        `  src_${String(i).padStart(5, '0')}: { expected_every: 1h, error_spike_threshold_pct: 20, dedupe_threshold_pct: 60 }`,
+        `  src_${String(i).padStart(5, '0')}: { expected_every: 1h, error_spike_threshold_pct: 20, ` +
+          `dedupe_threshold_pct: 60 }`,
       );
     const config = await file('10k.yaml', `${lines.join('\n')}\n`);
     await db.pool.query('truncate intake.simplicity_batches cascade');
     // Half the feeds on time, half silent.
     await db.pool.query(
       `insert into intake.simplicity_batches (source, status, total_rows, error_rows, created_at, updated_at)
-       select 'src_' || lpad(i::text, 5, '0'), 'completed', 100, 1, now() - interval '10 minutes', now() - interval '10 minutes'
+       select 'src_' || lpad(i::text, 5, '0'), 'completed', 100, 1,
+              now() - interval '10 minutes', now() - interval '10 minutes'
          from generate_series(0, 9999, 2) as i`,
     );
     const loadStarted = performance.now();
@@ -387,7 +415,8 @@ describe('10,000 sources', () => {
       alerts: Array<{ check: string }>;
     };
     console.log(
-      `10,000 sources: source_freshness ${report.checks.find((c) => c.name === 'source_freshness')?.duration_ms} ms inside the run`,
+      `10,000 sources: source_freshness ${report.checks.find((c) => c.name === 'source_freshness')?.duration_ms} ` +
+        `ms inside the run`,
     );
     expect(report.checks.filter((c) => c.outcome === 'failed')).toEqual([]);
     expect(report.alerts.filter((a) => a.check === 'source_freshness')).toHaveLength(5_000);
@@ -425,20 +454,23 @@ describe('a state directory that cannot be created is one line naming its settin
     );
   });
 
-  it('alerting.state_dir is named when it comes from the file; a writable one is created 0700 with its parents', async () => {
-    const plain = await file('plain-file-2', 'x');
-    const config = await file('state-dir.yaml', `alerting: { state_dir: ${JSON.stringify(join(plain, 'x'))} }\n`);
-    const loaded = await loadConfig({ flags: { config }, env: { DATABASE_URL: db.url } });
-    expect(await problemsOf(prepareStateDir(loaded))).toEqual([
-      `alerting.state_dir: cannot create ${join(plain, 'x')}: ${plain} is not a directory`,
-    ]);
+  it(
+    'alerting.state_dir is named when it comes from the file; a ' + 'writable one is created 0700 with its parents',
+    async () => {
+      const plain = await file('plain-file-2', 'x');
+      const config = await file('state-dir.yaml', `alerting: { state_dir: ${JSON.stringify(join(plain, 'x'))} }\n`);
+      const loaded = await loadConfig({ flags: { config }, env: { DATABASE_URL: db.url } });
+      expect(await problemsOf(prepareStateDir(loaded))).toEqual([
+        `alerting.state_dir: cannot create ${join(plain, 'x')}: ${plain} is not a directory`,
+      ]);
 
-    const fresh = join(dir, 'new', 'deeper', 'state');
-    await prepareStateDir({ stateDir: fresh, stateDirSetting: 'SENTINEL_STATE_DIR' });
-    expect((await stat(fresh)).mode & 0o777).toBe(0o700);
-    // Twice is fine (an existing directory).
-    await prepareStateDir({ stateDir: fresh, stateDirSetting: 'SENTINEL_STATE_DIR' });
-  });
+      const fresh = join(dir, 'new', 'deeper', 'state');
+      await prepareStateDir({ stateDir: fresh, stateDirSetting: 'SENTINEL_STATE_DIR' });
+      expect((await stat(fresh)).mode & 0o777).toBe(0o700);
+      // Twice is fine (an existing directory).
+      await prepareStateDir({ stateDir: fresh, stateDirSetting: 'SENTINEL_STATE_DIR' });
+    },
+  );
 
   it('an existing state directory that is a file is named as such', async () => {
     const plain = await file('plain-file-3', 'x');

@@ -85,7 +85,8 @@ async function sink(): Promise<TestHttpServer> {
 
 describe('sessions terminated again and again (failover, pooler restart)', () => {
   for (const mode of ['--loop', 'serve'] as const) {
-    it(`${mode} keeps running while every Sentinel backend is terminated every few ms, and the next runs recover`, async () => {
+    it(`${mode} keeps running while every Sentinel backend is terminated every few ms, ` +
+      'and the next runs recover', async () => {
       const args =
         mode === 'serve'
           ? ['serve', '--listen', `127.0.0.1:${await freePort()}`, '--interval', '1', '--json']
@@ -139,7 +140,8 @@ describe('sessions terminated again and again (failover, pooler restart)', () =>
     const pid = await until(async () => {
       if (s.child.exitCode !== null) throw new Error('sentinel exited before its refresh waited for the lock');
       const { rows } = await admin.query<{ pid: number }>(
-        `select pid from pg_stat_activity where datname = $1 and query like '%refresh_error_rollup%' and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
+        `select pid from pg_stat_activity where datname = $1 and query like '%refresh_error_rollup%' and ` +
+          `wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
         [db.name],
       );
       return rows[0]?.pid;
@@ -165,41 +167,45 @@ describe('sessions terminated again and again (failover, pooler restart)', () =>
 });
 
 describe('the database unreachable is one root cause', () => {
-  it('refused: one connection attempt, one critical database alert naming the checks not run, one incident per notifier', async () => {
-    const proxy = await withProxy();
-    await proxy.close(); // nothing listens on its port any more: connection refused
-    const hook = await sink();
-    const config = configFile(
-      `notifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook", secret: "0123456789abcdef0123" }\n`,
-    );
-    const url = throughProxy(db.url, proxy);
-    const r = await runCli(['--json', '-c', config], { DATABASE_URL: url, SENTINEL_STATE_DIR: stateDir() });
-    expect(r.code).toBe(2);
-    const report = JSON.parse(r.stdout) as Report;
-    expect(report.alerts).toHaveLength(1);
-    expect(report.alerts[0]).toMatchObject({ check: 'database', level: 'critical', subject: 'unreachable' });
-    expect(report.alerts[0]!.message).toMatch(
-      /^Database unreachable: connection refused \(127\.0\.0\.1:\d+\) \(7 checks not run\)$/,
-    );
-    expect(report.alerts[0]!.details.not_run).toEqual([
-      'stuck_batches',
-      'error_spike',
-      'dedupe_rate',
-      'processing_time',
-      'queue_backlog',
-      'source_freshness',
-      'row_error_codes',
-    ]);
-    expect(
-      report.checks
-        .filter((c) => c.name !== 'schema_cache')
-        .every((c) => c.outcome === 'skipped' && c.reason === 'not run: the database is unreachable'),
-    ).toBe(true);
-    // One incident: the webhook got one request carrying one event.
-    expect(hook.requests).toHaveLength(1);
-    const payload = JSON.parse(hook.requests[0]!.body) as { events: Array<{ check: string; kind: string }> };
-    expect(payload.events.map((e) => [e.check, e.kind])).toEqual([['database', 'firing']]);
-  });
+  it(
+    'refused: one connection attempt, one critical database alert naming the checks not run, one incident per ' +
+      'notifier',
+    async () => {
+      const proxy = await withProxy();
+      await proxy.close(); // nothing listens on its port any more: connection refused
+      const hook = await sink();
+      const config = configFile(
+        `notifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook", secret: "0123456789abcdef0123" }\n`,
+      );
+      const url = throughProxy(db.url, proxy);
+      const r = await runCli(['--json', '-c', config], { DATABASE_URL: url, SENTINEL_STATE_DIR: stateDir() });
+      expect(r.code).toBe(2);
+      const report = JSON.parse(r.stdout) as Report;
+      expect(report.alerts).toHaveLength(1);
+      expect(report.alerts[0]).toMatchObject({ check: 'database', level: 'critical', subject: 'unreachable' });
+      expect(report.alerts[0]!.message).toMatch(
+        /^Database unreachable: connection refused \(127\.0\.0\.1:\d+\) \(7 checks not run\)$/,
+      );
+      expect(report.alerts[0]!.details.not_run).toEqual([
+        'stuck_batches',
+        'error_spike',
+        'dedupe_rate',
+        'processing_time',
+        'queue_backlog',
+        'source_freshness',
+        'row_error_codes',
+      ]);
+      expect(
+        report.checks
+          .filter((c) => c.name !== 'schema_cache')
+          .every((c) => c.outcome === 'skipped' && c.reason === 'not run: the database is unreachable'),
+      ).toBe(true);
+      // One incident: the webhook got one request carrying one event.
+      expect(hook.requests).toHaveLength(1);
+      const payload = JSON.parse(hook.requests[0]!.body) as { events: Array<{ check: string; kind: string }> };
+      expect(payload.events.map((e) => [e.check, e.kind])).toEqual([['database', 'firing']]);
+    },
+  );
 
   it('wrong password: one failed login per run, not one per check (poolers ban on that)', async () => {
     const rejecter = await startPasswordRejecter();
@@ -234,11 +240,13 @@ describe('the database unreachable is one root cause', () => {
     // One connection attempt for the whole run.
     expect(proxy.accepted()).toBe(1);
     console.log(
-      `blackholed database, connect_timeout_seconds 1: run duration_ms ${report.duration_ms}, process wall ${wallMs} ms`,
+      `blackholed database, connect_timeout_seconds 1: run duration_ms ${report.duration_ms}, process wall ` +
+        `${wallMs} ms`,
     );
   });
 
-  it('serve: /api/* answers 503 "database unreachable" with the age of the last good data while the database is gone', async () => {
+  it('serve: /api/* answers 503 "database unreachable" with the age of the last good data while the database is ' +
+    'gone', async () => {
     const proxy = await withProxy();
     const port = await freePort();
     const config = configFile('connect_timeout_seconds: 1\n');
@@ -297,7 +305,9 @@ describe('a locked table is diagnosed, not misreported', () => {
     expect(alert).toMatchObject({ check: 'database', subject: 'locked', level: 'critical' });
     expect(alert.message).toMatch(
       new RegExp(
-        `^Database locked: intake\\.simplicity_batches is locked by pid ${rows[0]!.pid} \\(AccessExclusiveLock, user \\w+, application migration-job, idle in transaction for \\d+s, last statement "lock table intake\\.simplicity_batches in access exclusive mode"\\) \\(7 checks not run\\)$`,
+        `^Database locked: intake\\.simplicity_batches is locked by pid ${rows[0]!.pid} \\(AccessExclusiveLock, ` +
+          `user \\w+, application migration-job, idle in transaction for \\d+s, last statement "lock table ` +
+          `intake\\.simplicity_batches in access exclusive mode"\\) \\(7 checks not run\\)$`,
       ),
     );
     expect(alert.details.lock_holders).toEqual([
@@ -348,7 +358,8 @@ describe('a locked table is diagnosed, not misreported', () => {
     expect(report.alerts).toHaveLength(1);
     expect(report.alerts[0]!.message).toMatch(
       new RegExp(
-        `^Database locked: intake\\.simplicity_batches has pid ${alterPid} queued for AccessExclusiveLock, itself waiting for pid ${readerPid}: every reader waits behind it`,
+        `^Database locked: intake\\.simplicity_batches has pid ${alterPid} queued for AccessExclusiveLock, itself ` +
+          `waiting for pid ${readerPid}: every reader waits behind it`,
       ),
     );
   });

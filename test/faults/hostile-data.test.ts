@@ -142,7 +142,8 @@ function expectSafe(r: CliResult): void {
     const raw = UNSAFE.exec(text);
     expect(
       raw,
-      `${name} holds a raw U+${raw?.[0].charCodeAt(0).toString(16).padStart(4, '0')}: ${JSON.stringify(text.slice(Math.max(0, (raw?.index ?? 0) - 80), (raw?.index ?? 0) + 80))}`,
+      `${name} holds a raw U+${raw?.[0].charCodeAt(0).toString(16).padStart(4, '0')}: ` +
+        `${JSON.stringify(text.slice(Math.max(0, (raw?.index ?? 0) - 80), (raw?.index ?? 0) + 80))}`,
     ).toBeNull();
     const longest = Math.max(0, ...text.split('\n').map((l) => l.length));
     expect(longest, `${name} has a line of ${longest} characters`).toBeLessThanOrEqual(max);
@@ -166,22 +167,26 @@ describe('hostile data in every human output', () => {
     expect(r.stdout).not.toContain('\x1b');
   });
 
-  it('--format nagios: one line, escaped text, perfdata labels without "=", raw "|" or controls, quoted per the plugin API', async () => {
-    const r = await runCli(['--format', 'nagios'], env());
-    expect(r.code, r.stderr).toBe(2);
-    expectSafe(r);
-    const line = r.stdout.trimEnd();
-    expect(line.split('\n')).toHaveLength(1);
-    expect(line.split('|')).toHaveLength(2);
-    const perf = line.slice(line.indexOf('|') + 1);
-    const labels = [...perf.matchAll(/'((?:[^']|'')*)'=/g)].map((m) => m[1]!);
-    expect(labels.length).toBeGreaterThan(3);
-    for (const label of labels) expect(label).not.toMatch(/[=|\n]/);
-    expect(labels).toContain(`error_rate ${EVIL_SHOWN}`);
-    expect(labels).toContain("error_rate a\\x3db\\x7cc''d");
-    // Nothing but labels and values: every token is 'label'=value[;...].
-    expect(perf.trim().replace(/'(?:[^']|'')*'=[-0-9.]+[a-zA-Z%]*(;[-~@:0-9.]*)*( |$)/g, '')).toBe('');
-  });
+  it(
+    '--format nagios: one line, escaped text, perfdata labels without "=", raw "|" or controls, quoted per the ' +
+      'plugin API',
+    async () => {
+      const r = await runCli(['--format', 'nagios'], env());
+      expect(r.code, r.stderr).toBe(2);
+      expectSafe(r);
+      const line = r.stdout.trimEnd();
+      expect(line.split('\n')).toHaveLength(1);
+      expect(line.split('|')).toHaveLength(2);
+      const perf = line.slice(line.indexOf('|') + 1);
+      const labels = [...perf.matchAll(/'((?:[^']|'')*)'=/g)].map((m) => m[1]!);
+      expect(labels.length).toBeGreaterThan(3);
+      for (const label of labels) expect(label).not.toMatch(/[=|\n]/);
+      expect(labels).toContain(`error_rate ${EVIL_SHOWN}`);
+      expect(labels).toContain("error_rate a\\x3db\\x7cc''d");
+      // Nothing but labels and values: every token is 'label'=value[;...].
+      expect(perf.trim().replace(/'(?:[^']|'')*'=[-0-9.]+[a-zA-Z%]*(;[-~@:0-9.]*)*( |$)/g, '')).toBe('');
+    },
+  );
 
   it('batches stuck: a table cut per cell before it is measured, names escaped', async () => {
     const r = await runCli(['batches', 'stuck'], env());
@@ -307,12 +312,15 @@ describe('/metrics with 10,000 hostile sources and 1 MB names', () => {
     big = await createTestDatabase();
     // 10,000 sources with escapes and bidi overrides, each with its own row count, plus ten 1 MB names.
     await big.pool.query(
-      `insert into intake.simplicity_batches (source, status, total_rows, error_rows, skipped_rows, created_at, completed_at, updated_at)
-       select E'\\x1b[2J\\x1b[31msrc' || g || E'\\u202e\\r\\n' || repeat('y', 200), 'completed', g, g / 3, g / 5, now(), now(), now()
+      `insert into intake.simplicity_batches
+              (source, status, total_rows, error_rows, skipped_rows, created_at, completed_at, updated_at)
+       select E'\\x1b[2J\\x1b[31msrc' || g || E'\\u202e\\r\\n' || repeat('y', 200), 'completed',
+              g, g / 3, g / 5, now(), now(), now()
          from generate_series(1, 10000) g`,
     );
     await big.pool.query(
-      `insert into intake.simplicity_batches (source, status, total_rows, error_rows, created_at, completed_at, updated_at)
+      `insert into intake.simplicity_batches
+              (source, status, total_rows, error_rows, created_at, completed_at, updated_at)
        select g || repeat('Z', 1000000), 'completed', 20000 + g, 1, now(), now(), now() from generate_series(1, 10) g`,
     );
   });

@@ -76,7 +76,8 @@ describe('sentinel serve: strict HTTP', () => {
   it('with a token, /metrics needs it too (Prometheus sends it); /healthz and /readyz stay open', async () => {
     const port = await serve([], { SENTINEL_DASHBOARD_TOKEN: TOKEN });
     const head = (path: string, auth?: string): string =>
-      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth ? `Authorization: Bearer ${auth}\r\n` : ''}Connection: close\r\n\r\n`;
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+      `${auth ? `Authorization: Bearer ${auth}\r\n` : ''}Connection: close\r\n\r\n`;
     expect((await raw(port, head('/metrics'))).status).toBe(401);
     expect((await raw(port, head('/metrics', 'wrong-token-000000000'))).status).toBe(401);
     const ok = await raw(port, head('/metrics', TOKEN));
@@ -86,11 +87,16 @@ describe('sentinel serve: strict HTTP', () => {
     expect([200, 503]).toContain((await raw(port, head('/readyz'))).status);
   });
 
-  it('--metrics-without-token keeps /metrics open for a scraper that cannot send one; /api/* still needs it', async () => {
-    const port = await serve(['--metrics-without-token'], { SENTINEL_DASHBOARD_TOKEN: TOKEN });
-    expect((await raw(port, 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')).status).toBe(200);
-    expect((await raw(port, 'GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')).status).toBe(
-      401,
-    );
-  });
+  it(
+    '--metrics-without-token keeps /metrics open for a scraper ' + 'that cannot send one; /api/* still needs it',
+    async () => {
+      const port = await serve(['--metrics-without-token'], { SENTINEL_DASHBOARD_TOKEN: TOKEN });
+      expect((await raw(port, 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')).status).toBe(
+        200,
+      );
+      expect((await raw(port, 'GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')).status).toBe(
+        401,
+      );
+    },
+  );
 });

@@ -31,7 +31,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sentinel-faults-pgrst-'));
   writeFileSync(
     join(dir, 'config.yaml'),
-    'checks:\n  schema_cache: { request_timeout_seconds: 0.5, reprobe_attempts: 2, reprobe_interval_seconds: 0.1, cooldown_minutes: 0 }\n',
+    'checks:\n  schema_cache: { request_timeout_seconds: 0.5, reprobe_attempts: 2, reprobe_interval_seconds: ' +
+      '0.1, cooldown_minutes: 0 }\n',
   );
   fake = await startFakePostgrest();
   listener = new pg.Client({ connectionString: db.url });
@@ -70,9 +71,14 @@ describe('a 200 that is not PostgREST is not healthy', () => {
     [
       "nginx's welcome page",
       html(
-        '<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head><body><h1>Welcome to nginx!</h1></body></html>',
+        '<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head><body><h1>Welcome to ' +
+          'nginx!</h1></body></html>',
       ),
-      /^PostgREST probe got HTTP 200 text\/html that is not PostgREST's answer \(not JSON\): "<!DOCTYPE html>\\n<html>\\n<head>\\n<title>Welcome to nginx!<\/title>\\n<\/head><body…"$/,
+      new RegExp(
+        "^PostgREST probe got HTTP 200 text\\/html that is not PostgREST's answer \\(not JSON\\): " +
+          '"<!DOCTYPE html>\\\\n<html>\\\\n<head>\\\\n<title>Welcome to nginx!<\\/title>\\\\n<\\/head' +
+          '><body…"$',
+      ),
       'not JSON',
     ],
     [

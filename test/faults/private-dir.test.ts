@@ -81,7 +81,8 @@ describe.runIf(
     expect(r.code).toBe(3);
     // The demo's "Starting an embedded PostgreSQL" log line, then the one error line.
     expect(r.stderr.trimEnd().split('\n').at(-1)).toBe(
-      `sentinel: embedded PostgreSQL runs as the user postgres, who cannot enter the temp directory ${priv}: set TMPDIR to a directory every user can traverse (e.g. TMPDIR=/tmp)`,
+      `sentinel: embedded PostgreSQL runs as the user postgres, who cannot enter the temp directory ${priv}: set ` +
+        `TMPDIR to a directory every user can traverse (e.g. TMPDIR=/tmp)`,
     );
     expect(r.stderr).not.toMatch(/EACCES|\n\s+at /);
     expect(r.stdout).toBe('');

@@ -42,7 +42,8 @@ const outcomeOf = (r: Report, check: string): string | undefined => r.checks.fin
 
 describe('SIGHUP reloads the configuration file', () => {
   for (const mode of ['--loop', 'serve'] as const) {
-    it(`${mode}: a valid file takes effect from the next run; an invalid one is one line and the old configuration stays`, async () => {
+    it(`${mode}: a valid file takes effect from the next run; an invalid one is one line and the old ` +
+      `configuration stays`, async () => {
       const config = join(dir, `hup-${mode.replace(/-/g, '')}.yaml`);
       writeFileSync(config, 'checks: {}\n');
       const args = mode === 'serve' ? ['serve', '--listen', `127.0.0.1:${await freePort()}`] : ['--loop'];
@@ -65,7 +66,11 @@ describe('SIGHUP reloads the configuration file', () => {
       s.child.kill('SIGHUP');
       const line = await s.waitForLog(/Configuration not reloaded/);
       expect(line).toMatch(
-        /\| ERROR +\| sentinel \| Configuration not reloaded: 2 configuration problems: checks\.dedupe_rate\.threshold_pct: must be at most 100; checks\.nope: unknown setting; the current configuration stays$/,
+        new RegExp(
+          '\\| ERROR +\\| sentinel \\| Configuration not reloaded: 2 configuration problems: checks' +
+            '\\.dedupe_rate\\.threshold_pct: must be at most 100; checks\\.nope: unknown setting; the c' +
+            'urrent configuration stays$',
+        ),
       );
       const rejectedAt = reports(s).length;
       await s.waitForStdoutLines(rejectedAt + 1);

@@ -214,7 +214,10 @@ function runResult(alerts: Alert[]): RunResult {
   };
 }
 
-/** One run (the batch still stuck unless `alerts` says otherwise): the report (human, as printed) and the notifier's figures. */
+/**
+ * One run (the batch still stuck unless `alerts` says otherwise): the report (human, as printed) and the notifier's
+ * figures.
+ */
 async function run(
   e: AlertingEngine,
   alerts: Alert[] = [stuck],
@@ -229,156 +232,186 @@ const advance = (minutes: number): void => {
 };
 const host = (): string => new URL(sink.url).host;
 
-describe('slow and misbehaving providers without an idempotency key get one copy per run, and the outbox retries after its backoff', () => {
-  for (const p of NON_IDEMPOTENT) {
-    for (const m of MISBEHAVIOURS) {
-      it(`${p.type}: a sink that ${m.name}`, async () => {
-        sink.fallback(p.ok);
-        m.arrange(sink, p.ok);
-        const first = await run(engine(notifierFor(p, sink.url)));
+describe(
+  'slow and misbehaving providers without an idempotency key get one copy per run, and the outbox retries ' +
+    'after its backoff',
+  () => {
+    for (const p of NON_IDEMPOTENT) {
+      for (const m of MISBEHAVIOURS) {
+        it(`${p.type}: a sink that ${m.name}`, async () => {
+          sink.fallback(p.ok);
+          m.arrange(sink, p.ok);
+          const first = await run(engine(notifierFor(p, sink.url)));
 
-        // One attempt in this run, however many attemptsPerRun allows (4).
-        expect(sink.accepted).toBe(1);
-        const unknown = `${p.label(host())}: delivery unknown (no answer within ${TIMEOUT_SECONDS}s after the request was sent); will retry after 15s`;
-        expect(first.summary).toMatchObject({ sent: 0, pending: 1, failed: 0, errors: [unknown] });
-        expect(first.summary.reasons.timeout).toBe(1);
-        expect(first.report).toContain(`Notifications ${p.name} (${p.type}): 0 sent, 1 pending, 0 failed: ${unknown}`);
-        const warning = logs.find((l) => l.includes('delivery unknown'));
-        expect(warning).toContain(
-          `| WARNING  | sentinel | Notifier ${p.name} (${p.type}): ${unknown} (2025-01-04T10:00:15.000Z), not sooner: ${p.type} has no idempotency key`,
-        );
-        // The provider does get it (a slow one late), exactly once.
-        if (m.received) await sink.received(1);
+          // One attempt in this run, however many attemptsPerRun allows (4).
+          expect(sink.accepted).toBe(1);
+          const unknown =
+            `${p.label(host())}: delivery unknown (no answer within ${TIMEOUT_SECONDS}s after the ` +
+            `request was sent); will retry after 15s`;
+          expect(first.summary).toMatchObject({ sent: 0, pending: 1, failed: 0, errors: [unknown] });
+          expect(first.summary.reasons.timeout).toBe(1);
+          expect(first.report).toContain(
+            `Notifications ${p.name} (${p.type}): 0 sent, 1 pending, 0 failed: ${unknown}`,
+          );
+          const warning = logs.find((l) => l.includes('delivery unknown'));
+          expect(warning).toContain(
+            `| WARNING  | sentinel | Notifier ${p.name} (${p.type}): ${unknown} (2025-01-04T10:00:15.000Z), not ` +
+              `sooner: ${p.type} has no idempotency key`,
+          );
+          // The provider does get it (a slow one late), exactly once.
+          if (m.received) await sink.received(1);
 
-        // Neither a run within the backoff nor the final flush of a loop sends it again.
-        advance(0.1);
-        expect((await run(engine(notifierFor(p, sink.url)))).summary).toMatchObject({ sent: 0, pending: 1 });
-        expect((await engine(notifierFor(p, sink.url)).flush('prod')).notifications[0]).toMatchObject({
-          sent: 0,
-          pending: 1,
+          // Neither a run within the backoff nor the final flush of a loop sends it again.
+          advance(0.1);
+          expect((await run(engine(notifierFor(p, sink.url)))).summary).toMatchObject({ sent: 0, pending: 1 });
+          expect((await engine(notifierFor(p, sink.url)).flush('prod')).notifications[0]).toMatchObject({
+            sent: 0,
+            pending: 1,
+          });
+          expect(sink.accepted).toBe(1);
+
+          // After the backoff, the provider answering again: exactly one more request.
+          sink.readLater(undefined);
+          advance(1);
+          const later = await run(engine(notifierFor(p, sink.url)));
+          expect(later.summary).toMatchObject({ sent: 1, pending: 0, failed: 0, errors: [] });
+          expect(sink.accepted).toBe(2);
+          await sink.received(m.received ? 2 : 1);
+          expect(sink.requests).toHaveLength(m.received ? 2 : 1);
+          // The same message both times: at least once, not a new one.
+          if (m.received) expect(sink.requests[1]!.body).toBe(sink.requests[0]!.body);
+          expect((await new AlertStore(dir).read()).outbox).toEqual([]);
         });
-        expect(sink.accepted).toBe(1);
+      }
+    }
 
-        // After the backoff, the provider answering again: exactly one more request.
-        sink.readLater(undefined);
-        advance(1);
-        const later = await run(engine(notifierFor(p, sink.url)));
-        expect(later.summary).toMatchObject({ sent: 1, pending: 0, failed: 0, errors: [] });
-        expect(sink.accepted).toBe(2);
-        await sink.received(m.received ? 2 : 1);
-        expect(sink.requests).toHaveLength(m.received ? 2 : 1);
-        // The same message both times: at least once, not a new one.
-        if (m.received) expect(sink.requests[1]!.body).toBe(sink.requests[0]!.body);
+    it('a connection reset after the request was sent is delivery unknown too (slack)', async () => {
+      const slack = NON_IDEMPOTENT.find((p) => p.type === 'slack')!;
+      sink.fallback(slack.ok);
+      sink.queue({ status: 200, reset: true });
+      const first = await run(engine(notifierFor(slack, sink.url)));
+      expect(sink.requests).toHaveLength(1);
+      expect(first.summary.errors).toEqual([
+        `${slack.label(host())}: delivery unknown (connection reset after the request was sent); will retry after 15s`,
+      ]);
+      expect(first.summary.reasons.network).toBe(1);
+      advance(1);
+      expect((await run(engine(notifierFor(slack, sink.url)))).summary).toMatchObject({ sent: 1, pending: 0 });
+      expect(sink.requests).toHaveLength(2);
+    });
+
+    it(
+      'discord: when the alert resolves before a message of unknown fate was retried, the resolution is sent (the ' +
+        'firing one may be on screen) and the stale firing one is not',
+      async () => {
+        const discord = NON_IDEMPOTENT.find((p) => p.type === 'discord')!;
+        sink.fallback(discord.ok);
+        sink.queue({ status: 200, hang: true });
+        await run(engine(notifierFor(discord, sink.url)));
+        expect(sink.requests).toHaveLength(1);
+        // resolve_after_runs: 2 runs without the alert.
+        advance(0.1);
+        await run(engine(notifierFor(discord, sink.url)), []);
+        advance(0.1);
+        const resolved = await run(engine(notifierFor(discord, sink.url)), []);
+        expect(resolved.summary).toMatchObject({ sent: 1, pending: 0 });
+        const titles = sink.requests.map((r) =>
+          (JSON.parse(r.body) as { embeds: Array<{ title: string }> }).embeds.map((e) => e.title.split(' ')[0]),
+        );
+        expect(titles).toEqual([['FIRING'], ['RESOLVED']]);
         expect((await new AlertStore(dir).read()).outbox).toEqual([]);
-      });
-    }
-  }
-
-  it('a connection reset after the request was sent is delivery unknown too (slack)', async () => {
-    const slack = NON_IDEMPOTENT.find((p) => p.type === 'slack')!;
-    sink.fallback(slack.ok);
-    sink.queue({ status: 200, reset: true });
-    const first = await run(engine(notifierFor(slack, sink.url)));
-    expect(sink.requests).toHaveLength(1);
-    expect(first.summary.errors).toEqual([
-      `${slack.label(host())}: delivery unknown (connection reset after the request was sent); will retry after 15s`,
-    ]);
-    expect(first.summary.reasons.network).toBe(1);
-    advance(1);
-    expect((await run(engine(notifierFor(slack, sink.url)))).summary).toMatchObject({ sent: 1, pending: 0 });
-    expect(sink.requests).toHaveLength(2);
-  });
-
-  it('discord: when the alert resolves before a message of unknown fate was retried, the resolution is sent (the firing one may be on screen) and the stale firing one is not', async () => {
-    const discord = NON_IDEMPOTENT.find((p) => p.type === 'discord')!;
-    sink.fallback(discord.ok);
-    sink.queue({ status: 200, hang: true });
-    await run(engine(notifierFor(discord, sink.url)));
-    expect(sink.requests).toHaveLength(1);
-    // resolve_after_runs: 2 runs without the alert.
-    advance(0.1);
-    await run(engine(notifierFor(discord, sink.url)), []);
-    advance(0.1);
-    const resolved = await run(engine(notifierFor(discord, sink.url)), []);
-    expect(resolved.summary).toMatchObject({ sent: 1, pending: 0 });
-    const titles = sink.requests.map((r) =>
-      (JSON.parse(r.body) as { embeds: Array<{ title: string }> }).embeds.map((e) => e.title.split(' ')[0]),
+      },
     );
-    expect(titles).toEqual([['FIRING'], ['RESOLVED']]);
-    expect((await new AlertStore(dir).read()).outbox).toEqual([]);
-  });
 
-  it('twilio: a recipient whose SMS request got no answer is texted again after the backoff, the one who got it is not', async () => {
-    const twilio = NON_IDEMPOTENT.find((p) => p.type === 'twilio')!;
-    const created = (to: string): Answer => ({ ...twilio.ok, body: { ...(twilio.ok.body as object), to } });
-    sink.queue(created('+15550002222'), { status: 200, hang: true });
-    sink.fallback(created('+15550003333'));
-    const notifier = (): Notifier => notifierFor(twilio, sink.url, { to: ['+15550002222', '+15550003333'] });
-    const first = await run(engine(notifier()));
-    expect(sink.requests.map((r) => new URLSearchParams(r.body).get('To'))).toEqual(['+15550002222', '+15550003333']);
-    expect(first.summary.errors).toEqual([
-      `Twilio SMS to +15550003333 (${host()}): delivery unknown (no answer within ${TIMEOUT_SECONDS}s after the request was sent); will retry after 15s`,
-    ]);
-    advance(1);
-    expect((await run(engine(notifier()))).summary).toMatchObject({ sent: 1, pending: 0 });
-    expect(sink.requests.map((r) => new URLSearchParams(r.body).get('To'))).toEqual([
-      '+15550002222',
-      '+15550003333',
-      '+15550003333',
-    ]);
-  });
+    it(
+      'twilio: a recipient whose SMS request got no answer is texted again after the backoff, the one who got it ' +
+        'is not',
+      async () => {
+        const twilio = NON_IDEMPOTENT.find((p) => p.type === 'twilio')!;
+        const created = (to: string): Answer => ({ ...twilio.ok, body: { ...(twilio.ok.body as object), to } });
+        sink.queue(created('+15550002222'), { status: 200, hang: true });
+        sink.fallback(created('+15550003333'));
+        const notifier = (): Notifier => notifierFor(twilio, sink.url, { to: ['+15550002222', '+15550003333'] });
+        const first = await run(engine(notifier()));
+        expect(sink.requests.map((r) => new URLSearchParams(r.body).get('To'))).toEqual([
+          '+15550002222',
+          '+15550003333',
+        ]);
+        expect(first.summary.errors).toEqual([
+          `Twilio SMS to +15550003333 (${host()}): delivery unknown (no answer within ${TIMEOUT_SECONDS}s after the ` +
+            `request was sent); will retry after 15s`,
+        ]);
+        advance(1);
+        expect((await run(engine(notifier()))).summary).toMatchObject({ sent: 1, pending: 0 });
+        expect(sink.requests.map((r) => new URLSearchParams(r.body).get('To'))).toEqual([
+          '+15550002222',
+          '+15550003333',
+          '+15550003333',
+        ]);
+      },
+    );
 
-  it('discord: a failure before the request was sent (connection refused) is still retried within the run', async () => {
-    const discord = NON_IDEMPOTENT.find((p) => p.type === 'discord')!;
-    // A port nobody listens on yet; the provider comes up during the first backoff.
-    const probe = await startHttpServer();
-    const root = probe.url;
-    await probe.close();
-    let up: TestHttpServer | undefined;
-    try {
-      const sleep = async (): Promise<void> => {
-        if (up) return;
-        up = await startHttpServer({ port: Number(new URL(root).port) });
-        up.fallback(discord.ok);
-      };
-      const first = await run(engine(notifierFor(discord, root), { sleep }));
-      expect(first.summary).toMatchObject({ sent: 1, pending: 0, failed: 0 });
-      expect(up!.requests).toHaveLength(1);
-    } finally {
-      await up?.close();
-    }
-  });
-});
+    it(
+      'discord: a failure before the request was sent (connection ' + 'refused) is still retried within the run',
+      async () => {
+        const discord = NON_IDEMPOTENT.find((p) => p.type === 'discord')!;
+        // A port nobody listens on yet; the provider comes up during the first backoff.
+        const probe = await startHttpServer();
+        const root = probe.url;
+        await probe.close();
+        let up: TestHttpServer | undefined;
+        try {
+          const sleep = async (): Promise<void> => {
+            if (up) return;
+            up = await startHttpServer({ port: Number(new URL(root).port) });
+            up.fallback(discord.ok);
+          };
+          const first = await run(engine(notifierFor(discord, root), { sleep }));
+          expect(first.summary).toMatchObject({ sent: 1, pending: 0, failed: 0 });
+          expect(up!.requests).toHaveLength(1);
+        } finally {
+          await up?.close();
+        }
+      },
+    );
+  },
+);
 
 describe('providers that deduplicate may be sent the same message again within the run', () => {
-  it('pagerduty: an event that got no answer is sent again at once, with the same dedup_key, and accepted', async () => {
-    sink.fallback(PAGERDUTY.ok);
-    sink.queue({ status: 200, hang: true });
-    const first = await run(engine(notifierFor(PAGERDUTY, sink.url)));
-    expect(first.summary).toMatchObject({ sent: 1, pending: 0, failed: 0 });
-    expect(sink.requests).toHaveLength(2);
-    const keys = sink.requests.map(
-      (r) => (JSON.parse(r.body) as { dedup_key: string; event_action: string }).dedup_key,
-    );
-    expect(new Set(keys).size).toBe(1);
-  });
+  it(
+    'pagerduty: an event that got no answer is sent again at ' + 'once, with the same dedup_key, and accepted',
+    async () => {
+      sink.fallback(PAGERDUTY.ok);
+      sink.queue({ status: 200, hang: true });
+      const first = await run(engine(notifierFor(PAGERDUTY, sink.url)));
+      expect(first.summary).toMatchObject({ sent: 1, pending: 0, failed: 0 });
+      expect(sink.requests).toHaveLength(2);
+      const keys = sink.requests.map(
+        (r) => (JSON.parse(r.body) as { dedup_key: string; event_action: string }).dedup_key,
+      );
+      expect(new Set(keys).size).toBe(1);
+    },
+  );
 
-  it('pagerduty: a sink that never answers gets every in-run attempt, and the entry waits for the outbox backoff', async () => {
-    sink.fallback({ status: 200, hang: true });
-    const first = await run(engine(notifierFor(PAGERDUTY, sink.url)));
-    expect(sink.requests).toHaveLength(DEFAULT_DELIVERY.attemptsPerRun);
-    expect(first.summary).toMatchObject({ sent: 0, pending: 1 });
-    expect(first.summary.errors).toEqual([
-      expect.stringMatching(/: delivery unknown \(no answer within 0\.3s after the request was sent\)$/),
-    ]);
-    expect(logs.find((l) => l.includes('delivery unknown'))).toMatch(
-      /kept in the outbox, next attempt after 2025-01-04T10:00:15\.000Z$/,
-    );
-    sink.fallback(PAGERDUTY.ok);
-    advance(1);
-    expect((await run(engine(notifierFor(PAGERDUTY, sink.url)))).summary).toMatchObject({ sent: 1, pending: 0 });
-    expect(sink.requests).toHaveLength(DEFAULT_DELIVERY.attemptsPerRun + 1);
-  });
+  it(
+    'pagerduty: a sink that never answers gets every in-run ' + 'attempt, and the entry waits for the outbox backoff',
+    async () => {
+      sink.fallback({ status: 200, hang: true });
+      const first = await run(engine(notifierFor(PAGERDUTY, sink.url)));
+      expect(sink.requests).toHaveLength(DEFAULT_DELIVERY.attemptsPerRun);
+      expect(first.summary).toMatchObject({ sent: 0, pending: 1 });
+      expect(first.summary.errors).toEqual([
+        expect.stringMatching(/: delivery unknown \(no answer within 0\.3s after the request was sent\)$/),
+      ]);
+      expect(logs.find((l) => l.includes('delivery unknown'))).toMatch(
+        /kept in the outbox, next attempt after 2025-01-04T10:00:15\.000Z$/,
+      );
+      sink.fallback(PAGERDUTY.ok);
+      advance(1);
+      expect((await run(engine(notifierFor(PAGERDUTY, sink.url)))).summary).toMatchObject({ sent: 1, pending: 0 });
+      expect(sink.requests).toHaveLength(DEFAULT_DELIVERY.attemptsPerRun + 1);
+    },
+  );
 
   it('webhook: a request that got no answer is sent again at once, with the same Idempotency-Key', async () => {
     sink.queue({ status: 200, hang: true });

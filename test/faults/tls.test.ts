@@ -142,11 +142,14 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
     return r;
   }
 
-  it("sslmode=require (Supabase's strings): encrypted, not verified, connects, and prints no SECURITY WARNING", async () => {
-    const r = await nagios(withParams(server.url, { sslmode: 'require' }));
-    expect(r.stdout).not.toContain('Database unreachable');
-    expect(r.code).toBe(0);
-  });
+  it(
+    "sslmode=require (Supabase's strings): encrypted, not " + 'verified, connects, and prints no SECURITY WARNING',
+    async () => {
+      const r = await nagios(withParams(server.url, { sslmode: 'require' }));
+      expect(r.stdout).not.toContain('Database unreachable');
+      expect(r.code).toBe(0);
+    },
+  );
 
   /** Whether a session made from `url` through connectionConfig() is encrypted (pg_stat_ssl), or the error it got. */
   async function sessionSsl(url: string): Promise<boolean | string> {
@@ -189,7 +192,8 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
     const r = await runCli(['--json'], { DATABASE_URL: withParams(server.url, { sslmode: 'allow' }) });
     expect(r.code).toBe(3);
     expect(r.stderr).toBe(
-      'sentinel: config error: DATABASE_URL: sslmode=allow is not supported (it tries plaintext first); use disable, prefer, require, verify-ca or verify-full\n',
+      'sentinel: config error: DATABASE_URL: sslmode=allow is not supported (it tries plaintext first); use ' +
+        'disable, prefer, require, verify-ca or verify-full\n',
     );
   });
 
@@ -207,7 +211,10 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
     const r = await nagios(withParams(server.url, { sslmode: 'verify-full', sslrootcert: otherCa }, 'localhost'));
     expect(r.code).toBe(2);
     expect(r.stdout).toMatch(
-      /^SENTINEL CRITICAL - Database unreachable: (self[- ]signed certificate in certificate chain|unable to verify the first certificate|unable to get local issuer certificate)/,
+      new RegExp(
+        '^SENTINEL CRITICAL - Database unreachable: (self[- ]signed certificate in certificate chai' +
+          'n|unable to verify the first certificate|unable to get local issuer certificate)',
+      ),
     );
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
@@ -231,7 +238,8 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
     const bad = await runCli(['--json'], { DATABASE_URL: withParams(server.url, { sslmode: 'verify_full' }) });
     expect(bad.code).toBe(3);
     expect(bad.stderr).toBe(
-      'sentinel: config error: DATABASE_URL: sslmode must be one of disable, prefer, require, verify-ca, verify-full (got "verify_full")\n',
+      'sentinel: config error: DATABASE_URL: sslmode must be one of disable, prefer, require, verify-ca, ' +
+        'verify-full (got "verify_full")\n',
     );
   });
 

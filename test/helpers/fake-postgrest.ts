@@ -56,7 +56,8 @@ export const answers = {
       503,
       'PGRST000',
       'Database connection error. Retrying the connection.',
-      'connection to server at "127.0.0.1", port 5432 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?\n',
+      'connection to server at "127.0.0.1", port 5432 failed: Connection refused\n\tIs the server running on ' +
+        'that host and accepting TCP/IP connections?\n',
     ),
   /** An internal database client error. */
   pgrst001: (): FakeAnswer =>
@@ -82,7 +83,8 @@ export const answers = {
       400,
       'PGRST200',
       `Could not find a relationship between '${parent}' and '${child}' in the schema cache`,
-      `Searched for a foreign key relationship between '${parent}' and '${child}' in the schema '${schema}', but no matches were found.`,
+      `Searched for a foreign key relationship between '${parent}' and '${child}' in the schema '${schema}', but ` +
+        `no matches were found.`,
     ),
   pgrst202: (fn = 'ops.reload_views'): FakeAnswer =>
     pgrstError(

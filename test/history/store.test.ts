@@ -68,24 +68,27 @@ describe('recordOf', () => {
     });
   });
 
-  it('derives the schema-cache probe: alert and failed are not ok (with the code), skipped or absent is not probed', () => {
-    const probe = (outcome: CheckSummary['outcome'], alerts: Alert[] = []) =>
-      recordOf(result([{ name: 'schema_cache', outcome, duration_ms: 1 }], alerts)).schema_cache;
-    const recovered: Alert = {
-      check: 'schema_cache',
-      level: 'warning',
-      message: 'PGRST002 detected - auto-reload triggered',
-      details: { code: 'PGRST002', recovered: true },
-    };
-    expect(probe('alert', [recovered])).toEqual({ probed: true, ok: false, code: 'PGRST002' });
-    expect(
-      probe('failed', [
-        { check: 'schema_cache', level: 'critical', message: 'Check failed: timeout', details: { error: 'timeout' } },
-      ]),
-    ).toEqual({ probed: true, ok: false });
-    expect(probe('skipped')).toEqual({ probed: false, ok: null });
-    expect(recordOf(result([], [])).schema_cache).toEqual({ probed: false, ok: null });
-  });
+  it(
+    'derives the schema-cache probe: alert and failed are not ok (with the code), skipped or absent is not ' + 'probed',
+    () => {
+      const probe = (outcome: CheckSummary['outcome'], alerts: Alert[] = []) =>
+        recordOf(result([{ name: 'schema_cache', outcome, duration_ms: 1 }], alerts)).schema_cache;
+      const recovered: Alert = {
+        check: 'schema_cache',
+        level: 'warning',
+        message: 'PGRST002 detected - auto-reload triggered',
+        details: { code: 'PGRST002', recovered: true },
+      };
+      expect(probe('alert', [recovered])).toEqual({ probed: true, ok: false, code: 'PGRST002' });
+      expect(
+        probe('failed', [
+          { check: 'schema_cache', level: 'critical', message: 'Check failed: timeout', details: { error: 'timeout' } },
+        ]),
+      ).toEqual({ probed: true, ok: false });
+      expect(probe('skipped')).toEqual({ probed: false, ok: null });
+      expect(recordOf(result([], [])).schema_cache).toEqual({ probed: false, ok: null });
+    },
+  );
 });
 
 describe('FileRunHistory', () => {
@@ -112,7 +115,8 @@ describe('FileRunHistory', () => {
     expect(await history.read(new Date(0), new Date())).toEqual([]);
     await appendFile(
       join(dir, 'history-prod.jsonl'),
-      `${JSON.stringify(record('2025-01-04T10:00:00Z'))}\n{"timestamp":"2025-01-04T10:05\n${JSON.stringify(record('2025-01-04T10:10:00Z', true, 'dev'))}\n`,
+      `${JSON.stringify(record('2025-01-04T10:00:00Z'))}\n{"timestamp":"2025-01-04T10:05\n` +
+        `${JSON.stringify(record('2025-01-04T10:10:00Z', true, 'dev'))}\n`,
     );
     expect(await history.read(new Date(0), new Date('2026-01-01T00:00:00Z'))).toHaveLength(1);
   });

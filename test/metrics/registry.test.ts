@@ -282,32 +282,35 @@ function outageRun(): RunResult {
 const PIPELINE_METRICS = METRICS.map((m) => m.name).filter((n) => n.startsWith('sentinel_pipeline_'));
 
 describe('createMetrics', () => {
-  it('exports every metric of names.ts with its TYPE and HELP, plus the process metrics, on a registry of its own', async () => {
-    const m = createMetrics({ version: '9.9.9' });
-    m.observeRun(firstRun());
-    const exp = await scrape(m);
-    for (const spec of METRICS) {
-      expect(exp.type.get(spec.name), spec.name).toBe(spec.type);
-      expect(exp.help.get(spec.name), spec.name).toBe(spec.help);
-      expect(
-        exp.samples.some((s) => s.name === spec.name || s.name.startsWith(`${spec.name}_`)),
-        `${spec.name} has samples`,
-      ).toBe(true);
-    }
-    for (const name of [
-      'process_cpu_user_seconds_total',
-      'process_resident_memory_bytes',
-      'process_start_time_seconds',
-      'nodejs_heap_size_used_bytes',
-      'nodejs_eventloop_lag_seconds',
-    ]) {
-      expect(exp.type.has(name), name).toBe(true);
-    }
-    expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
-    expect(await globalRegistry.getSingleMetric('sentinel_runs_total')).toBeUndefined();
-    // Two instances do not clash (one registry each).
-    expect(() => createMetrics()).not.toThrow();
-  });
+  it(
+    'exports every metric of names.ts with its TYPE and HELP, plus ' + 'the process metrics, on a registry of its own',
+    async () => {
+      const m = createMetrics({ version: '9.9.9' });
+      m.observeRun(firstRun());
+      const exp = await scrape(m);
+      for (const spec of METRICS) {
+        expect(exp.type.get(spec.name), spec.name).toBe(spec.type);
+        expect(exp.help.get(spec.name), spec.name).toBe(spec.help);
+        expect(
+          exp.samples.some((s) => s.name === spec.name || s.name.startsWith(`${spec.name}_`)),
+          `${spec.name} has samples`,
+        ).toBe(true);
+      }
+      for (const name of [
+        'process_cpu_user_seconds_total',
+        'process_resident_memory_bytes',
+        'process_start_time_seconds',
+        'nodejs_heap_size_used_bytes',
+        'nodejs_eventloop_lag_seconds',
+      ]) {
+        expect(exp.type.has(name), name).toBe(true);
+      }
+      expect(m.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+      expect(await globalRegistry.getSingleMetric('sentinel_runs_total')).toBeUndefined();
+      // Two instances do not clash (one registry each).
+      expect(() => createMetrics()).not.toThrow();
+    },
+  );
 
   it('sets the pipeline gauges from the snapshot, in seconds and 0–1 ratios', async () => {
     const m = createMetrics();
@@ -354,7 +357,8 @@ describe('createMetrics', () => {
 
     expect(value(exp, 'sentinel_alerts_firing', { check: 'stuck_batches', level: 'critical' })).toBe(1);
     expect(value(exp, 'sentinel_alerts_firing', { check: 'stuck_batches', level: 'warning' })).toBe(0);
-    expect(value(exp, 'sentinel_alerts_firing', { check: 'error_spike', level: 'warning' })).toBe(1); // the silenced one left out
+    // the silenced one left out
+    expect(value(exp, 'sentinel_alerts_firing', { check: 'error_spike', level: 'warning' })).toBe(1);
     expect(value(exp, 'sentinel_alerts_firing', { check: 'schema_cache', level: 'warning' })).toBe(1);
     expect(value(exp, 'sentinel_alerts_silenced', { check: 'error_spike' })).toBe(1);
     expect(value(exp, 'sentinel_alerts_silenced', { check: 'stuck_batches' })).toBe(0);
@@ -593,34 +597,39 @@ describe('a follower replica', () => {
     for (const name of PER_RUN_METRICS) expect(METRICS.find((m) => m.name === name)!.type, name).toBe('gauge');
   });
 
-  it('exports none of its last run once leadership is lost, and keeps counters, timestamps and build info', async () => {
-    const m = createMetrics({ version: '9.9.9' });
-    m.observeRun(firstRun());
-    m.observeRun(secondRun());
-    const before = await scrape(m);
-    for (const name of PER_RUN_METRICS) expect(series(before, name).length, `${name} before`).toBeGreaterThan(0);
+  it(
+    'exports none of its last run once leadership is lost, and ' + 'keeps counters, timestamps and build info',
+    async () => {
+      const m = createMetrics({ version: '9.9.9' });
+      m.observeRun(firstRun());
+      m.observeRun(secondRun());
+      const before = await scrape(m);
+      for (const name of PER_RUN_METRICS) expect(series(before, name).length, `${name} before`).toBeGreaterThan(0);
 
-    m.setLeader(false);
-    expect(m.leader).toBe(false);
-    const exp = await scrape(m);
-    for (const name of PER_RUN_METRICS) expect(series(exp, name), name).toEqual([]);
-    expect(value(exp, 'sentinel_leader')).toBe(0);
-    // Unknown until the next follower tick says whether the lock database answers.
-    expect(series(exp, 'sentinel_database_up')).toEqual([]);
-    // Counters and the histogram: as before.
-    expect(value(exp, 'sentinel_runs_total', { status: 'critical' })).toBe(2);
-    expect(value(exp, 'sentinel_schema_cache_reloads_total')).toBe(1);
-    expect(value(exp, 'sentinel_notifications_total', { notifier: 'oncall', type: 'discord', result: 'sent' })).toBe(3);
-    expect(value(exp, 'sentinel_run_duration_seconds_count')).toBe(2);
-    // This process's own last runs (as leader): facts about it, not about the pipeline.
-    expect(value(exp, 'sentinel_last_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:20:32.000Z') / 1000);
-    expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(
-      Date.parse('2025-01-04T10:15:32.123Z') / 1000,
-    );
-    expect(value(exp, 'sentinel_build_info', { version: '9.9.9', node_version: process.version })).toBe(1);
-    // Every metric keeps its HELP and TYPE, samples or not.
-    for (const spec of METRICS) expect(exp.type.get(spec.name), spec.name).toBe(spec.type);
-  });
+      m.setLeader(false);
+      expect(m.leader).toBe(false);
+      const exp = await scrape(m);
+      for (const name of PER_RUN_METRICS) expect(series(exp, name), name).toEqual([]);
+      expect(value(exp, 'sentinel_leader')).toBe(0);
+      // Unknown until the next follower tick says whether the lock database answers.
+      expect(series(exp, 'sentinel_database_up')).toEqual([]);
+      // Counters and the histogram: as before.
+      expect(value(exp, 'sentinel_runs_total', { status: 'critical' })).toBe(2);
+      expect(value(exp, 'sentinel_schema_cache_reloads_total')).toBe(1);
+      expect(value(exp, 'sentinel_notifications_total', { notifier: 'oncall', type: 'discord', result: 'sent' })).toBe(
+        3,
+      );
+      expect(value(exp, 'sentinel_run_duration_seconds_count')).toBe(2);
+      // This process's own last runs (as leader): facts about it, not about the pipeline.
+      expect(value(exp, 'sentinel_last_run_timestamp_seconds')).toBe(Date.parse('2025-01-04T10:20:32.000Z') / 1000);
+      expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(
+        Date.parse('2025-01-04T10:15:32.123Z') / 1000,
+      );
+      expect(value(exp, 'sentinel_build_info', { version: '9.9.9', node_version: process.version })).toBe(1);
+      // Every metric keeps its HELP and TYPE, samples or not.
+      for (const spec of METRICS) expect(exp.type.get(spec.name), spec.name).toBe(spec.type);
+    },
+  );
 
   it('reports on each tick whether it reached the lock database in sentinel_database_up', async () => {
     const m = createMetrics();
@@ -637,19 +646,22 @@ describe('a follower replica', () => {
     expect(value(await scrape(m), 'sentinel_database_up')).toBe(1);
   });
 
-  it('a tick of a process the election has not demoted yet demotes it: the old leader with the database gone', async () => {
-    const m = createMetrics();
-    m.observeRun(firstRun());
-    expect(value(await scrape(m), 'sentinel_database_up')).toBe(1);
-    m.observeStandby({ lockDatabaseReached: false });
-    const exp = await scrape(m);
-    expect(m.leader).toBe(false);
-    expect(value(exp, 'sentinel_leader')).toBe(0);
-    expect(value(exp, 'sentinel_database_up')).toBe(0);
-    expect(series(exp, 'sentinel_pipeline_stuck_batches')).toEqual([]);
-    expect(series(exp, 'sentinel_alerts_firing')).toEqual([]);
-    expect(series(exp, 'sentinel_check_status')).toEqual([]);
-  });
+  it(
+    'a tick of a process the election has not demoted yet demotes ' + 'it: the old leader with the database gone',
+    async () => {
+      const m = createMetrics();
+      m.observeRun(firstRun());
+      expect(value(await scrape(m), 'sentinel_database_up')).toBe(1);
+      m.observeStandby({ lockDatabaseReached: false });
+      const exp = await scrape(m);
+      expect(m.leader).toBe(false);
+      expect(value(exp, 'sentinel_leader')).toBe(0);
+      expect(value(exp, 'sentinel_database_up')).toBe(0);
+      expect(series(exp, 'sentinel_pipeline_stuck_batches')).toEqual([]);
+      expect(series(exp, 'sentinel_alerts_firing')).toEqual([]);
+      expect(series(exp, 'sentinel_check_status')).toEqual([]);
+    },
+  );
 
   it('exports only the new run once it leads again (no earlier probe outcomes either)', async () => {
     const m = createMetrics();

@@ -57,7 +57,8 @@ describe('alertmanager request', () => {
         annotations: {
           summary: '3 batches stuck > 10m: processing(2), validating(1)',
           description:
-            'stuck_batches: [{"status":"processing","batch_count":2,"oldest_age_minutes":15.3}]\ntotal_stuck: 3\nthreshold_minutes: 10',
+            'stuck_batches: [{"status":"processing","batch_count":2,"oldest_age_minutes":15.3}]\ntotal_stuck: ' +
+            '3\nthreshold_minutes: 10',
           remediation: 'Check the worker logs for exceptions and database connectivity.',
         },
         startsAt: '2025-01-04T10:15:32.123Z',
@@ -95,20 +96,23 @@ describe('alertmanager request', () => {
     });
   });
 
-  it('ends a resolved alert at resolvedAt and a firing one at the time of sending + resolve_timeout_minutes', async () => {
-    const notifier = createAlertmanagerNotifier(config({ resolve_timeout_minutes: 60 }), { now: onTime });
-    await notifier.send(
-      notification([
-        event({ kind: 'repeat' }),
-        event({ kind: 'resolved', check: 'schema_cache', resolvedAt: '2025-01-04T10:15:59.000Z' }),
-      ]),
-      sendContext(),
-    );
-    expect(alertsOf().map((a) => [a.labels.alertname, a.startsAt, a.endsAt])).toEqual([
-      ['SentinelStuckBatches', '2025-01-04T10:15:32.123Z', '2025-01-04T11:16:00.000Z'],
-      ['SentinelSchemaCache', '2025-01-04T10:15:32.123Z', '2025-01-04T10:15:59.000Z'],
-    ]);
-  });
+  it(
+    'ends a resolved alert at resolvedAt and a firing one at the ' + 'time of sending + resolve_timeout_minutes',
+    async () => {
+      const notifier = createAlertmanagerNotifier(config({ resolve_timeout_minutes: 60 }), { now: onTime });
+      await notifier.send(
+        notification([
+          event({ kind: 'repeat' }),
+          event({ kind: 'resolved', check: 'schema_cache', resolvedAt: '2025-01-04T10:15:59.000Z' }),
+        ]),
+        sendContext(),
+      );
+      expect(alertsOf().map((a) => [a.labels.alertname, a.startsAt, a.endsAt])).toEqual([
+        ['SentinelStuckBatches', '2025-01-04T10:15:32.123Z', '2025-01-04T11:16:00.000Z'],
+        ['SentinelSchemaCache', '2025-01-04T10:15:32.123Z', '2025-01-04T10:15:59.000Z'],
+      ]);
+    },
+  );
 
   it('resolves the warning-severity alert at once when an alert escalates to critical', () => {
     const alerts = alertmanagerAlerts(
@@ -123,28 +127,31 @@ describe('alertmanager request', () => {
     expect(alerts[1]!.labels).toEqual({ ...alerts[0]!.labels, severity: 'warning' });
   });
 
-  it('counts endsAt of a late delivery (after an outage) from the time of sending, so it does not arrive expired', async () => {
-    const sentAt = '2025-01-04T12:00:00.000Z';
-    const notifier = createAlertmanagerNotifier(config(), { now: () => new Date(sentAt) });
-    await notifier.send(
-      notification([
-        event({ kind: 'repeat' }),
-        event({ kind: 'escalated', check: 'error_spike' }),
-        event({ kind: 'resolved', check: 'schema_cache', resolvedAt: '2025-01-04T10:15:59.000Z' }),
-      ]),
-      sendContext(),
-    );
-    expect(alertsOf().map((a) => [a.labels.alertname, a.labels.severity, a.endsAt])).toEqual([
-      ['SentinelStuckBatches', 'critical', '2025-01-04T12:15:00.000Z'],
-      ['SentinelErrorSpike', 'critical', '2025-01-04T12:15:00.000Z'],
-      // What already ended keeps the time it ended: in the past, so resolved on arrival.
-      ['SentinelErrorSpike', 'warning', CREATED],
-      ['SentinelSchemaCache', 'critical', '2025-01-04T10:15:59.000Z'],
-    ]);
-    expect(alertmanagerAlerts(notification(), 15 * 60_000, new Date(sentAt))[0]!.endsAt).toBe(
-      '2025-01-04T12:15:00.000Z',
-    );
-  });
+  it(
+    'counts endsAt of a late delivery (after an outage) from the ' + 'time of sending, so it does not arrive expired',
+    async () => {
+      const sentAt = '2025-01-04T12:00:00.000Z';
+      const notifier = createAlertmanagerNotifier(config(), { now: () => new Date(sentAt) });
+      await notifier.send(
+        notification([
+          event({ kind: 'repeat' }),
+          event({ kind: 'escalated', check: 'error_spike' }),
+          event({ kind: 'resolved', check: 'schema_cache', resolvedAt: '2025-01-04T10:15:59.000Z' }),
+        ]),
+        sendContext(),
+      );
+      expect(alertsOf().map((a) => [a.labels.alertname, a.labels.severity, a.endsAt])).toEqual([
+        ['SentinelStuckBatches', 'critical', '2025-01-04T12:15:00.000Z'],
+        ['SentinelErrorSpike', 'critical', '2025-01-04T12:15:00.000Z'],
+        // What already ended keeps the time it ended: in the past, so resolved on arrival.
+        ['SentinelErrorSpike', 'warning', CREATED],
+        ['SentinelSchemaCache', 'critical', '2025-01-04T10:15:59.000Z'],
+      ]);
+      expect(alertmanagerAlerts(notification(), 15 * 60_000, new Date(sentAt))[0]!.endsAt).toBe(
+        '2025-01-04T12:15:00.000Z',
+      );
+    },
+  );
 
   it('reads the real clock at every send by default', async () => {
     const notifier = createAlertmanagerNotifier(config());
@@ -273,7 +280,10 @@ describeDeliveryContract({
       retryable: false,
       status: 400,
       matches: [
-        /^alertmanager \(127\.0\.0\.1:\d+\): HTTP 400 Bad Request: "start time must be before end time" \(Alertmanager rejected/,
+        new RegExp(
+          '^alertmanager \\(127\\.0\\.0\\.1:\\d+\\): HTTP 400 Bad Request: "start time must be before' +
+            ' end time" \\(Alertmanager rejected',
+        ),
       ],
     },
     {

@@ -20,7 +20,10 @@ import { within } from '../helpers/wait.js';
  * only it does.
  */
 
-/** Problems as `sentinel` prints them (the real config schema and formatIssues), for one notifier section at `notifiers.0`. */
+/**
+ * Problems as `sentinel` prints them (the real config schema and formatIssues), for one notifier section at
+ * `notifiers.0`.
+ */
 export function problems(section: unknown): string[] {
   const parsed = configSchema.safeParse({ notifiers: [section] });
   return parsed.success ? [] : formatIssues(parsed.error.issues);
@@ -133,22 +136,26 @@ export function describeDeliveryContract(c: DeliveryContract): void {
       expect(c.create().idempotent).toBe(c.idempotent);
     });
 
-    it('gives up on a server that read the request and hangs after timeout_seconds, as a retryable delivery unknown', async () => {
-      server.queue({ status: 200, hang: true });
-      const started = performance.now();
-      const err = await within(
-        sendError(c.create({ timeout_seconds: TIMEOUT_SECONDS }).send(notification(), sendContext())),
-        20_000,
-        'the send to a hanging server',
-      );
-      const elapsed = performance.now() - started;
-      expect(err.retryable).toBe(true);
-      expect(err.deliveryUnknown).toBe(true);
-      expect(err.message).toBe(
-        `${c.label(host())}: delivery unknown (no answer within ${TIMEOUT_SECONDS}s after the request was sent)`,
-      );
-      expect(elapsed).toBeGreaterThanOrEqual(150);
-    });
+    it(
+      'gives up on a server that read the request and hangs after timeout_seconds, as a retryable delivery ' +
+        'unknown',
+      async () => {
+        server.queue({ status: 200, hang: true });
+        const started = performance.now();
+        const err = await within(
+          sendError(c.create({ timeout_seconds: TIMEOUT_SECONDS }).send(notification(), sendContext())),
+          20_000,
+          'the send to a hanging server',
+        );
+        const elapsed = performance.now() - started;
+        expect(err.retryable).toBe(true);
+        expect(err.deliveryUnknown).toBe(true);
+        expect(err.message).toBe(
+          `${c.label(host())}: delivery unknown (no answer within ${TIMEOUT_SECONDS}s after the request was sent)`,
+        );
+        expect(elapsed).toBeGreaterThanOrEqual(150);
+      },
+    );
 
     it('treats a connection reset after the request was sent as a retryable delivery unknown', async () => {
       server.queue({ status: 200, reset: true });
@@ -188,27 +195,31 @@ export function describeDeliveryContract(c: DeliveryContract): void {
       expect(err.message).toBe(`${c.label(host())}: delivery unknown (delivery aborted after the request was sent)`);
     });
 
-    it('never shows a secret in an error when the answer echoes the whole request, final or retryable, or cut at the excerpt', async () => {
-      for (const overrides of c.secretConfigs ?? [() => ({})]) {
-        for (const [status, padding] of [
-          [400, ''],
-          [503, ''],
-          // A secret straddling the excerpt's cut is masked whole, not cut into an unrecognisable half.
-          [500, 'x'.repeat(280)],
-        ] as const) {
-          server.fallback((req) => ({
-            status,
-            body: `${padding}${req.url} ${JSON.stringify(req.headers)} ${req.body}`,
-          }));
-          const err = await sendError(c.create(overrides()).send(notification(), sendContext()));
-          if (!padding) expect(err.message).toContain('***');
-          for (const secret of c.secrets) {
-            expect(err.message).not.toContain(secret);
-            expect(err.message).not.toContain(secret.slice(0, 8));
+    it(
+      'never shows a secret in an error when the answer echoes the whole request, final or retryable, or cut at ' +
+        'the excerpt',
+      async () => {
+        for (const overrides of c.secretConfigs ?? [() => ({})]) {
+          for (const [status, padding] of [
+            [400, ''],
+            [503, ''],
+            // A secret straddling the excerpt's cut is masked whole, not cut into an unrecognisable half.
+            [500, 'x'.repeat(280)],
+          ] as const) {
+            server.fallback((req) => ({
+              status,
+              body: `${padding}${req.url} ${JSON.stringify(req.headers)} ${req.body}`,
+            }));
+            const err = await sendError(c.create(overrides()).send(notification(), sendContext()));
+            if (!padding) expect(err.message).toContain('***');
+            for (const secret of c.secrets) {
+              expect(err.message).not.toContain(secret);
+              expect(err.message).not.toContain(secret.slice(0, 8));
+            }
           }
         }
-      }
-    });
+      },
+    );
 
     for (const e of c.echoes) {
       it(e.name, async () => {

@@ -224,18 +224,22 @@ describe('discord limits', () => {
     ]);
   });
 
-  it('keeps every limit with 12 alerts of 10k-character messages, remediations and 100 detail keys of 2000 characters', () => {
-    const body = discordBody(notification(Array.from({ length: 12 }, (_, i) => huge(i))), { username: 'Sentinel' });
-    expectWithinDiscordLimits(body);
-    expect(body.embeds).toHaveLength(10);
-    expect(body.embeds[9]!.title).toBe('…and 3 more alerts');
-    // Each alert embed still says which alert it is and what it says.
-    body.embeds.slice(0, 9).forEach((e, i) => {
-      expect(e.title).toMatch(new RegExp(`^FIRING critical stuck\\\\_batches \\(source\\\\_${i}\\\\_s+…$`));
-      expect(e.description).toMatch(new RegExp(`^${i}: m+…`));
-      expect(e.description).toContain('*firing since 2025-01-04 10:15 UTC*');
-    });
-  });
+  it(
+    'keeps every limit with 12 alerts of 10k-character messages, remediations and 100 detail keys of 2000 ' +
+      'characters',
+    () => {
+      const body = discordBody(notification(Array.from({ length: 12 }, (_, i) => huge(i))), { username: 'Sentinel' });
+      expectWithinDiscordLimits(body);
+      expect(body.embeds).toHaveLength(10);
+      expect(body.embeds[9]!.title).toBe('…and 3 more alerts');
+      // Each alert embed still says which alert it is and what it says.
+      body.embeds.slice(0, 9).forEach((e, i) => {
+        expect(e.title).toMatch(new RegExp(`^FIRING critical stuck\\\\_batches \\(source\\\\_${i}\\\\_s+…$`));
+        expect(e.description).toMatch(new RegExp(`^${i}: m+…`));
+        expect(e.description).toContain('*firing since 2025-01-04 10:15 UTC*');
+      });
+    },
+  );
 
   it('cuts one huge alert to 25 fields, noting the details left out, within 4096 and 6000', () => {
     const body = discordBody(notification([huge(0, { subject: undefined })]), { username: 'Sentinel' });

@@ -53,7 +53,8 @@ describe('request() redacts every message it builds', () => {
   });
 
   it('keeps a Discord webhook URL with credentials out of the error fetch raises for it', async () => {
-    const webhookUrl = `http://sentinel:${PASSWORD}@${new URL(server.url).host}/api/webhooks/123456789012345678/${TOKEN}`;
+    const host = new URL(server.url).host;
+    const webhookUrl = `http://sentinel:${PASSWORD}@${host}/api/webhooks/123456789012345678/${TOKEN}`;
     const notifier = createDiscordNotifier(
       discordConfigSchema.parse({ name: 'oncall', type: 'discord', webhook_url: webhookUrl }),
     );
@@ -67,37 +68,47 @@ describe('request() redacts every message it builds', () => {
 });
 
 describe('request() knows whether the request left this process whole ("body sent")', () => {
-  it('a server that accepted the connection but never reads: a small request is in its buffers, so the outcome is unknown', async () => {
-    server.readLater(Infinity);
-    const err = await sendError(
-      request({ url: `${server.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }),
-    );
-    expect(err.retryable).toBe(true);
-    expect(err.deliveryUnknown).toBe(true);
-    expect(err.message).toBe('hook: delivery unknown (no answer within 0.2s after the request was sent)');
-    expect(server.accepted).toBe(1);
-    expect(server.requests).toHaveLength(0);
-  });
+  it(
+    'a server that accepted the connection but never reads: a small request is in its buffers, so the outcome ' +
+      'is unknown',
+    async () => {
+      server.readLater(Infinity);
+      const err = await sendError(
+        request({ url: `${server.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }),
+      );
+      expect(err.retryable).toBe(true);
+      expect(err.deliveryUnknown).toBe(true);
+      expect(err.message).toBe('hook: delivery unknown (no answer within 0.2s after the request was sent)');
+      expect(server.accepted).toBe(1);
+      expect(server.requests).toHaveLength(0);
+    },
+  );
 
-  it('a server that never reads a request too large for the socket buffers: not sent whole, so known undelivered', async () => {
-    server.readLater(Infinity);
-    const err = await sendError(
-      request({ url: `${server.url}/hook`, body: 'x'.repeat(32 * 1024 * 1024), label: 'hook', timeoutMs: 300 }),
-    );
-    expect(err.retryable).toBe(true);
-    expect(err.deliveryUnknown).toBe(false);
-    expect(err.message).toBe('hook: timed out after 0.3s before the request was sent');
-  });
+  it(
+    'a server that never reads a request too large for the socket ' + 'buffers: not sent whole, so known undelivered',
+    async () => {
+      server.readLater(Infinity);
+      const err = await sendError(
+        request({ url: `${server.url}/hook`, body: 'x'.repeat(32 * 1024 * 1024), label: 'hook', timeoutMs: 300 }),
+      );
+      expect(err.retryable).toBe(true);
+      expect(err.deliveryUnknown).toBe(false);
+      expect(err.message).toBe('hook: timed out after 0.3s before the request was sent');
+    },
+  );
 
-  it('a slow-accepting server that reads the body only after the timeout: unknown, and it does receive the request', async () => {
-    server.readLater(400);
-    const err = await sendError(
-      request({ url: `${server.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }),
-    );
-    expect(err.deliveryUnknown).toBe(true);
-    await server.received(1);
-    expect(server.requests.map((r) => r.body)).toEqual(['{"text":"hello"}']);
-  });
+  it(
+    'a slow-accepting server that reads the body only after the timeout: unknown, and it does receive the ' + 'request',
+    async () => {
+      server.readLater(400);
+      const err = await sendError(
+        request({ url: `${server.url}/hook`, body: '{"text":"hello"}', label: 'hook', timeoutMs: 200 }),
+      );
+      expect(err.deliveryUnknown).toBe(true);
+      await server.received(1);
+      expect(server.requests.map((r) => r.body)).toEqual(['{"text":"hello"}']);
+    },
+  );
 
   it('an answer after the request was sent decides, however slow the body was to be read', async () => {
     server.readLater(50);

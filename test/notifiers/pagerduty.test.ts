@@ -173,21 +173,24 @@ describe('pagerduty request', () => {
     expect(e!.payload!.custom_details).toMatchObject({ details_truncated: true });
   });
 
-  it('appends /v2/enqueue to an api_base_url with a trailing slash; defaults to https://events.pagerduty.com', async () => {
-    await createPagerdutyNotifier(config({ api_base_url: `${server.url}/` })).send(notification(), sendContext());
-    expect(server.requests[0]!.url).toBe('/v2/enqueue');
-    const parsed = pagerdutyConfigSchema.parse({ name: 'pager', type: 'pagerduty', routing_key: ROUTING_KEY });
-    expect(parsed).toMatchObject({
-      api_base_url: 'https://events.pagerduty.com',
-      client: 'Sentinel',
-      min_level: 'warning',
-      send_resolved: true,
-      timeout_seconds: 10,
-    });
-    const notifier = createPagerdutyNotifier(parsed);
-    expect(notifier).toMatchObject({ name: 'pager', type: 'pagerduty', minLevel: 'warning', sendResolved: true });
-    expect(notifier.secrets()).toEqual([ROUTING_KEY]);
-  });
+  it(
+    'appends /v2/enqueue to an api_base_url with a trailing ' + 'slash; defaults to https://events.pagerduty.com',
+    async () => {
+      await createPagerdutyNotifier(config({ api_base_url: `${server.url}/` })).send(notification(), sendContext());
+      expect(server.requests[0]!.url).toBe('/v2/enqueue');
+      const parsed = pagerdutyConfigSchema.parse({ name: 'pager', type: 'pagerduty', routing_key: ROUTING_KEY });
+      expect(parsed).toMatchObject({
+        api_base_url: 'https://events.pagerduty.com',
+        client: 'Sentinel',
+        min_level: 'warning',
+        send_resolved: true,
+        timeout_seconds: 10,
+      });
+      const notifier = createPagerdutyNotifier(parsed);
+      expect(notifier).toMatchObject({ name: 'pager', type: 'pagerduty', minLevel: 'warning', sendResolved: true });
+      expect(notifier.secrets()).toEqual([ROUTING_KEY]);
+    },
+  );
 });
 
 describe('pagerduty config', () => {

@@ -34,37 +34,42 @@ function mailOf(index = 0): SendgridMail {
 }
 
 describe('sendgrid request', () => {
-  it('posts the documented Mail Send request: path, bearer key, JSON body with text/plain before text/html', async () => {
-    const notifier = createSendgridNotifier(config());
-    await notifier.send(notification(), sendContext());
+  it(
+    'posts the documented Mail Send request: path, bearer key, ' + 'JSON body with text/plain before text/html',
+    async () => {
+      const notifier = createSendgridNotifier(config());
+      await notifier.send(notification(), sendContext());
 
-    expect(server.requests).toHaveLength(1);
-    const req = server.requests[0]!;
-    expect(req.method).toBe('POST');
-    expect(req.url).toBe('/v3/mail/send');
-    expect(req.headers.authorization).toBe(`Bearer ${API_KEY}`);
-    expect(req.headers['content-type']).toBe('application/json');
+      expect(server.requests).toHaveLength(1);
+      const req = server.requests[0]!;
+      expect(req.method).toBe('POST');
+      expect(req.url).toBe('/v3/mail/send');
+      expect(req.headers.authorization).toBe(`Bearer ${API_KEY}`);
+      expect(req.headers['content-type']).toBe('application/json');
 
-    const mail = mailOf();
-    expect(Object.keys(mail).sort()).toEqual(['content', 'from', 'personalizations', 'subject']);
-    expect(mail.personalizations).toEqual([{ to: [{ email: 'sre@example.com' }, { email: 'oncall@example.com' }] }]);
-    expect(mail.from).toEqual({ email: 'sentinel@example.com', name: 'Sentinel' });
-    expect(mail.subject).toBe('[prod] Sentinel: 1 critical: 3 batches stuck > 10m: processing(2), validating(1)');
-    expect(mail.content.map((c) => c.type)).toEqual(['text/plain', 'text/html']);
+      const mail = mailOf();
+      expect(Object.keys(mail).sort()).toEqual(['content', 'from', 'personalizations', 'subject']);
+      expect(mail.personalizations).toEqual([{ to: [{ email: 'sre@example.com' }, { email: 'oncall@example.com' }] }]);
+      expect(mail.from).toEqual({ email: 'sentinel@example.com', name: 'Sentinel' });
+      expect(mail.subject).toBe('[prod] Sentinel: 1 critical: 3 batches stuck > 10m: processing(2), validating(1)');
+      expect(mail.content.map((c) => c.type)).toEqual(['text/plain', 'text/html']);
 
-    const [text, html] = mail.content;
-    expect(text.value).toContain('3 batches stuck > 10m');
-    expect(html.value).toContain('3 batches stuck &gt; 10m');
-    for (const body of [text.value, html.value]) {
-      expect(body).toContain('Check the worker logs for exceptions and database connectivity.');
-      expect(body).toContain('firing since 2025-01-04 10:15 UTC');
-      expect(body).toContain('total_stuck: 3');
-      expect(body).toContain('sentinel ack a1b2c3d4');
-      expect(body).toContain('sentinel-host');
-    }
-    expect(text.value.split('\n')[0]).toBe('[prod] Sentinel: 1 critical');
-    expect(text.value).toContain('FIRING critical stuck_batches: 3 batches stuck > 10m: processing(2), validating(1)');
-  });
+      const [text, html] = mail.content;
+      expect(text.value).toContain('3 batches stuck > 10m');
+      expect(html.value).toContain('3 batches stuck &gt; 10m');
+      for (const body of [text.value, html.value]) {
+        expect(body).toContain('Check the worker logs for exceptions and database connectivity.');
+        expect(body).toContain('firing since 2025-01-04 10:15 UTC');
+        expect(body).toContain('total_stuck: 3');
+        expect(body).toContain('sentinel ack a1b2c3d4');
+        expect(body).toContain('sentinel-host');
+      }
+      expect(text.value.split('\n')[0]).toBe('[prod] Sentinel: 1 critical');
+      expect(text.value).toContain(
+        'FIRING critical stuck_batches: 3 batches stuck > 10m: processing(2), validating(1)',
+      );
+    },
+  );
 
   it('takes a from name and appends the path to an api_base_url with a trailing slash or a path prefix', async () => {
     await createSendgridNotifier(
@@ -275,7 +280,8 @@ describeDeliveryContract({
             errors: [
               {
                 message:
-                  'The from address does not match a verified Sender Identity. Mail cannot be sent until this error is resolved.',
+                  'The from address does not match a verified Sender Identity. Mail cannot be sent until this ' +
+                  'error is resolved.',
                 field: 'from',
                 help: null,
               },

@@ -95,7 +95,9 @@ describe('slack request', () => {
     expect(req.headers['content-type']).toBe('application/json');
 
     expect(messageOf()).toEqual({
-      text: '[prod] Sentinel: 1 critical\nFIRING critical stuck_batches: 3 batches stuck &gt; 10m: processing(2), validating(1)',
+      text:
+        '[prod] Sentinel: 1 critical\nFIRING critical stuck_batches: 3 batches stuck &gt; 10m: ' +
+        'processing(2), validating(1)',
       blocks: [
         { type: 'header', text: { type: 'plain_text', text: '[prod] Sentinel: 1 critical' } },
         {
@@ -140,7 +142,9 @@ describe('slack request', () => {
       elements: [
         {
           type: 'mrkdwn',
-          text: 'resolved at 2025-01-04 11:00 UTC (firing since 2025-01-04 10:15 UTC) · prod · sentinel-host · alert a1b2c3d4',
+          text:
+            'resolved at 2025-01-04 11:00 UTC (firing since 2025-01-04 10:15 UTC) · prod · sentinel-host · ' +
+            'alert a1b2c3d4',
         },
       ],
     });
@@ -202,14 +206,17 @@ describe('slack limits', () => {
     expect(sections(body).at(-1)!.text.text.split('\n')[0]).toBe('*…and 6 more alerts:*');
   });
 
-  it('cuts one huge alert to a 3000-character section that still names the alert, and counts the details left out', () => {
-    const body = slackBody(notification([huge(0)]));
-    expectWithinSlackLimits(body);
-    const text = sections(body)[0]!.text.text;
-    expect(text.length).toBeLessThanOrEqual(3000);
-    expect(text.startsWith(':red_circle: *FIRING critical* stuck_batches (src_0)\n0: mmm')).toBe(true);
-    expect(text).toMatch(/\n• …\d+ more details/);
-  });
+  it(
+    'cuts one huge alert to a 3000-character section that still ' + 'names the alert, and counts the details left out',
+    () => {
+      const body = slackBody(notification([huge(0)]));
+      expectWithinSlackLimits(body);
+      const text = sections(body)[0]!.text.text;
+      expect(text.length).toBeLessThanOrEqual(3000);
+      expect(text.startsWith(':red_circle: *FIRING critical* stuck_batches (src_0)\n0: mmm')).toBe(true);
+      expect(text).toMatch(/\n• …\d+ more details/);
+    },
+  );
 
   it('never cuts an escaped character in half', () => {
     const body = slackBody(notification([event({ message: '<'.repeat(5000) })]));

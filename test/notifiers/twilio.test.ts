@@ -102,31 +102,34 @@ describe('twilio request', () => {
     expect(form!.get('MessagingServiceSid')).toBe(SERVICE_SID);
   });
 
-  it('appends the documented path to an api_base_url with a trailing slash; defaults to https://api.twilio.com', async () => {
-    await createTwilioNotifier(config({ api_base_url: `${server.url}/`, to: [RECIPIENTS[0]] })).send(
-      notification(),
-      sendContext(),
-    );
-    expect(server.requests[0]!.url).toBe(MESSAGES_PATH);
-    const parsed = twilioConfigSchema.parse({
-      name: 'sms',
-      type: 'twilio',
-      account_sid: ACCOUNT_SID,
-      auth_token: AUTH_TOKEN,
-      from: '+15550001111',
-      to: ['+15550002222'],
-    });
-    expect(parsed).toMatchObject({
-      api_base_url: 'https://api.twilio.com',
-      min_level: 'warning',
-      send_resolved: true,
-      timeout_seconds: 10,
-    });
-    const notifier = createTwilioNotifier(parsed);
-    expect(notifier).toMatchObject({ name: 'sms', type: 'twilio', minLevel: 'warning', sendResolved: true });
-    expect(notifier.secrets()).toContain(AUTH_TOKEN);
-    expect(notifier.secrets()).toContain(Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64'));
-  });
+  it(
+    'appends the documented path to an api_base_url with a ' + 'trailing slash; defaults to https://api.twilio.com',
+    async () => {
+      await createTwilioNotifier(config({ api_base_url: `${server.url}/`, to: [RECIPIENTS[0]] })).send(
+        notification(),
+        sendContext(),
+      );
+      expect(server.requests[0]!.url).toBe(MESSAGES_PATH);
+      const parsed = twilioConfigSchema.parse({
+        name: 'sms',
+        type: 'twilio',
+        account_sid: ACCOUNT_SID,
+        auth_token: AUTH_TOKEN,
+        from: '+15550001111',
+        to: ['+15550002222'],
+      });
+      expect(parsed).toMatchObject({
+        api_base_url: 'https://api.twilio.com',
+        min_level: 'warning',
+        send_resolved: true,
+        timeout_seconds: 10,
+      });
+      const notifier = createTwilioNotifier(parsed);
+      expect(notifier).toMatchObject({ name: 'sms', type: 'twilio', minLevel: 'warning', sendResolved: true });
+      expect(notifier.secrets()).toContain(AUTH_TOKEN);
+      expect(notifier.secrets()).toContain(Buffer.from(`${ACCOUNT_SID}:${AUTH_TOKEN}`).toString('base64'));
+    },
+  );
 
   it('sends a storm of 50 alerts as exactly ONE SMS per recipient, within two segments', async () => {
     await createTwilioNotifier(config()).send(storm(50), sendContext());
@@ -136,8 +139,10 @@ describe('twilio request', () => {
     const body = bodies[0]!;
     expectSmsSized(body);
     expect(body).toBe(
-      '[prod] Sentinel: 10 critical, 40 warning: Error rate 30.0% > 25.0% threshold for source vendor_0; Error rate 35.0% > 25.0% threshold for source vendor_5; ' +
-        'Error rate 30.0% > 25.0% threshold for source vendor_10; Error rate 35.0% > 25.0% threshold for source vendor_15 (+46 more)',
+      '[prod] Sentinel: 10 critical, 40 warning: Error rate 30.0% > 25.0% threshold for source vendor_0; Error ' +
+        'rate 35.0% > 25.0% threshold for source vendor_5; ' +
+        'Error rate 30.0% > 25.0% threshold for source vendor_10; Error rate 35.0% > 25.0% threshold for source ' +
+        'vendor_15 (+46 more)',
     );
   });
 
@@ -148,7 +153,8 @@ describe('twilio request', () => {
       event({ check: 'schema_cache', message: 'PostgREST schema cache is stale' }),
     ]);
     expect(smsBody(n)).toBe(
-      '[prod] Sentinel: 2 critical, 1 warning: 3 batches stuck > 10m: processing(2), validating(1); PostgREST schema cache is stale; Error rate 31.0% > 25.0% for source acme',
+      '[prod] Sentinel: 2 critical, 1 warning: 3 batches stuck > 10m: processing(2), validating(1); PostgREST ' +
+        'schema cache is stale; Error rate 31.0% > 25.0% for source acme',
     );
     expect(smsBody(n, 110)).toBe(
       '[prod] Sentinel: 2 critical, 1 warning: 3 batches stuck > 10m: processing(2), validating(1) (+2 more)',
@@ -185,7 +191,8 @@ describe('twilio request', () => {
       ]),
     );
     expect(body).toBe(
-      '[prod] Sentinel test notification: Test notification from Sentinel on sentinel-host: if you can read this, notifier "sms" works.',
+      '[prod] Sentinel test notification: Test notification from Sentinel on sentinel-host: if you can read ' +
+        'this, notifier "sms" works.',
     );
   });
 });

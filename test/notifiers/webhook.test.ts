@@ -207,7 +207,10 @@ describe('webhook config', () => {
   });
 });
 
-/** A URL with a token in its path and its query, a signing secret and an Authorization header: every kind of secret a webhook has. */
+/**
+ * A URL with a token in its path and its query, a signing secret and an Authorization header: every kind of secret a
+ * webhook has.
+ */
 const withSecrets = (): Record<string, unknown> => ({
   url: `${server.url}/hooks/tok_0123456789abcdef?key=query-secret-1`,
   secret: SECRET,

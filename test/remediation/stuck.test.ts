@@ -30,7 +30,8 @@ async function waitUntilWaitingForLock(names: string[]): Promise<void> {
   await until(
     async () => {
       const { rows } = await getDb().pool.query<{ n: number }>(
-        `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = any($1) and wait_event_type = 'Lock'`,
+        `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name ` +
+          `= any($1) and wait_event_type = 'Lock'`,
         [names],
       );
       return rows[0]!.n === names.length;
@@ -54,20 +55,23 @@ async function auditRows(): Promise<Array<{ id: number; reason: string; batch_id
 }
 
 describe('findStuck', () => {
-  it('lists only processing-status batches older than the threshold, oldest first, ages on the database clock', async () => {
-    const db = getDb().pool;
-    const old = await insertBatch(db, { status: 'validating', updated_at: minutesAgo(45) });
-    const edge = await insertBatch(db, { status: 'processing', updated_at: minutesAgo(30.5) });
-    await insertBatch(db, { status: 'inserting', updated_at: minutesAgo(29.5) });
-    await insertBatch(db, { status: 'uploaded', updated_at: minutesAgo(90) });
-    await insertBatch(db, { status: 'completed', updated_at: minutesAgo(90) });
-    await insertBatch(db, { status: 'failed', updated_at: minutesAgo(90) });
-    const found = await findStuck(db, { olderThanMinutes: 30 });
-    expect(found.map((b) => b.id)).toEqual([old, edge]);
-    expect(found[0]).toMatchObject({ source: 'vendor_a', status: 'validating' });
-    expect(found[0]!.age_minutes).toBeGreaterThanOrEqual(45);
-    expect(found[0]!.age_minutes).toBeLessThan(46);
-  });
+  it(
+    'lists only processing-status batches older than the ' + 'threshold, oldest first, ages on the database clock',
+    async () => {
+      const db = getDb().pool;
+      const old = await insertBatch(db, { status: 'validating', updated_at: minutesAgo(45) });
+      const edge = await insertBatch(db, { status: 'processing', updated_at: minutesAgo(30.5) });
+      await insertBatch(db, { status: 'inserting', updated_at: minutesAgo(29.5) });
+      await insertBatch(db, { status: 'uploaded', updated_at: minutesAgo(90) });
+      await insertBatch(db, { status: 'completed', updated_at: minutesAgo(90) });
+      await insertBatch(db, { status: 'failed', updated_at: minutesAgo(90) });
+      const found = await findStuck(db, { olderThanMinutes: 30 });
+      expect(found.map((b) => b.id)).toEqual([old, edge]);
+      expect(found[0]).toMatchObject({ source: 'vendor_a', status: 'validating' });
+      expect(found[0]!.age_minutes).toBeGreaterThanOrEqual(45);
+      expect(found[0]!.age_minutes).toBeLessThan(46);
+    },
+  );
 
   it('filters by source', async () => {
     const db = getDb().pool;
@@ -99,7 +103,8 @@ describe('failStuck', () => {
     expect(after[fresh]!.status).toBe('processing');
     expect(after[done]!.status).toBe('completed');
     const { rows } = await db.query(
-      "select completed_at > now() - interval '1 minute' as recent, updated_at > now() - interval '1 minute' as touched from intake.simplicity_batches where id = $1",
+      "select completed_at > now() - interval '1 minute' as recent, " +
+        "updated_at > now() - interval '1 minute' as touched from intake.simplicity_batches where id = $1",
       [stuck],
     );
     expect(rows[0]).toEqual({ recent: true, touched: true });

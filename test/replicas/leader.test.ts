@@ -130,7 +130,9 @@ describe('LeaderElection', () => {
     const b = election();
     expect(await a.e.check()).toBe(true);
     await db().pool.query(
-      `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sentinel-leader' and datname = current_database() and pid in (select pid from pg_locks where locktype = 'advisory' and granted)`,
+      `select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sentinel-leader' and ` +
+        `datname = current_database() and pid in (select pid from pg_locks where locktype = 'advisory' and ` +
+        `granted)`,
     );
     await waitFor(() => !a.e.isLeader, 5000, 'the connection error to be noticed');
     expect(a.lines.at(-1)).toMatch(/^Lost leadership: the lock connection (failed|ended)/);
@@ -142,65 +144,74 @@ describe('LeaderElection', () => {
 });
 
 describe('LeaderElection after a network cut (the orphaned lock session)', () => {
-  it('the lock connection asks PostgreSQL to drop it soon after its client is gone, and leaves idle_session_timeout alone', async () => {
-    const a = election(4242n, { deadSessionTimeoutMs: 6000 });
-    expect(await a.e.check()).toBe(true);
-    const client = lockClient(a.e);
-    // SHOW reads the live socket options of this TCP session.
-    expect((await client.query('show tcp_keepalives_idle')).rows[0]).toEqual({ tcp_keepalives_idle: '3' });
-    expect(
-      await settingsOf(client, [
-        'tcp_keepalives_idle',
-        'tcp_keepalives_interval',
-        'tcp_keepalives_count',
-        'tcp_user_timeout',
-        'idle_session_timeout',
-      ]),
-    ).toEqual({
-      tcp_keepalives_idle: '3',
-      tcp_keepalives_interval: '1',
-      tcp_keepalives_count: '3',
-      tcp_user_timeout: '6000',
-      // Not set: the lock session is idle between runs and must stay.
-      idle_session_timeout: '0',
-    });
-    const { rows } = await client.query<{ application_name: string }>(
-      'select application_name from pg_stat_activity where pid = pg_backend_pid()',
-    );
-    expect(rows[0]!.application_name).toBe('sentinel-leader');
-    expect(a.e.backendPid).toBe((await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid);
-  });
+  it(
+    'the lock connection asks PostgreSQL to drop it soon after its client is gone, and leaves ' +
+      'idle_session_timeout alone',
+    async () => {
+      const a = election(4242n, { deadSessionTimeoutMs: 6000 });
+      expect(await a.e.check()).toBe(true);
+      const client = lockClient(a.e);
+      // SHOW reads the live socket options of this TCP session.
+      expect((await client.query('show tcp_keepalives_idle')).rows[0]).toEqual({ tcp_keepalives_idle: '3' });
+      expect(
+        await settingsOf(client, [
+          'tcp_keepalives_idle',
+          'tcp_keepalives_interval',
+          'tcp_keepalives_count',
+          'tcp_user_timeout',
+          'idle_session_timeout',
+        ]),
+      ).toEqual({
+        tcp_keepalives_idle: '3',
+        tcp_keepalives_interval: '1',
+        tcp_keepalives_count: '3',
+        tcp_user_timeout: '6000',
+        // Not set: the lock session is idle between runs and must stay.
+        idle_session_timeout: '0',
+      });
+      const { rows } = await client.query<{ application_name: string }>(
+        'select application_name from pg_stat_activity where pid = pg_backend_pid()',
+      );
+      expect(rows[0]!.application_name).toBe('sentinel-leader');
+      expect(a.e.backendPid).toBe((await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid);
+    },
+  );
 
-  it('keepalive settings: about the timeout in total, never below 5 s; operator options in the URL are kept', async () => {
-    const total = (s: Record<string, number>) =>
-      s.tcp_keepalives_idle! + s.tcp_keepalives_interval! * s.tcp_keepalives_count!;
-    expect(deadSessionSettings(1000)).toEqual({
-      tcp_keepalives_idle: 2,
-      tcp_keepalives_interval: 1,
-      tcp_keepalives_count: 3,
-      tcp_user_timeout: 5000,
-    });
-    for (const ms of [5000, 10_000, 60_000, 300_000, 3_600_000]) {
-      const s = deadSessionSettings(ms);
-      expect(total(s)).toBeLessThanOrEqual(ms / 1000);
-      expect(total(s)).toBeGreaterThanOrEqual(ms / 1000 - 3);
-      expect(s.tcp_user_timeout).toBe(ms);
-    }
-    const withOptions = `${db().url}?options=${encodeURIComponent('-c search_path=ops,public')}`;
-    const target = leaderConnection(withOptions, 5000);
-    expect(target.connectionString).not.toContain('options=');
-    expect(target.options).toBe(
-      '-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3 -c tcp_user_timeout=5000 -c search_path=ops,public',
-    );
-    const a = election(4243n, { connectionString: withOptions });
-    expect(await a.e.check()).toBe(true);
-    expect(await settingsOf(lockClient(a.e), ['search_path', 'tcp_user_timeout'])).toEqual({
-      search_path: 'ops,public',
-      tcp_user_timeout: '10000',
-    });
-  });
+  it(
+    'keepalive settings: about the timeout in total, never below ' + '5 s; operator options in the URL are kept',
+    async () => {
+      const total = (s: Record<string, number>) =>
+        s.tcp_keepalives_idle! + s.tcp_keepalives_interval! * s.tcp_keepalives_count!;
+      expect(deadSessionSettings(1000)).toEqual({
+        tcp_keepalives_idle: 2,
+        tcp_keepalives_interval: 1,
+        tcp_keepalives_count: 3,
+        tcp_user_timeout: 5000,
+      });
+      for (const ms of [5000, 10_000, 60_000, 300_000, 3_600_000]) {
+        const s = deadSessionSettings(ms);
+        expect(total(s)).toBeLessThanOrEqual(ms / 1000);
+        expect(total(s)).toBeGreaterThanOrEqual(ms / 1000 - 3);
+        expect(s.tcp_user_timeout).toBe(ms);
+      }
+      const withOptions = `${db().url}?options=${encodeURIComponent('-c search_path=ops,public')}`;
+      const target = leaderConnection(withOptions, 5000);
+      expect(target.connectionString).not.toContain('options=');
+      expect(target.options).toBe(
+        '-c tcp_keepalives_idle=2 -c tcp_keepalives_interval=1 -c tcp_keepalives_count=3 -c tcp_user_timeout=5000 ' +
+          '-c search_path=ops,public',
+      );
+      const a = election(4243n, { connectionString: withOptions });
+      expect(await a.e.check()).toBe(true);
+      expect(await settingsOf(lockClient(a.e), ['search_path', 'tcp_user_timeout'])).toEqual({
+        search_path: 'ops,public',
+        tcp_user_timeout: '10000',
+      });
+    },
+  );
 
-  it('a leader cut off without PostgreSQL noticing terminates its old backend on reconnect, and a follower takes over within its poll', async () => {
+  it('a leader cut off without PostgreSQL noticing terminates its old backend on reconnect, and a follower takes ' +
+    'over within its poll', async () => {
     const url = new URL(db().url);
     const proxy = await startCuttableProxy({ host: url.hostname, port: Number(url.port || 5432) });
     try {
@@ -223,7 +234,8 @@ describe('LeaderElection after a network cut (the orphaned lock session)', () =>
       // The follower's next poll takes the lock: no waiting for keepalives (10 s by default).
       expect(await b.e.check()).toBe(true);
       expect(a.lines).toContain(
-        `Terminated this process's previous lock session (backend pid ${orphan}), which PostgreSQL still kept after the connection was lost, so the leader lock is free`,
+        `Terminated this process's previous lock session (backend pid ${orphan}), which PostgreSQL still kept ` +
+          `after the connection was lost, so the leader lock is free`,
       );
       expect(a.lines.some((l) => /^Lost leadership: the lock connection failed/.test(l))).toBe(true);
       expect([a.e.isLeader, b.e.isLeader]).toEqual([false, true]);
@@ -231,7 +243,8 @@ describe('LeaderElection after a network cut (the orphaned lock session)', () =>
       const gone = await db().pool.query('select 1 from pg_stat_activity where pid = $1', [orphan]);
       expect(gone.rowCount).toBe(0);
       const holders = await db().pool.query<{ pid: number }>(
-        `select pid from pg_locks where locktype = 'advisory' and granted and objid = 4244 and database = (select oid from pg_database where datname = current_database())`,
+        `select pid from pg_locks where locktype = 'advisory' and granted and objid = 4244 and database = (select ` +
+          `oid from pg_database where datname = current_database())`,
       );
       expect(holders.rows.map((r) => r.pid)).toEqual([b.e.backendPid]);
       // The deposed process competes again and stands by.
@@ -277,7 +290,10 @@ describe('LeaderElection after a network cut (the orphaned lock session)', () =>
       expect(await a.e.check()).toBe(true);
       expect(refused).toEqual(['options']);
       expect(a.lines[0]).toMatch(
-        /^The lock database refused the keepalive settings in the startup options \(unsupported startup parameter: options\): connecting without them/,
+        new RegExp(
+          '^The lock database refused the keepalive settings in the startup options \\(unsupported st' +
+            'artup parameter: options\\): connecting without them',
+        ),
       );
       expect(await settingsOf(lockClient(a.e), ['tcp_user_timeout'])).toEqual({ tcp_user_timeout: '0' });
       // Remembered: it does not try (and warn) again on every reconnect.

@@ -210,7 +210,8 @@ describe('replicas: several sentinel serve processes on one database', () => {
     60_000,
   );
 
-  it('kill -9 of the leader: a follower takes over within one interval plus one poll, and does not page again', async () => {
+  it('kill -9 of the leader: a follower takes over within one ' +
+    'interval plus one poll, and does not page again', async () => {
     await stuckBatch();
     const replicas = await startReplicas(3);
     const leader = await waitForOneLeader(replicas);
@@ -230,13 +231,15 @@ describe('replicas: several sentinel serve processes on one database', () => {
       'a follower to take over and run',
     );
     console.log(
-      `[replicas] failover after kill -9 of the leader: ${Date.now() - killedAt} ms to the new leader's first finished run (interval ${INTERVAL_S}s, poll ${INTERVAL_S}s)`,
+      `[replicas] failover after kill -9 of the leader: ${Date.now() - killedAt} ms to the new leader's first ` +
+        `finished run (interval ${INTERVAL_S}s, poll ${INTERVAL_S}s)`,
     );
     // The time is reported above, not bounded (the wait's 15 s limit is the "does not hang").
     // What happened: exactly one session, the new leader's, holds the lock.
     const holders = await db().pool.query(
       `select 1 from pg_stat_activity a join pg_locks l on l.pid = a.pid
-        where a.application_name = 'sentinel-leader' and a.datname = current_database() and l.locktype = 'advisory' and l.granted`,
+        where a.application_name = 'sentinel-leader' and a.datname = current_database()
+          and l.locktype = 'advisory' and l.granted`,
     );
     expect(holders.rowCount).toBe(1);
 
@@ -248,7 +251,8 @@ describe('replicas: several sentinel serve processes on one database', () => {
     expect(next!.runs().at(-1)).toMatchObject({ role: 'leader', overall_status: 'critical' });
   }, 60_000);
 
-  it("pg_terminate_backend of the leader's sentinel-leader backend: it steps down, exactly one leader afterwards, no double page", async () => {
+  it("pg_terminate_backend of the leader's sentinel-leader backend: it steps " +
+    'down, exactly one leader afterwards, no double page', async () => {
     await stuckBatch();
     const replicas = await startReplicas(3);
     const leader = await waitForOneLeader(replicas);
@@ -256,7 +260,8 @@ describe('replicas: several sentinel serve processes on one database', () => {
 
     const { rows } = await db().pool.query<{ pid: number }>(
       `select a.pid from pg_stat_activity a join pg_locks l on l.pid = a.pid
-        where a.application_name = 'sentinel-leader' and a.datname = current_database() and l.locktype = 'advisory' and l.granted`,
+        where a.application_name = 'sentinel-leader' and a.datname = current_database()
+          and l.locktype = 'advisory' and l.granted`,
     );
     expect(rows).toHaveLength(1);
     const terminatedAt = Date.now();
@@ -270,7 +275,9 @@ describe('replicas: several sentinel serve processes on one database', () => {
     const stepDownMs = Date.now() - terminatedAt;
     const after = await waitForOneLeader(replicas, 10_000);
     console.log(
-      `[replicas] after pg_terminate_backend: old leader stepped down in ${stepDownMs} ms; ${after === leader ? 'it won the lock again' : `${after.name} took over`} after ${Date.now() - terminatedAt} ms`,
+      `[replicas] after pg_terminate_backend: old leader stepped down in ${stepDownMs} ms; ` +
+        `${after === leader ? 'it won the lock again' : `${after.name} took over`} ` +
+        `after ${Date.now() - terminatedAt} ms`,
     );
     const runsAfter = after.runs().length;
     await neverTwoLeadersUntil(replicas, () => after.runs().length >= runsAfter + 3, 'three more runs of the leader');
@@ -281,7 +288,8 @@ describe('replicas: several sentinel serve processes on one database', () => {
     // Still exactly one session holds the lock.
     const holders = await db().pool.query(
       `select 1 from pg_stat_activity a join pg_locks l on l.pid = a.pid
-        where a.application_name = 'sentinel-leader' and a.datname = current_database() and l.locktype = 'advisory' and l.granted`,
+        where a.application_name = 'sentinel-leader' and a.datname = current_database()
+          and l.locktype = 'advisory' and l.granted`,
     );
     expect(holders.rowCount).toBe(1);
   }, 60_000);
@@ -325,7 +333,8 @@ describe('replicas: several sentinel serve processes on one database', () => {
         'the follower to take over',
       );
       console.log(
-        `[replicas] handover after SIGTERM: ${Date.now() - stoppedAt} ms from the leader's exit to the new leader's first run`,
+        `[replicas] handover after SIGTERM: ${Date.now() - stoppedAt} ms from the leader's exit to the new ` +
+          `leader's first run`,
       );
       expect(await leaderGauge(follower)).toBe(1);
       await waitFor(() => follower.runs().length >= 2, 10_000, 'a second run of the new leader');
@@ -338,7 +347,8 @@ describe('replicas: several sentinel serve processes on one database', () => {
 });
 
 describe('replicas: graceful shutdown flushes the outbox from the leader only', () => {
-  it('SIGTERM: a follower exits without sending; the leader delivers the entry waiting in backoff before it exits', async () => {
+  it('SIGTERM: a follower exits without sending; the leader delivers ' +
+    'the entry waiting in backoff before it exits', async () => {
     hook.fallback({ status: 503 });
     await stuckBatch();
     const replicas = await startReplicas(2, 'alerting: { delivery_timeout: 1s }\n');

@@ -391,79 +391,87 @@ describe('--format nagios: perfdata', () => {
     expect(byLabel(perf, 'dedupe_rate')).toEqual({ label: 'dedupe_rate', value: 31.2, uom: '%', min: 0, max: 100 });
   });
 
-  it("quotes per-source labels, doubles a quote in a source's name and escapes its '=' (the plugin API allows none in a label)", () => {
-    const name = "vendor x's=feed";
-    const label = "vendor x's\\x3dfeed";
-    const config = testConfig({
-      checks: { error_spike: { threshold_pct: 20 } },
-      sources: { [name]: { error_spike_threshold_pct: 25, dedupe_threshold_pct: 40 } },
-    });
-    const withSource: PipelineSnapshot = {
-      ...pipeline,
-      hourly: {
-        ...pipeline.hourly,
-        sources: [
-          { source: name, ...figures(300, 450) },
-          { source: 'vendor_a', ...figures(1, 1) },
-        ],
-      },
-    };
-    const line = renderNagios(run([], { pipeline: withSource }), nagiosThresholds(config));
-    expect(line).toContain(`'error_rate vendor x''s\\x3dfeed'=30%;25;;0;100`);
-    const perf = parsePluginOutput(line).perf;
-    expect(byLabel(perf, 'error_rate')!.warn).toEqual(range(20));
-    expect(byLabel(perf, `error_rate ${label}`)).toEqual({
-      label: `error_rate ${label}`,
-      value: 30,
-      uom: '%',
-      warn: range(25),
-      min: 0,
-      max: 100,
-    });
-    expect(byLabel(perf, `dedupe_rate ${label}`)).toEqual({
-      label: `dedupe_rate ${label}`,
-      value: 45,
-      uom: '%',
-      warn: range(40),
-      min: 0,
-      max: 100,
-    });
-    // Sources without their own threshold are part of the overall figure, not listed alone.
-    expect(perf.some((p) => p.label.endsWith('vendor_a'))).toBe(false);
-  });
+  it(
+    "quotes per-source labels, doubles a quote in a source's name and " +
+      "escapes its '=' (the plugin API allows none in a label)",
+    () => {
+      const name = "vendor x's=feed";
+      const label = "vendor x's\\x3dfeed";
+      const config = testConfig({
+        checks: { error_spike: { threshold_pct: 20 } },
+        sources: { [name]: { error_spike_threshold_pct: 25, dedupe_threshold_pct: 40 } },
+      });
+      const withSource: PipelineSnapshot = {
+        ...pipeline,
+        hourly: {
+          ...pipeline.hourly,
+          sources: [
+            { source: name, ...figures(300, 450) },
+            { source: 'vendor_a', ...figures(1, 1) },
+          ],
+        },
+      };
+      const line = renderNagios(run([], { pipeline: withSource }), nagiosThresholds(config));
+      expect(line).toContain(`'error_rate vendor x''s\\x3dfeed'=30%;25;;0;100`);
+      const perf = parsePluginOutput(line).perf;
+      expect(byLabel(perf, 'error_rate')!.warn).toEqual(range(20));
+      expect(byLabel(perf, `error_rate ${label}`)).toEqual({
+        label: `error_rate ${label}`,
+        value: 30,
+        uom: '%',
+        warn: range(25),
+        min: 0,
+        max: 100,
+      });
+      expect(byLabel(perf, `dedupe_rate ${label}`)).toEqual({
+        label: `dedupe_rate ${label}`,
+        value: 45,
+        uom: '%',
+        warn: range(40),
+        min: 0,
+        max: 100,
+      });
+      // Sources without their own threshold are part of the overall figure, not listed alone.
+      expect(perf.some((p) => p.label.endsWith('vendor_a'))).toBe(false);
+    },
+  );
 
-  it('keeps hostile source names parseable: no "=", raw "|", newline or control character in a label, each label cut', () => {
-    const names = [
-      "a=b|c'd",
-      '\x1b[2J\x1b[31mred',
-      'line\r\nbreak\ttab',
-      'rlo\u202egnp.exe',
-      'c1\x9bdel\x7f',
-      'x'.repeat(1_000_000),
-    ];
-    const sources = Object.fromEntries(names.map((n) => [n, { error_spike_threshold_pct: 25 }]));
-    const hourly = names.map((source, i) => ({ source, ...figures(300 + i, 0) }));
-    const line = renderNagios(
-      run([], { pipeline: { ...pipeline, hourly: { ...pipeline.hourly, sources: hourly } } }),
-      nagiosThresholds(testConfig({ sources })),
-    );
-    expect(line).not.toContain('\n');
-    expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
-    expect(line.split('|')).toHaveLength(2);
-    expect(line.length).toBeLessThan(2000);
-    const perf = parsePluginOutput(line).perf;
-    const labels = perf.filter((p) => p.label.startsWith('error_rate ')).map((p) => p.label);
-    expect(labels).toEqual([
-      "error_rate a\\x3db\\x7cc'd",
-      'error_rate \\x1b[2J\\x1b[31mred',
-      'error_rate line\\r\\nbreak\\ttab',
-      'error_rate rlo\\u202egnp.exe',
-      'error_rate c1\\x9bdel\\x7f',
-      expect.stringMatching(/^error_rate x+…$/),
-    ]);
-    for (const l of labels) expect(l.length).toBeLessThanOrEqual(100);
-    expect(perf.find((p) => p.label === "error_rate a\\x3db\\x7cc'd")).toMatchObject({ value: 30, warn: range(25) });
-  });
+  it(
+    'keeps hostile source names parseable: no "=", raw "|", newline or control character in a label, each label ' +
+      'cut',
+    () => {
+      const names = [
+        "a=b|c'd",
+        '\x1b[2J\x1b[31mred',
+        'line\r\nbreak\ttab',
+        'rlo\u202egnp.exe',
+        'c1\x9bdel\x7f',
+        'x'.repeat(1_000_000),
+      ];
+      const sources = Object.fromEntries(names.map((n) => [n, { error_spike_threshold_pct: 25 }]));
+      const hourly = names.map((source, i) => ({ source, ...figures(300 + i, 0) }));
+      const line = renderNagios(
+        run([], { pipeline: { ...pipeline, hourly: { ...pipeline.hourly, sources: hourly } } }),
+        nagiosThresholds(testConfig({ sources })),
+      );
+      expect(line).not.toContain('\n');
+      expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+      expect(line.split('|')).toHaveLength(2);
+      expect(line.length).toBeLessThan(2000);
+      const perf = parsePluginOutput(line).perf;
+      const labels = perf.filter((p) => p.label.startsWith('error_rate ')).map((p) => p.label);
+      expect(labels).toEqual([
+        "error_rate a\\x3db\\x7cc'd",
+        'error_rate \\x1b[2J\\x1b[31mred',
+        'error_rate line\\r\\nbreak\\ttab',
+        'error_rate rlo\\u202egnp.exe',
+        'error_rate c1\\x9bdel\\x7f',
+        expect.stringMatching(/^error_rate x+…$/),
+      ]);
+      for (const l of labels) expect(l.length).toBeLessThanOrEqual(100);
+      expect(perf.find((p) => p.label === "error_rate a\\x3db\\x7cc'd")).toMatchObject({ value: 30, warn: range(25) });
+    },
+  );
 
   it('shows the dedupe warn only when the overall figure is the one dedupe_rate judged', () => {
     // vendor_x is left out of the overall figures (own error threshold) but judged in dedupe_rate's overall rate.
@@ -570,7 +578,8 @@ describe('sentinel --format nagios', () => {
     const loop = await runCli(['--format', 'nagios', '--loop'], env());
     expect(loop.code).toBe(3);
     expect(loop.stderr).toBe(
-      'sentinel: --format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code (see sentinel --help)\n',
+      'sentinel: --format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit ' +
+        'code (see sentinel --help)\n',
     );
     expect(loop.stdout).toMatch(/^SENTINEL UNKNOWN - --format nagios cannot be used with --loop/);
     const both = await runCli(['--json', '--format', 'nagios'], env());

@@ -524,7 +524,8 @@ describe('cache', () => {
     });
     try {
       const { rows } = await getDb().pool.query<{ n: number }>(
-        `select count(*)::int as n from pg_stat_activity where application_name = 'sentinel-dashboard' and datname = current_database()`,
+        `select count(*)::int as n from pg_stat_activity where application_name = 'sentinel-dashboard' and ` +
+          `datname = current_database()`,
       );
       expect(rows[0]!.n).toBe(0);
       const runs = { last: () => undefined, role: () => 'single' as const };
@@ -534,7 +535,8 @@ describe('cache', () => {
       expect(answers.every((a) => a.status === 200)).toBe(true);
       expect(new Set(answers).size).toBe(1); // the very same answer object: one query
       const sessions = await getDb().pool.query<{ n: number }>(
-        `select count(*)::int as n from pg_stat_activity where application_name = 'sentinel-dashboard' and datname = current_database()`,
+        `select count(*)::int as n from pg_stat_activity where application_name = 'sentinel-dashboard' and ` +
+          `datname = current_database()`,
       );
       expect(sessions.rows[0]!.n).toBe(1);
     } finally {
@@ -580,7 +582,8 @@ describe('security headers, methods and static files', () => {
       expect(res.headers.get('x-frame-options'), path).toBe('DENY');
     }
     expect(CONTENT_SECURITY_POLICY).toBe(
-      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     );
   });
 
@@ -624,43 +627,46 @@ describe('security headers, methods and static files', () => {
     expect(res.body).not.toContain('root:');
   });
 
-  it('serves <file>.gz with Content-Encoding: gzip when the client accepts gzip, else the file, always with Vary', async () => {
-    const js = Buffer.from('console.log("a precompressed asset");'.repeat(50));
-    await writeFile(join(webRoot, 'assets', 'big-9f8e.js'), js);
-    await writeFile(join(webRoot, 'assets', 'big-9f8e.js.gz'), gzipSync(js, { level: 9 }));
-    const server = await serve();
-    for (const accept of ['gzip', 'gzip, deflate, br', 'br;q=1.0, gzip;q=0.8', 'x-gzip']) {
-      const gz = await getBytes(server.url, '/assets/big-9f8e.js', { 'Accept-Encoding': accept });
-      expect(gz.status, accept).toBe(200);
-      expect(gz.headers['content-encoding'], accept).toBe('gzip');
-      expect(gz.headers.vary).toBe('Accept-Encoding');
-      expect(gz.headers['content-type']).toBe('text/javascript; charset=utf-8');
-      expect(gz.headers['cache-control']).toBe('public, max-age=31536000, immutable');
-      expect(gz.headers['content-length']).toBe(String(gz.body.length));
-      expect(gz.body.length).toBeLessThan(js.length);
-      expect(gunzipSync(gz.body).equals(js)).toBe(true);
-    }
-    for (const headers of [
-      {} as Record<string, string>,
-      { 'Accept-Encoding': 'br' },
-      { 'Accept-Encoding': 'gzip;q=0' },
-      { 'Accept-Encoding': 'identity' },
-    ]) {
-      const plain = await getBytes(server.url, '/assets/big-9f8e.js', headers);
-      expect(plain.status).toBe(200);
-      expect(plain.headers['content-encoding'], JSON.stringify(headers)).toBeUndefined();
-      expect(plain.headers.vary).toBe('Accept-Encoding');
-      expect(plain.headers['content-length']).toBe(String(js.length));
-      expect(plain.body.equals(js)).toBe(true);
-    }
-    // No .gz next to the file: the file itself, even to a gzip client.
-    const css = await getBytes(server.url, '/assets/app-1a2b.css', { 'Accept-Encoding': 'gzip' });
-    expect(css.headers['content-encoding']).toBeUndefined();
-    expect(css.headers.vary).toBe('Accept-Encoding');
-    expect(css.body.toString()).toBe('body{}');
-    // fetch decompresses transparently.
-    expect(await (await fetch(`${server.url}/assets/big-9f8e.js`)).text()).toBe(js.toString());
-  });
+  it(
+    'serves <file>.gz with Content-Encoding: gzip when the client ' + 'accepts gzip, else the file, always with Vary',
+    async () => {
+      const js = Buffer.from('console.log("a precompressed asset");'.repeat(50));
+      await writeFile(join(webRoot, 'assets', 'big-9f8e.js'), js);
+      await writeFile(join(webRoot, 'assets', 'big-9f8e.js.gz'), gzipSync(js, { level: 9 }));
+      const server = await serve();
+      for (const accept of ['gzip', 'gzip, deflate, br', 'br;q=1.0, gzip;q=0.8', 'x-gzip']) {
+        const gz = await getBytes(server.url, '/assets/big-9f8e.js', { 'Accept-Encoding': accept });
+        expect(gz.status, accept).toBe(200);
+        expect(gz.headers['content-encoding'], accept).toBe('gzip');
+        expect(gz.headers.vary).toBe('Accept-Encoding');
+        expect(gz.headers['content-type']).toBe('text/javascript; charset=utf-8');
+        expect(gz.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+        expect(gz.headers['content-length']).toBe(String(gz.body.length));
+        expect(gz.body.length).toBeLessThan(js.length);
+        expect(gunzipSync(gz.body).equals(js)).toBe(true);
+      }
+      for (const headers of [
+        {} as Record<string, string>,
+        { 'Accept-Encoding': 'br' },
+        { 'Accept-Encoding': 'gzip;q=0' },
+        { 'Accept-Encoding': 'identity' },
+      ]) {
+        const plain = await getBytes(server.url, '/assets/big-9f8e.js', headers);
+        expect(plain.status).toBe(200);
+        expect(plain.headers['content-encoding'], JSON.stringify(headers)).toBeUndefined();
+        expect(plain.headers.vary).toBe('Accept-Encoding');
+        expect(plain.headers['content-length']).toBe(String(js.length));
+        expect(plain.body.equals(js)).toBe(true);
+      }
+      // No .gz next to the file: the file itself, even to a gzip client.
+      const css = await getBytes(server.url, '/assets/app-1a2b.css', { 'Accept-Encoding': 'gzip' });
+      expect(css.headers['content-encoding']).toBeUndefined();
+      expect(css.headers.vary).toBe('Accept-Encoding');
+      expect(css.body.toString()).toBe('body{}');
+      // fetch decompresses transparently.
+      expect(await (await fetch(`${server.url}/assets/big-9f8e.js`)).text()).toBe(js.toString());
+    },
+  );
 
   it('says how to build the page when dist/web is missing', async () => {
     const server = await serve({ webRoot: join(webRoot, 'does-not-exist') });

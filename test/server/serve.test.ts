@@ -411,43 +411,47 @@ describe('sentinel serve with replicas: what a leader and a follower export and 
   const gauge = async (url: string, name: string): Promise<number | undefined> =>
     (await scrape(url)).find((x) => x.name === name && Object.keys(x.labels).length === 0)?.value;
 
-  it('lock database unreachable: a follower, sentinel_database_up 0, no run figures, and /readyz says why', async () => {
-    const s = start(
-      ['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json', '--config', await replicasConfig()],
-      {
-        DATABASE_URL: 'postgres://sentinel:lock-secret-7@127.0.0.1:1/app',
-        ...ownState(),
-      },
-    );
-    const url = await s.url();
-    await waitFor(() => s.stderr().includes('cannot reach the lock database'), 15_000, 'the election to fail');
-    let ready: [number, Record<string, unknown>] = [0, {}];
-    await until(
-      async () => {
-        ready = await readyz(url);
-        return ready[1].reason !== 'no run has finished yet';
-      },
-      10_000,
-      'a follower tick',
-    );
-    expect(ready[0]).toBe(503);
-    expect(ready[1]).toEqual({
-      ready: false,
-      role: 'follower',
-      reason: expect.stringMatching(/^lock database unreachable: .*ECONNREFUSED/),
-    });
-    const m = await scrape(url);
-    expect(value(m, 'sentinel_leader')).toBe(0);
-    expect(value(m, 'sentinel_database_up')).toBe(0);
-    for (const name of [...perRun, 'sentinel_last_run_timestamp_seconds']) expect(has(m, name), name).toBe(false);
-    expect(value(m, 'sentinel_runs_total', { status: 'critical' })).toBe(0);
-    expect(s.stdout()).toBe('');
-    const all = JSON.stringify(ready) + (await (await fetch(`${url}/metrics`)).text()) + s.stderr();
-    expect(all).not.toContain('lock-secret-7');
-    expect(await stop(s)).toEqual({ code: 0, signal: null });
-  });
+  it(
+    'lock database unreachable: a follower, ' + 'sentinel_database_up 0, no run figures, and /readyz says why',
+    async () => {
+      const s = start(
+        ['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json', '--config', await replicasConfig()],
+        {
+          DATABASE_URL: 'postgres://sentinel:lock-secret-7@127.0.0.1:1/app',
+          ...ownState(),
+        },
+      );
+      const url = await s.url();
+      await waitFor(() => s.stderr().includes('cannot reach the lock database'), 15_000, 'the election to fail');
+      let ready: [number, Record<string, unknown>] = [0, {}];
+      await until(
+        async () => {
+          ready = await readyz(url);
+          return ready[1].reason !== 'no run has finished yet';
+        },
+        10_000,
+        'a follower tick',
+      );
+      expect(ready[0]).toBe(503);
+      expect(ready[1]).toEqual({
+        ready: false,
+        role: 'follower',
+        reason: expect.stringMatching(/^lock database unreachable: .*ECONNREFUSED/),
+      });
+      const m = await scrape(url);
+      expect(value(m, 'sentinel_leader')).toBe(0);
+      expect(value(m, 'sentinel_database_up')).toBe(0);
+      for (const name of [...perRun, 'sentinel_last_run_timestamp_seconds']) expect(has(m, name), name).toBe(false);
+      expect(value(m, 'sentinel_runs_total', { status: 'critical' })).toBe(0);
+      expect(s.stdout()).toBe('');
+      const all = JSON.stringify(ready) + (await (await fetch(`${url}/metrics`)).text()) + s.stderr();
+      expect(all).not.toContain('lock-secret-7');
+      expect(await stop(s)).toEqual({ code: 0, signal: null });
+    },
+  );
 
-  it('the leader exports its runs and says so; a follower exports none, reaches the lock database, and takes over cleanly', async () => {
+  it('the leader exports its runs and says so; a follower exports none, reaches the lock database, and takes ' +
+    'over cleanly', async () => {
     await db().pool.query('delete from sentinel.alert_state');
     await stuckBatch();
     const config = await replicasConfig();
@@ -481,7 +485,8 @@ describe('sentinel serve with replicas: what a leader and a follower export and 
     // The leader's lock session is cut: it steps down, the follower takes over.
     const { rows } = await db().pool.query<{ pid: number }>(
       `select a.pid from pg_stat_activity a join pg_locks l on l.pid = a.pid
-        where a.application_name = 'sentinel-leader' and a.datname = current_database() and l.locktype = 'advisory' and l.granted`,
+        where a.application_name = 'sentinel-leader' and a.datname = current_database()
+          and l.locktype = 'advisory' and l.granted`,
     );
     expect(rows).toHaveLength(1);
     await db().pool.query('select pg_terminate_backend($1)', [rows[0]!.pid]);

@@ -101,9 +101,11 @@ describe('v_batch_performance', () => {
     expect(all.ours.length).toBeGreaterThan(200);
     expect(all.ours).toEqual(all.baseline);
     for (const query of [
-      `select * from ops.v_batch_performance where hour_bucket >= now() - interval '24 hours' order by hour_bucket desc`,
+      `select * from ops.v_batch_performance where hour_bucket >= now() - interval '24 hours' order by ` +
+        `hour_bucket desc`,
       `select * from ops.v_batch_performance order by hour_bucket desc limit 24`,
-      `select * from ops.v_batch_performance where hour_bucket between now() - interval '3 days' and now() - interval '2 days' order by 1`,
+      `select * from ops.v_batch_performance where hour_bucket between now() - interval '3 days' and now() - ` +
+        `interval '2 days' order by 1`,
     ]) {
       const { ours, baseline } = await both(query);
       expect(ours.length).toBeGreaterThan(0);
@@ -305,7 +307,8 @@ describe('sentinel migrate and sentinel runs', () => {
     expect(run.stderr).toMatch(/Building the error rollup behind ops\.v_error_distribution \(\d+ rows\)/);
     expect(run.stderr).toMatch(/Error rollup up to date/);
     const { rows } = await db.pool.query<{ watermark: string; max: string }>(
-      'select (select watermark from sentinel.error_rollup_state) as watermark, (select max(id) from intake.row_errors) as max',
+      'select (select watermark from sentinel.error_rollup_state) as watermark, (select max(id) from ' +
+        'intake.row_errors) as max',
     );
     expect(rows[0]!.watermark).toBe(rows[0]!.max);
     await expectErrorsIdentical();

@@ -174,7 +174,8 @@ describe('ops.v_batch_performance', () => {
       parse_ms: 50,
       db_ms: null,
     }); // b2, last instant
-    await insertBatch(client, { ...base, status: 'processing', created_at: '2025-01-04T10:30:00Z', total_rows: 0 }); // b3
+    // b3
+    await insertBatch(client, { ...base, status: 'processing', created_at: '2025-01-04T10:30:00Z', total_rows: 0 });
     await insertBatch(client, {
       ...base,
       status: 'completed',
@@ -280,13 +281,16 @@ describe('ops.v_batch_performance', () => {
     },
   ];
 
-  it('rolls batches up per UTC hour: counts, averages that skip unmeasured batches, sums and 2-decimal rates', async () => {
-    const rows = await rolledBack(async (client) => {
-      await insertHourlyFixture(client);
-      return performance(client);
-    });
-    expect(rows).toEqual(EXPECTED);
-  });
+  it(
+    'rolls batches up per UTC hour: counts, averages that skip ' + 'unmeasured batches, sums and 2-decimal rates',
+    async () => {
+      const rows = await rolledBack(async (client) => {
+        await insertHourlyFixture(client);
+        return performance(client);
+      });
+      expect(rows).toEqual(EXPECTED);
+    },
+  );
 
   it('buckets by the UTC hour whatever the session time zone (a half-hour offset would split the hours)', async () => {
     const rows = await rolledBack(async (client) => {
@@ -311,146 +315,156 @@ describe('ops.v_batch_performance', () => {
 });
 
 describe('ops.v_error_distribution', () => {
-  it('counts rows and distinct batches per code, samples the latest non-null message and reports when it was last seen', async () => {
-    const rows = await rolledBack(async (client) => {
-      const a = await insertBatch(client, { created_at: '2025-01-04T07:00:00Z' });
-      const b = await insertBatch(client, { created_at: '2025-01-04T07:00:00Z' });
-      const c = await insertBatch(client, { created_at: '2025-01-04T07:00:00Z' });
-      // E_DATE: three rows over two batches; the last two share a timestamp, and the
-      // later-inserted one (higher id) is the sample.
-      await insertRowErrors(client, a, [
-        { error_code: 'E_DATE', error_message: 'bad date 1', created_at: '2025-01-04T10:00:00Z', row_number: 1 },
-        { error_code: 'E_DATE', error_message: 'bad date 2', created_at: '2025-01-04T10:05:00Z', row_number: 2 },
-      ]);
-      await insertRowErrors(client, b, [
-        { error_code: 'E_DATE', error_message: 'bad date 3', created_at: '2025-01-04T10:05:00Z', row_number: 7 },
-      ]);
-      // E_REQUIRED: the latest row has no message; the sample is the latest that has one.
-      await insertRowErrors(client, c, [
-        { error_code: 'E_REQUIRED', error_message: 'missing field sku', created_at: '2025-01-04T11:00:00Z' },
-        { error_code: 'E_REQUIRED', error_message: null, created_at: '2025-01-04T12:00:00Z' },
-      ]);
-      // E_OLD: inserted out of time order; recency is created_at, not insertion order.
-      await insertRowErrors(client, a, [
-        { error_code: 'E_OLD', error_message: 'newer', created_at: '2025-01-04T09:00:00Z' },
-        { error_code: 'E_OLD', error_message: 'older', created_at: '2025-01-04T08:00:00Z' },
-      ]);
-      // E_SILENT: no message at all.
-      await insertRowErrors(client, b, [{ error_code: 'E_SILENT', created_at: '2025-01-04T06:00:00Z' }]);
+  it(
+    'counts rows and distinct batches per code, samples the latest non-null message and reports when it was ' +
+      'last seen',
+    async () => {
+      const rows = await rolledBack(async (client) => {
+        const a = await insertBatch(client, { created_at: '2025-01-04T07:00:00Z' });
+        const b = await insertBatch(client, { created_at: '2025-01-04T07:00:00Z' });
+        const c = await insertBatch(client, { created_at: '2025-01-04T07:00:00Z' });
+        // E_DATE: three rows over two batches; the last two share a timestamp, and the
+        // later-inserted one (higher id) is the sample.
+        await insertRowErrors(client, a, [
+          { error_code: 'E_DATE', error_message: 'bad date 1', created_at: '2025-01-04T10:00:00Z', row_number: 1 },
+          { error_code: 'E_DATE', error_message: 'bad date 2', created_at: '2025-01-04T10:05:00Z', row_number: 2 },
+        ]);
+        await insertRowErrors(client, b, [
+          { error_code: 'E_DATE', error_message: 'bad date 3', created_at: '2025-01-04T10:05:00Z', row_number: 7 },
+        ]);
+        // E_REQUIRED: the latest row has no message; the sample is the latest that has one.
+        await insertRowErrors(client, c, [
+          { error_code: 'E_REQUIRED', error_message: 'missing field sku', created_at: '2025-01-04T11:00:00Z' },
+          { error_code: 'E_REQUIRED', error_message: null, created_at: '2025-01-04T12:00:00Z' },
+        ]);
+        // E_OLD: inserted out of time order; recency is created_at, not insertion order.
+        await insertRowErrors(client, a, [
+          { error_code: 'E_OLD', error_message: 'newer', created_at: '2025-01-04T09:00:00Z' },
+          { error_code: 'E_OLD', error_message: 'older', created_at: '2025-01-04T08:00:00Z' },
+        ]);
+        // E_SILENT: no message at all.
+        await insertRowErrors(client, b, [{ error_code: 'E_SILENT', created_at: '2025-01-04T06:00:00Z' }]);
 
-      const { rows } = await client.query<{
-        error_code: string;
-        occurrence_count: string;
-        affected_batches: string;
-        sample_message: string | null;
-        last_seen_at: Date;
-      }>(
-        `select error_code, occurrence_count::text, affected_batches::text, sample_message, last_seen_at
+        const { rows } = await client.query<{
+          error_code: string;
+          occurrence_count: string;
+          affected_batches: string;
+          sample_message: string | null;
+          last_seen_at: Date;
+        }>(
+          `select error_code, occurrence_count::text, affected_batches::text, sample_message, last_seen_at
          from ops.v_error_distribution order by error_code`,
-      );
-      return rows.map((r) => ({ ...r, last_seen_at: r.last_seen_at.toISOString() }));
-    });
+        );
+        return rows.map((r) => ({ ...r, last_seen_at: r.last_seen_at.toISOString() }));
+      });
 
-    expect(rows).toEqual([
-      {
-        error_code: 'E_DATE',
-        occurrence_count: '3',
-        affected_batches: '2',
-        sample_message: 'bad date 3',
-        last_seen_at: '2025-01-04T10:05:00.000Z',
-      },
-      {
-        error_code: 'E_OLD',
-        occurrence_count: '2',
-        affected_batches: '1',
-        sample_message: 'newer',
-        last_seen_at: '2025-01-04T09:00:00.000Z',
-      },
-      {
-        error_code: 'E_REQUIRED',
-        occurrence_count: '2',
-        affected_batches: '1',
-        sample_message: 'missing field sku',
-        last_seen_at: '2025-01-04T12:00:00.000Z',
-      },
-      {
-        error_code: 'E_SILENT',
-        occurrence_count: '1',
-        affected_batches: '1',
-        sample_message: null,
-        last_seen_at: '2025-01-04T06:00:00.000Z',
-      },
-    ]);
-  });
+      expect(rows).toEqual([
+        {
+          error_code: 'E_DATE',
+          occurrence_count: '3',
+          affected_batches: '2',
+          sample_message: 'bad date 3',
+          last_seen_at: '2025-01-04T10:05:00.000Z',
+        },
+        {
+          error_code: 'E_OLD',
+          occurrence_count: '2',
+          affected_batches: '1',
+          sample_message: 'newer',
+          last_seen_at: '2025-01-04T09:00:00.000Z',
+        },
+        {
+          error_code: 'E_REQUIRED',
+          occurrence_count: '2',
+          affected_batches: '1',
+          sample_message: 'missing field sku',
+          last_seen_at: '2025-01-04T12:00:00.000Z',
+        },
+        {
+          error_code: 'E_SILENT',
+          occurrence_count: '1',
+          affected_batches: '1',
+          sample_message: null,
+          last_seen_at: '2025-01-04T06:00:00.000Z',
+        },
+      ]);
+    },
+  );
 });
 
 describe('ops.v_pipeline_health', () => {
-  it('has one row per in-flight status with batches: count, oldest and newest updated_at, age in minutes to 1 decimal', async () => {
-    const { now, rows } = await rolledBack(async (client) => {
-      const now = await txNow(client);
-      await insertBatch(client, {
-        status: 'uploaded',
-        created_at: minutesBefore(now, 40),
-        updated_at: minutesBefore(now, 30),
-      });
-      await insertBatch(client, {
-        status: 'uploaded',
-        created_at: minutesBefore(now, 6),
-        updated_at: minutesBefore(now, 5),
-      });
-      await insertBatch(client, { status: 'processing', updated_at: minutesBefore(now, 15 + 20 / 60) }); // 15.333 -> 15.3
-      await insertBatch(client, { status: 'processing', updated_at: minutesBefore(now, 12) });
-      await insertBatch(client, { status: 'processing', updated_at: minutesBefore(now, 1) });
-      await insertBatch(client, { status: 'validating', updated_at: minutesBefore(now, 12 + 40 / 60) }); // 12.666 -> 12.7
-      // Finished batches are not in flight, however old; nothing is inserting.
-      await insertBatch(client, { status: 'completed', updated_at: minutesBefore(now, 600) });
-      await insertBatch(client, { status: 'failed', updated_at: minutesBefore(now, 900) });
+  it(
+    'has one row per in-flight status with batches: count, oldest and newest updated_at, age in minutes to 1 ' +
+      'decimal',
+    async () => {
+      const { now, rows } = await rolledBack(async (client) => {
+        const now = await txNow(client);
+        await insertBatch(client, {
+          status: 'uploaded',
+          created_at: minutesBefore(now, 40),
+          updated_at: minutesBefore(now, 30),
+        });
+        await insertBatch(client, {
+          status: 'uploaded',
+          created_at: minutesBefore(now, 6),
+          updated_at: minutesBefore(now, 5),
+        });
+        // 15.333 -> 15.3
+        await insertBatch(client, { status: 'processing', updated_at: minutesBefore(now, 15 + 20 / 60) });
+        await insertBatch(client, { status: 'processing', updated_at: minutesBefore(now, 12) });
+        await insertBatch(client, { status: 'processing', updated_at: minutesBefore(now, 1) });
+        // 12.666 -> 12.7
+        await insertBatch(client, { status: 'validating', updated_at: minutesBefore(now, 12 + 40 / 60) });
+        // Finished batches are not in flight, however old; nothing is inserting.
+        await insertBatch(client, { status: 'completed', updated_at: minutesBefore(now, 600) });
+        await insertBatch(client, { status: 'failed', updated_at: minutesBefore(now, 900) });
 
-      const { rows } = await client.query<{
-        status: string;
-        batch_count: string;
-        oldest_batch_at: Date;
-        oldest_age_minutes: string;
-        newest_batch_at: Date;
-      }>(
-        `select status, batch_count::text, oldest_batch_at, oldest_age_minutes::text, newest_batch_at
+        const { rows } = await client.query<{
+          status: string;
+          batch_count: string;
+          oldest_batch_at: Date;
+          oldest_age_minutes: string;
+          newest_batch_at: Date;
+        }>(
+          `select status, batch_count::text, oldest_batch_at, oldest_age_minutes::text, newest_batch_at
          from ops.v_pipeline_health
          order by array_position(array['uploaded', 'processing', 'validating', 'inserting'], status)`,
-      );
-      return { now, rows };
-    });
+        );
+        return { now, rows };
+      });
 
-    const at = (minutes: number): number => minutesBefore(now, minutes).getTime();
-    expect(
-      rows.map((r) => ({
-        ...r,
-        oldest_batch_at: r.oldest_batch_at.getTime(),
-        newest_batch_at: r.newest_batch_at.getTime(),
-      })),
-    ).toEqual([
-      {
-        status: 'uploaded',
-        batch_count: '2',
-        oldest_batch_at: at(30),
-        oldest_age_minutes: '30.0',
-        newest_batch_at: at(5),
-      },
-      {
-        status: 'processing',
-        batch_count: '3',
-        oldest_batch_at: at(15 + 20 / 60),
-        oldest_age_minutes: '15.3',
-        newest_batch_at: at(1),
-      },
-      {
-        status: 'validating',
-        batch_count: '1',
-        oldest_batch_at: at(12 + 40 / 60),
-        oldest_age_minutes: '12.7',
-        newest_batch_at: at(12 + 40 / 60),
-      },
-    ]);
-  });
+      const at = (minutes: number): number => minutesBefore(now, minutes).getTime();
+      expect(
+        rows.map((r) => ({
+          ...r,
+          oldest_batch_at: r.oldest_batch_at.getTime(),
+          newest_batch_at: r.newest_batch_at.getTime(),
+        })),
+      ).toEqual([
+        {
+          status: 'uploaded',
+          batch_count: '2',
+          oldest_batch_at: at(30),
+          oldest_age_minutes: '30.0',
+          newest_batch_at: at(5),
+        },
+        {
+          status: 'processing',
+          batch_count: '3',
+          oldest_batch_at: at(15 + 20 / 60),
+          oldest_age_minutes: '15.3',
+          newest_batch_at: at(1),
+        },
+        {
+          status: 'validating',
+          batch_count: '1',
+          oldest_batch_at: at(12 + 40 / 60),
+          oldest_age_minutes: '12.7',
+          newest_batch_at: at(12 + 40 / 60),
+        },
+      ]);
+    },
+  );
 
   it('is empty when only completed and failed batches exist', async () => {
     const rows = await rolledBack(async (client) => {

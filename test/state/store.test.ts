@@ -74,13 +74,16 @@ describe('FileStateStore', () => {
     expect(existsSync(join(dir, 'state.lock'))).toBe(false);
   });
 
-  it('takes over a lock left by an earlier process that had the same pid (a container restarted as pid 1)', async () => {
-    await leaveLock(join(dir, 'state.lock'), { pid: process.pid, token: 'of-an-earlier-life' });
+  it(
+    'takes over a lock left by an earlier process that had the ' + 'same pid (a container restarted as pid 1)',
+    async () => {
+      await leaveLock(join(dir, 'state.lock'), { pid: process.pid, token: 'of-an-earlier-life' });
 
-    await new FileStateStore(dir, { lock: { waitMs: 2000 } }).set('k', 'v');
+      await new FileStateStore(dir, { lock: { waitMs: 2000 } }).set('k', 'v');
 
-    expect(await new FileStateStore(dir).get('k')).toBe('v');
-  });
+      expect(await new FileStateStore(dir).get('k')).toBe('v');
+    },
+  );
 
   it('takes over a lock older than staleMs even though its process is alive', async () => {
     await leaveLock(join(dir, 'state.lock'), { pid: process.ppid }, 2 * 60_000);
@@ -90,21 +93,25 @@ describe('FileStateStore', () => {
     expect(await new FileStateStore(dir).get('k')).toBe('v');
   });
 
-  it('waits for a live process holding the lock and gives up with StateLockTimeout, leaving its lock and the state alone', async () => {
-    const store = new FileStateStore(dir, { lock: { waitMs: 300 } });
-    await store.set('k', 'before');
-    const lock = join(dir, 'state.lock');
-    await leaveLock(lock, { pid: process.ppid }); // alive: the process that started this test worker
-    const started = performance.now();
+  it(
+    'waits for a live process holding the lock and gives up with StateLockTimeout, leaving its lock and the ' +
+      'state alone',
+    async () => {
+      const store = new FileStateStore(dir, { lock: { waitMs: 300 } });
+      await store.set('k', 'before');
+      const lock = join(dir, 'state.lock');
+      await leaveLock(lock, { pid: process.ppid }); // alive: the process that started this test worker
+      const started = performance.now();
 
-    const error = await store.set('k', 'after').catch((e: unknown) => e);
+      const error = await store.set('k', 'after').catch((e: unknown) => e);
 
-    expect(error).toBeInstanceOf(StateLockTimeout);
-    expect((error as Error).message).toContain(lock);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
-    expect(await store.get('k')).toBe('before');
-    expect(existsSync(lock)).toBe(true);
-  });
+      expect(error).toBeInstanceOf(StateLockTimeout);
+      expect((error as Error).message).toContain(lock);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+      expect(await store.get('k')).toBe('before');
+      expect(existsSync(lock)).toBe(true);
+    },
+  );
 });
 
 describe('withFileLock', () => {

@@ -14,6 +14,7 @@ import {
 import { ageSince, formatAge, formatHour, formatTime, pct } from './format.js';
 
 export const REFRESH_MS = 15_000;
+const RETRYING = `Retrying every ${REFRESH_MS / 1000} s.`;
 const RANGES = [
   { label: '24 h', hours: 24 },
   { label: '7 d', hours: 168 },
@@ -127,8 +128,7 @@ function Banners({ problems, loadedAt, now }: { problems: Problems; loadedAt: nu
           data-testid="banner-api"
           className="rounded-tremor-default border border-red-300 bg-red-50 p-4 text-red-900"
         >
-          <strong className="font-semibold">Sentinel API unreachable:</strong> {problems.api}.{stale} Retrying every{' '}
-          {REFRESH_MS / 1000} s.
+          <strong className="font-semibold">Sentinel API unreachable:</strong> {problems.api}.{stale} {RETRYING}
         </div>
       )}
       {problems.database && (
@@ -137,8 +137,7 @@ function Banners({ problems, loadedAt, now }: { problems: Problems; loadedAt: nu
           data-testid="banner-db"
           className="rounded-tremor-default border border-red-300 bg-red-50 p-4 text-red-900"
         >
-          <strong className="font-semibold">Database unreachable:</strong> {problems.database}.{stale} Retrying every{' '}
-          {REFRESH_MS / 1000} s.
+          <strong className="font-semibold">Database unreachable:</strong> {problems.database}.{stale} {RETRYING}
         </div>
       )}
     </>
@@ -338,7 +337,9 @@ function PerformanceCard({
               aria-pressed={hours === r.hours}
               data-testid={`range-${r.hours}`}
               onClick={() => onHours(r.hours)}
-              className={`px-3 py-1 text-sm ${hours === r.hours ? 'bg-blue-600 text-white' : 'bg-white text-slate-700 hover:bg-slate-100'}`}
+              className={`px-3 py-1 text-sm ${
+                hours === r.hours ? 'bg-blue-600 text-white' : 'bg-white text-slate-700 hover:bg-slate-100'
+              }`}
             >
               {r.label}
             </button>
