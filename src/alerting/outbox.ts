@@ -266,7 +266,9 @@ export function cancelPending(
       else if (outcome === 'none') outcome = 'cancelled';
     }
     if (events.length === 0) continue;
-    outbox.push(events === entry.notification.events ? entry : { ...entry, notification: { ...entry.notification, events } });
+    outbox.push(
+      events === entry.notification.events ? entry : { ...entry, notification: { ...entry.notification, events } },
+    );
   }
   return { state: { ...state, outbox }, outcome };
 }

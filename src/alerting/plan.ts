@@ -82,7 +82,10 @@ export function plan(
   const alerts: Record<string, TrackedAlert> = { ...state.alerts };
   const events: Array<{ event: NotificationEvent; deliveredTo: Record<string, Level> }> = [];
   const annotated = new Map<string, Alert>();
-  const keys = new Set([...observed.keys(), ...Object.keys(state.alerts).filter((k) => alerts[k]!.environment === env)]);
+  const keys = new Set([
+    ...observed.keys(),
+    ...Object.keys(state.alerts).filter((k) => alerts[k]!.environment === env),
+  ]);
   for (const key of keys) {
     const previous = state.alerts[key];
     const alert = observed.get(key);
