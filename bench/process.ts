@@ -6,7 +6,7 @@
  * number ≥ 1) and nothing shortens it, so 1000 runs through `sentinel --loop` would
  * take 17 minutes. Instead a child node process (this file, started with
  * `--loop-rss-child`) drives the same code path in-process: the built
- * `runContinuously` of dist/commands/check.js (runLoop + withRunner: checks,
+ * `runContinuously` of dist/runtime.js (runLoop + withRunner: checks,
  * snapshot, alerting with its state file, the JSON report printer) with an interval
  * below any run's duration, so the runs follow one another at once. Memory is
  * sampled after a forced GC (`--expose-gc`) so that garbage not yet collected does
@@ -166,9 +166,11 @@ async function loopChild(runs: number): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('start the loop child with --expose-gc');
   type CheckModule = typeof import('../src/commands/check.js');
+  type RuntimeModule = typeof import('../src/runtime.js');
   const check = (await import(new URL('../../dist/commands/check.js', import.meta.url).href)) as CheckModule;
+  const runtime = (await import(new URL('../../dist/runtime.js', import.meta.url).href)) as RuntimeModule;
   // Only errors on stderr: every run warns that it took longer than the interval, by design here.
-  const s = await check.setup({ logLevel: 'error' });
+  const s = await runtime.createRuntime({ logLevel: 'error' });
   const print = check.reportPrinter(s.redactor, { json: true });
   const samples: LoopMemorySample[] = [];
   const statuses: Record<string, number> = {};
@@ -184,7 +186,7 @@ async function loopChild(runs: number): Promise<void> {
       externalMb: round(toMb(m.external), 2),
     });
   };
-  const code = await check.runContinuously(s, {
+  const code = await runtime.runContinuously(s, {
     intervalSeconds: CHILD_INTERVAL_MS / 1000,
     print: (result) => {
       print(result); // stdout is /dev/null: the JSON line is rendered and written as in --loop --json

@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CHECK_LIST } from './checks/index.js';
 import { DEFAULT_LISTEN, formatHostPort, type ListenAddress, parseListen, parsePort } from './server/listen.js';
 import { wantsNagios } from './util/crash.js';
 import { sentinelVersion } from './util/version.js';
@@ -155,7 +156,8 @@ export function buildProgram(): Command {
             'sentinel.usage',
             '--format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code',
           );
-        // Some plugin runners (Icinga 2) read stderr into the plugin output: only errors are logged unless asked otherwise.
+        // Some plugin runners (Icinga 2) read stderr into the plugin output: only errors
+        // are logged unless asked otherwise.
         if (cmd.getOptionValueSource('logLevel') !== 'cli') opts.logLevel = 'error';
       }
       const { checkCommand } = await import('./commands/check.js');
@@ -164,7 +166,8 @@ export function buildProgram(): Command {
 
   connectionOptions(program.command('serve'))
     .description(
-      'run the checks every --interval seconds and serve the dashboard (/, /api/*), /metrics, /healthz and /readyz over HTTP',
+      'run the checks every --interval seconds and serve the dashboard (/, /api/*), ' +
+        '/metrics, /healthz and /readyz over HTTP',
     )
     .option('--postgrest-url <url>', 'PostgREST root URL (overrides POSTGREST_URL / SUPABASE_URL)')
     .addOption(
@@ -179,7 +182,8 @@ export function buildProgram(): Command {
     .option('--json', "print each run's report as one JSON line on stdout")
     .option(
       '--auth-token <token>',
-      'bearer token for /api/* and /metrics, required off loopback (prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)',
+      'bearer token for /api/* and /metrics, required off loopback ' +
+        '(prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)',
     )
     .option('--metrics-without-token', 'keep /metrics open although a token is set (a scraper that cannot send one)')
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
@@ -189,7 +193,8 @@ export function buildProgram(): Command {
 
   connectionOptions(program.command('slo'))
     .description(
-      "the guide's four SLOs over the last --days days: value, target, met, error budget left, burn rate (exit 1 when one is missed)",
+      "the guide's four SLOs over the last --days days: value, target, met, error budget left, " +
+        'burn rate (exit 1 when one is missed)',
     )
     .option('--days <n>', 'length of the window in days, 1 to 365', sloDays, 30)
     .option('--json', 'print the report as one JSON object')
@@ -237,11 +242,12 @@ export function buildProgram(): Command {
     .description('quiet alerts during planned work: reported, not notified, exit code unaffected');
   alertOptions(silence.command('add'))
     .description('silence a check (optionally one source) for a while')
-    .requiredOption('--check <name>', 'check to silence (stuck_batches, error_spike, schema_cache)')
+    .requiredOption('--check <name>', `check to silence (${CHECK_LIST.map((c) => c.name).join(', ')})`)
     .option('--source <name>', 'only the alerts of this source')
     .requiredOption('--duration <duration>', 'how long, e.g. 30m, 2h, 1h30m (at most 366d)')
     .requiredOption('--reason <text>', 'why, shown to whoever looks next')
     .option('--all-environments', 'silence it in every environment, not only the current one')
+    .addHelpText('after', checksHelp)
     .action(async (_opts, cmd: Command) => {
       process.exitCode = await (await alerts()).silenceAdd(withGlobals(cmd));
     });
@@ -335,15 +341,12 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       // The message echoes what was typed (an unknown option, a bad value): escaped and cut like data.
-      const [{ oneLine }, { redactUrlPasswords }] = await Promise.all([
-        import('./util/text.js'),
-        import('./util/redact.js'),
-      ]);
+      const { errorLine } = await import('./util/errors.js');
       const text =
         err.code === 'commander.excessArguments'
           ? `unknown command '${argv.slice(2).find((a) => !a.startsWith('-')) ?? ''}'`
           : err.message.replace(/^error: /, '').replace(/\n\(Did you mean /, ' (Did you mean ');
-      const message = oneLine(redactUrlPasswords(text));
+      const message = errorLine(text, { firstLine: false });
       process.stderr.write(`sentinel: ${message} (see sentinel --help)\n`);
       // A check command with bad arguments is UNKNOWN to Nagios, on stdout like every plugin result.
       if (wantsNagios(argv)) {
@@ -353,8 +356,11 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT_USAGE;
       return;
     }
-    const { reportFatal } = await import('./commands/fatal.js');
-    process.exitCode = reportFatal(err);
+    const [{ reportFatal }, { readEnvironment }] = await Promise.all([
+      import('./commands/fatal.js'),
+      import('./config/env.js'),
+    ]);
+    process.exitCode = reportFatal(err, { debug: readEnvironment().debug });
   }
 }
 
@@ -364,3 +370,30 @@ await main(process.argv);
 // keep a finished run alive (under cron with flock, that would stop monitoring).
 // The timer is unref'd: a clean exit does not wait for it.
 setTimeout(() => process.exit(), 3000).unref();
+
+/** Every check with its one line, from the registry (`*`: takes --source), wrapped to 80 columns. */
+function checksHelp(): string {
+  const indent = 23;
+  const wrap = (text: string): string[] => {
+    const lines: string[] = [];
+    let line = '';
+    for (const word of text.split(' ')) {
+      if (line && indent + line.length + 1 + word.length > 80) {
+        lines.push(line);
+        line = word;
+      } else line = line ? `${line} ${word}` : word;
+    }
+    return [...lines, line];
+  };
+  return [
+    '',
+    'Checks (* = per source, takes --source):',
+    ...CHECK_LIST.flatMap((c) =>
+      wrap(c.description).map((text, i) =>
+        i === 0
+          ? `  ${`${c.name}${c.perSource ? ' *' : ''}`.padEnd(indent - 3)} ${text}`
+          : `${' '.repeat(indent)}${text}`,
+      ),
+    ),
+  ].join('\n');
+}

@@ -10,7 +10,10 @@ const args = process.argv.slice(2);
 if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   process.stdout.write(`${sentinelVersion()}\n`);
 } else {
-  const { installCrashHandlers, wantsNagios } = await import('./util/crash.js');
-  installCrashHandlers({ nagios: wantsNagios(args) });
+  const [{ installCrashHandlers, wantsNagios }, { readEnvironment }] = await Promise.all([
+    import('./util/crash.js'),
+    import('./config/env.js'),
+  ]);
+  installCrashHandlers({ nagios: wantsNagios(args), debug: readEnvironment().debug });
   await import('./cli-main.js');
 }

@@ -21,6 +21,7 @@ import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres } from '../src/db/embedded.js';
 import { migrate } from '../src/db/migrate.js';
 import { databaseUrl, ident, withAdmin } from './helpers/pg.js';
+import { until } from './helpers/wait.js';
 
 declare module 'vitest' {
   interface ProvidedContext {
@@ -141,15 +142,17 @@ async function dropStaleDatabases(admin: pg.Client): Promise<void> {
 }
 
 async function waitUntilUnused(admin: pg.Client, db: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const { rows } = await admin.query<{ n: string }>(
-      'select count(*)::text as n from pg_stat_activity where datname = $1',
-      [db],
-    );
-    if (rows[0]?.n === '0') return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`template database ${db} still has connections after migrating`);
+  await until(
+    async () => {
+      const { rows } = await admin.query<{ n: string }>(
+        'select count(*)::text as n from pg_stat_activity where datname = $1',
+        [db],
+      );
+      return rows[0]?.n === '0';
+    },
+    `the connections to template database ${db} to end after migrating`,
+    { timeoutMs: 5000, intervalMs: 50 },
+  );
 }
 
 function reasonOf(err: unknown): string {

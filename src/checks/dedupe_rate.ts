@@ -1,11 +1,11 @@
-import type { SentinelConfig } from '../config/schema.js';
+import { z } from 'zod';
 import type { Alert } from '../types.js';
 import { isoSeconds, pct1, trimNumber } from '../util/format.js';
 import { chooseBucket, type Hours, ownThresholds, queryHourlyRows, ratePct, sumHours } from './error_spike.js';
-import type { Check, CheckContext } from './types.js';
+import { type CheckContext, checkSettings, defineCheck } from './types.js';
 
 /** Sources judged on their own (`sources.<name>.dedupe_threshold_pct`), with that threshold. */
-export function ownDedupeThresholds(config: SentinelConfig): Map<string, number> {
+export function ownDedupeThresholds(config: CheckContext['config']): Map<string, number> {
   return ownThresholds(config, 'dedupe_threshold_pct');
 }
 
@@ -16,8 +16,20 @@ export function ownDedupeThresholds(config: SentinelConfig): Map<string, number>
  * show); sources with their own `dedupe_threshold_pct` are judged alone and left
  * out of the overall rate. Reads two hours of batches through the UTC-hour index.
  */
-export const dedupeRateCheck = {
+export const dedupeRateCheck = defineCheck({
   name: 'dedupe_rate',
+  description:
+    "Skipped (duplicate) rows over threshold_pct of the hour's rows; bucket and min_rows as " + 'error_spike.',
+  settings: checkSettings(10, {
+    threshold_pct: z.number().min(0).max(100).default(50).describe('skipped rows in percent above which it alerts'),
+  }),
+  remediation:
+    'Check whether a file was uploaded twice or a vendor is resending old data (compare filenames ' +
+    'and row counts of the hour); give a source that is always high its own threshold ' +
+    '(sources.<name>.dedupe_threshold_pct).',
+  perSource: true,
+  needsDatabase: true,
+  measurements: [],
   async run(ctx: CheckContext): Promise<Alert[]> {
     const threshold = ctx.config.checks.dedupe_rate.threshold_pct;
     const minRows = ctx.config.checks.error_spike.min_rows;
@@ -60,4 +72,4 @@ export const dedupeRateCheck = {
     );
     return alerts;
   },
-} satisfies Check;
+});

@@ -1,9 +1,10 @@
-import type { SentinelConfig } from '../config/schema.js';
+import { z } from 'zod';
 import type { Queryable } from '../db/pool.js';
 import { utcHour } from '../db/sql.js';
 import type { Alert } from '../types.js';
 import { isoSeconds, pct1, trimNumber } from '../util/format.js';
-import type { Check, CheckContext } from './types.js';
+import { bounded } from '../util/limits.js';
+import { type CheckContext, checkSettings, defineCheck } from './types.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -87,7 +88,7 @@ export async function queryHourlyRows(db: Queryable, now: Date): Promise<{ windo
 
 /** Sources judged on their own (`sources.<name>.<setting>`), with that threshold. */
 export function ownThresholds(
-  config: SentinelConfig,
+  config: CheckContext['config'],
   setting: 'error_spike_threshold_pct' | 'dedupe_threshold_pct',
 ): Map<string, number> {
   const own = new Map<string, number>();
@@ -99,7 +100,7 @@ export function ownThresholds(
 }
 
 /** Sources judged on their own error threshold (`sources.<name>.error_spike_threshold_pct`). */
-export function ownErrorThresholds(config: SentinelConfig): Map<string, number> {
+export function ownErrorThresholds(config: CheckContext['config']): Map<string, number> {
   return ownThresholds(config, 'error_spike_threshold_pct');
 }
 
@@ -144,8 +145,28 @@ export function sumHours(
  * the overall rate, so one noisy vendor neither hides nor causes a global alert.
  * Reads only the last two hours of batches through the UTC-hour index.
  */
-export const errorSpikeCheck = {
+export const errorSpikeCheck = defineCheck({
   name: 'error_spike',
+  description:
+    "Rejected rows over threshold_pct of the hour's rows, overall and for each source with its own " + 'threshold.',
+  settings: checkSettings(10, {
+    threshold_pct: z
+      .number()
+      .min(0)
+      .max(100)
+      .default(15)
+      .describe("error rows in percent of the bucket's rows above which it alerts (overall)"),
+    min_rows: bounded(1_000_000_000, { min: 1, int: true })
+      .default(100)
+      .describe('an hour with fewer rows is judged on the previous hour, or not at all (also dedupe_rate)'),
+  }),
+  remediation:
+    'Query ops.v_error_distribution for the top error codes; check whether a bad file was uploaded; ' +
+    'review validation rules or give the source its own threshold ' +
+    '(sources.<name>.error_spike_threshold_pct).',
+  perSource: true,
+  needsDatabase: true,
+  measurements: [],
   async run(ctx: CheckContext): Promise<Alert[]> {
     const cfg = ctx.config.checks.error_spike;
     const now = ctx.now();
@@ -190,4 +211,4 @@ export const errorSpikeCheck = {
     );
     return alerts;
   },
-} satisfies Check;
+});

@@ -2,7 +2,7 @@ import { createdSince } from '../db/sql.js';
 import type { Alert } from '../types.js';
 import { pct1, round } from '../util/format.js';
 import { FINISHED_LOOKBACK_HOURS } from './snapshot.js';
-import type { Check, CheckContext } from './types.js';
+import { type CheckContext, checkSettings, defineCheck, thresholdMinutes } from './types.js';
 
 interface Figures {
   batch_count: number;
@@ -22,8 +22,18 @@ const minutes = (seconds: number): number => round(seconds / 60, 2);
  * looking back {@link FINISHED_LOOKBACK_HOURS} hours like the pipeline snapshot.
  * No batch completed, no alert: an idle pipeline is not a slow one.
  */
-export const processingTimeCheck = {
+export const processingTimeCheck = defineCheck({
   name: 'processing_time',
+  description: 'p95 of completed_at - started_at over the batches completed in the last hour above p95_minutes.',
+  settings: checkSettings(10, {
+    p95_minutes: thresholdMinutes(5).describe('p95 processing time above which it alerts'),
+  }),
+  remediation:
+    'Look at parse_ms and db_ms in ops.v_batch_performance to see which stage is slow; check the ' +
+    'workers for CPU or memory pressure and the database for locks and slow inserts.',
+  perSource: false,
+  needsDatabase: true,
+  measurements: [],
   async run(ctx: CheckContext): Promise<Alert[]> {
     const threshold = ctx.config.checks.processing_time.p95_minutes;
     const { rows } = await ctx.db.query<Figures>(
@@ -62,4 +72,4 @@ export const processingTimeCheck = {
       },
     ];
   },
-} satisfies Check;
+});

@@ -1,6 +1,6 @@
 import type { Alert } from '../types.js';
 import { plural, trimNumber } from '../util/format.js';
-import type { Check, CheckContext } from './types.js';
+import { type CheckContext, checkSettings, defineCheck, thresholdMinutes } from './types.js';
 
 /** How many of the oldest waiting batches are named in the details. */
 const OLDEST_LIMIT = 5;
@@ -19,8 +19,18 @@ interface WaitingRow {
  * `status = 'uploaded'` lets the planner use the in-flight partial index on
  * `(status, updated_at)`: the cost does not grow with history.
  */
-export const queueBacklogCheck = {
+export const queueBacklogCheck = defineCheck({
   name: 'queue_backlog',
+  description: 'Batches waiting in uploaded (no worker picked them up) longer than threshold_minutes.',
+  settings: checkSettings(10, {
+    threshold_minutes: thresholdMinutes(30).describe('a batch waiting in uploaded longer than this alerts'),
+  }),
+  remediation:
+    'Batches are uploaded but no worker picks them up: check that the workers are running, connected ' +
+    'and not all busy; scale them out if the queue keeps growing.',
+  perSource: false,
+  needsDatabase: true,
+  measurements: [],
   async run(ctx: CheckContext): Promise<Alert[]> {
     const threshold = ctx.config.checks.queue_backlog.threshold_minutes;
     // count(*) over () is computed before the limit: the total, next to the oldest few.
@@ -51,4 +61,4 @@ export const queueBacklogCheck = {
       },
     ];
   },
-} satisfies Check;
+});

@@ -1,9 +1,9 @@
 import { isConnectionError, isSessionLost, isStatementTimeout } from '../db/errors.js';
 import { describeLockHolder, findLockHolders, type LockHolder } from '../db/locks.js';
 import type { Queryable } from '../db/pool.js';
-import { REMEDIATION } from '../report/remediation.js';
 import type { Alert, CheckSummary, Measurement } from '../types.js';
 import { linkedAbort } from '../util/abort.js';
+import { findCheck } from './index.js';
 import { type Check, type CheckContext, isSkipped } from './types.js';
 
 export interface RunChecksResult {
@@ -39,6 +39,24 @@ export interface RunChecksOptions {
   /** Who holds the locks after a statement timed out; default pg_locks through `base.db`. */
   findLockHolders?: () => Promise<LockHolder[]>;
 }
+
+/**
+ * Next steps of the findings the runner raises itself (a check's own are in its
+ * file): the database root cause and a check that could not run.
+ */
+export const RUNNER_REMEDIATION = {
+  database_unreachable:
+    'Sentinel could not reach the monitored database: check that it is up (a failover or pooler restart in ' +
+    'progress?), the host, port, password and sslmode of DATABASE_URL, and the network from this host. ' +
+    'The checks run again on the next run.',
+  database_locked:
+    'A session holds a lock that blocks reads of the pipeline tables: look it up (select * from ' +
+    'pg_stat_activity where pid = <pid>), let a migration or maintenance finish, or end a stuck session ' +
+    'with pg_terminate_backend(<pid>).',
+  check_failed:
+    'Sentinel could not run this check: verify DATABASE_URL, network access and that `sentinel migrate` ' +
+    'was applied.',
+} as const;
 
 type CheckSettings = { enabled?: boolean; timeout_seconds?: number };
 
@@ -150,7 +168,10 @@ export async function runChecks(
         });
         continue;
       }
-      for (const alert of output) alerts.push({ ...alert, remediation: alert.remediation ?? REMEDIATION[alert.check] });
+      for (const alert of output) {
+        const hint = findCheck(alert.check)?.remediation ?? check.remediation;
+        alerts.push({ ...alert, remediation: alert.remediation ?? hint });
+      }
       summaries.push({
         name: check.name,
         outcome: output.length > 0 ? 'alert' : 'ok',
@@ -174,7 +195,7 @@ export async function runChecks(
         level: 'critical',
         message: `Check failed: ${reason}`,
         details: { error: reason, ...errorCode(err) },
-        remediation: REMEDIATION.check_failed,
+        remediation: RUNNER_REMEDIATION.check_failed,
         failed: true,
       });
     } finally {
@@ -223,7 +244,7 @@ export function databaseAlert(cause: DatabaseRootCause, failed: string[], notRun
       not_run: notRun,
       ...(cause.holders ? { lock_holders: cause.holders } : {}),
     },
-    remediation: locked ? REMEDIATION.database_locked : REMEDIATION.database_unreachable,
+    remediation: locked ? RUNNER_REMEDIATION.database_locked : RUNNER_REMEDIATION.database_unreachable,
   };
 }
 

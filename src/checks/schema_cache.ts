@@ -1,9 +1,11 @@
 import http from 'node:http';
 import https from 'node:https';
+import { z } from 'zod';
 import type { Alert } from '../types.js';
+import { bounded, DAY_MS, LIMITS, MINUTE_MS, SECOND_MS } from '../util/limits.js';
 import { displayUrl, Redactor } from '../util/redact.js';
 import { oneLine } from '../util/text.js';
-import type { Check, CheckContext, CheckOutput } from './types.js';
+import { type CheckContext, type CheckOutput, checkSettings, defineCheck } from './types.js';
 
 /**
  * Check 3 of the guide (SPEC.md §5.3): is PostgREST's schema cache serving the ops
@@ -71,16 +73,55 @@ const MAX_PROBE_BYTES = 64 * 1024;
 
 type Failure = Exclude<Probe, { kind: 'ok' }>;
 
-export const schemaCacheCheck: Check = {
+export const schemaCacheCheck = defineCheck({
   name: 'schema_cache',
+  description:
+    'Probes PostgREST for a stale schema cache (PGRST002, PGRST205), reloads it with NOTIFY and probes again.',
+  settings: checkSettings(30, {
+    auto_reload: z.boolean().default(true).describe("send NOTIFY pgrst, 'reload schema' when the cache is stale"),
+    cooldown_minutes: bounded(DAY_MS / MINUTE_MS, { min: 0, unitMs: MINUTE_MS })
+      .default(5)
+      .describe('at most one NOTIFY per cooldown, across loop iterations and cron runs'),
+    reprobe_attempts: z
+      .number()
+      .int()
+      .min(1)
+      .max(20)
+      .default(5)
+      .describe('probes after a reload before calling it unrecovered'),
+    reprobe_interval_seconds: bounded(300, { unitMs: SECOND_MS }).default(2).describe('pause between those probes'),
+    request_timeout_seconds: bounded(LIMITS.requestTimeoutSeconds, { unitMs: SECOND_MS })
+      .default(5)
+      .describe("one HTTP probe's timeout"),
+    postgrest_role: z
+      .string()
+      .min(1)
+      .default('authenticator')
+      .describe('the role PostgREST logs in as; inspected when a reload does not help'),
+  }),
+  remediation:
+    "Sentinel reloads the schema cache with NOTIFY pgrst, 'reload schema'; if that does not help, check the " +
+    "exposed schemas, the PostgREST role's statement_timeout and migrations in progress.",
+  perSource: false,
+  // It talks to PostgREST: it still runs while the database is unreachable or locked.
   needsDatabase: false,
+  measurements: [
+    {
+      key: 'latency_ms',
+      meaning: 'latency of the last PostgREST probe, in milliseconds',
+      perfdata: { label: 'schema_cache_latency', uom: 'ms' },
+    },
+    { key: 'result', meaning: 'outcome of the last probe (ok, PGRST002, PGRST205, timeout, ...)' },
+    { key: 'up', meaning: 'whether PostgREST served the probe (after any reload)' },
+    { key: 'reloads', meaning: "NOTIFY pgrst, 'reload schema' sent by this run" },
+  ],
   async run(ctx: CheckContext): Promise<CheckOutput> {
     const restUrl = ctx.config.env.restUrl;
     // No parentheses: the report prints it as "Skipped: schema_cache (<reason>)".
     if (!restUrl) return { skipped: 'no PostgREST URL configured: set SUPABASE_URL or POSTGREST_URL' };
     return new SchemaCacheRun(ctx, restUrl).run();
   },
-};
+});
 
 /** One run of the check: the probe, the reload decision and the report. */
 class SchemaCacheRun {

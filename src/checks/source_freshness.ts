@@ -2,7 +2,7 @@ import type { Queryable } from '../db/pool.js';
 import { utcHour } from '../db/sql.js';
 import type { Alert } from '../types.js';
 import { formatDuration } from '../util/duration.js';
-import type { Check, CheckContext, CheckOutput } from './types.js';
+import { type CheckContext, type CheckOutput, checkSettings, defineCheck } from './types.js';
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
@@ -45,7 +45,8 @@ async function newestBatches(
       `select b.source, max(b.created_at) as newest
          from intake.simplicity_batches b
          join unnest($1::text[]) as wanted(source) on wanted.source = b.source
-        where ${utcHour('b.created_at')} >= ${utcHour('$2::timestamptz')} and ${utcHour('b.created_at')} <= ${utcHour('$3::timestamptz')}
+        where ${utcHour('b.created_at')} >= ${utcHour('$2::timestamptz')}
+          and ${utcHour('b.created_at')} <= ${utcHour('$3::timestamptz')}
           and b.created_at >= $2::timestamptz and b.created_at <= $3::timestamptz
         group by b.source`,
       [pending.map((s) => s.source), from.toISOString(), to.toISOString()],
@@ -70,8 +71,16 @@ async function newestBatches(
  * the rate checks cannot see, since a feed that sends nothing has no bad rows.
  * Without any `expected_every` there is nothing to judge and the check is skipped.
  */
-export const sourceFreshnessCheck = {
+export const sourceFreshnessCheck = defineCheck({
   name: 'source_freshness',
+  description: 'Sources with sources.<name>.expected_every that sent no batch within that long.',
+  settings: checkSettings(10, {}),
+  remediation:
+    "The source sent nothing for longer than expected: check the vendor's delivery (SFTP, API, " +
+    'schedule) and the upload job; tell the vendor if the feed has stopped.',
+  perSource: true,
+  needsDatabase: true,
+  measurements: [],
   async run(ctx: CheckContext): Promise<CheckOutput> {
     const expected = Object.entries(ctx.config.sources)
       .flatMap(([source, s]) => (s.expected_every === undefined ? [] : [{ source, everyMs: s.expected_every }]))
@@ -109,4 +118,4 @@ export const sourceFreshnessCheck = {
     }
     return alerts;
   },
-} satisfies Check;
+});

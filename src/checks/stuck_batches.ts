@@ -1,7 +1,7 @@
 import type { Alert } from '../types.js';
 import { plural, trimNumber } from '../util/format.js';
 import { PROCESSING_STATUSES, pipelineIndex } from './statuses.js';
-import type { Check, CheckContext } from './types.js';
+import { type CheckContext, checkSettings, defineCheck, thresholdMinutes } from './types.js';
 
 /** How many of the oldest stuck batches are named in the details. */
 const OLDEST_LIMIT = 5;
@@ -24,8 +24,19 @@ interface BatchRow {
  * stuck batches are counted (not every batch in that status), and the query reads
  * the in-flight partial index, so its cost does not grow with history.
  */
-export const stuckBatchesCheck = {
+export const stuckBatchesCheck = defineCheck({
   name: 'stuck_batches',
+  description:
+    'Batches held in a processing status (processing, validating, inserting) longer than ' + 'threshold_minutes.',
+  settings: checkSettings(10, {
+    threshold_minutes: thresholdMinutes(10).describe('a batch in a processing status longer than this is stuck'),
+  }),
+  remediation:
+    'Check the worker logs for exceptions and database connectivity; restart the workers if needed; ' +
+    'fail batches that cannot finish with a rejection reason.',
+  perSource: false,
+  needsDatabase: true,
+  measurements: [],
   async run(ctx: CheckContext): Promise<Alert[]> {
     const threshold = ctx.config.checks.stuck_batches.threshold_minutes;
     const now = ctx.now();
@@ -34,7 +45,8 @@ export const stuckBatchesCheck = {
 
     const byStatus = await ctx.db.query<StatusRow>(
       `select status, count(*)::int as batch_count,
-              round((extract(epoch from ($1::timestamptz - min(updated_at))) / 60)::numeric, 1)::float8 as oldest_age_minutes
+              round((extract(epoch from ($1::timestamptz - min(updated_at))) / 60)::numeric, 1)::float8
+                as oldest_age_minutes
          from intake.simplicity_batches
         where ${where}
         group by status`,
@@ -73,4 +85,4 @@ export const stuckBatchesCheck = {
       },
     ];
   },
-} satisfies Check;
+});

@@ -2,15 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { TrackedAlert } from '../alerting/decide.js';
 import { activeSilences, isSilenced } from '../alerting/engine.js';
-import { createAlerting, createAlertStore } from '../alerting/setup.js';
+import { createAlerting } from '../alerting/setup.js';
 import type { AlertStateStore, Silence } from '../alerting/store.js';
-import { CHECK_NAMES, type CheckName } from '../checks/index.js';
+import { CHECK_NAMES, SOURCE_CHECKS } from '../checks/index.js';
+import type { Environment } from '../config/env.js';
 import { MAX_SPAN_MS } from '../config/limits.js';
-import { ConfigError, type ConfigFlags, loadConfig, prepareStateDir } from '../config/load.js';
-import { createLogger, type LogLevel } from '../log.js';
-import { createNotifiers } from '../notifiers/index.js';
+import { ConfigError, type ConfigFlags, prepareStateDir } from '../config/load.js';
+import type { LogLevel } from '../log.js';
+import { createRuntime } from '../runtime.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
-import { Redactor } from '../util/redact.js';
+import type { Redactor } from '../util/redact.js';
 import { MAX_CHARS, oneLine } from '../util/text.js';
 
 /**
@@ -24,26 +25,17 @@ import { MAX_CHARS, oneLine } from '../util/text.js';
 type Flags = ConfigFlags & { logLevel?: LogLevel; json?: boolean };
 
 /**
- * The checks whose alerts are per source (the alert's subject is the source): the
- * only ones a silence with `--source` can match.
- */
-const SOURCE_CHECKS: readonly CheckName[] = ['error_spike', 'dedupe_rate', 'source_freshness'];
-
-/**
  * Everything printed passes through `redactor`, built like the report's: the
  * config's secrets and the notifiers'. Names, messages and reasons are data (from
  * monitored tables and from whoever added a silence): the human output shows each
  * masked, then escaped and cut ({@link display}); `--json` keeps them exact.
  */
 async function context(flags: Flags) {
-  const config = await loadConfig({ flags, env: process.env, requireDatabase: false });
-  await prepareStateDir(config);
-  const redactor = new Redactor(config.secrets);
-  for (const n of createNotifiers(config.notifiers)) redactor.add(n.secrets());
-  const logger = createLogger({ level: flags.logLevel ?? 'info', redactor });
-  const store = createAlertStore(config);
+  const runtime = await createRuntime(flags, { requireDatabase: false });
+  await prepareStateDir(runtime.config);
+  const store = runtime.deployment.alertStore();
   opened.push(store);
-  return { config, redactor, logger, store };
+  return { ...runtime, store };
 }
 
 /** Stores opened by the command running now, closed when it ends (connections, with replicas). */
@@ -64,8 +56,8 @@ function display(redactor: Redactor, value: string, max: number = MAX_CHARS.name
   return oneLine(redactor.redact(value), max);
 }
 
-function who(): string {
-  const sudo = process.env.SUDO_USER;
+function who(environment: Environment): string {
+  const sudo = environment.sudoUser;
   try {
     return sudo ?? userInfo().username;
   } catch {
@@ -83,7 +75,8 @@ async function silenceAddCommand(
     problems.push('--source: give a source name (leave --source out to silence every source)');
   else if (flags.source !== undefined && !(SOURCE_CHECKS as readonly string[]).includes(flags.check)) {
     problems.push(
-      `--source: ${flags.check} has no per-source alerts, so this silence would match nothing (only ${SOURCE_CHECKS.join(', ')} take --source)`,
+      `--source: ${flags.check} has no per-source alerts, so this silence would match nothing ` +
+        `(only ${SOURCE_CHECKS.join(', ')} take --source)`,
     );
   }
   const ms = parseDuration(flags.duration);
@@ -92,7 +85,7 @@ async function silenceAddCommand(
   else if (ms > MAX_SPAN_MS) problems.push(`--duration: must be at most ${formatDuration(MAX_SPAN_MS)}`);
   if (!flags.reason.trim()) problems.push('--reason: say why, for whoever is paged next');
   if (problems.length) throw new ConfigError(problems);
-  const { config, store, redactor } = await context(flags);
+  const { config, environment, store, redactor } = await context(flags);
   const now = new Date();
   const silence: Silence = {
     id: `s-${randomBytes(4).toString('hex')}`,
@@ -100,7 +93,7 @@ async function silenceAddCommand(
     check: flags.check,
     ...(flags.source ? { source: flags.source } : {}),
     reason: flags.reason.trim(),
-    createdBy: who(),
+    createdBy: who(environment),
     createdAt: now.toISOString(),
     endsAt: new Date(now.getTime() + ms!).toISOString(),
   };
@@ -112,7 +105,9 @@ async function silenceAddCommand(
     state.silences.push(silence);
     await store.write(state);
   });
-  const scope = `${flags.check}${flags.source ? ` for source ${display(redactor, flags.source)}` : ''} in ${display(redactor, silence.environment ?? 'every environment')}`;
+  const scope =
+    `${flags.check}${flags.source ? ` for source ${display(redactor, flags.source)}` : ''}` +
+    ` in ${display(redactor, silence.environment ?? 'every environment')}`;
   process.stdout.write(`Silenced ${scope} until ${silence.endsAt} (${formatDuration(ms!)}): ${silence.id}\n`);
   return 0;
 }
@@ -147,7 +142,8 @@ async function silenceListCommand(flags: Flags & { all?: boolean }): Promise<num
     const show = (value: string, max?: number): string => display(redactor, value, max);
     process.stdout.write(
       redactor.redact(
-        `${show(s.id)}  ${show(s.check)}${s.source ? `/${show(s.source)}` : ''}  ${show(s.environment ?? '*')}  until ${show(s.endsAt)} (${left})  by ${show(s.createdBy)}: ${show(s.reason, MAX_CHARS.message)}\n`,
+        `${show(s.id)}  ${show(s.check)}${s.source ? `/${show(s.source)}` : ''}  ${show(s.environment ?? '*')}` +
+          `  until ${show(s.endsAt)} (${left})  by ${show(s.createdBy)}: ${show(s.reason, MAX_CHARS.message)}\n`,
       ),
     );
   }
@@ -175,13 +171,13 @@ async function ackCommand(flags: Flags & { id: string }): Promise<number> {
     throw new ConfigError([
       `ack: "${flags.id}" is not an alert id (4 to 8 hex characters, shown as "id" in the report)`,
     ]);
-  const { store, redactor } = await context(flags);
+  const { environment, store, redactor } = await context(flags);
   const result = await store.withLock(async () => {
     const state = await store.read();
     const matches = Object.values(state.alerts).filter((a) => a.id.startsWith(flags.id));
     if (matches.length !== 1) return matches.length;
     const alert = matches[0]!;
-    alert.acknowledged = { at: new Date().toISOString(), by: who() };
+    alert.acknowledged = { at: new Date().toISOString(), by: who(environment) };
     await store.write(state);
     return alert;
   });
@@ -190,7 +186,9 @@ async function ackCommand(flags: Flags & { id: string }): Promise<number> {
     throw new ConfigError([`ack: ${flags.id} matches ${result} alerts: give more characters of the id`]);
   process.stdout.write(
     redactor.redact(
-      `Acknowledged ${display(redactor, result.id)} [${display(redactor, result.environment)}] ${display(redactor, result.check)}: ${display(redactor, result.message, MAX_CHARS.message)}\nNo repeats until it resolves; a rise in level still notifies.\n`,
+      `Acknowledged ${display(redactor, result.id)} [${display(redactor, result.environment)}] ` +
+        `${display(redactor, result.check)}: ${display(redactor, result.message, MAX_CHARS.message)}\n` +
+        `No repeats until it resolves; a rise in level still notifies.\n`,
     ),
   );
   return 0;
@@ -201,7 +199,10 @@ function silencesOf(silences: Silence[], alert: TrackedAlert): Silence[] {
   return silences.filter((s) => isSilenced([s], alert.environment, alert));
 }
 
-/** `value` with every string in it (keys too) redacted: JSON output is masked value by value, so escaping cannot hide a secret. */
+/**
+ * `value` with every string in it (keys too) redacted: JSON output is masked value
+ * by value, so escaping cannot hide a secret.
+ */
 function redactDeep(value: unknown, redactor: Redactor): unknown {
   if (typeof value === 'string') return redactor.redact(value);
   if (Array.isArray(value)) return value.map((item) => redactDeep(item, redactor));
@@ -243,28 +244,32 @@ async function listAlertsCommand(flags: Flags): Promise<number> {
       .filter(Boolean)
       .join(', ');
     out.push(
-      `${show(a.id)}  ${show(a.level).padEnd(8)} [${show(a.environment)}] ${show(a.check)}${a.subject ? `/${show(a.subject)}` : ''}: ${show(a.message, MAX_CHARS.message)}  (since ${show(a.firingSince)}${marks ? `; ${marks}` : ''})`,
+      `${show(a.id)}  ${show(a.level).padEnd(8)} [${show(a.environment)}] ` +
+        `${show(a.check)}${a.subject ? `/${show(a.subject)}` : ''}: ${show(a.message, MAX_CHARS.message)}` +
+        `  (since ${show(a.firingSince)}${marks ? `; ${marks}` : ''})`,
     );
   }
   if (state.outbox.length) out.push(`${state.outbox.length} notification(s) waiting for delivery.`);
   if (state.dead.length)
     out.push(
-      `${state.dead.length} notification(s) rejected for good; last: ${show(String(state.dead[state.dead.length - 1]!.lastError), MAX_CHARS.message)}`,
+      `${state.dead.length} notification(s) rejected for good; ` +
+        `last: ${show(String(state.dead[state.dead.length - 1]!.lastError), MAX_CHARS.message)}`,
     );
   process.stdout.write(redactor.redact(out.map((line) => `${line}\n`).join('')));
   return 0;
 }
 
-export async function notifyTest(flags: Flags & { notifier?: string }): Promise<number> {
-  const { config, redactor, logger } = await context(flags);
+async function notifyTestCommand(flags: Flags & { notifier?: string }): Promise<number> {
+  const { config, redactor, logger, notifiers, store } = await context(flags);
   if (config.notifiers.length === 0)
     throw new ConfigError(['notify test: no notifiers configured (add a notifiers: list to the config file)']);
   if (flags.notifier && !config.notifiers.some((n) => n.name === flags.notifier)) {
     throw new ConfigError([
-      `--notifier: no notifier named "${flags.notifier}" (configured: ${config.notifiers.map((n) => n.name).join(', ')})`,
+      `--notifier: no notifier named "${flags.notifier}" ` +
+        `(configured: ${config.notifiers.map((n) => n.name).join(', ')})`,
     ]);
   }
-  const engine = createAlerting(config, logger, redactor);
+  const engine = createAlerting(config, logger, redactor, { store, notifiers });
   const results = await engine.sendTest(config.env.name, flags.notifier);
   for (const r of results) {
     const name = `${display(redactor, r.notifier)} (${display(redactor, r.type)})`;
@@ -282,3 +287,4 @@ export const silenceList = closingStores(silenceListCommand);
 export const silenceExpire = closingStores(silenceExpireCommand);
 export const ack = closingStores(ackCommand);
 export const listAlerts = closingStores(listAlertsCommand);
+export const notifyTest = closingStores(notifyTestCommand);

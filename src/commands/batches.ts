@@ -1,16 +1,17 @@
 import { userInfo } from 'node:os';
 import { describeError } from '../checks/runner.js';
 import { PROCESSING_STATUSES } from '../checks/statuses.js';
+import type { Environment } from '../config/env.js';
 import { MAX_SPAN_MS } from '../config/limits.js';
 import { ConfigError, type ConfigFlags } from '../config/load.js';
 import { createPool, createWritePool, endPool } from '../db/pool.js';
 import type { LogLevel } from '../log.js';
 import { failStuck, findStuck, listAudit, RemediationError, type StuckBatch } from '../remediation/stuck.js';
+import { createRuntime, type Runtime } from '../runtime.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { plural, trimNumber } from '../util/format.js';
 import type { Redactor } from '../util/redact.js';
 import { MAX_CHARS, oneLine, tableLines } from '../util/text.js';
-import { setup } from './check.js';
 
 /**
  * `sentinel batches stuck | fail-stuck | audit`: the guide's remediation step
@@ -37,9 +38,11 @@ export async function batchesStuck(flags: Flags): Promise<number> {
     if (flags.json) return print(redactor, JSON.stringify(batches));
     if (batches.length === 0) return print(redactor, `No batches stuck > ${trimNumber(threshold)}m.`);
     return print(redactor, [
-      `${plural(batches.length, 'batch')} stuck > ${trimNumber(threshold)}m (in ${PROCESSING_STATUSES.join(', ')}; ages on the database clock):`,
+      `${plural(batches.length, 'batch')} stuck > ${trimNumber(threshold)}m ` +
+        `(in ${PROCESSING_STATUSES.join(', ')}; ages on the database clock):`,
       ...table(batches, redactor),
-      `To fail them: sentinel batches fail-stuck --older-than ${trimNumber(threshold)}m --reason "..." (a dry run; add --yes to apply)`,
+      `To fail them: sentinel batches fail-stuck --older-than ${trimNumber(threshold)}m --reason "..." ` +
+        `(a dry run; add --yes to apply)`,
     ]);
   });
 }
@@ -66,7 +69,7 @@ export async function batchesFailStuck(
   if (problems.length) throw new ConfigError(problems);
 
   const filter = { olderThanMinutes: ms! / 60_000, ...(flags.source ? { source: flags.source.trim() } : {}) };
-  return withDatabase(flags, async ({ config, redactor, url }) => {
+  return withDatabase(flags, async ({ config, environment, redactor, url }) => {
     const show = (text: string, max: number = MAX_CHARS.name): string => oneLine(redactor.redact(text), max);
     const scope = `stuck > ${formatDuration(ms!)}${filter.source ? ` from ${show(filter.source)}` : ''}`;
     if (!flags.yes) {
@@ -84,9 +87,11 @@ export async function batchesFailStuck(
         );
       if (batches.length === 0) return print(redactor, `No batches ${scope}: nothing to fail.`);
       return print(redactor, [
-        `Dry run: ${plural(batches.length, 'batch')} ${scope} would be set to failed, reason "${show(reason, MAX_CHARS.message)}":`,
+        `Dry run: ${plural(batches.length, 'batch')} ${scope} would be set to failed, ` +
+          `reason "${show(reason, MAX_CHARS.message)}":`,
         ...table(batches, redactor),
-        'Nothing was changed. Add --yes to apply: only batches still stuck at that moment are failed, and the change is audited (sentinel batches audit).',
+        'Nothing was changed. Add --yes to apply: only batches still stuck at that moment are failed, ' +
+          'and the change is audited (sentinel batches audit).',
       ]);
     }
 
@@ -94,7 +99,12 @@ export async function batchesFailStuck(
     try {
       const client = await pool.connect();
       try {
-        const result = await failStuck(client, { ...filter, reason, osUser: osUser(), environment: config.env.name });
+        const result = await failStuck(client, {
+          ...filter,
+          reason,
+          osUser: osUser(environment),
+          environment: config.env.name,
+        });
         if (flags.json) {
           return print(
             redactor,
@@ -112,7 +122,8 @@ export async function batchesFailStuck(
         if (result.batches.length === 0)
           return print(redactor, `No batches ${scope}: nothing failed, no audit record written.`);
         return print(redactor, [
-          `Failed ${plural(result.batches.length, 'batch')} ${scope}, reason "${show(reason, MAX_CHARS.message)}" (audit record ${result.auditId}, role ${show(result.dbRole)}):`,
+          `Failed ${plural(result.batches.length, 'batch')} ${scope}, reason "${show(reason, MAX_CHARS.message)}" ` +
+            `(audit record ${result.auditId}, role ${show(result.dbRole)}):`,
           ...table(
             result.batches.map((b) => ({ ...b, status: `${oneLine(b.status_before, MAX_CHARS.cell)} → failed` })),
             redactor,
@@ -137,7 +148,10 @@ export async function batchesAudit(flags: Flags & { limit?: number }): Promise<n
     return print(
       redactor,
       records.flatMap((r) => [
-        `#${r.id}  ${r.at.toISOString()}  ${show(r.os_user ?? '?')} / ${show(r.db_role)}  [${show(r.environment ?? '?')}]  ${plural(r.batch_ids.length, 'batch')} stuck > ${formatDuration(r.older_than_minutes * 60_000)}${r.source ? ` from ${show(r.source)}` : ''}: "${show(r.reason, MAX_CHARS.message)}"`,
+        `#${r.id}  ${r.at.toISOString()}  ${show(r.os_user ?? '?')} / ${show(r.db_role)}  ` +
+          `[${show(r.environment ?? '?')}]  ${plural(r.batch_ids.length, 'batch')} stuck > ` +
+          `${formatDuration(r.older_than_minutes * 60_000)}${r.source ? ` from ${show(r.source)}` : ''}: ` +
+          `"${show(r.reason, MAX_CHARS.message)}"`,
         `    ${show(r.batch_ids.join(', '), MAX_CHARS.log)}`,
       ]),
     );
@@ -145,16 +159,17 @@ export async function batchesAudit(flags: Flags & { limit?: number }): Promise<n
 }
 
 interface Session {
-  config: Awaited<ReturnType<typeof setup>>['config'];
+  config: Runtime['config'];
+  environment: Environment;
   redactor: Redactor;
   url: string;
 }
 
 /** Config, then `body`; a database refusal or an unreachable database becomes one redacted line and exit 3. */
 async function withDatabase(flags: Flags, body: (s: Session) => Promise<number>): Promise<number> {
-  const { config, redactor } = await setup(flags);
+  const { config, environment, redactor } = await createRuntime(flags);
   try {
-    return await body({ config, redactor, url: config.env.databaseUrl });
+    return await body({ config, environment, redactor, url: config.env.databaseUrl });
   } catch (err) {
     const message = err instanceof RemediationError ? err.message : `database error: ${describeError(err)}`;
     process.stderr.write(`sentinel: ${oneLine(redactor.redact(message))}\n`);
@@ -193,10 +208,10 @@ function print(redactor: Redactor, lines: string | string[]): number {
 }
 
 /** Who ran it, for the audit record: the person behind sudo if any, else the OS user. */
-function osUser(): string {
+function osUser(environment: Environment): string {
   try {
-    return process.env.SUDO_USER || userInfo().username;
+    return environment.sudoUser || userInfo().username;
   } catch {
-    return process.env.USER || 'unknown';
+    return environment.user || 'unknown';
   }
 }

@@ -1,24 +1,13 @@
-import type { AlertingOutcome } from '../alerting/engine.js';
-import { pingHeartbeat } from '../alerting/heartbeat.js';
-import { createAlerting, createAlertStore, stateDatabaseUrl } from '../alerting/setup.js';
-import { allChecks } from '../checks/index.js';
-import { describeError } from '../checks/runner.js';
-import { ConfigError, type ConfigFlags, loadConfig, prepareStateDir } from '../config/load.js';
-import type { SentinelConfig } from '../config/schema.js';
-import { createRunHistory, recordOf } from '../history/index.js';
-import { createLogger, type Logger, type LogLevel } from '../log.js';
-import { runLoop, stopOnSignals } from '../loop.js';
-import type { LeaderElection } from '../replicas/leader.js';
+import { ConfigError, type ConfigFlags } from '../config/load.js';
+import type { LogLevel } from '../log.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
 import { type NagiosThresholds, nagiosThresholds, renderNagios, renderNagiosUnknown } from '../report/nagios.js';
-import { exitCodeFor, Runner } from '../run.js';
-import type { MonitorServer } from '../server/index.js';
-import type { ListenAddress } from '../server/listen.js';
-import { FileStateStore } from '../state/store.js';
+import { exitCodeFor } from '../run.js';
+import { createRuntime, type ReportOnly, type RunAndAlert, runContinuously, withRunner } from '../runtime.js';
 import type { RunResult } from '../types.js';
-import { markLongRunning } from '../util/crash.js';
-import { Redactor, redactUrlPasswords } from '../util/redact.js';
+import { errorLine } from '../util/errors.js';
+import type { Redactor } from '../util/redact.js';
 
 export interface CheckFlags extends ConfigFlags {
   json?: boolean;
@@ -33,52 +22,10 @@ export interface CheckFlags extends ConfigFlags {
   metricsPort?: number;
 }
 
-export interface Setup {
-  config: SentinelConfig;
-  logger: Logger;
-  redactor: Redactor;
-}
-
-/** Loads configuration and sets up redacted logging; shared by every command that talks to a database. */
-export async function setup(flags: ConfigFlags & { logLevel?: LogLevel }): Promise<Setup> {
-  const config = await loadConfig({ flags, env: process.env });
-  const redactor = new Redactor(config.secrets);
-  const logger = createLogger({ level: flags.logLevel ?? 'info', redactor });
-  return { config, logger, redactor };
-}
-
-/** One whole run: checks, then alerting (silences, lifecycle, delivery), then the heartbeat. */
-export type RunAndAlert = (signal?: AbortSignal) => Promise<RunResult>;
-
-/** What else a mode may do with the runner's alerting besides runs. */
-export interface RunnerTools {
-  /**
-   * One final, bounded delivery pass over the outbox (see AlertingEngine.flush):
-   * for the loop's graceful shutdown. With replicas, only the leader sends.
-   */
-  flush(): Promise<AlertingOutcome>;
-}
-
-export interface WithRunnerOptions {
-  /** Replicas: the election, asked right before every act (NOTIFY, each delivery). */
-  leadership?: Pick<LeaderElection, 'stillLeader'>;
-  /**
-   * Replicas, one-shot run without the leader lock: this run only checks and
-   * reports. It sends no NOTIFY, records nothing, delivers nothing and pings no
-   * heartbeat; its report carries `"role": "follower"`.
-   */
-  reportOnly?: ReportOnly;
-}
-
-export interface ReportOnly {
-  /** Logged after the checks: why nothing is recorded or notified. */
-  log: string;
-  level: 'info' | 'warn';
-  /** Why the schema-cache NOTIFY is not sent (shown in that check's alert). */
-  refusal: string;
-}
-
-/** Prints each run's report on stdout, redacted: JSON (one line unless pretty), a Nagios plugin line or the human banner. */
+/**
+ * Prints each run's report on stdout, redacted: JSON (one line unless pretty), a
+ * Nagios plugin line or the human banner.
+ */
 export function reportPrinter(
   redactor: Redactor,
   options: { json?: boolean; pretty?: boolean; color?: boolean; nagios?: NagiosThresholds },
@@ -94,300 +41,6 @@ export function reportPrinter(
 }
 
 /**
- * Runs `body` with the run function every mode shares (one run, the loop,
- * `serve`). When Sentinel itself fails (not the pipeline), the dead man's switch
- * is told; the connections are closed afterwards either way.
- */
-export async function withRunner<T>(
-  { config, logger, redactor }: Setup,
-  body: (runAndAlert: RunAndAlert, tools: RunnerTools) => Promise<T>,
-  options: WithRunnerOptions = {},
-): Promise<T> {
-  const { leadership, reportOnly } = options;
-  // Before anything runs: a state directory that cannot be made is exit 3 at once.
-  await prepareStateDir(config);
-  // Replicas: whoever lost the lock since the run started must not act. The
-  // NOTIFY and every delivery attempt ask right before they happen.
-  const stillLeader =
-    reportOnly !== undefined ? async () => false : leadership ? () => leadership.stillLeader() : undefined;
-  // A report-only run says why it sends no NOTIFY (the schema-cache check shows it).
-  const mayAct =
-    reportOnly !== undefined
-      ? async (): Promise<boolean> => {
-          throw new Error(reportOnly.refusal);
-        }
-      : stillLeader;
-  const runner = new Runner({
-    config,
-    logger,
-    checks: allChecks(),
-    state: new FileStateStore(config.stateDir),
-    ...(mayAct ? { mayAct } : {}),
-  });
-  const store = createAlertStore(config);
-  const history = createRunHistory(config);
-  const alerting = createAlerting(config, logger, redactor, {
-    store,
-    ...(stillLeader ? { mayDeliver: stillLeader } : {}),
-  });
-  // The report shows silenced and acknowledged marks, so alerting runs before it is printed.
-  const runAndAlert: RunAndAlert = async (signal) => {
-    const raw = await runner.runOnce(signal);
-    if (stillLeader && !(await stillLeader())) {
-      if (reportOnly !== undefined) logger[reportOnly.level](reportOnly.log);
-      // Lost the lock during the checks: the new leader records and notifies what it sees.
-      else logger.warn('Not the leader any more: this run is neither recorded nor notified');
-      // Silences and acknowledgements still shape the report and the exit code (read-only).
-      return { ...(await alerting.annotate(raw)), role: 'follower' };
-    }
-    const { result, outcome } = await alerting.process(raw);
-    const reported: RunResult = {
-      ...result,
-      notifications: outcome.notifications,
-      ...(outcome.error ? { alerting_error: outcome.error } : {}),
-      ...(leadership ? { role: 'leader' as const } : {}),
-    };
-    // The record `sentinel slo` reads; losing one must not fail the run it describes.
-    await history
-      .append(recordOf(reported))
-      .catch((err: unknown) => logger.warn(`Could not record this run in the history: ${describeError(err)}`));
-    // Pages that cannot go out are Sentinel failing: the dead man's switch must say so.
-    if (config.heartbeat_url)
-      await pingHeartbeat(config.heartbeat_url, outcome.error ? 'fail' : 'ok', logger, redactor);
-    // Housekeeping for the views' sake, after everything the run reports on.
-    await runner.refreshRollups();
-    return reported;
-  };
-  const tools: RunnerTools = {
-    flush: async () => {
-      const outcome = await alerting.flush(config.env.name);
-      // Shown like a run's figures, for the operator reading the logs of a shutdown.
-      for (const n of outcome.notifications) {
-        if (n.sent || n.failed)
-          logger.info(
-            `Final delivery for ${n.notifier}: ${n.sent} sent, ${n.failed} failed, ${n.pending} still pending`,
-          );
-      }
-      return outcome;
-    },
-  };
-  try {
-    return await body(runAndAlert, tools);
-  } catch (err) {
-    if (config.heartbeat_url) await pingHeartbeat(config.heartbeat_url, 'fail', logger, redactor);
-    throw err;
-  } finally {
-    // Each closes whatever the others do: a failing one must not leave the rest open.
-    await Promise.allSettled([runner.close(), store.close?.(), history.close?.()]);
-  }
-}
-
-export interface ContinuousOptions {
-  intervalSeconds: number;
-  /** Called with each run's result (the report on stdout); nothing printed when absent. */
-  print?: (result: RunResult) => void;
-  /** Serve /metrics, /healthz and /readyz on this address while looping. */
-  listen?: ListenAddress;
-  /** `sentinel serve`: also the dashboard (page and `/api/*`) on that address. */
-  dashboard?: { authToken?: string; metricsWithoutToken?: boolean };
-  /** Loads the configuration again (SIGHUP); without it SIGHUP changes nothing. */
-  reload?: () => Promise<Setup>;
-}
-
-/**
- * Replicas (`replicas.enabled`): the leader election on its own connection, in the
- * state database (`replicas.state_database_url`, else the monitored one).
- */
-async function createElection(
-  s: Setup,
-  onChange: (leader: boolean) => void,
-  deadSessionTimeoutMs?: number,
-): Promise<LeaderElection> {
-  const { LeaderElection } = await import('../replicas/leader.js');
-  return new LeaderElection({
-    connectionString: stateDatabaseUrl(s.config),
-    lockKey: s.config.replicas.lock_key,
-    logger: s.logger,
-    redactor: s.redactor,
-    connectTimeoutMs: s.config.connect_timeout_seconds * 1000,
-    onChange,
-    ...(deadSessionTimeoutMs !== undefined ? { deadSessionTimeoutMs } : {}),
-  });
-}
-
-/**
- * `sentinel --loop [--metrics-port N]` and `sentinel serve`: runs every interval
- * until SIGINT/SIGTERM, optionally with the HTTP server. On the first signal the
- * server stops accepting connections and the run in progress finishes (its
- * alerting and outbox delivery included); then the outbox gets one final,
- * bounded delivery pass (`delivery_timeout`; with replicas, by the leader only),
- * everything closes and the exit code is 0. A second signal exits at once (130/143).
- */
-export async function runContinuously(s: Setup, options: ContinuousOptions): Promise<number> {
-  const { logger } = s;
-  const intervalMs = options.intervalSeconds * 1000;
-  // A setup error like an address in use: before anything listens (withRunner checks again, at no cost).
-  await prepareStateDir(s.config);
-  const stop = stopOnSignals(logger);
-  let server: MonitorServer | undefined;
-  let election: LeaderElection | undefined;
-  // SIGHUP: a valid file takes effect from the next run (the current one finishes
-  // with the old); an invalid one is one log line and the old configuration stays.
-  let current = s;
-  let pending: Setup | undefined;
-  let generation: AbortController | undefined;
-  let reloading = false;
-  const onHangup = (): void => {
-    if (reloading) return;
-    reloading = true;
-    void reloadConfiguration().finally(() => (reloading = false));
-  };
-  const reloadConfiguration = async (): Promise<void> => {
-    if (!options.reload) return;
-    logger.info('Received SIGHUP: reloading the configuration');
-    try {
-      const next = await options.reload();
-      // A state directory that cannot be made is refused here, not by the next run.
-      await prepareStateDir(next.config);
-      const refusal = needsRestart(current.config, next.config);
-      if (refusal) {
-        logger.error(
-          `Configuration not reloaded: ${refusal} only take effect on a restart; the current configuration stays`,
-        );
-        return;
-      }
-      // The server logs through the first setup's redactor: it must mask the new secrets too.
-      s.redactor.add(next.config.secrets);
-      pending = next;
-      logger.info('Configuration reloaded: it takes effect from the next run');
-      generation?.abort();
-    } catch (err) {
-      const reason = err instanceof ConfigError ? err.message : describeError(err);
-      logger.error(`Configuration not reloaded: ${reason.replace(/\s*\n\s*/g, ' ')}; the current configuration stays`);
-    }
-  };
-  process.on('SIGHUP', onHangup);
-  try {
-    if (options.listen) {
-      const { startMonitorServer } = await import('../server/index.js');
-      const { config } = s;
-      // Bound before the first run: an address in use is a setup error (exit 3),
-      // found before any check runs or anyone is paged.
-      const dashboard = options.dashboard
-        ? {
-            databaseUrl: config.env.databaseUrl,
-            environment: config.env.name,
-            stuckThresholdMinutes: config.checks.stuck_batches.threshold_minutes,
-            errorThresholdPct: config.checks.error_spike.threshold_pct,
-            connectTimeoutMs: config.connect_timeout_seconds * 1000,
-            ...(options.dashboard.authToken !== undefined ? { authToken: options.dashboard.authToken } : {}),
-            ...(options.dashboard.metricsWithoutToken ? { metricsWithoutToken: true } : {}),
-          }
-        : undefined;
-      const started = await startMonitorServer({
-        listen: options.listen,
-        intervalMs,
-        logger,
-        redactor: s.redactor,
-        leader: !config.replicas.enabled,
-        maxSources: config.metrics.max_sources,
-        ...(dashboard ? { dashboard } : {}),
-      });
-      server = started;
-      stop.signal.addEventListener('abort', () => void started.close(), { once: true });
-    }
-    if (s.config.replicas.enabled) {
-      // PostgreSQL frees the lock of a leader cut off from it within about one
-      // interval (at least a few seconds): failover within one interval.
-      election = await createElection(s, (leader) => server?.metrics.setLeader(leader), intervalMs);
-    }
-    const leadership = election;
-    // Set up (an address in use was exit 3, a setup error): from here on an internal
-    // error exits 70, which systemd restarts (it must not restart a config error).
-    markLongRunning();
-    logger.info(
-      `Starting loop: environment ${s.config.env.name}, every ${options.intervalSeconds}s${leadership ? ' (replicas: one leader runs, the others stand by)' : ''}`,
-    );
-    let runs = 0;
-    let nextRunAt: number | undefined;
-    while (!stop.signal.aborted) {
-      const gen = new AbortController();
-      generation = gen;
-      const onStop = (): void => gen.abort();
-      stop.signal.addEventListener('abort', onStop, { once: true });
-      const setupNow = current;
-      const stopped = await withRunner(
-        setupNow,
-        async (runAndAlert, tools) => {
-          // The run's own duration_ms covers the checks; the metric covers the whole run.
-          let runMs: number | undefined;
-          const runOnce: RunAndAlert = async (signal) => {
-            const started = performance.now();
-            const result = await runAndAlert(signal);
-            runMs = performance.now() - started;
-            return result;
-          };
-          const onResult = (result: RunResult): void => {
-            server?.observe(result, runMs);
-            options.print?.(result);
-          };
-          runs += await runLoop({
-            intervalMs,
-            runOnce,
-            onResult,
-            logger: setupNow.logger,
-            stop: gen.signal,
-            ...(nextRunAt !== undefined ? { firstRunAt: nextRunAt } : {}),
-            onRunStart: (at) => (nextRunAt = at + intervalMs),
-            ...(leadership
-              ? {
-                  election: leadership,
-                  pollMs:
-                    (setupNow.config.replicas.takeover_poll_seconds ?? Math.min(5, options.intervalSeconds)) * 1000,
-                  // Followers print nothing; they stay ready while the lock database answers.
-                  onStandby: () => server?.standby(leadership.problem),
-                }
-              : {}),
-          });
-          // A reload: the runner is rebuilt with the new configuration; the outbox stays where it is.
-          if (!stop.signal.aborted) return false;
-          logger.info(`Loop stopped after ${runs} run${runs === 1 ? '' : 's'}`);
-          // Graceful shutdown: what is still in the outbox (a failure during the last
-          // run, an entry in backoff) gets one last try. A follower leaves it to the leader.
-          if (!leadership || leadership.isLeader) {
-            logger.info('Delivering what is left in the outbox before exiting');
-            await tools.flush();
-          }
-          return true;
-        },
-        leadership ? { leadership } : {},
-      );
-      stop.signal.removeEventListener('abort', onStop);
-      if (stopped) break;
-      if (pending) [current, pending] = [pending, undefined];
-    }
-    return 0;
-  } finally {
-    process.off('SIGHUP', onHangup);
-    // Releases the leader lock (a follower takes over within one poll).
-    await election?.close();
-    // Still under our signal handlers: a second signal while closing exits at once.
-    await server?.close();
-    stop.dispose();
-  }
-}
-
-/**
- * Settings a running loop cannot take on: replicas elect on a connection opened at
- * start. Undefined when the new configuration can be applied from the next run.
- */
-function needsRestart(before: SentinelConfig, after: SentinelConfig): string | undefined {
-  const r = (c: SentinelConfig): string =>
-    JSON.stringify([c.replicas.enabled, c.replicas.state_database_url ?? null, String(c.replicas.lock_key)]);
-  return r(before) === r(after) ? undefined : 'replicas settings';
-}
-
-/**
  * `sentinel [--json | --format nagios] [--loop [--metrics-port N]]`: one run or a
  * loop; returns the exit code. With `--format nagios`, Sentinel failing (exit 3)
  * also prints `SENTINEL UNKNOWN - <reason>` on stdout, as a plugin must.
@@ -399,48 +52,58 @@ export async function checkCommand(flags: CheckFlags): Promise<number> {
   } catch (err) {
     const reason =
       err instanceof ConfigError
-        ? `config error: ${err.problems[0] ?? err.message}${err.problems.length > 1 ? ` (+${err.problems.length - 1} more)` : ''}`
-        : err instanceof Error
-          ? err.message
-          : String(err);
-    process.stdout.write(`${renderNagiosUnknown(redactUrlPasswords(reason.split('\n')[0] ?? reason))}\n`);
+        ? `config error: ${err.problems[0] ?? err.message}` +
+          `${err.problems.length > 1 ? ` (+${err.problems.length - 1} more)` : ''}`
+        : err;
+    // Unescaped and uncut here: the plugin line escapes and cuts it itself.
+    const line = errorLine(reason, { escape: false, max: Number.POSITIVE_INFINITY });
+    process.stdout.write(`${renderNagiosUnknown(line)}\n`);
     throw err;
   }
 }
 
 async function check(flags: CheckFlags): Promise<number> {
-  const s = await setup(flags);
+  const s = await createRuntime(flags);
   const json = Boolean(flags.json || flags.pretty || flags.format === 'json');
-  const color = !json && flags.color !== false && process.stdout.isTTY === true && !process.env.NO_COLOR;
+  const color = !json && flags.color !== false && process.stdout.isTTY === true && !s.environment.noColor;
   const nagios = flags.format === 'nagios' ? nagiosThresholds(s.config) : undefined;
   const print = reportPrinter(s.redactor, { json, pretty: flags.pretty, color, ...(nagios ? { nagios } : {}) });
 
   if (flags.loop) {
     const listen = flags.metricsPort !== undefined ? { host: '127.0.0.1', port: flags.metricsPort } : undefined;
-    return runContinuously(s, { intervalSeconds: flags.interval ?? 300, print, listen, reload: () => setup(flags) });
+    return runContinuously(s, {
+      intervalSeconds: flags.interval ?? 300,
+      print,
+      listen,
+      reload: () => createRuntime(flags),
+    });
   }
   const once = async (runAndAlert: RunAndAlert): Promise<number> => {
     const result = await runAndAlert();
     print(result);
     return exitCodeFor(result.overall_status);
   };
-  if (!s.config.replicas.enabled) return withRunner(s, once);
   // Replicas and a one-shot run (cron): it acts only while holding the leader lock,
   // taken once for the run's duration. If another process leads (or the lock
   // database cannot be reached), it checks and reports, and leaves the NOTIFY,
   // recording and notifications to the leader.
-  const election = await createElection(s, () => {});
+  const election = await s.deployment.election(() => {});
+  if (!election) return withRunner(s, once);
   try {
     if (await election.check()) return await withRunner(s, once, { leadership: election });
     const reportOnly: ReportOnly =
       election.problem === undefined
         ? {
-            log: 'Another Sentinel process holds the leader lock (replicas): this run checks and reports only; the leader records and notifies what it sees',
+            log:
+              'Another Sentinel process holds the leader lock (replicas): this run checks and reports only; ' +
+              'the leader records and notifies what it sees',
             level: 'info',
             refusal: 'another Sentinel process holds the leader lock (replicas): the leader reloads the schema cache',
           }
         : {
-            log: `Cannot reach the leader lock database (${election.problem}): this run checks and reports only; nothing is recorded or notified`,
+            log:
+              `Cannot reach the leader lock database (${election.problem}): ` +
+              `this run checks and reports only; nothing is recorded or notified`,
             level: 'warn',
             refusal: 'the leader lock database cannot be reached (replicas): only the leader reloads the schema cache',
           };

@@ -3,14 +3,14 @@ import type { ConfigFlags } from '../config/load.js';
 import { MigrationError, migrate } from '../db/migrate.js';
 import { buildErrorRollup } from '../db/rollup.js';
 import type { LogLevel } from '../log.js';
+import { createRuntime } from '../runtime.js';
 import { displayUrl } from '../util/redact.js';
-import { setup } from './check.js';
 
 /** `sentinel migrate [--with-intake]`: returns 0 when every file is applied or unchanged, 3 otherwise. */
 export async function migrateCommand(
   flags: ConfigFlags & { withIntake?: boolean; lockTimeout?: number; logLevel?: LogLevel },
 ): Promise<number> {
-  const { config, logger, redactor } = await setup(flags);
+  const { config, logger, redactor } = await createRuntime(flags);
   logger.info(`Migrating ${displayUrl(config.env.databaseUrl)} (environment ${config.env.name})`);
   try {
     const results = await migrate(config.env.databaseUrl, {

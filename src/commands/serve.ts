@@ -1,8 +1,10 @@
+import { type Environment, readEnvironment } from '../config/env.js';
 import type { ConfigFlags } from '../config/load.js';
 import type { LogLevel } from '../log.js';
+import { createRuntime, type Runtime, runContinuously } from '../runtime.js';
 import { isLoopbackHost } from '../server/http.js';
 import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from '../server/listen.js';
-import { reportPrinter, runContinuously, type Setup, setup } from './check.js';
+import { reportPrinter } from './check.js';
 
 export interface ServeFlags extends ConfigFlags {
   listen?: ListenAddress;
@@ -15,11 +17,15 @@ export interface ServeFlags extends ConfigFlags {
   metricsWithoutToken?: boolean;
 }
 
+/** The shortest bearer token `sentinel serve` accepts (after trimming). */
+export const MIN_TOKEN_LENGTH = 16;
+
 /**
  * `sentinel serve`: the loop plus the HTTP server (`/metrics`, `/healthz`,
  * `/readyz`, the dashboard at `/` and its JSON API at `/api/*`; off loopback a
- * bearer token guards `/api/*` and `/metrics`, see src/server/http.ts). Logs go to stderr; stdout carries each run's JSON line with --json
- * and nothing otherwise. Returns the exit code (0 after a graceful stop).
+ * bearer token guards `/api/*` and `/metrics`, see src/server/routes.ts). Logs go
+ * to stderr; stdout carries each run's JSON line with --json and nothing otherwise.
+ * Returns the exit code (0 after a graceful stop).
  *
  * With `replicas.enabled` any number of processes may serve one database: the
  * leader (src/replicas/leader.ts) runs the checks and notifies, its JSON lines
@@ -28,14 +34,11 @@ export interface ServeFlags extends ConfigFlags {
  * stay ready on `/readyz` while the lock database answers (a follower is a healthy
  * standby, not a broken replica).
  */
-/** The shortest bearer token `sentinel serve` accepts (after trimming). */
-export const MIN_TOKEN_LENGTH = 16;
-
-export async function serveCommand(flags: ServeFlags): Promise<number> {
+export async function serveCommand(flags: ServeFlags, environment: Environment = readEnvironment()): Promise<number> {
   const listen = flags.listen ?? DEFAULT_LISTEN;
   // An empty SENTINEL_DASHBOARD_TOKEN counts as unset; anything else is trimmed and must be long enough.
   const source = flags.authToken !== undefined ? '--auth-token' : 'SENTINEL_DASHBOARD_TOKEN';
-  const raw = flags.authToken ?? (process.env.SENTINEL_DASHBOARD_TOKEN || undefined);
+  const raw = flags.authToken ?? environment.dashboardToken;
   const token = raw?.trim();
   if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
     process.stderr.write(
@@ -47,12 +50,13 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   // start without one rather than expose the pipeline's internals.
   if (!isLoopbackHost(listen.host) && token === undefined) {
     process.stderr.write(
-      `sentinel: --listen ${formatHostPort(listen.host, listen.port)} is not a loopback address: set SENTINEL_DASHBOARD_TOKEN (or --auth-token) to the bearer token the dashboard and scrapers must send\n`,
+      `sentinel: --listen ${formatHostPort(listen.host, listen.port)} is not a loopback address: ` +
+        `set SENTINEL_DASHBOARD_TOKEN (or --auth-token) to the bearer token the dashboard and scrapers must send\n`,
     );
     return 3;
   }
-  const configure = async (): Promise<Setup> => {
-    const s = await setup(flags);
+  const configure = async (): Promise<Runtime> => {
+    const s = await createRuntime(flags);
     if (token !== undefined) s.redactor.add([token]);
     return s;
   };

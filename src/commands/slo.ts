@@ -1,11 +1,10 @@
 import { describeError } from '../checks/runner.js';
 import type { ConfigFlags } from '../config/load.js';
 import { createPool, endPool } from '../db/pool.js';
-import { createRunHistory } from '../history/index.js';
 import type { LogLevel } from '../log.js';
+import { createRuntime } from '../runtime.js';
 import { computeSlos } from '../slo/compute.js';
 import { renderSloHuman } from '../slo/render.js';
-import { setup } from './check.js';
 
 /** The SLO queries read up to a year of batches: more time than a check's query gets. */
 const MIN_STATEMENT_TIMEOUT_MS = 30_000;
@@ -18,11 +17,12 @@ const MIN_STATEMENT_TIMEOUT_MS = 30_000;
 export async function sloCommand(
   flags: ConfigFlags & { days?: number; json?: boolean; logLevel?: LogLevel },
 ): Promise<number> {
-  const { config, logger, redactor } = await setup(flags);
+  const { config, logger, redactor, deployment } = await createRuntime(flags);
   const days = flags.days ?? 30;
   if (days > config.history.retention_days) {
     logger.warn(
-      `history.retention_days is ${config.history.retention_days}: the schema-cache SLO covers only the runs of the last ${config.history.retention_days} days`,
+      `history.retention_days is ${config.history.retention_days}: ` +
+        `the schema-cache SLO covers only the runs of the last ${config.history.retention_days} days`,
     );
   }
   const pool = createPool(config.env.databaseUrl, {
@@ -30,7 +30,7 @@ export async function sloCommand(
     statementTimeoutMs: Math.max(config.statement_timeout_ms, MIN_STATEMENT_TIMEOUT_MS),
     connectTimeoutMs: config.connect_timeout_seconds * 1000,
   });
-  const history = createRunHistory(config, { readOnly: true });
+  const history = deployment.runHistory({ readOnly: true });
   try {
     const { rows } = await pool.query<{ now: Date }>('select now() as now');
     const now = rows[0]!.now;

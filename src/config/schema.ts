@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { CHECK_LIST, type RegisteredCheck } from '../checks/index.js';
 import { notifierConfigSchema } from '../notifiers/index.js';
-import { bounded, boundedDuration, DAY_MS, HOUR_MS, LIMITS, MAX_SPAN_MS, MINUTE_MS, SECOND_MS } from './limits.js';
+import { bounded, boundedDuration, DAY_MS, HOUR_MS, LIMITS, MAX_SPAN_MS, SECOND_MS } from '../util/limits.js';
 
 /**
  * The configuration file's shape, with every default in one place. Objects are
@@ -9,9 +10,7 @@ import { bounded, boundedDuration, DAY_MS, HOUR_MS, LIMITS, MAX_SPAN_MS, MINUTE_
  * silently ignored setting that leaves a threshold at its default.
  */
 
-/** Every limit is in ./limits.ts; the comments there say why each is what it is. */
-const checkTimeout = (seconds: number) => bounded(LIMITS.checkTimeoutSeconds, { unitMs: SECOND_MS }).default(seconds);
-const thresholdMinutes = (minutes: number) => bounded(LIMITS.thresholdMinutes, { unitMs: MINUTE_MS }).default(minutes);
+/** Every limit is in ../util/limits.ts; the comments there say why each is what it is. */
 
 const environmentSchema = z
   .strictObject({
@@ -25,62 +24,6 @@ const environmentSchema = z
   .refine((env) => !(env.supabase_url && env.postgrest_url), {
     message: 'set supabase_url or postgrest_url, not both',
   });
-
-const stuckBatchesSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  threshold_minutes: thresholdMinutes(10),
-  timeout_seconds: checkTimeout(10),
-});
-
-const errorSpikeSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  threshold_pct: z.number().min(0).max(100).default(15),
-  min_rows: bounded(1_000_000_000, { min: 1, int: true }).default(100),
-  timeout_seconds: checkTimeout(10),
-});
-
-const schemaCacheSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  auto_reload: z.boolean().default(true),
-  /** At most one NOTIFY per cooldown, across loop iterations and cron runs. */
-  cooldown_minutes: bounded(DAY_MS / MINUTE_MS, { min: 0, unitMs: MINUTE_MS }).default(5),
-  /** How many times to probe again after a reload before calling it unrecovered. */
-  reprobe_attempts: z.number().int().min(1).max(20).default(5),
-  reprobe_interval_seconds: bounded(300, { unitMs: SECOND_MS }).default(2),
-  /** One HTTP probe's timeout. */
-  request_timeout_seconds: bounded(LIMITS.requestTimeoutSeconds, { unitMs: SECOND_MS }).default(5),
-  /** The whole check's budget, reload and re-probes included. */
-  timeout_seconds: checkTimeout(30),
-  /** The role PostgREST logs in as; inspected when a reload does not help. */
-  postgrest_role: z.string().min(1).default('authenticator'),
-});
-
-/** Bucket and `min_rows` as error_spike (checks.error_spike.min_rows). */
-const dedupeRateSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  threshold_pct: z.number().min(0).max(100).default(50),
-  timeout_seconds: checkTimeout(10),
-});
-
-/** p95 of completed_at - started_at over the batches completed in the last hour. */
-const processingTimeSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  p95_minutes: thresholdMinutes(5),
-  timeout_seconds: checkTimeout(10),
-});
-
-/** Batches waiting in `uploaded` longer than this. */
-const queueBacklogSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  threshold_minutes: thresholdMinutes(30),
-  timeout_seconds: checkTimeout(10),
-});
-
-/** Judges only the sources with `sources.<name>.expected_every`. */
-const sourceFreshnessSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  timeout_seconds: checkTimeout(10),
-});
 
 const alertingSchema = z.strictObject({
   /** Re-notify a still-firing, unacknowledged alert this often. */
@@ -155,21 +98,21 @@ const sourceSchema = z.strictObject({
   expected_every: boundedDuration(MAX_SPAN_MS).optional(),
 });
 
+type CheckSections = {
+  [C in RegisteredCheck as C['name']]: z.ZodPrefault<C['settings']>;
+};
+
+/** `checks.<name>` for every registered check: its settings, each section optional (all keys default). */
+function checkSections(): CheckSections {
+  return Object.fromEntries(CHECK_LIST.map((c) => [c.name, (c.settings as z.ZodType).prefault({})])) as CheckSections;
+}
+
 export const configSchema = z.strictObject({
   environments: z
     .record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'environment names use letters, digits, _ and -'), environmentSchema)
     .default({}),
-  checks: z
-    .strictObject({
-      stuck_batches: stuckBatchesSchema.prefault({}),
-      error_spike: errorSpikeSchema.prefault({}),
-      schema_cache: schemaCacheSchema.prefault({}),
-      dedupe_rate: dedupeRateSchema.prefault({}),
-      processing_time: processingTimeSchema.prefault({}),
-      queue_backlog: queueBacklogSchema.prefault({}),
-      source_freshness: sourceFreshnessSchema.prefault({}),
-    })
-    .prefault({}),
+  /** One section per check, each declared in its own file (src/checks/index.ts lists them). */
+  checks: z.strictObject(checkSections()).prefault({}),
   sources: z.record(z.string().min(1), sourceSchema).default({}),
   /** Default statement_timeout for every check query, in milliseconds. */
   statement_timeout_ms: bounded(LIMITS.statementTimeoutMs, { min: 100, int: true, unitMs: 1 }).default(5000),
@@ -198,7 +141,10 @@ export const configSchema = z.strictObject({
     }),
   /** Pinged after every completed run; `<url>/fail` when Sentinel itself fails. */
   heartbeat_url: z.url({ protocol: /^https?$/, message: 'expected an http:// or https:// URL' }).optional(),
-  /** `/metrics`: how many sources get series of their own (most rows first); the rest are summed as `source="other"`. */
+  /**
+   * `/metrics`: how many sources get series of their own (most rows first); the
+   * rest are summed as `source="other"`.
+   */
   metrics: z.strictObject({ max_sources: z.number().int().min(0).max(1000).default(50) }).prefault({}),
 });
 

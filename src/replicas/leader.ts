@@ -53,6 +53,8 @@ export interface LeaderElectionOptions {
    * Default {@link DEFAULT_DEAD_SESSION_TIMEOUT_MS}; at least {@link MIN_DEAD_SESSION_TIMEOUT_MS}.
    */
   deadSessionTimeoutMs?: number;
+  /** `PGOPTIONS` (src/config/env.ts): the operator's startup options, kept after ours. */
+  pgOptions?: string;
 }
 
 export const DEFAULT_DEAD_SESSION_TIMEOUT_MS = 10_000;
@@ -91,18 +93,19 @@ export function deadSessionSettings(timeoutMs: number): Record<string, number> {
 /**
  * The lock connection's target: `connectionString` with the dead-session settings
  * in its startup `options`. Options the operator already gives (in the URL's
- * `options` parameter, else PGOPTIONS) are kept and come after ours, so an
- * explicit setting there wins.
+ * `options` parameter, else `pgOptions`, PGOPTIONS read by src/config/env.ts) are
+ * kept and come after ours, so an explicit setting there wins.
  */
 export function leaderConnection(
   connectionString: string,
   timeoutMs: number,
+  pgOptions?: string,
 ): { connectionString: string; options: string } {
   const ours = Object.entries(deadSessionSettings(timeoutMs))
     .map(([name, value]) => `-c ${name}=${value}`)
     .join(' ');
   let target = connectionString;
-  let theirs = process.env.PGOPTIONS?.trim() || undefined;
+  let theirs = pgOptions?.trim() || undefined;
   try {
     const url = new URL(connectionString);
     const inUrl = url.searchParams.get('options');
@@ -145,6 +148,7 @@ export class LeaderElection {
     this.target = leaderConnection(
       options.connectionString,
       Math.max(MIN_DEAD_SESSION_TIMEOUT_MS, options.deadSessionTimeoutMs ?? DEFAULT_DEAD_SESSION_TIMEOUT_MS),
+      options.pgOptions,
     );
     // How pg_locks shows a bigint advisory key: high 32 bits in classid, low in objid, objsubid 1.
     const unsigned = BigInt.asUintN(64, options.lockKey);
@@ -260,7 +264,9 @@ export class LeaderElection {
       if (this.withoutOptions || !/unsupported startup parameter/i.test((err as Error).message ?? '')) throw err;
       this.withoutOptions = true;
       this.options.logger.warn(
-        `The lock database refused the keepalive settings in the startup options (${this.describe(err)}): connecting without them; after a network cut the leader lock may be held until that server notices the lost connection. Connect replicas to PostgreSQL directly, not through a pooler.`,
+        `The lock database refused the keepalive settings in the startup options (${this.describe(err)}): ` +
+          `connecting without them; after a network cut the leader lock may be held until that server ` +
+          `notices the lost connection. Connect replicas to PostgreSQL directly, not through a pooler.`,
       );
       return this.open();
     }
@@ -334,7 +340,8 @@ export class LeaderElection {
         );
         if (rows.length > 0) {
           this.options.logger.warn(
-            `Terminated this process's previous lock session (backend pid ${orphan.pid}), which PostgreSQL still kept after the connection was lost, so the leader lock is free`,
+            `Terminated this process's previous lock session (backend pid ${orphan.pid}), ` +
+              `which PostgreSQL still kept after the connection was lost, so the leader lock is free`,
           );
           await this.waitUntilGone(client, orphan);
         }
@@ -346,7 +353,8 @@ export class LeaderElection {
         // the server-side keepalives end that session soon enough.
         this.orphans = this.orphans.filter((o) => o !== orphan);
         this.options.logger.warn(
-          `Could not terminate this process's previous lock session (backend pid ${orphan.pid}): ${this.describe(err)}; it ends when PostgreSQL notices the lost connection`,
+          `Could not terminate this process's previous lock session (backend pid ${orphan.pid}): ` +
+            `${this.describe(err)}; it ends when PostgreSQL notices the lost connection`,
         );
       }
     }

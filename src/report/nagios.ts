@@ -1,5 +1,6 @@
 import { ownDedupeThresholds } from '../checks/dedupe_rate.js';
 import { ownErrorThresholds } from '../checks/error_spike.js';
+import { findCheck } from '../checks/index.js';
 import type { SentinelConfig } from '../config/schema.js';
 import type { Alert, OverallStatus, RunResult } from '../types.js';
 import { plural, round } from '../util/format.js';
@@ -133,8 +134,13 @@ function perfdata(result: RunResult, options: NagiosThresholds): string[] {
   metric('alerts', result.metrics.alerts_triggered, '', { min: 0 });
   metric('run_time', result.duration_ms / 1000, 's', { min: 0 });
   if (result.metrics.database_ms !== undefined) metric('db_time', result.metrics.database_ms, 'ms', { min: 0 });
-  const latency = result.checks.find((c) => c.name === 'schema_cache')?.measurements?.latency_ms;
-  if (typeof latency === 'number') metric('schema_cache_latency', latency, 'ms', { min: 0 });
+  // What checks declare as perfdata in the registry (schema_cache's probe latency, ...), in run order.
+  for (const summary of result.checks) {
+    for (const spec of findCheck(summary.name)?.measurements ?? []) {
+      const value = summary.measurements?.[spec.key];
+      if (spec.perfdata && typeof value === 'number') metric(spec.perfdata.label, value, spec.perfdata.uom, { min: 0 });
+    }
+  }
   return out;
 }
 

@@ -5,6 +5,7 @@ import { connectionConfig } from '../db/connect.js';
 import { isConnectionError } from '../db/errors.js';
 import { survivingSessionDeath } from '../db/pool.js';
 import type { RunResult } from '../types.js';
+import { errorLine } from '../util/errors.js';
 import { cut } from '../util/text.js';
 import { sentinelVersion } from '../util/version.js';
 import type {
@@ -19,6 +20,7 @@ import type {
   StatusResponse,
 } from './api-types.js';
 import { databaseUnreachable } from './readiness.js';
+import { API_PATHS, type ApiPath } from './routes.js';
 
 /**
  * The dashboard's JSON API (`/api/*`, contract in api-types.ts).
@@ -43,14 +45,9 @@ export const LIMIT_RANGE = { min: 1, max: 100, default: 10 } as const;
  * value must not make a 100 MB answer.
  */
 export const MAX_API_CHARS = { code: 256, message: 1024 } as const;
-export const API_ENDPOINTS = [
-  '/api/status',
-  '/api/alerts',
-  '/api/batch-performance',
-  '/api/error-distribution',
-  '/api/pipeline-health',
-] as const;
-export type ApiEndpoint = (typeof API_ENDPOINTS)[number];
+/** The API's paths (from the route table, src/server/routes.ts), listed in its 404. */
+export const API_ENDPOINTS: readonly ApiPath[] = Object.values(API_PATHS);
+export type ApiEndpoint = ApiPath;
 
 export interface ApiAnswer {
   status: number;
@@ -118,9 +115,9 @@ const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : new D
 const num = (v: unknown): number => Number(v);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
-/** One line, secrets masked, bounded. */
+/** One line, secrets masked, bounded; not escaped (JSON escapes what it must). */
 function oneLine(text: string, redact: (t: string) => string): string {
-  return redact(text.split('\n')[0] ?? text).slice(0, 300);
+  return errorLine(text, { redact, max: 300, escape: false });
 }
 
 export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
@@ -159,7 +156,8 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
 
   async function batchPerformance(hours: number): Promise<BatchPerformanceResponse> {
     const rows = await query<Record<string, unknown>>(
-      `select * from ops.v_batch_performance where hour_bucket >= now() - make_interval(hours => $1::int) order by hour_bucket desc`,
+      `select * from ops.v_batch_performance where hour_bucket >= now() - make_interval(hours => $1::int) ` +
+        `order by hour_bucket desc`,
       [hours],
     );
     return {
@@ -212,7 +210,8 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
     // Stuck as the stuck_batches check counts it: a processing status whose oldest
     // batch changed status more than threshold_minutes ago (same clock: now()).
     const rows = await query<Record<string, unknown>>(
-      `select h.*, (h.status = any($2::text[]) and h.oldest_batch_at < now() - make_interval(secs => $1::float8 * 60)) as stuck
+      `select h.*, (h.status = any($2::text[]) and ` +
+        `h.oldest_batch_at < now() - make_interval(secs => $1::float8 * 60)) as stuck
          from ops.v_pipeline_health h`,
       [threshold, [...PROCESSING_STATUSES]],
     );
@@ -330,25 +329,25 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
     async handle(path, params, runs) {
       try {
         switch (path as ApiEndpoint) {
-          case '/api/status':
+          case API_PATHS.status:
             onlyParams(params, []);
             return { status: 200, body: status(runs) };
-          case '/api/alerts': {
+          case API_PATHS.alerts: {
             onlyParams(params, []);
             const body: AlertsResponse = { alerts: runs.last()?.alerts ?? [] };
             return { status: 200, body };
           }
-          case '/api/batch-performance': {
+          case API_PATHS.batchPerformance: {
             onlyParams(params, ['hours']);
             const hours = wholeNumber(params, 'hours', HOURS_RANGE);
             return await cached(`${path}?hours=${hours}`, runs, () => batchPerformance(hours));
           }
-          case '/api/error-distribution': {
+          case API_PATHS.errorDistribution: {
             onlyParams(params, ['limit']);
             const limit = wholeNumber(params, 'limit', LIMIT_RANGE);
             return await cached(`${path}?limit=${limit}`, runs, () => errorDistribution(limit));
           }
-          case '/api/pipeline-health':
+          case API_PATHS.pipelineHealth:
             onlyParams(params, []);
             return await cached(path, runs, () => pipelineHealth());
           default:

@@ -1,12 +1,16 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type AddressInfo, isIP } from 'node:net';
 import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.js';
+import { access, tokenMatches } from './access.js';
 import { formatHostPort } from './listen.js';
 import type { ReadinessVerdict } from './readiness.js';
+import { endpointsOf, findRoute, ROUTE_METHODS } from './routes.js';
+
+// Part of this module's interface since before access.ts existed.
+export { isLoopbackHostHeader, tokenMatches } from './access.js';
 
 /**
  * The HTTP side of `sentinel serve`: `/metrics`, `/healthz`, `/readyz`, and with
@@ -15,8 +19,8 @@ import type { ReadinessVerdict } from './readiness.js';
  * and `/readyz` never run a query; `/metrics` renders the registry the last run
  * filled, so a scrape answers in milliseconds whatever the database does.
  *
- * Access: the default address is loopback. On any other address (`--listen
- * 0.0.0.0:9464`) a bearer token is required (`--auth-token` /
+ * Access (the table: routes.ts; the rule: access.ts): the default address is
+ * loopback. On any other address (`--listen 0.0.0.0:9464`) a bearer token is required (`--auth-token` /
  * `SENTINEL_DASHBOARD_TOKEN`) for `/api/*` and `/metrics` (Prometheus sends it
  * with `authorization: { credentials_file: … }`); `/healthz`, `/readyz` (probes),
  * `/` and `/assets/*` (the page holds no data; it asks for the token) stay open.
@@ -40,14 +44,23 @@ export interface ServerOptions {
   host: string;
   port: number;
   metrics: MetricsSource;
-  /** The loop's verdict, read on each `/readyz` (served as JSON: `ready`, `role` with replicas, `reason` when not ready). */
+  /**
+   * The loop's verdict, read on each `/readyz` (served as JSON: `ready`, `role`
+   * with replicas, `reason` when not ready).
+   */
   readiness: () => ReadinessVerdict;
   logger?: Logger;
   /** The dashboard's JSON API (`/api/*`); absent: those paths are 404. */
   api?: { handle(path: string, query: URLSearchParams): Promise<{ status: number; body: unknown }> };
-  /** Serve the page (`/`, `/assets/*`) from this directory; default `dist/web` of the package when `api` is given, none otherwise. */
+  /**
+   * Serve the page (`/`, `/assets/*`) from this directory; default `dist/web` of
+   * the package when `api` is given, none otherwise.
+   */
   webRoot?: string;
-  /** The bearer token for `/api/*` and (off loopback) `/metrics`. Required when the address is not loopback and `api` is given. */
+  /**
+   * The bearer token for `/api/*` and (off loopback) `/metrics`. Required when the
+   * address is not loopback and `api` is given.
+   */
   authToken?: string;
   /** Whether `host` is a loopback address; computed from `host` by default (tests override). */
   loopback?: boolean;
@@ -78,21 +91,10 @@ export class ListenError extends Error {
   }
 }
 
-const ENDPOINTS = ['/metrics', '/healthz', '/readyz'] as const;
-type Endpoint = (typeof ENDPOINTS)[number];
-const DASHBOARD_ENDPOINTS = [
-  '/',
-  '/api/status',
-  '/api/alerts',
-  '/api/batch-performance',
-  '/api/error-distribution',
-  '/api/pipeline-health',
-] as const;
-const METHODS = ['GET', 'HEAD'];
-
 /** The page's scripts and styles come from this server only; no inline script runs. */
 export const CONTENT_SECURITY_POLICY =
-  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Content-Security-Policy': CONTENT_SECURITY_POLICY,
   'X-Content-Type-Options': 'nosniff',
@@ -137,21 +139,6 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
-/**
- * Whether a `Host` header names this machine's loopback: `localhost`,
- * `*.localhost`, a 127.x.x.x address or `[::1]`, with any port. Absent or
- * anything else (a domain that may have been rebound to 127.0.0.1): false.
- */
-export function isLoopbackHostHeader(header: string | undefined): boolean {
-  if (header === undefined) return false;
-  const m = /^(\[[^\]]*\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(header.trim().toLowerCase());
-  if (!m) return false;
-  const name = m[1]!;
-  if (name === '[::1]') return true;
-  if (name === 'localhost' || (name.endsWith('.localhost') && /^[a-z0-9.-]+$/.test(name))) return true;
-  return isIP(name) === 4 && name.startsWith('127.');
-}
-
 /** Whether `Accept-Encoding` accepts gzip (`gzip` or `x-gzip` without `q=0`). */
 function acceptsGzip(req: IncomingMessage): boolean {
   const header = req.headers['accept-encoding'];
@@ -162,13 +149,6 @@ function acceptsGzip(req: IncomingMessage): boolean {
     const q = params.map((p) => /^\s*q\s*=\s*([0-9.]+)\s*$/.exec(p)?.[1]).find((v) => v !== undefined);
     return q === undefined || Number(q) > 0;
   });
-}
-
-/** Compares in constant time (both sides hashed first, so lengths leak nothing either). */
-export function tokenMatches(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
 }
 
 /** The token of `Authorization: Bearer <token>`, or undefined. */
@@ -195,27 +175,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const token = options.authToken;
   if (api && !loopback && !token) {
     throw new ListenError(
-      `listening on ${formatHostPort(host, options.port)} (not loopback) needs a bearer token: set SENTINEL_DASHBOARD_TOKEN or --auth-token`,
+      `listening on ${formatHostPort(host, options.port)} (not loopback) needs a bearer token: ` +
+        `set SENTINEL_DASHBOARD_TOKEN or --auth-token`,
     );
   }
   const webRoot = options.webRoot ?? (api ? DEFAULT_WEB_ROOT : undefined);
-  const endpoints: readonly string[] = api ? [...ENDPOINTS, ...DASHBOARD_ENDPOINTS] : ENDPOINTS;
-
-  /** Without a token on loopback, the `Host` header is the protection against DNS rebinding. */
-  const checkHost = loopback && token === undefined;
-  /** Whether the request carries the configured token (true when none is configured). */
-  const authorized = (req: IncomingMessage): boolean => {
-    if (token === undefined) return true;
-    const given = bearerOf(req);
-    return given !== undefined && tokenMatches(given, token);
-  };
-
-  /** Whether this path needs the bearer token. */
-  const gated = (path: string): boolean => {
-    if (path.startsWith('/api/')) return !loopback || token !== undefined;
-    if (path === '/metrics') return token !== undefined && !options.metricsWithoutToken;
-    return false;
-  };
+  const has = { dashboard: api !== undefined, webRoot: webRoot !== undefined };
+  const endpoints = endpointsOf(has);
+  const metricsWithoutToken = options.metricsWithoutToken ?? false;
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -236,7 +203,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // Node keeps the first of several Host headers and drops the rest: a request that
     // names two hosts is ambiguous to every proxy in front (request smuggling), so it is refused.
     if (hostHeaders(req) > 1) return send(req, res, 400, json({ error: 'more than one Host header' }));
-    if (checkHost && !isLoopbackHostHeader(req.headers.host)) {
+    const route = findRoute(path, has);
+    const bearer = bearerOf(req);
+    const verdict = access(route, { loopback, token, host: req.headers.host, bearer, metricsWithoutToken });
+    if (verdict === 421) {
       return send(
         req,
         res,
@@ -244,39 +214,39 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         json({ error: 'this server only answers requests for localhost, 127.0.0.1 or [::1] (Host header refused)' }),
       );
     }
-    const isAsset = webRoot !== undefined && path.startsWith('/assets/');
-    const isApi = api !== undefined && path.startsWith('/api/');
-    if (!endpoints.includes(path) && !isAsset && !isApi) {
+    if (route === undefined) {
       // The list only to whoever could use it: not to a request without the token.
-      return send(req, res, 404, json(authorized(req) ? { error: 'not found', endpoints } : { error: 'not found' }));
+      const authorized = token === undefined || (bearer !== undefined && tokenMatches(bearer, token));
+      return send(req, res, 404, json(authorized ? { error: 'not found', endpoints } : { error: 'not found' }));
     }
-    if (!METHODS.includes(req.method ?? '')) {
-      return send(req, res, 405, json({ error: 'method not allowed', allow: METHODS }), { Allow: METHODS.join(', ') });
+    if (!ROUTE_METHODS.includes(req.method ?? '')) {
+      return send(req, res, 405, json({ error: 'method not allowed', allow: ROUTE_METHODS }), {
+        Allow: ROUTE_METHODS.join(', '),
+      });
     }
-    if (gated(path)) {
-      const given = bearerOf(req);
-      if (given === undefined || token === undefined || !tokenMatches(given, token)) {
-        const error =
-          given === undefined
-            ? 'a bearer token is required (Authorization: Bearer <token>)'
-            : 'the bearer token is not valid';
-        return send(req, res, 401, json({ error }), {
-          'WWW-Authenticate': `Bearer realm="sentinel"${given === undefined ? '' : ', error="invalid_token"'}`,
-        });
+    if (verdict === 401) {
+      const error =
+        bearer === undefined
+          ? 'a bearer token is required (Authorization: Bearer <token>)'
+          : 'the bearer token is not valid';
+      return send(req, res, 401, json({ error }), {
+        'WWW-Authenticate': `Bearer realm="sentinel"${bearer === undefined ? '' : ', error="invalid_token"'}`,
+      });
+    }
+    switch (route.serves) {
+      case 'api': {
+        const answer = await api!.handle(path, queryOf(req));
+        return send(req, res, answer.status, json(answer.body));
       }
-    }
-    if (isApi) {
-      const answer = await api.handle(path, queryOf(req));
-      return send(req, res, answer.status, json(answer.body));
-    }
-    if (path === '/' && webRoot !== undefined) return serveFile(req, res, webRoot, 'index.html');
-    if (isAsset) return serveFile(req, res, webRoot, path.slice(1));
-    switch (path as Endpoint) {
-      case '/metrics':
+      case 'page':
+        return serveFile(req, res, webRoot!, 'index.html');
+      case 'asset':
+        return serveFile(req, res, webRoot!, path.slice(1));
+      case 'metrics':
         return send(req, res, 200, { type: metrics.contentType, body: await metrics.render() });
-      case '/healthz':
+      case 'health':
         return send(req, res, 200, { type: 'text/plain; charset=utf-8', body: 'ok\n' });
-      case '/readyz': {
+      case 'readiness': {
         // One JSON line either way; `role` only with replicas enabled.
         const verdict = readiness();
         const role = verdict.role ? { role: verdict.role } : {};

@@ -1,5 +1,6 @@
+import { errorLine } from './errors.js';
 import { redactUrlPasswords } from './redact.js';
-import { MAX_CHARS, oneLine } from './text.js';
+import { MAX_CHARS } from './text.js';
 
 /**
  * The process-wide safety net. Whatever escapes every other handler (a bug, an
@@ -20,7 +21,10 @@ export const EXIT_INTERNAL_ERROR_LONG_RUNNING = 70;
 
 let longRunning = false;
 
-/** Whether the command line asks for `--format nagios` (then Sentinel's own failures are `SENTINEL UNKNOWN` lines on stdout too). */
+/**
+ * Whether the command line asks for `--format nagios` (then Sentinel's own failures
+ * are `SENTINEL UNKNOWN` lines on stdout too).
+ */
 export function wantsNagios(argv: readonly string[]): boolean {
   return argv.some((a, i) => a === '--format=nagios' || (a === '--format' && argv[i + 1] === 'nagios'));
 }
@@ -36,13 +40,16 @@ export function internalErrorExitCode(): number {
   return longRunning ? EXIT_INTERNAL_ERROR_LONG_RUNNING : EXIT_INTERNAL_ERROR;
 }
 
-export function installCrashHandlers(options: { nagios?: boolean } = {}): void {
+/**
+ * Installed before anything else loads (src/cli.ts), so before any configuration
+ * exists: `debug` (SENTINEL_DEBUG=1) comes from src/config/env.ts all the same.
+ */
+export function installCrashHandlers(options: { nagios?: boolean; debug?: boolean } = {}): void {
   nagios = options.nagios ?? false;
+  const debug = options.debug ?? false;
   const crash = (err: unknown): void => {
-    const text = err instanceof Error ? err.message || err.name : String(err);
     // Error messages can quote data (a value from the monitored tables): escaped like every other line.
-    const line = oneLine(redactUrlPasswords(text.split('\n')[0] ?? text), MAX_CHARS.log);
-    const debug = process.env.SENTINEL_DEBUG === '1';
+    const line = errorLine(err, { max: MAX_CHARS.log });
     try {
       process.stderr.write(`sentinel: internal error: ${line}${debug ? '' : ' (SENTINEL_DEBUG=1 shows where)'}\n`);
       if (debug && err instanceof Error && err.stack) process.stderr.write(`${redactUrlPasswords(err.stack)}\n`);

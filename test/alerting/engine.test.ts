@@ -17,6 +17,7 @@ import { overallStatus } from '../../src/run.js';
 import type { Alert, RunResult } from '../../src/types.js';
 import { Redactor } from '../../src/util/redact.js';
 import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
+import { gate, within } from '../helpers/wait.js';
 
 /**
  * The engine with its real file store and a notifier that really POSTs over HTTP
@@ -208,12 +209,13 @@ describe('alerting engine', () => {
 
   it('retries within the run on 5xx and honours Retry-After on 429', async () => {
     server.queue({ status: 500 }, { status: 429, headers: { 'retry-after': '1' } });
-    const started = Date.now();
-    const e = engine();
+    const waits: number[] = [];
+    const e = engine([notifier()], {}, { sleep: async (ms) => void waits.push(ms) });
     const { outcome } = await e.process(run([stuck]));
     expect(outcome.notifications[0]).toMatchObject({ sent: 1, pending: 0, failed: 0 });
     expect(server.requests).toHaveLength(3);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    // The wait before the third attempt is the provider's Retry-After (1 s), not the short backoff.
+    expect(waits.at(-1)).toBeGreaterThanOrEqual(1000);
   });
 
   it('gives up at once on a 4xx, reports it, and keeps it visible in the state', async () => {
@@ -229,9 +231,11 @@ describe('alerting engine', () => {
 
   it('bounds the time spent delivering to a hanging provider', async () => {
     server.fallback({ status: 200, hang: true });
-    const started = Date.now();
-    const { outcome } = await engine([notifier()], { deliveryTimeoutMs: 1500 }).process(run([stuck]));
-    expect(Date.now() - started).toBeLessThan(5000);
+    const { outcome } = await within(
+      engine([notifier()], { deliveryTimeoutMs: 1500 }).process(run([stuck])),
+      20_000,
+      'the run against a hanging provider',
+    );
     expect(outcome.notifications[0]).toMatchObject({ sent: 0, pending: 1 });
   });
 
@@ -411,12 +415,22 @@ describe('alerting engine', () => {
   });
 
   it('does not hold the state lock while a provider is slow, and never sends one entry twice', async () => {
-    server.fallback((req) => (req.body.includes('stuck_batches') ? { status: 200, delayMs: 1500 } : { status: 200 }));
-    const slow = engine().process(run([stuck]));
-    await new Promise((r) => setTimeout(r, 300));
-    const started = Date.now();
-    const other = await engine().process({ ...run([spike('vendor_x')]), environment: 'prod' });
-    expect(Date.now() - started).toBeLessThan(1000); // did not wait for the slow delivery
+    const release = gate();
+    server.fallback((req) =>
+      req.body.includes('stuck_batches') ? { status: 200, until: release.promise } : { status: 200 },
+    );
+    let slowDone = false;
+    const slow = engine()
+      .process(run([stuck]))
+      .finally(() => (slowDone = true));
+    await server.received(1); // the slow delivery is in flight, held by the provider
+    const other = await within(
+      engine().process({ ...run([spike('vendor_x')]), environment: 'prod' }),
+      20_000,
+      'a second run while a delivery is held',
+    );
+    expect(slowDone).toBe(false); // it did not wait for the slow delivery
+    release.open();
     await slow;
     const firing = server.requests
       .map((r) => JSON.parse(r.body) as Notification)
@@ -661,9 +675,7 @@ describe('alerting engine: flush (the final delivery on shutdown)', () => {
     const e = engine([notifier()], { attemptsPerRun: 1, deliveryTimeoutMs: 1000 });
     await e.process(run([stuck]));
     server.fallback({ status: 200, hang: true });
-    const started = Date.now();
-    const flushed = await e.flush('prod');
-    expect(Date.now() - started).toBeLessThan(3000);
+    const flushed = await within(e.flush('prod'), 20_000, 'the flush against a hanging provider');
     expect(flushed.notifications[0]).toMatchObject({
       sent: 0,
       pending: 1,

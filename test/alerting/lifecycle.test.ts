@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ageNotifications } from '../helpers/alert-state.js';
 import { CLI, type CliResult, cliEnv, runCli } from '../helpers/cli.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
@@ -88,14 +89,14 @@ describe('alert lifecycle across one-shot runs', () => {
     const first = JSON.parse((await sentinel(['--json'])).stdout);
     const alertId = first.alerts[0].id as string;
     expect(alertId).toMatch(/^[0-9a-f]{8}$/);
-    await new Promise((r) => setTimeout(r, 1100));
+    await ageNotifications(join(dir, 'state'), 1100); // repeat_interval has passed
     await sentinel(['--json']);
     expect(events().map((e) => e.kind)).toEqual(['firing', 'repeat']);
 
     const acked = await sentinel(['ack', alertId]);
     expect(acked.code).toBe(0);
     expect(acked.stdout).toContain(`Acknowledged ${alertId}`);
-    await new Promise((r) => setTimeout(r, 1100));
+    await ageNotifications(join(dir, 'state'), 1100);
     const after = JSON.parse((await sentinel(['--json'])).stdout);
     expect(after.alerts[0]).toMatchObject({ id: alertId, acknowledged: true });
     expect(events().map((e) => e.kind)).toEqual(['firing', 'repeat']);

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { PgAlertStore } from '../../src/alerting/pg-store.js';
 import { emptyState, type Silence, StateLockTimeout } from '../../src/alerting/store.js';
 import { createTestDatabase, useTestDatabase } from '../helpers/db.js';
+import { until, within } from '../helpers/wait.js';
 
 /** The replicas' shared alert state (one row of sentinel.alert_state) on a real database. */
 
@@ -27,7 +28,14 @@ const silence = (id: string): Silence => ({
   createdAt: '2025-01-04T10:00:00Z',
   endsAt: '2099-01-01T00:00:00Z',
 });
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves once some session of this database waits for a lock (the other store's update, blocked). */
+const someoneWaitsForALock = () =>
+  until(async () => {
+    const { rows } = await db().pool.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+    );
+    return rows[0]!.n > 0;
+  }, 'the update to wait for the row lock');
 
 describe('PgAlertStore', () => {
   it('reads an empty state before anything is stored, and creates the row on the first update', async () => {
@@ -59,8 +67,8 @@ describe('PgAlertStore', () => {
       Array.from({ length: each }, (_, i) =>
         s.update(async (state) => {
           const seen = state.silences.length;
-          // Slow read-modify-write: without serialization the other store would overwrite this.
-          await pause(5);
+          // Slow read-modify-write (a round trip): without serialization the other store would overwrite this.
+          await db().pool.query('select 1');
           state.silences.push(silence(`${name}-${i}-after-${seen}`));
         }),
       );
@@ -84,7 +92,7 @@ describe('PgAlertStore', () => {
     const locked = a.withLock(async () => {
       const state = await a.read();
       entered();
-      await pause(300);
+      await someoneWaitsForALock();
       state.silences.push(silence('locked'));
       await a.write(state);
       order.push('withLock done');
@@ -107,10 +115,12 @@ describe('PgAlertStore', () => {
     try {
       await holder.query('begin');
       await holder.query('select state from sentinel.alert_state where id = 1 for update');
-      const started = Date.now();
-      const error = await a.update(() => undefined, { waitMs: 300 }).catch((e: unknown) => e);
+      const error = await within(
+        a.update(() => undefined, { waitMs: 300 }).catch((e: unknown) => e),
+        20_000,
+        'the update behind a held row lock',
+      );
       expect(error).toBeInstanceOf(StateLockTimeout);
-      expect(Date.now() - started).toBeLessThan(3000);
     } finally {
       await holder.query('rollback');
       holder.release();

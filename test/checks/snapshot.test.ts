@@ -16,6 +16,7 @@ import { createTestDatabase, useTestDatabase } from '../helpers/db.js';
 import { explainQueries } from '../helpers/explain.js';
 import { answers, type FakePostgrest, startFakePostgrest } from '../helpers/fake-postgrest.js';
 import { type BatchFixture, insertBatch } from '../helpers/fixtures.js';
+import { within } from '../helpers/wait.js';
 
 // 10:15:30 UTC: the current hour bucket is 10:00, the previous one 09:00.
 const NOW = new Date('2025-01-04T10:15:30Z');
@@ -435,9 +436,8 @@ describe('Runner.runOnce', () => {
         now: () => NOW,
         snapshotTimeoutMs: 300,
       });
-      const started = performance.now();
-      const result = await runner.runOnce();
-      expect(performance.now() - started).toBeLessThan(3000);
+      // The run does not wait for the lock: the snapshot gives up after its own 0.3 s (the warning says so).
+      const result = await within(runner.runOnce(), 20_000, 'the run with the table locked');
       expect(result.overall_status).toBe('healthy');
       expect(result.pipeline).toBeUndefined();
       expect(logger.warnings).toEqual([

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { CLI, type CliResult, cliEnv, runCli } from '../helpers/cli.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
+import { until } from '../helpers/wait.js';
 
 let db: TestDb;
 let stateDir: string;
@@ -226,15 +227,12 @@ describe('sentinel batches fail-stuck', () => {
           child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
         });
       const runs = Promise.all([run('first'), run('second')]);
-      const deadline = Date.now() + 15_000;
-      for (;;) {
+      await until(async () => {
         const { rows } = await db.pool.query<{ n: number }>(
           `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'sentinel' and wait_event_type = 'Lock'`,
         );
-        if (rows[0]!.n === 2) break;
-        if (Date.now() > deadline) throw new Error('the two fail-stuck runs never waited together');
-        await new Promise((r) => setTimeout(r, 20));
-      }
+        return rows[0]!.n === 2;
+      }, 'the two fail-stuck runs to wait together');
       await holder.query('commit');
       const results = await runs;
       for (const r of results) expect(r.code, r.stderr).toBe(0);

@@ -5,14 +5,21 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationError, migrate } from '../../src/db/migrate.js';
 import type { Logger } from '../../src/log.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { until, within } from '../helpers/wait.js';
 
 const INTAKE_SQL = readFileSync(new URL('../../sql/intake.sql', import.meta.url), 'utf8');
-const VIEWS_SQL = readFileSync(new URL('../../supabase/migrations/20250104000000_ops_views.sql', import.meta.url), 'utf8');
+const VIEWS_SQL = readFileSync(
+  new URL('../../supabase/migrations/20250104000000_ops_views.sql', import.meta.url),
+  'utf8',
+);
 const SCALE_SQL = readFileSync(
   new URL('../../supabase/migrations/20261128000000_ops_views_at_scale.sql', import.meta.url),
   'utf8',
 );
-const STATE_SQL = readFileSync(new URL('../../supabase/migrations/20261205000000_sentinel_state.sql', import.meta.url), 'utf8');
+const STATE_SQL = readFileSync(
+  new URL('../../supabase/migrations/20261205000000_sentinel_state.sql', import.meta.url),
+  'utf8',
+);
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 const VIEWS = 'ops.v_batch_performance, ops.v_error_distribution, ops.v_pipeline_health';
@@ -40,7 +47,10 @@ async function relationExists(db: TestDb, name: string): Promise<boolean> {
 }
 
 /** A session LISTENing on `channel` of the database, collecting the payloads it receives. */
-async function listen(db: TestDb, channel: string): Promise<{ payloads: string[]; close: () => Promise<void> }> {
+async function listen(
+  db: TestDb,
+  channel: string,
+): Promise<{ payloads: string[]; settle: () => Promise<void>; close: () => Promise<void> }> {
   const client = new pg.Client({ connectionString: db.url, application_name: 'sentinel-tests' });
   client.on('error', () => {});
   await client.connect();
@@ -49,11 +59,19 @@ async function listen(db: TestDb, channel: string): Promise<{ payloads: string[]
     if (n.channel === channel) payloads.push(n.payload ?? '');
   });
   await client.query(`listen ${channel}`);
-  return { payloads, close: () => client.end().catch(() => {}) };
+  let markers = 0;
+  /**
+   * Waits until every notification committed so far has arrived: PostgreSQL delivers them
+   * in commit order, so once a NOTIFY of ours sent now is here, the earlier ones are too.
+   */
+  const settle = async (): Promise<void> => {
+    const marker = `test-marker-${++markers}`;
+    await db.pool.query('select pg_notify($1, $2)', [channel, marker]);
+    await until(() => payloads.includes(marker), `our NOTIFY ${marker} to arrive`);
+    payloads.splice(payloads.indexOf(marker), 1);
+  };
+  return { payloads, settle, close: () => client.end().catch(() => {}) };
 }
-
-/** Lets notifications already committed reach the listener: a round trip on it would do, a short wait is simpler. */
-const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 200));
 
 function recordingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];
@@ -223,12 +241,12 @@ describe('migrate', () => {
     const listener = await listen(db, 'pgrst');
     try {
       await migrate(db.url, { withIntake: true });
-      await settle();
+      await listener.settle();
       // One per migration that changes the views (each must also work alone, under `supabase db push`).
       expect(listener.payloads).toEqual(['reload schema', 'reload schema']);
 
       await migrate(db.url, { withIntake: true }); // every file unchanged: nothing runs
-      await settle();
+      await listener.settle();
       expect(listener.payloads).toEqual(['reload schema', 'reload schema']);
     } finally {
       await listener.close();
@@ -244,33 +262,27 @@ describe('migrate', () => {
     // table, which `create index` (ShareLock) must wait for.
     const ingestion = await db.pool.connect();
     let error: unknown;
-    let elapsedMs = 0;
     try {
       await ingestion.query('begin');
       await ingestion.query(`insert into intake.simplicity_batches (source, status) values ('vendor_a', 'processing')`);
 
-      const started = performance.now();
       // Without a lock timeout the migration would wait for the insert forever; do
-      // not let this test hang on it, fail it.
-      let timer: NodeJS.Timeout | undefined;
-      error = await Promise.race([
+      // not let this test hang on it, fail it. That it gave up after lockTimeoutMs, not
+      // later, is what the message and the SQLSTATE (55P03, lock_not_available) say.
+      error = await within(
         migrate(db.url, { lockTimeoutMs: 300 }).then(
           () => 'migrated while the table was locked',
           (e: unknown) => e,
         ),
-        new Promise((r) => {
-          timer = setTimeout(() => r('still waiting for the lock after 5s'), 5000);
-        }),
-      ]);
-      clearTimeout(timer);
-      elapsedMs = performance.now() - started;
+        20_000,
+        'the migration behind the ingestion lock',
+      ).catch((e: unknown) => (e instanceof Error ? e.message : e));
     } finally {
       await ingestion.query('rollback').catch(() => {});
       ingestion.release();
     }
 
     expect(error).toBeInstanceOf(MigrationError);
-    expect(elapsedMs).toBeLessThan(2000);
     const message = (error as MigrationError).message;
     expect(message).toBe(
       'migration supabase/migrations/20250104000000_ops_views.sql failed: could not lock intake.simplicity_batches within 300ms: ' +
@@ -280,7 +292,7 @@ describe('migrate', () => {
     // Rolled back: no ledger row, no ops schema, and no reload notification either.
     expect(await ledger(db)).toEqual([]);
     expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(false);
-    await settle();
+    await listener.settle();
     expect(listener.payloads).toEqual([]);
     await listener.close();
 
@@ -306,7 +318,12 @@ describe('migrate', () => {
         .filter((r) => r.status === 'applied')
         .map((r) => r.name)
         .sort(),
-    ).toEqual(['20250104000000_ops_views', '20261128000000_ops_views_at_scale', '20261205000000_sentinel_state', 'intake_reference']);
+    ).toEqual([
+      '20250104000000_ops_views',
+      '20261128000000_ops_views_at_scale',
+      '20261205000000_sentinel_state',
+      'intake_reference',
+    ]);
   });
 
   it('creates sentinel.alert_state (one row at most, id 1) after the views, also without withIntake', async () => {
@@ -326,7 +343,9 @@ describe('migrate', () => {
       code: '23514',
     });
     // Idempotent: the file applied again (a changed checksum) keeps the row.
-    await db.pool.query(`update sentinel.schema_migrations set checksum = 'older' where name = '20261205000000_sentinel_state'`);
+    await db.pool.query(
+      `update sentinel.schema_migrations set checksum = 'older' where name = '20261205000000_sentinel_state'`,
+    );
     expect((await migrate(db.url)).find((r) => r.name === '20261205000000_sentinel_state')).toEqual({
       name: '20261205000000_sentinel_state',
       status: 'reapplied',
@@ -337,12 +356,16 @@ describe('migrate', () => {
   it("scope 'state' applies only the sentinel_state migration, to a database without any pipeline", async () => {
     const db = await freshDb('empty');
 
-    expect(await migrate(db.url, { scope: 'state' })).toEqual([{ name: '20261205000000_sentinel_state', status: 'applied' }]);
+    expect(await migrate(db.url, { scope: 'state' })).toEqual([
+      { name: '20261205000000_sentinel_state', status: 'applied' },
+    ]);
 
     expect(await relationExists(db, 'sentinel.alert_state')).toBe(true);
     expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(false);
     expect((await ledger(db)).map((r) => r.name)).toEqual(['20261205000000_sentinel_state']);
-    expect(await migrate(db.url, { scope: 'state' })).toEqual([{ name: '20261205000000_sentinel_state', status: 'unchanged' }]);
+    expect(await migrate(db.url, { scope: 'state' })).toEqual([
+      { name: '20261205000000_sentinel_state', status: 'unchanged' },
+    ]);
   });
 
   it('rejects a lockTimeoutMs that is not a whole number of milliseconds', async () => {

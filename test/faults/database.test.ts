@@ -18,6 +18,7 @@ import {
 } from '../helpers/faults.js';
 import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
 import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
+import { until } from '../helpers/wait.js';
 
 /**
  * The monitored database failing under Sentinel, for real: sessions terminated
@@ -135,16 +136,14 @@ describe('sessions terminated again and again (failover, pooler restart)', () =>
     });
     running.push(s);
     // The refresh is waiting for the row lock: terminate exactly that backend.
-    let pid: number | undefined;
-    while (pid === undefined && s.child.exitCode === null) {
+    const pid = await until(async () => {
+      if (s.child.exitCode !== null) throw new Error('sentinel exited before its refresh waited for the lock');
       const { rows } = await admin.query<{ pid: number }>(
         `select pid from pg_stat_activity where datname = $1 and query like '%refresh_error_rollup%' and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
         [db.name],
       );
-      pid = rows[0]?.pid;
-      if (pid === undefined) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(pid).toBeDefined();
+      return rows[0]?.pid;
+    }, 'the rollup refresh to wait for the row lock');
     await admin.query('select pg_terminate_backend($1)', [pid]);
     await s.waitForLog(
       /Error rollup refresh failed: terminating connection due to administrator command; the next run tries again/,
@@ -180,7 +179,7 @@ describe('the database unreachable is one root cause', () => {
     expect(report.alerts).toHaveLength(1);
     expect(report.alerts[0]).toMatchObject({ check: 'database', level: 'critical', subject: 'unreachable' });
     expect(report.alerts[0]!.message).toMatch(
-      /^Database unreachable: connection refused \(127\.0\.0\.1:\d+\) \(6 checks not run\)$/,
+      /^Database unreachable: connection refused \(127\.0\.0\.1:\d+\) \(7 checks not run\)$/,
     );
     expect(report.alerts[0]!.details.not_run).toEqual([
       'stuck_batches',
@@ -189,6 +188,7 @@ describe('the database unreachable is one root cause', () => {
       'processing_time',
       'queue_backlog',
       'source_freshness',
+      'row_error_codes',
     ]);
     expect(
       report.checks
@@ -210,7 +210,7 @@ describe('the database unreachable is one root cause', () => {
     expect(rejecter.logins()).toBe(1);
     const report = JSON.parse(r.stdout) as Report;
     expect(report.alerts.map((a) => a.message)).toEqual([
-      'Database unreachable: password authentication failed for user "sentinel" (6 checks not run)',
+      'Database unreachable: password authentication failed for user "sentinel" (7 checks not run)',
     ]);
     expect(r.stdout + r.stderr).not.toContain('not-the-password');
   });
@@ -229,7 +229,7 @@ describe('the database unreachable is one root cause', () => {
     expect(r.code).toBe(2);
     const report = JSON.parse(r.stdout) as Report;
     expect(report.alerts.map((a) => a.message)).toEqual([
-      'Database unreachable: timed out connecting to the database (6 checks not run)',
+      'Database unreachable: timed out connecting to the database (7 checks not run)',
     ]);
     // One connection attempt for the whole run.
     expect(proxy.accepted()).toBe(1);
@@ -297,7 +297,7 @@ describe('a locked table is diagnosed, not misreported', () => {
     expect(alert).toMatchObject({ check: 'database', subject: 'locked', level: 'critical' });
     expect(alert.message).toMatch(
       new RegExp(
-        `^Database locked: intake\\.simplicity_batches is locked by pid ${rows[0]!.pid} \\(AccessExclusiveLock, user \\w+, application migration-job, idle in transaction for \\d+s, last statement "lock table intake\\.simplicity_batches in access exclusive mode"\\) \\(6 checks not run\\)$`,
+        `^Database locked: intake\\.simplicity_batches is locked by pid ${rows[0]!.pid} \\(AccessExclusiveLock, user \\w+, application migration-job, idle in transaction for \\d+s, last statement "lock table intake\\.simplicity_batches in access exclusive mode"\\) \\(7 checks not run\\)$`,
       ),
     );
     expect(alert.details.lock_holders).toEqual([
@@ -310,7 +310,7 @@ describe('a locked table is diagnosed, not misreported', () => {
     ]);
     // One check waited for the lock; the others were not sent to wait behind it.
     expect(report.checks.filter((c) => c.outcome === 'failed').map((c) => c.name)).toEqual(['stuck_batches']);
-    expect(report.checks.filter((c) => c.reason === 'not run: the database is locked')).toHaveLength(5);
+    expect(report.checks.filter((c) => c.reason === 'not run: the database is locked')).toHaveLength(6);
     console.log(`locked table, statement_timeout_ms 1000: run duration_ms ${report.duration_ms}`);
   });
 
@@ -330,11 +330,11 @@ describe('a locked table is diagnosed, not misreported', () => {
       .query('alter table intake.simplicity_batches add column if not exists fault_test int')
       .catch(() => undefined);
     // Wait until the ALTER is queued for its lock.
-    for (;;) {
-      const { rows } = await admin.query(`select 1 from pg_locks where pid = $1 and not granted`, [alterPid]);
-      if (rows.length > 0) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(
+      async () =>
+        (await admin.query(`select 1 from pg_locks where pid = $1 and not granted`, [alterPid])).rows.length > 0,
+      'the ALTER to queue for its lock',
+    );
     const config = configFile('statement_timeout_ms: 1000\n');
     const r = await runCli(
       ['--json', '-c', config],

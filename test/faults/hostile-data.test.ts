@@ -10,6 +10,7 @@ import { CLI, type CliResult, cliEnv, runCli } from '../helpers/cli.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
 import { waitFor } from '../helpers/processes.js';
+import { until } from '../helpers/wait.js';
 
 /**
  * Hostile data (SPEC.md §9, issue 12 item 6): names, filenames, error codes and
@@ -344,12 +345,15 @@ describe('/metrics with 10,000 hostile sources and 1 MB names', () => {
     if (!url) throw new Error(`not listening: ${stderr}`);
     // The first run's figures: wait for the per-source series to appear.
     let text = '';
-    const deadline = Date.now() + 120_000;
-    while (!/sentinel_pipeline_bucket_rows\{source=/.test(text)) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no per-source series; stderr: ${stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
-      text = await (await fetch(`${url}/metrics`)).text();
-    }
+    await until(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`sentinel serve exited; stderr: ${stderr}`);
+        text = await (await fetch(`${url}/metrics`)).text();
+        return /sentinel_pipeline_bucket_rows\{source=/.test(text);
+      },
+      'the per-source series of the first run',
+      { timeoutMs: 120_000, intervalMs: 100, detail: () => `stderr: ${stderr}` },
+    );
     child.kill('SIGTERM');
     return text;
   }

@@ -29,6 +29,8 @@ export interface Answer {
   /** Reset the connection instead of answering (after reading the whole request). */
   reset?: boolean;
   delayMs?: number;
+  /** Answer only once this settles: a provider held for exactly as long as the test chooses. */
+  until?: Promise<unknown>;
 }
 
 export type Responder = (req: RecordedHttpRequest) => Answer | undefined;
@@ -98,7 +100,12 @@ export async function startHttpServer(options: { port?: number } = {}): Promise<
         res.writeHead(answer.status, headers);
         res.end(body);
       };
-      if (answer.delayMs) later(send, answer.delayMs);
+      if (answer.until) {
+        // The socket may be gone by then (the client gave up, or the server closed).
+        void answer.until.then(() => {
+          if (!res.destroyed) send();
+        });
+      } else if (answer.delayMs) later(send, answer.delayMs);
       else send();
     });
   });

@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { describe, it } from 'vitest';
 
 /**
@@ -23,4 +24,18 @@ export function requirePart(name: string, available: boolean, howToGet: string):
   }
   console.warn(`Skipping the tests that need ${name}: it is missing here (${howToGet}). CI runs them.`);
   return false;
+}
+
+/** Whether this host has the IPv6 loopback address (::1) configured. */
+export function haveIpv6Loopback(): boolean {
+  return Object.values(networkInterfaces())
+    .flat()
+    .some((i) => i?.internal === true && i.family === 'IPv6' && i.address === '::1');
+}
+
+/** A non-internal IPv4 address of this host, if it has one (for tests of a non-loopback listener). */
+export function nonLoopbackIpv4(): string | undefined {
+  return Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
 }

@@ -547,7 +547,7 @@ describe('createMetrics', () => {
     expect(value(exp, 'sentinel_run_duration_seconds_bucket', { le: '60' })).toBe(1);
   });
 
-  it('records a healthy run as successful and renders quickly', async () => {
+  it('records a healthy run as successful', async () => {
     const m = createMetrics();
     const healthy: RunResult = {
       ...outageRun(),
@@ -565,9 +565,8 @@ describe('createMetrics', () => {
       ],
     };
     m.observeRun(healthy);
-    const started = performance.now();
+    // How fast /metrics renders is measured by bench/api-load.ts, not here.
     const exp = await scrape(m);
-    expect(performance.now() - started).toBeLessThan(200);
     expect(value(exp, 'sentinel_runs_total', { status: 'healthy' })).toBe(1);
     expect(value(exp, 'sentinel_database_up')).toBe(1); // the checks reached it, even without a snapshot
     expect(value(exp, 'sentinel_last_successful_run_timestamp_seconds')).toBe(Date.parse(healthy.timestamp) / 1000);

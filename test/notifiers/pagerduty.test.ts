@@ -158,6 +158,8 @@ describe('pagerduty request', () => {
     expect(ctx.parts.size).toBe(50);
   });
 
+  // PagerDuty Events API v2: `payload.summary` at most 1024 characters, the whole event at
+  // most 512 KB (https://developer.pagerduty.com/docs/events-API-v2/trigger-events/).
   it('keeps the summary within 1024 characters and the event within 512 KB', async () => {
     const huge = { rows: Array.from({ length: 20_000 }, (_, i) => ({ id: i, error: 'x'.repeat(40) })) };
     await createPagerdutyNotifier(config()).send(

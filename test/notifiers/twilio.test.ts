@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import {
-  createTwilioNotifier,
-  MAX_SMS_SEPTETS,
-  septets,
-  smsBody,
-  toGsm,
-  twilioConfigSchema,
-} from '../../src/notifiers/twilio.js';
+import { createTwilioNotifier, septets, smsBody, toGsm, twilioConfigSchema } from '../../src/notifiers/twilio.js';
 import { type RecordedHttpRequest, useHttpServer } from '../helpers/http-server.js';
 import { event, notification, sendContext, storm } from '../helpers/notifications.js';
 import { describeDeliveryContract, problems, sendError } from './contract.js';
@@ -61,9 +54,20 @@ function forms(): URLSearchParams[] {
   return server.requests.map((r) => new URLSearchParams(r.body));
 }
 
+/**
+ * Twilio's documentation ("How long can a message be?",
+ * https://www.twilio.com/docs/glossary/what-sms-character-limit): a GSM-7 SMS of several
+ * segments carries 153 characters per segment; a body may have up to 1600 characters,
+ * and Twilio recommends at most 320 for SMS. Sentinel sends at most two segments.
+ */
+const GSM7_PER_SEGMENT = 153;
+const TWO_SEGMENTS = 2 * GSM7_PER_SEGMENT;
+const TWILIO_MAX_BODY = 1600;
+
 function expectSmsSized(body: string): void {
   expect(body.length).toBeLessThanOrEqual(320);
-  expect(septets(body)).toBeLessThanOrEqual(MAX_SMS_SEPTETS);
+  expect(body.length).toBeLessThanOrEqual(TWILIO_MAX_BODY);
+  expect(septets(body)).toBeLessThanOrEqual(TWO_SEGMENTS);
   expect(body).toMatch(GSM);
 }
 
@@ -162,7 +166,7 @@ describe('twilio request', () => {
     const body = forms()[0]!.get('Body') ?? '';
     expectSmsSized(body);
     expect(body).toMatch(/^\[prod\] Sentinel: 2 critical: y+\.\.\. \(\+1 more\)$/);
-    expect(septets(body)).toBe(MAX_SMS_SEPTETS);
+    expect(septets(body)).toBe(TWO_SEGMENTS);
   });
 
   it('keeps the body GSM-7: emoji, smart quotes and accents are transliterated or replaced', () => {

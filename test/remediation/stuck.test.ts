@@ -3,6 +3,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { type FailStuckOptions, failStuck, findStuck, listAudit } from '../../src/remediation/stuck.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
+import { until } from '../helpers/wait.js';
 
 const getDb = useTestDatabase();
 beforeEach(async () => {
@@ -26,16 +27,16 @@ async function connect(name: string): Promise<pg.Client> {
 }
 
 async function waitUntilWaitingForLock(names: string[]): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const { rows } = await getDb().pool.query<{ n: number }>(
-      `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = any($1) and wait_event_type = 'Lock'`,
-      [names],
-    );
-    if (rows[0]!.n === names.length) return;
-    if (Date.now() > deadline) throw new Error(`${names.join(', ')} never waited for a lock`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(
+    async () => {
+      const { rows } = await getDb().pool.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = any($1) and wait_event_type = 'Lock'`,
+        [names],
+      );
+      return rows[0]!.n === names.length;
+    },
+    `${names.join(', ')} to wait for a lock`,
+  );
 }
 
 async function statuses(): Promise<Record<string, { status: string; rejection_reason: string | null }>> {

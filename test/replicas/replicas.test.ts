@@ -126,7 +126,7 @@ async function waitForOneLeader(replicas: Replica[], timeoutMs = 15_000): Promis
     const leaders = replicas.filter((_, i) => g[i] === 1);
     if (leaders.length === 1 && leaders[0]!.runs().length > 0) return leaders[0]!;
     if (Date.now() > deadline) throw new Error(`no single leader after ${timeoutMs}ms: gauges ${JSON.stringify(g)}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await nextOutput(replicas, 1000);
   }
 }
 
@@ -146,15 +146,35 @@ async function stuckBatch(): Promise<void> {
   });
 }
 
-const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Resolves at the next output of any of `replicas` (a report, a log line: something
+ * happened), or after `limitMs` at the latest, so that a quiet spell is looked at too.
+ */
+function nextOutput(replicas: Replica[], limitMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const streams = replicas.filter((r) => r.running()).flatMap((r) => [r.child.stdout!, r.child.stderr!]);
+    const done = (): void => {
+      clearTimeout(timer);
+      for (const s of streams) s.off('data', done);
+      resolve();
+    };
+    const timer = setTimeout(done, limitMs);
+    for (const s of streams) s.once('data', done);
+  });
+}
 
-/** Samples the leader gauges for `ms`: never more than one leader at a time. */
-async function neverTwoLeaders(replicas: Replica[], ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
+/**
+ * Waits until `condition` holds, sampling the leader gauges of the running replicas at
+ * every output of theirs meanwhile: never more than one leader at a time.
+ */
+async function neverTwoLeadersUntil(replicas: Replica[], condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
     const g = await gauges(replicas.filter((r) => r.running()));
     expect(g.filter((v) => v === 1).length).toBeLessThanOrEqual(1);
-    await settle(100);
+    if (condition()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await nextOutput(replicas, 1000);
   }
 }
 
@@ -166,8 +186,7 @@ describe('replicas: several sentinel serve processes on one database', () => {
       const replicas = await startReplicas(n);
       const leader = await waitForOneLeader(replicas);
 
-      await waitFor(() => leader.runs().length >= 4, 20_000, 'four runs of the leader');
-      await neverTwoLeaders(replicas, 1000);
+      await neverTwoLeadersUntil(replicas, () => leader.runs().length >= 4, 'four runs of the leader');
       expect(await gauges(replicas)).toEqual(replicas.map((r) => (r === leader ? 1 : 0)));
       expect(firings()).toEqual([expect.objectContaining({ check: 'stuck_batches' })]);
       expect(hook.requests).toHaveLength(1);
@@ -210,12 +229,16 @@ describe('replicas: several sentinel serve processes on one database', () => {
       15_000,
       'a follower to take over and run',
     );
-    const failoverMs = Date.now() - killedAt;
     console.log(
-      `[replicas] failover after kill -9 of the leader: ${failoverMs} ms to the new leader's first finished run (interval ${INTERVAL_S}s, poll ${INTERVAL_S}s)`,
+      `[replicas] failover after kill -9 of the leader: ${Date.now() - killedAt} ms to the new leader's first finished run (interval ${INTERVAL_S}s, poll ${INTERVAL_S}s)`,
     );
-    // One interval plus one poll, with room for a loaded test machine.
-    expect(failoverMs).toBeLessThan(2 * INTERVAL_S * 1000 + 2500);
+    // The time is reported above, not bounded (the wait's 15 s limit is the "does not hang").
+    // What happened: exactly one session, the new leader's, holds the lock.
+    const holders = await db().pool.query(
+      `select 1 from pg_stat_activity a join pg_locks l on l.pid = a.pid
+        where a.application_name = 'sentinel-leader' and a.datname = current_database() and l.locktype = 'advisory' and l.granted`,
+    );
+    expect(holders.rowCount).toBe(1);
 
     const runsAfter = next!.runs().length;
     await waitFor(() => next!.runs().length >= runsAfter + 3, 15_000, 'three more runs of the new leader');
@@ -250,8 +273,7 @@ describe('replicas: several sentinel serve processes on one database', () => {
       `[replicas] after pg_terminate_backend: old leader stepped down in ${stepDownMs} ms; ${after === leader ? 'it won the lock again' : `${after.name} took over`} after ${Date.now() - terminatedAt} ms`,
     );
     const runsAfter = after.runs().length;
-    await waitFor(() => after.runs().length >= runsAfter + 3, 15_000, 'three more runs of the leader');
-    await neverTwoLeaders(replicas, 1500);
+    await neverTwoLeadersUntil(replicas, () => after.runs().length >= runsAfter + 3, 'three more runs of the leader');
     expect((await gauges(replicas)).filter((g) => g === 1)).toHaveLength(1);
     expect(firings()).toHaveLength(1);
     // Every replica is still alive and serving.
@@ -334,7 +356,9 @@ describe('replicas: graceful shutdown flushes the outbox from the leader only', 
     follower.child.kill('SIGTERM');
     expect(await follower.exited).toEqual({ code: 0, signal: null });
     expect(follower.stderr()).not.toContain('Delivering what is left in the outbox');
-    await settle(1500);
+    // The leader's next run (a later event than the follower's exit) does not send it either.
+    const runsSoFar = leader.runs().length;
+    await waitFor(() => leader.runs().length > runsSoFar, 10_000, "the leader's next run");
     expect(hook.requests.length).toBe(tries);
 
     leader.child.kill('SIGTERM');

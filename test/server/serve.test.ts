@@ -8,7 +8,9 @@ import { CLI, cliEnv, runCli } from '../helpers/cli.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, minutesAgo } from '../helpers/fixtures.js';
 import { startHttpServer } from '../helpers/http-server.js';
+import { haveIpv6Loopback, requirePart } from '../helpers/parts.js';
 import { waitFor } from '../helpers/processes.js';
+import { until as poll, within } from '../helpers/wait.js';
 
 /**
  * `sentinel serve` and `sentinel --loop --metrics-port` as a user runs them: the
@@ -209,15 +211,12 @@ describe('sentinel serve', () => {
     const s = start(['serve', '--listen', '127.0.0.1:0', '--interval', '1', '--json']);
     const url = await s.url();
     await s.waitRuns(1);
-    const times: number[] = [];
+    // Speed is measured by bench/api-load.ts; here: every scrape answers, none hangs.
     for (let i = 0; i < 20; i++) {
-      const t = performance.now();
-      const r = await fetch(`${url}/metrics`);
+      const r = await within(fetch(`${url}/metrics`), 10_000, `scrape ${i + 1}`);
       await r.text();
-      times.push(performance.now() - t);
       expect(r.status).toBe(200);
     }
-    expect(Math.max(...times)).toBeLessThan(200);
     expect(await stop(s, 'SIGINT')).toEqual({ code: 0, signal: null });
   });
 
@@ -255,19 +254,21 @@ describe('sentinel serve', () => {
       await locker.query('begin');
       await locker.query('lock table intake.simplicity_batches in access exclusive mode');
       let last: { status: number; body: string } = { status: 0, body: '' };
-      const deadline = Date.now() + 4500;
-      while (Date.now() < deadline) {
-        const r = await fetch(`${url}/readyz`);
-        last = { status: r.status, body: await r.text() };
-        if (r.status === 503) break;
-        await new Promise((res) => setTimeout(res, 100));
-      }
+      await poll(
+        async () => {
+          const r = await fetch(`${url}/readyz`);
+          last = { status: r.status, body: await r.text() };
+          return r.status === 503;
+        },
+        'readyz to turn 503',
+        { intervalMs: 100 },
+      );
       expect(last.status).toBe(503);
       expect(JSON.parse(last.body).reason).toMatch(/^the last run finished \d+s ago, more than two intervals \(2s\)$/);
-      // The scrape still answers while the run is stuck on the database.
-      const t = performance.now();
+      // The scrape still answers while the run is stuck on the database: before that run ends.
+      const runsBefore = s.runs().length;
       expect((await fetch(`${url}/metrics`)).status).toBe(200);
-      expect(performance.now() - t).toBeLessThan(200);
+      expect(s.runs()).toHaveLength(runsBefore);
     } finally {
       await locker.query('rollback');
       locker.release();
@@ -307,16 +308,15 @@ describe('sentinel serve', () => {
         'the signal to be handled',
       );
       // New connections are refused while the run is still going.
-      let refused = false;
-      const deadline = Date.now() + 3000;
-      while (!refused && Date.now() < deadline) {
-        refused = await fetch(`${url}/healthz`).then(
-          () => false,
-          () => true,
-        );
-        if (!refused) await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(refused).toBe(true);
+      await poll(
+        () =>
+          fetch(`${url}/healthz`).then(
+            () => false,
+            () => true,
+          ),
+        'new connections to be refused',
+        { intervalMs: 50 },
+      );
       expect(s.running()).toBe(true);
       expect(s.stdout()).toBe('');
 
@@ -371,14 +371,16 @@ describe('sentinel serve', () => {
     expect(s.stdout()).toBe('');
   });
 
-  it('serves on IPv6 loopback with --listen [::1]:0', async () => {
-    const s = start(['serve', '--listen', '[::1]:0', '--interval', '60']);
-    const url = await s.url().catch(() => '');
-    if (!url && /address not available/.test(s.stderr())) return; // no IPv6 on this host
-    expect(url).toMatch(/^http:\/\/\[::1\]:\d+$/);
-    expect((await fetch(`${url}/healthz`)).status).toBe(200);
-    expect(await stop(s)).toEqual({ code: 0, signal: null });
-  });
+  it.runIf(requirePart('IPv6 loopback (::1)', haveIpv6Loopback(), 'enable IPv6 on the loopback interface'))(
+    'serves on IPv6 loopback with --listen [::1]:0',
+    async () => {
+      const s = start(['serve', '--listen', '[::1]:0', '--interval', '60']);
+      const url = await s.url();
+      expect(url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      expect(await stop(s)).toEqual({ code: 0, signal: null });
+    },
+  );
 });
 
 describe('sentinel serve with replicas: what a leader and a follower export and answer', () => {
@@ -404,11 +406,7 @@ describe('sentinel serve with replicas: what a leader and a follower export and 
   }
   /** Polls an async condition (scrapes) every 50 ms. */
   async function until(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await poll(condition, what, { timeoutMs, intervalMs: 50 });
   }
   const gauge = async (url: string, name: string): Promise<number | undefined> =>
     (await scrape(url)).find((x) => x.name === name && Object.keys(x.labels).length === 0)?.value;

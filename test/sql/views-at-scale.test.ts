@@ -357,8 +357,8 @@ describe('sentinel migrate and sentinel runs', () => {
       const run = await runCli(['--json'], { DATABASE_URL: db.url, SENTINEL_STATE_DIR: stateDir });
       expect([0, 1, 2]).toContain(run.code);
       const report = JSON.parse(run.stdout) as { metrics: { database_ms: number } };
+      // Reported; how fast the views are at scale is measured by bench/, not here.
       expect(report.metrics.database_ms).toBeGreaterThan(0);
-      expect(report.metrics.database_ms).toBeLessThan(10_000);
       // The refresh after the run recorded a mark the next run may advance to.
       const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from sentinel.error_rollup_marks');
       expect(rows[0]!.n).toBeGreaterThan(0);

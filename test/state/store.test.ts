@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AlertStore, StateLockTimeout as AlertStoreLockTimeout } from '../../src/alerting/store.js';
 import { StateLockTimeout, withFileLock } from '../../src/state/lock.js';
 import { FileStateStore } from '../../src/state/store.js';
+import { gate } from '../helpers/wait.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -32,7 +33,24 @@ async function leaveLock(file: string, content: Record<string, unknown>, ageMs =
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Lets `turns` rounds of the event loop go by (file I/O of others included), without a timer. */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** Resolves after the lock file's mtime has been set `times` times (utimes, as the lock's refresh does). */
+function touched(file: string, times: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = 0;
+    const watcher = watch(file, () => {
+      seen++;
+      if (seen < times) return;
+      watcher.close();
+      resolve();
+    });
+    watcher.on('error', reject);
+  });
+}
 
 describe('FileStateStore', () => {
   it('keeps every key of 20 concurrent sets from separate instances on one directory', async () => {
@@ -48,11 +66,10 @@ describe('FileStateStore', () => {
 
   it('takes over a lock left by a process that died', async () => {
     await leaveLock(join(dir, 'state.lock'), { pid: deadPid() });
-    const started = performance.now();
 
-    await new FileStateStore(dir).set('k', 'v');
+    // No waiting allowed: only a takeover lets it in (a live lock would throw StateLockTimeout).
+    await new FileStateStore(dir, { lock: { waitMs: 0 } }).set('k', 'v');
 
-    expect(performance.now() - started).toBeLessThan(1000);
     expect(await new FileStateStore(dir).get('k')).toBe('v');
     expect(existsSync(join(dir, 'state.lock'))).toBe(false);
   });
@@ -101,11 +118,11 @@ describe('withFileLock', () => {
     // Staggered, so that some find the stale lock while others are taking it over.
     await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
-        sleep(i % 4).then(() =>
+        turns(i % 4).then(() =>
           withFileLock(lock, async () => {
             inside++;
             most = Math.max(most, inside);
-            await sleep(5);
+            await readFile(lock); // a little I/O inside, for the others to try meanwhile
             inside--;
             done++;
           }),
@@ -187,11 +204,10 @@ describe('withFileLock', () => {
   it("takes over another host's lock older than staleMs", async () => {
     const lock = join(dir, 'x.lock');
     await leaveLock(lock, { host: 'other-host', pid: process.pid, token: 'theirs' }, 2000);
-    const started = performance.now();
 
-    await expect(withFileLock(lock, async () => 'ran', { waitMs: 3000, staleMs: 1000 })).resolves.toBe('ran');
+    // No waiting allowed: only the takeover lets it in.
+    await expect(withFileLock(lock, async () => 'ran', { waitMs: 0, staleMs: 1000 })).resolves.toBe('ran');
 
-    expect(performance.now() - started).toBeLessThan(1000);
     expect(existsSync(lock)).toBe(false);
   });
 
@@ -201,22 +217,28 @@ describe('withFileLock', () => {
     // machine stalling for a moment cannot make the lock look stale.
     const options = { staleMs: 1500 };
     const order: string[] = [];
+    const firstIn = gate();
+    const impatientDone = gate();
     const first = withFileLock(
       lock,
       async () => {
         order.push('first in');
-        await sleep(4000);
+        firstIn.open();
+        // Held until the impatient waiter has given up: longer than staleMs.
+        await impatientDone.promise;
         order.push('first out');
       },
       { ...options, waitMs: 0 },
     );
-    await sleep(50);
+    await firstIn.promise;
 
-    // A waiter that gives up before the first is done times out: the lock was not stale.
+    // A waiter that gives up (after 2.5 s, past staleMs) before the first is done times out:
+    // the lock was not stale, its holder kept it fresh.
     const impatient = await withFileLock(lock, async () => order.push('impatient in'), {
       ...options,
       waitMs: 2500,
     }).catch((e: unknown) => e);
+    impatientDone.open();
     expect(impatient).toBeInstanceOf(StateLockTimeout);
     // One that waits long enough gets in after the first is out.
     await withFileLock(lock, async () => order.push('patient in'), { ...options, waitMs: 8000 });
@@ -236,7 +258,10 @@ describe('withFileLock', () => {
       async () => {
         await writeFile(lock, theirs); // a takeover of our (presumed stale) lock
         await utimes(lock, then, then);
-        await sleep(400); // several refresh periods
+        // Several refresh periods: a lock taken after ours, with the same period, is refreshed
+        // three times; our refresh timer, started earlier, has fired at least as often.
+        const control = join(dir, 'control.lock');
+        await withFileLock(control, () => touched(control, 3), { staleMs: 150 });
       },
       { staleMs: 150 },
     );

@@ -5,6 +5,7 @@ import type {
   PipelineHealthResponse,
   StatusResponse,
 } from '../../src/server/api-types.js';
+import { API_PATHS } from '../../src/server/routes.js';
 
 export type {
   AlertsResponse,
@@ -38,7 +39,10 @@ export function setToken(token: string | null): void {
 /** Why a request failed, as the page shows it. */
 export class ApiFailure extends Error {
   constructor(
-    /** `network`: no HTTP answer; `unauthorized`: 401; `unavailable`: 503 (database unreachable); `http`: anything else. */
+    /**
+     * `network`: no HTTP answer; `unauthorized`: 401; `unavailable`: 503 (database
+     * unreachable); `http`: anything else.
+     */
     readonly kind: 'network' | 'unauthorized' | 'unavailable' | 'http',
     message: string,
     readonly status?: number,
@@ -101,11 +105,11 @@ async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
 /** Every endpoint at once; each part settles on its own so one failure does not blank the page. */
 export async function loadAll(hours: number): Promise<{ [K in keyof Snapshot]: Settled<Snapshot[K]> }> {
   const [status, alerts, performance, errors, pipeline] = await Promise.all([
-    settle(getJson<StatusResponse>('/api/status')),
-    settle(getJson<AlertsResponse>('/api/alerts')),
-    settle(getJson<BatchPerformanceResponse>(`/api/batch-performance?hours=${hours}`)),
-    settle(getJson<ErrorDistributionResponse>('/api/error-distribution?limit=10')),
-    settle(getJson<PipelineHealthResponse>('/api/pipeline-health')),
+    settle(getJson<StatusResponse>(API_PATHS.status)),
+    settle(getJson<AlertsResponse>(API_PATHS.alerts)),
+    settle(getJson<BatchPerformanceResponse>(`${API_PATHS.batchPerformance}?hours=${hours}`)),
+    settle(getJson<ErrorDistributionResponse>(`${API_PATHS.errorDistribution}?limit=10`)),
+    settle(getJson<PipelineHealthResponse>(API_PATHS.pipelineHealth)),
   ]);
   return { status, alerts, performance, errors, pipeline };
 }
