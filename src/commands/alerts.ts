@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { TrackedAlert } from '../alerting/decide.js';
-import { activeSilences, isSilenced } from '../alerting/engine.js';
 import { createAlerting } from '../alerting/setup.js';
+import { activeSilences, isSilenced } from '../alerting/silences.js';
 import type { AlertStateStore, Silence } from '../alerting/store.js';
 import { CHECK_NAMES, SOURCE_CHECKS } from '../checks/index.js';
 import type { Environment } from '../config/env.js';

@@ -1,11 +1,10 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { FAILURE_REASONS } from '../alerting/types.js';
 import { findCheck } from '../checks/index.js';
 import { databaseReached } from '../checks/reachability.js';
 import { NOT_RUN } from '../checks/runner.js';
 import { schemaCacheCheck } from '../checks/schema_cache.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
-import type { CheckSummary, RunResult } from '../types.js';
+import { type CheckSummary, FAILURE_REASONS, type RunResult } from '../types.js';
 import { oneLine } from '../util/text.js';
 import { sentinelVersion } from '../util/version.js';
 import { METRICS, type MetricName } from './names.js';
