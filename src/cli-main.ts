@@ -7,7 +7,7 @@ import { sentinelVersion } from './util/version.js';
 /**
  * Entry point: flags -> command. Heavy modules (pg, zod, the checks) are imported
  * only once a command runs, so `sentinel --version` and `--help` start fast.
- * Exit codes (SPEC.md §3): 0 healthy, 1 degraded, 2 critical, 3 Sentinel could not run.
+ * Exit codes (docs/contract.md §3): 0 healthy, 1 degraded, 2 critical, 3 Sentinel could not run.
  */
 
 const EXIT_USAGE = 3;

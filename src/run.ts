@@ -34,7 +34,7 @@ export interface RunnerDeps {
 /** Defined with the types (alerting needs it too); re-exported for the runner's existing importers. */
 export { overallStatus };
 
-/** Exit codes of SPEC.md §3 (3 is reserved for "Sentinel itself could not run"). */
+/** Exit codes of docs/contract.md §3 (3 is reserved for "Sentinel itself could not run"). */
 export function exitCodeFor(status: OverallStatus): 0 | 1 | 2 {
   return status === 'critical' ? 2 : status === 'degraded' ? 1 : 0;
 }

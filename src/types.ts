@@ -1,6 +1,6 @@
 /**
  * Shapes shared by checks, the runner and the reports. The JSON report is a
- * contract (SPEC.md §5, §6): fields may be added, never removed or renamed.
+ * contract (docs/contract.md §5, §6): fields may be added, never removed or renamed.
  */
 
 /** Severity of an alert. `critical` pages someone; `warning` degrades the run. */

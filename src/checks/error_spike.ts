@@ -13,7 +13,7 @@ interface Totals {
   error_rows: number;
 }
 
-/** The bucket a rate is judged on, per SPEC.md §5.2: its row sums and the hour it starts. */
+/** The bucket a rate is judged on, per docs/contract.md §5.2: its row sums and the hour it starts. */
 export type JudgedBucket<T extends { total_rows: number } = Totals> = T & { hour_bucket: Date };
 
 /**

@@ -8,7 +8,7 @@ import { oneLine } from '../util/text.js';
 import { type CheckContext, type CheckOutput, checkSettings, defineCheck } from './types.js';
 
 /**
- * Check 3 of the guide (SPEC.md §5.3): is PostgREST's schema cache serving the ops
+ * Check 3 of the guide (docs/contract.md §5.3): is PostgREST's schema cache serving the ops
  * views? One plain GET through PostgREST, classified by status and PostgREST error
  * code. A broken or stale cache is reloaded with `NOTIFY pgrst, 'reload schema'`
  * (at most once per cooldown) and probed again; anything a reload cannot fix

@@ -1,5 +1,5 @@
 /**
- * Batch statuses of the Dragonfly intake engine (SPEC.md §1), in pipeline order.
+ * Batch statuses of the Dragonfly intake engine (docs/contract.md §1), in pipeline order.
  * Messages list statuses in this order so that two runs with the same state read
  * the same, whatever order the database returned rows in.
  */

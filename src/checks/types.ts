@@ -39,7 +39,7 @@ export interface CheckContext {
   measure?: (key: string, value: Measurement) => void;
 }
 
-/** Returned by a check whose inputs are not configured (SPEC.md §5: "reported as skipped"). */
+/** Returned by a check whose inputs are not configured (docs/contract.md §5: "reported as skipped"). */
 export interface Skipped {
   skipped: string;
 }

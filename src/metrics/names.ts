@@ -1,6 +1,6 @@
 /**
  * Every metric Sentinel exports, in one list: the registry is built from it, the
- * README table is checked against it, and the Grafana dashboards and Prometheus
+ * docs/metrics.md table is checked against it, and the Grafana dashboards and Prometheus
  * rules may only reference names in it (a test enforces all three).
  *
  * Conventions (prometheus.io/docs/practices/naming): base units in the name

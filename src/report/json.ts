@@ -1,7 +1,7 @@
 import type { RunResult } from '../types.js';
 
 /**
- * The JSON report (SPEC.md §6): the guide's fields first, extras after. One line
+ * The JSON report (docs/contract.md §6): the guide's fields first, extras after. One line
  * by default so log shippers see one event per run; `pretty` indents.
  */
 export function renderJson(result: RunResult, options: { pretty?: boolean } = {}): string {

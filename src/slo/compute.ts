@@ -81,7 +81,7 @@ export const OBJECTIVES = {
   burnHours: 6,
 } as const;
 
-/** One line per SLO, printed under the table and in the README. */
+/** One line per SLO, printed under the table and in docs/slo.md. */
 export const FORMULAS: Record<SloName, string> = {
   processing_time:
     'processing_time: value = share of batches completed in the window (completed_at in it, started_at set) with ' +

@@ -30,7 +30,7 @@ export function renderSloHuman(report: SloReport): string {
 }
 
 function valueText(s: SloResult): string {
-  // The README's wording for every SLO; why there is none is in the JSON's detail.note.
+  // The wording of docs/slo.md for every SLO; why there is none is in the JSON's detail.note.
   if (s.value === null) return 'no data';
   const d = s.detail;
   const two = s.value.toFixed(2);

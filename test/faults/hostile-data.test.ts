@@ -13,7 +13,7 @@ import { waitFor } from '../helpers/processes.js';
 import { until } from '../helpers/wait.js';
 
 /**
- * Hostile data (SPEC.md §9, issue 12 item 6): names, filenames, error codes and
+ * Hostile data (docs/contract.md §9, issue 12 item 6): names, filenames, error codes and
  * messages, reasons with terminal escapes, CR/LF, a bidi override, a C1 CSI, DEL
  * and 1 MB strings, in a real database, read back through the built CLI, the API
  * and /metrics. What a person sees holds no raw control or bidi character (the

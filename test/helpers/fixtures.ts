@@ -1,5 +1,5 @@
 /**
- * Concise fixtures for the intake tables (SPEC.md §1). Timestamps are explicit
+ * Concise fixtures for the intake tables (docs/contract.md §1). Timestamps are explicit
  * wherever a test depends on them; pass Dates or ISO strings with an offset
  * (`'2025-01-04T10:15:00Z'`).
  *

@@ -1,5 +1,5 @@
 /**
- * The ops views (SPEC.md §2) and the intake trigger, against hand-computed fixtures.
+ * The ops views (docs/contract.md §2) and the intake trigger, against hand-computed fixtures.
  *
  * Every test runs in a transaction that is rolled back, so each sees only its own
  * fixtures, and now() is one fixed instant for fixtures and views alike. Numeric
