@@ -85,7 +85,10 @@ export function levelAtLeast(level: Level, min: Level): boolean {
   return LEVEL_RANK[level] >= LEVEL_RANK[min];
 }
 
-/** `prod|error_spike|vendor_x`: the identity of an alert (docs/contract.md §7). Check failures are their own identity. */
+/**
+ * `prod|error_spike|vendor_x`: the identity of an alert (docs/contract.md §7). Check failures are
+ * their own identity.
+ */
 export function identityKey(environment: string, alert: Pick<Alert, 'check' | 'subject' | 'failed'>): string {
   return [environment, alert.check, alert.failed ? '!check_failed' : (alert.subject ?? '')].join('|');
 }

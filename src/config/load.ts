@@ -5,6 +5,7 @@ import { type Document, isMap, isScalar, LineCounter, parseDocument, visit, YAML
 import type { z } from 'zod';
 import { connectionProblem } from '../db/connect.js';
 import { ensureDirectory, StateDirError } from '../state/dir.js';
+import { whyUnreadable } from '../util/errors.js';
 import { secretsOfUrl } from '../util/redact.js';
 import { MAX_CONFIG_BYTES } from './limits.js';
 import { configSchema, type FileConfig, type ResolvedEnvironment, type SentinelConfig } from './schema.js';
@@ -137,15 +138,7 @@ async function readConfigFile(
     }
     text = read.text;
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'file not found'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'it is a directory'
-            : (err as Error).message;
+    const why = whyUnreadable(err, () => (err as Error).message);
     problems.push(`${label}: cannot read config file ${path}: ${why}`);
     return {};
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { parse, toClientConfig } from 'pg-connection-string';
+import { whyUnreadable } from '../util/errors.js';
 
 /**
  * How every PostgreSQL connection of Sentinel reads its URL, with libpq's
@@ -67,15 +68,7 @@ export function connectionProblem(url: string, label: string): string | undefine
     try {
       readFileSync(root);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why =
-        code === 'ENOENT'
-          ? 'file not found'
-          : code === 'EACCES'
-            ? 'permission denied'
-            : code === 'EISDIR'
-              ? 'it is a directory'
-              : (code ?? 'unreadable');
+      const why = whyUnreadable(err, (code) => code ?? 'unreadable');
       return `${label}: cannot read sslrootcert ${root}: ${why}`;
     }
   }

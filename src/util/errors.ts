@@ -30,3 +30,15 @@ export function errorLine(err: unknown, options: ErrorLineOptions = {}): string 
   const max = options.max ?? MAX_CHARS.message;
   return options.escape === false ? cut(masked, max) : oneLine(masked, max);
 }
+
+/**
+ * Why a file could not be read, in the words the config errors use: `file not found`,
+ * `permission denied`, `it is a directory`, else `otherwise(code)`.
+ */
+export function whyUnreadable(err: unknown, otherwise: (code: string | undefined) => string): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') return 'file not found';
+  if (code === 'EACCES') return 'permission denied';
+  if (code === 'EISDIR') return 'it is a directory';
+  return otherwise(code);
+}

@@ -218,7 +218,8 @@ describe('computeSlos', () => {
       expect(s).toMatchObject({ value: null, met: null, error_budget_remaining_pct: null, burn_rate: null });
     expect(find(report, 'schema_cache').detail.note).toBe('no probes recorded (PostgREST not configured?)');
     const text = renderSloHuman(report);
-    // The table says `no data` for every SLO without data, schema_cache included (docs/slo.md); the JSON keeps the note.
+    // The table says `no data` for every SLO without data, schema_cache included (docs/slo.md);
+    // the JSON keeps the note.
     expect(text).not.toContain('no probes recorded');
     for (const name of ['processing_time', 'error_rate', 'schema_cache', 'dedupe_rate'])
       expect(text).toMatch(new RegExp(`\\n${name} +no data `));
