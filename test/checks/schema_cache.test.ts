@@ -735,7 +735,7 @@ describe.runIf(
     beforeAll(async () => {
       await setupPostgrestRoles(db.pool, { ...roles, password });
       await db.pool.query(`do $$ begin for i in 1..${PADDING_FUNCTIONS} loop
-      execute format('create function public.sentinel_pad_%s(a int, b text) returns table (x int, y text) ' +
+      execute format('create function public.sentinel_pad_%s(a int, b text) returns table (x int, y text) ' ||
         'language sql stable as $f$ select a, b $f$', i);
     end loop; end $$`);
       // Only the service role may read ops, so a healthy probe proves the JWT was accepted.
