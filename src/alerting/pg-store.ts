@@ -5,7 +5,7 @@ import { type AlertingState, type AlertStateStore, emptyState, type LockOptions,
 
 /**
  * Alert state shared by replicas: one row of `sentinel.alert_state` (created by
- * `sentinel migrate`, sql/sentinel_state.sql) in the monitored database or in
+ * `sentinel migrate`, supabase/migrations/*_sentinel_state.sql) in the monitored database or in
  * `replicas.state_database_url`.
  *
  * - `update` is one transaction: the row is created if missing, read with

@@ -7,7 +7,7 @@ const UNDEFINED_TABLE = '42P01';
 
 /**
  * The run history of replicas: one row per run in `sentinel.run_history` (created by
- * `sentinel migrate`, sql/sentinel_state.sql) in the state database, written by the
+ * `sentinel migrate`, supabase/migrations/*_sentinel_state.sql) in the state database, written by the
  * leader. Each append also deletes the rows past the retention: a range delete on
  * the primary key, which finds nothing to do on most runs.
  */

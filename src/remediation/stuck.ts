@@ -5,7 +5,7 @@ import type { Queryable } from '../db/pool.js';
 /**
  * Stuck batches, and failing them safely: the guide's manual `UPDATE ... set
  * status = 'failed'` done as one transaction that re-checks every batch at the
- * moment it is changed and records who did it and why (sql/sentinel_state.sql,
+ * moment it is changed and records who did it and why (supabase/migrations/*_sentinel_state.sql,
  * `sentinel.batch_audit`). Ages are on the database clock (`now()`).
  */
 
