@@ -32,10 +32,3 @@ export function haveIpv6Loopback(): boolean {
     .flat()
     .some((i) => i?.internal === true && i.family === 'IPv6' && i.address === '::1');
 }
-
-/** A non-internal IPv4 address of this host, if it has one (for tests of a non-loopback listener). */
-export function nonLoopbackIpv4(): string | undefined {
-  return Object.values(networkInterfaces())
-    .flat()
-    .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
-}
