@@ -1,6 +1,6 @@
 import type { Logger } from './log.js';
-import { sleep } from './run.js';
 import type { RunResult } from './types.js';
+import { sleep } from './util/sleep.js';
 
 export interface LoopOptions {
   intervalMs: number;

@@ -31,16 +31,10 @@ export interface RunnerDeps {
   mayAct?: () => Promise<boolean>;
 }
 
-/** Defined with the types (alerting needs it too); re-exported for the runner's existing importers. */
-export { overallStatus };
-
 /** Exit codes of docs/contract.md §3 (3 is reserved for "Sentinel itself could not run"). */
 export function exitCodeFor(status: OverallStatus): 0 | 1 | 2 {
   return status === 'critical' ? 2 : status === 'degraded' ? 1 : 0;
 }
-
-/** Moved to util/ (alerting waits the same way); re-exported for the runner's existing importers. */
-export { sleep };
 
 /**
  * Holds the connections of a Sentinel process and runs health checks on demand.

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Logger } from '../log.js';
 import type { Notification, NotificationEvent, Notifier, SendContext } from '../notifiers/contract.js';
 import { DeliveryError, withRetry } from '../notifiers/http.js';
-import { type NotifierSummary as BaseNotifierSummary, FAILURE_REASONS } from '../types.js';
+import { type NotifierSummary as BaseNotifierSummary, type DeliveryFailureReason, FAILURE_REASONS } from '../types.js';
 import { formatDuration } from '../util/duration.js';
 import type { Redactor } from '../util/redact.js';
 import type { Sleep } from '../util/sleep.js';
@@ -21,7 +21,6 @@ import {
   waitingForRetry,
 } from './outbox.js';
 import type { AlertingState, AlertStateStore, OutboxEntry } from './store.js';
-import type { FailureReason } from './types.js';
 
 /**
  * The delivery loop: sends what the outbox holds for one environment. Entries are
@@ -84,7 +83,7 @@ export interface DeliveryDeps {
 
 /** The engine's summaries always carry every failure reason. */
 export interface NotifierSummary extends BaseNotifierSummary {
-  reasons: Record<FailureReason, number>;
+  reasons: Record<DeliveryFailureReason, number>;
 }
 
 /** What a `sentinel notify test` message came to, per notifier. */
@@ -121,7 +120,7 @@ type RecordOutcome = (transition: (state: AlertingState) => AlertingState) => Pr
  * own or `delivery_timeout`, `timedOut`) or an abort → timeout, any other final
  * refusal → rejected, anything else → network.
  */
-export function failureReason(error: unknown, timedOut = false): FailureReason {
+export function failureReason(error: unknown, timedOut = false): DeliveryFailureReason {
   const status = error instanceof DeliveryError ? error.status : undefined;
   if (status === 429) return 'rate_limited';
   if (status !== undefined && status >= 500) return 'server_error';
@@ -139,8 +138,8 @@ export function failureReason(error: unknown, timedOut = false): FailureReason {
   return 'network';
 }
 
-function noReasons(): Record<FailureReason, number> {
-  return Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<FailureReason, number>;
+function noReasons(): Record<DeliveryFailureReason, number> {
+  return Object.fromEntries(FAILURE_REASONS.map((r) => [r, 0])) as Record<DeliveryFailureReason, number>;
 }
 
 /** `host|pid|uuid`: who is delivering an entry, so a claim of a dead process on this host can be ignored. */

@@ -30,10 +30,6 @@ import type { AlertStateStore } from './store.js';
  * On shutdown, `flush` makes one more bounded delivery pass (see there).
  */
 
-export { DEFAULT_DELIVERY, failureReason, type NotifierSummary } from './deliver.js';
-/** Silences live in silences.ts; re-exported for this module's existing importers. */
-export { activeSilences, isSilenced } from './silences.js';
-
 /** The lifecycle (decide.ts) and delivery (deliver.ts) settings. */
 export interface AlertingSettings extends LifecycleSettings, DeliverySettings {}
 

@@ -1,40 +1,22 @@
 import { hostname } from 'node:os';
 import type { SentinelConfig } from '../config/schema.js';
-import { stateDatabaseUrl } from '../config/state-database.js';
 import type { Logger } from '../log.js';
-import { createNotifiers } from '../notifiers/index.js';
 import type { Redactor } from '../util/redact.js';
-import { type AlertingDeps, AlertingEngine, DEFAULT_DELIVERY } from './engine.js';
-import { PgAlertStore } from './pg-store.js';
-import { type AlertStateStore, AlertStore } from './store.js';
+import { DEFAULT_DELIVERY } from './deliver.js';
+import { type AlertingDeps, AlertingEngine } from './engine.js';
 
 /**
- * Where alert state lives: with `replicas.enabled`, one row in PostgreSQL shared by
- * every replica (`replicas.state_database_url`, else the monitored database);
- * otherwise this host's state file. The caller closes it (`store.close?.()`).
+ * The alerting engine as configured: the lifecycle and delivery settings of `config`
+ * over the store and notifiers the runtime built (src/runtime.ts decides where the
+ * state lives and has already registered the notifiers' secrets with `redactor`).
  */
-export function createAlertStore(config: SentinelConfig): AlertStateStore {
-  if (config.replicas.enabled) {
-    return new PgAlertStore(stateDatabaseUrl(config), { connectTimeoutMs: config.connect_timeout_seconds * 1000 });
-  }
-  return new AlertStore(config.stateDir);
-}
-
-/** Moved to config/ (history needs it too); re-exported for this module's existing importers. */
-export { stateDatabaseUrl };
-
-/** The alerting engine as configured: notifiers, lifecycle settings, the state store. */
 export function createAlerting(
   config: SentinelConfig,
   logger: Logger,
   redactor: Redactor,
-  overrides: Partial<AlertingDeps> = {},
+  deps: Pick<AlertingDeps, 'store' | 'notifiers'> & Partial<AlertingDeps>,
 ): AlertingEngine {
-  const notifiers = createNotifiers(config.notifiers);
-  for (const n of notifiers) redactor.add(n.secrets());
   return new AlertingEngine({
-    store: overrides.store ?? createAlertStore(config),
-    notifiers,
     settings: {
       ...DEFAULT_DELIVERY,
       repeatIntervalMs: config.alerting.repeat_interval,
@@ -45,6 +27,6 @@ export function createAlerting(
     logger,
     redactor,
     host: hostname(),
-    ...overrides,
+    ...deps,
   });
 }

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Notification } from '../notifiers/contract.js';
 import { ensureDirectory } from '../state/dir.js';
 import { type FileLockOptions, StateLockTimeout, withFileLock } from '../state/lock.js';
 import type { TrackedAlert } from './decide.js';
-import type { Notification } from './types.js';
 
 export { StateLockTimeout };
 

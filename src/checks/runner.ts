@@ -252,6 +252,3 @@ function errorCode(err: unknown): Record<string, string> {
   const code = err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
   return typeof code === 'string' ? { code } : {};
 }
-
-/** Re-exported: tests and callers that describe a check's error import it from here. */
-export { describeError };

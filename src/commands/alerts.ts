@@ -6,11 +6,11 @@ import { activeSilences, isSilenced } from '../alerting/silences.js';
 import type { AlertStateStore, Silence } from '../alerting/store.js';
 import { CHECK_NAMES, SOURCE_CHECKS } from '../checks/index.js';
 import type { Environment } from '../config/env.js';
-import { MAX_SPAN_MS } from '../config/limits.js';
 import { ConfigError, type ConfigFlags, prepareStateDir } from '../config/load.js';
 import type { LogLevel } from '../log.js';
 import { createRuntime } from '../runtime.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
+import { MAX_SPAN_MS } from '../util/limits.js';
 import type { Redactor } from '../util/redact.js';
 import { MAX_CHARS, oneLine } from '../util/text.js';
 

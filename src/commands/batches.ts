@@ -1,7 +1,6 @@
 import { userInfo } from 'node:os';
 import { PROCESSING_STATUSES } from '../checks/statuses.js';
 import type { Environment } from '../config/env.js';
-import { MAX_SPAN_MS } from '../config/limits.js';
 import { ConfigError, type ConfigFlags } from '../config/load.js';
 import { describeError } from '../db/errors.js';
 import { createPool, createWritePool, endPool } from '../db/pool.js';
@@ -10,6 +9,7 @@ import { failStuck, findStuck, listAudit, RemediationError, type StuckBatch } fr
 import { createRuntime, type Runtime } from '../runtime.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { plural, trimNumber } from '../util/format.js';
+import { MAX_SPAN_MS } from '../util/limits.js';
 import type { Redactor } from '../util/redact.js';
 import { MAX_CHARS, oneLine, tableLines } from '../util/text.js';
 

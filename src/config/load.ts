@@ -6,8 +6,8 @@ import type { z } from 'zod';
 import { connectionProblem } from '../db/connect.js';
 import { ensureDirectory, StateDirError } from '../state/dir.js';
 import { whyUnreadable } from '../util/errors.js';
+import { MAX_CONFIG_BYTES } from '../util/limits.js';
 import { secretsOfUrl } from '../util/redact.js';
-import { MAX_CONFIG_BYTES } from './limits.js';
 import { configSchema, type FileConfig, type ResolvedEnvironment, type SentinelConfig } from './schema.js';
 
 /**

@@ -13,10 +13,11 @@ import { createLogger } from '../log.js';
 import { postgrestBinary, setupPostgrestRoles, signJwt, startPostgrest } from '../postgrest/server.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
-import { Runner, sleep } from '../run.js';
+import { Runner } from '../run.js';
 import { createRuntime } from '../runtime.js';
 import { MemoryStateStore } from '../state/store.js';
 import type { Alert, CheckSummary, RunResult } from '../types.js';
+import { sleep } from '../util/sleep.js';
 import { simulateIngestion } from './simulate.js';
 
 /** Role names as Supabase has them, so the demo reads like a real project. */

@@ -2,19 +2,13 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type AlertingDeps,
-  AlertingEngine,
-  type AlertingSettings,
-  DEFAULT_DELIVERY,
-  failureReason,
-} from '../../src/alerting/engine.js';
+import { DEFAULT_DELIVERY, failureReason } from '../../src/alerting/deliver.js';
+import { type AlertingDeps, AlertingEngine, type AlertingSettings } from '../../src/alerting/engine.js';
 import { AlertStore } from '../../src/alerting/store.js';
-import { FAILURE_REASONS, type Notification, type Notifier } from '../../src/alerting/types.js';
 import { silentLogger } from '../../src/log.js';
+import type { Notification, Notifier } from '../../src/notifiers/contract.js';
 import { DeliveryError, request } from '../../src/notifiers/http.js';
-import { overallStatus } from '../../src/run.js';
-import type { Alert, RunResult } from '../../src/types.js';
+import { type Alert, FAILURE_REASONS, overallStatus, type RunResult } from '../../src/types.js';
 import { Redactor } from '../../src/util/redact.js';
 import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
 import { gate, within } from '../helpers/wait.js';

@@ -15,9 +15,9 @@ import {
   setupPostgrestRoles,
   startPostgrest,
 } from '../../src/postgrest/server.js';
-import { sleep } from '../../src/run.js';
 import { MemoryStateStore, type StateStore } from '../../src/state/store.js';
 import type { Alert } from '../../src/types.js';
+import { sleep } from '../../src/util/sleep.js';
 import { testConfig } from '../helpers/context.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { answers, type FakeAnswer, type FakePostgrest, startFakePostgrest } from '../helpers/fake-postgrest.js';

@@ -2,12 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type AlertingDeps,
-  AlertingEngine,
-  DEFAULT_DELIVERY,
-  type NotifierSummary,
-} from '../../src/alerting/engine.js';
+import { DEFAULT_DELIVERY, type NotifierSummary } from '../../src/alerting/deliver.js';
+import { type AlertingDeps, AlertingEngine } from '../../src/alerting/engine.js';
 import { AlertStore } from '../../src/alerting/store.js';
 import { createLogger } from '../../src/log.js';
 import type { Notifier } from '../../src/notifiers/contract.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Notification, Notifier } from '../../src/alerting/types.js';
 import { formatIssues } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
+import type { Notification, Notifier } from '../../src/notifiers/contract.js';
 import { DeliveryError } from '../../src/notifiers/http.js';
 import { type Answer, type Responder, startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
 import { notification, sendContext } from '../helpers/notifications.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
-import type { NotificationEvent } from '../../src/alerting/types.js';
+import type { NotificationEvent } from '../../src/notifiers/contract.js';
 import {
   blockTextLength,
   createSlackNotifier,

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { renderHuman } from '../../src/report/human.js';
 import { renderJson } from '../../src/report/json.js';
-import { exitCodeFor, overallStatus } from '../../src/run.js';
+import { exitCodeFor } from '../../src/run.js';
 import type { Alert, RunResult } from '../../src/types.js';
+import { overallStatus } from '../../src/types.js';
 
 const stuck: Alert = {
   check: 'stuck_batches',
