@@ -65,6 +65,9 @@ export interface CheckSummary {
   measurements?: Record<string, Measurement>;
 }
 
+/** `CheckSummary.reason` of a check switched off in the config: its alerts may resolve (alerting/plan.ts). */
+export const DISABLED_IN_CONFIG = 'disabled in config';
+
 /** One value a check measured. */
 export type Measurement = number | string | boolean;
 

@@ -1,5 +1,5 @@
 import type { Notification, NotificationEvent, Notifier } from '../notifiers/contract.js';
-import type { Alert, Level, RunResult } from '../types.js';
+import { type Alert, DISABLED_IN_CONFIG, type Level, type RunResult } from '../types.js';
 import { decide, identityKey, type LifecycleSettings, levelAtLeast, type TrackedAlert } from './decide.js';
 import { type ClaimHolderAlive, cancelPending, dropStaleRefreshes } from './outbox.js';
 import { activeSilences, isSilenced } from './silences.js';
@@ -54,9 +54,6 @@ export interface Plan {
   result: RunResult;
 }
 
-/** The reason the runner gives a check that is disabled in config. */
-const DISABLED = 'disabled in config';
-
 /** Advances every alert identity of `result.environment` and routes the news to `notifiers`. Pure. */
 export function plan(
   state: AlertingState,
@@ -71,7 +68,10 @@ export function plan(
   // disabled in config has been retired by its owner: its alerts may resolve.
   const evidence = new Set(
     result.checks
-      .filter((c) => c.outcome === 'ok' || c.outcome === 'alert' || (c.outcome === 'skipped' && c.reason === DISABLED))
+      .filter(
+        (c) =>
+          c.outcome === 'ok' || c.outcome === 'alert' || (c.outcome === 'skipped' && c.reason === DISABLED_IN_CONFIG),
+      )
       .map((c) => c.name),
   );
   const known = new Set(result.checks.map((c) => c.name));

@@ -1,7 +1,7 @@
 import { describeError, isConnectionError, isSessionLost, isStatementTimeout } from '../db/errors.js';
 import { describeLockHolder, findLockHolders, type LockHolder } from '../db/locks.js';
 import type { Queryable } from '../db/pool.js';
-import type { Alert, CheckSummary, Measurement } from '../types.js';
+import { type Alert, type CheckSummary, DISABLED_IN_CONFIG, type Measurement } from '../types.js';
 import { linkedAbort } from '../util/abort.js';
 import { findCheck } from './index.js';
 import { type Check, type CheckContext, isSkipped } from './types.js';
@@ -116,7 +116,7 @@ export async function runChecks(
   for (const check of checks) {
     const cfg = settings[check.name] ?? {};
     if (cfg.enabled === false) {
-      summaries.push({ name: check.name, outcome: 'skipped', duration_ms: 0, reason: 'disabled in config' });
+      summaries.push({ name: check.name, outcome: 'skipped', duration_ms: 0, reason: DISABLED_IN_CONFIG });
       continue;
     }
     const needsDatabase = check.needsDatabase !== false;
