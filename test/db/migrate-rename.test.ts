@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrate, RELEASED_MIGRATIONS, STATE_MIGRATION } from '../../src/db/migrate.js';
-import type { Logger } from '../../src/log.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { recordingLogger } from '../helpers/logger.js';
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 const released = (file: string): string =>
@@ -69,17 +69,6 @@ async function ledger(db: TestDb): Promise<[string, string][]> {
     'select name, checksum from sentinel.schema_migrations order by name',
   );
   return rows.map((r) => [r.name, r.checksum]);
-}
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    debug: (m) => lines.push(`debug ${m}`),
-    info: (m) => lines.push(`info ${m}`),
-    warn: (m) => lines.push(`warn ${m}`),
-    error: (m) => lines.push(`error ${m}`),
-  };
 }
 
 describe('migrations renamed since an earlier release', () => {

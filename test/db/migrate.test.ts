@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MigrationError, migrate } from '../../src/db/migrate.js';
-import type { Logger } from '../../src/log.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { recordingLogger } from '../helpers/logger.js';
 import { until, within } from '../helpers/wait.js';
 
 const INTAKE_SQL = readFileSync(new URL('../../sql/intake.sql', import.meta.url), 'utf8');
@@ -71,17 +71,6 @@ async function listen(
     payloads.splice(payloads.indexOf(marker), 1);
   };
   return { payloads, settle, close: () => client.end().catch(() => {}) };
-}
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    debug: (m) => lines.push(`debug ${m}`),
-    info: (m) => lines.push(`info ${m}`),
-    warn: (m) => lines.push(`warn ${m}`),
-    error: (m) => lines.push(`error ${m}`),
-  };
 }
 
 describe('migrate', () => {
