@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs, urlSecrets } from './base.js';
 import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
+import { readableDetails } from './details.js';
 import { byUrgency, cutClean, eventWhen, headline, KIND_LABEL, truncate, waterLevel } from './format.js';
 import { hostOf, request } from './http.js';
 
@@ -252,16 +253,17 @@ function describe(e: NotificationEvent, max: number): string {
   );
 }
 
+/** One field per detail in the shared readable wording (src/notifiers/details.ts); a list shows an item a line. */
 function detailFields(details: Record<string, unknown>): Array<{ name: string; value: string; inline: boolean }> {
-  return Object.entries(details)
-    .filter(([, v]) => v !== undefined && v !== null)
-    .map(([k, v]) => {
-      const name = truncate(k || '(unnamed)', DISCORD_LIMITS.fieldName);
-      // Discord rejects empty field values.
-      const value =
-        cut(escapeMarkdown(typeof v === 'string' ? v : JSON.stringify(v)), DISCORD_LIMITS.fieldValue) || '—';
-      return { name, value, inline: name.length <= 40 && value.length <= 40 };
-    });
+  return readableDetails(details).map((entry) => {
+    const name = truncate(escapeMarkdown(entry.label), DISCORD_LIMITS.fieldName);
+    const text = entry.items
+      ? [...entry.items.map((i) => `• ${i}`), ...(entry.more ? [`… and ${entry.more} more`] : [])].join('\n')
+      : entry.text;
+    // Discord rejects empty field values.
+    const value = cut(escapeMarkdown(text), DISCORD_LIMITS.fieldValue) || '—';
+    return { name, value, inline: !entry.items && name.length <= 40 && value.length <= 40 };
+  });
 }
 
 /** The tenth embed of a storm: how many alerts have no embed of their own, and a line for each that fits. */

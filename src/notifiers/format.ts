@@ -1,4 +1,5 @@
 import type { Notification, NotificationEvent } from './contract.js';
+import { readableLines } from './details.js';
 
 /**
  * Wording shared by every provider, so a page, an email and a chat message say
@@ -82,11 +83,12 @@ export function waterLevel(sizes: number[], available: number): number {
   return Infinity;
 }
 
-/** Details as `key: value` lines for plain-text bodies (nested values as compact JSON). */
+/**
+ * Details as readable `label: value` lines for plain-text bodies (src/notifiers/details.ts:
+ * units from the key names, lists as phrases, never raw JSON; escaped and bounded).
+ */
 export function detailLines(details: Record<string, unknown>): string[] {
-  return Object.entries(details)
-    .filter(([, v]) => v !== undefined && v !== null)
-    .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return readableLines(details);
 }
 
 /** Events most urgent first: critical before warning, active before resolved; stable otherwise. */

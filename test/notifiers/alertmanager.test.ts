@@ -56,9 +56,8 @@ describe('alertmanager request', () => {
         },
         annotations: {
           summary: '3 batches stuck > 10m: processing(2), validating(1)',
-          description:
-            'stuck_batches: [{"status":"processing","batch_count":2,"oldest_age_minutes":15.3}]\ntotal_stuck: ' +
-            '3\nthreshold_minutes: 10',
+          // Readable prose with the numbers and their units, never JSON (src/notifiers/details.ts).
+          description: 'stuck batches: 2 batches in processing, oldest 15 min\ntotal stuck: 3\nthreshold: 10 min',
           remediation: 'Check the worker logs for exceptions and database connectivity.',
         },
         startsAt: '2025-01-04T10:15:32.123Z',

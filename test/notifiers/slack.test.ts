@@ -107,9 +107,9 @@ describe('slack request', () => {
             text:
               ':red_circle: *FIRING critical* stuck_batches\n' +
               '3 batches stuck &gt; 10m: processing(2), validating(1)\n' +
-              '• stuck_batches: [{"status":"processing","batch_count":2,"oldest_age_minutes":15.3}]\n' +
-              '• total_stuck: 3\n' +
-              '• threshold_minutes: 10\n' +
+              '• stuck batches: 2 batches in processing, oldest 15 min\n' +
+              '• total stuck: 3\n' +
+              '• threshold: 10 min\n' +
               '*Remediation:* Check the worker logs for exceptions and database connectivity.',
           },
         },
