@@ -116,7 +116,12 @@ describe('slack request', () => {
         {
           type: 'context',
           elements: [
-            { type: 'mrkdwn', text: 'firing since 2025-01-04 10:15 UTC · prod · sentinel-host · alert a1b2c3d4' },
+            {
+              type: 'mrkdwn',
+              text:
+                'firing since 2025-01-04 10:15 UTC · prod · sentinel-host · alert a1b2c3d4 · ' +
+                'runbook: docs/runbooks.md#stuck-batches',
+            },
           ],
         },
       ],
@@ -144,7 +149,7 @@ describe('slack request', () => {
           type: 'mrkdwn',
           text:
             'resolved at 2025-01-04 11:00 UTC (firing since 2025-01-04 10:15 UTC) · prod · sentinel-host · ' +
-            'alert a1b2c3d4',
+            'alert a1b2c3d4 · runbook: docs/runbooks.md#a',
         },
       ],
     });
