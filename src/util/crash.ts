@@ -49,7 +49,8 @@ export function installCrashHandlers(options: { nagios?: boolean; debug?: boolea
   const debug = options.debug ?? false;
   const crash = (err: unknown): void => {
     // Error messages can quote data (a value from the monitored tables): escaped like every other line.
-    const line = errorLine(err, { max: MAX_CHARS.log });
+    // A plugin's status line is short (report/nagios.ts keeps its text to 240 characters).
+    const line = errorLine(err, { max: nagios && !longRunning ? 200 : MAX_CHARS.log });
     const hint = debug ? '' : ' (SENTINEL_DEBUG=1 shows where)';
     try {
       // A Nagios check says it once, on stdout (plugin runners show stderr in the same output).
