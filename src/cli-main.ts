@@ -156,9 +156,9 @@ export function buildProgram(): Command {
             'sentinel.usage',
             '--format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code',
           );
-        // Some plugin runners (Icinga 2) read stderr into the plugin output: only errors
-        // are logged unless asked otherwise.
-        if (cmd.getOptionValueSource('logLevel') !== 'cli') opts.logLevel = 'error';
+        // Plugin runners (Icinga 2) read stderr into the plugin output, and the plugin line
+        // already names what went wrong: nothing is logged unless asked for.
+        if (cmd.getOptionValueSource('logLevel') !== 'cli') opts.logLevel = 'off';
       }
       const { checkCommand } = await import('./commands/check.js');
       process.exitCode = await checkCommand(opts);
@@ -347,11 +347,13 @@ async function main(argv: string[]): Promise<void> {
           ? `unknown command '${argv.slice(2).find((a) => !a.startsWith('-')) ?? ''}'`
           : err.message.replace(/^error: /, '').replace(/\n\(Did you mean /, ' (Did you mean ');
       const message = errorLine(text, { firstLine: false });
-      process.stderr.write(`sentinel: ${message} (see sentinel --help)\n`);
-      // A check command with bad arguments is UNKNOWN to Nagios, on stdout like every plugin result.
+      // A check command with bad arguments is UNKNOWN to Nagios, on stdout like every plugin
+      // result, and said once: plugin runners show stderr in the same output.
       if (wantsNagios(argv)) {
         const { renderNagiosUnknown } = await import('./report/nagios.js');
-        process.stdout.write(`${renderNagiosUnknown(message)}\n`);
+        process.stdout.write(`${renderNagiosUnknown(`${message} (see sentinel --help)`)}\n`);
+      } else {
+        process.stderr.write(`sentinel: ${message} (see sentinel --help)\n`);
       }
       process.exitCode = EXIT_USAGE;
       return;

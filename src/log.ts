@@ -1,8 +1,9 @@
 import { Redactor } from './util/redact.js';
 import { MAX_CHARS, oneLine } from './util/text.js';
 
-export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40 };
+/** `off` logs nothing: `--format nagios`, whose one stdout line already says everything (Icinga shows stderr too). */
+export type LogLevel = 'debug' | 'info' | 'warning' | 'error' | 'off';
+const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40, off: 50 };
 
 export interface Logger {
   debug(message: string): void;

@@ -29,7 +29,14 @@ export const dedupeRateCheck = defineCheck({
     '(sources.<name>.dedupe_threshold_pct).',
   perSource: true,
   needsDatabase: true,
-  measurements: [],
+  measurements: [
+    {
+      key: 'overall_rate_pct',
+      meaning:
+        'the overall dedupe rate in percent (without the sources judged alone) of the hour bucket judged, ' +
+        'or of the current hour when neither has min_rows rows: the figure threshold_pct applies to',
+    },
+  ],
   async run(ctx: CheckContext): Promise<Alert[]> {
     const threshold = ctx.config.checks.dedupe_rate.threshold_pct;
     const minRows = ctx.config.checks.error_spike.min_rows;
@@ -37,6 +44,11 @@ export const dedupeRateCheck = defineCheck({
     const ownThreshold = ownDedupeThresholds(ctx.config);
 
     const { overall, perSource } = sumHours(rows, ownThreshold);
+
+    // The figure the overall threshold applies to, for Nagios perfdata and /metrics: the pipeline
+    // snapshot's overall ratios leave out the sources with their own error threshold instead.
+    const shown = chooseBucket(overall.current, overall.previous, window.currentStart, minRows) ?? overall.current;
+    if (shown.total_rows > 0) ctx.measure?.('overall_rate_pct', ratePct(shown.skipped_rows, shown.total_rows));
 
     const alerts: Alert[] = [];
     const judge = (hours: Hours, limit: number, source?: string): void => {

@@ -4,6 +4,7 @@ import { utcHour } from '../db/sql.js';
 import type { Alert } from '../types.js';
 import { isoSeconds, pct1, trimNumber } from '../util/format.js';
 import { bounded } from '../util/limits.js';
+import { cut, MAX_CHARS, oneLine } from '../util/text.js';
 import { type CheckContext, checkSettings, defineCheck } from './types.js';
 
 const HOUR_MS = 3_600_000;
@@ -139,6 +140,59 @@ export function sumHours(
   return { overall, perSource };
 }
 
+/** How many sources of the overall rate an overall spike names in its details, and in its message. */
+export const TOP_SOURCES = 5;
+const TOP_SOURCES_IN_MESSAGE = 3;
+
+/** One source's part of the overall rate in the judged bucket (`details.top_sources`). */
+export interface TopSource {
+  source: string;
+  error_rate_pct: number;
+  error_rows: number;
+  total_rows: number;
+}
+
+/**
+ * The sources that drive an overall spike: of the rows of the judged bucket, the
+ * sources of the overall rate (not in `alone`) that have error rows, most error rows
+ * first, ties by name, at most `limit`; and how many sources of the overall rate the
+ * bucket had. Names are data from the monitored tables: cut as every detail is
+ * (escaped where they are shown).
+ */
+export function topSources(
+  rows: readonly HourlyRow[],
+  bucket: HourlyRow['bucket'],
+  alone: { has(source: string): boolean },
+  limit: number = TOP_SOURCES,
+): { top_sources: TopSource[]; sources_in_bucket: number } {
+  const inBucket = rows.filter((r) => r.bucket === bucket && !alone.has(r.source));
+  const top = inBucket
+    .filter((r) => r.error_rows > 0 && r.total_rows > 0)
+    .sort((a, b) => b.error_rows - a.error_rows || (a.source < b.source ? -1 : a.source > b.source ? 1 : 0))
+    .slice(0, limit)
+    .map((r) => ({
+      source: cut(r.source, MAX_CHARS.name),
+      error_rate_pct: ratePct(r.error_rows, r.total_rows),
+      error_rows: r.error_rows,
+      total_rows: r.total_rows,
+    }));
+  return { top_sources: top, sources_in_bucket: new Set(inBucket.map((r) => r.source)).size };
+}
+
+/**
+ * ` (top sources: vendor_a 41.2%, vendor_b 20.3%)`: the first few contributors
+ * with their own error rates, appended to the overall message (its contractual
+ * prefix stays as it is). Names escaped and cut: the message is shown as it is.
+ */
+export function topSourcesSuffix(top: readonly TopSource[]): string {
+  if (top.length === 0) return '';
+  const named = top
+    .slice(0, TOP_SOURCES_IN_MESSAGE)
+    .map((s) => `${oneLine(s.source, MAX_CHARS.cell)} ${pct1(s.error_rate_pct)}%`);
+  const more = top.length > TOP_SOURCES_IN_MESSAGE ? ', …' : '';
+  return ` (top source${top.length === 1 ? '' : 's'}: ${named.join(', ')}${more})`;
+}
+
 /**
  * Hourly error rate over a threshold. Sources with their own threshold
  * (`sources.<name>.error_spike_threshold_pct`) are judged alone and left out of
@@ -184,11 +238,23 @@ export const errorSpikeCheck = defineCheck({
       if (rate <= threshold) return;
       // One decimal as in the guide, unless that would print "15.0% > 15.0%".
       const digits = pct1(rate) === pct1(threshold) ? 2 : 1;
-      const [shownRate, shownThreshold] = [rate.toFixed(digits), threshold.toFixed(digits)];
+      // pct1 rounds half up on the decimal value (27.45 → 27.5), where toFixed rounds its binary approximation.
+      const shown = (n: number): string => (digits === 1 ? pct1(n) : n.toFixed(2));
+      const [shownRate, shownThreshold] = [shown(rate), shown(threshold)];
+      // The overall alert says which sources drive it, from the rows of the very bucket it judged.
+      const drivers = source
+        ? undefined
+        : topSources(
+            rows,
+            bucket.hour_bucket.getTime() === currentStart.getTime() ? 'current' : 'previous',
+            ownThreshold,
+          );
       alerts.push({
         check: 'error_spike',
         level: 'warning',
-        message: `Error rate ${shownRate}% > ${shownThreshold}% threshold${source ? ` for source ${source}` : ''}`,
+        message:
+          `Error rate ${shownRate}% > ${shownThreshold}% threshold` +
+          (source ? ` for source ${source}` : topSourcesSuffix(drivers!.top_sources)),
         subject: source,
         details: {
           error_rate_pct: rate,
@@ -198,6 +264,7 @@ export const errorSpikeCheck = defineCheck({
           total_rows: bucket.total_rows,
           ...(source ? { source } : {}),
           min_rows: cfg.min_rows,
+          ...(drivers ?? {}),
         },
       });
     };

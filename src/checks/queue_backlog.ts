@@ -1,5 +1,7 @@
 import type { Alert } from '../types.js';
 import { plural, trimNumber } from '../util/format.js';
+import { cut, MAX_CHARS } from '../util/text.js';
+import { oldestSuffix } from './stuck_batches.js';
 import { type CheckContext, checkSettings, defineCheck, thresholdMinutes } from './types.js';
 
 /** How many of the oldest waiting batches are named in the details. */
@@ -51,12 +53,19 @@ export const queueBacklogCheck = defineCheck({
       {
         check: 'queue_backlog',
         level: 'warning',
-        message: `${plural(first.total_waiting, 'batch')} waiting > ${trimNumber(threshold)}m in uploaded`,
+        // The contract's text (its status is the one queried), then the batch waiting longest.
+        message:
+          `${plural(first.total_waiting, 'batch')} waiting > ${trimNumber(threshold)}m in uploaded` +
+          oldestSuffix(first),
         details: {
           total_waiting: first.total_waiting,
           threshold_minutes: threshold,
           oldest_age_minutes: first.age_minutes,
-          oldest_batches: rows.map(({ id, source, age_minutes }) => ({ id, source, age_minutes })),
+          oldest_batches: rows.map(({ id, source, age_minutes }) => ({
+            id,
+            source: cut(source, MAX_CHARS.name),
+            age_minutes,
+          })),
         },
       },
     ];

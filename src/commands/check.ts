@@ -2,10 +2,17 @@ import { ConfigError, type ConfigFlags } from '../config/load.js';
 import type { LogLevel } from '../log.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
-import { type NagiosThresholds, nagiosThresholds, renderNagios, renderNagiosUnknown } from '../report/nagios.js';
+import {
+  type NagiosThresholds,
+  nagiosThresholds,
+  renderNagios,
+  renderNagiosLongLine,
+  renderNagiosUnknown,
+} from '../report/nagios.js';
 import { exitCodeFor } from '../run.js';
 import { createRuntime, type ReportOnly, type RunAndAlert, runContinuously, withRunner } from '../runtime.js';
 import type { RunResult } from '../types.js';
+import { internalErrorExitCode } from '../util/crash.js';
 import { errorLine } from '../util/errors.js';
 import type { Redactor } from '../util/redact.js';
 
@@ -43,23 +50,35 @@ export function reportPrinter(
 /**
  * `sentinel [--json | --format nagios] [--loop [--metrics-port N]]`: one run or a
  * loop; returns the exit code. With `--format nagios`, Sentinel failing (exit 3)
- * also prints `SENTINEL UNKNOWN - <reason>` on stdout, as a plugin must.
+ * prints `SENTINEL UNKNOWN - <reason>` on stdout, as a plugin must, and nothing on
+ * stderr: plugin runners (Icinga 2) show both, and the reason is said once.
  */
 export async function checkCommand(flags: CheckFlags): Promise<number> {
   if (flags.format !== 'nagios') return check(flags);
   try {
     return await check(flags);
   } catch (err) {
-    const reason =
-      err instanceof ConfigError
-        ? `config error: ${err.problems[0] ?? err.message}` +
-          `${err.problems.length > 1 ? ` (+${err.problems.length - 1} more)` : ''}`
-        : err;
-    // Unescaped and uncut here: the plugin line escapes and cuts it itself.
-    const line = errorLine(reason, { escape: false, max: Number.POSITIVE_INFINITY });
-    process.stdout.write(`${renderNagiosUnknown(line)}\n`);
-    throw err;
+    process.stdout.write(`${nagiosUnknownLines(err).join('\n')}\n`);
+    return internalErrorExitCode();
   }
+}
+
+/**
+ * Sentinel's own failure as plugin output: the UNKNOWN line with the first config
+ * problem and how many more, then (the plugin API's long output) one line per
+ * further problem. Each is masked by the error's own redaction, escaped and cut.
+ */
+export function nagiosUnknownLines(err: unknown): string[] {
+  // Unescaped and uncut here: the plugin lines escape and cut them themselves.
+  const raw = (text: unknown, firstLine = true): string => errorLine(text, { escape: false, firstLine, max: Infinity });
+  if (!(err instanceof ConfigError)) return [renderNagiosUnknown(raw(err))];
+  const problems = err.problems.length > 0 ? err.problems : [err.message];
+  const [first, ...rest] = problems.map((problem) => raw(problem, false));
+  const more = rest.length > 0 ? ` (+${rest.length} more)` : '';
+  return [
+    renderNagiosUnknown(`config error: ${first}${more}`),
+    ...rest.map((problem) => renderNagiosLongLine(`config error: ${problem}`)),
+  ];
 }
 
 async function check(flags: CheckFlags): Promise<number> {

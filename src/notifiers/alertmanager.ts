@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { bounded, MINUTE_MS } from '../util/limits.js';
-import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, timeoutMs } from './base.js';
+import { baseNotifierFields, hasCredentials, httpUrl, notifierBasics, runbookUrlField, timeoutMs } from './base.js';
 import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
-import { detailLines } from './format.js';
+import { detailLines, eventRunbook } from './format.js';
 import { hostOf, request } from './http.js';
 
 /**
@@ -20,8 +20,10 @@ import { hostOf, request } from './http.js';
  *   per-source alerts, `source` = subject. Without a subject the `source` label is
  *   left out rather than sent empty: Alertmanager drops empty labels anyway, and an
  *   alert's label set must be the same on every post.
- * - annotations: `summary` = message, `description` = the details as `key: value`
- *   lines, `remediation` (each left out when empty).
+ * - annotations: `summary` = message, `description` = the details as readable
+ *   `label: value` lines (src/notifiers/details.ts), `remediation` (each left out when
+ *   empty) and `runbook_url` = the alert's section of docs/runbooks.md (under the
+ *   notifier's `runbook_url` when set), the annotation Alertmanager templates link.
  * - `startsAt` = when it started firing. `endsAt` = for a resolved alert, when it
  *   resolved; for a firing one, the time of sending + `resolve_timeout_minutes` (not
  *   the notification's time: an outbox delivery made late must not arrive expired).
@@ -44,6 +46,7 @@ const DEFAULT_RESOLVE_TIMEOUT_MINUTES = 15;
 export const alertmanagerConfigSchema = z
   .strictObject({
     ...baseNotifierFields,
+    ...runbookUrlField,
     type: z.literal('alertmanager'),
     /** Alertmanager's root URL; `/api/v2/alerts` is appended. */
     url: httpUrl.refine(
@@ -102,7 +105,7 @@ export function createAlertmanagerNotifier(
           url,
           method: 'POST',
           headers,
-          body: JSON.stringify(alertmanagerAlerts(notification, resolveTimeoutMs, now())),
+          body: JSON.stringify(alertmanagerAlerts(notification, resolveTimeoutMs, now(), config.runbook_url)),
           label,
           secrets,
           timeoutMs: timeoutMs(config),
@@ -128,14 +131,19 @@ export interface PostableAlert {
  * delivery the outbox makes late (after an outage) must not arrive already expired.
  * Resolved and superseded alerts end when that happened.
  */
-export function alertmanagerAlerts(n: Notification, resolveTimeoutMs: number, sentAt: Date): PostableAlert[] {
+export function alertmanagerAlerts(
+  n: Notification,
+  resolveTimeoutMs: number,
+  sentAt: Date,
+  runbookBase?: string,
+): PostableAlert[] {
   const expires = new Date(sentAt.getTime() + resolveTimeoutMs).toISOString();
   const alerts: PostableAlert[] = [];
   for (const e of n.events) {
     const resolved = e.kind === 'resolved';
     const alert: PostableAlert = {
       labels: labelsOf(e, e.level),
-      annotations: annotationsOf(e),
+      annotations: annotationsOf(e, runbookBase),
       startsAt: e.firingSince,
       endsAt: resolved ? (e.resolvedAt ?? n.createdAt) : expires,
     };
@@ -158,11 +166,13 @@ function labelsOf(e: NotificationEvent, severity: NotificationEvent['level']): R
   };
 }
 
-function annotationsOf(e: NotificationEvent): Record<string, string> {
+function annotationsOf(e: NotificationEvent, runbookBase?: string): Record<string, string> {
   const annotations: Record<string, string> = { summary: e.message };
   const description = detailLines(e.details).join('\n');
   if (description) annotations.description = description;
   if (e.remediation) annotations.remediation = e.remediation;
+  const runbook = eventRunbook(e, runbookBase);
+  if (runbook) annotations.runbook_url = runbook;
   return annotations;
 }
 

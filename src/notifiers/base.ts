@@ -18,6 +18,20 @@ export const baseNotifierFields = {
   timeout_seconds: bounded(LIMITS.requestTimeoutSeconds, { unitMs: SECOND_MS }).default(10),
 };
 
+/**
+ * `runbook_url`: where docs/runbooks.md is published (a repository's or an intranet's
+ * copy); each alert then links to its section there (`…/runbooks.md#stuck-batches`).
+ * Without it, notifications name the section in Sentinel's own package
+ * (`docs/runbooks.md#stuck-batches`), which is text, not a link. For the providers
+ * that show a runbook (Alertmanager, Slack, Discord, SendGrid, PagerDuty).
+ */
+export const runbookUrlField = {
+  runbook_url: z
+    .custom<string>((value) => value !== undefined, { error: 'required' })
+    .pipe(z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }))
+    .optional(),
+};
+
 /** The validated base settings, as every provider's config carries them. */
 export interface BaseNotifierConfig {
   name: string;

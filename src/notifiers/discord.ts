@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs, urlSecrets } from './base.js';
+import { baseNotifierFields, httpUrl, notifierBasics, runbookUrlField, timeoutMs, urlSecrets } from './base.js';
 import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
-import { byUrgency, cutClean, eventWhen, headline, KIND_LABEL, truncate, waterLevel } from './format.js';
+import { readableDetails } from './details.js';
+import { byUrgency, cutClean, eventRunbook, eventWhen, headline, KIND_LABEL, truncate, waterLevel } from './format.js';
 import { hostOf, request } from './http.js';
 
 /**
@@ -57,6 +58,7 @@ export const DISCORD_COLORS = {
 
 export const discordConfigSchema = z.strictObject({
   ...baseNotifierFields,
+  ...runbookUrlField,
   type: z.literal('discord'),
   /** `https://discord.com/api/webhooks/<id>/<token>`: a secret (the token is in the path). */
   webhook_url: httpUrl,
@@ -101,6 +103,8 @@ export function createDiscordNotifier(config: DiscordConfig): Notifier {
 
 export interface DiscordEmbed {
   title: string;
+  /** Makes the title a link: the alert's runbook, when the notifier has a `runbook_url`. */
+  url?: string;
   description?: string;
   color: number;
   fields?: Array<{ name: string; value: string; inline?: boolean }>;
@@ -117,12 +121,15 @@ export interface DiscordMessage {
 }
 
 /** The Execute Webhook body for one notification, within every Discord limit. */
-export function discordBody(n: Notification, config: Pick<DiscordConfig, 'username' | 'avatar_url'>): DiscordMessage {
+export function discordBody(
+  n: Notification,
+  config: Pick<DiscordConfig, 'username' | 'avatar_url' | 'runbook_url'>,
+): DiscordMessage {
   return {
     username: config.username,
     ...(config.avatar_url ? { avatar_url: config.avatar_url } : {}),
     content: truncate(headline(n), DISCORD_LIMITS.content),
-    embeds: discordEmbeds(n),
+    embeds: discordEmbeds(n, config.runbook_url),
     // Never let alert text ping anyone, whatever it contains.
     allowed_mentions: { parse: [] },
   };
@@ -134,7 +141,7 @@ export function discordBody(n: Notification, config: Pick<DiscordConfig, 'userna
  * The 6000-character total is shared out fairly: small embeds stay whole, large
  * ones are cut to the same cap (their description and fields shrink first).
  */
-export function discordEmbeds(n: Notification): DiscordEmbed[] {
+export function discordEmbeds(n: Notification, runbookBase?: string): DiscordEmbed[] {
   const events = byUrgency(n.events);
   let shown = events.length > DISCORD_LIMITS.embeds ? events.slice(0, DISCORD_LIMITS.embeds - 1) : events;
   for (;;) {
@@ -143,9 +150,11 @@ export function discordEmbeds(n: Notification): DiscordEmbed[] {
     // may list more alerts in whatever they left over.
     const draft = hidden.length ? summaryEmbed(hidden, MAX_SUMMARY_DESCRIPTION) : undefined;
     const available = DISCORD_LIMITS.total - (draft ? embedSize(draft) : 0);
-    const full = shown.map((e) => eventEmbed(e, n.host, Infinity));
+    const full = shown.map((e) => eventEmbed(e, n.host, Infinity, runbookBase));
     const cap = waterLevel(full.map(embedSize), available);
-    const embeds = full.map((embed, i) => (embedSize(embed) <= cap ? embed : eventEmbed(shown[i]!, n.host, cap)));
+    const embeds = full.map((embed, i) =>
+      embedSize(embed) <= cap ? embed : eventEmbed(shown[i]!, n.host, cap, runbookBase),
+    );
     if (draft) {
       const left = DISCORD_LIMITS.total - totalSize(embeds) - draft.title.length;
       embeds.push(summaryEmbed(hidden, Math.min(DISCORD_LIMITS.description, left)));
@@ -169,7 +178,7 @@ function totalSize(embeds: DiscordEmbed[]): number {
 }
 
 /** One alert as an embed whose size is at most `cap` (if the title and footer leave room). */
-function eventEmbed(e: NotificationEvent, host: string, cap: number): DiscordEmbed {
+function eventEmbed(e: NotificationEvent, host: string, cap: number, runbookBase?: string): DiscordEmbed {
   const subject = e.subject ? ` (${e.subject})` : '';
   const title = cut(escapeMarkdown(`${KIND_LABEL[e.kind]} ${e.level} ${e.check}${subject}`), DISCORD_LIMITS.title);
   const footer = truncate(`${e.environment} · ${host} · alert ${e.id}`, MAX_FOOTER);
@@ -215,8 +224,11 @@ function eventEmbed(e: NotificationEvent, host: string, cap: number): DiscordEmb
     if (note.name.length + note.value.length <= room) fields.push(note);
   }
 
+  // Only a real link: the title's url must be an absolute URL (Discord rejects the message otherwise).
+  const runbook = runbookBase ? eventRunbook(e, runbookBase) : undefined;
   return {
     title,
+    ...(runbook ? { url: runbook } : {}),
     ...(description ? { description } : {}),
     color: colorOf(e),
     ...(fields.length ? { fields } : {}),
@@ -252,16 +264,17 @@ function describe(e: NotificationEvent, max: number): string {
   );
 }
 
+/** One field per detail in the shared readable wording (src/notifiers/details.ts); a list shows an item a line. */
 function detailFields(details: Record<string, unknown>): Array<{ name: string; value: string; inline: boolean }> {
-  return Object.entries(details)
-    .filter(([, v]) => v !== undefined && v !== null)
-    .map(([k, v]) => {
-      const name = truncate(k || '(unnamed)', DISCORD_LIMITS.fieldName);
-      // Discord rejects empty field values.
-      const value =
-        cut(escapeMarkdown(typeof v === 'string' ? v : JSON.stringify(v)), DISCORD_LIMITS.fieldValue) || '—';
-      return { name, value, inline: name.length <= 40 && value.length <= 40 };
-    });
+  return readableDetails(details).map((entry) => {
+    const name = truncate(escapeMarkdown(entry.label), DISCORD_LIMITS.fieldName);
+    const text = entry.items
+      ? [...entry.items.map((i) => `• ${i}`), ...(entry.more ? [`… and ${entry.more} more`] : [])].join('\n')
+      : entry.text;
+    // Discord rejects empty field values.
+    const value = cut(escapeMarkdown(text), DISCORD_LIMITS.fieldValue) || '—';
+    return { name, value, inline: !entry.items && name.length <= 40 && value.length <= 40 };
+  });
 }
 
 /** The tenth embed of a storm: how many alerts have no embed of their own, and a line for each that fits. */

@@ -1,4 +1,5 @@
 import type { Notification, NotificationEvent } from './contract.js';
+import { readableLines } from './details.js';
 
 /**
  * Wording shared by every provider, so a page, an email and a chat message say
@@ -45,6 +46,33 @@ export function utc(iso: string): string {
   return `${iso.slice(0, 16).replace('T', ' ')} UTC`;
 }
 
+/** Where the runbooks are when a notifier has no `runbook_url`: the file in Sentinel's package. */
+export const RUNBOOKS_PATH = 'docs/runbooks.md';
+
+/**
+ * The runbook section of an alert (docs/runbooks.md keeps its anchors stable): the
+ * check's section (`#stuck-batches`), `#check-failing` for a check that could not run,
+ * `#database-unreachable` for the runner's one-root-cause alert (check `database`,
+ * src/checks/runner.ts). Under `base` (a notifier's `runbook_url`) when given.
+ */
+export function runbookLink(e: Pick<NotificationEvent, 'check' | 'message'>, base: string = RUNBOOKS_PATH): string {
+  const anchor =
+    e.check === 'database'
+      ? 'database-unreachable'
+      : e.message.startsWith('Check failed:')
+        ? 'check-failing'
+        : e.check
+            .toLowerCase()
+            .replace(/[^a-z0-9]+/g, '-')
+            .replace(/^-|-$/g, '');
+  return `${base.replace(/#.*$/, '')}#${anchor}`;
+}
+
+/** The runbook of an event, or undefined for a test notification (it has none). */
+export function eventRunbook(e: NotificationEvent, base?: string): string | undefined {
+  return e.kind === 'test' ? undefined : runbookLink(e, base);
+}
+
 /** Cuts `text` to at most `max` characters, marking the cut with an ellipsis. */
 export function truncate(text: string, max: number): string {
   if (text.length <= max) return text;
@@ -82,11 +110,12 @@ export function waterLevel(sizes: number[], available: number): number {
   return Infinity;
 }
 
-/** Details as `key: value` lines for plain-text bodies (nested values as compact JSON). */
+/**
+ * Details as readable `label: value` lines for plain-text bodies (src/notifiers/details.ts:
+ * units from the key names, lists as phrases, never raw JSON; escaped and bounded).
+ */
 export function detailLines(details: Record<string, unknown>): string[] {
-  return Object.entries(details)
-    .filter(([, v]) => v !== undefined && v !== null)
-    .map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  return readableLines(details);
 }
 
 /** Events most urgent first: critical before warning, active before resolved; stable otherwise. */

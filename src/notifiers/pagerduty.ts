@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { Redactor } from '../util/redact.js';
-import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs } from './base.js';
+import { baseNotifierFields, httpUrl, notifierBasics, runbookUrlField, timeoutMs } from './base.js';
 import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
-import { byUrgency, truncate } from './format.js';
+import { byUrgency, eventRunbook, truncate } from './format.js';
 import { hostOf, request } from './http.js';
 import { type Part, sendParts } from './parts.js';
 
@@ -39,6 +39,7 @@ const MAX_FIELD = 255;
 
 export const pagerdutyConfigSchema = z.strictObject({
   ...baseNotifierFields,
+  ...runbookUrlField,
   type: z.literal('pagerduty'),
   /** The Integration Key of an Events API v2 integration (or an Event Orchestration's routing key). */
   routing_key: z
@@ -78,6 +79,8 @@ export interface PagerdutyEvent {
   };
   client?: string;
   client_url?: string;
+  /** Shown as links on the alert: the runbook, when the notifier has a `runbook_url`. */
+  links?: Array<{ href: string; text: string }>;
 }
 
 export function createPagerdutyNotifier(config: PagerdutyConfig): Notifier {
@@ -160,6 +163,8 @@ function trigger(
     details: e.details,
     ...(e.remediation !== undefined ? { remediation: e.remediation } : {}),
   };
+  const runbook = eventRunbook(e, config.runbook_url);
+  if (runbook) customDetails.runbook = runbook;
   const event: PagerdutyEvent = {
     routing_key: config.routing_key,
     event_action: 'trigger',
@@ -177,6 +182,7 @@ function trigger(
     },
     client: config.client,
     ...(config.client_url !== undefined ? { client_url: config.client_url } : {}),
+    ...(config.runbook_url !== undefined && runbook ? { links: [{ href: runbook, text: 'Runbook' }] } : {}),
   };
   // Stay under the documented 512 KB: a huge details object is cut to a JSON excerpt.
   if (Buffer.byteLength(JSON.stringify(event), 'utf8') > MAX_EVENT_BYTES) {

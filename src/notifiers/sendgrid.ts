@@ -1,7 +1,17 @@
 import { z } from 'zod';
-import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, timeoutMs } from './base.js';
+import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, runbookUrlField, timeoutMs } from './base.js';
 import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
-import { byUrgency, detailLines, eventLine, eventWhen, headline, KIND_LABEL, truncate, utc } from './format.js';
+import {
+  byUrgency,
+  detailLines,
+  eventLine,
+  eventRunbook,
+  eventWhen,
+  headline,
+  KIND_LABEL,
+  truncate,
+  utc,
+} from './format.js';
 import { hostOf, parseRetryAfter, request } from './http.js';
 
 /**
@@ -40,6 +50,7 @@ const fromSchema = z.preprocess(
 
 export const sendgridConfigSchema = z.strictObject({
   ...baseNotifierFields,
+  ...runbookUrlField,
   type: z.literal('sendgrid'),
   api_key: z.string().min(1),
   from: fromSchema,
@@ -100,15 +111,15 @@ export interface SendgridMail {
 
 export function sendgridBody(
   n: Notification,
-  config: Pick<SendgridConfig, 'from' | 'to' | 'subject_prefix'>,
+  config: Pick<SendgridConfig, 'from' | 'to' | 'subject_prefix' | 'runbook_url'>,
 ): SendgridMail {
   return {
     personalizations: [{ to: config.to.map((address) => ({ email: address })) }],
     from: { email: config.from.email, name: config.from.name ?? DEFAULT_FROM_NAME },
     subject: emailSubject(n, config.subject_prefix),
     content: [
-      { type: 'text/plain', value: plainText(n) },
-      { type: 'text/html', value: html(n) },
+      { type: 'text/plain', value: plainText(n, config.runbook_url) },
+      { type: 'text/html', value: html(n, config.runbook_url) },
     ],
   };
 }
@@ -131,13 +142,15 @@ export function emailSubject(n: Notification, prefix?: string): string {
   return truncate(oneLine(subject), MAX_SUBJECT);
 }
 
-function plainText(n: Notification): string {
+function plainText(n: Notification, runbookBase?: string): string {
   const lines: string[] = [headline(n), ''];
   for (const e of byUrgency(n.events)) {
     lines.push(truncate(eventLine(e), MAX_MESSAGE));
     lines.push(`  ${eventWhen(e)}${ackHint(e)}`);
     for (const d of limitedDetails(e)) lines.push(`  ${d}`);
     if (e.remediation) lines.push(`  What to do: ${truncate(e.remediation, MAX_REMEDIATION)}`);
+    const runbook = eventRunbook(e, runbookBase);
+    if (runbook) lines.push(`  Runbook: ${runbook}`);
     lines.push('');
   }
   lines.push(footer(n));
@@ -146,7 +159,7 @@ function plainText(n: Notification): string {
 
 const LEVEL_COLOR = { critical: '#cf222e', warning: '#9a6700', resolved: '#1a7f37' } as const;
 
-function html(n: Notification): string {
+function html(n: Notification, runbookBase?: string): string {
   const blocks = byUrgency(n.events).map((e) => {
     const color = e.kind === 'resolved' ? LEVEL_COLOR.resolved : LEVEL_COLOR[e.level];
     const subject = e.subject ? ` (${escapeHtml(e.subject)})` : '';
@@ -167,6 +180,7 @@ function html(n: Notification): string {
         ? `<div style="margin-top:6px;white-space:pre-wrap;"><span style="font-weight:bold;">What to do:</span> ` +
           `${escapeHtml(truncate(e.remediation, MAX_REMEDIATION))}</div>`
         : '',
+      runbookHtml(eventRunbook(e, runbookBase)),
       '</div>',
     ].join('');
   });
@@ -179,6 +193,15 @@ function html(n: Notification): string {
     `<p style="margin:12px 0 0 0;color:#59636e;font-size:12px;">${escapeHtml(footer(n))}</p>`,
     '</body></html>',
   ].join('\n');
+}
+
+/** The runbook as a link when it is an absolute URL (a notifier's `runbook_url`), else as text. */
+function runbookHtml(runbook: string | undefined): string {
+  if (!runbook) return '';
+  const shown = /^https?:\/\//.test(runbook)
+    ? `<a href="${escapeHtml(runbook)}">${escapeHtml(runbook)}</a>`
+    : escapeHtml(runbook);
+  return `<div style="margin-top:6px;"><span style="font-weight:bold;">Runbook:</span> ${shown}</div>`;
 }
 
 function ackHint(e: NotificationEvent): string {

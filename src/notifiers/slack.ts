@@ -1,7 +1,17 @@
 import { z } from 'zod';
-import { baseNotifierFields, httpUrl, notifierBasics, timeoutMs, urlSecrets } from './base.js';
+import { baseNotifierFields, httpUrl, notifierBasics, runbookUrlField, timeoutMs, urlSecrets } from './base.js';
 import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
-import { byUrgency, cutClean, detailLines, eventWhen, headline, KIND_LABEL, truncate, waterLevel } from './format.js';
+import {
+  byUrgency,
+  cutClean,
+  detailLines,
+  eventRunbook,
+  eventWhen,
+  headline,
+  KIND_LABEL,
+  truncate,
+  waterLevel,
+} from './format.js';
 import { hostOf, request } from './http.js';
 
 /**
@@ -51,6 +61,7 @@ const EMOJI: Record<'critical' | 'warning' | 'resolved' | 'test', string> = {
 
 export const slackConfigSchema = z.strictObject({
   ...baseNotifierFields,
+  ...runbookUrlField,
   type: z.literal('slack'),
   /** `https://hooks.slack.com/services/T…/B…/…`: a secret (the token is in the path). */
   webhook_url: httpUrl,
@@ -71,7 +82,7 @@ export function createSlackNotifier(config: SlackConfig): Notifier {
           url: config.webhook_url,
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify(slackBody(notification)),
+          body: JSON.stringify(slackBody(notification, config.runbook_url)),
           label,
           secrets,
           timeoutMs: timeoutMs(config),
@@ -94,8 +105,8 @@ export interface SlackMessage {
   blocks: SlackBlock[];
 }
 
-export function slackBody(n: Notification): SlackMessage {
-  return { text: fallbackText(n), blocks: slackBlocks(n) };
+export function slackBody(n: Notification, runbookBase?: string): SlackMessage {
+  return { text: fallbackText(n), blocks: slackBlocks(n, runbookBase) };
 }
 
 /** Headline and the first alerts, for notifications and clients that do not show blocks. */
@@ -118,7 +129,7 @@ function fallbackText(n: Notification): string {
  * Section texts share the total text budget fairly: short ones stay whole, long
  * ones are cut to the same cap.
  */
-export function slackBlocks(n: Notification): SlackBlock[] {
+export function slackBlocks(n: Notification, runbookBase?: string): SlackBlock[] {
   const events = byUrgency(n.events);
   const shown = events.length > MAX_FULL_EVENTS ? events.slice(0, MAX_FULL_EVENTS) : events;
   const hidden = events.slice(shown.length);
@@ -128,7 +139,10 @@ export function slackBlocks(n: Notification): SlackBlock[] {
     text: { type: 'plain_text', text: truncate(headline(n), SLACK_LIMITS.header) },
   };
   const contexts = shown.map(
-    (e): SlackBlock => ({ type: 'context', elements: [{ type: 'mrkdwn', text: contextText(e, n.host) }] }),
+    (e): SlackBlock => ({
+      type: 'context',
+      elements: [{ type: 'mrkdwn', text: contextText(e, n.host, runbookBase) }],
+    }),
   );
   const summary = hidden.length ? summaryText(hidden) : undefined;
 
@@ -210,8 +224,17 @@ function sectionText(e: NotificationEvent, max: number): string {
   return join([head, msg, ...kept, rem]).slice(0, max);
 }
 
-function contextText(e: NotificationEvent, host: string): string {
-  return cut(escapeSlack(`${eventWhen(e)} · ${e.environment} · ${host} · alert ${e.id}`), MAX_CONTEXT);
+/** When, where, which alert, and its runbook (a link when `runbook_url` is set, the docs path otherwise). */
+function contextText(e: NotificationEvent, host: string, runbookBase?: string): string {
+  const runbook = eventRunbook(e, runbookBase);
+  // The link is built after escaping: its `<…|…>` is Slack's syntax, the URL (from the config) percent-encoded.
+  const link = !runbook
+    ? ''
+    : /^https?:\/\//.test(runbook)
+      ? ` · <${runbook.replace(/[<>|]/g, encodeURIComponent)}|runbook>`
+      : ` · runbook: ${escapeSlack(runbook)}`;
+  const text = cut(escapeSlack(`${eventWhen(e)} · ${e.environment} · ${host} · alert ${e.id}`), MAX_CONTEXT);
+  return text.length + link.length <= MAX_CONTEXT ? `${text}${link}` : text;
 }
 
 /** `*…and 26 more alerts:*` and one line per alert while they fit. */

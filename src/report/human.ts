@@ -1,8 +1,8 @@
+import { readableDetails } from '../notifiers/details.js';
 import type { Alert, OverallStatus, RunResult } from '../types.js';
 import { MAX_CHARS, oneLine } from '../util/text.js';
 
 const RULE = '='.repeat(80);
-const MAX_ITEMS = 5;
 
 const STATUS_ICON: Record<OverallStatus, string> = { healthy: '✅', degraded: '⚠️ ', critical: '🔴' };
 const LEVEL_ICON: Record<Alert['level'], string> = { critical: '🔴', warning: '⚠️ ' };
@@ -60,7 +60,7 @@ export function renderHuman(result: RunResult, options: HumanOptions = {}): stri
         ),
       );
       if (alert.id) lines.push(`     id: ${show(alert.id, MAX_CHARS.name)}`);
-      for (const line of renderDetails(alert.details, show)) lines.push(`     ${line}`);
+      for (const line of renderDetails(alert.details, redact)) lines.push(`     ${line}`);
       if (alert.remediation) lines.push(`     → ${show(alert.remediation)}`);
     });
   }
@@ -97,39 +97,22 @@ export function renderHuman(result: RunResult, options: HumanOptions = {}): stri
   return lines.join('\n');
 }
 
-/** Details as short `key: value` lines, each value escaped and cut by `show`; lists are cut at a few items. */
-function renderDetails(details: Record<string, unknown>, show: (value: unknown, max?: number) => string): string[] {
+/**
+ * Details in the wording notifications use (src/notifiers/details.ts): `label: value`,
+ * a list as one item a line. Each value is masked, escaped and cut there.
+ */
+function renderDetails(details: Record<string, unknown>, redact: (text: string) => string): string[] {
   const out: string[] = [];
-  for (const [key, value] of Object.entries(details)) {
-    if (value === undefined || value === null) continue;
-    if (Array.isArray(value)) {
-      if (value.length === 0) continue;
-      out.push(`${show(key, MAX_CHARS.name)}:`);
-      for (const item of value.slice(0, MAX_ITEMS)) out.push(`  - ${inline(item, show)}`);
-      if (value.length > MAX_ITEMS) out.push(`  … and ${value.length - MAX_ITEMS} more`);
-    } else {
-      out.push(`${show(key, MAX_CHARS.name)}: ${inline(value, show)}`);
+  for (const entry of readableDetails(details, { redact })) {
+    if (!entry.items) {
+      out.push(`${entry.label}: ${entry.text}`);
+      continue;
     }
+    out.push(`${entry.label}:`);
+    for (const item of entry.items) out.push(`  - ${item}`);
+    if (entry.more) out.push(`  … and ${entry.more} more`);
   }
   return out;
-}
-
-/**
- * One detail value on one line: an object as `k=v, …` with each value cut on its own, so one long field does not hide
- * the others.
- */
-function inline(value: unknown, show: (value: unknown, max?: number) => string): string {
-  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    const text = Object.entries(value)
-      .map(
-        ([k, v]) =>
-          `${show(k, MAX_CHARS.name)}=` +
-          `${show(typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v), MAX_CHARS.field)}`,
-      )
-      .join(', ');
-    return show(text);
-  }
-  return show(typeof value === 'string' ? value : JSON.stringify(value));
 }
 
 type Colour = 'red' | 'yellow' | 'green' | 'dim';

@@ -24,8 +24,15 @@ export interface NagiosThresholds {
   errorRatePct?: number;
   /** `sources.<name>.error_spike_threshold_pct`: these sources get a perfdata entry of their own. */
   sourceErrorRatePct?: ReadonlyMap<string, number>;
-  /** `checks.dedupe_rate.threshold_pct`, when that check is configured (see {@link nagiosThresholds}). */
+  /** `checks.dedupe_rate.threshold_pct`, when that check is enabled. */
   dedupeRatePct?: number;
+  /**
+   * Whether the pipeline snapshot's overall dedupe figure is the one dedupe_rate judges: the
+   * snapshot leaves out the sources with their own error threshold, dedupe_rate those with their
+   * own dedupe threshold. Only then may the snapshot stand in for the check's own figure (its
+   * `overall_rate_pct` measurement) when the check did not record one.
+   */
+  snapshotDedupeIsJudged?: boolean;
   /** `sources.<name>.dedupe_threshold_pct`: these sources get a perfdata entry of their own. */
   sourceDedupeRatePct?: ReadonlyMap<string, number>;
 }
@@ -44,10 +51,10 @@ const MAX_LABEL = MAX_CHARS.cell + 'dedupe_rate '.length;
 
 /**
  * The perfdata thresholds from the config, read defensively: a check may be absent
- * or disabled. The overall hourly figures leave out the sources with their own
- * error threshold (as error_spike judges them); dedupe_rate leaves out those with
- * their own dedupe threshold. Its `warn` is shown only when both sets agree, that is
- * when the figure shown is the one the check judged.
+ * or disabled. Every enabled check's threshold is kept, whatever the per-source
+ * settings: the overall error rate shown is the one error_spike judges (both leave
+ * out the sources with their own error threshold), and the overall dedupe rate shown
+ * is the one dedupe_rate judges (its own measurement; see {@link overallDedupe}).
  */
 export function nagiosThresholds(config: SentinelConfig): NagiosThresholds {
   const checks = config.checks as Record<string, unknown>;
@@ -58,10 +65,30 @@ export function nagiosThresholds(config: SentinelConfig): NagiosThresholds {
   const sameSources = ownError.size === ownDedupe.size && [...ownError.keys()].every((source) => ownDedupe.has(source));
   return {
     ...(errorRatePct !== undefined ? { errorRatePct, sourceErrorRatePct: ownError } : {}),
-    ...(dedupeRatePct !== undefined
-      ? { ...(sameSources ? { dedupeRatePct } : {}), sourceDedupeRatePct: ownDedupe }
-      : {}),
+    ...(dedupeRatePct !== undefined ? { dedupeRatePct, sourceDedupeRatePct: ownDedupe } : {}),
+    snapshotDedupeIsJudged: sameSources,
   };
+}
+
+/**
+ * The overall dedupe perfdata: the rate dedupe_rate judged (its `overall_rate_pct`)
+ * with its threshold. Without that measurement (the check disabled, failed or not
+ * run), the snapshot's figure when it is the same figure; when it is not (the two
+ * checks leave out different sources) and the check is enabled, nothing: a figure
+ * under the check's name and threshold that the check did not judge would mislead.
+ * A disabled check has no threshold: the snapshot's figure is shown bare.
+ */
+export function overallDedupe(
+  result: Pick<RunResult, 'checks' | 'pipeline'>,
+  options: NagiosThresholds,
+): { value: number; warn?: number } | undefined {
+  const judged = result.checks.find((c) => c.name === 'dedupe_rate')?.measurements?.overall_rate_pct;
+  const warn = options.dedupeRatePct !== undefined ? { warn: options.dedupeRatePct } : {};
+  if (typeof judged === 'number') return { value: judged, ...warn };
+  const snapshot = result.pipeline?.hourly.overall.dedupe_rate_pct;
+  if (snapshot === null || snapshot === undefined) return undefined;
+  if (options.dedupeRatePct === undefined) return { value: snapshot };
+  return options.snapshotDedupeIsJudged === false ? undefined : { value: snapshot, ...warn };
 }
 
 function thresholdPct(section: unknown): number | undefined {
@@ -70,17 +97,38 @@ function thresholdPct(section: unknown): number | undefined {
   return enabled !== false && typeof pct === 'number' && Number.isFinite(pct) ? pct : undefined;
 }
 
-/** The run as one plugin-output line (no trailing newline): `SENTINEL <STATE> - <text> | <perfdata>`. */
+/**
+ * The run as plugin output (no trailing newline): `SENTINEL <STATE> - <text> | <perfdata>`,
+ * then, as the plugin API's long output, what went wrong with the notifications. A Nagios
+ * run logs nothing on stderr (plugin runners show it in the same output), so this is
+ * where an alerting failure is told.
+ */
 export function renderNagios(result: RunResult, options: NagiosOptions = {}): string {
-  return (
+  const redact = options.redact ?? ((t: string) => t);
+  const first =
     `SENTINEL ${STATE[result.overall_status]} - ${statusText(result, options.redact)} | ` +
-    `${perfdata(result, options).join(' ')}`
-  );
+    `${perfdata(result, options).join(' ')}`;
+  const long: string[] = [];
+  if (result.alerting_error)
+    long.push(`Alerting failed, nobody was notified by this run: ${redact(result.alerting_error)}`);
+  for (const n of result.notifications ?? []) {
+    if (n.failed === 0 && n.pending === 0) continue;
+    const last = n.errors.length > 0 ? `: ${redact(n.errors[n.errors.length - 1]!)}` : '';
+    long.push(
+      `Notifications ${n.notifier} (${n.type}): ${n.sent} sent, ${n.pending} pending, ${n.failed} failed${last}`,
+    );
+  }
+  return [first, ...long.map(renderNagiosLongLine)].join('\n');
 }
 
 /** The line printed when Sentinel itself could not run (exit 3). */
 export function renderNagiosUnknown(reason: string): string {
   return `SENTINEL UNKNOWN - ${oneLine(reason)}`;
+}
+
+/** A line of the plugin API's long output: one line, no `|` (it would start perfdata there too), cut. */
+export function renderNagiosLongLine(text: string): string {
+  return oneLine(text);
 }
 
 /** The most severe alert first (report order within a level); silenced alerts neither lead nor count. */
@@ -127,8 +175,8 @@ function perfdata(result: RunResult, options: NagiosThresholds): string[] {
       if (own !== undefined && s.error_rate_pct !== null)
         metric(`error_rate ${s.source}`, s.error_rate_pct, '%', { warn: own, min: 0, max: 100 });
     }
-    if (overall.dedupe_rate_pct !== null)
-      metric('dedupe_rate', overall.dedupe_rate_pct, '%', { warn: options.dedupeRatePct, min: 0, max: 100 });
+    const dedupe = overallDedupe(result, options);
+    if (dedupe) metric('dedupe_rate', dedupe.value, '%', { warn: dedupe.warn, min: 0, max: 100 });
     for (const s of p.hourly.sources) {
       const own = options.sourceDedupeRatePct?.get(s.source);
       if (own !== undefined && s.dedupe_rate_pct !== null)

@@ -9,7 +9,7 @@ import { MAX_CHARS } from './text.js';
  * Node's exit code 1, which cron and Nagios read as "warning":
  *
  * - a one-shot run exits 3, "Sentinel itself could not run" (UNKNOWN to Nagios,
- *   which also gets its `SENTINEL UNKNOWN - …` line on stdout);
+ *   which gets its `SENTINEL UNKNOWN - …` line on stdout instead);
  * - `--loop` and `serve` exit 70 (EX_SOFTWARE), so that systemd restarts them
  *   (the unit keeps Restart=always and prevents restarts only for 3, a config error).
  *
@@ -23,7 +23,7 @@ let longRunning = false;
 
 /**
  * Whether the command line asks for `--format nagios` (then Sentinel's own failures
- * are `SENTINEL UNKNOWN` lines on stdout too).
+ * are `SENTINEL UNKNOWN` lines on stdout, and only there).
  */
 export function wantsNagios(argv: readonly string[]): boolean {
   return argv.some((a, i) => a === '--format=nagios' || (a === '--format' && argv[i + 1] === 'nagios'));
@@ -49,12 +49,15 @@ export function installCrashHandlers(options: { nagios?: boolean; debug?: boolea
   const debug = options.debug ?? false;
   const crash = (err: unknown): void => {
     // Error messages can quote data (a value from the monitored tables): escaped like every other line.
-    const line = errorLine(err, { max: MAX_CHARS.log });
+    // A plugin's status line is short (report/nagios.ts keeps its text to 240 characters).
+    const line = errorLine(err, { max: nagios && !longRunning ? 200 : MAX_CHARS.log });
+    const hint = debug ? '' : ' (SENTINEL_DEBUG=1 shows where)';
     try {
-      process.stderr.write(`sentinel: internal error: ${line}${debug ? '' : ' (SENTINEL_DEBUG=1 shows where)'}\n`);
-      if (debug && err instanceof Error && err.stack) process.stderr.write(`${redactUrlPasswords(err.stack)}\n`);
+      // A Nagios check says it once, on stdout (plugin runners show stderr in the same output).
       if (nagios && !longRunning)
-        process.stdout.write(`SENTINEL UNKNOWN - internal error: ${line.replace(/\|/g, '/')}\n`);
+        process.stdout.write(`SENTINEL UNKNOWN - internal error: ${line.replace(/\|/g, '/')}${hint}\n`);
+      else process.stderr.write(`sentinel: internal error: ${line}${hint}\n`);
+      if (debug && err instanceof Error && err.stack) process.stderr.write(`${redactUrlPasswords(err.stack)}\n`);
     } catch {
       // Nothing left to tell it with.
     }

@@ -25,3 +25,23 @@ export function isoSeconds(d: Date): string {
 export function plural(count: number, singular: string, pluralForm = `${singular}es`): string {
   return `${count} ${count === 1 ? singular : pluralForm}`;
 }
+
+/**
+ * An age or a duration in minutes as a person reads it: `7.5 min`, `14 min`,
+ * `3 h 12 min`, `2 d 3 h`. Whole minutes from 10 on (a decimal there is noise);
+ * the two largest units only.
+ */
+export function minutesText(minutes: number): string {
+  if (!Number.isFinite(minutes)) return String(minutes);
+  const m = Math.max(0, minutes);
+  if (m < 10) return `${trimNumber(round(m, 1))} min`;
+  const whole = Math.round(m);
+  if (whole < 60) return `${whole} min`;
+  if (whole < 48 * 60) {
+    const rest = whole % 60;
+    return `${Math.floor(whole / 60)} h${rest ? ` ${rest} min` : ''}`;
+  }
+  const hours = Math.round(whole / 60);
+  const rest = hours % 24;
+  return `${Math.floor(hours / 24)} d${rest ? ` ${rest} h` : ''}`;
+}

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { chooseBucket, errorSpikeCheck, ratePct } from '../../src/checks/error_spike.js';
+import {
+  chooseBucket,
+  errorSpikeCheck,
+  type HourlyRow,
+  ratePct,
+  topSources,
+  topSourcesSuffix,
+} from '../../src/checks/error_spike.js';
 import { testConfig, testContext } from '../helpers/context.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch } from '../helpers/fixtures.js';
@@ -33,7 +40,7 @@ describe('error_spike', () => {
       {
         check: 'error_spike',
         level: 'warning',
-        message: 'Error rate 18.5% > 15.0% threshold',
+        message: 'Error rate 18.5% > 15.0% threshold (top source: vendor_a 18.5%)',
         subject: undefined,
         details: {
           error_rate_pct: 18.5,
@@ -42,6 +49,8 @@ describe('error_spike', () => {
           error_rows: 185,
           total_rows: 1000,
           min_rows: 100,
+          top_sources: [{ source: 'vendor_a', error_rate_pct: 18.5, error_rows: 185, total_rows: 1000 }],
+          sources_in_bucket: 1,
         },
       },
     ]);
@@ -57,14 +66,14 @@ describe('error_spike', () => {
     await rows(CURRENT, 10000, 1501); // 15.01%
     const [alert] = await run();
     expect(alert!.details.error_rate_pct).toBe(15.01);
-    expect(alert!.message).toBe('Error rate 15.01% > 15.00% threshold');
+    expect(alert!.message).toBe('Error rate 15.01% > 15.00% threshold (top source: vendor_a 15.0%)');
   });
 
   it('falls back to the previous hour when the current one has fewer than min_rows rows', async () => {
     await rows(CURRENT, 99, 99); // 100% but too small to judge
     await rows(PREVIOUS, 200, 60);
     const [alert] = await run();
-    expect(alert!.message).toBe('Error rate 30.0% > 15.0% threshold');
+    expect(alert!.message).toBe('Error rate 30.0% > 15.0% threshold (top source: vendor_a 30.0%)');
     expect(alert!.details).toMatchObject({ hour_bucket: '2025-01-04T09:00:00Z', total_rows: 200, error_rows: 60 });
   });
 
@@ -97,7 +106,9 @@ describe('error_spike', () => {
       details: { source: 'vendor_x', threshold_pct: 25, error_rate_pct: 30 },
     });
     // Without its own threshold, vendor_x would have pushed the overall rate to 20%.
-    expect((await run())[0]!.message).toBe('Error rate 20.0% > 15.0% threshold');
+    expect((await run())[0]!.message).toBe(
+      'Error rate 20.0% > 15.0% threshold (top sources: vendor_x 30.0%, vendor_a 10.0%)',
+    );
   });
 
   it('a source under its own higher threshold does not alert', async () => {
@@ -118,7 +129,7 @@ describe('error_spike', () => {
     await rows(CURRENT, 1000, 200, 'vendor_a');
     const alerts = await run({ sources: { vendor_x: { error_spike_threshold_pct: 25 } } });
     expect(alerts.map((a) => a.message)).toEqual([
-      'Error rate 20.0% > 15.0% threshold',
+      'Error rate 20.0% > 15.0% threshold (top source: vendor_a 20.0%)',
       'Error rate 50.0% > 25.0% threshold for source vendor_x',
     ]);
   });
@@ -126,6 +137,134 @@ describe('error_spike', () => {
   it('counts zero-row batches without dividing by zero', async () => {
     await rows(CURRENT, 0, 0);
     expect(await run()).toEqual([]);
+  });
+});
+
+describe('error_spike: the sources behind an overall spike', () => {
+  it('names them from the judged bucket, most error rows first, ties by name, at most 5', async () => {
+    // Seven sources in the current hour; the previous hour (not judged) would rank them otherwise.
+    const current: Array<[string, number, number]> = [
+      ['vendor_a', 300, 120],
+      ['vendor_b', 300, 61],
+      ['vendor_c', 100, 61],
+      ['vendor_d', 100, 30],
+      ['vendor_e', 100, 20],
+      ['vendor_f', 100, 10],
+      ['vendor_g', 100, 0],
+    ];
+    for (const [source, total, errors] of current) await rows(CURRENT, total, errors, source);
+    await rows(PREVIOUS, 5000, 5000, 'vendor_g');
+    const [alert] = await run();
+    expect(alert!.details.hour_bucket).toBe('2025-01-04T10:00:00Z');
+    expect(alert!.details.top_sources).toEqual([
+      { source: 'vendor_a', error_rate_pct: 40, error_rows: 120, total_rows: 300 },
+      { source: 'vendor_b', error_rate_pct: 20.33, error_rows: 61, total_rows: 300 },
+      { source: 'vendor_c', error_rate_pct: 61, error_rows: 61, total_rows: 100 },
+      { source: 'vendor_d', error_rate_pct: 30, error_rows: 30, total_rows: 100 },
+      { source: 'vendor_e', error_rate_pct: 20, error_rows: 20, total_rows: 100 },
+    ]);
+    expect(alert!.details.sources_in_bucket).toBe(7);
+    expect(alert!.message).toBe(
+      // 302 of 1100 rows: 27.45 %, shown half up.
+      'Error rate 27.5% > 15.0% threshold (top sources: vendor_a 40.0%, vendor_b 20.3%, vendor_c 61.0%, …)',
+    );
+  });
+
+  it('takes them from the previous hour when that is the bucket judged', async () => {
+    await rows(CURRENT, 50, 50, 'vendor_now'); // below min_rows: the previous hour is judged
+    await rows(PREVIOUS, 200, 80, 'vendor_then');
+    await rows(PREVIOUS, 100, 1, 'vendor_quiet');
+    const [alert] = await run();
+    expect(alert!.details.hour_bucket).toBe('2025-01-04T09:00:00Z');
+    expect(alert!.details.top_sources).toEqual([
+      { source: 'vendor_then', error_rate_pct: 40, error_rows: 80, total_rows: 200 },
+      { source: 'vendor_quiet', error_rate_pct: 1, error_rows: 1, total_rows: 100 },
+    ]);
+    expect(alert!.details.sources_in_bucket).toBe(2);
+  });
+
+  it('leaves out the sources judged on their own threshold, and per-source alerts carry none', async () => {
+    await rows(CURRENT, 1000, 900, 'vendor_x');
+    await rows(CURRENT, 1000, 300, 'vendor_a');
+    const alerts = await run({ sources: { vendor_x: { error_spike_threshold_pct: 25 } } });
+    expect(alerts.map((a) => a.subject)).toEqual([undefined, 'vendor_x']);
+    expect(alerts[0]!.details).toMatchObject({
+      top_sources: [{ source: 'vendor_a', error_rate_pct: 30, error_rows: 300, total_rows: 1000 }],
+      sources_in_bucket: 1,
+    });
+    expect(alerts[1]!.details).not.toHaveProperty('top_sources');
+    expect(alerts[1]!.details).not.toHaveProperty('sources_in_bucket');
+  });
+
+  it('escapes and cuts a hostile source name in the message and cuts it in the details', async () => {
+    const evil = `evil\u001b[2J\n\u202eFORGED${'x'.repeat(300)}`;
+    await rows(CURRENT, 1000, 500, evil);
+    const [alert] = await run();
+    const [top] = alert!.details.top_sources as Array<{ source: string }>;
+    expect(top!.source).toHaveLength(100);
+    expect(top!.source.endsWith('…')).toBe(true);
+    expect(evil.startsWith(top!.source.slice(0, -1))).toBe(true);
+    expect(alert!.message).toMatch(
+      /^Error rate 50\.0% > 15\.0% threshold \(top source: evil\\x1b\[2J\\n\\u202eFORGEDx+… 50\.0%\)$/,
+    );
+    expect(alert!.message).not.toMatch(/[\u0000-\u001f\u202e]/);
+  });
+});
+
+describe('topSources', () => {
+  const row = (source: string, error_rows: number, total_rows = 100, bucket: HourlyRow['bucket'] = 'current') => ({
+    bucket,
+    source,
+    error_rows,
+    total_rows,
+    skipped_rows: 0,
+  });
+  const none = new Set<string>();
+  it.each([
+    { name: 'no rows', rows: [], top: [], count: 0 },
+    { name: 'only sources without errors are counted, not named', rows: [row('a', 0), row('b', 0)], top: [], count: 2 },
+    { name: 'zero-row batches count as a source', rows: [row('a', 0, 0), row('b', 5)], top: ['b'], count: 2 },
+    { name: 'ties by name', rows: [row('b', 5), row('a', 5), row('c', 6)], top: ['c', 'a', 'b'], count: 3 },
+    {
+      name: 'the other bucket is ignored',
+      rows: [row('a', 1), row('b', 99, 100, 'previous')],
+      top: ['a'],
+      count: 1,
+    },
+    {
+      name: 'at most the limit',
+      rows: ['a', 'b', 'c', 'd', 'e', 'f'].map((s, i) => row(s, 10 - i)),
+      top: ['a', 'b', 'c', 'd', 'e'],
+      count: 6,
+    },
+  ])('$name', ({ rows: input, top, count }) => {
+    const result = topSources(input, 'current', none);
+    expect(result.top_sources.map((t) => t.source)).toEqual(top);
+    expect(result.sources_in_bucket).toBe(count);
+  });
+
+  it('leaves out the sources judged alone', () => {
+    const result = topSources([row('a', 5), row('x', 50)], 'current', new Set(['x']));
+    expect(result).toEqual({
+      top_sources: [{ source: 'a', error_rate_pct: 5, error_rows: 5, total_rows: 100 }],
+      sources_in_bucket: 1,
+    });
+  });
+});
+
+describe('topSourcesSuffix', () => {
+  const top = (source: string, error_rate_pct: number) => ({ source, error_rate_pct, error_rows: 1, total_rows: 1 });
+  it.each([
+    { top: [], expected: '' },
+    { top: [top('a', 41.25)], expected: ' (top source: a 41.3%)' },
+    { top: [top('a', 41.2), top('b', 20.3)], expected: ' (top sources: a 41.2%, b 20.3%)' },
+    { top: [top('a', 3), top('b', 2), top('c', 1)], expected: ' (top sources: a 3.0%, b 2.0%, c 1.0%)' },
+    {
+      top: [top('a', 3), top('b', 2), top('c', 1), top('d', 1)],
+      expected: ' (top sources: a 3.0%, b 2.0%, c 1.0%, …)',
+    },
+  ])('$expected', ({ top: input, expected }) => {
+    expect(topSourcesSuffix(input)).toBe(expected);
   });
 });
 

@@ -161,8 +161,8 @@ describe('hostile data in every human output', () => {
     expectSafe(r);
     expect(r.stdout).toContain(`Error rate 50.0% > 5.0% threshold for source ${EVIL_SHOWN}`);
     expect(r.stdout).toContain('No batches from silent\\x1b]0;pwned\\x07feed\\u2066 for');
-    // The 1 MB source in queue_backlog's details, cut.
-    expect(r.stdout).toMatch(/source=\\x1b\[31mX+…/);
+    // The 1 MB source in the batches of the details (`id (source, …)`), cut.
+    expect(r.stdout).toMatch(/ \(\\x1b\[31mX{90,}…, /);
     // The only escape sequences are none at all: --no-color and data-borne ones escaped.
     expect(r.stdout).not.toContain('\x1b');
   });

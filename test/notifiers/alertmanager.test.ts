@@ -56,10 +56,10 @@ describe('alertmanager request', () => {
         },
         annotations: {
           summary: '3 batches stuck > 10m: processing(2), validating(1)',
-          description:
-            'stuck_batches: [{"status":"processing","batch_count":2,"oldest_age_minutes":15.3}]\ntotal_stuck: ' +
-            '3\nthreshold_minutes: 10',
+          // Readable prose with the numbers and their units, never JSON (src/notifiers/details.ts).
+          description: 'stuck batches: 2 batches in processing, oldest 15 min\ntotal stuck: 3\nthreshold: 10 min',
           remediation: 'Check the worker logs for exceptions and database connectivity.',
+          runbook_url: 'docs/runbooks.md#stuck-batches',
         },
         startsAt: '2025-01-04T10:15:32.123Z',
         endsAt: FIFTEEN_MINUTES_AFTER_CREATED,
@@ -90,7 +90,7 @@ describe('alertmanager request', () => {
         severity: 'warning',
         source: 'vendor_7',
       },
-      annotations: { summary: 'Error rate 31%' },
+      annotations: { summary: 'Error rate 31%', runbook_url: 'docs/runbooks.md#error-spike' },
       startsAt: '2025-01-04T10:15:32.123Z',
       endsAt: FIFTEEN_MINUTES_AFTER_CREATED,
     });

@@ -118,13 +118,9 @@ describe('discord request', () => {
         '*firing since 2025-01-04 10:15 UTC*',
       color: DISCORD_COLORS.critical,
       fields: [
-        {
-          name: 'stuck_batches',
-          value: '\\[{"status":"processing","batch\\_count":2,"oldest\\_age\\_minutes":15.3}\\]',
-          inline: false,
-        },
-        { name: 'total_stuck', value: '3', inline: true },
-        { name: 'threshold_minutes', value: '10', inline: true },
+        { name: 'stuck batches', value: '• 2 batches in processing, oldest 15 min', inline: false },
+        { name: 'total stuck', value: '3', inline: true },
+        { name: 'threshold', value: '10 min', inline: true },
       ],
       footer: { text: 'prod · sentinel-host · alert a1b2c3d4' },
       timestamp: '2025-01-04T10:15:32.123Z',
@@ -214,13 +210,13 @@ describe('discord limits', () => {
     const notListed = Number(/…and (\d+) more not listed$/.exec(summary.description!)?.[1] ?? 0);
     expect(listed + notListed).toBe(41);
     // Each shown alert keeps its details in a storm (they are small).
-    expect(alertEmbeds[0]!.fields!.map((f) => f.name)).toEqual([
-      'error_rate_pct',
-      'threshold_pct',
-      'hour_bucket',
-      'error_rows',
-      'total_rows',
-      'source',
+    expect(alertEmbeds[0]!.fields!.map((f) => `${f.name}: ${f.value}`)).toEqual([
+      'error rate: 30 %',
+      'threshold: 25 %',
+      'hour bucket: 2025-01-04 10:00 UTC',
+      'error rows: 300',
+      'total rows: 1000',
+      'source: vendor\\_0',
     ]);
   });
 

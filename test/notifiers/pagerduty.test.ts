@@ -77,6 +77,7 @@ describe('pagerduty request', () => {
             threshold_minutes: 10,
           },
           remediation: 'Check the worker logs for exceptions and database connectivity.',
+          runbook: 'docs/runbooks.md#stuck-batches',
         },
       },
       client: 'Sentinel',

@@ -60,7 +60,7 @@ describe('sendgrid request', () => {
       for (const body of [text.value, html.value]) {
         expect(body).toContain('Check the worker logs for exceptions and database connectivity.');
         expect(body).toContain('firing since 2025-01-04 10:15 UTC');
-        expect(body).toContain('total_stuck: 3');
+        expect(body).toContain('total stuck: 3');
         expect(body).toContain('sentinel ack a1b2c3d4');
         expect(body).toContain('sentinel-host');
       }

@@ -107,16 +107,21 @@ describe('slack request', () => {
             text:
               ':red_circle: *FIRING critical* stuck_batches\n' +
               '3 batches stuck &gt; 10m: processing(2), validating(1)\n' +
-              '• stuck_batches: [{"status":"processing","batch_count":2,"oldest_age_minutes":15.3}]\n' +
-              '• total_stuck: 3\n' +
-              '• threshold_minutes: 10\n' +
+              '• stuck batches: 2 batches in processing, oldest 15 min\n' +
+              '• total stuck: 3\n' +
+              '• threshold: 10 min\n' +
               '*Remediation:* Check the worker logs for exceptions and database connectivity.',
           },
         },
         {
           type: 'context',
           elements: [
-            { type: 'mrkdwn', text: 'firing since 2025-01-04 10:15 UTC · prod · sentinel-host · alert a1b2c3d4' },
+            {
+              type: 'mrkdwn',
+              text:
+                'firing since 2025-01-04 10:15 UTC · prod · sentinel-host · alert a1b2c3d4 · ' +
+                'runbook: docs/runbooks.md#stuck-batches',
+            },
           ],
         },
       ],
@@ -144,7 +149,7 @@ describe('slack request', () => {
           type: 'mrkdwn',
           text:
             'resolved at 2025-01-04 11:00 UTC (firing since 2025-01-04 10:15 UTC) · prod · sentinel-host · ' +
-            'alert a1b2c3d4',
+            'alert a1b2c3d4 · runbook: docs/runbooks.md#a',
         },
       ],
     });

@@ -326,6 +326,26 @@ describe('--format nagios: the status line', () => {
     expect(parsePluginOutput(renderNagios(run([long]), thresholds)).text.length).toBeLessThanOrEqual(240);
   });
 
+  it('tells an alerting failure and undelivered notifications as long output, masked, one line each', () => {
+    const redactor = new Redactor(['s3cret']);
+    const line = renderNagios(
+      run([stuck], {
+        alerting_error: 'state file locked | by s3cret\nagain',
+        notifications: [
+          { notifier: 'ok', type: 'slack', sent: 1, pending: 0, failed: 0, errors: [] },
+          { notifier: 'pager', type: 'pagerduty', sent: 0, pending: 1, failed: 0, errors: ['HTTP 503 from s3cret'] },
+        ],
+      }),
+      { ...thresholds, redact: (t) => redactor.redact(t) },
+    );
+    const [first, ...long] = line.split('\n');
+    expect(parsePluginOutput(first!).state).toBe('CRITICAL');
+    expect(long).toEqual([
+      'Alerting failed, nobody was notified by this run: state file locked / by ***\\nagain',
+      'Notifications pager (pagerduty): 0 sent, 1 pending, 0 failed: HTTP 503 from ***',
+    ]);
+  });
+
   it('prints UNKNOWN on one line for Sentinel failing', () => {
     expect(renderNagiosUnknown('config error: checks.x: bad | worse\nmore')).toBe(
       'SENTINEL UNKNOWN - config error: checks.x: bad / worse\\nmore',
@@ -473,12 +493,139 @@ describe('--format nagios: perfdata', () => {
     },
   );
 
-  it('shows the dedupe warn only when the overall figure is the one dedupe_rate judged', () => {
-    // vendor_x is left out of the overall figures (own error threshold) but judged in dedupe_rate's overall rate.
-    const config = testConfig({ sources: { vendor_x: { error_spike_threshold_pct: 25 } } });
-    const perf = parsePluginOutput(renderNagios(run([]), nagiosThresholds(config))).perf;
-    expect(byLabel(perf, 'dedupe_rate')!.warn).toBeUndefined();
-    expect(byLabel(perf, 'error_rate')!.warn).toEqual(range(15));
+  describe('keeps every threshold whatever the per-source settings', () => {
+    // vendor_x and vendor_y have rows in the hour; the snapshot's overall figures are 18.5 % and 31.2 %.
+    const sources = [
+      { source: 'vendor_x', ...figures(300, 450) },
+      { source: 'vendor_y', ...figures(100, 200) },
+    ];
+    const withSources: PipelineSnapshot = { ...pipeline, hourly: { ...pipeline.hourly, sources } };
+    const ownError = { error_spike_threshold_pct: 25 };
+    const ownDedupe = { dedupe_threshold_pct: 40 };
+    const cases: Array<{
+      name: string;
+      checks?: Record<string, unknown>;
+      sources: Record<string, Record<string, number>>;
+      /** What dedupe_rate recorded as `overall_rate_pct` (undefined: it failed or did not run). */
+      judged?: number;
+      errorWarn: number | undefined;
+      dedupe: { value: number; warn?: number } | undefined;
+      perSource: string[];
+    }> = [
+      {
+        name: 'no source settings',
+        sources: {},
+        judged: 31.2,
+        errorWarn: 15,
+        dedupe: { value: 31.2, warn: 50 },
+        perSource: [],
+      },
+      {
+        name: 'one source with its own error threshold',
+        sources: { vendor_x: ownError },
+        judged: 40.5,
+        errorWarn: 15,
+        dedupe: { value: 40.5, warn: 50 },
+        perSource: ['error_rate vendor_x'],
+      },
+      {
+        name: 'one source with its own dedupe threshold',
+        sources: { vendor_x: ownDedupe },
+        judged: 12.5,
+        errorWarn: 15,
+        dedupe: { value: 12.5, warn: 50 },
+        perSource: ['dedupe_rate vendor_x'],
+      },
+      {
+        name: 'one source with both',
+        sources: { vendor_x: { ...ownError, ...ownDedupe } },
+        judged: 31.2,
+        errorWarn: 15,
+        dedupe: { value: 31.2, warn: 50 },
+        perSource: ['error_rate vendor_x', 'dedupe_rate vendor_x'],
+      },
+      {
+        name: 'one source with an error threshold, another with a dedupe threshold',
+        sources: { vendor_x: ownError, vendor_y: ownDedupe },
+        judged: 33,
+        errorWarn: 15,
+        dedupe: { value: 33, warn: 50 },
+        perSource: ['error_rate vendor_x', 'dedupe_rate vendor_y'],
+      },
+      {
+        name: 'the same sets, dedupe_rate failed: the snapshot figure is the judged one',
+        sources: { vendor_x: { ...ownError, ...ownDedupe } },
+        errorWarn: 15,
+        dedupe: { value: 31.2, warn: 50 },
+        perSource: ['error_rate vendor_x', 'dedupe_rate vendor_x'],
+      },
+      {
+        name: 'different sets, dedupe_rate failed: no figure rather than one it did not judge',
+        sources: { vendor_x: ownError },
+        errorWarn: 15,
+        dedupe: undefined,
+        perSource: ['error_rate vendor_x'],
+      },
+      {
+        name: 'error_spike disabled',
+        checks: { error_spike: { enabled: false } },
+        sources: { vendor_x: ownError },
+        judged: 40.5,
+        errorWarn: undefined,
+        dedupe: { value: 40.5, warn: 50 },
+        perSource: [],
+      },
+      {
+        name: 'dedupe_rate disabled',
+        checks: { dedupe_rate: { enabled: false } },
+        sources: { vendor_x: ownError, vendor_y: ownDedupe },
+        errorWarn: 15,
+        dedupe: { value: 31.2 },
+        perSource: ['error_rate vendor_x'],
+      },
+      {
+        name: 'thresholds of their own',
+        checks: { error_spike: { threshold_pct: 7.5 }, dedupe_rate: { threshold_pct: 35 } },
+        sources: { vendor_y: ownError },
+        judged: 20,
+        errorWarn: 7.5,
+        dedupe: { value: 20, warn: 35 },
+        perSource: ['error_rate vendor_y'],
+      },
+    ];
+    it.each(cases)('$name', ({ checks = {}, sources: own, judged, errorWarn, dedupe: expected, perSource }) => {
+      const result = run([], { pipeline: withSources });
+      if (judged !== undefined)
+        result.checks.push({
+          name: 'dedupe_rate',
+          outcome: 'ok',
+          duration_ms: 1,
+          measurements: { overall_rate_pct: judged },
+        });
+      const perf = parsePluginOutput(renderNagios(result, nagiosThresholds(testConfig({ checks, sources: own })))).perf;
+      expect(byLabel(perf, 'error_rate')).toEqual({
+        label: 'error_rate',
+        value: 18.5,
+        uom: '%',
+        ...(errorWarn !== undefined ? { warn: range(errorWarn) } : {}),
+        min: 0,
+        max: 100,
+      });
+      expect(byLabel(perf, 'dedupe_rate')).toEqual(
+        expected && {
+          label: 'dedupe_rate',
+          value: expected.value,
+          uom: '%',
+          ...(expected.warn !== undefined ? { warn: range(expected.warn) } : {}),
+          min: 0,
+          max: 100,
+        },
+      );
+      expect(perf.filter((p) => / vendor_/.test(p.label)).map((p) => p.label)).toEqual(perSource);
+      // Each per-source entry carries the source's own threshold.
+      for (const p of perf.filter((x) => / vendor_/.test(x.label)))
+        expect(p.warn).toEqual(range(p.label.startsWith('error_rate') ? 25 : 40));
+    });
   });
 });
 
@@ -526,7 +673,9 @@ describe('sentinel --format nagios', () => {
     expect(r.stdout.trimEnd().split('\n')).toHaveLength(1);
     const out = parsePluginOutput(r.stdout);
     expect(out.state).toBe('CRITICAL');
-    expect(out.text).toMatch(/^1 batch stuck > 10m: processing\(1\)( \(\+\d+ more\))?$/);
+    expect(out.text).toMatch(
+      /^1 batch stuck > 10m: processing\(1\); oldest [0-9a-f-]{36} from vendor_a, 25 min( \(\+\d+ more\))?$/,
+    );
     expect(byLabel(out.perf, 'stuck_batches')).toEqual({
       label: 'stuck_batches',
       value: 1,
@@ -538,7 +687,8 @@ describe('sentinel --format nagios', () => {
     expect(byLabel(out.perf, 'alerts')!.value).toBeGreaterThanOrEqual(1);
     expect(byLabel(out.perf, 'run_time')!.uom).toBe('s');
     expect(byLabel(out.perf, 'db_time')!.uom).toBe('ms');
-    expect(r.stderr).not.toMatch(/\| INFO/);
+    // Nothing on stderr: plugin runners show it in the same output.
+    expect(r.stderr).toBe('');
   });
 
   it('exits 0 with an OK line when healthy, and --format json is --json', async () => {
@@ -563,9 +713,9 @@ describe('sentinel --format nagios', () => {
       );
       const r = await runCli(['--format', 'nagios', '--config', path], env());
       expect(r.code).toBe(3);
-      expect(r.stdout).toMatch(/^SENTINEL UNKNOWN - config error: checks\.\S+: .+ \(\+1 more\)\n$/);
-      expect(r.stderr).toContain('sentinel: config error:');
-      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(r.stdout).toMatch(/^SENTINEL UNKNOWN - config error: checks\.\S+: .+ \(\+1 more\)\nconfig error: .+\n$/);
+      // Said once: on stdout only (test/cli/nagios-once.test.ts counts it).
+      expect(r.stderr).toBe('');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -574,17 +724,55 @@ describe('sentinel --format nagios', () => {
     expect(none.stdout).toMatch(/^SENTINEL UNKNOWN - .+\n$/);
   });
 
+  it('keeps the dedupe_rate warn when a source has its own error threshold, with the figure judged', async () => {
+    const now = new Date();
+    const batch = (source: string, total: number, skipped: number, errors = 0) =>
+      insertBatch(db.pool, {
+        source,
+        status: 'completed',
+        total_rows: total,
+        skipped_rows: skipped,
+        error_rows: errors,
+        inserted_rows: total - skipped - errors,
+        created_at: now,
+        updated_at: now,
+      });
+    // vendor_x is judged alone on errors, so the snapshot's overall figures leave it out;
+    // dedupe_rate judges it within the overall rate: (600 + 100) / (1000 + 1000) = 35 %.
+    await batch('vendor_x', 1000, 600, 10);
+    await batch('vendor_a', 1000, 100, 10);
+    const dir = await mkdtemp(join(tmpdir(), 'sentinel-nagios-dedupe-'));
+    try {
+      const path = join(dir, 'config.yaml');
+      await writeFile(path, 'sources:\n  vendor_x: { error_spike_threshold_pct: 25 }\n');
+      const r = await runCli(['--format', 'nagios', '-c', path], env());
+      const perf = parsePluginOutput(r.stdout).perf;
+      expect(byLabel(perf, 'dedupe_rate')).toEqual({
+        label: 'dedupe_rate',
+        value: 35,
+        uom: '%',
+        warn: range(50),
+        min: 0,
+        max: 100,
+      });
+      expect(byLabel(perf, 'error_rate')).toMatchObject({ value: 1, warn: range(15) });
+      expect(byLabel(perf, 'error_rate vendor_x')).toMatchObject({ value: 1, warn: range(25) });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('rejects --loop, --json alongside it and an unknown format with a one-line error, exit 3', async () => {
     const loop = await runCli(['--format', 'nagios', '--loop'], env());
     expect(loop.code).toBe(3);
-    expect(loop.stderr).toBe(
-      'sentinel: --format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit ' +
-        'code (see sentinel --help)\n',
+    expect(loop.stderr).toBe('');
+    expect(loop.stdout).toBe(
+      'SENTINEL UNKNOWN - --format nagios cannot be used with --loop: a Nagios check is one run, one line and an ' +
+        'exit code (see sentinel --help)\n',
     );
-    expect(loop.stdout).toMatch(/^SENTINEL UNKNOWN - --format nagios cannot be used with --loop/);
     const both = await runCli(['--json', '--format', 'nagios'], env());
     expect(both.code).toBe(3);
-    expect(both.stderr).toBe('sentinel: --json cannot be used with --format nagios (see sentinel --help)\n');
+    expect(both.stdout).toBe('SENTINEL UNKNOWN - --json cannot be used with --format nagios (see sentinel --help)\n');
     const unknown = await runCli(['--format', 'xml'], env());
     expect(unknown.code).toBe(3);
     expect(unknown.stderr.trimEnd().split('\n')).toHaveLength(1);

@@ -99,9 +99,71 @@ describe('human report', () => {
     const text = renderHuman(result([stuck, spike]));
     expect(text).toContain('Status: CRITICAL');
     expect(text).toContain('CRITICAL [stuck_batches] 3 batches stuck > 10m: processing(2), validating(1)');
-    expect(text).toContain('status=processing, batch_count=2, oldest_age_minutes=15.3');
+    expect(text).toContain('     stuck batches:\n       - 2 batches in processing, oldest 15 min\n');
     expect(text).toContain('→ Check the worker logs');
     expect(text).toContain('WARNING  [error_spike] Error rate 18.5% > 15.0% threshold');
+  });
+
+  it('shows under each alert the lines notifications carry: the sources behind a spike, the stuck batches', () => {
+    const overall: Alert = {
+      check: 'error_spike',
+      level: 'warning',
+      message: 'Error rate 29.0% > 15.0% threshold (top sources: vendor_a 41.2%, vendor_b 20.3%)',
+      details: {
+        error_rate_pct: 29,
+        threshold_pct: 15,
+        hour_bucket: '2025-01-04T10:00:00Z',
+        top_sources: [
+          { source: 'vendor_a', error_rate_pct: 41.24, error_rows: 120, total_rows: 291 },
+          { source: 'vendor_b', error_rate_pct: 20.33, error_rows: 61, total_rows: 300 },
+        ],
+        sources_in_bucket: 4,
+      },
+    };
+    const batches: Alert = {
+      ...stuck,
+      details: {
+        total_stuck: 7,
+        oldest_batches: Array.from({ length: 7 }, (_, i) => ({
+          id: `b-${i}`,
+          source: `vendor_${i}`,
+          status: 'validating',
+          age_minutes: 20 - i,
+        })),
+      },
+    };
+    const text = renderHuman(result([batches, overall]));
+    expect(text).toContain(
+      [
+        '     error rate: 29 %',
+        '     threshold: 15 %',
+        '     hour bucket: 2025-01-04 10:00 UTC',
+        '     top sources:',
+        '       - vendor_a 41.24 % (120 of 291 rows)',
+        '       - vendor_b 20.33 % (61 of 300 rows)',
+        '     sources in bucket: 4',
+      ].join('\n'),
+    );
+    expect(text).toContain(
+      [
+        '     total stuck: 7',
+        '     oldest batches:',
+        '       - b-0 (vendor_0, validating, 20 min)',
+        '       - b-1 (vendor_1, validating, 19 min)',
+        '       - b-2 (vendor_2, validating, 18 min)',
+        '       - b-3 (vendor_3, validating, 17 min)',
+        '       - b-4 (vendor_4, validating, 16 min)',
+        '       … and 2 more',
+      ].join('\n'),
+    );
+    expect(text).not.toMatch(/\[\{|\{"/);
+  });
+
+  it('masks secrets in details before cutting them', () => {
+    const secret = 'pw-0123456789';
+    const leaky: Alert = { ...spike, details: { error: `${'e'.repeat(495)}${secret}` } };
+    const text = renderHuman(result([leaky]), { redact: (t) => t.replaceAll(secret, '***') });
+    expect(text).toContain(`     error: ${'e'.repeat(495)}***\n`);
   });
 
   it('uses no ANSI escapes unless asked to', () => {
