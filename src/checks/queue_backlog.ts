@@ -1,7 +1,6 @@
 import type { Alert } from '../types.js';
 import { plural, trimNumber } from '../util/format.js';
 import { cut, MAX_CHARS } from '../util/text.js';
-import { oldestSuffix } from './stuck_batches.js';
 import { type CheckContext, checkSettings, defineCheck, thresholdMinutes } from './types.js';
 
 /** How many of the oldest waiting batches are named in the details. */
@@ -53,10 +52,8 @@ export const queueBacklogCheck = defineCheck({
       {
         check: 'queue_backlog',
         level: 'warning',
-        // The contract's text (its status is the one queried), then the batch waiting longest.
-        message:
-          `${plural(first.total_waiting, 'batch')} waiting > ${trimNumber(threshold)}m in uploaded` +
-          oldestSuffix(first),
+        // Exactly the contract's text (docs/contract.md §8); the waiting batches are in the details.
+        message: `${plural(first.total_waiting, 'batch')} waiting > ${trimNumber(threshold)}m in uploaded`,
         details: {
           total_waiting: first.total_waiting,
           threshold_minutes: threshold,

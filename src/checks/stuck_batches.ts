@@ -1,6 +1,6 @@
 import type { Alert } from '../types.js';
-import { minutesText, plural, trimNumber } from '../util/format.js';
-import { cut, MAX_CHARS, oneLine } from '../util/text.js';
+import { plural, trimNumber } from '../util/format.js';
+import { cut, MAX_CHARS } from '../util/text.js';
 import { PROCESSING_STATUSES, pipelineIndex } from './statuses.js';
 import { type CheckContext, checkSettings, defineCheck, thresholdMinutes } from './types.js';
 
@@ -72,9 +72,8 @@ export const stuckBatchesCheck = defineCheck({
       {
         check: 'stuck_batches',
         level: 'critical',
-        // The contract's text, then the batch to look at first (the message is what a phone shows).
-        message:
-          `${plural(total, 'batch')} stuck > ${trimNumber(threshold)}m: ${breakdown}` + oldestSuffix(oldest.rows[0]),
+        // Exactly the contract's text (docs/contract.md §5.1); the batches to look at are in the details.
+        message: `${plural(total, 'batch')} stuck > ${trimNumber(threshold)}m: ${breakdown}`,
         details: {
           stuck_batches: rows.map((r) => ({
             status: r.status,
@@ -90,13 +89,3 @@ export const stuckBatchesCheck = defineCheck({
     ];
   },
 });
-
-/**
- * `; oldest 0b9a… from vendor_a, 14 min`: the oldest stuck batch by id (to look it up
- * or fail it), source and age. The source is escaped and cut: the message is shown as it is.
- */
-export function oldestSuffix(batch: { id: string; source: string; age_minutes: number } | undefined): string {
-  if (!batch) return '';
-  const [id, source] = [oneLine(batch.id, MAX_CHARS.cell), oneLine(batch.source, MAX_CHARS.cell)];
-  return `; oldest ${id} from ${source}, ${minutesText(batch.age_minutes)}`;
-}

@@ -1,4 +1,4 @@
-import { minutesText, trimNumber } from '../util/format.js';
+import { minutesText, pct1, trimNumber } from '../util/format.js';
 import { MAX_CHARS, oneLine } from '../util/text.js';
 
 /**
@@ -156,4 +156,35 @@ function renderer(options: ReadableOptions) {
   };
 
   return { label, value, item };
+}
+
+/** Sources an `about` phrase names (the details name up to {@link MAX_ITEMS}). */
+const ABOUT_SOURCES = 3;
+
+/**
+ * What an alert is about, as a short phrase to put after its message where only the
+ * message is shown (an SMS, a PagerDuty summary on a phone): ` (top sources: vendor_a
+ * 41.2%, vendor_b 20.3%, …)` for details with `top_sources`, `; oldest 0b9a… from
+ * vendor_a, 14 min` for details with `oldest_batches`, else empty. The message itself
+ * stays the contract's text (docs/contract.md §5, §8); this is presentation. Strings
+ * from the data are masked, escaped and cut.
+ */
+export function aboutAlert(details: Record<string, unknown>, options: Pick<ReadableOptions, 'redact'> = {}): string {
+  const redact = options.redact ?? ((t: string) => t);
+  const text = (value: unknown): string => oneLine(redact(String(value)), MAX_CHARS.cell);
+  const top = details.top_sources;
+  if (Array.isArray(top) && top.length > 0) {
+    const named = top
+      .slice(0, ABOUT_SOURCES)
+      .filter((s): s is { source: unknown; error_rate_pct: number } => typeof s?.error_rate_pct === 'number')
+      .map((s) => `${text(s.source)} ${pct1(s.error_rate_pct)}%`);
+    if (named.length === 0) return '';
+    const more = top.length > ABOUT_SOURCES ? ', …' : '';
+    return ` (top source${top.length === 1 ? '' : 's'}: ${named.join(', ')}${more})`;
+  }
+  const oldest = Array.isArray(details.oldest_batches) ? details.oldest_batches[0] : undefined;
+  if (oldest && typeof oldest === 'object' && typeof oldest.age_minutes === 'number') {
+    return `; oldest ${text(oldest.id)} from ${text(oldest.source)}, ${minutesText(oldest.age_minutes)}`;
+  }
+  return '';
 }

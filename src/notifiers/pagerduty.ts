@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { Redactor } from '../util/redact.js';
 import { baseNotifierFields, httpUrl, notifierBasics, runbookUrlField, timeoutMs } from './base.js';
 import type { Notification, NotificationEvent, Notifier, SendContext } from './contract.js';
+import { aboutAlert } from './details.js';
 import { byUrgency, eventRunbook, truncate } from './format.js';
 import { hostOf, request } from './http.js';
 import { type Part, sendParts } from './parts.js';
@@ -139,7 +140,8 @@ export function pagerdutyEvents(n: Notification, config: PagerdutyConfig): Pager
     } else if (e.kind === 'resolved') {
       out.push({ routing_key: config.routing_key, event_action: 'resolve', dedup_key: safeDedupKey(e.dedupKey) });
     } else {
-      out.push(trigger(e, n, config, safeDedupKey(e.dedupKey), e.level, e.message));
+      // The summary is what the PagerDuty app shows on a phone: say what the alert is about.
+      out.push(trigger(e, n, config, safeDedupKey(e.dedupKey), e.level, e.message + aboutAlert(e.details)));
     }
   }
   return out;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Redactor } from '../util/redact.js';
 import { baseNotifierFields, httpUrl, noDuplicates, notifierBasics, timeoutMs } from './base.js';
 import type { Notification, Notifier, SendContext } from './contract.js';
+import { aboutAlert } from './details.js';
 import { byUrgency, headline, KIND_LABEL } from './format.js';
 import { hostOf, request } from './http.js';
 import { type Part, sendParts } from './parts.js';
@@ -171,7 +172,11 @@ export function smsBody(n: Notification, maxSeptets: number = MAX_SMS_SEPTETS): 
   const head = cutSeptets(toGsm(headline(n)), Math.min(100, Math.floor(maxSeptets / 2)));
   if (events.length === 0) return head;
   const items = events.map((e) =>
-    toGsm(`${e.kind === 'firing' || e.kind === 'test' ? '' : `${KIND_LABEL[e.kind]} `}${e.message}`),
+    // The phone shows only this text: each alert says what it is about (the batch, the sources).
+    toGsm(
+      `${e.kind === 'firing' || e.kind === 'test' ? '' : `${KIND_LABEL[e.kind]} `}${e.message}` +
+        (e.kind === 'resolved' ? '' : aboutAlert(e.details)),
+    ),
   );
   let out = head;
   for (let i = 0; i < items.length; i++) {

@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  chooseBucket,
-  errorSpikeCheck,
-  type HourlyRow,
-  ratePct,
-  topSources,
-  topSourcesSuffix,
-} from '../../src/checks/error_spike.js';
+import { chooseBucket, errorSpikeCheck, type HourlyRow, ratePct, topSources } from '../../src/checks/error_spike.js';
 import { testConfig, testContext } from '../helpers/context.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch } from '../helpers/fixtures.js';
@@ -40,7 +33,7 @@ describe('error_spike', () => {
       {
         check: 'error_spike',
         level: 'warning',
-        message: 'Error rate 18.5% > 15.0% threshold (top source: vendor_a 18.5%)',
+        message: 'Error rate 18.5% > 15.0% threshold',
         subject: undefined,
         details: {
           error_rate_pct: 18.5,
@@ -66,14 +59,14 @@ describe('error_spike', () => {
     await rows(CURRENT, 10000, 1501); // 15.01%
     const [alert] = await run();
     expect(alert!.details.error_rate_pct).toBe(15.01);
-    expect(alert!.message).toBe('Error rate 15.01% > 15.00% threshold (top source: vendor_a 15.0%)');
+    expect(alert!.message).toBe('Error rate 15.01% > 15.00% threshold');
   });
 
   it('falls back to the previous hour when the current one has fewer than min_rows rows', async () => {
     await rows(CURRENT, 99, 99); // 100% but too small to judge
     await rows(PREVIOUS, 200, 60);
     const [alert] = await run();
-    expect(alert!.message).toBe('Error rate 30.0% > 15.0% threshold (top source: vendor_a 30.0%)');
+    expect(alert!.message).toBe('Error rate 30.0% > 15.0% threshold');
     expect(alert!.details).toMatchObject({ hour_bucket: '2025-01-04T09:00:00Z', total_rows: 200, error_rows: 60 });
   });
 
@@ -106,9 +99,7 @@ describe('error_spike', () => {
       details: { source: 'vendor_x', threshold_pct: 25, error_rate_pct: 30 },
     });
     // Without its own threshold, vendor_x would have pushed the overall rate to 20%.
-    expect((await run())[0]!.message).toBe(
-      'Error rate 20.0% > 15.0% threshold (top sources: vendor_x 30.0%, vendor_a 10.0%)',
-    );
+    expect((await run())[0]!.message).toBe('Error rate 20.0% > 15.0% threshold');
   });
 
   it('a source under its own higher threshold does not alert', async () => {
@@ -129,7 +120,7 @@ describe('error_spike', () => {
     await rows(CURRENT, 1000, 200, 'vendor_a');
     const alerts = await run({ sources: { vendor_x: { error_spike_threshold_pct: 25 } } });
     expect(alerts.map((a) => a.message)).toEqual([
-      'Error rate 20.0% > 15.0% threshold (top source: vendor_a 20.0%)',
+      'Error rate 20.0% > 15.0% threshold',
       'Error rate 50.0% > 25.0% threshold for source vendor_x',
     ]);
   });
@@ -166,7 +157,7 @@ describe('error_spike: the sources behind an overall spike', () => {
     expect(alert!.details.sources_in_bucket).toBe(7);
     expect(alert!.message).toBe(
       // 302 of 1100 rows: 27.45 %, shown half up.
-      'Error rate 27.5% > 15.0% threshold (top sources: vendor_a 40.0%, vendor_b 20.3%, vendor_c 61.0%, …)',
+      'Error rate 27.5% > 15.0% threshold',
     );
   });
 
@@ -196,7 +187,7 @@ describe('error_spike: the sources behind an overall spike', () => {
     expect(alerts[1]!.details).not.toHaveProperty('sources_in_bucket');
   });
 
-  it('escapes and cuts a hostile source name in the message and cuts it in the details', async () => {
+  it('keeps a hostile source name out of the message and cuts it in the details', async () => {
     const evil = `evil\u001b[2J\n\u202eFORGED${'x'.repeat(300)}`;
     await rows(CURRENT, 1000, 500, evil);
     const [alert] = await run();
@@ -204,10 +195,7 @@ describe('error_spike: the sources behind an overall spike', () => {
     expect(top!.source).toHaveLength(100);
     expect(top!.source.endsWith('…')).toBe(true);
     expect(evil.startsWith(top!.source.slice(0, -1))).toBe(true);
-    expect(alert!.message).toMatch(
-      /^Error rate 50\.0% > 15\.0% threshold \(top source: evil\\x1b\[2J\\n\\u202eFORGEDx+… 50\.0%\)$/,
-    );
-    expect(alert!.message).not.toMatch(/[\u0000-\u001f\u202e]/);
+    expect(alert!.message).toBe('Error rate 50.0% > 15.0% threshold');
   });
 });
 
@@ -249,22 +237,6 @@ describe('topSources', () => {
       top_sources: [{ source: 'a', error_rate_pct: 5, error_rows: 5, total_rows: 100 }],
       sources_in_bucket: 1,
     });
-  });
-});
-
-describe('topSourcesSuffix', () => {
-  const top = (source: string, error_rate_pct: number) => ({ source, error_rate_pct, error_rows: 1, total_rows: 1 });
-  it.each([
-    { top: [], expected: '' },
-    { top: [top('a', 41.25)], expected: ' (top source: a 41.3%)' },
-    { top: [top('a', 41.2), top('b', 20.3)], expected: ' (top sources: a 41.2%, b 20.3%)' },
-    { top: [top('a', 3), top('b', 2), top('c', 1)], expected: ' (top sources: a 3.0%, b 2.0%, c 1.0%)' },
-    {
-      top: [top('a', 3), top('b', 2), top('c', 1), top('d', 1)],
-      expected: ' (top sources: a 3.0%, b 2.0%, c 1.0%, …)',
-    },
-  ])('$expected', ({ top: input, expected }) => {
-    expect(topSourcesSuffix(input)).toBe(expected);
   });
 });
 

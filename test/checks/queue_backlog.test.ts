@@ -35,7 +35,7 @@ describe('queue_backlog', () => {
     expect(alerts[0]).toMatchObject({
       check: 'queue_backlog',
       level: 'warning',
-      message: `4 batches waiting > 30m in uploaded; oldest ${oldest} from vendor_b, 1 h 35 min`,
+      message: '4 batches waiting > 30m in uploaded',
     });
     expect(alerts[0]!.details).toMatchObject({ total_waiting: 4, threshold_minutes: 30, oldest_age_minutes: 95.3 });
     const named = alerts[0]!.details.oldest_batches as Array<{ id: string; source: string; age_minutes: number }>;
@@ -47,8 +47,8 @@ describe('queue_backlog', () => {
   });
 
   it('says "1 batch" for a single waiting batch', async () => {
-    const id = await batch(40);
-    expect((await run())[0]!.message).toBe(`1 batch waiting > 30m in uploaded; oldest ${id} from vendor_a, 40 min`);
+    await batch(40);
+    expect((await run())[0]!.message).toBe('1 batch waiting > 30m in uploaded');
   });
 
   it('alerts only strictly above threshold_minutes', async () => {
@@ -60,10 +60,9 @@ describe('queue_backlog', () => {
   });
 
   it('counts every waiting batch but names only the five oldest', async () => {
-    const ids: string[] = [];
-    for (let i = 0; i < 8; i++) ids.push(await batch(40 + i));
+    for (let i = 0; i < 8; i++) await batch(40 + i);
     const [alert] = await run();
-    expect(alert!.message).toBe(`8 batches waiting > 30m in uploaded; oldest ${ids[7]} from vendor_a, 47 min`);
+    expect(alert!.message).toBe('8 batches waiting > 30m in uploaded');
     expect((alert!.details.oldest_batches as unknown[]).length).toBe(5);
     expect(alert!.details.oldest_age_minutes).toBe(47);
   });
@@ -75,22 +74,20 @@ describe('queue_backlog', () => {
   });
 
   it('takes the threshold from checks.queue_backlog.threshold_minutes', async () => {
-    const id = await batch(20);
+    await batch(20);
     expect(await run()).toEqual([]);
     expect((await run({ checks: { queue_backlog: { threshold_minutes: 15 } } }))[0]!.message).toBe(
-      `1 batch waiting > 15m in uploaded; oldest ${id} from vendor_a, 20 min`,
+      '1 batch waiting > 15m in uploaded',
     );
   });
 
-  it('escapes and cuts a hostile source in the message and cuts it in the details', async () => {
+  it('keeps a hostile source out of the message and cuts it in the details', async () => {
     const evil = `v\u001b[31m\n${'x'.repeat(200)}`;
     const id = await batch(40, 'uploaded', evil);
     const [alert] = await run();
-    expect(alert!.message).toBe(
-      `1 batch waiting > 30m in uploaded; oldest ${id} from v\\x1b[31m\\n${'x'.repeat(52)}…, 40 min`,
-    );
-    const [named] = alert!.details.oldest_batches as Array<{ source: string }>;
-    expect(named!.source).toBe(`${evil.slice(0, 99)}…`);
+    expect(alert!.message).toBe('1 batch waiting > 30m in uploaded');
+    const [named] = alert!.details.oldest_batches as Array<{ id: string; source: string }>;
+    expect(named).toEqual({ id, source: `${evil.slice(0, 99)}…`, age_minutes: 40 });
   });
 
   it('returns nothing on empty tables', async () => {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { stuckBatchesCheck } from '../../src/checks/stuck_batches.js';
-import { minutesText } from '../../src/util/format.js';
 import { testConfig, testContext } from '../helpers/context.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { type BatchStatus, insertBatch } from '../helpers/fixtures.js';
@@ -24,14 +23,14 @@ const run = (config = testConfig()) => stuckBatchesCheck.run(testContext(databas
 describe('stuck_batches', () => {
   it('reports the guide example: statuses in pipeline order with counts and oldest ages', async () => {
     await batch('validating', 12.7);
-    const oldest = await batch('processing', 15.3, 'vendor_b');
+    await batch('processing', 15.3);
     await batch('processing', 11);
     const alerts = await run();
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatchObject({
       check: 'stuck_batches',
       level: 'critical',
-      message: `3 batches stuck > 10m: processing(2), validating(1); oldest ${oldest} from vendor_b, 15 min`,
+      message: '3 batches stuck > 10m: processing(2), validating(1)',
     });
     expect(alerts[0]!.details.stuck_batches).toEqual([
       { status: 'processing', batch_count: 2, oldest_age_minutes: 15.3 },
@@ -40,25 +39,25 @@ describe('stuck_batches', () => {
   });
 
   it('says "1 batch" when a single batch is stuck', async () => {
-    const id = await batch('inserting', 30);
+    await batch('inserting', 30);
     const [alert] = await run();
-    expect(alert!.message).toBe(`1 batch stuck > 10m: inserting(1); oldest ${id} from vendor_a, 30 min`);
+    expect(alert!.message).toBe('1 batch stuck > 10m: inserting(1)');
   });
 
   it('does not alert just under the threshold and alerts just over it', async () => {
     await batch('processing', 9.99);
     expect(await run()).toEqual([]);
-    const id = await batch('processing', 10.01);
+    await batch('processing', 10.01);
     const [alert] = await run();
-    expect(alert!.message).toBe(`1 batch stuck > 10m: processing(1); oldest ${id} from vendor_a, 10 min`);
+    expect(alert!.message).toBe('1 batch stuck > 10m: processing(1)');
   });
 
   it('counts only the stuck batches, not every batch in that status', async () => {
-    const id = await batch('processing', 20);
+    await batch('processing', 20);
     await batch('processing', 2);
     await batch('processing', 1);
     const [alert] = await run();
-    expect(alert!.message).toBe(`1 batch stuck > 10m: processing(1); oldest ${id} from vendor_a, 20 min`);
+    expect(alert!.message).toBe('1 batch stuck > 10m: processing(1)');
   });
 
   it('ignores uploaded, completed and failed batches however old', async () => {
@@ -69,10 +68,10 @@ describe('stuck_batches', () => {
   });
 
   it('honours a configured threshold and prints it as written', async () => {
-    const id = await batch('processing', 20);
+    await batch('processing', 20);
     expect(await run(testConfig({ checks: { stuck_batches: { threshold_minutes: 30 } } }))).toEqual([]);
     const [alert] = await run(testConfig({ checks: { stuck_batches: { threshold_minutes: 7.5 } } }));
-    expect(alert!.message).toBe(`1 batch stuck > 7.5m: processing(1); oldest ${id} from vendor_a, 20 min`);
+    expect(alert!.message).toBe('1 batch stuck > 7.5m: processing(1)');
   });
 
   it('names the oldest stuck batches with id, source and age', async () => {
@@ -87,35 +86,16 @@ describe('stuck_batches', () => {
   it('names the status each batch is in, never "processing" for all', async () => {
     const id = await batch('validating', 14);
     const [alert] = await run();
-    expect(alert!.message).toBe(`1 batch stuck > 10m: validating(1); oldest ${id} from vendor_a, 14 min`);
+    expect(alert!.message).toBe('1 batch stuck > 10m: validating(1)');
     expect(alert!.details.oldest_batches).toEqual([{ id, source: 'vendor_a', status: 'validating', age_minutes: 14 }]);
   });
 
-  it('escapes and cuts a hostile source in the message and cuts it in the details', async () => {
+  it('keeps a hostile source out of the message and cuts it in the details', async () => {
     const evil = `v\u202e\r${'y'.repeat(300)}`;
     const id = await batch('inserting', 120, evil);
     const [alert] = await run();
-    expect(alert!.message).toBe(
-      `1 batch stuck > 10m: inserting(1); oldest ${id} from v\\u202e\\r${'y'.repeat(54)}…, 2 h`,
-    );
-    const [named] = alert!.details.oldest_batches as Array<{ source: string }>;
-    expect(named!.source).toBe(`${evil.slice(0, 99)}…`);
-  });
-});
-
-describe('minutesText', () => {
-  it.each([
-    [0, '0 min'],
-    [7.5, '7.5 min'],
-    [9.96, '10 min'],
-    [14.3, '14 min'],
-    [59.4, '59 min'],
-    [59.6, '1 h'],
-    [95.3, '1 h 35 min'],
-    [47 * 60 + 59, '47 h 59 min'],
-    [48 * 60, '2 d'],
-    [3 * 24 * 60 + 5 * 60 + 20, '3 d 5 h'],
-  ])('%s minutes → %s', (minutes, text) => {
-    expect(minutesText(minutes)).toBe(text);
+    expect(alert!.message).toBe('1 batch stuck > 10m: inserting(1)');
+    const [named] = alert!.details.oldest_batches as Array<{ id: string; source: string }>;
+    expect(named).toEqual(expect.objectContaining({ id, source: `${evil.slice(0, 99)}…` }));
   });
 });

@@ -99,8 +99,8 @@ describe('sentinel (one run)', () => {
     const report = JSON.parse(critical.stdout);
     expect(report.overall_status).toBe('critical');
     expect(report.alerts.map((a: { message: string }) => a.message)).toEqual([
-      expect.stringMatching(/^1 batch stuck > 10m: processing\(1\); oldest [0-9a-f-]{36} from vendor_a, 25 min$/),
-      'Error rate 40.0% > 15.0% threshold (top source: vendor_a 40.0%)',
+      expect.stringMatching(/^1 batch stuck > 10m: processing\(1\)$/),
+      'Error rate 40.0% > 15.0% threshold',
     ]);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readableDetails, readableLines, readableTime } from '../../src/notifiers/details.js';
+import { aboutAlert, readableDetails, readableLines, readableTime } from '../../src/notifiers/details.js';
 
 /**
  * The one wording of an alert's details (notifications and the human report): the
@@ -170,5 +170,54 @@ describe('readableTime', () => {
     ['vendor_a', undefined],
   ])('%s → %s', (iso, text) => {
     expect(readableTime(iso)).toBe(text);
+  });
+});
+
+describe('aboutAlert: what an SMS or a PagerDuty summary adds to the message', () => {
+  const top = (source: string, error_rate_pct: number) => ({ source, error_rate_pct, error_rows: 1, total_rows: 1 });
+  const batch = { id: '0b9a4f3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b', source: 'vendor_a', status: 'validating' };
+  it.each([
+    { name: 'no shape it knows', details: { error_rate_pct: 20 }, expected: '' },
+    { name: 'no sources', details: { top_sources: [] }, expected: '' },
+    { name: 'one source', details: { top_sources: [top('a', 41.25)] }, expected: ' (top source: a 41.3%)' },
+    {
+      name: 'two sources',
+      details: { top_sources: [top('a', 41.2), top('b', 20.3)] },
+      expected: ' (top sources: a 41.2%, b 20.3%)',
+    },
+    {
+      name: 'more than three sources',
+      details: { top_sources: [top('a', 3), top('b', 2), top('c', 1), top('d', 1)] },
+      expected: ' (top sources: a 3.0%, b 2.0%, c 1.0%, …)',
+    },
+    {
+      name: 'the oldest stuck batch',
+      details: {
+        oldest_batches: [
+          { ...batch, age_minutes: 14 },
+          { ...batch, age_minutes: 12 },
+        ],
+      },
+      expected: `; oldest ${batch.id} from vendor_a, 14 min`,
+    },
+    {
+      name: 'the oldest waiting batch',
+      details: { oldest_batches: [{ id: 'b-1', source: 'vendor_b', age_minutes: 95 }] },
+      expected: '; oldest b-1 from vendor_b, 1 h 35 min',
+    },
+    { name: 'a batch without an age', details: { oldest_batches: [{ id: 'b-1' }] }, expected: '' },
+  ])('$name', ({ details, expected }) => {
+    expect(aboutAlert(details)).toBe(expected);
+  });
+
+  it('escapes, cuts and masks names from the data', () => {
+    const evil = `v\u001b[31m\n\u202e${'x'.repeat(300)}`;
+    const about = aboutAlert({ oldest_batches: [{ id: 'b-1', source: evil, age_minutes: 40 }] });
+    expect(about).not.toMatch(/[\u0000-\u001f\u202e]/);
+    expect(about).toContain('v\\x1b[31m\\n\\u202e');
+    expect(about.length).toBeLessThan(200);
+    expect(
+      aboutAlert({ top_sources: [top('hunter2-secret', 50)] }, { redact: (t) => t.replace('hunter2', '***') }),
+    ).toBe(' (top source: ***-secret 50.0%)');
   });
 });

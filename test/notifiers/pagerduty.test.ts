@@ -161,6 +161,16 @@ describe('pagerduty request', () => {
 
   // PagerDuty Events API v2: `payload.summary` at most 1024 characters, the whole event at
   // most 512 KB (https://developer.pagerduty.com/docs/events-API-v2/trigger-events/).
+  it('says in the summary (what the PagerDuty app shows) which batch a stuck alert is about', async () => {
+    const details = { oldest_batches: [{ id: 'b-42', source: 'vendor_a', status: 'validating', age_minutes: 14 }] };
+    await createPagerdutyNotifier(config()).send(notification([event({ details })]), sendContext());
+    const sent = JSON.parse(server.requests[0]!.body) as { payload: { summary: string; custom_details: unknown } };
+    expect(sent.payload.summary).toBe(
+      '[prod] 3 batches stuck > 10m: processing(2), validating(1); oldest b-42 from vendor_a, 14 min',
+    );
+    expect(sent.payload.custom_details).toMatchObject({ details });
+  });
+
   it('keeps the summary within 1024 characters and the event within 512 KB', async () => {
     const huge = { rows: Array.from({ length: 20_000 }, (_, i) => ({ id: i, error: 'x'.repeat(40) })) };
     await createPagerdutyNotifier(config()).send(

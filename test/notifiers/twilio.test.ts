@@ -164,6 +164,26 @@ describe('twilio request', () => {
     );
   });
 
+  it('says what each firing alert is about: the oldest batch, the sources behind a spike', () => {
+    const stuck = event({
+      details: { oldest_batches: [{ id: 'b-42', source: 'vendor_a', status: 'validating', age_minutes: 14 }] },
+    });
+    const spike = event({
+      level: 'warning',
+      check: 'error_spike',
+      message: 'Error rate 29.0% > 15.0% threshold',
+      details: { top_sources: [{ source: 'vendor_a', error_rate_pct: 41.2, error_rows: 120, total_rows: 291 }] },
+    });
+    expect(smsBody(notification([stuck, spike]))).toBe(
+      '[prod] Sentinel: 1 critical, 1 warning: 3 batches stuck > 10m: processing(2), validating(1); oldest b-42 ' +
+        'from vendor_a, 14 min; Error rate 29.0% > 15.0% threshold (top source: vendor_a 41.2%)',
+    );
+    // A resolved alert is over: no batch or source to look at.
+    expect(smsBody(notification([{ ...stuck, kind: 'resolved' }]))).toBe(
+      '[prod] Sentinel: 1 resolved: RESOLVED 3 batches stuck > 10m: processing(2), validating(1)',
+    );
+  });
+
   it('cuts a 5000-character message to two segments', async () => {
     await createTwilioNotifier(config({ to: [RECIPIENTS[0]] })).send(
       notification([event({ message: 'y'.repeat(5000) }), event({ message: 'z'.repeat(5000) })]),

@@ -108,7 +108,7 @@ describe('human report', () => {
     const overall: Alert = {
       check: 'error_spike',
       level: 'warning',
-      message: 'Error rate 29.0% > 15.0% threshold (top sources: vendor_a 41.2%, vendor_b 20.3%)',
+      message: 'Error rate 29.0% > 15.0% threshold',
       details: {
         error_rate_pct: 29,
         threshold_pct: 15,
