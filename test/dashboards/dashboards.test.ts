@@ -590,15 +590,60 @@ describe('sentinel-overview.json', () => {
     p.fieldConfig?.defaults?.thresholds?.steps.map((s) => s.value) ?? [];
 
   it.each([
-    ['sentinel_pipeline_error_ratio', 'percentunit', 0.15],
-    ['sentinel_pipeline_dedupe_ratio', 'percentunit', 0.5],
-    ['sentinel_pipeline_oldest_batch_age_seconds', 's', 600],
-  ])('charts %s in %s with a threshold line at %s', (metric, unit, threshold) => {
-    const [p] = panelUsing(metric);
-    expect(p, metric).toBeDefined();
+    ['sentinel_pipeline_error_ratio', 'percentunit', 'sentinel_check_threshold_ratio', 'error_spike'],
+    ['sentinel_pipeline_dedupe_ratio', 'percentunit', 'sentinel_check_threshold_ratio', 'dedupe_rate'],
+    ['sentinel_pipeline_oldest_batch_age_seconds', 's', 'sentinel_check_threshold_seconds', 'stuck_batches'],
+    ['sentinel_pipeline_oldest_batch_age_seconds', 's', 'sentinel_check_threshold_seconds', 'queue_backlog'],
+    ['sentinel_pipeline_source_last_batch_age_seconds', 's', 'sentinel_check_threshold_seconds', 'source_freshness'],
+    ['sentinel_check_measurement', 's', 'sentinel_check_threshold_seconds', 'processing_time'],
+  ])('charts %s in %s next to the threshold Sentinel exports (%s of %s), dashed', (metric, unit, threshold, check) => {
+    const p = panelUsing(metric).find((x) =>
+      x.targets!.some((t) => t.expr!.includes(threshold) && t.expr!.includes(`check="${check}"`)),
+    );
+    expect(p, `${metric} with ${check}'s threshold`).toBeDefined();
     expect(p!.fieldConfig?.defaults?.unit).toBe(unit);
-    expect(thresholdValues(p!)).toContain(threshold);
-    expect(p!.fieldConfig?.defaults?.custom?.thresholdsStyle?.mode).toMatch(/line/);
+    const line = p!.targets!.find((t) => t.expr!.includes(threshold) && t.expr!.includes(`check="${check}"`))!;
+    expect(line.legendFormat).toMatch(/threshold/);
+    // No fixed line that would disagree with sentinel.yml.
+    expect(thresholdValues(p!).filter((v) => v !== null)).toEqual([]);
+    expect(p!.fieldConfig?.overrides).toContainEqual(
+      expect.objectContaining({ matcher: { id: 'byRegexp', options: '.*threshold.*' } }),
+    );
+  });
+
+  it('charts every check, each panel saying what it counts and over which window', () => {
+    const checkMetric: Record<string, RegExp> = {
+      stuck_batches: /sentinel_pipeline_stuck_batches/,
+      error_spike: /sentinel_pipeline_error_ratio/,
+      schema_cache: /sentinel_schema_cache_up|sentinel_schema_cache_probe_result/,
+      dedupe_rate: /sentinel_pipeline_dedupe_ratio/,
+      processing_time: /check="processing_time"/,
+      queue_backlog: /sentinel_pipeline_backlog_batches/,
+      source_freshness: /sentinel_pipeline_source_last_batch_age_seconds/,
+      row_error_codes: /check="row_error_codes"/,
+    };
+    expect(Object.keys(checkMetric).sort()).toEqual([...CHECK_NAMES].sort());
+    for (const [check, re] of Object.entries(checkMetric)) {
+      const charted = panels.filter((p) => p.type !== 'stat' && p.targets?.some((t) => re.test(t.expr ?? '')));
+      expect(charted.length, check).toBeGreaterThan(0);
+    }
+    for (const p of panels) {
+      expect(p.title, `panel ${p.id}`).toBeTruthy();
+      expect(p.description?.length ?? 0, `${p.title}: description`).toBeGreaterThan(30);
+    }
+    // The panels of the checks that had none say their window.
+    for (const title of [
+      'Processing time of the batches completed in the last hour',
+      'Queue backlog: batches waiting in uploaded past the threshold',
+      "Source freshness: time since each source's last batch",
+      'Error ratio per source with its own threshold',
+      'Dedupe ratio per source with its own threshold',
+      'New row error codes',
+    ]) {
+      const p = panels.find((x) => x.title === title);
+      expect(p, title).toBeDefined();
+      expect(p!.description, title).toMatch(/hour|run|window|lookback/);
+    }
   });
 
   it('charts the error and dedupe ratios overall (no source label) and per source', () => {
