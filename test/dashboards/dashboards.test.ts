@@ -757,6 +757,34 @@ describe('prometheus/sentinel-rules.yml', () => {
     expect([...level2].sort()).toEqual([...used].sort());
   });
 
+  it('has promtool cases for every alert, firing and not firing, and for the leader selection', () => {
+    interface UnitTests {
+      tests: Array<{
+        name: string;
+        input_series: Array<{ series: string }>;
+        alert_rule_test?: Array<{ alertname: string; exp_alerts: unknown[] }>;
+      }>;
+    }
+    const file = parseYaml(readFileSync(join(ROOT, 'prometheus/sentinel-rules.test.yml'), 'utf8')) as UnitTests;
+    const cases = file.tests.flatMap((t) => t.alert_rule_test ?? []);
+    for (const alert of allRules().flatMap((r) => (r.alert ? [r.alert] : []))) {
+      const mine = cases.filter((c) => c.alertname === alert);
+      expect(
+        mine.some((c) => c.exp_alerts.length > 0),
+        `${alert}: a firing case`,
+      ).toBe(true);
+      expect(
+        mine.some((c) => c.exp_alerts.length === 0),
+        `${alert}: a not-firing case`,
+      ).toBe(true);
+    }
+    // Cases where a follower (sentinel_leader 0 throughout) carries stale per-run series.
+    const withStaleFollower = file.tests.filter((t) =>
+      t.input_series.some((s) => /instance="b:9464"/.test(s.series) && /^sentinel_pipeline_/.test(s.series)),
+    );
+    expect(withStaleFollower.length).toBeGreaterThanOrEqual(4);
+  });
+
   it('has an alert for every check, with the check as a label and in its runbook anchor', () => {
     const byCheck = new Map<string, Rule[]>();
     for (const r of allRules().filter((x) => x.alert && x.labels?.check)) {
