@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { register as globalRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { METRICS } from '../../src/metrics/names.js';
-import { createMetrics, PER_RUN_METRICS, RUN_DURATION_BUCKETS, sourceSeries } from '../../src/metrics/registry.js';
+import {
+  configuredSourceLabels,
+  createMetrics,
+  PER_RUN_METRICS,
+  RUN_DURATION_BUCKETS,
+  sourceSeries,
+} from '../../src/metrics/registry.js';
 import type { RunResult } from '../../src/types.js';
 
 // --- The exposition format, parsed --------------------------------------------------
@@ -894,6 +900,23 @@ describe('sourceSeries: a bounded set of source label values', () => {
     expect(sourceSeries([f('a', 1), f('b', 2)], 3)).toEqual([f('b', 2), f('a', 1)]);
     // 0: only the sum.
     expect(sourceSeries([f('a', 1), f('b', 2)], 0)).toEqual([f('other', 3)]);
+  });
+
+  it('pins the sources with settings of their own by label, escaped, at most max_sources', () => {
+    const thresholds = {
+      seconds: [
+        { check: 'stuck_batches', value: 600 },
+        { check: 'source_freshness', source: 'b\u202e', value: 60 },
+      ],
+      ratios: [
+        { check: 'error_spike', source: 'c', value: 0.2 },
+        { check: 'dedupe_rate', source: 'c', value: 0.3 },
+        { check: 'error_spike', source: 'a', value: 0.1 },
+      ],
+    };
+    expect([...configuredSourceLabels(thresholds, 50)]).toEqual(['a', 'b\\u202e', 'c']);
+    expect([...configuredSourceLabels(thresholds, 2)]).toEqual(['a', 'b\\u202e']);
+    expect([...configuredSourceLabels(undefined, 2)]).toEqual([]);
   });
 
   it('keeps pinned labels (sources with settings of their own) first, then the busiest', () => {
