@@ -117,9 +117,44 @@ export interface PipelineSnapshot {
    * Rows of the hour bucket the error_spike check judges: overall (sources with their
    * own `error_spike_threshold_pct` left out) and per source seen in the last two hours.
    */
-  hourly: { min_rows: number; overall: HourlyFigures; sources: Array<HourlyFigures & { source: string }> };
+  hourly: {
+    min_rows: number;
+    overall: HourlyFigures;
+    sources: Array<HourlyFigures & { source: string }>;
+    /**
+     * The overall bucket dedupe_rate judges: like `overall`, but leaving out the sources with their own
+     * `dedupe_threshold_pct` instead (absent in snapshots of older versions: then `overall`).
+     */
+    overall_dedupe?: HourlyFigures;
+  };
   /** Batches whose `completed_at` lies within the last hour, by final status. */
   finished_last_hour: { completed: number; failed: number };
+  /** Batches waiting in `uploaded` longer than `threshold_minutes` (as the queue_backlog check counts them). */
+  backlog?: { threshold_minutes: number; batch_count: number };
+  /**
+   * Per source with `sources.<name>.expected_every` (source_freshness enabled): seconds since its newest
+   * batch, null when it sent none within `lookback_seconds` (the check then says "more than <lookback>").
+   */
+  freshness?: Array<{
+    source: string;
+    expected_every_seconds: number;
+    last_batch_age_seconds: number | null;
+    lookback_seconds: number;
+  }>;
+  /** The thresholds the enabled checks applied in this run (sentinel.yml, per source where it overrides them). */
+  thresholds?: CheckThresholds;
+}
+
+/**
+ * What the enabled checks compare against, in base units (seconds, 0–1 ratios), so Prometheus rules
+ * compare against Sentinel's own configuration instead of copies of it. An entry without `source` is
+ * the check's overall threshold; one with `source` comes from `sources.<name>`.
+ */
+export interface CheckThresholds {
+  seconds: Array<{ check: string; source?: string; value: number }>;
+  ratios: Array<{ check: string; source?: string; value: number }>;
+  /** `checks.error_spike.min_rows` (also dedupe_rate's), when either check is enabled. */
+  min_rows?: number;
 }
 
 /** One hour bucket's rows, as error_spike and dedupe_rate judge them. */

@@ -30,7 +30,7 @@ function formatSilence(ms: number): string {
  * nor 10,000 walks of a week of batches when many are silent. Feeds that are all on
  * time cost the last hour's batches; a silent one the longest lookback's, once.
  */
-async function newestBatches(
+export async function newestBatches(
   db: Queryable,
   sources: Array<{ source: string; lookbackMs: number }>,
   now: Date,

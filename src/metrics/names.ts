@@ -58,6 +58,28 @@ export const METRICS = [
     labels: ['source'],
   },
   {
+    name: 'sentinel_pipeline_dedupe_bucket_rows',
+    type: 'gauge',
+    help:
+      'Total rows of the hour bucket the overall dedupe_rate judges (sources with their own ' +
+      'dedupe_threshold_pct excluded); per source it is sentinel_pipeline_bucket_rows.',
+    labels: [],
+  },
+  {
+    name: 'sentinel_pipeline_backlog_batches',
+    type: 'gauge',
+    help: 'Batches waiting in uploaded longer than checks.queue_backlog.threshold_minutes.',
+    labels: [],
+  },
+  {
+    name: 'sentinel_pipeline_source_last_batch_age_seconds',
+    type: 'gauge',
+    help:
+      'Per source with sources.<name>.expected_every: time since its newest batch; the whole lookback ' +
+      '(at least 7 days) when it sent none within it.',
+    labels: ['source'],
+  },
+  {
     name: 'sentinel_pipeline_batches_finished_last_hour',
     type: 'gauge',
     help: 'Batches that reached completed or failed in the last hour.',
@@ -114,6 +136,28 @@ export const METRICS = [
       'Figures a check records and declares in its registry entry (docs/checks.md), from its last run; ' +
       'true is 1, false 0.',
     labels: ['check', 'measurement'],
+  },
+  {
+    name: 'sentinel_check_threshold_seconds',
+    type: 'gauge',
+    help:
+      'Duration thresholds the enabled checks applied in the last run (stuck_batches, queue_backlog, ' +
+      'processing_time p95; source_freshness per source from expected_every).',
+    labels: ['check', 'source'],
+  },
+  {
+    name: 'sentinel_check_threshold_ratio',
+    type: 'gauge',
+    help:
+      'Rate thresholds (0-1) the enabled checks applied in the last run (error_spike, dedupe_rate); no ' +
+      'source label = overall, source = sources.<name> with its own threshold.',
+    labels: ['check', 'source'],
+  },
+  {
+    name: 'sentinel_check_min_rows',
+    type: 'gauge',
+    help: 'checks.error_spike.min_rows: an hour bucket with fewer rows is not judged (error_spike, dedupe_rate).',
+    labels: [],
   },
   {
     name: 'sentinel_alerts_firing',

@@ -1,10 +1,11 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { ratePct } from '../checks/error_spike.js';
 import { findCheck } from '../checks/index.js';
 import { databaseReached } from '../checks/reachability.js';
 import { NOT_RUN } from '../checks/runner.js';
 import { schemaCacheCheck } from '../checks/schema_cache.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
-import { type CheckSummary, FAILURE_REASONS, type RunResult } from '../types.js';
+import { type CheckSummary, type CheckThresholds, FAILURE_REASONS, type RunResult } from '../types.js';
 import { oneLine } from '../util/text.js';
 import { sentinelVersion } from '../util/version.js';
 import { METRICS, type MetricName } from './names.js';
@@ -31,9 +32,19 @@ import { METRICS, type MetricName } from './names.js';
  *
  * Source names are data: a scrape stays small whatever the monitored tables hold.
  * A `source` label value is escaped like every human output and cut at
- * {@link MAX_LABEL_CHARS}; only the `maxSources` sources with the most rows get
- * series of their own ({@link sourceSeries}), the rest are summed as
- * `source="other"`.
+ * {@link MAX_LABEL_CHARS}; only `maxSources` sources get series of their own
+ * ({@link sourceSeries}): first those sentinel.yml gives a setting of their own (a
+ * threshold or `expected_every`, so a per-source rule always finds its series), then
+ * the busiest; the rest are summed as `source="other"`.
+ *
+ * The thresholds the checks applied are exported next to the figures they judge
+ * (`sentinel_check_threshold_seconds`, `_ratio`, `sentinel_check_min_rows`), and the
+ * ratios are rounded as the checks round them (ratePct: 0.01 %), so a rule comparing
+ * the two fires exactly when the check alerts, whatever sentinel.yml says.
+ *
+ * prom-client's default metrics are registered except {@link DROPPED_DEFAULT_METRICS}
+ * (gauges named `_total`, which `promtool check metrics` rejects); the per-type
+ * gauges without the suffix carry the same figures.
  */
 /** How long a rendered /metrics text may be served again (process metrics move on). */
 export const RENDER_CACHE_MS = 1000;
@@ -57,6 +68,7 @@ type SourceFigures = { total_rows: number; error_rows: number; skipped_rows: num
 export function sourceSeries(
   sources: ReadonlyArray<SourceFigures & { source: string }>,
   max: number,
+  pinned: ReadonlySet<string> = new Set(),
 ): Array<SourceFigures & { source: string }> {
   const byLabel = new Map<string, SourceFigures>();
   const add = (into: SourceFigures, f: SourceFigures): void => {
@@ -75,7 +87,11 @@ export function sourceSeries(
   }
   const other = byLabel.get(OTHER_SOURCE);
   byLabel.delete(OTHER_SOURCE);
-  const ranked = [...byLabel].sort(([a, fa], [b, fb]) => fb.total_rows - fa.total_rows || (a < b ? -1 : a > b ? 1 : 0));
+  // Labels in `pinned` (sources with settings of their own) first, then the most rows; ties by label.
+  const ranked = [...byLabel].sort(
+    ([a, fa], [b, fb]) =>
+      Number(pinned.has(b)) - Number(pinned.has(a)) || fb.total_rows - fa.total_rows || (a < b ? -1 : a > b ? 1 : 0),
+  );
   const kept = ranked.slice(0, Math.max(0, max)).map(([source, f]) => ({ source, ...f }));
   const folded = ranked.slice(Math.max(0, max));
   if (folded.length === 0 && !other) return kept;
@@ -84,6 +100,31 @@ export function sourceSeries(
   for (const [, f] of folded) add(rest, f);
   return [...kept, { source: OTHER_SOURCE, ...rest }];
 }
+
+/** A source's label value: escaped and cut like every human output (also for sources named in sentinel.yml). */
+export const sourceLabel = (source: string): string => oneLine(source, MAX_LABEL_CHARS);
+
+/**
+ * The labels of the sources sentinel.yml gives a threshold or `expected_every` (from the run's
+ * thresholds), at most `max`, by label: they get series of their own before the busiest sources.
+ */
+export function configuredSourceLabels(thresholds: CheckThresholds | undefined, max: number): Set<string> {
+  const labels = new Set<string>();
+  for (const t of [...(thresholds?.seconds ?? []), ...(thresholds?.ratios ?? [])])
+    if (t.source !== undefined) labels.add(sourceLabel(t.source));
+  return new Set([...labels].sort().slice(0, Math.max(0, max)));
+}
+
+/**
+ * prom-client default metrics that are gauges named `_total` (`promtool check metrics`: non-counter
+ * metrics should not have "_total" suffix). `nodejs_active_handles{type}` and its siblings carry the
+ * same counts per type: `sum(nodejs_active_handles)` is the dropped total.
+ */
+export const DROPPED_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+] as const;
 
 export interface SentinelMetrics {
   registry: Registry;
@@ -132,12 +173,18 @@ export const PER_RUN_METRICS = [
   'sentinel_pipeline_dedupe_ratio',
   'sentinel_pipeline_bucket_rows',
   'sentinel_pipeline_batches_finished_last_hour',
+  'sentinel_pipeline_dedupe_bucket_rows',
+  'sentinel_pipeline_backlog_batches',
+  'sentinel_pipeline_source_last_batch_age_seconds',
   'sentinel_schema_cache_up',
   'sentinel_schema_cache_probe_duration_seconds',
   'sentinel_schema_cache_probe_result',
   'sentinel_check_status',
   'sentinel_check_duration_seconds',
   'sentinel_check_measurement',
+  'sentinel_check_threshold_seconds',
+  'sentinel_check_threshold_ratio',
+  'sentinel_check_min_rows',
   'sentinel_alerts_firing',
   'sentinel_alerts_silenced',
   'sentinel_notifications_pending',
@@ -202,6 +249,7 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
   const maxSources = opts.maxSources ?? DEFAULT_MAX_SOURCES;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
 
   const metrics = new Map<MetricName, AnyMetric>();
   for (const spec of METRICS) {
@@ -238,6 +286,12 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
     dedupeRatio: gauge('sentinel_pipeline_dedupe_ratio'),
     bucketRows: gauge('sentinel_pipeline_bucket_rows'),
     finished: gauge('sentinel_pipeline_batches_finished_last_hour'),
+    dedupeRows: gauge('sentinel_pipeline_dedupe_bucket_rows'),
+    backlog: gauge('sentinel_pipeline_backlog_batches'),
+    lastBatchAge: gauge('sentinel_pipeline_source_last_batch_age_seconds'),
+    thresholdSeconds: gauge('sentinel_check_threshold_seconds'),
+    thresholdRatio: gauge('sentinel_check_threshold_ratio'),
+    minRows: gauge('sentinel_check_min_rows'),
     cacheUp: gauge('sentinel_schema_cache_up'),
     probeDuration: gauge('sentinel_schema_cache_probe_duration_seconds'),
     probeResult: gauge('sentinel_schema_cache_probe_result'),
@@ -263,7 +317,17 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
 
   // Gauges without labels read 0 until set; before the first run (or while a
   // figure is unknown) they are left out instead, so nothing reports a fake 0.
-  for (const unknown of [g.cacheUp, g.probeDuration, g.databaseUp, g.lastRun, g.lastSuccess]) unknown.remove({});
+  for (const unknown of [
+    g.cacheUp,
+    g.probeDuration,
+    g.databaseUp,
+    g.lastRun,
+    g.lastSuccess,
+    g.dedupeRows,
+    g.backlog,
+    g.minRows,
+  ])
+    unknown.remove({});
   g.leader.set(1);
   g.buildInfo.set({ version: opts.version ?? sentinelVersion(), node_version: process.version }, 1);
   for (const status of RUN_STATUSES) c.runs.inc({ status }, 0);
@@ -274,10 +338,28 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
     else metric.set(value);
   };
 
+  const pipelineGauges = [
+    g.inFlight,
+    g.oldestAge,
+    g.stuck,
+    g.errorRatio,
+    g.dedupeRatio,
+    g.bucketRows,
+    g.finished,
+    g.dedupeRows,
+    g.backlog,
+    g.lastBatchAge,
+    g.thresholdSeconds,
+    g.thresholdRatio,
+    g.minRows,
+  ];
   function observePipeline(pipeline: RunResult['pipeline']): void {
-    for (const m of [g.inFlight, g.oldestAge, g.stuck, g.errorRatio, g.dedupeRatio, g.bucketRows, g.finished])
+    for (const m of pipelineGauges) {
       m.reset();
+      m.remove({}); // reset() leaves a gauge without labels at 0
+    }
     if (!pipeline) return;
+    const configured = configuredSourceLabels(pipeline.thresholds, maxSources);
     for (const status of IN_FLIGHT_STATUSES) g.inFlight.set({ status }, 0);
     for (const s of pipeline.in_flight) {
       g.inFlight.set({ status: s.status }, s.batch_count);
@@ -285,16 +367,38 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
     }
     for (const status of PROCESSING_STATUSES) g.stuck.set({ status }, 0);
     for (const s of pipeline.stuck.by_status) g.stuck.set({ status: s.status }, s.batch_count);
-    const hourly = (labels: Labels, f: { total_rows: number; error_rows: number; skipped_rows: number }): void => {
+    // Ratios rounded as the checks judge them (ratePct, 0.01 %), so `ratio > threshold` is the check's test.
+    const ratio = (part: number, total: number): number => ratePct(part, total) / 100;
+    const hourly = (labels: Labels, f: SourceFigures, dedupe: SourceFigures = f): void => {
       g.bucketRows.set(labels, f.total_rows);
-      if (f.total_rows <= 0) return; // no rows, no ratio
-      g.errorRatio.set(labels, f.error_rows / f.total_rows);
-      g.dedupeRatio.set(labels, f.skipped_rows / f.total_rows);
+      if (f.total_rows > 0) g.errorRatio.set(labels, ratio(f.error_rows, f.total_rows));
+      if (dedupe.total_rows > 0) g.dedupeRatio.set(labels, ratio(dedupe.skipped_rows, dedupe.total_rows));
     };
-    hourly({}, pipeline.hourly.overall);
-    for (const s of sourceSeries(pipeline.hourly.sources, maxSources)) hourly({ source: s.source }, s);
+    const overallDedupe = pipeline.hourly.overall_dedupe ?? pipeline.hourly.overall;
+    hourly({}, pipeline.hourly.overall, overallDedupe);
+    g.dedupeRows.set(overallDedupe.total_rows);
+    for (const s of sourceSeries(pipeline.hourly.sources, maxSources, configured)) hourly({ source: s.source }, s);
     g.finished.set({ status: 'completed' }, pipeline.finished_last_hour.completed);
     g.finished.set({ status: 'failed' }, pipeline.finished_last_hour.failed);
+    if (pipeline.backlog) g.backlog.set(pipeline.backlog.batch_count);
+    for (const f of pipeline.freshness ?? []) {
+      const source = sourceLabel(f.source);
+      // No batch within the lookback: the lookback, a lower bound that is above expected_every.
+      if (configured.has(source)) g.lastBatchAge.set({ source }, f.last_batch_age_seconds ?? f.lookback_seconds);
+    }
+    observeThresholds(pipeline.thresholds, configured);
+  }
+
+  function observeThresholds(thresholds: CheckThresholds | undefined, configured: ReadonlySet<string>): void {
+    if (!thresholds) return;
+    const set = (gauge: Gauge, t: { check: string; source?: string; value: number }): void => {
+      if (t.source === undefined) gauge.set({ check: t.check }, t.value);
+      else if (configured.has(sourceLabel(t.source)))
+        gauge.set({ check: t.check, source: sourceLabel(t.source) }, t.value);
+    };
+    for (const t of thresholds.seconds) set(g.thresholdSeconds, t);
+    for (const t of thresholds.ratios) set(g.thresholdRatio, t);
+    if (thresholds.min_rows !== undefined) g.minRows.set(thresholds.min_rows);
   }
 
   function observeSchemaCache(summary: CheckSummary | undefined): void {

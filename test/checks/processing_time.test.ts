@@ -72,6 +72,33 @@ describe('processing_time', () => {
     expect(alert!.details.p95_minutes).toBe(5.02);
   });
 
+  it('measures p95, p50 and max in seconds as judged: p95_seconds > threshold is its test', async () => {
+    const measuredBy = async (file: ConfigFile = {}) => {
+      const ctx = testContext(database().pool, NOW, testConfig(file));
+      const alerts = await processingTimeCheck.run(ctx);
+      return { alerts, measured: ctx.measured };
+    };
+    // Nothing completed: the count only, no p95 (a rule has nothing to compare).
+    expect((await measuredBy()).measured).toEqual({ batches: 0 });
+    await finished(10, 300.2); // 5.0033m: 5.00m judged, so no alert
+    const exact = await measuredBy();
+    expect(exact.alerts).toEqual([]);
+    expect(exact.measured).toEqual({ batches: 1, p95_seconds: 300, p50_seconds: 300, max_seconds: 300 });
+    expect(exact.measured.p95_seconds).toBe(5 * 60); // the exported threshold: not above it
+    await finished(20, 60);
+    const two = await measuredBy({ checks: { processing_time: { p95_minutes: 4.5 } } });
+    expect(two.alerts).toHaveLength(1);
+    // percentile_cont over [1m, 5.0033m]: p50 3.0017m → 3.00m, p95 4.8032m → 4.80m.
+    expect(two.measured).toEqual({ batches: 2, p95_seconds: 4.8 * 60, p50_seconds: 180, max_seconds: 300 });
+    expect(Number(two.measured.p95_seconds)).toBeGreaterThan(4.5 * 60);
+    expect(processingTimeCheck.measurements.map((m) => m.key)).toEqual([
+      'batches',
+      'p95_seconds',
+      'p50_seconds',
+      'max_seconds',
+    ]);
+  });
+
   it('takes the SLO from checks.processing_time.p95_minutes', async () => {
     await finished(10, 600);
     expect(await run({ checks: { processing_time: { p95_minutes: 10 } } })).toEqual([]);

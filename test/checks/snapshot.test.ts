@@ -2,15 +2,17 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { errorSpikeCheck } from '../../src/checks/error_spike.js';
 import { allChecks } from '../../src/checks/index.js';
+import { queueBacklogCheck } from '../../src/checks/queue_backlog.js';
 import { schemaCacheCheck } from '../../src/checks/schema_cache.js';
-import { collectSnapshot, FINISHED_LOOKBACK_HOURS } from '../../src/checks/snapshot.js';
+import { collectSnapshot, effectiveThresholds, FINISHED_LOOKBACK_HOURS } from '../../src/checks/snapshot.js';
+import { sourceFreshnessCheck } from '../../src/checks/source_freshness.js';
 import { stuckBatchesCheck } from '../../src/checks/stuck_batches.js';
 import type { ConfigFile } from '../../src/config/schema.js';
 import type { Logger } from '../../src/log.js';
 import { renderJson } from '../../src/report/json.js';
 import { Runner } from '../../src/run.js';
 import { MemoryStateStore } from '../../src/state/store.js';
-import type { HourlyFigures } from '../../src/types.js';
+import type { CheckThresholds, HourlyFigures } from '../../src/types.js';
 import { testConfig, testContext } from '../helpers/context.js';
 import { createTestDatabase, useTestDatabase } from '../helpers/db.js';
 import { explainQueries } from '../helpers/explain.js';
@@ -63,15 +65,84 @@ const noRows = (hour_bucket = CURRENT_HOUR): HourlyFigures => ({
   dedupe_rate_pct: null,
 });
 
+/** The thresholds of the default configuration, in base units. */
+const DEFAULT_THRESHOLDS: CheckThresholds = {
+  seconds: [
+    { check: 'stuck_batches', value: 600 },
+    { check: 'queue_backlog', value: 1800 },
+    { check: 'processing_time', value: 300 },
+  ],
+  ratios: [
+    { check: 'error_spike', value: 0.15 },
+    { check: 'dedupe_rate', value: 0.5 },
+  ],
+  min_rows: 100,
+};
+
 describe('collectSnapshot', () => {
   it('describes an empty database with zeros and no statuses', async () => {
     expect(await snapshot()).toEqual({
       taken_at: '2025-01-04T10:15:30.000Z',
       in_flight: [],
       stuck: { threshold_minutes: 10, by_status: [] },
-      hourly: { min_rows: 100, overall: noRows(), sources: [] },
+      hourly: { min_rows: 100, overall: noRows(), sources: [], overall_dedupe: noRows() },
       finished_last_hour: { completed: 0, failed: 0 },
+      backlog: { threshold_minutes: 30, batch_count: 0 },
+      thresholds: DEFAULT_THRESHOLDS,
     });
+  });
+
+  it('counts the batches waiting in uploaded past the queue_backlog threshold, as the check does', async () => {
+    await batches([
+      inFlight('uploaded', minutesAgo(31)),
+      inFlight('uploaded', minutesAgo(45), 'vendor_b'),
+      inFlight('uploaded', at(-30 * 60)), // exactly 30 minutes: not "longer than"
+      inFlight('processing', minutesAgo(90)), // stuck, not waiting
+    ]);
+    expect((await snapshot()).backlog).toEqual({ threshold_minutes: 30, batch_count: 2 });
+    const alerts = await queueBacklogCheck.run(testContext(database().pool, NOW, testConfig({})));
+    expect(alerts.map((a) => a.details.total_waiting)).toEqual([2]);
+    expect((await snapshot({ checks: { queue_backlog: { threshold_minutes: 40 } } })).backlog).toEqual({
+      threshold_minutes: 40,
+      batch_count: 1,
+    });
+  });
+
+  it('reads each watched source’s newest batch as source_freshness does, only while the check is enabled', async () => {
+    await batches([
+      rows('2025-01-04T07:03:30Z', 'vendor_a', 10, 0, 0), // 3h12m before NOW
+      rows('2025-01-04T10:00:00Z', 'vendor_b', 10, 0, 0), // 15m30s
+    ]);
+    const sources: ConfigFile['sources'] = {
+      vendor_a: { expected_every: '2h' },
+      vendor_b: { expected_every: '1h' },
+      vendor_silent: { expected_every: '1d' },
+      vendor_x: { error_spike_threshold_pct: 25 },
+    };
+    const s = await snapshot({ sources });
+    expect(s.freshness).toEqual([
+      { source: 'vendor_a', expected_every_seconds: 7200, last_batch_age_seconds: 11_520, lookback_seconds: 604_800 },
+      { source: 'vendor_b', expected_every_seconds: 3600, last_batch_age_seconds: 930, lookback_seconds: 604_800 },
+      {
+        source: 'vendor_silent',
+        expected_every_seconds: 86_400,
+        last_batch_age_seconds: null,
+        lookback_seconds: 864_000,
+      },
+    ]);
+    expect(s.thresholds!.seconds.filter((t) => t.check === 'source_freshness')).toEqual([
+      { check: 'source_freshness', source: 'vendor_a', value: 7200 },
+      { check: 'source_freshness', source: 'vendor_b', value: 3600 },
+      { check: 'source_freshness', source: 'vendor_silent', value: 86_400 },
+    ]);
+    expect(s.thresholds!.ratios).toContainEqual({ check: 'error_spike', source: 'vendor_x', value: 0.25 });
+    // The check alerts on exactly the sources whose age is above expected_every (or unknown).
+    const alerts = await sourceFreshnessCheck.run(testContext(database().pool, NOW, testConfig({ sources })));
+    expect(Array.isArray(alerts) ? alerts.map((a) => a.subject) : alerts).toEqual(['vendor_a', 'vendor_silent']);
+
+    const off = await snapshot({ sources, checks: { source_freshness: { enabled: false } } });
+    expect(off.freshness).toBeUndefined();
+    expect(off.thresholds!.seconds.map((t) => t.check)).not.toContain('source_freshness');
   });
 
   it(
@@ -138,7 +209,18 @@ describe('collectSnapshot', () => {
       ]);
       const config: ConfigFile = { sources: { vendor_x: { error_spike_threshold_pct: 25 } } };
       const s = await snapshot(config);
+      // dedupe_rate has no own threshold for vendor_x: its overall bucket keeps vendor_x's 50 current rows.
+      expect(s.hourly.overall_dedupe).toEqual({
+        hour_bucket: CURRENT_HOUR,
+        judged: true,
+        total_rows: 1050,
+        error_rows: 210,
+        skipped_rows: 120,
+        error_rate_pct: 20,
+        dedupe_rate_pct: 11.43,
+      });
       expect(s.hourly).toEqual({
+        overall_dedupe: s.hourly.overall_dedupe,
         min_rows: 100,
         // vendor_a + vendor_b of 10:00 (vendor_c's 80 rows are the previous hour's).
         overall: {
@@ -364,6 +446,7 @@ describe('Runner.runOnce', () => {
       stuck: { threshold_minutes: 10, by_status: [{ status: 'processing', batch_count: 1 }] },
       hourly: {
         min_rows: 100,
+        overall_dedupe: result.pipeline!.hourly.overall,
         overall: {
           hour_bucket: CURRENT_HOUR,
           judged: true,
@@ -387,6 +470,8 @@ describe('Runner.runOnce', () => {
         ],
       },
       finished_last_hour: { completed: 1, failed: 1 },
+      backlog: { threshold_minutes: 30, batch_count: 0 },
+      thresholds: DEFAULT_THRESHOLDS,
     });
     const schemaCache = result.checks.find((c) => c.name === 'schema_cache')!;
     expect(schemaCache.outcome).toBe('ok');
@@ -457,5 +542,45 @@ describe('Runner.runOnce', () => {
       await locker.query('rollback');
       await locker.end();
     }
+  });
+});
+
+describe('effectiveThresholds', () => {
+  it('lists what the enabled checks compare against, overall and per source, in seconds and 0–1 ratios', () => {
+    const config = testConfig({
+      checks: {
+        stuck_batches: { threshold_minutes: 12 },
+        dedupe_rate: { enabled: false },
+        processing_time: { p95_minutes: 7.5 },
+        error_spike: { threshold_pct: 20, min_rows: 40 },
+      },
+      sources: {
+        vendor_b: { error_spike_threshold_pct: 30, dedupe_threshold_pct: 70, expected_every: '90m' },
+        vendor_a: { error_spike_threshold_pct: 5 },
+      },
+    });
+    expect(effectiveThresholds(config)).toEqual({
+      seconds: [
+        { check: 'stuck_batches', value: 720 },
+        { check: 'queue_backlog', value: 1800 },
+        { check: 'processing_time', value: 450 },
+        { check: 'source_freshness', source: 'vendor_b', value: 5400 },
+      ],
+      // dedupe_rate is disabled: neither its overall nor vendor_b's threshold.
+      ratios: [
+        { check: 'error_spike', value: 0.2 },
+        { check: 'error_spike', source: 'vendor_a', value: 0.05 },
+        { check: 'error_spike', source: 'vendor_b', value: 0.3 },
+      ],
+      min_rows: 40,
+    });
+    const none = testConfig({
+      checks: Object.fromEntries(
+        ['stuck_batches', 'queue_backlog', 'processing_time', 'source_freshness', 'error_spike', 'dedupe_rate'].map(
+          (c) => [c, { enabled: false }],
+        ),
+      ),
+    });
+    expect(effectiveThresholds(none)).toEqual({ seconds: [], ratios: [] });
   });
 });

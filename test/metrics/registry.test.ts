@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { register as globalRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { METRICS } from '../../src/metrics/names.js';
-import { createMetrics, PER_RUN_METRICS, RUN_DURATION_BUCKETS, sourceSeries } from '../../src/metrics/registry.js';
+import {
+  configuredSourceLabels,
+  createMetrics,
+  PER_RUN_METRICS,
+  RUN_DURATION_BUCKETS,
+  sourceSeries,
+} from '../../src/metrics/registry.js';
 import type { RunResult } from '../../src/types.js';
 
 // --- The exposition format, parsed --------------------------------------------------
@@ -169,6 +175,26 @@ function firstRun(): RunResult {
         ],
       },
       finished_last_hour: { completed: 12, failed: 1 },
+      backlog: { threshold_minutes: 30, batch_count: 2 },
+      freshness: [
+        { source: 'vendor_q', expected_every_seconds: 7200, last_batch_age_seconds: 11_520, lookback_seconds: 604_800 },
+        { source: 'vendor_z', expected_every_seconds: 3600, last_batch_age_seconds: null, lookback_seconds: 604_800 },
+      ],
+      thresholds: {
+        seconds: [
+          { check: 'stuck_batches', value: 600 },
+          { check: 'queue_backlog', value: 1800 },
+          { check: 'processing_time', value: 300 },
+          { check: 'source_freshness', source: 'vendor_q', value: 7200 },
+          { check: 'source_freshness', source: 'vendor_z', value: 3600 },
+        ],
+        ratios: [
+          { check: 'error_spike', value: 0.15 },
+          { check: 'error_spike', source: 'vendor_x', value: 0.25 },
+          { check: 'dedupe_rate', value: 0.5 },
+        ],
+        min_rows: 100,
+      },
     },
   };
 }
@@ -243,6 +269,11 @@ function secondRun(): RunResult {
         ],
       },
       finished_last_hour: { completed: 15, failed: 0 },
+      backlog: { threshold_minutes: 30, batch_count: 0 },
+      freshness: [
+        { source: 'vendor_q', expected_every_seconds: 7200, last_batch_age_seconds: 60, lookback_seconds: 604_800 },
+      ],
+      thresholds: firstRun().pipeline!.thresholds!,
     },
   };
 }
@@ -337,6 +368,104 @@ describe('createMetrics', () => {
     expect(value(exp, 'sentinel_pipeline_error_ratio', { source: 'vendor_a' })).toBe(0.185);
     expect(value(exp, 'sentinel_pipeline_batches_finished_last_hour', { status: 'completed' })).toBe(12);
     expect(value(exp, 'sentinel_pipeline_batches_finished_last_hour', { status: 'failed' })).toBe(1);
+    expect(value(exp, 'sentinel_pipeline_backlog_batches')).toBe(2);
+    // Without overall_dedupe (no source has its own dedupe threshold) the overall bucket is the same.
+    expect(value(exp, 'sentinel_pipeline_dedupe_bucket_rows')).toBe(1000);
+    expect(value(exp, 'sentinel_pipeline_source_last_batch_age_seconds', { source: 'vendor_q' })).toBe(11_520);
+    // Nothing within the lookback: the lookback, which is above expected_every, so the rule fires like the check.
+    expect(value(exp, 'sentinel_pipeline_source_last_batch_age_seconds', { source: 'vendor_z' })).toBe(604_800);
+  });
+
+  it('exports the thresholds the checks applied, overall (no source label) and per configured source', async () => {
+    const m = createMetrics();
+    m.observeRun(firstRun());
+    const exp = await scrape(m);
+    expect(series(exp, 'sentinel_check_threshold_seconds')).toEqual([
+      { check: 'stuck_batches' },
+      { check: 'queue_backlog' },
+      { check: 'processing_time' },
+      { check: 'source_freshness', source: 'vendor_q' },
+      { check: 'source_freshness', source: 'vendor_z' },
+    ]);
+    expect(value(exp, 'sentinel_check_threshold_seconds', { check: 'stuck_batches' })).toBe(600);
+    expect(value(exp, 'sentinel_check_threshold_seconds', { check: 'source_freshness', source: 'vendor_z' })).toBe(
+      3600,
+    );
+    expect(value(exp, 'sentinel_check_threshold_ratio', { check: 'error_spike' })).toBe(0.15);
+    expect(value(exp, 'sentinel_check_threshold_ratio', { check: 'error_spike', source: 'vendor_x' })).toBe(0.25);
+    expect(value(exp, 'sentinel_check_threshold_ratio', { check: 'dedupe_rate' })).toBe(0.5);
+    expect(value(exp, 'sentinel_check_min_rows')).toBe(100);
+    // A run without a snapshot (database down) exports none of them, not zeros.
+    m.observeRun({ ...firstRun(), pipeline: undefined });
+    const after = await scrape(m);
+    for (const name of [
+      'sentinel_check_threshold_seconds',
+      'sentinel_check_min_rows',
+      'sentinel_pipeline_backlog_batches',
+    ])
+      expect(series(after, name), name).toEqual([]);
+  });
+
+  it('rounds the ratios as the checks do, so ratio > threshold is exactly the check’s test', async () => {
+    const run = firstRun();
+    const figures = { ...run.pipeline!.hourly.overall, total_rows: 3, error_rows: 1, skipped_rows: 2 };
+    run.pipeline!.hourly.overall = figures;
+    // 15.004 % is 15.00 % to error_spike: not above a 15 % threshold.
+    run.pipeline!.hourly.sources = [{ ...figures, source: 'vendor_x', total_rows: 100_000, error_rows: 15_004 }];
+    const m = createMetrics();
+    m.observeRun(run);
+    const exp = await scrape(m);
+    expect(value(exp, 'sentinel_pipeline_error_ratio')).toBe(0.3333);
+    // ratePct / 100, the operation the threshold goes through too (15.01 % and 0.1501 agree to the bit).
+    expect(value(exp, 'sentinel_pipeline_dedupe_ratio')).toBe(66.67 / 100);
+    expect(value(exp, 'sentinel_pipeline_error_ratio', { source: 'vendor_x' })).toBe(0.15);
+  });
+
+  it('judges the overall dedupe ratio on its own bucket when sources have their own dedupe threshold', async () => {
+    const run = firstRun();
+    run.pipeline!.hourly.overall_dedupe = {
+      ...run.pipeline!.hourly.overall,
+      total_rows: 1400,
+      skipped_rows: 700,
+    };
+    const m = createMetrics();
+    m.observeRun(run);
+    const exp = await scrape(m);
+    expect(value(exp, 'sentinel_pipeline_dedupe_ratio')).toBe(0.5);
+    expect(value(exp, 'sentinel_pipeline_dedupe_bucket_rows')).toBe(1400);
+    // The error side keeps its own overall bucket.
+    expect(value(exp, 'sentinel_pipeline_error_ratio')).toBe(0.185);
+    expect(value(exp, 'sentinel_pipeline_bucket_rows')).toBe(1000);
+  });
+
+  it('gives sources with their own settings series of their own before the busiest, within max_sources', async () => {
+    const run = firstRun();
+    const busy = (source: string, total_rows: number) => ({
+      ...run.pipeline!.hourly.overall,
+      source,
+      total_rows,
+    });
+    // vendor_x (own error threshold) is the quietest; max_sources 2.
+    run.pipeline!.hourly.sources = [busy('big_1', 9000), busy('big_2', 8000), busy('vendor_x', 10)];
+    run.pipeline!.thresholds!.seconds = [];
+    const m = createMetrics({ maxSources: 2 });
+    m.observeRun(run);
+    const exp = await scrape(m);
+    expect(series(exp, 'sentinel_pipeline_bucket_rows')).toEqual([
+      {},
+      { source: 'vendor_x' },
+      { source: 'big_1' },
+      { source: 'other' },
+    ]);
+    expect(series(exp, 'sentinel_check_threshold_ratio')).toContainEqual({ check: 'error_spike', source: 'vendor_x' });
+  });
+
+  it('drops prom-client’s gauges named _total (promtool check metrics) and keeps the per-type ones', async () => {
+    const exp = await scrape(createMetrics());
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+      expect(exp.type.has(name), name).toBe(false);
+    expect(exp.type.get('nodejs_active_handles')).toBe('gauge');
+    expect(exp.type.get('nodejs_active_resources')).toBe('gauge');
   });
 
   it('sets the schema-cache, check, alert, notification and run metrics', async () => {
@@ -771,6 +900,28 @@ describe('sourceSeries: a bounded set of source label values', () => {
     expect(sourceSeries([f('a', 1), f('b', 2)], 3)).toEqual([f('b', 2), f('a', 1)]);
     // 0: only the sum.
     expect(sourceSeries([f('a', 1), f('b', 2)], 0)).toEqual([f('other', 3)]);
+  });
+
+  it('pins the sources with settings of their own by label, escaped, at most max_sources', () => {
+    const thresholds = {
+      seconds: [
+        { check: 'stuck_batches', value: 600 },
+        { check: 'source_freshness', source: 'b\u202e', value: 60 },
+      ],
+      ratios: [
+        { check: 'error_spike', source: 'c', value: 0.2 },
+        { check: 'dedupe_rate', source: 'c', value: 0.3 },
+        { check: 'error_spike', source: 'a', value: 0.1 },
+      ],
+    };
+    expect([...configuredSourceLabels(thresholds, 50)]).toEqual(['a', 'b\\u202e', 'c']);
+    expect([...configuredSourceLabels(thresholds, 2)]).toEqual(['a', 'b\\u202e']);
+    expect([...configuredSourceLabels(undefined, 2)]).toEqual([]);
+  });
+
+  it('keeps pinned labels (sources with settings of their own) first, then the busiest', () => {
+    const series = sourceSeries([f('a', 1), f('b', 50), f('c', 40), f('d', 2)], 3, new Set(['a', 'd']));
+    expect(series).toEqual([f('d', 2), f('a', 1), f('b', 50), f('other', 40)]);
   });
 
   it('escapes and cuts names, sums names that become one label, and folds a source really named "other"', () => {
