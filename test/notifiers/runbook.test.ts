@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { CHECK_NAMES } from '../../src/checks/index.js';
 import { DATABASE_CHECK } from '../../src/checks/runner.js';
 import { alertmanagerAlerts } from '../../src/notifiers/alertmanager.js';
 import { discordBody } from '../../src/notifiers/discord.js';
@@ -86,5 +88,31 @@ describe('each provider shows the runbook of each alert', () => {
     const [trigger] = pagerdutyEvents(n, config);
     expect(trigger!.links).toEqual([{ href: link, text: 'Runbook' }]);
     expect(trigger!.payload!.custom_details).toMatchObject({ runbook: link });
+  });
+});
+
+describe('docs/runbooks.md has every section a notification links to', () => {
+  // GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes.
+  const sections = new Set(
+    readFileSync(new URL('../../docs/runbooks.md', import.meta.url), 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('## '))
+      .map((line) =>
+        line
+          .slice(3)
+          .trim()
+          .toLowerCase()
+          .replace(/[^a-z0-9 _-]/g, '')
+          .replace(/ /g, '-'),
+      ),
+  );
+  const alerts = [
+    ...CHECK_NAMES.map((check) => ({ check, message: 'x' })),
+    { check: 'error_spike', message: 'Check failed: timeout' },
+    { check: DATABASE_CHECK, message: 'Database unreachable: refused' },
+  ];
+  it.each(alerts)('$check ($message)', (e) => {
+    const anchor = runbookLink(e).split('#')[1]!;
+    expect(sections, `docs/runbooks.md has no "## " section for #${anchor}`).toContain(anchor);
   });
 });
