@@ -1,0 +1,380 @@
+/**
+ * `npm run bench:dashboard`: measures the dashboard page as a phone user and a desktop
+ * user get it, in a healthy and an incident state (issue 14). For each state it seeds a
+ * fresh database, starts the built `sentinel serve` on it, waits for a finished run and
+ * opens the page in Debian's Chromium (playwright-core; no browser is downloaded) at
+ * 390x844 (deviceScaleFactor 3, mobile, touch) and 1280x900, then reports:
+ *
+ * - axe-core violations (WCAG 2.1 A/AA tags) by impact, serious + critical listed by rule;
+ * - the document's scrollWidth against the viewport's width;
+ * - Largest Contentful Paint at 390 px with 4x CPU throttling (CDP), median of 5 fresh loads;
+ * - the page's JS: raw and gzip bytes of dist/web/assets/*.js.
+ *
+ *   node dist-bench/bench/dashboard.js [--label before] [--screenshots docs/images/dashboard-before]
+ *                                      [--loads 5] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
+ *
+ * With --screenshots PREFIX it saves PREFIX-{phone,desktop}-{healthy,incident}.png
+ * (phone: full page at deviceScaleFactor 2; desktop: full page at 1). Prints a table on
+ * stderr and the figures as JSON on stdout; writes bench/results/dashboard-<label>.json.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import AxeBuilder from '@axe-core/playwright';
+import type pg from 'pg';
+import { type Browser, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
+import { createDatabase, dropDatabase, formatTable, log, withClient, withDatabase } from './lib.js';
+import {
+  CLI,
+  DEFAULT_DATABASE_URL,
+  median,
+  REPO_ROOT,
+  runCli,
+  runMain,
+  sentinelEnv,
+  stopChild,
+  tempDir,
+} from './lib-proc.js';
+
+const CHROMIUM = process.env.SENTINEL_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
+export const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+
+export const PHONE: BrowserContextOptions = {
+  viewport: { width: 390, height: 844 },
+  deviceScaleFactor: 3,
+  isMobile: true,
+  hasTouch: true,
+};
+export const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 900 } };
+
+const MAX_SCREENSHOT_BYTES = 400_000;
+
+type State = 'healthy' | 'incident';
+type Width = 'phone' | 'desktop';
+
+/** A source with its own error threshold in the incident (config `sources.<name>`). */
+const OWN_THRESHOLD_SOURCE = 'vendor_x';
+/** A 256-character source name: the page must wrap it, not widen. */
+export const LONG_SOURCE = `feed_${'very_long_source_name_'.repeat(12)}`.slice(0, 256);
+/** A 1 KB error message without spaces, with markup: shown as text and wrapped. */
+export const HOSTILE_MESSAGE = `<script>alert(1)</script>${'x'.repeat(400)}<img src=x onerror=alert(2)>${'Y'.repeat(560)}`;
+
+/**
+ * Intake rows for a state, on the database's clock. Healthy: three sources with a
+ * 1 % error rate over the last 24 hours. Incident, on top: a batch stuck in
+ * `validating`, two sources driving an overall error spike in the current hour, a
+ * source over its own threshold, a queue backlog in `uploaded`, and row errors with
+ * long hostile messages.
+ */
+export async function seed(client: pg.Client, state: State): Promise<void> {
+  // 24 hours of normal traffic: one completed batch per source and hour, 1 % errors.
+  await client.query(
+    `insert into intake.simplicity_batches
+       (source, filename, status, total_rows, inserted_rows, skipped_rows, error_rows, parse_ms, db_ms,
+        created_at, started_at, completed_at, updated_at)
+     select s.source, s.source || '-' || h || '.csv', 'completed', 200, 190, 8, 2, 300 + h * 7, 500 + h * 3,
+            t, t + interval '1 min', t + interval '3 min', t + interval '3 min'
+       from unnest(array['vendor_a', 'vendor_b', 'vendor_c']) as s(source),
+            generate_series(1, 24) as h,
+            lateral (select date_trunc('hour', now()) - make_interval(hours => h) + interval '10 min' as t) x`,
+  );
+  await client.query(
+    `insert into intake.row_errors (batch_id, row_number, error_code, error_message, created_at)
+     select b.id, g, case when g % 2 = 0 then 'E_DATE' else 'E_REQUIRED' end,
+            case when g % 2 = 0 then 'invalid date "31/02/2025"' else 'missing required column "amount"' end,
+            b.created_at + interval '2 min'
+       from intake.simplicity_batches b, generate_series(1, 2) g`,
+  );
+  if (state === 'healthy') return;
+
+  // Now, in the current hour (at least one minute into it, never in the previous one).
+  const recent = `greatest(date_trunc('hour', now()), now() - interval '1 min')`;
+  const spike = [
+    { source: 'vendor_a', total: 400, errors: 160 },
+    { source: LONG_SOURCE, total: 300, errors: 90 },
+    { source: 'vendor_b', total: 500, errors: 10 },
+    { source: OWN_THRESHOLD_SOURCE, total: 200, errors: 80 },
+  ];
+  for (const s of spike) {
+    await client.query(
+      `insert into intake.simplicity_batches
+         (source, filename, status, total_rows, inserted_rows, skipped_rows, error_rows, created_at, updated_at)
+       values ($1, 'spike.csv', 'failed', $2::int, $2::int - $3::int, 0, $3::int, ${recent}, ${recent})`,
+      [s.source, s.total, s.errors],
+    );
+  }
+  // Stuck in validating for 35 minutes.
+  await client.query(
+    `insert into intake.simplicity_batches (source, filename, status, total_rows, created_at, started_at, updated_at)
+     values ('vendor_b', 'stuck.csv', 'validating', 1000, now() - interval '50 min', now() - interval '45 min',
+             now() - interval '35 min')`,
+  );
+  // A queue backlog: three uploads waiting for 45 to 55 minutes.
+  await client.query(
+    `insert into intake.simplicity_batches (source, filename, status, created_at, updated_at)
+     select 'vendor_c', 'waiting-' || g || '.csv', 'uploaded', now() - make_interval(mins => 40 + g * 5),
+            now() - make_interval(mins => 40 + g * 5)
+       from generate_series(1, 3) g`,
+  );
+  // Long hostile messages on the spike's row errors.
+  await client.query(
+    `insert into intake.row_errors (batch_id, row_number, error_code, error_message, created_at)
+     select b.id, g, 'E_HOSTILE_' || repeat('Z', 60), $1, now() - interval '30 s'
+       from intake.simplicity_batches b, generate_series(1, 3) g
+      where b.filename = 'spike.csv'`,
+    [HOSTILE_MESSAGE],
+  );
+}
+
+/** The incident's config: one source judged on its own threshold. */
+const INCIDENT_CONFIG = `sources:\n  ${OWN_THRESHOLD_SOURCE}:\n    error_spike_threshold_pct: 25\n`;
+
+interface Served {
+  url: string;
+  child: ChildProcess;
+}
+
+/** `sentinel serve` on `databaseUrl`; resolves once the API reports a finished run. */
+async function serve(databaseUrl: string, stateDir: string, configFile?: string): Promise<Served> {
+  const env = sentinelEnv(databaseUrl, stateDir);
+  if (configFile) env.SENTINEL_CONFIG = configFile;
+  const child = spawn(process.execPath, [CLI, 'serve', '--interval', '5', '--listen', '127.0.0.1:0'], {
+    env,
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      const m = /Listening on (http:\/\/\S+)/.exec(stderr);
+      if (m) resolve(m[1]!.replace(/\/$/, ''));
+    });
+    child.once('exit', (code) => reject(new Error(`sentinel serve exited with ${code}: ${stderr.slice(-500)}`)));
+  });
+  for (;;) {
+    const res = await fetch(`${url}/api/status`);
+    const body = (await res.json()) as { last_run_at: string | null };
+    if (body.last_run_at) break;
+    // The loop's first run is under way (a run takes well under a second here).
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, child };
+}
+
+/** Opens the page and waits until it shows a status from the API and has loaded everything. */
+async function load(page: Page, url: string): Promise<void> {
+  await page.goto(url);
+  await page.waitForSelector('[data-testid="overall-status"]:not([data-status="unknown"])');
+  await page.waitForLoadState('networkidle');
+}
+
+export interface AxeFigures {
+  critical: number;
+  serious: number;
+  moderate: number;
+  minor: number;
+  /** `rule (impact) × nodes` of the serious and critical violations. */
+  rules: string[];
+}
+
+async function axe(page: Page): Promise<AxeFigures> {
+  const result = await new AxeBuilder({ page }).withTags(AXE_TAGS).analyze();
+  const count = (impact: string) =>
+    result.violations.filter((v) => v.impact === impact).reduce((n, v) => n + v.nodes.length, 0);
+  return {
+    critical: count('critical'),
+    serious: count('serious'),
+    moderate: count('moderate'),
+    minor: count('minor'),
+    rules: result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}) x${v.nodes.length}`),
+  };
+}
+
+export interface OverflowFigures {
+  scrollWidth: number;
+  viewportWidth: number;
+  /** Elements whose right edge lies beyond the viewport, outside any horizontal scroll container. */
+  overflowing: number;
+}
+
+async function overflow(page: Page): Promise<OverflowFigures> {
+  // The configured width, not innerWidth: a mobile browser widens its layout viewport
+  // (and zooms out) to fit content that overflows, so innerWidth grows with the bug.
+  return page.evaluate((width) => {
+    const insideScroller = (el: Element): boolean => {
+      for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+        const o = getComputedStyle(p).overflowX;
+        if (o === 'auto' || o === 'scroll' || o === 'hidden') return true;
+      }
+      return false;
+    };
+    let overflowing = 0;
+    for (const el of Array.from(document.body.querySelectorAll('*'))) {
+      const r = el.getBoundingClientRect();
+      if (r.width > 0 && r.right > width + 0.5 && !insideScroller(el)) overflowing++;
+    }
+    return { scrollWidth: document.documentElement.scrollWidth, viewportWidth: width, overflowing };
+  }, page.viewportSize()!.width);
+}
+
+/** LCP (ms) of one fresh load at 390 px with the CPU slowed down 4x. */
+async function lcpOnce(browser: Browser, url: string): Promise<number> {
+  const context = await browser.newContext(PHONE);
+  try {
+    const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Emulation.setCPUThrottlingRate', { rate: 4 });
+    await load(page, url);
+    return await page.evaluate(
+      () =>
+        new Promise<number>((resolve) => {
+          new PerformanceObserver((list) => {
+            const entries = list.getEntries();
+            resolve(entries[entries.length - 1]!.startTime);
+          }).observe({ type: 'largest-contentful-paint', buffered: true });
+        }),
+    );
+  } finally {
+    await context.close();
+  }
+}
+
+export interface JsFigures {
+  raw: number;
+  gzip: number;
+}
+
+export async function jsSize(webDist = join(REPO_ROOT, 'dist/web')): Promise<JsFigures> {
+  const dir = join(webDist, 'assets');
+  let raw = 0;
+  let gzip = 0;
+  for (const f of (await readdir(dir)).filter((a) => a.endsWith('.js'))) {
+    const bytes = await readFile(join(dir, f));
+    raw += bytes.length;
+    gzip += gzipSync(bytes, { level: 9 }).length;
+  }
+  return { raw, gzip };
+}
+
+interface Figures {
+  label: string;
+  at: string;
+  js: JsFigures;
+  pages: Record<`${Width}-${State}`, { axe: AxeFigures; overflow: OverflowFigures }>;
+  lcp: Record<State, { medianMs: number; samplesMs: number[] }>;
+}
+
+async function main(): Promise<Figures> {
+  const { values } = parseArgs({
+    options: {
+      label: { type: 'string', default: 'current' },
+      screenshots: { type: 'string' },
+      loads: { type: 'string', default: '5' },
+      'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL },
+    },
+  });
+  const loads = Number(values.loads);
+  if (!Number.isInteger(loads) || loads < 1 || loads > 50) throw new Error('--loads: expected 1 to 50');
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is missing at ${CHROMIUM} (apt-get install chromium)`);
+  if (!existsSync(join(REPO_ROOT, 'dist/web/index.html'))) throw new Error('dist/web is missing: npm run build');
+
+  const adminUrl = values['database-url'];
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const figures: Figures = {
+    label: values.label,
+    at: new Date().toISOString(),
+    js: await jsSize(),
+    pages: {} as Figures['pages'],
+    lcp: {} as Figures['lcp'],
+  };
+  try {
+    for (const state of ['healthy', 'incident'] as const) {
+      const name = `sentinel_bench_dashboard_${state}_${process.pid}`;
+      const url = withDatabase(adminUrl, name);
+      const dir = await tempDir(`sentinel-bench-dashboard-${state}`);
+      let served: Served | undefined;
+      await dropDatabase(adminUrl, name);
+      await createDatabase(adminUrl, name);
+      try {
+        await runCli(['migrate', '--with-intake'], sentinelEnv(url, dir.path));
+        await withClient(url, (c) => seed(c, state));
+        let config: string | undefined;
+        if (state === 'incident') {
+          config = join(dir.path, 'sentinel.yaml');
+          await writeFile(config, INCIDENT_CONFIG);
+        }
+        served = await serve(url, join(dir.path, 'state'), config);
+        log(`${state}: serving ${served.url}`);
+
+        for (const [width, options] of [
+          ['phone', PHONE],
+          ['desktop', DESKTOP],
+        ] as const) {
+          const context = await browser.newContext(options);
+          const page = await context.newPage();
+          await load(page, served.url);
+          figures.pages[`${width}-${state}`] = { axe: await axe(page), overflow: await overflow(page) };
+          await context.close();
+          if (values.screenshots) {
+            // Screenshots at a lower density than the measurement: small files, still sharp.
+            const shot = await browser.newContext({ ...options, deviceScaleFactor: width === 'phone' ? 2 : 1 });
+            const p = await shot.newPage();
+            await load(p, served.url);
+            const path = join(REPO_ROOT, `${values.screenshots}-${width}-${state}.png`);
+            await mkdir(dirname(path), { recursive: true });
+            await p.screenshot({ path, fullPage: true });
+            await shot.close();
+            // A page wider than the phone (the bug) makes a huge file: keep it in CSS pixels then.
+            if ((await stat(path)).size > MAX_SCREENSHOT_BYTES) {
+              const small = await browser.newContext({ ...options, deviceScaleFactor: 1 });
+              const q = await small.newPage();
+              await load(q, served.url);
+              await q.screenshot({ path, fullPage: true });
+              await small.close();
+            }
+          }
+        }
+        const samples: number[] = [];
+        for (let i = 0; i < loads; i++) samples.push(Math.round(await lcpOnce(browser, served.url)));
+        figures.lcp[state] = { medianMs: median(samples), samplesMs: samples };
+      } finally {
+        if (served) await stopChild(served.child);
+        await dropDatabase(adminUrl, name).catch(() => undefined);
+        await dir.remove();
+      }
+    }
+  } finally {
+    await browser.close();
+  }
+
+  const rows: string[][] = [];
+  for (const [key, p] of Object.entries(figures.pages)) {
+    rows.push([
+      key,
+      String(p.axe.critical),
+      String(p.axe.serious),
+      `${p.overflow.scrollWidth} / ${p.overflow.viewportWidth}`,
+      String(p.overflow.overflowing),
+      p.axe.rules.join(', '),
+    ]);
+  }
+  log(
+    `dashboard (${figures.label})\n${formatTable(
+      ['page', 'axe critical', 'axe serious', 'scrollWidth / viewport', 'overflowing elements', 'rules'],
+      rows,
+    )}\nLCP at 390 px, 4x CPU throttling, median of ${loads}: healthy ${figures.lcp.healthy.medianMs} ms, ` +
+      `incident ${figures.lcp.incident.medianMs} ms\nJS: ${figures.js.raw} bytes raw, ${figures.js.gzip} bytes gzip`,
+  );
+  const out = join(REPO_ROOT, 'bench/results', `dashboard-${figures.label}.json`);
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(out, `${JSON.stringify(figures, null, 2)}\n`);
+  return figures;
+}
+runMain(main);
