@@ -10,17 +10,18 @@
  * - Largest Contentful Paint at 390 px with 4x CPU throttling (CDP), median of 5 fresh loads;
  * - the page's JS: raw and gzip bytes of dist/web/assets/*.js.
  *
- *   node dist-bench/bench/dashboard.js [--label before] [--screenshots docs/images/dashboard-before]
+ *   node dist-bench/bench/dashboard.js [--label before] [--screenshots docs/images/dashboard-before] [--first-screen]
  *                                      [--loads 5] [--database-url postgres://postgres@127.0.0.1:5432/postgres]
  *
  * With --screenshots PREFIX it saves PREFIX-{phone,desktop}-{healthy,incident}.png
- * (phone: full page at deviceScaleFactor 2; desktop: full page at 1). Prints a table on
+ * (phone: full page at deviceScaleFactor 2; desktop: full page at 1; with --first-screen
+ * only what the viewport shows without scrolling). Prints a table on
  * stderr and the figures as JSON on stdout; writes bench/results/dashboard-<label>.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import AxeBuilder from '@axe-core/playwright';
@@ -277,6 +278,7 @@ async function main(): Promise<Figures> {
     options: {
       label: { type: 'string', default: 'current' },
       screenshots: { type: 'string' },
+      'first-screen': { type: 'boolean', default: false },
       loads: { type: 'string', default: '5' },
       'database-url': { type: 'string', default: process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL },
     },
@@ -328,9 +330,9 @@ async function main(): Promise<Figures> {
             const shot = await browser.newContext({ ...options, deviceScaleFactor: width === 'phone' ? 2 : 1 });
             const p = await shot.newPage();
             await load(p, served.url);
-            const path = join(REPO_ROOT, `${values.screenshots}-${width}-${state}.png`);
+            const path = resolve(REPO_ROOT, `${values.screenshots}-${width}-${state}.png`);
             await mkdir(dirname(path), { recursive: true });
-            await p.screenshot({ path, fullPage: true });
+            await p.screenshot({ path, fullPage: !values['first-screen'] });
             await shot.close();
             // A page wider than the phone (the bug) makes a huge file: keep it in CSS pixels then.
             if ((await stat(path)).size > MAX_SCREENSHOT_BYTES) {

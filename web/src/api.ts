@@ -3,6 +3,7 @@ import type {
   BatchPerformanceResponse,
   ErrorDistributionResponse,
   PipelineHealthResponse,
+  SourcesResponse,
   StatusResponse,
 } from '../../src/server/api-types.js';
 import { API_PATHS } from '../../src/server/routes.js';
@@ -15,6 +16,8 @@ export type {
   ErrorDistributionRow,
   PipelineHealthResponse,
   PipelineHealthRow,
+  SourceRow,
+  SourcesResponse,
   StatusResponse,
 } from '../../src/server/api-types.js';
 
@@ -90,6 +93,7 @@ export interface Snapshot {
   performance: BatchPerformanceResponse;
   errors: ErrorDistributionResponse;
   pipeline: PipelineHealthResponse;
+  sources: SourcesResponse;
 }
 
 export type Settled<T> = { ok: true; value: T } | { ok: false; error: ApiFailure };
@@ -104,12 +108,13 @@ async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
 
 /** Every endpoint at once; each part settles on its own so one failure does not blank the page. */
 export async function loadAll(hours: number): Promise<{ [K in keyof Snapshot]: Settled<Snapshot[K]> }> {
-  const [status, alerts, performance, errors, pipeline] = await Promise.all([
+  const [status, alerts, performance, errors, pipeline, sources] = await Promise.all([
     settle(getJson<StatusResponse>(API_PATHS.status)),
     settle(getJson<AlertsResponse>(API_PATHS.alerts)),
     settle(getJson<BatchPerformanceResponse>(`${API_PATHS.batchPerformance}?hours=${hours}`)),
     settle(getJson<ErrorDistributionResponse>(`${API_PATHS.errorDistribution}?limit=10`)),
     settle(getJson<PipelineHealthResponse>(API_PATHS.pipelineHealth)),
+    settle(getJson<SourcesResponse>(`${API_PATHS.sources}?limit=20`)),
   ]);
-  return { status, alerts, performance, errors, pipeline };
+  return { status, alerts, performance, errors, pipeline, sources };
 }
