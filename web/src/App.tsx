@@ -146,7 +146,7 @@ export function App() {
   const alerts = sortAlerts(data.alerts?.alerts ?? []);
   const t = { zone, now };
   return (
-    <main className="mx-auto max-w-7xl space-y-3 p-2 sm:space-y-4 sm:p-6">
+    <main className="mx-auto max-w-7xl space-y-3 p-2 sm:space-y-4 sm:p-6" data-refreshed={loadedAt ?? undefined}>
       <Banners problems={problems} loadedAt={loadedAt} now={now} />
       <StatusHeader
         status={data.status}
