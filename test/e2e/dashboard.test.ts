@@ -365,7 +365,8 @@ describe.runIf(
         if (r.width === 0 && r.height === 0) return [];
         return r.width < 44 || r.height < 44
           ? [
-              `${el.tagName.toLowerCase()} "${el.textContent?.slice(0, 40)}" ${Math.round(r.width)}x${Math.round(r.height)}`,
+              `${el.tagName.toLowerCase()} "${el.textContent?.slice(0, 40)}" ` +
+                `${Math.round(r.width)}x${Math.round(r.height)}`,
             ]
           : [];
       }),
@@ -412,7 +413,7 @@ describe.runIf(
       expect(errors, 'page errors').toEqual([]);
     }, 60_000);
 
-    it(`incident at ${width} width: every alert with its source and age first, what it is about, highlighted`, async () => {
+    it(`incident at ${width} width: every alert with source and age first, what it is about, highlighted`, async () => {
       const url = await seeded('incident');
       const { page, violations, errors } = await openLoaded(url, WIDTHS[width]);
       await expect.poll(() => page.textContent('[data-testid="overall-status"]')).toBe('Critical');
