@@ -23,6 +23,7 @@ import {
   knownZone,
   pct,
   relative,
+  short,
   UTC,
   viewerZone,
   type Zone,
@@ -405,7 +406,7 @@ function AlertsCard({ alerts, t }: { alerts?: ApiAlert[]; t: TimeCtx }) {
                   </>
                 )}
               </p>
-              <p className="mt-1 break-anywhere text-sm">{a.message}</p>
+              <AlertMessage message={a.message} />
               <AlertDetails alert={a} />
               {a.remediation && <p className="mt-1 text-sm text-slate-700">Next step: {a.remediation}</p>}
             </li>
@@ -413,6 +414,23 @@ function AlertsCard({ alerts, t }: { alerts?: ApiAlert[]; t: TimeCtx }) {
         </ul>
       )}
     </Card>
+  );
+}
+
+/** Longest message shown at once; a longer one (a quoted 1 KB row error) opens on demand. */
+const MESSAGE_CHARS = 280;
+
+function AlertMessage({ message }: { message: string }) {
+  if ([...message].length <= MESSAGE_CHARS) return <p className="mt-1 break-anywhere text-sm">{message}</p>;
+  return (
+    <details className="mt-1 text-sm" data-testid="long-message">
+      <summary className="flex min-h-11 cursor-pointer items-start break-anywhere">
+        <span>
+          {short(message, MESSAGE_CHARS)} <span className="font-medium text-blue-800 underline">Show all</span>
+        </span>
+      </summary>
+      <p className="break-anywhere">{message}</p>
+    </details>
   );
 }
 
