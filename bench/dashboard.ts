@@ -148,8 +148,8 @@ async function overflow(page: Page): Promise<OverflowFigures> {
   }, page.viewportSize()!.width);
 }
 
-/** LCP (ms) of one fresh load at 390 px with the CPU slowed down 4x. */
-async function lcpOnce(browser: Browser, url: string): Promise<number> {
+/** LCP (ms) of one fresh load at 390 px with the CPU slowed down 4x, and which element it was. */
+async function lcpOnce(browser: Browser, url: string): Promise<{ ms: number; element: string }> {
   const context = await browser.newContext(PHONE);
   try {
     const page = await context.newPage();
@@ -158,10 +158,16 @@ async function lcpOnce(browser: Browser, url: string): Promise<number> {
     await load(page, url);
     return await page.evaluate(
       () =>
-        new Promise<number>((resolve) => {
+        new Promise<{ ms: number; element: string }>((resolve) => {
           new PerformanceObserver((list) => {
             const entries = list.getEntries();
-            resolve(entries[entries.length - 1]!.startTime);
+            const last = entries[entries.length - 1] as PerformanceEntry & { element?: Element | null };
+            const el = last.element;
+            const element = el
+              ? `${el.tagName.toLowerCase()}${el.getAttribute('data-testid') ? `[${el.getAttribute('data-testid')}]` : ''} ` +
+                `"${(el.textContent ?? '').slice(0, 30)}"`
+              : '?';
+            resolve({ ms: last.startTime, element });
           }).observe({ type: 'largest-contentful-paint', buffered: true });
         }),
     );
@@ -192,7 +198,7 @@ interface Figures {
   at: string;
   js: JsFigures;
   pages: Record<`${Width}-${State}`, { axe: AxeFigures; overflow: OverflowFigures }>;
-  lcp: Record<State, { medianMs: number; samplesMs: number[] }>;
+  lcp: Record<State, { medianMs: number; samplesMs: number[]; elements: string[] }>;
 }
 
 async function main(): Promise<Figures> {
@@ -267,8 +273,13 @@ async function main(): Promise<Figures> {
           }
         }
         const samples: number[] = [];
-        for (let i = 0; i < loads; i++) samples.push(Math.round(await lcpOnce(browser, served.url)));
-        figures.lcp[state] = { medianMs: median(samples), samplesMs: samples };
+        const elements = new Set<string>();
+        for (let i = 0; i < loads; i++) {
+          const lcp = await lcpOnce(browser, served.url);
+          samples.push(Math.round(lcp.ms));
+          elements.add(lcp.element);
+        }
+        figures.lcp[state] = { medianMs: median(samples), samplesMs: samples, elements: [...elements] };
       } finally {
         if (served) await stopChild(served.child);
         await dropDatabase(adminUrl, name).catch(() => undefined);
@@ -295,7 +306,8 @@ async function main(): Promise<Figures> {
       ['page', 'axe critical', 'axe serious', 'scrollWidth / viewport', 'overflowing elements', 'rules'],
       rows,
     )}\nLCP at 390 px, 4x CPU throttling, median of ${loads}: healthy ${figures.lcp.healthy.medianMs} ms, ` +
-      `incident ${figures.lcp.incident.medianMs} ms\nJS: ${figures.js.raw} bytes raw, ${figures.js.gzip} bytes gzip`,
+      `incident ${figures.lcp.incident.medianMs} ms (elements: ${figures.lcp.healthy.elements.join(', ')}; ` +
+      `${figures.lcp.incident.elements.join(', ')})\nJS: ${figures.js.raw} bytes raw, ${figures.js.gzip} bytes gzip`,
   );
   const out = join(REPO_ROOT, 'bench/results', `dashboard-${figures.label}.json`);
   await mkdir(dirname(out), { recursive: true });

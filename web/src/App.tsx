@@ -89,7 +89,10 @@ export function App() {
   const refresh = useCallback(async () => {
     const seq = ++inFlight.current;
     const wanted = hoursRef.current;
-    const r = await loadAll(wanted);
+    const r = await loadAll(wanted, (key, part) => {
+      // Each answer goes on screen as it arrives (unless a newer request started meanwhile).
+      if (part.ok && seq === inFlight.current) setData((prev) => ({ ...prev, [key]: part.value }));
+    });
     // A newer request (a range switch) started meanwhile: its answer wins.
     if (seq !== inFlight.current) return;
     const next: Problems = {};
