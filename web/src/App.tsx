@@ -516,6 +516,11 @@ function SourcesCard({ sources, t }: { sources?: SourcesResponse; t: TimeCtx }) 
   const own = sources?.sources.filter((s) => s.own_threshold).length ?? 0;
   return (
     <Card title="Error rate by source" id="sources-title" testid="sources-card">
+      {/* Static: on screen from the first paint, before any answer. */}
+      <p className="mt-1 text-sm text-slate-700">
+        The rates of the hour the error_spike check judges, from its last run. The overall rate counts every source
+        without a threshold of its own; a source with its own threshold is judged alone against it.
+      </p>
       {!sources ? (
         <p className="mt-2">Loading…</p>
       ) : !sources.overall ? (
@@ -523,9 +528,8 @@ function SourcesCard({ sources, t }: { sources?: SourcesResponse; t: TimeCtx }) 
       ) : (
         <>
           <p className="mt-1 text-sm text-slate-700">
-            The hour the error_spike check judges (from <Time iso={sources.overall.hour_bucket} t={t} />
-            {sources.overall.judged ? '' : `; fewer than ${sources.min_rows} rows, not judged`}). The overall rate
-            counts every source without a threshold of its own; sources with their own threshold are judged alone.
+            Hour from <Time iso={sources.overall.hour_bucket} t={t} />
+            {sources.overall.judged ? '' : ` (fewer than ${sources.min_rows} rows: not judged)`}.
           </p>
           <div className="mt-2 rounded border border-slate-300 p-2" data-testid="overall-rate">
             <p className="text-sm">
