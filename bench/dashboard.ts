@@ -163,9 +163,9 @@ async function lcpOnce(browser: Browser, url: string): Promise<{ ms: number; ele
             const entries = list.getEntries();
             const last = entries[entries.length - 1] as PerformanceEntry & { element?: Element | null };
             const el = last.element;
+            const id = el?.getAttribute('data-testid');
             const element = el
-              ? `${el.tagName.toLowerCase()}${el.getAttribute('data-testid') ? `[${el.getAttribute('data-testid')}]` : ''} ` +
-                `"${(el.textContent ?? '').slice(0, 30)}"`
+              ? `${el.tagName.toLowerCase()}${id ? `[${id}]` : ''} "${(el.textContent ?? '').slice(0, 30)}"`
               : '?';
             resolve({ ms: last.startTime, element });
           }).observe({ type: 'largest-contentful-paint', buffered: true });
