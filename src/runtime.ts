@@ -332,6 +332,11 @@ export async function runContinuously(s: Runtime, options: ContinuousOptions): P
             environment: config.env.name,
             stuckThresholdMinutes: config.checks.stuck_batches.threshold_minutes,
             errorThresholdPct: config.checks.error_spike.threshold_pct,
+            sourceErrorThresholds: Object.fromEntries(
+              Object.entries(config.sources).flatMap(([name, s]) =>
+                s.error_spike_threshold_pct !== undefined ? [[name, s.error_spike_threshold_pct]] : [],
+              ),
+            ),
             connectTimeoutMs: config.connect_timeout_seconds * 1000,
             ...(options.dashboard.authToken !== undefined ? { authToken: options.dashboard.authToken } : {}),
             ...(options.dashboard.metricsWithoutToken ? { metricsWithoutToken: true } : {}),

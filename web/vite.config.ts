@@ -10,8 +10,6 @@ import { defineConfig, type Plugin } from 'vite';
  * `/assets/*`. Everything is bundled (no CDN, no web fonts), and nothing inline:
  * the server's CSP is `script-src 'self'; style-src 'self'`.
  */
-const TREE_SHAKEABLE =
-  /node_modules\/(@tremor\/react|date-fns|react-day-picker|@headlessui\/react|@floating-ui|tailwind-merge)\//;
 const root = fileURLToPath(new URL('.', import.meta.url));
 const outDir = fileURLToPath(new URL('../dist/web', import.meta.url));
 
@@ -57,12 +55,6 @@ export default defineConfig({
     assetsInlineLimit: 0,
     sourcemap: false,
     chunkSizeWarningLimit: 1000,
-    rolldownOptions: {
-      // Tremor's package.json does not declare `sideEffects: false`, so its barrel
-      // would drag in every component (date pickers, date-fns locales...). These
-      // packages have no import-time side effects: let unused modules drop out.
-      treeshake: { moduleSideEffects: (id: string) => !TREE_SHAKEABLE.test(id) },
-    },
   },
   server: {
     // `npm run dev:web` with `sentinel serve` running on the default port.

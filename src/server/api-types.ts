@@ -89,6 +89,57 @@ export interface PipelineHealthResponse {
   rows: PipelineHealthRow[];
 }
 
+/** The figures of one hour bucket as the error_spike check judges it. */
+export interface SourceBucketFigures {
+  /** ISO 8601 start of the UTC hour judged (the current one, or the previous when the current is too small). */
+  hour_bucket: string;
+  /** False when neither hour had `min_rows` rows: shown, but the check does not judge it. */
+  judged: boolean;
+  total_rows: number;
+  error_rows: number;
+  skipped_rows: number;
+  /** 100·error/total, 2 decimals; null without rows. */
+  error_rate_pct: number | null;
+  dedupe_rate_pct: number | null;
+}
+
+/** One source of `GET /api/sources`. */
+export interface SourceRow extends SourceBucketFigures {
+  /** At most 256 characters (cut with `…`): source names are data. */
+  source: string;
+  /** The threshold its rate is judged against: its own, or the overall one. */
+  threshold_pct: number;
+  /** `sources.<name>.error_spike_threshold_pct` is set: judged alone, left out of the overall rate. */
+  own_threshold: boolean;
+  /** Counted in the overall rate (false for the sources with their own threshold). */
+  in_overall: boolean;
+  /** Judged and above its threshold (for a source in the overall rate: its own rate above the overall threshold). */
+  over_threshold: boolean;
+  /** The checks of the last run's alerts that name this source (subject, top sources, stuck or waiting batches). */
+  alert_checks: string[];
+}
+
+/**
+ * `GET /api/sources?limit=20` (1–100): per-source rates of the hour bucket the
+ * error_spike check judges, from the last run's pipeline snapshot (no query). The
+ * `limit` sources with the most rows, most first (ties by name), plus every source an
+ * alert names; the others are summed in `others`.
+ */
+export interface SourcesResponse {
+  /** ISO 8601 of the snapshot; null before the first run or when the run had none. */
+  taken_at: string | null;
+  limit: number;
+  /** checks.error_spike.threshold_pct */
+  threshold_pct: number;
+  /** checks.error_spike.min_rows: a smaller bucket is not judged. */
+  min_rows: number | null;
+  /** The overall rate the check judges: every source without its own threshold. Null before a snapshot. */
+  overall: SourceBucketFigures | null;
+  sources: SourceRow[];
+  /** The sources left out of `sources`, summed. */
+  others: { sources: number; total_rows: number; error_rows: number };
+}
+
 export interface ApiError {
   error: string;
 }

@@ -16,16 +16,18 @@ import type {
   ErrorDistributionRow,
   PipelineHealthResponse,
   PipelineHealthRow,
+  SourcesResponse,
   StatusResponse,
 } from './api-types.js';
 import { databaseUnreachable } from './readiness.js';
 import { API_PATHS, type ApiPath } from './routes.js';
+import { sourcesAnswer } from './sources.js';
 
 /**
  * The dashboard's JSON API (`/api/*`, contract in api-types.ts).
  *
- * - `/api/status` and `/api/alerts` answer from the last RunResult the loop fed
- *   in: no query, like `/metrics`.
+ * - `/api/status`, `/api/alerts` and `/api/sources` answer from the last RunResult
+ *   the loop fed in (its alerts and pipeline snapshot): no query, like `/metrics`.
  * - `/api/batch-performance`, `/api/error-distribution` and `/api/pipeline-health`
  *   read the ops views through a pool of their own (at most 2 connections,
  *   read-only transactions, `application_name` `sentinel-dashboard`,
@@ -38,6 +40,8 @@ import { API_PATHS, type ApiPath } from './routes.js';
 export const DEFAULT_CACHE_TTL_MS = 5000;
 export const HOURS_RANGE = { min: 1, max: 720, default: 24 } as const;
 export const LIMIT_RANGE = { min: 1, max: 100, default: 10 } as const;
+/** `/api/sources?limit=`: how many sources by rows (those an alert names are always listed). */
+export const SOURCES_LIMIT_RANGE = { min: 1, max: 100, default: 20 } as const;
 /**
  * Longest data strings in an answer, in characters (longer ones are cut with `…`):
  * error codes, statuses and messages come from the monitored tables, and a 1 MB
@@ -61,6 +65,8 @@ export interface DashboardApiOptions {
   stuckThresholdMinutes: number;
   /** checks.error_spike.threshold_pct */
   errorThresholdPct: number;
+  /** sources.<name>.error_spike_threshold_pct, by source (judged alone, outside the overall rate). */
+  sourceErrorThresholds?: Readonly<Record<string, number>>;
   /** Masks secrets in error messages. */
   redact?: (text: string) => string;
   statementTimeoutMs?: number;
@@ -349,6 +355,14 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
           case API_PATHS.pipelineHealth:
             onlyParams(params, []);
             return await cached(path, runs, () => pipelineHealth());
+          case API_PATHS.sources: {
+            // From the last run's snapshot, like /api/alerts: no query however many browsers ask.
+            onlyParams(params, ['limit']);
+            const limit = wholeNumber(params, 'limit', SOURCES_LIMIT_RANGE);
+            const thresholds = { overallPct: options.errorThresholdPct, own: options.sourceErrorThresholds ?? {} };
+            const body: SourcesResponse = sourcesAnswer(runs.last(), thresholds, limit);
+            return { status: 200, body };
+          }
           default:
             return { status: 404, body: { error: 'not found', endpoints: API_ENDPOINTS } };
         }

@@ -12,6 +12,7 @@ export const API_PATHS = {
   batchPerformance: '/api/batch-performance',
   errorDistribution: '/api/error-distribution',
   pipelineHealth: '/api/pipeline-health',
+  sources: '/api/sources',
 } as const;
 
 /** One of {@link API_PATHS}. */

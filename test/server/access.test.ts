@@ -115,6 +115,7 @@ describe('the route table', () => {
       '/api/batch-performance',
       '/api/error-distribution',
       '/api/pipeline-health',
+      '/api/sources',
     ]);
   });
 

@@ -11,6 +11,7 @@ import type {
   BatchPerformanceResponse,
   ErrorDistributionResponse,
   PipelineHealthResponse,
+  SourcesResponse,
   StatusResponse,
 } from '../../src/server/api-types.js';
 import {
@@ -64,6 +65,7 @@ interface StartOptions {
   webRoot?: string;
   redactor?: Redactor;
   metricsWithoutToken?: boolean;
+  sourceErrorThresholds?: Record<string, number>;
 }
 
 async function serve(o: StartOptions = {}): Promise<MonitorServer> {
@@ -84,6 +86,7 @@ async function serve(o: StartOptions = {}): Promise<MonitorServer> {
       ...(o.authToken !== undefined ? { authToken: o.authToken } : {}),
       ...(o.loopback !== undefined ? { loopback: o.loopback } : {}),
       ...(o.metricsWithoutToken ? { metricsWithoutToken: true } : {}),
+      ...(o.sourceErrorThresholds ? { sourceErrorThresholds: o.sourceErrorThresholds } : {}),
     },
   });
   servers.push(server);
@@ -249,6 +252,162 @@ describe('/api/status and /api/alerts (the last run, no query)', () => {
       }),
     );
     expect(((await get(server.url, '/api/status')).json() as StatusResponse).database_reachable).toBe(false);
+  });
+});
+
+describe("/api/sources (the last run's snapshot, no query)", () => {
+  const bucket = '2025-01-04T10:00:00.000Z';
+  const figures = (total: number, errors: number, judged = true) => ({
+    hour_bucket: bucket,
+    judged,
+    total_rows: total,
+    error_rows: errors,
+    skipped_rows: 0,
+    error_rate_pct: total > 0 ? Math.round((10_000 * errors) / total) / 100 : null,
+    dedupe_rate_pct: total > 0 ? 0 : null,
+  });
+  const hostile = `<img src=x onerror=alert(1)>\u202e${'n'.repeat(400)}`;
+  const pipeline = (sources: Array<{ source: string; total: number; errors: number; judged?: boolean }>) => ({
+    taken_at: '2025-01-04T10:20:00.000Z',
+    in_flight: [],
+    stuck: { threshold_minutes: 10, by_status: [] },
+    hourly: {
+      min_rows: 100,
+      overall: figures(1300, 250),
+      sources: sources.map((s) => ({ source: s.source, ...figures(s.total, s.errors, s.judged) })),
+    },
+    finished_last_hour: { completed: 0, failed: 0 },
+  });
+
+  it('answers empty before the first run and for a run without a snapshot', async () => {
+    const server = await serve({ databaseUrl: 'postgres://nobody@127.0.0.1:1/none' });
+    const empty: SourcesResponse = {
+      taken_at: null,
+      limit: 20,
+      threshold_pct: 15,
+      min_rows: null,
+      overall: null,
+      sources: [],
+      others: { sources: 0, total_rows: 0, error_rows: 0 },
+    };
+    expect((await get(server.url, '/api/sources')).json()).toEqual(empty);
+    server.observe(runResult());
+    expect((await get(server.url, '/api/sources')).json()).toEqual(empty);
+  });
+
+  it('lists sources by rows with their threshold, overall membership and the alerts that name them', async () => {
+    const server = await serve({
+      databaseUrl: 'postgres://nobody@127.0.0.1:1/none',
+      sourceErrorThresholds: { vendor_x: 25 },
+    });
+    server.observe(
+      runResult({
+        alerts: [
+          {
+            check: 'error_spike',
+            level: 'warning',
+            message: 'Error rate 19.2% > 15.0% threshold',
+            details: {
+              top_sources: [
+                { source: 'vendor_a', error_rate_pct: 40, error_rows: 160, total_rows: 400 },
+                { source: hostile, error_rate_pct: 30, error_rows: 90, total_rows: 300 },
+              ],
+            },
+          },
+          {
+            check: 'error_spike',
+            level: 'warning',
+            message: 'Error rate 40.0% > 25.0% threshold for source vendor_x',
+            subject: 'vendor_x',
+            details: { source: 'vendor_x' },
+          },
+          {
+            check: 'stuck_batches',
+            level: 'critical',
+            message: '1 batch stuck > 10m: validating(1)',
+            details: { oldest_batches: [{ id: 'b-1', source: 'tiny', status: 'validating', age_minutes: 35 }] },
+          },
+        ],
+        pipeline: pipeline([
+          { source: 'vendor_b', total: 500, errors: 10 },
+          { source: 'vendor_a', total: 400, errors: 160 },
+          { source: hostile, total: 300, errors: 90 },
+          { source: 'vendor_x', total: 200, errors: 80 },
+          { source: 'tiny', total: 5, errors: 0, judged: false },
+          { source: 'small', total: 6, errors: 0, judged: false },
+        ]),
+      }),
+    );
+    const res = await get(server.url, '/api/sources?limit=4');
+    expect(res.status).toBe(200);
+    const body = res.json() as SourcesResponse;
+    expect(body.taken_at).toBe('2025-01-04T10:20:00.000Z');
+    expect(body.limit).toBe(4);
+    expect(body.min_rows).toBe(100);
+    expect(body.overall?.error_rate_pct).toBeCloseTo(19.23, 2);
+    // Four by rows, plus the small source a stuck batch names; the other small one is summed.
+    expect(body.sources.map((s) => s.source.slice(0, 12))).toEqual([
+      'vendor_b',
+      'vendor_a',
+      hostile.slice(0, 12),
+      'vendor_x',
+      'tiny',
+    ]);
+    expect(body.others).toEqual({ sources: 1, total_rows: 6, error_rows: 0 });
+    const by = (name: string) => body.sources.find((s) => s.source === name)!;
+    expect(by('vendor_b')).toMatchObject({
+      threshold_pct: 15,
+      own_threshold: false,
+      in_overall: true,
+      over_threshold: false,
+      alert_checks: [],
+    });
+    expect(by('vendor_a')).toMatchObject({ over_threshold: true, error_rate_pct: 40, alert_checks: ['error_spike'] });
+    expect(by('vendor_x')).toMatchObject({
+      threshold_pct: 25,
+      own_threshold: true,
+      in_overall: false,
+      over_threshold: true,
+      alert_checks: ['error_spike'],
+    });
+    expect(by('tiny')).toMatchObject({ judged: false, over_threshold: false, alert_checks: ['stuck_batches'] });
+    // A hostile name is data: cut to 256 characters, JSON-escaped, still matched to its alert.
+    const named = body.sources[2]!;
+    expect(named.source).toHaveLength(256);
+    expect(named.source.endsWith('…')).toBe(true);
+    expect(named.alert_checks).toEqual(['error_spike']);
+    expect(res.body).not.toContain('<img');
+  });
+
+  it('matches alert details that carry the name escaped and cut as checks print it', async () => {
+    const server = await serve({ databaseUrl: 'postgres://nobody@127.0.0.1:1/none' });
+    const name = `bad\nname ${'z'.repeat(300)}`;
+    server.observe(
+      runResult({
+        alerts: [
+          {
+            check: 'queue_backlog',
+            level: 'warning',
+            message: '1 batch waiting',
+            // As util/text.ts oneLine prints it in a sentence: escaped, cut at 100.
+            details: { oldest_batches: [{ id: 'q-1', source: `bad\\nname ${'z'.repeat(89)}…`, age_minutes: 45 }] },
+          },
+        ],
+        pipeline: pipeline([
+          { source: 'big', total: 900, errors: 0 },
+          { source: name, total: 1, errors: 0, judged: false },
+        ]),
+      }),
+    );
+    const body = (await get(server.url, '/api/sources?limit=1')).json() as SourcesResponse;
+    expect(body.sources.map((s) => s.alert_checks)).toEqual([[], ['queue_backlog']]);
+  });
+
+  it('rejects a bad limit', async () => {
+    const server = await serve({ databaseUrl: 'postgres://nobody@127.0.0.1:1/none' });
+    for (const q of ['?limit=0', '?limit=101', '?limit=x', '?limit=1&limit=2', '?hours=3']) {
+      expect((await get(server.url, `/api/sources${q}`)).status, q).toBe(400);
+    }
   });
 });
 

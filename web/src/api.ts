@@ -3,6 +3,7 @@ import type {
   BatchPerformanceResponse,
   ErrorDistributionResponse,
   PipelineHealthResponse,
+  SourcesResponse,
   StatusResponse,
 } from '../../src/server/api-types.js';
 import { API_PATHS } from '../../src/server/routes.js';
@@ -15,6 +16,8 @@ export type {
   ErrorDistributionRow,
   PipelineHealthResponse,
   PipelineHealthRow,
+  SourceRow,
+  SourcesResponse,
   StatusResponse,
 } from '../../src/server/api-types.js';
 
@@ -90,6 +93,7 @@ export interface Snapshot {
   performance: BatchPerformanceResponse;
   errors: ErrorDistributionResponse;
   pipeline: PipelineHealthResponse;
+  sources: SourcesResponse;
 }
 
 export type Settled<T> = { ok: true; value: T } | { ok: false; error: ApiFailure };
@@ -102,14 +106,29 @@ async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
   }
 }
 
-/** Every endpoint at once; each part settles on its own so one failure does not blank the page. */
-export async function loadAll(hours: number): Promise<{ [K in keyof Snapshot]: Settled<Snapshot[K]> }> {
-  const [status, alerts, performance, errors, pipeline] = await Promise.all([
-    settle(getJson<StatusResponse>(API_PATHS.status)),
-    settle(getJson<AlertsResponse>(API_PATHS.alerts)),
-    settle(getJson<BatchPerformanceResponse>(`${API_PATHS.batchPerformance}?hours=${hours}`)),
-    settle(getJson<ErrorDistributionResponse>(`${API_PATHS.errorDistribution}?limit=10`)),
-    settle(getJson<PipelineHealthResponse>(API_PATHS.pipelineHealth)),
+export type Parts = { [K in keyof Snapshot]: Settled<Snapshot[K]> };
+
+/**
+ * Every endpoint at once; each part settles on its own so one failure does not blank
+ * the page. `onPart` hears each answer as it arrives: status and alerts come from
+ * memory and can be on screen before the view queries answer.
+ */
+export async function loadAll(
+  hours: number,
+  onPart?: <K extends keyof Snapshot>(key: K, part: Settled<Snapshot[K]>) => void,
+): Promise<Parts> {
+  const part = async <K extends keyof Snapshot>(key: K, p: Promise<Snapshot[K]>): Promise<Settled<Snapshot[K]>> => {
+    const settled = await settle(p);
+    onPart?.(key, settled);
+    return settled;
+  };
+  const [status, alerts, performance, errors, pipeline, sources] = await Promise.all([
+    part('status', getJson<StatusResponse>(API_PATHS.status)),
+    part('alerts', getJson<AlertsResponse>(API_PATHS.alerts)),
+    part('performance', getJson<BatchPerformanceResponse>(`${API_PATHS.batchPerformance}?hours=${hours}`)),
+    part('errors', getJson<ErrorDistributionResponse>(`${API_PATHS.errorDistribution}?limit=10`)),
+    part('pipeline', getJson<PipelineHealthResponse>(API_PATHS.pipelineHealth)),
+    part('sources', getJson<SourcesResponse>(`${API_PATHS.sources}?limit=20`)),
   ]);
-  return { status, alerts, performance, errors, pipeline };
+  return { status, alerts, performance, errors, pipeline, sources };
 }
