@@ -80,6 +80,8 @@ interface CountParams {
   sourceRate: number;
   /** Mean rows per training hour with rows (rates only). */
   meanRows: number;
+  /** Tail calibration ≥ 1: raw scores are divided by it (see tailFactor). */
+  tail: number;
 }
 
 interface TimeParams {
@@ -89,6 +91,25 @@ interface TimeParams {
   typicalCompleted: number;
   /** Fallback centre: median log p95 over the window. */
   center: number;
+  tail: number;
+}
+
+/**
+ * Tail calibration from the training window itself: the model's leave-one-out scores of the
+ * training hours should exceed 2.576 one time in a hundred. Where the source's own history has
+ * heavier tails than the model (day-to-day swings of a rate), scores are shrunk by the ratio,
+ * at most halved; incidents in the history are set aside first.
+ */
+function tailFactor(scores: number[]): number {
+  if (scores.length < 50) return 1;
+  // Gross outliers (|score| > 8: incidents in the history) are left out before the percentile.
+  const s = scores
+    .map(Math.abs)
+    .filter((z) => z <= 8)
+    .sort((a, b) => a - b);
+  if (s.length < 50) return 1;
+  const q99 = s[Math.min(s.length - 1, Math.floor(0.99 * s.length))]!;
+  return Math.min(2, Math.max(1, q99 / 2.576));
 }
 
 function windowHours(view: View, day: number, weeks: number): number[] {
@@ -128,8 +149,14 @@ function pooledDispersion(points: { d2: number; c: number; base: number; scale: 
     }
     return den > 0 ? Math.max(0, num / den) : 0;
   };
-  const phi0 = estimate(() => true);
-  return estimate((p) => p.d2 / p.c <= 16 * (p.base + phi0 * p.scale * p.scale + 0.25));
+  // From Poisson/binomial upwards: keep residuals within 3 standard deviations of the current
+  // estimate (E[z² | |z| < 3] = 0.9733 for a normal), re-estimate; incidents never get in.
+  let phi = 0;
+  for (let i = 0; i < 6; i++) {
+    const cur = phi;
+    phi = estimate((p) => p.d2 / p.c <= 9 * (p.base + cur * p.scale * p.scale + 0.25)) / 0.9733;
+  }
+  return phi;
 }
 
 function looResiduals<T>(groups: T[][], value: (x: T) => number, emit: (x: T, m: number, c: number) => void): void {
@@ -145,35 +172,33 @@ function looResiduals<T>(groups: T[][], value: (x: T) => number, emit: (x: T, m:
 
 function volumeParams(view: View, day: number, options: DetectorOptions): CountParams {
   const weeks = options.training_weeks;
-  // Growth: Theil–Sen slope of log weekly totals over the fully covered weeks before the day.
-  const totals: { j: number; total: number }[] = [];
-  for (let j = 1; j <= weeks; j++) {
-    const start = day - j * WEEK_MS;
-    if (start < view.dataStart) break;
-    let total = 0;
-    for (let t = start; t < start + WEEK_MS; t += HOUR_MS) total += view.get(t)?.batches ?? 0;
-    totals.push({ j, total });
+  // Growth: the median week-on-week log ratio of the same hour over the window's busy hours
+  // (≥ 5 batches both weeks); a median, so an incident hour moves it not at all.
+  const ratios: number[] = [];
+  for (let t = Math.max(day - weeks * WEEK_MS, view.dataStart) + WEEK_MS; t < day; t += HOUR_MS) {
+    const now = view.get(t)?.batches ?? 0;
+    const before = view.get(t - WEEK_MS)?.batches ?? 0;
+    if (now >= 5 && before >= 5) ratios.push(Math.log(now / before));
   }
-  const slopes: number[] = [];
-  for (let a = 0; a < totals.length; a++) {
-    for (let b = a + 1; b < totals.length; b++) {
-      const x = totals[a]!;
-      const y = totals[b]!;
-      slopes.push((Math.log(x.total + 1) - Math.log(y.total + 1)) / (y.j - x.j));
-    }
-  }
-  const growth = slopes.length ? Math.min(1.1, Math.max(1 / 1.1, Math.exp(median(slopes)))) : 1;
+  const growth = ratios.length >= 24 ? Math.min(1.1, Math.max(1 / 1.1, Math.exp(median(ratios)))) : 1;
   const hours = windowHours(view, day, weeks);
   const groups = bySlot(hours, (t) => ({ t, y: (view.get(t)?.batches ?? 0) * growth ** ((day - t) / WEEK_MS) }));
-  const points: { d2: number; c: number; base: number; scale: number }[] = [];
+  const points: { d2: number; c: number; base: number; scale: number; y: number }[] = [];
   looResiduals(
     groups,
     (p) => p.y,
     (p, m, c) => {
-      points.push({ d2: (p.y - m) ** 2, c, base: Math.max(m, 0.5), scale: m });
+      points.push({ d2: (p.y - m) ** 2, c, base: Math.max(m, 0.5), scale: m, y: p.y });
     },
   );
-  return { growth, phi: pooledDispersion(points), sourceRate: 0, meanRows: 0 };
+  const phi = pooledDispersion(points);
+  const tail = tailFactor(
+    points.map((p) => {
+      const mu = Math.max(p.scale, 0.25);
+      return countScore(p.y, mu, (mu + phi * mu * mu) * p.c);
+    }),
+  );
+  return { growth, phi, sourceRate: 0, meanRows: 0, tail };
 }
 
 function numeratorOf(metric: Metric, s: HourlyStats): number {
@@ -204,15 +229,17 @@ function rateParams(view: View, metric: Metric, day: number, options: DetectorOp
     const y = numeratorOf(metric, s);
     return { y, n: s.total_rows, p: (y + PRIOR_ROWS * sourceRate) / (s.total_rows + PRIOR_ROWS) };
   });
-  const points: { d2: number; c: number; base: number; scale: number }[] = [];
+  const points: { d2: number; c: number; base: number; scale: number; y: number }[] = [];
   looResiduals(
     groups,
     (p) => p.p,
     (p, m, c) => {
-      points.push({ d2: (p.y - p.n * m) ** 2, c, base: p.n * m * (1 - m), scale: p.n * m });
+      points.push({ d2: (p.y - p.n * m) ** 2, c, base: p.n * m * (1 - m), scale: p.n * m, y: p.y });
     },
   );
-  return { growth: 1, phi: pooledDispersion(points), sourceRate, meanRows: rowHours ? rows / rowHours : 0 };
+  const phi = pooledDispersion(points);
+  const tail = tailFactor(points.map((p) => countScore(p.y, p.scale, (p.base + phi * p.scale * p.scale) * p.c)));
+  return { growth: 1, phi, sourceRate, meanRows: rowHours ? rows / rowHours : 0, tail };
 }
 
 function timeParams(view: View, day: number, options: DetectorOptions): TimeParams {
@@ -240,7 +267,9 @@ function timeParams(view: View, day: number, options: DetectorOptions): TimePara
     const ms = kept.reduce((a, r) => a + r.d2 / r.c, 0) / Math.max(1, kept.length);
     sigma2 = Math.max(ms, 0.0004);
   }
+  const tail = tailFactor(res.map((r) => Math.sqrt(r.d2 / (r.c * sigma2))));
   return {
+    tail,
     sigma2,
     typicalCompleted: completed.length ? median(completed) : 1,
     center: logs.length ? median(logs) : Number.NaN,
@@ -303,8 +332,8 @@ function predict(
     const mu = Math.max(median(points), 0.5 / weeks);
     const v1 = mu + p.phi * mu * mu;
     const variance = v1 * (1 + medianVarianceFactor(weeks));
-    const band = countBand(mu, variance, s);
-    return { expected: mu, ...band, weeks, score: (y) => countScore(y, mu, variance) };
+    const band = countBand(mu, variance, s * p.tail);
+    return { expected: mu, ...band, weeks, score: (y) => countScore(y, mu, variance) / p.tail };
   }
   if (metric === 'error_rate' || metric === 'dedupe_rate') {
     const p = cached(cache, key, () => rateParams(view, metric, day, options));
@@ -322,13 +351,13 @@ function predict(
     // The centre's own uncertainty: training hours' binomial noise (with the prior) and spread, over √weeks.
     const centre = medianVarianceFactor(Math.max(1, rates.length)) * (perRow / (p.meanRows + PRIOR_ROWS) + extra);
     const variance = n * perRow + n * n * (extra + centre);
-    const band = countBand(mean, variance, s);
+    const band = countBand(mean, variance, s * p.tail);
     return {
       expected: 100 * m,
       lower: (100 * band.lower) / n,
       upper: (100 * band.upper) / n,
       weeks,
-      score: (pct) => countScore(Math.round((pct / 100) * n), mean, variance),
+      score: (pct) => countScore(Math.round((pct / 100) * n), mean, variance) / p.tail,
     };
   }
   const p = cached(cache, key, () => timeParams(view, day, options));
@@ -341,7 +370,7 @@ function predict(
   if (!Number.isFinite(mu)) return 'no completed batch in the history of this hour of the week';
   const few = Math.max(1, p.typicalCompleted / Math.max(1, evidence));
   const variance = p.sigma2 * (1 + medianVarianceFactor(Math.max(1, logs.length))) * few;
-  const sd = Math.sqrt(variance);
+  const sd = Math.sqrt(variance) * p.tail;
   return {
     expected: Math.exp(mu),
     lower: Math.exp(mu - s * sd),

@@ -72,7 +72,7 @@ export function countCdf(k: number, mean: number, variance: number): number {
   const kk = Math.floor(k);
   if (mean <= 0) return 1;
   const v = Math.max(variance, mean);
-  if (mean > EXACT_MEAN) return normalCdf((kk + 0.5 - mean) / Math.sqrt(v));
+  if (mean > EXACT_MEAN) return gammaCdf(kk + 0.5, mean, v);
   let pmf: number;
   let ratio: (j: number) => number;
   if (v > mean * (1 + 1e-9)) {
@@ -94,11 +94,22 @@ export function countCdf(k: number, mean: number, variance: number): number {
   return Math.min(1, sum);
 }
 
+/**
+ * P(X ≤ x) for a gamma with this mean and variance (Wilson–Hilferty: the cube root is nearly
+ * normal). Keeps the right skew of an overdispersed count that a plain normal would lose.
+ */
+function gammaCdf(x: number, mean: number, variance: number): number {
+  if (x <= 0) return 0;
+  const shape = (mean * mean) / variance;
+  const a = 1 / (9 * shape);
+  return normalCdf((Math.cbrt(x / mean) - (1 - a)) / Math.sqrt(a));
+}
+
 /** P(Y ≥ k), computed directly in the normal case so far tails keep their precision. */
 export function countUpperTail(k: number, mean: number, variance: number): number {
   if (k <= 0) return 1;
   const v = Math.max(variance, mean);
-  if (mean > EXACT_MEAN) return normalCdf(-(Math.floor(k) - 0.5 - mean) / Math.sqrt(v));
+  if (mean > EXACT_MEAN) return 1 - gammaCdf(Math.floor(k) - 0.5, mean, v);
   return Math.max(0, 1 - countCdf(k - 1, mean, variance));
 }
 
