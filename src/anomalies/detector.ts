@@ -72,7 +72,7 @@ const medianVarianceFactor = (n: number): number => Math.min(1, Math.PI / (2 * M
 // Per-day parameters: learnt from the training_weeks before the day starts, shared by its hours.
 
 interface CountParams {
-  /** Weekly growth factor of volume (1 = flat), clamped to ±10 % a week. */
+  /** Weekly growth factor of volume (1 = flat), clamped to ±5 % a week (a mild trend). */
   growth: number;
   /** Overdispersion: Var = μ + φμ² (volume) or n·p(1−p) + φ(n·p)² (rates). */
   phi: number;
@@ -143,7 +143,8 @@ function pooledDispersion(points: { d2: number; c: number; base: number; scale: 
     let num = 0;
     let den = 0;
     for (const p of points) {
-      if (!keep(p)) continue;
+      // Expected counts under 2 say nothing about φ and bias it upwards (1 vs 0 is all Poisson).
+      if (p.scale < 2 || !keep(p)) continue;
       num += p.d2 / p.c - p.base;
       den += p.scale * p.scale;
     }
@@ -172,15 +173,20 @@ function looResiduals<T>(groups: T[][], value: (x: T) => number, emit: (x: T, m:
 
 function volumeParams(view: View, day: number, options: DetectorOptions): CountParams {
   const weeks = options.training_weeks;
-  // Growth: the median week-on-week log ratio of the same hour over the window's busy hours
-  // (≥ 5 batches both weeks); a median, so an incident hour moves it not at all.
-  const ratios: number[] = [];
+  // Growth: week-on-week ratio of the summed busy hours (≥ 5 batches both weeks), leaving out pairs
+  // more than 2× apart (incidents), so an incident hour moves it not at all.
+  let now = 0;
+  let before = 0;
+  let pairs = 0;
   for (let t = Math.max(day - weeks * WEEK_MS, view.dataStart) + WEEK_MS; t < day; t += HOUR_MS) {
-    const now = view.get(t)?.batches ?? 0;
-    const before = view.get(t - WEEK_MS)?.batches ?? 0;
-    if (now >= 5 && before >= 5) ratios.push(Math.log(now / before));
+    const a = view.get(t)?.batches ?? 0;
+    const b = view.get(t - WEEK_MS)?.batches ?? 0;
+    if (a < 5 || b < 5 || a > 2 * b || b > 2 * a) continue;
+    now += a;
+    before += b;
+    pairs++;
   }
-  const growth = ratios.length >= 24 ? Math.min(1.1, Math.max(1 / 1.1, Math.exp(median(ratios)))) : 1;
+  const growth = pairs >= 24 ? Math.min(1.05, Math.max(1 / 1.05, now / before)) : 1;
   const hours = windowHours(view, day, weeks);
   const groups = bySlot(hours, (t) => ({ t, y: (view.get(t)?.batches ?? 0) * growth ** ((day - t) / WEEK_MS) }));
   const points: { d2: number; c: number; base: number; scale: number; y: number }[] = [];
