@@ -52,7 +52,8 @@ export function evaluate(name: string, data: Dataset, judge: Judge, options: Det
       .filter((a) => a.source === i.source && a.metric === i.metric)
       .map((a) => hourOf(a.hour_start))
       .filter((t) => t >= i.start && t < i.end);
-    const label = `${i.kind} ${i.source} ${new Date(i.start).toISOString().slice(0, 13)}h +${(i.end - i.start) / HOUR_MS}h`;
+    const when = new Date(i.start).toISOString().slice(0, 13);
+    const label = `${i.kind} ${i.source} ${when}h +${(i.end - i.start) / HOUR_MS}h`;
     if (hits.length === 0) misses.push(`missed ${label}`);
     else {
       const d = (Math.min(...hits) - i.start) / HOUR_MS;
