@@ -206,15 +206,27 @@ function planIncidents(r: () => number, sources: SourceProfile[], weekStart: num
   const used = new Set<string>();
   for (let i = 0; i < count; i++) {
     const kind = kinds[i % kinds.length]!;
+    // Placed where the incident is detectable in principle: a weekday, 09:00–15:00 UTC; volume
+    // incidents where the source expects ≥ 30 batches that hour (1 batch instead of 4 is no
+    // evidence for anyone); error_up on sources whose usual error rate is ≤ 2 % (the issue's
+    // "usual 1 % to 8 %").
     let p: SourceProfile;
-    do p = sources[Math.floor(r() * sources.length)]!;
-    while (used.has(`${p.name}/${kind}`) || (p.peak < 25 && (kind === 'volume_drop' || kind === 'silence')));
+    let start: number;
+    let tries = 0;
+    do {
+      p = sources[Math.floor(r() * sources.length)]!;
+      const day = Math.floor(r() * 5);
+      const hour = 9 + Math.floor(r() * 6);
+      start = weekStart + (day * 24 + hour) * HOUR_MS;
+      tries++;
+    } while (
+      tries < 1000 &&
+      (used.has(`${p.name}/${kind}`) ||
+        ((kind === 'volume_drop' || kind === 'silence') && level(p, start, 0) < 30) ||
+        (kind === 'error_up' && p.errorRate > 0.02))
+    );
     used.add(`${p.name}/${kind}`);
-    // A weekday, 09:00–15:00 UTC start, so the source is busy (the business-hours source too).
-    const day = Math.floor(r() * 5);
-    const hour = 9 + Math.floor(r() * 6);
     const length = 2 + Math.floor(r() * 3);
-    const start = weekStart + (day * 24 + hour) * HOUR_MS;
     out.push({ source: p.name, kind, metric: KIND_METRIC[kind], start, end: start + length * HOUR_MS });
   }
   return out;

