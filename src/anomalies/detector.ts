@@ -3,7 +3,7 @@
  * hour-of-week baseline. Pure functions over in-memory hourly figures; the model is explained in
  * docs/anomalies.md. Reading the figures (the hourly rollup) and alerting on them live elsewhere.
  */
-import { countBand, countScore, median } from './stats.js';
+import { countBand, countScore, lognormalPoisson, median, mixtureBand, mixtureScore } from './stats.js';
 import { floorDay, hourOfWeek as hourOfWeekOf, isoHour } from './time.js';
 import {
   type AnomalyLevel,
@@ -356,14 +356,15 @@ function predict(
     const extra = p.phi * m * m;
     // The centre's own uncertainty: training hours' binomial noise (with the prior) and spread, over √weeks.
     const centre = medianVarianceFactor(Math.max(1, rates.length)) * (perRow / (p.meanRows + PRIOR_ROWS) + extra);
-    const variance = n * perRow + n * n * (extra + centre);
-    const band = countBand(mean, variance, s * p.tail);
+    const rel = (extra + centre) / (m * m);
+    const dist = lognormalPoisson(mean, rel);
+    const band = mixtureBand(mean, rel, dist, s * p.tail);
     return {
       expected: 100 * m,
       lower: (100 * band.lower) / n,
       upper: (100 * band.upper) / n,
       weeks,
-      score: (pct) => countScore(Math.round((pct / 100) * n), mean, variance) / p.tail,
+      score: (pct) => mixtureScore(Math.round((pct / 100) * n), mean, dist) / p.tail,
     };
   }
   const p = cached(cache, key, () => timeParams(view, day, options));

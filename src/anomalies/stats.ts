@@ -144,3 +144,53 @@ function searchInt(lo: number, hi: number, ok: (k: number) => boolean): number {
   }
   return a;
 }
+
+/** Grid over a standard normal for the lognormal mixture (z from −6 to 6, normalised weights). */
+const GRID = (() => {
+  const z: number[] = [];
+  const w: number[] = [];
+  for (let x = -6; x <= 6.0001; x += 0.25) {
+    z.push(x);
+    w.push(Math.exp(-(x * x) / 2));
+  }
+  const total = w.reduce((a, b) => a + b, 0);
+  return { z, w: w.map((v) => v / total) };
+})();
+
+/**
+ * A Poisson count whose mean is itself lognormal (mean `mean`, relative variance `rel`): the
+ * between-hours swings of a rate are multiplicative, with a heavier right tail than a gamma's.
+ */
+export function lognormalPoisson(
+  mean: number,
+  rel: number,
+): { cdf: (k: number) => number; upper: (k: number) => number } {
+  const s2 = Math.log(1 + Math.max(0, rel));
+  const s = Math.sqrt(s2);
+  const means = GRID.z.map((z) => mean * Math.exp(s * z - s2 / 2));
+  const mix = (f: (m: number) => number) => means.reduce((a, m, i) => a + GRID.w[i]! * f(m), 0);
+  return {
+    cdf: (k) => (k < 0 ? 0 : mix((m) => countCdf(k, m, m))),
+    upper: (k) => (k <= 0 ? 1 : mix((m) => countUpperTail(k, m, m))),
+  };
+}
+
+export function mixtureScore(observed: number, mean: number, d: ReturnType<typeof lognormalPoisson>): number {
+  const y = Math.round(observed);
+  if (y >= mean) return tailToScore(d.upper(y));
+  return -tailToScore(d.cdf(y));
+}
+
+export function mixtureBand(
+  mean: number,
+  rel: number,
+  d: ReturnType<typeof lognormalPoisson>,
+  sensitivity: number,
+): { lower: number; upper: number } {
+  const alpha = normalCdf(-sensitivity);
+  const hi = Math.ceil(mean * Math.exp((sensitivity + 4) * Math.sqrt(Math.log(1 + rel))) + 10 * Math.sqrt(mean) + 10);
+  return {
+    lower: searchInt(0, hi, (k) => d.cdf(k) > alpha),
+    upper: searchInt(0, hi, (k) => d.upper(k + 1) <= alpha),
+  };
+}
