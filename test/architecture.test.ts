@@ -16,7 +16,7 @@ const SRC = join(ROOT, 'src');
  */
 const LAYERS: string[][] = [
   ['util', 'types'],
-  ['log'],
+  ['log', 'anomalies'],
   ['db', 'state'],
   ['checks', 'notifiers', 'postgrest'],
   ['config'],

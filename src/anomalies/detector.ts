@@ -1,0 +1,513 @@
+/**
+ * Sentinel's anomaly detector (issue 15): each source × metric judged against its own
+ * hour-of-week baseline. Pure functions over in-memory hourly figures; the model is explained in
+ * docs/anomalies.md. Reading the figures (the hourly rollup) and alerting on them live elsewhere.
+ */
+import { countBand, countScore, lognormalPoisson, median, mixtureBand, mixtureScore } from './stats.js';
+import { floorDay, hourOfWeek as hourOfWeekOf, isoHour } from './time.js';
+import {
+  type AnomalyLevel,
+  DEFAULT_OPTIONS,
+  type DetectorOptions,
+  HOUR_MS,
+  type HourlyStats,
+  type Metric,
+  type SourceSeries,
+  type Verdict,
+  WEEK_MS,
+} from './types.js';
+
+/**
+ * What a judge may read: the hours of one series that start before `cutoff`, from `dataStart` on.
+ * Every read goes through it, which is what makes a backtest free of look-ahead.
+ */
+export interface View {
+  source: string;
+  dataStart: number;
+  cutoff: number;
+  get(hour: number): HourlyStats | undefined;
+  /** Whether the hour is covered by data at all (before dataStart: no data, not "no batches"). */
+  covered(hour: number): boolean;
+}
+
+export function viewOf(series: SourceSeries, cutoff: number): View {
+  let start = series.dataStart;
+  if (start === undefined) {
+    start = Number.POSITIVE_INFINITY;
+    for (const h of series.hours.keys()) if (h < start) start = h;
+  }
+  const dataStart = start;
+  return {
+    source: series.source,
+    dataStart,
+    cutoff,
+    get: (hour) => (hour < cutoff && hour >= dataStart ? series.hours.get(hour) : undefined),
+    covered: (hour) => hour >= dataStart && hour < cutoff,
+  };
+}
+
+/** Per-call memo of the per-day parameters (keyed by source, metric and day). */
+export type Cache = Map<string, unknown>;
+
+export type Judge = (view: View, metric: Metric, hour: number, options: DetectorOptions, cache: Cache) => Verdict;
+
+/** |score| ≥ sensitivity: warning; ≥ 2 × sensitivity: critical. */
+export function levelOf(score: number, sensitivity: number): AnomalyLevel {
+  const a = Math.abs(score);
+  return a >= 2 * sensitivity ? 'critical' : a >= sensitivity ? 'warning' : 'ok';
+}
+
+const round = (n: number, digits = 2): number => {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+};
+
+/** Prior strength, in rows, pulling an hour's rate towards the source's rate (few rows = weak evidence). */
+const PRIOR_ROWS = 50;
+
+/** Variance factor of a median of n points relative to one point (large-sample π/2n, at most 1). */
+const medianVarianceFactor = (n: number): number => Math.min(1, Math.PI / (2 * Math.max(1, n)));
+
+// ---------------------------------------------------------------------------------------------
+// Per-day parameters: learnt from the training_weeks before the day starts, shared by its hours.
+
+interface CountParams {
+  /** Weekly growth factor of volume (1 = flat), clamped to ±5 % a week (a mild trend). */
+  growth: number;
+  /** Overdispersion: Var = μ + φμ² (volume) or n·p(1−p) + φ(n·p)² (rates). */
+  phi: number;
+  /** The source's robust rate over the window (rates only). */
+  sourceRate: number;
+  /** Mean rows per training hour with rows (rates only). */
+  meanRows: number;
+  /** Tail calibration ≥ 1: raw scores are divided by it (see tailFactor). */
+  tail: number;
+}
+
+interface TimeParams {
+  /** Variance of log p95 between weeks at the same hour, pooled over the source's hours. */
+  sigma2: number;
+  /** Median completed batches per training hour. */
+  typicalCompleted: number;
+  /** Fallback centre: median log p95 over the window. */
+  center: number;
+  tail: number;
+}
+
+/**
+ * Tail calibration from the training window itself: the model's leave-one-out scores of the
+ * training hours should exceed 2.576 one time in a hundred. Where the source's own history has
+ * heavier tails than the model (day-to-day swings of a rate), scores are shrunk by the ratio,
+ * at most halved; incidents in the history are set aside first.
+ */
+function tailFactor(scores: number[]): number {
+  if (scores.length < 50) return 1;
+  // Gross outliers (|score| > 8: incidents in the history) are left out before the percentile.
+  const s = scores
+    .map(Math.abs)
+    .filter((z) => z <= 8)
+    .sort((a, b) => a - b);
+  if (s.length < 50) return 1;
+  const q99 = s[Math.min(s.length - 1, Math.floor(0.99 * s.length))]!;
+  return Math.min(2, Math.max(1, q99 / 2.576));
+}
+
+function windowHours(view: View, day: number, weeks: number): number[] {
+  const out: number[] = [];
+  for (let t = Math.max(day - weeks * WEEK_MS, view.dataStart); t < day && t < view.cutoff; t += HOUR_MS) {
+    out.push(t);
+  }
+  return out;
+}
+
+/** Groups window hours by hour of week (same slot = a multiple of a week apart). */
+function bySlot<T>(hours: number[], value: (t: number) => T | undefined): T[][] {
+  const groups = new Map<number, T[]>();
+  for (const t of hours) {
+    const v = value(t);
+    if (v === undefined) continue;
+    const slot = ((t % WEEK_MS) + WEEK_MS) % WEEK_MS;
+    const g = groups.get(slot);
+    if (g) g.push(v);
+    else groups.set(slot, [v]);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * Overdispersion φ from leave-one-out residuals pooled over every slot: Σ(d²/c − base) / Σ scale²,
+ * twice, the second time without residuals beyond 4 standard deviations (incidents in the history).
+ */
+function pooledDispersion(points: { d2: number; c: number; base: number; scale: number }[]): number {
+  const estimate = (keep: (p: (typeof points)[number]) => boolean): number => {
+    let num = 0;
+    let den = 0;
+    for (const p of points) {
+      // Expected counts under 2 say nothing about φ and bias it upwards (1 vs 0 is all Poisson).
+      if (p.scale < 2 || !keep(p)) continue;
+      num += p.d2 / p.c - p.base;
+      den += p.scale * p.scale;
+    }
+    return den > 0 ? Math.max(0, num / den) : 0;
+  };
+  // From Poisson/binomial upwards: keep residuals within 3 standard deviations of the current
+  // estimate (E[z² | |z| < 3] = 0.9733 for a normal), re-estimate; incidents never get in.
+  let phi = 0;
+  for (let i = 0; i < 6; i++) {
+    const cur = phi;
+    phi = estimate((p) => p.d2 / p.c <= 9 * (p.base + cur * p.scale * p.scale + 0.25)) / 0.9733;
+  }
+  return phi;
+}
+
+function looResiduals<T>(groups: T[][], value: (x: T) => number, emit: (x: T, m: number, c: number) => void): void {
+  for (const g of groups) {
+    if (g.length < 2) continue;
+    const c = 1 + medianVarianceFactor(g.length - 1);
+    for (let i = 0; i < g.length; i++) {
+      const others = g.filter((_, j) => j !== i).map(value);
+      emit(g[i]!, median(others), c);
+    }
+  }
+}
+
+function volumeParams(view: View, day: number, options: DetectorOptions): CountParams {
+  const weeks = options.training_weeks;
+  // Growth: week-on-week ratio of the summed busy hours (≥ 5 batches both weeks), leaving out pairs
+  // more than 2× apart (incidents), so an incident hour moves it not at all.
+  let now = 0;
+  let before = 0;
+  let pairs = 0;
+  for (let t = Math.max(day - weeks * WEEK_MS, view.dataStart) + WEEK_MS; t < day; t += HOUR_MS) {
+    const a = view.get(t)?.batches ?? 0;
+    const b = view.get(t - WEEK_MS)?.batches ?? 0;
+    if (a < 5 || b < 5 || a > 2 * b || b > 2 * a) continue;
+    now += a;
+    before += b;
+    pairs++;
+  }
+  const growth = pairs >= 24 ? Math.min(1.05, Math.max(1 / 1.05, now / before)) : 1;
+  const hours = windowHours(view, day, weeks);
+  const groups = bySlot(hours, (t) => ({ t, y: (view.get(t)?.batches ?? 0) * growth ** ((day - t) / WEEK_MS) }));
+  const points: { d2: number; c: number; base: number; scale: number; y: number }[] = [];
+  looResiduals(
+    groups,
+    (p) => p.y,
+    (p, m, c) => {
+      points.push({ d2: (p.y - m) ** 2, c, base: Math.max(m, 0.5), scale: m, y: p.y });
+    },
+  );
+  const phi = pooledDispersion(points);
+  const tail = tailFactor(
+    points.map((p) => {
+      const mu = Math.max(p.scale, 0.25);
+      return countScore(p.y, mu, (mu + phi * mu * mu) * p.c);
+    }),
+  );
+  return { growth, phi, sourceRate: 0, meanRows: 0, tail };
+}
+
+function numeratorOf(metric: Metric, s: HourlyStats): number {
+  return metric === 'error_rate' ? s.error_rows : s.skipped_rows;
+}
+
+function rateParams(view: View, metric: Metric, day: number, options: DetectorOptions): CountParams {
+  const hours = windowHours(view, day, options.training_weeks);
+  // The source's rate: median of daily ratios (an incident day moves it little).
+  const daily = new Map<number, { y: number; n: number }>();
+  let rows = 0;
+  let rowHours = 0;
+  for (const t of hours) {
+    const s = view.get(t);
+    if (!s || s.total_rows <= 0) continue;
+    const d = daily.get(floorDay(t)) ?? { y: 0, n: 0 };
+    d.y += numeratorOf(metric, s);
+    d.n += s.total_rows;
+    daily.set(floorDay(t), d);
+    rows += s.total_rows;
+    rowHours++;
+  }
+  const ratios = [...daily.values()].map((d) => d.y / d.n);
+  const sourceRate = ratios.length ? Math.max(median(ratios), 0.5 / Math.max(rows, 1)) : 0;
+  const groups = bySlot(hours, (t) => {
+    const s = view.get(t);
+    if (!s || s.total_rows <= 0) return undefined;
+    const y = numeratorOf(metric, s);
+    return { y, n: s.total_rows, p: (y + PRIOR_ROWS * sourceRate) / (s.total_rows + PRIOR_ROWS) };
+  });
+  const points: { d2: number; c: number; base: number; scale: number; y: number }[] = [];
+  looResiduals(
+    groups,
+    (p) => p.p,
+    (p, m, c) => {
+      points.push({ d2: (p.y - p.n * m) ** 2, c, base: p.n * m * (1 - m), scale: p.n * m, y: p.y });
+    },
+  );
+  const phi = pooledDispersion(points);
+  const tail = tailFactor(points.map((p) => countScore(p.y, p.scale, (p.base + phi * p.scale * p.scale) * p.c)));
+  return { growth: 1, phi, sourceRate, meanRows: rowHours ? rows / rowHours : 0, tail };
+}
+
+function timeParams(view: View, day: number, options: DetectorOptions): TimeParams {
+  const hours = windowHours(view, day, options.training_weeks);
+  const logs: number[] = [];
+  const completed: number[] = [];
+  const groups = bySlot(hours, (t) => {
+    const s = view.get(t);
+    if (!s || s.p95_minutes === null || s.completed <= 0 || !(s.p95_minutes > 0)) return undefined;
+    logs.push(Math.log(s.p95_minutes));
+    completed.push(s.completed);
+    return Math.log(s.p95_minutes);
+  });
+  const res: { d2: number; c: number }[] = [];
+  looResiduals(
+    groups,
+    (x) => x,
+    (x, m, c) => res.push({ d2: (x - m) ** 2, c }),
+  );
+  let sigma2 = 0.01;
+  if (res.length) {
+    // Robust first guess (MAD), then the mean square of the residuals within 4 of those.
+    const mad = median(res.map((r) => Math.sqrt(r.d2 / r.c))) / 0.6745;
+    const kept = res.filter((r) => r.d2 / r.c <= 16 * mad * mad);
+    const ms = kept.reduce((a, r) => a + r.d2 / r.c, 0) / Math.max(1, kept.length);
+    sigma2 = Math.max(ms, 0.0004);
+  }
+  const tail = tailFactor(res.map((r) => Math.sqrt(r.d2 / (r.c * sigma2))));
+  return {
+    tail,
+    sigma2,
+    typicalCompleted: completed.length ? median(completed) : 1,
+    center: logs.length ? median(logs) : Number.NaN,
+  };
+}
+
+function cached<T>(cache: Cache, key: string, make: () => T): T {
+  if (cache.has(key)) return cache.get(key) as T;
+  const v = make();
+  cache.set(key, v);
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Judging one hour.
+
+/** The training hours of the same hour-of-week: h − 1 week … h − training_weeks weeks, with data. */
+function trainingHours(view: View, hour: number, options: DetectorOptions): number[] {
+  const out: number[] = [];
+  for (let k = 1; k <= options.training_weeks; k++) {
+    const t = hour - k * WEEK_MS;
+    if (view.covered(t)) out.push(t);
+  }
+  return out;
+}
+
+function historyReason(weeks: number, options: DetectorOptions): string {
+  return `only ${weeks} of ${options.min_training_weeks} weeks of history at this hour of the week`;
+}
+
+/**
+ * The model's prediction for one hour given what is observed alongside it (rows, completed batches):
+ * expected, band and how to score an observation. Used by the judge and the baseline table.
+ */
+interface Prediction {
+  expected: number;
+  lower: number;
+  upper: number;
+  score: (observed: number) => number;
+  weeks: number;
+}
+
+function predict(
+  view: View,
+  metric: Metric,
+  hour: number,
+  evidence: number,
+  options: DetectorOptions,
+  cache: Cache,
+): Prediction | string {
+  const training = trainingHours(view, hour, options);
+  if (training.length < options.min_training_weeks) return historyReason(training.length, options);
+  const weeks = training.length;
+  const day = floorDay(hour);
+  const s = options.sensitivity;
+  const key = `${view.source}\u0000${metric}\u0000${day}\u0000${options.training_weeks}`;
+  if (metric === 'volume') {
+    const p = cached(cache, key, () => volumeParams(view, day, options));
+    const points = training.map((t) => (view.get(t)?.batches ?? 0) * p.growth ** ((hour - t) / WEEK_MS));
+    const mu = Math.max(median(points), 0.5 / weeks);
+    const v1 = mu + p.phi * mu * mu;
+    const variance = v1 * (1 + medianVarianceFactor(weeks));
+    const band = countBand(mu, variance, s * p.tail);
+    return { expected: mu, ...band, weeks, score: (y) => countScore(y, mu, variance) / p.tail };
+  }
+  if (metric === 'error_rate' || metric === 'dedupe_rate') {
+    const p = cached(cache, key, () => rateParams(view, metric, day, options));
+    const rates: number[] = [];
+    for (const t of training) {
+      const st = view.get(t);
+      if (!st || st.total_rows <= 0) continue;
+      rates.push((numeratorOf(metric, st) + PRIOR_ROWS * p.sourceRate) / (st.total_rows + PRIOR_ROWS));
+    }
+    const m = Math.min(0.999, rates.length ? median(rates) : p.sourceRate);
+    const n = Math.max(1, evidence);
+    const mean = n * m;
+    const perRow = m * (1 - m);
+    const extra = p.phi * m * m;
+    // The centre's own uncertainty: training hours' binomial noise (with the prior) and spread, over √weeks.
+    const centre = medianVarianceFactor(Math.max(1, rates.length)) * (perRow / (p.meanRows + PRIOR_ROWS) + extra);
+    const rel = (extra + centre) / (m * m);
+    const dist = lognormalPoisson(mean, rel);
+    const band = mixtureBand(mean, rel, dist, s * p.tail);
+    return {
+      expected: 100 * m,
+      lower: (100 * band.lower) / n,
+      upper: (100 * band.upper) / n,
+      weeks,
+      score: (pct) => mixtureScore(Math.round((pct / 100) * n), mean, dist) / p.tail,
+    };
+  }
+  const p = cached(cache, key, () => timeParams(view, day, options));
+  const logs: number[] = [];
+  for (const t of training) {
+    const st = view.get(t);
+    if (st && st.p95_minutes !== null && st.completed > 0 && st.p95_minutes > 0) logs.push(Math.log(st.p95_minutes));
+  }
+  const mu = logs.length ? median(logs) : p.center;
+  if (!Number.isFinite(mu)) return 'no completed batch in the history of this hour of the week';
+  const few = Math.max(1, p.typicalCompleted / Math.max(1, evidence));
+  const variance = p.sigma2 * (1 + medianVarianceFactor(Math.max(1, logs.length))) * few;
+  const sd = Math.sqrt(variance) * p.tail;
+  return {
+    expected: Math.exp(mu),
+    lower: Math.exp(mu - s * sd),
+    upper: Math.exp(mu + s * sd),
+    weeks,
+    score: (minutes) => (Math.log(Math.max(minutes, 1e-6)) - mu) / sd,
+  };
+}
+
+/** The observed figure of an hour and what it stands on, or why there is none. */
+function observe(view: View, metric: Metric, hour: number): { value: number; evidence: number } | string {
+  const s = view.get(hour);
+  if (metric === 'volume') return { value: s?.batches ?? 0, evidence: s?.batches ?? 0 };
+  if (metric === 'processing_time') {
+    if (!s || s.completed <= 0 || s.p95_minutes === null) return 'no batch completed in this hour';
+    return { value: s.p95_minutes, evidence: s.completed };
+  }
+  if (!s || s.total_rows <= 0) return 'no rows in this hour';
+  return { value: (100 * numeratorOf(metric, s)) / s.total_rows, evidence: s.total_rows };
+}
+
+/** Sentinel's detector: one hour of one source × metric. */
+export const judgeHour: Judge = (view, metric, hour, options, cache) => {
+  const head = { source: view.source, metric, hour_start: isoHour(hour) };
+  if (!view.covered(hour)) return { judged: false, ...head, reason: 'no data for this hour' };
+  const obs = observe(view, metric, hour);
+  // The history rule first: an hour without history is "not judged (history)" whatever it holds.
+  const pred = predict(view, metric, hour, typeof obs === 'string' ? 1 : obs.evidence, options, cache);
+  if (typeof pred === 'string') return { judged: false, ...head, reason: pred };
+  if (typeof obs === 'string') return { judged: false, ...head, reason: obs };
+  const score = pred.score(obs.value);
+  return {
+    judged: true,
+    ...head,
+    observed: round(obs.value),
+    expected: round(pred.expected),
+    lower: round(pred.lower),
+    upper: round(pred.upper),
+    score: round(score),
+    level: levelOf(score, options.sensitivity),
+    evidence: obs.evidence,
+  };
+};
+
+export interface BaselineRow {
+  /** 0 = Monday 00:00–01:00 UTC … 167 = Sunday 23:00–24:00 UTC. */
+  hour_of_week: number;
+  expected: number | null;
+  lower: number | null;
+  upper: number | null;
+  /** Weeks of data behind the row (0 … training_weeks). */
+  weeks: number;
+}
+
+/**
+ * The 168 hour-of-week rows as the detector would judge each slot's next occurrence after `at`,
+ * from the data before `at`. Rates and processing time assume the slot's typical rows / batches.
+ */
+export function baselineTable(
+  series: SourceSeries,
+  metric: Metric,
+  at: number,
+  options: DetectorOptions = DEFAULT_OPTIONS,
+): BaselineRow[] {
+  const cutoff = Math.floor(at / HOUR_MS) * HOUR_MS;
+  const view = viewOf(series, cutoff);
+  const cache: Cache = new Map();
+  const rows: BaselineRow[] = [];
+  for (let i = 0; i < 168; i++) {
+    const hour = cutoff + i * HOUR_MS;
+    const slot = hourOfWeekOf(hour);
+    // The typical evidence behind this slot: median rows / completed batches of its training hours.
+    const ev = trainingHours(view, hour, options).map((t) => {
+      const s = view.get(t);
+      return metric === 'processing_time' ? (s?.completed ?? 0) : (s?.total_rows ?? 0);
+    });
+    const evidence = Math.max(1, ev.length ? median(ev) : 1);
+    const pred = predict(view, metric, hour, evidence, options, cache);
+    rows[slot] =
+      typeof pred === 'string'
+        ? {
+            hour_of_week: slot,
+            expected: null,
+            lower: null,
+            upper: null,
+            weeks: trainingHours(view, hour, options).length,
+          }
+        : {
+            hour_of_week: slot,
+            expected: round(pred.expected),
+            lower: round(pred.lower),
+            upper: round(pred.upper),
+            weeks: pred.weeks,
+          };
+  }
+  return rows;
+}
+
+export interface BacktestInput {
+  series: readonly SourceSeries[];
+  metrics: readonly Metric[];
+  /** Epoch ms; hours starting at or after it … */
+  from: number;
+  /** … and ending at or before it are evaluated. */
+  to: number;
+  options?: DetectorOptions;
+  judge?: Judge;
+}
+
+export interface BacktestResult {
+  hours_evaluated: number;
+  verdicts: Verdict[];
+}
+
+/**
+ * Every complete UTC hour in [from, to), judged as if it were the last complete hour then: the
+ * judge reads only hours that start before the judged hour's end (no look-ahead).
+ */
+export function backtest(input: BacktestInput): BacktestResult {
+  const options = input.options ?? DEFAULT_OPTIONS;
+  const judge = input.judge ?? judgeHour;
+  const cache: Cache = new Map();
+  const verdicts: Verdict[] = [];
+  let hours = 0;
+  for (let h = Math.ceil(input.from / HOUR_MS) * HOUR_MS; h + HOUR_MS <= input.to; h += HOUR_MS) {
+    hours++;
+    for (const series of input.series) {
+      const view = viewOf(series, h + HOUR_MS);
+      for (const metric of input.metrics) verdicts.push(judge(view, metric, h, options, cache));
+    }
+  }
+  return { hours_evaluated: hours, verdicts };
+}
