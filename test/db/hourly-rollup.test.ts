@@ -49,7 +49,7 @@ function random(seed: number): () => number {
 }
 
 /** What the rollup must say, computed from the raw table alone. */
-async function fromScratch(db: pg.Pool | pg.PoolClient): Promise<HourlySourceStats[]> {
+async function fromScratch(db: pg.Pool | pg.ClientBase): Promise<HourlySourceStats[]> {
   const hour = (col: string) => `date_trunc('hour', ${col} at time zone 'UTC') at time zone 'UTC'`;
   const figures = await db.query<{
     source: string;
@@ -138,7 +138,7 @@ async function expectRollupExact(db: pg.Pool): Promise<HourlySourceStats[]> {
 }
 
 /** One random write of the engine (or of a person correcting data), on `db`. */
-async function randomWrite(db: pg.Pool | pg.PoolClient, rnd: () => number, ids: string[]): Promise<void> {
+async function randomWrite(db: pg.Pool | pg.ClientBase, rnd: () => number, ids: string[]): Promise<void> {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const when = () => new Date(BASE + Math.floor(rnd() * 6 * 3600_000));
   const op = rnd();
