@@ -41,28 +41,109 @@ export interface HourlySourceStats {
 export interface HourlyStatsRead {
   rows: HourlySourceStats[];
   /**
-   * Creation hours that the backfill has not reached yet (history from before the migration;
-   * `sentinel migrate` backfills it all, `supabase db push` leaves it to the refreshes): the
-   * counts of those hours are incomplete. Null when the backfill is done.
+   * Creation hours before this are read from the rollup, later ones from the raw table (null:
+   * the rollup has not been refreshed yet, everything was read raw). `sentinel migrate`
+   * backfills it; under `supabase db push` the refreshes do.
    */
-  backfillPending: { from: Date; to: Date } | null;
+  rolledUpBefore: Date | null;
 }
 
+const HOUR = `date_trunc('hour', x.created_at at time zone 'UTC') at time zone 'UTC'`;
+
 /**
- * The rollup for hours in [from, to), one row per (source, hour) that has batches created or
- * completed in it, ordered by source and hour. Exact at any time: the rollup plus the deltas
- * not folded yet, read in one statement (one snapshot). Reads the rollup's primary keys, never
- * intake.simplicity_batches.
+ * The figures for hours in [from, to), one row per (source, hour) that has batches created or
+ * completed in it, ordered by source and hour. Exact at any time: creation hours before the
+ * rollup's horizon from the rollup plus the deltas not folded yet, later ones (normally the last
+ * three or four) from intake.simplicity_batches through its hour index, in one statement (one
+ * snapshot). A range that ends before the horizon reads the rollup's primary keys only.
  */
 export async function readHourlyStats(
   db: Queryable,
   range: { from: Date; to: Date; sources?: readonly string[] },
 ): Promise<HourlyStatsRead> {
+  const state = await db.query<{ rolled_up_before: Date | null }>(
+    'select s.rolled_up_before from sentinel.hourly_source_state s where s.id',
+  );
+  const horizon = state.rows[0]?.rolled_up_before ?? null;
+  const from = range.from.getTime();
+  const to = range.to.getTime();
+  const rolledTo = horizon === null ? from : Math.min(to, horizon.getTime());
+  const rawFrom = horizon === null ? from : Math.max(from, horizon.getTime());
   const values: unknown[] = [range.from.toISOString(), range.to.toISOString()];
-  let bySource = '';
-  if (range.sources) {
-    values.push([...range.sources]);
-    bySource = ' and x.source = any($3::text[])';
+  const param = (v: unknown): string => {
+    values.push(v);
+    return `$${values.length}`;
+  };
+  const bySource = range.sources ? ` and x.source = any(${param([...range.sources])}::text[])` : '';
+  const r = horizon === null ? '' : `${param(horizon.toISOString())}::timestamptz`;
+
+  const figures: string[] = [];
+  const durations: string[] = [];
+  if (rolledTo > from) {
+    const end = `${param(new Date(rolledTo).toISOString())}::timestamptz`;
+    figures.push(
+      `select x.source, x.hour_start, x.batches, x.completed_batches, x.failed_batches, x.total_rows,
+              x.inserted_rows, x.skipped_rows, x.error_rows
+         from sentinel.hourly_source_stats x
+        where x.hour_start >= $1::timestamptz and x.hour_start < ${end}${bySource}`,
+      `select x.source, x.hour_start, x.d_batches, x.d_completed, x.d_failed, x.d_total_rows, x.d_inserted_rows,
+              x.d_skipped_rows, x.d_error_rows
+         from sentinel.hourly_source_deltas x
+        where x.completed_hour is null and x.hour_start >= $1::timestamptz and x.hour_start < ${end}${bySource}`,
+    );
+  }
+  if (horizon !== null && horizon.getTime() > from) {
+    durations.push(
+      `select x.source, x.completed_hour, x.bucket::int as bucket, x.batches
+         from sentinel.hourly_source_durations x
+        where x.completed_hour >= $1::timestamptz and x.completed_hour < $2::timestamptz
+          and x.created_hour < ${r}${bySource}`,
+      `select x.source, x.completed_hour, x.bucket::int, x.d_durations
+         from sentinel.hourly_source_deltas x
+        where x.completed_hour >= $1::timestamptz and x.completed_hour < $2::timestamptz
+          and x.hour_start < ${r}${bySource}`,
+    );
+  }
+  if (rawFrom < to) {
+    const start = `${param(new Date(rawFrom).toISOString())}::timestamptz`;
+    figures.push(
+      `select x.source, ${HOUR}, 1, (x.status = 'completed')::int, (x.status = 'failed')::int, x.total_rows,
+              x.inserted_rows, x.skipped_rows, x.error_rows
+         from intake.simplicity_batches x
+        where ${HOUR} >= ${start} and ${HOUR} < $2::timestamptz${bySource}`,
+    );
+  }
+  // Batches created from the horizon on that completed in the range (a batch completes after it is created).
+  const rawDurationsFrom = horizon === null ? null : horizon.getTime();
+  if (rawDurationsFrom === null || rawDurationsFrom < to) {
+    const since = rawDurationsFrom === null ? '' : `${HOUR} >= ${r} and `;
+    durations.push(
+      `select x.source, date_trunc('hour', x.completed_at at time zone 'UTC') at time zone 'UTC',
+              sentinel.duration_bucket(x.completed_at - x.started_at)::int, 1
+         from intake.simplicity_batches x
+        where ${since}${HOUR} < $2::timestamptz
+          and x.status = 'completed' and x.started_at is not null and x.completed_at >= x.created_at
+          and x.completed_at >= $1::timestamptz and x.completed_at < $2::timestamptz${bySource}`,
+    );
+  }
+  const parts: string[] = [];
+  if (figures.length > 0) {
+    parts.push(`select 'f' as kind, f.source, f.hour_start, null::int as bucket, sum(f.batches)::float8 as batches,
+            sum(f.completed_batches)::float8 as completed_batches, sum(f.failed_batches)::float8 as failed_batches,
+            sum(f.total_rows)::float8 as total_rows, sum(f.inserted_rows)::float8 as inserted_rows,
+            sum(f.skipped_rows)::float8 as skipped_rows, sum(f.error_rows)::float8 as error_rows
+       from (${figures.join('\n union all\n')})
+            as f (source, hour_start, batches, completed_batches, failed_batches, total_rows, inserted_rows,
+                  skipped_rows, error_rows)
+      group by f.source, f.hour_start
+     having sum(f.batches) <> 0 or sum(f.total_rows) <> 0`);
+  }
+  if (durations.length > 0) {
+    parts.push(`select 'd' as kind, d.source, d.completed_hour, d.bucket, sum(d.batches)::float8, 0::float8,
+            0::float8, 0::float8, 0::float8, 0::float8, 0::float8
+       from (${durations.join('\n union all\n')}) as d (source, completed_hour, bucket, batches)
+      group by d.source, d.completed_hour, d.bucket
+     having sum(d.batches) > 0`);
   }
   const { rows } = await db.query<{
     kind: 'f' | 'd';
@@ -76,43 +157,7 @@ export async function readHourlyStats(
     inserted_rows: number;
     skipped_rows: number;
     error_rows: number;
-  }>(
-    `select 'f' as kind, f.source, f.hour_start, null::int as bucket, sum(f.batches)::float8 as batches,
-            sum(f.completed_batches)::float8 as completed_batches, sum(f.failed_batches)::float8 as failed_batches,
-            sum(f.total_rows)::float8 as total_rows, sum(f.inserted_rows)::float8 as inserted_rows,
-            sum(f.skipped_rows)::float8 as skipped_rows, sum(f.error_rows)::float8 as error_rows
-       from (
-         select x.source, x.hour_start, x.batches, x.completed_batches, x.failed_batches, x.total_rows,
-                x.inserted_rows, x.skipped_rows, x.error_rows
-           from sentinel.hourly_source_stats x
-          where x.hour_start >= $1::timestamptz and x.hour_start < $2::timestamptz${bySource}
-         union all
-         select x.source, x.hour_start, x.d_batches, x.d_completed, x.d_failed, x.d_total_rows, x.d_inserted_rows,
-                x.d_skipped_rows, x.d_error_rows
-           from sentinel.hourly_source_deltas x
-          where x.completed_hour is null
-            and x.hour_start >= $1::timestamptz and x.hour_start < $2::timestamptz${bySource}
-       ) f
-      group by f.source, f.hour_start
-     having sum(f.batches) <> 0 or sum(f.total_rows) <> 0
-     union all
-     select 'd', d.source, d.completed_hour, d.bucket, sum(d.batches)::float8, 0, 0, 0, 0, 0, 0
-       from (
-         select x.source, x.completed_hour, x.bucket::int as bucket, x.batches
-           from sentinel.hourly_source_durations x
-          where x.completed_hour >= $1::timestamptz and x.completed_hour < $2::timestamptz${bySource}
-         union all
-         select x.source, x.completed_hour, x.bucket::int, x.d_durations
-           from sentinel.hourly_source_deltas x
-          where x.completed_hour >= $1::timestamptz and x.completed_hour < $2::timestamptz${bySource}
-       ) d
-      group by d.source, d.completed_hour, d.bucket
-     having sum(d.batches) > 0`,
-    values,
-  );
-  const state = await db.query<{ backfill_next: Date | null; backfill_end: Date | null }>(
-    'select s.backfill_next, s.backfill_end from sentinel.hourly_source_state s where s.id',
-  );
+  }>(parts.join('\n union all\n'), values);
 
   const byKey = new Map<string, { row: HourlySourceStats; buckets: [number, number][] }>();
   const entry = (source: string, hourStart: Date) => {
@@ -165,9 +210,7 @@ export async function readHourlyStats(
   out.sort((a, b) =>
     a.source < b.source ? -1 : a.source > b.source ? 1 : a.hourStart.getTime() - b.hourStart.getTime(),
   );
-  const s = state.rows[0];
-  const pending = s?.backfill_next && s.backfill_end && s.backfill_next < s.backfill_end;
-  return { rows: out, backfillPending: pending ? { from: s.backfill_next!, to: s.backfill_end! } : null };
+  return { rows: out, rolledUpBefore: horizon };
 }
 
 /** The value a histogram bucket stands for: its geometric middle (bucket 0, under a second: 0.5 s). */
@@ -201,33 +244,37 @@ export function histogramPercentileSeconds(buckets: readonly (readonly [number, 
 
 interface RefreshResult {
   folded: number;
-  backfilled_hours: number;
-  backfill_pending_hours: number;
+  rolled_up_before: string | null;
+  recomputed_hours: number;
+  pending_hours: number;
 }
 
 /**
- * Folds the triggers' deltas into the rollup and backfills up to `maxBackfillHours` creation
- * hours of older history; one call is one short transaction (the caller's, or autocommit).
+ * Folds the triggers' deltas into the rollup and moves its horizon forward by up to `maxHours`
+ * hours (recomputed from the raw table); one call is one short transaction (autocommit, or the
+ * caller's READ COMMITTED one). `pendingHours` is -1 when the role cannot see every session's
+ * transaction start (then the horizon stays: grant it pg_read_all_stats).
  */
 export async function refreshHourlyStats(
   db: Queryable,
-  maxBackfillHours = HOURLY_BACKFILL_HOURS_PER_CALL,
-): Promise<{ folded: number; backfilledHours: number; backfillPendingHours: number }> {
+  maxHours = HOURLY_BACKFILL_HOURS_PER_CALL,
+): Promise<{ folded: number; rolledUpBefore: Date | null; recomputedHours: number; pendingHours: number }> {
   const { rows } = await db.query<{ result: RefreshResult }>(
     'select sentinel.refresh_hourly_source_stats($1::int) as result',
-    [maxBackfillHours],
+    [maxHours],
   );
   const r = rows[0]!.result;
   return {
     folded: Number(r.folded),
-    backfilledHours: Number(r.backfilled_hours),
-    backfillPendingHours: Number(r.backfill_pending_hours),
+    rolledUpBefore: r.rolled_up_before === null ? null : new Date(r.rolled_up_before),
+    recomputedHours: Number(r.recomputed_hours),
+    pendingHours: Number(r.pending_hours),
   };
 }
 
 /**
- * After `sentinel migrate`: backfills the whole history, one bounded chunk per transaction
- * (each call its own autocommit statement), so the engine's writers are never held up for long.
+ * After `sentinel migrate`: backfills the history, one bounded chunk per transaction (each call
+ * its own autocommit statement), so the engine's writers are never held up for long.
  */
 export async function buildHourlyRollup(databaseUrl: string, logger: Logger): Promise<void> {
   const { createWritePool, endPool } = await import('./pool.js');
@@ -236,11 +283,16 @@ export async function buildHourlyRollup(databaseUrl: string, logger: Logger): Pr
     let first = true;
     for (;;) {
       const r = await refreshHourlyStats(pool);
-      if (r.backfillPendingHours === 0) {
-        if (!first) logger.info('Hourly rollup backfilled');
+      if (r.pendingHours <= 0 || r.recomputedHours === 0) {
+        if (r.pendingHours < 0) {
+          logger.warn(
+            'The hourly rollup cannot move forward: this role cannot see the transactions of other sessions ' +
+              '(grant it pg_read_all_stats); its readers stay exact but read more raw batches',
+          );
+        } else if (!first) logger.info('Hourly rollup backfilled');
         return;
       }
-      if (first) logger.info(`Backfilling the hourly rollup (${r.backfillPendingHours} hours to go)...`);
+      if (first) logger.info(`Backfilling the hourly rollup (${r.pendingHours} more hours)...`);
       first = false;
     }
   } finally {

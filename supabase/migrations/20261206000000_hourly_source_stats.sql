@@ -4,21 +4,32 @@
 -- sentinel.hourly_source_stats: one row per (UTC hour of created_at, source) with
 -- batches, completed/failed batches and the row counts of those batches.
 -- sentinel.hourly_source_durations: processing time (completed_at - started_at) of the
--- batches with status `completed`, per (UTC hour of completed_at, source) as a
+-- batches with status `completed` (and completed_at >= created_at, so a batch never
+-- counts in an hour before its own), per (UTC hour of completed_at, source) as a
 -- histogram of log-spaced buckets (bucket 0: under 1 s; bucket k >= 1: [1.05^(k-1),
 -- 1.05^k) s), so that a p95 read from it is within 2.5 % (+ 0.5 s) of the exact one.
 -- Each histogram row also carries the creation hour of its batches, so that an hour
--- of batches can be recomputed from the raw table (backfill) as a whole.
+-- of batches can be recomputed from the raw table as a whole.
 --
--- Maintained incrementally, without locks shared between the engine's writers:
--- row triggers on intake.simplicity_batches append each write's difference (new
--- figures minus old) to sentinel.hourly_source_deltas, an append-only table with no
--- index. A writer never updates a shared row, so two ingestion transactions never
--- wait for each other (or deadlock) because of Sentinel. sentinel.refresh_hourly_source_stats()
--- folds the deltas into the rollup (one statement: the rows it deletes are exactly
--- the rows it adds, whatever commits meanwhile) and backfills the history that
--- existed before this migration, a bounded number of hours per call. A reader adds
--- the deltas not folded yet (src/db/hourly.ts), so it is exact between refreshes.
+-- The rollup holds the creation hours before sentinel.hourly_source_state.rolled_up_before
+-- (R); a reader takes the hours from R on from the raw table, through the hour index
+-- (src/db/hourly.ts). sentinel.refresh_hourly_source_stats() moves R forward, an hour
+-- at a time recomputed from the raw table, up to 3 hours before the start of the
+-- oldest transaction of this database; the same walk backfills the history that
+-- predates this migration, a bounded number of hours per call.
+--
+-- The engine's usual writes cost nothing: a batch is inserted and taken through its
+-- statuses within minutes, while its hour is still read raw. Only a write to a batch
+-- created more than 3 hours before the writing transaction began (a late status
+-- change, a correction, a retention delete, a backdated insert) calls a trigger,
+-- which appends the difference (new figures minus old) to
+-- sentinel.hourly_source_deltas: an append-only table with no index, so writers
+-- never wait for each other (or deadlock) because of Sentinel. Why 3 hours is safe:
+-- a write the triggers skip is to a batch created after (its transaction's start - 3 h)
+-- >= (the oldest transaction's start when R last moved - 3 h) >= R, so it is in an
+-- hour read raw, or in one recomputed after it committed. The refresh folds the
+-- deltas into the rollup (one statement: the rows it deletes are exactly the rows it
+-- adds); until then a reader adds them.
 --
 -- Idempotent, plain SQL: runs under `supabase db push` and `sentinel migrate`.
 
@@ -66,12 +77,10 @@ create table if not exists sentinel.hourly_source_deltas (
   d_durations integer not null default 0
 );
 
--- Where the backfill of the history from before this migration stands: creation
--- hours in [backfill_next, backfill_end) are not in the rollup yet.
+-- The creation hours before rolled_up_before are in the rollup (one row).
 create table if not exists sentinel.hourly_source_state (
   id boolean primary key default true check (id),
-  backfill_next timestamptz,
-  backfill_end timestamptz,
+  rolled_up_before timestamptz,
   refreshed_at timestamptz
 );
 
@@ -82,7 +91,7 @@ comment on table sentinel.hourly_source_durations is
 comment on table sentinel.hourly_source_deltas is
   'Sentinel: differences appended by the triggers on intake.simplicity_batches, folded into the rollup by sentinel.refresh_hourly_source_stats().';
 comment on table sentinel.hourly_source_state is
-  'Sentinel: the creation hours [backfill_next, backfill_end) not backfilled into the hourly rollup yet (one row).';
+  'Sentinel: creation hours before rolled_up_before are in the hourly rollup, later ones are read from intake.simplicity_batches (one row).';
 
 -- The histogram bucket of a processing time.
 create or replace function sentinel.duration_bucket(d interval)
@@ -113,14 +122,14 @@ declare
 begin
   if tg_op <> 'INSERT' then
     o_hour := date_trunc('hour', old.created_at at time zone 'UTC') at time zone 'UTC';
-    if old.status = 'completed' and old.started_at is not null and old.completed_at is not null then
+    if old.status = 'completed' and old.started_at is not null and old.completed_at >= old.created_at then
       o_done := date_trunc('hour', old.completed_at at time zone 'UTC') at time zone 'UTC';
       o_bucket := sentinel.duration_bucket(old.completed_at - old.started_at);
     end if;
   end if;
   if tg_op <> 'DELETE' then
     n_hour := date_trunc('hour', new.created_at at time zone 'UTC') at time zone 'UTC';
-    if new.status = 'completed' and new.started_at is not null and new.completed_at is not null then
+    if new.status = 'completed' and new.started_at is not null and new.completed_at >= new.created_at then
       n_done := date_trunc('hour', new.completed_at at time zone 'UTC') at time zone 'UTC';
       n_bucket := sentinel.duration_bucket(new.completed_at - new.started_at);
     end if;
@@ -174,11 +183,11 @@ begin
 end;
 $$;
 
--- Folds the deltas into the rollup, then backfills up to max_backfill_hours creation
--- hours of the history (0: none). Returns jsonb {folded, backfilled_hours,
--- backfill_pending_hours}. One refresher at a time (the state row's lock); the
--- engine's writers never wait for it.
-create or replace function sentinel.refresh_hourly_source_stats(max_backfill_hours integer default 168)
+-- Folds the deltas into the rollup, then moves rolled_up_before forward by up to
+-- max_hours hours (recomputed from the raw table; 0: fold only). Returns jsonb
+-- {folded, rolled_up_before, recomputed_hours, pending_hours}. One refresher at a
+-- time (the state row's lock); the engine's writers never wait for it.
+create or replace function sentinel.refresh_hourly_source_stats(max_hours integer default 168)
 returns jsonb
 language plpgsql
 security definer
@@ -186,13 +195,18 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   folded bigint := 0;
-  st sentinel.hourly_source_state;
-  a timestamptz;
-  b timestamptz;
-  hours integer := 0;
+  r_old timestamptz;
+  r_new timestamptz;
+  oldest timestamptz;
+  target timestamptz;
+  hidden boolean;
 begin
+  -- The recompute must take its snapshot after the look at pg_stat_activity below.
+  if current_setting('transaction_isolation') <> 'read committed' then
+    raise exception 'sentinel.refresh_hourly_source_stats() must run in a READ COMMITTED transaction';
+  end if;
   insert into sentinel.hourly_source_state (id) values (true) on conflict (id) do nothing;
-  select * into st from sentinel.hourly_source_state s where s.id for update;
+  select s.rolled_up_before into r_old from sentinel.hourly_source_state s where s.id for update;
 
   -- One statement, one snapshot: exactly the deltas it deletes are added.
   with gone as (
@@ -226,30 +240,41 @@ begin
   )
   select count(*) into folded from gone;
 
-  -- Backfill: recompute whole creation hours [a, b) from the raw table and drop the
-  -- deltas of those hours, in one statement (one snapshot): a delta is visible to
-  -- it exactly when its write is, so a write committing meanwhile is neither lost
-  -- nor counted twice (its delta stays and is folded later).
-  if st.backfill_next is not null and st.backfill_next < st.backfill_end and max_backfill_hours > 0 then
-    a := st.backfill_next;
-    b := least(st.backfill_end, a + make_interval(hours => max_backfill_hours));
-    perform sentinel.recompute_hourly_source_stats(a, b);
-    hours := extract(epoch from b - a) / 3600;
-    update sentinel.hourly_source_state s set backfill_next = b where s.id;
-    st.backfill_next := b;
+  -- How far R may go: 3 hours (the triggers' horizon) before the start of the oldest
+  -- transaction of this database, read before the recompute takes its snapshot (a
+  -- later statement), so every write that snapshot misses began after that start.
+  -- A session whose start this role may not see holds R where it is.
+  select min(a.xact_start), bool_or(a.state is null and a.backend_type = 'client backend')
+    into oldest, hidden
+  from pg_stat_activity a
+  where a.datname = current_database() and a.pid <> pg_backend_pid();
+  target := date_trunc('hour', (least(coalesce(oldest, clock_timestamp()), now(), clock_timestamp())
+                                - interval '3 hours') at time zone 'UTC') at time zone 'UTC';
+
+  if r_old is null then
+    -- First refresh: the history starts at the first batch (two probes of the hour index).
+    select min(date_trunc('hour', b.created_at at time zone 'UTC') at time zone 'UTC') into r_old
+    from intake.simplicity_batches b;
+    r_old := least(coalesce(r_old, target), target);
+  end if;
+  r_new := r_old;
+  if not coalesce(hidden, false) and r_old < target and max_hours > 0 then
+    r_new := least(target, r_old + make_interval(hours => max_hours));
+    perform sentinel.recompute_hourly_source_stats(r_old, r_new);
   end if;
 
   delete from sentinel.hourly_source_stats r
   where r.batches = 0 and r.completed_batches = 0 and r.failed_batches = 0 and r.total_rows = 0
     and r.inserted_rows = 0 and r.skipped_rows = 0 and r.error_rows = 0;
   delete from sentinel.hourly_source_durations r where r.batches = 0;
-  update sentinel.hourly_source_state s set refreshed_at = now() where s.id;
+  update sentinel.hourly_source_state s set rolled_up_before = r_new, refreshed_at = now() where s.id;
 
   return jsonb_build_object(
     'folded', folded,
-    'backfilled_hours', hours,
-    'backfill_pending_hours',
-    coalesce(greatest(0, extract(epoch from st.backfill_end - st.backfill_next) / 3600), 0)::bigint
+    'rolled_up_before', r_new,
+    'recomputed_hours', (extract(epoch from r_new - r_old) / 3600)::bigint,
+    'pending_hours', case when coalesce(hidden, false) then -1
+                          else greatest(0, extract(epoch from target - r_new) / 3600)::bigint end
   );
 end;
 $$;
@@ -268,7 +293,7 @@ begin atomic
   raw as (
     select date_trunc('hour', x.created_at at time zone 'UTC') at time zone 'UTC' as hour_start,
            x.source, x.status, x.total_rows, x.inserted_rows, x.skipped_rows, x.error_rows,
-           x.started_at, x.completed_at
+           x.started_at, x.completed_at, x.created_at
     from intake.simplicity_batches x
     where (date_trunc('hour', x.created_at at time zone 'UTC') at time zone 'UTC') >= a
       and (date_trunc('hour', x.created_at at time zone 'UTC') at time zone 'UTC') < b
@@ -308,7 +333,7 @@ begin atomic
            w.source, sentinel.duration_bucket(w.completed_at - w.started_at) as bucket, w.hour_start as created_hour,
            count(*) as batches
     from raw w
-    where w.status = 'completed' and w.started_at is not null and w.completed_at is not null
+    where w.status = 'completed' and w.started_at is not null and w.completed_at >= w.created_at
     group by 1, 2, 3, 4
   ),
   durations as (
@@ -337,48 +362,46 @@ begin
   delete from sentinel.hourly_source_stats;
   delete from sentinel.hourly_source_durations;
   delete from sentinel.hourly_source_deltas;
-  update sentinel.hourly_source_state s set backfill_next = null, backfill_end = null where s.id;
+  update sentinel.hourly_source_state s set rolled_up_before = null where s.id;
   return null;
 end;
 $$;
 
--- The triggers. Updates that change nothing the rollup holds (most status steps:
--- processing, validating, inserting) do not even call the function.
+-- The triggers: only writes to batches created more than 3 hours before the
+-- writing transaction began call the function (see the top); updates of those only
+-- when a figure the rollup holds changes.
 create or replace trigger sentinel_hourly_source_insert
   after insert on intake.simplicity_batches
-  for each row execute function sentinel.hourly_source_capture();
+  for each row
+  when (new.created_at < now() - interval '3 hours')
+  execute function sentinel.hourly_source_capture();
 create or replace trigger sentinel_hourly_source_update
   after update on intake.simplicity_batches
   for each row
-  when ((old.source, old.created_at, old.status = 'completed', old.status = 'failed', old.total_rows,
-         old.inserted_rows, old.skipped_rows, old.error_rows,
-         case when old.status = 'completed' then old.started_at end,
-         case when old.status = 'completed' then old.completed_at end)
-        is distinct from
-        (new.source, new.created_at, new.status = 'completed', new.status = 'failed', new.total_rows,
-         new.inserted_rows, new.skipped_rows, new.error_rows,
-         case when new.status = 'completed' then new.started_at end,
-         case when new.status = 'completed' then new.completed_at end))
+  when ((old.created_at < now() - interval '3 hours' or new.created_at < now() - interval '3 hours')
+        and (old.source, old.created_at, old.status = 'completed', old.status = 'failed', old.total_rows,
+             old.inserted_rows, old.skipped_rows, old.error_rows,
+             case when old.status = 'completed' then old.started_at end,
+             case when old.status = 'completed' then old.completed_at end)
+            is distinct from
+            (new.source, new.created_at, new.status = 'completed', new.status = 'failed', new.total_rows,
+             new.inserted_rows, new.skipped_rows, new.error_rows,
+             case when new.status = 'completed' then new.started_at end,
+             case when new.status = 'completed' then new.completed_at end))
   execute function sentinel.hourly_source_capture();
 create or replace trigger sentinel_hourly_source_delete
   after delete on intake.simplicity_batches
-  for each row execute function sentinel.hourly_source_capture();
+  for each row
+  when (old.created_at < now() - interval '3 hours')
+  execute function sentinel.hourly_source_capture();
 create or replace trigger sentinel_hourly_source_truncate
   after truncate on intake.simplicity_batches
   for each statement execute function sentinel.hourly_source_on_truncate();
 
--- The history from before the triggers: backfilled by the refresh, oldest first.
--- After the triggers (whose creation waits for the engine's open writes), so every
--- batch is either in this range or captured by them. A second application keeps
--- the row as it is.
-insert into sentinel.hourly_source_state (id, backfill_next, backfill_end)
-select true, r.first_hour, r.last_hour + interval '1 hour'
-from (
-  select min(date_trunc('hour', b.created_at at time zone 'UTC') at time zone 'UTC') as first_hour,
-         max(date_trunc('hour', b.created_at at time zone 'UTC') at time zone 'UTC') as last_hour
-  from intake.simplicity_batches b
-) r
-on conflict (id) do nothing;
+-- R stays unset until the first refresh, which starts it at the first batch's hour:
+-- the history from before the migration is backfilled by the refreshes, oldest
+-- hour first (`sentinel migrate` runs them all).
+insert into sentinel.hourly_source_state (id) values (true) on conflict (id) do nothing;
 
 do $$
 begin
