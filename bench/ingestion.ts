@@ -156,7 +156,8 @@ export async function measureIngestionWith(opts: IngestionOptions): Promise<Inge
     } finally {
       await state.remove();
     }
-    if (opts.hourlyRollupOnly) {
+    if (opts.hourlyRollupOnly && !process.env.BENCH_INGEST_SAME_SIDES) {
+      // (BENCH_INGEST_SAME_SIDES keeps the triggers on both sides: an A/A run, the comparison's own bias.)
       const bare = new pg.Client({ connectionString: urls.without });
       await bare.connect();
       try {
