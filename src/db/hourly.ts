@@ -8,7 +8,7 @@ import type { Queryable } from './pool.js';
  * that predates the migration.
  */
 
-/** Creation hours one refresh call may backfill: bounds each transaction (~0.2 s at scale L). */
+/** Creation hours one refresh call may recompute (backfill): bounds each transaction. */
 export const HOURLY_BACKFILL_HOURS_PER_CALL = 168;
 
 /** Width of a processing-time histogram bucket: bucket k >= 1 holds [1.05^(k-1), 1.05^k) seconds. */
