@@ -128,7 +128,8 @@ export async function readHourlyStats(
   }
   const parts: string[] = [];
   if (figures.length > 0) {
-    parts.push(`select 'f' as kind, f.source, f.hour_start, null::int as bucket, sum(f.batches)::float8 as batches,
+    parts.push(`select 'f' as kind, f.source, f.hour_start, null::int[] as buckets,
+            array[sum(f.batches)::float8] as batches,
             sum(f.completed_batches)::float8 as completed_batches, sum(f.failed_batches)::float8 as failed_batches,
             sum(f.total_rows)::float8 as total_rows, sum(f.inserted_rows)::float8 as inserted_rows,
             sum(f.skipped_rows)::float8 as skipped_rows, sum(f.error_rows)::float8 as error_rows
@@ -139,18 +140,23 @@ export async function readHourlyStats(
      having sum(f.batches) <> 0 or sum(f.total_rows) <> 0`);
   }
   if (durations.length > 0) {
-    parts.push(`select 'd' as kind, d.source, d.completed_hour, d.bucket, sum(d.batches)::float8, 0::float8,
-            0::float8, 0::float8, 0::float8, 0::float8, 0::float8
-       from (${durations.join('\n union all\n')}) as d (source, completed_hour, bucket, batches)
-      group by d.source, d.completed_hour, d.bucket
-     having sum(d.batches) > 0`);
+    // One row per (source, hour) with its histogram as two arrays: a few dozen buckets each.
+    parts.push(`select 'd' as kind, h.source, h.completed_hour, array_agg(h.bucket order by h.bucket),
+            array_agg(h.batches order by h.bucket), 0::float8, 0::float8, 0::float8, 0::float8, 0::float8, 0::float8
+       from (
+         select d.source, d.completed_hour, d.bucket, sum(d.batches)::float8 as batches
+           from (${durations.join('\n union all\n')}) as d (source, completed_hour, bucket, batches)
+          group by d.source, d.completed_hour, d.bucket
+         having sum(d.batches) > 0
+       ) h
+      group by h.source, h.completed_hour`);
   }
   const { rows } = await db.query<{
     kind: 'f' | 'd';
     source: string;
     hour_start: Date;
-    bucket: number | null;
-    batches: number;
+    buckets: number[] | null;
+    batches: number[];
     completed_batches: number;
     failed_batches: number;
     total_rows: number;
@@ -188,7 +194,7 @@ export async function readHourlyStats(
     const e = entry(r.source, r.hour_start);
     if (r.kind === 'f') {
       Object.assign(e.row, {
-        batches: r.batches,
+        batches: r.batches[0]!,
         completedBatches: r.completed_batches,
         failedBatches: r.failed_batches,
         totalRows: r.total_rows,
@@ -197,7 +203,9 @@ export async function readHourlyStats(
         errorRows: r.error_rows,
       });
     } else {
-      e.buckets.push([r.bucket!, r.batches]);
+      r.buckets!.forEach((bucket, i) => {
+        e.buckets.push([bucket, r.batches[i]!]);
+      });
     }
   }
   const out: HourlySourceStats[] = [];
