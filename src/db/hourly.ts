@@ -59,7 +59,13 @@ const HOUR = `date_trunc('hour', x.created_at at time zone 'UTC') at time zone '
  */
 export async function readHourlyStats(
   db: Queryable,
-  range: { from: Date; to: Date; sources?: readonly string[] },
+  range: {
+    from: Date;
+    to: Date;
+    sources?: readonly string[];
+    /** false: leave out the processing time (finishedBatches 0, p95 null), which is most of the cost. */
+    processingTime?: boolean;
+  },
 ): Promise<HourlyStatsRead> {
   const state = await db.query<{ rolled_up_before: Date | null }>(
     'select s.rolled_up_before from sentinel.hourly_source_state s where s.id',
@@ -75,7 +81,9 @@ export async function readHourlyStats(
     return `$${values.length}`;
   };
   const bySource = range.sources ? ` and x.source = any(${param([...range.sources])}::text[])` : '';
-  const r = horizon === null ? '' : `${param(horizon.toISOString())}::timestamptz`;
+  // The horizon as a parameter, added only where a query part uses it (an unused one has no type).
+  let horizonParam: string | undefined;
+  const r = (): string => (horizonParam ??= `${param(horizon!.toISOString())}::timestamptz`);
 
   const figures: string[] = [];
   const durations: string[] = [];
@@ -92,16 +100,17 @@ export async function readHourlyStats(
         where x.completed_hour is null and x.hour_start >= $1::timestamptz and x.hour_start < ${end}${bySource}`,
     );
   }
-  if (horizon !== null && horizon.getTime() > from) {
+  const withDurations = range.processingTime ?? true;
+  if (withDurations && horizon !== null && horizon.getTime() > from) {
     durations.push(
       `select x.source, x.completed_hour, x.bucket::int as bucket, x.batches
          from sentinel.hourly_source_durations x
         where x.completed_hour >= $1::timestamptz and x.completed_hour < $2::timestamptz
-          and x.created_hour < ${r}${bySource}`,
+          and x.created_hour < ${r()}${bySource}`,
       `select x.source, x.completed_hour, x.bucket::int, x.d_durations
          from sentinel.hourly_source_deltas x
         where x.completed_hour >= $1::timestamptz and x.completed_hour < $2::timestamptz
-          and x.hour_start < ${r}${bySource}`,
+          and x.hour_start < ${r()}${bySource}`,
     );
   }
   if (rawFrom < to) {
@@ -115,8 +124,8 @@ export async function readHourlyStats(
   }
   // Batches created from the horizon on that completed in the range (a batch completes after it is created).
   const rawDurationsFrom = horizon === null ? null : horizon.getTime();
-  if (rawDurationsFrom === null || rawDurationsFrom < to) {
-    const since = rawDurationsFrom === null ? '' : `${HOUR} >= ${r} and `;
+  if (withDurations && (rawDurationsFrom === null || rawDurationsFrom < to)) {
+    const since = rawDurationsFrom === null ? '' : `${HOUR} >= ${r()} and `;
     durations.push(
       `select x.source, date_trunc('hour', x.completed_at at time zone 'UTC') at time zone 'UTC',
               sentinel.duration_bucket(x.completed_at - x.started_at)::int, 1
