@@ -62,9 +62,10 @@ export interface IngestionFigure {
    * migrations create counts. `engine_fk_index`: "without" already has the index on
    * intake.row_errors (batch_id) that any engine with `on delete cascade` needs (the
    * first migration creates it when missing), so the figure is what Sentinel adds
-   * beyond that.
+   * beyond that. `hourly_rollup`: both sides are migrated, "without" has the hourly rollup's
+   * triggers dropped, so the figure is what the rollup alone adds to Sentinel's cost.
    */
-  variant: 'all' | 'engine_fk_index';
+  variant: 'all' | 'engine_fk_index' | 'hourly_rollup';
 }
 
 export interface IngestionOptions {
@@ -79,6 +80,8 @@ export interface IngestionOptions {
   batchesPerRound?: number;
   /** Give "without" the foreign key's index too (see IngestionFigure.variant). */
   engineFkIndex?: boolean;
+  /** Migrate both sides and drop the hourly rollup's triggers on "without" (see IngestionFigure.variant). */
+  hourlyRollupOnly?: boolean;
 }
 
 const ERRORS_PER_BATCH = 200;
@@ -143,14 +146,27 @@ export async function measureIngestionWith(opts: IngestionOptions): Promise<Inge
       }
     }
     debug('prefilled');
-    await copyDatabase(admin, names.without, names.with);
-    debug('copied');
     const state = await tempDir('sentinel-bench-ingest');
     try {
-      await runCli(['migrate'], sentinelEnv(urls.with, state.path));
+      if (opts.hourlyRollupOnly) await runCli(['migrate'], sentinelEnv(urls.without, state.path));
+      await copyDatabase(admin, names.without, names.with);
+      debug('copied');
+      if (!opts.hourlyRollupOnly) await runCli(['migrate'], sentinelEnv(urls.with, state.path));
       debug('migrated');
     } finally {
       await state.remove();
+    }
+    if (opts.hourlyRollupOnly && !process.env.BENCH_INGEST_SAME_SIDES) {
+      // (BENCH_INGEST_SAME_SIDES keeps the triggers on both sides: an A/A run, the comparison's own bias.)
+      const bare = new pg.Client({ connectionString: urls.without });
+      await bare.connect();
+      try {
+        for (const op of ['insert', 'update', 'delete']) {
+          await bare.query(`drop trigger sentinel_hourly_source_${op} on intake.simplicity_batches`);
+        }
+      } finally {
+        await bare.end();
+      }
     }
 
     const db = {} as Record<Side, pg.Client>;
@@ -190,7 +206,7 @@ export async function measureIngestionWith(opts: IngestionOptions): Promise<Inge
         withSentinelPerSec: round(typical * ratio, 0),
         slowdownPct: round(100 * (1 - ratio), 1),
         reps: rounds,
-        variant: opts.engineFkIndex ? 'engine_fk_index' : 'all',
+        variant: opts.hourlyRollupOnly ? 'hourly_rollup' : opts.engineFkIndex ? 'engine_fk_index' : 'all',
       };
     });
   } finally {
@@ -365,6 +381,8 @@ if (isMain(import.meta.url)) {
       ...(errors !== undefined ? { errors } : {}),
       ...(rounds !== undefined ? { rounds } : {}),
       ...(batchesPerRound !== undefined ? { batchesPerRound } : {}),
+      ...(process.env.BENCH_INGEST_COMPARE === 'hourly_rollup' ? { hourlyRollupOnly: true } : {}),
+      ...(process.env.BENCH_INGEST_COMPARE === 'engine_fk_index' ? { engineFkIndex: true } : {}),
     }),
   );
 }

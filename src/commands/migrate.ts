@@ -1,5 +1,6 @@
 import type { ConfigFlags } from '../config/load.js';
 import { describeError } from '../db/errors.js';
+import { buildHourlyRollup } from '../db/hourly.js';
 import { MigrationError, migrate } from '../db/migrate.js';
 import { buildErrorRollup } from '../db/rollup.js';
 import type { LogLevel } from '../log.js';
@@ -24,6 +25,12 @@ export async function migrateCommand(
     } catch (err) {
       // Not a migration failure: the views are exact without it, and every run refreshes it.
       logger.warn(`Could not build the error rollup now: ${describeError(err)}; the runs will build it over time`);
+    }
+    try {
+      await buildHourlyRollup(config.env.databaseUrl, logger);
+    } catch (err) {
+      // Not a migration failure either: the triggers keep new writes; the backfill resumes where it stopped.
+      logger.warn(`Could not backfill the hourly rollup now: ${describeError(err)}; run \`sentinel migrate\` again`);
     }
     const stateUrl = config.replicas.state_database_url;
     if (stateUrl) {

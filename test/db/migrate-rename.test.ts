@@ -28,6 +28,8 @@ const RELEASE = [
   },
   { formerName: 'sentinel_state', name: STATE_MIGRATION, sql: released('sentinel_state.sql') },
 ];
+/** Files added since that release: a database it migrated gets them applied, nothing else. */
+const ADDED = ['20261206000000_hourly_source_stats'];
 const CURRENT: Record<string, string> = {
   intake_reference: current('sql/intake.sql'),
   '20250104000000_ops_views': current('supabase/migrations/20250104000000_ops_views.sql'),
@@ -99,20 +101,26 @@ describe('migrations renamed since an earlier release', () => {
 
       const results = await migrate(db.url, { withIntake: true, logger });
 
-      expect(results).toEqual(RELEASE.map((f) => ({ name: f.name, status: 'unchanged' })));
+      expect(results).toEqual([
+        ...RELEASE.map((f) => ({ name: f.name, status: 'unchanged' })),
+        ...ADDED.map((name) => ({ name, status: 'applied' })),
+      ]);
       expect(await ledger(db)).toEqual(
-        RELEASE.map((f) => [f.name, sha256(CURRENT[f.name]!)] as [string, string]).sort((a, b) =>
-          a[0] < b[0] ? -1 : 1,
-        ),
+        [
+          ...RELEASE.map((f) => [f.name, sha256(CURRENT[f.name]!)] as [string, string]),
+          ...ADDED.map((name) => [name, sha256(current(`supabase/migrations/${name}.sql`))] as [string, string]),
+        ].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
       );
-      expect(logger.lines.filter((l) => !l.startsWith('debug'))).toEqual([]);
+      expect(logger.lines.filter((l) => !l.startsWith('debug'))).toEqual(
+        ADDED.map((name) => `info Applying ${name}...`),
+      );
       // A round trip on the listener delivers whatever was committed before it.
       await listener.query('select 1');
       expect(notified).toEqual([]);
       await listener.end();
 
       expect(await migrate(db.url, { withIntake: true })).toEqual(
-        RELEASE.map((f) => ({ name: f.name, status: 'unchanged' })),
+        [...RELEASE.map((f) => f.name), ...ADDED].map((name) => ({ name, status: 'unchanged' })),
       );
     },
   );
@@ -132,6 +140,7 @@ describe('migrations renamed since an earlier release', () => {
         { name: '20250104000000_ops_views', status: 'reapplied' },
         { name: '20261128000000_ops_views_at_scale', status: 'reapplied' },
         { name: STATE_MIGRATION, status: 'reapplied' },
+        ...ADDED.map((name) => ({ name, status: 'applied' })),
       ]);
       const { rows } = await db.pool.query<{ found: boolean }>(
         `select to_regclass('ops.v_pipeline_health') is not null as found`,
@@ -141,6 +150,7 @@ describe('migrations renamed since an earlier release', () => {
         '20250104000000_ops_views',
         '20261128000000_ops_views_at_scale',
         STATE_MIGRATION,
+        ...ADDED,
         'intake_reference',
       ]);
     },
@@ -155,7 +165,7 @@ describe('migrations renamed since an earlier release', () => {
       sha256(state.sql),
     ]);
 
-    expect((await migrate(db.url)).map((r) => r.status)).toEqual(['unchanged', 'unchanged', 'unchanged']);
+    expect((await migrate(db.url)).map((r) => r.status)).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged']);
 
     expect((await ledger(db)).map(([name]) => name)).not.toContain('sentinel_state');
   });

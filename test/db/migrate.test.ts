@@ -20,6 +20,10 @@ const STATE_SQL = readFileSync(
   new URL('../../supabase/migrations/20261205000000_sentinel_state.sql', import.meta.url),
   'utf8',
 );
+const HOURLY_SQL = readFileSync(
+  new URL('../../supabase/migrations/20261206000000_hourly_source_stats.sql', import.meta.url),
+  'utf8',
+);
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 const VIEWS = 'ops.v_batch_performance, ops.v_error_distribution, ops.v_pipeline_health';
@@ -85,6 +89,7 @@ describe('migrate', () => {
       { name: '20250104000000_ops_views', status: 'applied' },
       { name: '20261128000000_ops_views_at_scale', status: 'applied' },
       { name: '20261205000000_sentinel_state', status: 'applied' },
+      { name: '20261206000000_hourly_source_stats', status: 'applied' },
     ]);
     for (const rel of ['intake.simplicity_batches', 'intake.row_errors', ...VIEWS.split(', ')]) {
       expect(await relationExists(db, rel), rel).toBe(true);
@@ -94,6 +99,7 @@ describe('migrate', () => {
       ['20250104000000_ops_views', sha256(VIEWS_SQL)],
       ['20261128000000_ops_views_at_scale', sha256(SCALE_SQL)],
       ['20261205000000_sentinel_state', sha256(STATE_SQL)],
+      ['20261206000000_hourly_source_stats', sha256(HOURLY_SQL)],
       ['intake_reference', sha256(INTAKE_SQL)],
     ]);
     expect(logger.lines).toEqual([
@@ -101,6 +107,7 @@ describe('migrate', () => {
       'info Applying 20250104000000_ops_views...',
       'info Applying 20261128000000_ops_views_at_scale...',
       'info Applying 20261205000000_sentinel_state...',
+      'info Applying 20261206000000_hourly_source_stats...',
     ]);
   });
 
@@ -117,6 +124,7 @@ describe('migrate', () => {
       { name: '20250104000000_ops_views', status: 'unchanged' },
       { name: '20261128000000_ops_views_at_scale', status: 'unchanged' },
       { name: '20261205000000_sentinel_state', status: 'unchanged' },
+      { name: '20261206000000_hourly_source_stats', status: 'unchanged' },
     ]);
     expect(await ledger(db)).toEqual(before);
     expect(logger.lines).toEqual([]);
@@ -131,6 +139,7 @@ describe('migrate', () => {
       { name: '20250104000000_ops_views', status: 'unchanged' },
       { name: '20261128000000_ops_views_at_scale', status: 'unchanged' },
       { name: '20261205000000_sentinel_state', status: 'unchanged' },
+      { name: '20261206000000_hourly_source_stats', status: 'unchanged' },
     ]);
   });
 
@@ -145,10 +154,12 @@ describe('migrate', () => {
     expect(statusesOf('20250104000000_ops_views')).toEqual(['applied', 'unchanged']);
     expect(statusesOf('20261128000000_ops_views_at_scale')).toEqual(['applied', 'unchanged']);
     expect(statusesOf('20261205000000_sentinel_state')).toEqual(['applied', 'unchanged']);
+    expect(statusesOf('20261206000000_hourly_source_stats')).toEqual(['applied', 'unchanged']);
     expect((await ledger(db)).map((r) => r.name)).toEqual([
       '20250104000000_ops_views',
       '20261128000000_ops_views_at_scale',
       '20261205000000_sentinel_state',
+      '20261206000000_hourly_source_stats',
       'intake_reference',
     ]);
   });
@@ -167,6 +178,7 @@ describe('migrate', () => {
       // Later files may redefine what an earlier one creates: they are applied again after it.
       { name: '20261128000000_ops_views_at_scale', status: 'reapplied' },
       { name: '20261205000000_sentinel_state', status: 'reapplied' },
+      { name: '20261206000000_hourly_source_stats', status: 'reapplied' },
     ]);
     expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(true);
     const row = (await ledger(db)).find((r) => r.name === '20250104000000_ops_views');
@@ -300,6 +312,7 @@ describe('migrate', () => {
         { name: '20250104000000_ops_views', status: 'applied' },
         { name: '20261128000000_ops_views_at_scale', status: 'applied' },
         { name: '20261205000000_sentinel_state', status: 'applied' },
+        { name: '20261206000000_hourly_source_stats', status: 'applied' },
       ]);
     },
   );
@@ -322,6 +335,7 @@ describe('migrate', () => {
       '20250104000000_ops_views',
       '20261128000000_ops_views_at_scale',
       '20261205000000_sentinel_state',
+      '20261206000000_hourly_source_stats',
       'intake_reference',
     ]);
   });
@@ -336,6 +350,7 @@ describe('migrate', () => {
       { name: '20250104000000_ops_views', status: 'applied' },
       { name: '20261128000000_ops_views_at_scale', status: 'applied' },
       { name: '20261205000000_sentinel_state', status: 'applied' },
+      { name: '20261206000000_hourly_source_stats', status: 'applied' },
     ]);
     expect(await relationExists(db, 'sentinel.alert_state')).toBe(true);
     await db.pool.query(`insert into sentinel.alert_state (id, state) values (1, '{}')`);
