@@ -440,9 +440,11 @@ describe('graceful shutdown flushes the outbox', () => {
       // The provider is down during the run...
       hook.fallback({ status: 503, body: 'down' });
       const config = join(dir, 'c.yaml');
+      // delivery_timeout bounds the run's whole delivery pass: 2 s was exceeded on a loaded
+      // CI machine (the attempt was aborted, a timeout, not the 503 this test is about).
       await writeFile(
         config,
-        `alerting: { delivery_timeout: 2s }\nnotifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n`,
+        `alerting: { delivery_timeout: 15s }\nnotifiers:\n  - { name: hook, type: webhook, url: "${hook.url}/hook" }\n`,
       );
       await stuckBatch();
       const child = spawn(process.execPath, [CLI, '--loop', '--interval', '300', '--json', '--config', config], {
