@@ -3,17 +3,7 @@
  * normal decoys, for evaluating anomaly detectors (issue 15). Pure: same seed, same data.
  */
 import { HOUR_MS, type HourlyStats, type Metric, type SourceSeries, WEEK_MS } from '../../src/anomalies/index.js';
-
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../src/util/random.js';
 
 function normal(r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
@@ -249,7 +239,7 @@ export function generate(opts: GenerateOptions = {}): Dataset {
   const trainingWeeks = opts.trainingWeeks ?? 4;
   const sources = opts.sources ?? SOURCES;
   const start = opts.start ?? DEFAULT_START;
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const incidents: Incident[] = [];
   const historyIncidents: Incident[] = [];
   for (let w = 0; w < weeks; w++) {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/pool.js';
+import { mulberry32 } from '../util/random.js';
 
 /**
  * A few hours of Dragonfly ingestion with the incidents Sentinel exists to catch:
@@ -44,18 +45,6 @@ export interface SimulationSummary {
   sources: string[];
 }
 
-/** mulberry32: small, fast, good enough for demo data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const ERROR_CODES: Array<[code: string, message: string, weight: number]> = [
   ['INVALID_DATE', 'Column "invoice_date" value "31/02/2025" is not a valid date', 8],
   ['MISSING_FIELD', 'Required field "account_id" is empty', 5],
@@ -64,7 +53,7 @@ const ERROR_CODES: Array<[code: string, message: string, weight: number]> = [
 ];
 
 export async function simulateIngestion(db: Queryable, now: Date): Promise<SimulationSummary> {
-  const rand = prng(20250104);
+  const rand = mulberry32(20250104);
   const at = (minutesAgo: number): string => new Date(now.getTime() - minutesAgo * MINUTE).toISOString();
   const batches: BatchRow[] = [];
   const rowErrors: RowErrorRow[] = [];

@@ -17,6 +17,7 @@ import {
 } from '../../src/db/hourly.js';
 import { migrate } from '../../src/db/migrate.js';
 import { silentLogger } from '../../src/log.js';
+import { mulberry32 } from '../../src/util/random.js';
 import { createTestDatabase, type TestDb, useTestDatabase } from '../helpers/db.js';
 import { explainQueries } from '../helpers/explain.js';
 import { within } from '../helpers/wait.js';
@@ -36,18 +37,6 @@ const HOSTILE = [
   `long_${'z'.repeat(300)}`,
 ];
 const STATUSES = ['uploaded', 'processing', 'validating', 'inserting', 'completed', 'failed'] as const;
-
-/** A small seeded generator (mulberry32), so a failure replays. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What the rollup must say, computed from the raw table alone. */
 async function fromScratch(db: pg.Pool | pg.ClientBase): Promise<HourlySourceStats[]> {
@@ -206,7 +195,7 @@ describe('the hourly rollup', () => {
 
   it('equals a from-scratch aggregate after 600 random inserts, updates and deletes, refreshed or not', async () => {
     const db = getDb();
-    const rnd = random(15);
+    const rnd = mulberry32(15);
     const ids: string[] = [];
     for (let i = 0; i < 600; i++) {
       await randomWrite(db.pool, rnd, ids);
@@ -241,7 +230,7 @@ describe('the hourly rollup', () => {
 
   it('holds a p95 within 2.5 % (+ 0.5 s) of percentile_cont over the exact durations', async () => {
     const db = getDb();
-    const rnd = random(7);
+    const rnd = mulberry32(7);
     const values: string[] = [];
     for (let i = 0; i < 300; i++) {
       const created = new Date(BASE + Math.floor(rnd() * 3 * 3600_000));
@@ -334,7 +323,7 @@ describe('the hourly rollup', () => {
     try {
       let writing = true;
       const writers = [0, 1].map(async (w) => {
-        const rnd = random(100 + w);
+        const rnd = mulberry32(100 + w);
         const ids: string[] = [];
         for (let i = 0; i < 250; i++) {
           // Some writes in explicit multi-statement transactions, as a batch loader does.
@@ -436,7 +425,7 @@ describe('the hourly rollup on a database with history', () => {
   async function withHistory(): Promise<TestDb> {
     const db = await createTestDatabase({ template: 'empty' });
     await db.pool.query(readFileSync(new URL('../../sql/intake.sql', import.meta.url), 'utf8'));
-    const rnd = random(3);
+    const rnd = mulberry32(3);
     const ids: string[] = [];
     for (let i = 0; i < 300; i++) await randomWrite(db.pool, rnd, ids);
     return db;
@@ -448,7 +437,7 @@ describe('the hourly rollup on a database with history', () => {
       await migrate(db.url);
       // Exact before any refresh too: everything is read raw.
       expect((await expectRollupExactRead(db.pool)).rolledUpBefore).toBeNull();
-      const rnd = random(4);
+      const rnd = mulberry32(4);
       const ids = (await db.pool.query<{ id: string }>('select id from intake.simplicity_batches')).rows.map(
         (r) => r.id,
       );
