@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/postgrest/server.js';
-import { CLI, type CliResult, cliEnv, runCli } from '../helpers/cli.js';
+import { type CliResult, runCli } from '../helpers/cli.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 
 /**
@@ -37,18 +36,7 @@ const occurrences = (r: CliResult, text: string): number => `${r.stdout}\n${r.st
 async function runWithFault(source: string, args: string[]): Promise<CliResult> {
   const preload = join(dir, `fault-${Math.random().toString(36).slice(2)}.mjs`);
   await writeFile(preload, source);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', preload, CLI, ...args], {
-      env: cliEnv(env()),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
+  return runCli(args, env(), { nodeArgs: ['--import', preload] });
 }
 
 describe('--format nagios prints the reason once, on stdout', () => {
