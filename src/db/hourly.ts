@@ -38,6 +38,23 @@ export interface HourlySourceStats {
   processingP95Minutes: number | null;
 }
 
+/** A source-hour with nothing counted yet: what the reader (and a from-scratch aggregate) adds figures to. */
+export function emptyHourlyStats(source: string, hourStart: Date): HourlySourceStats {
+  return {
+    source,
+    hourStart,
+    batches: 0,
+    completedBatches: 0,
+    failedBatches: 0,
+    totalRows: 0,
+    insertedRows: 0,
+    skippedRows: 0,
+    errorRows: 0,
+    finishedBatches: 0,
+    processingP95Minutes: null,
+  };
+}
+
 export interface HourlyStatsRead {
   rows: HourlySourceStats[];
   /**
@@ -179,22 +196,7 @@ export async function readHourlyStats(
     const key = `${hourStart.toISOString()}\u0000${source}`;
     let e = byKey.get(key);
     if (!e) {
-      e = {
-        row: {
-          source,
-          hourStart,
-          batches: 0,
-          completedBatches: 0,
-          failedBatches: 0,
-          totalRows: 0,
-          insertedRows: 0,
-          skippedRows: 0,
-          errorRows: 0,
-          finishedBatches: 0,
-          processingP95Minutes: null,
-        },
-        buckets: [],
-      };
+      e = { row: emptyHourlyStats(source, hourStart), buckets: [] };
       byKey.set(key, e);
     }
     return e;

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import {
   bucketSeconds,
   buildHourlyRollup,
+  emptyHourlyStats,
   type HourlySourceStats,
   type HourlyStatsRead,
   histogramPercentileSeconds,
@@ -76,20 +77,7 @@ async function fromScratch(db: pg.Pool | pg.ClientBase): Promise<HourlySourceSta
     const key = `${hourStart.toISOString()}|${source}`;
     let r = rows.get(key);
     if (!r) {
-      r = {
-        source,
-        hourStart,
-        batches: 0,
-        completedBatches: 0,
-        failedBatches: 0,
-        totalRows: 0,
-        insertedRows: 0,
-        skippedRows: 0,
-        errorRows: 0,
-        finishedBatches: 0,
-        processingP95Minutes: null,
-        buckets: [],
-      };
+      r = { ...emptyHourlyStats(source, hourStart), buckets: [] };
       rows.set(key, r);
     }
     return r;
