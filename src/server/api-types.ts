@@ -1,4 +1,4 @@
-import type { Alert, OverallStatus, RunMetrics } from '../types.js';
+import type { Alert, HourlyFigures, OverallStatus, RunMetrics } from '../types.js';
 
 /**
  * The dashboard's JSON API (`/api/*`), shared by the server and the web page.
@@ -89,19 +89,8 @@ export interface PipelineHealthResponse {
   rows: PipelineHealthRow[];
 }
 
-/** The figures of one hour bucket as the error_spike check judges it. */
-export interface SourceBucketFigures {
-  /** ISO 8601 start of the UTC hour judged (the current one, or the previous when the current is too small). */
-  hour_bucket: string;
-  /** False when neither hour had `min_rows` rows: shown, but the check does not judge it. */
-  judged: boolean;
-  total_rows: number;
-  error_rows: number;
-  skipped_rows: number;
-  /** 100·error/total, 2 decimals; null without rows. */
-  error_rate_pct: number | null;
-  dedupe_rate_pct: number | null;
-}
+/** The figures of one hour bucket as the error_spike check judges it: the run's pipeline snapshot's. */
+export type SourceBucketFigures = HourlyFigures;
 
 /** One source of `GET /api/sources`. */
 export interface SourceRow extends SourceBucketFigures {
