@@ -80,16 +80,6 @@ export function aboutLine(alert: ApiAlert, max = 2, nameChars = 40): string {
   return alert.check === 'error_spike' || alert.check === 'dedupe_rate' ? 'overall (all sources)' : '';
 }
 
-/** Every source an alert names (subject, details.source, top sources, batches' sources). */
-export function namedSources(alert: ApiAlert): string[] {
-  const s = alertSource(alert);
-  return [
-    ...(s !== undefined ? [s] : []),
-    ...topSources(alert).map((t) => t.source),
-    ...alertBatches(alert).map((b) => b.source),
-  ];
-}
-
 /** Critical first, then warnings; within a level the order of the run. */
 export function sortAlerts(alerts: readonly ApiAlert[]): ApiAlert[] {
   return alerts
