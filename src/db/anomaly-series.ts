@@ -1,0 +1,99 @@
+/**
+ * Reading the detector's input from the database: the hourly rollup (src/db/hourly.ts) turned
+ * into one series per source. The live check, `sentinel anomalies`, the dashboard's band chart
+ * and the bench all read through here, so they judge the same figures.
+ */
+
+import { floorDay } from '../anomalies/time.js';
+import {
+  type DetectorOptions,
+  HOUR_MS,
+  type HourlyStats,
+  type Metric,
+  type SourceSeries,
+  WEEK_MS,
+} from '../anomalies/types.js';
+import { type HourlySourceStats, readHourlyStats } from './hourly.js';
+import type { Queryable } from './pool.js';
+
+/**
+ * The first hour the detector reads to judge hours from `firstHour` on: the training weeks
+ * before the day of `firstHour` starts (the per-day parameters learn from them).
+ */
+export function trainingStart(firstHour: number, options: Pick<DetectorOptions, 'training_weeks'>): number {
+  return floorDay(firstHour) - options.training_weeks * WEEK_MS;
+}
+
+/** A rollup row as the detector's hourly figures. */
+export function toHourlyStats(row: HourlySourceStats): HourlyStats & { source: string } {
+  return {
+    source: row.source,
+    hour: row.hourStart.getTime(),
+    batches: row.batches,
+    total_rows: row.totalRows,
+    error_rows: row.errorRows,
+    skipped_rows: row.skippedRows,
+    completed: row.finishedBatches,
+    p95_minutes: row.processingP95Minutes,
+  };
+}
+
+export interface LoadedSeries {
+  /** One per source with a batch in [from, to), sorted by name. */
+  series: SourceSeries[];
+  /** Rows read (source-hours): what the read cost. */
+  rows: number;
+}
+
+/**
+ * Every source's hourly figures in [from, to) (epoch ms, whole hours). A source's `dataStart` is
+ * `from`, or its first hour when it has no batch before `from` at all (a new feed): hours
+ * before a source existed are "no data", so a feed added last week is not judged against weeks
+ * of zeros but waits for its own history. `processingTime: false` skips the p95 histogram
+ * (most of the read's cost) when that metric is not wanted.
+ */
+export async function loadSeries(
+  db: Queryable,
+  range: { from: number; to: number; sources?: readonly string[]; metrics: readonly Metric[] },
+): Promise<LoadedSeries> {
+  const { rows } = await readHourlyStats(db, {
+    from: new Date(range.from),
+    to: new Date(range.to),
+    ...(range.sources ? { sources: range.sources } : {}),
+    processingTime: range.metrics.includes('processing_time'),
+  });
+  const bySource = new Map<string, { first: number; hours: Map<number, HourlyStats> }>();
+  for (const row of rows) {
+    const stats = toHourlyStats(row);
+    let s = bySource.get(row.source);
+    if (!s) {
+      s = { first: stats.hour, hours: new Map() };
+      bySource.set(row.source, s);
+    }
+    s.first = Math.min(s.first, stats.hour);
+    s.hours.set(stats.hour, stats);
+  }
+  // Sources whose first hour in the range is not its first hour: did they exist before it?
+  const late = [...bySource].filter(([, s]) => s.first > range.from).map(([source]) => source);
+  const older = new Set<string>();
+  if (late.length > 0) {
+    const { rows: seen } = await db.query<{ source: string }>(
+      `select s.source from unnest($1::text[]) as s (source)
+        where exists (select 1 from sentinel.hourly_source_stats x where x.source = s.source and x.hour_start < $2::timestamptz)
+           or exists (select 1 from intake.simplicity_batches b where b.source = s.source and b.created_at < $2::timestamptz
+                         and b.created_at >= coalesce((select r.rolled_up_before from sentinel.hourly_source_state r), '-infinity'))`,
+      [late, new Date(range.from).toISOString()],
+    );
+    for (const r of seen) older.add(r.source);
+  }
+  const series = [...bySource]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(
+      ([source, s]): SourceSeries => ({
+        source,
+        dataStart: older.has(source) ? range.from : Math.floor(s.first / HOUR_MS) * HOUR_MS,
+        hours: s.hours,
+      }),
+    );
+  return { series, rows: rows.length };
+}
