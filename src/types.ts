@@ -63,6 +63,18 @@ export interface CheckSummary {
    * `result`, `up` and `reloads`.
    */
   measurements?: Record<string, Measurement>;
+  /**
+   * Labelled figures the check recorded with `ctx.measureFor`; absent when none. anomalies
+   * records `score` per `{ source, metric }` it judged.
+   */
+  series?: LabelledMeasurement[];
+}
+
+/** One figure of a labelled series (`CheckSummary.series`). */
+export interface LabelledMeasurement {
+  key: string;
+  labels: Record<string, string>;
+  value: number;
 }
 
 /** `CheckSummary.reason` of a check switched off in the config: its alerts may resolve (alerting/plan.ts). */

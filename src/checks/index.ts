@@ -1,3 +1,4 @@
+import { anomaliesCheck } from './anomalies.js';
 import { dedupeRateCheck } from './dedupe_rate.js';
 import { errorSpikeCheck } from './error_spike.js';
 import { processingTimeCheck } from './processing_time.js';
@@ -23,6 +24,7 @@ export const CHECK_LIST = [
   queueBacklogCheck,
   sourceFreshnessCheck,
   rowErrorCodesCheck,
+  anomaliesCheck,
 ] as const satisfies readonly CheckDefinition[];
 
 /** A check in the registry. */

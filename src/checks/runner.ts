@@ -1,7 +1,13 @@
 import { describeError, isConnectionError, isSessionLost, isStatementTimeout } from '../db/errors.js';
 import { describeLockHolder, findLockHolders, type LockHolder } from '../db/locks.js';
 import type { Queryable } from '../db/pool.js';
-import { type Alert, type CheckSummary, DISABLED_IN_CONFIG, type Measurement } from '../types.js';
+import {
+  type Alert,
+  type CheckSummary,
+  DISABLED_IN_CONFIG,
+  type LabelledMeasurement,
+  type Measurement,
+} from '../types.js';
 import { linkedAbort } from '../util/abort.js';
 import { findCheck } from './index.js';
 import { type Check, type CheckContext, isSkipped } from './types.js';
@@ -135,20 +141,27 @@ export async function runChecks(
     const { controller, signal, dispose } = linkedAbort(outer);
     let timer: NodeJS.Timeout | undefined;
     const measured = new Map<string, Measurement>();
+    const labelled = new Map<string, LabelledMeasurement>();
     let measuring = true;
     const measure = (key: string, value: Measurement): void => {
       if (measuring) measured.set(key, value);
     };
+    const measureFor = (key: string, labels: Record<string, string>, value: number): void => {
+      if (measuring) labelled.set(JSON.stringify([key, labels]), { key, labels: { ...labels }, value });
+    };
     // Taken once the outcome is known: a check still running after its timeout
     // cannot change the summary any more.
-    const measurements = (): Pick<CheckSummary, 'measurements'> => {
+    const measurements = (): Pick<CheckSummary, 'measurements' | 'series'> => {
       measuring = false;
-      return measured.size > 0 ? { measurements: Object.fromEntries(measured) } : {};
+      return {
+        ...(measured.size > 0 ? { measurements: Object.fromEntries(measured) } : {}),
+        ...(labelled.size > 0 ? { series: [...labelled.values()] } : {}),
+      };
     };
     const started = performance.now();
     try {
       const output = await Promise.race([
-        check.run({ ...gated, signal, measure }),
+        check.run({ ...gated, signal, measure, measureFor }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             controller.abort();

@@ -37,6 +37,12 @@ export interface CheckContext {
    * contexts may not, so checks call it as `ctx.measure?.(key, value)`.
    */
   measure?: (key: string, value: Measurement) => void;
+  /**
+   * Records a figure of one labelled series (`CheckSummary.series`), e.g. the anomaly score of a
+   * source and metric; a later call with the same key and labels replaces the value. Optional like
+   * `measure`.
+   */
+  measureFor?: (key: string, labels: Record<string, string>, value: number) => void;
 }
 
 /** Returned by a check whose inputs are not configured (docs/contract.md §5: "reported as skipped"). */

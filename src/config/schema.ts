@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { anomalySourceSettings } from '../checks/anomalies.js';
 import { CHECK_LIST, type RegisteredCheck } from '../checks/index.js';
 import { notifierConfigSchema } from '../notifiers/index.js';
 import { bounded, boundedDuration, DAY_MS, HOUR_MS, LIMITS, MAX_SPAN_MS, SECOND_MS } from '../util/limits.js';
@@ -96,6 +97,8 @@ const sourceSchema = z.strictObject({
   dedupe_threshold_pct: z.number().min(0).max(100).optional(),
   /** source_freshness alerts when no batch arrived within this long (milliseconds once parsed). */
   expected_every: boundedDuration(MAX_SPAN_MS).optional(),
+  /** The anomalies check's settings for this source (`enabled: false` leaves it out). */
+  anomalies: anomalySourceSettings.optional(),
 });
 
 type CheckSections = {
