@@ -5,7 +5,7 @@ import type { Check, CheckContext } from './checks/types.js';
 import type { SentinelConfig } from './config/schema.js';
 import { describeError, isSessionLost } from './db/errors.js';
 import { createPool, createWritePool, endPool, timedQueries } from './db/pool.js';
-import { type RollupRefresher, refreshErrorRollup } from './db/rollup.js';
+import { type RollupRefresher, refreshRollups } from './db/rollup.js';
 import type { Logger } from './log.js';
 import type { StateStore } from './state/store.js';
 import { type OverallStatus, overallStatus, type PipelineSnapshot, type RunResult } from './types.js';
@@ -107,14 +107,15 @@ export class Runner {
   }
 
   /**
-   * Keeps the error rollup behind ops.v_error_distribution current (after the run,
-   * so it never delays a check). Only the leader does it when replicas run; the
-   * views are exact whether or not it happens, it only keeps them cheap.
+   * Keeps the rollups current (after the run, so it never delays a check): the error
+   * rollup behind ops.v_error_distribution and the hourly rollup the anomalies check
+   * and the 7-day readers read. Only the leader does it when replicas run; their
+   * readers are exact whether or not it happens, it only keeps them cheap.
    */
   async refreshRollups(): Promise<void> {
     if (this.databaseTrouble) return;
     if (this.deps.mayAct && !(await this.deps.mayAct())) return;
-    this.rollup ??= refreshErrorRollup(() => this.writable(), this.deps.logger);
+    this.rollup ??= refreshRollups(() => this.writable(), this.deps.logger);
     await this.rollup.refresh();
   }
 

@@ -23,7 +23,7 @@ export const MAX_SENSITIVITY = 50;
 const metricList = z
   .array(z.enum(METRICS))
   .min(1, 'list at least one metric (or set enabled: false)')
-  .transform((list) => [...new Set(list)]);
+  .refine((list) => new Set(list).size === list.length, 'lists a metric twice');
 const trainingWeeks = z.int().min(1).max(MAX_TRAINING_WEEKS, `must be at most ${MAX_TRAINING_WEEKS} weeks`);
 const sensitivity = z
   .number()

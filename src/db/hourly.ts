@@ -131,7 +131,8 @@ export async function readHourlyStats(
     );
   }
   if (rawFrom < to) {
-    const start = `${param(new Date(rawFrom).toISOString())}::timestamptz`;
+    // `from` itself when nothing is rolled up: a parameter no part used would have no type.
+    const start = rawFrom === from ? '$1::timestamptz' : `${param(new Date(rawFrom).toISOString())}::timestamptz`;
     figures.push(
       `select x.source, ${HOUR}, 1, (x.status = 'completed')::int, (x.status = 'failed')::int, x.total_rows,
               x.inserted_rows, x.skipped_rows, x.error_rows

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from '../log.js';
 import { describeError } from './errors.js';
+import { refreshHourlyStats } from './hourly.js';
 
 /** Rows of intake.row_errors one refresh may roll up: bounds a first build at scale. */
 export const ROLLUP_MAX_ROWS_PER_RUN = 500_000;
@@ -22,51 +23,99 @@ interface RefreshResult {
   pending_rows: number;
 }
 
+/** One rollup's refresh call: what it runs, its log line when it moved, and what falls back without it. */
+interface RollupSpec {
+  /** For messages: `error rollup`, `hourly rollup`. */
+  name: string;
+  /** What stays exact but slower without it (for the one-time message). */
+  without: string;
+  /** The function to grant execute on. */
+  fn: string;
+  /** Runs the refresh on `client` inside the caller's transaction; a debug line when it did something. */
+  run(client: pg.PoolClient): Promise<string | undefined>;
+}
+
+const ERROR_ROLLUP: RollupSpec = {
+  name: 'error rollup',
+  without: 'ops.v_error_distribution stays exact but reads the rows the rollup does not hold',
+  fn: 'sentinel.refresh_error_rollup',
+  async run(client) {
+    const { rows } = await client.query<{ result: RefreshResult }>(
+      'select sentinel.refresh_error_rollup($1::bigint) as result',
+      [ROLLUP_MAX_ROWS_PER_RUN],
+    );
+    const r = rows[0]?.result;
+    return r && (r.added_rows > 0 || r.recomputed_codes > 0)
+      ? `Error rollup: ${r.added_rows} rows added, ${r.recomputed_codes} codes recomputed, ${r.pending_rows} pending`
+      : undefined;
+  },
+};
+
+/** Hours one run may recompute of the hourly rollup: a day's worth keeps a run's refresh short. */
+export const HOURLY_ROLLUP_HOURS_PER_RUN = 24;
+
+const HOURLY_ROLLUP: RollupSpec = {
+  name: 'hourly rollup',
+  without: 'the anomalies check and the hourly readers stay exact but read the raw batches past its horizon (slower)',
+  fn: 'sentinel.refresh_hourly_source_stats',
+  async run(client) {
+    // READ COMMITTED (the refresh refuses anything else): its no-lost-write argument needs it (docs/rollup.md).
+    await client.query('set transaction isolation level read committed');
+    const r = await refreshHourlyStats(client, HOURLY_ROLLUP_HOURS_PER_RUN);
+    if (r.pendingHours < 0)
+      throw Object.assign(new Error('this role cannot see the transactions of other sessions'), {
+        code: INSUFFICIENT_PRIVILEGE,
+        hint: 'grant pg_read_all_stats to the role that ran the migration',
+      });
+    return r.folded > 0 || r.recomputedHours > 0
+      ? `Hourly rollup: ${r.folded} late writes folded, ${r.recomputedHours} hours recomputed, ${r.pendingHours} pending`
+      : undefined;
+  },
+};
+
 /**
- * Calls sentinel.refresh_error_rollup() (supabase/migrations/…_ops_views_at_scale.sql)
- * in a short write transaction. A database without the migration, a role that may
- * not call it or a read-only replica is told about once and left alone for the rest
- * of the process: the views stay exact without the refresh, only slower.
+ * Calls the rollups' refresh functions (sentinel.refresh_error_rollup() of
+ * supabase/migrations/…_ops_views_at_scale.sql, sentinel.refresh_hourly_source_stats() of
+ * …_hourly_source_stats.sql), each in its own short write transaction. A database
+ * without the migration, a role that may not call one or a read-only replica is told
+ * about once per rollup and that rollup is left alone for the rest of the process: its
+ * readers stay exact without the refresh, only slower. One failing never stops the other.
  */
-export function refreshErrorRollup(pool: () => pg.Pool, logger: Logger): RollupRefresher {
-  let disabled = false;
+export function refreshRollups(pool: () => pg.Pool, logger: Logger): RollupRefresher {
+  const disabled = new Set<string>();
+  async function refreshOne(spec: RollupSpec): Promise<void> {
+    if (disabled.has(spec.name)) return;
+    let client: pg.PoolClient | undefined;
+    try {
+      client = await pool().connect();
+      await client.query('begin read write');
+      await client.query(`set local statement_timeout = ${ROLLUP_TIMEOUT_MS}`);
+      const moved = await spec.run(client);
+      await client.query('commit');
+      if (moved) logger.debug(moved);
+    } catch (err) {
+      await client?.query('rollback').catch(() => {});
+      const code = (err as { code?: string }).code;
+      if (code === UNDEFINED_FUNCTION || code === INSUFFICIENT_PRIVILEGE || code === READ_ONLY_TRANSACTION) {
+        disabled.add(spec.name);
+        logger.info(
+          `Not refreshing the ${spec.name} (${describeError(err)}); ${spec.without}: run \`sentinel migrate\`, ` +
+            `or grant usage on schema sentinel and execute on ${spec.fn} to the role Sentinel connects as, ` +
+            'to keep it fast',
+        );
+        return;
+      }
+      logger.warn(
+        `${spec.name[0]!.toUpperCase()}${spec.name.slice(1)} refresh failed: ${describeError(err)}; the next run tries again`,
+      );
+    } finally {
+      client?.release();
+    }
+  }
   return {
     async refresh() {
-      if (disabled) return;
-      let client: pg.PoolClient | undefined;
-      try {
-        client = await pool().connect();
-        await client.query('begin read write');
-        await client.query(`set local statement_timeout = ${ROLLUP_TIMEOUT_MS}`);
-        const { rows } = await client.query<{ result: RefreshResult }>(
-          'select sentinel.refresh_error_rollup($1::bigint) as result',
-          [ROLLUP_MAX_ROWS_PER_RUN],
-        );
-        await client.query('commit');
-        const r = rows[0]?.result;
-        if (r && (r.added_rows > 0 || r.recomputed_codes > 0)) {
-          logger.debug(
-            `Error rollup: ${r.added_rows} rows added, ${r.recomputed_codes} codes recomputed, ${r.pending_rows} ` +
-              `pending`,
-          );
-        }
-      } catch (err) {
-        await client?.query('rollback').catch(() => {});
-        const code = (err as { code?: string }).code;
-        if (code === UNDEFINED_FUNCTION || code === INSUFFICIENT_PRIVILEGE || code === READ_ONLY_TRANSACTION) {
-          disabled = true;
-          logger.info(
-            `Not refreshing the error rollup (${describeError(err)}); ops.v_error_distribution stays exact but ` +
-              `reads the rows ` +
-              'the rollup does not hold: run `sentinel migrate`, or grant usage on schema sentinel and execute ' +
-              'on sentinel.refresh_error_rollup to the role Sentinel connects as, to keep it fast',
-          );
-          return;
-        }
-        logger.warn(`Error rollup refresh failed: ${describeError(err)}; the next run tries again`);
-      } finally {
-        client?.release();
-      }
+      await refreshOne(ERROR_ROLLUP);
+      await refreshOne(HOURLY_ROLLUP);
     },
   };
 }

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CHECK_LIST } from '../../src/checks/index.js';
 import { freePort } from '../../src/postgrest/server.js';
 import { runCli } from '../helpers/cli.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
@@ -19,6 +20,9 @@ import {
 import { insertBatch, insertRowErrors, minutesAgo } from '../helpers/fixtures.js';
 import { startHttpServer, type TestHttpServer } from '../helpers/http-server.js';
 import { until } from '../helpers/wait.js';
+
+/** The checks a database failure leaves not run (every check but schema_cache). */
+const DB_CHECKS = CHECK_LIST.filter((c) => c.needsDatabase).length;
 
 /**
  * The monitored database failing under Sentinel, for real: sessions terminated
@@ -184,7 +188,9 @@ describe('the database unreachable is one root cause', () => {
       expect(report.alerts).toHaveLength(1);
       expect(report.alerts[0]).toMatchObject({ check: 'database', level: 'critical', subject: 'unreachable' });
       expect(report.alerts[0]!.message).toMatch(
-        /^Database unreachable: connection refused \(127\.0\.0\.1:\d+\) \(7 checks not run\)$/,
+        new RegExp(
+          `^Database unreachable: connection refused \\(127\\.0\\.0\\.1:\\d+\\) \\(${DB_CHECKS} checks not run\\)$`,
+        ),
       );
       expect(report.alerts[0]!.details.not_run).toEqual([
         'stuck_batches',
@@ -194,6 +200,7 @@ describe('the database unreachable is one root cause', () => {
         'queue_backlog',
         'source_freshness',
         'row_error_codes',
+        'anomalies',
       ]);
       expect(
         report.checks
@@ -216,7 +223,7 @@ describe('the database unreachable is one root cause', () => {
     expect(rejecter.logins()).toBe(1);
     const report = JSON.parse(r.stdout) as Report;
     expect(report.alerts.map((a) => a.message)).toEqual([
-      'Database unreachable: password authentication failed for user "sentinel" (7 checks not run)',
+      `Database unreachable: password authentication failed for user "sentinel" (${DB_CHECKS} checks not run)`,
     ]);
     expect(r.stdout + r.stderr).not.toContain('not-the-password');
   });
@@ -235,7 +242,7 @@ describe('the database unreachable is one root cause', () => {
     expect(r.code).toBe(2);
     const report = JSON.parse(r.stdout) as Report;
     expect(report.alerts.map((a) => a.message)).toEqual([
-      'Database unreachable: timed out connecting to the database (7 checks not run)',
+      `Database unreachable: timed out connecting to the database (${DB_CHECKS} checks not run)`,
     ]);
     // One connection attempt for the whole run.
     expect(proxy.accepted()).toBe(1);
@@ -307,7 +314,7 @@ describe('a locked table is diagnosed, not misreported', () => {
       new RegExp(
         `^Database locked: intake\\.simplicity_batches is locked by pid ${rows[0]!.pid} \\(AccessExclusiveLock, ` +
           `user \\w+, application migration-job, idle in transaction for \\d+s, last statement "lock table ` +
-          `intake\\.simplicity_batches in access exclusive mode"\\) \\(7 checks not run\\)$`,
+          `intake\\.simplicity_batches in access exclusive mode"\\) \\(${DB_CHECKS} checks not run\\)$`,
       ),
     );
     expect(alert.details.lock_holders).toEqual([
