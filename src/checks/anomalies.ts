@@ -177,6 +177,7 @@ export const anomaliesCheck = defineCheck({
         }
         judged = true;
         ctx.measureFor?.('score', { source: v.source, metric: v.metric }, v.score);
+        ctx.measureFor?.('sensitivity', { source: v.source, metric: v.metric }, own.options.sensitivity);
         maxScore = Math.max(maxScore, Math.abs(v.score));
         if (v.level !== 'ok') alerts.push(anomalyAlert(v));
       }

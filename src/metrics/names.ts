@@ -160,6 +160,23 @@ export const METRICS = [
     labels: [],
   },
   {
+    name: 'sentinel_anomaly_score',
+    type: 'gauge',
+    help:
+      "anomalies: the last complete hour's score per source and metric (signed, in normal-equivalent " +
+      "standard deviations from the source's own band for that hour of the week; docs/anomalies.md). " +
+      'Sources beyond metrics.max_sources share source="other" (the most unusual of them).',
+    labels: ['source', 'metric'],
+  },
+  {
+    name: 'sentinel_anomaly_sensitivity',
+    type: 'gauge',
+    help:
+      'anomalies: the sensitivity applied to each sentinel_anomaly_score series (checks.anomalies or ' +
+      'sources.<name>.anomalies): |score| at or above it is a warning, at twice it critical.',
+    labels: ['source', 'metric'],
+  },
+  {
     name: 'sentinel_alerts_firing',
     type: 'gauge',
     help: 'Alerts of the last run by check and level (silenced ones excluded).',

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { anomaliesCheck } from '../checks/anomalies.js';
 import { ratePct } from '../checks/error_spike.js';
 import { findCheck } from '../checks/index.js';
 import { databaseReached } from '../checks/reachability.js';
@@ -185,6 +186,8 @@ export const PER_RUN_METRICS = [
   'sentinel_check_threshold_seconds',
   'sentinel_check_threshold_ratio',
   'sentinel_check_min_rows',
+  'sentinel_anomaly_score',
+  'sentinel_anomaly_sensitivity',
   'sentinel_alerts_firing',
   'sentinel_alerts_silenced',
   'sentinel_notifications_pending',
@@ -298,6 +301,8 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
     checkStatus: gauge('sentinel_check_status'),
     checkDuration: gauge('sentinel_check_duration_seconds'),
     measurement: gauge('sentinel_check_measurement'),
+    anomalyScore: gauge('sentinel_anomaly_score'),
+    anomalySensitivity: gauge('sentinel_anomaly_sensitivity'),
     alertsFiring: gauge('sentinel_alerts_firing'),
     alertsSilenced: gauge('sentinel_alerts_silenced'),
     pending: gauge('sentinel_notifications_pending'),
@@ -413,7 +418,51 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
     if (typeof m.reloads === 'number' && Number.isFinite(m.reloads) && m.reloads > 0) c.reloads.inc(m.reloads);
   }
 
+  /**
+   * The anomalies check's scores: one series per source × metric it judged, sources past
+   * `maxSources` (the least unusual, ties by label) folded into `source="other"`, which carries
+   * the most unusual of them (largest |score| / sensitivity) with its sensitivity.
+   */
+  function observeAnomalies(summary: CheckSummary | undefined): void {
+    g.anomalyScore.reset();
+    g.anomalySensitivity.reset();
+    const bySeries = new Map<string, { source: string; metric: string; score?: number; sensitivity?: number }>();
+    for (const m of summary?.series ?? []) {
+      const { source, metric } = m.labels;
+      if (source === undefined || metric === undefined || !Number.isFinite(m.value)) continue;
+      const key = JSON.stringify([sourceLabel(source), metric]);
+      const entry = bySeries.get(key) ?? { source: sourceLabel(source), metric };
+      if (m.key === 'score') entry.score = m.value;
+      else if (m.key === 'sensitivity') entry.sensitivity = m.value;
+      bySeries.set(key, entry);
+    }
+    const judged = [...bySeries.values()].filter(
+      (e): e is { source: string; metric: string; score: number; sensitivity: number } =>
+        e.score !== undefined && e.sensitivity !== undefined && e.sensitivity > 0,
+    );
+    const unusual = (e: { score: number; sensitivity: number }): number => Math.abs(e.score) / e.sensitivity;
+    const worst = new Map<string, number>();
+    for (const e of judged) worst.set(e.source, Math.max(worst.get(e.source) ?? 0, unusual(e)));
+    const ranked = [...worst].sort(([a, wa], [b, wb]) => wb - wa || (a < b ? -1 : a > b ? 1 : 0)).map(([s]) => s);
+    const kept = new Set(ranked.slice(0, Math.max(0, maxSources)).filter((s) => s !== OTHER_SOURCE));
+    const other = new Map<string, { score: number; sensitivity: number }>();
+    for (const e of judged) {
+      if (kept.has(e.source)) {
+        g.anomalyScore.set({ source: e.source, metric: e.metric }, e.score);
+        g.anomalySensitivity.set({ source: e.source, metric: e.metric }, e.sensitivity);
+        continue;
+      }
+      const o = other.get(e.metric);
+      if (!o || unusual(e) > unusual(o)) other.set(e.metric, e);
+    }
+    for (const [metric, e] of other) {
+      g.anomalyScore.set({ source: OTHER_SOURCE, metric }, e.score);
+      g.anomalySensitivity.set({ source: OTHER_SOURCE, metric }, e.sensitivity);
+    }
+  }
+
   function observeChecks(result: RunResult): void {
+    observeAnomalies(result.checks.find((ch) => ch.name === anomaliesCheck.name));
     for (const m of [g.checkStatus, g.checkDuration, g.measurement, g.alertsFiring, g.alertsSilenced]) m.reset();
     const checks = new Set<string>();
     for (const summary of result.checks) {

@@ -84,7 +84,8 @@ describe('anomalies check', () => {
     expect(await anomaliesCheck.run(ctx)).toEqual([]);
     expect(ctx.measured.sources_judged).toBe(2);
     expect(ctx.measured.max_abs_score).toBeLessThan(3);
-    expect(ctx.series.map((s) => `${s.labels.source}/${s.labels.metric}`)).toEqual([
+    const scores = ctx.series.filter((s) => s.key === 'score');
+    expect(scores.map((s) => `${s.labels.source}/${s.labels.metric}`)).toEqual([
       'vendor_a/volume',
       'vendor_a/error_rate',
       'vendor_a/dedupe_rate',
@@ -94,7 +95,8 @@ describe('anomalies check', () => {
       'vendor_b/dedupe_rate',
       'vendor_b/processing_time',
     ]);
-    expect(ctx.series.every((s) => s.key === 'score' && Math.abs(s.value) < 3)).toBe(true);
+    expect(scores.every((s) => Math.abs(s.value) < 3)).toBe(true);
+    expect(ctx.series.filter((s) => s.key === 'sensitivity').map((s) => s.value)).toEqual(Array(8).fill(3));
   });
 
   it('alerts on a feed that stopped, in the contract message and details, and agrees with a backtest', async () => {

@@ -621,6 +621,7 @@ describe('sentinel-overview.json', () => {
       queue_backlog: /sentinel_pipeline_backlog_batches/,
       source_freshness: /sentinel_pipeline_source_last_batch_age_seconds/,
       row_error_codes: /check="row_error_codes"/,
+      anomalies: /sentinel_anomaly_score/,
     };
     expect(Object.keys(checkMetric).sort()).toEqual([...CHECK_NAMES].sort());
     for (const [check, re] of Object.entries(checkMetric)) {
@@ -855,9 +856,11 @@ describe('prometheus/sentinel-rules.yml', () => {
     // The thresholds are Sentinel's (exported per check and source), never numbers in the rules.
     const checkAlerts = allRules().filter((r) => r.alert && r.labels?.check);
     for (const r of checkAlerts) {
-      // Only 0 and 1 (counts above zero, status codes); no threshold, ratio or duration literal.
+      // Only 0 and 1 (counts above zero, status codes); no threshold, ratio or duration literal. The one
+      // exception: an anomaly is critical at twice its sensitivity, the detector's fixed rule (not a setting).
+      const fixed = r.labels?.check === 'anomalies' ? ['0', '1', '2'] : ['0', '1'];
       const numbers = (r.expr!.replace(/\{[^}]*\}/g, '').match(/(?<![\w:])\d*\.?\d+(?![\w:])/g) ?? []).filter(
-        (n) => n !== '0' && n !== '1',
+        (n) => !fixed.includes(n),
       );
       expect(numbers, r.alert).toEqual([]);
     }

@@ -104,6 +104,15 @@ function firstRun(): RunResult {
         duration_ms: 2150,
         measurements: { latency_ms: 42, result: 'ok', up: true, reloads: 1 },
       },
+      {
+        name: 'anomalies',
+        outcome: 'ok',
+        duration_ms: 9,
+        series: [
+          { key: 'score', labels: { source: 'vendor_a', metric: 'volume' }, value: -1.25 },
+          { key: 'sensitivity', labels: { source: 'vendor_a', metric: 'volume' }, value: 3 },
+        ],
+      },
     ],
     duration_ms: 2234,
     metrics: {
@@ -733,7 +742,11 @@ describe('a follower replica', () => {
       m.observeRun(firstRun());
       m.observeRun(secondRun());
       const before = await scrape(m);
-      for (const name of PER_RUN_METRICS) expect(series(before, name).length, `${name} before`).toBeGreaterThan(0);
+      // The second run (the database down) judged no anomalies: their series are gone already (and a
+      // follower's are checked under sentinel_anomaly_score below).
+      for (const name of PER_RUN_METRICS.filter((n) => !n.startsWith('sentinel_anomaly_')))
+        expect(series(before, name).length, `${name} before`).toBeGreaterThan(0);
+      expect(series(before, 'sentinel_anomaly_score')).toEqual([]);
 
       m.setLeader(false);
       expect(m.leader).toBe(false);
@@ -928,5 +941,64 @@ describe('sourceSeries: a bounded set of source label values', () => {
     const long = 'x'.repeat(1_000_000);
     const series = sourceSeries([f(`${long}1`, 3), f(`${long}2`, 4), f('other', 100), f('a\x1b[2J\u202e', 1)], 5);
     expect(series).toEqual([f(`${'x'.repeat(127)}…`, 7), f('a\\x1b[2J\\u202e', 1), f('other', 100)]);
+  });
+});
+
+describe('sentinel_anomaly_score', () => {
+  const run = (series: Array<[string, string, number, number]>) => {
+    const result = firstRun();
+    result.checks = [
+      {
+        name: 'anomalies',
+        outcome: 'alert',
+        duration_ms: 5,
+        series: series.flatMap(([source, metric, score, sensitivity]) => [
+          { key: 'score', labels: { source, metric }, value: score },
+          { key: 'sensitivity', labels: { source, metric }, value: sensitivity },
+        ]),
+      },
+    ];
+    return result;
+  };
+  const values = async (m: ReturnType<typeof createMetrics>, name: string) =>
+    (await scrape(m)).samples
+      .filter((s) => s.name === name)
+      .map((s) => `${s.labels.source}/${s.labels.metric}=${s.value}`)
+      .sort();
+
+  it('exports each judged source and metric with its sensitivity, the least unusual sources folded into other', async () => {
+    const m = createMetrics({ maxSources: 2 });
+    m.observeRun(
+      run([
+        ['vendor_a', 'volume', -7, 3],
+        ['vendor_b', 'error_rate', 4, 5],
+        ['vendor_c', 'volume', 1, 3],
+        ['vendor_d', 'volume', -2.5, 3],
+        ['evil\u001b[31m', 'volume', 0.5, 3],
+      ]),
+    );
+    // Kept: the two most unusual relative to their sensitivity (vendor_a 7/3, vendor_d 2.5/3; vendor_b's
+    // 4/5 is less); the rest share `other`, per metric the most unusual of them (vendor_c's 1/3 for volume).
+    expect(await values(m, 'sentinel_anomaly_score')).toEqual([
+      'other/error_rate=4',
+      'other/volume=1',
+      'vendor_a/volume=-7',
+      'vendor_d/volume=-2.5',
+    ]);
+    expect(await values(m, 'sentinel_anomaly_sensitivity')).toEqual([
+      'other/error_rate=5',
+      'other/volume=3',
+      'vendor_a/volume=3',
+      'vendor_d/volume=3',
+    ]);
+    // The next run replaces the series: nothing stale stays.
+    m.observeRun(run([['evil\u001b[31m', 'volume', 0.5, 3]]));
+    expect(await values(m, 'sentinel_anomaly_score')).toEqual(['evil\\x1b[31m/volume=0.5']);
+    m.observeRun(firstRun());
+    expect(await values(m, 'sentinel_anomaly_score')).toEqual(['vendor_a/volume=-1.25']);
+    // A replica that lost leadership reports none.
+    m.setLeader(false);
+    expect(await values(m, 'sentinel_anomaly_score')).toEqual([]);
+    expect(await values(m, 'sentinel_anomaly_sensitivity')).toEqual([]);
   });
 });

@@ -104,6 +104,15 @@ describe.runIf(havePromtool())('a full scrape of sentinel serve with every check
     });
     // vendor_stale sent its last batch 3 hours ago (expected hourly); vendor_new never did.
     await insertBatch(pool, { source: 'vendor_stale', total_rows: 0, created_at: minutesAgo(180) });
+    // vendor_hist: 60 batches an hour for three weeks (no rows, so no rate check sees them), none since
+    // the start of the last complete hour: its volume there is far below its own band (anomalies).
+    await pool.query(
+      `insert into intake.simplicity_batches (source, status, total_rows, created_at, updated_at)
+       select 'vendor_hist', 'completed', 0, h.hour + make_interval(secs => i * 59), h.hour + make_interval(secs => i * 59)
+         from generate_series(date_trunc('hour', now()) - interval '3 weeks 1 hour',
+                              date_trunc('hour', now()) - interval '2 hours', interval '1 hour') as h (hour)
+        cross join generate_series(1, 60) as i`,
+    );
 
     const config = join(stateDir, 'sentinel.yml');
     await writeFile(config, stringifyYaml(CONFIG));
@@ -179,6 +188,7 @@ describe.runIf(havePromtool())('a full scrape of sentinel serve with every check
         values: `${s.value}x15`,
       }));
     const expected = [
+      ['SentinelAnomalyCritical', 'anomalies', 1],
       ['SentinelDedupeSpike', 'dedupe_rate', 1],
       ['SentinelDedupeSpikeSource', 'dedupe_rate', 1],
       ['SentinelErrorSpike', 'error_spike', 1],
