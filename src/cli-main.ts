@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { METRICS as ANOMALY_METRICS } from './anomalies/types.js';
 import { CHECK_LIST } from './checks/index.js';
 import { DEFAULT_LISTEN, formatHostPort, type ListenAddress, parseListen, parsePort } from './server/listen.js';
 import { wantsNagios } from './util/crash.js';
@@ -70,6 +71,13 @@ function portNumber(value: string): number {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+}
+
+/** `--metric`: one of the anomaly metrics (commander's own `choices` cannot also collect a repeated flag). */
+function metricName(value: string): string {
+  if (!(ANOMALY_METRICS as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`expected one of ${ANOMALY_METRICS.join(', ')}`);
+  return value;
 }
 
 function connectionOptions(cmd: Command): Command {
@@ -224,6 +232,45 @@ export function buildProgram(): Command {
     .action(async (_opts: Record<string, unknown>, cmd: Command) => {
       const { demoCommand } = await import('./demo/index.js');
       process.exitCode = await demoCommand(withGlobals(cmd));
+    });
+
+  const anomaliesCmd = program
+    .command('anomalies')
+    .description('each source against its own hour-of-week baseline: what the anomalies check would say');
+  const anomalies = () => import('./commands/anomalies.js');
+  const metricOption = (flag: string, description: string) =>
+    new Option(flag, `${description}: ${ANOMALY_METRICS.join(', ')}`).argParser(metricName);
+  connectionOptions(anomaliesCmd.command('backtest'))
+    .description(
+      'judge every complete UTC hour in [--from, --to) as the live check would have then, from data created ' +
+        'before each hour ended (exit 0 when it ran, 3 on bad input)',
+    )
+    .requiredOption('--from <iso>', 'first hour, ISO 8601 (2026-11-02 or 2026-11-02T13:00Z; UTC unless an offset)')
+    .requiredOption('--to <iso>', 'end of the range (exclusive), ISO 8601; at most 366 days after --from')
+    .addOption(
+      new Option('--source <name>', 'only this source (repeatable)')
+        .argParser((v: string, list: string[]) => [...list, v])
+        .default([], 'every source'),
+    )
+    .addOption(
+      metricOption('--metric <name>', 'only this metric (repeatable)')
+        .argParser((v: string, list: string[]) => [...list, metricName(v)])
+        .default([], "each source's configured metrics"),
+    )
+    .option('--json', 'print one JSON document: { from, to, hours_evaluated, anomalies: [...] }')
+    .action(async (_opts: Record<string, unknown>, cmd: Command) => {
+      const { backtestCommand } = await anomalies();
+      process.exitCode = await backtestCommand(withGlobals(cmd));
+    });
+  connectionOptions(anomaliesCmd.command('baseline'))
+    .description('the 168 hour-of-week rows of one source and metric: expected, lower, upper, weeks of data')
+    .requiredOption('--source <name>', 'the source')
+    .addOption(metricOption('--metric <name>', 'the metric').makeOptionMandatory())
+    .option('--at <iso>', 'as the detector saw it at this time, ISO 8601 (default now): history of any date')
+    .option('--json', 'print one JSON document')
+    .action(async (_opts: Record<string, unknown>, cmd: Command) => {
+      const { baselineCommand } = await anomalies();
+      process.exitCode = await baselineCommand(withGlobals(cmd));
     });
 
   const alertOptions = (cmd: Command): Command =>

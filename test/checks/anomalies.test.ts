@@ -9,6 +9,7 @@ import { refreshHourlyStats } from '../../src/db/hourly.js';
 import type { Alert } from '../../src/types.js';
 import { testConfig, testContext } from '../helpers/context.js';
 import { useTestDatabase } from '../helpers/db.js';
+import { insertHourlyHistory, thinHour } from '../helpers/fixtures.js';
 
 /** A Tuesday, ten past two: the last complete hour is 13:00–14:00 UTC. */
 const NOW = new Date('2026-11-03T14:10:00Z');
@@ -18,42 +19,12 @@ const LAST_HOUR = new Date('2026-11-03T13:00:00Z');
 
 const database = useTestDatabase();
 
-/**
- * `weeks` weeks and an hour of hourly history up to the end of the last complete hour for each source (so
- * `weeks` weeks of history at that hour of the week): 30 batches an hour 08–18 UTC, 10 at
- * night, a batch or two more or less by week (so the weeks are not identical), 200 rows a batch
- * with 1 % rejected and 10 % skipped, each taking 60–119 s. Deterministic; one statement.
- */
-async function history(sources: string[], weeks: number, to: Date = new Date(LAST_HOUR.getTime() + HOUR_MS)) {
-  await database().pool.query(
-    `insert into intake.simplicity_batches
-       (source, status, total_rows, inserted_rows, skipped_rows, error_rows, created_at, started_at, completed_at,
-        updated_at)
-     select s.source, 'completed', 200, 178, 20, 2, c.at, c.at + interval '5 s',
-            c.at + interval '5 s' + make_interval(secs => 60 + (i * 37) % 60),
-            c.at + interval '5 s' + make_interval(secs => 60 + (i * 37) % 60)
-       from unnest($1::text[]) as s (source)
-      cross join generate_series($2::timestamptz, $3::timestamptz - interval '1 hour', interval '1 hour') as h (hour)
-      cross join lateral generate_series(
-              1, (case when extract(hour from h.hour at time zone 'UTC') between 8 and 18 then 30 else 10 end)
-                 + (extract(epoch from h.hour)::bigint / 604800) % 3) as i
-      cross join lateral (select h.hour + make_interval(secs => (i * 97) % 3540) as at) c`,
-    [sources, new Date(to.getTime() - weeks * WEEK_MS - HOUR_MS).toISOString(), to.toISOString()],
-  );
-}
+/** `weeks` weeks and an hour of history up to `to` (so `weeks` weeks of history at the last complete hour). */
+const history = (sources: string[], weeks: number, to: Date = new Date(LAST_HOUR.getTime() + HOUR_MS)) =>
+  insertHourlyHistory(database().pool, sources, new Date(to.getTime() - weeks * WEEK_MS - HOUR_MS), to);
 
 /** Keeps only `keep` of `source`'s batches in the last complete hour: a feed that stopped. */
-async function dropLastHour(source: string, keep: number): Promise<void> {
-  await database().pool.query(
-    `delete from intake.simplicity_batches b
-      where b.source = $1 and b.created_at >= $2::timestamptz and b.created_at < $2::timestamptz + interval '1 hour'
-        and b.id not in (select x.id from intake.simplicity_batches x
-                          where x.source = $1 and x.created_at >= $2::timestamptz
-                            and x.created_at < $2::timestamptz + interval '1 hour'
-                          order by x.created_at limit $3)`,
-    [source, LAST_HOUR.toISOString(), keep],
-  );
-}
+const dropLastHour = (source: string, keep: number) => thinHour(database().pool, source, LAST_HOUR, keep);
 
 const context = (file: ConfigFile = {}) => testContext(database().pool, NOW, testConfig(file));
 async function alertsOf(file: ConfigFile = {}): Promise<Alert[]> {

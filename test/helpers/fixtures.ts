@@ -123,3 +123,44 @@ export async function insertRowErrors(db: Queryable, batchId: string, errors: Ro
 export function minutesAgo(minutes: number, from: Date = new Date()): Date {
   return new Date(from.getTime() - minutes * 60_000);
 }
+
+/**
+ * Hourly history for the anomaly detector, in one statement: for each source, each hour in [from, to)
+ * gets 30 batches 08–18 UTC and 10 at night, plus 0–2 by week (so the weeks are not identical), 200 rows a
+ * batch with 1 % rejected and 10 % skipped, each completed after 60–119 s. Deterministic.
+ */
+export async function insertHourlyHistory(
+  db: Queryable,
+  sources: readonly string[],
+  from: Date,
+  to: Date,
+): Promise<void> {
+  await db.query(
+    `insert into intake.simplicity_batches
+       (source, status, total_rows, inserted_rows, skipped_rows, error_rows, created_at, started_at, completed_at,
+        updated_at)
+     select s.source, 'completed', 200, 178, 20, 2, c.at, c.at + interval '5 s',
+            c.at + interval '5 s' + make_interval(secs => 60 + (i * 37) % 60),
+            c.at + interval '5 s' + make_interval(secs => 60 + (i * 37) % 60)
+       from unnest($1::text[]) as s (source)
+      cross join generate_series($2::timestamptz, $3::timestamptz - interval '1 hour', interval '1 hour') as h (hour)
+      cross join lateral generate_series(
+              1, (case when extract(hour from h.hour at time zone 'UTC') between 8 and 18 then 30 else 10 end)
+                 + (extract(epoch from h.hour)::bigint / 604800) % 3) as i
+      cross join lateral (select h.hour + make_interval(secs => (i * 97) % 3540) as at) c`,
+    [[...sources], from.toISOString(), to.toISOString()],
+  );
+}
+
+/** Deletes all but the first `keep` batches of `source` created in the hour starting at `hour`. */
+export async function thinHour(db: Queryable, source: string, hour: Date, keep: number): Promise<void> {
+  await db.query(
+    `delete from intake.simplicity_batches b
+      where b.source = $1 and b.created_at >= $2::timestamptz and b.created_at < $2::timestamptz + interval '1 hour'
+        and b.id not in (select x.id from intake.simplicity_batches x
+                          where x.source = $1 and x.created_at >= $2::timestamptz
+                            and x.created_at < $2::timestamptz + interval '1 hour'
+                          order by x.created_at limit $3)`,
+    [source, hour.toISOString(), keep],
+  );
+}
