@@ -100,6 +100,14 @@ export function anomalyReadPlan(config: AnomalyConfig): { trainingWeeks: number;
   return { trainingWeeks: weeks, metrics: METRICS.filter((m) => metrics.has(m)) };
 }
 
+/** Where to look first, per metric (docs/runbooks.md#anomalies has more). */
+const METRIC_HINT: Record<Metric, string> = {
+  volume: "Low: the vendor's delivery and the upload job; high: a resend or backfill.",
+  error_rate: "Look at the hour's batches and ops.v_error_distribution for the codes behind it.",
+  dedupe_rate: 'Low: a broken dedupe key; high: a resend of old data.',
+  processing_time: "Look at parse_ms and db_ms of the hour's batches, and at locks and load on the database.",
+};
+
 /** The alert of an anomalous verdict (details exactly as docs/contract.md §10 lists them). */
 export function anomalyAlert(v: Extract<Verdict, { judged: true }>): Alert {
   return {
@@ -107,6 +115,15 @@ export function anomalyAlert(v: Extract<Verdict, { judged: true }>): Alert {
     level: v.level === 'critical' ? 'critical' : 'warning',
     message: anomalyMessage(v),
     subject: `${v.source} ${v.metric}`,
+    // The exact command for a name a shell takes as it is; the generic hint (the check's) otherwise.
+    ...(/^[\w.@-]{1,80}$/.test(v.source)
+      ? {
+          remediation:
+            `Compare with this source's usual week: \`sentinel anomalies baseline --source ${v.source} --metric ` +
+            `${v.metric}\`. ${METRIC_HINT[v.metric]} A change that is the new normal stops alerting once it fills ` +
+            'the training weeks.',
+        }
+      : {}),
     details: {
       source: v.source,
       metric: v.metric,

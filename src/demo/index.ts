@@ -18,7 +18,7 @@ import { createRuntime } from '../runtime.js';
 import { MemoryStateStore } from '../state/store.js';
 import type { Alert, CheckSummary, RunResult } from '../types.js';
 import { sleep } from '../util/sleep.js';
-import { simulateIngestion } from './simulate.js';
+import { HISTORY_SOURCE, simulateIngestion } from './simulate.js';
 
 /** Role names as Supabase has them, so the demo reads like a real project. */
 const ROLES = { authenticator: 'authenticator', anon: 'anon', serviceRole: 'service_role' };
@@ -99,7 +99,7 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
     checkpoint();
     log.info(
       `Simulated 6 hours of ingestion: ${sim.batches} batches from ${sim.sources.join(', ')}, ` +
-        `${sim.rowErrors} row errors`,
+        `${sim.rowErrors} row errors, and four weeks of ${HISTORY_SOURCE}'s history (${sim.historyBatches} batches)`,
     );
 
     const env: NodeJS.ProcessEnv = { DATABASE_URL: dbUrl, SUPABASE_MODE: 'demo' };
@@ -264,7 +264,8 @@ export interface EpilogueOptions {
 }
 
 const RELOAD = "NOTIFY pgrst, 'reload schema'";
-const LABEL_WIDTH = 15;
+/** `processing_time:` and a space: the longest check name lines up with the rest. */
+const LABEL_WIDTH = 18;
 const WRAP_AT = 104;
 
 /** What the demo showed, told from the run's actual result. */

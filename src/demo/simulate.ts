@@ -40,6 +40,8 @@ interface RowErrorRow {
 
 export interface SimulationSummary {
   batches: number;
+  /** Batches of the feed with weeks of history (the anomalies check's baseline). */
+  historyBatches: number;
   rowErrors: number;
   stuck: number;
   sources: string[];
@@ -152,12 +154,41 @@ export async function simulateIngestion(db: Queryable, now: Date): Promise<Simul
          from json_populate_recordset(null::intake.row_errors, $1::json)`,
     [JSON.stringify(rowErrors)],
   );
+  const historyBatches = await simulateHistory(db, now);
   return {
     batches: batches.length,
+    historyBatches,
     rowErrors: rowErrors.length,
     stuck: 3,
-    sources: ['vendor_a', 'vendor_b', 'vendor_x'],
+    sources: ['vendor_a', 'vendor_b', 'vendor_x', HISTORY_SOURCE],
   };
+}
+
+/** The feed with four weeks of history, silent since the last complete hour began. */
+export const HISTORY_SOURCE = 'vendor_c';
+
+/**
+ * Four weeks of `vendor_c`, 18–22 batches every hour of every day (1–2 % rejected, 15 % duplicates,
+ * about a minute each), up to the start of the last complete UTC hour, then nothing: the anomalies
+ * check finds that hour far below vendor_c's own band for it. One statement; deterministic for `now`.
+ */
+async function simulateHistory(db: Queryable, now: Date): Promise<number> {
+  const { rowCount } = await db.query(
+    `insert into intake.simplicity_batches
+       (source, filename, status, total_rows, inserted_rows, skipped_rows, error_rows, parse_ms, db_ms,
+        error_threshold_percent, created_at, started_at, completed_at, updated_at)
+     select $1, $1 || '_' || to_char(c.at at time zone 'UTC', 'YYYYMMDDHH24MISS') || '.csv', 'completed',
+            400, 400 - 60 - e.errors, 60, e.errors, 900, 1800 + (i * 131) % 2000, 10,
+            c.at, c.at + interval '10 s', c.at + interval '10 s' + make_interval(secs => 50 + (i * 37) % 40),
+            c.at + interval '10 s' + make_interval(secs => 50 + (i * 37) % 40)
+       from generate_series(date_trunc('hour', $2::timestamptz) - interval '4 weeks 1 hour',
+                            date_trunc('hour', $2::timestamptz) - interval '2 hours', interval '1 hour') as h (hour)
+      cross join lateral generate_series(1, 18 + (extract(epoch from h.hour)::bigint / 3600 * 7919) % 5) as i
+      cross join lateral (select h.hour + make_interval(secs => (i * 173) % 3500) as at) c
+      cross join lateral (select 4 + (i * 13) % 5 as errors) e`,
+    [HISTORY_SOURCE, now.toISOString()],
+  );
+  return rowCount ?? 0;
 }
 
 function pickWeighted(rand: () => number): [string, string] {

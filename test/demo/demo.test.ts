@@ -87,7 +87,7 @@ const OPTIONS: EpilogueOptions = {
 };
 /** The epilogue with its wrapped lines joined, so phrases can be matched across line breaks. */
 const text = (r: RunResult, o: Partial<EpilogueOptions> = {}): string =>
-  epilogue(r, { ...OPTIONS, ...o }).replace(/\n {19}/g, ' ');
+  epilogue(r, { ...OPTIONS, ...o }).replace(/\n {22}/g, ' ');
 
 describe('demo epilogue', () => {
   it(
@@ -95,17 +95,17 @@ describe('demo epilogue', () => {
       'did not help',
     () => {
       const out = epilogue(result([STUCK, SPIKE, CACHE_PERSISTS]), OPTIONS);
-      const joined = out.replace(/\n {19}/g, ' ');
+      const joined = out.replace(/\n {22}/g, ' ');
 
       expect(out).toContain('What you just saw (demo finished in 4.2s; everything it started is stopped and deleted):');
       expect(joined).toContain(
-        '  - stuck_batches: three batches whose workers died, held in processing/validating for over 10 minutes.',
+        '  - stuck_batches:    three batches whose workers died, held in processing/validating for over 10 minutes.',
       );
       expect(joined).toContain(
-        '  - error_spike:   vendor_x, a feed with its own 25% threshold, rejecting 31.8% of its rows this hour.',
+        '  - error_spike:      vendor_x, a feed with its own 25% threshold, rejecting 31.8% of its rows this hour.',
       );
       expect(joined).toContain(
-        `  - schema_cache:  PostgREST could not load its schema cache (PGRST002). Sentinel sent ${RELOAD}, probed ` +
+        `  - schema_cache:     PostgREST could not load its schema cache (PGRST002). Sentinel sent ${RELOAD}, probed ` +
           `again, and diagnosed why the reload did not help`,
       );
       expect(out).toContain(
@@ -133,7 +133,9 @@ describe('demo epilogue', () => {
         postgrestAvailable: false,
       },
     );
-    expect(out).toContain('  - schema_cache:  skipped: PostgREST (Linux x64 binary) is not available on this machine.');
+    expect(out).toContain(
+      '  - schema_cache:     skipped: PostgREST (Linux x64 binary) is not available on this machine.',
+    );
     expect(out).not.toContain('PGRST002');
     expect(out).not.toContain('reload');
   });
@@ -141,7 +143,7 @@ describe('demo epilogue', () => {
   it('does not claim a schema-cache problem the run did not find', () => {
     const out = text(result([STUCK, SPIKE]));
     expect(out).toContain(
-      "  - schema_cache:  PostgREST served the ops views normally: the demo's breakage did not take hold in time",
+      "  - schema_cache:     PostgREST served the ops views normally: the demo's breakage did not take hold in time",
     );
     expect(out).not.toContain('PGRST002');
   });
@@ -153,8 +155,10 @@ describe('demo epilogue', () => {
       subject: 'vendor_y',
     };
     const out = text(result([spike, CACHE_PERSISTS]), { exitCode: 2 });
-    expect(out).toContain('  - stuck_batches: nothing to report this time.');
-    expect(out).toContain('  - error_spike:   vendor_y rejecting 22.5% of its rows this hour, over the 15% threshold.');
+    expect(out).toContain('  - stuck_batches:    nothing to report this time.');
+    expect(out).toContain(
+      '  - error_spike:      vendor_y rejecting 22.5% of its rows this hour, over the 15% threshold.',
+    );
     expect(out).not.toContain('vendor_x');
     expect(out).not.toContain('workers died');
   });
@@ -170,7 +174,7 @@ describe('demo epilogue', () => {
     const r = result([failed, SPIKE, CACHE_PERSISTS]);
     r.checks[0]!.outcome = 'failed';
     expect(text(r)).toContain(
-      '  - stuck_batches: the check itself failed: timed out after 10s (see the report above).',
+      '  - stuck_batches:    the check itself failed: timed out after 10s (see the report above).',
     );
   });
 });
