@@ -39,7 +39,8 @@ export function parseIsoInstant(value: string, flag: string): number {
   const m = ISO_8601.exec(value.trim());
   const fail = (): never => {
     throw new AnomalyUsageError(
-      `${flag}: expected an ISO 8601 date or date-time such as 2026-11-02 or 2026-11-02T13:00Z, got "${oneLine(value, 60)}"`,
+      `${flag}: expected an ISO 8601 date or date-time such as 2026-11-02 or 2026-11-02T13:00Z, ` +
+        `got "${oneLine(value, 60)}"`,
     );
   };
   if (!m) return fail();

@@ -15,6 +15,7 @@ import {
 } from '../anomalies/types.js';
 import { type HourlySourceStats, readHourlyStats } from './hourly.js';
 import type { Queryable } from './pool.js';
+import { utcHour } from './sql.js';
 
 /**
  * The first hour the detector reads to judge hours from `firstHour` on: the training weeks
@@ -56,7 +57,7 @@ export async function loadSeries(
   db: Queryable,
   range: { from: number; to: number; sources?: readonly string[]; metrics: readonly Metric[] },
 ): Promise<LoadedSeries> {
-  const { rows } = await readHourlyStats(db, {
+  const { rows, rolledUpBefore } = await readHourlyStats(db, {
     from: new Date(range.from),
     to: new Date(range.to),
     ...(range.sources ? { sources: range.sources } : {}),
@@ -73,16 +74,27 @@ export async function loadSeries(
     s.first = Math.min(s.first, stats.hour);
     s.hours.set(stats.hour, stats);
   }
-  // Sources whose first hour in the range is not its first hour: did they exist before it?
+  // Sources whose first hour in the range is not its first hour: did they exist before it? The rollup holds
+  // the hours before its horizon; hours between the horizon and `from` (a rollup behind, or never refreshed)
+  // are read raw through the UTC-hour index, and not at all when the horizon is past `from` (the usual case).
   const late = [...bySource].filter(([, s]) => s.first > range.from).map(([source]) => source);
   const older = new Set<string>();
   if (late.length > 0) {
+    const horizon = rolledUpBefore?.getTime() ?? Number.NEGATIVE_INFINITY;
+    const raw =
+      horizon < range.from
+        ? ` or exists (select 1 from intake.simplicity_batches b
+                        where b.source = s.source
+                          and ${utcHour('b.created_at')} < ${utcHour('$2::timestamptz')}
+                          and b.created_at < $2::timestamptz${
+                            rolledUpBefore ? ` and ${utcHour('b.created_at')} >= ${utcHour('$3::timestamptz')}` : ''
+                          })`
+        : '';
     const { rows: seen } = await db.query<{ source: string }>(
       `select s.source from unnest($1::text[]) as s (source)
-        where exists (select 1 from sentinel.hourly_source_stats x where x.source = s.source and x.hour_start < $2::timestamptz)
-           or exists (select 1 from intake.simplicity_batches b where b.source = s.source and b.created_at < $2::timestamptz
-                         and b.created_at >= coalesce((select r.rolled_up_before from sentinel.hourly_source_state r), '-infinity'))`,
-      [late, new Date(range.from).toISOString()],
+        where exists (select 1 from sentinel.hourly_source_stats x
+                       where x.source = s.source and x.hour_start < $2::timestamptz)${raw}`,
+      [late, new Date(range.from).toISOString(), ...(raw && rolledUpBefore ? [rolledUpBefore.toISOString()] : [])],
     );
     for (const r of seen) older.add(r.source);
   }

@@ -68,7 +68,8 @@ const HOURLY_ROLLUP: RollupSpec = {
         hint: 'grant pg_read_all_stats to the role that ran the migration',
       });
     return r.folded > 0 || r.recomputedHours > 0
-      ? `Hourly rollup: ${r.folded} late writes folded, ${r.recomputedHours} hours recomputed, ${r.pendingHours} pending`
+      ? `Hourly rollup: ${r.folded} late writes folded, ${r.recomputedHours} hours recomputed, ` +
+          `${r.pendingHours} pending`
       : undefined;
   },
 };
@@ -106,7 +107,8 @@ export function refreshRollups(pool: () => pg.Pool, logger: Logger): RollupRefre
         return;
       }
       logger.warn(
-        `${spec.name[0]!.toUpperCase()}${spec.name.slice(1)} refresh failed: ${describeError(err)}; the next run tries again`,
+        `${spec.name[0]!.toUpperCase()}${spec.name.slice(1)} refresh failed: ${describeError(err)}; ` +
+          'the next run tries again',
       );
     } finally {
       client?.release();

@@ -231,7 +231,7 @@ describe('sentinel silence', () => {
       expect(r.stdout).toBe('');
       expect(r.stderr.trim().split('\n')).toEqual([
         `sentinel: config error: --source: ${check} has no per-source alerts, so this silence would match nothing ` +
-          `(only error_spike, dedupe_rate, source_freshness, row_error_codes take --source)`,
+          `(only error_spike, dedupe_rate, source_freshness, row_error_codes, anomalies take --source)`,
       ]);
       expect((await new AlertStore(stateDir()).read()).silences).toEqual([]);
     },

@@ -144,13 +144,31 @@ describe('anomalies check', () => {
     });
   });
 
-  it('judges a new feed only once it has history of its own, not against weeks of zeros before it existed', async () => {
+  it('judges a new feed once it has history of its own, not against weeks of zeros before it existed', async () => {
     await history(['vendor_a'], 5);
     await history(['newcomer'], 1);
     const ctx = context();
     expect(await anomaliesCheck.run(ctx)).toEqual([]);
     expect(ctx.measured.sources_judged).toBe(1);
     expect(ctx.series.some((s) => s.labels.source === 'newcomer')).toBe(false);
+    // The same once the rollup holds the history (the horizon past the read's start), and a feed that
+    // was silent for a while but existed before is judged against its silence.
+    await refreshHourlyStats(database().pool, 100_000);
+    const again = context();
+    expect(await anomaliesCheck.run(again)).toEqual([]);
+    expect(again.measured.sources_judged).toBe(1);
+    await insertHourlyHistory(
+      database().pool,
+      ['returning'],
+      new Date(LAST_HOUR.getTime() - 12 * WEEK_MS),
+      new Date(LAST_HOUR.getTime() - 10 * WEEK_MS),
+    );
+    await history(['returning'], 0);
+    await refreshHourlyStats(database().pool, 100_000);
+    const back = context();
+    const alerts = await anomaliesCheck.run(back);
+    expect(back.series.some((s) => s.labels.source === 'returning')).toBe(true);
+    expect(Array.isArray(alerts) && alerts.some((a) => a.subject === 'returning volume')).toBe(true);
   });
 
   it('escapes a hostile source name in the message', async () => {

@@ -966,7 +966,7 @@ describe('sentinel_anomaly_score', () => {
       .map((s) => `${s.labels.source}/${s.labels.metric}=${s.value}`)
       .sort();
 
-  it('exports each judged source and metric with its sensitivity, the least unusual sources folded into other', async () => {
+  it('exports each judged source and metric with its sensitivity, the least unusual folded into other', async () => {
     const m = createMetrics({ maxSources: 2 });
     m.observeRun(
       run([

@@ -108,7 +108,8 @@ describe.runIf(havePromtool())('a full scrape of sentinel serve with every check
     // the start of the last complete hour: its volume there is far below its own band (anomalies).
     await pool.query(
       `insert into intake.simplicity_batches (source, status, total_rows, created_at, updated_at)
-       select 'vendor_hist', 'completed', 0, h.hour + make_interval(secs => i * 59), h.hour + make_interval(secs => i * 59)
+       select 'vendor_hist', 'completed', 0, h.hour + make_interval(secs => i * 59),
+              h.hour + make_interval(secs => i * 59)
          from generate_series(date_trunc('hour', now()) - interval '3 weeks 1 hour',
                               date_trunc('hour', now()) - interval '2 hours', interval '1 hour') as h (hour)
         cross join generate_series(1, 60) as i`,
