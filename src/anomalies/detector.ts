@@ -411,9 +411,33 @@ interface Prediction {
 }
 
 /** Volume's centre for an hour: the median of its growth-scaled training points. */
-function volumeCentre(view: View, training: number[], hour: number, p: CountParams): number {
-  const points = training.map((t) => (view.get(t)?.batches ?? 0) * p.growth ** ((hour - t) / WEEK_MS));
-  return Math.max(median(points), 0.5 / training.length);
+/**
+ * The training hours that were not themselves far outside their own baseline: each is compared with
+ * the median of its own previous weeks (at least 2 of them) and left out beyond 5 standard deviations.
+ * An incident in the history then does not move the centre even when two of the four weeks hold one
+ * (the median alone resists one). Kept all when fewer than 2 would remain.
+ */
+function cleanTraining(
+  view: View,
+  training: number[],
+  options: DetectorOptions,
+  far: (t: number, own: number[]) => boolean,
+): number[] {
+  const kept = training.filter((t) => {
+    const own = trainingHours(view, t, options);
+    return own.length < 2 || !far(t, own);
+  });
+  return kept.length >= 2 ? kept : training;
+}
+
+function volumeCentre(view: View, training: number[], hour: number, p: CountParams, options: DetectorOptions): number {
+  const batches = (t: number) => view.get(t)?.batches ?? 0;
+  const kept = cleanTraining(view, training, options, (t, own) => {
+    const m = Math.max(median(own.map((u) => batches(u) * p.growth ** ((t - u) / WEEK_MS))), 0.5 / own.length);
+    return (batches(t) - m) ** 2 > 25 * (m + p.phi * m * m + 0.25);
+  });
+  const points = kept.map((t) => batches(t) * p.growth ** ((hour - t) / WEEK_MS));
+  return Math.max(median(points), 0.5 / kept.length);
 }
 
 /** A rate's centre for an hour: the median of its training hours' rates, each shrunk to the source rate. */
@@ -439,25 +463,26 @@ function dayLevel(
   hour: number,
   p: CountParams,
   options: DetectorOptions,
+  cache: Cache,
+  key: string,
 ): { logF: number; variance: number; phi: number; tail: number } {
   if (p.tau2 <= 0) return { logF: 0, variance: 0, phi: p.phi, tail: p.tail };
   let o = 0;
   let e = 0;
   let k = 0;
   for (let t = Math.max(floorDay(hour), view.dataStart); t < hour; t += HOUR_MS) {
-    const training = trainingHours(view, t, options);
-    if (training.length < options.min_training_weeks) continue;
-    const st = view.get(t);
-    let y: number;
-    let mean: number;
-    if (metric === 'volume') {
-      y = st?.batches ?? 0;
-      mean = volumeCentre(view, training, t, p);
-    } else {
-      if (!st || st.total_rows <= 0) continue;
-      y = numeratorOf(metric, st);
-      mean = st.total_rows * rateCentre(view, metric, training, p).m;
-    }
+    // Observed and expected count of an earlier hour: data before that hour's end only, so the
+    // memo (shared by the day's later hours in a backtest) gives what a fresh judge computes.
+    const ye = cached(cache, `${key}\u0000${t}`, (): [number, number] | null => {
+      const training = trainingHours(view, t, options);
+      if (training.length < options.min_training_weeks) return null;
+      const st = view.get(t);
+      if (metric === 'volume') return [st?.batches ?? 0, volumeCentre(view, training, t, p, options)];
+      if (!st || st.total_rows <= 0) return null;
+      return [numeratorOf(metric, st), st.total_rows * rateCentre(view, metric, training, p).m];
+    });
+    if (!ye) continue;
+    const [y, mean] = ye;
     if ((y - mean) ** 2 > 16 * (mean + p.phi * mean * mean + 0.25)) continue;
     o += y;
     e += mean;
@@ -485,15 +510,15 @@ function predict(
   const key = `${view.source}\u0000${metric}\u0000${day}\u0000${options.training_weeks}`;
   if (metric === 'volume') {
     const p = cached(cache, key, () => volumeParams(view, day, options));
-    const lvl = dayLevel(view, metric, hour, p, options);
-    const mu = volumeCentre(view, training, hour, p) * Math.exp(lvl.logF);
+    const lvl = dayLevel(view, metric, hour, p, options, cache, key);
+    const mu = volumeCentre(view, training, hour, p, options) * Math.exp(lvl.logF);
     const variance = (mu + lvl.phi * mu * mu) * (1 + medianVarianceFactor(weeks)) + lvl.variance * mu * mu;
     const band = countBand(mu, variance, s * lvl.tail);
     return { expected: mu, ...band, weeks, score: (y) => countScore(y, mu, variance) / lvl.tail };
   }
   if (metric === 'error_rate' || metric === 'dedupe_rate') {
     const p = cached(cache, key, () => rateParams(view, metric, day, options));
-    const lvl = dayLevel(view, metric, hour, p, options);
+    const lvl = dayLevel(view, metric, hour, p, options, cache, key);
     const c = rateCentre(view, metric, training, p);
     const m = Math.min(0.999, c.m * Math.exp(lvl.logF));
     const n = Math.max(1, evidence);

@@ -222,6 +222,16 @@ describe('robust to incidents in the history', () => {
     expect(Math.abs(b.expected - a.expected) / a.expected).toBeLessThan(0.06);
     expect(b.upper - b.lower).toBeLessThan(1.25 * (a.upper - a.lower));
   });
+
+  it('keeps the usual volume when two of the four weeks held a drop at this hour', () => {
+    // A median of {100, 100, 30, 30} would expect 65; each drop was far outside its own weeks.
+    let twice: SourceSeries = withHour(clean, TUE_13 - WEEK_MS, { batches: 30 });
+    twice = withHour(twice, TUE_13 - 2 * WEEK_MS, { batches: 30 });
+    const a = judged(judge(clean, 'volume', TUE_13));
+    const b = judged(judge(twice, 'volume', TUE_13));
+    expect(Math.abs(b.expected - a.expected) / a.expected).toBeLessThan(0.06);
+    expect(judged(judge(withHour(twice, TUE_13, { batches: 100 }), 'volume', TUE_13)).level).toBe('ok');
+  });
 });
 
 describe('a mild growth trend', () => {
