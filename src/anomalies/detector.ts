@@ -470,7 +470,9 @@ function dayLevel(
   let o = 0;
   let e = 0;
   let k = 0;
-  for (let t = Math.max(floorDay(hour), view.dataStart); t < hour; t += HOUR_MS) {
+  // Earlier hours the view has seen whole (the baseline table judges hours after its cutoff: the
+  // hours between are unknown, not silent).
+  for (let t = Math.max(floorDay(hour), view.dataStart); t < hour && t + HOUR_MS <= view.cutoff; t += HOUR_MS) {
     // Observed and expected count of an earlier hour: data before that hour's end only, so the
     // memo (shared by the day's later hours in a backtest) gives what a fresh judge computes.
     const ye = cached(cache, `${key}\u0000${t}`, (): [number, number] | null => {

@@ -463,3 +463,16 @@ describe("the day's level, from its earlier hours", () => {
     expect(judged(judge(bad, 'error_rate', tuesday + 13 * HOUR_MS)).level).not.toBe('ok');
   });
 });
+
+describe("the baseline table and the day's level", () => {
+  // About 6 batches an hour whose level swings by day; the table is taken at 06:00 on a usual day.
+  const dayFactor = (t: number) => [1, 0.6, 1.7, 0.8, 1.3, 0.7, 1.5][Math.floor(t / 86_400_000) % 7]!;
+  const s = series((t, week) => ({ batches: Math.round(6 * (week < 4 ? dayFactor(t + week * 86_400_000) : 1)) }));
+  const at = JUDGED + 24 * HOUR_MS + 6 * HOUR_MS;
+
+  it('does not read the hours after its cutoff as silent', () => {
+    const rows = baselineTable(s, 'volume', at);
+    const slot = hourOfWeek(at);
+    for (const i of [0, 6, 17]) expect(rows[(slot + i) % 168]!.expected!).toBeGreaterThan(3);
+  });
+});
