@@ -62,6 +62,9 @@ const round = (n: number, digits = 2): number => {
   return Math.round(n * f) / f;
 };
 
+/** Below this many batches an hour, volume's centre is at least the weeks' mean (see volumeCentre). */
+const SMALL_COUNT = 5;
+
 /** Prior strength, in rows, pulling an hour's rate towards the source's rate (few rows = weak evidence). */
 const PRIOR_ROWS = 50;
 
@@ -437,7 +440,12 @@ function volumeCentre(view: View, training: number[], hour: number, p: CountPara
     return (batches(t) - m) ** 2 > 25 * (m + p.phi * m * m + 0.25);
   });
   const points = kept.map((t) => batches(t) * p.growth ** ((hour - t) / WEEK_MS));
-  return Math.max(median(points), 0.5 / kept.length);
+  // Under SMALL_COUNT batches an hour the Poisson noise is as large as the count, and the median of
+  // four weeks is 0 whenever three of them happened to be 0 (a source at 3 an hour: 0, 0, 4, 0);
+  // the mean estimates such a rate better, and no incident hides in so few batches.
+  const mean = points.reduce((a, b) => a + b, 0) / points.length;
+  const centre = mean < SMALL_COUNT ? Math.max(median(points), mean) : median(points);
+  return Math.max(centre, 0.5 / kept.length);
 }
 
 /** A rate's centre for an hour: the median of its training hours' rates, each shrunk to the source rate. */

@@ -126,6 +126,13 @@ describe('counts are counts', () => {
     expect(v.expected).toBeLessThanOrEqual(4);
   });
 
+  it('4 batches where three of the four weeks happened to see 0 (a source at 3 an hour) is not flagged', () => {
+    let s: SourceSeries = series(() => ({ batches: 3 }));
+    for (const k of [1, 2, 4]) s = withHour(s, TUE_13 - k * WEEK_MS, { batches: 0 });
+    s = withHour(s, TUE_13 - 3 * WEEK_MS, { batches: 4 });
+    expect(judged(judge(withHour(s, TUE_13, { batches: 4 }), 'volume', TUE_13)).level).toBe('ok');
+  });
+
   it('a burst of 15 against about 3 is flagged', () => {
     const v = judged(judge(withHour(small, TUE_13, { batches: 15 }), 'volume', TUE_13));
     expect(v.level).not.toBe('ok');
