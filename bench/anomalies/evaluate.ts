@@ -29,8 +29,49 @@ export interface Score {
   falseAlarmsPerSourceWeek: number;
   medianDelayHours: number | null;
   maxDelayHours: number | null;
+  /**
+   * By episode: consecutive alerted hours of one source × metric are one alert (what a user is woken
+   * by when the lifecycle keeps one alert open while it fires); true when it overlaps an incident
+   * window of its source and metric.
+   */
+  episodes: number;
+  trueEpisodes: number;
+  episodePrecision: number;
+  falseEpisodesPerSourceWeek: number;
   /** Incidents missed, or found later than 2 hours, for reading. */
   misses: string[];
+}
+
+/** Groups alerted hours into episodes: runs of consecutive hours of one source × metric. */
+export function episodesOf(alerts: { source: string; metric: string; hour: number }[]): {
+  source: string;
+  metric: string;
+  start: number;
+  end: number;
+}[] {
+  const bySeries = new Map<string, number[]>();
+  for (const a of alerts) {
+    const key = `${a.source}\u0000${a.metric}`;
+    const hours = bySeries.get(key);
+    if (hours) hours.push(a.hour);
+    else bySeries.set(key, [a.hour]);
+  }
+  const out: { source: string; metric: string; start: number; end: number }[] = [];
+  for (const [key, hours] of bySeries) {
+    const [source, metric] = key.split('\u0000') as [string, string];
+    hours.sort((a, b) => a - b);
+    let start = hours[0]!;
+    let last = start;
+    for (const h of hours.slice(1)) {
+      if (h === last + HOUR_MS) last = h;
+      else {
+        out.push({ source, metric, start, end: last + HOUR_MS });
+        start = last = h;
+      }
+    }
+    out.push({ source, metric, start, end: last + HOUR_MS });
+  }
+  return out;
 }
 
 export function evaluate(name: string, data: Dataset, judge: Judge, options: DetectorOptions = DEFAULT_OPTIONS): Score {
@@ -64,6 +105,10 @@ export function evaluate(name: string, data: Dataset, judge: Judge, options: Det
   delays.sort((a, b) => a - b);
   const sourceWeeks = data.series.length * ((to - data.evalStart) / WEEK_MS);
   const falseAlarms = alerts.length - trueAlerts;
+  const episodes = episodesOf(alerts.map((a) => ({ source: a.source, metric: a.metric, hour: hourOf(a.hour_start) })));
+  const trueEpisodes = episodes.filter((e) =>
+    data.incidents.some((i) => i.source === e.source && i.metric === e.metric && e.start < i.end && e.end > i.start),
+  ).length;
   return {
     name,
     incidents: data.incidents.length,
@@ -76,6 +121,10 @@ export function evaluate(name: string, data: Dataset, judge: Judge, options: Det
     falseAlarmsPerSourceWeek: falseAlarms / sourceWeeks,
     medianDelayHours: delays.length ? delays[Math.floor((delays.length - 1) / 2)]! : null,
     maxDelayHours: delays.length ? delays[delays.length - 1]! : null,
+    episodes: episodes.length,
+    trueEpisodes,
+    episodePrecision: episodes.length ? trueEpisodes / episodes.length : 1,
+    falseEpisodesPerSourceWeek: (episodes.length - trueEpisodes) / sourceWeeks,
     misses,
   };
 }
@@ -117,6 +166,21 @@ export function table(scores: Score[]): string {
     fmt(s.maxDelayHours, 0),
     String(s.alerts),
     `${s.detected}/${s.incidents}`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** The same detectors scored by episode (see Score.episodes). */
+export function episodeTable(scores: Score[]): string {
+  const head = ['detector', 'episodes', 'true episodes', 'precision by episode', 'false episodes / source-week'];
+  const rows = scores.map((s) => [
+    s.name,
+    String(s.episodes),
+    String(s.trueEpisodes),
+    fmt(s.episodePrecision),
+    fmt(s.falseEpisodesPerSourceWeek),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;

@@ -62,6 +62,9 @@ const round = (n: number, digits = 2): number => {
   return Math.round(n * f) / f;
 };
 
+/** Below this many batches an hour, volume's centre is at least the weeks' mean (see volumeCentre). */
+const SMALL_COUNT = 5;
+
 /** Prior strength, in rows, pulling an hour's rate towards the source's rate (few rows = weak evidence). */
 const PRIOR_ROWS = 50;
 
@@ -82,6 +85,12 @@ interface CountParams {
   meanRows: number;
   /** Tail calibration ≥ 1: raw scores are divided by it (see tailFactor). */
   tail: number;
+  /** The same with the day's level known (the judge's model when it uses the day's earlier hours). */
+  tailDay: number;
+  /** Prior variance of the log day factor: how much a whole day's level swings against its weeks. */
+  tau2: number;
+  /** Overdispersion of one hour once its day's level is known (φ without the day-to-day part). */
+  phiHour: number;
 }
 
 interface TimeParams {
@@ -171,6 +180,83 @@ function looResiduals<T>(groups: T[][], value: (x: T) => number, emit: (x: T, m:
   }
 }
 
+/** A training point: observed count y against its leave-one-out expectation e (= scale). */
+interface LooPoint {
+  t: number;
+  y: number;
+  d2: number;
+  c: number;
+  base: number;
+  scale: number;
+}
+
+/**
+ * The day-to-day part of φ. Per training day, the log ratio of observed to expected counts over its
+ * hours (outliers beyond 4 standard deviations left out: incidents); τ² is the spread of those
+ * ratios between days less their own sampling noise, and φ_hour the overdispersion of an hour around
+ * its own day's level. A day whose level is off (a rate 2× all day) is then one fact, learnt from the
+ * day's earlier hours, not a reason to alert hour after hour.
+ */
+function dayComponents(points: LooPoint[], phi: number): { tau2: number; phiHour: number } {
+  const days = new Map<number, { o: number; e: number; k: number; pts: LooPoint[] }>();
+  for (const p of points) {
+    if (p.scale <= 0 || p.d2 / p.c > 16 * (p.base + phi * p.scale * p.scale + 0.25)) continue;
+    const key = floorDay(p.t);
+    const d = days.get(key) ?? { o: 0, e: 0, k: 0, pts: [] };
+    d.o += p.y;
+    d.e += p.scale;
+    d.k++;
+    d.pts.push(p);
+    days.set(key, d);
+  }
+  const full = [...days.values()].filter((d) => d.e >= 20 && d.k >= 6 && d.o > 0);
+  if (full.length < 7) return { tau2: 0, phiHour: phi };
+  // φ_hour: residuals around the day's level, as pooledDispersion does around the slot's centre.
+  let num = 0;
+  let den = 0;
+  for (const d of full) {
+    const f = d.o / d.e;
+    for (const p of d.pts) {
+      const e = f * p.scale;
+      if (e < 2) continue;
+      num += (p.y - e) ** 2 / p.c - f * p.base;
+      den += e * e;
+    }
+  }
+  const phiHour = Math.min(phi, den > 0 ? Math.max(0, num / den) : phi);
+  const logs = full.map((d) => Math.log(d.o / d.e));
+  const m = median(logs);
+  const mad = median(logs.map((l) => Math.abs(l - m))) / 0.6745;
+  const noise = full.reduce((a, d) => a + 1 / d.o + phiHour / d.k, 0) / full.length;
+  const tau2 = Math.max(0, mad * mad - noise);
+  return { tau2, phiHour };
+}
+
+/**
+ * The model's leave-one-out scores of the training hours with their day's level known (as the judge
+ * knows it from the day's earlier hours), for the tail calibration.
+ */
+function dayScores(
+  points: LooPoint[],
+  phiHour: number,
+  score: (y: number, mean: number, variance: number) => number,
+): number[] {
+  const days = new Map<number, { o: number; e: number }>();
+  for (const p of points) {
+    const d = days.get(floorDay(p.t)) ?? { o: 0, e: 0 };
+    d.o += p.y;
+    d.e += p.scale;
+    days.set(floorDay(p.t), d);
+  }
+  return points.map((p) => {
+    const d = days.get(floorDay(p.t))!;
+    // The day's level, shrunk a little (a day with nothing expected says nothing).
+    const f = (d.o + 1) / (d.e + 1);
+    const mu = p.scale * f;
+    return score(p.y, mu, (p.base * f + phiHour * mu * mu) * p.c);
+  });
+}
+
 function volumeParams(view: View, day: number, options: DetectorOptions): CountParams {
   const weeks = options.training_weeks;
   // Growth: week-on-week ratio of the summed busy hours (≥ 5 batches both weeks), leaving out pairs
@@ -189,22 +275,29 @@ function volumeParams(view: View, day: number, options: DetectorOptions): CountP
   const growth = pairs >= 24 ? Math.min(1.05, Math.max(1 / 1.05, now / before)) : 1;
   const hours = windowHours(view, day, weeks);
   const groups = bySlot(hours, (t) => ({ t, y: (view.get(t)?.batches ?? 0) * growth ** ((day - t) / WEEK_MS) }));
-  const points: { d2: number; c: number; base: number; scale: number; y: number }[] = [];
+  const points: LooPoint[] = [];
   looResiduals(
     groups,
     (p) => p.y,
     (p, m, c) => {
-      points.push({ d2: (p.y - m) ** 2, c, base: Math.max(m, 0.5), scale: m, y: p.y });
+      points.push({ t: p.t, d2: (p.y - m) ** 2, c, base: Math.max(m, 0.5), scale: m, y: p.y });
     },
   );
   const phi = pooledDispersion(points);
+  const { tau2, phiHour } = dayComponents(points, phi);
   const tail = tailFactor(
     points.map((p) => {
       const mu = Math.max(p.scale, 0.25);
       return countScore(p.y, mu, (mu + phi * mu * mu) * p.c);
     }),
   );
-  return { growth, phi, sourceRate: 0, meanRows: 0, tail };
+  const tailDay = tailFactor(
+    dayScores(points, phiHour, (y, mu, v) => {
+      const m = Math.max(mu, 0.25);
+      return countScore(y, m, Math.max(v, m));
+    }),
+  );
+  return { growth, phi, sourceRate: 0, meanRows: 0, tail, tailDay, tau2, phiHour };
 }
 
 function numeratorOf(metric: Metric, s: HourlyStats): number {
@@ -233,19 +326,21 @@ function rateParams(view: View, metric: Metric, day: number, options: DetectorOp
     const s = view.get(t);
     if (!s || s.total_rows <= 0) return undefined;
     const y = numeratorOf(metric, s);
-    return { y, n: s.total_rows, p: (y + PRIOR_ROWS * sourceRate) / (s.total_rows + PRIOR_ROWS) };
+    return { t, y, n: s.total_rows, p: (y + PRIOR_ROWS * sourceRate) / (s.total_rows + PRIOR_ROWS) };
   });
-  const points: { d2: number; c: number; base: number; scale: number; y: number }[] = [];
+  const points: LooPoint[] = [];
   looResiduals(
     groups,
     (p) => p.p,
     (p, m, c) => {
-      points.push({ d2: (p.y - p.n * m) ** 2, c, base: p.n * m * (1 - m), scale: p.n * m, y: p.y });
+      points.push({ t: p.t, d2: (p.y - p.n * m) ** 2, c, base: p.n * m * (1 - m), scale: p.n * m, y: p.y });
     },
   );
   const phi = pooledDispersion(points);
+  const { tau2, phiHour } = dayComponents(points, phi);
   const tail = tailFactor(points.map((p) => countScore(p.y, p.scale, (p.base + phi * p.scale * p.scale) * p.c)));
-  return { growth: 1, phi, sourceRate, meanRows: rowHours ? rows / rowHours : 0, tail };
+  const tailDay = tailFactor(dayScores(points, phiHour, (y, mu, v) => countScore(y, mu, v)));
+  return { growth: 1, phi, sourceRate, meanRows: rowHours ? rows / rowHours : 0, tail, tailDay, tau2, phiHour };
 }
 
 function timeParams(view: View, day: number, options: DetectorOptions): TimeParams {
@@ -257,14 +352,15 @@ function timeParams(view: View, day: number, options: DetectorOptions): TimePara
     if (!s || s.p95_minutes === null || s.completed <= 0 || !(s.p95_minutes > 0)) return undefined;
     logs.push(Math.log(s.p95_minutes));
     completed.push(s.completed);
-    return Math.log(s.p95_minutes);
+    return { x: Math.log(s.p95_minutes), n: s.completed };
   });
-  const res: { d2: number; c: number }[] = [];
+  const res: { d2: number; c: number; n: number }[] = [];
   looResiduals(
     groups,
-    (x) => x,
-    (x, m, c) => res.push({ d2: (x - m) ** 2, c }),
+    (p) => p.x,
+    (p, m, c) => res.push({ d2: (p.x - m) ** 2, c, n: p.n }),
   );
+  const typicalCompleted = completed.length ? median(completed) : 1;
   let sigma2 = 0.01;
   if (res.length) {
     // Robust first guess (MAD), then the mean square of the residuals within 4 of those.
@@ -273,14 +369,13 @@ function timeParams(view: View, day: number, options: DetectorOptions): TimePara
     const ms = kept.reduce((a, r) => a + r.d2 / r.c, 0) / Math.max(1, kept.length);
     sigma2 = Math.max(ms, 0.0004);
   }
-  const tail = tailFactor(res.map((r) => Math.sqrt(r.d2 / (r.c * sigma2))));
-  return {
-    tail,
-    sigma2,
-    typicalCompleted: completed.length ? median(completed) : 1,
-    center: logs.length ? median(logs) : Number.NaN,
-  };
+  // Scored as the judge scores them: a p95 over fewer batches than usual has a wider band.
+  const tail = tailFactor(res.map((r) => Math.sqrt(r.d2 / (r.c * sigma2 * fewBatches(typicalCompleted, r.n)))));
+  return { tail, sigma2, typicalCompleted, center: logs.length ? median(logs) : Number.NaN };
 }
+
+/** Variance factor of a p95 over `completed` batches when the source usually completes `typical`. */
+const fewBatches = (typical: number, completed: number): number => Math.max(1, typical / Math.max(1, completed));
 
 function cached<T>(cache: Cache, key: string, make: () => T): T {
   if (cache.has(key)) return cache.get(key) as T;
@@ -318,6 +413,97 @@ interface Prediction {
   weeks: number;
 }
 
+/** Volume's centre for an hour: the median of its growth-scaled training points. */
+/**
+ * The training hours that were not themselves far outside their own baseline: each is compared with
+ * the median of its own previous weeks (at least 2 of them) and left out beyond 5 standard deviations.
+ * An incident in the history then does not move the centre even when two of the four weeks hold one
+ * (the median alone resists one). Kept all when fewer than 2 would remain.
+ */
+function cleanTraining(
+  view: View,
+  training: number[],
+  options: DetectorOptions,
+  far: (t: number, own: number[]) => boolean,
+): number[] {
+  const kept = training.filter((t) => {
+    const own = trainingHours(view, t, options);
+    return own.length < 2 || !far(t, own);
+  });
+  return kept.length >= 2 ? kept : training;
+}
+
+function volumeCentre(view: View, training: number[], hour: number, p: CountParams, options: DetectorOptions): number {
+  const batches = (t: number) => view.get(t)?.batches ?? 0;
+  const kept = cleanTraining(view, training, options, (t, own) => {
+    const m = Math.max(median(own.map((u) => batches(u) * p.growth ** ((t - u) / WEEK_MS))), 0.5 / own.length);
+    return (batches(t) - m) ** 2 > 25 * (m + p.phi * m * m + 0.25);
+  });
+  const points = kept.map((t) => batches(t) * p.growth ** ((hour - t) / WEEK_MS));
+  // Under SMALL_COUNT batches an hour the Poisson noise is as large as the count, and the median of
+  // four weeks is 0 whenever three of them happened to be 0 (a source at 3 an hour: 0, 0, 4, 0);
+  // the mean estimates such a rate better, and no incident hides in so few batches.
+  const mean = points.reduce((a, b) => a + b, 0) / points.length;
+  const centre = mean < SMALL_COUNT ? Math.max(median(points), mean) : median(points);
+  return Math.max(centre, 0.5 / kept.length);
+}
+
+/** A rate's centre for an hour: the median of its training hours' rates, each shrunk to the source rate. */
+function rateCentre(view: View, metric: Metric, training: number[], p: CountParams): { m: number; weeks: number } {
+  const rates: number[] = [];
+  for (const t of training) {
+    const st = view.get(t);
+    if (!st || st.total_rows <= 0) continue;
+    rates.push((numeratorOf(metric, st) + PRIOR_ROWS * p.sourceRate) / (st.total_rows + PRIOR_ROWS));
+  }
+  return { m: Math.min(0.999, rates.length ? median(rates) : p.sourceRate), weeks: rates.length };
+}
+
+/**
+ * The day's level so far: observed against expected counts over the judged day's earlier hours
+ * (only hours before the judged one: no look-ahead), each hour far outside its own band left out
+ * (an incident under way must not become the day's normal). Shrunk towards 1 by the prior τ²:
+ * log f = w · log(O/E), w = τ²/(τ² + noise). Returns log f and its remaining variance.
+ */
+function dayLevel(
+  view: View,
+  metric: Metric,
+  hour: number,
+  p: CountParams,
+  options: DetectorOptions,
+  cache: Cache,
+  key: string,
+): { logF: number; variance: number; phi: number; tail: number } {
+  if (p.tau2 <= 0) return { logF: 0, variance: 0, phi: p.phi, tail: p.tail };
+  let o = 0;
+  let e = 0;
+  let k = 0;
+  // Earlier hours the view has seen whole (the baseline table judges hours after its cutoff: the
+  // hours between are unknown, not silent).
+  for (let t = Math.max(floorDay(hour), view.dataStart); t < hour && t + HOUR_MS <= view.cutoff; t += HOUR_MS) {
+    // Observed and expected count of an earlier hour: data before that hour's end only, so the
+    // memo (shared by the day's later hours in a backtest) gives what a fresh judge computes.
+    const ye = cached(cache, `${key}\u0000${t}`, (): [number, number] | null => {
+      const training = trainingHours(view, t, options);
+      if (training.length < options.min_training_weeks) return null;
+      const st = view.get(t);
+      if (metric === 'volume') return [st?.batches ?? 0, volumeCentre(view, training, t, p, options)];
+      if (!st || st.total_rows <= 0) return null;
+      return [numeratorOf(metric, st), st.total_rows * rateCentre(view, metric, training, p).m];
+    });
+    if (!ye) continue;
+    const [y, mean] = ye;
+    if ((y - mean) ** 2 > 16 * (mean + p.phi * mean * mean + 0.25)) continue;
+    o += y;
+    e += mean;
+    k++;
+  }
+  if (k === 0 || e < 1) return { logF: 0, variance: p.tau2, phi: p.phiHour, tail: p.tailDay };
+  const noise = 1 / (o + 0.5) + p.phiHour / k;
+  const w = p.tau2 / (p.tau2 + noise);
+  return { logF: w * Math.log((o + 0.5) / (e + 0.5)), variance: p.tau2 * (1 - w), phi: p.phiHour, tail: p.tailDay };
+}
+
 function predict(
   view: View,
   metric: Metric,
@@ -334,37 +520,32 @@ function predict(
   const key = `${view.source}\u0000${metric}\u0000${day}\u0000${options.training_weeks}`;
   if (metric === 'volume') {
     const p = cached(cache, key, () => volumeParams(view, day, options));
-    const points = training.map((t) => (view.get(t)?.batches ?? 0) * p.growth ** ((hour - t) / WEEK_MS));
-    const mu = Math.max(median(points), 0.5 / weeks);
-    const v1 = mu + p.phi * mu * mu;
-    const variance = v1 * (1 + medianVarianceFactor(weeks));
-    const band = countBand(mu, variance, s * p.tail);
-    return { expected: mu, ...band, weeks, score: (y) => countScore(y, mu, variance) / p.tail };
+    const lvl = dayLevel(view, metric, hour, p, options, cache, key);
+    const mu = volumeCentre(view, training, hour, p, options) * Math.exp(lvl.logF);
+    const variance = (mu + lvl.phi * mu * mu) * (1 + medianVarianceFactor(weeks)) + lvl.variance * mu * mu;
+    const band = countBand(mu, variance, s * lvl.tail);
+    return { expected: mu, ...band, weeks, score: (y) => countScore(y, mu, variance) / lvl.tail };
   }
   if (metric === 'error_rate' || metric === 'dedupe_rate') {
     const p = cached(cache, key, () => rateParams(view, metric, day, options));
-    const rates: number[] = [];
-    for (const t of training) {
-      const st = view.get(t);
-      if (!st || st.total_rows <= 0) continue;
-      rates.push((numeratorOf(metric, st) + PRIOR_ROWS * p.sourceRate) / (st.total_rows + PRIOR_ROWS));
-    }
-    const m = Math.min(0.999, rates.length ? median(rates) : p.sourceRate);
+    const lvl = dayLevel(view, metric, hour, p, options, cache, key);
+    const c = rateCentre(view, metric, training, p);
+    const m = Math.min(0.999, c.m * Math.exp(lvl.logF));
     const n = Math.max(1, evidence);
     const mean = n * m;
     const perRow = m * (1 - m);
-    const extra = p.phi * m * m;
+    const extra = lvl.phi * m * m;
     // The centre's own uncertainty: training hours' binomial noise (with the prior) and spread, over √weeks.
-    const centre = medianVarianceFactor(Math.max(1, rates.length)) * (perRow / (p.meanRows + PRIOR_ROWS) + extra);
-    const rel = (extra + centre) / (m * m);
+    const centre = medianVarianceFactor(Math.max(1, c.weeks)) * (perRow / (p.meanRows + PRIOR_ROWS) + extra);
+    const rel = (extra + centre) / (m * m) + lvl.variance;
     const dist = lognormalPoisson(mean, rel);
-    const band = mixtureBand(mean, rel, dist, s * p.tail);
+    const band = mixtureBand(mean, rel, dist, s * lvl.tail);
     return {
       expected: 100 * m,
       lower: (100 * band.lower) / n,
       upper: (100 * band.upper) / n,
       weeks,
-      score: (pct) => mixtureScore(Math.round((pct / 100) * n), mean, dist) / p.tail,
+      score: (pct) => mixtureScore(Math.round((pct / 100) * n), mean, dist) / lvl.tail,
     };
   }
   const p = cached(cache, key, () => timeParams(view, day, options));
@@ -375,8 +556,8 @@ function predict(
   }
   const mu = logs.length ? median(logs) : p.center;
   if (!Number.isFinite(mu)) return 'no completed batch in the history of this hour of the week';
-  const few = Math.max(1, p.typicalCompleted / Math.max(1, evidence));
-  const variance = p.sigma2 * (1 + medianVarianceFactor(Math.max(1, logs.length))) * few;
+  const variance =
+    p.sigma2 * (1 + medianVarianceFactor(Math.max(1, logs.length))) * fewBatches(p.typicalCompleted, evidence);
   const sd = Math.sqrt(variance) * p.tail;
   return {
     expected: Math.exp(mu),

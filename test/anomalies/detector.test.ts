@@ -19,6 +19,7 @@ import {
   viewOf,
   WEEK_MS,
 } from '../../src/anomalies/index.js';
+import { countBand, countScore, median } from '../../src/anomalies/stats.js';
 
 /** Monday 2026-10-05 00:00 UTC; the judged week starts four weeks later (Monday 2026-11-02). */
 const START = Date.UTC(2026, 9, 5);
@@ -125,6 +126,13 @@ describe('counts are counts', () => {
     expect(v.expected).toBeLessThanOrEqual(4);
   });
 
+  it('4 batches where three of the four weeks happened to see 0 (a source at 3 an hour) is not flagged', () => {
+    let s: SourceSeries = series(() => ({ batches: 3 }));
+    for (const k of [1, 2, 4]) s = withHour(s, TUE_13 - k * WEEK_MS, { batches: 0 });
+    s = withHour(s, TUE_13 - 3 * WEEK_MS, { batches: 4 });
+    expect(judged(judge(withHour(s, TUE_13, { batches: 4 }), 'volume', TUE_13)).level).toBe('ok');
+  });
+
   it('a burst of 15 against about 3 is flagged', () => {
     const v = judged(judge(withHour(small, TUE_13, { batches: 15 }), 'volume', TUE_13));
     expect(v.level).not.toBe('ok');
@@ -220,6 +228,16 @@ describe('robust to incidents in the history', () => {
     const b = judged(judge(hurt, 'volume', TUE_13));
     expect(Math.abs(b.expected - a.expected) / a.expected).toBeLessThan(0.06);
     expect(b.upper - b.lower).toBeLessThan(1.25 * (a.upper - a.lower));
+  });
+
+  it('keeps the usual volume when two of the four weeks held a drop at this hour', () => {
+    // A median of {100, 100, 30, 30} would expect 65; each drop was far outside its own weeks.
+    let twice: SourceSeries = withHour(clean, TUE_13 - WEEK_MS, { batches: 30 });
+    twice = withHour(twice, TUE_13 - 2 * WEEK_MS, { batches: 30 });
+    const a = judged(judge(clean, 'volume', TUE_13));
+    const b = judged(judge(twice, 'volume', TUE_13));
+    expect(Math.abs(b.expected - a.expected) / a.expected).toBeLessThan(0.06);
+    expect(judged(judge(withHour(twice, TUE_13, { batches: 100 }), 'volume', TUE_13)).level).toBe('ok');
   });
 });
 
@@ -374,5 +392,94 @@ describe('the comparison judges', () => {
     expect(at({ batches: 50, rows: 5000, skipped: 2600 }, 'dedupe_rate')).toMatchObject({ level: 'warning' });
     expect(at({ batches: 50, p95: 5.5 }, 'processing_time')).toMatchObject({ level: 'warning' });
     expect(at({ batches: 50 }, 'volume')).toMatchObject({ judged: false });
+  });
+});
+
+describe('the worked example of docs/anomalies.md', () => {
+  // vendor_a, Tuesday 13:00: the four previous Tuesdays 110, 99, 104, 96 (1 … 4 weeks back), growth
+  // +0.5 %/week, φ = 0, the day so far at its usual level (day factor 1), no tail correction (κ = 1).
+  const points = [110, 99, 104, 96].map((y, i) => y * 1.005 ** (i + 1));
+  const mu = median(points);
+  const variance = mu * (1 + Math.PI / 8);
+
+  it('has the centre, variance and band the doc gives', () => {
+    expect(mu).toBeCloseTo(102.78, 2);
+    expect(variance).toBeCloseTo(143.14, 2);
+    expect(Math.sqrt(variance)).toBeCloseTo(12, 0);
+    expect(countBand(mu, variance, 3)).toEqual({ lower: 71, upper: 142 });
+  });
+
+  it('scores the four observations as the table says', () => {
+    const rows: [number, number, Judgement['level']][] = [
+      [80, -1.98, 'ok'],
+      [70, -3.0, 'warning'],
+      [150, 3.47, 'warning'],
+      [12, -12.96, 'critical'],
+    ];
+    for (const [observed, score, level] of rows) {
+      const z = countScore(observed, mu, variance);
+      expect(z).toBeCloseTo(score, 2);
+      expect(levelOf(z, 3)).toBe(level);
+    }
+  });
+
+  it('words the last one as the doc does', () => {
+    const j: Judgement = {
+      source: 'vendor_a',
+      metric: 'volume',
+      hour_start: new Date(TUE_13).toISOString().replace('.000Z', 'Z'),
+      observed: 12,
+      expected: 102.78,
+      lower: 71,
+      upper: 142,
+      score: -12.96,
+      level: 'critical',
+      evidence: 12,
+    };
+    expect(anomalyMessage(j)).toBe(
+      'Volume for vendor_a 13:00–14:00 UTC: 12 batches, usually 71–142 on Tuesdays at this hour',
+    );
+  });
+});
+
+describe("the day's level, from its earlier hours", () => {
+  // An error rate of about 1 % whose level swings by day (×0.6 … ×1.7, as real rates do), 5,000 rows
+  // an hour, a little hour-to-hour noise. The judged Tuesday runs at 2× all day.
+  const dayFactor = (t: number) => [1, 0.6, 1.7, 0.8, 1.3, 0.7, 1.5][Math.floor(t / 86_400_000) % 7]!;
+  const s = series((t, week) => {
+    const factor = week < 4 ? dayFactor(t + week * 86_400_000) : 2;
+    return { batches: 50, rows: 5000, errors: Math.round(50 * factor * (1 + 0.1 * Math.sin(t / 3_600_000))) };
+  });
+  const tuesday = JUDGED + 24 * HOUR_MS;
+
+  it('a whole day at twice the usual rate is one fact, not an alert every hour', () => {
+    const verdicts = backtest({
+      series: [s],
+      metrics: ['error_rate'],
+      from: tuesday,
+      to: tuesday + 24 * HOUR_MS,
+    }).verdicts.map(judged);
+    const alerted = verdicts.filter((v) => v.level !== 'ok').map((v) => new Date(v.hour_start).getUTCHours());
+    expect(alerted.every((h) => h < 3)).toBe(true);
+    // Later hours are judged against the day's level: expected near 2 %.
+    expect(verdicts[20]!.expected).toBeGreaterThan(1.6);
+  });
+
+  it('an incident on top of the day is still flagged in its first hour', () => {
+    const bad = withHour(s, tuesday + 13 * HOUR_MS, { batches: 50, rows: 5000, errors: 500 });
+    expect(judged(judge(bad, 'error_rate', tuesday + 13 * HOUR_MS)).level).not.toBe('ok');
+  });
+});
+
+describe("the baseline table and the day's level", () => {
+  // About 6 batches an hour whose level swings by day; the table is taken at 06:00 on a usual day.
+  const dayFactor = (t: number) => [1, 0.6, 1.7, 0.8, 1.3, 0.7, 1.5][Math.floor(t / 86_400_000) % 7]!;
+  const s = series((t, week) => ({ batches: Math.round(6 * (week < 4 ? dayFactor(t + week * 86_400_000) : 1)) }));
+  const at = JUDGED + 24 * HOUR_MS + 6 * HOUR_MS;
+
+  it('does not read the hours after its cutoff as silent', () => {
+    const rows = baselineTable(s, 'volume', at);
+    const slot = hourOfWeek(at);
+    for (const i of [0, 6, 17]) expect(rows[(slot + i) % 168]!.expected!).toBeGreaterThan(3);
   });
 });
