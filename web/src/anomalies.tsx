@@ -130,8 +130,8 @@ export function AnomaliesCard({
               items={[
                 { label: 'Observed', swatch: 'text-slate-900', symbol: '━' },
                 { label: 'Usual range', swatch: 'bg-sky-200 ring-1 ring-sky-700' },
-                { label: `${MARK_SYMBOL.high} Unusual, above`, swatch: 'text-red-700', symbol: MARK_SYMBOL.high },
-                { label: `${MARK_SYMBOL.low} Unusual, below`, swatch: 'text-red-700', symbol: MARK_SYMBOL.low },
+                { label: 'Unusual, above the range', swatch: 'text-red-700', symbol: MARK_SYMBOL.high },
+                { label: 'Unusual, below the range', swatch: 'text-red-700', symbol: MARK_SYMBOL.low },
                 { label: 'Not judged (no band)', swatch: 'bg-slate-200 ring-1 ring-slate-400' },
               ]}
             />

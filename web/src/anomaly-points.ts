@@ -23,6 +23,13 @@ export function metricValue(metric: AnomalyMetric, n: number | null): string {
   return pct(n);
 }
 
+/** A range of `metric` with its unit once: `20–65 batches`, `0.5–3.1 %`, `1.8–2.4 min`. */
+export function metricRange(metric: AnomalyMetric, lower: number, upper: number): string {
+  const hi = metricValue(metric, upper);
+  const lo = metricValue(metric, lower).replace(/ (batch(es)?|%|min)$/, '');
+  return `${lo}–${hi}`;
+}
+
 /** The unit after the axis' top value. */
 export function axisUnit(metric: AnomalyMetric): string {
   return metric === 'volume' ? '' : metric === 'processing_time' ? ' min' : ' %';
@@ -48,12 +55,12 @@ export interface BandPoint {
   markName?: string;
 }
 
-/** One line about an unusual hour: `18 Nov 15:00: 2 batches, usually 30–52 (critical, score -9.1)`. */
+/** One line about an unusual hour: `18 Nov 15:00: 2 batches, below the usual 30–52 batches (critical, score -9.1)`. */
 export function unusualLine(metric: AnomalyMetric, h: AnomalyJudgedHour, zone: Zone): string {
   const where = h.score >= 0 ? 'above' : 'below';
   return (
     `${formatHour(Date.parse(h.hour_start), zone, true)}: ${metricValue(metric, h.observed)}, ${where} the usual ` +
-    `${metricValue(metric, h.lower)}–${metricValue(metric, h.upper)} (${h.level}, score ${h.score})`
+    `${metricRange(metric, h.lower, h.upper)} (${h.level}, score ${h.score})`
   );
 }
 
