@@ -555,6 +555,12 @@ describe.runIf(
       const sample = page.locator('[data-testid="sample-message"]', { hasText: 'onerror' }).first();
       expect(await sample.textContent()).toBe(HOSTILE_MESSAGE);
 
+      // The long name in the "Unusual hours" picker and chart: wrapped or clipped, never wider than the screen.
+      await page.locator('[data-testid="anomaly-source"]').selectOption(LONG_SOURCE);
+      await expect
+        .poll(() => page.getAttribute('[data-testid="anomaly-chart"]', 'aria-label'))
+        .toContain(`of ${LONG_SOURCE} per hour`);
+
       await commonAssertions(page, width, `incident ${width}`);
       await page.screenshot({ path: join(ARTIFACTS, `dashboard-${width}-incident.png`), fullPage: true });
       expect(violations, 'CSP violations').toEqual([]);

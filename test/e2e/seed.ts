@@ -100,6 +100,15 @@ export async function seedDashboard(client: Queryable, state: DashboardState): P
       [s.source, s.total, s.errors],
     );
   }
+  // The long name three hours ago too: the "Unusual hours" picker lists it (a new feed, not judged yet).
+  await client.query(
+    `insert into intake.simplicity_batches
+       (source, filename, status, total_rows, inserted_rows, skipped_rows, error_rows, created_at, started_at,
+        completed_at, updated_at)
+     select $1, 'early.csv', 'completed', 100, 100, 0, 0, t, t, t + interval '1 min', t + interval '1 min'
+       from (select date_trunc('hour', now()) - interval '3 hours' + interval '10 min' as t) x`,
+    [LONG_SOURCE],
+  );
   // Stuck in validating for 35 minutes (no rows counted yet: it must not change the hour's rates).
   await client.query(
     `insert into intake.simplicity_batches (source, filename, status, created_at, started_at, updated_at)
