@@ -58,23 +58,39 @@ function readWeeks(config: AnomalyConfig): number {
   return weeks;
 }
 
-/** Reads the window of `metric` ending at the last complete hour before `now`. */
+/**
+ * Reads the window of `metric` ending at the last complete hour before `now`, of every source or
+ * of `sources` only (the processing time, whose histograms are most of a read's cost, is read for
+ * the one source asked for; the list of sources comes from the volume's window).
+ */
 export async function readAnomalyWindow(
   db: Queryable,
   config: AnomalyConfig,
   metric: Metric,
   now: number,
+  sources?: readonly string[],
 ): Promise<AnomalyWindow> {
   const lastHour = floorHour(now) - HOUR_MS;
   const firstHour = lastHour - (ANOMALY_HOURS - 1) * HOUR_MS;
   const weeks = readWeeks(config);
-  const { series } = await loadSeries(db, {
-    from: trainingStart(firstHour, { training_weeks: weeks }),
-    to: lastHour + HOUR_MS,
-    // Always with processing time: readHourlyStats without it sends an untyped $1 (PostgreSQL:
-    // "could not determine data type of parameter $1") while the rollup has never been refreshed.
-    metrics: metric === 'processing_time' ? [metric] : [metric, 'processing_time'],
-  });
+  const read = (metrics: Metric[]) =>
+    loadSeries(db, {
+      from: trainingStart(firstHour, { training_weeks: weeks }),
+      to: lastHour + HOUR_MS,
+      metrics,
+      ...(sources ? { sources } : {}),
+    });
+  let loaded: Awaited<ReturnType<typeof read>>;
+  try {
+    loaded = await read([metric]);
+  } catch (err) {
+    // readHourlyStats without the processing time sends an untyped $1 while the rollup's horizon
+    // is unset or before the range (PostgreSQL 42P18, "could not determine data type of parameter
+    // $1"): read it with the processing time then (4× the cost on a rolled-up database, so not always).
+    if ((err as { code?: unknown }).code !== '42P18' || metric === 'processing_time') throw err;
+    loaded = await read([metric, 'processing_time']);
+  }
+  const { series } = loaded;
   const bySource = new Map<string, SourceSeries>();
   const batches = new Map<string, number>();
   const byShown = new Map<string, string[]>();
@@ -134,17 +150,22 @@ function observedOf(metric: Metric, s: HourlyStats | undefined, covered: boolean
   return round((100 * (metric === 'error_rate' ? s.error_rows : s.skipped_rows)) / s.total_rows);
 }
 
-/** The answer for one source (null: no source with batches at all). */
+/**
+ * The answer for one source (null: no source with batches at all): its hours judged from `data`
+ * (default: `listed`), the sources listed from `listed`.
+ */
 export function anomaliesAnswer(
-  window: AnomalyWindow,
+  windows: { listed: AnomalyWindow; data?: AnomalyWindow; metric: Metric },
   config: AnomalyConfig,
   source: string | null,
 ): AnomaliesResponse {
+  const { listed, metric } = windows;
+  const window = windows.data ?? listed;
   const cached = source !== null ? window.judged.get(source) : undefined;
   if (cached) return cached;
-  const { metric, firstHour, lastHour } = window;
+  const { firstHour, lastHour } = window;
   const own = anomalySettingsFor(config, source ?? '');
-  const names = window.ranked.slice(0, MAX_ANOMALY_SOURCES).map(shownSource);
+  const names = listed.ranked.slice(0, MAX_ANOMALY_SOURCES).map(shownSource);
   const base = {
     metric,
     metrics: [...METRICS],
@@ -155,7 +176,7 @@ export function anomaliesAnswer(
     min_training_weeks: own.options.min_training_weeks,
     enabled: own.enabled && own.metrics.includes(metric),
     sources: names,
-    sources_total: window.ranked.length,
+    sources_total: listed.ranked.length,
   };
   const series = source !== null ? window.series.get(source) : undefined;
   if (source === null || !series) return { ...base, source: null, hours: [], unusual: 0, not_judged: 0 };
