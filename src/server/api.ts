@@ -39,7 +39,8 @@ import { sourcesAnswer } from './sources.js';
  * - `/api/status`, `/api/alerts` and `/api/sources` answer from the last RunResult
  *   the loop fed in (its alerts and pipeline snapshot): no query, like `/metrics`.
  * - `/api/batch-performance`, `/api/error-distribution` and `/api/pipeline-health`
- *   read the ops views, `/api/anomalies` the hourly rollup (src/server/anomalies.ts), through a pool of their own (at most 2 connections,
+ *   read the ops views, `/api/anomalies` the hourly rollup (src/server/anomalies.ts),
+ *   through a pool of their own (at most 2 connections,
  *   read-only transactions, `application_name` `sentinel-dashboard`,
  *   statement_timeout 5 s). Answers are cached per (path, validated parameters)
  *   for {@link DEFAULT_CACHE_TTL_MS} (5 s), and concurrent requests for the same

@@ -57,8 +57,8 @@ export async function seedHistory(client: Queryable): Promise<void> {
 
 /**
  * Intake rows for a state, on the database's clock. Healthy: three sources with a
- * 1 % error rate over the last 24 hours, and {@link seedHistory}'s five weeks of a fourth. Incident, on top: a batch stuck in
- * `validating`, two sources driving an overall error spike in the current hour, a
+ * 1 % error rate over the last 24 hours, and {@link seedHistory}'s five weeks of a fourth.
+ * Incident, on top: a batch stuck in `validating`, two sources driving an overall error spike in the current hour, a
  * source over its own threshold, a queue backlog in `uploaded`, and row errors with
  * long hostile messages.
  */

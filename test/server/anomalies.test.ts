@@ -87,7 +87,7 @@ async function ask(a: DashboardApi, query: Record<string, string> | string) {
 const judged = (h: AnomaliesResponse['hours'][number]): h is AnomalyJudgedHour => 'level' in h;
 
 describe('GET /api/anomalies', () => {
-  it('answers the busiest source and volume by default: 168 hours, the incident marked, a normal hour not', async () => {
+  it('answers the busiest source and volume by default: 168 hours, the incident marked, a normal one not', async () => {
     const res = await ask(api(), {});
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     const body = res.body as AnomaliesResponse;

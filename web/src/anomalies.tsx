@@ -53,6 +53,9 @@ export function AnomaliesCard({
   const metric = current?.metric ?? pick.metric;
   const metricName = METRIC_NAMES[metric];
   const zoneName = zoneLabel(t.zone, t.now);
+  const band = `The shaded band is the usual range for this hour of the week, from the previous ${
+    current?.training_weeks ?? '?'
+  } weeks`;
   const judgedCount = current ? current.hours.length - current.not_judged : 0;
   const chartName = current
     ? `${metricName} of ${current.source} per hour, last 7 days, against its usual range for each hour of the ` +
@@ -137,8 +140,7 @@ export function AnomaliesCard({
             />
           </figure>
           <p className="mt-3 text-sm" data-testid="anomalies-summary">
-            The shaded band is the usual range for this hour of the week, from the previous {current.training_weeks}{' '}
-            weeks (sensitivity {current.sensitivity}: outside it is unusual, twice as far out is critical).{' '}
+            {band} (sensitivity {current.sensitivity}: outside it is unusual, twice as far out is critical).{' '}
             <strong className="font-semibold">
               {current.unusual} of {judgedCount} hours judged {current.unusual === 1 ? 'was' : 'were'} unusual
             </strong>
