@@ -465,6 +465,8 @@ describe.runIf(
       .toMatch(/^Dedupe rate of vendor_a .*: 0 unusual hours, 168 not judged\.$/);
     expect(await chart.locator('[data-testid="band"]').count()).toBe(0);
     expect(await card.locator('[data-testid="not-judged-list"]').textContent()).toContain('history');
+    expect(await chart.locator('[data-testid="not-judged"]').count()).toBeGreaterThan(0);
+    await card.screenshot({ path: join(ARTIFACTS, `dashboard-${width}-unusual-hours-not-judged.png`) });
   }
 
   for (const width of ['phone', 'desktop'] as const) {

@@ -141,10 +141,16 @@ export function AnomaliesCard({
           </figure>
           <p className="mt-3 text-sm" data-testid="anomalies-summary">
             {band} (sensitivity {current.sensitivity}: outside it is unusual, twice as far out is critical).{' '}
-            <strong className="font-semibold">
-              {current.unusual} of {judgedCount} hours judged {current.unusual === 1 ? 'was' : 'were'} unusual
-            </strong>
-            {current.not_judged > 0 && `; ${current.not_judged} not judged`}.
+            {judgedCount === 0 ? (
+              <strong className="font-semibold">No hour of the 7 days could be judged yet (why: below).</strong>
+            ) : (
+              <>
+                <strong className="font-semibold">
+                  {current.unusual} of {judgedCount} hours judged {current.unusual === 1 ? 'was' : 'were'} unusual
+                </strong>
+                {current.not_judged > 0 && `; ${current.not_judged} not judged`}.
+              </>
+            )}
             {!current.enabled && ' The anomalies check is turned off for this source or metric in the configuration.'}
           </p>
           {unusual.length > 0 && (
