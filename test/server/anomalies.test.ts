@@ -1,5 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_OPTIONS, judgeHour, METRICS, viewOf } from '../../src/anomalies/index.js';
 import { configSchema } from '../../src/config/schema.js';
+import { loadSeries, trainingStart } from '../../src/db/anomaly-series.js';
 import { createLogger } from '../../src/log.js';
 import { createDashboardApi, type DashboardApi } from '../../src/server/api.js';
 import type { AnomaliesResponse, AnomalyJudgedHour, AnomalyUnjudgedHour } from '../../src/server/api-types.js';
@@ -146,6 +148,38 @@ describe('GET /api/anomalies', () => {
     const slow = time.hours.find((x) => x.hour_start === iso(INCIDENT))!;
     expect(judged(slow) && slow.level).toBe('ok');
     expect(slow.observed).toBeCloseTo(2, 0);
+  });
+
+  it('says of each hour what the live check said when that hour was the last complete one', async () => {
+    const hours = [INCIDENT, INCIDENT - 24 * HOUR, FIRST_HOUR, FIRST_HOUR + 100 * HOUR, LAST_HOUR];
+    for (const metric of METRICS) {
+      for (const source of ['vendor_big', 'vendor_new']) {
+        const body = (await ask(api(), { source, metric })).body as AnomaliesResponse;
+        for (const hour of hours) {
+          // The live check's own read and judgement at that hour (src/checks/anomalies.ts).
+          const { series } = await loadSeries(db.pool, {
+            from: trainingStart(hour, DEFAULT_OPTIONS),
+            to: hour + HOUR,
+            metrics: [...METRICS],
+          });
+          const s = series.find((x) => x.source === source)!;
+          const live = judgeHour(viewOf(s, hour + HOUR), metric, hour, DEFAULT_OPTIONS, new Map());
+          const shown = body.hours.find((h) => h.hour_start === iso(hour))!;
+          const {
+            source: _s,
+            metric: _m,
+            judged: _j,
+            evidence: _e,
+            ...expected
+          } = live as typeof live & {
+            evidence?: number;
+          };
+          expect(shown, `${source} ${metric} ${iso(hour)}`).toMatchObject(
+            live.judged ? expected : { hour_start: live.hour_start, reason: live.reason },
+          );
+        }
+      }
+    }
   });
 
   it('says "history" for every hour of a source with less than min_training_weeks of it', async () => {
