@@ -563,6 +563,9 @@ describe.runIf(
       await expect
         .poll(() => page.getAttribute('[data-testid="anomaly-chart"]', 'aria-label'))
         .toContain(`of ${LONG_SOURCE} per hour`);
+      await page
+        .locator('[data-testid="anomalies-card"]')
+        .screenshot({ path: join(ARTIFACTS, `dashboard-${width}-unusual-hours-long-name.png`) });
 
       await commonAssertions(page, width, `incident ${width}`);
       await page.screenshot({ path: join(ARTIFACTS, `dashboard-${width}-incident.png`), fullPage: true });
