@@ -337,6 +337,7 @@ export async function runContinuously(s: Runtime, options: ContinuousOptions): P
                 s.error_spike_threshold_pct !== undefined ? [[name, s.error_spike_threshold_pct]] : [],
               ),
             ),
+            anomalyConfig: { checks: config.checks, sources: config.sources },
             connectTimeoutMs: config.connect_timeout_seconds * 1000,
             ...(options.dashboard.authToken !== undefined ? { authToken: options.dashboard.authToken } : {}),
             ...(options.dashboard.metricsWithoutToken ? { metricsWithoutToken: true } : {}),

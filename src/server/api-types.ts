@@ -142,3 +142,65 @@ export interface ApiUnavailable extends ApiError {
   last_good_at: string | null;
   last_good_age_seconds: number | null;
 }
+
+/** A metric of the anomaly detector (docs/anomalies.md). */
+export type AnomalyMetric = 'volume' | 'error_rate' | 'dedupe_rate' | 'processing_time';
+
+/** An hour the detector judged: its figure against the usual band for its hour of the week. */
+export interface AnomalyJudgedHour {
+  /** ISO 8601 UTC start of the hour, e.g. `2026-11-03T13:00:00Z`. */
+  hour_start: string;
+  /** Batches (volume), % of rows (error_rate, dedupe_rate) or p95 minutes (processing_time). */
+  observed: number;
+  expected: number;
+  lower: number;
+  upper: number;
+  /** Signed, unit-free (docs/anomalies.md, "Score"). */
+  score: number;
+  /** `ok` inside the band; `warning` outside it; `critical` at twice the sensitivity. */
+  level: 'ok' | 'warning' | 'critical';
+}
+
+/** An hour the detector did not judge, and why (contains `history` when the training weeks are too few). */
+export interface AnomalyUnjudgedHour {
+  hour_start: string;
+  /** The hour's figure when it has one (no rows, no completed batch, no data: null). */
+  observed: number | null;
+  reason: string;
+}
+
+export type AnomalyHour = AnomalyJudgedHour | AnomalyUnjudgedHour;
+
+/**
+ * `GET /api/anomalies?source=NAME&metric=volume`: one source × metric over the last 7 days of
+ * complete UTC hours (168, oldest first), each judged as the live `anomalies` check would have
+ * judged it then (no look-ahead). Defaults: the source with the most batches in those hours, `volume`.
+ */
+export interface AnomaliesResponse {
+  /** As shown (control and bidi characters escaped, cut at 256 characters); null when no source has batches. */
+  source: string | null;
+  metric: AnomalyMetric;
+  /** Every metric that may be asked for. */
+  metrics: AnomalyMetric[];
+  /** The hours shown: [from, to), ISO 8601 UTC. */
+  from: string;
+  to: string;
+  /** The source's settings (`sources.<name>.anomalies` over `checks.anomalies`). */
+  sensitivity: number;
+  training_weeks: number;
+  min_training_weeks: number;
+  /** Whether the live check judges this source and metric (the band is the same either way). */
+  enabled: boolean;
+  /** Empty when `source` is null. */
+  hours: AnomalyHour[];
+  /** Hours judged warning or critical. */
+  unusual: number;
+  not_judged: number;
+  /**
+   * Sources with batches in the read window (the training weeks and the hours shown), most batches
+   * in the hours shown first, at most 200, as shown (escaped and cut): ask for one by this form.
+   */
+  sources: string[];
+  /** How many sources there are in all. */
+  sources_total: number;
+}

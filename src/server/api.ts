@@ -7,8 +7,18 @@ import type { RunResult } from '../types.js';
 import { errorLine } from '../util/errors.js';
 import { cut } from '../util/text.js';
 import { sentinelVersion } from '../util/version.js';
+import {
+  type AnomalyConfig,
+  type AnomalyWindow,
+  anomaliesAnswer,
+  metricOf,
+  readAnomalyWindow,
+  resolveSource,
+  UnknownSource,
+} from './anomalies.js';
 import type {
   AlertsResponse,
+  AnomaliesResponse,
   ApiUnavailable,
   BatchPerformanceResponse,
   BatchPerformanceRow,
@@ -29,7 +39,8 @@ import { sourcesAnswer } from './sources.js';
  * - `/api/status`, `/api/alerts` and `/api/sources` answer from the last RunResult
  *   the loop fed in (its alerts and pipeline snapshot): no query, like `/metrics`.
  * - `/api/batch-performance`, `/api/error-distribution` and `/api/pipeline-health`
- *   read the ops views through a pool of their own (at most 2 connections,
+ *   read the ops views, `/api/anomalies` the hourly rollup (src/server/anomalies.ts),
+ *   through a pool of their own (at most 2 connections,
  *   read-only transactions, `application_name` `sentinel-dashboard`,
  *   statement_timeout 5 s). Answers are cached per (path, validated parameters)
  *   for {@link DEFAULT_CACHE_TTL_MS} (5 s), and concurrent requests for the same
@@ -67,6 +78,11 @@ export interface DashboardApiOptions {
   errorThresholdPct: number;
   /** sources.<name>.error_spike_threshold_pct, by source (judged alone, outside the overall rate). */
   sourceErrorThresholds?: Readonly<Record<string, number>>;
+  /**
+   * `checks.anomalies` and `sources.<name>.anomalies`, for `/api/anomalies` (judged as the live
+   * check judges). Default: the defaults of an empty configuration file.
+   */
+  anomalyConfig?: AnomalyConfig;
   /** Masks secrets in error messages. */
   redact?: (text: string) => string;
   statementTimeoutMs?: number;
@@ -90,6 +106,13 @@ export interface DashboardApi {
 }
 
 class BadRequest extends Error {}
+
+/** One value of a text parameter (undefined when absent); more than one is a 400. */
+function oneValue(query: URLSearchParams, name: string): string | undefined {
+  const values = query.getAll(name);
+  if (values.length > 1) throw new BadRequest(`${name}: given more than once`);
+  return values[0];
+}
 
 /** A whole number in range, written as plain digits; anything else is a 400 naming the parameter. */
 function wholeNumber(
@@ -315,6 +338,55 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
     return promise;
   }
 
+  let anomalyConfig: AnomalyConfig | undefined = options.anomalyConfig;
+  async function defaultAnomalyConfig(): Promise<AnomalyConfig> {
+    // Loaded on first use: the config schema is not needed by anything else here.
+    const { configSchema } = await import('../config/schema.js');
+    return configSchema.parse({});
+  }
+
+  async function anomalies(params: URLSearchParams, runs: RunSource): Promise<ApiAnswer> {
+    onlyParams(params, ['source', 'metric']);
+    const metricText = oneValue(params, 'metric');
+    const metric = metricOf(metricText);
+    if (!metric)
+      throw new BadRequest(
+        `metric: expected one of volume, error_rate, dedupe_rate, processing_time (got ${JSON.stringify(
+          cut(metricText ?? '', 40),
+        )})`,
+      );
+    const asked = oneValue(params, 'source');
+    anomalyConfig ??= await defaultAnomalyConfig();
+    const config = anomalyConfig;
+    // One read per metric and cache period, whatever the source: the window holds every source.
+    // The processing time's histograms cost most: read for the one source asked for, listed from
+    // the volume's window (so the cache keys stay bounded by the real sources).
+    const listedMetric = metric === 'processing_time' ? 'volume' : metric;
+    const read = await cached(`${API_PATHS.anomalies}?metric=${listedMetric}`, runs, () =>
+      readAnomalyWindow(getPool(), config, listedMetric, now()),
+    );
+    if (read.status !== 200) return read;
+    const listed = read.body as AnomalyWindow;
+    let source: string | null;
+    try {
+      source = resolveSource(listed, asked);
+    } catch (err) {
+      if (err instanceof UnknownSource) return { status: 404, body: { error: err.message } };
+      throw err;
+    }
+    let data: AnomalyWindow | undefined;
+    if (metric !== listedMetric && source !== null) {
+      const exact = source;
+      const own = await cached(`${API_PATHS.anomalies}?metric=${metric}&source=${exact}`, runs, () =>
+        readAnomalyWindow(getPool(), config, metric, now(), [exact]),
+      );
+      if (own.status !== 200) return own;
+      data = own.body as AnomalyWindow;
+    }
+    const body: AnomaliesResponse = anomaliesAnswer({ listed, ...(data ? { data } : {}), metric }, config, source);
+    return { status: 200, body };
+  }
+
   function status(runs: RunSource): StatusResponse {
     const last = runs.last();
     const finished = last ? Date.parse(last.timestamp) : NaN;
@@ -363,6 +435,8 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
             const body: SourcesResponse = sourcesAnswer(runs.last(), thresholds, limit);
             return { status: 200, body };
           }
+          case API_PATHS.anomalies:
+            return await anomalies(params, runs);
           default:
             return { status: 404, body: { error: 'not found', endpoints: API_ENDPOINTS } };
         }

@@ -13,6 +13,7 @@ export const API_PATHS = {
   errorDistribution: '/api/error-distribution',
   pipelineHealth: '/api/pipeline-health',
   sources: '/api/sources',
+  anomalies: '/api/anomalies',
 } as const;
 
 /** One of {@link API_PATHS}. */

@@ -16,7 +16,15 @@ import { requirePart } from '../helpers/parts.js';
 import { withAdmin } from '../helpers/pg.js';
 import { waitFor } from '../helpers/processes.js';
 import { until } from '../helpers/wait.js';
-import { type DashboardState, HOSTILE_MESSAGE, INCIDENT_CONFIG, LONG_SOURCE, seedDashboard } from './seed.js';
+import {
+  type DashboardState,
+  HISTORY_SOURCE,
+  HOSTILE_MESSAGE,
+  INCIDENT_CONFIG,
+  LONG_SOURCE,
+  SURGE_BATCHES,
+  seedDashboard,
+} from './seed.js';
 
 /**
  * The dashboard page in real headless Chromium (Debian's `chromium`, driven by
@@ -395,6 +403,72 @@ describe.runIf(
     expect(await page.locator('[data-testid="performance-numbers"] tbody tr').count()).toBe(24);
   }
 
+  /**
+   * The "Unusual hours" card on the seeded history: the busiest source's volume by default, the band
+   * drawn, the surge marked and named in words; then another metric and a source without history.
+   */
+  async function unusualHours(page: Page, width: keyof typeof WIDTHS): Promise<void> {
+    const card = page.locator('[data-testid="anomalies-card"]');
+    const chart = card.locator('[data-testid="anomaly-chart"]');
+    await chart.waitFor();
+    expect(await chart.getAttribute('data-points')).toBe('168');
+    expect(await card.locator('[data-testid="anomaly-source"]').inputValue()).toBe(HISTORY_SOURCE);
+    expect(await card.locator('[data-testid="anomaly-metric"]').inputValue()).toBe('volume');
+    // Labelled pickers (a <label> each).
+    for (const picker of ['anomaly-source', 'anomaly-metric']) {
+      const id = await card.locator(`[data-testid="${picker}"]`).getAttribute('id');
+      expect(await card.locator(`label[for="${id}"]`).count(), picker).toBe(1);
+    }
+    expect(await chart.getAttribute('aria-label')).toMatch(
+      new RegExp(
+        `^Volume \\(batches\\) of ${HISTORY_SOURCE} per hour, last 7 days, ` +
+          '.*: [1-9]\\d* unusual hours?, 0 not judged\\.$',
+      ),
+    );
+    // The band is drawn and has an area.
+    const band = chart.locator('[data-testid="band"]');
+    expect(await band.count()).toBeGreaterThan(0);
+    const area = await band.first().evaluate((el) => {
+      const b = (el as SVGGraphicsElement).getBBox();
+      return b.width * b.height;
+    });
+    expect(area).toBeGreaterThan(0);
+    // The surge: a ▲ mark, named in its title and in the list under the chart.
+    const surge = chart.locator('[data-testid="anomaly-mark"][data-mark="high"]');
+    const marks = await surge.evaluateAll((els) => els.map((e) => [e.textContent, e.getAttribute('title')]));
+    const named = marks.find(([, title]) => title?.includes(`${SURGE_BATCHES} batches`));
+    expect(named, JSON.stringify(marks)).toBeDefined();
+    expect(named![0]).toBe('▲');
+    expect(named![1]).toMatch(
+      /^Unusual: \d{1,2} \w{3} \d{2}:00: 150 batches, above the usual \d+–\d+ batches \(critical, score [\d.]+\)$/,
+    );
+    const listed = card.locator('[data-testid="unusual-hour"]', { hasText: `${SURGE_BATCHES} batches` });
+    expect(await listed.getAttribute('data-level')).toBe('critical');
+    expect(await listed.isVisible()).toBe(true);
+    const summary = await card.locator('[data-testid="anomalies-summary"]').textContent();
+    expect(summary).toContain('usual range for this hour of the week, from the previous 4 weeks');
+    expect(summary).toMatch(/ [1-9]\d* of 168 hours judged (was|were) unusual/);
+    // The legend is a list; the numbers a table of every hour.
+    expect(await card.locator('[data-testid="anomaly-legend"] li').count()).toBe(5);
+    expect(await card.locator('[data-testid="anomaly-numbers"] tbody tr').count()).toBe(168);
+    await card.screenshot({ path: join(ARTIFACTS, `dashboard-${width}-unusual-hours.png`) });
+
+    // Another metric: the same source's dedupe rate (4 % every hour: judged, usual).
+    await card.locator('[data-testid="anomaly-metric"]').selectOption('dedupe_rate');
+    await expect
+      .poll(() => chart.getAttribute('aria-label'))
+      .toMatch(/^Dedupe rate of vendor_seasonal .*: 0 unusual hours, 0 not judged\.$/);
+    // A source with 24 hours of data: no band, the reasons in words.
+    await card.locator('[data-testid="anomaly-source"]').selectOption('vendor_a');
+    await expect
+      .poll(() => chart.getAttribute('aria-label'))
+      .toMatch(/^Dedupe rate of vendor_a .*: 0 unusual hours, 168 not judged\.$/);
+    expect(await chart.locator('[data-testid="band"]').count()).toBe(0);
+    expect(await card.locator('[data-testid="not-judged-list"]').textContent()).toContain('history');
+    expect(await chart.locator('[data-testid="not-judged"]').count()).toBeGreaterThan(0);
+    await card.screenshot({ path: join(ARTIFACTS, `dashboard-${width}-unusual-hours-not-judged.png`) });
+  }
+
   for (const width of ['phone', 'desktop'] as const) {
     it(`healthy at ${width} width: accessible, no overflow, the status in the first screen`, async () => {
       const url = await seeded('healthy');
@@ -409,6 +483,9 @@ describe.runIf(
       expect(await lastRun.getAttribute('title')).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
       await commonAssertions(page, width, `healthy ${width}`);
       await page.screenshot({ path: join(ARTIFACTS, `dashboard-${width}-healthy.png`), fullPage: true });
+      await unusualHours(page, width);
+      // Still accessible and inside the screen with the other metric and source chosen.
+      await commonAssertions(page, width, `healthy ${width}, another source and metric`);
       expect(violations, 'CSP violations').toEqual([]);
       expect(errors, 'page errors').toEqual([]);
     }, 60_000);
@@ -480,6 +557,15 @@ describe.runIf(
       // Hostile data is text, wrapped.
       const sample = page.locator('[data-testid="sample-message"]', { hasText: 'onerror' }).first();
       expect(await sample.textContent()).toBe(HOSTILE_MESSAGE);
+
+      // The long name in the "Unusual hours" picker and chart: wrapped or clipped, never wider than the screen.
+      await page.locator('[data-testid="anomaly-source"]').selectOption(LONG_SOURCE);
+      await expect
+        .poll(() => page.getAttribute('[data-testid="anomaly-chart"]', 'aria-label'))
+        .toContain(`of ${LONG_SOURCE} per hour`);
+      await page
+        .locator('[data-testid="anomalies-card"]')
+        .screenshot({ path: join(ARTIFACTS, `dashboard-${width}-unusual-hours-long-name.png`) });
 
       await commonAssertions(page, width, `incident ${width}`);
       await page.screenshot({ path: join(ARTIFACTS, `dashboard-${width}-incident.png`), fullPage: true });

@@ -19,10 +19,46 @@ export const LONG_SOURCE = `feed_${'very_long_source_name_'.repeat(12)}`.slice(0
 export const HOSTILE_MESSAGE =
   '<script>alert(1)</script>' + 'x'.repeat(400) + '<img src=x onerror=alert(2)>' + 'Y'.repeat(560);
 
+/** A source with five weeks of hourly history: the "Unusual hours" card's default (the busiest). */
+export const HISTORY_SOURCE = 'vendor_seasonal';
+/** Hours before the current one of the history source's surge: the card's marked anomaly. */
+export const SURGE_HOURS_AGO = 30;
+/** Its batches in that hour (usually 8 to 40). */
+export const SURGE_BATCHES = 150;
+
+/**
+ * Five weeks of {@link HISTORY_SOURCE} up to the last complete hour (the 7 days the card shows and
+ * four training weeks): 40 batches an hour in UTC working hours, 14 at night, 60 % of that at
+ * weekends, give or take 2 (a fixed pattern, no randomness), and one surge of
+ * {@link SURGE_BATCHES} batches {@link SURGE_HOURS_AGO} hours ago. No row errors, and nothing in the
+ * current hour: the checks' figures for the other sources are as before, and the live anomalies
+ * check finds the last complete hour usual.
+ */
+export async function seedHistory(client: Queryable): Promise<void> {
+  await client.query(
+    `insert into intake.simplicity_batches
+       (source, filename, status, total_rows, inserted_rows, skipped_rows, error_rows, parse_ms, db_ms,
+        created_at, started_at, completed_at, updated_at)
+     select $1, 'seasonal.csv', 'completed', 100, 96, 4, 0, 200, 300,
+            t, t + interval '1 min', t + interval '3 min', t + interval '3 min'
+       from generate_series(1, 35 * 24) as h,
+            lateral (select date_trunc('hour', now()) - make_interval(hours => h) as hs) a,
+            lateral (select case when h = $2::int then $3::int
+                                 else round((case when extract(hour from hs at time zone 'UTC') between 8 and 19
+                                                  then 40 else 14 end)
+                                            * (case when extract(isodow from hs at time zone 'UTC') in (6, 7)
+                                                    then 0.6 else 1 end))::int + (h * 7) % 5 - 2
+                            end as n) b,
+            generate_series(1, b.n) as i,
+            lateral (select hs + make_interval(mins => (i * 7) % 50 + 5) as t) c`,
+    [HISTORY_SOURCE, SURGE_HOURS_AGO, SURGE_BATCHES],
+  );
+}
+
 /**
  * Intake rows for a state, on the database's clock. Healthy: three sources with a
- * 1 % error rate over the last 24 hours. Incident, on top: a batch stuck in
- * `validating`, two sources driving an overall error spike in the current hour, a
+ * 1 % error rate over the last 24 hours, and {@link seedHistory}'s five weeks of a fourth.
+ * Incident, on top: a batch stuck in `validating`, two sources driving an overall error spike in the current hour, a
  * source over its own threshold, a queue backlog in `uploaded`, and row errors with
  * long hostile messages.
  */
@@ -45,6 +81,7 @@ export async function seedDashboard(client: Queryable, state: DashboardState): P
             b.created_at + interval '2 min'
        from intake.simplicity_batches b, generate_series(1, 2) g`,
   );
+  await seedHistory(client);
   if (state === 'healthy') return;
 
   // Now, in the current hour (at least one minute into it, never in the previous one).
@@ -63,6 +100,15 @@ export async function seedDashboard(client: Queryable, state: DashboardState): P
       [s.source, s.total, s.errors],
     );
   }
+  // The long name three hours ago too: the "Unusual hours" picker lists it (a new feed, not judged yet).
+  await client.query(
+    `insert into intake.simplicity_batches
+       (source, filename, status, total_rows, inserted_rows, skipped_rows, error_rows, created_at, started_at,
+        completed_at, updated_at)
+     select $1, 'early.csv', 'completed', 100, 100, 0, 0, t, t, t + interval '1 min', t + interval '1 min'
+       from (select date_trunc('hour', now()) - interval '3 hours' + interval '10 min' as t) x`,
+    [LONG_SOURCE],
+  );
   // Stuck in validating for 35 minutes (no rows counted yet: it must not change the hour's rates).
   await client.query(
     `insert into intake.simplicity_batches (source, filename, status, created_at, started_at, updated_at)

@@ -116,6 +116,7 @@ describe('the route table', () => {
       '/api/error-distribution',
       '/api/pipeline-health',
       '/api/sources',
+      '/api/anomalies',
     ]);
   });
 

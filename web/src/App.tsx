@@ -1,6 +1,9 @@
-import { type FormEvent, type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { AnomaliesCard } from './anomalies.js';
 import {
   type AlertsResponse,
+  type AnomaliesResponse,
+  type AnomalyPick,
   type ApiFailure,
   type BatchPerformanceResponse,
   type ErrorDistributionResponse,
@@ -17,9 +20,7 @@ import {
   ageSince,
   count,
   formatAge,
-  formatClock,
   formatHour,
-  isoUtc,
   knownZone,
   pct,
   relative,
@@ -30,6 +31,7 @@ import {
   zoneLabel,
 } from './format.js';
 import { hourPoints } from './series.js';
+import { Card, Time, type TimeCtx } from './ui.js';
 
 export const REFRESH_MS = 15_000;
 const RETRYING = `Retrying every ${REFRESH_MS / 1000} s.`;
@@ -47,6 +49,7 @@ interface Data {
   errors?: ErrorDistributionResponse;
   pipeline?: PipelineHealthResponse;
   sources?: SourcesResponse;
+  anomalies?: AnomaliesResponse;
 }
 
 interface Problems {
@@ -77,6 +80,8 @@ export function App() {
   const [hours, setHours] = useState<Hours>(initialHours);
   const hoursRef = useRef<Hours>(hours);
   const [zone, setZone] = useState<Zone>(initialZone);
+  const [pick, setPick] = useState<AnomalyPick>({ metric: 'volume' });
+  const pickRef = useRef<AnomalyPick>(pick);
   const [data, setData] = useState<Data>({});
   const [problems, setProblems] = useState<Problems>({});
   const [loadedAt, setLoadedAt] = useState<number | null>(null);
@@ -89,7 +94,7 @@ export function App() {
   const refresh = useCallback(async () => {
     const seq = ++inFlight.current;
     const wanted = hoursRef.current;
-    const r = await loadAll(wanted, (key, part) => {
+    const r = await loadAll(wanted, pickRef.current, (key, part) => {
       // Each answer goes on screen as it arrives (unless a newer request started meanwhile).
       if (part.ok && seq === inFlight.current) setData((prev) => ({ ...prev, [key]: part.value }));
     });
@@ -97,12 +102,21 @@ export function App() {
     if (seq !== inFlight.current) return;
     const next: Problems = {};
     const fresh: Data = {};
+    let retry = false;
     for (const [key, part] of Object.entries(r) as Array<[keyof Data, (typeof r)[keyof Data]]>) {
       if (part.ok) {
         (fresh as Record<string, unknown>)[key] = part.value;
         continue;
       }
       const e: ApiFailure = part.error;
+      if (key === 'anomalies' && e.status === 404 && pickRef.current.source !== undefined) {
+        // The chosen source is gone from the window (or was renamed): back to the busiest one.
+        const { metric } = pickRef.current;
+        pickRef.current = { metric };
+        setPick({ metric });
+        retry = true;
+        continue;
+      }
       if (e.kind === 'unauthorized') next.unauthorized = e.message;
       else if (e.kind === 'unavailable') next.database ??= e.message.replace(/^database unreachable:\s*/i, '');
       else
@@ -118,6 +132,7 @@ export function App() {
     setProblems(next);
     if (fresh.status) setStatusAt(Date.now());
     if (Object.keys(fresh).length === Object.keys(r).length) setLoadedAt(Date.now());
+    if (retry) void refresh();
   }, []);
 
   useEffect(() => {
@@ -134,6 +149,11 @@ export function App() {
     hoursRef.current = h;
     setHours(h);
     history.replaceState(null, '', h === 168 ? '#7d' : '#24h');
+    void refresh();
+  };
+  const choosePick = (p: AnomalyPick) => {
+    pickRef.current = p;
+    setPick(p);
     void refresh();
   };
   const chooseZone = (z: Zone) => {
@@ -164,40 +184,10 @@ export function App() {
         <SourcesCard sources={data.sources} t={t} />
         <PipelineCard pipeline={data.pipeline} alerts={alerts} t={t} />
       </div>
+      <AnomaliesCard answer={data.anomalies} pick={pick} onPick={choosePick} t={t} />
       <PerformanceCard performance={data.performance} hours={hours} onHours={chooseHours} t={t} />
       <ErrorsCard errors={data.errors} t={t} />
     </main>
-  );
-}
-
-interface TimeCtx {
-  zone: Zone;
-  now: number;
-}
-
-/** A clock time with its zone; the full ISO 8601 time on hover and on focus (tap, keyboard). */
-function Time({ iso, t, seconds }: { iso: string; t: TimeCtx; seconds?: boolean }) {
-  const full = isoUtc(iso);
-  return (
-    // biome-ignore lint/a11y/noNoninteractiveTabindex: focus shows the full ISO time (styles.css), also on touch
-    <time dateTime={full} title={full} tabIndex={0} className="iso-tip whitespace-nowrap">
-      {formatClock(iso, t.zone, t.now, seconds)}
-    </time>
-  );
-}
-
-function Card({ title, id, children, testid }: { title: string; id: string; children: ReactNode; testid?: string }) {
-  return (
-    <section
-      aria-labelledby={id}
-      data-testid={testid}
-      className="min-w-0 rounded-lg border border-slate-200 bg-white p-3 shadow-sm sm:p-5"
-    >
-      <h2 id={id} className="text-lg font-semibold text-slate-900">
-        {title}
-      </h2>
-      {children}
-    </section>
   );
 }
 

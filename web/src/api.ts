@@ -1,5 +1,7 @@
 import type {
   AlertsResponse,
+  AnomaliesResponse,
+  AnomalyMetric,
   BatchPerformanceResponse,
   ErrorDistributionResponse,
   PipelineHealthResponse,
@@ -10,6 +12,9 @@ import { API_PATHS } from '../../src/server/routes.js';
 
 export type {
   AlertsResponse,
+  AnomaliesResponse,
+  AnomalyHour,
+  AnomalyMetric,
   BatchPerformanceResponse,
   BatchPerformanceRow,
   ErrorDistributionResponse,
@@ -94,6 +99,20 @@ export interface Snapshot {
   errors: ErrorDistributionResponse;
   pipeline: PipelineHealthResponse;
   sources: SourcesResponse;
+  anomalies: AnomaliesResponse;
+}
+
+/** The "Unusual hours" card's choice: a source (as the API shows it; absent: the busiest) and a metric. */
+export interface AnomalyPick {
+  source?: string;
+  metric: AnomalyMetric;
+}
+
+export function anomaliesPath(pick: AnomalyPick): string {
+  const q = new URLSearchParams();
+  if (pick.source !== undefined) q.set('source', pick.source);
+  q.set('metric', pick.metric);
+  return `${API_PATHS.anomalies}?${q.toString()}`;
 }
 
 export type Settled<T> = { ok: true; value: T } | { ok: false; error: ApiFailure };
@@ -115,6 +134,7 @@ export type Parts = { [K in keyof Snapshot]: Settled<Snapshot[K]> };
  */
 export async function loadAll(
   hours: number,
+  pick: AnomalyPick,
   onPart?: <K extends keyof Snapshot>(key: K, part: Settled<Snapshot[K]>) => void,
 ): Promise<Parts> {
   const part = async <K extends keyof Snapshot>(key: K, p: Promise<Snapshot[K]>): Promise<Settled<Snapshot[K]>> => {
@@ -122,13 +142,14 @@ export async function loadAll(
     onPart?.(key, settled);
     return settled;
   };
-  const [status, alerts, performance, errors, pipeline, sources] = await Promise.all([
+  const [status, alerts, performance, errors, pipeline, sources, anomalies] = await Promise.all([
     part('status', getJson<StatusResponse>(API_PATHS.status)),
     part('alerts', getJson<AlertsResponse>(API_PATHS.alerts)),
     part('performance', getJson<BatchPerformanceResponse>(`${API_PATHS.batchPerformance}?hours=${hours}`)),
     part('errors', getJson<ErrorDistributionResponse>(`${API_PATHS.errorDistribution}?limit=10`)),
     part('pipeline', getJson<PipelineHealthResponse>(API_PATHS.pipelineHealth)),
     part('sources', getJson<SourcesResponse>(`${API_PATHS.sources}?limit=20`)),
+    part('anomalies', getJson<AnomaliesResponse>(anomaliesPath(pick))),
   ]);
-  return { status, alerts, performance, errors, pipeline, sources };
+  return { status, alerts, performance, errors, pipeline, sources, anomalies };
 }

@@ -19,15 +19,30 @@ export interface Series {
 
 const DASHED_SWATCH = 'h-0 w-5 border-t-2 border-dashed';
 
-export function Legend({ items }: { items: Array<{ label: string; swatch: string; dashed?: boolean }> }) {
+export interface LegendItem {
+  label: string;
+  /** Classes of the swatch (a square, a dashed line, or the colour of `symbol`). */
+  swatch: string;
+  dashed?: boolean;
+  /** A symbol drawn instead of a square (the chart's marks). */
+  symbol?: string;
+}
+
+export function Legend({ items, testid }: { items: LegendItem[]; testid?: string }) {
   return (
-    <ul className="mt-2 flex flex-wrap gap-x-4 gap-y-1 text-sm text-slate-700">
+    <ul className="mt-2 flex flex-wrap gap-x-4 gap-y-1 text-sm text-slate-700" data-testid={testid}>
       {items.map((i) => (
         <li key={i.label} className="flex items-center gap-2">
-          <span
-            aria-hidden="true"
-            className={`inline-block ${i.dashed ? DASHED_SWATCH : 'h-3 w-3 rounded-sm'} ${i.swatch}`}
-          />
+          {i.symbol ? (
+            <span aria-hidden="true" className={`w-3 text-center font-bold leading-none ${i.swatch}`}>
+              {i.symbol}
+            </span>
+          ) : (
+            <span
+              aria-hidden="true"
+              className={`inline-block ${i.dashed ? DASHED_SWATCH : 'h-3 w-3 rounded-sm'} ${i.swatch}`}
+            />
+          )}
           {i.label}
         </li>
       ))}
@@ -244,6 +259,156 @@ export function RateLine({
             ),
           )}
         </svg>
+      </Frame>
+    </div>
+  );
+}
+
+export interface BandChartPoint {
+  label: string;
+  observed: number | null;
+  /** The usual range; absent where the hour was not judged (drawn as a gap). */
+  lower?: number;
+  upper?: number;
+  /** Outside the band: above or below it. */
+  mark?: 'high' | 'low';
+  /** The mark in words (its tooltip; the card lists the same words). */
+  markName?: string;
+}
+
+/** Consecutive runs of indexes where `has` holds. */
+function runs(n: number, has: (i: number) => boolean): number[][] {
+  const out: number[][] = [];
+  let cur: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (has(i)) cur.push(i);
+    else if (cur.length) {
+      out.push(cur);
+      cur = [];
+    }
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+export const MARK_SYMBOL = { high: '▲', low: '▼' } as const;
+
+/**
+ * An observed line against a shaded band (lower to upper) per hour: hours without a band are a
+ * gap, shaded grey; hours outside the band carry a symbol (▲ above, ▼ below) in red over a
+ * tinted column, so neither colour nor position alone says it. The symbols are HTML over the
+ * plot, so they keep their shape however the plot stretches.
+ */
+export function BandChart({
+  points,
+  name,
+  testid,
+  unit,
+}: {
+  points: BandChartPoint[];
+  name: string;
+  testid: string;
+  /** After the axis' top value: ` %`, ` min`. */
+  unit: string;
+}) {
+  const n = points.length;
+  const max = niceMax(Math.max(0, ...points.flatMap((p) => [p.observed ?? 0, p.upper ?? 0])));
+  const w = n > 0 ? 100 / n : 100;
+  const x = (i: number) => (i + 0.5) * w;
+  const y = (v: number) => 100 - (Math.min(v, max) / max) * 100;
+  const banded = runs(n, (i) => points[i]!.lower !== undefined && points[i]!.upper !== undefined);
+  const gaps = runs(n, (i) => points[i]!.lower === undefined);
+  const lines = runs(n, (i) => points[i]!.observed != null);
+  const marks = points.flatMap((p, i) => (p.mark ? [{ p, i }] : []));
+  const edge = (run: number[], key: 'lower' | 'upper') =>
+    run.map((i) => `${run.length === 1 ? x(i) - w / 2 : x(i)},${y(points[i]![key]!)}`).join(' ') +
+    (run.length === 1 ? ` ${x(run[0]!) + w / 2},${y(points[run[0]!]![key]!)}` : '');
+  return (
+    <div role="img" aria-label={name} data-testid={testid} data-points={n} data-max={max}>
+      <Frame top={`${max}${unit}`} labels={points.map((p) => p.label)} height="h-48 sm:h-64">
+        <div className="relative h-full w-full">
+          <svg
+            aria-hidden="true"
+            viewBox="0 0 100 100"
+            preserveAspectRatio="none"
+            className="absolute inset-0 h-full w-full overflow-visible"
+          >
+            {gaps.map((run) => (
+              <rect
+                key={`g-${run[0]}`}
+                data-testid="not-judged"
+                x={run[0]! * w}
+                y={0}
+                width={run.length * w}
+                height={100}
+                className="fill-slate-200"
+              />
+            ))}
+            {marks.map(({ i }) => (
+              <rect key={`c-${i}`} x={i * w} y={0} width={w} height={100} className="fill-red-100" />
+            ))}
+            {banded.map((run) => {
+              const upper = edge(run, 'upper');
+              const lower = edge(run, 'lower');
+              const back = lower.split(' ').reverse().join(' ');
+              return (
+                <g key={`b-${run[0]}`}>
+                  <polygon points={`${upper} ${back}`} className="fill-sky-200" data-testid="band" />
+                  <polyline
+                    points={upper}
+                    fill="none"
+                    className="stroke-sky-700"
+                    strokeWidth={1}
+                    vectorEffect="non-scaling-stroke"
+                  />
+                  <polyline
+                    points={lower}
+                    fill="none"
+                    className="stroke-sky-700"
+                    strokeWidth={1}
+                    vectorEffect="non-scaling-stroke"
+                  />
+                </g>
+              );
+            })}
+            {lines.map((run) =>
+              run.length === 1 ? (
+                <line
+                  key={`o-${run[0]}`}
+                  x1={x(run[0]!) - w / 2}
+                  x2={x(run[0]!) + w / 2}
+                  y1={y(points[run[0]!]!.observed!)}
+                  y2={y(points[run[0]!]!.observed!)}
+                  className="stroke-slate-900"
+                  strokeWidth={2}
+                  vectorEffect="non-scaling-stroke"
+                />
+              ) : (
+                <polyline
+                  key={`o-${run[0]}`}
+                  data-testid="observed"
+                  points={run.map((i) => `${x(i)},${y(points[i]!.observed!)}`).join(' ')}
+                  fill="none"
+                  className="stroke-slate-900"
+                  strokeWidth={2}
+                  vectorEffect="non-scaling-stroke"
+                />
+              ),
+            )}
+          </svg>
+          {marks.map(({ p, i }) => (
+            <span
+              key={`m-${i}`}
+              data-testid="anomaly-mark"
+              data-mark={p.mark}
+              title={p.markName}
+              className="absolute -translate-x-1/2 -translate-y-1/2 text-sm font-bold leading-none text-red-700"
+              style={{ left: `${x(i)}%`, top: `${y(p.observed ?? 0)}%` }}
+            >
+              {MARK_SYMBOL[p.mark!]}
+            </span>
+          ))}
+        </div>
       </Frame>
     </div>
   );
