@@ -80,17 +80,7 @@ export async function readAnomalyWindow(
       metrics,
       ...(sources ? { sources } : {}),
     });
-  let loaded: Awaited<ReturnType<typeof read>>;
-  try {
-    loaded = await read([metric]);
-  } catch (err) {
-    // readHourlyStats without the processing time sends an untyped $1 while the rollup's horizon
-    // is unset or before the range (PostgreSQL 42P18, "could not determine data type of parameter
-    // $1"): read it with the processing time then (4× the cost on a rolled-up database, so not always).
-    if ((err as { code?: unknown }).code !== '42P18' || metric === 'processing_time') throw err;
-    loaded = await read([metric, 'processing_time']);
-  }
-  const { series } = loaded;
+  const { series } = await read([metric]);
   const bySource = new Map<string, SourceSeries>();
   const batches = new Map<string, number>();
   const byShown = new Map<string, string[]>();
