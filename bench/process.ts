@@ -184,9 +184,12 @@ async function loopChild(runs: number, nodeDefaults: boolean): Promise<void> {
   type V8FlagsModule = typeof import('../src/util/v8-flags.js');
   type CheckModule = typeof import('../src/commands/check.js');
   type RuntimeModule = typeof import('../src/runtime.js');
-  // First, as dist/cli.js does before its own imports.
+  // First, as dist/cli.js does before its own imports, for the command line `sentinel --loop --json`.
   const flags = (await import(new URL('../../dist/util/v8-flags.js', import.meta.url).href)) as V8FlagsModule;
-  const v8Flags = nodeDefaults ? [] : [...flags.applyV8Defaults()];
+  const argv = [process.execPath, 'sentinel', '--loop', '--json'];
+  const v8Flags = nodeDefaults
+    ? []
+    : [...(await flags.applyV8Defaults({ argv, execArgv: process.execArgv, env: process.env }))];
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
   const check = (await import(new URL('../../dist/commands/check.js', import.meta.url).href)) as CheckModule;

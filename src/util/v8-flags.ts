@@ -1,8 +1,6 @@
-import { setFlagsFromString } from 'node:v8';
-
 /**
- * The V8 settings the `sentinel` binary gives itself, so that the command users run
- * (`sentinel --loop`, `sentinel serve`, `node dist/cli.js …`) needs no node flags.
+ * The V8 settings the `sentinel` binary gives itself when it is going to run for good
+ * (`--loop`, `serve`, `demo`), so that the command users run needs no node flags.
  *
  * Young generation: V8 doubles its two semi-spaces, from 1 MB up to 16 MB each, once
  * enough objects survive its scavenges. A loop's runs do that within a few hundred runs,
@@ -13,6 +11,11 @@ import { setFlagsFromString } from 'node:v8';
  * grow, so a factor of 1 set at startup keeps it at its initial 1 MB semi-spaces: the
  * same heap as `node --max-semi-space-size=1`. test/cli/v8-flags.test.ts checks that this
  * still holds on the Node it runs on.
+ *
+ * A one-shot command is left with node's defaults: it exits long before a bigger young
+ * generation costs anything, and its start-up (module loading) scavenges less with it.
+ * This module imports nothing at load time (`node:v8` alone costs a few ms of a cold
+ * start), so the bin can load it for every command.
  */
 export const V8_DEFAULTS: readonly string[] = ['--semi-space-growth-factor=1'];
 
@@ -30,14 +33,33 @@ export function userSizesYoungGeneration(execArgv: readonly string[], nodeOption
 }
 
 /**
- * Applies {@link V8_DEFAULTS} unless the user sized the young generation. Returns
- * the flags it set (none when the user's own apply). Call it first thing in the bin.
+ * Whether the command line asks for a process that runs until stopped: `--loop`,
+ * `serve` or `demo`. A word that only looks like one (an option's value "serve")
+ * makes a one-shot run take the long-running settings, which is harmless.
  */
-export function applyV8Defaults(
-  proc: Pick<NodeJS.Process, 'execArgv' | 'env'> = process,
-  setFlags: (flags: string) => void = setFlagsFromString,
+export function runsForGood(args: readonly string[]): boolean {
+  return args.some((a) => a === '--loop' || a === 'serve' || a === 'demo');
+}
+
+/** The V8 flags for this command line (sentinel's arguments, without node and the script). */
+export function v8DefaultsFor(
+  args: readonly string[],
+  execArgv: readonly string[],
+  nodeOptions: string | undefined,
 ): readonly string[] {
-  if (userSizesYoungGeneration(proc.execArgv, proc.env.NODE_OPTIONS)) return [];
-  for (const flag of V8_DEFAULTS) setFlags(flag);
-  return V8_DEFAULTS;
+  return runsForGood(args) && !userSizesYoungGeneration(execArgv, nodeOptions) ? V8_DEFAULTS : [];
+}
+
+/**
+ * Sets {@link v8DefaultsFor} this process's command line and returns the flags it set.
+ * Call it before the heavy imports: the young generation then stays small from the start.
+ */
+export async function applyV8Defaults(
+  proc: Pick<NodeJS.Process, 'argv' | 'execArgv' | 'env'> = process,
+): Promise<readonly string[]> {
+  const flags = v8DefaultsFor(proc.argv.slice(2), proc.execArgv, proc.env.NODE_OPTIONS);
+  if (flags.length === 0) return flags;
+  const { setFlagsFromString } = await import('node:v8');
+  for (const flag of flags) setFlagsFromString(flag);
+  return flags;
 }

@@ -2,13 +2,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyV8Defaults, userSizesYoungGeneration, V8_DEFAULTS } from '../../src/util/v8-flags.js';
+import { runsForGood, userSizesYoungGeneration, V8_DEFAULTS, v8DefaultsFor } from '../../src/util/v8-flags.js';
 import { runCli } from '../helpers/cli.js';
 
 /**
- * The bin keeps V8's young generation at its initial size (bench/README.md, "Loop RSS")
- * unless the user sized it: flags set at runtime only count if V8 still reads them, so
- * the bin's cases look at the heap itself, not at our code's intentions.
+ * In `--loop`, `serve` and `demo` the bin keeps V8's young generation at its initial
+ * size (bench/README.md, "Loop RSS") unless the user sized it; one-shot commands keep
+ * node's defaults. Flags set at runtime only count if V8 still reads them, so the bin's
+ * cases look at the heap itself, not at our code's intentions.
  */
 
 describe('userSizesYoungGeneration: the user’s own flags win', () => {
@@ -27,17 +28,24 @@ describe('userSizesYoungGeneration: the user’s own flags win', () => {
     expect(userSizesYoungGeneration(execArgv, nodeOptions)).toBe(expected);
   });
 
-  it('applyV8Defaults sets the defaults only when the user set nothing of the kind', () => {
-    const set: string[] = [];
-    const record = (f: string): void => {
-      set.push(f);
-    };
-    expect(applyV8Defaults({ execArgv: [], env: {} }, record)).toEqual(V8_DEFAULTS);
-    expect(set).toEqual(V8_DEFAULTS);
-    set.length = 0;
-    expect(applyV8Defaults({ execArgv: [], env: { NODE_OPTIONS: '--max-semi-space-size=4' } }, record)).toEqual([]);
-    expect(applyV8Defaults({ execArgv: ['--max-semi-space-size=4'], env: {} }, record)).toEqual([]);
-    expect(set).toEqual([]);
+  it('v8DefaultsFor: the defaults for a long-running command, unless the user set their own', () => {
+    expect(v8DefaultsFor(['--loop', '--json'], [], undefined)).toEqual(V8_DEFAULTS);
+    expect(v8DefaultsFor(['serve', '--listen', '127.0.0.1:9464'], [], '')).toEqual(V8_DEFAULTS);
+    expect(v8DefaultsFor(['-c', 'sentinel.yaml', 'serve'], ['--enable-source-maps'], undefined)).toEqual(V8_DEFAULTS);
+    expect(v8DefaultsFor(['serve'], [], '--max-semi-space-size=4')).toEqual([]);
+    expect(v8DefaultsFor(['--loop'], ['--max-semi-space-size=4'], undefined)).toEqual([]);
+    expect(v8DefaultsFor(['--json'], [], undefined)).toEqual([]);
+  });
+
+  it.each([
+    [['--loop'], true],
+    [['demo'], true],
+    [['serve', '--help'], true],
+    [['--json'], false],
+    [['batches', 'stuck'], false],
+    [['--help'], false],
+  ] as const)('runsForGood(%j): %s', (args, expected) => {
+    expect(runsForGood(args)).toBe(expected);
   });
 });
 
@@ -69,12 +77,13 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** `node [nodeArgs] --import PROBE dist/cli.js --help`: the young generation's size before and after. */
+/** `node [nodeArgs] --import PROBE dist/cli.js args`: the young generation's size before and after. */
 async function youngGeneration(
+  args: string[],
   nodeArgs: string[],
   nodeOptions: string,
 ): Promise<{ before: number; after: number; kept: number }> {
-  const r = await runCli(['--help'], { NODE_OPTIONS: nodeOptions }, { nodeArgs: [...nodeArgs, '--import', probe] });
+  const r = await runCli(args, { NODE_OPTIONS: nodeOptions }, { nodeArgs: [...nodeArgs, '--import', probe] });
   expect(r.code, r.stderr).toBe(0);
   const line = r.stderr.split('\n').find((l) => l.startsWith('young-generation '));
   if (!line) throw new Error(`no young-generation line on stderr: ${r.stderr}`);
@@ -89,18 +98,24 @@ async function youngGeneration(
 const CAPPED = 2 * 1024 * 1024;
 
 describe('the bin and V8’s young generation', () => {
-  it('with no node flags, it stays as small as under `node --max-semi-space-size=1`', async () => {
-    const capped = await youngGeneration(['--max-semi-space-size=1'], '');
+  // `serve --help` takes the long-running path through the bin and exits at once.
+  it('serve, with no node flags: it stays as small as under `node --max-semi-space-size=1`', async () => {
+    const capped = await youngGeneration(['--help'], ['--max-semi-space-size=1'], '');
     expect(capped.after).toBeLessThanOrEqual(CAPPED);
-    const y = await youngGeneration([], '');
+    const y = await youngGeneration(['serve', '--help'], [], '');
     expect(y.kept).toBe(400_000);
     expect(y.after).toBeLessThanOrEqual(CAPPED);
   });
 
-  it('a user’s --max-semi-space-size (NODE_OPTIONS or node’s command line) wins: it grows as they allow', async () => {
-    const viaEnv = await youngGeneration([], '--max-semi-space-size=8');
+  it('serve: a user’s --max-semi-space-size (NODE_OPTIONS or node’s command line) wins', async () => {
+    const viaEnv = await youngGeneration(['serve', '--help'], [], '--max-semi-space-size=8');
     expect(viaEnv.after).toBeGreaterThan(CAPPED);
-    const viaArgs = await youngGeneration(['--max-semi-space-size=8'], '');
+    const viaArgs = await youngGeneration(['serve', '--help'], ['--max-semi-space-size=8'], '');
     expect(viaArgs.after).toBeGreaterThan(CAPPED);
+  });
+
+  it('a one-shot command keeps node’s defaults: the young generation grows', async () => {
+    const y = await youngGeneration(['--help'], [], '');
+    expect(y.after).toBeGreaterThan(CAPPED);
   });
 });
