@@ -2,17 +2,24 @@
  * Sentinel as a process: how long it takes to start (`--version`, and a whole
  * check run as cron starts it), and whether a long-running loop grows in memory.
  *
- * Loop memory: the CLI's shortest interval is 1 s (`--interval` takes a whole
- * number ≥ 1) and nothing shortens it, so 1000 runs through `sentinel --loop` would
- * take 17 minutes. Instead a child node process (this file, started with
- * `--loop-rss-child`) drives the same code path in-process: the built
- * `runContinuously` of dist/runtime.js (runLoop + withRunner: checks,
- * snapshot, alerting with its state file, the JSON report printer) with an interval
- * below any run's duration, so the runs follow one another at once. Memory is
- * sampled after a forced GC (`--expose-gc`) so that garbage not yet collected does
- * not count as growth.
+ * Loop memory, of `sentinel --loop --json` as users run it: no node flags, no
+ * NODE_OPTIONS, the V8 settings the bin gives itself (src/util/v8-flags.ts). The CLI's
+ * shortest interval is 1 s (`--interval` takes a whole number ≥ 1) and nothing
+ * shortens it, so 1000 runs through `sentinel --loop` would take 17 minutes (and at
+ * that pace V8 sees another allocation rate). Instead a child node process (this
+ * file, started with `--loop-rss-child` and nothing else on node's command line)
+ * starts as dist/cli.js does (the same `applyV8Defaults` first) and drives the same
+ * code path in-process: the built `runContinuously` of dist/runtime.js (runLoop +
+ * withRunner: checks, snapshot, alerting with its state file, the JSON report printer)
+ * with an interval below any run's duration, so the runs follow one another at once.
+ * test/cli/v8-flags.test.ts checks that dist/cli.js itself applies those settings.
+ * Memory is sampled after a forced GC so that garbage not yet collected does not count
+ * as growth; the child exposes `gc` at runtime (`--expose-gc` set from inside, which
+ * sizes nothing), not with a node flag.
  */
 import { fork } from 'node:child_process';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import {
   DEFAULT_DATABASE_URL,
   isMain,
@@ -33,10 +40,13 @@ export interface ProcessFigures {
   versionColdStartMs: { median: number; p95: number; reps: number };
   /** `node dist/cli.js --json` against the database (one full check run, as cron starts it): spawn to exit. */
   checkRunColdStartMs: { median: number; p95: number; reps: number };
-  /** Resident memory of a loop after run 10 and after the last run (`runs`), after a GC. */
+  /**
+   * Resident memory of `sentinel --loop` as users run it (no node flags, the bin's own
+   * V8 settings) after run 10 and after the last run (`runs`), after a GC.
+   */
   loopRss: LoopRss;
-  /** The same loop with the node flags deploy/sentinel.service runs Sentinel with (UNIT_NODE_FLAGS). */
-  loopRssUnitFlags: LoopRss;
+  /** The same loop without the bin's V8 settings: node's own defaults, for comparison. */
+  loopRssNodeDefaults: LoopRss;
 }
 
 /** One memory sample of the loop child, taken after a forced GC. */
@@ -55,17 +65,15 @@ export interface LoopMemory {
   samples: LoopMemorySample[];
   /** overall_status of each run, counted (a database problem would show here). */
   statuses: Record<string, number>;
+  /** The V8 flags the child set as the bin does (none with `nodeDefaults`). */
+  v8Flags: string[];
 }
 
 /** The child's interval: any run takes longer, so runs follow each other at once. */
 const CHILD_INTERVAL_MS = 1;
 const CHILD_FLAG = '--loop-rss-child';
-/**
- * What deploy/sentinel.service passes to node. V8 grows its young generation (two
- * semi-spaces) up to 16 MB each under a busy allocation rate; capped at 1 MB, a
- * long-running monitor stays ~30 MB smaller for a few more (sub-millisecond) scavenges.
- */
-export const UNIT_NODE_FLAGS = ['--max-semi-space-size=1'];
+/** After CHILD_FLAG and the run count: leave out the bin's V8 settings (node's defaults). */
+const NODE_DEFAULTS_FLAG = '--node-defaults';
 
 export interface LoopRss {
   runs: number;
@@ -74,6 +82,8 @@ export interface LoopRss {
   rssAtEndMb: number;
   /** rssAtEndMb − rssAt10Mb. */
   growthMb: number;
+  /** Wall time of all runs ÷ runs: what more frequent scavenges would cost shows here. */
+  msPerRun: number;
   /** Heap in use after a forced GC, at run 10 and at the end: a leak shows here first. */
   heapAt10Mb: number;
   heapAtEndMb: number;
@@ -101,10 +111,10 @@ export async function measureProcess(opts: {
 
     const runs = opts.loopRuns ?? 1000;
     const loopRss = summarise(await measureLoopMemory({ databaseUrl: opts.databaseUrl, runs }));
-    const loopRssUnitFlags = summarise(
-      await measureLoopMemory({ databaseUrl: opts.databaseUrl, runs, nodeFlags: UNIT_NODE_FLAGS }),
+    const loopRssNodeDefaults = summarise(
+      await measureLoopMemory({ databaseUrl: opts.databaseUrl, runs, nodeDefaults: true }),
     );
-    return { versionColdStartMs: spread(version), checkRunColdStartMs: spread(check), loopRss, loopRssUnitFlags };
+    return { versionColdStartMs: spread(version), checkRunColdStartMs: spread(check), loopRss, loopRssNodeDefaults };
   } finally {
     await state.remove();
   }
@@ -119,6 +129,7 @@ function summarise(loop: LoopMemory): LoopRss {
     rssAt10Mb: round(at10.rssMb),
     rssAtEndMb: round(atEnd.rssMb),
     growthMb: round(atEnd.rssMb - at10.rssMb),
+    msPerRun: round(loop.elapsedMs / loop.runs, 2),
     heapAt10Mb: round(at10.heapUsedMb),
     heapAtEndMb: round(atEnd.heapUsedMb),
   };
@@ -132,18 +143,25 @@ function spread(ms: number[]): { median: number; p95: number; reps: number } {
  * Runs `runs` loop iterations back to back in a child process and returns its
  * memory samples (rss, heapUsed, external after a GC). Also exported for a closer
  * look than ProcessFigures gives (heap versus resident memory, the curve).
+ * The child gets no node flags and no NODE_OPTIONS (fork would pass on this
+ * process's own), unless `nodeFlags` says otherwise; `nodeDefaults` leaves out
+ * the bin's V8 settings.
  */
 export async function measureLoopMemory(opts: {
   databaseUrl: string;
   runs: number;
   nodeFlags?: string[];
+  nodeDefaults?: boolean;
 }): Promise<LoopMemory> {
   const state = await tempDir('sentinel-bench-loop');
   try {
-    const child = fork(new URL(import.meta.url), [CHILD_FLAG, String(opts.runs)], {
+    const env = sentinelEnv(opts.databaseUrl, state.path);
+    delete env.NODE_OPTIONS;
+    const args = [CHILD_FLAG, String(opts.runs), ...(opts.nodeDefaults ? [NODE_DEFAULTS_FLAG] : [])];
+    const child = fork(new URL(import.meta.url), args, {
       cwd: REPO_ROOT,
-      env: sentinelEnv(opts.databaseUrl, state.path),
-      execArgv: ['--expose-gc', ...(opts.nodeFlags ?? [])],
+      env,
+      execArgv: opts.nodeFlags ?? [],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
     let stderr = '';
@@ -162,11 +180,18 @@ export async function measureLoopMemory(opts: {
 }
 
 /** The child's side: DATABASE_URL and SENTINEL_STATE_DIR come from the environment. */
-async function loopChild(runs: number): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) throw new Error('start the loop child with --expose-gc');
+async function loopChild(runs: number, nodeDefaults: boolean): Promise<void> {
+  type V8FlagsModule = typeof import('../src/util/v8-flags.js');
   type CheckModule = typeof import('../src/commands/check.js');
   type RuntimeModule = typeof import('../src/runtime.js');
+  // First, as dist/cli.js does before its own imports, for the command line `sentinel --loop --json`.
+  const flags = (await import(new URL('../../dist/util/v8-flags.js', import.meta.url).href)) as V8FlagsModule;
+  const argv = [process.execPath, 'sentinel', '--loop', '--json'];
+  const v8Flags = nodeDefaults
+    ? []
+    : [...(await flags.applyV8Defaults({ argv, execArgv: process.execArgv, env: process.env }))];
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
   const check = (await import(new URL('../../dist/commands/check.js', import.meta.url).href)) as CheckModule;
   const runtime = (await import(new URL('../../dist/runtime.js', import.meta.url).href)) as RuntimeModule;
   // Only errors on stderr: every run warns that it took longer than the interval, by design here.
@@ -199,7 +224,7 @@ async function loopChild(runs: number): Promise<void> {
   });
   if (code !== 0) throw new Error(`the loop ended with ${code}`);
   const elapsedMs = Math.round(performance.now() - started);
-  const report: LoopMemory = { runs: count, intervalMs: CHILD_INTERVAL_MS, elapsedMs, samples, statuses };
+  const report: LoopMemory = { runs: count, intervalMs: CHILD_INTERVAL_MS, elapsedMs, samples, statuses, v8Flags };
   await new Promise<void>((resolve, reject) =>
     process.send!(report, (err: Error | null) => (err ? reject(err) : resolve())),
   );
@@ -208,7 +233,7 @@ async function loopChild(runs: number): Promise<void> {
 
 if (isMain(import.meta.url)) {
   if (process.argv[2] === CHILD_FLAG) {
-    loopChild(Number(process.argv[3])).catch((err: unknown) => {
+    loopChild(Number(process.argv[3]), process.argv[4] === NODE_DEFAULTS_FLAG).catch((err: unknown) => {
       process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
       process.exit(1);
     });

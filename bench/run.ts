@@ -36,7 +36,7 @@ import {
   withDatabase,
 } from './lib.js';
 import { DEFAULT_DATABASE_URL, runCli, sentinelEnv, tempDir } from './lib-proc.js';
-import { measureProcess, type ProcessFigures, UNIT_NODE_FLAGS } from './process.js';
+import { measureProcess, type ProcessFigures } from './process.js';
 import {
   baselineSql,
   type CapturedQuery,
@@ -769,9 +769,10 @@ function rowsOf(result: ScaleResult): Row[] {
     );
     const c = p.checkRunColdStartMs;
     row('process', 'sentinel --json cold start', { ours: `${fmtMs(c.median)} / ${fmtMs(c.p95)}` });
-    for (const [label, rss] of [
-      ['default node flags', p.loopRss],
-      [`node ${UNIT_NODE_FLAGS.join(' ')} (deploy/sentinel.service)`, p.loopRssUnitFlags],
+    // Judged: the command as users run it; node's defaults are there to show what the bin's settings buy.
+    for (const [label, rss, judged] of [
+      ['as run (no node flags)', p.loopRss, true],
+      ["without the bin's V8 settings (node's defaults)", p.loopRssNodeDefaults, false],
     ] as const) {
       row(
         'process',
@@ -779,9 +780,9 @@ function rowsOf(result: ScaleResult): Row[] {
         {
           ours:
             `${rss.growthMb.toFixed(1)} MB (${rss.rssAt10Mb.toFixed(0)} -> ${rss.rssAtEndMb.toFixed(0)}; heap ` +
-            `${rss.heapAt10Mb.toFixed(1)} -> ${rss.heapAtEndMb.toFixed(1)})`,
+            `${rss.heapAt10Mb.toFixed(1)} -> ${rss.heapAtEndMb.toFixed(1)}; ${rss.msPerRun.toFixed(1)} ms/run)`,
         },
-        { target: `<${LOOP_RSS_MB} MB`, pass: rss.growthMb < LOOP_RSS_MB },
+        judged ? { target: `<${LOOP_RSS_MB} MB`, pass: rss.growthMb < LOOP_RSS_MB } : undefined,
       );
     }
   }
