@@ -100,6 +100,9 @@ export function anomalyReadPlan(config: AnomalyConfig): { trainingWeeks: number;
   return { trainingWeeks: weeks, metrics: METRICS.filter((m) => metrics.has(m)) };
 }
 
+/** `sentinel_anomaly_level`: the verdict as a number (0 ok, 1 warning, 2 critical). */
+export const LEVEL_VALUE = { ok: 0, warning: 1, critical: 2 } as const;
+
 /** Where to look first, per metric (docs/runbooks.md#anomalies has more). */
 const METRIC_HINT: Record<Metric, string> = {
   volume: "Low: the vendor's delivery and the upload job; high: a resend or backfill.",
@@ -195,6 +198,7 @@ export const anomaliesCheck = defineCheck({
         judged = true;
         ctx.measureFor?.('score', { source: v.source, metric: v.metric }, v.score);
         ctx.measureFor?.('sensitivity', { source: v.source, metric: v.metric }, own.options.sensitivity);
+        ctx.measureFor?.('level', { source: v.source, metric: v.metric }, LEVEL_VALUE[v.level]);
         maxScore = Math.max(maxScore, Math.abs(v.score));
         if (v.level !== 'ok') alerts.push(anomalyAlert(v));
       }

@@ -169,6 +169,15 @@ export const METRICS = [
     labels: ['source', 'metric'],
   },
   {
+    name: 'sentinel_anomaly_level',
+    type: 'gauge',
+    help:
+      "anomalies: the check's verdict per source and metric for the last complete hour: 0 usual, 1 warning, " +
+      '2 critical (the score with the rules of docs/anomalies.md: direction, minimum change, a marginal hour ' +
+      'confirmed by the hour before).',
+    labels: ['source', 'metric'],
+  },
+  {
     name: 'sentinel_anomaly_sensitivity',
     type: 'gauge',
     help:

@@ -187,6 +187,7 @@ export const PER_RUN_METRICS = [
   'sentinel_check_threshold_ratio',
   'sentinel_check_min_rows',
   'sentinel_anomaly_score',
+  'sentinel_anomaly_level',
   'sentinel_anomaly_sensitivity',
   'sentinel_alerts_firing',
   'sentinel_alerts_silenced',
@@ -302,6 +303,7 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
     checkDuration: gauge('sentinel_check_duration_seconds'),
     measurement: gauge('sentinel_check_measurement'),
     anomalyScore: gauge('sentinel_anomaly_score'),
+    anomalyLevel: gauge('sentinel_anomaly_level'),
     anomalySensitivity: gauge('sentinel_anomaly_sensitivity'),
     alertsFiring: gauge('sentinel_alerts_firing'),
     alertsSilenced: gauge('sentinel_alerts_silenced'),
@@ -419,14 +421,19 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
   }
 
   /**
-   * The anomalies check's scores: one series per source × metric it judged, sources past
-   * `maxSources` (the least unusual, ties by label) folded into `source="other"`, which carries
-   * the most unusual of them (largest |score| / sensitivity) with its sensitivity.
+   * The anomalies check's scores, verdicts and sensitivities: one series per source × metric it judged,
+   * sources past `maxSources` (those without a verdict and least unusual, ties by label) folded into
+   * `source="other"`, which carries the most unusual of them (largest |score| / sensitivity) and the
+   * worst verdict among them.
    */
   function observeAnomalies(summary: CheckSummary | undefined): void {
     g.anomalyScore.reset();
+    g.anomalyLevel.reset();
     g.anomalySensitivity.reset();
-    const bySeries = new Map<string, { source: string; metric: string; score?: number; sensitivity?: number }>();
+    const bySeries = new Map<
+      string,
+      { source: string; metric: string; score?: number; sensitivity?: number; level?: number }
+    >();
     for (const m of summary?.series ?? []) {
       const { source, metric } = m.labels;
       if (source === undefined || metric === undefined || !Number.isFinite(m.value)) continue;
@@ -434,31 +441,37 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
       const entry = bySeries.get(key) ?? { source: sourceLabel(source), metric };
       if (m.key === 'score') entry.score = m.value;
       else if (m.key === 'sensitivity') entry.sensitivity = m.value;
+      else if (m.key === 'level') entry.level = m.value;
       bySeries.set(key, entry);
     }
-    const judged = [...bySeries.values()].filter(
-      (e): e is { source: string; metric: string; score: number; sensitivity: number } =>
-        e.score !== undefined && e.sensitivity !== undefined && e.sensitivity > 0,
-    );
+    type Judged = { source: string; metric: string; score: number; sensitivity: number; level: number };
+    const judged = [...bySeries.values()]
+      .filter((e) => e.score !== undefined && e.sensitivity !== undefined && e.sensitivity > 0)
+      .map((e) => ({ ...e, level: e.level ?? 0 }) as Judged);
     const unusual = (e: { score: number; sensitivity: number }): number => Math.abs(e.score) / e.sensitivity;
     const worst = new Map<string, number>();
-    for (const e of judged) worst.set(e.source, Math.max(worst.get(e.source) ?? 0, unusual(e)));
+    // A source with a verdict first, then the most unusual relative to its sensitivity.
+    for (const e of judged) worst.set(e.source, Math.max(worst.get(e.source) ?? 0, e.level * 1e6 + unusual(e)));
     const ranked = [...worst].sort(([a, wa], [b, wb]) => wb - wa || (a < b ? -1 : a > b ? 1 : 0)).map(([s]) => s);
     const kept = new Set(ranked.slice(0, Math.max(0, maxSources)).filter((s) => s !== OTHER_SOURCE));
-    const other = new Map<string, { score: number; sensitivity: number }>();
+    const other = new Map<string, Judged>();
+    const set = (labels: { source: string; metric: string }, e: Judged, level: number): void => {
+      g.anomalyScore.set(labels, e.score);
+      g.anomalySensitivity.set(labels, e.sensitivity);
+      g.anomalyLevel.set(labels, level);
+    };
+    const otherLevel = new Map<string, number>();
     for (const e of judged) {
       if (kept.has(e.source)) {
-        g.anomalyScore.set({ source: e.source, metric: e.metric }, e.score);
-        g.anomalySensitivity.set({ source: e.source, metric: e.metric }, e.sensitivity);
+        set({ source: e.source, metric: e.metric }, e, e.level);
         continue;
       }
       const o = other.get(e.metric);
       if (!o || unusual(e) > unusual(o)) other.set(e.metric, e);
+      otherLevel.set(e.metric, Math.max(otherLevel.get(e.metric) ?? 0, e.level));
     }
-    for (const [metric, e] of other) {
-      g.anomalyScore.set({ source: OTHER_SOURCE, metric }, e.score);
-      g.anomalySensitivity.set({ source: OTHER_SOURCE, metric }, e.sensitivity);
-    }
+    // `other`: the most unusual folded source's score, and the worst verdict among them.
+    for (const [metric, e] of other) set({ source: OTHER_SOURCE, metric }, e, otherLevel.get(metric) ?? 0);
   }
 
   function observeChecks(result: RunResult): void {

@@ -157,7 +157,8 @@ describe('a source silent at night', () => {
   it('0 batches at night is normal', () => {
     const v = judged(judge(nightly, 'volume', night));
     expect(v).toMatchObject({ observed: 0, level: 'ok' });
-    expect(v.upper).toBeLessThanOrEqual(3);
+    // Poisson says 3; the minimum change worth an alert (2 batches over the ~0.1 expected) says 4.
+    expect(v.upper).toBeLessThanOrEqual(4);
   });
 
   it('a burst at night is notable', () => {
@@ -409,7 +410,7 @@ describe('the worked example of docs/anomalies.md', () => {
     expect(countBand(mu, variance, 3)).toEqual({ lower: 71, upper: 142 });
   });
 
-  it('scores the four observations as the table says', () => {
+  it('scores the four observations as the table says (the level column: by score alone)', () => {
     const rows: [number, number, Judgement['level']][] = [
       [80, -1.98, 'ok'],
       [70, -3.0, 'warning'],
@@ -481,5 +482,36 @@ describe("the baseline table and the day's level", () => {
     const rows = baselineTable(s, 'volume', at);
     const slot = hourOfWeek(at);
     for (const i of [0, 6, 17]) expect(rows[(slot + i) % 168]!.expected!).toBeGreaterThan(3);
+  });
+});
+
+describe('what is worth an alert', () => {
+  const steady = series((t) => ({ batches: 60 + wobble(t, 4), rows: 6000, errors: 60 + wobble(t, 6) }));
+
+  it('an error rate below its band is reported, not alerted: only up is a problem (processing time too)', () => {
+    const low = judged(judge(withHour(steady, TUE_13, { batches: 60, rows: 6000, errors: 0 }), 'error_rate', TUE_13));
+    expect(low.score).toBeLessThanOrEqual(-3);
+    expect(low.level).toBe('ok');
+    const high = judged(
+      judge(withHour(steady, TUE_13, { batches: 60, rows: 6000, errors: 600 }), 'error_rate', TUE_13),
+    );
+    expect(high.level).toBe('critical');
+  });
+
+  it('a marginal hour alerts only when the hour before leaned the same way', () => {
+    // Find a count just outside the band (|score| in [3, 3.6)) with a usual hour before it.
+    const before = TUE_13 - HOUR_MS;
+    const marginal = [...Array(60).keys()]
+      .map((k) => withHour(steady, TUE_13, { batches: 60 + 15 + k, rows: 6000, errors: 60 }))
+      .map((s) => ({ s, v: judged(judge(s, 'volume', TUE_13)) }))
+      .find(({ s, v }) => {
+        const raw = judged(judge(s, 'volume', TUE_13, { ...DEFAULT_OPTIONS, sensitivity: 1e9 }));
+        return raw.score >= 3 && raw.score < 3.6 && v.observed > 0;
+      });
+    expect(marginal).toBeDefined();
+    expect(marginal!.v.level).toBe('ok');
+    // The same hour after an hour that was already high: now it alerts.
+    const leaning = withHour(marginal!.s, before, { batches: 90, rows: 6000, errors: 60 });
+    expect(judged(judge(leaning, 'volume', TUE_13)).level).toBe('warning');
   });
 });

@@ -857,7 +857,7 @@ describe('prometheus/sentinel-rules.yml', () => {
     const checkAlerts = allRules().filter((r) => r.alert && r.labels?.check);
     for (const r of checkAlerts) {
       // Only 0 and 1 (counts above zero, status codes); no threshold, ratio or duration literal. The one
-      // exception: an anomaly is critical at twice its sensitivity, the detector's fixed rule (not a setting).
+      // exception: the anomalies check's verdict (sentinel_anomaly_level: 1 warning, 2 critical).
       const fixed = r.labels?.check === 'anomalies' ? ['0', '1', '2'] : ['0', '1'];
       const numbers = (r.expr!.replace(/\{[^}]*\}/g, '').match(/(?<![\w:])\d*\.?\d+(?![\w:])/g) ?? []).filter(
         (n) => !fixed.includes(n),

@@ -111,6 +111,7 @@ function firstRun(): RunResult {
         series: [
           { key: 'score', labels: { source: 'vendor_a', metric: 'volume' }, value: -1.25 },
           { key: 'sensitivity', labels: { source: 'vendor_a', metric: 'volume' }, value: 3 },
+          { key: 'level', labels: { source: 'vendor_a', metric: 'volume' }, value: 0 },
         ],
       },
     ],
@@ -945,16 +946,17 @@ describe('sourceSeries: a bounded set of source label values', () => {
 });
 
 describe('sentinel_anomaly_score', () => {
-  const run = (series: Array<[string, string, number, number]>) => {
+  const run = (series: Array<[string, string, number, number, number?]>) => {
     const result = firstRun();
     result.checks = [
       {
         name: 'anomalies',
         outcome: 'alert',
         duration_ms: 5,
-        series: series.flatMap(([source, metric, score, sensitivity]) => [
+        series: series.flatMap(([source, metric, score, sensitivity, level = 0]) => [
           { key: 'score', labels: { source, metric }, value: score },
           { key: 'sensitivity', labels: { source, metric }, value: sensitivity },
+          { key: 'level', labels: { source, metric }, value: level },
         ]),
       },
     ];
@@ -970,26 +972,34 @@ describe('sentinel_anomaly_score', () => {
     const m = createMetrics({ maxSources: 2 });
     m.observeRun(
       run([
-        ['vendor_a', 'volume', -7, 3],
+        ['vendor_a', 'volume', -7, 3, 2],
         ['vendor_b', 'error_rate', 4, 5],
         ['vendor_c', 'volume', 1, 3],
         ['vendor_d', 'volume', -2.5, 3],
         ['evil\u001b[31m', 'volume', 0.5, 3],
+        ['vendor_e', 'dedupe_rate', 3.1, 3, 1],
       ]),
     );
-    // Kept: the two most unusual relative to their sensitivity (vendor_a 7/3, vendor_d 2.5/3; vendor_b's
-    // 4/5 is less); the rest share `other`, per metric the most unusual of them (vendor_c's 1/3 for volume).
+    // Kept: the sources with a verdict first (vendor_a critical, vendor_e warning), then the most unusual
+    // relative to their sensitivity; the rest share `other`, per metric the most unusual of them
+    // (vendor_d's -2.5 for volume) with the worst verdict among them.
     expect(await values(m, 'sentinel_anomaly_score')).toEqual([
       'other/error_rate=4',
-      'other/volume=1',
+      'other/volume=-2.5',
       'vendor_a/volume=-7',
-      'vendor_d/volume=-2.5',
+      'vendor_e/dedupe_rate=3.1',
     ]);
     expect(await values(m, 'sentinel_anomaly_sensitivity')).toEqual([
       'other/error_rate=5',
       'other/volume=3',
       'vendor_a/volume=3',
-      'vendor_d/volume=3',
+      'vendor_e/dedupe_rate=3',
+    ]);
+    expect(await values(m, 'sentinel_anomaly_level')).toEqual([
+      'other/error_rate=0',
+      'other/volume=0',
+      'vendor_a/volume=2',
+      'vendor_e/dedupe_rate=1',
     ]);
     // The next run replaces the series: nothing stale stays.
     m.observeRun(run([['evil\u001b[31m', 'volume', 0.5, 3]]));
@@ -1000,5 +1010,6 @@ describe('sentinel_anomaly_score', () => {
     m.setLeader(false);
     expect(await values(m, 'sentinel_anomaly_score')).toEqual([]);
     expect(await values(m, 'sentinel_anomaly_sensitivity')).toEqual([]);
+    expect(await values(m, 'sentinel_anomaly_level')).toEqual([]);
   });
 });
