@@ -51,6 +51,11 @@ export function Legend({ items, testid }: { items: LegendItem[]; testid?: string
 }
 
 /** The numbers behind a chart, one row per hour, behind a disclosure. */
+/** `Volume of X per hour (UTC)` → `volume of X per hour (UTC)`: names and zones keep their case. */
+function lowerFirst(text: string): string {
+  return /^[A-Z][a-z]/.test(text) ? text[0]!.toLowerCase() + text.slice(1) : text;
+}
+
 export function NumbersTable({
   caption,
   header,
@@ -65,7 +70,7 @@ export function NumbersTable({
   return (
     <details className="mt-2 text-sm">
       <summary className="flex min-h-11 cursor-pointer items-center font-medium text-blue-800 underline">
-        Show the numbers ({caption.toLowerCase()})
+        Show the numbers ({lowerFirst(caption)})
       </summary>
       <div className="mt-2 max-h-80 overflow-auto">
         <table className="w-full text-left tabular-nums" data-testid={testid}>
