@@ -74,3 +74,15 @@ export interface NotJudged {
 }
 
 export type Verdict = ({ judged: true } & Judgement) | ({ judged: false } & NotJudged);
+
+/** What an anomaly says, field for field (docs/contract.md §10): the alert's `details`, a backtest's row. */
+export type AnomalyDetails = Pick<
+  Judgement,
+  'source' | 'metric' | 'hour_start' | 'observed' | 'expected' | 'lower' | 'upper' | 'score'
+>;
+
+/** A judgement's contract fields, in the contract's order (scripts and tests compare key lists). */
+export function anomalyDetails(j: Judgement): AnomalyDetails {
+  const { source, metric, hour_start, observed, expected, lower, upper, score } = j;
+  return { source, metric, hour_start, observed, expected, lower, upper, score };
+}

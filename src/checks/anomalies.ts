@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  anomalyDetails,
   anomalyMessage,
   type Cache,
   type DetectorOptions,
@@ -127,16 +128,7 @@ export function anomalyAlert(v: Extract<Verdict, { judged: true }>): Alert {
             'the training weeks.',
         }
       : {}),
-    details: {
-      source: v.source,
-      metric: v.metric,
-      hour_start: v.hour_start,
-      observed: v.observed,
-      expected: v.expected,
-      lower: v.lower,
-      upper: v.upper,
-      score: v.score,
-    },
+    details: { ...anomalyDetails(v) },
   };
 }
 

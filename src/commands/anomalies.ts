@@ -1,4 +1,6 @@
 import {
+  type AnomalyDetails,
+  anomalyDetails,
   type BaselineRow,
   backtest,
   baselineTable,
@@ -83,18 +85,8 @@ export interface BaselineFlags extends Flags {
   at?: string;
 }
 
-/** One anomaly of a backtest, as `--json` prints it (docs/contract.md §10). */
-export interface BacktestAnomaly {
-  source: string;
-  metric: Metric;
-  hour_start: string;
-  observed: number;
-  expected: number;
-  lower: number;
-  upper: number;
-  score: number;
-  level: 'warning' | 'critical';
-}
+/** One anomaly of a backtest, as `--json` prints it (docs/contract.md §10): an alert's details and its level. */
+export type BacktestAnomaly = AnomalyDetails & { level: 'warning' | 'critical' };
 
 export interface BacktestReport {
   from: string;
@@ -192,21 +184,7 @@ export async function backtestCommand(flags: BacktestFlags): Promise<number> {
     to: iso(to),
     hours_evaluated: report.hours,
     anomalies: report.verdicts.flatMap((v): BacktestAnomaly[] =>
-      v.judged && v.level !== 'ok'
-        ? [
-            {
-              source: v.source,
-              metric: v.metric,
-              hour_start: v.hour_start,
-              observed: v.observed,
-              expected: v.expected,
-              lower: v.lower,
-              upper: v.upper,
-              score: v.score,
-              level: v.level,
-            },
-          ]
-        : [],
+      v.judged && v.level !== 'ok' ? [{ ...anomalyDetails(v), level: v.level }] : [],
     ),
   };
   const text = flags.json

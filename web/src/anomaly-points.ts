@@ -2,6 +2,7 @@
  * The "Unusual hours" card's figures: pure functions of an `/api/anomalies` answer, the zone and
  * the clock, table-tested in test/web/anomalies.test.ts.
  */
+
 import type { AnomaliesResponse, AnomalyHour, AnomalyJudgedHour, AnomalyMetric } from '../../src/server/api-types.js';
 import { count, formatHour, pct, type Zone } from './format.js';
 
@@ -47,11 +48,12 @@ export interface BandPoint {
   hourMs: number;
   label: string;
   observed: number | null;
-  /** The band; absent when the hour was not judged. */
+  /** The usual range; absent where the hour was not judged (drawn as a gap). */
   lower?: number;
   upper?: number;
+  /** Outside the band: above or below it. */
   mark?: 'high' | 'low';
-  /** What the hour's mark says, in words. */
+  /** The mark in words (its tooltip; the card lists the same words). */
   markName?: string;
 }
 

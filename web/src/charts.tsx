@@ -8,6 +8,7 @@
  * with `vector-effect`); axis labels are HTML around it, so text never stretches.
  */
 import type { ReactNode } from 'react';
+import type { BandPoint } from './anomaly-points.js';
 
 export interface Series {
   key: string;
@@ -269,17 +270,8 @@ export function RateLine({
   );
 }
 
-export interface BandChartPoint {
-  label: string;
-  observed: number | null;
-  /** The usual range; absent where the hour was not judged (drawn as a gap). */
-  lower?: number;
-  upper?: number;
-  /** Outside the band: above or below it. */
-  mark?: 'high' | 'low';
-  /** The mark in words (its tooltip; the card lists the same words). */
-  markName?: string;
-}
+/** One hour of the band chart: an anomaly-points.ts point without its time. */
+export type BandChartPoint = Omit<BandPoint, 'hourMs'>;
 
 /** Consecutive runs of indexes where `has` holds. */
 function runs(n: number, has: (i: number) => boolean): number[][] {
