@@ -16,6 +16,10 @@ import { loadSeries, trainingStart } from '../db/anomaly-series.js';
 import type { Alert } from '../types.js';
 import { type CheckContext, type CheckOutput, checkSettings, defineCheck } from './types.js';
 
+const UNDEFINED_TABLE = '42P01';
+const UNDEFINED_FUNCTION = '42883';
+const INSUFFICIENT_PRIVILEGE = '42501';
+
 /** Most weeks of history a baseline may learn from: half a year keeps a live read to a few thousand rows a source. */
 export const MAX_TRAINING_WEEKS = 26;
 /** Widest band: beyond 50 normal-equivalent deviations the detector's scores are capped. */
@@ -160,11 +164,30 @@ export const anomaliesCheck = defineCheck({
   async run(ctx: CheckContext): Promise<CheckOutput> {
     const hour = floorHour(ctx.now().getTime()) - HOUR_MS;
     const plan = anomalyReadPlan(ctx.config);
-    const { series, rows } = await loadSeries(ctx.db, {
-      from: trainingStart(hour, { training_weeks: plan.trainingWeeks }),
-      to: hour + HOUR_MS,
-      metrics: plan.metrics,
-    });
+    let loaded: Awaited<ReturnType<typeof loadSeries>>;
+    try {
+      loaded = await loadSeries(ctx.db, {
+        from: trainingStart(hour, { training_weeks: plan.trainingWeeks }),
+        to: hour + HOUR_MS,
+        metrics: plan.metrics,
+      });
+    } catch (err) {
+      // Sentinel upgraded before `sentinel migrate` ran, or a role that may not read schema sentinel: a
+      // setup step to do, said once per run, not a failed check paging every run.
+      const code = (err as { code?: string }).code;
+      if (code === UNDEFINED_TABLE || code === UNDEFINED_FUNCTION)
+        return {
+          skipped: 'the hourly rollup is missing: run `sentinel migrate` to create sentinel.hourly_source_stats',
+        };
+      if (code === INSUFFICIENT_PRIVILEGE)
+        return {
+          skipped:
+            'this role may not read the hourly rollup: grant usage on schema sentinel and select on ' +
+            "sentinel's hourly_source_* tables to the role Sentinel connects as",
+        };
+      throw err;
+    }
+    const { series, rows } = loaded;
     ctx.measure?.('hours_read', rows);
     if (series.length === 0)
       return { skipped: `no history: no batch in the ${plan.trainingWeeks} weeks before the last complete hour` };

@@ -171,6 +171,30 @@ describe('anomalies check', () => {
     expect(Array.isArray(alerts) && alerts.some((a) => a.subject === 'returning volume')).toBe(true);
   });
 
+  it('is skipped, naming the setup step, on a database not migrated or a role that may not read the rollup', async () => {
+    await history(['vendor_a'], 5);
+    const client = await database().pool.connect();
+    try {
+      await client.query('begin');
+      await client.query('drop table sentinel.hourly_source_state cascade');
+      expect(await anomaliesCheck.run(testContext(client, NOW, testConfig()))).toEqual({
+        skipped: 'the hourly rollup is missing: run `sentinel migrate` to create sentinel.hourly_source_stats',
+      });
+      await client.query('rollback');
+      await client.query('begin');
+      await client.query('create role sentinel_test_no_rollup nologin');
+      await client.query('grant usage on schema intake to sentinel_test_no_rollup');
+      await client.query('grant select on all tables in schema intake to sentinel_test_no_rollup');
+      await client.query('set local role sentinel_test_no_rollup');
+      expect(await anomaliesCheck.run(testContext(client, NOW, testConfig()))).toEqual({
+        skipped: expect.stringMatching(/^this role may not read the hourly rollup: grant usage on schema sentinel/),
+      });
+    } finally {
+      await client.query('rollback');
+      client.release();
+    }
+  });
+
   it('escapes a hostile source name in the message', async () => {
     const hostile = 'evil\u001b[31m\u202eoverride\nsecond line';
     await history([hostile], 5);
