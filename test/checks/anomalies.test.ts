@@ -171,7 +171,7 @@ describe('anomalies check', () => {
     expect(Array.isArray(alerts) && alerts.some((a) => a.subject === 'returning volume')).toBe(true);
   });
 
-  it('is skipped, naming the setup step, on a database not migrated or a role that cannot read the rollup', async () => {
+  it('is skipped, naming the step, on a database not migrated or a role that cannot read the rollup', async () => {
     await history(['vendor_a'], 5);
     const client = await database().pool.connect();
     try {
