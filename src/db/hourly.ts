@@ -14,6 +14,9 @@ export const HOURLY_BACKFILL_HOURS_PER_CALL = 168;
 /** Width of a processing-time histogram bucket: bucket k >= 1 holds [1.05^(k-1), 1.05^k) seconds. */
 export const DURATION_BUCKET_RATIO = 1.05;
 
+/** The percentile the rollup keeps: sentinel.hourly_source_p95 computes its ranks for this q. */
+const P95 = 0.95;
+
 /** One source's hour. */
 export interface HourlySourceStats {
   source: string;
@@ -83,6 +86,7 @@ export async function readHourlyStats(
     /** false: leave out the processing time (finishedBatches 0, p95 null), which is most of the cost. */
     processingTime?: boolean;
   },
+  attempt = 1,
 ): Promise<HourlyStatsRead> {
   const state = await db.query<{ rolled_up_before: Date | null }>(
     'select s.rolled_up_before from sentinel.hourly_source_state s where s.id',
@@ -118,12 +122,39 @@ export async function readHourlyStats(
     );
   }
   const withDurations = range.processingTime ?? true;
-  if (withDurations && horizon !== null && horizon.getTime() > from) {
+  // Completion hours before the horizon are closed (all their batches were created before it): their
+  // p95 row (sentinel.hourly_source_p95) stands for their histogram, unless a delta not folded yet
+  // changes it (then that histogram is read).
+  const p95: string[] = [];
+  if (withDurations && rolledTo > from) {
+    const end = `${param(new Date(rolledTo).toISOString())}::timestamptz`;
+    const pending = `(select d.completed_hour, d.source from sentinel.hourly_source_deltas d
+                        where d.completed_hour >= $1::timestamptz and d.completed_hour < ${end})`;
+    p95.push(
+      `select x.source, x.completed_hour, x.finished_batches::float8, x.low_bucket::int, x.high_bucket::int
+         from sentinel.hourly_source_p95 x
+        where x.completed_hour >= $1::timestamptz and x.completed_hour < ${end}${bySource}
+          and (x.completed_hour, x.source) not in ${pending}`,
+    );
     durations.push(
       `select x.source, x.completed_hour, x.bucket::int as bucket, x.batches
          from sentinel.hourly_source_durations x
-        where x.completed_hour >= $1::timestamptz and x.completed_hour < $2::timestamptz
-          and x.created_hour < ${r()}${bySource}`,
+        where x.completed_hour >= $1::timestamptz and x.completed_hour < ${end}${bySource}
+          and (x.completed_hour, x.source) in ${pending}`,
+    );
+  }
+  // Batches created before the horizon that completed in the open hours (also when the range starts
+  // after the horizon: a batch created before it may complete later), and every delta.
+  if (withDurations && horizon !== null) {
+    if (rawFrom < to) {
+      durations.push(
+        `select x.source, x.completed_hour, x.bucket::int as bucket, x.batches
+           from sentinel.hourly_source_durations x
+          where x.completed_hour >= ${param(new Date(rawFrom).toISOString())}::timestamptz
+            and x.completed_hour < $2::timestamptz and x.created_hour < ${r()}${bySource}`,
+      );
+    }
+    durations.push(
       `select x.source, x.completed_hour, x.bucket::int, x.d_durations
          from sentinel.hourly_source_deltas x
         where x.completed_hour >= $1::timestamptz and x.completed_hour < $2::timestamptz
@@ -177,8 +208,18 @@ export async function readHourlyStats(
        ) h
       group by h.source, h.completed_hour`);
   }
+  if (p95.length > 0) {
+    // One row per closed source-hour: [finished batches, low bucket, high bucket] in `batches`.
+    parts.push(`select 'p' as kind, p.source, p.completed_hour, null::int[],
+            array[p.n, p.low_bucket, p.high_bucket]::float8[], 0::float8, 0::float8, 0::float8, 0::float8, 0::float8,
+            0::float8
+       from (${p95.join('\n union all\n')}) as p (source, completed_hour, n, low_bucket, high_bucket)`);
+  }
+  parts.push(`select 'r' as kind, '', null::timestamptz, null::int[], array[extract(epoch from s.rolled_up_before)]::float8[],
+          0::float8, 0::float8, 0::float8, 0::float8, 0::float8, 0::float8
+     from sentinel.hourly_source_state s where s.id`);
   const { rows } = await db.query<{
-    kind: 'f' | 'd';
+    kind: 'f' | 'd' | 'p' | 'r';
     source: string;
     hour_start: Date;
     buckets: number[] | null;
@@ -191,7 +232,17 @@ export async function readHourlyStats(
     error_rows: number;
   }>(parts.join('\n union all\n'), values);
 
-  const byKey = new Map<string, { row: HourlySourceStats; buckets: [number, number][] }>();
+  // A reset horizon (a truncate, or a migration that rebuilds the rollup) between the two statements:
+  // the rollup no longer holds what this query was built for. Read again.
+  const current = rows.find((r) => r.kind === 'r');
+  const now = current ? (current.batches[0] ?? null) : undefined;
+  if (horizon !== null && now !== undefined && (now === null || now * 1000 < horizon.getTime()) && attempt < 3)
+    return readHourlyStats(db, range, attempt + 1);
+
+  const byKey = new Map<
+    string,
+    { row: HourlySourceStats; buckets: [number, number][]; closed?: { n: number; low: number; high: number } }
+  >();
   const entry = (source: string, hourStart: Date) => {
     const key = `${hourStart.toISOString()}\u0000${source}`;
     let e = byKey.get(key);
@@ -202,8 +253,11 @@ export async function readHourlyStats(
     return e;
   };
   for (const r of rows) {
+    if (r.kind === 'r') continue;
     const e = entry(r.source, r.hour_start);
-    if (r.kind === 'f') {
+    if (r.kind === 'p') {
+      e.closed = { n: r.batches[0]!, low: r.batches[1]!, high: r.batches[2]! };
+    } else if (r.kind === 'f') {
       Object.assign(e.row, {
         batches: r.batches[0]!,
         completedBatches: r.completed_batches,
@@ -220,9 +274,11 @@ export async function readHourlyStats(
     }
   }
   const out: HourlySourceStats[] = [];
-  for (const { row, buckets } of byKey.values()) {
-    row.finishedBatches = buckets.reduce((n, [, c]) => n + c, 0);
-    const p95 = histogramPercentileSeconds(buckets, 0.95);
+  for (const { row, buckets, closed } of byKey.values()) {
+    row.finishedBatches = closed ? closed.n : buckets.reduce((n, [, c]) => n + c, 0);
+    const p95 = closed
+      ? interpolatedPercentileSeconds(closed.n, closed.low, closed.high, P95)
+      : histogramPercentileSeconds(buckets, P95);
     row.processingP95Minutes = p95 === null ? null : p95 / 60;
     out.push(row);
   }
@@ -230,6 +286,64 @@ export async function readHourlyStats(
     a.source < b.source ? -1 : a.source > b.source ? 1 : a.hourStart.getTime() - b.hourStart.getTime(),
   );
   return { rows: out, rolledUpBefore: horizon };
+}
+
+/**
+ * `ops.v_batch_performance`'s rows (same columns, same values, same text) for the hours that start at
+ * or after now() - `hours` hours, newest first: all sources summed per UTC hour of created_at. The
+ * hours before the rollup's horizon come from the rollup (its rows and the deltas not folded yet),
+ * the later ones (normally the last three or four) from intake.simplicity_batches through the hour
+ * index; one statement, one snapshot, so it is exact at any time. For 7 days that is ~1,300
+ * source-hour rows and a few hours of batches, where the view aggregates 168 hours of batches.
+ */
+export function batchPerformanceQuery(hours: number): { text: string; values: unknown[] } {
+  const horizon = `(select s.rolled_up_before from sentinel.hourly_source_state s where s.id)`;
+  const since = `now() - make_interval(hours => $1::int)`;
+  const text = `select f.hour_bucket,
+       sum(f.batches)::bigint as total_batches,
+       sum(f.completed)::bigint as completed_batches,
+       sum(f.failed)::bigint as failed_batches,
+       round(sum(f.parse_ms_sum) / nullif(sum(f.parse_ms_n), 0), 1) as avg_parse_ms,
+       round(sum(f.db_ms_sum) / nullif(sum(f.db_ms_n), 0), 1) as avg_db_ms,
+       round(sum(f.total_ms_sum) / nullif(sum(f.total_ms_n), 0), 1) as avg_total_ms,
+       sum(f.total_rows)::bigint as total_rows,
+       sum(f.inserted_rows)::bigint as inserted_rows,
+       sum(f.skipped_rows)::bigint as skipped_rows,
+       sum(f.error_rows)::bigint as error_rows,
+       round(100.0 * sum(f.skipped_rows) / nullif(sum(f.total_rows), 0), 2) as dedupe_rate_pct,
+       round(100.0 * sum(f.error_rows) / nullif(sum(f.total_rows), 0), 2) as error_rate_pct
+  from (
+    select x.hour_start, x.batches, x.completed_batches, x.failed_batches, x.parse_ms_n, x.parse_ms_sum,
+           x.db_ms_n, x.db_ms_sum, x.total_ms_n, x.total_ms_sum, x.total_rows, x.inserted_rows, x.skipped_rows,
+           x.error_rows
+      from sentinel.hourly_source_stats x
+     where x.hour_start >= ${since} and x.hour_start < ${horizon}
+    union all
+    select x.hour_start, x.d_batches, x.d_completed, x.d_failed, x.d_parse_ms_n, x.d_parse_ms_sum, x.d_db_ms_n,
+           x.d_db_ms_sum, x.d_total_ms_n, x.d_total_ms_sum, x.d_total_rows, x.d_inserted_rows, x.d_skipped_rows,
+           x.d_error_rows
+      from sentinel.hourly_source_deltas x
+     where x.completed_hour is null and x.hour_start >= ${since} and x.hour_start < ${horizon}
+    union all
+    select ${HOUR}, count(*), count(*) filter (where x.status = 'completed'),
+           count(*) filter (where x.status = 'failed'), count(x.parse_ms), sum(x.parse_ms), count(x.db_ms),
+           sum(x.db_ms), count(x.parse_ms::bigint + x.db_ms), sum(x.parse_ms::bigint + x.db_ms), sum(x.total_rows),
+           sum(x.inserted_rows), sum(x.skipped_rows), sum(x.error_rows)
+      from intake.simplicity_batches x
+     where ${HOUR} >= greatest(${since}, coalesce(${horizon}, '-infinity'))
+     group by 1
+  ) as f (hour_bucket, batches, completed, failed, parse_ms_n, parse_ms_sum, db_ms_n, db_ms_sum, total_ms_n,
+          total_ms_sum, total_rows, inserted_rows, skipped_rows, error_rows)
+ group by f.hour_bucket
+having sum(f.batches) > 0
+ order by f.hour_bucket desc`;
+  return { text, values: [hours] };
+}
+
+/** {@link batchPerformanceQuery}'s rows: the view's columns, as node-postgres returns them. */
+export async function readBatchPerformance(db: Queryable, hours: number): Promise<Record<string, unknown>[]> {
+  const { text, values } = batchPerformanceQuery(hours);
+  return (await db.query<Record<string, unknown>>(text, values)).rows;
 }
 
 /** The value a histogram bucket stands for: its geometric middle (bucket 0, under a second: 0.5 s). */
@@ -257,8 +371,20 @@ export function histogramPercentileSeconds(buckets: readonly (readonly [number, 
   };
   const lo = Math.floor(position);
   const hi = Math.ceil(position);
-  const low = valueAt(lo);
-  return low + (position - lo) * (valueAt(hi) - low);
+  return interpolate(position, valueAt(lo), valueAt(hi));
+}
+
+/** `position`'s value between the values at its floor and ceiling ranks (`percentile_cont`). */
+function interpolate(position: number, low: number, high: number): number {
+  return low + (position - Math.floor(position)) * (high - low);
+}
+
+/**
+ * {@link histogramPercentileSeconds} from the `n` durations' count and the buckets at ranks floor and
+ * ceil of q (n - 1): what sentinel.hourly_source_p95 keeps per closed source-hour (same arithmetic).
+ */
+export function interpolatedPercentileSeconds(n: number, lowBucket: number, highBucket: number, q: number): number {
+  return interpolate(q * (n - 1), bucketSeconds(lowBucket), bucketSeconds(highBucket));
 }
 
 interface RefreshResult {

@@ -1,0 +1,206 @@
+/**
+ * readBatchPerformance (src/db/hourly.ts): the rows of ops.v_batch_performance for the last N
+ * hours, the closed hours from the hourly rollup (migration …_hourly_source_timings.sql). Equal
+ * to the view, value for value as PostgreSQL prints them, before and after refreshes, with late
+ * writes (a status change, new timings, a delete, a backdated insert, a moved batch) to hours the
+ * rollup has already passed.
+ */
+import { readFileSync } from 'node:fs';
+import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { batchPerformanceQuery, readBatchPerformance, refreshHourlyStats } from '../../src/db/hourly.js';
+import { mulberry32 } from '../../src/util/random.js';
+import { useTestDatabase } from '../helpers/db.js';
+import { explainQueries } from '../helpers/explain.js';
+
+const HOURS = 24 * 7;
+const STATUSES = ['uploaded', 'processing', 'validating', 'inserting', 'completed', 'failed'] as const;
+const TEXT: pg.CustomTypesConfig = { getTypeParser: () => (value: string) => value };
+
+/** The reader's rows and the view's, as text, in one snapshot and one now(). */
+async function bothSides(pool: pg.Pool, hours = HOURS): Promise<{ ours: unknown[]; view: unknown[] }> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin isolation level repeatable read');
+    const { text, values } = batchPerformanceQuery(hours);
+    const ours = await client.query({ text, values, types: TEXT });
+    const view = await client.query({
+      text: `select * from ops.v_batch_performance where hour_bucket >= now() - make_interval(hours => $1::int)
+              order by hour_bucket desc`,
+      values: [hours],
+      types: TEXT,
+    });
+    expect(ours.fields.map((f) => f.name)).toEqual(view.fields.map((f) => f.name));
+    return { ours: ours.rows, view: view.rows };
+  } finally {
+    await client.query('rollback');
+    client.release();
+  }
+}
+
+async function expectEqualToView(pool: pg.Pool, hours = HOURS): Promise<number> {
+  const { ours, view } = await bothSides(pool, hours);
+  expect(ours).toEqual(view);
+  return view.length;
+}
+
+async function horizon(pool: pg.Pool): Promise<Date | null> {
+  const { rows } = await pool.query<{ r: Date | null }>(
+    'select rolled_up_before as r from sentinel.hourly_source_state where id',
+  );
+  return rows[0]?.r ?? null;
+}
+
+const ms = (rnd: () => number): number | null => (rnd() < 0.15 ? null : Math.floor(rnd() * 20_000));
+
+/** One write of the engine or of a person correcting data, to a batch of the last ~2 days. */
+async function randomWrite(db: pg.Pool, rnd: () => number, ids: string[]): Promise<void> {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const when = () => new Date(Date.now() - Math.floor(rnd() * 50 * 3600_000));
+  const op = rnd();
+  if (op < 0.3 || ids.length === 0) {
+    const { rows } = await db.query<{ id: string }>(
+      `insert into intake.simplicity_batches (source, status, total_rows, parse_ms, db_ms, created_at)
+       values ($1, $2, $3, $4, $5, $6) returning id`,
+      [pick(['vendor_a', 'vendor_b', 'vendor_c']), pick(STATUSES), Math.floor(rnd() * 5000), ms(rnd), ms(rnd), when()],
+    );
+    ids.push(rows[0]!.id);
+    return;
+  }
+  const id = pick(ids);
+  if (op < 0.38) {
+    await db.query('delete from intake.simplicity_batches where id = $1', [id]);
+    ids.splice(ids.indexOf(id), 1);
+  } else if (op < 0.75) {
+    // A status step with its timings and counts, late or not.
+    await db.query(
+      `update intake.simplicity_batches
+          set status = $2, parse_ms = $3, db_ms = $4,
+              started_at = case when $2 <> 'uploaded' then coalesce(started_at, created_at) end,
+              completed_at = case when $2 in ('completed', 'failed') then created_at + interval '90 seconds' end,
+              skipped_rows = total_rows / 5, error_rows = case when $2 = 'failed' then total_rows / 3 else 0 end,
+              inserted_rows = total_rows - total_rows / 5
+        where id = $1`,
+      [id, pick(STATUSES), ms(rnd), ms(rnd)],
+    );
+  } else if (op < 0.85) {
+    await db.query('update intake.simplicity_batches set total_rows = $2, db_ms = $3 where id = $1', [
+      id,
+      Math.floor(rnd() * 9000),
+      ms(rnd),
+    ]);
+  } else if (op < 0.93) {
+    await db.query('update intake.simplicity_batches set source = $2 where id = $1', [id, pick(['vendor_a', 'z'])]);
+  } else {
+    await db.query('update intake.simplicity_batches set created_at = $2 where id = $1', [id, when()]);
+  }
+}
+
+describe('readBatchPerformance', () => {
+  const getDb = useTestDatabase();
+
+  it('equals ops.v_batch_performance with late writes to hours the rollup has passed, folded or not', async () => {
+    const db = getDb();
+    const rnd = mulberry32(42);
+    const ids: string[] = [];
+    // Exact with an empty rollup (everything read raw) too.
+    for (let i = 0; i < 150; i++) await randomWrite(db.pool, rnd, ids);
+    expect(await horizon(db.pool)).toBeNull();
+    await expectEqualToView(db.pool);
+    await refreshHourlyStats(db.pool);
+    const r = await horizon(db.pool);
+    expect(r!.getTime()).toBeLessThan(Date.now() - 3 * 3600_000);
+    const before = await expectEqualToView(db.pool);
+    expect(before).toBeGreaterThan(20);
+
+    // Late writes (to batches created more than 3 hours ago: the triggers' deltas) and recent ones.
+    for (let i = 0; i < 400; i++) {
+      await randomWrite(db.pool, rnd, ids);
+      if (rnd() < 0.05) await refreshHourlyStats(db.pool);
+      if (i % 100 === 99) {
+        await expectEqualToView(db.pool);
+        await expectEqualToView(db.pool, 5);
+      }
+    }
+    const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from sentinel.hourly_source_deltas');
+    expect(rows[0]!.n).toBeGreaterThan(0);
+    await expectEqualToView(db.pool);
+    await refreshHourlyStats(db.pool);
+    await expectEqualToView(db.pool);
+    // Other windows: a single hour, a month.
+    await expectEqualToView(db.pool, 1);
+    await expectEqualToView(db.pool, 24 * 31);
+  });
+
+  it('a status change after the rollup passed the hour moves the counts and the averages', async () => {
+    const db = getDb();
+    const { rows } = await db.pool.query<{ id: string }>(
+      `insert into intake.simplicity_batches (source, status, total_rows, parse_ms, db_ms, created_at)
+       values ('vendor_a', 'processing', 100, 100, null, date_trunc('hour', now()) - interval '10 hours'),
+              ('vendor_b', 'completed', 300, 200, 1000, date_trunc('hour', now()) - interval '10 hours'),
+              ('vendor_a', 'uploaded', 50, null, null, date_trunc('hour', now()) - interval '1 hour')
+       returning id`,
+    );
+    await refreshHourlyStats(db.pool);
+    expect((await horizon(db.pool))!.getTime()).toBeGreaterThan(Date.now() - 10 * 3600_000);
+    await expectEqualToView(db.pool);
+    const hour = async () =>
+      (await readBatchPerformance(db.pool, 12)).find(
+        (r) => (r.hour_bucket as Date).getTime() === Math.floor(Date.now() / 3600_000) * 3600_000 - 10 * 3600_000,
+      );
+    expect(await hour()).toMatchObject({ total_batches: '2', completed_batches: '1', avg_parse_ms: '150.0' });
+    expect((await hour())!.avg_db_ms).toBe('1000.0');
+
+    // The engine finishes the first batch late: a delta, read before any refresh folds it.
+    await db.pool.query(
+      `update intake.simplicity_batches set status = 'failed', db_ms = 500, error_rows = 100 where id = $1`,
+      [rows[0]!.id],
+    );
+    await expectEqualToView(db.pool);
+    expect(await hour()).toMatchObject({
+      completed_batches: '1',
+      failed_batches: '1',
+      avg_db_ms: '750.0',
+      avg_total_ms: '900.0',
+      error_rate_pct: '25.00',
+    });
+    await refreshHourlyStats(db.pool);
+    await expectEqualToView(db.pool);
+    expect(await hour()).toMatchObject({ failed_batches: '1', avg_total_ms: '900.0' });
+    // Deleted by retention: the hour's figures are the other batch's; an hour with no batch has no row.
+    await db.pool.query('delete from intake.simplicity_batches where id = any($1::uuid[])', [
+      [rows[0]!.id, rows[1]!.id],
+    ]);
+    await expectEqualToView(db.pool);
+    expect(await hour()).toBeUndefined();
+    await refreshHourlyStats(db.pool);
+    expect(await expectEqualToView(db.pool)).toBe(1);
+  });
+
+  it('reads the rollup by its primary key and the recent hours through the hour index', async () => {
+    const db = getDb();
+    await refreshHourlyStats(db.pool);
+    const plans = await explainQueries(db.pool, (q) => readBatchPerformance(q, HOURS));
+    expect(plans).toHaveLength(1);
+    expect(plans[0]).toContain('hourly_source_stats_pkey');
+    expect(plans[0]).toContain('sentinel_batches_hour_idx');
+  });
+
+  it('survives the migration being applied again', async () => {
+    const db = getDb();
+    await db.pool.query(
+      `insert into intake.simplicity_batches (source, status, total_rows, parse_ms, db_ms, created_at)
+       values ('vendor_a', 'completed', 10, 5, 7, now() - interval '20 hours')`,
+    );
+    await refreshHourlyStats(db.pool);
+    await db.pool.query(
+      readFileSync(
+        new URL('../../supabase/migrations/20261207000000_hourly_source_timings.sql', import.meta.url),
+        'utf8',
+      ),
+    );
+    // Not reset the second time: the rollup keeps its horizon and its figures.
+    expect(await horizon(db.pool)).not.toBeNull();
+    expect(await expectEqualToView(db.pool)).toBe(1);
+  });
+});
