@@ -288,64 +288,6 @@ export async function readHourlyStats(
   return { rows: out, rolledUpBefore: horizon };
 }
 
-/**
- * `ops.v_batch_performance`'s rows (same columns, same values, same text) for the hours that start at
- * or after now() - `hours` hours, newest first: all sources summed per UTC hour of created_at. The
- * hours before the rollup's horizon come from the rollup (its rows and the deltas not folded yet),
- * the later ones (normally the last three or four) from intake.simplicity_batches through the hour
- * index; one statement, one snapshot, so it is exact at any time. For 7 days that is ~1,300
- * source-hour rows and a few hours of batches, where the view aggregates 168 hours of batches.
- */
-export function batchPerformanceQuery(hours: number): { text: string; values: unknown[] } {
-  const horizon = `(select s.rolled_up_before from sentinel.hourly_source_state s where s.id)`;
-  const since = `now() - make_interval(hours => $1::int)`;
-  const text = `select f.hour_bucket,
-       sum(f.batches)::bigint as total_batches,
-       sum(f.completed)::bigint as completed_batches,
-       sum(f.failed)::bigint as failed_batches,
-       round(sum(f.parse_ms_sum) / nullif(sum(f.parse_ms_n), 0), 1) as avg_parse_ms,
-       round(sum(f.db_ms_sum) / nullif(sum(f.db_ms_n), 0), 1) as avg_db_ms,
-       round(sum(f.total_ms_sum) / nullif(sum(f.total_ms_n), 0), 1) as avg_total_ms,
-       sum(f.total_rows)::bigint as total_rows,
-       sum(f.inserted_rows)::bigint as inserted_rows,
-       sum(f.skipped_rows)::bigint as skipped_rows,
-       sum(f.error_rows)::bigint as error_rows,
-       round(100.0 * sum(f.skipped_rows) / nullif(sum(f.total_rows), 0), 2) as dedupe_rate_pct,
-       round(100.0 * sum(f.error_rows) / nullif(sum(f.total_rows), 0), 2) as error_rate_pct
-  from (
-    select x.hour_start, x.batches, x.completed_batches, x.failed_batches, x.parse_ms_n, x.parse_ms_sum,
-           x.db_ms_n, x.db_ms_sum, x.total_ms_n, x.total_ms_sum, x.total_rows, x.inserted_rows, x.skipped_rows,
-           x.error_rows
-      from sentinel.hourly_source_stats x
-     where x.hour_start >= ${since} and x.hour_start < ${horizon}
-    union all
-    select x.hour_start, x.d_batches, x.d_completed, x.d_failed, x.d_parse_ms_n, x.d_parse_ms_sum, x.d_db_ms_n,
-           x.d_db_ms_sum, x.d_total_ms_n, x.d_total_ms_sum, x.d_total_rows, x.d_inserted_rows, x.d_skipped_rows,
-           x.d_error_rows
-      from sentinel.hourly_source_deltas x
-     where x.completed_hour is null and x.hour_start >= ${since} and x.hour_start < ${horizon}
-    union all
-    select ${HOUR}, count(*), count(*) filter (where x.status = 'completed'),
-           count(*) filter (where x.status = 'failed'), count(x.parse_ms), sum(x.parse_ms), count(x.db_ms),
-           sum(x.db_ms), count(x.parse_ms::bigint + x.db_ms), sum(x.parse_ms::bigint + x.db_ms), sum(x.total_rows),
-           sum(x.inserted_rows), sum(x.skipped_rows), sum(x.error_rows)
-      from intake.simplicity_batches x
-     where ${HOUR} >= greatest(${since}, coalesce(${horizon}, '-infinity'))
-     group by 1
-  ) as f (hour_bucket, batches, completed, failed, parse_ms_n, parse_ms_sum, db_ms_n, db_ms_sum, total_ms_n,
-          total_ms_sum, total_rows, inserted_rows, skipped_rows, error_rows)
- group by f.hour_bucket
-having sum(f.batches) > 0
- order by f.hour_bucket desc`;
-  return { text, values: [hours] };
-}
-
-/** {@link batchPerformanceQuery}'s rows: the view's columns, as node-postgres returns them. */
-export async function readBatchPerformance(db: Queryable, hours: number): Promise<Record<string, unknown>[]> {
-  const { text, values } = batchPerformanceQuery(hours);
-  return (await db.query<Record<string, unknown>>(text, values)).rows;
-}
-
 /** The value a histogram bucket stands for: its geometric middle (bucket 0, under a second: 0.5 s). */
 export function bucketSeconds(bucket: number): number {
   return bucket <= 0 ? 0.5 : DURATION_BUCKET_RATIO ** (bucket - 0.5);

@@ -2,7 +2,6 @@ import pg from 'pg';
 import { PROCESSING_STATUSES, pipelineIndex } from '../checks/statuses.js';
 import { connectionConfig } from '../db/connect.js';
 import { describeError, isConnectionError } from '../db/errors.js';
-import { batchPerformanceQuery } from '../db/hourly.js';
 import { survivingSessionDeath } from '../db/pool.js';
 import type { RunResult } from '../types.js';
 import { errorLine } from '../util/errors.js';
@@ -161,9 +160,11 @@ export function createDashboardApi(options: DashboardApiOptions): DashboardApi {
   }
 
   async function batchPerformance(hours: number): Promise<BatchPerformanceResponse> {
-    // ops.v_batch_performance's rows for the last `hours` hours, the closed hours from the hourly rollup.
-    const { text, values } = batchPerformanceQuery(hours);
-    const rows = await query<Record<string, unknown>>(text, values);
+    const rows = await query<Record<string, unknown>>(
+      `select * from ops.v_batch_performance where hour_bucket >= now() - make_interval(hours => $1::int) ` +
+        `order by hour_bucket desc`,
+      [hours],
+    );
     return {
       hours,
       error_threshold_pct: options.errorThresholdPct,

@@ -414,3 +414,88 @@ begin
   end if;
 end;
 $$;
+
+-- 3. ops.v_batch_performance from the rollup: the same columns and values as before
+-- (20261128000000_ops_views_at_scale.sql; bench/baseline.sql keeps the guide's literal
+-- definition, the tests and the bench compare both on the same data).
+--
+-- The hours are listed as before (newest first, from the two ends of the hour index),
+-- so a filter or a limit on hour_bucket still decides how many hours are read. Each
+-- hour before the horizon R is the sum of its rollup rows (a primary-key range scan of
+-- one row per source) and of its deltas not folded yet (the unindexed delta table is
+-- scanned for the hours that have deltas only: a hash of their hours is built once per
+-- query); each hour from R on is aggregated from the batches
+-- through the hour index, as before. One statement: one snapshot, exact at any time.
+-- avg(x) over integers is sum(x) / count(x) in numeric, which is what the sums and
+-- counts give; round() is then applied to the same value.
+create or replace view ops.v_batch_performance as
+select
+  h.hour_bucket,
+  a.total_batches,
+  a.completed_batches,
+  a.failed_batches,
+  a.avg_parse_ms,
+  a.avg_db_ms,
+  a.avg_total_ms,
+  a.total_rows,
+  a.inserted_rows,
+  a.skipped_rows,
+  a.error_rows,
+  a.dedupe_rate_pct,
+  a.error_rate_pct
+from (
+  select hours.hour_bucket
+  from (
+    select
+      min(date_trunc('hour', b.created_at at time zone 'UTC') at time zone 'UTC') as first_hour,
+      max(date_trunc('hour', b.created_at at time zone 'UTC') at time zone 'UTC') as last_hour
+    from intake.simplicity_batches b
+  ) r
+  cross join lateral generate_series(r.last_hour, r.first_hour, interval '-1 hour') as hours(hour_bucket)
+  order by hours.hour_bucket desc
+  offset 0
+) h
+cross join lateral (
+  select
+    sum(f.batches)::bigint as total_batches,
+    sum(f.completed)::bigint as completed_batches,
+    sum(f.failed)::bigint as failed_batches,
+    round(sum(f.parse_ms_sum) / nullif(sum(f.parse_ms_n), 0), 1) as avg_parse_ms,
+    round(sum(f.db_ms_sum) / nullif(sum(f.db_ms_n), 0), 1) as avg_db_ms,
+    round(sum(f.total_ms_sum) / nullif(sum(f.total_ms_n), 0), 1) as avg_total_ms,
+    coalesce(sum(f.total_rows), 0)::bigint as total_rows,
+    coalesce(sum(f.inserted_rows), 0)::bigint as inserted_rows,
+    coalesce(sum(f.skipped_rows), 0)::bigint as skipped_rows,
+    coalesce(sum(f.error_rows), 0)::bigint as error_rows,
+    round(100.0 * sum(f.skipped_rows) / nullif(sum(f.total_rows), 0), 2) as dedupe_rate_pct,
+    round(100.0 * sum(f.error_rows) / nullif(sum(f.total_rows), 0), 2) as error_rate_pct
+  from (
+    select x.batches, x.completed_batches, x.failed_batches, x.parse_ms_n, x.parse_ms_sum, x.db_ms_n,
+           x.db_ms_sum, x.total_ms_n, x.total_ms_sum, x.total_rows, x.inserted_rows, x.skipped_rows, x.error_rows
+    from sentinel.hourly_source_stats x
+    where x.hour_start = h.hour_bucket
+      and h.hour_bucket < (select s.rolled_up_before from sentinel.hourly_source_state s where s.id)
+    union all
+    select d.d_batches, d.d_completed, d.d_failed, d.d_parse_ms_n, d.d_parse_ms_sum, d.d_db_ms_n, d.d_db_ms_sum,
+           d.d_total_ms_n, d.d_total_ms_sum, d.d_total_rows, d.d_inserted_rows, d.d_skipped_rows, d.d_error_rows
+    from sentinel.hourly_source_deltas d
+    where d.completed_hour is null and d.hour_start = h.hour_bucket
+      and h.hour_bucket < (select s.rolled_up_before from sentinel.hourly_source_state s where s.id)
+      -- Only the hours that have deltas scan the (unindexed) delta table: one hash of its hours per query.
+      and h.hour_bucket in (select p.hour_start from sentinel.hourly_source_deltas p where p.completed_hour is null)
+    union all
+    select count(*), count(*) filter (where b.status = 'completed'), count(*) filter (where b.status = 'failed'),
+           count(b.parse_ms), sum(b.parse_ms), count(b.db_ms), sum(b.db_ms), count(b.parse_ms::bigint + b.db_ms),
+           sum(b.parse_ms::bigint + b.db_ms), sum(b.total_rows), sum(b.inserted_rows), sum(b.skipped_rows),
+           sum(b.error_rows)
+    from intake.simplicity_batches b
+    where (date_trunc('hour', b.created_at at time zone 'UTC') at time zone 'UTC') = h.hour_bucket
+      and h.hour_bucket >= coalesce((select s.rolled_up_before from sentinel.hourly_source_state s where s.id),
+                                    '-infinity')
+  ) as f (batches, completed, failed, parse_ms_n, parse_ms_sum, db_ms_n, db_ms_sum, total_ms_n, total_ms_sum,
+          total_rows, inserted_rows, skipped_rows, error_rows)
+) a
+where a.total_batches > 0;
+
+comment on view ops.v_batch_performance is
+  'Sentinel: hourly rollup of ingestion performance, one row per UTC hour (of created_at) that has batches. Filter on hour_bucket (or order by it with a limit): only the hours asked for are read; the hours before the rollup''s horizon come from sentinel.hourly_source_stats.';
