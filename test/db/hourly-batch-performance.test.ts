@@ -115,7 +115,7 @@ describe('ops.v_batch_performance on the hourly rollup', () => {
     await getDb().pool.query(BASELINE);
   });
 
-  it('equals ops.v_batch_performance with late writes to hours the rollup has passed, folded or not', async () => {
+  it("equals the guide's definition with late writes to hours the rollup has passed, folded or not", async () => {
     const db = getDb();
     const rnd = mulberry32(42);
     const ids: string[] = [];
