@@ -129,8 +129,9 @@ export async function measureBacktest(options: { serverUrl: string; keep?: boole
   const { url, reused, generationMs, migrateMs } = await prepare(options.serverUrl, options.keep ?? false);
   const pool = createPool(url, { max: 1 });
   try {
-    const { rows } = await pool.query<{ now: Date }>('select now() as now');
-    const to = floorHour(rows[0]!.now.getTime());
+    // The week that ends with the data's last complete hour (the data may be older than now: --keep).
+    const { rows } = await pool.query<{ last: Date }>('select max(created_at) as last from intake.simplicity_batches');
+    const to = floorHour(rows[0]!.last.getTime());
     const from = to - WEEK_MS;
     const metrics = [...METRICS];
     const once = async () => {
