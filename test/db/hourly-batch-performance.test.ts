@@ -50,7 +50,8 @@ async function expectEqualToView(pool: pg.Pool, hours = HOURS): Promise<number> 
 /** The view's row of the hour that started `ago` hours before the current one. */
 async function hourRow(pool: pg.Pool, ago: number): Promise<Record<string, unknown> | undefined> {
   const { rows } = await pool.query({
-    text: `select * from ops.v_batch_performance where hour_bucket = date_trunc('hour', now(), 'UTC') - make_interval(hours => $1::int)`,
+    text: `select * from ops.v_batch_performance
+            where hour_bucket = date_trunc('hour', now(), 'UTC') - make_interval(hours => $1::int)`,
     values: [ago],
     types: TEXT,
   });
