@@ -130,7 +130,8 @@ export async function readHourlyStats(
     const end = `${param(new Date(rolledTo).toISOString())}::timestamptz`;
     const rollup = `select x.source, x.hour_start, x.batches::float8 as batches,
               x.completed_batches::float8 as completed, x.failed_batches::float8 as failed,
-              x.total_rows::float8 as total_rows, x.inserted_rows::float8 as inserted_rows, x.skipped_rows::float8 as skipped_rows,
+              x.total_rows::float8 as total_rows, x.inserted_rows::float8 as inserted_rows,
+              x.skipped_rows::float8 as skipped_rows,
               x.error_rows::float8 as error_rows
          from sentinel.hourly_source_stats x
         where x.hour_start >= $1::timestamptz and x.hour_start < ${end}${bySource}`;
