@@ -5,9 +5,9 @@
 --    which sums and counts give exactly: per (UTC hour of created_at, source) the
 --    number of batches with parse_ms known and their sum, the same for db_ms, and for
 --    parse_ms + db_ms over the batches where both are known. Kept by the same
---    refresh, recompute and late-write deltas as the other figures, so a reader
---    (src/db/hourly.ts readBatchPerformance) returns the view's rows for the closed
---    hours from the rollup and the last three or four hours from the raw table.
+--    refresh, recompute and late-write deltas as the other figures, so that
+--    ops.v_batch_performance (3. below) returns its rows for the closed hours from the
+--    rollup and the last three or four hours from the raw table.
 -- 2. The p95 of each closed completion hour. A completion hour before the horizon R
 --    holds only batches created before R (a batch completes after it is created), so
 --    its histogram changes only through a late write. The refresh keeps, per (UTC
@@ -15,10 +15,13 @@
 --    percentile_cont(0.95) interpolates between (ranks floor and ceil of 0.95 (n-1)),
 --    recomputed for every completion hour the horizon passes and every one a folded
 --    delta touches. A reader takes one row per source-hour instead of its few dozen
---    bucket rows (5 weeks of 8 sources at scale L: ~6,700 rows instead of ~170,000),
---    and the same estimate (src/db/hourly.ts: the same interpolation, within 2.47 %).
---    A (completion hour, source) with a delta not folded yet is read from the
---    histogram, as before.
+--    bucket rows (the live anomaly check at scale L: ~5,100 source-hours, ~25 bucket
+--    rows each), and the same estimate (src/db/hourly.ts: the same interpolation,
+--    within 2.47 %). A (completion hour, source) with a delta not folded yet is read
+--    from the histogram, as before.
+-- 3. ops.v_batch_performance reads the rollup for the hours before the horizon (same
+--    columns and values): every reader of the view, the API, Grafana and the supabase
+--    client, gets the 7-day dashboards at the rollup's cost.
 --
 -- The rollup rows that exist when this runs have no timings: the first time (the
 -- columns are new) the horizon is reset and the p95 table left empty, so the next
