@@ -87,6 +87,9 @@ class RecordingQueryable implements Queryable {
 /** Short names for the queries the checks run today; anything new is named by its position. */
 const QUERY_HINTS: Array<[RegExp, string]> = [
   [/^select now\(\)/i, 'select now()'],
+  // The hourly rollup (src/db/hourly.ts readHourlyStats): its horizon, then the read itself.
+  [/^select s\.rolled_up_before from sentinel\.hourly_source_state/, 'rollup horizon'],
+  [/sentinel\.hourly_source_stats x/, 'hourly rollup read'],
   [/stuck_count/, 'in-flight by status'],
   [/\blimit\s+\d+/i, 'oldest stuck batches'],
   [/'current' else 'previous'/, 'rows per source, 2 hours'],

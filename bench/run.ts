@@ -6,7 +6,7 @@
  * writes bench/results/<date>-<scale>.json and <date>-<scale>-plans.txt.
  *
  *   node dist-bench/bench/run.js [--scale S|M|L|S,L] [--reps 20] [--skip-api]
- *                                [--skip-process] [--skip-ingestion] [--keep]
+ *                                [--skip-process] [--skip-ingestion] [--skip-backtest] [--keep]
  *
  * Exit 1 when ours and the baseline return different rows for a dashboard query,
  * or when a step fails; a missed target is reported, not an error.
@@ -17,6 +17,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { type LoadFigure, measureApiLoad } from './api-load.js';
+import { BACKTEST_SOURCES, type BacktestFigures, measureBacktest } from './backtest.js';
 import { type IngestionFigure, measureIngestion } from './ingestion.js';
 import {
   createDatabase,
@@ -62,7 +63,7 @@ const SCALES: Record<Scale, { batches: number; errors: number; days: number }> =
 
 const USAGE =
   'usage: node dist-bench/bench/run.js [--scale S|M|L|S,L] [--reps 20] [--skip-api] [--skip-process] ' +
-  '[--skip-ingestion] [--keep]';
+  '[--skip-ingestion] [--skip-backtest] [--keep]';
 
 /** A bad command line: reported in one line with the usage, no stack. */
 class UsageError extends Error {}
@@ -73,6 +74,7 @@ interface Options {
   skipApi: boolean;
   skipProcess: boolean;
   skipIngestion: boolean;
+  skipBacktest: boolean;
   keep: boolean;
 }
 
@@ -86,6 +88,7 @@ function parseOptions(argv: string[]): Options {
         'skip-api': { type: 'boolean', default: false },
         'skip-process': { type: 'boolean', default: false },
         'skip-ingestion': { type: 'boolean', default: false },
+        'skip-backtest': { type: 'boolean', default: false },
         keep: { type: 'boolean', default: false },
       },
       strict: true,
@@ -112,6 +115,7 @@ function parseOptions(argv: string[]): Options {
     skipApi: values['skip-api'],
     skipProcess: values['skip-process'],
     skipIngestion: values['skip-ingestion'],
+    skipBacktest: values['skip-backtest'],
     keep: values.keep,
   };
 }
@@ -196,12 +200,16 @@ interface ScaleResult {
   checkOutcomes: string[];
   checkQueries: CheckQueryResult[];
   checkRun: { sumOfMediansMs: number; growthLS: number | null };
+  /** The live anomalies check: the sum of its queries' medians (they are in checkQueries too). */
+  anomalyCheck: { queries: number; sumOfMediansMs: number } | null;
   dashboard: DashboardResult[];
   identical: boolean;
   sentinelJson: SentinelJsonFigures;
   api: LoadFigure[] | null;
   process: ProcessFigures | null;
   ingestion: IngestionFigure[] | null;
+  /** One week x 20 sources x 4 metrics, on its own 20-source database (bench/backtest.ts); once per run. */
+  backtest: BacktestFigures | null;
   targets: TargetResult[];
   /** The comparison scale of the L/S ratios and where it came from. */
   growthReference: string | null;
@@ -530,9 +538,17 @@ interface ScaleContext {
   options: Options;
   date: string;
   ingestion: IngestionFigure[] | null;
+  backtest: BacktestFigures | null;
 }
 
-async function benchScale({ serverUrl, scale, options, date, ingestion }: ScaleContext): Promise<ScaleResult> {
+async function benchScale({
+  serverUrl,
+  scale,
+  options,
+  date,
+  ingestion,
+  backtest,
+}: ScaleContext): Promise<ScaleResult> {
   const startedAt = new Date().toISOString();
   const { url, name, setup } = await prepareDatabase(serverUrl, scale, options.keep);
   const machine = await machineInfo(url);
@@ -590,16 +606,25 @@ async function benchScale({ serverUrl, scale, options, date, ingestion }: ScaleC
     checkOutcomes: captured.outcomes,
     checkQueries,
     checkRun: { sumOfMediansMs: round3(checkQueries.reduce((n, q) => n + q.ours.medianMs, 0)), growthLS: null },
+    anomalyCheck: anomalyCheckOf(checkQueries),
     dashboard,
     identical: dashboard.every((d) => d.identical),
     sentinelJson,
     api,
     process: processFigures,
     ingestion,
+    backtest,
     targets: [],
     growthReference: null,
     plansFile,
   };
+}
+
+/** The anomalies check's queries (loadSeries: the rollup over the training weeks and the day). */
+function anomalyCheckOf(queries: CheckQueryResult[]): ScaleResult['anomalyCheck'] {
+  const own = queries.filter((q) => q.source === 'anomalies');
+  if (own.length === 0) return null;
+  return { queries: own.length, sumOfMediansMs: round3(own.reduce((n, q) => n + q.ours.medianMs, 0)) };
 }
 
 // ---------------------------------------------------------------------------
@@ -657,6 +682,8 @@ const API_P99_MS = 50;
 const INGESTION_SLOWDOWN_PCT = 5;
 const VERSION_COLD_MS = 150;
 const LOOP_RSS_MB = 10;
+const ANOMALY_CHECK_MS = 50;
+const BACKTEST_MS = 10_000;
 
 /** `median / p95`, with the repetitions when a slow query got fewer than asked for. */
 const medP95 = (s: Stats, asked: number): string =>
@@ -712,6 +739,16 @@ function rowsOf(result: ScaleResult): Row[] {
     { ours: `${fmtMs(result.checkRun.sumOfMediansMs)}`, growth: growth(result.checkRun.growthLS) },
     { target: `<${CHECK_RUN_DB_MS} ms`, pass: result.checkRun.sumOfMediansMs < CHECK_RUN_DB_MS },
   );
+
+  if (result.anomalyCheck) {
+    const a = result.anomalyCheck;
+    row(
+      'check',
+      `anomalies: the live check's ${a.queries} queries, sum of medians`,
+      { ours: fmtMs(a.sumOfMediansMs) },
+      { target: `<${ANOMALY_CHECK_MS} ms`, pass: a.sumOfMediansMs < ANOMALY_CHECK_MS },
+    );
+  }
 
   const sj = result.sentinelJson;
   row('sentinel', '--json wall time', { ours: medP95(sj.wall, result.reps) });
@@ -787,6 +824,20 @@ function rowsOf(result: ScaleResult): Row[] {
     }
   }
 
+  const bt = result.backtest;
+  if (bt) {
+    row(
+      'anomalies',
+      `backtest: 1 week x ${bt.sources} sources x ${bt.metrics.length} metrics (own ${bt.sources}-source database)`,
+      {
+        ours:
+          `${fmtMs(bt.total.medianMs)} / ${fmtMs(bt.total.p95Ms)} (read ${fmtMs(bt.load.medianMs)}, ` +
+          `${bt.rowsRead} source-hours; judge ${fmtMs(bt.judge.medianMs)}, ${bt.verdicts} verdicts)`,
+      },
+      { target: `<${BACKTEST_MS / 1000} s`, pass: bt.total.medianMs < BACKTEST_MS },
+    );
+  }
+
   for (const i of result.ingestion ?? []) {
     row(
       'ingestion',
@@ -855,8 +906,16 @@ async function main(): Promise<number> {
     ingestion = await measureIngestion({ adminUrl: serverUrl });
   }
 
+  let backtest: BacktestFigures | null = null;
+  if (!options.skipBacktest) {
+    // Its own database (bench/generate.sql has 8 sources, the figure is for 20): measured once per run.
+    log(`backtest: 1 week x ${BACKTEST_SOURCES} sources x 4 metrics`);
+    backtest = await measureBacktest({ serverUrl, keep: options.keep });
+  }
+
   const results: ScaleResult[] = [];
-  for (const scale of options.scales) results.push(await benchScale({ serverUrl, scale, options, date, ingestion }));
+  for (const scale of options.scales)
+    results.push(await benchScale({ serverUrl, scale, options, date, ingestion, backtest }));
 
   const large = results.find((r) => r.scale === 'L');
   if (large) {

@@ -284,6 +284,7 @@ describe('review regressions', () => {
         '20261128000000_ops_views_at_scale',
         '20261205000000_sentinel_state',
         '20261206000000_hourly_source_stats',
+        '20261207000000_hourly_source_timings',
         'intake_reference',
       ]);
       expect(r.stderr).toContain(`Migrating postgres://`);

@@ -24,6 +24,10 @@ const HOURLY_SQL = readFileSync(
   new URL('../../supabase/migrations/20261206000000_hourly_source_stats.sql', import.meta.url),
   'utf8',
 );
+const TIMINGS_SQL = readFileSync(
+  new URL('../../supabase/migrations/20261207000000_hourly_source_timings.sql', import.meta.url),
+  'utf8',
+);
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 const VIEWS = 'ops.v_batch_performance, ops.v_error_distribution, ops.v_pipeline_health';
@@ -90,6 +94,7 @@ describe('migrate', () => {
       { name: '20261128000000_ops_views_at_scale', status: 'applied' },
       { name: '20261205000000_sentinel_state', status: 'applied' },
       { name: '20261206000000_hourly_source_stats', status: 'applied' },
+      { name: '20261207000000_hourly_source_timings', status: 'applied' },
     ]);
     for (const rel of ['intake.simplicity_batches', 'intake.row_errors', ...VIEWS.split(', ')]) {
       expect(await relationExists(db, rel), rel).toBe(true);
@@ -100,6 +105,7 @@ describe('migrate', () => {
       ['20261128000000_ops_views_at_scale', sha256(SCALE_SQL)],
       ['20261205000000_sentinel_state', sha256(STATE_SQL)],
       ['20261206000000_hourly_source_stats', sha256(HOURLY_SQL)],
+      ['20261207000000_hourly_source_timings', sha256(TIMINGS_SQL)],
       ['intake_reference', sha256(INTAKE_SQL)],
     ]);
     expect(logger.lines).toEqual([
@@ -108,6 +114,7 @@ describe('migrate', () => {
       'info Applying 20261128000000_ops_views_at_scale...',
       'info Applying 20261205000000_sentinel_state...',
       'info Applying 20261206000000_hourly_source_stats...',
+      'info Applying 20261207000000_hourly_source_timings...',
     ]);
   });
 
@@ -125,6 +132,7 @@ describe('migrate', () => {
       { name: '20261128000000_ops_views_at_scale', status: 'unchanged' },
       { name: '20261205000000_sentinel_state', status: 'unchanged' },
       { name: '20261206000000_hourly_source_stats', status: 'unchanged' },
+      { name: '20261207000000_hourly_source_timings', status: 'unchanged' },
     ]);
     expect(await ledger(db)).toEqual(before);
     expect(logger.lines).toEqual([]);
@@ -140,6 +148,7 @@ describe('migrate', () => {
       { name: '20261128000000_ops_views_at_scale', status: 'unchanged' },
       { name: '20261205000000_sentinel_state', status: 'unchanged' },
       { name: '20261206000000_hourly_source_stats', status: 'unchanged' },
+      { name: '20261207000000_hourly_source_timings', status: 'unchanged' },
     ]);
   });
 
@@ -155,11 +164,13 @@ describe('migrate', () => {
     expect(statusesOf('20261128000000_ops_views_at_scale')).toEqual(['applied', 'unchanged']);
     expect(statusesOf('20261205000000_sentinel_state')).toEqual(['applied', 'unchanged']);
     expect(statusesOf('20261206000000_hourly_source_stats')).toEqual(['applied', 'unchanged']);
+    expect(statusesOf('20261207000000_hourly_source_timings')).toEqual(['applied', 'unchanged']);
     expect((await ledger(db)).map((r) => r.name)).toEqual([
       '20250104000000_ops_views',
       '20261128000000_ops_views_at_scale',
       '20261205000000_sentinel_state',
       '20261206000000_hourly_source_stats',
+      '20261207000000_hourly_source_timings',
       'intake_reference',
     ]);
   });
@@ -179,6 +190,7 @@ describe('migrate', () => {
       { name: '20261128000000_ops_views_at_scale', status: 'reapplied' },
       { name: '20261205000000_sentinel_state', status: 'reapplied' },
       { name: '20261206000000_hourly_source_stats', status: 'reapplied' },
+      { name: '20261207000000_hourly_source_timings', status: 'reapplied' },
     ]);
     expect(await relationExists(db, 'ops.v_pipeline_health')).toBe(true);
     const row = (await ledger(db)).find((r) => r.name === '20250104000000_ops_views');
@@ -313,6 +325,7 @@ describe('migrate', () => {
         { name: '20261128000000_ops_views_at_scale', status: 'applied' },
         { name: '20261205000000_sentinel_state', status: 'applied' },
         { name: '20261206000000_hourly_source_stats', status: 'applied' },
+        { name: '20261207000000_hourly_source_timings', status: 'applied' },
       ]);
     },
   );
@@ -336,6 +349,7 @@ describe('migrate', () => {
       '20261128000000_ops_views_at_scale',
       '20261205000000_sentinel_state',
       '20261206000000_hourly_source_stats',
+      '20261207000000_hourly_source_timings',
       'intake_reference',
     ]);
   });
@@ -351,6 +365,7 @@ describe('migrate', () => {
       { name: '20261128000000_ops_views_at_scale', status: 'applied' },
       { name: '20261205000000_sentinel_state', status: 'applied' },
       { name: '20261206000000_hourly_source_stats', status: 'applied' },
+      { name: '20261207000000_hourly_source_timings', status: 'applied' },
     ]);
     expect(await relationExists(db, 'sentinel.alert_state')).toBe(true);
     await db.pool.query(`insert into sentinel.alert_state (id, state) values (1, '{}')`);
