@@ -5,6 +5,7 @@ import type { Alert } from '../types.js';
 import { bounded, DAY_MS, LIMITS, MINUTE_MS, SECOND_MS } from '../util/limits.js';
 import { displayUrl, Redactor } from '../util/redact.js';
 import { oneLine } from '../util/text.js';
+import { sentinelVersion } from '../util/version.js';
 import { type CheckContext, type CheckOutput, checkSettings, defineCheck } from './types.js';
 
 /**
@@ -208,11 +209,7 @@ class SchemaCacheRun {
       100,
       Math.min(this.settings.request_timeout_seconds * 1000, this.deadline - performance.now()),
     );
-    const headers: Record<string, string> = { Accept: 'application/json', 'Accept-Profile': SCHEMA };
-    if (this.key) {
-      headers.apikey = this.key;
-      headers.Authorization = `Bearer ${this.key}`;
-    }
+    const headers = probeHeaders(this.key);
     const started = performance.now();
     const outcome = await httpGet(this.probeUrl, headers, timeoutMs, this.ctx.signal);
     const latencyMs = Math.round(performance.now() - started);
@@ -550,7 +547,7 @@ class SchemaCacheRun {
         privilege
           ? `The key's role may not read ${SCHEMA}.${VIEW}: grant usage on schema ${SCHEMA} and select on its ` +
               `views to the API roles.`
-          : 'Check the service-role key (SUPABASE_SERVICE_ROLE_KEY): it must be a valid JWT for this project.',
+          : keyRemediation(this.key, failure.error),
       );
     }
     return this.alert(
@@ -777,6 +774,64 @@ function labelFor(p: Extract<Probe, { kind: 'http' }>): { stem: string; detected
   if (code === 'PGRST002') return { stem: 'PGRST002', detected: 'PGRST002 detected' };
   const stem = code === '42P01' ? `${SCHEMA}.${VIEW} not found (42P01)` : `Stale schema cache (${code})`;
   return { stem, detected: stem };
+}
+
+/** Supabase's secret keys: not JWTs, sent in `apikey` only. */
+const SECRET_KEY_PREFIX = 'sb_secret_';
+
+/**
+ * Sentinel's User-Agent: a name and a version, nothing a browser sends (Supabase's
+ * gateway refuses a secret key from a browser User-Agent with HTTP 401).
+ */
+export function userAgent(): string {
+  return `sentinel/${sentinelVersion()}`;
+}
+
+/**
+ * The probe's headers. A secret key (`sb_secret_…`) goes in `apikey` only: it is not
+ * a JWT, and the gateway forwards a Bearer value to PostgREST, which rejects it. A
+ * legacy service_role JWT goes in both, as Supabase's own clients send it (a plain
+ * PostgREST reads only `Authorization`). The configuration has already refused a
+ * publishable key and an `sb_` key aimed at a plain PostgREST.
+ */
+export function probeHeaders(key: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = {
+    Accept: 'application/json',
+    'Accept-Profile': SCHEMA,
+    'User-Agent': userAgent(),
+  };
+  if (!key) return headers;
+  headers.apikey = key;
+  if (!key.startsWith(SECRET_KEY_PREFIX)) headers.Authorization = `Bearer ${key}`;
+  return headers;
+}
+
+/** What to check when the key was refused (HTTP 401/403 without a permission error). */
+function keyRemediation(key: string | undefined, error: PostgrestError | undefined): string {
+  if (!key) {
+    return (
+      'No API key is configured: set SUPABASE_SECRET_KEY (a secret key, sb_secret_…, from Project Settings → API ' +
+      'Keys) or SUPABASE_SERVICE_ROLE_KEY (the legacy service_role JWT).'
+    );
+  }
+  if (key.startsWith(SECRET_KEY_PREFIX)) {
+    if (/browser/i.test(error?.message ?? '')) {
+      return (
+        `Supabase's gateway took the request for a browser's and refuses secret keys from browsers: Sentinel sends ` +
+        `User-Agent ${userAgent()}; check that no proxy between Sentinel and Supabase replaces it.`
+      );
+    }
+    return (
+      'Check the secret key (SUPABASE_SECRET_KEY, or SUPABASE_SERVICE_ROLE_KEY if it is set there): it must be an ' +
+      "active sb_secret_ key of this project (Project Settings → API Keys); a deleted key or another project's " +
+      'answers "Unregistered API key".'
+    );
+  }
+  return (
+    'Check the service-role key (SUPABASE_SERVICE_ROLE_KEY, or SUPABASE_SECRET_KEY if it is set there): it must be ' +
+    'a valid service_role JWT for this project; or use a secret key (sb_secret_…, Project Settings → API Keys) in ' +
+    'SUPABASE_SECRET_KEY instead.'
+  );
 }
 
 /** Milliseconds as seconds with at most one decimal: 300 -> "0.3". */

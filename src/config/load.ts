@@ -327,15 +327,80 @@ function resolveEnvironment(
   }
   const restUrl = given === undefined ? undefined : supabase ? supabaseRest(given) : given;
 
-  const keyFromEnv = nonEmpty(env.SUPABASE_SERVICE_ROLE_KEY);
-  const serviceRoleKey = keyFromEnv ?? fromFile?.service_role_key;
-  const keyProblem = serviceRoleKey === undefined ? undefined : badKeyCharacter(serviceRoleKey);
-  if (keyProblem)
-    problems.push(
-      `${keyFromEnv ? 'SUPABASE_SERVICE_ROLE_KEY' : `environments.${name}.service_role_key`}: ${keyProblem}`,
-    );
+  const serviceRoleKey = resolveApiKey(
+    name,
+    fromFile,
+    env,
+    supabase || given === undefined ? undefined : restLabel,
+    problems,
+  );
   if (!databaseUrl) return undefined;
   return { name, databaseUrl, restUrl: restUrl?.replace(/\/+$/, ''), serviceRoleKey };
+}
+
+/** Supabase's new API key formats; anything else is taken for a legacy JWT (`eyJ…`). */
+const SECRET_PREFIX = 'sb_secret_';
+const PUBLISHABLE_PREFIX = 'sb_publishable_';
+
+/**
+ * The API key the schema-cache probe sends: `SUPABASE_SECRET_KEY` or
+ * `SUPABASE_SERVICE_ROLE_KEY` (the environment beats the file's `secret_key` /
+ * `service_role_key`). Both set at the same level is refused rather than one
+ * silently winning: during a rotation that hides which key is really in use.
+ * Either setting may hold either kind of key (a new `sb_secret_…` key or the
+ * legacy `service_role` JWT): the key's own prefix decides the headers. Refused,
+ * each in one line that never shows the key: a publishable key (the anon role,
+ * which cannot read the ops views) and an `sb_` key aimed at a plain PostgREST
+ * (`plainPostgrest` names that setting), which only verifies JWTs.
+ */
+function resolveApiKey(
+  name: string,
+  fromFile: FileConfig['environments'][string] | undefined,
+  env: NodeJS.ProcessEnv,
+  plainPostgrest: string | undefined,
+  problems: string[],
+): string | undefined {
+  const envSecret = nonEmpty(env.SUPABASE_SECRET_KEY);
+  const envServiceRole = nonEmpty(env.SUPABASE_SERVICE_ROLE_KEY);
+  if (envSecret && envServiceRole) {
+    problems.push(
+      'SUPABASE_SECRET_KEY and SUPABASE_SERVICE_ROLE_KEY are both set: set only one (SUPABASE_SECRET_KEY for an ' +
+        'sb_secret_ key, SUPABASE_SERVICE_ROLE_KEY for the legacy service_role JWT)',
+    );
+    return undefined;
+  }
+  // The file's two keys together are refused by the schema (environments.<name>).
+  const [key, label] = envSecret
+    ? [envSecret, 'SUPABASE_SECRET_KEY']
+    : envServiceRole
+      ? [envServiceRole, 'SUPABASE_SERVICE_ROLE_KEY']
+      : fromFile?.secret_key
+        ? [fromFile.secret_key, `environments.${name}.secret_key`]
+        : fromFile?.service_role_key
+          ? [fromFile.service_role_key, `environments.${name}.service_role_key`]
+          : [undefined, ''];
+  if (key === undefined) return undefined;
+  const characterProblem = badKeyCharacter(key);
+  if (characterProblem) {
+    problems.push(`${label}: ${characterProblem}`);
+    return undefined;
+  }
+  if (key.startsWith(PUBLISHABLE_PREFIX)) {
+    problems.push(
+      `${label}: this is a publishable key (sb_publishable_…), which maps to the anon role and cannot read the ops ` +
+        'views: use a secret key (sb_secret_…, Project Settings → API Keys) or the legacy service_role JWT',
+    );
+    return undefined;
+  }
+  if (key.startsWith('sb_') && plainPostgrest) {
+    problems.push(
+      `${label}: an ${key.startsWith(SECRET_PREFIX) ? 'sb_secret_' : 'sb_'} key works only through Supabase's API ` +
+        `gateway (SUPABASE_URL), but ${plainPostgrest} points at a plain PostgREST, which only understands JWTs: ` +
+        `use a JWT signed with its jwt-secret, or set SUPABASE_URL instead`,
+    );
+    return undefined;
+  }
+  return key;
 }
 
 function supabaseRest(base: string): string {

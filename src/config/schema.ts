@@ -20,10 +20,18 @@ const environmentSchema = z
     // the environment variables; other environments may hold unresolved ${VAR}s.
     supabase_url: z.string().min(1).optional(),
     postgrest_url: z.string().min(1).optional(),
+    /** The legacy service_role JWT (or, accepted as well, an sb_secret_ key). */
     service_role_key: z.string().min(1).optional(),
+    /** A Supabase secret key (`sb_secret_…`); sent as `apikey` only. */
+    secret_key: z.string().min(1).optional(),
   })
   .refine((env) => !(env.supabase_url && env.postgrest_url), {
     message: 'set supabase_url or postgrest_url, not both',
+  })
+  .refine((env) => !(env.secret_key && env.service_role_key), {
+    message:
+      'set secret_key or service_role_key, not both (secret_key for an sb_secret_ key, service_role_key for the ' +
+      'legacy service_role JWT)',
   });
 
 const alertingSchema = z.strictObject({
@@ -162,6 +170,10 @@ export interface ResolvedEnvironment {
   databaseUrl: string;
   /** PostgREST root (for Supabase: `SUPABASE_URL/rest/v1`), if configured. */
   restUrl?: string;
+  /**
+   * The API key the schema-cache probe sends (SUPABASE_SECRET_KEY or SUPABASE_SERVICE_ROLE_KEY):
+   * an `sb_secret_…` key (sent as `apikey` only) or a legacy service_role JWT (`apikey` and Bearer).
+   */
   serviceRoleKey?: string;
 }
 

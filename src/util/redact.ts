@@ -10,8 +10,14 @@ export const MASK = '***';
 // monitored data is scanned again from every word boundary, quadratic in its length.
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]{0,31}:\/\/[^\s:/@]*:)([^\s@/]+)@/gi;
 
+/**
+ * A Supabase secret key (`sb_secret_` and its random part), known or not: one may be
+ * echoed back in an error (a gateway's, a proxy's) that is not the configured key.
+ */
+const SUPABASE_SECRET_KEY = /\bsb_secret_[A-Za-z0-9_-]+/g;
+
 export function redactUrlPasswords(text: string): string {
-  return text.replace(URL_PASSWORD, `$1${MASK}@`);
+  return text.replace(URL_PASSWORD, `$1${MASK}@`).replace(SUPABASE_SECRET_KEY, `sb_secret_${MASK}`);
 }
 
 export class Redactor {

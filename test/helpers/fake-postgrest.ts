@@ -129,6 +129,28 @@ export const answers = {
     status: 401,
     body: { message: 'Invalid API key', hint: 'Double check your Supabase `anon` or `service_role` API key.' },
   }),
+  /**
+   * Supabase's gateway on an `sb_secret_`/`sb_publishable_` key it does not know (deleted,
+   * or another project's): 401 with a `{message, hint}` body and no PostgREST code.
+   */
+  gatewayUnregisteredKey: (): FakeAnswer => ({
+    status: 401,
+    body: {
+      message: 'Unregistered API key',
+      hint: 'Double check the provided API key as it is not registered for this project.',
+    },
+  }),
+  /** Supabase's gateway on a secret key from a browser User-Agent: always 401 (API keys guide). */
+  gatewaySecretKeyInBrowser: (): FakeAnswer => ({
+    status: 401,
+    body: { message: 'Forbidden use of secret API key in browser' },
+  }),
+  /** Supabase's gateway with no `apikey` header (e.g. a secret key sent only as a Bearer token). */
+  gatewayMissingApiKey: (): FakeAnswer => ({
+    status: 401,
+    body: { message: 'No API key found in request', hint: 'No `apikey` request header or url param was found.' },
+    headers: { 'sb-error-code': 'UNAUTHORIZED_MISSING_API_KEY' },
+  }),
   hang: (): FakeAnswer => ({ status: 0, hang: true }),
 };
 
@@ -143,6 +165,11 @@ export interface FakePostgrest {
   enqueue(...answers: FakeAnswer[]): void;
   /** The answer once the queue is empty. */
   setDefault(answer: FakeAnswer): void;
+  /**
+   * Answers computed from each request (after the queue), e.g. a gateway that looks at
+   * the key; undefined falls through to the default.
+   */
+  answerWith(decide: ((request: RecordedRequest) => FakeAnswer | undefined) | undefined): void;
   /**
    * Answer `broken` until a schema reload arrives, then `healthy` (200 by default),
    * like a PostgREST whose cache a reload fixes. `reload()` or a NOTIFY seen by
@@ -168,6 +195,7 @@ export async function startFakePostgrest(initial: FakeAnswer = answers.ok()): Pr
   const queue: FakeAnswer[] = [];
   const sockets = new Set<Socket>();
   let fallback = initial;
+  let decider: ((request: RecordedRequest) => FakeAnswer | undefined) | undefined;
   let untilReload: { broken: FakeAnswer; healthy: FakeAnswer } | undefined;
   let reloaded = false;
   let reloads = 0;
@@ -189,9 +217,10 @@ export async function startFakePostgrest(initial: FakeAnswer = answers.ok()): Pr
   };
 
   const server: Server = createServer((req, res) => {
-    requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers });
+    const recorded = { method: req.method ?? '', path: req.url ?? '', headers: req.headers };
+    requests.push(recorded);
     req.resume();
-    const next = queue.shift();
+    const next = queue.shift() ?? decider?.(recorded);
     if (next) return respond(res, next);
     if (untilReload) return respond(res, reloaded ? untilReload.healthy : untilReload.broken);
     respond(res, fallback);
@@ -213,6 +242,9 @@ export async function startFakePostgrest(initial: FakeAnswer = answers.ok()): Pr
     setDefault: (answer) => {
       fallback = answer;
       untilReload = undefined;
+    },
+    answerWith: (decide) => {
+      decider = decide;
     },
     brokenUntilReload: (broken, healthy = answers.ok()) => {
       untilReload = { broken, healthy };
