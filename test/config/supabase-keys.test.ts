@@ -143,7 +143,8 @@ describe('Supabase API keys in the config file', () => {
   it('reads environments.<name>.secret_key, ${VAR} substituted, and collects it as a secret', async () => {
     const path = await file(
       'secret.yaml',
-      `environments:\n  prod:\n    database_url: ${DB}\n    supabase_url: ${SUPABASE}\n    secret_key: \${PROD_SECRET}\n`,
+      `environments:\n  prod:\n    database_url: ${DB}\n    supabase_url: ${SUPABASE}\n` +
+        `    secret_key: \${PROD_SECRET}\n`,
     );
     const config = await loadConfig({ env: { SENTINEL_CONFIG: path, SUPABASE_MODE: 'prod', PROD_SECRET: SECRET } });
     expect(config.env).toMatchObject({ name: 'prod', serviceRoleKey: SECRET });
@@ -167,7 +168,8 @@ describe('Supabase API keys in the config file', () => {
   it('refuses a publishable secret_key, naming the setting', async () => {
     const path = await file(
       'publishable.yaml',
-      `environments:\n  prod:\n    database_url: ${DB}\n    supabase_url: ${SUPABASE}\n    secret_key: ${PUBLISHABLE}\n`,
+      `environments:\n  prod:\n    database_url: ${DB}\n    supabase_url: ${SUPABASE}\n` +
+        `    secret_key: ${PUBLISHABLE}\n`,
     );
     const problems = await problemsOf(loadConfig({ env: { SENTINEL_CONFIG: path, SUPABASE_MODE: 'prod' } }));
     expect(problems).toHaveLength(1);
@@ -178,7 +180,8 @@ describe('Supabase API keys in the config file', () => {
   it('lets the environment beat the file, as for every other setting', async () => {
     const path = await file(
       'precedence.yaml',
-      `environments:\n  dev:\n    database_url: ${DB}\n    supabase_url: ${SUPABASE}\n    secret_key: ${OTHER_SECRET}\n`,
+      `environments:\n  dev:\n    database_url: ${DB}\n    supabase_url: ${SUPABASE}\n` +
+        `    secret_key: ${OTHER_SECRET}\n`,
     );
     const viaSecret = await loadConfig({ env: { SENTINEL_CONFIG: path, SUPABASE_SECRET_KEY: SECRET } });
     expect(viaSecret.env.serviceRoleKey).toBe(SECRET);
