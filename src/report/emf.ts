@@ -48,8 +48,8 @@ export interface EmfOptions {
 export const EMF_NAMESPACE = 'Sentinel';
 /** Metric definitions per MetricDirective: the specification's maximum. */
 export const EMF_MAX_METRICS_PER_DIRECTIVE = 100;
-/** Longest dimension value Sentinel writes (CloudWatch allows 1024). */
-export const EMF_MAX_DIMENSION_VALUE = 256;
+/** Longest dimension value (CloudWatch API Dimension: 1024); a /metrics source label (128 characters) escaped fits whole. */
+export const EMF_MAX_DIMENSION_VALUE = 1024;
 
 /** The units the figures use (of the specification's allowed list). */
 type Unit = 'Seconds' | 'Count' | 'None';
@@ -69,7 +69,9 @@ interface Doc {
 
 /** A dimension value CloudWatch accepts: ASCII printable only (others escaped), not blank, bounded. */
 export function emfDimensionValue(text: string, max = EMF_MAX_DIMENSION_VALUE): string {
-  let out = '';
+  const parts: string[] = [];
+  let length = 0;
+  let cut = false;
   for (const ch of text) {
     const code = ch.codePointAt(0)!;
     let shown: string;
@@ -79,14 +81,22 @@ export function emfDimensionValue(text: string, max = EMF_MAX_DIMENSION_VALUE): 
       const low = 0xdc00 + ((code - 0x10000) & 0x3ff);
       shown = `\\u${high.toString(16)}\\u${low.toString(16)}`;
     } else shown = `\\u${code.toString(16).padStart(4, '0')}`;
-    if (out.length + shown.length > max - 3) {
-      out += '...';
+    // Reads no further than it can print: a 1 MB name costs what a short one does.
+    if (length + shown.length > max) {
+      cut = true;
       break;
     }
-    out += shown;
+    parts.push(shown);
+    length += shown.length;
   }
-  // Blank (empty or spaces only): shown quoted, so the value has a non-whitespace character.
-  return out.trim() === '' ? `"${out}"` : out;
+  if (cut) {
+    // Room for the `...`, never splitting an escape.
+    while (parts.length > 0 && length + 3 > max) length -= parts.pop()!.length;
+    parts.push('...');
+  }
+  const out = parts.join('');
+  // Blank (empty or spaces only: other whitespace is escaped): shown quoted, so it has a non-whitespace character.
+  return out.trim() === '' ? `"${out.slice(0, max - 2)}"` : out;
 }
 
 /** The run as EMF documents, one JSON text per element (no newlines inside). */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { METRICS } from '../../src/metrics/names.js';
+import { sourceLabel } from '../../src/metrics/registry.js';
 import { EMF_MAX_DIMENSION_VALUE, emfDimensionValue, renderEmf } from '../../src/report/emf.js';
 import type { Alert, CheckSummary, PipelineSnapshot, RunResult } from '../../src/types.js';
 import { overallStatus } from '../../src/types.js';
@@ -335,6 +336,16 @@ describe('renderEmf', () => {
     expect(emfDimensionValue('x'.repeat(2000))).toBe(`${'x'.repeat(EMF_MAX_DIMENSION_VALUE - 3)}...`);
     expect(emfDimensionValue('\u00e9'.repeat(100)).length).toBeLessThanOrEqual(EMF_MAX_DIMENSION_VALUE);
     expect(emfDimensionValue('\t')).toBe('\\u0009');
+    expect(emfDimensionValue(' '.repeat(5000))).toHaveLength(EMF_MAX_DIMENSION_VALUE);
+    expect(emfDimensionValue('x'.repeat(EMF_MAX_DIMENSION_VALUE))).toBe('x'.repeat(EMF_MAX_DIMENSION_VALUE));
+    expect(emfDimensionValue(`${'x'.repeat(EMF_MAX_DIMENSION_VALUE - 1)}\u00e9`)).toBe(
+      `${'x'.repeat(EMF_MAX_DIMENSION_VALUE - 3)}...`,
+    );
+    // A /metrics source label (128 characters) fits whole, escaped: distinct labels stay distinct.
+    const a = emfDimensionValue(sourceLabel(`${'\u00e9'.repeat(127)}a`));
+    const b = emfDimensionValue(sourceLabel(`${'\u00e9'.repeat(127)}b`));
+    expect(a).not.toBe(b);
+    expect(a.length).toBeLessThanOrEqual(EMF_MAX_DIMENSION_VALUE);
   });
 
   it('a namespace of its own', () => {
