@@ -1,5 +1,6 @@
 import { ConfigError, type ConfigFlags } from '../config/load.js';
 import type { LogLevel } from '../log.js';
+import * as metricsRules from '../metrics/registry.js';
 import { type EmfOptions, renderEmf } from '../report/emf.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
@@ -40,7 +41,7 @@ export function reportPrinter(
 ): (result: RunResult) => void {
   return (result) => {
     const text = options.emf
-      ? renderEmf(result, { ...options.emf, redact: (t) => redactor.redact(t) }).join('\n')
+      ? renderEmf(result, metricsRules, { ...options.emf, redact: (t) => redactor.redact(t) }).join('\n')
       : options.nagios
         ? renderNagios(result, { ...options.nagios, redact: (t) => redactor.redact(t) })
         : options.json || options.pretty

@@ -1,12 +1,12 @@
 import { anomaliesCheck } from '../checks/anomalies.js';
 import { ratePct } from '../checks/error_spike.js';
+import { databaseReached } from '../checks/reachability.js';
 import { schemaCacheCheck } from '../checks/schema_cache.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
-import {
+import type {
   checkStatus,
   configuredSourceLabels,
   DEFAULT_MAX_SOURCES,
-  databaseReached,
   OTHER_SOURCE,
   sourceLabel,
   sourceSeries,
@@ -15,7 +15,7 @@ import type { CheckSummary, RunResult } from '../types.js';
 
 /**
  * `--format emf`: the run as CloudWatch Embedded Metric Format documents
- * (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html),
+ * (docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html),
  * one JSON object per line, so a Lambda function, an ECS task (awslogs driver) or a
  * CloudWatch agent shipping stdout gets metrics from its logs, with no agent of Sentinel's own.
  *
@@ -36,6 +36,20 @@ import type { CheckSummary, RunResult } from '../types.js';
  * characters, at least one non-whitespace character, at most 1024 characters): a source's
  * /metrics label with every other character escaped as `\uXXXX`.
  */
+/**
+ * The rules /metrics applies (src/metrics/registry.ts), passed in by the caller: report/
+ * sits below metrics/ in the layering (test/architecture.test.ts), and the bounds must be
+ * /metrics' own, not a copy. `renderEmf(result, registry)` with the module itself.
+ */
+export interface MetricsRules {
+  sourceSeries: typeof sourceSeries;
+  configuredSourceLabels: typeof configuredSourceLabels;
+  sourceLabel: typeof sourceLabel;
+  checkStatus: typeof checkStatus;
+  OTHER_SOURCE: typeof OTHER_SOURCE;
+  DEFAULT_MAX_SOURCES: typeof DEFAULT_MAX_SOURCES;
+}
+
 export interface EmfOptions {
   /** CloudWatch namespace (default `Sentinel`). */
   namespace?: string;
@@ -48,7 +62,7 @@ export interface EmfOptions {
 export const EMF_NAMESPACE = 'Sentinel';
 /** Metric definitions per MetricDirective: the specification's maximum. */
 export const EMF_MAX_METRICS_PER_DIRECTIVE = 100;
-/** Longest dimension value (CloudWatch API Dimension: 1024); a /metrics source label (128 characters) escaped fits whole. */
+/** Longest dimension value (CloudWatch API Dimension: 1024): an escaped /metrics source label fits whole. */
 export const EMF_MAX_DIMENSION_VALUE = 1024;
 
 /** The units the figures use (of the specification's allowed list). */
@@ -100,9 +114,10 @@ export function emfDimensionValue(text: string, max = EMF_MAX_DIMENSION_VALUE): 
 }
 
 /** The run as EMF documents, one JSON text per element (no newlines inside). */
-export function renderEmf(result: RunResult, options: EmfOptions = {}): string[] {
+export function renderEmf(result: RunResult, rules: MetricsRules, options: EmfOptions = {}): string[] {
+  const { sourceSeries, configuredSourceLabels, sourceLabel, checkStatus } = rules;
   const namespace = options.namespace ?? EMF_NAMESPACE;
-  const maxSources = options.maxSources ?? DEFAULT_MAX_SOURCES;
+  const maxSources = options.maxSources ?? rules.DEFAULT_MAX_SOURCES;
   const redact = options.redact ?? ((t: string) => t);
   const value = (text: string): string => emfDimensionValue(redact(text));
   const environment = value(result.environment);
@@ -226,7 +241,7 @@ export function renderEmf(result: RunResult, options: EmfOptions = {}): string[]
   }
 
   // Anomaly series, bounded as /metrics bounds them.
-  for (const a of anomalySeries(result, maxSources))
+  for (const a of anomalySeries(result, maxSources, rules))
     docs.push({
       dimensions: [env, ['source', value(a.source)], ['metric', value(a.metric)]],
       figures: [
@@ -274,7 +289,8 @@ type AnomalySeries = { source: string; metric: string; score: number; sensitivit
  * a verdict and least unusual) folded into `other`, which carries the most unusual of them
  * and the worst verdict among them.
  */
-function anomalySeries(result: RunResult, maxSources: number): AnomalySeries[] {
+function anomalySeries(result: RunResult, maxSources: number, rules: MetricsRules): AnomalySeries[] {
+  const { sourceLabel, OTHER_SOURCE } = rules;
   const summary = result.checks.find((c) => c.name === anomaliesCheck.name);
   const bySeries = new Map<
     string,

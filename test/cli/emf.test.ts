@@ -50,7 +50,7 @@ const runDoc = (docs: EmfDocument[]): EmfDocument => {
 };
 
 describe('sentinel --format emf', () => {
-  it('a stuck batch from a hostile source: valid EMF lines, exit 2, the alert and the source as dimensions', async () => {
+  it('a stuck batch from a hostile source: valid lines, exit 2, the alert and the source as dimensions', async () => {
     const hostile = `evil\u202e\u001b[2J${'x'.repeat(1024)}`;
     await insertBatch(db.pool, {
       source: hostile,
@@ -75,6 +75,10 @@ describe('sentinel --format emf', () => {
     const processing = docs.find((d) => d.dimensions.status === 'processing');
     expect(processing?.metrics.sentinel_pipeline_stuck_batches?.value).toBe(1);
     expect(r.stdout).not.toMatch(/[\u001b\u202e]/);
+    // The source's /metrics label (escaped, cut at 128 characters), in ASCII.
+    const source = docs.find((d) => d.dimensions.source?.startsWith('evil\\u202e\\x1b[2Jxxx'));
+    expect(source?.dimensions.source).toMatch(/^evil\\u202e\\x1b\[2Jx+\\u2026$/);
+    expect(source?.metrics.sentinel_pipeline_bucket_rows).toBeDefined();
   });
 
   it('healthy: exit code of the run, every line valid', async () => {

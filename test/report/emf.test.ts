@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { METRICS } from '../../src/metrics/names.js';
+import * as registry from '../../src/metrics/registry.js';
 import { sourceLabel } from '../../src/metrics/registry.js';
 import { EMF_MAX_DIMENSION_VALUE, emfDimensionValue, renderEmf } from '../../src/report/emf.js';
 import type { Alert, CheckSummary, PipelineSnapshot, RunResult } from '../../src/types.js';
@@ -156,7 +157,7 @@ describe('the EMF validator (written from the specification) rejects what the sp
 describe('renderEmf', () => {
   it('a healthy run: the run, per status, per check and per source documents, all valid', () => {
     const result = run([]);
-    const docs = valid(renderEmf(result), result);
+    const docs = valid(renderEmf(result, registry), result);
 
     const main = find(docs, { environment: 'prod' });
     expect(main.root.overall_status).toBe('healthy');
@@ -209,7 +210,7 @@ describe('renderEmf', () => {
         { name: 'error_spike', outcome: 'alert', duration_ms: 2 },
       ],
     });
-    const docs = valid(renderEmf(result), result);
+    const docs = valid(renderEmf(result, registry), result);
     expect(find(docs, { environment: 'prod' }).root.overall_status).toBe('critical');
     expect(value(find(docs, { environment: 'prod', check: 'stuck_batches' }), 'sentinel_check_status')).toBe(2);
     expect(value(find(docs, { environment: 'prod', check: 'error_spike' }), 'sentinel_check_status')).toBe(1);
@@ -239,7 +240,7 @@ describe('renderEmf', () => {
       ],
       pipeline: undefined,
     });
-    const docs = valid(renderEmf(result), result);
+    const docs = valid(renderEmf(result, registry), result);
     const main = find(docs, { environment: 'prod' });
     expect(value(main, 'sentinel_database_up')).toBe(0);
     expect(value(main, 'sentinel_pipeline_bucket_rows')).toBeUndefined();
@@ -263,7 +264,7 @@ describe('renderEmf', () => {
       pipeline: { ...pipeline, hourly: { ...pipeline.hourly, sources } },
       checks: [...CHECKS, { name: 'anomalies', outcome: 'ok', duration_ms: 40, series }],
     });
-    const lines = renderEmf(result, { maxSources: 10 });
+    const lines = renderEmf(result, registry, { maxSources: 10 });
     const docs = valid(lines, result);
     const perSource = docs.filter((d) => d.dimensions.source !== undefined && d.dimensions.metric === undefined);
     expect(perSource).toHaveLength(11);
@@ -289,7 +290,7 @@ describe('renderEmf', () => {
     expect(Math.max(...lines.map((l) => Buffer.byteLength(l)))).toBeLessThan(4096);
   });
 
-  it('hostile names: control, bidi and non-ASCII characters escaped, 1 KB names cut, blank names quoted, secrets masked', () => {
+  it('hostile names: controls, bidi and non-ASCII escaped, 1 KB names cut, blank names quoted, secrets masked', () => {
     const secret = 'hunter2-secret-value';
     const hostile = [
       'evil\n{"_aws":1}\r\u001b[2J',
@@ -307,7 +308,7 @@ describe('renderEmf', () => {
       pipeline: { ...pipeline, hourly: { ...pipeline.hourly, sources } },
     });
     const redactor = new Redactor([secret]);
-    const lines = renderEmf(result, { redact: (t) => redactor.redact(t) });
+    const lines = renderEmf(result, registry, { redact: (t) => redactor.redact(t) });
     const docs = valid(lines, result);
     for (const line of lines) {
       expect(line).not.toContain(secret);
@@ -350,7 +351,7 @@ describe('renderEmf', () => {
 
   it('a namespace of its own', () => {
     const result = run([]);
-    for (const line of renderEmf(result, { namespace: 'Dragonfly/Sentinel' })) {
+    for (const line of renderEmf(result, registry, { namespace: 'Dragonfly/Sentinel' })) {
       expect(emfProblems(line)).toEqual([]);
       expect(parseEmf(line).namespace).toBe('Dragonfly/Sentinel');
     }
