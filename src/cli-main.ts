@@ -127,8 +127,9 @@ export function buildProgram(): Command {
     .addOption(
       new Option(
         '--format <format>',
-        'report format: human (default), json (= --json) or nagios (one plugin-API line; exit 0/1/2/3)',
-      ).choices(['human', 'json', 'nagios']),
+        'report format: human (default), json (= --json), nagios (one plugin-API line; exit 0/1/2/3) or emf ' +
+          '(CloudWatch Embedded Metric Format: JSON lines of metrics, docs/cloudwatch.md)',
+      ).choices(['human', 'json', 'nagios', 'emf']),
     )
     .option('--loop', 'run checks every --interval seconds until SIGINT/SIGTERM')
     .option('--interval <seconds>', 'seconds between run starts in --loop mode (1 to 86400)', intervalSeconds, 300)

@@ -1,5 +1,7 @@
 import { ConfigError, type ConfigFlags } from '../config/load.js';
 import type { LogLevel } from '../log.js';
+import * as metricsRules from '../metrics/registry.js';
+import { type EmfOptions, renderEmf } from '../report/emf.js';
 import { renderHuman } from '../report/human.js';
 import { renderJson } from '../report/json.js';
 import {
@@ -20,7 +22,7 @@ export interface CheckFlags extends ConfigFlags {
   json?: boolean;
   pretty?: boolean;
   /** `--format`: `json` is what `--json` means; `nagios` is one plugin-API line (one run only). */
-  format?: 'human' | 'json' | 'nagios';
+  format?: 'human' | 'json' | 'nagios' | 'emf';
   loop?: boolean;
   interval?: number;
   color?: boolean;
@@ -31,18 +33,20 @@ export interface CheckFlags extends ConfigFlags {
 
 /**
  * Prints each run's report on stdout, redacted: JSON (one line unless pretty), a
- * Nagios plugin line or the human banner.
+ * Nagios plugin line, CloudWatch EMF documents (one JSON line each) or the human banner.
  */
 export function reportPrinter(
   redactor: Redactor,
-  options: { json?: boolean; pretty?: boolean; color?: boolean; nagios?: NagiosThresholds },
+  options: { json?: boolean; pretty?: boolean; color?: boolean; nagios?: NagiosThresholds; emf?: EmfOptions },
 ): (result: RunResult) => void {
   return (result) => {
-    const text = options.nagios
-      ? renderNagios(result, { ...options.nagios, redact: (t) => redactor.redact(t) })
-      : options.json || options.pretty
-        ? renderJson(result, { pretty: options.pretty })
-        : renderHuman(result, { color: options.color ?? false, redact: (t) => redactor.redact(t) });
+    const text = options.emf
+      ? renderEmf(result, metricsRules, { ...options.emf, redact: (t) => redactor.redact(t) }).join('\n')
+      : options.nagios
+        ? renderNagios(result, { ...options.nagios, redact: (t) => redactor.redact(t) })
+        : options.json || options.pretty
+          ? renderJson(result, { pretty: options.pretty })
+          : renderHuman(result, { color: options.color ?? false, redact: (t) => redactor.redact(t) });
     process.stdout.write(`${redactor.redact(text)}\n`);
   };
 }
@@ -86,7 +90,14 @@ async function check(flags: CheckFlags): Promise<number> {
   const json = Boolean(flags.json || flags.pretty || flags.format === 'json');
   const color = !json && flags.color !== false && process.stdout.isTTY === true && !s.environment.noColor;
   const nagios = flags.format === 'nagios' ? nagiosThresholds(s.config) : undefined;
-  const print = reportPrinter(s.redactor, { json, pretty: flags.pretty, color, ...(nagios ? { nagios } : {}) });
+  const emf = flags.format === 'emf' ? { maxSources: s.config.metrics.max_sources } : undefined;
+  const print = reportPrinter(s.redactor, {
+    json,
+    pretty: flags.pretty,
+    color: color && !emf,
+    ...(nagios ? { nagios } : {}),
+    ...(emf ? { emf } : {}),
+  });
 
   if (flags.loop) {
     const listen = flags.metricsPort !== undefined ? { host: '127.0.0.1', port: flags.metricsPort } : undefined;
