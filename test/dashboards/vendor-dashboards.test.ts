@@ -274,10 +274,11 @@ describe('datadog/sentinel-overview.json: the POST /api/v1/dashboard body', () =
           if (r.style?.line_type) expect(['dashed', 'dotted', 'solid']).toContain(r.style.line_type);
           if (r.style?.line_width) expect(['normal', 'thick', 'thin']).toContain(r.style.line_width);
         } else if (r.q) {
-          expect(['avg', 'last', 'max', 'min', 'sum', 'percentile'], `${where}: aggregator`).toContain(r.aggregator);
+          expect(['avg', 'last', 'max', 'min', 'sum'], `${where}: aggregator`).toContain(r.aggregator);
         }
         for (const c of r.conditional_formats ?? []) {
-          expect(['=', '>', '>=', '<', '<='], `${where}: comparator`).toContain(c.comparator);
+          // WidgetComparator of the v1 API: no equality.
+          expect(['>', '>=', '<', '<='], `${where}: comparator`).toContain(c.comparator);
           expect(typeof c.value, where).toBe('number');
           expect(c.palette, where).toMatch(/^(white_on_(red|green|yellow|gray)|(red|green|yellow|gray)_on_white)$/);
         }
@@ -287,6 +288,76 @@ describe('datadog/sentinel-overview.json: the POST /api/v1/dashboard body', () =
         expect(m.display_type, where).toMatch(/^(error|warning|info|ok) (dashed|solid|bold)$/);
       }
     }
+  });
+
+  it('sets only the fields the v1 API models define for each widget, request and variable', () => {
+    // From the v1 models (TimeseriesWidgetDefinition, TimeseriesWidgetRequest, QueryValueWidgetDefinition,
+    // TableWidgetRequest, NoteWidgetDefinition, CheckStatusWidgetDefinition, GroupWidgetDefinition,
+    // DashboardTemplateVariable), the ones this dashboard can use.
+    const common = ['type', 'title', 'title_align', 'title_size', 'time', 'custom_links'];
+    const definitionKeys: Record<string, string[]> = {
+      timeseries: [
+        ...common,
+        'requests',
+        'markers',
+        'events',
+        'show_legend',
+        'legend_layout',
+        'legend_columns',
+        'legend_size',
+        'yaxis',
+        'right_yaxis',
+      ],
+      query_value: [
+        ...common,
+        'requests',
+        'autoscale',
+        'custom_unit',
+        'precision',
+        'text_align',
+        'timeseries_background',
+      ],
+      query_table: [...common, 'requests', 'has_search_bar'],
+      note: [
+        'type',
+        'content',
+        'background_color',
+        'font_size',
+        'has_padding',
+        'show_tick',
+        'text_align',
+        'tick_edge',
+        'tick_pos',
+        'vertical_align',
+      ],
+      check_status: [...common, 'check', 'group', 'group_by', 'grouping', 'tags'],
+      group: ['type', 'title', 'layout_type', 'widgets', 'show_title', 'background_color', 'banner_img'],
+    };
+    const metricRequest = ['q', 'queries', 'formulas', 'response_format', 'conditional_formats'];
+    const requestKeys: Record<string, string[]> = {
+      timeseries: [...metricRequest, 'display_type', 'style', 'metadata', 'on_right_yaxis'],
+      query_value: [...metricRequest, 'aggregator'],
+      query_table: [...metricRequest, 'aggregator', 'alias', 'limit', 'order', 'cell_display_mode'],
+    };
+    const problems: string[] = [];
+    for (const w of widgets) {
+      const def = w.definition;
+      for (const k of Object.keys(def)) {
+        if (!definitionKeys[def.type]?.includes(k)) problems.push(`${def.title ?? def.type}: ${def.type}.${k}`);
+      }
+      for (const r of def.requests ?? []) {
+        for (const k of Object.keys(r)) {
+          if (!requestKeys[def.type]?.includes(k)) problems.push(`${def.title}: request.${k}`);
+        }
+      }
+      for (const k of Object.keys(w)) if (!['definition', 'id', 'layout'].includes(k)) problems.push(`widget.${k}`);
+    }
+    for (const v of d.template_variables ?? []) {
+      for (const k of Object.keys(v)) {
+        if (!['name', 'prefix', 'available_values', 'default', 'defaults'].includes(k)) problems.push(`variable.${k}`);
+      }
+    }
+    expect(problems).toEqual([]);
   });
 
   it('declares every template variable it uses and uses every one it declares', () => {
