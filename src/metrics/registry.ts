@@ -116,6 +116,59 @@ export function configuredSourceLabels(thresholds: CheckThresholds | undefined, 
   return new Set([...labels].sort().slice(0, Math.max(0, max)));
 }
 
+/** One anomaly series of a run: a source (label) and metric with its score, sensitivity and verdict. */
+export interface AnomalySeries {
+  source: string;
+  metric: string;
+  score: number;
+  sensitivity: number;
+  /** 0 usual, 1 warning, 2 critical. */
+  level: number;
+}
+
+/**
+ * The anomalies check's series of a run, bounded as every per-source series is (/metrics,
+ * `--format emf`): one per source × metric it judged, sources past `maxSources` (those without a
+ * verdict and least unusual relative to their sensitivity, ties by label) folded into
+ * `source="other"`, which carries the most unusual of them and the worst verdict among them.
+ */
+export function anomalySeries(summary: CheckSummary | undefined, maxSources: number): AnomalySeries[] {
+  const bySeries = new Map<string, Partial<AnomalySeries> & { source: string; metric: string }>();
+  for (const m of summary?.series ?? []) {
+    const { source, metric } = m.labels;
+    if (source === undefined || metric === undefined || !Number.isFinite(m.value)) continue;
+    const key = JSON.stringify([sourceLabel(source), metric]);
+    const entry = bySeries.get(key) ?? { source: sourceLabel(source), metric };
+    if (m.key === 'score') entry.score = m.value;
+    else if (m.key === 'sensitivity') entry.sensitivity = m.value;
+    else if (m.key === 'level') entry.level = m.value;
+    bySeries.set(key, entry);
+  }
+  const judged = [...bySeries.values()]
+    .filter((e) => e.score !== undefined && e.sensitivity !== undefined && e.sensitivity > 0)
+    .map((e) => ({ ...e, level: e.level ?? 0 }) as AnomalySeries);
+  const unusual = (e: AnomalySeries): number => Math.abs(e.score) / e.sensitivity;
+  // A source with a verdict first, then the most unusual relative to its sensitivity.
+  const worst = new Map<string, number>();
+  for (const e of judged) worst.set(e.source, Math.max(worst.get(e.source) ?? 0, e.level * 1e6 + unusual(e)));
+  const ranked = [...worst].sort(([a, wa], [b, wb]) => wb - wa || (a < b ? -1 : a > b ? 1 : 0)).map(([s]) => s);
+  const kept = new Set(ranked.slice(0, Math.max(0, maxSources)).filter((s) => s !== OTHER_SOURCE));
+  const out: AnomalySeries[] = [];
+  const other = new Map<string, AnomalySeries>();
+  const otherLevel = new Map<string, number>();
+  for (const e of judged) {
+    if (kept.has(e.source)) {
+      out.push(e);
+      continue;
+    }
+    const o = other.get(e.metric);
+    if (!o || unusual(e) > unusual(o)) other.set(e.metric, e);
+    otherLevel.set(e.metric, Math.max(otherLevel.get(e.metric) ?? 0, e.level));
+  }
+  for (const [metric, e] of other) out.push({ ...e, source: OTHER_SOURCE, metric, level: otherLevel.get(metric) ?? 0 });
+  return out;
+}
+
 /**
  * prom-client default metrics that are gauges named `_total` (`promtool check metrics`: non-counter
  * metrics should not have "_total" suffix). `nodejs_active_handles{type}` and its siblings carry the
@@ -199,7 +252,18 @@ export const CHECK_STATUS = { ok: 0, warning: 1, critical: 2, failed: 3, skipped
 
 const RUN_STATUSES = ['healthy', 'degraded', 'critical'] as const;
 const LEVELS = ['critical', 'warning'] as const;
-const NOTIFICATION_RESULTS = ['sent', 'failed', 'retrying'] as const;
+export const NOTIFICATION_RESULTS = ['sent', 'failed', 'retrying'] as const;
+
+/**
+ * A notifier's deliveries of one run by result: `sent` delivered, `failed` given up (refused
+ * with a 4xx or expired), `retrying` the attempts that failed but stay queued (the errors not
+ * accounted for by `failed`, at most the pending count).
+ */
+export function notificationCounts(
+  n: NonNullable<RunResult['notifications']>[number],
+): Record<(typeof NOTIFICATION_RESULTS)[number], number> {
+  return { sent: n.sent, failed: n.failed, retrying: Math.min(n.pending, Math.max(0, n.errors.length - n.failed)) };
+}
 
 type AnyMetric = Gauge | Counter | Histogram;
 type Labels = Record<string, string>;
@@ -420,58 +484,17 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
     if (typeof m.reloads === 'number' && Number.isFinite(m.reloads) && m.reloads > 0) c.reloads.inc(m.reloads);
   }
 
-  /**
-   * The anomalies check's scores, verdicts and sensitivities: one series per source × metric it judged,
-   * sources past `maxSources` (those without a verdict and least unusual, ties by label) folded into
-   * `source="other"`, which carries the most unusual of them (largest |score| / sensitivity) and the
-   * worst verdict among them.
-   */
+  /** The anomalies check's series ({@link anomalySeries}), replaced each run. */
   function observeAnomalies(summary: CheckSummary | undefined): void {
     g.anomalyScore.reset();
     g.anomalyLevel.reset();
     g.anomalySensitivity.reset();
-    const bySeries = new Map<
-      string,
-      { source: string; metric: string; score?: number; sensitivity?: number; level?: number }
-    >();
-    for (const m of summary?.series ?? []) {
-      const { source, metric } = m.labels;
-      if (source === undefined || metric === undefined || !Number.isFinite(m.value)) continue;
-      const key = JSON.stringify([sourceLabel(source), metric]);
-      const entry = bySeries.get(key) ?? { source: sourceLabel(source), metric };
-      if (m.key === 'score') entry.score = m.value;
-      else if (m.key === 'sensitivity') entry.sensitivity = m.value;
-      else if (m.key === 'level') entry.level = m.value;
-      bySeries.set(key, entry);
-    }
-    type Judged = { source: string; metric: string; score: number; sensitivity: number; level: number };
-    const judged = [...bySeries.values()]
-      .filter((e) => e.score !== undefined && e.sensitivity !== undefined && e.sensitivity > 0)
-      .map((e) => ({ ...e, level: e.level ?? 0 }) as Judged);
-    const unusual = (e: { score: number; sensitivity: number }): number => Math.abs(e.score) / e.sensitivity;
-    const worst = new Map<string, number>();
-    // A source with a verdict first, then the most unusual relative to its sensitivity.
-    for (const e of judged) worst.set(e.source, Math.max(worst.get(e.source) ?? 0, e.level * 1e6 + unusual(e)));
-    const ranked = [...worst].sort(([a, wa], [b, wb]) => wb - wa || (a < b ? -1 : a > b ? 1 : 0)).map(([s]) => s);
-    const kept = new Set(ranked.slice(0, Math.max(0, maxSources)).filter((s) => s !== OTHER_SOURCE));
-    const other = new Map<string, Judged>();
-    const set = (labels: { source: string; metric: string }, e: Judged, level: number): void => {
+    for (const e of anomalySeries(summary, maxSources)) {
+      const labels = { source: e.source, metric: e.metric };
       g.anomalyScore.set(labels, e.score);
       g.anomalySensitivity.set(labels, e.sensitivity);
-      g.anomalyLevel.set(labels, level);
-    };
-    const otherLevel = new Map<string, number>();
-    for (const e of judged) {
-      if (kept.has(e.source)) {
-        set({ source: e.source, metric: e.metric }, e, e.level);
-        continue;
-      }
-      const o = other.get(e.metric);
-      if (!o || unusual(e) > unusual(o)) other.set(e.metric, e);
-      otherLevel.set(e.metric, Math.max(otherLevel.get(e.metric) ?? 0, e.level));
+      g.anomalyLevel.set(labels, e.level);
     }
-    // `other`: the most unusual folded source's score, and the worst verdict among them.
-    for (const [metric, e] of other) set({ source: OTHER_SOURCE, metric }, e, otherLevel.get(metric) ?? 0);
   }
 
   function observeChecks(result: RunResult): void {
@@ -510,12 +533,7 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
   function observeNotifications(notifications: RunResult['notifications']): void {
     g.pending.reset();
     for (const n of notifications ?? []) {
-      const retrying = Math.min(n.pending, Math.max(0, n.errors.length - n.failed));
-      const counts: Record<(typeof NOTIFICATION_RESULTS)[number], number> = {
-        sent: n.sent,
-        failed: n.failed,
-        retrying,
-      };
+      const counts = notificationCounts(n);
       for (const result of NOTIFICATION_RESULTS)
         c.notifications.inc({ notifier: n.notifier, type: n.type, result }, counts[result]);
       // Every reason is exported from the first run on (at 0), so rate() sees the first failure.

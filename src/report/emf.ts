@@ -4,14 +4,19 @@ import { databaseReached } from '../checks/reachability.js';
 import { schemaCacheCheck } from '../checks/schema_cache.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
 import type {
+  anomalySeries,
   checkStatus,
   configuredSourceLabels,
   DEFAULT_MAX_SOURCES,
+  declaredMeasurements,
+  NOTIFICATION_RESULTS,
+  notificationCounts,
   OTHER_SOURCE,
   sourceLabel,
   sourceSeries,
 } from '../metrics/registry.js';
 import type { CheckSummary, RunResult } from '../types.js';
+import { sentinelVersion } from '../util/version.js';
 
 /**
  * `--format emf`: the run as CloudWatch Embedded Metric Format documents
@@ -22,9 +27,16 @@ import type { CheckSummary, RunResult } from '../types.js';
  * An EMF document has one set of dimension values (its root members), so one run is
  * several documents, all with the run's timestamp and namespace, each complete on its own:
  *
- * - the run: `environment` (database up, run duration, schema cache, overall pipeline figures);
+ * - the run: `environment` (database up, run duration, schema cache and its reloads, overall
+ *   pipeline figures); `environment`, `status` (the run's status: `sentinel_runs_total` 1);
  * - per batch status: `environment`, `status` (the fixed in-flight and final statuses);
  * - per check: `environment`, `check` (status, duration, silenced alerts, thresholds);
+ *   `environment`, `check`, `measurement` (the figures it declares); `environment`, `check`,
+ *   `source` (a configured source's own threshold);
+ * - the probe's result (`environment`, `result`), the build (`environment`, `version`,
+ *   `node_version`), the run's time and leadership (a line is a run of the leader);
+ * - per notifier: `environment`, `notifier` (pending), `… type, result` and `… type, reason` (this run's
+ *   deliveries and failures: counters are each run's increment, summed by CloudWatch);
  * - per check and alert level: `environment`, `check`, `level` (alerts firing, 0 included);
  * - per source: `environment`, `source` (the hour bucket's ratios and rows, last batch age),
  *   at most `metrics.max_sources` sources plus `other`, exactly as /metrics bounds them;
@@ -42,6 +54,10 @@ import type { CheckSummary, RunResult } from '../types.js';
  * /metrics' own, not a copy. `renderEmf(result, registry)` with the module itself.
  */
 export interface MetricsRules {
+  anomalySeries: typeof anomalySeries;
+  notificationCounts: typeof notificationCounts;
+  NOTIFICATION_RESULTS: typeof NOTIFICATION_RESULTS;
+  declaredMeasurements: typeof declaredMeasurements;
   sourceSeries: typeof sourceSeries;
   configuredSourceLabels: typeof configuredSourceLabels;
   sourceLabel: typeof sourceLabel;
@@ -128,12 +144,19 @@ export function renderEmf(result: RunResult, rules: MetricsRules, options: EmfOp
 
   // The run.
   const run: Figure[] = [fig('sentinel_database_up', 'None', databaseReached(result) ? 1 : 0)];
+  // A line is a run of a process that led it (a follower prints nothing): the run's own time.
+  run.push(fig('sentinel_leader', 'None', result.role === 'follower' ? 0 : 1));
+  run.push(fig('sentinel_last_run_timestamp_seconds', 'Seconds', timestamp / 1000));
+  if (!result.checks.some((c) => c.outcome === 'failed'))
+    run.push(fig('sentinel_last_successful_run_timestamp_seconds', 'Seconds', timestamp / 1000));
   if (Number.isFinite(result.duration_ms) && result.duration_ms >= 0)
     run.push(fig('sentinel_run_duration_seconds', 'Seconds', result.duration_ms / 1000));
   const probe = result.checks.find((c) => c.name === schemaCacheCheck.name)?.measurements ?? {};
   if (typeof probe.up === 'boolean') run.push(fig('sentinel_schema_cache_up', 'None', Number(probe.up)));
   if (typeof probe.latency_ms === 'number')
     run.push(fig('sentinel_schema_cache_probe_duration_seconds', 'Seconds', probe.latency_ms / 1000));
+  // Counters are this run's increments (CloudWatch sums them): reloads sent, and the run itself below.
+  if (typeof probe.reloads === 'number') run.push(fig('sentinel_schema_cache_reloads_total', 'Count', probe.reloads));
   const pipeline = result.pipeline;
   const ratio = (part: number, total: number): number => ratePct(part, total) / 100;
   if (pipeline) {
@@ -152,6 +175,19 @@ export function renderEmf(result: RunResult, rules: MetricsRules, options: EmfOp
       run.push(fig('sentinel_check_min_rows', 'Count', pipeline.thresholds.min_rows));
   }
   docs.push({ dimensions: [env], figures: run, properties: { overall_status: result.overall_status } });
+  docs.push({
+    dimensions: [env, ['status', value(result.overall_status)]],
+    figures: [fig('sentinel_runs_total', 'Count', 1)],
+  });
+  if (typeof probe.result === 'string')
+    docs.push({
+      dimensions: [env, ['result', value(probe.result)]],
+      figures: [fig('sentinel_schema_cache_probe_result', 'None', 1)],
+    });
+  docs.push({
+    dimensions: [env, ['version', value(sentinelVersion())], ['node_version', value(process.version)]],
+    figures: [fig('sentinel_build_info', 'None', 1)],
+  });
 
   // Per batch status: a fixed set, zeros included (as /metrics).
   if (pipeline) {
@@ -203,6 +239,12 @@ export function renderEmf(result: RunResult, rules: MetricsRules, options: EmfOp
     const rate = thresholds?.ratios.find((t) => t.check === check && t.source === undefined);
     if (rate) figures.push(fig('sentinel_check_threshold_ratio', 'None', rate.value));
     docs.push({ dimensions: [env, ['check', name]], figures });
+    // The figures a check declares (docs/checks.md), e.g. processing_time's p95_seconds.
+    for (const [measurement, v] of summary ? rules.declaredMeasurements(summary) : [])
+      docs.push({
+        dimensions: [env, ['check', name], ['measurement', value(measurement)]],
+        figures: [fig('sentinel_check_measurement', 'None', v)],
+      });
     for (const level of ['critical', 'warning'] as const) {
       const firing = result.alerts.filter((a) => a.check === check && a.level === level && !a.silenced).length;
       docs.push({
@@ -238,10 +280,44 @@ export function renderEmf(result: RunResult, rules: MetricsRules, options: EmfOp
       bySource.set(label, figures);
     }
     for (const [label, figures] of bySource) docs.push({ dimensions: [env, ['source', value(label)]], figures });
+    // The thresholds of the sources sentinel.yml gives their own (bounded like their series).
+    for (const [kind, list] of [
+      ['sentinel_check_threshold_seconds', pipeline.thresholds?.seconds ?? []],
+      ['sentinel_check_threshold_ratio', pipeline.thresholds?.ratios ?? []],
+    ] as const)
+      for (const t of list) {
+        if (t.source === undefined || !configured.has(sourceLabel(t.source))) continue;
+        docs.push({
+          dimensions: [env, ['check', value(t.check)], ['source', value(sourceLabel(t.source))]],
+          figures: [fig(kind, kind.endsWith('seconds') ? 'Seconds' : 'None', t.value)],
+        });
+      }
+  }
+
+  // Notifications of this run, per notifier (names from sentinel.yml: bounded by the config).
+  for (const n of result.notifications ?? []) {
+    const notifier = value(n.notifier);
+    docs.push({
+      dimensions: [env, ['notifier', notifier]],
+      figures: [fig('sentinel_notifications_pending', 'Count', n.pending)],
+    });
+    const counts = rules.notificationCounts(n);
+    const type: [string, string] = ['type', value(n.type)];
+    for (const r of rules.NOTIFICATION_RESULTS)
+      docs.push({
+        dimensions: [env, ['notifier', notifier], type, ['result', r]],
+        figures: [fig('sentinel_notifications_total', 'Count', counts[r])],
+      });
+    for (const [reason, count] of Object.entries(n.reasons ?? {}))
+      docs.push({
+        dimensions: [env, ['notifier', notifier], type, ['reason', value(reason)]],
+        figures: [fig('sentinel_notification_failures_total', 'Count', count)],
+      });
   }
 
   // Anomaly series, bounded as /metrics bounds them.
-  for (const a of anomalySeries(result, maxSources, rules))
+  const anomalies = result.checks.find((c) => c.name === anomaliesCheck.name);
+  for (const a of rules.anomalySeries(anomalies, maxSources))
     docs.push({
       dimensions: [env, ['source', value(a.source)], ['metric', value(a.metric)]],
       figures: [
@@ -279,60 +355,4 @@ function emfDocument(namespace: string, timestamp: number, doc: Doc): string {
   for (const [name, v] of Object.entries(doc.properties ?? {})) root[name] = v;
   for (const f of doc.figures) root[f.name] = f.value;
   return JSON.stringify(root);
-}
-
-type AnomalySeries = { source: string; metric: string; score: number; sensitivity: number; level: number };
-
-/**
- * The anomalies check's series as /metrics exports them (src/metrics/registry.ts,
- * observeAnomalies): one per source × metric, sources past `maxSources` (those without
- * a verdict and least unusual) folded into `other`, which carries the most unusual of them
- * and the worst verdict among them.
- */
-function anomalySeries(result: RunResult, maxSources: number, rules: MetricsRules): AnomalySeries[] {
-  const { sourceLabel, OTHER_SOURCE } = rules;
-  const summary = result.checks.find((c) => c.name === anomaliesCheck.name);
-  const bySeries = new Map<
-    string,
-    { source: string; metric: string; score?: number; sensitivity?: number; level?: number }
-  >();
-  for (const m of summary?.series ?? []) {
-    const { source, metric } = m.labels;
-    if (source === undefined || metric === undefined || !Number.isFinite(m.value)) continue;
-    const key = JSON.stringify([sourceLabel(source), metric]);
-    const entry = bySeries.get(key) ?? { source: sourceLabel(source), metric };
-    if (m.key === 'score') entry.score = m.value;
-    else if (m.key === 'sensitivity') entry.sensitivity = m.value;
-    else if (m.key === 'level') entry.level = m.value;
-    bySeries.set(key, entry);
-  }
-  const judged = [...bySeries.values()]
-    .filter((e) => e.score !== undefined && e.sensitivity !== undefined && e.sensitivity > 0)
-    .map((e) => ({ ...e, level: e.level ?? 0 }) as AnomalySeries);
-  const unusual = (e: AnomalySeries): number => Math.abs(e.score) / e.sensitivity;
-  const worst = new Map<string, number>();
-  for (const e of judged) worst.set(e.source, Math.max(worst.get(e.source) ?? 0, e.level * 1e6 + unusual(e)));
-  const ranked = [...worst].sort(([a, wa], [b, wb]) => wb - wa || (a < b ? -1 : a > b ? 1 : 0)).map(([s]) => s);
-  const kept = new Set(ranked.slice(0, Math.max(0, maxSources)).filter((s) => s !== OTHER_SOURCE));
-  const out: AnomalySeries[] = [];
-  const other = new Map<string, AnomalySeries>();
-  const otherLevel = new Map<string, number>();
-  for (const e of judged) {
-    if (kept.has(e.source)) {
-      out.push(e);
-      continue;
-    }
-    const o = other.get(e.metric);
-    if (!o || unusual(e) > unusual(o)) other.set(e.metric, e);
-    otherLevel.set(e.metric, Math.max(otherLevel.get(e.metric) ?? 0, e.level));
-  }
-  for (const [metric, e] of other)
-    out.push({
-      source: OTHER_SOURCE,
-      metric,
-      score: e.score,
-      sensitivity: e.sensitivity,
-      level: otherLevel.get(metric) ?? 0,
-    });
-  return out;
 }

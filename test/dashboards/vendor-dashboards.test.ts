@@ -21,7 +21,10 @@ import client from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { METRICS } from '../../src/metrics/names.js';
+import * as registry from '../../src/metrics/registry.js';
 import { DROPPED_DEFAULT_METRICS } from '../../src/metrics/registry.js';
+import { renderEmf } from '../../src/report/emf.js';
+import type { RunResult } from '../../src/types.js';
 import { loadDashboard, overviewQueries, queryPanels, ROOT } from './grafana.js';
 
 const readJson = <T>(file: string): T => JSON.parse(readFileSync(join(ROOT, file), 'utf8')) as T;
@@ -165,8 +168,11 @@ interface DdRef {
 /** `agg:metric{filters} by {groups}.modifiers()` terms of a metric query. */
 function ddRefs(query: string): DdRef[] {
   const refs: DdRef[] = [];
-  const re =
-    /(avg|sum|min|max|p\d{2}(?:\.\d+)?):([a-zA-Z][a-zA-Z0-9_.]*)\{([^}]*)\}(?:\s*by\s*\{([^}]*)\})?((?:\.[a-z_]+\([^)]*\))*)/g;
+  const re = new RegExp(
+    String.raw`(avg|sum|min|max|p\d{2}(?:\.\d+)?):([a-zA-Z][a-zA-Z0-9_.]*)\{([^}]*)\}` +
+      String.raw`(?:\s*by\s*\{([^}]*)\})?((?:\.[a-z_]+\([^)]*\))*)`,
+    'g',
+  );
   for (const m of query.matchAll(re)) {
     refs.push({
       aggregation: m[1]!,
@@ -575,11 +581,106 @@ function cwAllSearches(d: CwDashboard): CwSearch[] {
 
 const CW_STAT = /^(SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?)$/;
 
+/**
+ * What `sentinel --format emf` really writes: each metric with the dimension sets it comes with,
+ * read off the EMF lines of a run that has every kind of figure (src/report/emf.ts).
+ */
+function emfDimensionSets(): Map<string, Set<string>> {
+  const figures = (error: number, skipped: number) => ({
+    hour_bucket: '2025-01-04T10:00:00Z',
+    judged: true,
+    total_rows: 1000,
+    error_rows: error,
+    skipped_rows: skipped,
+    error_rate_pct: error / 10,
+    dedupe_rate_pct: skipped / 10,
+  });
+  const run: RunResult = {
+    timestamp: '2025-01-04T10:15:32.123Z',
+    environment: 'production',
+    overall_status: 'critical',
+    alerts: [{ check: 'stuck_batches', level: 'critical', message: 'x', details: {} }],
+    checks: [
+      { name: 'stuck_batches', outcome: 'alert', duration_ms: 3 },
+      { name: 'error_spike', outcome: 'ok', duration_ms: 3 },
+      { name: 'source_freshness', outcome: 'ok', duration_ms: 3 },
+      {
+        name: 'schema_cache',
+        outcome: 'ok',
+        duration_ms: 9,
+        measurements: { latency_ms: 5, up: true, reloads: 1, result: 'ok' },
+      },
+      { name: 'processing_time', outcome: 'ok', duration_ms: 2, measurements: { p95_seconds: 90, batches: 3 } },
+      { name: 'row_error_codes', outcome: 'ok', duration_ms: 2, measurements: { new_codes: 0 } },
+      {
+        name: 'anomalies',
+        outcome: 'ok',
+        duration_ms: 5,
+        series: ['score', 'sensitivity', 'level'].map((key) => ({
+          key,
+          labels: { source: 'vendor_a', metric: 'volume' },
+          value: 1,
+        })),
+      },
+    ],
+    duration_ms: 40,
+    metrics: { total_checks: 5, alerts_triggered: 1, critical_alerts: 1, warning_alerts: 0, skipped_checks: 0 },
+    notifications: [
+      {
+        notifier: 'pager',
+        type: 'pagerduty',
+        sent: 1,
+        pending: 0,
+        failed: 0,
+        errors: [],
+        reasons: { rejected: 0, rate_limited: 0, server_error: 0, timeout: 0, network: 0, expired: 0 },
+      },
+    ],
+    pipeline: {
+      taken_at: '2025-01-04T10:15:32.000Z',
+      in_flight: [{ status: 'uploaded', batch_count: 1, oldest_age_seconds: 60 }],
+      stuck: { threshold_minutes: 10, by_status: [] },
+      hourly: { min_rows: 100, overall: figures(10, 100), sources: [{ source: 'vendor_a', ...figures(10, 100) }] },
+      finished_last_hour: { completed: 1, failed: 0 },
+      backlog: { batch_count: 0, threshold_minutes: 30 },
+      freshness: [
+        { source: 'vendor_a', expected_every_seconds: 3600, last_batch_age_seconds: 60, lookback_seconds: 604800 },
+      ],
+      thresholds: {
+        seconds: [
+          { check: 'stuck_batches', value: 600 },
+          { check: 'source_freshness', source: 'vendor_a', value: 3600 },
+        ],
+        ratios: [
+          { check: 'error_spike', value: 0.15 },
+          { check: 'error_spike', source: 'vendor_a', value: 0.25 },
+        ],
+        min_rows: 100,
+      },
+    } as RunResult['pipeline'],
+  };
+  const sets = new Map<string, Set<string>>();
+  for (const line of renderEmf(run, registry)) {
+    const doc = JSON.parse(line) as {
+      _aws: { CloudWatchMetrics: Array<{ Dimensions: string[][]; Metrics: Array<{ Name: string }> }> };
+    };
+    for (const d of doc._aws.CloudWatchMetrics)
+      for (const m of d.Metrics)
+        for (const dims of d.Dimensions) {
+          const set = sets.get(m.Name) ?? new Set<string>();
+          set.add([...dims].sort().join(','));
+          sets.set(m.Name, set);
+        }
+  }
+  return sets;
+}
+
 describe('cwSearches (the expression scanner these checks rely on)', () => {
   it('reads the schema, the terms, the statistic and the period', () => {
     expect(
       cwSearches(
-        `SUM(SEARCH('{Sentinel,environment,check} MetricName="m" environment="p" (check="a" OR check="b")', 'Maximum', 300))`,
+        `SUM(SEARCH('{Sentinel,environment,check} MetricName="m" environment="p" ` +
+          `(check="a" OR check="b")', 'Maximum', 300))`,
       ),
     ).toEqual([
       {
@@ -666,6 +767,7 @@ describe('cloudwatch/sentinel-overview.json: the PutDashboard DashboardBody', ()
 
   it('searches only metrics Sentinel emits, in namespace Sentinel, with their own dimensions', () => {
     const byName = new Map(METRICS.map((m) => [m.name as string, m]));
+    const emitted = emfDimensionSets();
     const searches = cwAllSearches(d);
     expect(searches.length).toBeGreaterThan(40);
     const problems: string[] = [];
@@ -677,8 +779,11 @@ describe('cloudwatch/sentinel-overview.json: the PutDashboard DashboardBody', ()
         problems.push(`${s.where}: ${s.terms.MetricName} is not in names.ts`);
         continue;
       }
-      const allowed = new Set(['environment', ...m.labels]);
-      for (const dim of dims) if (!allowed.has(dim)) problems.push(`${s.where}: ${m.name} has no dimension ${dim}`);
+      // Exactly a dimension set `--format emf` writes the metric with (a search matches no other).
+      const sets = emitted.get(m.name);
+      if (!sets) problems.push(`${s.where}: ${m.name} is not written by --format emf`);
+      else if (!sets.has([...dims].sort().join(',')))
+        problems.push(`${s.where}: ${m.name} with {${dims.join(',')}}; --format emf writes {${[...sets].join('} {')}}`);
       if (dims[0] !== 'environment') problems.push(`${s.where}: ${m.name} without the environment dimension`);
       for (const k of Object.keys(s.terms)) {
         if (k !== 'MetricName' && !dims.includes(k))
@@ -723,7 +828,8 @@ describe('docs/cloudwatch-dashboard.md', () => {
   const doc = readFileSync(join(ROOT, 'docs/cloudwatch-dashboard.md'), 'utf8');
   it('shows the put-dashboard command and the names and dimensions it assumes', () => {
     expect(doc).toContain(
-      'aws cloudwatch put-dashboard --dashboard-name Sentinel --dashboard-body file://cloudwatch/sentinel-overview.json',
+      'aws cloudwatch put-dashboard --dashboard-name Sentinel ' +
+        '--dashboard-body file://cloudwatch/sentinel-overview.json',
     );
     expect(doc).toContain(CW_ENVIRONMENT);
     expect(doc).toMatch(/namespace `Sentinel`/);

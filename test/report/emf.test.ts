@@ -67,7 +67,21 @@ function run(alerts: Alert[], extra: Partial<RunResult> = {}): RunResult {
 }
 
 const KNOWN = new Set<string>(METRICS.map((m) => m.name));
-const DIMENSIONS = new Set(['environment', 'check', 'level', 'source', 'status', 'metric']);
+const DIMENSIONS = new Set([
+  'environment',
+  'check',
+  'level',
+  'source',
+  'status',
+  'metric',
+  'measurement',
+  'notifier',
+  'result',
+  'reason',
+  'type',
+  'version',
+  'node_version',
+]);
 
 /** Every line valid per the specification, with Sentinel's namespace and metric names; parsed. */
 function valid(lines: string[], result: RunResult): EmfDocument[] {
@@ -244,7 +258,15 @@ describe('renderEmf', () => {
     const main = find(docs, { environment: 'prod' });
     expect(value(main, 'sentinel_database_up')).toBe(0);
     expect(value(main, 'sentinel_pipeline_bucket_rows')).toBeUndefined();
-    expect(docs.some((d) => d.dimensions.status !== undefined || d.dimensions.source !== undefined)).toBe(false);
+    // No pipeline documents: no batch status (the run's own status is `sentinel_runs_total` only), no source.
+    expect(
+      docs.some(
+        (d) =>
+          (d.dimensions.status !== undefined && d.metrics.sentinel_runs_total === undefined) ||
+          d.dimensions.source !== undefined,
+      ),
+    ).toBe(false);
+    expect(value(find(docs, { environment: 'prod', status: 'critical' }), 'sentinel_runs_total')).toBe(1);
     const stuck = find(docs, { environment: 'prod', check: 'stuck_batches' });
     expect(value(stuck, 'sentinel_check_status')).toBe(3);
     expect(value(stuck, 'sentinel_check_duration_seconds')).toBeUndefined();
@@ -329,6 +351,49 @@ describe('renderEmf', () => {
     expect(docs[0]!.dimensions.environment).toBe('prod\\u0007***');
     // The `_aws` source is a dimension value, never the metadata member.
     for (const d of docs) expect(typeof d.root._aws).toBe('object');
+  });
+
+  it("declared measurements, a configured source's own threshold, notifications and the run count", () => {
+    const result = run([], {
+      checks: [
+        ...CHECKS,
+        { name: 'processing_time', outcome: 'ok', duration_ms: 4, measurements: { p95_seconds: 92.5, batches: 14 } },
+      ],
+      pipeline: {
+        ...pipeline,
+        thresholds: {
+          ...pipeline.thresholds!,
+          ratios: [...pipeline.thresholds!.ratios, { check: 'error_spike', source: 'vendor_a', value: 0.25 }],
+        },
+      },
+      notifications: [
+        {
+          notifier: 'oncall',
+          type: 'pagerduty',
+          sent: 2,
+          pending: 1,
+          failed: 1,
+          errors: ['HTTP 429', 'HTTP 400'],
+          reasons: { rejected: 1, rate_limited: 1, server_error: 0, timeout: 0, network: 0, expired: 0 },
+        },
+      ],
+    });
+    const docs = valid(renderEmf(result, registry), result);
+    const p95 = find(docs, { environment: 'prod', check: 'processing_time', measurement: 'p95_seconds' });
+    expect(value(p95, 'sentinel_check_measurement')).toBe(92.5);
+    const own = find(docs, { environment: 'prod', check: 'error_spike', source: 'vendor_a' });
+    expect(value(own, 'sentinel_check_threshold_ratio')).toBe(0.25);
+    expect(value(find(docs, { environment: 'prod', notifier: 'oncall' }), 'sentinel_notifications_pending')).toBe(1);
+    const byResult = (r: string) =>
+      value(
+        find(docs, { environment: 'prod', notifier: 'oncall', type: 'pagerduty', result: r }),
+        'sentinel_notifications_total',
+      );
+    expect([byResult('sent'), byResult('failed'), byResult('retrying')]).toEqual([2, 1, 1]);
+    const limited = find(docs, { environment: 'prod', notifier: 'oncall', type: 'pagerduty', reason: 'rate_limited' });
+    expect(value(limited, 'sentinel_notification_failures_total')).toBe(1);
+    expect(value(find(docs, { environment: 'prod', status: 'healthy' }), 'sentinel_runs_total')).toBe(1);
+    expect(value(find(docs, { environment: 'prod' }), 'sentinel_schema_cache_reloads_total')).toBe(0);
   });
 
   it('emfDimensionValue: printable ASCII kept, the rest escaped, cut with "..." within the limit', () => {
