@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { allChecks } from '../checks/index.js';
 import { schemaCacheCheck } from '../checks/schema_cache.js';
@@ -200,6 +201,7 @@ export async function demoCommand(flags: { json?: boolean }): Promise<number> {
           postgrestAvailable: Boolean(binary),
           ownThresholds,
           redact: (t) => redactor.redact(t),
+          command: invocation(),
         }),
       );
     }
@@ -261,6 +263,16 @@ export interface EpilogueOptions {
   ownThresholds?: Record<string, number>;
   /** Applied to what comes from the run (alert messages can quote URLs). */
   redact?: (text: string) => string;
+  /**
+   * How the user runs Sentinel: `sentinel` when it is installed (a global install or npx), `npx sentinel`
+   * in a checkout (the default). Outside a checkout `npx sentinel` would fetch an unrelated npm package.
+   */
+  command?: string;
+}
+
+/** `sentinel` for an installed package (this file under node_modules/), `npx sentinel` in a checkout. */
+export function invocation(moduleUrl: string = import.meta.url): string {
+  return /[\\/]node_modules[\\/]/.test(fileURLToPath(moduleUrl)) ? 'sentinel' : 'npx sentinel';
 }
 
 const RELOAD = "NOTIFY pgrst, 'reload schema'";
@@ -270,6 +282,7 @@ const WRAP_AT = 104;
 
 /** What the demo showed, told from the run's actual result. */
 export function epilogue(result: RunResult, o: EpilogueOptions): string {
+  const cmd = o.command ?? 'npx sentinel';
   const lines: string[] = [];
   for (const check of result.checks) {
     const alerts = result.alerts.filter((a) => a.check === check.name);
@@ -282,10 +295,10 @@ ${lines.join('\n')}
   A real run would have exited ${o.exitCode} (0 healthy, 1 degraded, 2 critical, 3 Sentinel could not run).
 
 Point Sentinel at your own database:
-  DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/postgres npx sentinel migrate   # creates the ops views
-  DATABASE_URL=... SUPABASE_URL=https://<project>.supabase.co SUPABASE_SERVICE_ROLE_KEY=... npx sentinel
-  npx sentinel --json                       # one JSON line for log aggregators
-  npx sentinel --loop --interval 300        # keep watching (see deploy/ for systemd and cron)
+  DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/postgres ${cmd} migrate   # creates the ops views
+  DATABASE_URL=... SUPABASE_URL=https://<project>.supabase.co SUPABASE_SECRET_KEY=sb_secret_… ${cmd}
+  ${`${cmd} --json`.padEnd(40)}# one JSON line for log aggregators
+  ${`${cmd} --loop --interval 300`.padEnd(40)}# keep watching (see deploy/ for systemd and cron)
 `;
 }
 

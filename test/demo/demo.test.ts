@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type EpilogueOptions, epilogue } from '../../src/demo/index.js';
+import { type EpilogueOptions, epilogue, invocation } from '../../src/demo/index.js';
 import type { Alert, CheckSummary, RunResult } from '../../src/types.js';
 import { CLI, cliEnv } from '../helpers/cli.js';
 import { requirePart } from '../helpers/parts.js';
@@ -113,6 +113,12 @@ describe('demo epilogue', () => {
       );
       expect(out).toContain('Point Sentinel at your own database:');
       expect(out).toContain('DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/postgres npx sentinel migrate');
+      // Installed (a global install, npx): the bin itself; `npx sentinel` would fetch an unrelated package.
+      const installed = epilogue(result([STUCK, SPIKE, CACHE_PERSISTS]), { ...OPTIONS, command: 'sentinel' });
+      expect(installed).toContain('DATABASE_URL=postgres://USER:PASSWORD@HOST:5432/postgres sentinel migrate');
+      expect(installed).not.toContain('npx');
+      expect(invocation('file:///usr/lib/node_modules/@dragonfly-sre/sentinel/dist/demo/index.js')).toBe('sentinel');
+      expect(invocation('file:///home/me/sentinel/dist/demo/index.js')).toBe('npx sentinel');
       for (const line of out.split('\n')) expect(line.length, line).toBeLessThanOrEqual(106);
     },
   );

@@ -124,6 +124,10 @@ describe.runIf(
     // The demo's report: a critical run (its incidents), as JSON.
     const report = JSON.parse(r.stdout.trim().split('\n').pop()!) as { overall_status: string };
     expect(report.overall_status).toBe('critical');
+    // Its closing hints name the installed bin, never `npx sentinel` (an unrelated npm package).
+    const human = await run(bin, ['demo'], { cwd: empty, env: env(), timeout: 180_000 });
+    expect(human.stdout).toMatch(/^ {2}DATABASE_URL=\S+ sentinel migrate/m);
+    expect(human.stdout).not.toContain('npx sentinel');
   }, 200_000);
 
   it('runs with npx from an empty directory, from the tarball', async () => {
