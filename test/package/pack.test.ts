@@ -58,6 +58,8 @@ describe('the npm package', () => {
       'deploy/sentinel.service',
       'prometheus/sentinel-rules.yml',
       'grafana/dashboards/sentinel-overview.json',
+      'datadog/sentinel-overview.json',
+      'cloudwatch/sentinel-overview.json',
     ])
       expect(paths, needed).toContain(needed);
     const migrations = paths.filter((p) => p.startsWith('supabase/migrations/') && p.endsWith('.sql'));
@@ -66,7 +68,7 @@ describe('the npm package', () => {
 
   it('carries nothing test-only, no sources and no source maps', () => {
     const top = ['package.json', 'README.md', 'CHANGELOG.md', 'prometheus/sentinel-rules.yml'];
-    const dirs = ['dist/', 'sql/', 'supabase/migrations/', 'deploy/', 'grafana/'];
+    const dirs = ['dist/', 'sql/', 'supabase/migrations/', 'deploy/', 'grafana/', 'datadog/', 'cloudwatch/'];
     const allowed = { test: (p: string) => top.includes(p) || dirs.some((d) => p.startsWith(d)) };
     expect(paths.filter((p) => !allowed.test(p))).toEqual([]);
     expect(paths.filter((p) => /(^|\/)(test|tests|bench|src)\//.test(p) || /\.test\.|\.map$/.test(p))).toEqual([]);
