@@ -1,23 +1,11 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { problemsOf } from '../helpers/config-errors.js';
+import { useTempFiles } from '../helpers/temp-files.js';
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sentinel-config-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function file(name: string, text: string): Promise<string> {
-  const path = join(dir, name);
-  await writeFile(path, text);
-  return path;
-}
+const temp = useTempFiles('sentinel-config-');
+const { file } = temp;
 
 const DB = 'postgres://sentinel:pw-123456@db.example:5432/app';
 
@@ -132,8 +120,8 @@ sources:
 
   it('reports an unreadable file and invalid YAML with a location', async () => {
     expect(
-      await problemsOf(loadConfig({ flags: { config: join(dir, 'nope.yaml') }, env: { DATABASE_URL: DB } })),
-    ).toEqual([`--config: cannot read config file ${join(dir, 'nope.yaml')}: file not found`]);
+      await problemsOf(loadConfig({ flags: { config: join(temp.dir(), 'nope.yaml') }, env: { DATABASE_URL: DB } })),
+    ).toEqual([`--config: cannot read config file ${join(temp.dir(), 'nope.yaml')}: file not found`]);
     const path = await file('broken.yaml', 'checks:\n  stuck_batches: [unclosed\n');
     const [problem] = await problemsOf(loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB } }));
     expect(problem).toMatch(/broken\.yaml: invalid YAML at line \d+, column \d+/);
@@ -147,8 +135,8 @@ sources:
   });
 
   it('keeps state in SENTINEL_STATE_DIR when set', async () => {
-    const config = await loadConfig({ env: { DATABASE_URL: DB, SENTINEL_STATE_DIR: join(dir, 'state') } });
-    expect(config.stateDir).toBe(join(dir, 'state'));
+    const config = await loadConfig({ env: { DATABASE_URL: DB, SENTINEL_STATE_DIR: join(temp.dir(), 'state') } });
+    expect(config.stateDir).toBe(join(temp.dir(), 'state'));
   });
 
   it('ignores unset ${VAR}s of environments other than the one being checked', async () => {
@@ -182,7 +170,7 @@ sources:
   it('resolves a relative state_dir against the config file, not the working directory', async () => {
     const path = await file('relative.yaml', 'alerting:\n  state_dir: ./state\n');
     const config = await loadConfig({ flags: { config: path }, env: { DATABASE_URL: DB } });
-    expect(config.stateDir).toBe(join(dir, 'state'));
+    expect(config.stateDir).toBe(join(temp.dir(), 'state'));
   });
 
   it('treats every value under a secret-looking key as secret, nested ones included', async () => {

@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { Redactor } from '../../src/util/redact.js';
 import { problemsOf } from '../helpers/config-errors.js';
+import { useTempFiles } from '../helpers/temp-files.js';
 
 /**
  * Supabase's API keys in the configuration: SUPABASE_SECRET_KEY / `secret_key` beside
@@ -13,19 +11,8 @@ import { problemsOf } from '../helpers/config-errors.js';
  * one line that never shows the key), and that the key is masked in all output.
  */
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sentinel-keys-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function file(name: string, text: string): Promise<string> {
-  const path = join(dir, name);
-  await writeFile(path, text);
-  return path;
-}
+const temp = useTempFiles('sentinel-keys-');
+const { file } = temp;
 
 const DB = 'postgres://sentinel:pw-123456@db.example:5432/app';
 const SUPABASE = 'https://xyz.supabase.co';

@@ -25,6 +25,7 @@ import * as registry from '../../src/metrics/registry.js';
 import { DROPPED_DEFAULT_METRICS } from '../../src/metrics/registry.js';
 import { renderEmf } from '../../src/report/emf.js';
 import type { RunResult } from '../../src/types.js';
+import { hourlyFigures } from '../helpers/run-figures.js';
 import { loadDashboard, overviewQueries, queryPanels, ROOT } from './grafana.js';
 
 const readJson = <T>(file: string): T => JSON.parse(readFileSync(join(ROOT, file), 'utf8')) as T;
@@ -586,15 +587,7 @@ const CW_STAT = /^(SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?)$/;
  * read off the EMF lines of a run that has every kind of figure (src/report/emf.ts).
  */
 function emfDimensionSets(): Map<string, Set<string>> {
-  const figures = (error: number, skipped: number) => ({
-    hour_bucket: '2025-01-04T10:00:00Z',
-    judged: true,
-    total_rows: 1000,
-    error_rows: error,
-    skipped_rows: skipped,
-    error_rate_pct: error / 10,
-    dedupe_rate_pct: skipped / 10,
-  });
+  const figures = hourlyFigures;
   const run: RunResult = {
     timestamp: '2025-01-04T10:15:32.123Z',
     environment: 'production',

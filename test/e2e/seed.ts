@@ -16,8 +16,12 @@ export const OWN_THRESHOLD_SOURCE = 'vendor_x';
 /** A 256-character source name: the page must wrap it, not widen. */
 export const LONG_SOURCE = `feed_${'very_long_source_name_'.repeat(12)}`.slice(0, 256);
 /** A 1 KB error message without spaces, with markup: shown as text and wrapped. */
-export const HOSTILE_MESSAGE =
-  '<script>alert(1)</script>' + 'x'.repeat(400) + '<img src=x onerror=alert(2)>' + 'Y'.repeat(560);
+export const HOSTILE_MESSAGE = [
+  '<script>alert(1)</script>',
+  'x'.repeat(400),
+  '<img src=x onerror=alert(2)>',
+  'Y'.repeat(560),
+].join('');
 
 /** A source with five weeks of hourly history: the "Unusual hours" card's default (the busiest). */
 export const HISTORY_SOURCE = 'vendor_seasonal';

@@ -7,16 +7,9 @@ import type { Alert, CheckSummary, PipelineSnapshot, RunResult } from '../../src
 import { overallStatus } from '../../src/types.js';
 import { Redactor } from '../../src/util/redact.js';
 import { type EmfDocument, emfProblems, parseEmf } from '../helpers/emf-spec.js';
+import { hourlyFigures } from '../helpers/run-figures.js';
 
-const figures = (error: number, skipped: number, total = 1000) => ({
-  hour_bucket: '2025-01-04T10:00:00Z',
-  judged: true,
-  total_rows: total,
-  error_rows: error,
-  skipped_rows: skipped,
-  error_rate_pct: total ? Math.round((10000 * error) / total) / 100 : null,
-  dedupe_rate_pct: total ? Math.round((10000 * skipped) / total) / 100 : null,
-});
+const figures = hourlyFigures;
 
 const pipeline: PipelineSnapshot = {
   taken_at: '2025-01-04T10:15:32.000Z',

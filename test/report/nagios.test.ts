@@ -10,6 +10,7 @@ import { runCli } from '../helpers/cli.js';
 import { testConfig } from '../helpers/context.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { insertBatch } from '../helpers/fixtures.js';
+import { hourlyFigures } from '../helpers/run-figures.js';
 
 // ---------------------------------------------------------------------------
 // A plugin-output parser written from the Nagios plugin API
@@ -197,15 +198,7 @@ const failed: Alert = {
   failed: true,
 };
 
-const figures = (error: number, skipped: number, total = 1000) => ({
-  hour_bucket: '2025-01-04T10:00:00Z',
-  judged: true,
-  total_rows: total,
-  error_rows: error,
-  skipped_rows: skipped,
-  error_rate_pct: total ? Math.round((10000 * error) / total) / 100 : null,
-  dedupe_rate_pct: total ? Math.round((10000 * skipped) / total) / 100 : null,
-});
+const figures = hourlyFigures;
 
 const pipeline: PipelineSnapshot = {
   taken_at: '2025-01-04T10:15:32.000Z',
