@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { createClient, type WebSocketLikeConstructor } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ws from 'ws';
@@ -24,6 +28,30 @@ import { type RestGateway, startRestGateway } from '../helpers/rest-gateway.js';
  * gateway (test/helpers/rest-gateway.ts) forwards `/rest/v1/*` to PostgREST
  * unchanged and refuses every other path.
  */
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * The snippet of docs/dashboard.md as plain JavaScript (the TypeScript there
+ * differs only by `!` and the `as WebSocketLikeConstructor` cast), run by node
+ * from the repository root, where the package's own name resolves through its
+ * `exports` map (Node's self-reference) to dist/client/index.js, as it does
+ * for an installed package.
+ */
+const SNIPPET = `
+import { createClient } from '@supabase/supabase-js';
+import ws from 'ws';
+import { getBatchPerformance, getErrorDistribution, getPipelineHealth } from '@dragonfly-sre/sentinel/client';
+
+const supabase = createClient(process.env.SUPABASE_URL, process.env.SUPABASE_SERVICE_ROLE_KEY, {
+  auth: { persistSession: false, autoRefreshToken: false },
+  realtime: { transport: ws },
+});
+const hours = await getBatchPerformance(supabase, 24);
+const top = await getErrorDistribution(supabase, 10);
+const health = await getPipelineHealth(supabase);
+console.log(JSON.stringify({ hours, top, health, resolved: import.meta.resolve('@dragonfly-sre/sentinel/client') }));
+`;
 
 const getDb = useTestDatabase();
 const binary = postgrestBinary();
@@ -159,6 +187,50 @@ describe.runIf(
     expect(gateway.paths.length).toBeGreaterThanOrEqual(3);
     for (const path of gateway.paths)
       expect(path).toMatch(/^\/rest\/v1\/v_(batch_performance|error_distribution|pipeline_health)\?/);
+  });
+
+  it('the snippet as a user runs it: node, @dragonfly-sre/sentinel/client through the exports map', async () => {
+    expect(existsSync(`${repoRoot}dist/client/index.js`), 'dist/client/index.js is missing: run npm run build').toBe(
+      true,
+    );
+    expect(
+      existsSync(`${repoRoot}dist/client/index.d.ts`),
+      'the exports map names dist/client/index.d.ts as types',
+    ).toBe(true);
+    const db = getDb();
+    await insertBatch(db.pool, {
+      status: 'completed',
+      total_rows: 10,
+      inserted_rows: 10,
+      created_at: '2025-01-04T08:00:00Z',
+    });
+    await insertBatch(db.pool, { status: 'uploaded', created_at: '2025-01-04T06:30:00Z' });
+    const b = await insertBatch(db.pool, {
+      status: 'failed',
+      total_rows: 5,
+      error_rows: 5,
+      created_at: '2025-01-04T08:30:00Z',
+    });
+    await insertRowErrors(db.pool, b, [
+      { error_code: 'E_NUM', error_message: 'nan', created_at: '2025-01-04T08:30:00Z' },
+    ]);
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', SNIPPET], {
+      cwd: repoRoot,
+      env: { ...process.env, SUPABASE_URL: gateway.url, SUPABASE_SERVICE_ROLE_KEY: key },
+    });
+    const out = JSON.parse(stdout) as {
+      hours: { hour_bucket: string; total_batches: number; failed_batches: number }[];
+      top: { error_code: string; occurrence_count: number }[];
+      health: { status: string; batch_count: number }[];
+      resolved: string;
+    };
+    expect(out.resolved).toBe(new URL('dist/client/index.js', `file://${repoRoot}`).href);
+    expect(out.hours.map((r) => [r.hour_bucket.slice(0, 19), r.total_batches, r.failed_batches])).toEqual([
+      ['2025-01-04T08:00:00', 2, 1],
+      ['2025-01-04T06:00:00', 1, 0],
+    ]);
+    expect(out.top.map((r) => [r.error_code, r.occurrence_count])).toEqual([['E_NUM', 1]]);
+    expect(out.health.map((r) => [r.status, r.batch_count])).toEqual([['uploaded', 1]]);
   });
 
   it('a key that may not read ops gives an OpsQueryError through supabase-js', async () => {
