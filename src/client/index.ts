@@ -7,7 +7,7 @@ import type { BatchPerformanceRow, ErrorDistributionRow } from '../server/api-ty
  *
  * ```ts
  * import { createClient } from '@supabase/supabase-js';
- * import { getBatchPerformance } from 'sentinel/client';
+ * import { getBatchPerformance } from '@dragonfly-sre/sentinel/client';
  * const rows = await getBatchPerformance(createClient(url, key), 24);
  * ```
  *

@@ -74,7 +74,8 @@ describe('supabase-js createClient on this Node', () => {
       );
     } else {
       console.warn(
-        `Not checking the Node 20 WebSocket error: Node ${process.versions.node} has a native WebSocket, so createClient needs no transport.`,
+        `Not checking the Node 20 WebSocket error: Node ${process.versions.node} has a native WebSocket, ` +
+          'so createClient needs no transport.',
       );
     }
     expect(() => createClient('http://127.0.0.1:9', 'key', { auth, realtime: { transport } })).not.toThrow();
