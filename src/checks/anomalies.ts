@@ -95,14 +95,23 @@ export function anomalySettingsFor(config: AnomalyConfig, source: string): Sourc
 
 /** The longest training and every metric any source may be judged on: what one read must cover. */
 export function anomalyReadPlan(config: AnomalyConfig): { trainingWeeks: number; metrics: Metric[] } {
-  let weeks = config.checks.anomalies.training_weeks;
   const metrics = new Set<Metric>(config.checks.anomalies.metrics);
   for (const s of Object.values(config.sources)) {
     if (s.anomalies?.enabled === false) continue;
-    weeks = Math.max(weeks, s.anomalies?.training_weeks ?? 0);
     for (const m of s.anomalies?.metrics ?? []) metrics.add(m);
   }
-  return { trainingWeeks: weeks, metrics: METRICS.filter((m) => metrics.has(m)) };
+  return { trainingWeeks: longestTrainingWeeks(config), metrics: METRICS.filter((m) => metrics.has(m)) };
+}
+
+/**
+ * The longest `training_weeks` of `checks.anomalies` and every `sources.<name>.anomalies`: the weeks a
+ * read for any source must cover (the live check, the backtest, the dashboard). A source left out
+ * counts too: reading more weeks than a source needs changes none of its verdicts.
+ */
+export function longestTrainingWeeks(config: AnomalyConfig): number {
+  let weeks = config.checks.anomalies.training_weeks;
+  for (const s of Object.values(config.sources)) weeks = Math.max(weeks, s.anomalies?.training_weeks ?? 0);
+  return weeks;
 }
 
 /** `sentinel_anomaly_level`: the verdict as a number (0 ok, 1 warning, 2 critical). */

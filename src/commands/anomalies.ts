@@ -11,7 +11,7 @@ import {
   type Verdict,
 } from '../anomalies/index.js';
 import { DAY_NAMES } from '../anomalies/time.js';
-import { anomalySettingsFor } from '../checks/anomalies.js';
+import { anomalySettingsFor, longestTrainingWeeks } from '../checks/anomalies.js';
 import type { ConfigFlags } from '../config/load.js';
 import type { SentinelConfig } from '../config/schema.js';
 import { loadSeries, trainingStart } from '../db/anomaly-series.js';
@@ -157,11 +157,7 @@ export async function backtestCommand(flags: BacktestFlags): Promise<number> {
     const end = Math.min(to, Math.floor((await databaseNow(db)) / HOUR_MS) * HOUR_MS);
     const firstHour = Math.ceil(from / HOUR_MS) * HOUR_MS;
     const wanted = new Set<Metric>(flags.metric?.length ? flags.metric : METRICS);
-    const weeks = Math.max(
-      config.checks.anomalies.training_weeks,
-      ...Object.values(config.sources).map((s) => s.anomalies?.training_weeks ?? 0),
-    );
-    const readFrom = trainingStart(firstHour, { training_weeks: weeks });
+    const readFrom = trainingStart(firstHour, { training_weeks: longestTrainingWeeks(config) });
     const { series } = await loadSeries(db, {
       from: readFrom,
       to: Math.max(end, readFrom),

@@ -3,9 +3,17 @@
  * judged exactly as the live `anomalies` check would have judged it then (the detector's backtest:
  * no look-ahead), so the dashboard's band chart and the alerts never disagree.
  */
-import { backtest, HOUR_MS, type HourlyStats, METRICS, type Metric, type SourceSeries } from '../anomalies/index.js';
+import {
+  backtest,
+  HOUR_MS,
+  type HourlyStats,
+  METRICS,
+  type Metric,
+  type SourceSeries,
+  viewOf,
+} from '../anomalies/index.js';
 import { floorHour, isoHour } from '../anomalies/time.js';
-import { anomalySettingsFor } from '../checks/anomalies.js';
+import { anomalySettingsFor, longestTrainingWeeks } from '../checks/anomalies.js';
 import type { SentinelConfig } from '../config/schema.js';
 import { loadSeries, trainingStart } from '../db/anomaly-series.js';
 import type { Queryable } from '../db/pool.js';
@@ -51,13 +59,6 @@ export interface AnomalyWindow {
   readWeeks: number;
 }
 
-/** The longest training any source may have: what one read must cover. */
-function readWeeks(config: AnomalyConfig): number {
-  let weeks = config.checks.anomalies.training_weeks;
-  for (const s of Object.values(config.sources)) weeks = Math.max(weeks, s.anomalies?.training_weeks ?? 0);
-  return weeks;
-}
-
 /**
  * Reads the window of `metric` ending at the last complete hour before `now`, of every source or
  * of `sources` only (the processing time, whose histograms are most of a read's cost, is read for
@@ -72,7 +73,7 @@ export async function readAnomalyWindow(
 ): Promise<AnomalyWindow> {
   const lastHour = floorHour(now) - HOUR_MS;
   const firstHour = lastHour - (ANOMALY_HOURS - 1) * HOUR_MS;
-  const weeks = readWeeks(config);
+  const weeks = longestTrainingWeeks(config);
   const read = (metrics: Metric[]) =>
     loadSeries(db, {
       from: trainingStart(firstHour, { training_weeks: weeks }),
