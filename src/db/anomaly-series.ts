@@ -4,15 +4,9 @@
  * and the bench all read through here, so they judge the same figures.
  */
 
+import { seriesBySource } from '../anomalies/series.js';
 import { floorDay } from '../anomalies/time.js';
-import {
-  type DetectorOptions,
-  HOUR_MS,
-  type HourlyStats,
-  type Metric,
-  type SourceSeries,
-  WEEK_MS,
-} from '../anomalies/types.js';
+import { type DetectorOptions, type HourlyStats, type Metric, type SourceSeries, WEEK_MS } from '../anomalies/types.js';
 import { type HourlySourceStats, readHourlyStats } from './hourly.js';
 import type { Queryable } from './pool.js';
 import { utcHour } from './sql.js';
@@ -63,21 +57,16 @@ export async function loadSeries(
     ...(range.sources ? { sources: range.sources } : {}),
     processingTime: range.metrics.includes('processing_time'),
   });
-  const bySource = new Map<string, { first: number; hours: Map<number, HourlyStats> }>();
-  for (const row of rows) {
-    const stats = toHourlyStats(row);
-    let s = bySource.get(row.source);
-    if (!s) {
-      s = { first: stats.hour, hours: new Map() };
-      bySource.set(row.source, s);
-    }
-    s.first = Math.min(s.first, stats.hour);
-    s.hours.set(stats.hour, stats);
-  }
+  const bySource = seriesBySource(rows.map(toHourlyStats));
+  const firstHour = (s: SourceSeries): number => {
+    let first = Number.POSITIVE_INFINITY;
+    for (const hour of s.hours.keys()) first = Math.min(first, hour);
+    return first;
+  };
   // Sources whose first hour in the range is not its first hour: did they exist before it? The rollup holds
   // the hours before its horizon; hours between the horizon and `from` (a rollup behind, or never refreshed)
   // are read raw through the UTC-hour index, and not at all when the horizon is past `from` (the usual case).
-  const late = [...bySource].filter(([, s]) => s.first > range.from).map(([source]) => source);
+  const late = [...bySource].filter(([, s]) => firstHour(s) > range.from).map(([source]) => source);
   const older = new Set<string>();
   if (late.length > 0) {
     const horizon = rolledUpBefore?.getTime() ?? Number.NEGATIVE_INFINITY;
@@ -98,14 +87,10 @@ export async function loadSeries(
     );
     for (const r of seen) older.add(r.source);
   }
+  // A source that existed before the range: its hours from `from` on without a batch are silence. A new
+  // one: no dataStart, so a view starts it at its first hour.
   const series = [...bySource]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(
-      ([source, s]): SourceSeries => ({
-        source,
-        dataStart: older.has(source) ? range.from : Math.floor(s.first / HOUR_MS) * HOUR_MS,
-        hours: s.hours,
-      }),
-    );
+    .map(([source, s]): SourceSeries => (older.has(source) ? { ...s, dataStart: range.from } : s));
   return { series, rows: rows.length };
 }

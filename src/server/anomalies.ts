@@ -179,7 +179,8 @@ export function anomaliesAnswer(
     to: lastHour + HOUR_MS,
     options: own.options,
   });
-  const dataStart = series.dataStart ?? firstHour;
+  // Where the series' data starts (a new feed's first hour), as the detector's own view has it.
+  const { dataStart } = viewOf(series, lastHour + HOUR_MS);
   let unusual = 0;
   let notJudged = 0;
   const hours = verdicts.map((v): AnomalyHour => {
