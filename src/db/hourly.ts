@@ -374,6 +374,11 @@ export async function refreshHourlyStats(
   };
 }
 
+/** Said once when the refresh cannot move the horizon (`pendingHours` -1): the grant that fixes it. */
+export const HOURLY_HORIZON_STUCK =
+  'The hourly rollup cannot move forward: this role cannot see the transactions of other sessions ' +
+  '(grant it pg_read_all_stats); its readers stay exact but read more raw batches';
+
 /**
  * After `sentinel migrate`: backfills the history, one bounded chunk per transaction (each call
  * its own autocommit statement), so the engine's writers are never held up for long.
@@ -387,10 +392,7 @@ export async function buildHourlyRollup(databaseUrl: string, logger: Logger): Pr
       const r = await refreshHourlyStats(pool);
       if (r.pendingHours <= 0 || r.recomputedHours === 0) {
         if (r.pendingHours < 0) {
-          logger.warn(
-            'The hourly rollup cannot move forward: this role cannot see the transactions of other sessions ' +
-              '(grant it pg_read_all_stats); its readers stay exact but read more raw batches',
-          );
+          logger.warn(HOURLY_HORIZON_STUCK);
         } else if (!first) logger.info('Hourly rollup backfilled');
         return;
       }

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from '../log.js';
 import { describeError } from './errors.js';
-import { refreshHourlyStats } from './hourly.js';
+import { HOURLY_HORIZON_STUCK, refreshHourlyStats } from './hourly.js';
 
 /** Rows of intake.row_errors one refresh may roll up: bounds a first build at scale. */
 export const ROLLUP_MAX_ROWS_PER_RUN = 500_000;
@@ -31,8 +31,12 @@ interface RollupSpec {
   without: string;
   /** The function to grant execute on. */
   fn: string;
-  /** Runs the refresh on `client` inside the caller's transaction; a debug line when it did something. */
-  run(client: pg.PoolClient): Promise<string | undefined>;
+  /**
+   * Runs the refresh on `client` inside the caller's transaction: `moved`, a debug line when it did
+   * something; `stuck`, why it could not do all of its work (said once per process, the work it could
+   * do is kept).
+   */
+  run(client: pg.PoolClient): Promise<{ moved?: string; stuck?: string }>;
 }
 
 const ERROR_ROLLUP: RollupSpec = {
@@ -46,8 +50,12 @@ const ERROR_ROLLUP: RollupSpec = {
     );
     const r = rows[0]?.result;
     return r && (r.added_rows > 0 || r.recomputed_codes > 0)
-      ? `Error rollup: ${r.added_rows} rows added, ${r.recomputed_codes} codes recomputed, ${r.pending_rows} pending`
-      : undefined;
+      ? {
+          moved:
+            `Error rollup: ${r.added_rows} rows added, ${r.recomputed_codes} codes recomputed, ` +
+            `${r.pending_rows} pending`,
+        }
+      : {};
   },
 };
 
@@ -62,15 +70,17 @@ const HOURLY_ROLLUP: RollupSpec = {
     // READ COMMITTED (the refresh refuses anything else): its no-lost-write argument needs it (docs/rollup.md).
     await client.query('set transaction isolation level read committed');
     const r = await refreshHourlyStats(client, HOURLY_ROLLUP_HOURS_PER_RUN);
-    if (r.pendingHours < 0)
-      throw Object.assign(new Error('this role cannot see the transactions of other sessions'), {
-        code: INSUFFICIENT_PRIVILEGE,
-        hint: 'grant pg_read_all_stats to the role that ran the migration',
-      });
-    return r.folded > 0 || r.recomputedHours > 0
-      ? `Hourly rollup: ${r.folded} late writes folded, ${r.recomputedHours} hours recomputed, ` +
-          `${r.pendingHours} pending`
-      : undefined;
+    return {
+      // The late writes are still folded; only the horizon stays (as after `sentinel migrate`).
+      ...(r.pendingHours < 0 ? { stuck: HOURLY_HORIZON_STUCK } : {}),
+      ...(r.folded > 0 || r.recomputedHours > 0
+        ? {
+            moved:
+              `Hourly rollup: ${r.folded} late writes folded, ${r.recomputedHours} hours recomputed, ` +
+              `${r.pendingHours} pending`,
+          }
+        : {}),
+    };
   },
 };
 
@@ -84,6 +94,7 @@ const HOURLY_ROLLUP: RollupSpec = {
  */
 export function refreshRollups(pool: () => pg.Pool, logger: Logger): RollupRefresher {
   const disabled = new Set<string>();
+  const said = new Set<string>();
   async function refreshOne(spec: RollupSpec): Promise<void> {
     if (disabled.has(spec.name)) return;
     let client: pg.PoolClient | undefined;
@@ -91,9 +102,13 @@ export function refreshRollups(pool: () => pg.Pool, logger: Logger): RollupRefre
       client = await pool().connect();
       await client.query('begin read write');
       await client.query(`set local statement_timeout = ${ROLLUP_TIMEOUT_MS}`);
-      const moved = await spec.run(client);
+      const { moved, stuck } = await spec.run(client);
       await client.query('commit');
       if (moved) logger.debug(moved);
+      if (stuck && !said.has(spec.name)) {
+        said.add(spec.name);
+        logger.warn(stuck);
+      }
     } catch (err) {
       await client?.query('rollback').catch(() => {});
       const code = (err as { code?: string }).code;
