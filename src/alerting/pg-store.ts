@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
+import { SQLSTATE } from '../db/errors.js';
 import { createWritePool, endPool } from '../db/pool.js';
 import { type AlertingState, type AlertStateStore, emptyState, type LockOptions, StateLockTimeout } from './store.js';
 
@@ -23,7 +24,6 @@ import { type AlertingState, type AlertStateStore, emptyState, type LockOptions,
 /** The advisory lock of `withLock` (distinct from the migration lock and the leader lock). */
 export const ALERT_STATE_LOCK_KEY = '7366746140117261391';
 const LOCK_NOT_AVAILABLE = '55P03';
-const UNDEFINED_TABLE = '42P01';
 
 export interface PgAlertStoreOptions {
   connectTimeoutMs?: number;
@@ -144,7 +144,7 @@ function normalize(state: Partial<AlertingState> | undefined): AlertingState {
 
 /** A missing table is a missing `sentinel migrate`: say so. */
 function explain(err: unknown): never {
-  if ((err as { code?: string }).code === UNDEFINED_TABLE) {
+  if ((err as { code?: string }).code === SQLSTATE.undefinedTable) {
     throw new Error(
       'the shared alert state table sentinel.alert_state does not exist: run `sentinel migrate` (replicas need it)',
       { cause: err },

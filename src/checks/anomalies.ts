@@ -13,12 +13,9 @@ import {
 } from '../anomalies/index.js';
 import { floorHour } from '../anomalies/time.js';
 import { loadSeries, trainingStart } from '../db/anomaly-series.js';
+import { SQLSTATE } from '../db/errors.js';
 import type { Alert } from '../types.js';
 import { type CheckContext, type CheckOutput, checkSettings, defineCheck } from './types.js';
-
-const UNDEFINED_TABLE = '42P01';
-const UNDEFINED_FUNCTION = '42883';
-const INSUFFICIENT_PRIVILEGE = '42501';
 
 /** Most weeks of history a baseline may learn from: half a year keeps a live read to a few thousand rows a source. */
 export const MAX_TRAINING_WEEKS = 26;
@@ -184,11 +181,11 @@ export const anomaliesCheck = defineCheck({
       // Sentinel upgraded before `sentinel migrate` ran, or a role that may not read schema sentinel: a
       // setup step to do, said once per run, not a failed check paging every run.
       const code = (err as { code?: string }).code;
-      if (code === UNDEFINED_TABLE || code === UNDEFINED_FUNCTION)
+      if (code === SQLSTATE.undefinedTable || code === SQLSTATE.undefinedFunction)
         return {
           skipped: 'the hourly rollup is missing: run `sentinel migrate` to create sentinel.hourly_source_stats',
         };
-      if (code === INSUFFICIENT_PRIVILEGE)
+      if (code === SQLSTATE.insufficientPrivilege)
         return {
           skipped:
             'this role may not read the hourly rollup: grant usage on schema sentinel and select on ' +

@@ -15,7 +15,7 @@ import { anomalySettingsFor, longestTrainingWeeks } from '../checks/anomalies.js
 import type { ConfigFlags } from '../config/load.js';
 import type { SentinelConfig } from '../config/schema.js';
 import { loadSeries, trainingStart } from '../db/anomaly-series.js';
-import { describeError } from '../db/errors.js';
+import { describeError, SQLSTATE } from '../db/errors.js';
 import { createPool, endPool, type Queryable } from '../db/pool.js';
 import type { LogLevel } from '../log.js';
 import { createRuntime } from '../runtime.js';
@@ -25,8 +25,6 @@ import { oneLine } from '../util/text.js';
 export const MAX_BACKTEST_MS = 366 * 24 * HOUR_MS;
 /** A backtest reads months of hourly figures: more time than a check's query gets. */
 const MIN_STATEMENT_TIMEOUT_MS = 60_000;
-
-const UNDEFINED_TABLE = '42P01';
 
 /** A user's mistake in `sentinel anomalies`: one line, exit 3, no stack. */
 export class AnomalyUsageError extends Error {}
@@ -115,7 +113,7 @@ async function withDatabase<T>(config: SentinelConfig, work: (db: Queryable) => 
     return await work(pool);
   } catch (err) {
     if (err instanceof AnomalyUsageError) throw err;
-    const missing = (err as { code?: string }).code === UNDEFINED_TABLE ? ' (run `sentinel migrate`)' : '';
+    const missing = (err as { code?: string }).code === SQLSTATE.undefinedTable ? ' (run `sentinel migrate`)' : '';
     throw new Error(`cannot read the hourly figures: ${describeError(err)}${missing}`, { cause: err });
   } finally {
     await endPool(pool);

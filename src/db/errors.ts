@@ -5,6 +5,14 @@
  */
 
 /** Socket and TLS failures: the server cannot be reached or spoken to at all. */
+/** PostgreSQL error codes (SQLSTATE) Sentinel tells apart: a missing migration, a missing grant, a replica. */
+export const SQLSTATE = {
+  undefinedTable: '42P01',
+  undefinedFunction: '42883',
+  insufficientPrivilege: '42501',
+  readOnlyTransaction: '25006',
+} as const;
+
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',

@@ -1,16 +1,12 @@
 import type pg from 'pg';
 import type { Logger } from '../log.js';
-import { describeError } from './errors.js';
+import { describeError, SQLSTATE } from './errors.js';
 import { HOURLY_HORIZON_STUCK, refreshHourlyStats } from './hourly.js';
 
 /** Rows of intake.row_errors one refresh may roll up: bounds a first build at scale. */
 export const ROLLUP_MAX_ROWS_PER_RUN = 500_000;
 /** A refresh's own statement_timeout: a first build step or a recompute after deletes. */
 export const ROLLUP_TIMEOUT_MS = 60_000;
-
-const UNDEFINED_FUNCTION = '42883';
-const INSUFFICIENT_PRIVILEGE = '42501';
-const READ_ONLY_TRANSACTION = '25006';
 
 export interface RollupRefresher {
   refresh(): Promise<void>;
@@ -112,7 +108,11 @@ export function refreshRollups(pool: () => pg.Pool, logger: Logger): RollupRefre
     } catch (err) {
       await client?.query('rollback').catch(() => {});
       const code = (err as { code?: string }).code;
-      if (code === UNDEFINED_FUNCTION || code === INSUFFICIENT_PRIVILEGE || code === READ_ONLY_TRANSACTION) {
+      if (
+        code === SQLSTATE.undefinedFunction ||
+        code === SQLSTATE.insufficientPrivilege ||
+        code === SQLSTATE.readOnlyTransaction
+      ) {
         disabled.add(spec.name);
         logger.info(
           `Not refreshing the ${spec.name} (${describeError(err)}); ${spec.without}: run \`sentinel migrate\`, ` +

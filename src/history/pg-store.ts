@@ -1,9 +1,8 @@
 import type pg from 'pg';
+import { SQLSTATE } from '../db/errors.js';
 import { createPool, createWritePool, endPool } from '../db/pool.js';
 import type { RunRecord } from './record.js';
 import type { RunHistoryStore } from './store.js';
-
-const UNDEFINED_TABLE = '42P01';
 
 /**
  * The run history of replicas: one row per run in `sentinel.run_history` (created by
@@ -62,7 +61,7 @@ export class PgRunHistory implements RunHistoryStore {
 }
 
 function explain(err: unknown): never {
-  if ((err as { code?: string }).code === UNDEFINED_TABLE) {
+  if ((err as { code?: string }).code === SQLSTATE.undefinedTable) {
     throw new Error(
       'the run history table sentinel.run_history does not exist: run `sentinel migrate` (replicas need it)',
       { cause: err },
