@@ -92,6 +92,27 @@ function connectionOptions(cmd: Command): Command {
     );
 }
 
+/** The OpenTelemetry export of the commands that run checks (docs/opentelemetry.md); the OTEL_* variables also set it. */
+function otlpOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--otlp-endpoint <url>',
+      'also push the metrics over OTLP/HTTP to this collector or agent (e.g. http://127.0.0.1:4318; ' +
+        'overrides OTEL_EXPORTER_OTLP_ENDPOINT)',
+    )
+    .option(
+      '--otlp-protocol <protocol>',
+      'http/protobuf (default) or http/json (overrides OTEL_EXPORTER_OTLP_PROTOCOL)',
+    )
+    .addOption(
+      new Option(
+        '--otlp-temporality <temporality>',
+        'counters and histogram as cumulative (default) or delta (Datadog) ' +
+          '(overrides OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE)',
+      ).choices(['cumulative', 'delta']),
+    );
+}
+
 /**
  * A subcommand's options plus those given explicitly before it
  * (`sentinel --env prod migrate`). The subcommand's own explicit values win; a
@@ -139,41 +160,41 @@ export function buildProgram(): Command {
       '--metrics-port <port>',
       'with --loop: also serve /metrics, /healthz and /readyz on 127.0.0.1:PORT (see sentinel serve)',
       portNumber,
-    )
-    .action(async (opts: Record<string, unknown>, cmd: Command) => {
-      if (opts.loop && opts.pretty)
+    );
+  otlpOptions(program).action(async (opts: Record<string, unknown>, cmd: Command) => {
+    if (opts.loop && opts.pretty)
+      throw new CommanderError(
+        EXIT_USAGE,
+        'sentinel.usage',
+        '--pretty cannot be used with --loop: a loop prints one JSON line per run (use --json)',
+      );
+    if (!opts.loop && cmd.getOptionValueSource('interval') === 'cli')
+      throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--interval needs --loop');
+    if (!opts.loop && opts.metricsPort !== undefined)
+      throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--metrics-port needs --loop (or use sentinel serve)');
+    if ((opts.json || opts.pretty) && opts.format !== undefined && opts.format !== 'json') {
+      throw new CommanderError(
+        EXIT_USAGE,
+        'sentinel.usage',
+        `--${opts.pretty ? 'pretty' : 'json'} cannot be used with --format ${String(opts.format)}`,
+      );
+    }
+    if (opts.format === 'nagios') {
+      if (opts.loop)
         throw new CommanderError(
           EXIT_USAGE,
           'sentinel.usage',
-          '--pretty cannot be used with --loop: a loop prints one JSON line per run (use --json)',
+          '--format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code',
         );
-      if (!opts.loop && cmd.getOptionValueSource('interval') === 'cli')
-        throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--interval needs --loop');
-      if (!opts.loop && opts.metricsPort !== undefined)
-        throw new CommanderError(EXIT_USAGE, 'sentinel.usage', '--metrics-port needs --loop (or use sentinel serve)');
-      if ((opts.json || opts.pretty) && opts.format !== undefined && opts.format !== 'json') {
-        throw new CommanderError(
-          EXIT_USAGE,
-          'sentinel.usage',
-          `--${opts.pretty ? 'pretty' : 'json'} cannot be used with --format ${String(opts.format)}`,
-        );
-      }
-      if (opts.format === 'nagios') {
-        if (opts.loop)
-          throw new CommanderError(
-            EXIT_USAGE,
-            'sentinel.usage',
-            '--format nagios cannot be used with --loop: a Nagios check is one run, one line and an exit code',
-          );
-        // Plugin runners (Icinga 2) read stderr into the plugin output, and the plugin line
-        // already names what went wrong: nothing is logged unless asked for.
-        if (cmd.getOptionValueSource('logLevel') !== 'cli') opts.logLevel = 'off';
-      }
-      const { checkCommand } = await import('./commands/check.js');
-      process.exitCode = await checkCommand(opts);
-    });
+      // Plugin runners (Icinga 2) read stderr into the plugin output, and the plugin line
+      // already names what went wrong: nothing is logged unless asked for.
+      if (cmd.getOptionValueSource('logLevel') !== 'cli') opts.logLevel = 'off';
+    }
+    const { checkCommand } = await import('./commands/check.js');
+    process.exitCode = await checkCommand(opts);
+  });
 
-  connectionOptions(program.command('serve'))
+  const serve = connectionOptions(program.command('serve'))
     .description(
       'run the checks every --interval seconds and serve the dashboard (/, /api/*), ' +
         '/metrics, /healthz and /readyz over HTTP',
@@ -194,11 +215,11 @@ export function buildProgram(): Command {
       'bearer token for /api/* and /metrics, required off loopback ' +
         '(prefer SENTINEL_DASHBOARD_TOKEN: flags are visible in ps)',
     )
-    .option('--metrics-without-token', 'keep /metrics open although a token is set (a scraper that cannot send one)')
-    .action(async (_opts: Record<string, unknown>, cmd: Command) => {
-      const { serveCommand } = await import('./commands/serve.js');
-      process.exitCode = await serveCommand(withGlobals(cmd));
-    });
+    .option('--metrics-without-token', 'keep /metrics open although a token is set (a scraper that cannot send one)');
+  otlpOptions(serve).action(async (_opts: Record<string, unknown>, cmd: Command) => {
+    const { serveCommand } = await import('./commands/serve.js');
+    process.exitCode = await serveCommand(withGlobals(cmd));
+  });
 
   connectionOptions(program.command('slo'))
     .description(

@@ -6,6 +6,7 @@ import { type AlertStateStore, AlertStore } from './alerting/store.js';
 import { allChecks } from './checks/index.js';
 import { type Environment, readEnvironment } from './config/env.js';
 import { ConfigError, type ConfigFlags, loadConfig, prepareStateDir } from './config/load.js';
+import { type OtlpFlags, type OtlpSettings, otlpSettings } from './config/otlp.js';
 import type { SentinelConfig } from './config/schema.js';
 import { stateDatabaseUrl } from './config/state-database.js';
 import { describeError } from './db/errors.js';
@@ -14,6 +15,7 @@ import { PgRunHistory } from './history/pg-store.js';
 import { FileRunHistory, type RunHistoryStore } from './history/store.js';
 import { createLogger, type Logger, type LogLevel } from './log.js';
 import { runLoop, stopOnSignals } from './loop.js';
+import type { OtlpExport } from './metrics/otlp.js';
 import type { Notifier } from './notifiers/contract.js';
 import { createNotifiers } from './notifiers/index.js';
 import type { LeaderElection } from './replicas/leader.js';
@@ -63,6 +65,8 @@ export interface Runtime {
   /** The configured notifiers, built once (their secrets are in `redactor`). */
   notifiers: Notifier[];
   deployment: Deployment;
+  /** The OpenTelemetry export (`--otlp-endpoint`, OTEL_*), for the commands that run checks; off when undefined. */
+  otlp?: OtlpSettings;
 }
 
 /** How to build a runtime besides the flags. */
@@ -73,6 +77,8 @@ export interface RuntimeOptions {
   env?: NodeJS.ProcessEnv;
   /** The process settings; default read from `env` (src/config/env.ts). */
   environment?: Environment;
+  /** Runs that export metrics (a run, the loop, serve): the OTLP flags; the OTEL_* variables are read too. */
+  otlp?: OtlpFlags;
 }
 
 /** Loads the configuration and builds the runtime: redacted logging, notifiers, the deployment. */
@@ -87,12 +93,15 @@ export async function createRuntime(
     ...(options.requireDatabase === false ? { requireDatabase: false } : {}),
   });
   const environment = options.environment ?? readEnvironment(options.env);
-  const redactor = new Redactor(config.secrets);
+  const problems: string[] = [];
+  const otlp = options.otlp ? otlpSettings(options.otlp, problems, options.env) : undefined;
+  if (problems.length > 0) throw new ConfigError(problems);
+  const redactor = new Redactor([...config.secrets, ...(otlp?.secrets ?? [])]);
   const notifiers = createNotifiers(config.notifiers);
   for (const n of notifiers) redactor.add(n.secrets());
   const logger = createLogger({ level: flags.logLevel ?? 'info', redactor });
   const deployment = deploymentOf(config, environment, logger, redactor);
-  return { config, environment, logger, redactor, notifiers, deployment };
+  return { config, environment, logger, redactor, notifiers, deployment, ...(otlp ? { otlp } : {}) };
 }
 
 /** The one place `replicas.enabled` is decided on. */
@@ -320,7 +329,25 @@ export async function runContinuously(s: Runtime, options: ContinuousOptions): P
     }
   };
   process.on('SIGHUP', onHangup);
+  let otlp: OtlpExport | undefined;
   try {
+    // One registry for /metrics and the OTLP export: both carry the same figures.
+    const registry = options.listen || s.otlp ? await import('./metrics/registry.js') : undefined;
+    const metrics = registry?.createMetrics({ maxSources: s.config.metrics.max_sources });
+    metrics?.setLeader(!s.deployment.replicated);
+    if (s.otlp && metrics) {
+      const { startOtlpExport } = await import('./metrics/otlp.js');
+      otlp = await startOtlpExport(s.otlp, metrics.registry, {
+        logger,
+        redact: (t) => s.redactor.redact(t),
+        environment: s.config.env.name,
+      });
+      otlp.startPeriodic();
+      logger.info(
+        `Exporting metrics over OTLP (${s.otlp.protocol}, ${s.otlp.temporality}) to ${s.redactor.redact(s.otlp.url)} ` +
+          `after every run and every ${s.otlp.intervalMs / 1000}s`,
+      );
+    }
     if (options.listen) {
       const { startMonitorServer } = await import('./server/index.js');
       const { config } = s;
@@ -350,6 +377,7 @@ export async function runContinuously(s: Runtime, options: ContinuousOptions): P
         redactor: s.redactor,
         leader: !s.deployment.replicated,
         maxSources: config.metrics.max_sources,
+        ...(metrics ? { metrics } : {}),
         ...(dashboard ? { dashboard } : {}),
       });
       server = started;
@@ -357,7 +385,7 @@ export async function runContinuously(s: Runtime, options: ContinuousOptions): P
     }
     // Replicas: PostgreSQL frees the lock of a leader cut off from it within about
     // one interval (at least a few seconds): failover within one interval.
-    election = await s.deployment.election((leader) => server?.metrics.setLeader(leader), intervalMs);
+    election = await s.deployment.election((leader) => metrics?.setLeader(leader), intervalMs);
     const leadership = election;
     // Set up (an address in use was exit 3, a setup error): from here on an internal
     // error exits 70, which systemd restarts (it must not restart a config error).
@@ -386,8 +414,15 @@ export async function runContinuously(s: Runtime, options: ContinuousOptions): P
             return result;
           };
           const onResult = (result: RunResult): void => {
-            server?.observe(result, runMs);
+            if (server) server.observe(result, runMs);
+            else if (registry && metrics)
+              registry.observeSafely(
+                () => registry.observeResult(metrics, result, runMs),
+                logger,
+                (t) => s.redactor.redact(t),
+              );
             options.print?.(result);
+            void otlp?.exportNow();
           };
           runs += await runLoop({
             intervalMs,
@@ -403,7 +438,10 @@ export async function runContinuously(s: Runtime, options: ContinuousOptions): P
                   pollMs:
                     (setupNow.config.replicas.takeover_poll_seconds ?? Math.min(5, options.intervalSeconds)) * 1000,
                   // Followers print nothing; they stay ready while the lock database answers.
-                  onStandby: () => server?.standby(leadership.problem),
+                  onStandby: () =>
+                    server
+                      ? server.standby(leadership.problem)
+                      : metrics?.observeStandby({ lockDatabaseReached: leadership.problem === undefined }),
                 }
               : {}),
           });
@@ -431,6 +469,8 @@ export async function runContinuously(s: Runtime, options: ContinuousOptions): P
     await election?.close();
     // Still under our signal handlers: a second signal while closing exits at once.
     await server?.close();
+    // The last figures (the final delivery's counters), within the export's timeout.
+    await otlp?.close();
     stop.dispose();
   }
 }

@@ -1,4 +1,5 @@
 import { ConfigError, type ConfigFlags } from '../config/load.js';
+import type { OtlpFlags } from '../config/otlp.js';
 import type { LogLevel } from '../log.js';
 import * as metricsRules from '../metrics/registry.js';
 import { type EmfOptions, renderEmf } from '../report/emf.js';
@@ -18,7 +19,7 @@ import { internalErrorExitCode } from '../util/crash.js';
 import { errorLine } from '../util/errors.js';
 import type { Redactor } from '../util/redact.js';
 
-export interface CheckFlags extends ConfigFlags {
+export interface CheckFlags extends ConfigFlags, OtlpFlags {
   json?: boolean;
   pretty?: boolean;
   /** `--format`: `json` is what `--json` means; `nagios` is one plugin-API line (one run only). */
@@ -86,7 +87,7 @@ export function nagiosUnknownLines(err: unknown): string[] {
 }
 
 async function check(flags: CheckFlags): Promise<number> {
-  const s = await createRuntime(flags);
+  const s = await createRuntime(flags, { otlp: flags });
   const json = Boolean(flags.json || flags.pretty || flags.format === 'json');
   const color = !json && flags.color !== false && process.stdout.isTTY === true && !s.environment.noColor;
   const nagios = flags.format === 'nagios' ? nagiosThresholds(s.config) : undefined;
@@ -105,12 +106,24 @@ async function check(flags: CheckFlags): Promise<number> {
       intervalSeconds: flags.interval ?? 300,
       print,
       listen,
-      reload: () => createRuntime(flags),
+      reload: () => createRuntime(flags, { otlp: flags }),
     });
   }
   const once = async (runAndAlert: RunAndAlert): Promise<number> => {
+    const started = performance.now();
     const result = await runAndAlert();
+    const durationMs = performance.now() - started;
     print(result);
+    if (s.otlp) {
+      const { exportRunOnce } = await import('../metrics/otlp.js');
+      await exportRunOnce(s.otlp, result, {
+        logger: s.logger,
+        redact: (t) => s.redactor.redact(t),
+        environment: s.config.env.name,
+        maxSources: s.config.metrics.max_sources,
+        durationMs,
+      });
+    }
     return exitCodeFor(result.overall_status);
   };
   // Replicas and a one-shot run (cron): it acts only while holding the leader lock,

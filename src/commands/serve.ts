@@ -1,12 +1,13 @@
 import { type Environment, readEnvironment } from '../config/env.js';
 import type { ConfigFlags } from '../config/load.js';
+import type { OtlpFlags } from '../config/otlp.js';
 import type { LogLevel } from '../log.js';
 import { createRuntime, type Runtime, runContinuously } from '../runtime.js';
 import { isLoopbackHost } from '../server/http.js';
 import { DEFAULT_LISTEN, formatHostPort, type ListenAddress } from '../server/listen.js';
 import { reportPrinter } from './check.js';
 
-export interface ServeFlags extends ConfigFlags {
+export interface ServeFlags extends ConfigFlags, OtlpFlags {
   listen?: ListenAddress;
   interval?: number;
   json?: boolean;
@@ -56,7 +57,7 @@ export async function serveCommand(flags: ServeFlags, environment: Environment =
     return 3;
   }
   const configure = async (): Promise<Runtime> => {
-    const s = await createRuntime(flags);
+    const s = await createRuntime(flags, { otlp: flags });
     if (token !== undefined) s.redactor.add([token]);
     return s;
   };

@@ -6,6 +6,7 @@ import { databaseReached } from '../checks/reachability.js';
 import { NOT_RUN } from '../checks/runner.js';
 import { schemaCacheCheck } from '../checks/schema_cache.js';
 import { IN_FLIGHT_STATUSES, PROCESSING_STATUSES } from '../checks/statuses.js';
+import type { Logger } from '../log.js';
 import { type CheckSummary, type CheckThresholds, FAILURE_REASONS, type RunResult } from '../types.js';
 import { oneLine } from '../util/text.js';
 import { sentinelVersion } from '../util/version.js';
@@ -620,4 +621,24 @@ export function createMetrics(opts: MetricsOptions = {}): SentinelMetrics {
       if (!result.checks.some((ch) => ch.outcome === 'failed')) g.lastSuccess.set(finishedSeconds);
     },
   };
+}
+
+/**
+ * Feeds one finished run to `metrics` (/metrics, the OTLP export). A run that ends with
+ * `role: 'follower'` (leadership lost during it: neither recorded nor notified) counts as a
+ * follower tick: the new leader reports what it sees, so its figures are not exported.
+ * `durationMs`: how long the whole run took (checks, alerting, heartbeat), for the histogram.
+ */
+export function observeResult(metrics: SentinelMetrics, result: RunResult, durationMs?: number): void {
+  if (result.role === 'follower') metrics.setLeader(false);
+  else metrics.observeRun(result, durationMs !== undefined ? { durationMs } : {});
+}
+
+/** Runs a metrics update; a metrics bug is one log line, never a stopped loop (the run was reported and alerted on). */
+export function observeSafely(update: () => void, logger: Logger, redact: (text: string) => string): void {
+  try {
+    update();
+  } catch (err) {
+    logger.warn(`Could not update metrics: ${redact(err instanceof Error ? err.message : String(err))}`);
+  }
 }

@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { createMetrics, type SentinelMetrics } from '../metrics/registry.js';
+import { createMetrics, observeResult, observeSafely, type SentinelMetrics } from '../metrics/registry.js';
 import type { RunResult } from '../types.js';
 import type { Redactor } from '../util/redact.js';
 import { createDashboardApi, type DashboardApiOptions } from './api.js';
@@ -40,6 +40,8 @@ export interface MonitorServerOptions {
   leader?: boolean;
   /** `metrics.max_sources`: sources with series of their own on /metrics (default 50). */
   maxSources?: number;
+  /** The registry to serve (the loop shares it with the OTLP export); default a new one. */
+  metrics?: SentinelMetrics;
   /**
    * `replicas.enabled`: `/readyz` then says `"role": "leader" | "follower"`.
    * Default: true when `leader` starts false (only the election starts a process
@@ -65,7 +67,8 @@ export interface MonitorServerOptions {
 export async function startMonitorServer(options: MonitorServerOptions): Promise<MonitorServer> {
   const { logger, redactor } = options;
   // Build info: the package's version.
-  const metrics = createMetrics(options.maxSources !== undefined ? { maxSources: options.maxSources } : {});
+  const metrics =
+    options.metrics ?? createMetrics(options.maxSources !== undefined ? { maxSources: options.maxSources } : {});
   // One process, no replicas configured: it runs every check and sends every notification.
   // With replicas, the loop sets it from the leader election.
   metrics.setLeader(options.leader ?? true);
@@ -105,14 +108,7 @@ export async function startMonitorServer(options: MonitorServerOptions): Promise
   }
   logger.info(`Listening on ${server.url} (${api ? 'dashboard at /, /api/*, ' : ''}/metrics, /healthz, /readyz)`);
 
-  // A metrics bug must not stop monitoring: the run was reported and alerted on.
-  const safely = (update: () => void): void => {
-    try {
-      update();
-    } catch (err) {
-      logger.warn(`Could not update metrics: ${redactor.redact(err instanceof Error ? err.message : String(err))}`);
-    }
-  };
+  const safely = (update: () => void): void => observeSafely(update, logger, (t) => redactor.redact(t));
 
   return {
     url: server.url,
@@ -122,12 +118,11 @@ export async function startMonitorServer(options: MonitorServerOptions): Promise
         // Lost the lock during the run: the new leader reports what it sees. The lock
         // database answered when the run started; the next tick says whether it still does.
         readiness.standby();
-        safely(() => metrics.setLeader(false));
-        return;
+      } else {
+        readiness.record(result);
+        lastRun = result;
       }
-      readiness.record(result);
-      lastRun = result;
-      safely(() => metrics.observeRun(result, durationMs !== undefined ? { durationMs } : {}));
+      safely(() => observeResult(metrics, result, durationMs));
     },
     standby(unreachable) {
       readiness.standby(unreachable);
