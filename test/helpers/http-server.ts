@@ -17,6 +17,11 @@ export interface RecordedHttpRequest {
   url: string;
   headers: http.IncomingHttpHeaders;
   body: string;
+  /**
+   * The body's bytes as received (`body` is them read as UTF-8, which binary formats do not
+   * survive). Always set by the server; optional only for requests a test builds by hand.
+   */
+  raw?: Buffer;
 }
 
 export interface Answer {
@@ -75,11 +80,13 @@ export async function startHttpServer(options: { port?: number } = {}): Promise<
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const raw = Buffer.concat(chunks);
       const recorded: RecordedHttpRequest = {
         method: req.method ?? '',
         url: req.url ?? '',
         headers: req.headers,
-        body: Buffer.concat(chunks).toString('utf8'),
+        body: raw.toString('utf8'),
+        raw,
       };
       requests.push(recorded);
       events.emit('request');
