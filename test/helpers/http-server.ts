@@ -120,8 +120,14 @@ export async function startHttpServer(options: { port?: number } = {}): Promise<
   // (readLater) only after a while: the request waits unread in the kernel's
   // buffers, and is still read and handled if the client has given up meanwhile.
   const pending = new Set<net.Socket>();
+  // Every connection, to destroy on close: the HTTP server never listened itself, so its
+  // closeAllConnections() does not know them, and a client's idle keep-alive connection
+  // would hold close() until the client's own timeout.
+  const open = new Set<net.Socket>();
   const listener = net.createServer({ pauseOnConnect: true }, (socket) => {
     accepted++;
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
     socket.on('error', () => {});
     const handOver = (): void => {
       pending.delete(socket);
@@ -164,6 +170,7 @@ export async function startHttpServer(options: { port?: number } = {}): Promise<
       new Promise<void>((resolve) => {
         for (const t of timers) clearTimeout(t);
         for (const socket of pending) socket.destroy();
+        for (const socket of open) socket.destroy();
         server.closeAllConnections();
         server.close(() => listener.close(() => resolve()));
       }),
