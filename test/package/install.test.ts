@@ -2,8 +2,9 @@
  * The package as a user gets it (issue 16): `npm pack`, `npm install -g` of the tarball into an
  * empty prefix, then the installed `sentinel` run from an empty directory with a private (0700)
  * home and no checkout in sight: `--version`, `migrate --with-intake` on an empty database,
- * `serve` with its dashboard page and assets, `demo` (embedded PostgreSQL from the installed
- * dependency), and `npx --package <tarball> sentinel` from an empty directory.
+ * `serve` with its dashboard page and assets, a run pushing its metrics over OTLP (the
+ * OpenTelemetry SDK is a runtime dependency, loaded only then), `demo` (embedded PostgreSQL from
+ * the installed dependency), and `npx --package <tarball> sentinel` from an empty directory.
  *
  * npm installs the dependencies from its cache (`npm ci` filled it) or the registry; where neither
  * is reachable the install fails and the tests are skipped with the reason on a laptop, and fail
@@ -17,6 +18,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
+import { startOtlpReceiver } from '../helpers/otlp-receiver.js';
 import { requirePart } from '../helpers/parts.js';
 import { until } from '../helpers/wait.js';
 
@@ -115,6 +117,23 @@ describe.runIf(
       join(work, 'prefix', 'lib', 'node_modules', '@dragonfly-sre', 'sentinel', 'dist', 'web'),
     );
     expect(shipped).toContain('index.html');
+  }, 120_000);
+
+  it('pushes its metrics over OTLP with the OpenTelemetry SDK it installed (http/protobuf and http/json)', async () => {
+    const receiver = await startOtlpReceiver();
+    try {
+      for (const protocol of ['http/protobuf', 'http/json']) {
+        await run(bin, ['--otlp-endpoint', receiver.url, '--otlp-protocol', protocol], {
+          cwd: empty,
+          env: env({ DATABASE_URL: db.url }),
+        });
+      }
+      expect(receiver.invalid).toEqual([]);
+      expect(receiver.exports.map((e) => e.protocol)).toEqual(['protobuf', 'json']);
+      for (const e of receiver.exports) expect(e.points.some((p) => p.metric === 'sentinel_runs_total')).toBe(true);
+    } finally {
+      await receiver.close();
+    }
   }, 120_000);
 
   it('runs the demo on the embedded PostgreSQL it installed', async () => {
