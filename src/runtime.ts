@@ -86,20 +86,25 @@ export async function createRuntime(
   flags: ConfigFlags & { logLevel?: LogLevel },
   options: RuntimeOptions = {},
 ): Promise<Runtime> {
+  // Every problem at once: the OTLP settings' with the configuration's.
+  const problems: string[] = [];
+  const notices: string[] = [];
+  const otlp = options.otlp ? otlpSettings(options.otlp, problems, options.env, notices) : undefined;
   // Both default to process.env, read in src/config/ only.
   const config = await loadConfig({
     flags,
     ...(options.env ? { env: options.env } : {}),
     ...(options.requireDatabase === false ? { requireDatabase: false } : {}),
+  }).catch((err: unknown) => {
+    throw err instanceof ConfigError && problems.length > 0 ? new ConfigError([...err.problems, ...problems]) : err;
   });
-  const environment = options.environment ?? readEnvironment(options.env);
-  const problems: string[] = [];
-  const otlp = options.otlp ? otlpSettings(options.otlp, problems, options.env) : undefined;
   if (problems.length > 0) throw new ConfigError(problems);
+  const environment = options.environment ?? readEnvironment(options.env);
   const redactor = new Redactor([...config.secrets, ...(otlp?.secrets ?? [])]);
   const notifiers = createNotifiers(config.notifiers);
   for (const n of notifiers) redactor.add(n.secrets());
   const logger = createLogger({ level: flags.logLevel ?? 'info', redactor });
+  for (const notice of notices) logger.info(notice);
   const deployment = deploymentOf(config, environment, logger, redactor);
   return { config, environment, logger, redactor, notifiers, deployment, ...(otlp ? { otlp } : {}) };
 }

@@ -59,9 +59,18 @@ export function reportPrinter(
  * stderr: plugin runners (Icinga 2) show both, and the reason is said once.
  */
 export async function checkCommand(flags: CheckFlags): Promise<number> {
-  if (flags.format !== 'nagios') return check(flags);
+  const after: AfterRun = {};
+  const code = await checkOrUnknown(flags, after);
+  // Everything is printed (stdout and stderr are synchronous on Linux) and every connection closed:
+  // a receiver still trickling an answer must not keep cron's run alive.
+  if (after.exportAbandoned) setImmediate(() => process.exit(code));
+  return code;
+}
+
+async function checkOrUnknown(flags: CheckFlags, after: AfterRun): Promise<number> {
+  if (flags.format !== 'nagios') return check(flags, after);
   try {
-    return await check(flags);
+    return await check(flags, after);
   } catch (err) {
     process.stdout.write(`${nagiosUnknownLines(err).join('\n')}\n`);
     return internalErrorExitCode();
@@ -86,7 +95,13 @@ export function nagiosUnknownLines(err: unknown): string[] {
   ];
 }
 
-async function check(flags: CheckFlags): Promise<number> {
+/** What a finished run leaves for the command to do. */
+interface AfterRun {
+  /** An OTLP export outlived its deadline (a receiver trickling its answer): its socket may hold the process. */
+  exportAbandoned?: boolean;
+}
+
+async function check(flags: CheckFlags, after: AfterRun = {}): Promise<number> {
   const s = await createRuntime(flags, { otlp: flags });
   const json = Boolean(flags.json || flags.pretty || flags.format === 'json');
   const color = !json && flags.color !== false && process.stdout.isTTY === true && !s.environment.noColor;
@@ -116,13 +131,14 @@ async function check(flags: CheckFlags): Promise<number> {
     print(result);
     if (s.otlp) {
       const { exportRunOnce } = await import('../metrics/otlp.js');
-      await exportRunOnce(s.otlp, result, {
+      const { abandoned } = await exportRunOnce(s.otlp, result, {
         logger: s.logger,
         redact: (t) => s.redactor.redact(t),
         environment: s.config.env.name,
         maxSources: s.config.metrics.max_sources,
         durationMs,
       });
+      if (abandoned) after.exportAbandoned = true;
     }
     return exitCodeFor(result.overall_status);
   };

@@ -143,6 +143,7 @@ export function otlpSettings(
   flags: OtlpFlags,
   problems: string[],
   env: NodeJS.ProcessEnv = process.env,
+  notices: string[] = [],
 ): OtlpSettings | undefined {
   const start = problems.length;
   const flagEndpoint = nonEmpty(flags.otlpEndpoint);
@@ -157,9 +158,19 @@ export function otlpSettings(
     return undefined;
   }
   if (!flagEndpoint) {
-    if (nonEmpty(env.OTEL_SDK_DISABLED)?.toLowerCase() === 'true') return undefined;
+    // Off on purpose, but said: an endpoint in the environment that sends nothing is otherwise a puzzle.
+    if (nonEmpty(env.OTEL_SDK_DISABLED)?.toLowerCase() === 'true') {
+      notices.push(`OTLP export off: OTEL_SDK_DISABLED=true (${endpoint.name} is set; --otlp-endpoint overrides)`);
+      return undefined;
+    }
     const exporters = nonEmpty(env.OTEL_METRICS_EXPORTER)?.toLowerCase();
-    if (exporters !== undefined && !exporters.split(',').some((e) => e.trim() === 'otlp')) return undefined;
+    if (exporters !== undefined && !exporters.split(',').some((e) => e.trim() === 'otlp')) {
+      notices.push(
+        `OTLP export off: OTEL_METRICS_EXPORTER=${exporters.slice(0, 40)} does not name otlp ` +
+          `(${endpoint.name} is set; --otlp-endpoint overrides)`,
+      );
+      return undefined;
+    }
   }
   const url = metricsUrl(endpoint, problems);
 
@@ -209,7 +220,7 @@ export function otlpSettings(
     // lowmemory: delta for counters and histograms, which is every sum Sentinel sends.
     if (value === 'delta' || value === 'lowmemory') temporality = 'delta';
     else if (value !== 'cumulative')
-      problems.push(`${temporalitySetting.name}: expected cumulative or delta, got "${value.slice(0, 40)}"`);
+      problems.push(`${temporalitySetting.name}: expected cumulative, delta or lowmemory, got "${value.slice(0, 40)}"`);
   }
 
   const resourceText = nonEmpty(env.OTEL_RESOURCE_ATTRIBUTES);

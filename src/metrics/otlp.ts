@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { HrTime } from '@opentelemetry/api';
 import type {
@@ -32,6 +32,9 @@ import { createMetrics, observeResult, observeSafely } from './registry.js';
  *
  * The SDK is loaded only when an endpoint is set; `--version` and runs without it never load it.
  */
+
+/** How much longer than the SDK's timeout an export may take in all (its retries' last answer). */
+const DEADLINE_GRACE_MS = 1000;
 
 /** The instrumentation scope the metrics are reported under. */
 export const OTLP_SCOPE = '@dragonfly-sre/sentinel';
@@ -174,20 +177,37 @@ function histogramPoints(
   return points;
 }
 
-/** Sentinel's resource attributes; the user's (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME) win. */
+/**
+ * Sentinel's resource attributes; the user's (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME) win.
+ * `service.instance.id` (the Prometheus translation's `instance`): a random UUID per long-running
+ * process, so replicas and restarts are told apart; for one-shot runs (`oneShot`) a UUID derived
+ * from the host, the environment and the service name, so that cron's runs on one host are one
+ * series whose counters start again each run, not a new series every run.
+ */
 export function resourceAttributes(
   settings: Pick<OtlpSettings, 'resource'>,
   environment: string,
+  options: { oneShot?: boolean; host?: string } = {},
 ): Record<string, string> {
+  const host = options.host ?? hostname();
+  const service = settings.resource['service.name'] ?? DEFAULT_SERVICE_NAME;
   return {
     'service.name': DEFAULT_SERVICE_NAME,
     'service.version': sentinelVersion(),
-    // One per process: replicas and restarts are told apart (the Prometheus translation's `instance`).
-    'service.instance.id': randomUUID(),
-    'host.name': hostname(),
+    'service.instance.id': options.oneShot ? stableUuid(`${host}\n${environment}\n${service}`) : randomUUID(),
+    'host.name': host,
     'deployment.environment.name': environment,
     ...settings.resource,
   };
+}
+
+/** A UUID (version 5 layout) from a SHA-1 of `text`: the same text, the same id. */
+function stableUuid(text: string): string {
+  const h = createHash('sha1').update(`sentinel-instance\n${text}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const hex = h.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 export interface OtlpExport {
@@ -198,8 +218,11 @@ export interface OtlpExport {
   exportNow(): Promise<void>;
   /** The loop: also export every `intervalMs`. */
   startPeriodic(): void;
-  /** A last export (bounded by the timeout), then shutdown. */
-  close(): Promise<void>;
+  /**
+   * A last export (bounded by the timeout), then shutdown. Resolves `abandoned: true` when a request
+   * outlived its deadline (a receiver trickling its answer): its socket may still hold the process.
+   */
+  close(): Promise<{ abandoned: boolean }>;
 }
 
 /** How an export failure reads in one line: the status and the receiver's words, or the network error. */
@@ -221,7 +244,7 @@ export function exportFailure(error: unknown): string {
 export async function startOtlpExport(
   settings: OtlpSettings,
   registry: Registry,
-  options: { logger: Logger; redact: (text: string) => string; environment: string },
+  options: { logger: Logger; redact: (text: string) => string; environment: string; oneShot?: boolean },
 ): Promise<OtlpExport> {
   const [sdk, resources, core] = await Promise.all([
     import('@opentelemetry/sdk-metrics'),
@@ -270,18 +293,31 @@ export async function startOtlpExport(
     // The SDK's telemetry.sdk.* attributes, then Sentinel's, then the user's.
     resource: resources
       .defaultResource()
-      .merge(resources.resourceFromAttributes(resourceAttributes(settings, options.environment))),
+      .merge(
+        resources.resourceFromAttributes(
+          resourceAttributes(settings, options.environment, options.oneShot ? { oneShot: true } : {}),
+        ),
+      ),
     readers: [reader],
   });
 
   const where = redact(settings.url);
   let failing: string | undefined;
   let failures = 0;
+  // The SDK's timeout is the socket's idle time: a receiver that trickles a byte now and then would
+  // hold an export (and a one-shot run's exit) for ever. This is the whole export's deadline.
+  const deadlineMs = settings.timeoutMs + DEADLINE_GRACE_MS;
   const send = (metrics: ResourceMetrics): Promise<{ ok: boolean; error?: unknown }> =>
     new Promise((resolve) => {
-      exporter.export(metrics, (result) =>
-        resolve(result.code === core.ExportResultCode.SUCCESS ? { ok: true } : { ok: false, error: result.error }),
+      const timer = setTimeout(
+        () => resolve({ ok: false, error: new Error(`no complete answer within ${deadlineMs / 1000}s`) }),
+        deadlineMs,
       );
+      timer.unref();
+      exporter.export(metrics, (result) => {
+        clearTimeout(timer);
+        resolve(result.code === core.ExportResultCode.SUCCESS ? { ok: true } : { ok: false, error: result.error });
+      });
     });
   const once = async (): Promise<void> => {
     try {
@@ -335,11 +371,14 @@ export async function startOtlpExport(
       timer.unref();
     },
     async close() {
-      if (closed) return;
+      if (closed) return { abandoned: false };
       closed = true;
       if (timer) clearInterval(timer);
       await exportNow();
-      await Promise.allSettled([provider.shutdown(), exporter.shutdown()]);
+      // The SDK's shutdown waits for its requests; one that outlived its deadline is not waited for.
+      const shutdown = Promise.allSettled([provider.shutdown(), exporter.shutdown()]).then(() => false);
+      const gaveUp = new Promise<boolean>((resolve) => setTimeout(() => resolve(true), DEADLINE_GRACE_MS).unref());
+      return { abandoned: await Promise.race([shutdown, gaveUp]) };
     },
   };
 }
@@ -347,7 +386,8 @@ export async function startOtlpExport(
 /**
  * A one-shot run (cron, a plugin runner): its figures in a registry of their own, exported once and
  * flushed before the process exits, within the export's timeout. A failure is logged, never thrown:
- * the exit code says what the run found, not whether a collector listened.
+ * the exit code says what the run found, not whether a collector listened. `abandoned`: a request
+ * outlived its deadline and the caller should exit rather than wait for its socket.
  */
 export async function exportRunOnce(
   settings: OtlpSettings,
@@ -355,9 +395,9 @@ export async function exportRunOnce(
   options: { logger: Logger; redact: (text: string) => string; environment: string; maxSources: number } & {
     durationMs?: number;
   },
-): Promise<void> {
+): Promise<{ abandoned: boolean }> {
   const metrics = createMetrics({ maxSources: options.maxSources });
   observeSafely(() => observeResult(metrics, result, options.durationMs), options.logger, options.redact);
-  const exporter = await startOtlpExport(settings, metrics.registry, options);
-  await exporter.close();
+  const exporter = await startOtlpExport(settings, metrics.registry, { ...options, oneShot: true });
+  return exporter.close();
 }

@@ -99,10 +99,16 @@ describe('OTLP export settings', () => {
     });
   });
 
-  it('are off when the environment disables the SDK or picks another exporter, unless the flag asks', () => {
+  it('are off, and say so, when the environment disables the SDK or picks another exporter, unless the flag asks', () => {
     const base = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
-    expect(settings({ ...base, OTEL_SDK_DISABLED: 'TRUE' }).settings).toBeUndefined();
-    expect(settings({ ...base, OTEL_METRICS_EXPORTER: 'none' }).settings).toBeUndefined();
+    const notices: string[] = [];
+    expect(otlpSettings({}, [], { ...base, OTEL_SDK_DISABLED: 'TRUE' }, notices)).toBeUndefined();
+    expect(otlpSettings({}, [], { ...base, OTEL_METRICS_EXPORTER: 'console' }, notices)).toBeUndefined();
+    expect(notices).toEqual([
+      'OTLP export off: OTEL_SDK_DISABLED=true (OTEL_EXPORTER_OTLP_ENDPOINT is set; --otlp-endpoint overrides)',
+      'OTLP export off: OTEL_METRICS_EXPORTER=console does not name otlp (OTEL_EXPORTER_OTLP_ENDPOINT is set; ' +
+        '--otlp-endpoint overrides)',
+    ]);
     expect(settings({ ...base, OTEL_METRICS_EXPORTER: 'prometheus, otlp' }).settings).toBeDefined();
     expect(settings({ OTEL_SDK_DISABLED: 'true' }, { otlpEndpoint: 'http://c:4318' }).settings).toBeDefined();
   });
@@ -124,7 +130,7 @@ describe('OTLP export settings', () => {
       'OTEL_EXPORTER_OTLP_HEADERS: entry 2 is not key=value (comma-separated key=value pairs expected)',
       'OTEL_EXPORTER_OTLP_TIMEOUT: expected whole milliseconds from 1 to 120000, got "10s"',
       'OTEL_METRIC_EXPORT_INTERVAL: expected whole milliseconds from 1000 to 86400000, got "10"',
-      'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: expected cumulative or delta, got "sometimes"',
+      'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: expected cumulative, delta or lowmemory, got "sometimes"',
       'OTEL_RESOURCE_ATTRIBUTES: the value of team is not valid percent-encoding',
     ]);
     expect(problems.join('\n')).not.toContain('s3cr3t');

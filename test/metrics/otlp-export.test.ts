@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -163,6 +164,19 @@ describe('sentinel --otlp-endpoint (one run)', () => {
     ).toMatchObject({ value: 1, temporality: 'cumulative' });
   });
 
+  it('gives cron’s runs on one host one identity, and a loop one of its own', async () => {
+    receiver = await startOtlpReceiver();
+    for (let i = 0; i < 2; i++) expect((await runCli(['--otlp-endpoint', receiver.url], env())).code).toBe(0);
+    const p = start(['--loop', '--interval', '60', '--json', '--otlp-endpoint', receiver.url], {});
+    await receiver.received(3);
+    p.child.kill('SIGTERM');
+    expect(await p.ended).toBe(0);
+    const ids = receiver.exports.map((e) => e.resource['service.instance.id']);
+    expect(ids[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(ids[1]).toBe(ids[0]);
+    expect(ids[2]).not.toBe(ids[0]);
+  });
+
   it('refuses settings it cannot honour in one line, exit 3, before any check runs', async () => {
     const grpc = await runCli(
       [],
@@ -181,6 +195,16 @@ describe('sentinel --otlp-endpoint (one run)', () => {
     expect(headers.stderr).toMatch(/OTEL_EXPORTER_OTLP_HEADERS: entry 1 is not key=value/);
     expect(headers.stderr).not.toContain(SECRET);
     expect(headers.stderr).not.toMatch(/\n\s+at /);
+    // With a bad configuration file too: every problem at once.
+    const config = join(stateDir, 'bad.yaml');
+    writeFileSync(config, 'checks:\n  stuck_batches:\n    threshold_minutes: soon\n');
+    const both = await runCli(
+      ['-c', config],
+      env({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_TIMEOUT: '5s' }),
+    );
+    expect(both.code).toBe(3);
+    expect(both.stderr).toMatch(/checks\.stuck_batches\.threshold_minutes/);
+    expect(both.stderr).toMatch(/OTEL_EXPORTER_OTLP_TIMEOUT: expected whole milliseconds/);
   });
 });
 
@@ -223,6 +247,38 @@ describe('sentinel --otlp-endpoint when the receiver fails', () => {
     expect(r.stderr).not.toContain(SECRET);
     expect(r.stderr).not.toContain('\u001b[31m');
     expect(r.stderr.split('\n').some((l) => l.startsWith('forged line'))).toBe(false);
+  });
+
+  it('a receiver that trickles its answer for ever: the export gives up at its deadline and the run exits', async () => {
+    // A byte every 100 ms keeps the socket's idle timeout from ever firing: only a deadline ends it.
+    const timers = new Set<NodeJS.Timeout>();
+    const trickler = createHttpServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' });
+        const t = setInterval(() => res.write('\u0000'), 100);
+        timers.add(t);
+        res.on('close', () => clearInterval(t));
+      });
+    });
+    await new Promise<void>((resolve) => trickler.listen(0, '127.0.0.1', resolve));
+    const { port } = trickler.address() as { port: number };
+    try {
+      await stuckBatch();
+      const r = await runCli(
+        ['--json', '--otlp-endpoint', `http://127.0.0.1:${port}`],
+        env({ OTEL_EXPORTER_OTLP_TIMEOUT: '300' }),
+        { timeoutMs: 60_000 },
+      );
+      expect(r.signal).toBeNull();
+      expect(r.code).toBe(2);
+      expect(JSON.parse(r.stdout).overall_status).toBe('critical');
+      expect(r.stderr).toMatch(/OTLP export to .* failed: no complete answer within 1\.3s/);
+    } finally {
+      for (const t of timers) clearInterval(t);
+      trickler.closeAllConnections();
+      await new Promise<void>((resolve) => trickler.close(() => resolve()));
+    }
   });
 
   it('retries a 503 with Retry-After within the timeout and then delivers', async () => {
