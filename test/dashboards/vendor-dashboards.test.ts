@@ -1,8 +1,10 @@
 /**
- * The Datadog dashboard (datadog/sentinel-overview.json, the body of
- * `POST /api/v1/dashboard`) and the CloudWatch one (cloudwatch/sentinel-overview.json,
- * the `DashboardBody` of `PutDashboard`) against the documented schemas, against
- * what Sentinel really emits, and against the Grafana overview they mirror:
+ * The Datadog dashboards (datadog/sentinel-overview.json for the OpenMetrics check, and
+ * datadog/sentinel-overview-otlp.json for OTLP ingest, generated from it by
+ * test/dashboards/datadog-otlp.ts; both the body of `POST /api/v1/dashboard`) and the
+ * CloudWatch one (cloudwatch/sentinel-overview.json, the `DashboardBody` of `PutDashboard`)
+ * against the documented schemas, against what Sentinel really emits, and against the
+ * Grafana overview they mirror:
  *
  * - structure: required fields, allowed widget types and enums, Datadog's ordered
  *   layout with `reflow_type: auto` (no widget layouts), groups one level deep,
@@ -10,31 +12,48 @@
  *   (x + width ≤ 24, no overlaps), 1–100 metrics per widget, unique expression ids;
  * - names: every metric a query names is one of src/metrics/names.ts (or a
  *   prom-client default), through the mapping docs/datadog.md and
- *   docs/cloudwatch-dashboard.md document, with only the tags/dimensions it has;
+ *   docs/cloudwatch-dashboard.md document (for OTLP, read off the real OTLP conversion),
+ *   with only the tags/dimensions it has;
+ * - derivation: the committed OTLP dashboard is exactly the transform of the OpenMetrics one
+ *   (`UPDATE_DASHBOARDS=1` rewrites it);
  * - parity: every metric the Grafana overview queries appears in each dashboard
  *   (CloudWatch: except the process metrics an EMF run does not write, and `up`),
  *   and every Grafana panel has a widget of the same title.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import client from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { OTLP_TEMPORALITIES } from '../../src/config/otlp.js';
 import { METRICS } from '../../src/metrics/names.js';
+import { type PromMetricJson, toMetricData } from '../../src/metrics/otlp.js';
 import * as registry from '../../src/metrics/registry.js';
 import { DROPPED_DEFAULT_METRICS } from '../../src/metrics/registry.js';
 import { renderEmf } from '../../src/report/emf.js';
 import type { RunResult } from '../../src/types.js';
 import { hourlyFigures } from '../helpers/run-figures.js';
+import {
+  type DatadogKind,
+  DD_HEALTH_CHECK,
+  DD_NAMESPACE,
+  DD_OTLP_HOST_TAG,
+  DD_OTLP_RESOURCE_TAGS,
+  DD_RAW_PREFIX,
+  datadogFamily,
+  datadogKindOfOtlp,
+  datadogMetrics,
+  type Family,
+  OPENMETRICS_DASHBOARD_FILE,
+  OTLP_DASHBOARD_FILE,
+  OTLP_TEMPLATE_PREFIXES,
+  REGENERATE_COMMAND,
+  renderDashboard,
+  toOtlpDashboard,
+} from './datadog-otlp.js';
 import { loadDashboard, overviewQueries, queryPanels, ROOT } from './grafana.js';
 
 const readJson = <T>(file: string): T => JSON.parse(readFileSync(join(ROOT, file), 'utf8')) as T;
-
-interface Family {
-  name: string;
-  type: string;
-  labels: readonly string[];
-}
 
 /** names.ts and the prom-client default metrics createMetrics() keeps. */
 async function exportedFamilies(): Promise<Family[]> {
@@ -62,44 +81,6 @@ const grafanaMetrics = (): Set<string> =>
   new Set(overviewQueries().flatMap((q) => q.refs.map((r) => baseName(r.name))));
 
 // ───────────────────────── Datadog
-
-/**
- * The OpenMetrics check (Agent ≥ 7, `openmetrics_endpoint`) as docs/datadog.md configures it:
- * `namespace: sentinel`, `raw_metric_prefix: sentinel_`, `collect_counters_with_distributions: true`.
- * Its parser names a counter family without `_total`; the check then sends
- * `<namespace>.<family>.count` (monotonic count) for a counter, `<namespace>.<family>` for a gauge,
- * and for a histogram a distribution `<namespace>.<family>` plus `.sum` and `.count`.
- */
-const DD_NAMESPACE = 'sentinel';
-const DD_RAW_PREFIX = 'sentinel_';
-
-/** The family name the check matches `metrics:` entries against. */
-function datadogFamily(name: string, type: string): string {
-  const trimmed = name.startsWith(DD_RAW_PREFIX) ? name.slice(DD_RAW_PREFIX.length) : name;
-  return type === 'counter' && trimmed.endsWith('_total') ? trimmed.slice(0, -'_total'.length) : trimmed;
-}
-
-interface DatadogMetric {
-  name: string;
-  family: Family;
-  kind: 'gauge' | 'count' | 'distribution';
-}
-
-function datadogMetrics(f: Family): DatadogMetric[] {
-  const base = `${DD_NAMESPACE}.${datadogFamily(f.name, f.type)}`;
-  if (f.type === 'counter') return [{ name: `${base}.count`, family: f, kind: 'count' }];
-  if (f.type === 'histogram' || f.type === 'summary') {
-    return [
-      { name: base, family: f, kind: 'distribution' },
-      { name: `${base}.sum`, family: f, kind: 'count' },
-      { name: `${base}.count`, family: f, kind: 'count' },
-    ];
-  }
-  return [{ name: base, family: f, kind: 'gauge' }];
-}
-
-/** The service check the OpenMetrics check sends per scrape: Datadog's `up`. */
-const DD_HEALTH_CHECK = `${DD_NAMESPACE}.openmetrics.health`;
 
 interface DdRequest {
   q?: string;
@@ -140,7 +121,11 @@ interface DdDashboard {
   [k: string]: unknown;
 }
 
-const datadog = (): DdDashboard => readJson<DdDashboard>('datadog/sentinel-overview.json');
+const datadog = (): DdDashboard => readJson<DdDashboard>(OPENMETRICS_DASHBOARD_FILE);
+
+/** The OTLP dashboard as the transform makes it; UPDATE_DASHBOARDS=1 writes it before anything reads the file. */
+const otlpDashboardText = renderDashboard(toOtlpDashboard(datadog(), await exportedFamilies()));
+if (process.env.UPDATE_DASHBOARDS === '1') writeFileSync(join(ROOT, OTLP_DASHBOARD_FILE), otlpDashboardText);
 
 /** Every widget, groups' children included. */
 const ddWidgets = (d: DdDashboard): DdWidget[] =>
@@ -204,8 +189,14 @@ describe('ddRefs (the query scanner these checks rely on)', () => {
   });
 });
 
-describe('datadog/sentinel-overview.json: the POST /api/v1/dashboard body', () => {
-  const d = datadog();
+/** The tag each template variable filters on: the check's instance tag, or the one OTLP ingest derives. */
+const DATADOG_BODIES: readonly (readonly [string, Readonly<Record<string, string>>])[] = [
+  [OPENMETRICS_DASHBOARD_FILE, { environment: 'environment', host: 'host' }],
+  [OTLP_DASHBOARD_FILE, OTLP_TEMPLATE_PREFIXES],
+];
+
+describe.each(DATADOG_BODIES)('%s: the POST /api/v1/dashboard body', (file, prefixes) => {
+  const d = readJson<DdDashboard>(file);
   const widgets = ddWidgets(d);
 
   it('has the required fields and only documented top-level ones', () => {
@@ -370,7 +361,7 @@ describe('datadog/sentinel-overview.json: the POST /api/v1/dashboard body', () =
   it('declares every template variable it uses and uses every one it declares', () => {
     const declared = (d.template_variables ?? []).map((v) => v.name);
     expect(declared).toEqual(['environment', 'host']);
-    for (const v of d.template_variables!) expect(v.prefix).toBe(v.name);
+    for (const v of d.template_variables!) expect(v.prefix, v.name).toBe(prefixes[v.name]);
     const text = JSON.stringify(d.widgets);
     const used = new Set([...text.matchAll(/\$([a-zA-Z_][a-zA-Z0-9_]*)/g)].map((m) => m[1]!));
     expect([...used].sort()).toEqual([...declared].sort());
@@ -388,6 +379,35 @@ describe('datadog/sentinel-overview.json: the POST /api/v1/dashboard body', () =
       }
     }
   });
+
+  it('draws the thresholds Sentinel exports as dashed series, never as fixed numbers', () => {
+    for (const w of widgets.filter((x) => x.definition.type === 'timeseries')) {
+      for (const r of w.definition.requests!) {
+        const q = r.q ?? '';
+        if (/check_threshold_|check_min_rows/.test(q)) expect(r.style?.line_type, w.definition.title).toBe('dashed');
+      }
+    }
+    const thresholdChecks = [
+      'stuck_batches',
+      'queue_backlog',
+      'processing_time',
+      'source_freshness',
+      'error_spike',
+      'dedupe_rate',
+    ];
+    const queries = ddQueries(d).map((q) => q.query);
+    for (const c of thresholdChecks) {
+      expect(
+        queries.some((q) => q.includes('check_threshold_') && q.includes(`check:${c}`)),
+        c,
+      ).toBe(true);
+    }
+  });
+});
+
+describe("datadog/sentinel-overview.json: the OpenMetrics check's names", () => {
+  const d = datadog();
+  const widgets = ddWidgets(d);
 
   it('queries only metrics Sentinel emits, through the OpenMetrics mapping, with their tags', async () => {
     const byName = new Map((await exportedFamilies()).flatMap((f) => datadogMetrics(f)).map((m) => [m.name, m]));
@@ -442,29 +462,147 @@ describe('datadog/sentinel-overview.json: the POST /api/v1/dashboard body', () =
     }
     expect(missing).toEqual([]);
   });
+});
 
-  it('draws the thresholds Sentinel exports as dashed series, never as fixed numbers', () => {
-    for (const w of widgets.filter((x) => x.definition.type === 'timeseries')) {
-      for (const r of w.definition.requests!) {
-        const q = r.q ?? '';
-        if (/check_threshold_|check_min_rows/.test(q)) expect(r.style?.line_type, w.definition.title).toBe('dashed');
+/**
+ * What Datadog stores from Sentinel's OTLP push, read off the real conversion (src/metrics/otlp.ts
+ * toMetricData over a full registry, every labelled family given one series) under both
+ * temporalities: per metric, the Datadog kind (datadogKindOfOtlp) and the data point attributes,
+ * which OTLP ingest makes tags (https://docs.datadoghq.com/metrics/open_telemetry/otlp_metric_types/).
+ */
+async function otlpIngested(): Promise<Map<string, { kind: DatadogKind; tags: Set<string> }>> {
+  const metrics = registry.createMetrics();
+  const labelsOf = new Map<string, readonly string[]>(METRICS.map((m) => [m.name, m.labels]));
+  const json = (await metrics.registry.getMetricsAsJSON()) as unknown as PromMetricJson[];
+  metrics.registry.clear();
+  const filled = json.map((m): PromMetricJson => {
+    if (m.values.length > 0) return m;
+    const labels = Object.fromEntries((labelsOf.get(m.name) ?? []).map((l) => [l, 'x']));
+    const values =
+      m.type === 'histogram'
+        ? [
+            { metricName: `${m.name}_bucket`, labels: { ...labels, le: 1 }, value: 1 },
+            { metricName: `${m.name}_bucket`, labels: { ...labels, le: '+Inf' }, value: 1 },
+            { metricName: `${m.name}_sum`, labels, value: 0.5 },
+            { metricName: `${m.name}_count`, labels, value: 1 },
+          ]
+        : [{ labels, value: 1 }];
+    return { ...m, values };
+  });
+  const out = new Map<string, { kind: DatadogKind; tags: Set<string> }>();
+  for (const temporality of OTLP_TEMPORALITIES) {
+    const { data } = toMetricData(filled, { temporality, start: [0, 0], now: [1, 0], sent: new Map() });
+    for (const md of data) {
+      const kind = datadogKindOfOtlp(md.dataPointType, (md as { isMonotonic?: boolean }).isMonotonic);
+      if (!kind) throw new Error(`${md.descriptor.name}: OTLP data point type ${md.dataPointType}`);
+      const points = md.dataPoints as readonly { attributes: Record<string, unknown> }[];
+      const tags = new Set(points.flatMap((p) => Object.keys(p.attributes)));
+      const before = out.get(md.descriptor.name);
+      if (before && before.kind !== kind) throw new Error(`${md.descriptor.name}: ${before.kind} or ${kind}`);
+      out.set(md.descriptor.name, { kind, tags });
+    }
+  }
+  return out;
+}
+
+/** Aggregations Datadog computes on a distribution (https://docs.datadoghq.com/metrics/distributions/). */
+const DISTRIBUTION_AGGREGATION = /^(avg|sum|min|max|p\d{2}(\.\d+)?)$/;
+
+describe(`${OTLP_DASHBOARD_FILE}: the OpenMetrics dashboard through Datadog's OTLP ingest`, () => {
+  const d = readJson<DdDashboard>(OTLP_DASHBOARD_FILE);
+  const widgets = ddWidgets(d);
+
+  it('is exactly the transform of datadog/sentinel-overview.json (test/dashboards/datadog-otlp.ts)', () => {
+    const committed = readFileSync(join(ROOT, OTLP_DASHBOARD_FILE), 'utf8');
+    expect(
+      committed === otlpDashboardText,
+      `${OTLP_DASHBOARD_FILE} is not the transform of ${OPENMETRICS_DASHBOARD_FILE}: ` +
+        `regenerate it with \`${REGENERATE_COMMAND}\` and commit the result`,
+    ).toBe(true);
+  });
+
+  it('keeps every group, widget and title, in order; the service-check widget becomes Replicas up', () => {
+    const shape = (x: DdDashboard): string[] =>
+      ddWidgets(x).map((w) => {
+        const title = w.definition.title ?? '';
+        return title.startsWith('Replicas up') ? 'Replicas up' : `${w.definition.type}: ${title}`;
+      });
+    expect(shape(d)).toEqual(shape(datadog()));
+  });
+
+  it('queries only metrics Sentinel pushes over OTLP, as Datadog ingests them, with tags they have', async () => {
+    const ingested = await otlpIngested();
+    const derived = new Set([DD_OTLP_HOST_TAG, ...Object.values(DD_OTLP_RESOURCE_TAGS)]);
+    for (const prefix of Object.values(OTLP_TEMPLATE_PREFIXES)) expect(derived).toContain(prefix);
+    const problems: string[] = [];
+    let count = 0;
+    for (const q of ddQueries(d)) {
+      const refs = ddRefs(q.query);
+      expect(refs.length, `${q.where}: no metric in ${q.query}`).toBeGreaterThan(0);
+      for (const r of refs) {
+        count++;
+        const m = ingested.get(r.metric);
+        if (!m) {
+          problems.push(`${q.where}: ${r.metric} is not pushed over OTLP`);
+          continue;
+        }
+        const tags = new Set([...m.tags, ...derived]);
+        for (const f of r.filters.filter((x) => !x.startsWith('$'))) {
+          const key = f.replace(/^!/, '').split(':')[0]!;
+          if (!tags.has(key)) problems.push(`${q.where}: ${r.metric} has no tag ${key}`);
+        }
+        for (const g of r.groups)
+          if (!tags.has(g)) problems.push(`${q.where}: ${r.metric} has no tag ${g} to group by`);
+        if (/^p\d/.test(r.aggregation) && m.kind !== 'distribution')
+          problems.push(`${q.where}: ${r.aggregation} of ${r.metric}, which is not a distribution`);
+        if (m.kind === 'distribution' && !DISTRIBUTION_AGGREGATION.test(r.aggregation))
+          problems.push(`${q.where}: ${r.aggregation} of the distribution ${r.metric}`);
+        if (m.kind === 'count' && !/\.as_(count|rate)\(\)/.test(r.modifiers))
+          problems.push(`${q.where}: ${r.metric} is a count: say .as_count() or .as_rate()`);
       }
     }
-    const thresholdChecks = [
-      'stuck_batches',
-      'queue_backlog',
-      'processing_time',
-      'source_freshness',
-      'error_spike',
-      'dedupe_rate',
-    ];
-    const queries = ddQueries(d).map((q) => q.query);
-    for (const c of thresholdChecks) {
-      expect(
-        queries.some((q) => q.includes('check_threshold_') && q.includes(`check:${c}`)),
-        c,
-      ).toBe(true);
-    }
+    expect(problems).toEqual([]);
+    expect(count).toBeGreaterThan(40);
+    // The run-duration histogram is one distribution: no `.sum`/`.count` without send_aggregation_metrics.
+    expect(ingested.get('sentinel_run_duration_seconds')?.kind).toBe('distribution');
+    expect(ingested.get('sentinel_runs_total')?.kind).toBe('count');
+  });
+
+  it('charts every metric the Grafana overview queries, under its Prometheus name', async () => {
+    const ingested = await otlpIngested();
+    const used = new Set(ddQueries(d).flatMap((q) => ddRefs(q.query).map((r) => r.metric)));
+    const missing = [...grafanaMetrics()].filter((m) => m !== 'up' && !used.has(m));
+    expect(missing).toEqual([]);
+    for (const m of grafanaMetrics()) if (m !== 'up') expect(ingested.has(m), m).toBe(true);
+  });
+
+  it('refuses to carry over what exists only with the OpenMetrics check, rather than guess', async () => {
+    const families = await exportedFamilies();
+    const body = (definition: Record<string, unknown>): DdDashboard => ({
+      title: 't',
+      layout_type: 'ordered',
+      widgets: [{ definition: { type: 'timeseries', title: 'x', ...definition } }],
+    });
+    const q = (query: string) => body({ requests: [{ q: query, display_type: 'line' }] });
+    expect(() => toOtlpDashboard(q('sum:sentinel.run_duration_seconds.count{*}.as_count()'), families)).toThrow(
+      /no OTLP counterpart for sentinel\.run_duration_seconds\.count/,
+    );
+    expect(() => toOtlpDashboard(q('max:sentinel.not_a_metric{*}'), families)).toThrow(/sentinel\.not_a_metric/);
+    expect(() =>
+      toOtlpDashboard(body({ type: 'check_status', check: 'datadog.agent.up', grouping: 'check' }), families),
+    ).toThrow(/service check datadog\.agent\.up/);
+    expect(() =>
+      toOtlpDashboard({ ...q('max:sentinel.leader{*}'), description: 'x', title: 'OpenMetrics' }, families),
+    ).toThrow(/OpenMetrics-check wording/);
+    // Deterministic: the same input, the same output.
+    expect(renderDashboard(toOtlpDashboard(datadog(), families))).toBe(otlpDashboardText);
+  });
+
+  it("has no service check (OTLP has none): Replicas up is each host's sentinel_build_info", () => {
+    expect(widgets.filter((w) => w.definition.type === 'check_status')).toEqual([]);
+    const up = widgets.find((w) => w.definition.title?.startsWith('Replicas up'));
+    expect(up?.definition.requests?.map((r) => r.q)).toEqual(['max:sentinel_build_info{$environment,$host} by {host}']);
+    expect(JSON.stringify(d)).not.toMatch(/openmetrics/i);
   });
 });
 
@@ -501,6 +639,41 @@ describe('docs/datadog.md', () => {
     expect(doc).toContain('https://api.datadoghq.com/api/v1/dashboard');
     expect(doc).toContain('-d @datadog/sentinel-overview.json');
     expect(doc).toMatch(/Authorization: Bearer/);
+  });
+
+  describe('Through OTLP instead of the OpenMetrics check', () => {
+    const section = doc.slice(doc.indexOf('## Through OTLP instead of the OpenMetrics check'));
+    const agent = blocks.map((b) => parseYaml(b) as Record<string, unknown>).find((b) => 'otlp_config' in b) as {
+      otlp_config: {
+        receiver: { protocols: Record<string, { endpoint: string } | undefined> };
+        metrics?: { histograms?: { mode?: string; send_aggregation_metrics?: boolean } };
+      };
+    };
+
+    it("turns on the Agent's OTLP/HTTP receiver on 4318 with the histogram mode the dashboard assumes", () => {
+      expect(section.length).toBeGreaterThan(1000);
+      expect(agent).toBeDefined();
+      expect(agent.otlp_config.receiver.protocols.http?.endpoint).toMatch(/:4318$/);
+      // Sentinel has no gRPC transport: the example must not suggest it needs one.
+      expect(agent.otlp_config.receiver.protocols.grpc).toBeUndefined();
+      expect(agent.otlp_config.metrics?.histograms?.mode ?? 'distributions').toBe('distributions');
+      expect(agent.otlp_config.metrics?.histograms?.send_aggregation_metrics ?? false).toBe(false);
+    });
+
+    it('points Sentinel at it with delta temporality, by variables or by flags', () => {
+      expect(section).toContain(
+        'OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta',
+      );
+      expect(section).toContain('--otlp-endpoint http://127.0.0.1:4318 --otlp-temporality delta');
+    });
+
+    it('names the tags OTLP ingest derives, imports the OTLP dashboard and says how to regenerate it', () => {
+      for (const [attribute, tag] of Object.entries(DD_OTLP_RESOURCE_TAGS))
+        expect(section).toMatch(new RegExp(`\\| \`${attribute.replace(/\./g, '\\.')}\`[^|]*\\| \`${tag}\` tag`));
+      expect(section).toContain(`-d @${OTLP_DASHBOARD_FILE}`);
+      expect(section).toContain(REGENERATE_COMMAND);
+      expect(section).toContain('sentinel_runs_total');
+    });
   });
 });
 
@@ -846,14 +1019,16 @@ describe('the vendor dashboards mirror the Grafana overview panel by panel', () 
     'CPU and event loop lag': { datadog: 'CPU', cloudwatch: '' },
   };
 
+  const ddTitles = (file: string): string[] =>
+    ddWidgets(readJson<DdDashboard>(file))
+      .map((w) => w.definition.title ?? '')
+      .filter(Boolean);
+  // [what, whose STANDS_FOR entries, widget titles]: the OTLP dashboard stands in as the Datadog one does.
   const vendors = [
+    ['datadog', 'datadog', ddTitles(OPENMETRICS_DASHBOARD_FILE)],
+    ['datadog (OTLP)', 'datadog', ddTitles(OTLP_DASHBOARD_FILE)],
     [
-      'datadog',
-      ddWidgets(datadog())
-        .map((w) => w.definition.title ?? '')
-        .filter(Boolean),
-    ],
-    [
+      'cloudwatch',
       'cloudwatch',
       cloudwatch()
         .widgets.map((w) => w.properties.title ?? '')
@@ -861,7 +1036,7 @@ describe('the vendor dashboards mirror the Grafana overview panel by panel', () 
     ],
   ] as const;
 
-  it.each(vendors)('%s has a widget for every Grafana panel', (vendor, titles) => {
+  it.each(vendors)('%s has a widget for every Grafana panel', (_, vendor, titles) => {
     const missing: string[] = [];
     for (const g of grafanaTitles) {
       const stand = STANDS_FOR[g]?.[vendor];
