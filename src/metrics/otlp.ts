@@ -246,11 +246,34 @@ export async function startOtlpExport(
   registry: Registry,
   options: { logger: Logger; redact: (text: string) => string; environment: string; oneShot?: boolean },
 ): Promise<OtlpExport> {
-  const [sdk, resources, core] = await Promise.all([
+  const [sdk, resources, core, api] = await Promise.all([
     import('@opentelemetry/sdk-metrics'),
     import('@opentelemetry/resources'),
     import('@opentelemetry/core'),
+    import('@opentelemetry/api'),
   ]);
+  // The SDK's warnings (an unreadable certificate file, a partial success) in Sentinel's log, one
+  // masked, escaped line each; set before the exporter reads its environment.
+  const sdkLine = (message: string, args: unknown[]): string =>
+    options.redact(
+      oneLine(
+        [message, ...args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : safeJson(a)))].join(
+          ' ',
+        ),
+        300,
+      ),
+    );
+  const quiet = (): void => {};
+  api.diag.setLogger(
+    {
+      error: (message, ...args) => options.logger.warn(`OpenTelemetry SDK: ${sdkLine(message, args)}`),
+      warn: (message, ...args) => options.logger.warn(`OpenTelemetry SDK: ${sdkLine(message, args)}`),
+      info: quiet,
+      debug: quiet,
+      verbose: quiet,
+    },
+    { logLevel: api.DiagLogLevel.WARN, suppressOverrideMessage: true },
+  );
   const exporterOptions = {
     url: settings.url,
     headers: settings.headers,
@@ -400,4 +423,12 @@ export async function exportRunOnce(
   observeSafely(() => observeResult(metrics, result, options.durationMs), options.logger, options.redact);
   const exporter = await startOtlpExport(settings, metrics.registry, { ...options, oneShot: true });
   return exporter.close();
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

@@ -281,6 +281,17 @@ describe('sentinel --otlp-endpoint when the receiver fails', () => {
     }
   });
 
+  it('a partial success (data points the receiver rejected) is said, with the receiver’s reason', async () => {
+    receiver = await startOtlpReceiver({ partialSuccess: { rejectedDataPoints: 2, errorMessage: 'too many series' } });
+    const r = await runCli(['--otlp-endpoint', receiver.url], env());
+    expect(r.code).toBe(0);
+    expect(receiver.exports).toHaveLength(1);
+    expect(r.stderr).toMatch(
+      /WARNING .*OpenTelemetry SDK: Received Partial Success response: .*"rejectedDataPoints":2/,
+    );
+    expect(r.stderr).toMatch(/too many series/);
+  });
+
   it('retries a 503 with Retry-After within the timeout and then delivers', async () => {
     receiver = await startOtlpReceiver();
     receiver.server.queue({ status: 503, headers: { 'retry-after': '0', connection: 'close' } });
