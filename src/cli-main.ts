@@ -92,7 +92,7 @@ function connectionOptions(cmd: Command): Command {
     );
 }
 
-/** The OpenTelemetry export of the commands that run checks (docs/opentelemetry.md); the OTEL_* variables also set it. */
+/** The OTLP export of the commands that run checks (docs/opentelemetry.md); the OTEL_* variables also set it. */
 function otlpOptions(cmd: Command): Command {
   return cmd
     .option(

@@ -50,7 +50,7 @@ describe('OTLP export settings', () => {
     );
   });
 
-  it('read headers (the signal-specific variable wins per header), percent-decoded, and keep their values secret', () => {
+  it('read headers (the signal-specific one wins per header), percent-decoded, their values secret', () => {
     const { settings: s, problems } = settings({
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318',
       OTEL_EXPORTER_OTLP_HEADERS: 'DD-API-KEY=generic-key-123, X-Scope-OrgID = tenant%20one',
@@ -99,7 +99,7 @@ describe('OTLP export settings', () => {
     });
   });
 
-  it('are off, and say so, when the environment disables the SDK or picks another exporter, unless the flag asks', () => {
+  it('are off, and say so, when the environment disables the SDK or picks another exporter, unless asked', () => {
     const base = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
     const notices: string[] = [];
     expect(otlpSettings({}, [], { ...base, OTEL_SDK_DISABLED: 'TRUE' }, notices)).toBeUndefined();

@@ -247,7 +247,7 @@ describe.runIf(run)('TLS to PostgreSQL (real server, ssl=on, CA made with openss
     const plain = await startEmbeddedPostgres();
     try {
       const r = await nagios(withParams(plain.url, { sslmode: 'require' }));
-      expect(r.code).toBe(2);
+      expect(r.code, r.stdout + r.stderr).toBe(2);
       expect(r.stdout).toMatch(
         /^SENTINEL CRITICAL - Database unreachable: The server does not support SSL connections/,
       );

@@ -59,7 +59,7 @@ describe('the registry as OpenTelemetry metric data', () => {
     ]);
   });
 
-  it('with delta temporality sends the increase since the last accepted export, and all of it after a failed one', async () => {
+  it('delta: the increase since the last accepted export, and all of it after a failed one', async () => {
     const m = registry();
     m.runs.inc({ status: 'healthy' }, 2);
     m.duration.observe(0.05);
@@ -94,7 +94,7 @@ describe('the registry as OpenTelemetry metric data', () => {
     expect(histogram(third.data, 'x_duration_seconds')?.value.count).toBe(1);
   });
 
-  it('starts a counter again from its value when it went down (a new registry), never a negative increase', async () => {
+  it('starts a counter again from its value when it went down (a new registry), never negative', async () => {
     const m = registry();
     m.runs.inc({ status: 'healthy' }, 10);
     const before = toMetricData(await m.json(), { temporality: 'delta', start: at(0), now: at(60), sent: new Map() });
