@@ -405,43 +405,59 @@ describe.each(DATADOG_BODIES)('%s: the POST /api/v1/dashboard body', (file, pref
   });
 });
 
+/**
+ * What is wrong with a Datadog dashboard's queries against what the ingest path produces: `lookup`
+ * gives a metric's kind and tags (undefined: not produced). Tags filtered or grouped on must exist,
+ * percentiles only of distributions (a distribution only through `distributionAggregation`), counts
+ * with `.as_count()` or `.as_rate()`.
+ */
+function queryProblems(
+  d: DdDashboard,
+  missing: string,
+  distributionAggregation: RegExp,
+  distributionHint: string,
+  lookup: (metric: string) => { kind: string; tags: Set<string> } | undefined,
+): { problems: string[]; count: number } {
+  const problems: string[] = [];
+  let count = 0;
+  for (const q of ddQueries(d)) {
+    const refs = ddRefs(q.query);
+    expect(refs.length, `${q.where}: no metric in ${q.query}`).toBeGreaterThan(0);
+    for (const r of refs) {
+      count++;
+      const m = lookup(r.metric);
+      if (!m) {
+        problems.push(`${q.where}: ${r.metric} ${missing}`);
+        continue;
+      }
+      for (const f of r.filters.filter((x) => !x.startsWith('$'))) {
+        const key = f.replace(/^!/, '').split(':')[0]!;
+        if (!m.tags.has(key)) problems.push(`${q.where}: ${r.metric} has no tag ${key}`);
+      }
+      for (const g of r.groups)
+        if (!m.tags.has(g)) problems.push(`${q.where}: ${r.metric} has no tag ${g} to group by`);
+      if (/^p\d/.test(r.aggregation) && m.kind !== 'distribution')
+        problems.push(`${q.where}: ${r.aggregation} of ${r.metric}, which is not a distribution`);
+      if (m.kind === 'distribution' && !distributionAggregation.test(r.aggregation))
+        problems.push(`${q.where}: ${r.aggregation} of ${r.metric}: ${distributionHint}`);
+      if (m.kind === 'count' && !/\.as_(count|rate)\(\)/.test(r.modifiers))
+        problems.push(`${q.where}: ${r.metric} is a count: say .as_count() or .as_rate()`);
+    }
+  }
+  return { problems, count };
+}
+
 describe("datadog/sentinel-overview.json: the OpenMetrics check's names", () => {
   const d = datadog();
   const widgets = ddWidgets(d);
 
   it('queries only metrics Sentinel emits, through the OpenMetrics mapping, with their tags', async () => {
     const byName = new Map((await exportedFamilies()).flatMap((f) => datadogMetrics(f)).map((m) => [m.name, m]));
-    const problems: string[] = [];
-    let count = 0;
-    for (const q of ddQueries(d)) {
-      const refs = ddRefs(q.query);
-      expect(refs.length, `${q.where}: no metric in ${q.query}`).toBeGreaterThan(0);
-      for (const r of refs) {
-        count++;
-        const m = byName.get(r.metric);
-        if (!m) {
-          problems.push(`${q.where}: ${r.metric} is not emitted`);
-          continue;
-        }
-        // Tags: the metric's labels, plus the Agent's host and the instance's environment tag.
-        const tags = new Set([...m.family.labels, 'host']);
-        for (const f of r.filters.filter((x) => !x.startsWith('$'))) {
-          const key = f.replace(/^!/, '').split(':')[0]!;
-          if (!tags.has(key)) problems.push(`${q.where}: ${r.metric} has no tag ${key}`);
-        }
-        for (const g of r.groups)
-          if (!tags.has(g)) problems.push(`${q.where}: ${r.metric} has no tag ${g} to group by`);
-        if (/^p\d/.test(r.aggregation) && m.kind !== 'distribution') {
-          problems.push(`${q.where}: ${r.aggregation} of ${r.metric}, which is not a distribution`);
-        }
-        if (m.kind === 'distribution' && !/^p\d/.test(r.aggregation)) {
-          problems.push(`${q.where}: ${r.metric} is a distribution: use a percentile`);
-        }
-        if (m.kind === 'count' && !/\.as_(count|rate)\(\)/.test(r.modifiers)) {
-          problems.push(`${q.where}: ${r.metric} is a count: say .as_count() or .as_rate()`);
-        }
-      }
-    }
+    const { problems, count } = queryProblems(d, 'is not emitted', /^p\d/, 'use a percentile', (metric) => {
+      const m = byName.get(metric);
+      // Tags: the metric's labels, plus the Agent's host and the instance's environment tag.
+      return m && { kind: m.kind, tags: new Set([...m.family.labels, 'host']) };
+    });
     expect(problems).toEqual([]);
     expect(count).toBeGreaterThan(40);
     // Datadog's `up`: the check's own service check.
@@ -534,33 +550,16 @@ describe(`${OTLP_DASHBOARD_FILE}: the OpenMetrics dashboard through Datadog's OT
     const ingested = await otlpIngested();
     const derived = new Set([DD_OTLP_HOST_TAG, ...Object.values(DD_OTLP_RESOURCE_TAGS)]);
     for (const prefix of Object.values(OTLP_TEMPLATE_PREFIXES)) expect(derived).toContain(prefix);
-    const problems: string[] = [];
-    let count = 0;
-    for (const q of ddQueries(d)) {
-      const refs = ddRefs(q.query);
-      expect(refs.length, `${q.where}: no metric in ${q.query}`).toBeGreaterThan(0);
-      for (const r of refs) {
-        count++;
-        const m = ingested.get(r.metric);
-        if (!m) {
-          problems.push(`${q.where}: ${r.metric} is not pushed over OTLP`);
-          continue;
-        }
-        const tags = new Set([...m.tags, ...derived]);
-        for (const f of r.filters.filter((x) => !x.startsWith('$'))) {
-          const key = f.replace(/^!/, '').split(':')[0]!;
-          if (!tags.has(key)) problems.push(`${q.where}: ${r.metric} has no tag ${key}`);
-        }
-        for (const g of r.groups)
-          if (!tags.has(g)) problems.push(`${q.where}: ${r.metric} has no tag ${g} to group by`);
-        if (/^p\d/.test(r.aggregation) && m.kind !== 'distribution')
-          problems.push(`${q.where}: ${r.aggregation} of ${r.metric}, which is not a distribution`);
-        if (m.kind === 'distribution' && !DISTRIBUTION_AGGREGATION.test(r.aggregation))
-          problems.push(`${q.where}: ${r.aggregation} of the distribution ${r.metric}`);
-        if (m.kind === 'count' && !/\.as_(count|rate)\(\)/.test(r.modifiers))
-          problems.push(`${q.where}: ${r.metric} is a count: say .as_count() or .as_rate()`);
-      }
-    }
+    const { problems, count } = queryProblems(
+      d,
+      'is not pushed over OTLP',
+      DISTRIBUTION_AGGREGATION,
+      'of a distribution',
+      (metric) => {
+        const m = ingested.get(metric);
+        return m && { kind: m.kind, tags: new Set([...m.tags, ...derived]) };
+      },
+    );
     expect(problems).toEqual([]);
     expect(count).toBeGreaterThan(40);
     // The run-duration histogram is one distribution: no `.sum`/`.count` without send_aggregation_metrics.
