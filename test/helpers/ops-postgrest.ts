@@ -17,11 +17,20 @@ export interface OpsPostgrest {
   stop: () => Promise<void>;
 }
 
-/**
- * Roles with a random suffix (authenticator, anon, service role; tests share a server), ops readable by
- * the service role only, PostgREST started on the database at `url`.
- */
-export async function startOpsPostgrest(pool: pg.Pool, url: string): Promise<OpsPostgrest> {
+/** The roles of one real PostgREST on a test database, and how to reach it as them. */
+export interface OpsRoles {
+  /** Names with a random suffix: tests share a server. */
+  roles: { authenticator: string; anon: string; serviceRole: string };
+  jwtSecret: string;
+  /** Creates the roles; ops readable by the service role only (as on Supabase). */
+  create(pool: pg.Pool): Promise<void>;
+  /** The authenticator's connection URL to the database at `url`. */
+  dbUri(url: string): string;
+  /** A JWT for `role`, signed with this PostgREST's secret. */
+  jwt(role: string): string;
+}
+
+export function opsRoles(): OpsRoles {
   const suffix = randomBytes(4).toString('hex');
   const roles = {
     authenticator: `sentinel_auth_${suffix}`,
@@ -30,16 +39,37 @@ export async function startOpsPostgrest(pool: pg.Pool, url: string): Promise<Ops
   };
   const password = randomBytes(12).toString('hex');
   const jwtSecret = randomBytes(32).toString('hex');
-  await setupPostgrestRoles(pool, { ...roles, password });
-  await pool.query(`revoke select on all tables in schema ops from ${roles.anon}`);
-  const uri = new URL(url);
-  uri.username = roles.authenticator;
-  uri.password = password;
-  const rest = await startPostgrest({ dbUri: uri.toString(), schemas: 'public,ops', anonRole: roles.anon, jwtSecret });
+  return {
+    roles,
+    jwtSecret,
+    async create(pool) {
+      await setupPostgrestRoles(pool, { ...roles, password });
+      await pool.query(`revoke select on all tables in schema ops from ${roles.anon}`);
+    },
+    dbUri(url) {
+      const uri = new URL(url);
+      uri.username = roles.authenticator;
+      uri.password = password;
+      return uri.toString();
+    },
+    jwt: (role) => serviceRoleKey(jwtSecret, role),
+  };
+}
+
+/** {@link opsRoles} created, and PostgREST started on the database at `url` serving `public,ops`. */
+export async function startOpsPostgrest(pool: pg.Pool, url: string): Promise<OpsPostgrest> {
+  const ops = opsRoles();
+  await ops.create(pool);
+  const rest = await startPostgrest({
+    dbUri: ops.dbUri(url),
+    schemas: 'public,ops',
+    anonRole: ops.roles.anon,
+    jwtSecret: ops.jwtSecret,
+  });
   return {
     rest,
-    serviceKey: serviceRoleKey(jwtSecret, roles.serviceRole),
-    anonKey: serviceRoleKey(jwtSecret, roles.anon),
+    serviceKey: ops.jwt(ops.roles.serviceRole),
+    anonKey: ops.jwt(ops.roles.anon),
     stop: () => rest.stop(),
   };
 }
