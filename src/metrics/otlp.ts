@@ -103,11 +103,11 @@ export function toMetricData(
         if (!Number.isFinite(v.value)) continue;
         const attributes = stringLabels(v.labels);
         const key = seriesKey(m.name, attributes);
+        // Delta from what was accepted, unless the counter went down since (a reset): then all of it.
         const before = sent.get(key);
-        const reset = before?.value !== undefined && v.value < before.value;
-        const value = delta && before?.value !== undefined && !reset ? v.value - before.value : v.value;
-        const from = delta && before && !reset ? before.at : start;
-        dataPoints.push({ startTime: from, endTime: now, attributes, value });
+        const base = delta && before?.value !== undefined && v.value >= before.value ? before : undefined;
+        const value = v.value - (base?.value ?? 0);
+        dataPoints.push({ startTime: base?.at ?? start, endTime: now, attributes, value });
         next.set(key, { at: now, value: v.value });
       }
       if (dataPoints.length > 0)
@@ -133,13 +133,14 @@ function histogramPoints(
   o: { delta: boolean; start: HrTime; now: HrTime; sent: ReadonlyMap<string, Sent>; next: Map<string, Sent> },
 ): DataPoint<Histogram>[] {
   // prom-client lists each label set's cumulative buckets (le), then its _sum and _count.
-  const series = new Map<
-    string,
-    { attributes: Record<string, string>; bounds: number[]; cumulative: number[] } & {
-      sum: number;
-      count: number;
-    }
-  >();
+  type Series = {
+    attributes: Record<string, string>;
+    bounds: number[];
+    cumulative: number[];
+    sum: number;
+    count: number;
+  };
+  const series = new Map<string, Series>();
   for (const v of m.values) {
     const attributes = stringLabels(v.labels, 'le');
     const key = seriesKey(m.name, attributes);
@@ -156,20 +157,21 @@ function histogramPoints(
   }
   const points: DataPoint<Histogram>[] = [];
   for (const [key, s] of series) {
-    const before = o.sent.get(key)?.histogram;
-    const usable =
-      o.delta && before !== undefined && s.count >= before.count && before.cumulative.length === s.cumulative.length;
-    const cumulative = usable ? s.cumulative.map((c, i) => c - (before.cumulative[i] ?? 0)) : s.cumulative;
+    // Delta from what was accepted, unless it went down or changed buckets since (a reset): then all of it.
+    const before = o.sent.get(key);
+    const h = before?.histogram;
+    const base = o.delta && h && s.count >= h.count && h.cumulative.length === s.cumulative.length ? h : undefined;
+    const cumulative = s.cumulative.map((c, i) => c - (base?.cumulative[i] ?? 0));
     // OTLP counts per bucket; Prometheus counts up to each bound.
     const counts = cumulative.map((c, i) => c - (i === 0 ? 0 : (cumulative[i - 1] ?? 0)));
     points.push({
-      startTime: usable ? (o.sent.get(key)?.at ?? o.start) : o.start,
+      startTime: base ? (before?.at ?? o.start) : o.start,
       endTime: o.now,
       attributes: s.attributes,
       value: {
         buckets: { boundaries: s.bounds, counts },
-        sum: usable ? s.sum - before.sum : s.sum,
-        count: usable ? s.count - before.count : s.count,
+        sum: s.sum - (base?.sum ?? 0),
+        count: s.count - (base?.count ?? 0),
       },
     });
     o.next.set(key, { at: o.now, histogram: { cumulative: s.cumulative, sum: s.sum, count: s.count } });
