@@ -1,3 +1,5 @@
+import { secretsOfUrl } from '../util/redact.js';
+
 /**
  * The OpenTelemetry (OTLP/HTTP) metrics export's settings, from `--otlp-*` flags and the standard
  * `OTEL_*` environment variables (opentelemetry.io/docs/specs/otel/protocol/exporter/ and
@@ -229,16 +231,7 @@ export function otlpSettings(
   if (serviceName !== undefined) resource['service.name'] = serviceName;
 
   if (problems.length > start || url === undefined) return undefined;
-  const parsed = new URL(url);
   // Every header value: they carry API keys (DD-API-KEY, Authorization, api-key).
-  const secrets = [...Object.values(headers), parsed.password, safeDecode(parsed.password)].filter((s) => s !== '');
+  const secrets = [...Object.values(headers), ...secretsOfUrl(url)].filter((s) => s !== '');
   return { url, urlSetting: endpoint.name, protocol, headers, timeoutMs, temporality, intervalMs, resource, secrets };
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
 }

@@ -59,7 +59,8 @@ export function secretsOfUrl(url: string | undefined): string[] {
   if (!url) return [];
   try {
     const parsed = new URL(url);
-    return parsed.password ? [parsed.password, decodeURIComponent(parsed.password)] : [];
+    // A malformed escape (`%zz`) is still a password: kept as written rather than lost to the decoder.
+    return parsed.password ? [parsed.password, safeDecode(parsed.password)] : [];
   } catch {
     return [];
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { displayUrl, Redactor, redactUrlPasswords } from '../../src/util/redact.js';
+import { displayUrl, Redactor, redactUrlPasswords, secretsOfUrl } from '../../src/util/redact.js';
 
 describe('redaction', () => {
   it('masks the password of any URL in free text', () => {
@@ -22,5 +22,14 @@ describe('redaction', () => {
 
   it('prints URLs without password or query string', () => {
     expect(displayUrl('postgres://u:secretpw@h:5432/db?sslmode=require&password=x')).toBe('postgres://u:***@h:5432/db');
+  });
+
+  it("takes a URL's password as a secret, decoded and as written, also when it is not valid percent-encoding", () => {
+    expect(secretsOfUrl('postgres://u:pa%24%24word@h/db')).toEqual(['pa%24%24word', 'pa$$word']);
+    // Once lost to the decoder's URIError (nothing masked when it appeared alone in a message).
+    expect(secretsOfUrl('postgres://u:pa%zzword@h/db')).toEqual(['pa%zzword', 'pa%zzword']);
+    expect(new Redactor(secretsOfUrl('postgres://u:pa%zzword@h/db')).redact('login failed: pa%zzword')).toBe(
+      'login failed: ***',
+    );
   });
 });
